@@ -1,0 +1,127 @@
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as bundledTf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { InputError } from '../errors.js';
+import type { BackendName } from '../config/schema.js';
+
+/** The one TF.js handle passed through the pipeline (tfjs-node re-exports all of tfjs). */
+export type Tf = typeof bundledTf;
+export type ConcreteBackend = Exclude<BackendName, 'auto'>;
+
+export interface ResolvedBackend {
+  tf: Tf;
+  name: ConcreteBackend;
+  /** Where the handle came from: a resolved native package path, or "bundled". */
+  source: string;
+  /** Why earlier candidates were passed over (auto) - shown in the log and the report. */
+  notes: string[];
+}
+
+const NATIVE_PACKAGES = {
+  'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
+  tensorflow: '@tensorflow/tfjs-node',
+} as const;
+
+/** `auto` tries these in order: the GPU build, the CPU native build, then the bundled backends. */
+export const AUTO_ORDER: readonly ConcreteBackend[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+export interface ResolveOptions {
+  /** Folders whose node_modules may hold a native package (workspace, config folder). */
+  searchFrom?: string[];
+  /** Seam for tests: finds and imports a package, or returns undefined when it is not installed. */
+  importPackage?: (name: string, searchFrom: string[]) => Promise<{ module: unknown; path: string } | undefined>;
+}
+
+export async function resolveBackend(requested: BackendName, options: ResolveOptions = {}): Promise<ResolvedBackend> {
+  const searchFrom = options.searchFrom ?? [process.cwd()];
+  const importPackage = options.importPackage ?? importFromFolders;
+  const notes: string[] = [];
+  const candidates = requested === 'auto' ? AUTO_ORDER : [requested];
+  for (const name of candidates) {
+    try {
+      const resolved = await initialise(name, searchFrom, importPackage);
+      return { ...resolved, notes };
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      if (requested !== 'auto') throw new InputError(`backend "${name}"`, reason);
+      notes.push(`${name}: ${reason}`);
+    }
+  }
+  throw new Error(`no TF.js backend could be initialised: ${notes.join('; ')}`);
+}
+
+async function initialise(
+  name: ConcreteBackend,
+  searchFrom: string[],
+  importPackage: NonNullable<ResolveOptions['importPackage']>,
+): Promise<Omit<ResolvedBackend, 'notes'>> {
+  if (name === 'tensorflow-gpu' || name === 'tensorflow') {
+    const packageName = NATIVE_PACKAGES[name];
+    const found = await importPackage(packageName, searchFrom);
+    if (!found) {
+      throw new Error(
+        `${packageName} is not installed in ${searchFrom.join(' or ')}. Install it on the runner with ` +
+          `\`npm install --no-save ${packageName}@4.22.0\`` +
+          (name === 'tensorflow-gpu' ? ' (it needs CUDA 11.2 and cuDNN 8.1; see the README\'s GPU runner section).' : '.'),
+      );
+    }
+    const mod = found.module as { default?: Tf } & Tf;
+    const tf = (mod.default ?? mod) as Tf;
+    if (!(await tf.setBackend('tensorflow')) || tf.getBackend() !== 'tensorflow') {
+      throw new Error(`${packageName} loaded from ${found.path} but its "tensorflow" backend did not initialise.`);
+    }
+    return { tf, name, source: found.path };
+  }
+  if (name === 'wasm') setWasmPaths(wasmDirectory());
+  // setBackend resolves false (it does not throw) when initialisation fails; later ops would
+  // then run on whatever backend was left, so the result is checked.
+  if (!(await bundledTf.setBackend(name)) || bundledTf.getBackend() !== name) {
+    throw new Error(`the bundled TF.js "${name}" backend did not initialise.`);
+  }
+  // The cpu backend greets its first tensor with advice to install tfjs-node; distill-gate's log
+  // already says which backend it chose and why, so the greeting is switched off.
+  const active = bundledTf.backend() as { firstUse?: boolean };
+  if ('firstUse' in active) active.firstUse = false;
+  return { tf: bundledTf, name, source: 'bundled' };
+}
+
+/**
+ * The wasm binaries sit beside the ncc bundle (copied by `npm run package`) or in the installed
+ * package; the bundled file is preferred so that the action needs no node_modules.
+ */
+function wasmDirectory(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  if (existsSync(path.join(here, 'tfjs-backend-wasm-simd.wasm'))) return `${here}${path.sep}`;
+  const require = createRequire(import.meta.url);
+  const pkg = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+  return `${path.join(pkg, 'dist')}${path.sep}`;
+}
+
+/**
+ * Native packages are never bundled: they are looked up at run time in the given folders, so a
+ * workflow step can `npm install` them on the GPU runner. The specifier is computed, which also
+ * keeps ncc from trying to follow it.
+ */
+async function importFromFolders(name: string, folders: string[]): Promise<{ module: unknown; path: string } | undefined> {
+  for (const folder of folders) {
+    let resolved: string;
+    try {
+      resolved = createRequire(path.join(path.resolve(folder), 'noop.js')).resolve(name);
+    } catch {
+      continue;
+    }
+    return { module: await import(pathToFileURL(resolved).href), path: resolved };
+  }
+  return undefined;
+}
+
+export function backendEnvironment(backend: ResolvedBackend) {
+  return {
+    backend: backend.name,
+    backendSource: backend.source,
+    tfjsVersion: backend.tf.version['tfjs-core'],
+  };
+}

@@ -1,0 +1,91 @@
+import { Command, CommanderError, Option } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { BACKENDS, type BackendName } from '../config/schema.js';
+import { ExitCode, isInputError } from '../errors.js';
+import { runPipeline } from '../pipeline.js';
+import { readReport } from '../report/report.js';
+import { compareReports } from '../gates/compare.js';
+import { doctor } from '../backend/doctor.js';
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+const defaultIo: CliIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+/** Runs the CLI and resolves to its exit code; never calls process.exit (tests call it). */
+export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  let exitCode: number = ExitCode.pass;
+  const program = new Command('distill-gate')
+    .description('Distil a teacher into a student with TensorFlow.js, measure both, and gate the result.')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .showHelpAfterError('(run distill-gate --help for usage)');
+
+  program
+    .command('run')
+    .description('distil, measure, check gates and write report.json, report.md and student/')
+    .option('-c, --config <file>', 'YAML or JSON config; paths in it are relative to its folder', 'distill-gate.yml')
+    .option('-o, --out <dir>', 'folder for report.json, report.md and the trained student', 'distill-report')
+    .addOption(new Option('-b, --backend <name>', 'TF.js backend, overrides the config (auto: tensorflow-gpu, tensorflow, wasm, cpu)').choices(BACKENDS))
+    .option('--baseline <report.json>', 'an earlier run\'s report.json for relative gates (maxDrop, maxIncrease)')
+    .option('-q, --quiet', 'no progress on stderr and no report on stdout')
+    .action(async (options: { config: string; out: string; backend?: BackendName; baseline?: string; quiet?: boolean }) => {
+      const config = await loadConfig(options.config);
+      const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
+      const controller = new AbortController();
+      // A cancelled CI job sends SIGTERM: stop training, still measure and write the report.
+      const stop = (signal: NodeJS.Signals) => controller.abort(new Error(`received ${signal}`));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      try {
+        const result = await runPipeline(config, { outDir: options.out, backend: options.backend, baseline: options.baseline, signal: controller.signal, log });
+        if (!options.quiet) io.stdout(result.markdown);
+        log(`report: ${result.reportPath}\nstudent: ${result.studentPath}\nverdict: ${result.report.verdict}`);
+        exitCode = result.report.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed;
+      } finally {
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+      }
+    });
+
+  program
+    .command('compare')
+    .description('compare two report.json files (new against baseline) without running anything')
+    .argument('<new>', 'report.json of the run to judge')
+    .argument('<baseline>', 'report.json of the baseline run')
+    .option('-c, --config <file>', 'take the gates from this config instead of the new report')
+    .action(async (newFile: string, baselineFile: string, options: { config?: string }) => {
+      const [current, baseline] = await Promise.all([readReport(newFile), readReport(baselineFile)]);
+      const gates = options.config ? (await loadConfig(options.config)).gates : undefined;
+      const comparison = compareReports(current, baseline, gates);
+      io.stdout(comparison.markdown);
+      exitCode = comparison.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed;
+    });
+
+  program
+    .command('doctor')
+    .description('say which TF.js backends load here, and what to install for the others')
+    .action(async () => {
+      io.stdout(await doctor());
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? ExitCode.pass : ExitCode.badInput;
+    }
+    if (isInputError(error)) {
+      io.stderr(`distill-gate: error: ${error.message}\n`);
+      return ExitCode.badInput;
+    }
+    io.stderr(`distill-gate: internal error (a bug in distill-gate, please report it with this output):\n${error instanceof Error ? error.stack : String(error)}\n`);
+    return ExitCode.internal;
+  }
+}

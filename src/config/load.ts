@@ -1,0 +1,120 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import type { z } from 'zod';
+import { InputError, didYouMean } from '../errors.js';
+import { configSchema, KNOWN_KEYS, type RawConfig, type SplitSpec } from './schema.js';
+
+/** A validated config whose file paths are absolute (resolved against the config's folder). */
+export interface Config extends RawConfig {
+  /** Absolute path of the config file, for messages. */
+  file: string;
+  dir: string;
+}
+
+export async function loadConfig(file: string): Promise<Config> {
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = await readFile(absolute, 'utf8');
+  } catch (error) {
+    throw new InputError(file, `cannot read the config file (${(error as NodeJS.ErrnoException).code ?? error}). Pass --config with the path of a YAML or JSON config.`);
+  }
+  return parseConfig(text, absolute);
+}
+
+/** Parses YAML or JSON text (JSON is YAML 1.2) and validates it; errors carry file:line:col. */
+export function parseConfig(text: string, file: string): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const where = (offset: number | undefined) => {
+    if (offset === undefined) return file;
+    const { line, col } = lineCounter.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0];
+    throw new InputError(where(first.pos[0]), `invalid YAML: ${first.message.split('\n')[0]}`);
+  }
+  const value: unknown = doc.toJS();
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InputError(file, 'the config must be a mapping with at least teacher, student, data (see the README\'s config reference).');
+  }
+  const parsed = configSchema.safeParse(value, { reportInput: true });
+  if (!parsed.success) {
+    const issue = mostSpecificIssue(parsed.error.issues);
+    const keyPath = issue.path.map(String);
+    const node = doc.getIn(issue.code === 'unrecognized_keys' ? [...keyPath, issue.keys[0]] : keyPath, true);
+    const offset = isNode(node) ? node.range?.[0] : undefined;
+    const key = issue.code === 'unrecognized_keys' ? [...keyPath, issue.keys[0]].join('.') : keyPath.join('.') || '(top level)';
+    throw new InputError(`${where(offset)} ${key}`, describeIssue(issue, keyPath));
+  }
+  const dir = path.dirname(file);
+  return { ...resolvePaths(parsed.data, dir), file, dir };
+}
+
+type Issue = z.core.$ZodIssue;
+
+/** Union failures nest one issue list per branch: report the branch that got furthest. */
+function mostSpecificIssue(issues: readonly Issue[]): Issue {
+  // An unknown key usually explains a missing one beside it (a typo), so it is reported first.
+  const issue = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0];
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return issue;
+  const branches = issue.errors
+    .filter((branch) => branch.length > 0)
+    .map((branch) => branch.map((nested) => ({ ...nested, path: [...issue.path, ...nested.path] }) as Issue));
+  // A branch whose first complaint is an unknown key usually means "wrong branch": prefer one
+  // that accepted the keys and failed deeper, then the one with the fewest complaints.
+  const unknownInEvery = branches.map((b) => b.find((i) => i.code === 'unrecognized_keys'));
+  if (unknownInEvery.every((i) => i !== undefined)) return unknownInEvery[0]!;
+  branches.sort((a, b) => score(a) - score(b));
+  return branches.length > 0 ? mostSpecificIssue(branches[0]) : issue;
+}
+
+function score(branch: Issue[]): number {
+  const unknownKeys = branch.some((i) => i.code === 'unrecognized_keys') ? 100 : 0;
+  const missing = branch.filter((i) => i.code === 'invalid_type' && i.input === undefined).length * 10;
+  return unknownKeys + missing + branch.length - Math.max(...branch.map((i) => i.path.length));
+}
+
+function describeIssue(issue: Issue, keyPath: string[]): string {
+  const parent = keyPath.join('.');
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const known = KNOWN_KEYS[parent] ?? [];
+      const hint = didYouMean(issue.keys[0], known);
+      return `unknown key.${hint}${known.length ? ` Known keys here: ${known.join(', ')}.` : ''}`;
+    }
+    case 'invalid_type':
+      if (issue.input === undefined) return `is required (expected ${issue.expected}).`;
+      return `expected ${issue.expected}, got ${describeValue(issue.input)}.`;
+    case 'too_small':
+      return `must be ${issue.inclusive === false ? '>' : '>='} ${String(issue.minimum)}${issue.origin === 'array' ? ' items' : ''} (got ${describeValue(issue.input)}).`;
+    case 'too_big':
+      return `must be ${issue.inclusive === false ? '<' : '<='} ${String(issue.maximum)} (got ${describeValue(issue.input)}).`;
+    case 'invalid_value':
+      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')} (got ${describeValue(issue.input)}).${typeof issue.input === 'string' ? didYouMean(issue.input, issue.values.map(String)) : ''}`;
+    default:
+      return `${issue.message}${issue.input !== undefined ? ` (got ${describeValue(issue.input)})` : ''}.`;
+  }
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'a mapping';
+  return String(value);
+}
+
+function resolvePaths(config: RawConfig, dir: string): RawConfig {
+  const at = (p: string) => path.resolve(dir, p);
+  const split = (s: SplitSpec): SplitSpec => ('csv' in s ? { ...s, csv: at(s.csv) } : { x: at(s.x), ...(s.y ? { y: at(s.y) } : {}) });
+  return {
+    ...config,
+    teacher: at(config.teacher),
+    student: 'model' in config.student ? { model: at(config.student.model) } : config.student,
+    data: { train: split(config.data.train), eval: split(config.data.eval) },
+    ...(config.baseline ? { baseline: at(config.baseline) } : {}),
+  };
+}

@@ -1,0 +1,95 @@
+import { z } from 'zod';
+
+export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+/** Layer types a student stack may use; each maps to the `tf.layers` factory of the same name. */
+export const STUDENT_LAYER_TYPES = [
+  'dense',
+  'conv2d',
+  'depthwiseConv2d',
+  'separableConv2d',
+  'maxPooling2d',
+  'averagePooling2d',
+  'globalAveragePooling2d',
+  'globalMaxPooling2d',
+  'flatten',
+  'reshape',
+  'dropout',
+  'batchNormalization',
+  'layerNormalization',
+  'activation',
+] as const;
+
+const positiveInt = z.number().int().positive();
+const path = z.string().min(1);
+
+const layerSpec = z
+  .object({ type: z.enum(STUDENT_LAYER_TYPES) })
+  // Every other key is passed to the tf.layers factory, which validates it (errors are wrapped
+  // with the layer's index), so the schema does not duplicate TF.js's argument lists.
+  .catchall(z.unknown());
+
+const student = z.union([
+  z.strictObject({ layers: z.array(layerSpec).min(1) }),
+  z.strictObject({ model: path }),
+]);
+
+const npySplit = z.strictObject({ x: path, y: path.optional() });
+const csvSplit = z.strictObject({ csv: path, label: z.string().min(1).optional() });
+const split = z.union([npySplit, csvSplit]);
+
+const distill = z.strictObject({
+  temperature: z.number().positive().default(4),
+  alpha: z.number().min(0).max(1).default(0.9),
+  epochs: positiveInt.default(30),
+  batchSize: positiveInt.default(64),
+  learningRate: z.number().positive().default(0.001),
+  seed: z.number().int().nonnegative().default(7),
+});
+
+const measure = z.strictObject({
+  warmup: z.number().int().nonnegative().default(5),
+  rounds: positiveInt.default(30),
+  throughputBatch: positiveInt.default(256),
+  topK: positiveInt.default(5),
+});
+
+const gateObject = z.strictObject({
+  min: z.number().optional(),
+  max: z.number().optional(),
+  maxDrop: z.union([z.number(), z.string()]).optional(),
+  maxIncrease: z.union([z.number(), z.string()]).optional(),
+  level: z.enum(['error', 'warn']).default('error'),
+});
+export const gateSpec = z.union([z.string(), z.number(), gateObject]);
+export type GateSpec = z.infer<typeof gateSpec>;
+
+export const configSchema = z.strictObject({
+  teacher: path,
+  teacherOutput: z.enum(['auto', 'logits', 'probabilities']).default('auto'),
+  student,
+  data: z.strictObject({ train: split, eval: split }),
+  distill: distill.prefault({}),
+  measure: measure.prefault({}),
+  gates: z.record(z.string(), gateSpec).default({}),
+  backend: z.enum(BACKENDS).default('auto'),
+  baseline: path.optional(),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type LayerSpec = z.infer<typeof layerSpec>;
+export type SplitSpec = z.infer<typeof split>;
+export type DistillSettings = z.infer<typeof distill>;
+export type MeasureSettings = z.infer<typeof measure>;
+
+/** Keys each object accepts, for "did you mean" hints on unknown keys. */
+export const KNOWN_KEYS: Record<string, readonly string[]> = {
+  '': Object.keys(configSchema.shape),
+  distill: Object.keys(distill.shape),
+  measure: Object.keys(measure.shape),
+  data: ['train', 'eval'],
+  'data.train': ['x', 'y', 'csv', 'label'],
+  'data.eval': ['x', 'y', 'csv', 'label'],
+  student: ['layers', 'model'],
+};

@@ -1,0 +1,137 @@
+import { readFile } from 'node:fs/promises';
+import { parse } from 'csv-parse/sync';
+import type { SplitSpec } from '../config/schema.js';
+import { InputError } from '../errors.js';
+import { readNpy, type NpyArray } from './npy.js';
+
+/** One split held in memory: features row-major as float32, labels as int32 where given. */
+export interface Dataset {
+  /** Where it came from, for messages. */
+  source: string;
+  x: Float32Array;
+  /** Shape of one sample (without the batch dimension). */
+  sampleShape: number[];
+  size: number;
+  y?: Int32Array;
+  /** File holding the labels, for messages. */
+  labelSource?: string;
+}
+
+export async function loadSplit(spec: SplitSpec, name: string): Promise<Dataset> {
+  const dataset = 'csv' in spec ? await readCsvSplit(spec.csv, spec.label) : await readNpySplit(spec.x, spec.y);
+  if (dataset.size === 0) throw new InputError(dataset.source, `the ${name} split is empty; it needs at least one sample.`);
+  return dataset;
+}
+
+async function readNpySplit(xFile: string, yFile?: string): Promise<Dataset> {
+  const { header, data } = await readNpy(xFile);
+  if (header.shape.length < 2) {
+    throw new InputError(xFile, `has shape [${header.shape.join(', ')}]; features need shape [N, ...features] (one row per sample).`);
+  }
+  const [size, ...sampleShape] = header.shape;
+  const x = toFloat32(data);
+  const rowLength = sampleShape.reduce((a, b) => a * b, 1);
+  assertFinite(x, rowLength, xFile);
+  const dataset: Dataset = { source: xFile, x, sampleShape, size };
+  if (yFile) {
+    const labels = await readNpy(yFile);
+    const shape = labels.header.shape;
+    if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1)) || shape[0] !== size) {
+      throw new InputError(yFile, `has shape [${shape.join(', ')}]; labels need shape [${size}] (one class index per row of ${xFile}).`);
+    }
+    dataset.y = toLabels(labels.data, yFile);
+    dataset.labelSource = yFile;
+  }
+  return dataset;
+}
+
+async function readCsvSplit(file: string, labelColumn?: string): Promise<Dataset> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new InputError(file, `cannot read the data file (${(error as NodeJS.ErrnoException).code ?? error}).`);
+  }
+  let rows: string[][];
+  try {
+    rows = parse(text, { skip_empty_lines: true, trim: true }) as string[][];
+  } catch (error) {
+    throw new InputError(file, `is not valid CSV: ${(error as Error).message} (every row needs as many cells as the header).`);
+  }
+  if (rows.length === 0) throw new InputError(file, 'is empty; expected a header row and one row per sample.');
+  const [header, ...body] = rows;
+  const labelIndex = labelColumn === undefined ? -1 : header.indexOf(labelColumn);
+  if (labelColumn !== undefined && labelIndex < 0) {
+    throw new InputError(file, `has no label column "${labelColumn}"; its columns are: ${header.join(', ')}.`);
+  }
+  const featureCount = header.length - (labelIndex >= 0 ? 1 : 0);
+  if (featureCount === 0) throw new InputError(file, 'has no feature columns.');
+  const x = new Float32Array(body.length * featureCount);
+  const y = labelIndex >= 0 ? new Float64Array(body.length) : undefined;
+  body.forEach((row, r) => {
+    let f = 0;
+    row.forEach((cell, c) => {
+      const value = cell === '' ? NaN : Number(cell);
+      if (Number.isNaN(value) && !/^nan$/i.test(cell)) {
+        throw new InputError(`${file}:${r + 2}`, `column "${header[c]}" holds ${JSON.stringify(cell.slice(0, 30))}, which is not a number.`);
+      }
+      if (c === labelIndex) y![r] = value;
+      else x[r * featureCount + f++] = value;
+    });
+  });
+  // Row numbers in CSV messages are file lines (the header is line 1).
+  assertFinite(x, featureCount, file, 2);
+  return {
+    source: file,
+    x,
+    sampleShape: [featureCount],
+    size: body.length,
+    ...(y ? { y: toLabels(y, `${file} column "${labelColumn}"`, 2), labelSource: `${file} column "${labelColumn}"` } : {}),
+  };
+}
+
+function toFloat32(data: NpyArray): Float32Array {
+  if (data instanceof Float32Array) return data;
+  const out = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = Number(data[i]);
+  return out;
+}
+
+function assertFinite(values: Float32Array, rowLength: number, source: string, firstRow = 0): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) {
+      const row = Math.floor(i / rowLength);
+      throw new InputError(`${source} row ${row + firstRow}`, `holds ${values[i]} at feature ${i % rowLength}; every feature must be a finite number.`);
+    }
+  }
+}
+
+function toLabels(data: ArrayLike<number | bigint>, source: string, firstRow = 0): Int32Array {
+  const labels = new Int32Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    const value = Number(data[i]);
+    if (!Number.isInteger(value) || value < 0) {
+      throw new InputError(`${source} row ${i + firstRow}`, `label ${value} is not a class index (a non-negative integer).`);
+    }
+    labels[i] = value;
+  }
+  return labels;
+}
+
+/** Checks the split against the teacher: feature shape and label range. */
+export function checkAgainstTeacher(dataset: Dataset, inputShape: (number | null)[], classes: number, teacherFile: string): void {
+  const fits = inputShape.length === dataset.sampleShape.length && inputShape.every((d, i) => d === null || d === dataset.sampleShape[i]);
+  if (!fits) {
+    throw new InputError(
+      dataset.source,
+      `samples have shape [${dataset.sampleShape.join(', ')}] but the teacher (${teacherFile}) takes [${inputShape.map((d) => d ?? 'any').join(', ')}].`,
+    );
+  }
+  if (!dataset.y) return;
+  const labels = dataset.y;
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i] >= classes) {
+      throw new InputError(`${dataset.labelSource} row ${i}`, `label ${labels[i]} is out of range: the teacher has ${classes} outputs, so labels must be in [0, ${classes - 1}].`);
+    }
+  }
+}

@@ -1,0 +1,100 @@
+import type { LayersModel, Scalar, Tensor } from '@tensorflow/tfjs';
+import type { Tf } from '../backend/resolve.js';
+import type { DistillSettings } from '../config/schema.js';
+import { gatherLabels, gatherRows, rowLength } from '../data/batches.js';
+import type { Dataset } from '../data/dataset.js';
+import type { LoadedModel } from '../models/model.js';
+import { distillationLoss } from './loss.js';
+import { permutation, seededRandom } from './random.js';
+
+export interface EpochProgress {
+  epoch: number;
+  epochs: number;
+  loss: number;
+  /** Top-1 agreement with the teacher on a fixed probe of the eval split, when one is given. */
+  agreement?: number;
+  tensors: number;
+}
+
+export interface TrainOptions {
+  settings: DistillSettings;
+  /** Teacher logits (or log-probabilities) for every training row, computed once beforehand. */
+  teacherLogits: Float32Array;
+  onEpoch?: (progress: EpochProgress) => void;
+  /** Measures agreement after each epoch for progress lines; optional. */
+  probe?: () => Promise<number>;
+  /** Aborts between batches (SIGTERM, a time budget); the epochs done so far are kept. */
+  signal?: AbortSignal;
+}
+
+export interface TrainResult {
+  epochsCompleted: number;
+  loss: number[];
+  /** Set when training stopped early: a non-finite loss or an abort. */
+  stoppedBecause?: string;
+}
+
+/**
+ * The KD loop. It is owned here rather than delegated to `model.fit`, because fit shuffles with
+ * Math.random and reseeds nothing: this loop draws every permutation and dropout mask from the
+ * config's seed, so the same config gives the same student.
+ */
+export async function distill(tf: Tf, student: LoadedModel, train: Dataset, options: TrainOptions): Promise<TrainResult> {
+  const { settings, teacherLogits } = options;
+  const model = student.layers as LayersModel;
+  const optimizer = tf.train.adam(settings.learningRate);
+  const random = seededRandom(settings.seed);
+  const width = rowLength(train.sampleShape);
+  const classes = student.outputWidth;
+  const dropouts = model.layers.filter((l) => l.getClassName() === 'Dropout') as Array<{ seed?: number }>;
+  const losses: number[] = [];
+  let step = 0;
+  try {
+    for (let epoch = 1; epoch <= settings.epochs; epoch++) {
+      const order = permutation(train.size, random);
+      let lossSum: Tensor = tf.scalar(0);
+      for (let start = 0; start < train.size; start += settings.batchSize) {
+        if (options.signal?.aborted) {
+          lossSum.dispose();
+          return { epochsCompleted: epoch - 1, loss: losses, stoppedBecause: abortReason(options.signal) };
+        }
+        const indices = order.subarray(start, Math.min(start + settings.batchSize, train.size));
+        // Dropout layers draw their mask from their seed; a new seed per step keeps masks
+        // different between steps and identical between runs.
+        for (const layer of dropouts) layer.seed = settings.seed * 7919 + step;
+        const batchLoss = tf.tidy(() => {
+          const x = tf.tensor(gatherRows(train.x, width, indices), [indices.length, ...train.sampleShape]);
+          const teacher = tf.tensor2d(gatherRows(teacherLogits, classes, indices), [indices.length, classes]);
+          const labels = train.y ? tf.tensor1d(gatherLabels(train.y, indices), 'int32') : undefined;
+          return optimizer.minimize(() => {
+            const output = model.apply(x, { training: true }) as Tensor;
+            const logits = student.output === 'probabilities' ? tf.log(tf.maximum(output, 1e-12)) : output;
+            return distillationLoss(tf, logits, teacher, labels, settings);
+          }, true) as Scalar;
+        });
+        const weighted = tf.tidy(() => tf.add(lossSum, tf.mul(batchLoss, indices.length / train.size)));
+        lossSum.dispose();
+        batchLoss.dispose();
+        lossSum = weighted;
+        step++;
+      }
+      // One read per epoch: reading the loss every step would stall a GPU backend.
+      const loss = (await lossSum.data())[0];
+      lossSum.dispose();
+      losses.push(loss);
+      if (!Number.isFinite(loss)) {
+        return { epochsCompleted: epoch, loss: losses, stoppedBecause: `the loss became ${loss} in epoch ${epoch}; lower distill.learningRate or check the data's scale` };
+      }
+      const agreement = options.probe ? await options.probe() : undefined;
+      options.onEpoch?.({ epoch, epochs: settings.epochs, loss, agreement, tensors: tf.memory().numTensors });
+    }
+    return { epochsCompleted: settings.epochs, loss: losses };
+  } finally {
+    optimizer.dispose();
+  }
+}
+
+function abortReason(signal: AbortSignal): string {
+  const reason = signal.reason;
+  return reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'training was aborted';
+}

@@ -1,0 +1,230 @@
+import os from 'node:os';
+import path from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { backendEnvironment, resolveBackend, type ResolvedBackend, type Tf } from './backend/resolve.js';
+import type { Config } from './config/load.js';
+import type { BackendName } from './config/schema.js';
+import { checkAgainstTeacher, loadSplit, type Dataset } from './data/dataset.js';
+import { distill } from './distill/train.js';
+import { InputError } from './errors.js';
+import { judge } from './gates/compare.js';
+import { parseGates, verdictOf } from './gates/gates.js';
+import { agreementMetrics, top1Agreement } from './measure/agreement.js';
+import { measureSpeed } from './measure/speed.js';
+import { writeModelArtifacts } from './models/artifacts.js';
+import { loadModel, type LoadedModel } from './models/model.js';
+import { predictLogits } from './models/predict.js';
+import { buildStudent } from './models/student.js';
+import { renderMarkdown } from './report/markdown.js';
+import { readReport, SCHEMA_VERSION, type Environment, type Report } from './report/report.js';
+
+export interface RunOptions {
+  /** Where report.json, report.md and student/ go. */
+  outDir: string;
+  /** Overrides the config's backend (the CLI's --backend, the action's input). */
+  backend?: BackendName;
+  /** Overrides the config's baseline report. */
+  baseline?: string;
+  /** Folders searched for the optional native TF.js packages. */
+  searchFrom?: string[];
+  /** Aborts training between batches; the run then measures what it has and reports it incomplete. */
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+  commit?: string;
+}
+
+export interface RunResult {
+  report: Report;
+  markdown: string;
+  reportPath: string;
+  studentPath: string;
+}
+
+/** Metrics every run measures; agreement/accuracy names depend on classes and labels. */
+export function metricNames(classes: number, topK: number, labels: boolean): string[] {
+  return [
+    'size.teacherBytes', 'size.studentBytes', 'size.teacherParams', 'size.studentParams', 'size.ratio',
+    'speed.teacherMs', 'speed.studentMs', 'speed.speedup', 'speed.teacherThroughput', 'speed.studentThroughput', 'speed.throughputSpeedup',
+    'agreement.top1', ...(classes > topK ? [`agreement.top${topK}`] : []), 'kl',
+    ...(labels ? ['accuracy.teacher', 'accuracy.student'] : []),
+  ];
+}
+
+/** config -> backend -> models -> data -> soft targets -> distill -> measure -> gates -> report. */
+export async function runPipeline(config: Config, options: RunOptions): Promise<RunResult> {
+  const log = options.log ?? (() => {});
+  const requested = options.backend ?? config.backend;
+  const baselinePath = options.baseline ?? config.baseline;
+  const baseline = baselinePath ? await readReport(baselinePath) : undefined;
+
+  let backend = await resolveBackend(requested, { searchFrom: options.searchFrom ?? [process.cwd(), config.dir] });
+  for (const note of backend.notes) log(`backend: skipped ${note}`);
+  log(`backend: using ${backend.name} (${backend.source})`);
+
+  const [train, evalSet] = await Promise.all([loadSplit(config.data.train, 'train'), loadSplit(config.data.eval, 'eval')]);
+  let { teacher, student } = await loadModels(backend.tf, config, train, evalSet);
+  if (requested === 'auto' && !(await trainingStepRuns(backend.tf, config, teacher, train))) {
+    // The wasm backend lacks some gradient kernels (Conv2DBackpropFilter among them).
+    const reason = `${backend.name}: a training step of this student needs kernels the backend lacks`;
+    log(`backend: ${reason}; falling back to cpu`);
+    teacher.dispose();
+    student.dispose();
+    backend = { ...(await resolveBackend('cpu')), notes: [...backend.notes, reason] };
+    ({ teacher, student } = await loadModels(backend.tf, config, train, evalSet));
+  }
+  const { tf } = backend;
+  const labels = Boolean(train.y ?? evalSet.y);
+  const checks = parseGates(config.gates, metricNames(teacher.outputWidth, config.measure.topK, Boolean(evalSet.y)));
+
+  try {
+    const teacherEvalLogits = await predictLogits(tf, teacher, evalSet);
+    // Distillation: teacher soft targets once, then the KD loop.
+    const started = performance.now();
+    const teacherTrainLogits = await predictLogits(tf, teacher, train);
+    const teacherSeconds = (performance.now() - started) / 1000;
+    const probeRows = Math.min(evalSet.size, 256);
+    const training = await distill(tf, student, train, {
+      settings: config.distill,
+      teacherLogits: teacherTrainLogits,
+      signal: options.signal,
+      probe: async () => top1Agreement(teacherEvalLogits.subarray(0, probeRows * teacher.outputWidth), await predictLogits(tf, student, evalSet, probeRows), teacher.outputWidth),
+      onEpoch: (p) => log(`epoch ${p.epoch}/${p.epochs}  loss ${p.loss.toFixed(5)}  agreement ${p.agreement === undefined ? '-' : (100 * p.agreement).toFixed(1)}%`),
+    });
+    const seconds = (performance.now() - started) / 1000;
+
+    // Measurement, on the eval split.
+    const studentEvalLogits = await predictLogits(tf, student, evalSet);
+    const metrics: Record<string, number> = {
+      'size.teacherBytes': teacher.bytes,
+      'size.studentBytes': student.bytes,
+      'size.teacherParams': teacher.params,
+      'size.studentParams': student.params,
+      'size.ratio': student.bytes / teacher.bytes,
+      ...(await measureSpeed(tf, teacher, student, evalSet, config.measure)),
+      ...agreementMetrics(teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y),
+    };
+
+    const environment = describeEnvironment(backend);
+    const { gates, environmentDiffers } = judge(checks, metrics, environment, baseline);
+    const reasons: string[] = [];
+    if (training.stoppedBecause) reasons.push(`Training stopped after ${training.epochsCompleted} of ${config.distill.epochs} epochs: ${training.stoppedBecause}.`);
+    const lossFailed = training.loss.some((l) => !Number.isFinite(l));
+    const aborted = Boolean(training.stoppedBecause) && !lossFailed;
+    if (environmentDiffers) reasons.push('The baseline ran on a different backend, TF.js version, CPU or GPU: speed deltas against it are shown but not gated.');
+
+    const studentPath = path.join(options.outDir, 'student');
+    await mkdir(options.outDir, { recursive: true });
+    await student.layers!.save(tf.io.withSaveHandler(async (artifacts) => {
+      await writeModelArtifacts(studentPath, artifacts);
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }));
+
+    const report: Report = {
+      schemaVersion: SCHEMA_VERSION,
+      verdict: lossFailed || aborted ? 'fail' : verdictOf(gates),
+      status: training.stoppedBecause ? 'incomplete' : 'complete',
+      reasons,
+      backend: backend.name,
+      metrics,
+      gates,
+      training: {
+        epochs: training.epochsCompleted,
+        epochsPlanned: config.distill.epochs,
+        loss: training.loss,
+        seconds,
+        teacherSeconds,
+        trainSamples: train.size,
+        evalSamples: evalSet.size,
+        temperature: config.distill.temperature,
+        alpha: config.distill.alpha,
+        seed: config.distill.seed,
+        labels,
+      },
+      environment,
+      teacher: { path: config.teacher, format: teacher.format, output: teacher.output, params: teacher.params, bytes: teacher.bytes },
+      student: { path: path.join(studentPath, 'model.json'), params: student.params, bytes: student.bytes, from: 'model' in config.student ? config.student.model : 'layers' },
+      baseline: baseline && baselinePath ? { path: baselinePath, createdAt: baseline.createdAt, commit: baseline.commit, environmentDiffers } : null,
+      metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
+      config: config.file,
+      createdAt: new Date().toISOString(),
+      ...(options.commit ? { commit: options.commit } : {}),
+    };
+    const markdown = renderMarkdown(report);
+    const reportPath = path.join(options.outDir, 'report.json');
+    await writeFile(reportPath, `${JSON.stringify(report, null, 2)}\n`);
+    await writeFile(path.join(options.outDir, 'report.md'), markdown);
+    return { report, markdown, reportPath, studentPath: path.join(studentPath, 'model.json') };
+  } finally {
+    teacher.dispose();
+    student.dispose();
+  }
+}
+
+async function loadModels(tf: Tf, config: Config, train: Dataset, evalSet: Dataset): Promise<{ teacher: LoadedModel; student: LoadedModel }> {
+  const teacher = await loadModel(tf, config.teacher, 'teacher');
+  if (config.teacherOutput !== 'auto') teacher.output = config.teacherOutput;
+  try {
+    for (const split of [train, evalSet]) checkAgainstTeacher(split, teacher.inputShape, teacher.outputWidth, config.teacher);
+    if (train.size < config.distill.batchSize) {
+      throw new InputError(`${train.source} (distill.batchSize)`, `the train split has ${train.size} samples, fewer than one batch of ${config.distill.batchSize}; lower distill.batchSize to at most ${train.size} or add data.`);
+    }
+    const student = await buildStudent(tf, config.student, teacher.inputShape, config.distill.seed);
+    try {
+      checkStudent(student, teacher, train, config);
+    } catch (error) {
+      student.dispose();
+      throw error;
+    }
+    return { teacher, student };
+  } catch (error) {
+    teacher.dispose();
+    throw error;
+  }
+}
+
+function checkStudent(student: LoadedModel, teacher: LoadedModel, train: Dataset, config: Config): void {
+  const where = 'model' in config.student ? config.student.model : 'student.layers';
+  if (student.outputWidth !== teacher.outputWidth) {
+    throw new InputError(where, `the student has ${student.outputWidth} outputs but the teacher (${config.teacher}) has ${teacher.outputWidth}; the last layer needs units: ${teacher.outputWidth}.`);
+  }
+  const fits = student.inputShape.length === train.sampleShape.length && student.inputShape.every((d, i) => d === null || d === train.sampleShape[i]);
+  if (!fits) {
+    throw new InputError(where, `the student takes input [${student.inputShape.join(', ')}] but samples have shape [${train.sampleShape.join(', ')}].`);
+  }
+}
+
+/**
+ * One training step on a tiny batch with a throwaway copy of the student: a backend that lacks a
+ * gradient kernel fails here, in a second, instead of an hour into a run.
+ */
+async function trainingStepRuns(tf: Tf, config: Config, teacher: LoadedModel, train: Dataset): Promise<boolean> {
+  const probe = await buildStudent(tf, config.student, teacher.inputShape, config.distill.seed);
+  const rows = Math.min(2, train.size);
+  const width = train.x.length / train.size;
+  const optimizer = tf.train.sgd(0);
+  try {
+    tf.tidy(() => {
+      const x = tf.tensor(train.x.subarray(0, rows * width), [rows, ...train.sampleShape]);
+      optimizer.minimize(() => tf.mean(probe.layers!.apply(x, { training: true }) as never));
+    });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    optimizer.dispose();
+    probe.dispose();
+  }
+}
+
+function describeEnvironment(backend: ResolvedBackend): Environment {
+  const cpus = os.cpus();
+  return {
+    ...backendEnvironment(backend),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpu: cpus[0]?.model?.trim() ?? 'unknown',
+    cpus: cpus.length,
+    gpu: backend.name === 'tensorflow-gpu' ? 'CUDA device (tfjs-node-gpu)' : null,
+    backendNotes: backend.notes,
+  };
+}

@@ -1,0 +1,133 @@
+import { markdownTable } from 'markdown-table';
+import type { GateResult } from '../gates/gates.js';
+import { escapeMarkdown as esc } from './escape.js';
+import type { Report } from './report.js';
+
+const STATUS_ICON: Record<GateResult['status'], string> = { pass: '✅ pass', fail: '❌ fail', warn: '⚠️ warn', skipped: '⏭️ skipped' };
+
+/** Which side of the comparison a metric belongs to, for the gate table's teacher column. */
+const TEACHER_COUNTERPART: Record<string, string> = {
+  'size.studentBytes': 'size.teacherBytes',
+  'size.studentParams': 'size.teacherParams',
+  'speed.studentMs': 'speed.teacherMs',
+  'speed.studentThroughput': 'speed.teacherThroughput',
+  'accuracy.student': 'accuracy.teacher',
+};
+
+export function renderMarkdown(report: Report): string {
+  const m = report.metrics;
+  const lines: string[] = [];
+  const failing = report.gates.filter((g) => g.status === 'fail');
+  const icon = report.verdict === 'pass' ? '✅' : '❌';
+  lines.push(`## ${icon} distill-gate: ${report.verdict === 'pass' ? 'pass' : 'fail'}${report.status === 'incomplete' ? ' (incomplete)' : ''}`);
+  lines.push('');
+  lines.push(`Student distilled from ${esc(relativeName(report.teacher.path))} in ${report.training.epochs}/${report.training.epochsPlanned} epochs on **${esc(report.backend)}**: ` +
+    `top-1 agreement ${pct(m['agreement.top1'])}, ${fmt(m['speed.speedup'], 2)}× faster, ${pct(m['size.ratio'])} of the teacher's size.`);
+  if (failing.length > 0) lines.push('', `**Failing gates:** ${failing.map((g) => `${g.metric} (${g.expected})`).join(', ')}`);
+  for (const reason of report.reasons) lines.push('', `> **Note:** ${esc(reason)}`);
+  lines.push('');
+
+  if (report.gates.length > 0) {
+    lines.push('### Gates', '');
+    const withBaseline = report.gates.some((g) => g.baseline !== null);
+    const header = ['Metric', 'Teacher', 'Student', ...(withBaseline ? ['Baseline', 'Δ'] : []), 'Threshold', 'Status'];
+    const rows = report.gates.map((g) => [
+      // Metric names were checked against the known metrics, so they are safe in a code span.
+      `\`${g.metric}\``,
+      TEACHER_COUNTERPART[g.metric] ? fmtMetric(g.metric, m[TEACHER_COUNTERPART[g.metric]]) : '—',
+      fmtMetric(g.metric, g.value ?? undefined),
+      ...(withBaseline ? [fmtMetric(g.metric, g.baseline ?? undefined), delta(g)] : []),
+      g.expected,
+      STATUS_ICON[g.status] + (g.note ? ` (${esc(g.note)})` : ''),
+    ]);
+    lines.push(markdownTable([header, ...rows], { align: ['l', 'r', 'r', ...(withBaseline ? ['r', 'r'] : []), 'l', 'l'] }), '');
+  }
+
+  lines.push('### Size', '');
+  lines.push(markdownTable([
+    ['', 'Teacher', 'Student', 'Student / teacher'],
+    ['Parameters', int(m['size.teacherParams']), int(m['size.studentParams']), pct(m['size.studentParams'] / m['size.teacherParams'])],
+    ['Weight bytes', bytes(m['size.teacherBytes']), bytes(m['size.studentBytes']), pct(m['size.ratio'])],
+  ], { align: ['l', 'r', 'r', 'r'] }), '');
+
+  lines.push('### Speed', '');
+  lines.push('Timed interleaved in one process after warm-up; medians.', '');
+  lines.push(markdownTable([
+    ['', 'Teacher', 'Student', 'Speed-up'],
+    ['Latency, batch 1 (ms)', fmt(m['speed.teacherMs'], 3), fmt(m['speed.studentMs'], 3), `${fmt(m['speed.speedup'], 2)}×`],
+    ['Throughput (samples/s)', int(m['speed.teacherThroughput']), int(m['speed.studentThroughput']), `${fmt(m['speed.throughputSpeedup'], 2)}×`],
+  ], { align: ['l', 'r', 'r', 'r'] }), '');
+
+  lines.push('### Agreement', '');
+  const agreementRows = Object.keys(m)
+    .filter((k) => k.startsWith('agreement.') || k === 'kl' || k.startsWith('accuracy.'))
+    .map((k) => [`\`${k}\``, fmtMetric(k, m[k])]);
+  lines.push(markdownTable([['Metric', 'Value'], ...agreementRows], { align: ['l', 'r'] }), '');
+  lines.push(`On ${report.training.evalSamples} eval samples; ${esc(report.metricsComputedOn)}.`, '');
+
+  if (report.training.loss.length > 1) {
+    lines.push('### Training', '', lossChart(report.training.loss), '');
+  }
+  lines.push(`<sub>Backend ${esc(report.environment.backend)} (${esc(report.environment.backendSource)}), TF.js ${esc(report.environment.tfjsVersion)}, Node ${esc(report.environment.node)}, ${esc(report.environment.cpu)} ×${report.environment.cpus}${report.environment.gpu ? `, GPU ${esc(report.environment.gpu)}` : ''}; distillation ${fmt(report.training.seconds, 1)} s (teacher soft targets ${fmt(report.training.teacherSeconds, 1)} s), T=${report.training.temperature}, alpha=${report.training.alpha}, seed ${report.training.seed}.</sub>`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** A mermaid xychart (GitHub renders it) of the per-epoch loss, thinned to at most 60 points. */
+export function lossChart(loss: number[]): string {
+  const step = Math.ceil(loss.length / 60);
+  const epochs: number[] = [];
+  const values: number[] = [];
+  for (let i = 0; i < loss.length; i += step) {
+    epochs.push(i + 1);
+    values.push(loss[i]);
+  }
+  if (epochs[epochs.length - 1] !== loss.length) {
+    epochs.push(loss.length);
+    values.push(loss[loss.length - 1]);
+  }
+  const finite = values.map((v) => (Number.isFinite(v) ? Number(v.toPrecision(4)) : 0));
+  return ['```mermaid', 'xychart-beta', '  title "Distillation loss per epoch"', `  x-axis "epoch" [${epochs.join(', ')}]`, '  y-axis "loss"', `  line [${finite.join(', ')}]`, '```'].join('\n');
+}
+
+function delta(g: GateResult): string {
+  if (g.value === null || g.baseline === null) return '—';
+  const change = g.value - g.baseline;
+  const arrow = change > 0 ? '▲' : change < 0 ? '▼' : '=';
+  const relative = g.baseline !== 0 ? ` (${change >= 0 ? '+' : ''}${(100 * change / Math.abs(g.baseline)).toFixed(1)}%)` : '';
+  return `${arrow} ${change >= 0 ? '+' : ''}${fmtMetric(g.metric, change)}${relative}`;
+}
+
+export function fmtMetric(metric: string, value: number | undefined): string {
+  if (value === undefined || value === null || Number.isNaN(value)) return '—';
+  if (metric.startsWith('agreement.') || metric.startsWith('accuracy.') || metric === 'size.ratio') return pct(value);
+  if (metric.endsWith('Bytes')) return bytes(value);
+  if (metric.endsWith('Params') || metric.endsWith('Throughput')) return int(value);
+  if (metric.endsWith('Ms')) return `${fmt(value, 3)} ms`;
+  return fmt(value, 4);
+}
+
+function pct(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? '—' : `${(value * 100).toFixed(2)}%`;
+}
+function fmt(value: number | undefined, digits: number): string {
+  return value === undefined || !Number.isFinite(value) ? '—' : Number(value.toPrecision(Math.max(digits, 1) + 2)).toString();
+}
+function int(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? '—' : Math.round(value).toLocaleString('en-US');
+}
+function bytes(value: number | undefined): string {
+  if (value === undefined || !Number.isFinite(value)) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let v = Math.abs(value);
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${value < 0 ? '-' : ''}${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+function relativeName(file: string): string {
+  const parts = file.split(/[\\/]/);
+  return parts.slice(-3).join('/');
+}
