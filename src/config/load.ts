@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { LineCounter, parseDocument, isNode } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar } from 'yaml';
 import type { z } from 'zod';
 import { InputError, didYouMean } from '../errors.js';
 import { configSchema, KNOWN_KEYS, type RawConfig, type SplitSpec } from './schema.js';
@@ -44,8 +44,7 @@ export function parseConfig(text: string, file: string): Config {
   if (!parsed.success) {
     const issue = mostSpecificIssue(parsed.error.issues);
     const keyPath = issue.path.map(String);
-    const node = doc.getIn(issue.code === 'unrecognized_keys' ? [...keyPath, issue.keys[0]] : keyPath, true);
-    const offset = isNode(node) ? node.range?.[0] : undefined;
+    const offset = issue.code === 'unrecognized_keys' ? keyOffset(doc, keyPath, issue.keys[0]) : valueOffset(doc, keyPath);
     const key = issue.code === 'unrecognized_keys' ? [...keyPath, issue.keys[0]].join('.') : keyPath.join('.') || '(top level)';
     throw new InputError(`${where(offset)} ${key}`, describeIssue(issue, keyPath));
   }
@@ -54,6 +53,20 @@ export function parseConfig(text: string, file: string): Config {
 }
 
 type Issue = z.core.$ZodIssue;
+type YamlDocument = ReturnType<typeof parseDocument>;
+
+function valueOffset(doc: YamlDocument, keyPath: string[]): number | undefined {
+  const node = doc.getIn(keyPath, true);
+  return isNode(node) ? node.range?.[0] : undefined;
+}
+
+/** Where an unknown key itself stands (not its value), so the column points at the typo. */
+function keyOffset(doc: YamlDocument, parentPath: string[], key: string): number | undefined {
+  const parent = parentPath.length ? doc.getIn(parentPath, true) : doc.contents;
+  if (!isMap(parent)) return undefined;
+  const pair = parent.items.find((item) => isScalar(item.key) && String(item.key.value) === key);
+  return isNode(pair?.key) ? pair.key.range?.[0] : undefined;
+}
 
 /** Union failures nest one issue list per branch: report the branch that got furthest. */
 function mostSpecificIssue(issues: readonly Issue[]): Issue {

@@ -63,7 +63,7 @@ const gateObject = z.strictObject({
   level: z.enum(['error', 'warn']).default('error'),
 });
 export const gateSpec = z.union([z.string(), z.number(), gateObject]);
-export type GateSpec = z.infer<typeof gateSpec>;
+export type GateSpec = z.input<typeof gateSpec>;
 
 export const configSchema = z.strictObject({
   teacher: path,

@@ -47,8 +47,9 @@ export function parseGates(gates: Record<string, GateSpec>, knownMetrics: readon
       continue;
     }
     const before = checks.length;
-    if (spec.min !== undefined) checks.push({ metric, op: '>=', threshold: spec.min, relative: false, level: spec.level });
-    if (spec.max !== undefined) checks.push({ metric, op: '<=', threshold: spec.max, relative: false, level: spec.level });
+    const level = spec.level ?? 'error';
+    if (spec.min !== undefined) checks.push({ metric, op: '>=', threshold: spec.min, relative: false, level });
+    if (spec.max !== undefined) checks.push({ metric, op: '<=', threshold: spec.max, relative: false, level });
     for (const op of ['maxDrop', 'maxIncrease'] as const) {
       const amount = spec[op];
       if (amount === undefined) continue;
@@ -57,7 +58,7 @@ export function parseGates(gates: Record<string, GateSpec>, knownMetrics: readon
         throw new InputError(`${where}.${op}`, `${JSON.stringify(amount)} does not parse; give a non-negative number (absolute change) or a percentage such as "5%".`);
       }
       const relative = match[2] === '%';
-      checks.push({ metric, op, threshold: relative ? Number(match[1]) / 100 : Number(match[1]), relative, level: spec.level });
+      checks.push({ metric, op, threshold: relative ? Number(match[1]) / 100 : Number(match[1]), relative, level });
     }
     if (checks.length === before) throw new InputError(where, 'names no bound; give at least one of min, max, maxDrop, maxIncrease.');
   }

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig, loadConfig } from '../../src/config/load.js';
+import { InputError } from '../../src/errors.js';
+import path from 'node:path';
+import { EXAMPLE } from '../helpers.js';
+
+const base = `teacher: t/model.json
+student: { layers: [ { type: dense, units: 3 } ] }
+data: { train: { x: a.npy }, eval: { x: b.npy, y: c.npy } }
+`;
+
+function errorOf(text: string): string {
+  try {
+    parseConfig(text, '/cfg/distill-gate.yml');
+  } catch (error) {
+    expect(error).toBeInstanceOf(InputError);
+    return (error as Error).message;
+  }
+  throw new Error('expected an InputError');
+}
+
+describe('config', () => {
+  it('loads the README example exactly as written, with paths relative to the config', async () => {
+    const config = await loadConfig(path.join(EXAMPLE, 'distill-gate.yml'));
+    expect(config.teacher).toBe(path.join(EXAMPLE, 'models/teacher/model.json'));
+    expect(config.distill).toEqual({ temperature: 4, alpha: 0.9, epochs: 30, batchSize: 64, learningRate: 0.001, seed: 7 });
+    expect(config.gates['agreement.top1']).toBe('>= 0.93');
+    expect(config.backend).toBe('auto');
+    expect(config.measure.rounds).toBeGreaterThan(0);
+  });
+
+  it('accepts JSON and fills defaults', () => {
+    const config = parseConfig(JSON.stringify({ teacher: 't.json', student: { model: 's.json' }, data: { train: { csv: 'a.csv', label: 'y' }, eval: { csv: 'b.csv' } } }), '/cfg/c.json');
+    expect(config.student).toEqual({ model: '/cfg/s.json' });
+    expect(config.distill.temperature).toBe(4);
+    expect(config.data.train).toEqual({ csv: '/cfg/a.csv', label: 'y' });
+  });
+
+  it.each([
+    ['YAML syntax with line and column', 'teacher: [a\nstudent: x', /distill-gate\.yml:\d+:\d+: invalid YAML/],
+    ['unknown key with a suggestion', `${base}distil: { epochs: 1 }`, /:4:1 distil: unknown key\. Did you mean "distill"\?/],
+    ['zero epochs', `${base}distill: { epochs: 0 }`, /distill\.epochs: must be > 0 \(got 0\)/],
+    ['negative batch size', `${base}distill: { batchSize: -4 }`, /distill\.batchSize: must be > 0 \(got -4\)/],
+    ['zero temperature', `${base}distill: { temperature: 0 }`, /distill\.temperature: must be > 0/],
+    ['alpha above 1', `${base}distill: { alpha: 1.5 }`, /distill\.alpha: must be <= 1 \(got 1\.5\)/],
+    ['alpha below 0', `${base}distill: { alpha: -0.1 }`, /distill\.alpha: must be >= 0/],
+    ['a wrong type', `${base}distill: { temperature: "4" }`, /distill\.temperature: expected number, got "4"/],
+    ['an unknown layer type', base.replace('type: dense', 'type: dens'), /student\.layers\.0\.type: must be one of .*Did you mean "dense"\?/],
+    ['a student with neither layers nor model', base.replace('layers:', 'layer:'), /student\.layer: unknown key\. Did you mean "layers"\?/],
+    ['a missing eval split', base.replace(', eval: { x: b.npy, y: c.npy }', ''), /data\.eval: is required/],
+    ['an unknown backend', `${base}backend: gpu`, /backend: must be one of "auto"/],
+    ['a list instead of a mapping', '- a\n- b', /must be a mapping/],
+  ])('refuses %s', (_name, text, pattern) => {
+    expect(errorOf(text)).toMatch(pattern);
+  });
+
+  it('names a missing config file', async () => {
+    await expect(loadConfig('/nonexistent/distill-gate.yml')).rejects.toThrow(/nonexistent\/distill-gate\.yml: cannot read the config file \(ENOENT\)/);
+  });
+});

@@ -1,0 +1,124 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
+import type { Dataset } from '../../src/data/dataset.js';
+import { distillationLoss } from '../../src/distill/loss.js';
+import { permutation, seededRandom } from '../../src/distill/random.js';
+import { distill } from '../../src/distill/train.js';
+import { buildStudent } from '../../src/models/student.js';
+import { synthetic } from '../../fixtures/generate.js';
+
+let tf: Tf;
+beforeAll(async () => {
+  ({ tf } = await resolveBackend('cpu'));
+});
+
+function softmax(v: number[]): number[] {
+  const m = Math.max(...v);
+  const e = v.map((x) => Math.exp(x - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / s);
+}
+
+describe('distillation loss', () => {
+  const t = [[2, 0.5, -1], [0, 1, 3]];
+  const s = [[1, 1, 0], [0.2, -0.3, 2]];
+  const T = 2;
+  const kl = (ti: number[], si: number[]) => {
+    const p = softmax(ti.map((x) => x / T));
+    const q = softmax(si.map((x) => x / T));
+    return p.reduce((sum, pi, c) => sum + pi * Math.log(pi / q[c]), 0);
+  };
+  const meanKl = (kl(t[0], s[0]) + kl(t[1], s[1])) / 2;
+  const ce = (-Math.log(softmax(s[0])[0]) - Math.log(softmax(s[1])[2])) / 2;
+
+  it('is alpha * T^2 * KL + (1 - alpha) * CE, alpha weighting the distillation term', () => {
+    const loss = distillationLoss(tf, tf.tensor2d(s), tf.tensor2d(t), tf.tensor1d([0, 2], 'int32'), { temperature: T, alpha: 0.7 });
+    expect(loss.dataSync()[0]).toBeCloseTo(0.7 * T * T * meanKl + 0.3 * ce, 5);
+  });
+
+  it('drops the hard term without labels', () => {
+    const loss = distillationLoss(tf, tf.tensor2d(s), tf.tensor2d(t), undefined, { temperature: T, alpha: 0.7 });
+    expect(loss.dataSync()[0]).toBeCloseTo(T * T * meanKl, 5);
+  });
+
+  it('treats teacher log-probabilities like logits (a softmax teacher)', () => {
+    const logProbs = t.map((row) => softmax(row).map(Math.log));
+    const a = distillationLoss(tf, tf.tensor2d(s), tf.tensor2d(logProbs), undefined, { temperature: T, alpha: 1 });
+    expect(a.dataSync()[0]).toBeCloseTo(T * T * meanKl, 5);
+  });
+
+  it('is zero when the student matches the teacher', () => {
+    const loss = distillationLoss(tf, tf.tensor2d(t), tf.tensor2d(t), undefined, { temperature: 4, alpha: 1 });
+    expect(loss.dataSync()[0]).toBeCloseTo(0, 6);
+  });
+});
+
+describe('seeded randomness', () => {
+  it('repeats for a seed and differs between seeds', () => {
+    expect(Array.from(permutation(20, seededRandom(3)))).toEqual(Array.from(permutation(20, seededRandom(3))));
+    expect(Array.from(permutation(20, seededRandom(3)))).not.toEqual(Array.from(permutation(20, seededRandom(4))));
+    expect(Array.from(permutation(20, seededRandom(3))).sort((a, b) => a - b)).toEqual([...Array(20).keys()]);
+  });
+});
+
+describe('KD loop', () => {
+  const { x, y } = synthetic(96, 5, 8, 4);
+  const train: Dataset = { source: 'mem', x, sampleShape: [8], size: 96, y };
+  const teacherLogits = new Float32Array(96 * 4).map((_, i) => (y[Math.floor(i / 4)] === i % 4 ? 3 : 0));
+  const settings = { temperature: 2, alpha: 0.5, epochs: 50, batchSize: 16, learningRate: 0.01, seed: 3 };
+  const layers = [
+    { type: 'dense' as const, units: 16, activation: 'relu' },
+    { type: 'dropout' as const, rate: 0.2 },
+    { type: 'batchNormalization' as const },
+    { type: 'dense' as const, units: 4 },
+  ];
+
+  it('keeps the live tensor count flat across 50 epochs, and lowers the loss', async () => {
+    const student = await buildStudent(tf, { layers }, [8], 3);
+    const counts: number[] = [];
+    const result = await distill(tf, student, train, { settings, teacherLogits, onEpoch: (p) => counts.push(p.tensors) });
+    expect(result.epochsCompleted).toBe(50);
+    // Adam creates its slot variables in the first step; from then on nothing may accumulate.
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    expect(result.loss[49]).toBeLessThan(result.loss[0] * 0.5);
+    student.dispose();
+  });
+
+  it('gives the same losses and weights for the same seed, and different ones for another', async () => {
+    const run = async (seed: number) => {
+      const student = await buildStudent(tf, { layers }, [8], seed);
+      const result = await distill(tf, student, train, { settings: { ...settings, epochs: 3, seed }, teacherLogits });
+      const weights = Array.from(student.layers!.getWeights()[0].dataSync());
+      student.dispose();
+      return { loss: result.loss, weights };
+    };
+    const [a, b, c] = [await run(3), await run(3), await run(4)];
+    expect(a).toEqual(b);
+    expect(a.loss).not.toEqual(c.loss);
+  });
+
+  it('stops with a reason when the loss becomes non-finite', async () => {
+    const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 4 }] }, [8], 1);
+    const poisoned = teacherLogits.slice();
+    poisoned[0] = NaN;
+    const result = await distill(tf, student, train, { settings: { ...settings, epochs: 5 }, teacherLogits: poisoned });
+    expect(result.epochsCompleted).toBe(1);
+    expect(result.stoppedBecause).toMatch(/the loss became NaN in epoch 1/);
+    student.dispose();
+  });
+
+  it('stops between batches when aborted, keeping the epochs done', async () => {
+    const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 4 }] }, [8], 1);
+    const controller = new AbortController();
+    const result = await distill(tf, student, train, {
+      settings: { ...settings, epochs: 10 },
+      teacherLogits,
+      signal: controller.signal,
+      onEpoch: (p) => p.epoch === 2 && controller.abort(new Error('received SIGTERM')),
+    });
+    expect(result.epochsCompleted).toBe(2);
+    expect(result.loss).toHaveLength(2);
+    expect(result.stoppedBecause).toBe('received SIGTERM');
+    student.dispose();
+  });
+});

@@ -1,0 +1,174 @@
+import { readFile, writeFile, mkdir, copyFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { main } from '../../src/cli/main.js';
+import { readModelArtifacts } from '../../src/models/artifacts.js';
+import type { Report } from '../../src/report/report.js';
+import { encodeNpy } from '../../src/data/npy.js';
+import { captureIo, exampleWorkspace, quickConfig } from '../helpers.js';
+
+async function runCli(dir: string, ...extra: string[]) {
+  const capture = captureIo();
+  const out = path.join(dir, 'out');
+  const code = await main(['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', out, ...extra], capture.io);
+  return { code, out, stdout: capture.stdout(), stderr: capture.stderr() };
+}
+
+async function reportOf(out: string): Promise<Report> {
+  return JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8')) as Report;
+}
+
+describe('distill-gate run (end to end on the bundled example)', () => {
+  it('distils, measures, passes its gates and writes report.json, report.md and a loadable student', async () => {
+    const dir = await exampleWorkspace(quickConfig());
+    const { code, out, stdout, stderr } = await runCli(dir);
+    expect(stderr).toMatch(/backend: using (wasm|cpu)/);
+    expect(stderr).toMatch(/epoch 3\/3 {2}loss \d+\.\d+ {2}agreement \d+\.\d%/);
+    expect(code).toBe(0);
+    const report = await reportOf(out);
+    expect(report.schemaVersion).toBe(1);
+    expect(report.verdict).toBe('pass');
+    expect(report.training.epochs).toBe(3);
+    expect(report.training.loss).toHaveLength(3);
+    for (const metric of ['size.teacherBytes', 'size.studentBytes', 'size.teacherParams', 'size.studentParams', 'size.ratio', 'speed.teacherMs', 'speed.studentMs', 'speed.speedup', 'speed.studentThroughput', 'agreement.top1', 'agreement.top5', 'kl', 'accuracy.teacher', 'accuracy.student']) {
+      expect(Number.isFinite(report.metrics[metric]), metric).toBe(true);
+    }
+    expect(report.metrics['size.studentParams']).toBe(64 * 32 + 32 + 32 * 10 + 10);
+    expect(report.metrics['size.ratio']).toBeCloseTo(report.metrics['size.studentBytes'] / report.metrics['size.teacherBytes'], 12);
+    expect(report.teacher.output).toBe('probabilities');
+    expect(report.gates.map((g) => [g.metric, g.op, g.threshold, g.pass])).toEqual([['agreement.top1', '>=', 0.5, true], ['size.ratio', '<=', 0.1, true]]);
+    expect(report.environment.node).toBe(process.version);
+    expect(stdout).toContain('## ✅ distill-gate: pass');
+    expect(await readFile(path.join(out, 'report.md'), 'utf8')).toBe(stdout);
+
+    const student = await readModelArtifacts(path.join(out, 'student/model.json'));
+    const model = await tf.loadLayersModel(tf.io.fromMemory(student.artifacts));
+    expect(model.countParams()).toBe(report.metrics['size.studentParams']);
+    expect(student.weightBytes).toBe(report.metrics['size.studentBytes']);
+    model.dispose();
+  });
+
+  it('gives identical metrics (timings aside) for the same config and seed on cpu', async () => {
+    const dir = await exampleWorkspace(quickConfig({ student: '  layers:\n    - { type: dense, units: 16, activation: relu }\n    - { type: dropout, rate: 0.3 }\n    - { type: dense, units: 10 }' }));
+    const first = await runCli(dir, '--backend', 'cpu', '--quiet');
+    const a = await reportOf(first.out);
+    const second = await runCli(dir, '--backend', 'cpu', '--quiet');
+    const b = await reportOf(second.out);
+    const withoutTimings = (r: Report) => Object.fromEntries(Object.entries(r.metrics).filter(([k]) => !k.startsWith('speed.')));
+    expect(withoutTimings(a)).toEqual(withoutTimings(b));
+    expect(a.training.loss).toEqual(b.training.loss);
+    expect(a.backend).toBe('cpu');
+  });
+
+  it('exits 1 with the failing gate named when a gate fails', async () => {
+    const dir = await exampleWorkspace(quickConfig({ gates: '  size.ratio: "<= 0.0001"\n  kl: { max: 100, level: warn }' }));
+    const { code, out, stdout } = await runCli(dir);
+    expect(code).toBe(1);
+    const report = await reportOf(out);
+    expect(report.verdict).toBe('fail');
+    expect(report.gates.map((g) => g.status)).toEqual(['fail', 'pass']);
+    expect(stdout).toContain('**Failing gates:** size.ratio (<= 0.0001)');
+  });
+
+  it('falls back from wasm to cpu under auto when the student needs a kernel wasm lacks (conv gradients)', async () => {
+    const dir = await exampleWorkspace(quickConfig({
+      student: '  layers:\n    - { type: reshape, targetShape: [8, 8, 1] }\n    - { type: conv2d, filters: 2, kernelSize: 3, activation: relu }\n    - { type: maxPooling2d, poolSize: 2 }\n    - { type: flatten }\n    - { type: dense, units: 10 }',
+      distill: '{ epochs: 1, batchSize: 64, seed: 1 }',
+      gates: '  {}',
+    }).replace('gates:\n  {}', 'gates: {}'));
+    const { code, out, stderr } = await runCli(dir);
+    expect(stderr).toMatch(/backend: wasm: a training step of this student needs kernels the backend lacks; falling back to cpu/);
+    expect(code).toBe(0);
+    expect((await reportOf(out)).backend).toBe('cpu');
+  });
+
+  it('trains a student given as a LayersModel model.json from its own weights', async () => {
+    const dir = await exampleWorkspace(quickConfig());
+    const first = await runCli(dir, '--quiet');
+    expect(first.code).toBe(0);
+    await writeFile(path.join(dir, 'distill-gate.yml'), quickConfig({ student: `  model: ${path.join(first.out, 'student/model.json')}` }));
+    const second = await runCli(dir, '--quiet');
+    expect(second.code).toBe(0);
+    const report = await reportOf(second.out);
+    expect(report.student.from).toContain('student/model.json');
+    // Starting from trained weights, agreement is already where the first run ended.
+    expect(report.metrics['agreement.top1']).toBeGreaterThanOrEqual((await reportOf(first.out)).metrics['agreement.top1'] - 0.05);
+  });
+
+  it('documents every flag in --help', async () => {
+    const capture = captureIo();
+    expect(await main(['run', '--help'], capture.io)).toBe(0);
+    for (const flag of ['--config', '--out', '--backend', '--baseline', '--quiet']) expect(capture.stdout()).toContain(flag);
+    expect(await main(['--help'], capture.io)).toBe(0);
+    expect(capture.stdout()).toMatch(/run[\s\S]*compare[\s\S]*doctor/);
+  });
+
+  it('exits 2 on a usage error', async () => {
+    const capture = captureIo();
+    expect(await main(['run', '--bogus'], capture.io)).toBe(2);
+    expect(capture.stderr()).toMatch(/unknown option '--bogus'/);
+    expect(await main(['run', '--backend', 'gpu'], capture.io)).toBe(2);
+    expect(capture.stderr()).toMatch(/Allowed choices are auto, tensorflow-gpu, tensorflow, wasm, cpu/);
+  });
+});
+
+describe('distill-gate run refuses bad input with exit 2 and one message naming the culprit', () => {
+  const teacherJson = (dir: string) => path.join(dir, 'models/teacher/model.json');
+  const cases: Array<[string, (dir: string) => Promise<void>, RegExp]> = [
+    ['a missing teacher', async (dir) => writeFile(path.join(dir, 'distill-gate.yml'), quickConfig().replace('models/teacher/model.json', 'models/nope/model.json')), /models\/nope\/model\.json: cannot read the model file \(ENOENT\)/],
+    ['a teacher model.json that is not JSON', async (dir) => writeFile(teacherJson(dir), '{ not json'), /model\.json: is not valid JSON/],
+    ['a model.json without topology', async (dir) => writeFile(teacherJson(dir), '{"weightsManifest": []}'), /model\.json: has no "modelTopology"/],
+    ['a layer class TF.js does not know', async (dir) => {
+      const json = JSON.parse(await readFile(teacherJson(dir), 'utf8'));
+      json.modelTopology.config.layers[1].class_name = 'FancyDense';
+      await writeFile(teacherJson(dir), JSON.stringify(json));
+    }, /model\.json: TF\.js could not build the teacher from it: .*FancyDense/],
+    ['a short weight shard', async (dir) => {
+      const shard = path.join(dir, 'models/teacher/group1-shard1of1.bin');
+      await writeFile(shard, (await readFile(shard)).subarray(0, 1000));
+    }, /group1-shard1of1\.bin: weight shards of group 0 hold 1000 bytes but the manifest's \d+ weights need \d+/],
+    ['a missing weight shard', async (dir) => {
+      const json = JSON.parse(await readFile(teacherJson(dir), 'utf8'));
+      json.weightsManifest[0].paths = ['gone.bin'];
+      await writeFile(teacherJson(dir), JSON.stringify(json));
+    }, /gone\.bin: weight shard listed in model\.json cannot be read \(ENOENT\)/],
+    ['a GraphModel as student', async (dir) => {
+      await mkdir(path.join(dir, 'graph'), { recursive: true });
+      await writeFile(path.join(dir, 'graph/model.json'), JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }));
+      await writeFile(path.join(dir, 'distill-gate.yml'), quickConfig({ student: '  model: graph/model.json' }));
+    }, /graph\/model\.json: is a GraphModel, which cannot be trained/],
+    ['a student whose output width differs from the teacher\'s', async (dir) => writeFile(path.join(dir, 'distill-gate.yml'), quickConfig({ student: '  layers:\n    - { type: dense, units: 7 }' })), /student\.layers: the student has 7 outputs but the teacher .* has 10; the last layer needs units: 10/],
+    ['features whose shape differs from the teacher\'s input', async (dir) => {
+      await writeFile(path.join(dir, 'data/train_x.npy'), encodeNpy(new Float32Array(1200 * 8), [1200, 8]));
+    }, /train_x\.npy: samples have shape \[8\] but the teacher .* takes \[64\]/],
+    ['labels out of range', async (dir) => {
+      const labels = new Int32Array(1200).fill(1);
+      labels[17] = 10;
+      await writeFile(path.join(dir, 'data/train_y.npy'), encodeNpy(labels, [1200]));
+    }, /train_y\.npy row 17: label 10 is out of range: the teacher has 10 outputs/],
+    ['NaN in the eval features', async (dir) => {
+      const x = new Float32Array(400 * 64);
+      x[5 * 64 + 3] = NaN;
+      await writeFile(path.join(dir, 'data/eval_x.npy'), encodeNpy(x, [400, 64]));
+    }, /eval_x\.npy row 5: holds NaN at feature 3/],
+    ['a gate on an unknown metric', async (dir) => writeFile(path.join(dir, 'distill-gate.yml'), quickConfig({ gates: '  agreement.top3: ">= 0.9"' })), /gates\.agreement\.top3: no metric is named "agreement\.top3"\. Did you mean "agreement\.top1"\?/],
+    ['a threshold that does not parse', async (dir) => writeFile(path.join(dir, 'distill-gate.yml'), quickConfig({ gates: '  kl: "small"' })), /gates\.kl: threshold "small" does not parse/],
+    ['an unknown config key', async (dir) => writeFile(path.join(dir, 'distill-gate.yml'), `${quickConfig()}temprature: 3\n`), /temprature: unknown key\. Did you mean "teacher"|temprature: unknown key/],
+    ['a train split smaller than one batch', async (dir) => writeFile(path.join(dir, 'distill-gate.yml'), quickConfig({ distill: '{ batchSize: 5000 }' })), /train_x\.npy \(distill\.batchSize\): the train split has 1200 samples, fewer than one batch of 5000/],
+    ['a baseline that is not a report', async (dir) => {
+      await copyFile(teacherJson(dir), path.join(dir, 'base.json'));
+      await writeFile(path.join(dir, 'distill-gate.yml'), quickConfig({ top: 'baseline: base.json' }));
+    }, /base\.json: has no schemaVersion/],
+  ];
+
+  it.each(cases)('%s', async (_name, breakIt, pattern) => {
+    const dir = await exampleWorkspace(quickConfig());
+    await breakIt(dir);
+    const { code, stderr } = await runCli(dir, '--quiet');
+    expect(stderr).toMatch(pattern);
+    expect(stderr).toMatch(/^distill-gate: error: /);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(code).toBe(2);
+  });
+});

@@ -1,0 +1,37 @@
+import { cp, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const EXAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/example');
+
+/** A scratch copy of the bundled example; `config` (YAML) replaces its distill-gate.yml when given. */
+export async function exampleWorkspace(config?: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-'));
+  await cp(EXAMPLE, dir, { recursive: true });
+  if (config !== undefined) await writeFile(path.join(dir, 'distill-gate.yml'), config);
+  return dir;
+}
+
+/** The example's config with few epochs and quick timing, so end-to-end tests stay fast. */
+export function quickConfig(extra: { student?: string; gates?: string; distill?: string; data?: string; top?: string } = {}): string {
+  return [
+    'teacher: models/teacher/model.json',
+    extra.top ?? '',
+    'student:',
+    extra.student ?? '  layers:\n    - { type: dense, units: 32, activation: relu }\n    - { type: dense, units: 10 }',
+    'data:',
+    extra.data ?? '  train: { x: data/train_x.npy, y: data/train_y.npy }\n  eval:  { x: data/eval_x.npy,  y: data/eval_y.npy }',
+    `distill: ${extra.distill ?? '{ temperature: 4, alpha: 0.9, epochs: 3, batchSize: 64, learningRate: 0.01, seed: 7 }'}`,
+    'measure: { warmup: 1, rounds: 3, throughputBatch: 64 }',
+    'gates:',
+    extra.gates ?? '  agreement.top1: ">= 0.5"\n  size.ratio: "<= 0.1"',
+    '',
+  ].join('\n');
+}
+
+export function captureIo() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { stdout: (t: string) => void out.push(t), stderr: (t: string) => void err.push(t) }, stdout: () => out.join(''), stderr: () => err.join('') };
+}

@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { escapeMarkdown } from '../../src/report/escape.js';
+import { lossChart, renderMarkdown } from '../../src/report/markdown.js';
+import { sampleReport } from '../sample-report.js';
+
+describe('escaping untrusted text', () => {
+  it.each([
+    ['<script>alert(1)</script>', '&lt;script&gt;alert\\(1\\)&lt;/script&gt;'],
+    ['@octocat please', '@\u200boctocat please'],
+    ['a|b', 'a\\|b'],
+    ['`rm -rf`', '\\`rm -rf\\`'],
+    ['<!-- distill-gate -->', '&lt;\\!-- distill-gate --&gt;'],
+    ['[x](http://evil)', '\\[x\\]\\(http://evil\\)'],
+    ['line\nbreak', 'line break'],
+  ])('makes %j inert', (input, expected) => {
+    expect(escapeMarkdown(input)).toBe(expected);
+  });
+});
+
+describe('markdown report', () => {
+  it('puts the verdict first, then gates, size, speed, agreement and the loss chart', () => {
+    const md = renderMarkdown(sampleReport());
+    expect(md.split('\n')[0]).toBe('## ✅ distill-gate: pass');
+    const order = ['### Gates', '### Size', '### Speed', '### Agreement', '```mermaid'].map((h) => md.indexOf(h));
+    expect(order.every((i, k) => i > 0 && (k === 0 || i > order[k - 1]))).toBe(true);
+    expect(md).toMatch(/\| `agreement\.top1` \|\s+— \|\s+95\.00% \| >= 0\.93\s+\| ✅ pass \|/);
+    expect(md).toContain('line [3, 2, 1]');
+  });
+
+  it('escapes a hostile teacher path and lists failing gates', () => {
+    const md = renderMarkdown(sampleReport({
+      verdict: 'fail',
+      teacher: { path: '/x/<!-- -->@evil`|/model.json', format: 'layers-model', output: 'logits', params: 1, bytes: 1 },
+      gates: [{ metric: 'size.ratio', op: '<=', threshold: 0.01, relative: false, level: 'error', value: 0.05, baseline: null, pass: false, status: 'fail', expected: '<= 0.01' }],
+    }));
+    expect(md).toContain('## ❌ distill-gate: fail');
+    expect(md).toContain('**Failing gates:** size.ratio (<= 0.01)');
+    expect(md).not.toContain('<!--');
+    expect(md).not.toContain('@evil');
+    expect(md).toContain('&lt;\\!-- --&gt;@\u200bevil\\`\\|');
+  });
+
+  it('shows baseline and delta columns when a gate has a baseline', () => {
+    const md = renderMarkdown(sampleReport({
+      gates: [{ metric: 'agreement.top1', op: 'maxDrop', threshold: 0.01, relative: false, level: 'error', value: 0.95, baseline: 0.97, pass: false, status: 'fail', expected: 'drop <= 0.01' }],
+    }));
+    expect(md).toMatch(/\| Metric\s+\| Teacher \| Student \| Baseline \|\s+Δ \| Threshold/);
+    expect(md).toContain('▼ -2.00% (-2.1%)');
+  });
+
+  it('thins a long loss curve to at most about 60 points, keeping the last epoch', () => {
+    const chart = lossChart(Array.from({ length: 500 }, (_, i) => 1 / (i + 1)));
+    const epochs = /x-axis "epoch" \[([^\]]*)\]/.exec(chart)![1].split(', ');
+    expect(epochs.length).toBeLessThanOrEqual(61);
+    expect(epochs[epochs.length - 1]).toBe('500');
+  });
+});
