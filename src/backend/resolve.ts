@@ -36,7 +36,7 @@ export interface ResolveOptions {
 }
 
 export async function resolveBackend(requested: BackendName, options: ResolveOptions = {}): Promise<ResolvedBackend> {
-  const searchFrom = options.searchFrom ?? [process.cwd()];
+  const searchFrom = [...new Set((options.searchFrom ?? [process.cwd()]).map((folder) => path.resolve(folder)))];
   const importPackage = options.importPackage ?? importFromFolders;
   const notes: string[] = [];
   const candidates = requested === 'auto' ? AUTO_ORDER : [requested];
@@ -75,7 +75,14 @@ async function initialise(
     }
     return { tf, name, source: found.path };
   }
-  if (name === 'wasm') setWasmPaths(wasmDirectory());
+  if (name === 'wasm') {
+    const directory = wasmDirectory();
+    // The wasm backend's Emscripten loader reads the CommonJS `__dirname` under Node; inside the
+    // ESM bundle that name does not exist, so it is provided globally before initialisation.
+    const globals = globalThis as { __dirname?: string };
+    globals.__dirname ??= directory;
+    setWasmPaths(directory);
+  }
   // setBackend resolves false (it does not throw) when initialisation fails; later ops would
   // then run on whatever backend was left, so the result is checked.
   if (!(await bundledTf.setBackend(name)) || bundledTf.getBackend() !== name) {

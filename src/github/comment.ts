@@ -1,0 +1,47 @@
+import type { GitHubClient, RetryOptions } from './api.js';
+import { withRetry } from './api.js';
+
+/** GitHub refuses issue comments longer than this many characters. */
+export const COMMENT_LIMIT = 65_536;
+
+/** Keys come from config paths or an input: only characters that cannot end the HTML comment. */
+export function commentMarker(key: string): string {
+  return `<!-- distill-gate:${key.replace(/[^A-Za-z0-9._/:-]/g, '_').replace(/-{2,}/g, '-')} -->`;
+}
+
+/** Shortens a body over GitHub's limit at a line break and says where the full report is. */
+export function fitComment(body: string, limit = COMMENT_LIMIT): { body: string; truncated: boolean } {
+  if (body.length <= limit) return { body, truncated: false };
+  const note = '\n\n> **Report shortened** to fit GitHub\'s comment limit: the full report is in this run\'s job summary and in `report.md`.\n';
+  let cut = body.lastIndexOf('\n', limit - note.length);
+  if (cut <= 0) cut = limit - note.length;
+  let head = body.slice(0, cut);
+  // An unclosed code fence would swallow the note.
+  if ((head.match(/^```/gm) ?? []).length % 2 === 1) head += '\n```';
+  return { body: `${head}${note}`, truncated: true };
+}
+
+export interface StickyTarget {
+  owner: string;
+  repo: string;
+  issueNumber: number;
+  key: string;
+}
+
+/**
+ * Creates or updates the one comment carrying this key's marker. Every page of comments is read,
+ * so a long discussion never hides the old comment and produces a second copy.
+ */
+export async function upsertStickyComment(client: GitHubClient, target: StickyTarget, markdown: string, retry: RetryOptions = {}) {
+  const marker = commentMarker(target.key);
+  const { body, truncated } = fitComment(`${marker}\n${markdown}`);
+  const { owner, repo, issueNumber } = target;
+  const comments = await withRetry('listing PR comments', () => client.paginate(client.rest.issues.listComments, { owner, repo, issue_number: issueNumber, per_page: 100 }), retry);
+  const existing = comments.find((c) => c.body?.startsWith(marker));
+  if (existing) {
+    const { data } = await withRetry('updating the report comment', () => client.rest.issues.updateComment({ owner, repo, comment_id: existing.id, body }), retry);
+    return { url: data.html_url, id: data.id, created: false, truncated };
+  }
+  const { data } = await withRetry('creating the report comment', () => client.rest.issues.createComment({ owner, repo, issue_number: issueNumber, body }), retry);
+  return { url: data.html_url, id: data.id, created: true, truncated };
+}

@@ -1,0 +1,176 @@
+import path from 'node:path';
+import * as core from '@actions/core';
+import * as github from '@actions/github';
+import { loadConfig } from './config/load.js';
+import { BACKENDS, type BackendName } from './config/schema.js';
+import { InputError, isInputError } from './errors.js';
+import { runPipeline } from './pipeline.js';
+import { renderMarkdown } from './report/markdown.js';
+import { readReport, type Report } from './report/report.js';
+import { createClient, explainFailure, type RetryOptions } from './github/api.js';
+import { upsertStickyComment } from './github/comment.js';
+import { findPullRequestBySha, pullRequestNumber, PULL_REQUEST_EVENTS, runUrl, type EventContext } from './github/event.js';
+import { syncTrackingIssue } from './github/tracking-issue.js';
+
+export interface ActionInputs {
+  mode: 'run' | 'report';
+  config: string;
+  report: string;
+  token: string;
+  comment: boolean;
+  failOnGate: boolean;
+  backend: BackendName;
+  outputDir: string;
+  workingDirectory: string;
+  commentKey: string;
+  baseline?: string;
+  issueOnFailure: boolean;
+  issueLabel: string;
+}
+
+export function readInputs(): ActionInputs {
+  const workingDirectory = path.resolve(process.env.GITHUB_WORKSPACE ?? process.cwd(), core.getInput('working-directory') || '.');
+  const config = core.getInput('config') || '.github/distill-gate.yml';
+  const mode = core.getInput('mode') || 'run';
+  if (mode !== 'run' && mode !== 'report') throw new InputError('input mode', `"${mode}" is not a mode; use run or report.`);
+  const backend = core.getInput('backend') || 'auto';
+  if (!(BACKENDS as readonly string[]).includes(backend)) throw new InputError('input backend', `"${backend}" is not a backend; use one of ${BACKENDS.join(', ')}.`);
+  const outputDir = path.resolve(workingDirectory, core.getInput('output-dir') || 'distill-report');
+  return {
+    mode,
+    config: path.resolve(workingDirectory, config),
+    report: path.resolve(workingDirectory, core.getInput('report') || path.join(outputDir, 'report.json')),
+    token: core.getInput('github-token'),
+    comment: booleanInput('comment', true),
+    failOnGate: booleanInput('fail-on-gate', true),
+    backend: backend as BackendName,
+    outputDir,
+    workingDirectory,
+    commentKey: core.getInput('comment-key') || config,
+    baseline: core.getInput('baseline') ? path.resolve(workingDirectory, core.getInput('baseline')) : undefined,
+    issueOnFailure: booleanInput('issue-on-failure', false),
+    issueLabel: core.getInput('issue-label') || 'distill-gate',
+  };
+}
+
+function booleanInput(name: string, fallback: boolean): boolean {
+  const value = core.getInput(name).trim().toLowerCase();
+  if (value === '') return fallback;
+  if (['true', 'yes', 'on', '1'].includes(value)) return true;
+  if (['false', 'no', 'off', '0'].includes(value)) return false;
+  throw new InputError(`input ${name}`, `"${value}" is not a boolean; use true or false.`);
+}
+
+interface Outcome {
+  report: Report;
+  markdown: string;
+  reportPath: string;
+  studentPath: string;
+}
+
+/** The action: inputs -> the same pipeline as `distill-gate run` -> GitHub I/O. */
+export async function run(retry: RetryOptions = {}): Promise<void> {
+  let inputs: ActionInputs;
+  let outcome: Outcome;
+  try {
+    inputs = readInputs();
+    if (inputs.token) core.setSecret(inputs.token);
+    outcome = inputs.mode === 'report' ? await finishedReport(inputs) : await distillHere(inputs);
+  } catch (error) {
+    if (isInputError(error)) core.setFailed(`distill-gate: ${error.message}`);
+    else core.setFailed(`distill-gate internal error (a bug, please report it): ${error instanceof Error ? error.stack : String(error)}`);
+    return;
+  }
+  await publish(inputs, outcome, github.context as unknown as EventContext, { onRetry: (m) => core.info(m), ...retry });
+}
+
+async function distillHere(inputs: ActionInputs): Promise<Outcome> {
+  const config = await loadConfig(inputs.config);
+  const controller = new AbortController();
+  // The runner sends SIGTERM when a job is cancelled or times out: stop training, keep the report.
+  const stop = () => controller.abort(new Error('the job was cancelled (SIGTERM)'));
+  process.once('SIGTERM', stop);
+  core.startGroup('distill-gate: distillation');
+  try {
+    return await runPipeline(config, {
+      outDir: inputs.outputDir,
+      backend: inputs.backend === 'auto' ? undefined : inputs.backend,
+      baseline: inputs.baseline,
+      searchFrom: [inputs.workingDirectory, process.env.GITHUB_WORKSPACE ?? inputs.workingDirectory],
+      signal: controller.signal,
+      log: (line) => core.info(line),
+      commit: github.context.sha,
+    });
+  } finally {
+    core.endGroup();
+    process.off('SIGTERM', stop);
+  }
+}
+
+async function finishedReport(inputs: ActionInputs): Promise<Outcome> {
+  const report = await readReport(inputs.report);
+  return { report, markdown: renderMarkdown(report), reportPath: inputs.report, studentPath: report.student?.path ?? '' };
+}
+
+async function publish(inputs: ActionInputs, outcome: Outcome, context: EventContext, retry: RetryOptions): Promise<void> {
+  const { report, markdown } = outcome;
+  core.info(`distill-gate: verdict ${report.verdict} on backend ${report.backend}`);
+  try {
+    await core.summary.addRaw(markdown).write();
+  } catch (error) {
+    core.warning(`Writing the job summary failed: ${(error as Error).message}. The report is at ${outcome.reportPath}.`);
+  }
+  core.setOutput('verdict', report.verdict);
+  core.setOutput('report-path', outcome.reportPath);
+  core.setOutput('student-path', outcome.studentPath);
+  core.setOutput('agreement', String(report.metrics['agreement.top1'] ?? ''));
+  core.setOutput('speedup', String(report.metrics['speed.speedup'] ?? ''));
+  core.setOutput('size-ratio', String(report.metrics['size.ratio'] ?? ''));
+  core.setOutput('comment-url', '');
+
+  if (inputs.token) await publishToGitHub(inputs, outcome, context, retry);
+  else core.warning('No github-token: skipping the PR comment. The report is in the job summary and on disk.');
+
+  for (const gate of report.gates) {
+    const text = `${gate.metric} = ${gate.value ?? 'not measured'}, expected ${gate.expected}${gate.baseline !== null ? ` (baseline ${gate.baseline})` : ''}`;
+    if (gate.status === 'fail') core.error(text, { title: `distill-gate: ${gate.metric} failed` });
+    if (gate.status === 'warn') core.warning(text, { title: `distill-gate: ${gate.metric} (warning)` });
+  }
+  for (const reason of report.reasons) core.warning(reason, { title: 'distill-gate' });
+  if (report.verdict === 'fail') {
+    const failing = report.gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
+    const message = `distill-gate: ${failing.length ? `failing gates: ${failing.join(', ')}` : report.reasons.join(' ')}`;
+    if (inputs.failOnGate) core.setFailed(message);
+    else core.warning(`${message} (fail-on-gate is false, so the step passes)`);
+  }
+}
+
+async function publishToGitHub(inputs: ActionInputs, outcome: Outcome, context: EventContext, retry: RetryOptions): Promise<void> {
+  const client = createClient(inputs.token);
+  const { owner, repo } = context.repo;
+  const isPullRequest = PULL_REQUEST_EVENTS.includes(context.eventName) || (inputs.mode === 'report' && context.eventName === 'workflow_run');
+  if (isPullRequest && inputs.comment) {
+    try {
+      const headSha = context.payload.workflow_run?.head_sha ?? outcome.report.commit;
+      const issueNumber = pullRequestNumber(context) ?? (headSha ? await findPullRequestBySha(client, context, headSha, retry) : undefined);
+      if (issueNumber === undefined) {
+        core.warning('No pull request found for this run, so no comment was posted. The report is in the job summary.');
+        return;
+      }
+      const comment = await upsertStickyComment(client, { owner, repo, issueNumber, key: inputs.commentKey }, outcome.markdown, retry);
+      core.setOutput('comment-url', comment.url);
+      core.info(`distill-gate: ${comment.created ? 'posted' : 'updated'} the report comment ${comment.url}${comment.truncated ? ' (shortened to fit GitHub\'s limit)' : ''}`);
+    } catch (error) {
+      core.warning(explainFailure('Posting the PR comment', error));
+    }
+    return;
+  }
+  if (inputs.issueOnFailure && !isPullRequest) {
+    try {
+      const result = await syncTrackingIssue(client, { owner, repo, key: inputs.commentKey, label: inputs.issueLabel, runUrl: runUrl(context) }, outcome.report.verdict, outcome.markdown, retry);
+      if (result.action !== 'none') core.info(`distill-gate: tracking issue ${result.action}: ${result.url}`);
+    } catch (error) {
+      core.warning(explainFailure('Updating the tracking issue', error));
+    }
+  }
+}

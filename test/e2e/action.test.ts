@@ -1,0 +1,201 @@
+import { execFile } from 'node:child_process';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exampleWorkspace, quickConfig } from '../helpers.js';
+import { FakeGitHub } from './github-server.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BUNDLE = path.join(ROOT, 'dist/index.js');
+const EVENTS = path.join(ROOT, 'test/e2e/events');
+const TOKEN = 'ghs_test_token_0123456789abcdef';
+
+let api: FakeGitHub;
+beforeAll(async () => {
+  api = await new FakeGitHub().start();
+});
+afterAll(async () => api.stop());
+
+interface RunResult { code: number; stdout: string; outputs: Record<string, string>; summary: string; workspace: string }
+
+/** Runs the built bundle the way the runner does: node, INPUT_* variables and the GITHUB_* files. */
+async function runAction(event: string, inputs: Record<string, string>, workspace?: string): Promise<RunResult> {
+  const dir = workspace ?? (await exampleWorkspace(quickConfig()));
+  const runnerFiles = path.join(dir, '.runner');
+  await mkdir(runnerFiles, { recursive: true });
+  const outputFile = path.join(runnerFiles, 'output');
+  const summaryFile = path.join(runnerFiles, 'summary');
+  await writeFile(outputFile, '');
+  await writeFile(summaryFile, '');
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    GITHUB_ACTIONS: 'true',
+    GITHUB_EVENT_NAME: event,
+    GITHUB_EVENT_PATH: path.join(EVENTS, `${event}.json`),
+    GITHUB_REPOSITORY: 'acme/models',
+    GITHUB_SHA: 'abc123',
+    GITHUB_RUN_ID: '42',
+    GITHUB_SERVER_URL: 'https://github.test',
+    GITHUB_API_URL: api.url,
+    GITHUB_WORKSPACE: dir,
+    GITHUB_OUTPUT: outputFile,
+    GITHUB_STEP_SUMMARY: summaryFile,
+    'INPUT_CONFIG': 'distill-gate.yml',
+    'INPUT_GITHUB-TOKEN': TOKEN,
+    'INPUT_COMMENT': 'true',
+    'INPUT_FAIL-ON-GATE': 'true',
+    'INPUT_BACKEND': 'auto',
+    ...Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
+  };
+  const result = await promisify(execFile)(process.execPath, [BUNDLE], { cwd: dir, env, maxBuffer: 16 << 20 }).then(
+    ({ stdout }) => ({ code: 0, stdout }),
+    (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
+  );
+  return { ...result, outputs: parseOutputs(await readFile(outputFile, 'utf8')), summary: await readFile(summaryFile, 'utf8'), workspace: dir };
+}
+
+/** GITHUB_OUTPUT holds `name<<delimiter\nvalue\ndelimiter` blocks. */
+function parseOutputs(text: string): Record<string, string> {
+  const outputs: Record<string, string> = {};
+  const pattern = /^([^<\n]+)<<(\S+)\n([\s\S]*?)\n\2$/gm;
+  for (let m = pattern.exec(text); m; m = pattern.exec(text)) outputs[m[1]] = m[3];
+  return outputs;
+}
+
+const commentsOn = (pr: number) => api.comments.filter((c) => c.issue_number === pr);
+
+describe('the bundled action, run as the runner runs it', () => {
+  it('posts one sticky comment on a PR, then updates that same comment on the next run', async () => {
+    api.comments = [];
+    // Forty older comments make the listing span pages (per_page 100 would not, so the fake pages at 30 when asked).
+    for (let i = 0; i < 140; i++) api.comments.push({ id: i + 1, body: `chatter ${i}`, issue_number: 7, html_url: '' });
+    const first = await runAction('pull_request', {});
+    expect(first.code).toBe(0);
+    const ours = commentsOn(7).filter((c) => c.body.startsWith('<!-- distill-gate:distill-gate.yml -->'));
+    expect(ours).toHaveLength(1);
+    expect(ours[0].body).toContain('## ✅ distill-gate: pass');
+    expect(first.outputs.verdict).toBe('pass');
+    expect(first.outputs['comment-url']).toBe(ours[0].html_url);
+    expect(Number(first.outputs.agreement)).toBeGreaterThan(0.5);
+    expect(Number(first.outputs['size-ratio'])).toBeLessThan(0.1);
+    expect(first.outputs['report-path']).toBe(path.join(first.workspace, 'distill-report/report.json'));
+    expect(first.summary).toContain('## ✅ distill-gate: pass');
+    expect(first.stdout).toContain('backend: using wasm (bundled)');
+
+    const second = await runAction('pull_request', {}, first.workspace);
+    expect(second.code).toBe(0);
+    const after = commentsOn(7).filter((c) => c.body.startsWith('<!-- distill-gate:'));
+    expect(after).toHaveLength(1);
+    expect(after[0].id).toBe(ours[0].id);
+    expect(second.stdout).toContain('updated the report comment');
+  });
+
+  it('keeps reports of two comment keys apart on one PR', async () => {
+    api.comments = [];
+    const dir = await exampleWorkspace(quickConfig());
+    await runAction('pull_request', { 'comment-key': 'student-a' }, dir);
+    await runAction('pull_request', { 'comment-key': 'student-b' }, dir);
+    expect(commentsOn(7).map((c) => c.body.split('\n')[0]).sort()).toEqual(['<!-- distill-gate:student-a -->', '<!-- distill-gate:student-b -->']);
+  });
+
+  it('fails the step with the failing gates and an error annotation each, still commenting', async () => {
+    api.comments = [];
+    const dir = await exampleWorkspace(quickConfig({ gates: '  size.ratio: "<= 0.0001"\n  agreement.top1: ">= 0.5"' }));
+    const run = await runAction('pull_request', {}, dir);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/::error title=distill-gate%3A size\.ratio failed::size\.ratio = [\d.e-]+, expected <= 0\.0001/);
+    expect(run.stdout).toMatch(/::error::distill-gate: failing gates: size\.ratio \(<= 0\.0001\)/);
+    expect(run.outputs.verdict).toBe('fail');
+    expect(commentsOn(7)[0].body).toContain('❌ distill-gate: fail');
+  });
+
+  it('with fail-on-gate false, a failing gate warns and the step passes', async () => {
+    const dir = await exampleWorkspace(quickConfig({ gates: '  size.ratio: "<= 0.0001"' }));
+    const run = await runAction('pull_request', { 'fail-on-gate': 'false' }, dir);
+    expect(run.code).toBe(0);
+    expect(run.outputs.verdict).toBe('fail');
+    expect(run.stdout).toMatch(/::warning::distill-gate: failing gates: size\.ratio.*fail-on-gate is false/);
+  });
+
+  it('a 403 leaves a warning with the fix, the summary and outputs, and the verdict decides the exit', async () => {
+    api.comments = [];
+    api.fail('GET', /\/issues\/7\/comments$/, 403);
+    const run = await runAction('pull_request', {});
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/::warning::Posting the PR comment failed: HTTP 403.*permissions: pull-requests: write.*workflow_run pattern/);
+    expect(run.summary).toContain('distill-gate: pass');
+    expect(run.outputs.verdict).toBe('pass');
+    expect(commentsOn(7)).toHaveLength(0);
+  });
+
+  it('retries a 500 and a 429 and then posts', async () => {
+    api.comments = [];
+    api.fail('GET', /\/issues\/7\/comments$/, 500);
+    api.fail('POST', /\/issues\/7\/comments$/, 429, 1, { 'retry-after': '1' });
+    const run = await runAction('pull_request', {});
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/listing PR comments: HTTP 500.*retrying/);
+    expect(run.stdout).toMatch(/creating the report comment: HTTP 429.*retrying/);
+    expect(commentsOn(7)).toHaveLength(1);
+  });
+
+  it('never prints the token', async () => {
+    api.fail('GET', /\/issues\/7\/comments$/, 401);
+    const run = await runAction('pull_request', {});
+    expect(run.stdout).toMatch(/::warning::Posting the PR comment failed: HTTP 401/);
+    // The runner consumes ::add-mask:: itself and masks the value everywhere after it.
+    expect(run.stdout).toContain(`::add-mask::${TOKEN}`);
+    const printed = run.stdout.split('\n').filter((line) => !line.startsWith('::add-mask::')).join('\n');
+    expect(printed + run.summary + JSON.stringify(run.outputs)).not.toContain(TOKEN);
+    expect(await readFile(path.join(run.workspace, 'distill-report/report.json'), 'utf8')).not.toContain(TOKEN);
+    expect(api.requests.some((r) => r.authorization === `token ${TOKEN}`)).toBe(true);
+  });
+
+  it('on schedule: no comment, summary and outputs; opens a tracking issue on failure and closes it on pass', async () => {
+    api.comments = [];
+    api.issues = [];
+    const failing = await exampleWorkspace(quickConfig({ gates: '  size.ratio: "<= 0.0001"' }));
+    const nightly = await runAction('schedule', { 'issue-on-failure': 'true' }, failing);
+    expect(nightly.code).toBe(1);
+    expect(api.comments).toHaveLength(0);
+    expect(api.issues).toHaveLength(1);
+    expect(api.issues[0].labels).toEqual([{ name: 'distill-gate' }]);
+    expect(api.issues[0].body).toContain('https://github.test/acme/models/actions/runs/42');
+    await runAction('schedule', { 'issue-on-failure': 'true' }, failing);
+    expect(api.issues).toHaveLength(1);
+    const passing = await runAction('schedule', { 'issue-on-failure': 'true' });
+    expect(passing.code).toBe(0);
+    expect(api.issues[0].state).toBe('closed');
+  });
+
+  it('on release: a release gate with summary and outputs, no comment', async () => {
+    api.comments = [];
+    const run = await runAction('release', {});
+    expect(run.code).toBe(0);
+    expect(run.outputs.verdict).toBe('pass');
+    expect(run.summary).toContain('distill-gate: pass');
+    expect(api.comments).toHaveLength(0);
+  });
+
+  it('mode report: posts an earlier run\'s report.json on the PR found by head SHA (workflow_run)', async () => {
+    api.comments = [];
+    api.pulls = [{ number: 12, state: 'open', head: { sha: 'f0f0f0' } }];
+    const producer = await runAction('release', {});
+    const run = await runAction('workflow_run', { mode: 'report', report: 'distill-report/report.json' }, producer.workspace);
+    expect(run.code).toBe(0);
+    expect(run.stdout).not.toMatch(/epoch \d/);
+    expect(commentsOn(12)).toHaveLength(1);
+    expect(commentsOn(12)[0].body).toContain('distill-gate: pass');
+  });
+
+  it('bad input fails the step with one clear message and posts nothing', async () => {
+    api.comments = [];
+    const run = await runAction('pull_request', { config: 'missing.yml' });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/::error::distill-gate: .*missing\.yml: cannot read the config file \(ENOENT\)/);
+    expect(api.comments).toHaveLength(0);
+  });
+});

@@ -1,0 +1,101 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+interface Comment { id: number; body: string; html_url: string; issue_number: number }
+interface Issue { number: number; title: string; body: string; state: string; labels: Array<{ name: string }>; html_url: string }
+interface Fault { method: string; path: RegExp; status: number; times: number; headers?: Record<string, string> }
+
+/**
+ * A small in-memory stand-in for the GitHub REST API on loopback: just the endpoints the action
+ * calls, paginated like GitHub, with faults that can be injected per route.
+ */
+export class FakeGitHub {
+  comments: Comment[] = [];
+  issues: Issue[] = [];
+  pulls: Array<{ number: number; state: string; head: { sha: string } }> = [];
+  requests: Array<{ method: string; path: string; authorization?: string }> = [];
+  private faults: Fault[] = [];
+  private nextId = 1000;
+  private server = http.createServer((req, res) => void this.handle(req, res));
+  url = '';
+
+  async start(): Promise<this> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** The next `times` requests matching method and path answer `status`. */
+  fail(method: string, path: RegExp, status: number, times = 1, headers?: Record<string, string>): void {
+    this.faults.push({ method, path, status, times, headers });
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.url);
+    const method = req.method ?? 'GET';
+    this.requests.push({ method, path: url.pathname, authorization: req.headers.authorization });
+    let raw = '';
+    for await (const chunk of req) raw += chunk;
+    const body = raw ? JSON.parse(raw) : {};
+    const send = (status: number, data: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      res.end(JSON.stringify(data));
+    };
+    const fault = this.faults.find((f) => f.times > 0 && f.method === method && f.path.test(url.pathname));
+    if (fault) {
+      fault.times--;
+      return send(fault.status, { message: `injected ${fault.status}` }, fault.headers);
+    }
+    let m: RegExpExecArray | null;
+    if ((m = /^\/repos\/[^/]+\/[^/]+\/issues\/(\d+)\/comments$/.exec(url.pathname))) {
+      const issue = Number(m[1]);
+      if (method === 'GET') {
+        const all = this.comments.filter((c) => c.issue_number === issue);
+        const perPage = Number(url.searchParams.get('per_page') ?? 30);
+        const page = Number(url.searchParams.get('page') ?? 1);
+        const last = Math.max(1, Math.ceil(all.length / perPage));
+        const headers: Record<string, string> = {};
+        if (page < last) {
+          const next = new URL(url);
+          next.searchParams.set('page', String(page + 1));
+          headers.link = `<${next.href}>; rel="next"`;
+        }
+        return send(200, all.slice((page - 1) * perPage, page * perPage), headers);
+      }
+      const comment = { id: this.nextId++, body: body.body, issue_number: issue, html_url: `https://github.test/pr/${issue}#c${this.nextId}` };
+      this.comments.push(comment);
+      return send(201, comment);
+    }
+    if ((m = /^\/repos\/[^/]+\/[^/]+\/issues\/comments\/(\d+)$/.exec(url.pathname)) && method === 'PATCH') {
+      const comment = this.comments.find((c) => c.id === Number(m![1]));
+      if (!comment) return send(404, { message: 'Not Found' });
+      comment.body = body.body;
+      return send(200, comment);
+    }
+    if (/^\/repos\/[^/]+\/[^/]+\/issues$/.test(url.pathname)) {
+      if (method === 'GET') {
+        const label = url.searchParams.get('labels');
+        const state = url.searchParams.get('state') ?? 'open';
+        return send(200, this.issues.filter((i) => i.state === state && (!label || i.labels.some((l) => l.name === label))));
+      }
+      const issue = { number: this.nextId++, title: body.title, body: body.body, state: 'open', labels: (body.labels ?? []).map((name: string) => ({ name })), html_url: `https://github.test/issues/${this.nextId}` };
+      this.issues.push(issue);
+      return send(201, issue);
+    }
+    if ((m = /^\/repos\/[^/]+\/[^/]+\/issues\/(\d+)$/.exec(url.pathname)) && method === 'PATCH') {
+      const issue = this.issues.find((i) => i.number === Number(m![1]));
+      if (!issue) return send(404, { message: 'Not Found' });
+      Object.assign(issue, body.body !== undefined ? { body: body.body } : {}, body.state ? { state: body.state } : {});
+      return send(200, issue);
+    }
+    if ((m = /^\/repos\/[^/]+\/[^/]+\/commits\/([^/]+)\/pulls$/.exec(url.pathname))) {
+      return send(200, this.pulls.filter((p) => p.head.sha === m![1]));
+    }
+    if (/^\/repos\/[^/]+\/[^/]+\/pulls$/.test(url.pathname)) return send(200, this.pulls.filter((p) => p.state === 'open'));
+    send(404, { message: `no route for ${method} ${url.pathname}` });
+  }
+}
