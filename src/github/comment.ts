@@ -13,11 +13,13 @@ export function commentMarker(key: string): string {
 export function fitComment(body: string, limit = COMMENT_LIMIT): { body: string; truncated: boolean } {
   if (body.length <= limit) return { body, truncated: false };
   const note = '\n\n> **Report shortened** to fit GitHub\'s comment limit: the full report is in this run\'s job summary and in `report.md`.\n';
-  let cut = body.lastIndexOf('\n', limit - note.length);
-  if (cut <= 0) cut = limit - note.length;
+  const fence = '\n```';
+  const room = limit - note.length - fence.length;
+  let cut = body.lastIndexOf('\n', room);
+  if (cut <= 0) cut = room;
   let head = body.slice(0, cut);
   // An unclosed code fence would swallow the note.
-  if ((head.match(/^```/gm) ?? []).length % 2 === 1) head += '\n```';
+  if ((head.match(/^```/gm) ?? []).length % 2 === 1) head += fence;
   return { body: `${head}${note}`, truncated: true };
 }
 

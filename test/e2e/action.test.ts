@@ -70,7 +70,7 @@ const commentsOn = (pr: number) => api.comments.filter((c) => c.issue_number ===
 describe('the bundled action, run as the runner runs it', () => {
   it('posts one sticky comment on a PR, then updates that same comment on the next run', async () => {
     api.comments = [];
-    // Forty older comments make the listing span pages (per_page 100 would not, so the fake pages at 30 when asked).
+    // 140 older comments make the listing span two pages of 100: the marker must be found on any page.
     for (let i = 0; i < 140; i++) api.comments.push({ id: i + 1, body: `chatter ${i}`, issue_number: 7, html_url: '' });
     const first = await runAction('pull_request', {});
     expect(first.code).toBe(0);

@@ -1,0 +1,100 @@
+/**
+ * `npm run bench`: distillation throughput and peak RSS per TF.js backend, measured side by side
+ * in one run on this machine, on the reference pair of issue #6 (teacher MLP 64-512-512-10,
+ * student 64-32-10, 1,200 samples, batch 64, T = 4). Each backend runs in its own child process so
+ * that peak RSS is its own. Not a test: it prints figures and ratios.
+ *
+ *   npm run bench -- --epochs 10 --backends wasm,cpu
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { resolveBackend } from '../src/backend/resolve.js';
+import { parseConfig } from '../src/config/load.js';
+import type { BackendName } from '../src/config/schema.js';
+import { encodeNpy } from '../src/data/npy.js';
+import { writeModelArtifacts } from '../src/models/artifacts.js';
+import { runPipeline } from '../src/pipeline.js';
+import { synthetic } from '../fixtures/generate.js';
+
+const here = fileURLToPath(import.meta.url);
+const { values } = parseArgs({
+  options: {
+    epochs: { type: 'string', default: '5' },
+    backends: { type: 'string', default: 'wasm,cpu' },
+    child: { type: 'string' },
+    workspace: { type: 'string' },
+  },
+});
+
+/** Writes the reference teacher (random weights suffice for throughput) and data. */
+async function makeWorkspace(epochs: number): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-bench-'));
+  const { tf } = await resolveBackend('cpu');
+  const init = (seed: number) => tf.initializers.glorotUniform({ seed });
+  const teacher = tf.sequential({
+    layers: [
+      tf.layers.dense({ inputShape: [64], units: 512, activation: 'relu', kernelInitializer: init(1) }),
+      tf.layers.dense({ units: 512, activation: 'relu', kernelInitializer: init(2) }),
+      tf.layers.dense({ units: 10, kernelInitializer: init(3) }),
+    ],
+  });
+  await teacher.save(tf.io.withSaveHandler(async (artifacts) => {
+    await writeModelArtifacts(path.join(dir, 'teacher'), artifacts);
+    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+  }));
+  const train = synthetic(1200, 1);
+  const evalSet = synthetic(400, 2);
+  await writeFile(path.join(dir, 'train_x.npy'), encodeNpy(train.x, [1200, 64]));
+  await writeFile(path.join(dir, 'train_y.npy'), encodeNpy(train.y, [1200]));
+  await writeFile(path.join(dir, 'eval_x.npy'), encodeNpy(evalSet.x, [400, 64]));
+  await writeFile(path.join(dir, 'distill-gate.yml'), [
+    'teacher: teacher/model.json',
+    'student: { layers: [ { type: dense, units: 32, activation: relu }, { type: dense, units: 10 } ] }',
+    'data: { train: { x: train_x.npy, y: train_y.npy }, eval: { x: eval_x.npy } }',
+    `distill: { temperature: 4, alpha: 0.9, epochs: ${epochs}, batchSize: 64, learningRate: 0.001, seed: 7 }`,
+    'measure: { warmup: 3, rounds: 10 }',
+  ].join('\n'));
+  return dir;
+}
+
+interface ChildFigures { backend: string; samplesPerSecond: number; seconds: number; teacherSeconds: number; peakRssMiB: number; agreement: number }
+
+async function child(backend: BackendName, workspace: string): Promise<void> {
+  const file = path.join(workspace, 'distill-gate.yml');
+  const config = parseConfig(await (await import('node:fs/promises')).readFile(file, 'utf8'), file);
+  const { report } = await runPipeline(config, { outDir: path.join(workspace, `out-${backend}`), backend });
+  const figures: ChildFigures = {
+    backend: report.backend,
+    samplesPerSecond: (report.training.trainSamples * report.training.epochs) / report.training.seconds,
+    seconds: report.training.seconds,
+    teacherSeconds: report.training.teacherSeconds,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    agreement: report.metrics['agreement.top1'],
+  };
+  process.stdout.write(`${JSON.stringify(figures)}\n`);
+}
+
+async function parent(): Promise<void> {
+  const epochs = Number(values.epochs);
+  const workspace = await makeWorkspace(epochs);
+  const backends = values.backends!.split(',') as BackendName[];
+  console.log(`distill-gate bench: reference pair, ${epochs} epochs of 1,200 samples, on ${os.cpus()[0]?.model} x${os.cpus().length}, Node ${process.version}`);
+  const results: ChildFigures[] = [];
+  for (const backend of backends) {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', here, '--child', backend, '--workspace', workspace], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    results.push(JSON.parse(out.trim().split('\n').pop()!) as ChildFigures);
+  }
+  const baseline = results.find((r) => r.backend === 'cpu') ?? results[results.length - 1];
+  console.log('\n| backend | distillation samples/s | seconds (teacher soft targets) | peak RSS MiB | top-1 agreement | vs cpu |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of results) {
+    console.log(`| ${r.backend} | ${Math.round(r.samplesPerSecond).toLocaleString('en-US')} | ${r.seconds.toFixed(2)} (${r.teacherSeconds.toFixed(2)}) | ${r.peakRssMiB.toFixed(0)} | ${(100 * r.agreement).toFixed(1)}% | ${(r.samplesPerSecond / baseline.samplesPerSecond).toFixed(2)}x |`);
+  }
+}
+
+if (values.child) await child(values.child as BackendName, values.workspace!);
+else await parent();

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { explainFailure, isTransient, withRetry } from '../../src/github/api.js';
+import { COMMENT_LIMIT, commentMarker, fitComment } from '../../src/github/comment.js';
+
+describe('sticky comment body', () => {
+  it('keeps the marker an inert HTML comment whatever the key', () => {
+    expect(commentMarker('.github/distill-gate.yml')).toBe('<!-- distill-gate:.github/distill-gate.yml -->');
+    const hostile = commentMarker('a --> <script>');
+    expect(hostile).toMatch(/^<!-- distill-gate:[A-Za-z0-9._/:_-]+ -->$/);
+    expect(hostile.slice(4, -4)).not.toContain('--');
+    expect(commentMarker('x--y')).toBe('<!-- distill-gate:x-y -->');
+  });
+
+  it('leaves a short body alone', () => {
+    expect(fitComment('short')).toEqual({ body: 'short', truncated: false });
+  });
+
+  it('shortens a long body at a line break under the limit, closing an open code fence, with a note', () => {
+    const long = `## report\n\`\`\`mermaid\n${'line of chart\n'.repeat(10_000)}\`\`\`\n`;
+    const { body, truncated } = fitComment(long);
+    expect(truncated).toBe(true);
+    expect(body.length).toBeLessThanOrEqual(COMMENT_LIMIT);
+    expect(body).toMatch(/line of chart\n```\n\n> \*\*Report shortened\*\* .*job summary/);
+    expect((body.match(/```/g) ?? []).length % 2).toBe(0);
+  });
+});
+
+describe('API failures', () => {
+  const error = (status: number, message = 'x', headers: Record<string, string> = {}) => Object.assign(new Error(message), { status, response: { headers } });
+
+  it.each([
+    [500, 'boom', {}, true],
+    [502, 'bad gateway', {}, true],
+    [429, 'slow down', {}, true],
+    [403, 'You have exceeded a secondary rate limit', {}, true],
+    [403, 'forbidden', { 'retry-after': '3' }, true],
+    [403, 'Resource not accessible by integration', {}, false],
+    [401, 'Bad credentials', {}, false],
+    [404, 'Not Found', {}, false],
+    [422, 'Validation Failed', {}, false],
+  ])('HTTP %i (%s) is transient: %s', (status, message, headers, transient) => {
+    expect(isTransient(error(status, message, headers))).toBe(transient);
+  });
+
+  it('retries transient failures and gives up at once on others', async () => {
+    let calls = 0;
+    const value = await withRetry('x', async () => {
+      calls++;
+      if (calls < 3) throw error(503);
+      return 'ok';
+    }, { minTimeoutMs: 1 });
+    expect([value, calls]).toEqual(['ok', 3]);
+    calls = 0;
+    await expect(withRetry('x', async () => {
+      calls++;
+      throw error(404, 'Not Found');
+    }, { minTimeoutMs: 1 })).rejects.toThrow('Not Found');
+    expect(calls).toBe(1);
+  });
+
+  it('stops retrying after the retry budget', async () => {
+    let calls = 0;
+    await expect(withRetry('x', async () => {
+      calls++;
+      throw error(500);
+    }, { retries: 2, minTimeoutMs: 1 })).rejects.toThrow();
+    expect(calls).toBe(3);
+  });
+
+  it.each([
+    [401, /token is invalid or expired/],
+    [403, /permissions: pull-requests: write.*workflow_run pattern/],
+    [404, /not found \(deleted/],
+    [422, /refused the content/],
+    [500, /kept failing after retries/],
+  ])('explains HTTP %i with a fix', (status, pattern) => {
+    const text = explainFailure('Posting', error(status, 'msg'));
+    expect(text).toMatch(pattern);
+    expect(text).toMatch(/report is in the job summary and on disk/);
+  });
+});
