@@ -26,6 +26,7 @@ export interface ActionInputs {
   baseline?: string;
   issueOnFailure: boolean;
   issueLabel: string;
+  budgetMinutes?: number;
 }
 
 export function readInputs(): ActionInputs {
@@ -50,7 +51,16 @@ export function readInputs(): ActionInputs {
     baseline: core.getInput('baseline') ? path.resolve(workingDirectory, core.getInput('baseline')) : undefined,
     issueOnFailure: booleanInput('issue-on-failure', false),
     issueLabel: core.getInput('issue-label') || 'distill-gate',
+    budgetMinutes: budgetInput(),
   };
+}
+
+function budgetInput(): number | undefined {
+  const value = core.getInput('budget');
+  if (!value) return undefined;
+  const minutes = Number(value);
+  if (!Number.isFinite(minutes) || minutes <= 0) throw new InputError('input budget', `"${value}" is not a number of minutes above 0 (e.g. 45).`);
+  return minutes;
 }
 
 function booleanInput(name: string, fallback: boolean): boolean {
@@ -66,6 +76,7 @@ interface Outcome {
   markdown: string;
   reportPath: string;
   studentPath: string;
+  writeError?: InputError;
 }
 
 /** The action: inputs -> the same pipeline as `distill-gate run` -> GitHub I/O. */
@@ -96,6 +107,7 @@ async function distillHere(inputs: ActionInputs): Promise<Outcome> {
       outDir: inputs.outputDir,
       backend: inputs.backend === 'auto' ? undefined : inputs.backend,
       baseline: inputs.baseline,
+      budgetMinutes: inputs.budgetMinutes,
       searchFrom: [inputs.workingDirectory, process.env.GITHUB_WORKSPACE ?? inputs.workingDirectory],
       signal: controller.signal,
       log: (line) => core.info(line),
@@ -121,7 +133,7 @@ async function publish(inputs: ActionInputs, outcome: Outcome, context: EventCon
     core.warning(`Writing the job summary failed: ${(error as Error).message}. The report is at ${outcome.reportPath}.`);
   }
   core.setOutput('verdict', report.verdict);
-  core.setOutput('report-path', outcome.reportPath);
+  core.setOutput('report-path', outcome.writeError ? '' : outcome.reportPath);
   core.setOutput('student-path', outcome.studentPath);
   core.setOutput('agreement', String(report.metrics['agreement.top1'] ?? ''));
   core.setOutput('speedup', String(report.metrics['speed.speedup'] ?? ''));
@@ -137,6 +149,11 @@ async function publish(inputs: ActionInputs, outcome: Outcome, context: EventCon
     if (gate.status === 'warn') core.warning(text, { title: `distill-gate: ${gate.metric} (warning)` });
   }
   for (const reason of report.reasons) core.warning(reason, { title: 'distill-gate' });
+  // The comment and summary went out first: a disk that refused the report loses nothing else.
+  if (outcome.writeError) {
+    core.setFailed(`distill-gate: ${outcome.writeError.message}`);
+    return;
+  }
   if (report.verdict === 'fail') {
     const failing = report.gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
     const message = `distill-gate: ${failing.length ? `failing gates: ${failing.join(', ')}` : report.reasons.join(' ')}`;

@@ -27,8 +27,13 @@ export interface RunOptions {
   baseline?: string;
   /** Folders searched for the optional native TF.js packages. */
   searchFrom?: string[];
-  /** Aborts training between batches; the run then measures what it has and reports it incomplete. */
+  /** Aborts training between batches (SIGTERM): the run measures what it has and fails, incomplete. */
   signal?: AbortSignal;
+  /**
+   * Wall-clock budget of the whole run in minutes. Training stops at 85% of it, so that measuring
+   * and writing fit in the rest; the report is then `incomplete`, and the gates judge what was reached.
+   */
+  budgetMinutes?: number;
   log?: (line: string) => void;
   commit?: string;
 }
@@ -38,7 +43,12 @@ export interface RunResult {
   markdown: string;
   reportPath: string;
   studentPath: string;
+  /** Set when the report could not be written to disk; the report itself is intact in memory. */
+  writeError?: InputError;
 }
+
+/** Share of the budget given to training; the rest is kept for measuring and writing. */
+const TRAINING_SHARE_OF_BUDGET = 0.85;
 
 /** Metrics every run measures; agreement/accuracy names depend on classes and labels. */
 export function metricNames(classes: number, topK: number, labels: boolean): string[] {
@@ -53,6 +63,7 @@ export function metricNames(classes: number, topK: number, labels: boolean): str
 /** config -> backend -> models -> data -> soft targets -> distill -> measure -> gates -> report. */
 export async function runPipeline(config: Config, options: RunOptions): Promise<RunResult> {
   const log = options.log ?? (() => {});
+  const budget = trainingBudget(options.budgetMinutes);
   const requested = options.backend ?? config.backend;
   const baselinePath = options.baseline ?? config.baseline;
   const baseline = baselinePath ? await readReport(baselinePath) : undefined;
@@ -86,11 +97,12 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
     const training = await distill(tf, student, train, {
       settings: config.distill,
       teacherLogits: teacherTrainLogits,
-      signal: options.signal,
+      signal: options.signal && budget ? AbortSignal.any([options.signal, budget.signal]) : (options.signal ?? budget?.signal),
       probe: async () => top1Agreement(teacherEvalLogits.subarray(0, probeRows * teacher.outputWidth), await predictLogits(tf, student, evalSet, probeRows), teacher.outputWidth),
       onEpoch: (p) => log(`epoch ${p.epoch}/${p.epochs}  loss ${p.loss.toFixed(5)}  agreement ${p.agreement === undefined ? '-' : (100 * p.agreement).toFixed(1)}%`),
     });
     const seconds = (performance.now() - started) / 1000;
+    budget?.clear();
 
     // Measurement, on the eval split.
     const studentEvalLogits = await predictLogits(tf, student, evalSet);
@@ -106,22 +118,19 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
 
     const environment = describeEnvironment(backend);
     const { gates, environmentDiffers } = judge(checks, metrics, environment, baseline);
-    const reasons: string[] = [];
+    const reasons: string[] = [...training.notes];
     if (training.stoppedBecause) reasons.push(`Training stopped after ${training.epochsCompleted} of ${config.distill.epochs} epochs: ${training.stoppedBecause}.`);
-    const lossFailed = training.loss.some((l) => !Number.isFinite(l));
-    const aborted = Boolean(training.stoppedBecause) && !lossFailed;
+    // A budget stop is judged by the gates on what was reached; a non-finite loss or a
+    // cancellation (SIGTERM) fails the run whatever the gates say.
+    const overBudget = budget?.signal.aborted === true && training.stopKind === 'abort' && options.signal?.aborted !== true;
+    const failedOutright = training.stopKind === 'loss' || (training.stopKind === 'abort' && !overBudget);
     if (environmentDiffers) reasons.push('The baseline ran on a different backend, TF.js version, CPU or GPU: speed deltas against it are shown but not gated.');
 
     const studentPath = path.join(options.outDir, 'student');
-    await mkdir(options.outDir, { recursive: true });
-    await student.layers!.save(tf.io.withSaveHandler(async (artifacts) => {
-      await writeModelArtifacts(studentPath, artifacts);
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }));
 
     const report: Report = {
       schemaVersion: SCHEMA_VERSION,
-      verdict: lossFailed || aborted ? 'fail' : verdictOf(gates),
+      verdict: failedOutright ? 'fail' : verdictOf(gates),
       status: training.stoppedBecause ? 'incomplete' : 'complete',
       reasons,
       backend: backend.name,
@@ -151,13 +160,37 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
     };
     const markdown = renderMarkdown(report);
     const reportPath = path.join(options.outDir, 'report.json');
-    await writeFile(reportPath, `${JSON.stringify(report, null, 2)}\n`);
-    await writeFile(path.join(options.outDir, 'report.md'), markdown);
-    return { report, markdown, reportPath, studentPath: path.join(studentPath, 'model.json') };
+    const writeError = await writeOutputs(tf, student, options.outDir, report, markdown).catch((error: NodeJS.ErrnoException) =>
+      new InputError(options.outDir, `cannot write the report and student there (${error.code ?? error.message}); choose a writable output folder with free space. The report itself was still produced.`),
+    );
+    return { report, markdown, reportPath, studentPath: path.join(studentPath, 'model.json'), ...(writeError ? { writeError } : {}) };
   } finally {
+    budget?.clear();
     teacher.dispose();
     student.dispose();
   }
+}
+
+/** report.json first (the record CI keys on), then report.md, then the student. */
+async function writeOutputs(tf: Tf, student: LoadedModel, outDir: string, report: Report, markdown: string): Promise<undefined> {
+  await mkdir(outDir, { recursive: true });
+  await writeFile(path.join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(path.join(outDir, 'report.md'), markdown);
+  await student.layers!.save(tf.io.withSaveHandler(async (artifacts) => {
+    await writeModelArtifacts(path.join(outDir, 'student'), artifacts);
+    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+  }));
+  return undefined;
+}
+
+function trainingBudget(minutes: number | undefined): { signal: AbortSignal; clear: () => void } | undefined {
+  if (minutes === undefined) return undefined;
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new Error(`the time budget of ${minutes} min was nearly spent (training gets ${TRAINING_SHARE_OF_BUDGET * 100}% of it)`)),
+    minutes * 60_000 * TRAINING_SHARE_OF_BUDGET,
+  );
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
 }
 
 async function loadModels(tf: Tf, config: Config, train: Dataset, evalSet: Dataset): Promise<{ teacher: LoadedModel; student: LoadedModel }> {

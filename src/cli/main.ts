@@ -1,4 +1,4 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { BACKENDS, type BackendName } from '../config/schema.js';
 import { ExitCode, isInputError } from '../errors.js';
@@ -17,6 +17,12 @@ const defaultIo: CliIo = {
   stderr: (text) => process.stderr.write(text),
 };
 
+function parseMinutes(value: string): number {
+  const minutes = Number(value);
+  if (!Number.isFinite(minutes) || minutes <= 0) throw new InvalidArgumentError('give the budget in minutes, a number above 0 (e.g. 30 or 0.5).');
+  return minutes;
+}
+
 /** Runs the CLI and resolves to its exit code; never calls process.exit (tests call it). */
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
   let exitCode: number = ExitCode.pass;
@@ -33,8 +39,9 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     .option('-o, --out <dir>', 'folder for report.json, report.md and the trained student', 'distill-report')
     .addOption(new Option('-b, --backend <name>', 'TF.js backend, overrides the config (auto: tensorflow-gpu, tensorflow, wasm, cpu)').choices(BACKENDS))
     .option('--baseline <report.json>', 'an earlier run\'s report.json for relative gates (maxDrop, maxIncrease)')
+    .option('--budget <minutes>', 'time budget: training stops in time to measure and report within it (status incomplete)', parseMinutes)
     .option('-q, --quiet', 'no progress on stderr and no report on stdout')
-    .action(async (options: { config: string; out: string; backend?: BackendName; baseline?: string; quiet?: boolean }) => {
+    .action(async (options: { config: string; out: string; backend?: BackendName; baseline?: string; budget?: number; quiet?: boolean }) => {
       const config = await loadConfig(options.config);
       const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
       const controller = new AbortController();
@@ -43,8 +50,10 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       try {
-        const result = await runPipeline(config, { outDir: options.out, backend: options.backend, baseline: options.baseline, signal: controller.signal, log });
-        if (!options.quiet) io.stdout(result.markdown);
+        const result = await runPipeline(config, { outDir: options.out, backend: options.backend, baseline: options.baseline, budgetMinutes: options.budget, signal: controller.signal, log });
+        if (!options.quiet || result.writeError) io.stdout(result.markdown);
+        // The report was printed above, so nothing is lost when the disk refused it.
+        if (result.writeError) throw result.writeError;
         log(`report: ${result.reportPath}\nstudent: ${result.studentPath}\nverdict: ${result.report.verdict}`);
         exitCode = result.report.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed;
       } finally {

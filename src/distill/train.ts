@@ -32,6 +32,21 @@ export interface TrainResult {
   loss: number[];
   /** Set when training stopped early: a non-finite loss or an abort. */
   stoppedBecause?: string;
+  /** 'loss' for a non-finite loss, 'abort' for a signal or budget. */
+  stopKind?: 'loss' | 'abort';
+  /** The batch size training ended with (lower than configured after out-of-memory retries). */
+  batchSize: number;
+  notes: string[];
+}
+
+/** The smallest batch size an out-of-memory retry may halve down to. */
+export const MIN_BATCH_SIZE = 8;
+
+/** Messages TF.js backends use for device memory exhaustion (tfjs-node: ResourceExhausted/OOM; WebGL/WebGPU: allocation failures). */
+const OUT_OF_MEMORY = /\bOOM\b|out of memory|ResourceExhausted|failed to allocate|allocation failed/i;
+
+export function isOutOfMemory(error: unknown): boolean {
+  return OUT_OF_MEMORY.test(error instanceof Error ? error.message : String(error));
 }
 
 /**
@@ -48,47 +63,68 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   const classes = student.outputWidth;
   const dropouts = model.layers.filter((l) => l.getClassName() === 'Dropout') as Array<{ seed?: number }>;
   const losses: number[] = [];
+  const notes: string[] = [];
+  let batchSize = settings.batchSize;
   let step = 0;
+  let lastYield = performance.now();
+  const done = (extra: Partial<TrainResult> & { epochsCompleted: number }): TrainResult => ({ loss: losses, batchSize, notes, ...extra });
   try {
     for (let epoch = 1; epoch <= settings.epochs; epoch++) {
       const order = permutation(train.size, random);
       let lossSum: Tensor = tf.scalar(0);
-      for (let start = 0; start < train.size; start += settings.batchSize) {
+      for (let start = 0; start < train.size; ) {
+        // On CPU backends every await below resolves as a microtask, which would starve the event
+        // loop: no timer (the time budget) and no signal handler (SIGTERM) could ever run.
+        if (performance.now() - lastYield > 50) {
+          await new Promise((resolve) => setImmediate(resolve));
+          lastYield = performance.now();
+        }
         if (options.signal?.aborted) {
           lossSum.dispose();
-          return { epochsCompleted: epoch - 1, loss: losses, stoppedBecause: abortReason(options.signal) };
+          return done({ epochsCompleted: epoch - 1, stoppedBecause: abortReason(options.signal), stopKind: 'abort' });
         }
-        const indices = order.subarray(start, Math.min(start + settings.batchSize, train.size));
+        const indices = order.subarray(start, Math.min(start + batchSize, train.size));
         // Dropout layers draw their mask from their seed; a new seed per step keeps masks
         // different between steps and identical between runs.
         for (const layer of dropouts) layer.seed = settings.seed * 7919 + step;
-        const batchLoss = tf.tidy(() => {
-          const x = tf.tensor(gatherRows(train.x, width, indices), [indices.length, ...train.sampleShape]);
-          const teacher = tf.tensor2d(gatherRows(teacherLogits, classes, indices), [indices.length, classes]);
-          const labels = train.y ? tf.tensor1d(gatherLabels(train.y, indices), 'int32') : undefined;
-          return optimizer.minimize(() => {
-            const output = model.apply(x, { training: true }) as Tensor;
-            const logits = student.output === 'probabilities' ? tf.log(tf.maximum(output, 1e-12)) : output;
-            return distillationLoss(tf, logits, teacher, labels, settings);
-          }, true) as Scalar;
-        });
+        let batchLoss: Scalar;
+        try {
+          batchLoss = tf.tidy(() => {
+            const x = tf.tensor(gatherRows(train.x, width, indices), [indices.length, ...train.sampleShape]);
+            const teacher = tf.tensor2d(gatherRows(teacherLogits, classes, indices), [indices.length, classes]);
+            const labels = train.y ? tf.tensor1d(gatherLabels(train.y, indices), 'int32') : undefined;
+            return optimizer.minimize(() => {
+              const output = model.apply(x, { training: true }) as Tensor;
+              const logits = student.output === 'probabilities' ? tf.log(tf.maximum(output, 1e-12)) : output;
+              return distillationLoss(tf, logits, teacher, labels, settings);
+            }, true) as Scalar;
+          });
+        } catch (error) {
+          // A batch too large for the device: halve it and retry the same rows, down to a floor.
+          if (!isOutOfMemory(error) || batchSize <= MIN_BATCH_SIZE) throw error;
+          const halved = Math.max(MIN_BATCH_SIZE, Math.floor(batchSize / 2));
+          notes.push(`Out of memory at batch size ${batchSize} in epoch ${epoch}; continued with ${halved}.`);
+          batchSize = halved;
+          continue;
+        }
         const weighted = tf.tidy(() => tf.add(lossSum, tf.mul(batchLoss, indices.length / train.size)));
         lossSum.dispose();
         batchLoss.dispose();
         lossSum = weighted;
         step++;
+        start += indices.length;
       }
       // One read per epoch: reading the loss every step would stall a GPU backend.
       const loss = (await lossSum.data())[0];
       lossSum.dispose();
       losses.push(loss);
       if (!Number.isFinite(loss)) {
-        return { epochsCompleted: epoch, loss: losses, stoppedBecause: `the loss became ${loss} in epoch ${epoch}; lower distill.learningRate or check the data's scale` };
+        return done({ epochsCompleted: epoch, stoppedBecause: `the loss became ${loss} in epoch ${epoch}; lower distill.learningRate or check the data's scale`, stopKind: 'loss' });
       }
       const agreement = options.probe ? await options.probe() : undefined;
       options.onEpoch?.({ epoch, epochs: settings.epochs, loss, agreement, tensors: tf.memory().numTensors });
     }
-    return { epochsCompleted: settings.epochs, loss: losses };
+    return done({ epochsCompleted: settings.epochs });
   } finally {
     optimizer.dispose();
   }

@@ -122,3 +122,43 @@ describe('KD loop', () => {
     student.dispose();
   });
 });
+
+describe('out of memory', () => {
+  const { x, y } = synthetic(64, 5, 8, 4);
+  const train: Dataset = { source: 'mem', x, sampleShape: [8], size: 64, y };
+  const teacherLogits = new Float32Array(64 * 4);
+
+  it('halves the batch size and retries the same rows, down to a floor, and says so', async () => {
+    const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 4 }] }, [8], 1);
+    const model = student.layers!;
+    const apply = model.apply.bind(model);
+    const seen: number[] = [];
+    // A device that cannot hold more than 16 rows at once.
+    model.apply = ((input: Parameters<typeof apply>[0], kwargs: Parameters<typeof apply>[1]) => {
+      const rows = (input as { shape: number[] }).shape[0];
+      seen.push(rows);
+      if (rows > 16) throw new Error('OOM when allocating tensor with shape[64,4]');
+      return apply(input, kwargs);
+    }) as typeof model.apply;
+    const before = tf.memory().numTensors;
+    const result = await distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 2, batchSize: 64, learningRate: 0.01, seed: 1 }, teacherLogits });
+    expect(result.epochsCompleted).toBe(2);
+    expect(result.batchSize).toBe(16);
+    expect(result.notes).toEqual(['Out of memory at batch size 64 in epoch 1; continued with 32.', 'Out of memory at batch size 32 in epoch 1; continued with 16.']);
+    expect(seen.slice(0, 3)).toEqual([64, 32, 16]);
+    // Every row still trained: 4 batches of 16 per epoch after the two failed tries.
+    expect(seen.filter((r) => r === 16)).toHaveLength(8);
+    // The failed attempts leaked nothing (Adam's slots are the only new tensors).
+    expect(tf.memory().numTensors - before).toBeLessThanOrEqual(4);
+    student.dispose();
+  });
+
+  it('gives up below the floor with the backend\'s error', async () => {
+    const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 4 }] }, [8], 1);
+    student.layers!.apply = (() => {
+      throw new Error('OOM when allocating tensor');
+    }) as typeof student.layers.apply;
+    await expect(distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 1, batchSize: 32, learningRate: 0.01, seed: 1 }, teacherLogits })).rejects.toThrow(/OOM/);
+    student.dispose();
+  });
+});

@@ -191,6 +191,16 @@ describe('the bundled action, run as the runner runs it', () => {
     expect(commentsOn(12)[0].body).toContain('distill-gate: pass');
   });
 
+  it('an unwritable output-dir fails the step with a clear error, after posting the comment and summary', async () => {
+    api.comments = [];
+    const run = await runAction('pull_request', { 'output-dir': '/dev/null/distill-report' });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/::error::distill-gate: \/dev\/null\/distill-report: cannot write the report and student there \(ENOTDIR\)/);
+    expect(commentsOn(7)).toHaveLength(1);
+    expect(run.summary).toContain('distill-gate: pass');
+    expect(run.outputs.verdict).toBe('pass');
+  });
+
   it('bad input fails the step with one clear message and posts nothing', async () => {
     api.comments = [];
     const run = await runAction('pull_request', { config: 'missing.yml' });

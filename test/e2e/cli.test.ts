@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile, mkdir, copyFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
@@ -7,6 +10,8 @@ import { readModelArtifacts } from '../../src/models/artifacts.js';
 import type { Report } from '../../src/report/report.js';
 import { encodeNpy } from '../../src/data/npy.js';
 import { captureIo, exampleWorkspace, quickConfig } from '../helpers.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 async function runCli(dir: string, ...extra: string[]) {
   const capture = captureIo();
@@ -96,10 +101,50 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(report.metrics['agreement.top1']).toBeGreaterThanOrEqual((await reportOf(first.out)).metrics['agreement.top1'] - 0.05);
   });
 
+  it('stops training within a time budget, still measures and reports, marked incomplete', async () => {
+    const dir = await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' }));
+    const { code, out, stdout } = await runCli(dir, '--budget', '0.05');
+    const report = await reportOf(out);
+    expect(report.status).toBe('incomplete');
+    expect(report.training.epochs).toBeGreaterThan(0);
+    expect(report.training.epochs).toBeLessThan(100000);
+    expect(report.reasons.join(' ')).toMatch(/Training stopped after \d+ of 100000 epochs: the time budget of 0\.05 min was nearly spent/);
+    // A budget stop is judged by the gates on what was reached.
+    expect(code).toBe(report.verdict === 'pass' ? 0 : 1);
+    expect(stdout).toContain('(incomplete)');
+  });
+
+  it('on SIGTERM mid-training writes a partial report and exits 1', async () => {
+    const dir = await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' }));
+    const out = path.join(dir, 'out');
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/index.ts'), 'run', '--config', path.join(dir, 'distill-gate.yml'), '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      if (/epoch 2\//.test(stderr) && !child.killed) child.kill('SIGTERM');
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(1);
+    const report = await reportOf(out);
+    expect(report.status).toBe('incomplete');
+    expect(report.verdict).toBe('fail');
+    expect(report.reasons.join(' ')).toMatch(/Training stopped after \d+ of 100000 epochs: received SIGTERM/);
+    expect(existsSync(path.join(out, 'student/model.json'))).toBe(true);
+  });
+
+  it('an output folder that cannot be written: exit 2 naming it, the report still on stdout', async () => {
+    const dir = await exampleWorkspace(quickConfig());
+    const capture = captureIo();
+    const code = await main(['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', '/dev/null/report', '--quiet'], capture.io);
+    expect(code).toBe(2);
+    expect(capture.stderr()).toMatch(/^distill-gate: error: \/dev\/null\/report: cannot write the report and student there \(ENOTDIR\); choose a writable output folder/);
+    expect(capture.stdout()).toContain('## ✅ distill-gate: pass');
+  });
+
   it('documents every flag in --help', async () => {
     const capture = captureIo();
     expect(await main(['run', '--help'], capture.io)).toBe(0);
-    for (const flag of ['--config', '--out', '--backend', '--baseline', '--quiet']) expect(capture.stdout()).toContain(flag);
+    for (const flag of ['--config', '--out', '--backend', '--baseline', '--budget', '--quiet']) expect(capture.stdout()).toContain(flag);
     expect(await main(['--help'], capture.io)).toBe(0);
     expect(capture.stdout()).toMatch(/run[\s\S]*compare[\s\S]*doctor/);
   });
