@@ -18,17 +18,23 @@ export interface Dataset {
 }
 
 export async function loadSplit(spec: SplitSpec, name: string): Promise<Dataset> {
-  const dataset = 'csv' in spec ? await readCsvSplit(spec.csv, spec.label) : await readNpySplit(spec.x, spec.y);
-  if (dataset.size === 0) throw new InputError(dataset.source, `the ${name} split is empty; it needs at least one sample.`);
+  const dataset = 'csv' in spec ? await readCsvSplit(spec.csv, spec.label) : await readNpySplit(spec.x, spec.y, name);
+  assertNotEmpty(dataset.size, dataset.source, name);
   return dataset;
 }
 
-async function readNpySplit(xFile: string, yFile?: string): Promise<Dataset> {
+function assertNotEmpty(size: number, source: string, name: string): void {
+  if (size === 0) throw new InputError(source, `the ${name} split is empty; it needs at least one sample.`);
+}
+
+async function readNpySplit(xFile: string, yFile: string | undefined, name: string): Promise<Dataset> {
   const { header, data } = await readNpy(xFile);
   if (header.shape.length < 2) {
     throw new InputError(xFile, `has shape [${header.shape.join(', ')}]; features need shape [N, ...features] (one row per sample).`);
   }
   const [size, ...sampleShape] = header.shape;
+  // Before the labels: an empty split is the problem to report, not a label count of 0.
+  assertNotEmpty(size, xFile, name);
   const x = toFloat32(data);
   const rowLength = sampleShape.reduce((a, b) => a * b, 1);
   assertFinite(x, rowLength, xFile);
