@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // TF.js keeps one global engine per process: files run in separate forks.
     pool: 'forks',
+    // The memory tests collect garbage before sampling RSS, so that they see leaks, not GC timing.
+    execArgv: ['--expose-gc'],
   },
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -140,6 +140,23 @@ describe('the bundled action, run as the runner runs it', () => {
     expect(run.stdout).toMatch(/listing PR comments: HTTP 500.*retrying/);
     expect(run.stdout).toMatch(/creating the report comment: HTTP 429.*retrying/);
     expect(commentsOn(7)).toHaveLength(1);
+  });
+
+  it('escapes hostile names from the PR in the rendered comment', async () => {
+    api.comments = [];
+    const dir = await exampleWorkspace();
+    const hostile = 'x --> <script>alert(1)<img src=x onerror=alert(1)> @octocat `rm` |';
+    await rename(path.join(dir, 'models/teacher'), path.join(dir, 'models', hostile));
+    await writeFile(path.join(dir, 'distill-gate.yml'), quickConfig().replace('models/teacher/model.json', `"models/${hostile}/model.json"`));
+    const run = await runAction('pull_request', {}, dir);
+    expect(run.code).toBe(0);
+    const body = commentsOn(7)[0].body;
+    // The only comment terminator is the marker's own, at the end of the first line.
+    expect(body.match(/-->/g)).toHaveLength(1);
+    expect(body.split('\n')[0]).toMatch(/-->$/);
+    expect(body).not.toMatch(/<script|@octocat|`rm`/);
+    expect(body).toContain('&lt;script&gt;');
+    expect(run.summary).not.toMatch(/<script|@octocat/);
   });
 
   it('never prints the token', async () => {

@@ -14,6 +14,8 @@ export class FakeGitHub {
   issues: Issue[] = [];
   pulls: Array<{ number: number; state: string; head: { sha: string } }> = [];
   requests: Array<{ method: string; path: string; authorization?: string }> = [];
+  /** false mimics a fork PR, whose head commit GitHub does not associate with the PR. */
+  commitsListTheirPulls = true;
   private faults: Fault[] = [];
   private nextId = 1000;
   private server = http.createServer((req, res) => void this.handle(req, res));
@@ -27,6 +29,10 @@ export class FakeGitHub {
 
   stop(): Promise<void> {
     return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  clearFaults(): void {
+    this.faults = [];
   }
 
   /** The next `times` requests matching method and path answer `status`. */
@@ -93,7 +99,7 @@ export class FakeGitHub {
       return send(200, issue);
     }
     if ((m = /^\/repos\/[^/]+\/[^/]+\/commits\/([^/]+)\/pulls$/.exec(url.pathname))) {
-      return send(200, this.pulls.filter((p) => p.head.sha === m![1]));
+      return send(200, this.commitsListTheirPulls ? this.pulls.filter((p) => p.head.sha === m![1]) : []);
     }
     if (/^\/repos\/[^/]+\/[^/]+\/pulls$/.test(url.pathname)) return send(200, this.pulls.filter((p) => p.state === 'open'));
     send(404, { message: `no route for ${method} ${url.pathname}` });
