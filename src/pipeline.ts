@@ -7,11 +7,14 @@ import type { BackendName } from './config/schema.js';
 import { checkAgainstTeacher, loadSplit, type Dataset } from './data/dataset.js';
 import { distill } from './distill/train.js';
 import { InputError } from './errors.js';
-import { judge } from './gates/compare.js';
+import { allowedRatio, isPairedSpeedCheck, judge } from './gates/compare.js';
+import type { GateCheck } from './gates/gates.js';
+import { comparePairedSpeed, type SpeedComparison } from './measure/paired-speed.js';
+import { rowLength } from './data/batches.js';
+import { fileExists, writeModelArtifacts } from './models/artifacts.js';
 import { parseGates, verdictOf } from './gates/gates.js';
 import { agreementMetrics, top1Agreement } from './measure/agreement.js';
 import { measureSpeed } from './measure/speed.js';
-import { writeModelArtifacts } from './models/artifacts.js';
 import { loadModel, type LoadedModel } from './models/model.js';
 import { predictLogits } from './models/predict.js';
 import { buildStudent } from './models/student.js';
@@ -25,6 +28,11 @@ export interface RunOptions {
   backend?: BackendName;
   /** Overrides the config's baseline report. */
   baseline?: string;
+  /**
+   * The baseline's student (model.json), timed against the new one in this run for relative
+   * latency gates. Defaults to student/model.json beside the baseline report, or its student.path.
+   */
+  baselineStudent?: string;
   /** Folders searched for the optional native TF.js packages. */
   searchFrom?: string[];
   /** Aborts training between batches (SIGTERM): the run measures what it has and fails, incomplete. */
@@ -116,8 +124,17 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
       ...agreementMetrics(teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y),
     };
 
+    const pairedChecks = checks.filter(isPairedSpeedCheck);
+    const baselineStudentPath = baseline && pairedChecks.length > 0 ? await findBaselineStudent(options.baselineStudent, baselinePath!, baseline) : undefined;
+    const speedComparison = baselineStudentPath
+      ? await timeAgainstBaseline(tf, student, baselineStudentPath, evalSet, pairedChecks, config, log)
+      : undefined;
+    if (speedComparison) {
+      metrics['speed.baselineStudentMs'] = speedComparison.baselineMs;
+      metrics['speed.vsBaseline'] = speedComparison.ratio;
+    }
     const environment = describeEnvironment(backend);
-    const { gates, environmentDiffers } = judge(checks, metrics, environment, baseline);
+    const { gates, environmentDiffers } = judge(checks, metrics, environment, baseline, speedComparison ? { comparison: speedComparison, inconclusive: config.measure.inconclusive } : undefined);
     const reasons: string[] = [...training.notes];
     if (training.stoppedBecause) reasons.push(`Training stopped after ${training.epochsCompleted} of ${config.distill.epochs} epochs: ${training.stoppedBecause}.`);
     // A budget stop is judged by the gates on what was reached; a non-finite loss or a
@@ -152,7 +169,8 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
       environment,
       teacher: { path: config.teacher, format: teacher.format, output: teacher.output, params: teacher.params, bytes: teacher.bytes },
       student: { path: path.join(studentPath, 'model.json'), params: student.params, bytes: student.bytes, from: 'model' in config.student ? config.student.model : 'layers' },
-      baseline: baseline && baselinePath ? { path: baselinePath, createdAt: baseline.createdAt, commit: baseline.commit, environmentDiffers } : null,
+      baseline: baseline && baselinePath ? { path: baselinePath, createdAt: baseline.createdAt, commit: baseline.commit, environmentDiffers, student: baselineStudentPath } : null,
+      speedComparison: speedComparison ?? null,
       metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
       config: config.file,
       createdAt: new Date().toISOString(),
@@ -168,6 +186,30 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
     budget?.clear();
     teacher.dispose();
     student.dispose();
+  }
+}
+
+async function findBaselineStudent(explicit: string | undefined, baselinePath: string, baseline: Report): Promise<string | undefined> {
+  const candidates = explicit ? [explicit] : [path.join(path.dirname(baselinePath), 'student', 'model.json'), baseline.student?.path].filter((p): p is string => Boolean(p));
+  for (const candidate of candidates) if (await fileExists(candidate)) return candidate;
+  if (explicit) throw new InputError(explicit, 'the baseline student cannot be read; give the model.json of the baseline run\'s student.');
+  return undefined;
+}
+
+/** Same process, same input, interleaved: the only latency comparison worth gating on. */
+async function timeAgainstBaseline(tf: Tf, student: LoadedModel, baselineStudentPath: string, evalSet: Dataset, checks: GateCheck[], config: Config, log: (line: string) => void): Promise<SpeedComparison> {
+  const baselineStudent = await loadModel(tf, baselineStudentPath, 'student');
+  const input = tf.tensor(evalSet.x.subarray(0, rowLength(evalSet.sampleShape)), [1, ...evalSet.sampleShape]);
+  try {
+    // The strictest bound decides how long to measure; each gate is then judged on the same interval.
+    const probe = await comparePairedSpeed(student, baselineStudent, input, { allowedRatio: 1, block: 10, minRounds: 10, budgetMs: 0, warmup: config.measure.warmup });
+    const allowed = Math.min(...checks.map((c) => allowedRatio(c, probe.baselineMs)));
+    const comparison = await comparePairedSpeed(student, baselineStudent, input, { allowedRatio: allowed, budgetMs: config.measure.speedBudgetSeconds * 1000, warmup: 0 });
+    log(`speed vs baseline student: ratio ${comparison.ratio.toFixed(3)} [${comparison.low.toFixed(3)}, ${comparison.high.toFixed(3)}] over ${comparison.rounds} rounds: ${comparison.verdict}`);
+    return comparison;
+  } finally {
+    input.dispose();
+    baselineStudent.dispose();
   }
 }
 

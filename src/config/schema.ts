@@ -53,6 +53,10 @@ const measure = z.strictObject({
   rounds: positiveInt.default(30),
   throughputBatch: positiveInt.default(256),
   topK: positiveInt.default(5),
+  /** Longest time spent timing the new student against the baseline's before calling it inconclusive. */
+  speedBudgetSeconds: z.number().positive().default(20),
+  /** How an inconclusive paired speed comparison counts for its gate. */
+  inconclusive: z.enum(['pass', 'fail']).default('pass'),
 });
 
 const gateObject = z.strictObject({

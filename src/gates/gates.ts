@@ -3,7 +3,7 @@ import { InputError, didYouMean } from '../errors.js';
 
 export type GateLevel = 'error' | 'warn';
 export type GateOp = '>=' | '<=' | '>' | '<' | '==' | 'maxDrop' | 'maxIncrease';
-export type GateStatus = 'pass' | 'fail' | 'warn' | 'skipped';
+export type GateStatus = 'pass' | 'fail' | 'warn' | 'skipped' | 'inconclusive';
 
 /** One check on one metric; a gate spec with several bounds becomes several checks. */
 export interface GateCheck {

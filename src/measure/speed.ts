@@ -68,7 +68,7 @@ async function interleave(a: LoadedModel, b: LoadedModel, input: Tensor, warmup:
 }
 
 /** Wall time of one forward pass including the read-back, which forces asynchronous backends to finish. */
-async function timeOnce(model: LoadedModel, input: Tensor): Promise<number> {
+export async function timeOnce(model: Pick<LoadedModel, 'predict'>, input: Tensor): Promise<number> {
   const start = performance.now();
   const output = model.predict(input);
   await output.data();

@@ -3,7 +3,7 @@ import type { GateResult } from '../gates/gates.js';
 import { escapeMarkdown as esc } from './escape.js';
 import type { Report } from './report.js';
 
-const STATUS_ICON: Record<GateResult['status'], string> = { pass: '✅ pass', fail: '❌ fail', warn: '⚠️ warn', skipped: '⏭️ skipped' };
+const STATUS_ICON: Record<GateResult['status'], string> = { pass: '✅ pass', fail: '❌ fail', warn: '⚠️ warn', skipped: '⏭️ skipped', inconclusive: '❔ inconclusive' };
 
 /** Which side of the comparison a metric belongs to, for the gate table's teacher column. */
 const TEACHER_COUNTERPART: Record<string, string> = {
@@ -25,6 +25,14 @@ export function renderMarkdown(report: Report): string {
     `top-1 agreement ${pct(m['agreement.top1'])}, ${fmt(m['speed.speedup'], 2)}× faster, ${pct(m['size.ratio'])} of the teacher's size.`);
   if (failing.length > 0) lines.push('', `**Failing gates:** ${failing.map((g) => `${g.metric} (${g.expected})`).join(', ')}`);
   for (const reason of report.reasons) lines.push('', `> **Note:** ${esc(reason)}`);
+  if (report.baseline) {
+    const b = report.baseline;
+    lines.push('', `Baseline: ${b.commit ? `commit ${esc(b.commit.slice(0, 12))}` : esc(relativeName(b.path))}${b.createdAt ? ` from ${esc(b.createdAt.slice(0, 10))}` : ''}${b.environmentDiffers ? ' (**another environment**: speed deltas shown, not gated)' : ''}.`);
+  }
+  const paired = report.speedComparison;
+  if (paired) {
+    lines.push('', `Latency against the baseline's student, timed together in this run: ${fmt(paired.currentMs, 3)} ms vs ${fmt(paired.baselineMs, 3)} ms, ratio ${paired.ratio.toFixed(3)} (${Math.round(paired.confidence * 100)}% CI ${paired.low.toFixed(3)}–${paired.high.toFixed(3)}, ${paired.rounds} rounds).`);
+  }
   lines.push('');
 
   if (report.gates.length > 0) {

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { GateResult } from '../gates/gates.js';
+import type { SpeedComparison } from '../measure/paired-speed.js';
 import { InputError } from '../errors.js';
 
 export const SCHEMA_VERSION = 1;
@@ -45,7 +46,9 @@ export interface Report {
   environment: Environment;
   teacher: { path: string; format: string; output: string; params: number; bytes: number };
   student: { path: string; params: number; bytes: number; from: string };
-  baseline: { path: string; createdAt?: string; commit?: string; environmentDiffers: boolean } | null;
+  baseline: { path: string; createdAt?: string; commit?: string; environmentDiffers: boolean; student?: string } | null;
+  /** The new student timed against the baseline's in this run, when relative latency gates asked for it. */
+  speedComparison?: SpeedComparison | null;
   /** Where the agreement metrics were computed: logits from the run's backend, compared on the host in float64. */
   metricsComputedOn: string;
   config: string;

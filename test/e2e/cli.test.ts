@@ -140,6 +140,34 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(capture.stdout()).toContain('## ✅ distill-gate: pass');
   });
 
+  it('judges relative gates against a baseline run, timing both students together for latency', async () => {
+    const gates = '  agreement.top1: { min: 0.5, maxDrop: 0.05 }\n  speed.studentMs: { maxIncrease: "50%" }\n  size.studentBytes: { maxIncrease: "5%", level: warn }';
+    const dir = await exampleWorkspace(quickConfig({ gates }).replace('measure: { warmup: 1, rounds: 3, throughputBatch: 64 }', 'measure: { warmup: 1, rounds: 3, throughputBatch: 64, speedBudgetSeconds: 3 }'));
+    const first = await runCli(dir, '--quiet');
+    const firstReport = await reportOf(first.out);
+    expect(firstReport.gates.filter((g) => g.op !== '>=').map((g) => g.status)).toEqual(['skipped', 'skipped', 'skipped']);
+    expect(first.code).toBe(0);
+
+    await writeFile(path.join(dir, 'distill-gate.yml'), (await readFile(path.join(dir, 'distill-gate.yml'), 'utf8')).replace('units: 32', 'units: 48'));
+    const second = await runCli(dir, '--baseline', path.join(first.out, 'report.json'));
+    const report = await reportOf(second.out);
+    const byOp = Object.fromEntries(report.gates.map((g) => [`${g.metric} ${g.op}`, g]));
+    expect(byOp['agreement.top1 maxDrop'].baseline).toBe(firstReport.metrics['agreement.top1']);
+    expect(byOp['size.studentBytes maxIncrease'].status).toBe('warn');
+    const speed = byOp['speed.studentMs maxIncrease'];
+    expect(speed.note).toMatch(/timed against the baseline's student in this run: ratio [\d.]+, 95% CI \[[\d.]+, [\d.]+\] over \d+ paired rounds; allowed 1\.500/);
+    expect(report.speedComparison!.rounds).toBeGreaterThanOrEqual(20);
+    expect(report.metrics['speed.vsBaseline']).toBeCloseTo(report.speedComparison!.ratio, 12);
+    expect(report.baseline!.student).toBe(path.join(first.out, 'student/model.json'));
+    expect(second.stdout).toMatch(/\|\s*Baseline \|\s+Δ \|/);
+    expect(second.stdout).toMatch(/Latency against the baseline's student, timed together in this run/);
+
+    const compare = captureIo();
+    const code = await main(['compare', path.join(second.out, 'report.json'), path.join(first.out, 'report.json')], compare.io);
+    expect(compare.stdout()).toMatch(/\|\s*Baseline \|/);
+    expect(code).toBe(report.verdict === 'pass' ? 0 : 1);
+  });
+
   it('documents every flag in --help', async () => {
     const capture = captureIo();
     expect(await main(['run', '--help'], capture.io)).toBe(0);
