@@ -49,8 +49,9 @@ const distill = z.strictObject({
 });
 
 const measure = z.strictObject({
-  warmup: z.number().int().nonnegative().default(5),
-  rounds: positiveInt.default(30),
+  // Batch-1 calls run several times slower until V8 and the backend have warmed up (~hundreds of calls).
+  warmup: z.number().int().nonnegative().default(100),
+  rounds: positiveInt.default(50),
   throughputBatch: positiveInt.default(256),
   topK: positiveInt.default(5),
   /** Longest time spent timing the new student against the baseline's before calling it inconclusive. */
