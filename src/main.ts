@@ -1,3 +1,5 @@
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
 import * as github from '@actions/github';
@@ -7,9 +9,11 @@ import { InputError, isInputError } from './errors.js';
 import { runPipeline } from './pipeline.js';
 import { renderMarkdown } from './report/markdown.js';
 import { readReport, type Report } from './report/report.js';
-import { createClient, explainFailure, type RetryOptions } from './github/api.js';
+import { createClient, explainFailure, type GitHubClient, type RetryOptions } from './github/api.js';
+import { readStoredBaseline, storeRun, type StoreLocation } from './github/baseline-store.js';
+import type { RegressionAcceptance } from './gates/compare.js';
 import { upsertStickyComment } from './github/comment.js';
-import { findPullRequestBySha, pullRequestNumber, PULL_REQUEST_EVENTS, runUrl, type EventContext } from './github/event.js';
+import { branchOf, defaultBranch, findPullRequestBySha, labelledBy, pullRequestNumber, PULL_REQUEST_EVENTS, runUrl, STORING_EVENTS, type EventContext } from './github/event.js';
 import { syncTrackingIssue } from './github/tracking-issue.js';
 
 export interface ActionInputs {
@@ -27,6 +31,9 @@ export interface ActionInputs {
   issueOnFailure: boolean;
   issueLabel: string;
   budgetMinutes?: number;
+  /** Branch of the baseline store; '' turns the store off. */
+  baselineBranch: string;
+  acceptLabel: string;
 }
 
 export function readInputs(): ActionInputs {
@@ -52,6 +59,8 @@ export function readInputs(): ActionInputs {
     issueOnFailure: booleanInput('issue-on-failure', false),
     issueLabel: core.getInput('issue-label') || 'distill-gate',
     budgetMinutes: budgetInput(),
+    baselineBranch: ['false', 'off', 'none'].includes(core.getInput('baseline-branch').toLowerCase()) ? '' : core.getInput('baseline-branch') || 'distill-gate-data',
+    acceptLabel: core.getInput('accept-label') || 'distill-gate:accept-regression',
   };
 }
 
@@ -86,7 +95,8 @@ export async function run(retry: RetryOptions = {}): Promise<void> {
   try {
     inputs = readInputs();
     if (inputs.token) core.setSecret(inputs.token);
-    outcome = inputs.mode === 'report' ? await finishedReport(inputs) : await distillHere(inputs);
+    const context = github.context as unknown as EventContext;
+    outcome = inputs.mode === 'report' ? await finishedReport(inputs) : await distillHere(inputs, context, { onRetry: (m) => core.info(m), ...retry });
   } catch (error) {
     if (isInputError(error)) core.setFailed(`distill-gate: ${error.message}`);
     else core.setFailed(`distill-gate internal error (a bug, please report it): ${error instanceof Error ? error.stack : String(error)}`);
@@ -95,28 +105,89 @@ export async function run(retry: RetryOptions = {}): Promise<void> {
   await publish(inputs, outcome, github.context as unknown as EventContext, { onRetry: (m) => core.info(m), ...retry });
 }
 
-async function distillHere(inputs: ActionInputs): Promise<Outcome> {
+async function distillHere(inputs: ActionInputs, context: EventContext, retry: RetryOptions): Promise<Outcome> {
   const config = await loadConfig(inputs.config);
+  const client = inputs.token ? createClient(inputs.token) : undefined;
+  const store = client && inputs.baselineBranch ? await planStore(client, inputs, context, retry) : undefined;
+  const stored = store && !inputs.baseline ? await readStore(client!, store, inputs, retry) : undefined;
+  const acceptRegression = client ? await regressionAcceptance(client, inputs, context, retry) : undefined;
   const controller = new AbortController();
   // The runner sends SIGTERM when a job is cancelled or times out: stop training, keep the report.
   const stop = () => controller.abort(new Error('the job was cancelled (SIGTERM)'));
   process.once('SIGTERM', stop);
   core.startGroup('distill-gate: distillation');
+  let outcome: Outcome;
   try {
-    return await runPipeline(config, {
+    outcome = await runPipeline(config, {
       outDir: inputs.outputDir,
       backend: inputs.backend === 'auto' ? undefined : inputs.backend,
-      baseline: inputs.baseline,
+      baseline: inputs.baseline ?? stored?.reportPath,
+      baselineStudent: inputs.baseline ? undefined : stored?.studentPath,
+      history: stored?.history,
+      acceptRegression,
       budgetMinutes: inputs.budgetMinutes,
       searchFrom: [inputs.workingDirectory, process.env.GITHUB_WORKSPACE ?? inputs.workingDirectory],
       signal: controller.signal,
       log: (line) => core.info(line),
-      commit: github.context.sha,
+      commit: context.sha,
     });
   } finally {
     core.endGroup();
     process.off('SIGTERM', stop);
   }
+  if (store?.write && !outcome.writeError) {
+    try {
+      const history = await storeRun(client!, store.location, outcome.report, path.dirname(outcome.studentPath), { fromSha: context.sha, event: context.eventName, retry });
+      core.info(`distill-gate: recorded this run in ${store.location.branch} (${history.length} runs in the history)`);
+    } catch (error) {
+      core.warning(explainFailure(`Recording the baseline in branch ${store.location.branch}`, error).replace('pull-requests: write', 'contents: write'));
+    }
+  }
+  return outcome;
+}
+
+interface StorePlan {
+  location: StoreLocation;
+  /** Default-branch runs of push, schedule and workflow_dispatch record themselves. */
+  write: boolean;
+}
+
+/** PRs read their base branch's records; default-branch runs read and then extend their own. */
+async function planStore(client: GitHubClient, inputs: ActionInputs, context: EventContext, retry: RetryOptions): Promise<StorePlan | undefined> {
+  const base = { owner: context.repo.owner, repo: context.repo.repo, branch: inputs.baselineBranch, key: inputs.commentKey };
+  const prBase = context.payload.pull_request?.base?.ref;
+  if (prBase) return { location: { ...base, forBranch: prBase }, write: false };
+  const branch = branchOf(context.ref ?? '');
+  if (!branch || !STORING_EVENTS.includes(context.eventName)) return undefined;
+  try {
+    const mainBranch = await defaultBranch(client, context, retry);
+    return { location: { ...base, forBranch: branch }, write: branch === mainBranch };
+  } catch (error) {
+    core.warning(explainFailure('Finding the default branch for the baseline store', error));
+    return undefined;
+  }
+}
+
+async function readStore(client: GitHubClient, plan: StorePlan, inputs: ActionInputs, retry: RetryOptions) {
+  try {
+    // Outside the workspace, so that the baseline's files never mix with the PR's.
+    const dir = await mkdtemp(path.join(process.env.RUNNER_TEMP ?? os.tmpdir(), 'distill-gate-baseline-'));
+    const stored = await readStoredBaseline(client, plan.location, dir, retry);
+    if (stored) core.info(`distill-gate: baseline from ${plan.location.branch} for ${plan.location.forBranch}${stored.studentPath ? ', with its student' : ''}`);
+    else core.info(`distill-gate: no baseline stored yet for ${plan.location.forBranch} in ${plan.location.branch}; relative gates are skipped`);
+    return stored;
+  } catch (error) {
+    core.warning(explainFailure(`Reading the baseline from branch ${plan.location.branch}`, error).replace('pull-requests: write', 'contents: read'));
+    return undefined;
+  }
+}
+
+async function regressionAcceptance(client: GitHubClient, inputs: ActionInputs, context: EventContext, retry: RetryOptions): Promise<RegressionAcceptance | undefined> {
+  const pr = context.payload.pull_request;
+  if (!pr?.labels?.some((l) => l.name === inputs.acceptLabel)) return undefined;
+  const by = await labelledBy(client, context, pr.number, inputs.acceptLabel, retry).catch(() => 'someone');
+  core.info(`distill-gate: label "${inputs.acceptLabel}" (by ${by}) turns failing relative gates into warnings`);
+  return { label: inputs.acceptLabel, by };
 }
 
 async function finishedReport(inputs: ActionInputs): Promise<Outcome> {

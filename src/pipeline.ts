@@ -7,7 +7,8 @@ import type { BackendName } from './config/schema.js';
 import { checkAgainstTeacher, loadSplit, type Dataset } from './data/dataset.js';
 import { distill } from './distill/train.js';
 import { InputError } from './errors.js';
-import { allowedRatio, isPairedSpeedCheck, judge } from './gates/compare.js';
+import { acceptRegressions, allowedRatio, isPairedSpeedCheck, judge, type RegressionAcceptance } from './gates/compare.js';
+import type { HistoryEntry } from './report/history.js';
 import type { GateCheck } from './gates/gates.js';
 import { comparePairedSpeed, type SpeedComparison } from './measure/paired-speed.js';
 import { rowLength } from './data/batches.js';
@@ -44,6 +45,10 @@ export interface RunOptions {
   budgetMinutes?: number;
   log?: (line: string) => void;
   commit?: string;
+  /** Set when the PR carries the accept-regression label. */
+  acceptRegression?: RegressionAcceptance;
+  /** Earlier runs from the baseline store, drawn as a trend in report.md. */
+  history?: HistoryEntry[];
 }
 
 export interface RunResult {
@@ -134,7 +139,10 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
       metrics['speed.vsBaseline'] = speedComparison.ratio;
     }
     const environment = describeEnvironment(backend);
-    const { gates, environmentDiffers } = judge(checks, metrics, environment, baseline, speedComparison ? { comparison: speedComparison, inconclusive: config.measure.inconclusive } : undefined);
+    const judged = judge(checks, metrics, environment, baseline, speedComparison ? { comparison: speedComparison, inconclusive: config.measure.inconclusive } : undefined);
+    const { environmentDiffers } = judged;
+    const accepted = options.acceptRegression ? acceptRegressions(judged.gates, options.acceptRegression) : undefined;
+    const gates = accepted?.gates ?? judged.gates;
     const reasons: string[] = [...training.notes];
     if (training.stoppedBecause) reasons.push(`Training stopped after ${training.epochsCompleted} of ${config.distill.epochs} epochs: ${training.stoppedBecause}.`);
     // A budget stop is judged by the gates on what was reached; a non-finite loss or a
@@ -171,12 +179,13 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
       student: { path: path.join(studentPath, 'model.json'), params: student.params, bytes: student.bytes, from: 'model' in config.student ? config.student.model : 'layers' },
       baseline: baseline && baselinePath ? { path: baselinePath, createdAt: baseline.createdAt, commit: baseline.commit, environmentDiffers, student: baselineStudentPath } : null,
       speedComparison: speedComparison ?? null,
+      override: accepted && accepted.overridden.length > 0 ? { label: options.acceptRegression!.label, by: options.acceptRegression!.by, gates: accepted.overridden } : null,
       metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
       config: config.file,
       createdAt: new Date().toISOString(),
       ...(options.commit ? { commit: options.commit } : {}),
     };
-    const markdown = renderMarkdown(report);
+    const markdown = renderMarkdown(report, { history: options.history });
     const reportPath = path.join(options.outDir, 'report.json');
     const writeError = await writeOutputs(tf, student, options.outDir, report, markdown).catch((error: NodeJS.ErrnoException) =>
       new InputError(options.outDir, `cannot write the report and student there (${error.code ?? error.message}); choose a writable output folder with free space. The report itself was still produced.`),

@@ -12,8 +12,8 @@ describe('example workflows', async () => {
   const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, unknown>; runs: { using: string; main: string } };
   const files = (await readdir(path.join(ROOT, 'examples/workflows'))).filter((f) => f.endsWith('.yml'));
 
-  it('there are examples for PRs, nightly, release, a matrix and the fork-safe split', () => {
-    expect(files.sort()).toEqual(['fork-report.yml', 'fork-untrusted.yml', 'matrix.yml', 'nightly.yml', 'pull-request.yml', 'release.yml']);
+  it('there are examples for PRs, main, nightly, release, a matrix and the fork-safe split', () => {
+    expect(files.sort()).toEqual(['fork-report.yml', 'fork-untrusted.yml', 'main.yml', 'matrix.yml', 'nightly.yml', 'pull-request.yml', 'release.yml']);
   });
 
   it.each(files)('%s uses only inputs that action.yml declares', async (file) => {

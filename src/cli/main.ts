@@ -4,6 +4,7 @@ import { BACKENDS, type BackendName } from '../config/schema.js';
 import { ExitCode, isInputError } from '../errors.js';
 import { runPipeline } from '../pipeline.js';
 import { readReport } from '../report/report.js';
+import { historyTable, readHistory } from '../report/history.js';
 import { compareReports } from '../gates/compare.js';
 import { doctor } from '../backend/doctor.js';
 
@@ -74,6 +75,15 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       const comparison = compareReports(current, baseline, gates);
       io.stdout(comparison.markdown);
       exitCode = comparison.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed;
+    });
+
+  program
+    .command('history')
+    .description('print the last runs of a baseline store history file as a table')
+    .argument('<history.json>', 'e.g. from `git show distill-gate-data:distill-gate/<config>/<branch>/history.json`')
+    .option('-n, --last <runs>', 'how many of the latest runs', (v) => Number.parseInt(v, 10), 30)
+    .action(async (file: string, options: { last: number }) => {
+      io.stdout(historyTable(await readHistory(file), options.last));
     });
 
   program

@@ -64,3 +64,24 @@ export function compareReports(current: Report, baseline: Report, gates?: Record
   };
   return { verdict: report.verdict, report, markdown: renderMarkdown(report) };
 }
+
+export interface RegressionAcceptance {
+  label: string;
+  /** Who put the label on the PR, as GitHub reports it. */
+  by: string;
+}
+
+/**
+ * A PR labelled as an intended regression: its failing relative gates become warnings, and the
+ * report and history say who accepted which. Absolute bounds still fail: a label can accept a
+ * step back, not a student below the floor.
+ */
+export function acceptRegressions(gates: GateResult[], acceptance: RegressionAcceptance): { gates: GateResult[]; overridden: string[] } {
+  const overridden: string[] = [];
+  const result = gates.map((g): GateResult => {
+    if (g.status !== 'fail' || (g.op !== 'maxDrop' && g.op !== 'maxIncrease')) return g;
+    overridden.push(`${g.metric} ${g.expected}`);
+    return { ...g, status: 'warn', note: `accepted as an intended regression (label "${acceptance.label}" by ${acceptance.by})${g.note ? `; ${g.note}` : ''}` };
+  });
+  return { gates: result, overridden };
+}

@@ -5,10 +5,13 @@ import { withRetry } from './api.js';
 export interface EventContext {
   eventName: string;
   payload: Record<string, unknown> & {
-    pull_request?: { number: number; head?: { sha?: string } };
+    pull_request?: { number: number; head?: { sha?: string }; base?: { ref?: string }; labels?: Array<{ name?: string }> };
+    repository?: { default_branch?: string };
     workflow_run?: { head_sha?: string; pull_requests?: Array<{ number: number }> };
   };
   sha: string;
+  /** refs/heads/<branch> or refs/tags/<tag> (refs/pull/... on PRs). */
+  ref: string;
   repo: { owner: string; repo: string };
   serverUrl: string;
   runId: number;
@@ -36,4 +39,27 @@ export async function findPullRequestBySha(client: GitHubClient, context: EventC
   if (direct) return direct.number;
   const open = await withRetry('listing open PRs', () => client.paginate(client.rest.pulls.list, { owner, repo, state: 'open', per_page: 100 }), retry);
   return open.find((pr) => pr.head.sha === sha)?.number;
+}
+
+/** Events whose runs on the default branch write the baseline store. */
+export const STORING_EVENTS = ['push', 'schedule', 'workflow_dispatch'];
+
+/** The repository's default branch, from the payload or (schedule payloads lack it) the API. */
+export async function defaultBranch(client: GitHubClient, context: EventContext, retry: RetryOptions = {}): Promise<string> {
+  const fromPayload = context.payload.repository?.default_branch;
+  if (fromPayload) return fromPayload;
+  const { data } = await withRetry('reading the repository', () => client.rest.repos.get({ owner: context.repo.owner, repo: context.repo.repo }), retry);
+  return data.default_branch;
+}
+
+export function branchOf(ref: string): string | undefined {
+  return ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : undefined;
+}
+
+/** Who last put `label` on the PR, from its timeline; "someone" when GitHub does not say. */
+export async function labelledBy(client: GitHubClient, context: EventContext, issueNumber: number, label: string, retry: RetryOptions = {}): Promise<string> {
+  const events = await withRetry('reading the PR\'s label events', () => client.paginate(client.rest.issues.listEvents, { owner: context.repo.owner, repo: context.repo.repo, issue_number: issueNumber, per_page: 100 }), retry);
+  const labelled = events.filter((e) => e.event === 'labeled' && (e as { label?: { name?: string } }).label?.name === label);
+  const actor = labelled[labelled.length - 1]?.actor?.login;
+  return actor ? `@${actor}` : 'someone';
 }

@@ -2,6 +2,7 @@ import { markdownTable } from 'markdown-table';
 import type { GateResult } from '../gates/gates.js';
 import { escapeMarkdown as esc } from './escape.js';
 import type { Report } from './report.js';
+import { trendCharts, type HistoryEntry } from './history.js';
 
 const STATUS_ICON: Record<GateResult['status'], string> = { pass: '✅ pass', fail: '❌ fail', warn: '⚠️ warn', skipped: '⏭️ skipped', inconclusive: '❔ inconclusive' };
 
@@ -14,7 +15,7 @@ const TEACHER_COUNTERPART: Record<string, string> = {
   'accuracy.student': 'accuracy.teacher',
 };
 
-export function renderMarkdown(report: Report): string {
+export function renderMarkdown(report: Report, options: { history?: HistoryEntry[] } = {}): string {
   const m = report.metrics;
   const lines: string[] = [];
   const failing = report.gates.filter((g) => g.status === 'fail');
@@ -25,6 +26,9 @@ export function renderMarkdown(report: Report): string {
     `top-1 agreement ${pct(m['agreement.top1'])}, ${fmt(m['speed.speedup'], 2)}× faster, ${pct(m['size.ratio'])} of the teacher's size.`);
   if (failing.length > 0) lines.push('', `**Failing gates:** ${failing.map((g) => `${g.metric} (${g.expected})`).join(', ')}`);
   for (const reason of report.reasons) lines.push('', `> **Note:** ${esc(reason)}`);
+  if (report.override) {
+    lines.push('', `> **Accepted regression:** label "${esc(report.override.label)}" by ${esc(report.override.by)} turned ${report.override.gates.length} failing relative gate(s) into warnings: ${report.override.gates.map(esc).join(', ')}.`);
+  }
   if (report.baseline) {
     const b = report.baseline;
     lines.push('', `Baseline: ${b.commit ? `commit ${esc(b.commit.slice(0, 12))}` : esc(relativeName(b.path))}${b.createdAt ? ` from ${esc(b.createdAt.slice(0, 10))}` : ''}${b.environmentDiffers ? ' (**another environment**: speed deltas shown, not gated)' : ''}.`);
@@ -76,6 +80,8 @@ export function renderMarkdown(report: Report): string {
   if (report.training.loss.length > 1) {
     lines.push('### Training', '', lossChart(report.training.loss), '');
   }
+  const trend = options.history ? trendCharts(options.history, report) : '';
+  if (trend) lines.push('### Trend', '', trend, '');
   lines.push(`<sub>Backend ${esc(report.environment.backend)} (${esc(report.environment.backendSource)}), TF.js ${esc(report.environment.tfjsVersion)}, Node ${esc(report.environment.node)}, ${esc(report.environment.cpu)} ×${report.environment.cpus}${report.environment.gpu ? `, GPU ${esc(report.environment.gpu)}` : ''}; distillation ${fmt(report.training.seconds, 1)} s (teacher soft targets ${fmt(report.training.teacherSeconds, 1)} s), T=${report.training.temperature}, alpha=${report.training.alpha}, seed ${report.training.seed}.</sub>`);
   return `${lines.join('\n')}\n`;
 }

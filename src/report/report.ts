@@ -51,6 +51,8 @@ export interface Report {
   speedComparison?: SpeedComparison | null;
   /** Where the agreement metrics were computed: logits from the run's backend, compared on the host in float64. */
   metricsComputedOn: string;
+  /** Failing relative gates turned into warnings by a PR label (an intended regression). */
+  override?: { label: string; by: string; gates: string[] } | null;
   config: string;
   createdAt: string;
   commit?: string;

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exampleWorkspace, quickConfig } from '../helpers.js';
 import { FakeGitHub } from './github-server.js';
+import { seededRandom } from '../../src/distill/random.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BUNDLE = path.join(ROOT, 'dist/index.js');
@@ -21,7 +22,9 @@ afterAll(async () => api.stop());
 interface RunResult { code: number; stdout: string; outputs: Record<string, string>; summary: string; workspace: string }
 
 /** Runs the built bundle the way the runner does: node, INPUT_* variables and the GITHUB_* files. */
-async function runAction(event: string, inputs: Record<string, string>, workspace?: string): Promise<RunResult> {
+const REFS: Record<string, string> = { pull_request: 'refs/pull/7/merge', push: 'refs/heads/main', schedule: 'refs/heads/main', release: 'refs/tags/v1.2.0', workflow_run: 'refs/heads/main' };
+
+async function runAction(event: string, inputs: Record<string, string>, workspace?: string, eventFile = `${event}.json`): Promise<RunResult> {
   const dir = workspace ?? (await exampleWorkspace(quickConfig()));
   const runnerFiles = path.join(dir, '.runner');
   await mkdir(runnerFiles, { recursive: true });
@@ -34,7 +37,8 @@ async function runAction(event: string, inputs: Record<string, string>, workspac
     HOME: process.env.HOME ?? '/tmp',
     GITHUB_ACTIONS: 'true',
     GITHUB_EVENT_NAME: event,
-    GITHUB_EVENT_PATH: path.join(EVENTS, `${event}.json`),
+    GITHUB_EVENT_PATH: path.join(EVENTS, eventFile),
+    GITHUB_REF: REFS[event] ?? 'refs/heads/main',
     GITHUB_REPOSITORY: 'acme/models',
     GITHUB_SHA: 'abc123',
     GITHUB_RUN_ID: '42',
@@ -224,5 +228,54 @@ describe('the bundled action, run as the runner runs it', () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/::error::distill-gate: .*missing\.yml: cannot read the config file \(ENOENT\)/);
     expect(api.comments).toHaveLength(0);
+  });
+});
+
+describe('baselines from the store branch, as the runner runs it', () => {
+  const gates = '  agreement.top1: { min: 0.5, maxDrop: 0.02 }\n  size.studentBytes: { maxIncrease: "5%" }';
+
+  async function degradeTeacher(dir: string): Promise<void> {
+    const shard = path.join(dir, 'models/teacher/group1-shard1of1.bin');
+    const bytes = await readFile(shard);
+    const weights = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    const random = seededRandom(5);
+    for (let i = 0; i < weights.length; i++) weights[i] += 0.1 * Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random());
+    await writeFile(shard, Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength));
+  }
+
+  it('main records the baseline; an unchanged PR passes its relative gates; a degraded teacher fails them, unless labelled', async () => {
+    api.files.clear();
+    api.refs.clear();
+    api.comments = [];
+    const main = await runAction('push', {}, await exampleWorkspace(quickConfig({ gates })));
+    expect(main.code).toBe(0);
+    expect(main.stdout).toMatch(/recorded this run in distill-gate-data \(1 runs in the history\)/);
+    const folder = 'distill-gate/distill-gate.yml/main';
+    expect([...api.files.get('distill-gate-data')!.keys()].sort()).toEqual([`${folder}/history.json`, `${folder}/report.json`, `${folder}/student/group1-shard1of1.bin`, `${folder}/student/model.json`]);
+
+    const unchanged = await runAction('pull_request', {}, await exampleWorkspace(quickConfig({ gates })));
+    expect(unchanged.stdout).toContain('baseline from distill-gate-data for main, with its student');
+    expect(unchanged.code).toBe(0);
+    const unchangedReport = JSON.parse(await readFile(path.join(unchanged.workspace, 'distill-report/report.json'), 'utf8'));
+    expect(unchangedReport.gates.map((g: { status: string }) => g.status)).toEqual(['pass', 'pass', 'pass']);
+    expect(unchanged.summary).toContain('### Trend');
+
+    const degradedDir = await exampleWorkspace(quickConfig({ gates }));
+    await degradeTeacher(degradedDir);
+    const degraded = await runAction('pull_request', {}, degradedDir);
+    expect(degraded.code).toBe(1);
+    expect(degraded.stdout).toMatch(/::error::distill-gate: failing gates: agreement\.top1 \(drop <= 0\.02\)/);
+
+    api.labelEvents = [{ event: 'labeled', label: { name: 'distill-gate:accept-regression' }, actor: { login: 'alice' } }];
+    const accepted = await runAction('pull_request', {}, degradedDir, 'pull_request_labelled.json');
+    expect(accepted.code).toBe(0);
+    expect(accepted.summary).toMatch(/Accepted regression:\*\* label "distill-gate:accept-regression" by @\u200balice turned 1 failing relative gate/);
+    const acceptedReport = JSON.parse(await readFile(path.join(accepted.workspace, 'distill-report/report.json'), 'utf8'));
+    expect(acceptedReport.override).toEqual({ label: 'distill-gate:accept-regression', by: '@alice', gates: ['agreement.top1 drop <= 0.02'] });
+
+    // A second run on main extends the history that PRs draw their trend from.
+    await runAction('push', {}, await exampleWorkspace(quickConfig({ gates })));
+    const history = JSON.parse(Buffer.from(api.files.get('distill-gate-data')!.get(`${folder}/history.json`)!.content, 'base64').toString('utf8'));
+    expect(history).toHaveLength(2);
   });
 });

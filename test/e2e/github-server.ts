@@ -13,6 +13,12 @@ export class FakeGitHub {
   comments: Comment[] = [];
   issues: Issue[] = [];
   pulls: Array<{ number: number; state: string; head: { sha: string } }> = [];
+  /** branch -> path -> file; the contents API over it checks shas like GitHub does. */
+  files = new Map<string, Map<string, { content: string; sha: string }>>();
+  refs = new Set<string>();
+  labelEvents: Array<{ event: string; label: { name: string }; actor: { login: string } }> = [];
+  defaultBranch = 'main';
+  private shaCounter = 0;
   requests: Array<{ method: string; path: string; authorization?: string }> = [];
   /** false mimics a fork PR, whose head commit GitHub does not associate with the PR. */
   commitsListTheirPulls = true;
@@ -57,6 +63,42 @@ export class FakeGitHub {
       return send(fault.status, { message: `injected ${fault.status}` }, fault.headers);
     }
     let m: RegExpExecArray | null;
+    if ((m = /^\/repos\/[^/]+\/[^/]+\/contents\/(.+)$/.exec(url.pathname))) {
+      const file = decodeURIComponent(m[1]);
+      if (method === 'GET') {
+        const entry = this.files.get(url.searchParams.get('ref') ?? this.defaultBranch)?.get(file);
+        if (!entry) return send(404, { message: 'Not Found' });
+        // Like GitHub, content is left out of files over 1 MB.
+        const big = Buffer.from(entry.content, 'base64').length > 1_000_000;
+        return send(200, { type: 'file', path: file, sha: entry.sha, encoding: 'base64', content: big ? '' : entry.content });
+      }
+      if (method === 'PUT') {
+        if (!this.refs.has(body.branch)) return send(404, { message: 'Branch not found' });
+        const files = this.files.get(body.branch) ?? new Map();
+        this.files.set(body.branch, files);
+        const existing = files.get(file);
+        if (existing && !body.sha) return send(422, { message: '"sha" wasn\'t supplied.' });
+        if (existing && body.sha !== existing.sha) return send(409, { message: `${file} does not match ${body.sha}` });
+        const entry = { content: body.content, sha: `blob${++this.shaCounter}` };
+        files.set(file, entry);
+        return send(existing ? 200 : 201, { content: { path: file, sha: entry.sha } });
+      }
+    }
+    if ((m = /^\/repos\/[^/]+\/[^/]+\/git\/blobs\/([^/]+)$/.exec(url.pathname))) {
+      for (const files of this.files.values()) for (const entry of files.values()) if (entry.sha === m[1]) return send(200, { sha: entry.sha, encoding: 'base64', content: entry.content });
+      return send(404, { message: 'Not Found' });
+    }
+    if ((m = /^\/repos\/[^/]+\/[^/]+\/git\/ref\/heads\/(.+)$/.exec(url.pathname))) {
+      return this.refs.has(decodeURIComponent(m[1])) ? send(200, { ref: `refs/heads/${m[1]}` }) : send(404, { message: 'Not Found' });
+    }
+    if (/^\/repos\/[^/]+\/[^/]+\/git\/refs$/.test(url.pathname) && method === 'POST') {
+      const name = String(body.ref).replace('refs/heads/', '');
+      if (this.refs.has(name)) return send(422, { message: 'Reference already exists' });
+      this.refs.add(name);
+      return send(201, { ref: body.ref });
+    }
+    if (/^\/repos\/[^/]+\/[^/]+\/issues\/\d+\/events$/.test(url.pathname)) return send(200, this.labelEvents);
+    if (/^\/repos\/[^/]+\/[^/]+$/.test(url.pathname)) return send(200, { default_branch: this.defaultBranch });
     if ((m = /^\/repos\/[^/]+\/[^/]+\/issues\/(\d+)\/comments$/.exec(url.pathname))) {
       const issue = Number(m[1]);
       if (method === 'GET') {

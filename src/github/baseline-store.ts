@@ -1,0 +1,143 @@
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { appendHistory, historyEntry, parseHistory, type HistoryEntry } from '../report/history.js';
+import type { Report } from '../report/report.js';
+import { withRetry, type GitHubClient, type RetryOptions } from './api.js';
+
+/**
+ * The baseline store: a branch of the repository (default `distill-gate-data`) holding, per
+ * config and per branch, the latest report, its student and a history of runs. Runs on the
+ * default branch write it; PR runs read their base branch's. Everything goes through the
+ * contents API, so the job needs `contents: write` to write and nothing but the token to read.
+ */
+export interface StoreLocation {
+  owner: string;
+  repo: string;
+  /** The data branch. */
+  branch: string;
+  /** Which config's records (the comment key), and for which source branch. */
+  key: string;
+  forBranch: string;
+}
+
+export interface StoredBaseline {
+  reportPath: string;
+  studentPath?: string;
+  history: HistoryEntry[];
+}
+
+const HISTORY_WRITE_ATTEMPTS = 5;
+
+/** Folder of one config's records for one branch; only safe characters reach the path. */
+export function storeFolder(location: Pick<StoreLocation, 'key' | 'forBranch'>): string {
+  const safe = (text: string) => text.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_');
+  return `distill-gate/${safe(location.key)}/${safe(location.forBranch)}`;
+}
+
+function status(error: unknown): number | undefined {
+  return (error as { status?: number })?.status;
+}
+
+/** A file's bytes and blob sha, or undefined when it (or the branch) does not exist. */
+async function getFile(client: GitHubClient, location: StoreLocation, file: string, retry: RetryOptions): Promise<{ bytes: Buffer; sha: string } | undefined> {
+  const { owner, repo, branch } = location;
+  try {
+    const { data } = await withRetry(`reading ${file} from ${branch}`, () => client.rest.repos.getContent({ owner, repo, path: file, ref: branch }), retry);
+    if (Array.isArray(data) || data.type !== 'file') return undefined;
+    // Files over 1 MB come without content: fetch the blob itself.
+    const content = data.content
+      ? data.content
+      : (await withRetry(`reading the blob of ${file}`, () => client.rest.git.getBlob({ owner, repo, file_sha: data.sha }), retry)).data.content;
+    return { bytes: Buffer.from(content, 'base64'), sha: data.sha };
+  } catch (error) {
+    if (status(error) === 404) return undefined;
+    throw error;
+  }
+}
+
+async function putFile(client: GitHubClient, location: StoreLocation, file: string, bytes: Buffer, message: string, sha: string | undefined, retry: RetryOptions): Promise<void> {
+  const { owner, repo, branch } = location;
+  await withRetry(`writing ${file} to ${branch}`, () => client.rest.repos.createOrUpdateFileContents({ owner, repo, path: file, branch, message, content: bytes.toString('base64'), ...(sha ? { sha } : {}) }), retry);
+}
+
+/** Downloads the latest baseline for `forBranch` into `dir`; undefined when none was stored yet. */
+export async function readStoredBaseline(client: GitHubClient, location: StoreLocation, dir: string, retry: RetryOptions = {}): Promise<StoredBaseline | undefined> {
+  const folder = storeFolder(location);
+  const [report, history] = await Promise.all([getFile(client, location, `${folder}/report.json`, retry), getFile(client, location, `${folder}/history.json`, retry)]);
+  if (!report) return undefined;
+  await mkdir(path.join(dir, 'student'), { recursive: true });
+  const reportPath = path.join(dir, 'report.json');
+  await writeFile(reportPath, report.bytes);
+  let studentPath: string | undefined;
+  const modelJson = await getFile(client, location, `${folder}/student/model.json`, retry);
+  if (modelJson) {
+    const manifest = JSON.parse(modelJson.bytes.toString('utf8')) as { weightsManifest?: Array<{ paths: string[] }> };
+    const shards = (manifest.weightsManifest ?? []).flatMap((group) => group.paths).filter((p) => /^[A-Za-z0-9._-]+$/.test(p));
+    const files = await Promise.all(shards.map((shard) => getFile(client, location, `${folder}/student/${shard}`, retry)));
+    if (files.every(Boolean)) {
+      await Promise.all(shards.map((shard, i) => writeFile(path.join(dir, 'student', shard), files[i]!.bytes)));
+      studentPath = path.join(dir, 'student', 'model.json');
+      await writeFile(studentPath, modelJson.bytes);
+    }
+  }
+  return { reportPath, studentPath, history: history ? parseHistory(history.bytes.toString('utf8'), `${location.branch}:${folder}/history.json`) : [] };
+}
+
+/** Creates the data branch from `fromSha` when it does not exist yet. */
+async function ensureBranch(client: GitHubClient, location: StoreLocation, fromSha: string, retry: RetryOptions): Promise<void> {
+  const { owner, repo, branch } = location;
+  try {
+    await withRetry(`looking up branch ${branch}`, () => client.rest.git.getRef({ owner, repo, ref: `heads/${branch}` }), retry);
+  } catch (error) {
+    if (status(error) !== 404) throw error;
+    try {
+      await withRetry(`creating branch ${branch}`, () => client.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: fromSha }), retry);
+    } catch (createError) {
+      // Another run created it first.
+      if (status(createError) !== 422) throw createError;
+    }
+  }
+}
+
+/**
+ * Records a default-branch run: appends to the history (re-reading and re-appending when another
+ * run wrote in between, so no entry is lost) and replaces the latest report and student.
+ */
+export async function storeRun(client: GitHubClient, location: StoreLocation, report: Report, studentDir: string | undefined, options: { fromSha: string; event?: string; retry?: RetryOptions }): Promise<HistoryEntry[]> {
+  const retry = options.retry ?? {};
+  await ensureBranch(client, location, options.fromSha, retry);
+  const folder = storeFolder(location);
+  const message = `distill-gate: ${report.verdict} for ${location.forBranch}${report.commit ? ` at ${report.commit.slice(0, 12)}` : ''}`;
+  let history: HistoryEntry[] = [];
+  for (let attempt = 1; ; attempt++) {
+    const current = await getFile(client, location, `${folder}/history.json`, retry);
+    history = appendHistory(current ? parseHistory(current.bytes.toString('utf8'), `${folder}/history.json`) : [], historyEntry(report, options.event));
+    try {
+      await putFile(client, location, `${folder}/history.json`, Buffer.from(`${JSON.stringify(history, null, 1)}\n`), message, current?.sha, retry);
+      break;
+    } catch (error) {
+      // 409: the file changed since it was read; 422: it was created since. Read it again.
+      if ((status(error) !== 409 && status(error) !== 422) || attempt >= HISTORY_WRITE_ATTEMPTS) throw error;
+    }
+  }
+  await replaceFile(client, location, `${folder}/report.json`, Buffer.from(`${JSON.stringify(report, null, 2)}\n`), message, retry);
+  if (studentDir) {
+    for (const name of await readdir(studentDir)) {
+      await replaceFile(client, location, `${folder}/student/${name}`, await readFile(path.join(studentDir, name)), message, retry);
+    }
+  }
+  return history;
+}
+
+/** Last writer wins for the latest report and student; the sha is read fresh for each write. */
+async function replaceFile(client: GitHubClient, location: StoreLocation, file: string, bytes: Buffer, message: string, retry: RetryOptions): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await getFile(client, location, file, retry);
+    try {
+      await putFile(client, location, file, bytes, message, current?.sha, retry);
+      return;
+    } catch (error) {
+      if ((status(error) !== 409 && status(error) !== 422) || attempt >= HISTORY_WRITE_ATTEMPTS) throw error;
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import { mkdtemp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import type { StoreLocation } from '../../src/github/baseline-store.js';
+import { FakeGitHub } from '../e2e/github-server.js';
+import { sampleReport } from '../sample-report.js';
+
+// @actions/github reads GITHUB_API_URL when it is first imported.
+const api = await new FakeGitHub().start();
+process.env.GITHUB_API_URL = api.url;
+const { createClient } = await import('../../src/github/api.js');
+const { readStoredBaseline, storeFolder, storeRun } = await import('../../src/github/baseline-store.js');
+const location: StoreLocation = { owner: 'acme', repo: 'models', branch: 'distill-gate-data', key: '.github/distill-gate.yml', forBranch: 'main' };
+
+afterAll(() => api.stop());
+beforeEach(() => {
+  api.files.clear();
+  api.refs.clear();
+});
+
+async function studentDir(bytes: number): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-student-'));
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'model.json'), JSON.stringify({ weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: [] }] }));
+  await writeFile(path.join(dir, 'group1-shard1of1.bin'), Buffer.alloc(bytes, 7));
+  return dir;
+}
+
+describe('baseline store', () => {
+  it('keeps each config and branch in its own folder, with safe names only', () => {
+    expect(storeFolder({ key: '.github/distill-gate.yml', forBranch: 'main' })).toBe('distill-gate/_github_distill-gate.yml/main');
+    const hostile = storeFolder({ key: '../../etc', forBranch: 'feature/x' }).split('/');
+    expect(hostile).toHaveLength(3);
+    expect(hostile.every((segment) => segment !== '..' && /^[A-Za-z0-9._-]+$/.test(segment))).toBe(true);
+  });
+
+  it('creates the data branch, records a run, and gives it back with its student (a shard over 1 MB included)', async () => {
+    const client = createClient('t');
+    const report = sampleReport({ commit: 'abc123def456' });
+    const history = await storeRun(client, location, report, await studentDir(1_500_000), { fromSha: 'abc123', event: 'push', retry: { minTimeoutMs: 1 } });
+    expect(api.refs.has('distill-gate-data')).toBe(true);
+    expect(history).toHaveLength(1);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
+    const stored = await readStoredBaseline(client, location, dir);
+    expect(JSON.parse(await readFile(stored!.reportPath, 'utf8')).commit).toBe('abc123def456');
+    expect((await readFile(path.join(dir, 'student/group1-shard1of1.bin'))).length).toBe(1_500_000);
+    expect(stored!.studentPath).toBe(path.join(dir, 'student/model.json'));
+    expect(stored!.history.map((h) => [h.commit, h.event, h.verdict])).toEqual([['abc123def456', 'push', 'pass']]);
+  });
+
+  it('answers "no baseline yet" when nothing was stored', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
+    expect(await readStoredBaseline(createClient('t'), location, dir)).toBeUndefined();
+  });
+
+  it('loses no entry when two runs append to the history at once', async () => {
+    const client = createClient('t');
+    await storeRun(client, location, sampleReport({ commit: 'first' }), undefined, { fromSha: 'a' });
+    await Promise.all([
+      storeRun(client, location, sampleReport({ commit: 'second' }), undefined, { fromSha: 'a' }),
+      storeRun(client, location, sampleReport({ commit: 'third' }), undefined, { fromSha: 'a' }),
+    ]);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
+    const stored = await readStoredBaseline(client, location, dir);
+    expect(stored!.history.map((h) => h.commit).sort()).toEqual(['first', 'second', 'third']);
+  });
+});
