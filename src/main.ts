@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
@@ -9,6 +9,7 @@ import { InputError, isInputError } from './errors.js';
 import { runPipeline } from './pipeline.js';
 import { renderMarkdown } from './report/markdown.js';
 import { readReport, type Report } from './report/report.js';
+import { mergedAsReport, mergeReports, readReports } from './report/merge.js';
 import { createClient, explainFailure, type GitHubClient, type RetryOptions } from './github/api.js';
 import { readStoredBaseline, storeRun, type StoreLocation } from './github/baseline-store.js';
 import type { RegressionAcceptance } from './gates/compare.js';
@@ -17,7 +18,9 @@ import { branchOf, defaultBranch, findPullRequestBySha, labelledBy, pullRequestN
 import { syncTrackingIssue } from './github/tracking-issue.js';
 
 export interface ActionInputs {
-  mode: 'run' | 'report';
+  mode: 'run' | 'report' | 'merge';
+  /** For mode merge: report.json paths or patterns. */
+  reports: string[];
   config: string;
   report: string;
   token: string;
@@ -34,18 +37,20 @@ export interface ActionInputs {
   /** Branch of the baseline store; '' turns the store off. */
   baselineBranch: string;
   acceptLabel: string;
+  cacheDir?: string;
 }
 
 export function readInputs(): ActionInputs {
   const workingDirectory = path.resolve(process.env.GITHUB_WORKSPACE ?? process.cwd(), core.getInput('working-directory') || '.');
   const config = core.getInput('config') || '.github/distill-gate.yml';
   const mode = core.getInput('mode') || 'run';
-  if (mode !== 'run' && mode !== 'report') throw new InputError('input mode', `"${mode}" is not a mode; use run or report.`);
+  if (mode !== 'run' && mode !== 'report' && mode !== 'merge') throw new InputError('input mode', `"${mode}" is not a mode; use run, report or merge.`);
   const backend = core.getInput('backend') || 'auto';
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new InputError('input backend', `"${backend}" is not a backend; use one of ${BACKENDS.join(', ')}.`);
   const outputDir = path.resolve(workingDirectory, core.getInput('output-dir') || 'distill-report');
   return {
     mode,
+    reports: core.getMultilineInput('reports').flatMap((line) => line.split(/\s+/)).filter(Boolean),
     config: path.resolve(workingDirectory, config),
     report: path.resolve(workingDirectory, core.getInput('report') || path.join(outputDir, 'report.json')),
     token: core.getInput('github-token'),
@@ -61,6 +66,7 @@ export function readInputs(): ActionInputs {
     budgetMinutes: budgetInput(),
     baselineBranch: ['false', 'off', 'none'].includes(core.getInput('baseline-branch').toLowerCase()) ? '' : core.getInput('baseline-branch') || 'distill-gate-data',
     acceptLabel: core.getInput('accept-label') || 'distill-gate:accept-regression',
+    cacheDir: core.getInput('cache-dir') ? path.resolve(workingDirectory, core.getInput('cache-dir')) : undefined,
   };
 }
 
@@ -96,7 +102,7 @@ export async function run(retry: RetryOptions = {}): Promise<void> {
     inputs = readInputs();
     if (inputs.token) core.setSecret(inputs.token);
     const context = github.context as unknown as EventContext;
-    outcome = inputs.mode === 'report' ? await finishedReport(inputs) : await distillHere(inputs, context, { onRetry: (m) => core.info(m), ...retry });
+    outcome = inputs.mode === 'report' ? await finishedReport(inputs) : inputs.mode === 'merge' ? await mergedReports(inputs) : await distillHere(inputs, context, { onRetry: (m) => core.info(m), ...retry });
   } catch (error) {
     if (isInputError(error)) core.setFailed(`distill-gate: ${error.message}`);
     else core.setFailed(`distill-gate internal error (a bug, please report it): ${error instanceof Error ? error.stack : String(error)}`);
@@ -126,6 +132,7 @@ async function distillHere(inputs: ActionInputs, context: EventContext, retry: R
       history: stored?.history,
       acceptRegression,
       budgetMinutes: inputs.budgetMinutes,
+      cacheDir: inputs.cacheDir,
       searchFrom: [inputs.workingDirectory, process.env.GITHUB_WORKSPACE ?? inputs.workingDirectory],
       signal: controller.signal,
       log: (line) => core.info(line),
@@ -193,6 +200,15 @@ async function regressionAcceptance(client: GitHubClient, inputs: ActionInputs, 
 async function finishedReport(inputs: ActionInputs): Promise<Outcome> {
   const report = await readReport(inputs.report);
   return { report, markdown: renderMarkdown(report), reportPath: inputs.report, studentPath: report.student?.path ?? '' };
+}
+
+async function mergedReports(inputs: ActionInputs): Promise<Outcome> {
+  if (inputs.reports.length === 0) throw new InputError('input reports', 'mode merge needs the report.json files to merge, e.g. reports: "reports/*/report.json".');
+  const merged = mergeReports(await readReports(inputs.reports, inputs.workingDirectory));
+  await mkdir(inputs.outputDir, { recursive: true });
+  const reportPath = path.join(inputs.outputDir, 'report.md');
+  await writeFile(reportPath, merged.markdown);
+  return { report: mergedAsReport(merged), markdown: merged.markdown, reportPath, studentPath: '' };
 }
 
 async function publish(inputs: ActionInputs, outcome: Outcome, context: EventContext, retry: RetryOptions): Promise<void> {

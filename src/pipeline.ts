@@ -6,6 +6,7 @@ import type { Config } from './config/load.js';
 import type { BackendName } from './config/schema.js';
 import { checkAgainstTeacher, loadSplit, type Dataset } from './data/dataset.js';
 import { distill } from './distill/train.js';
+import { softTargets } from './distill/soft-targets.js';
 import { InputError } from './errors.js';
 import { acceptRegressions, allowedRatio, isPairedSpeedCheck, judge, type RegressionAcceptance } from './gates/compare.js';
 import type { HistoryEntry } from './report/history.js';
@@ -49,6 +50,8 @@ export interface RunOptions {
   acceptRegression?: RegressionAcceptance;
   /** Earlier runs from the baseline store, drawn as a trend in report.md. */
   history?: HistoryEntry[];
+  /** Folder for the teacher's soft targets, content-addressed; overrides the config's cacheDir. */
+  cacheDir?: string;
 }
 
 export interface RunResult {
@@ -101,10 +104,13 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
   const checks = parseGates(config.gates, metricNames(teacher.outputWidth, config.measure.topK, Boolean(evalSet.y)));
 
   try {
-    const teacherEvalLogits = await predictLogits(tf, teacher, evalSet);
+    const cacheDir = options.cacheDir ?? config.cacheDir;
+    const teacherEvalLogits = (await softTargets(tf, teacher, evalSet, backend.name, cacheDir)).logits;
     // Distillation: teacher soft targets once, then the KD loop.
     const started = performance.now();
-    const teacherTrainLogits = await predictLogits(tf, teacher, train);
+    const targets = await softTargets(tf, teacher, train, backend.name, cacheDir);
+    if (targets.source === 'cache') log(`soft targets: cache hit (${targets.cacheFile}), the teacher is skipped`);
+    const teacherTrainLogits = targets.logits;
     const teacherSeconds = (performance.now() - started) / 1000;
     const probeRows = Math.min(evalSet.size, 256);
     const training = await distill(tf, student, train, {
@@ -167,6 +173,7 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
         loss: training.loss,
         seconds,
         teacherSeconds,
+        softTargets: targets.source,
         trainSamples: train.size,
         evalSamples: evalSet.size,
         temperature: config.distill.temperature,

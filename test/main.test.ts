@@ -16,6 +16,7 @@ const calls = vi.hoisted(() => ({
 
 vi.mock('@actions/core', () => ({
   getInput: (name: string) => calls.inputs[name] ?? '',
+  getMultilineInput: (name: string) => (calls.inputs[name] ?? '').split('\n').filter(Boolean),
   setOutput: (name: string, value: string) => void (calls.outputs[name] = value),
   setFailed: (message: string) => void calls.failed.push(message),
   setSecret: () => {},
@@ -87,7 +88,9 @@ describe('run() with the toolkit mocked', () => {
 
   it.each([
     [{ backend: 'gpu' }, /input backend: "gpu" is not a backend; use one of auto, tensorflow-gpu/],
-    [{ mode: 'both' }, /input mode: "both" is not a mode; use run or report/],
+    [{ mode: 'both' }, /input mode: "both" is not a mode; use run, report or merge/],
+    [{ mode: 'merge' }, /input reports: mode merge needs the report\.json files to merge/],
+    [{ mode: 'merge', reports: '/nonexistent/*/report.json' }, /\/nonexistent\/\*\/report\.json: matches no report\.json files/],
     [{ comment: 'maybe' }, /input comment: "maybe" is not a boolean/],
     [{ mode: 'report', report: '/nonexistent/report.json' }, /\/nonexistent\/report\.json: cannot be read \(ENOENT\)/],
   ])('refuses bad inputs %j with one message', async (inputs, pattern) => {

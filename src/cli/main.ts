@@ -5,6 +5,9 @@ import { ExitCode, isInputError } from '../errors.js';
 import { runPipeline } from '../pipeline.js';
 import { readReport } from '../report/report.js';
 import { historyTable, readHistory } from '../report/history.js';
+import { mergeReports, readReports } from '../report/merge.js';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { compareReports } from '../gates/compare.js';
 import { doctor } from '../backend/doctor.js';
 
@@ -40,9 +43,10 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     .option('-o, --out <dir>', 'folder for report.json, report.md and the trained student', 'distill-report')
     .addOption(new Option('-b, --backend <name>', 'TF.js backend, overrides the config (auto: tensorflow-gpu, tensorflow, wasm, cpu)').choices(BACKENDS))
     .option('--baseline <report.json>', 'an earlier run\'s report.json for relative gates (maxDrop, maxIncrease)')
+    .option('--cache-dir <dir>', 'cache the teacher\'s soft targets here, keyed by teacher, data and backend; a hit skips the teacher')
     .option('--budget <minutes>', 'time budget: training stops in time to measure and report within it (status incomplete)', parseMinutes)
     .option('-q, --quiet', 'no progress on stderr and no report on stdout')
-    .action(async (options: { config: string; out: string; backend?: BackendName; baseline?: string; budget?: number; quiet?: boolean }) => {
+    .action(async (options: { config: string; out: string; backend?: BackendName; baseline?: string; cacheDir?: string; budget?: number; quiet?: boolean }) => {
       const config = await loadConfig(options.config);
       const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
       const controller = new AbortController();
@@ -51,7 +55,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       try {
-        const result = await runPipeline(config, { outDir: options.out, backend: options.backend, baseline: options.baseline, budgetMinutes: options.budget, signal: controller.signal, log });
+        const result = await runPipeline(config, { outDir: options.out, backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir, budgetMinutes: options.budget, signal: controller.signal, log });
         if (!options.quiet || result.writeError) io.stdout(result.markdown);
         // The report was printed above, so nothing is lost when the disk refused it.
         if (result.writeError) throw result.writeError;
@@ -75,6 +79,21 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       const comparison = compareReports(current, baseline, gates);
       io.stdout(comparison.markdown);
       exitCode = comparison.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed;
+    });
+
+  program
+    .command('merge')
+    .description('merge the report.json files of a matrix of jobs into one report and verdict')
+    .argument('<reports...>', 'report.json paths or patterns, e.g. "reports/*/report.json"')
+    .option('-o, --out <dir>', 'also write report.md (the merged report) there')
+    .action(async (patterns: string[], options: { out?: string }) => {
+      const merged = mergeReports(await readReports(patterns));
+      io.stdout(merged.markdown);
+      if (options.out) {
+        await mkdir(options.out, { recursive: true });
+        await writeFile(path.join(options.out, 'report.md'), merged.markdown);
+      }
+      exitCode = merged.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed;
     });
 
   program

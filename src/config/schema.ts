@@ -80,6 +80,8 @@ export const configSchema = z.strictObject({
   gates: z.record(z.string(), gateSpec).default({}),
   backend: z.enum(BACKENDS).default('auto'),
   baseline: path.optional(),
+  /** Folder for cached teacher soft targets (keep it with actions/cache). */
+  cacheDir: path.optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { GraphModel, LayersModel, Tensor } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import { InputError } from '../errors.js';
@@ -18,6 +19,8 @@ export interface LoadedModel {
   predict(x: Tensor): Tensor;
   /** Present for LayersModels, which the student always is. */
   layers?: LayersModel;
+  /** sha256 of topology and weights, for content-addressed caches (set for models read from disk). */
+  fingerprint?: string;
   dispose(): void;
 }
 
@@ -27,9 +30,10 @@ export async function loadModel(tf: Tf, modelJsonPath: string, role: 'teacher' |
     throw new InputError(modelJsonPath, 'is a GraphModel, which cannot be trained: a student given by `student.model` must be a LayersModel (tf.Model.save() output), or use `student.layers`.');
   }
   const handler = tf.io.fromMemory(loaded.artifacts);
+  const fingerprint = fingerprintOf(loaded);
   try {
-    if (loaded.format === 'graph-model') return wrapGraphModel(await tf.loadGraphModel(handler), loaded);
-    return wrapLayersModel(await tf.loadLayersModel(handler), loaded.weightBytes);
+    if (loaded.format === 'graph-model') return { ...wrapGraphModel(await tf.loadGraphModel(handler), loaded), fingerprint };
+    return { ...wrapLayersModel(await tf.loadLayersModel(handler), loaded.weightBytes), fingerprint };
   } catch (error) {
     if (error instanceof InputError) throw error;
     throw new InputError(modelJsonPath, `TF.js could not build the ${role} from it: ${firstLine(error)}. Check that every layer class is one TF.js knows and that the weights match the topology.`);
@@ -86,6 +90,13 @@ function graphOutputKind(topology: unknown, outputName: string): OutputKind {
   // Converters often end a graph with Identity nodes after the softmax.
   for (let hops = 0; node && node.op === 'Identity' && hops < 4; hops++) node = byName.get((node.input?.[0] ?? '').split(':')[0]);
   return node?.op === 'Softmax' ? 'probabilities' : 'logits';
+}
+
+function fingerprintOf(loaded: LoadedArtifacts): string {
+  const hash = createHash('sha256').update(JSON.stringify(loaded.artifacts.modelTopology)).update(JSON.stringify(loaded.artifacts.weightSpecs ?? []));
+  const data = loaded.artifacts.weightData;
+  for (const buffer of Array.isArray(data) ? data : data ? [data] : []) hash.update(new Uint8Array(buffer));
+  return hash.digest('hex');
 }
 
 export function firstLine(error: unknown): string {

@@ -36,6 +36,8 @@ export interface Report {
     /** Wall time of the whole distillation phase, teacher soft targets included. */
     seconds: number;
     teacherSeconds: number;
+    /** Whether the teacher ran this time or its logits came from the cache. */
+    softTargets?: 'computed' | 'cache';
     trainSamples: number;
     evalSamples: number;
     temperature: number;

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -168,10 +168,32 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(code).toBe(report.verdict === 'pass' ? 0 : 1);
   });
 
+  it('caches the teacher\'s soft targets by content: a hit skips the teacher and gives the same student', async () => {
+    const dir = await exampleWorkspace(quickConfig());
+    const cache = path.join(dir, 'cache');
+    const first = await runCli(dir, '--backend', 'cpu', '--cache-dir', cache);
+    expect(first.stderr).not.toContain('cache hit');
+    const a = await reportOf(first.out);
+    expect(a.training.softTargets).toBe('computed');
+    expect((await readdir(cache)).filter((f) => f.endsWith('.f32'))).toHaveLength(2);
+
+    const second = await runCli(dir, '--backend', 'cpu', '--cache-dir', cache);
+    expect(second.stderr).toMatch(/soft targets: cache hit \(.*soft-targets-[0-9a-f]{32}\.f32\), the teacher is skipped/);
+    const b = await reportOf(second.out);
+    expect(b.training.softTargets).toBe('cache');
+    expect(b.training.loss).toEqual(a.training.loss);
+    expect(b.metrics['agreement.top1']).toBe(a.metrics['agreement.top1']);
+
+    // Other data, or another backend, is another key.
+    const third = await runCli(dir, '--backend', 'wasm', '--cache-dir', cache);
+    expect((await reportOf(third.out)).training.softTargets).toBe('computed');
+    expect((await readdir(cache)).filter((f) => f.endsWith('.f32'))).toHaveLength(4);
+  });
+
   it('documents every flag in --help', async () => {
     const capture = captureIo();
     expect(await main(['run', '--help'], capture.io)).toBe(0);
-    for (const flag of ['--config', '--out', '--backend', '--baseline', '--budget', '--quiet']) expect(capture.stdout()).toContain(flag);
+    for (const flag of ['--config', '--out', '--backend', '--baseline', '--cache-dir', '--budget', '--quiet']) expect(capture.stdout()).toContain(flag);
     expect(await main(['--help'], capture.io)).toBe(0);
     expect(capture.stdout()).toMatch(/run[\s\S]*compare[\s\S]*doctor/);
   });

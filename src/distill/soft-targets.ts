@@ -1,0 +1,52 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Tf } from '../backend/resolve.js';
+import type { Dataset } from '../data/dataset.js';
+import type { LoadedModel } from '../models/model.js';
+import { predictLogits } from '../models/predict.js';
+
+/** Bump when the stored layout or what the logits mean changes, so old entries stop matching. */
+const CACHE_FORMAT = 1;
+
+export interface SoftTargets {
+  logits: Float32Array;
+  source: 'computed' | 'cache';
+  /** Where the entry lives, when a cache folder was given. */
+  cacheFile?: string;
+}
+
+/**
+ * The teacher's logits over the transfer set, computed once per run, or read from a
+ * content-addressed cache: the key hashes the teacher's topology and weights, the data, the
+ * teacher-output setting and the backend (float32 reductions differ between backends, and the
+ * same config must give the same student on the same backend). A hit skips the teacher entirely.
+ */
+export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, backend: string, cacheDir?: string): Promise<SoftTargets> {
+  const expectedLength = train.size * teacher.outputWidth;
+  const cacheFile = cacheDir && teacher.fingerprint ? path.join(cacheDir, `soft-targets-${cacheKey(teacher, train, backend)}.f32`) : undefined;
+  if (cacheFile) {
+    const cached = await readFile(cacheFile).catch(() => undefined);
+    // A truncated entry (a job killed mid-write elsewhere) is ignored and rewritten.
+    if (cached && cached.length === expectedLength * 4) {
+      return { logits: new Float32Array(cached.buffer.slice(cached.byteOffset, cached.byteOffset + cached.byteLength)), source: 'cache', cacheFile };
+    }
+  }
+  const logits = await predictLogits(tf, teacher, train);
+  if (cacheFile) {
+    await mkdir(path.dirname(cacheFile), { recursive: true });
+    // Write then rename: readers never see half an entry.
+    const partial = `${cacheFile}.${process.pid}.partial`;
+    await writeFile(partial, Buffer.from(logits.buffer, logits.byteOffset, logits.byteLength));
+    await rename(partial, cacheFile);
+  }
+  return { logits, source: 'computed', ...(cacheFile ? { cacheFile } : {}) };
+}
+
+export function cacheKey(teacher: LoadedModel, train: Dataset, backend: string): string {
+  return createHash('sha256')
+    .update(`distill-gate soft targets v${CACHE_FORMAT}\n${teacher.fingerprint}\n${teacher.output}\n${backend}\n${train.sampleShape.join('x')}\n`)
+    .update(new Uint8Array(train.x.buffer, train.x.byteOffset, train.x.byteLength))
+    .digest('hex')
+    .slice(0, 32);
+}
