@@ -89,10 +89,31 @@ async function parent(): Promise<void> {
     results.push(JSON.parse(out.trim().split('\n').pop()!) as ChildFigures);
   }
   const baseline = results.find((r) => r.backend === 'cpu') ?? results[results.length - 1];
-  console.log('\n| backend | distillation samples/s | seconds (teacher soft targets) | peak RSS MiB | top-1 agreement | vs cpu |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+  const peer = pytorchPeer(workspace, epochs);
+  console.log('\n| backend | distillation samples/s | seconds (teacher soft targets) | peak RSS MiB | top-1 agreement | vs cpu | vs PyTorch (cached logits) |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {
-    console.log(`| ${r.backend} | ${Math.round(r.samplesPerSecond).toLocaleString('en-US')} | ${r.seconds.toFixed(2)} (${r.teacherSeconds.toFixed(2)}) | ${r.peakRssMiB.toFixed(0)} | ${(100 * r.agreement).toFixed(1)}% | ${(r.samplesPerSecond / baseline.samplesPerSecond).toFixed(2)}x |`);
+    const vsPeer = peer ? `${(r.samplesPerSecond / peer.cached_samples_per_s).toFixed(2)}x` : 'n/a';
+    console.log(`| ${r.backend} | ${Math.round(r.samplesPerSecond).toLocaleString('en-US')} | ${r.seconds.toFixed(2)} (${r.teacherSeconds.toFixed(2)}) | ${r.peakRssMiB.toFixed(0)} | ${(100 * r.agreement).toFixed(1)}% | ${(r.samplesPerSecond / baseline.samplesPerSecond).toFixed(2)}x | ${vsPeer} |`);
+  }
+  if (peer) {
+    console.log(`\nPyTorch ${peer.torch} (${peer.threads} thread(s)), same job: ${Math.round(peer.online_samples_per_s).toLocaleString('en-US')} samples/s online KD, ${Math.round(peer.cached_samples_per_s).toLocaleString('en-US')} samples/s with teacher logits computed once (${peer.cached_seconds.toFixed(2)} s).`);
+    const best = results.reduce((a, b) => (a.seconds < b.seconds ? a : b));
+    console.log(`distill-gate's distillation phase on ${best.backend} / PyTorch's training time: ${(best.seconds / peer.cached_seconds).toFixed(2)}x`);
+  } else {
+    console.log('\nPyTorch peer skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread).');
+  }
+}
+
+interface PeerFigures { torch: string; threads: number; online_samples_per_s: number; cached_samples_per_s: number; cached_seconds: number }
+
+/** bench/peer/kd_torch.py with Debian's python3-torch, when installed. */
+function pytorchPeer(workspace: string, epochs: number): PeerFigures | undefined {
+  try {
+    const out = execFileSync('/usr/bin/python3', [path.join(path.dirname(here), 'peer', 'kd_torch.py'), workspace, String(epochs)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return JSON.parse(out.trim().split('\n').pop()!) as PeerFigures;
+  } catch {
+    return undefined;
   }
 }
 
