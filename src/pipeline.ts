@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { backendEnvironment, resolveBackend, type ResolvedBackend, type Tf } from './backend/resolve.js';
+import { describeAdapter } from './backend/webgpu.js';
 import type { Config } from './config/load.js';
 import type { BackendName } from './config/schema.js';
 import { checkAgainstTeacher, loadSplit, type Dataset } from './data/dataset.js';
@@ -315,7 +316,7 @@ function describeEnvironment(backend: ResolvedBackend): Environment {
     platform: `${process.platform}-${process.arch}`,
     cpu: cpus[0]?.model?.trim() ?? 'unknown',
     cpus: cpus.length,
-    gpu: backend.name === 'tensorflow-gpu' ? 'CUDA device (tfjs-node-gpu)' : null,
+    gpu: backend.adapter ? describeAdapter(backend.adapter) : backend.name === 'tensorflow-gpu' ? 'CUDA device (tfjs-node-gpu)' : null,
     backendNotes: backend.notes,
   };
 }

@@ -6,6 +6,7 @@ import * as bundledTf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { InputError } from '../errors.js';
 import type { BackendName } from '../config/schema.js';
+import { describeAdapter, findAdapter, initialiseWebGpu, type AdapterDescription } from './webgpu.js';
 
 /** The one TF.js handle passed through the pipeline (tfjs-node re-exports all of tfjs). */
 export type Tf = typeof bundledTf;
@@ -14,6 +15,8 @@ export type ConcreteBackend = Exclude<BackendName, 'auto'>;
 export interface ResolvedBackend {
   tf: Tf;
   name: ConcreteBackend;
+  /** The WebGPU adapter, for the webgpu backend. */
+  adapter?: AdapterDescription;
   /** Where the handle came from: a resolved native package path, or "bundled". */
   source: string;
   /** Why earlier candidates were passed over (auto) - shown in the log and the report. */
@@ -25,8 +28,11 @@ const NATIVE_PACKAGES = {
   tensorflow: '@tensorflow/tfjs-node',
 } as const;
 
-/** `auto` tries these in order: the GPU build, the CPU native build, then the bundled backends. */
-export const AUTO_ORDER: readonly ConcreteBackend[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+/**
+ * `auto` tries these in order: tfjs-node-gpu (CUDA), WebGPU on a hardware adapter, the native CPU
+ * build, then the bundled backends.
+ */
+export const AUTO_ORDER: readonly ConcreteBackend[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
 
 export interface ResolveOptions {
   /** Folders whose node_modules may hold a native package (workspace, config folder). */
@@ -42,7 +48,7 @@ export async function resolveBackend(requested: BackendName, options: ResolveOpt
   const candidates = requested === 'auto' ? AUTO_ORDER : [requested];
   for (const name of candidates) {
     try {
-      const resolved = await initialise(name, searchFrom, importPackage);
+      const resolved = await initialise(name, searchFrom, importPackage, requested === name);
       return { ...resolved, notes };
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
@@ -57,7 +63,19 @@ async function initialise(
   name: ConcreteBackend,
   searchFrom: string[],
   importPackage: NonNullable<ResolveOptions['importPackage']>,
+  askedByName: boolean,
 ): Promise<Omit<ResolvedBackend, 'notes'>> {
+  if (name === 'webgpu') {
+    // Dawn's bindings (the `webgpu` package, a native addon) are resolved at run time like the
+    // tfjs-node packages; TF.js's WebGPU backend itself is plain JavaScript and bundled.
+    const found = await importPackage('webgpu', searchFrom);
+    if (!found) throw new Error(`the \`webgpu\` package (Dawn) is not installed in ${searchFrom.join(' or ')}. Install it on the runner with \`npm install --no-save webgpu@0.6.2\` (and libvulkan1 with the GPU's Vulkan driver).`);
+    const dawn = found.module as Parameters<typeof findAdapter>[0];
+    const probe = await findAdapter(dawn, askedByName);
+    if (!probe.adapter || !probe.gpu) throw new Error(`no usable WebGPU adapter: ${probe.notes.join('; ')}`);
+    await initialiseWebGpu(bundledTf, dawn, probe.gpu, probe.featureLevel);
+    return { tf: bundledTf, name, source: `${found.path} (${describeAdapter(probe.adapter)})`, adapter: probe.adapter };
+  }
   if (name === 'tensorflow-gpu' || name === 'tensorflow') {
     const packageName = NATIVE_PACKAGES[name];
     const found = await importPackage(packageName, searchFrom);
@@ -109,18 +127,20 @@ function wasmDirectory(): string {
 
 /**
  * Native packages are never bundled: they are looked up at run time in the given folders, so a
- * workflow step can `npm install` them on the GPU runner. The specifier is computed, which also
- * keeps ncc from trying to follow it.
+ * workflow step can `npm install` them on the GPU runner.
  */
 async function importFromFolders(name: string, folders: string[]): Promise<{ module: unknown; path: string } | undefined> {
+  // webpackIgnore keeps ncc from turning these into bundle-time lookups, which would never see a
+  // package installed on the runner after the bundle was built.
+  const { createRequire: requireFrom } = (await import(/* webpackIgnore: true */ 'node:module')) as { createRequire: typeof createRequire };
   for (const folder of folders) {
     let resolved: string;
     try {
-      resolved = createRequire(path.join(path.resolve(folder), 'noop.js')).resolve(name);
+      resolved = requireFrom(path.join(path.resolve(folder), 'noop.js')).resolve(name);
     } catch {
       continue;
     }
-    return { module: await import(pathToFileURL(resolved).href), path: resolved };
+    return { module: await import(/* webpackIgnore: true */ pathToFileURL(resolved).href), path: resolved };
   }
   return undefined;
 }

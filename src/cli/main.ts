@@ -41,7 +41,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     .description('distil, measure, check gates and write report.json, report.md and student/')
     .option('-c, --config <file>', 'YAML or JSON config; paths in it are relative to its folder', 'distill-gate.yml')
     .option('-o, --out <dir>', 'folder for report.json, report.md and the trained student', 'distill-report')
-    .addOption(new Option('-b, --backend <name>', 'TF.js backend, overrides the config (auto: tensorflow-gpu, tensorflow, wasm, cpu)').choices(BACKENDS))
+    .addOption(new Option('-b, --backend <name>', 'TF.js backend, overrides the config (auto: tensorflow-gpu, webgpu on a hardware adapter, tensorflow, wasm, cpu)').choices(BACKENDS))
     .option('--baseline <report.json>', 'an earlier run\'s report.json for relative gates (maxDrop, maxIncrease)')
     .option('--cache-dir <dir>', 'cache the teacher\'s soft targets here, keyed by teacher, data and backend; a hit skips the teacher')
     .option('--budget <minutes>', 'time budget: training stops in time to measure and report within it (status incomplete)', parseMinutes)

@@ -10,9 +10,10 @@ describe('backend resolution', () => {
     const backend = await resolveBackend('auto', { importPackage: notInstalled, searchFrom: ['/ws'] });
     expect(backend.name).toBe('wasm');
     expect(backend.tf.getBackend()).toBe('wasm');
-    expect(backend.notes).toHaveLength(2);
+    expect(backend.notes).toHaveLength(3);
     expect(backend.notes[0]).toMatch(/^tensorflow-gpu: @tensorflow\/tfjs-node-gpu is not installed in \/ws\. Install it .*npm install --no-save @tensorflow\/tfjs-node-gpu@4\.22\.0.*CUDA 11\.2/);
-    expect(backend.notes[1]).toMatch(/^tensorflow: @tensorflow\/tfjs-node is not installed/);
+    expect(backend.notes[1]).toMatch(/^webgpu: the `webgpu` package \(Dawn\) is not installed in \/ws\. Install it .*npm install --no-save webgpu@0\.6\.2/);
+    expect(backend.notes[2]).toMatch(/^tensorflow: @tensorflow\/tfjs-node is not installed/);
   });
 
   it('a native backend asked for by name and missing is an input error with the install command', async () => {
@@ -46,11 +47,20 @@ describe('backend resolution', () => {
     expect(['wasm', 'cpu']).toContain(backend.name);
   });
 
-  it('doctor lists every backend and what auto picks', async () => {
-    const text = await doctor({ importPackage: notInstalled });
+  it('doctor lists every backend, what auto picks, and the CUDA libraries tfjs-node-gpu needs', async () => {
+    const text = await doctor({ importPackage: notInstalled, listLibraries: async () => '\tlibcudart.so.11.0 (libc6,x86-64) => /usr/local/cuda/lib64/libcudart.so.11.0\n' });
     expect(text).toMatch(/missing\s+tensorflow-gpu/);
+    expect(text).toMatch(/missing\s+webgpu\s+the `webgpu` package \(Dawn\) is not installed/);
     expect(text).toMatch(/ok\s+wasm/);
     expect(text).toMatch(/ok\s+cpu/);
+    expect(text).toMatch(/auto picks: wasm/);
+    expect(text).toMatch(/found\s+libcudart\.so\.11\.0/);
+    expect(text).toMatch(/missing\s+libcudnn\.so\.8/);
+  });
+
+  it('doctor shows a software WebGPU adapter as usable by name only', async () => {
+    const text = await doctor();
+    expect(text).toMatch(/ok\s+webgpu\s+.*llvmpipe.*software.*a software adapter: auto skips it/);
     expect(text).toMatch(/auto picks: wasm/);
   });
 });

@@ -61,7 +61,7 @@ export const CASES: CorpusCase[] = [
   { area: 'config', name: 'alpha above 1', setup: withDistill('{ alpha: 1.5 }'), message: /distill\.alpha: must be <= 1 \(got 1\.5\)/ },
   { area: 'config', name: 'alpha below 0', setup: withDistill('{ alpha: -0.2 }'), message: /distill\.alpha: must be >= 0 \(got -0\.2\)/ },
   { area: 'config', name: 'zero learning rate', setup: withDistill('{ learningRate: 0 }'), message: /distill\.learningRate: must be > 0/ },
-  { area: 'config', name: 'unknown backend', setup: (d) => config(d, `${quickConfig()}backend: cuda\n`), message: /backend: must be one of "auto", "tensorflow-gpu", "tensorflow", "wasm", "cpu" \(got "cuda"\)/ },
+  { area: 'config', name: 'unknown backend', setup: (d) => config(d, `${quickConfig()}backend: cuda\n`), message: /backend: must be one of "auto", "tensorflow-gpu", "webgpu", "tensorflow", "wasm", "cpu" \(got "cuda"\)/ },
   { area: 'config', name: 'unknown student layer type', setup: withStudent('  layers:\n    - { type: dense2, units: 10 }'), message: /student\.layers\.0\.type: must be one of .* \(got "dense2"\)\. Did you mean "dense"\?/ },
   { area: 'config', name: 'student with neither layers nor model', setup: withStudent('  layer: []'), message: /student\.layer: unknown key\. Did you mean "layers"\?/ },
   { area: 'config', name: 'empty student layer list', setup: withStudent('  layers: []'), message: /student\.layers: must be >= 1 items/ },

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -220,6 +220,23 @@ describe('the bundled action, run as the runner runs it', () => {
     expect(commentsOn(7)).toHaveLength(1);
     expect(run.summary).toContain('distill-gate: pass');
     expect(run.outputs.verdict).toBe('pass');
+  });
+
+  it('resolves optional backends installed in the workspace at run time: tfjs-node-gpu tried, WebGPU used', async () => {
+    const dir = await exampleWorkspace(quickConfig());
+    // A tfjs-node-gpu whose native library cannot load, as on a runner with CUDA 12 only.
+    const fakeGpu = path.join(dir, 'node_modules/@tensorflow/tfjs-node-gpu');
+    await mkdir(fakeGpu, { recursive: true });
+    await writeFile(path.join(fakeGpu, 'package.json'), JSON.stringify({ name: '@tensorflow/tfjs-node-gpu', version: '4.22.0', main: 'index.js' }));
+    await writeFile(path.join(fakeGpu, 'index.js'), "throw new Error('libcudart.so.11.0: cannot open shared object file: No such file or directory');\n");
+    await symlink(path.join(ROOT, 'node_modules/webgpu'), path.join(dir, 'node_modules/webgpu'));
+    const auto = await runAction('release', {}, dir);
+    expect(auto.stdout).toContain('backend: skipped tensorflow-gpu: libcudart.so.11.0: cannot open shared object file');
+    expect(auto.stdout).toMatch(/backend: skipped webgpu: no usable WebGPU adapter: .*only a software adapter/);
+    expect(auto.stdout).toContain('backend: using wasm (bundled)');
+    const named = await runAction('release', { backend: 'webgpu' }, dir);
+    expect(named.stdout).toMatch(/backend: using webgpu \(.*node_modules\/webgpu\/index\.js \(.*via Dawn (opengles|vulkan)/);
+    expect(named.code).toBe(0);
   });
 
   it('bad input fails the step with one clear message and posts nothing', async () => {

@@ -203,6 +203,6 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(await main(['run', '--bogus'], capture.io)).toBe(2);
     expect(capture.stderr()).toMatch(/unknown option '--bogus'/);
     expect(await main(['run', '--backend', 'gpu'], capture.io)).toBe(2);
-    expect(capture.stderr()).toMatch(/Allowed choices are auto, tensorflow-gpu, tensorflow, wasm, cpu/);
+    expect(capture.stderr()).toMatch(/Allowed choices are auto, tensorflow-gpu, webgpu, tensorflow, wasm, cpu/);
   });
 });

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the test suite needs beyond npm: Mesa's EGL/GLES and llvmpipe, on which Dawn's
+# OpenGL ES backend gives the WebGPU tests a software adapter. Installs only what is missing.
+set -euo pipefail
+packages=(libegl1 libgles2 libgl1-mesa-dri)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
