@@ -102,9 +102,9 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
   }
   const { tf } = backend;
   const labels = Boolean(train.y ?? evalSet.y);
-  const checks = parseGates(config.gates, metricNames(teacher.outputWidth, config.measure.topK, Boolean(evalSet.y)));
 
   try {
+    const checks = parseGates(config.gates, metricNames(teacher.outputWidth, config.measure.topK, Boolean(evalSet.y)));
     const cacheDir = options.cacheDir ?? config.cacheDir;
     const teacherEvalLogits = (await softTargets(tf, teacher, evalSet, backend.name, cacheDir)).logits;
     // Distillation: teacher soft targets once, then the KD loop.
@@ -249,6 +249,8 @@ function trainingBudget(minutes: number | undefined): { signal: AbortSignal; cle
     () => controller.abort(new Error(`the time budget of ${minutes} min was nearly spent (training gets ${TRAINING_SHARE_OF_BUDGET * 100}% of it)`)),
     minutes * 60_000 * TRAINING_SHARE_OF_BUDGET,
   );
+  // A run that fails before training must not be kept alive by its budget timer.
+  timer.unref();
   return { signal: controller.signal, clear: () => clearTimeout(timer) };
 }
 

@@ -76,7 +76,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     .action(async (newFile: string, baselineFile: string, options: { config?: string }) => {
       const [current, baseline] = await Promise.all([readReport(newFile), readReport(baselineFile)]);
       const gates = options.config ? (await loadConfig(options.config)).gates : undefined;
-      const comparison = compareReports(current, baseline, gates);
+      const comparison = compareReports(current, baseline, baselineFile, gates);
       io.stdout(comparison.markdown);
       exitCode = comparison.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed;
     });

@@ -51,16 +51,18 @@ function judgePaired(result: GateResult, { comparison, inconclusive }: PairedSpe
 }
 
 /** `distill-gate compare`: re-judges a finished run against a baseline, running nothing. */
-export function compareReports(current: Report, baseline: Report, gates?: Record<string, GateSpec>) {
+export function compareReports(current: Report, baseline: Report, baselinePath: string, gates?: Record<string, GateSpec>) {
   const checks: GateCheck[] = gates
     ? parseGates(gates, Object.keys(current.metrics))
     : current.gates.map(({ metric, op, threshold, relative, level }) => ({ metric, op, threshold, relative, level }));
   const judged = judge(checks, current.metrics, current.environment, baseline);
+  // A run that failed without a failing gate (non-finite loss, cancelled) stays failed.
+  const failedOutright = current.verdict === 'fail' && current.gates.every((g) => g.status !== 'fail');
   const report: Report = {
     ...current,
     gates: judged.gates,
-    verdict: current.reasons.length > 0 && current.verdict === 'fail' && current.gates.every((g) => g.status !== 'fail') ? 'fail' : verdictOf(judged.gates),
-    baseline: { path: 'baseline report', createdAt: baseline.createdAt, commit: baseline.commit, environmentDiffers: judged.environmentDiffers },
+    verdict: failedOutright ? 'fail' : verdictOf(judged.gates),
+    baseline: { path: baselinePath, createdAt: baseline.createdAt, commit: baseline.commit, environmentDiffers: judged.environmentDiffers },
   };
   return { verdict: report.verdict, report, markdown: renderMarkdown(report) };
 }
