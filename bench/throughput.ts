@@ -102,13 +102,14 @@ async function naiveOnlineKd(workspace: string, epochs: number): Promise<void> {
   const teacher = await loadModel(tf, path.join(workspace, 'teacher/model.json'), 'teacher');
   const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 32, activation: 'relu' }, { type: 'dense', units: 10 }] }, [64], 7);
   const train = await loadSplit({ x: path.join(workspace, 'train_x.npy'), y: path.join(workspace, 'train_y.npy') }, 'train');
+  const features = await train.read(0, train.size);
   const optimizer = tf.train.adam(0.001);
   const started = performance.now();
   for (let epoch = 0; epoch < epochs; epoch++) {
     for (let start = 0; start < train.size; start += 64) {
       const rows = Math.min(64, train.size - start);
       tf.tidy(() => {
-        const x = tf.tensor2d(train.x.subarray(start * 64, (start + rows) * 64), [rows, 64]);
+        const x = tf.tensor2d(features.subarray(start * 64, (start + rows) * 64), [rows, 64]);
         const labels = tf.tensor1d(train.y!.subarray(start, start + rows), 'int32');
         const teacherLogits = teacher.predict(x);
         optimizer.minimize(() => distillationLoss(tf, student.layers!.apply(x, { training: true }) as typeof x, teacherLogits, labels, { temperature: 4, alpha: 0.9 }));

@@ -13,7 +13,6 @@ import { acceptRegressions, allowedRatio, isPairedSpeedCheck, judge, type Regres
 import type { HistoryEntry } from './report/history.js';
 import type { GateCheck } from './gates/gates.js';
 import { comparePairedSpeed, type SpeedComparison } from './measure/paired-speed.js';
-import { rowLength } from './data/batches.js';
 import { fileExists, writeModelArtifacts } from './models/artifacts.js';
 import { parseGates, verdictOf } from './gates/gates.js';
 import { agreementMetrics, top1Agreement } from './measure/agreement.js';
@@ -89,7 +88,9 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
   for (const note of backend.notes) log(`backend: skipped ${note}`);
   log(`backend: using ${backend.name} (${backend.source})`);
 
-  const [train, evalSet] = await Promise.all([loadSplit(config.data.train, 'train'), loadSplit(config.data.eval, 'eval')]);
+  const loading = { streamAboveBytes: config.data.streamAboveMB * 2 ** 20 };
+  const [train, evalSet] = await Promise.all([loadSplit(config.data.train, 'train', loading), loadSplit(config.data.eval, 'eval', loading)]);
+  for (const split of [train, evalSet]) if (split.streamed) log(`data: streaming ${split.source} in chunks of ${split.chunkRows} rows`);
   let { teacher, student } = await loadModels(backend.tf, config, train, evalSet);
   if (requested === 'auto' && !(await trainingStepRuns(backend.tf, config, teacher, train))) {
     // The wasm backend lacks some gradient kernels (Conv2DBackpropFilter among them).
@@ -216,7 +217,7 @@ async function findBaselineStudent(explicit: string | undefined, baselinePath: s
 /** Same process, same input, interleaved: the only latency comparison worth gating on. */
 async function timeAgainstBaseline(tf: Tf, student: LoadedModel, baselineStudentPath: string, evalSet: Dataset, checks: GateCheck[], config: Config, log: (line: string) => void): Promise<SpeedComparison> {
   const baselineStudent = await loadModel(tf, baselineStudentPath, 'student');
-  const input = tf.tensor(evalSet.x.subarray(0, rowLength(evalSet.sampleShape)), [1, ...evalSet.sampleShape]);
+  const input = tf.tensor(await evalSet.read(0, 1), [1, ...evalSet.sampleShape]);
   try {
     // The strictest bound decides how long to measure; each gate is then judged on the same interval.
     const probe = await comparePairedSpeed(student, baselineStudent, input, { allowedRatio: 1, block: 10, minRounds: 10, budgetMs: 0, warmup: config.measure.warmup });
@@ -294,11 +295,11 @@ function checkStudent(student: LoadedModel, teacher: LoadedModel, train: Dataset
 async function trainingStepRuns(tf: Tf, config: Config, teacher: LoadedModel, train: Dataset): Promise<boolean> {
   const probe = await buildStudent(tf, config.student, teacher.inputShape, config.distill.seed);
   const rows = Math.min(2, train.size);
-  const width = train.x.length / train.size;
+  const sample = await train.read(0, rows);
   const optimizer = tf.train.sgd(0);
   try {
     tf.tidy(() => {
-      const x = tf.tensor(train.x.subarray(0, rows * width), [rows, ...train.sampleShape]);
+      const x = tf.tensor(sample, [rows, ...train.sampleShape]);
       optimizer.minimize(() => tf.mean(probe.layers!.apply(x, { training: true }) as never));
     });
     return true;

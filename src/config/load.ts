@@ -127,7 +127,7 @@ function resolvePaths(config: RawConfig, dir: string): RawConfig {
     ...config,
     teacher: at(config.teacher),
     student: 'model' in config.student ? { model: at(config.student.model) } : config.student,
-    data: { train: split(config.data.train), eval: split(config.data.eval) },
+    data: { ...config.data, train: split(config.data.train), eval: split(config.data.eval) },
     ...(config.baseline ? { baseline: at(config.baseline) } : {}),
     ...(config.cacheDir ? { cacheDir: at(config.cacheDir) } : {}),
   };

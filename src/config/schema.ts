@@ -74,7 +74,12 @@ export const configSchema = z.strictObject({
   teacher: path,
   teacherOutput: z.enum(['auto', 'logits', 'probabilities']).default('auto'),
   student,
-  data: z.strictObject({ train: split, eval: split }),
+  data: z.strictObject({
+    train: split,
+    eval: split,
+    /** .npy features larger than this (MiB, as float32) are read from disk a chunk at a time. */
+    streamAboveMB: z.number().nonnegative().default(256),
+  }),
   distill: distill.prefault({}),
   measure: measure.prefault({}),
   gates: z.record(z.string(), gateSpec).default({}),
@@ -95,7 +100,7 @@ export const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': Object.keys(configSchema.shape),
   distill: Object.keys(distill.shape),
   measure: Object.keys(measure.shape),
-  data: ['train', 'eval'],
+  data: ['train', 'eval', 'streamAboveMB'],
   'data.train': ['x', 'y', 'csv', 'label'],
   'data.eval': ['x', 'y', 'csv', 'label'],
   student: ['layers', 'model'],

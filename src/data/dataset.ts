@@ -2,23 +2,54 @@ import { readFile } from 'node:fs/promises';
 import { parse } from 'csv-parse/sync';
 import type { SplitSpec } from '../config/schema.js';
 import { InputError } from '../errors.js';
-import { readNpy, type NpyArray } from './npy.js';
+import { openNpy, readNpy, readNpyElements, type NpyArray } from './npy.js';
 
-/** One split held in memory: features row-major as float32, labels as int32 where given. */
+/**
+ * One split: features read as float32 rows, labels (small) held as int32 where given. Features
+ * are held in memory, or, for a .npy file too large for that, read from disk a chunk at a time.
+ */
 export interface Dataset {
   /** Where it came from, for messages. */
   source: string;
-  x: Float32Array;
   /** Shape of one sample (without the batch dimension). */
   sampleShape: number[];
   size: number;
   y?: Int32Array;
   /** File holding the labels, for messages. */
   labelSource?: string;
+  /** Rows [start, start + count) as float32, row-major (a view for in-memory splits). */
+  read(start: number, count: number): Promise<Float32Array>;
+  /** Rows to hold at once when iterating: the whole split in memory, or one chunk of a streamed one. */
+  chunkRows: number;
+  streamed: boolean;
 }
 
-export async function loadSplit(spec: SplitSpec, name: string): Promise<Dataset> {
-  const dataset = 'csv' in spec ? await readCsvSplit(spec.csv, spec.label) : await readNpySplit(spec.x, spec.y, name);
+export interface LoadOptions {
+  /** Stream a .npy whose features exceed this many bytes as float32 (default 256 MiB). */
+  streamAboveBytes?: number;
+  /** Rows per chunk when streaming (default: about 16 MiB of features). */
+  chunkRows?: number;
+}
+
+const DEFAULT_STREAM_ABOVE = 256 * 2 ** 20;
+const CHUNK_BYTES = 16 * 2 ** 20;
+
+export function inMemoryDataset(source: string, x: Float32Array, sampleShape: number[], labels?: { y: Int32Array; source: string }): Dataset {
+  const width = sampleShape.reduce((a, b) => a * b, 1);
+  const size = width === 0 ? 0 : x.length / width;
+  return {
+    source,
+    sampleShape,
+    size,
+    ...(labels ? { y: labels.y, labelSource: labels.source } : {}),
+    read: async (start, count) => x.subarray(start * width, (start + count) * width),
+    chunkRows: Math.max(size, 1),
+    streamed: false,
+  };
+}
+
+export async function loadSplit(spec: SplitSpec, name: string, options: LoadOptions = {}): Promise<Dataset> {
+  const dataset = 'csv' in spec ? await readCsvSplit(spec.csv, spec.label) : await readNpySplit(spec.x, spec.y, name, options);
   assertNotEmpty(dataset.size, dataset.source, name);
   return dataset;
 }
@@ -27,28 +58,44 @@ function assertNotEmpty(size: number, source: string, name: string): void {
   if (size === 0) throw new InputError(source, `the ${name} split is empty; it needs at least one sample.`);
 }
 
-async function readNpySplit(xFile: string, yFile: string | undefined, name: string): Promise<Dataset> {
-  const { header, data } = await readNpy(xFile);
+async function readNpySplit(xFile: string, yFile: string | undefined, name: string, options: LoadOptions): Promise<Dataset> {
+  const { handle, header } = await openNpy(xFile);
+  await handle.close();
   if (header.shape.length < 2) {
     throw new InputError(xFile, `has shape [${header.shape.join(', ')}]; features need shape [N, ...features] (one row per sample).`);
   }
   const [size, ...sampleShape] = header.shape;
   // Before the labels: an empty split is the problem to report, not a label count of 0.
   assertNotEmpty(size, xFile, name);
-  const x = toFloat32(data);
-  const rowLength = sampleShape.reduce((a, b) => a * b, 1);
-  assertFinite(x, rowLength, xFile);
-  const dataset: Dataset = { source: xFile, x, sampleShape, size };
+  const width = sampleShape.reduce((a, b) => a * b, 1);
+  const readRows = async (start: number, count: number) => {
+    const file = await openNpy(xFile);
+    try {
+      return toFloat32(await readNpyElements(file.handle, file.header, start * width, count * width));
+    } finally {
+      await file.handle.close();
+    }
+  };
+  let labels: { y: Int32Array; source: string } | undefined;
   if (yFile) {
-    const labels = await readNpy(yFile);
-    const shape = labels.header.shape;
+    const read = await readNpy(yFile);
+    const shape = read.header.shape;
     if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1)) || shape[0] !== size) {
       throw new InputError(yFile, `has shape [${shape.join(', ')}]; labels need shape [${size}] (one class index per row of ${xFile}).`);
     }
-    dataset.y = toLabels(labels.data, yFile);
-    dataset.labelSource = yFile;
+    labels = { y: toLabels(read.data, yFile), source: yFile };
   }
-  return dataset;
+  if (size * width * 4 <= (options.streamAboveBytes ?? DEFAULT_STREAM_ABOVE)) {
+    const x = await readRows(0, size);
+    assertFinite(x, width, xFile);
+    return inMemoryDataset(xFile, x, sampleShape, labels);
+  }
+  // Too large to hold: validated chunk by chunk now, read chunk by chunk while training.
+  const chunkRows = options.chunkRows ?? Math.max(1, Math.floor(CHUNK_BYTES / (width * 4)));
+  for (let start = 0; start < size; start += chunkRows) {
+    assertFinite(await readRows(start, Math.min(chunkRows, size - start)), width, xFile, start);
+  }
+  return { source: xFile, sampleShape, size, ...(labels ? { y: labels.y, labelSource: labels.source } : {}), read: readRows, chunkRows, streamed: true };
 }
 
 async function readCsvSplit(file: string, labelColumn?: string): Promise<Dataset> {
@@ -87,13 +134,8 @@ async function readCsvSplit(file: string, labelColumn?: string): Promise<Dataset
   });
   // Row numbers in CSV messages are file lines (the header is line 1).
   assertFinite(x, featureCount, file, 2);
-  return {
-    source: file,
-    x,
-    sampleShape: [featureCount],
-    size: body.length,
-    ...(y ? { y: toLabels(y, `${file} column "${labelColumn}"`, 2), labelSource: `${file} column "${labelColumn}"` } : {}),
-  };
+  const labelSource = `${file} column "${labelColumn}"`;
+  return inMemoryDataset(file, x, [featureCount], y ? { y: toLabels(y, labelSource, 2), source: labelSource } : undefined);
 }
 
 function toFloat32(data: NpyArray): Float32Array {

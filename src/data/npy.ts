@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 
 export type NpyArray = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Int16Array | Uint16Array | BigInt64Array | BigUint64Array;
@@ -62,9 +62,9 @@ export interface NpyData {
   data: NpyArray;
 }
 
-/** Reads a whole .npy file; the element count must match the header's shape exactly. */
-export async function readNpy(file: string): Promise<NpyData> {
-  let handle;
+/** Opens a .npy file and checks its header against its size, reading no data yet. */
+export async function openNpy(file: string): Promise<{ handle: FileHandle; header: NpyHeader }> {
+  let handle: FileHandle;
   try {
     handle = await open(file, 'r');
   } catch (error) {
@@ -81,9 +81,25 @@ export async function readNpy(file: string): Promise<NpyData> {
     if (available !== expected) {
       throw new InputError(file, `${available < expected ? 'is truncated' : 'has trailing bytes'}: shape [${header.shape.join(', ')}] of ${header.dtype} needs ${expected} bytes of data, the file holds ${available}.`);
     }
-    const body = new ArrayBuffer(expected);
-    await handle.read(new Uint8Array(body), 0, expected, header.dataOffset);
-    return { header, data: DTYPES[header.dtype].make(body) };
+    return { handle, header };
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/** Reads `count` elements starting at element `start`, in the file's dtype. */
+export async function readNpyElements(handle: FileHandle, header: NpyHeader, start: number, count: number): Promise<NpyArray> {
+  const body = new ArrayBuffer(count * header.bytesPerElement);
+  await handle.read(new Uint8Array(body), 0, body.byteLength, header.dataOffset + start * header.bytesPerElement);
+  return DTYPES[header.dtype].make(body);
+}
+
+/** Reads a whole .npy file; the element count must match the header's shape exactly. */
+export async function readNpy(file: string): Promise<NpyData> {
+  const { handle, header } = await openNpy(file);
+  try {
+    return { header, data: await readNpyElements(handle, header, 0, header.shape.reduce((a, b) => a * b, 1)) };
   } finally {
     await handle.close();
   }

@@ -24,7 +24,7 @@ export interface SoftTargets {
  */
 export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, backend: string, cacheDir?: string): Promise<SoftTargets> {
   const expectedLength = train.size * teacher.outputWidth;
-  const cacheFile = cacheDir && teacher.fingerprint ? path.join(cacheDir, `soft-targets-${cacheKey(teacher, train, backend)}.f32`) : undefined;
+  const cacheFile = cacheDir && teacher.fingerprint ? path.join(cacheDir, `soft-targets-${await cacheKey(teacher, train, backend)}.f32`) : undefined;
   if (cacheFile) {
     const cached = await readFile(cacheFile).catch(() => undefined);
     // A truncated entry (a job killed mid-write elsewhere) is ignored and rewritten.
@@ -43,10 +43,11 @@ export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, 
   return { logits, source: 'computed', ...(cacheFile ? { cacheFile } : {}) };
 }
 
-export function cacheKey(teacher: LoadedModel, train: Dataset, backend: string): string {
-  return createHash('sha256')
-    .update(`distill-gate soft targets v${CACHE_FORMAT}\n${teacher.fingerprint}\n${teacher.output}\n${backend}\n${train.sampleShape.join('x')}\n`)
-    .update(new Uint8Array(train.x.buffer, train.x.byteOffset, train.x.byteLength))
-    .digest('hex')
-    .slice(0, 32);
+export async function cacheKey(teacher: LoadedModel, train: Dataset, backend: string): Promise<string> {
+  const hash = createHash('sha256').update(`distill-gate soft targets v${CACHE_FORMAT}\n${teacher.fingerprint}\n${teacher.output}\n${backend}\n${train.sampleShape.join('x')}\n`);
+  for (let start = 0; start < train.size; start += train.chunkRows) {
+    const rows = await train.read(start, Math.min(train.chunkRows, train.size - start));
+    hash.update(new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength));
+  }
+  return hash.digest('hex').slice(0, 32);
 }

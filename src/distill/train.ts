@@ -69,50 +69,60 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   let lastYield = performance.now();
   const done = (extra: Partial<TrainResult> & { epochsCompleted: number }): TrainResult => ({ loss: losses, batchSize, notes, ...extra });
   try {
+    const chunks = Math.ceil(train.size / train.chunkRows);
     for (let epoch = 1; epoch <= settings.epochs; epoch++) {
-      const order = permutation(train.size, random);
+      // Shuffled by chunk order, then within each chunk: a streamed split holds one chunk at a
+      // time. An in-memory split is one chunk, so this is a plain permutation of every row.
+      const chunkOrder = chunks > 1 ? permutation(chunks, random) : [0];
       let lossSum: Tensor = tf.scalar(0);
-      for (let start = 0; start < train.size; ) {
-        // On CPU backends every await below resolves as a microtask, which would starve the event
-        // loop: no timer (the time budget) and no signal handler (SIGTERM) could ever run.
-        if (performance.now() - lastYield > 50) {
-          await new Promise((resolve) => setImmediate(resolve));
-          lastYield = performance.now();
-        }
-        if (options.signal?.aborted) {
+      for (const chunk of chunkOrder) {
+        const base = chunk * train.chunkRows;
+        const rows = Math.min(train.chunkRows, train.size - base);
+        const features = await train.read(base, rows);
+        const order = permutation(rows, random);
+        for (let start = 0; start < rows; ) {
+          // On CPU backends every await below resolves as a microtask, which would starve the event
+          // loop: no timer (the time budget) and no signal handler (SIGTERM) could ever run.
+          if (performance.now() - lastYield > 50) {
+            await new Promise((resolve) => setImmediate(resolve));
+            lastYield = performance.now();
+          }
+          if (options.signal?.aborted) {
+            lossSum.dispose();
+            return done({ epochsCompleted: epoch - 1, stoppedBecause: abortReason(options.signal), stopKind: 'abort' });
+          }
+          const local = order.subarray(start, Math.min(start + batchSize, rows));
+          const global = base === 0 ? local : local.map((i) => i + base);
+          // Dropout layers draw their mask from their seed; a new seed per step keeps masks
+          // different between steps and identical between runs.
+          for (const layer of dropouts) layer.seed = settings.seed * 7919 + step;
+          let batchLoss: Scalar;
+          try {
+            batchLoss = tf.tidy(() => {
+              const x = tf.tensor(gatherRows(features, width, local), [local.length, ...train.sampleShape]);
+              const teacher = tf.tensor2d(gatherRows(teacherLogits, classes, global), [local.length, classes]);
+              const labels = train.y ? tf.tensor1d(gatherLabels(train.y, global), 'int32') : undefined;
+              return optimizer.minimize(() => {
+                const output = model.apply(x, { training: true }) as Tensor;
+                const logits = student.output === 'probabilities' ? tf.log(tf.maximum(output, 1e-12)) : output;
+                return distillationLoss(tf, logits, teacher, labels, settings);
+              }, true) as Scalar;
+            });
+          } catch (error) {
+            // A batch too large for the device: halve it and retry the same rows, down to a floor.
+            if (!isOutOfMemory(error) || batchSize <= MIN_BATCH_SIZE) throw error;
+            const halved = Math.max(MIN_BATCH_SIZE, Math.floor(batchSize / 2));
+            notes.push(`Out of memory at batch size ${batchSize} in epoch ${epoch}; continued with ${halved}.`);
+            batchSize = halved;
+            continue;
+          }
+          const weighted = tf.tidy(() => tf.add(lossSum, tf.mul(batchLoss, local.length / train.size)));
           lossSum.dispose();
-          return done({ epochsCompleted: epoch - 1, stoppedBecause: abortReason(options.signal), stopKind: 'abort' });
+          batchLoss.dispose();
+          lossSum = weighted;
+          step++;
+          start += local.length;
         }
-        const indices = order.subarray(start, Math.min(start + batchSize, train.size));
-        // Dropout layers draw their mask from their seed; a new seed per step keeps masks
-        // different between steps and identical between runs.
-        for (const layer of dropouts) layer.seed = settings.seed * 7919 + step;
-        let batchLoss: Scalar;
-        try {
-          batchLoss = tf.tidy(() => {
-            const x = tf.tensor(gatherRows(train.x, width, indices), [indices.length, ...train.sampleShape]);
-            const teacher = tf.tensor2d(gatherRows(teacherLogits, classes, indices), [indices.length, classes]);
-            const labels = train.y ? tf.tensor1d(gatherLabels(train.y, indices), 'int32') : undefined;
-            return optimizer.minimize(() => {
-              const output = model.apply(x, { training: true }) as Tensor;
-              const logits = student.output === 'probabilities' ? tf.log(tf.maximum(output, 1e-12)) : output;
-              return distillationLoss(tf, logits, teacher, labels, settings);
-            }, true) as Scalar;
-          });
-        } catch (error) {
-          // A batch too large for the device: halve it and retry the same rows, down to a floor.
-          if (!isOutOfMemory(error) || batchSize <= MIN_BATCH_SIZE) throw error;
-          const halved = Math.max(MIN_BATCH_SIZE, Math.floor(batchSize / 2));
-          notes.push(`Out of memory at batch size ${batchSize} in epoch ${epoch}; continued with ${halved}.`);
-          batchSize = halved;
-          continue;
-        }
-        const weighted = tf.tidy(() => tf.add(lossSum, tf.mul(batchLoss, indices.length / train.size)));
-        lossSum.dispose();
-        batchLoss.dispose();
-        lossSum = weighted;
-        step++;
-        start += indices.length;
       }
       // One read per epoch: reading the loss every step would stall a GPU backend.
       const loss = (await lossSum.data())[0];

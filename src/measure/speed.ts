@@ -2,7 +2,6 @@ import type { Tensor } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { MeasureSettings } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
-import { rowLength } from '../data/batches.js';
 import type { LoadedModel } from '../models/model.js';
 
 export interface SpeedMetrics {
@@ -20,9 +19,9 @@ export interface SpeedMetrics {
  * job, thermal drift, a GC) lands on both alike instead of on whichever ran second.
  */
 export async function measureSpeed(tf: Tf, teacher: LoadedModel, student: LoadedModel, data: Dataset, settings: MeasureSettings): Promise<SpeedMetrics> {
-  const single = sampleBatch(tf, data, 1);
+  const single = await sampleBatch(tf, data, 1);
   const batchSize = Math.min(settings.throughputBatch, data.size);
-  const batch = sampleBatch(tf, data, batchSize);
+  const batch = await sampleBatch(tf, data, batchSize);
   try {
     const latency = await interleave(teacher, student, single, settings.warmup, settings.rounds);
     // Large batches take longer each: a third of the rounds keeps the phase short.
@@ -43,9 +42,8 @@ export async function measureSpeed(tf: Tf, teacher: LoadedModel, student: Loaded
   }
 }
 
-function sampleBatch(tf: Tf, data: Dataset, rows: number): Tensor {
-  const width = rowLength(data.sampleShape);
-  return tf.tensor(data.x.subarray(0, rows * width), [rows, ...data.sampleShape]);
+async function sampleBatch(tf: Tf, data: Dataset, rows: number): Promise<Tensor> {
+  return tf.tensor(await data.read(0, rows), [rows, ...data.sampleShape]);
 }
 
 async function interleave(a: LoadedModel, b: LoadedModel, input: Tensor, warmup: number, rounds: number): Promise<{ teacher: number; student: number }> {

@@ -1,6 +1,5 @@
 import type { Tf } from '../backend/resolve.js';
 import type { Dataset } from '../data/dataset.js';
-import { rowLength } from '../data/batches.js';
 import type { LoadedModel } from './model.js';
 
 /** Inference batch: large enough to amortise call overhead, small enough for any device. */
@@ -12,13 +11,13 @@ export const INFERENCE_BATCH = 512;
  * into log-probabilities, which every consumer treats as logits.
  */
 export async function predictLogits(tf: Tf, model: LoadedModel, dataset: Dataset, limit = dataset.size, batch = INFERENCE_BATCH): Promise<Float32Array> {
-  const rows = Math.min(limit, dataset.size);
-  const width = rowLength(dataset.sampleShape);
-  const out = new Float32Array(rows * model.outputWidth);
-  for (let start = 0; start < rows; start += batch) {
-    const count = Math.min(batch, rows - start);
+  const total = Math.min(limit, dataset.size);
+  const out = new Float32Array(total * model.outputWidth);
+  for (let start = 0; start < total; start += batch) {
+    const count = Math.min(batch, total - start);
+    const rows = await dataset.read(start, count);
     const logits = tf.tidy(() => {
-      const x = tf.tensor(dataset.x.subarray(start * width, (start + count) * width), [count, ...dataset.sampleShape]);
+      const x = tf.tensor(rows, [count, ...dataset.sampleShape]);
       const y = model.predict(x);
       return model.output === 'probabilities' ? tf.log(tf.maximum(y, 1e-12)) : y;
     });

@@ -42,7 +42,8 @@ describe('webgpu backend (Dawn, software adapter)', () => {
     const { x, y } = synthetic(64, 3, 8, 4);
     const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 8, activation: 'relu' }, { type: 'dense', units: 4 }] }, [8], 1);
     const counts: number[] = [];
-    await distill(tf, student, { source: 'mem', x, sampleShape: [8], size: 64, y }, {
+    const { inMemoryDataset } = await import('../../src/data/dataset.js');
+    await distill(tf, student, inMemoryDataset('mem', x, [8], { y, source: 'mem' }), {
       settings: { temperature: 2, alpha: 0.5, epochs: 6, batchSize: 16, learningRate: 0.01, seed: 1 },
       teacherLogits: new Float32Array(64 * 4),
       onEpoch: (p) => counts.push(p.tensors),

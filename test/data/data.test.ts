@@ -30,7 +30,7 @@ describe('npy', () => {
     const x = await file('x.npy', encodeNpy(new Float64Array([1, 2, 3, 4]), [2, 2]));
     const y = await file('y.npy', encodeNpy(new BigInt64Array([1n, 0n]), [2]));
     const split = await loadSplit({ x, y }, 'train');
-    expect(split.x).toBeInstanceOf(Float32Array);
+    expect(await split.read(0, 2)).toEqual(new Float32Array([1, 2, 3, 4]));
     expect(split.sampleShape).toEqual([2]);
     expect(Array.from(split.y!)).toEqual([1, 0]);
   });
@@ -83,7 +83,7 @@ describe('csv', () => {
   it('reads features and the named label column', async () => {
     const csv = await file('ok.csv', 'a,label,b\n1,0,2\n3,1,4\n');
     const split = await loadSplit({ csv, label: 'label' }, 'train');
-    expect(Array.from(split.x)).toEqual([1, 2, 3, 4]);
+    expect(Array.from(await split.read(0, split.size))).toEqual([1, 2, 3, 4]);
     expect(Array.from(split.y!)).toEqual([0, 1]);
     expect(split.sampleShape).toEqual([2]);
   });
@@ -98,5 +98,24 @@ describe('csv', () => {
   ])('refuses %s', async (name, text, label, pattern) => {
     const csv = await file(`${name}.csv`, text);
     await expect(loadSplit({ csv, ...(label ? { label } : {}) }, 'train')).rejects.toThrow(pattern);
+  });
+});
+
+describe('streamed .npy splits', () => {
+  it('reads rows from disk by chunk and gives the same rows as loading whole', async () => {
+    const values = Float64Array.from({ length: 50 * 3 }, (_, i) => i / 7);
+    const x = await file('stream_x.npy', encodeNpy(values, [50, 3]));
+    const whole = await loadSplit({ x }, 'train');
+    const streamed = await loadSplit({ x }, 'train', { streamAboveBytes: 0, chunkRows: 8 });
+    expect([whole.streamed, streamed.streamed, streamed.chunkRows]).toEqual([false, true, 8]);
+    expect(await streamed.read(13, 5)).toEqual(await whole.read(13, 5));
+    expect(await streamed.read(0, 50)).toEqual(await whole.read(0, 50));
+  });
+
+  it('names the row of a NaN found in a later chunk', async () => {
+    const values = new Float32Array(40 * 2);
+    values[33 * 2 + 1] = NaN;
+    const x = await file('stream_nan.npy', encodeNpy(values, [40, 2]));
+    await expect(loadSplit({ x }, 'train', { streamAboveBytes: 0, chunkRows: 8 })).rejects.toThrow(`${x} row 33: holds NaN at feature 1`);
   });
 });

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
-import type { Dataset } from '../../src/data/dataset.js';
+import { inMemoryDataset, type Dataset } from '../../src/data/dataset.js';
 import { distillationLoss } from '../../src/distill/loss.js';
 import { permutation, seededRandom } from '../../src/distill/random.js';
 import { distill } from '../../src/distill/train.js';
@@ -63,7 +63,7 @@ describe('seeded randomness', () => {
 
 describe('KD loop', () => {
   const { x, y } = synthetic(96, 5, 8, 4);
-  const train: Dataset = { source: 'mem', x, sampleShape: [8], size: 96, y };
+  const train: Dataset = inMemoryDataset('mem', x, [8], { y, source: 'mem' });
   const teacherLogits = new Float32Array(96 * 4).map((_, i) => (y[Math.floor(i / 4)] === i % 4 ? 3 : 0));
   const settings = { temperature: 2, alpha: 0.5, epochs: 50, batchSize: 16, learningRate: 0.01, seed: 3 };
   const layers = [
@@ -138,7 +138,7 @@ describe('KD loop', () => {
 
 describe('out of memory', () => {
   const { x, y } = synthetic(64, 5, 8, 4);
-  const train: Dataset = { source: 'mem', x, sampleShape: [8], size: 64, y };
+  const train: Dataset = inMemoryDataset('mem', x, [8], { y, source: 'mem' });
   const teacherLogits = new Float32Array(64 * 4);
 
   it('halves the batch size and retries the same rows, down to a floor, and says so', async () => {
@@ -173,5 +173,38 @@ describe('out of memory', () => {
     }) as typeof student.layers.apply;
     await expect(distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 1, batchSize: 32, learningRate: 0.01, seed: 1 }, teacherLogits })).rejects.toThrow(/OOM/);
     student.dispose();
+  });
+});
+
+describe('KD loop over a streamed split', () => {
+  it('visits every row each epoch, chunk by chunk, and repeats for the same seed', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { encodeNpy } = await import('../../src/data/npy.js');
+    const { loadSplit } = await import('../../src/data/dataset.js');
+    const { x, y } = synthetic(100, 9, 8, 4);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-stream-'));
+    await writeFile(path.join(dir, 'x.npy'), encodeNpy(x, [100, 8]));
+    await writeFile(path.join(dir, 'y.npy'), encodeNpy(y, [100]));
+    const train = await loadSplit({ x: path.join(dir, 'x.npy'), y: path.join(dir, 'y.npy') }, 'train', { streamAboveBytes: 0, chunkRows: 30 });
+    const teacherLogits = new Float32Array(100 * 4).map((_, i) => (y[Math.floor(i / 4)] === i % 4 ? 3 : 0));
+    const run = async () => {
+      const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 8, activation: 'relu' }, { type: 'dense', units: 4 }] }, [8], 2);
+      const model = student.layers!;
+      const apply = model.apply.bind(model);
+      let rows = 0;
+      model.apply = ((input: Parameters<typeof apply>[0], kwargs: Parameters<typeof apply>[1]) => {
+        rows += (input as { shape: number[] }).shape[0];
+        return apply(input, kwargs);
+      }) as typeof model.apply;
+      const result = await distill(tf, student, train, { settings: { temperature: 2, alpha: 0.5, epochs: 6, batchSize: 16, learningRate: 0.02, seed: 4 }, teacherLogits });
+      student.dispose();
+      return { loss: result.loss, rows };
+    };
+    const [a, b] = [await run(), await run()];
+    expect(a.rows).toBe(6 * 100);
+    expect(a.loss).toEqual(b.loss);
+    expect(a.loss[5]).toBeLessThan(a.loss[0]);
   });
 });
