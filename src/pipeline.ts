@@ -17,7 +17,7 @@ import { fileExists, writeModelArtifacts } from './models/artifacts.js';
 import { parseGates, verdictOf } from './gates/gates.js';
 import { agreementMetrics, top1Agreement } from './measure/agreement.js';
 import { measureSpeed } from './measure/speed.js';
-import { loadModel, type LoadedModel } from './models/model.js';
+import { firstLine, loadModel, type LoadedModel } from './models/model.js';
 import { predictLogits } from './models/predict.js';
 import { buildStudent } from './models/student.js';
 import { renderMarkdown } from './report/markdown.js';
@@ -92,9 +92,10 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
   const [train, evalSet] = await Promise.all([loadSplit(config.data.train, 'train', loading), loadSplit(config.data.eval, 'eval', loading)]);
   for (const split of [train, evalSet]) if (split.streamed) log(`data: streaming ${split.source} in chunks of ${split.chunkRows} rows`);
   let { teacher, student } = await loadModels(backend.tf, config, train, evalSet);
-  if (requested === 'auto' && !(await trainingStepRuns(backend.tf, config, teacher, train))) {
+  const stepFailure = requested === 'auto' ? await trainingStepFailure(backend.tf, config, teacher, train) : undefined;
+  if (stepFailure !== undefined) {
     // The wasm backend lacks some gradient kernels (Conv2DBackpropFilter among them).
-    const reason = `${backend.name}: a training step of this student needs kernels the backend lacks`;
+    const reason = `${backend.name}: a training step of this student needs kernels the backend lacks (${stepFailure})`;
     log(`backend: ${reason}; falling back to cpu`);
     teacher.dispose();
     student.dispose();
@@ -292,7 +293,7 @@ function checkStudent(student: LoadedModel, teacher: LoadedModel, train: Dataset
  * One training step on a tiny batch with a throwaway copy of the student: a backend that lacks a
  * gradient kernel fails here, in a second, instead of an hour into a run.
  */
-async function trainingStepRuns(tf: Tf, config: Config, teacher: LoadedModel, train: Dataset): Promise<boolean> {
+async function trainingStepFailure(tf: Tf, config: Config, teacher: LoadedModel, train: Dataset): Promise<string | undefined> {
   const probe = await buildStudent(tf, config.student, teacher.inputShape, config.distill.seed);
   const rows = Math.min(2, train.size);
   const sample = await train.read(0, rows);
@@ -302,9 +303,9 @@ async function trainingStepRuns(tf: Tf, config: Config, teacher: LoadedModel, tr
       const x = tf.tensor(sample, [rows, ...train.sampleShape]);
       optimizer.minimize(() => tf.mean(probe.layers!.apply(x, { training: true }) as never));
     });
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (error) {
+    return firstLine(error);
   } finally {
     optimizer.dispose();
     probe.dispose();
