@@ -96,19 +96,20 @@ interface Outcome {
 
 /** The action: inputs -> the same pipeline as `distill-gate run` -> GitHub I/O. */
 export async function run(retry: RetryOptions = {}): Promise<void> {
+  const context = github.context as unknown as EventContext;
+  const retryOptions: RetryOptions = { onRetry: (message) => core.info(message), ...retry };
   let inputs: ActionInputs;
   let outcome: Outcome;
   try {
     inputs = readInputs();
     if (inputs.token) core.setSecret(inputs.token);
-    const context = github.context as unknown as EventContext;
-    outcome = inputs.mode === 'report' ? await finishedReport(inputs) : inputs.mode === 'merge' ? await mergedReports(inputs) : await distillHere(inputs, context, { onRetry: (m) => core.info(m), ...retry });
+    outcome = inputs.mode === 'report' ? await finishedReport(inputs) : inputs.mode === 'merge' ? await mergedReports(inputs) : await distillHere(inputs, context, retryOptions);
   } catch (error) {
     if (isInputError(error)) core.setFailed(`distill-gate: ${error.message}`);
     else core.setFailed(`distill-gate internal error (a bug, please report it): ${error instanceof Error ? error.stack : String(error)}`);
     return;
   }
-  await publish(inputs, outcome, github.context as unknown as EventContext, { onRetry: (m) => core.info(m), ...retry });
+  await publish(inputs, outcome, context, retryOptions);
 }
 
 async function distillHere(inputs: ActionInputs, context: EventContext, retry: RetryOptions): Promise<Outcome> {

@@ -295,4 +295,30 @@ describe('baselines from the store branch, as the runner runs it', () => {
     const history = JSON.parse(Buffer.from(api.files.get('distill-gate-data')!.get(`${folder}/history.json`)!.content, 'base64').toString('utf8'));
     expect(history).toHaveLength(2);
   });
+
+  it('a baseline store the token cannot read or write only warns: the run goes on and its verdict decides', async () => {
+    api.files.clear();
+    api.refs.clear();
+    api.comments = [];
+    api.fail('GET', /\/contents\//, 500, 99);
+    const unreadable = await runAction('pull_request', {}, await exampleWorkspace(quickConfig({ gates })));
+    expect(unreadable.code).toBe(0);
+    expect(unreadable.stdout).toMatch(/::warning::Reading the baseline from branch distill-gate-data failed: HTTP 500/);
+    expect(commentsOn(7)).toHaveLength(1);
+    api.clearFaults();
+
+    api.fail('POST', /\/git\/refs$/, 403, 99);
+    const unwritable = await runAction('push', {}, await exampleWorkspace(quickConfig({ gates })));
+    expect(unwritable.code).toBe(0);
+    expect(unwritable.stdout).toMatch(/::warning::Recording the baseline in branch distill-gate-data failed: HTTP 403.*contents: write/);
+    expect(unwritable.summary).toContain('distill-gate: pass');
+    api.clearFaults();
+
+    api.fail('GET', /\/issues\/7\/events$/, 404, 99);
+    api.labelEvents = [];
+    const labelled = await runAction('pull_request', {}, await exampleWorkspace(quickConfig({ gates })), 'pull_request_labelled.json');
+    expect(labelled.code).toBe(0);
+    expect(labelled.stdout).toContain('label "distill-gate:accept-regression" (by someone)');
+    api.clearFaults();
+  });
 });
