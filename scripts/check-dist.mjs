@@ -1,17 +1,18 @@
 // Fails when the committed dist/ differs from a fresh `npm run package`: the action runs
-// dist/index.js (and its chunks), so a src/ change without a rebuild would ship stale code.
+// dist/index.js (and its chunks and worker), so a src/ change without a rebuild would ship stale code.
 import { execSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+const files = (dir) => readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath ?? e.path, e.name))).sort();
+
 const fresh = mkdtempSync(path.join(os.tmpdir(), 'distill-gate-dist-'));
 try {
   const packageScript = JSON.parse(readFileSync('package.json', 'utf8')).scripts.package;
-  execSync(packageScript.replaceAll(' dist', ` ${fresh}`).replaceAll('-o dist', `-o ${fresh}`), { stdio: ['ignore', 'ignore', 'inherit'] });
-  const committed = readdirSync('dist').sort();
-  const built = readdirSync(fresh).sort();
-  const stale = [...new Set([...committed, ...built])].filter((file) => {
+  execSync(packageScript.replaceAll(' dist', ` ${fresh}`), { stdio: ['ignore', 'ignore', 'inherit'] });
+  const committed = files('dist');
+  const stale = [...new Set([...committed, ...files(fresh)])].filter((file) => {
     try {
       return !readFileSync(path.join('dist', file)).equals(readFileSync(path.join(fresh, file)));
     } catch {

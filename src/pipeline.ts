@@ -108,10 +108,11 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
   try {
     const checks = parseGates(config.gates, metricNames(teacher.outputWidth, config.measure.topK, Boolean(evalSet.y)));
     const cacheDir = options.cacheDir ?? config.cacheDir;
-    const teacherEvalLogits = (await softTargets(tf, teacher, evalSet, backend.name, cacheDir)).logits;
+    const teacherEvalLogits = (await softTargets(tf, teacher, evalSet, backend.name, cacheDir, config.teacher)).logits;
     // Distillation: teacher soft targets once, then the KD loop.
     const started = performance.now();
-    const targets = await softTargets(tf, teacher, train, backend.name, cacheDir);
+    const targets = await softTargets(tf, teacher, train, backend.name, cacheDir, config.teacher);
+    if ((targets.workers ?? 1) > 1) log(`soft targets: computed in ${targets.workers} worker threads`);
     if (targets.source === 'cache') log(`soft targets: cache hit (${targets.cacheFile}), the teacher is skipped`);
     const teacherTrainLogits = targets.logits;
     const teacherSeconds = (performance.now() - started) / 1000;

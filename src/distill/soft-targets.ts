@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Tf } from '../backend/resolve.js';
+import type { ConcreteBackend, Tf } from '../backend/resolve.js';
+import { predictLogitsInWorkers, workersFor } from './teacher-workers.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/model.js';
 import { predictLogits } from '../models/predict.js';
@@ -12,6 +13,8 @@ const CACHE_FORMAT = 1;
 export interface SoftTargets {
   logits: Float32Array;
   source: 'computed' | 'cache';
+  /** Worker threads that computed them (1: this thread). */
+  workers?: number;
   /** Where the entry lives, when a cache folder was given. */
   cacheFile?: string;
 }
@@ -22,7 +25,7 @@ export interface SoftTargets {
  * teacher-output setting and the backend (float32 reductions differ between backends, and the
  * same config must give the same student on the same backend). A hit skips the teacher entirely.
  */
-export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, backend: string, cacheDir?: string): Promise<SoftTargets> {
+export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, backend: ConcreteBackend, cacheDir?: string, modelJson?: string): Promise<SoftTargets> {
   const expectedLength = train.size * teacher.outputWidth;
   const cacheFile = cacheDir && teacher.fingerprint ? path.join(cacheDir, `soft-targets-${await cacheKey(teacher, train, backend)}.f32`) : undefined;
   if (cacheFile) {
@@ -32,7 +35,8 @@ export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, 
       return { logits: new Float32Array(cached.buffer.slice(cached.byteOffset, cached.byteOffset + cached.byteLength)), source: 'cache', cacheFile };
     }
   }
-  const logits = await predictLogits(tf, teacher, train);
+  const workers = modelJson ? workersFor(train, backend) : 1;
+  const logits = workers > 1 ? await predictLogitsInWorkers(teacher, modelJson!, backend, train, workers) : await predictLogits(tf, teacher, train);
   if (cacheFile) {
     await mkdir(path.dirname(cacheFile), { recursive: true });
     // Write then rename: readers never see half an entry.
@@ -40,7 +44,7 @@ export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, 
     await writeFile(partial, Buffer.from(logits.buffer, logits.byteOffset, logits.byteLength));
     await rename(partial, cacheFile);
   }
-  return { logits, source: 'computed', ...(cacheFile ? { cacheFile } : {}) };
+  return { logits, source: 'computed', workers, ...(cacheFile ? { cacheFile } : {}) };
 }
 
 export async function cacheKey(teacher: LoadedModel, train: Dataset, backend: string): Promise<string> {

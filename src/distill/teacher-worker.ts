@@ -1,0 +1,23 @@
+// One worker of the teacher's soft-target pass: loads the teacher on its own TF.js backend and
+// returns the logits of the rows it was given (see teacher-workers.ts).
+import { parentPort, workerData } from 'node:worker_threads';
+import { resolveBackend, type ConcreteBackend } from '../backend/resolve.js';
+import { inMemoryDataset } from '../data/dataset.js';
+import { loadModel, type OutputKind } from '../models/model.js';
+import { predictLogits } from '../models/predict.js';
+
+export interface TeacherJob {
+  backend: ConcreteBackend;
+  modelJson: string;
+  output: OutputKind;
+  sampleShape: number[];
+  rows: Float32Array;
+}
+
+const job = workerData as TeacherJob;
+const { tf } = await resolveBackend(job.backend);
+const teacher = await loadModel(tf, job.modelJson, 'teacher');
+teacher.output = job.output;
+const logits = await predictLogits(tf, teacher, inMemoryDataset('worker', job.rows, job.sampleShape));
+teacher.dispose();
+parentPort!.postMessage(logits, [logits.buffer as ArrayBuffer]);

@@ -1,0 +1,70 @@
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { ConcreteBackend } from '../backend/resolve.js';
+import type { Dataset } from '../data/dataset.js';
+import type { LoadedModel } from '../models/model.js';
+import { INFERENCE_BATCH } from '../models/predict.js';
+import type { TeacherJob } from './teacher-worker.js';
+
+/** Below this many rows one thread finishes before workers would have loaded the teacher. */
+export const MIN_ROWS_FOR_WORKERS = 16_384;
+
+/**
+ * The wasm backend runs one thread under Node. For the teacher's pass over a large in-memory
+ * transfer set, each core gets a worker with its own backend and copy of the teacher, and a
+ * contiguous range of rows. Ranges are cut at multiples of the inference batch, so every batch is
+ * the one a single thread would run and the logits are bit-identical.
+ */
+export function workersFor(dataset: Dataset, backend: string, cores = availableCores()): number {
+  if (dataset.streamed || (backend !== 'wasm' && backend !== 'cpu') || dataset.size < MIN_ROWS_FOR_WORKERS || !workerScript()) return 1;
+  return Math.max(1, Math.min(cores, 8, Math.floor(dataset.size / (MIN_ROWS_FOR_WORKERS / 2))));
+}
+
+function availableCores(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+/**
+ * The worker's script: beside this module once compiled (lib/), a separate bundle in the action's
+ * dist/ (teacher-worker/index.js), or the TypeScript source under tsx (tests, scripts).
+ */
+function workerScript(): { url: URL; typescript: boolean } | undefined {
+  const candidates: Array<[string, boolean]> = [['./teacher-worker.js', false], ['./teacher-worker/index.js', false], ['./teacher-worker.ts', true]];
+  for (const [relative, typescript] of candidates) {
+    const url = new URL(relative, import.meta.url);
+    if (url.protocol === 'file:' && existsSync(fileURLToPath(url))) return { url, typescript };
+  }
+  return undefined;
+}
+
+export async function predictLogitsInWorkers(teacher: LoadedModel, modelJson: string, backend: ConcreteBackend, dataset: Dataset, workers: number): Promise<Float32Array> {
+  const rowsPerWorker = Math.ceil(Math.ceil(dataset.size / INFERENCE_BATCH) / workers) * INFERENCE_BATCH;
+  const out = new Float32Array(dataset.size * teacher.outputWidth);
+  const jobs: Array<Promise<void>> = [];
+  for (let start = 0; start < dataset.size; start += rowsPerWorker) {
+    const end = Math.min(dataset.size, start + rowsPerWorker);
+    jobs.push((async () => {
+      const rows = (await dataset.read(start, end - start)).slice();
+      const logits = await runWorker({ backend, modelJson, output: teacher.output, sampleShape: dataset.sampleShape, rows });
+      out.set(logits, start * teacher.outputWidth);
+    })());
+  }
+  await Promise.all(jobs);
+  return out;
+}
+
+function runWorker(job: TeacherJob): Promise<Float32Array> {
+  const script = workerScript()!;
+  const options = { workerData: job, transferList: [job.rows.buffer as ArrayBuffer] };
+  // Under tsx the worker is TypeScript: it registers tsx's loader itself, then imports the source.
+  const worker = script.typescript
+    ? new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(script.url.href)}); });`, { ...options, eval: true })
+    : new Worker(script.url, options);
+  return new Promise((resolve, reject) => {
+    worker.once('message', (logits: Float32Array) => resolve(logits));
+    worker.once('error', reject);
+    worker.once('exit', (code) => code !== 0 && reject(new Error(`a teacher worker exited with code ${code}`)));
+  });
+}
