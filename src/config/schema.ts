@@ -77,7 +77,7 @@ export const configSchema = z.strictObject({
   data: z.strictObject({
     train: split,
     eval: split,
-    /** .npy features larger than this (MiB, as float32) are read from disk a chunk at a time. */
+    /** Splits larger than this (MiB; .npy as float32, CSV at half its size) are read from disk a chunk at a time. */
     streamAboveMB: z.number().nonnegative().default(256),
   }),
   distill: distill.prefault({}),

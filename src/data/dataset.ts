@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { parse as parseStream } from 'csv-parse';
 import { parse } from 'csv-parse/sync';
 import type { SplitSpec } from '../config/schema.js';
 import { InputError } from '../errors.js';
@@ -49,7 +51,7 @@ export function inMemoryDataset(source: string, x: Float32Array, sampleShape: nu
 }
 
 export async function loadSplit(spec: SplitSpec, name: string, options: LoadOptions = {}): Promise<Dataset> {
-  const dataset = 'csv' in spec ? await readCsvSplit(spec.csv, spec.label) : await readNpySplit(spec.x, spec.y, name, options);
+  const dataset = 'csv' in spec ? await readCsvSplit(spec.csv, spec.label, options) : await readNpySplit(spec.x, spec.y, name, options);
   assertNotEmpty(dataset.size, dataset.source, name);
   return dataset;
 }
@@ -98,44 +100,140 @@ async function readNpySplit(xFile: string, yFile: string | undefined, name: stri
   return { source: xFile, sampleShape, size, ...(labels ? { y: labels.y, labelSource: labels.source } : {}), read: readRows, chunkRows, streamed: true };
 }
 
-async function readCsvSplit(file: string, labelColumn?: string): Promise<Dataset> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new InputError(file, `cannot read the data file (${(error as NodeJS.ErrnoException).code ?? error}).`);
-  }
-  let rows: string[][];
-  try {
-    rows = parse(text, { skip_empty_lines: true, trim: true }) as string[][];
-  } catch (error) {
-    throw new InputError(file, `is not valid CSV: ${(error as Error).message} (every row needs as many cells as the header).`);
-  }
-  if (rows.length === 0) throw new InputError(file, 'is empty; expected a header row and one row per sample.');
-  const [header, ...body] = rows;
+const CSV_OPTIONS = { skip_empty_lines: true, trim: true } as const;
+
+interface CsvLayout {
+  header: string[];
+  labelIndex: number;
+  featureCount: number;
+}
+
+function csvLayout(header: string[], file: string, labelColumn?: string): CsvLayout {
   const labelIndex = labelColumn === undefined ? -1 : header.indexOf(labelColumn);
   if (labelColumn !== undefined && labelIndex < 0) {
     throw new InputError(file, `has no label column "${labelColumn}"; its columns are: ${header.join(', ')}.`);
   }
   const featureCount = header.length - (labelIndex >= 0 ? 1 : 0);
   if (featureCount === 0) throw new InputError(file, 'has no feature columns.');
-  const x = new Float32Array(body.length * featureCount);
-  const y = labelIndex >= 0 ? new Float64Array(body.length) : undefined;
-  body.forEach((row, r) => {
-    let f = 0;
-    row.forEach((cell, c) => {
-      const value = cell === '' ? NaN : Number(cell);
-      if (Number.isNaN(value) && !/^nan$/i.test(cell)) {
-        throw new InputError(`${file}:${r + 2}`, `column "${header[c]}" holds ${JSON.stringify(cell.slice(0, 30))}, which is not a number.`);
-      }
-      if (c === labelIndex) y![r] = value;
-      else x[r * featureCount + f++] = value;
-    });
+  return { header, labelIndex, featureCount };
+}
+
+/**
+ * Writes one CSV record's features into `x` at `offset` and returns its label cell's value.
+ * `line` is the record's line in the file (the header is line 1), for messages.
+ */
+function parseCsvRecord(record: string[], layout: CsvLayout, file: string, line: number, x: Float32Array, offset: number): number {
+  let label = NaN;
+  let f = 0;
+  record.forEach((cell, c) => {
+    const value = cell === '' ? NaN : Number(cell);
+    if (Number.isNaN(value) && !/^nan$/i.test(cell)) {
+      throw new InputError(`${file}:${line}`, `column "${layout.header[c]}" holds ${JSON.stringify(cell.slice(0, 30))}, which is not a number.`);
+    }
+    if (c === layout.labelIndex) label = value;
+    else x[offset + f++] = value;
+  });
+  return label;
+}
+
+async function readCsvSplit(file: string, labelColumn: string | undefined, options: LoadOptions): Promise<Dataset> {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch (error) {
+    throw new InputError(file, `cannot read the data file (${(error as NodeJS.ErrnoException).code ?? error}).`);
+  }
+  // Text is longer than its float32 values: a CSV that would stream by value size streams.
+  if (size / 2 > (options.streamAboveBytes ?? DEFAULT_STREAM_ABOVE)) return streamCsvSplit(file, labelColumn, options);
+  const text = await readFile(file, 'utf8');
+  let rows: string[][];
+  try {
+    rows = parse(text, CSV_OPTIONS) as string[][];
+  } catch (error) {
+    throw new InputError(file, `is not valid CSV: ${(error as Error).message} (every row needs as many cells as the header).`);
+  }
+  if (rows.length === 0) throw new InputError(file, 'is empty; expected a header row and one row per sample.');
+  const [header, ...body] = rows;
+  const layout = csvLayout(header, file, labelColumn);
+  const x = new Float32Array(body.length * layout.featureCount);
+  const y = layout.labelIndex >= 0 ? new Float64Array(body.length) : undefined;
+  body.forEach((record, r) => {
+    const label = parseCsvRecord(record, layout, file, r + 2, x, r * layout.featureCount);
+    if (y) y[r] = label;
   });
   // Row numbers in CSV messages are file lines (the header is line 1).
-  assertFinite(x, featureCount, file, 2);
+  assertFinite(x, layout.featureCount, file, 2);
   const labelSource = `${file} column "${labelColumn}"`;
-  return inMemoryDataset(file, x, [featureCount], y ? { y: toLabels(y, labelSource, 2), source: labelSource } : undefined);
+  return inMemoryDataset(file, x, [layout.featureCount], y ? { y: toLabels(y, labelSource, 2), source: labelSource } : undefined);
+}
+
+/**
+ * A CSV too large to hold: one validating pass records the labels and the byte offset where each
+ * chunk of rows starts; reads then parse from the nearest chunk start.
+ */
+async function streamCsvSplit(file: string, labelColumn: string | undefined, options: LoadOptions): Promise<Dataset> {
+  let layout: CsvLayout | undefined;
+  let chunkRows = options.chunkRows ?? 0;
+  const offsets: number[] = [];
+  let labels: Float64Array = new Float64Array(1024);
+  let rows = 0;
+  let previousBytes = 0;
+  let row = new Float32Array(0);
+  try {
+    for await (const { record, info } of createReadStream(file).pipe(parseStream({ ...CSV_OPTIONS, info: true })) as AsyncIterable<{ record: string[]; info: { bytes: number } }>) {
+      if (!layout) {
+        layout = csvLayout(record, file, labelColumn);
+        chunkRows ||= Math.max(1, Math.floor(CHUNK_BYTES / (layout.featureCount * 4)));
+        row = new Float32Array(layout.featureCount);
+      } else {
+        if (rows % chunkRows === 0) offsets.push(previousBytes);
+        const label = parseCsvRecord(record, layout, file, rows + 2, row, 0);
+        assertFinite(row, layout.featureCount, file, rows + 2);
+        if (rows === labels.length) labels = growTo(labels, rows * 2);
+        labels[rows++] = label;
+      }
+      previousBytes = info.bytes;
+    }
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    throw new InputError(file, `is not valid CSV: ${(error as Error).message} (every row needs as many cells as the header).`);
+  }
+  if (!layout) throw new InputError(file, 'is empty; expected a header row and one row per sample.');
+  const known = layout;
+  const read = async (start: number, count: number): Promise<Float32Array> => {
+    const out = new Float32Array(count * known.featureCount);
+    const chunk = Math.floor(start / chunkRows);
+    const source = createReadStream(file, { start: offsets[chunk] });
+    const records = source.pipe(parseStream(CSV_OPTIONS)) as AsyncIterable<string[]> & { destroy(): void };
+    let index = chunk * chunkRows;
+    let filled = 0;
+    try {
+      for await (const record of records) {
+        if (index >= start) parseCsvRecord(record, known, file, index + 2, out, filled++ * known.featureCount);
+        index++;
+        if (filled === count) break;
+      }
+    } finally {
+      source.destroy();
+    }
+    return out;
+  };
+  const labelSource = `${file} column "${labelColumn}"`;
+  return {
+    source: file,
+    sampleShape: [known.featureCount],
+    size: rows,
+    ...(known.labelIndex >= 0 ? { y: toLabels(labels.subarray(0, rows), labelSource, 2), labelSource } : {}),
+    read,
+    chunkRows,
+    streamed: true,
+  };
+}
+
+function growTo(values: Float64Array, length: number): Float64Array {
+  const grown = new Float64Array(length);
+  grown.set(values);
+  return grown;
 }
 
 function toFloat32(data: NpyArray): Float32Array {

@@ -119,3 +119,28 @@ describe('streamed .npy splits', () => {
     await expect(loadSplit({ x }, 'train', { streamAboveBytes: 0, chunkRows: 8 })).rejects.toThrow(`${x} row 33: holds NaN at feature 1`);
   });
 });
+
+describe('streamed CSV splits', () => {
+  const rows = (n: number) => `a,label,b\n${Array.from({ length: n }, (_, r) => `${r},${r % 3},${r / 2}`).join('\n')}\n`;
+
+  it('validates in one pass, then reads rows from the nearest chunk, as loading whole would', async () => {
+    const csv = await file('stream.csv', rows(50));
+    const whole = await loadSplit({ csv, label: 'label' }, 'train');
+    const streamed = await loadSplit({ csv, label: 'label' }, 'train', { streamAboveBytes: 0, chunkRows: 8 });
+    expect([whole.streamed, streamed.streamed, streamed.size]).toEqual([false, true, 50]);
+    expect(Array.from(streamed.y!)).toEqual(Array.from(whole.y!));
+    expect(await streamed.read(13, 9)).toEqual(await whole.read(13, 9));
+    expect(await streamed.read(0, 50)).toEqual(await whole.read(0, 50));
+    expect(await streamed.read(48, 2)).toEqual(new Float32Array([48, 24, 49, 24.5]));
+  });
+
+  it.each([
+    ['a non-numeric cell', (t: string) => t.replace('\n30,0,15\n', '\n30,0,x\n'), /stream\d\.csv:32: column "b" holds "x", which is not a number/],
+    ['Inf', (t: string) => t.replace('\n30,0,15\n', '\n30,0,Infinity\n'), /stream\d\.csv row 32: holds Infinity at feature 1/],
+    ['ragged rows', (t: string) => t.replace('\n30,0,15\n', '\n30,0\n'), /stream\d\.csv: is not valid CSV: .*every row needs as many cells as the header/],
+    ['a missing label column', (t: string) => t.replace('a,label,b', 'a,target,b'), /has no label column "label"; its columns are: a, target, b/],
+  ])('refuses %s in the validating pass', async (name, breakIt, pattern) => {
+    const csv = await file(`stream${name.length % 10}.csv`, breakIt(rows(50)));
+    await expect(loadSplit({ csv, label: 'label' }, 'train', { streamAboveBytes: 0, chunkRows: 8 })).rejects.toThrow(pattern);
+  });
+});
