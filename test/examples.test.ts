@@ -25,6 +25,13 @@ describe('example workflows', async () => {
     }
   });
 
+  it('the README documents every input and output of action.yml', async () => {
+    const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
+    const outputs = Object.keys((parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { outputs: Record<string, unknown> }).outputs);
+    expect(Object.keys(action.inputs).filter((input) => !readme.includes(`| \`${input}\` |`))).toEqual([]);
+    expect(outputs.filter((output) => !readme.includes(`\`${output}\``))).toEqual([]);
+  });
+
   it('action.yml runs the bundle on the current runtime', () => {
     expect(action.runs).toEqual({ using: 'node24', main: 'dist/index.js' });
   });
