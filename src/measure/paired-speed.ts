@@ -1,6 +1,6 @@
 import type { Tensor } from '@tensorflow/tfjs';
 import type { LoadedModel } from '../models/model.js';
-import { median, timeOnce } from './speed.js';
+import { median, timeInterleaved } from './speed.js';
 
 /**
  * A speed verdict that does not flake: the new student and the baseline's student are timed in
@@ -91,25 +91,13 @@ export async function comparePairedSpeed(current: Pick<LoadedModel, 'predict'>, 
   const minRounds = options.minRounds ?? 40;
   const budgetMs = options.budgetMs ?? 20_000;
   const confidence = options.confidence ?? 0.95;
-  const timings: PairedTimings = { current: [], baseline: [] };
-  for (let i = 0; i < (options.warmup ?? 5); i++) {
-    await timeOnce(current, input);
-    await timeOnce(baseline, input);
-  }
+  const times = await timeInterleaved(current, baseline, input, 0, options.warmup ?? 5);
+  const timings: PairedTimings = { current: times.first, baseline: times.second };
   const started = performance.now();
   let interval: RatioInterval;
   let verdict: SpeedVerdict;
   for (;;) {
-    for (let i = 0; i < block; i++) {
-      // Alternate which goes first, so that drift within a round lands on both alike.
-      if ((timings.current.length + i) % 2 === 0) {
-        timings.current.push(await timeOnce(current, input));
-        timings.baseline.push(await timeOnce(baseline, input));
-      } else {
-        timings.baseline.push(await timeOnce(baseline, input));
-        timings.current.push(await timeOnce(current, input));
-      }
-    }
+    await timeInterleaved(current, baseline, input, block, 0, times);
     interval = ratioInterval(timings, confidence);
     verdict = decide(interval, options.allowedRatio);
     if (timings.current.length >= minRounds && verdict !== 'inconclusive') break;

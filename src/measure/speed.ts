@@ -46,23 +46,43 @@ async function sampleBatch(tf: Tf, data: Dataset, rows: number): Promise<Tensor>
   return tf.tensor(await data.read(0, rows), [rows, ...data.sampleShape]);
 }
 
-async function interleave(a: LoadedModel, b: LoadedModel, input: Tensor, warmup: number, rounds: number): Promise<{ teacher: number; student: number }> {
+async function interleave(teacher: LoadedModel, student: LoadedModel, input: Tensor, warmup: number, rounds: number): Promise<{ teacher: number; student: number }> {
+  const times = await timeInterleaved(teacher, student, input, rounds, warmup);
+  return { teacher: median(times.first), student: median(times.second) };
+}
+
+export interface InterleavedTimes {
+  first: number[];
+  second: number[];
+}
+
+/**
+ * Times two models on the same input round by round after a warm-up, alternating which goes
+ * first, so that drift within a round lands on both alike. Appends to `times` when given, so a
+ * caller can keep measuring in blocks.
+ */
+export async function timeInterleaved(
+  first: Pick<LoadedModel, 'predict'>,
+  second: Pick<LoadedModel, 'predict'>,
+  input: Tensor,
+  rounds: number,
+  warmup = 0,
+  times: InterleavedTimes = { first: [], second: [] },
+): Promise<InterleavedTimes> {
   for (let i = 0; i < warmup; i++) {
-    await timeOnce(a, input);
-    await timeOnce(b, input);
+    await timeOnce(first, input);
+    await timeOnce(second, input);
   }
-  const teacherTimes: number[] = [];
-  const studentTimes: number[] = [];
   for (let round = 0; round < rounds; round++) {
-    if (round % 2 === 0) {
-      teacherTimes.push(await timeOnce(a, input));
-      studentTimes.push(await timeOnce(b, input));
+    if (times.first.length % 2 === 0) {
+      times.first.push(await timeOnce(first, input));
+      times.second.push(await timeOnce(second, input));
     } else {
-      studentTimes.push(await timeOnce(b, input));
-      teacherTimes.push(await timeOnce(a, input));
+      times.second.push(await timeOnce(second, input));
+      times.first.push(await timeOnce(first, input));
     }
   }
-  return { teacher: median(teacherTimes), student: median(studentTimes) };
+  return times;
 }
 
 /** Wall time of one forward pass including the read-back, which forces asynchronous backends to finish. */

@@ -56,3 +56,15 @@ describe('paired speed verdict', () => {
     expect(allowedRatio({ metric: 'speed.studentMs', op: 'maxIncrease', threshold: 0.5, relative: false, level: 'error' }, 2)).toBeCloseTo(1.25);
   });
 });
+
+describe('interleaved timing', () => {
+  it('alternates which model goes first round by round, also across blocks', async () => {
+    const { timeInterleaved } = await import('../../src/measure/speed.js');
+    const calls: string[] = [];
+    const fake = (name: string) => ({ predict: () => (calls.push(name), { data: async () => new Float32Array(1), dispose: () => {} }) as never });
+    const times = await timeInterleaved(fake('a'), fake('b'), {} as never, 3, 1);
+    await timeInterleaved(fake('a'), fake('b'), {} as never, 2, 0, times);
+    expect(calls.join('')).toBe(`ab${'ab' + 'ba' + 'ab'}${'ba' + 'ab'}`);
+    expect([times.first.length, times.second.length]).toEqual([5, 5]);
+  });
+});
