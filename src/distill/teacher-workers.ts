@@ -40,6 +40,8 @@ function workerScript(): { url: URL; typescript: boolean } | undefined {
 }
 
 export async function predictLogitsInWorkers(teacher: LoadedModel, modelJson: string, backend: ConcreteBackend, dataset: Dataset, workers: number): Promise<Float32Array> {
+  const script = workerScript();
+  if (!script) throw new Error('the teacher worker script is missing beside distill-gate\'s code (a broken install or bundle)');
   const rowsPerWorker = Math.ceil(Math.ceil(dataset.size / INFERENCE_BATCH) / workers) * INFERENCE_BATCH;
   const out = new Float32Array(dataset.size * teacher.outputWidth);
   const jobs: Array<Promise<void>> = [];
@@ -47,7 +49,7 @@ export async function predictLogitsInWorkers(teacher: LoadedModel, modelJson: st
     const end = Math.min(dataset.size, start + rowsPerWorker);
     jobs.push((async () => {
       const rows = (await dataset.read(start, end - start)).slice();
-      const logits = await runWorker({ backend, modelJson, output: teacher.output, sampleShape: dataset.sampleShape, rows });
+      const logits = await runWorker(script, { backend, modelJson, output: teacher.output, sampleShape: dataset.sampleShape, rows });
       out.set(logits, start * teacher.outputWidth);
     })());
   }
@@ -55,8 +57,7 @@ export async function predictLogitsInWorkers(teacher: LoadedModel, modelJson: st
   return out;
 }
 
-function runWorker(job: TeacherJob): Promise<Float32Array> {
-  const script = workerScript()!;
+function runWorker(script: { url: URL; typescript: boolean }, job: TeacherJob): Promise<Float32Array> {
   const options = { workerData: job, transferList: [job.rows.buffer as ArrayBuffer] };
   // Under tsx the worker is TypeScript: it registers tsx's loader itself, then imports the source.
   const worker = script.typescript
