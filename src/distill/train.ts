@@ -1,11 +1,12 @@
 import type { LayersModel, Scalar, Tensor } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { DistillSettings } from '../config/schema.js';
-import { gatherLabels, gatherRows, rowLength } from '../data/batches.js';
+import { gatherRows, rowLength } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/model.js';
-import { distillationLoss } from './loss.js';
 import { permutation, seededRandom } from './random.js';
+import { kdTargets, kdTerms } from './targets.js';
+import { trainingStep } from './training-step.js';
 
 export interface EpochProgress {
   epoch: number;
@@ -57,7 +58,8 @@ export function isOutOfMemory(error: unknown): boolean {
 export async function distill(tf: Tf, student: LoadedModel, train: Dataset, options: TrainOptions): Promise<TrainResult> {
   const { settings, teacherLogits } = options;
   const model = student.layers as LayersModel;
-  const optimizer = tf.train.adam(settings.learningRate);
+  const step = trainingStep(tf, student, settings.learningRate);
+  const terms = kdTerms(settings, train.y !== undefined);
   const random = seededRandom(settings.seed);
   const width = rowLength(train.sampleShape);
   const classes = student.outputWidth;
@@ -65,7 +67,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   const losses: number[] = [];
   const notes: string[] = [];
   let batchSize = settings.batchSize;
-  let step = 0;
+  let stepCount = 0;
   let lastYield = performance.now();
   const done = (extra: Partial<TrainResult> & { epochsCompleted: number }): TrainResult => ({ loss: losses, batchSize, notes, ...extra });
   try {
@@ -75,6 +77,8 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
       // time. An in-memory split is one chunk, so this is a plain permutation of every row.
       const chunkOrder = chunks > 1 ? permutation(chunks, random) : [0];
       let lossSum: Tensor = tf.scalar(0);
+      // The loss's teacher-only part, summed on the host in float64 (see kdTargets).
+      let lossConstant = 0;
       for (const chunk of chunkOrder) {
         const base = chunk * train.chunkRows;
         const rows = Math.min(train.chunkRows, train.size - base);
@@ -95,18 +99,13 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
           const global = base === 0 ? local : local.map((i) => i + base);
           // Dropout layers draw their mask from their seed; a new seed per step keeps masks
           // different between steps and identical between runs.
-          for (const layer of dropouts) layer.seed = settings.seed * 7919 + step;
+          for (const layer of dropouts) layer.seed = settings.seed * 7919 + stepCount;
+          const batch = kdTargets(teacherLogits, train.y, global, classes, settings);
           let batchLoss: Scalar;
           try {
             batchLoss = tf.tidy(() => {
               const x = tf.tensor(gatherRows(features, width, local), [local.length, ...train.sampleShape]);
-              const teacher = tf.tensor2d(gatherRows(teacherLogits, classes, global), [local.length, classes]);
-              const labels = train.y ? tf.tensor1d(gatherLabels(train.y, global), 'int32') : undefined;
-              return optimizer.minimize(() => {
-                const output = model.apply(x, { training: true }) as Tensor;
-                const logits = student.output === 'probabilities' ? tf.log(tf.maximum(output, 1e-12)) : output;
-                return distillationLoss(tf, logits, teacher, labels, settings);
-              }, true) as Scalar;
+              return step.run(x, tf.tensor2d(batch.targets, [local.length, classes]), terms);
             });
           } catch (error) {
             // A batch too large for the device: halve it and retry the same rows, down to a floor.
@@ -120,12 +119,13 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
           lossSum.dispose();
           batchLoss.dispose();
           lossSum = weighted;
-          step++;
+          lossConstant += batch.constant;
+          stepCount++;
           start += local.length;
         }
       }
       // One read per epoch: reading the loss every step would stall a GPU backend.
-      const loss = (await lossSum.data())[0];
+      const loss = (await lossSum.data())[0] + lossConstant / train.size;
       lossSum.dispose();
       losses.push(loss);
       if (!Number.isFinite(loss)) {
@@ -136,7 +136,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
     }
     return done({ epochsCompleted: settings.epochs });
   } finally {
-    optimizer.dispose();
+    step.dispose();
   }
 }
 

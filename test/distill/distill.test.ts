@@ -1,3 +1,4 @@
+import type { Tensor } from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import { inMemoryDataset, type Dataset } from '../../src/data/dataset.js';
@@ -73,29 +74,31 @@ describe('KD loop', () => {
     { type: 'dense' as const, units: 4 },
   ];
 
-  it('keeps the live tensor count and RSS flat across 50 epochs, and lowers the loss', async () => {
-    const student = await buildStudent(tf, { layers }, [8], 3);
-    const counts: number[] = [];
-    const rss: number[] = [];
-    const result = await distill(tf, student, train, {
-      settings,
-      teacherLogits,
-      onEpoch: (p) => {
-        counts.push(p.tensors);
-        (globalThis as { gc?: () => void }).gc?.();
-        rss.push(process.memoryUsage().rss);
-      },
+  for (const [kind, studentLayers] of [['autodiff', layers], ['dense', [layers[0], layers[3]]]] as const) {
+    it(`keeps the live tensor count and RSS flat across 50 epochs, and lowers the loss (${kind} step)`, async () => {
+      const student = await buildStudent(tf, { layers: [...studentLayers] }, [8], 3);
+      const counts: number[] = [];
+      const rss: number[] = [];
+      const result = await distill(tf, student, train, {
+        settings,
+        teacherLogits,
+        onEpoch: (p) => {
+          counts.push(p.tensors);
+          (globalThis as { gc?: () => void }).gc?.();
+          rss.push(process.memoryUsage().rss);
+        },
+      });
+      expect(result.epochsCompleted).toBe(50);
+      const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+      console.log(`50 epochs: tensors ${counts[0]} at epoch 1, ${counts[49]} at epoch 50; RSS ${mib(rss[0])} MiB at epoch 1, ${mib(rss[9])} MiB at epoch 10, ${mib(rss[49])} MiB at epoch 50`);
+      // Compared from epoch 10, once the allocator and JIT have warmed up.
+      expect(rss[49] - rss[9]).toBeLessThan(8 * 2 ** 20);
+      // Adam creates its slot variables in the first step; from then on nothing may accumulate.
+      expect(new Set(counts.slice(1)).size).toBe(1);
+      expect(result.loss[49]).toBeLessThan(result.loss[0] * 0.5);
+      student.dispose();
     });
-    expect(result.epochsCompleted).toBe(50);
-    const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
-    console.log(`50 epochs: tensors ${counts[0]} at epoch 1, ${counts[49]} at epoch 50; RSS ${mib(rss[0])} MiB at epoch 1, ${mib(rss[9])} MiB at epoch 10, ${mib(rss[49])} MiB at epoch 50`);
-    // Compared from epoch 10, once the allocator and JIT have warmed up.
-    expect(rss[49] - rss[9]).toBeLessThan(8 * 2 ** 20);
-    // Adam creates its slot variables in the first step; from then on nothing may accumulate.
-    expect(new Set(counts.slice(1)).size).toBe(1);
-    expect(result.loss[49]).toBeLessThan(result.loss[0] * 0.5);
-    student.dispose();
-  });
+  }
 
   it('gives the same losses and weights for the same seed, and different ones for another', async () => {
     const run = async (seed: number) => {
@@ -141,40 +144,71 @@ describe('out of memory', () => {
   const train: Dataset = inMemoryDataset('mem', x, [8], { y, source: 'mem' });
   const teacherLogits = new Float32Array(64 * 4);
 
-  it('halves the batch size and retries the same rows, down to a floor, and says so', async () => {
-    const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 4 }] }, [8], 1);
-    const model = student.layers!;
-    const apply = model.apply.bind(model);
-    const seen: number[] = [];
-    // A device that cannot hold more than 16 rows at once.
-    model.apply = ((input: Parameters<typeof apply>[0], kwargs: Parameters<typeof apply>[1]) => {
-      const rows = (input as { shape: number[] }).shape[0];
-      seen.push(rows);
-      if (rows > 16) throw new Error('OOM when allocating tensor with shape[64,4]');
-      return apply(input, kwargs);
-    }) as typeof model.apply;
-    const before = tf.memory().numTensors;
-    const result = await distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 2, batchSize: 64, learningRate: 0.01, seed: 1 }, teacherLogits });
-    expect(result.epochsCompleted).toBe(2);
-    expect(result.batchSize).toBe(16);
-    expect(result.notes).toEqual(['Out of memory at batch size 64 in epoch 1; continued with 32.', 'Out of memory at batch size 32 in epoch 1; continued with 16.']);
-    expect(seen.slice(0, 3)).toEqual([64, 32, 16]);
-    // Every row still trained: 4 batches of 16 per epoch after the two failed tries.
-    expect(seen.filter((r) => r === 16)).toHaveLength(8);
-    // The failed attempts leaked nothing (Adam's slots are the only new tensors).
-    expect(tf.memory().numTensors - before).toBeLessThanOrEqual(4);
-    student.dispose();
-  });
+  // Both training paths: a Dense stack (the dense step) and a student autodiff trains.
+  const students = { dense: [{ type: 'dense' as const, units: 4 }], autodiff: [{ type: 'dropout' as const, rate: 0.1 }, { type: 'dense' as const, units: 4 }] };
+
+  for (const [kind, layers] of Object.entries(students)) {
+    it(`halves the batch size and retries the same rows, down to a floor, and says so (${kind} step)`, async () => {
+      const student = await buildStudent(tf, { layers }, [8], 1);
+      const seen: number[] = [];
+      // A device that cannot hold more than 16 rows at once: the student's matmul fails above that.
+      const restore = onStudentMatMul(tf, 8, (rows) => {
+        seen.push(rows);
+        if (rows > 16) throw new Error('OOM when allocating tensor with shape[64,4]');
+      });
+      const before = tf.memory().numTensors;
+      try {
+        const result = await distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 2, batchSize: 64, learningRate: 0.01, seed: 1 }, teacherLogits });
+        expect(result.epochsCompleted).toBe(2);
+        expect(result.batchSize).toBe(16);
+        expect(result.notes).toEqual(['Out of memory at batch size 64 in epoch 1; continued with 32.', 'Out of memory at batch size 32 in epoch 1; continued with 16.']);
+        expect(seen.slice(0, 3)).toEqual([64, 32, 16]);
+        // Every row still trained: 4 batches of 16 per epoch after the two failed tries.
+        expect(seen.filter((r) => r === 16)).toHaveLength(8);
+      } finally {
+        restore();
+      }
+      // The dense step's failed attempts leak nothing. Under autodiff, TF.js keeps the tensors the
+      // forward pass saved for backprop when it throws (its tape is dropped, they are not): a few
+      // per failed attempt, never more as training goes on.
+      if (kind === 'dense') expect(tf.memory().numTensors).toBe(before);
+      else expect(tf.memory().numTensors - before).toBeLessThanOrEqual(2 * 8);
+      student.dispose();
+    });
+  }
 
   it('gives up below the floor with the backend\'s error', async () => {
-    const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 4 }] }, [8], 1);
-    student.layers!.apply = (() => {
+    const student = await buildStudent(tf, { layers: students.dense }, [8], 1);
+    const restore = onStudentMatMul(tf, 8, () => {
       throw new Error('OOM when allocating tensor');
-    }) as typeof student.layers.apply;
-    await expect(distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 1, batchSize: 32, learningRate: 0.01, seed: 1 }, teacherLogits })).rejects.toThrow(/OOM/);
+    });
+    try {
+      await expect(distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 1, batchSize: 32, learningRate: 0.01, seed: 1 }, teacherLogits })).rejects.toThrow(/OOM/);
+    } finally {
+      restore();
+    }
     student.dispose();
   });
 });
+
+/**
+ * Calls `spy` with the batch's row count at every forward matmul of a layer whose input has
+ * `inputWidth` columns, from inside the backend's kernel call: a spy that throws is a device
+ * failing there. Returns the function that removes the spy.
+ */
+function onStudentMatMul(tf: Tf, inputWidth: number, spy: (rows: number) => void): () => void {
+  const engine = tf.engine() as unknown as { runKernel: (name: string, inputs: Record<string, Tensor>, attrs: object) => unknown };
+  const runKernel = engine.runKernel;
+  engine.runKernel = function (name, inputs, attrs) {
+    const a = inputs.a;
+    // Matmul ops hand the kernel a as [batch, rows, columns].
+    if ((name === '_FusedMatMul' || name === 'BatchMatMul') && a?.shape.at(-1) === inputWidth && !(attrs as { transposeA?: boolean }).transposeA) spy(a.shape.at(-2)!);
+    return runKernel.call(this, name, inputs, attrs);
+  };
+  return () => {
+    delete (engine as Partial<typeof engine>).runKernel;
+  };
+}
 
 describe('KD loop over a streamed split', () => {
   it('visits every row each epoch, chunk by chunk, and repeats for the same seed', async () => {
@@ -190,15 +224,10 @@ describe('KD loop over a streamed split', () => {
     const train = await loadSplit({ x: path.join(dir, 'x.npy'), y: path.join(dir, 'y.npy') }, 'train', { streamAboveBytes: 0, chunkRows: 30 });
     const teacherLogits = new Float32Array(100 * 4).map((_, i) => (y[Math.floor(i / 4)] === i % 4 ? 3 : 0));
     const run = async () => {
-      const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 8, activation: 'relu' }, { type: 'dense', units: 4 }] }, [8], 2);
-      const model = student.layers!;
-      const apply = model.apply.bind(model);
+      const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 6, activation: 'relu' }, { type: 'dense', units: 4 }] }, [8], 2);
       let rows = 0;
-      model.apply = ((input: Parameters<typeof apply>[0], kwargs: Parameters<typeof apply>[1]) => {
-        rows += (input as { shape: number[] }).shape[0];
-        return apply(input, kwargs);
-      }) as typeof model.apply;
-      const result = await distill(tf, student, train, { settings: { temperature: 2, alpha: 0.5, epochs: 6, batchSize: 16, learningRate: 0.02, seed: 4 }, teacherLogits });
+      const restore = onStudentMatMul(tf, 8, (n) => (rows += n));
+      const result = await distill(tf, student, train, { settings: { temperature: 2, alpha: 0.5, epochs: 6, batchSize: 16, learningRate: 0.02, seed: 4 }, teacherLogits }).finally(restore);
       student.dispose();
       return { loss: result.loss, rows };
     };

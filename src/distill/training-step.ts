@@ -1,0 +1,115 @@
+import type { LayersModel, Scalar, Tensor, Tensor2D, Variable } from '@tensorflow/tfjs';
+import type { Tf } from '../backend/resolve.js';
+import type { LoadedModel } from '../models/model.js';
+import { FlatAdam } from './adam.js';
+import { kdLoss, kdLossAndGradient } from './loss.js';
+import type { SoftmaxTerm } from './targets.js';
+
+/**
+ * One optimisation step of the student: forward, KD loss, backward, Adam. Two ways to run it:
+ * - 'dense': a Sequential stack of Dense layers (the usual edge student) gets a hand-derived
+ *   backward pass, two matmuls and a bias sum per layer. On a small student a step is a few dozen
+ *   small ops, and TF.js pays a fixed cost per op; this takes ~60 ops where autodiff with
+ *   `tf.train.adam` takes ~200, and runs 2-2.5x faster. A test checks it against autodiff.
+ * - 'autodiff': every other student (conv, dropout, normalisation...), through `tf.variableGrads`.
+ */
+export interface TrainingStep {
+  kind: 'dense' | 'autodiff';
+  /** Trains on one batch and returns its loss without the teacher-only constant. Call inside `tf.tidy`. */
+  run(x: Tensor, targets: Tensor, terms: SoftmaxTerm[]): Scalar;
+  dispose(): void;
+}
+
+/** Activations whose derivative the dense step knows, written in terms of the layer's output. */
+const DENSE_ACTIVATIONS = ['linear', 'relu', 'sigmoid', 'tanh'] as const;
+type DenseActivation = (typeof DENSE_ACTIVATIONS)[number];
+
+interface DenseLayer {
+  kernel: Variable;
+  bias?: Variable;
+  activation: DenseActivation;
+}
+
+export function trainingStep(tf: Tf, student: LoadedModel, learningRate: number): TrainingStep {
+  const model = student.layers as LayersModel;
+  const stack = denseStack(model);
+  if (stack) {
+    const variables = stack.layers.flatMap((l) => (l.bias ? [l.kernel, l.bias] : [l.kernel]));
+    const adam = new FlatAdam(tf, variables, learningRate);
+    return { kind: 'dense', run: (x, targets, terms) => denseStep(tf, stack, adam, x, targets, terms), dispose: () => adam.dispose() };
+  }
+  const variables = model.trainableWeights.map((w) => w.read() as Variable);
+  const adam = new FlatAdam(tf, variables, learningRate);
+  return {
+    kind: 'autodiff',
+    run(x, targets, terms) {
+      const { value, grads } = tf.variableGrads(() => {
+        const output = model.apply(x, { training: true }) as Tensor;
+        const logits = student.output === 'probabilities' ? tf.log(tf.maximum(output, 1e-12)) : output;
+        return kdLoss(tf, logits, targets, terms);
+      }, variables);
+      // A variable the loss does not reach (a frozen branch) gets no gradient: it stays put.
+      adam.apply(variables.map((v) => grads[v.name] ?? tf.zerosLike(v)));
+      return value;
+    },
+    dispose: () => adam.dispose(),
+  };
+}
+
+/** The student as a list of Dense layers when the dense step can train it, else undefined. */
+export function denseStack(model: LayersModel): { flatten: boolean; layers: DenseLayer[] } | undefined {
+  if (model.getClassName() !== 'Sequential') return undefined;
+  const flatten = model.layers[0]?.getClassName() === 'Flatten';
+  const denses = model.layers.slice(flatten ? 1 : 0);
+  if (!flatten && model.inputs[0].shape.length !== 2) return undefined;
+  const layers: DenseLayer[] = [];
+  for (const [index, layer] of denses.entries()) {
+    if (layer.getClassName() !== 'Dense' || !layer.trainable) return undefined;
+    const config = layer.getConfig() as { activation?: string; useBias?: boolean };
+    let activation = config.activation ?? 'linear';
+    // A softmax output trains on its logits: the KD loss only sees softmax(logits / T) and
+    // log softmax(logits), which a softmax in front leaves unchanged.
+    if (activation === 'softmax' && index === denses.length - 1) activation = 'linear';
+    if (!(DENSE_ACTIVATIONS as readonly string[]).includes(activation)) return undefined;
+    const [kernel, bias] = layer.trainableWeights.map((w) => w.read() as Variable);
+    if (!kernel || kernel.rank !== 2 || (config.useBias !== false && !bias)) return undefined;
+    layers.push({ kernel, bias: config.useBias === false ? undefined : bias, activation: activation as DenseActivation });
+  }
+  return layers.length > 0 ? { flatten, layers } : undefined;
+}
+
+function denseStep(tf: Tf, stack: { flatten: boolean; layers: DenseLayer[] }, adam: FlatAdam, x: Tensor, targets: Tensor, terms: SoftmaxTerm[]): Scalar {
+  const inputs: Tensor[] = [];
+  const outputs: Tensor[] = [];
+  let activations = stack.flatten ? tf.reshape(x, [x.shape[0], -1]) : x;
+  for (const { kernel, bias, activation } of stack.layers) {
+    inputs.push(activations);
+    // tanh is not among the fused matmul's activations; the others fuse into one op.
+    const fused = tf.fused.matMul({ a: activations as Tensor2D, b: kernel as unknown as Tensor2D, bias, activation: activation === 'tanh' ? 'linear' : activation });
+    activations = activation === 'tanh' ? tf.tanh(fused) : fused;
+    outputs.push(activations);
+  }
+  const { value, gradient } = kdLossAndGradient(tf, activations, targets, terms);
+  const gradients: Tensor[] = [];
+  let upstream = gradient;
+  for (let i = stack.layers.length - 1; i >= 0; i--) {
+    const { kernel, bias, activation } = stack.layers[i];
+    const delta = activation === 'linear' ? upstream : tf.mul(upstream, activationDerivative(tf, activation, outputs[i]));
+    if (bias) gradients.unshift(tf.sum(delta, 0));
+    gradients.unshift(tf.matMul(inputs[i], delta, true, false));
+    if (i > 0) upstream = tf.matMul(delta, kernel, false, true);
+  }
+  adam.apply(gradients);
+  return value;
+}
+
+function activationDerivative(tf: Tf, activation: Exclude<DenseActivation, 'linear'>, output: Tensor): Tensor {
+  switch (activation) {
+    case 'relu':
+      return tf.step(output);
+    case 'sigmoid':
+      return tf.mul(output, tf.sub(1, output));
+    case 'tanh':
+      return tf.sub(1, tf.square(output));
+  }
+}

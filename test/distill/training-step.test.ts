@@ -1,0 +1,174 @@
+import type { LayersModel, Tensor, Variable } from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
+import type { LayerSpec } from '../../src/config/schema.js';
+import { FlatAdam } from '../../src/distill/adam.js';
+import { distillationLoss, kdLossAndGradient } from '../../src/distill/loss.js';
+import { seededRandom } from '../../src/distill/random.js';
+import { kdTargets, kdTerms } from '../../src/distill/targets.js';
+import { denseStack, trainingStep } from '../../src/distill/training-step.js';
+import { buildStudent } from '../../src/models/student.js';
+
+let tf: Tf;
+beforeAll(async () => {
+  ({ tf } = await resolveBackend('cpu'));
+});
+
+function randomArray(n: number, seed: number, scale = 1): Float32Array {
+  const random = seededRandom(seed);
+  return Float32Array.from({ length: n }, () => (random() * 2 - 1) * scale);
+}
+
+function maxRelativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1e-3, Math.abs(b[i])));
+  return worst;
+}
+
+const rows = 12;
+const classes = 5;
+const everyRow = Array.from({ length: rows }, (_, i) => i);
+const labels = Int32Array.from(everyRow, (i) => (i * 3) % classes);
+const settings = { temperature: 3, alpha: 0.7 };
+
+describe('KD loss from host-side targets', () => {
+  const teacher = randomArray(rows * classes, 1, 4);
+  const student = randomArray(rows * classes, 2, 4);
+  const logProbs = Float32Array.from(teacher, (_, i) => {
+    const row = teacher.subarray(i - (i % classes), i - (i % classes) + classes);
+    return teacher[i] - Math.log(row.reduce((sum, v) => sum + Math.exp(v), 0));
+  });
+  const cases = [
+    { name: 'with labels', teacher, labels },
+    { name: 'without labels', teacher, labels: undefined },
+    { name: 'from a softmax teacher (log-probabilities)', teacher: logProbs, labels },
+  ];
+
+  for (const c of cases) {
+    it(`equals the paper's loss and its autodiff gradient, ${c.name}`, () => {
+      const s = tf.tensor2d(student, [rows, classes]);
+      const y = c.labels ? tf.tensor1d(c.labels, 'int32') : undefined;
+      // The reference uses the teacher's logits, not log-probabilities: both give the same targets.
+      const reference = (logits: Tensor) => distillationLoss(tf, logits, tf.tensor2d(teacher, [rows, classes]), y, settings);
+      const { value: expected, grad } = tf.valueAndGrad(reference)(s);
+      const batch = kdTargets(c.teacher, c.labels, everyRow, classes, settings);
+      const { value, gradient } = kdLossAndGradient(tf, s, tf.tensor2d(batch.targets, [rows, classes]), kdTerms(settings, c.labels !== undefined));
+      expect(value.dataSync()[0] + batch.constant / rows).toBeCloseTo(expected.dataSync()[0], 4);
+      expect(maxRelativeError(gradient.dataSync(), grad.dataSync())).toBeLessThan(1e-4);
+    });
+  }
+
+  it('is zero, with a zero gradient, where the student equals the teacher and no labels are given', () => {
+    const batch = kdTargets(teacher, undefined, everyRow, classes, settings);
+    const { value, gradient } = kdLossAndGradient(tf, tf.tensor2d(teacher, [rows, classes]), tf.tensor2d(batch.targets, [rows, classes]), kdTerms(settings, false));
+    expect(value.dataSync()[0] + batch.constant / rows).toBeCloseTo(0, 5);
+    expect(Math.max(...gradient.abs().dataSync())).toBeLessThan(1e-6);
+  });
+});
+
+describe('FlatAdam', () => {
+  it('takes the steps tf.train.adam takes', () => {
+    const shapes = [[4, 3], [3], [3, 2]];
+    const make = () => shapes.map((shape, i) => tf.variable(tf.tensor(randomArray(shape.reduce((a, b) => a * b), 10 + i), shape)));
+    const ours = make();
+    const theirs = make();
+    const flat = new FlatAdam(tf, ours, 0.01);
+    const reference = tf.train.adam(0.01);
+    for (let step = 0; step < 20; step++) {
+      const gradients = shapes.map((shape, i) => tf.tensor(randomArray(shape.reduce((a, b) => a * b), 100 * step + i), shape));
+      tf.tidy(() => flat.apply(gradients));
+      reference.applyGradients(Object.fromEntries(theirs.map((v, i) => [v.name, gradients[i]])));
+    }
+    for (let i = 0; i < shapes.length; i++) expect(maxRelativeError(ours[i].dataSync(), theirs[i].dataSync())).toBeLessThan(1e-4);
+    // The weights did move: the comparison is not between two untouched copies.
+    expect(maxRelativeError(ours[0].dataSync(), randomArray(12, 10))).toBeGreaterThan(1e-2);
+    flat.dispose();
+    reference.dispose();
+  });
+});
+
+describe('training step', () => {
+  const denseStudents: Record<string, LayerSpec[]> = {
+    'relu stack': [{ type: 'dense', units: 6, activation: 'relu' }, { type: 'dense', units: classes }],
+    'tanh and sigmoid, one layer without bias': [{ type: 'dense', units: 6, activation: 'tanh' }, { type: 'dense', units: 6, activation: 'sigmoid', useBias: false }, { type: 'dense', units: classes }],
+    'softmax output': [{ type: 'dense', units: 6, activation: 'relu' }, { type: 'dense', units: classes, activation: 'softmax' }],
+  };
+  const otherStudents: Record<string, LayerSpec[]> = {
+    'batch normalisation': [{ type: 'dense', units: 6, activation: 'relu' }, { type: 'batchNormalization' }, { type: 'dense', units: classes }],
+    'elu activation': [{ type: 'dense', units: 6, activation: 'elu' }, { type: 'dense', units: classes }],
+    'softmax in a hidden layer': [{ type: 'dense', units: 6, activation: 'softmax' }, { type: 'dense', units: classes }],
+  };
+  const x = randomArray(rows * 8, 3);
+  const teacher = randomArray(rows * classes, 4, 3);
+
+  /** The textbook step: autodiff through the paper's loss, tf.train.adam. */
+  async function referenceRun(layers: LayerSpec[], steps: number) {
+    const student = await buildStudent(tf, { layers }, [8], 5);
+    const model = student.layers as LayersModel;
+    const optimizer = tf.train.adam(0.01);
+    const losses: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const loss = optimizer.minimize(() => {
+        const output = model.apply(tf.tensor2d(x, [rows, 8]), { training: true }) as Tensor;
+        const logits = student.output === 'probabilities' ? tf.log(tf.maximum(output, 1e-12)) : output;
+        return distillationLoss(tf, logits, tf.tensor2d(teacher, [rows, classes]), tf.tensor1d(labels, 'int32'), settings);
+      }, true);
+      losses.push(loss!.dataSync()[0]);
+    }
+    return { losses, weights: model.getWeights().map((w) => w.dataSync()) };
+  }
+
+  async function ourRun(layers: LayerSpec[], steps: number) {
+    const student = await buildStudent(tf, { layers }, [8], 5);
+    const step = trainingStep(tf, student, 0.01);
+    const batch = kdTargets(teacher, labels, everyRow, classes, settings);
+    const losses: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const loss = tf.tidy(() => step.run(tf.tensor2d(x, [rows, 8]), tf.tensor2d(batch.targets, [rows, classes]), kdTerms(settings, true)));
+      losses.push(loss.dataSync()[0] + batch.constant / rows);
+    }
+    step.dispose();
+    return { kind: step.kind, losses, weights: (student.layers as LayersModel).getWeights().map((w) => w.dataSync()) };
+  }
+
+  for (const [name, layers] of [...Object.entries(denseStudents), ...Object.entries(otherStudents)]) {
+    const kind = name in denseStudents ? 'dense' : 'autodiff';
+    it(`trains a student (${name}) with the ${kind} step exactly as autodiff with tf.train.adam does`, async () => {
+      const steps = 8;
+      const [ours, reference] = [await ourRun(layers, steps), await referenceRun(layers, steps)];
+      expect(ours.kind).toBe(kind);
+      expect(maxRelativeError(ours.losses, reference.losses)).toBeLessThan(1e-4);
+      expect(ours.weights).toHaveLength(reference.weights.length);
+      ours.weights.forEach((w, i) => expect(maxRelativeError(w, reference.weights[i])).toBeLessThan(1e-3));
+      expect(ours.losses[steps - 1]).toBeLessThan(ours.losses[0]);
+    });
+  }
+
+  it('keeps the live tensor count flat from the second step on, on both paths', async () => {
+    for (const layers of [denseStudents['relu stack'], otherStudents['batch normalisation']]) {
+      const student = await buildStudent(tf, { layers }, [8], 5);
+      const step = trainingStep(tf, student, 0.01);
+      const batch = kdTargets(teacher, labels, everyRow, classes, settings);
+      const counts: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        tf.tidy(() => step.run(tf.tensor2d(x, [rows, 8]), tf.tensor2d(batch.targets, [rows, classes]), kdTerms(settings, true))).dispose();
+        counts.push(tf.memory().numTensors);
+      }
+      expect(new Set(counts).size).toBe(1);
+      step.dispose();
+      student.dispose();
+    }
+  });
+
+  it('takes the dense step only for Sequential stacks of trainable Dense layers', async () => {
+    const withFlatten = await buildStudent(tf, { layers: [{ type: 'flatten' }, { type: 'dense', units: 3 }] }, [2, 4], 1);
+    expect(denseStack(withFlatten.layers as LayersModel)?.flatten).toBe(true);
+    const frozen = await buildStudent(tf, { layers: [{ type: 'dense', units: 3, trainable: false }, { type: 'dense', units: 3 }] }, [8], 1);
+    expect(denseStack(frozen.layers as LayersModel)).toBeUndefined();
+    const conv = await buildStudent(tf, { layers: [{ type: 'conv2d', filters: 2, kernelSize: 2 }, { type: 'flatten' }, { type: 'dense', units: 3 }] }, [4, 4, 1], 1);
+    expect(denseStack(conv.layers as LayersModel)).toBeUndefined();
+    const variables = (denseStack((await buildStudent(tf, { layers: denseStudents['tanh and sigmoid, one layer without bias'] }, [8], 1)).layers as LayersModel)!.layers);
+    expect(variables.map((l) => [l.activation, l.bias !== undefined])).toEqual([['tanh', true], ['sigmoid', false], ['linear', true]]);
+    expect((variables[0].kernel as Variable).shape).toEqual([8, 6]);
+  });
+});
