@@ -147,7 +147,11 @@ async function parent(): Promise<void> {
   if (peer) {
     console.log(`PyTorch ${peer.torch} (${peer.threads} thread(s)), same job: ${Math.round(peer.online_samples_per_s).toLocaleString('en-US')} samples/s online KD, ${Math.round(peer.cached_samples_per_s).toLocaleString('en-US')} samples/s with teacher logits computed once (${peer.cached_seconds.toFixed(2)} s).`);
     const best = results.reduce((a, b) => (a.seconds < b.seconds ? a : b));
-    console.log(`distill-gate's distillation phase on ${best.backend} / PyTorch's training time: ${(best.seconds / peer.cached_seconds).toFixed(2)}x`);
+    const onlineSeconds = (1200 * epochs) / peer.online_samples_per_s;
+    console.log(`distill-gate's distillation phase on ${best.backend}, warm / PyTorch's training time: ${(best.seconds / peer.cached_seconds).toFixed(2)}x`);
+    // Issue #6's floor: the whole cold run (backend start, loading, teacher, distillation,
+    // measurement, report) against the PyTorch script's training time alone.
+    console.log(`Time to verdict on ${auto.backend}, cold (backend start, loading, teacher, distillation, measurement, report): ${auto.coldWallSeconds.toFixed(2)} s = ${(auto.coldWallSeconds / peer.cached_seconds).toFixed(2)}x PyTorch's training time with logits computed once, ${(auto.coldWallSeconds / onlineSeconds).toFixed(2)}x its online-KD training time (${onlineSeconds.toFixed(2)} s)`);
   } else {
     console.log('\nPyTorch peer skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread).');
   }

@@ -36,7 +36,11 @@ export function trainingStep(tf: Tf, student: LoadedModel, learningRate: number)
   if (stack) {
     const variables = stack.layers.flatMap((l) => (l.bias ? [l.kernel, l.bias] : [l.kernel]));
     const adam = new FlatAdam(tf, variables, learningRate);
-    return { kind: 'dense', run: (x, targets, terms) => denseStep(tf, stack, adam, x, targets, terms), dispose: () => adam.dispose() };
+    // The wasm backend's matmul with a transposed first operand is ~4x slower than transposing
+    // first (185 vs 45 us for the reference student's 64x64 by 64x32); the cpu backend is the
+    // other way round.
+    const transposeFirst = tf.getBackend() === 'wasm';
+    return { kind: 'dense', run: (x, targets, terms) => denseStep(tf, stack, adam, transposeFirst, x, targets, terms), dispose: () => adam.dispose() };
   }
   const variables = model.trainableWeights.map((w) => w.read() as Variable);
   const adam = new FlatAdam(tf, variables, learningRate);
@@ -78,7 +82,7 @@ export function denseStack(model: LayersModel): { flatten: boolean; layers: Dens
   return layers.length > 0 ? { flatten, layers } : undefined;
 }
 
-function denseStep(tf: Tf, stack: { flatten: boolean; layers: DenseLayer[] }, adam: FlatAdam, x: Tensor, targets: Tensor, terms: SoftmaxTerm[]): Scalar {
+function denseStep(tf: Tf, stack: { flatten: boolean; layers: DenseLayer[] }, adam: FlatAdam, transposeFirst: boolean, x: Tensor, targets: Tensor, terms: SoftmaxTerm[]): Scalar {
   const inputs: Tensor[] = [];
   const outputs: Tensor[] = [];
   let activations = stack.flatten ? tf.reshape(x, [x.shape[0], -1]) : x;
@@ -96,7 +100,7 @@ function denseStep(tf: Tf, stack: { flatten: boolean; layers: DenseLayer[] }, ad
     const { kernel, bias, activation } = stack.layers[i];
     const delta = activation === 'linear' ? upstream : tf.mul(upstream, activationDerivative(tf, activation, outputs[i]));
     if (bias) gradients.unshift(tf.sum(delta, 0));
-    gradients.unshift(tf.matMul(inputs[i], delta, true, false));
+    gradients.unshift(transposeFirst ? tf.matMul(tf.transpose(inputs[i]), delta) : tf.matMul(inputs[i], delta, true, false));
     if (i > 0) upstream = tf.matMul(delta, kernel, false, true);
   }
   adam.apply(gradients);
