@@ -8,6 +8,8 @@ import type { BackendName } from './config/schema.js';
 import { checkAgainstTeacher, loadSplit, type Dataset } from './data/dataset.js';
 import { distill } from './distill/train.js';
 import { softTargets } from './distill/soft-targets.js';
+import { kdTerms } from './distill/targets.js';
+import { trainingStep } from './distill/training-step.js';
 import { InputError } from './errors.js';
 import { acceptRegressions, allowedRatio, isPairedSpeedCheck, judge, type RegressionAcceptance } from './gates/compare.js';
 import type { HistoryEntry } from './report/history.js';
@@ -298,17 +300,19 @@ async function trainingStepFailure(tf: Tf, config: Config, teacher: LoadedModel,
   const probe = await buildStudent(tf, config.student, teacher.inputShape, config.distill.seed);
   const rows = Math.min(2, train.size);
   const sample = await train.read(0, rows);
-  const optimizer = tf.train.sgd(0);
+  // The very step training runs (dense or autodiff), so the kernels checked are the ones it needs;
+  // a learning rate of 0 leaves the probe's weights as they were.
+  const step = trainingStep(tf, probe, 0);
   try {
     tf.tidy(() => {
       const x = tf.tensor(sample, [rows, ...train.sampleShape]);
-      optimizer.minimize(() => tf.mean(probe.layers!.apply(x, { training: true }) as never));
+      step.run(x, tf.zeros([rows, probe.outputWidth]), kdTerms(config.distill, train.y !== undefined));
     });
     return undefined;
   } catch (error) {
     return firstLine(error);
   } finally {
-    optimizer.dispose();
+    step.dispose();
     probe.dispose();
   }
 }
