@@ -4,7 +4,7 @@
  * student 64-32-10, 1,200 samples, batch 64, T = 4). Each backend runs in its own child process so
  * that peak RSS is its own. Not a test: it prints figures and ratios.
  *
- *   npm run bench -- --epochs 20 --backends auto,webgpu,wasm,cpu   (webgpu: a GPU runner with the `webgpu` package)
+ *   npm run bench -- --epochs 20 --rounds 3 --backends auto,webgpu,wasm,cpu   (webgpu: a GPU runner with the `webgpu` package)
  *
  * `auto` is what a CI job runs by default: its row is the time to verdict the issue's floors are about.
  */
@@ -26,6 +26,7 @@ const here = fileURLToPath(import.meta.url);
 const { values } = parseArgs({
   options: {
     epochs: { type: 'string', default: '20' },
+    rounds: { type: 'string', default: '3' },
     backends: { type: 'string', default: 'auto,wasm,cpu' },
     child: { type: 'string' },
     naive: { type: 'string' },
@@ -125,20 +126,28 @@ async function naiveOnlineKd(workspace: string, epochs: number): Promise<void> {
 
 async function parent(): Promise<void> {
   const epochs = Number(values.epochs);
+  const rounds = Number(values.rounds);
   const workspace = await makeWorkspace(epochs);
   const backends = values.backends!.split(',') as BackendName[];
-  console.log(`distill-gate bench: reference pair, ${epochs} epochs of 1,200 samples, on ${os.cpus()[0]?.model} x${os.cpus().length}, Node ${process.version}`);
-  const results: ChildFigures[] = [];
-  for (const backend of backends) {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', here, '--child', backend, '--workspace', workspace], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    results.push(JSON.parse(out.trim().split('\n').pop()!) as ChildFigures);
+  console.log(`distill-gate bench: reference pair, ${epochs} epochs of 1,200 samples, on ${os.cpus()[0]?.model} x${os.cpus().length}, Node ${process.version}; medians of ${rounds} interleaved rounds`);
+  // Each round runs every backend and the PyTorch peer back to back, so a ratio taken within a
+  // round compares runs that saw the same machine; the medians damp a shared machine's swings.
+  const perRound: Array<{ results: ChildFigures[]; peer?: PeerFigures }> = [];
+  for (let round = 0; round < rounds; round++) {
+    const results = backends.map((backend) => {
+      const out = execFileSync(process.execPath, ['--import', 'tsx', here, '--child', backend, '--workspace', workspace], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      return JSON.parse(out.trim().split('\n').pop()!) as ChildFigures;
+    });
+    perRound.push({ results, peer: pytorchPeer(workspace, epochs) });
   }
+  const results = backends.map((_, i) => medianOf(perRound.map((r) => r.results[i])));
+  const peers = perRound.flatMap((r) => (r.peer ? [r.peer] : []));
+  const peer = peers.length === rounds ? medianOf(peers) : undefined;
   const baseline = results.find((r) => r.requested === 'cpu') ?? results[results.length - 1];
   const label = (r: ChildFigures) => (r.requested === r.backend ? r.backend : `${r.requested} (${r.backend})`);
-  // The naive loop is slow: a quarter of the epochs is plenty for its rate.
+  // The naive loop is slow: a quarter of the epochs, once, is plenty for its rate.
   const naiveEpochs = Math.max(1, Math.round(epochs / 4));
   const naive = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', here, '--naive', 'cpu', '--workspace', workspace, '--epochs', String(naiveEpochs)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop()!) as { samplesPerSecond: number };
-  const peer = pytorchPeer(workspace, epochs);
   const n = (v: number) => Math.round(v).toLocaleString('en-US');
   console.log('\n| backend | distillation samples/s, warm | seconds (teacher soft targets) | cold run: samples/s, whole run s | peak RSS MiB | top-1 agreement | vs cpu, warm | vs PyTorch (cached logits) |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -146,22 +155,42 @@ async function parent(): Promise<void> {
     const vsPeer = peer ? `${(r.samplesPerSecond / peer.cached_samples_per_s).toFixed(2)}x` : 'n/a';
     console.log(`| ${label(r)} | ${n(r.samplesPerSecond)} | ${r.seconds.toFixed(2)} (${r.teacherSeconds.toFixed(2)}) | ${n(r.coldSamplesPerSecond)}, ${r.coldWallSeconds.toFixed(2)} | ${r.peakRssMiB.toFixed(0)} | ${(100 * r.agreement).toFixed(1)}% | ${(r.samplesPerSecond / baseline.samplesPerSecond).toFixed(2)}x | ${vsPeer} |`);
   }
-  const auto = results.find((r) => r.requested === 'auto') ?? results[0];
+  const autoIndex = Math.max(0, backends.indexOf('auto'));
+  const auto = results[autoIndex];
   console.log(`\nNaive TF.js online KD on the cpu backend (teacher on every batch, ${naiveEpochs} epochs): ${n(naive.samplesPerSecond)} samples/s. distill-gate with ${label(auto)}: ${(auto.coldSamplesPerSecond / naive.samplesPerSecond).toFixed(1)}x cold, ${(auto.samplesPerSecond / naive.samplesPerSecond).toFixed(1)}x warm.`);
-  if (peer) {
-    console.log(`PyTorch ${peer.torch} (${peer.threads} thread(s)), same job: ${Math.round(peer.online_samples_per_s).toLocaleString('en-US')} samples/s online KD, ${Math.round(peer.cached_samples_per_s).toLocaleString('en-US')} samples/s with teacher logits computed once (${peer.cached_seconds.toFixed(2)} s).`);
-    const best = results.reduce((a, b) => (a.seconds < b.seconds ? a : b));
-    const onlineSeconds = (1200 * epochs) / peer.online_samples_per_s;
-    console.log(`distill-gate's distillation phase on ${label(best)}, warm / PyTorch's training time: ${(best.seconds / peer.cached_seconds).toFixed(2)}x`);
-    // Issue #6's floor: the whole cold run (backend choice and start, loading, teacher,
-    // distillation, measurement, report) against the PyTorch script's training time alone: its
-    // first run (what a CI job sees, like ours), and, stricter, its warm run.
-    const verdict = auto.coldWallSeconds;
-    console.log(`Time to verdict with ${label(auto)}, cold (backend choice and start, loading, teacher, distillation, measurement, report): ${verdict.toFixed(2)} s`);
-    console.log(`  = ${(verdict / peer.cold_cached_seconds).toFixed(2)}x PyTorch's first training run (${peer.cold_cached_seconds.toFixed(2)} s, logits computed once); ${(verdict / peer.cached_seconds).toFixed(2)}x its warm run (${peer.cached_seconds.toFixed(2)} s); ${(verdict / onlineSeconds).toFixed(2)}x its warm online-KD run (${onlineSeconds.toFixed(2)} s)`);
-  } else {
+  if (!peer) {
     console.log('\nPyTorch peer skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread).');
+    return;
   }
+  console.log(`PyTorch ${peer.torch} (${peer.threads} thread(s)), same job: ${n(peer.online_samples_per_s)} samples/s online KD, ${n(peer.cached_samples_per_s)} samples/s with teacher logits computed once (${peer.cached_seconds.toFixed(2)} s; first run ${peer.cold_cached_seconds.toFixed(2)} s).`);
+  /** The per-round ratio ours/PyTorch: median, and the range over rounds. */
+  const ratio = (ours: (r: ChildFigures) => number, theirs: (p: PeerFigures) => number) => {
+    const values = perRound.map((r) => ours(r.results[autoIndex]) / theirs(r.peer!)).sort((a, b) => a - b);
+    return `${median(values).toFixed(2)}x (${values[0].toFixed(2)}-${values[values.length - 1].toFixed(2)})`;
+  };
+  const onlineSeconds = (p: PeerFigures) => (1200 * epochs) / p.online_samples_per_s;
+  console.log(`\nRatios ours / PyTorch, with ${label(auto)}: median of ${rounds} rounds (range)`);
+  console.log(`  distillation phase, warm / PyTorch's warm training run:        ${ratio((r) => r.seconds, (p) => p.cached_seconds)}`);
+  // Issue #6's floor: the whole cold run (backend choice and start, loading, teacher,
+  // distillation, measurement, report) against the PyTorch script's training time alone.
+  console.log(`  time to verdict, cold (${auto.coldWallSeconds.toFixed(2)} s: backend choice, loading, teacher, distillation, measurement, report)`);
+  console.log(`    / PyTorch's first training run (what a CI job sees, like ours): ${ratio((r) => r.coldWallSeconds, (p) => p.cold_cached_seconds)}`);
+  console.log(`    / PyTorch's warm training run, logits computed once:          ${ratio((r) => r.coldWallSeconds, (p) => p.cached_seconds)}`);
+  console.log(`    / PyTorch's warm online-KD training run:                       ${ratio((r) => r.coldWallSeconds, onlineSeconds)}`);
+}
+
+function median(sorted: number[]): number {
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Field by field median of numeric fields; other fields from the first. */
+function medianOf<T extends object>(items: T[]): T {
+  const out = { ...items[0] } as Record<string, unknown>;
+  for (const [key, value] of Object.entries(items[0])) {
+    if (typeof value === 'number') out[key] = median(items.map((item) => (item as Record<string, number>)[key]).sort((a, b) => a - b));
+  }
+  return out as T;
 }
 
 interface PeerFigures { torch: string; threads: number; online_samples_per_s: number; cached_samples_per_s: number; cached_seconds: number; cold_cached_seconds: number }
