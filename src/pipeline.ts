@@ -302,12 +302,10 @@ async function trainingStepFailure(tf: Tf, config: Config, teacher: LoadedModel,
   const sample = await train.read(0, rows);
   // The very step training runs (dense or autodiff), so the kernels checked are the ones it needs;
   // a learning rate of 0 leaves the probe's weights as they were.
-  const step = trainingStep(tf, probe, 0);
+  const step = trainingStep(tf, probe, { learningRate: 0, terms: kdTerms(config.distill, train.y !== undefined), sampleShape: train.sampleShape, maxRows: rows });
   try {
-    tf.tidy(() => {
-      const x = tf.tensor(sample, [rows, ...train.sampleShape]);
-      step.run(x, tf.zeros([rows, probe.outputWidth]), kdTerms(config.distill, train.y !== undefined));
-    });
+    const loss = step.run(sample, new Float32Array(rows * probe.outputWidth), rows);
+    if (typeof loss !== 'number') loss.dispose();
     return undefined;
   } catch (error) {
     return firstLine(error);

@@ -6,7 +6,7 @@ import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/model.js';
 import { permutation, seededRandom } from './random.js';
 import { kdTargets, kdTerms } from './targets.js';
-import { trainingStep } from './training-step.js';
+import { trainingStep, type TrainingStep } from './training-step.js';
 
 export interface EpochProgress {
   epoch: number;
@@ -26,6 +26,8 @@ export interface TrainOptions {
   probe?: () => Promise<number>;
   /** Aborts between batches (SIGTERM, a time budget); the epochs done so far are kept. */
   signal?: AbortSignal;
+  /** Pins the training step; by default `trainingStep` picks the fastest for the student and backend. */
+  step?: TrainingStep['kind'];
 }
 
 export interface TrainResult {
@@ -58,8 +60,7 @@ export function isOutOfMemory(error: unknown): boolean {
 export async function distill(tf: Tf, student: LoadedModel, train: Dataset, options: TrainOptions): Promise<TrainResult> {
   const { settings, teacherLogits } = options;
   const model = student.layers as LayersModel;
-  const step = trainingStep(tf, student, settings.learningRate);
-  const terms = kdTerms(settings, train.y !== undefined);
+  const step = trainingStep(tf, student, { learningRate: settings.learningRate, terms: kdTerms(settings, train.y !== undefined), sampleShape: train.sampleShape, maxRows: settings.batchSize, kind: options.step });
   const random = seededRandom(settings.seed);
   const width = rowLength(train.sampleShape);
   const classes = student.outputWidth;
@@ -76,9 +77,10 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
       // Shuffled by chunk order, then within each chunk: a streamed split holds one chunk at a
       // time. An in-memory split is one chunk, so this is a plain permutation of every row.
       const chunkOrder = chunks > 1 ? permutation(chunks, random) : [0];
+      // The epoch's loss: what steps left on the device, summed there and read once per epoch;
+      // what they returned to the host, and the teacher-only part (see kdTargets), in float64.
       let lossSum: Tensor = tf.scalar(0);
-      // The loss's teacher-only part, summed on the host in float64 (see kdTargets).
-      let lossConstant = 0;
+      let lossOnHost = 0;
       for (const chunk of chunkOrder) {
         const base = chunk * train.chunkRows;
         const rows = Math.min(train.chunkRows, train.size - base);
@@ -101,12 +103,9 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
           // different between steps and identical between runs.
           for (const layer of dropouts) layer.seed = settings.seed * 7919 + stepCount;
           const batch = kdTargets(teacherLogits, train.y, global, classes, settings);
-          let batchLoss: Scalar;
+          let batchLoss: number | Scalar;
           try {
-            batchLoss = tf.tidy(() => {
-              const x = tf.tensor(gatherRows(features, width, local), [local.length, ...train.sampleShape]);
-              return step.run(x, tf.tensor2d(batch.targets, [local.length, classes]), terms);
-            });
+            batchLoss = step.run(gatherRows(features, width, local), batch.targets, local.length);
           } catch (error) {
             // A batch too large for the device: halve it and retry the same rows, down to a floor.
             if (!isOutOfMemory(error) || batchSize <= MIN_BATCH_SIZE) throw error;
@@ -115,19 +114,25 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
             batchSize = halved;
             continue;
           }
-          const weighted = tf.tidy(() => tf.add(lossSum, tf.mul(batchLoss, local.length / train.size)));
-          lossSum.dispose();
-          batchLoss.dispose();
-          lossSum = weighted;
-          lossConstant += batch.constant;
+          if (typeof batchLoss === 'number') {
+            lossOnHost += (batchLoss * local.length) / train.size;
+          } else {
+            const deviceLoss = batchLoss;
+            const weighted = tf.tidy(() => tf.add(lossSum, tf.mul(deviceLoss, local.length / train.size)));
+            lossSum.dispose();
+            deviceLoss.dispose();
+            lossSum = weighted;
+          }
+          lossOnHost += batch.constant / train.size;
           stepCount++;
           start += local.length;
         }
       }
       // One read per epoch: reading the loss every step would stall a GPU backend.
-      const loss = (await lossSum.data())[0] + lossConstant / train.size;
+      const loss = (await lossSum.data())[0] + lossOnHost;
       lossSum.dispose();
       losses.push(loss);
+      step.sync();
       if (!Number.isFinite(loss)) {
         return done({ epochsCompleted: epoch, stoppedBecause: `the loss became ${loss} in epoch ${epoch}; lower distill.learningRate or check the data's scale`, stopKind: 'loss' });
       }
@@ -136,6 +141,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
     }
     return done({ epochsCompleted: settings.epochs });
   } finally {
+    step.sync();
     step.dispose();
   }
 }

@@ -1,7 +1,9 @@
 import type { LayersModel, Scalar, Tensor, Tensor2D, Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { LoadedModel } from '../models/model.js';
+import { rowLength } from '../data/batches.js';
 import { FlatAdam } from './adam.js';
+import { DenseKernel, type KernelLayer } from './dense-kernel.js';
 import { kdLoss, kdLossAndGradient } from './loss.js';
 import type { SoftmaxTerm } from './targets.js';
 
@@ -14,39 +16,68 @@ import type { SoftmaxTerm } from './targets.js';
  * - 'autodiff': every other student (conv, dropout, normalisation...), through `tf.variableGrads`.
  */
 export interface TrainingStep {
-  kind: 'dense' | 'autodiff';
-  /** Trains on one batch and returns its loss without the teacher-only constant. Call inside `tf.tidy`. */
-  run(x: Tensor, targets: Tensor, terms: SoftmaxTerm[]): Scalar;
+  kind: 'kernel' | 'dense' | 'autodiff';
+  /**
+   * Trains on one batch (`rows` rows of features and of `kdTargets` targets) and returns its loss
+   * without the teacher-only constant: a number, or a scalar left on the device so that a GPU is
+   * not stalled every step (read it once per epoch).
+   */
+  run(x: Float32Array, targets: Float32Array, rows: number): number | Scalar;
+  /** Brings the student's variables up to date (the kernel trains its own copy of the weights). */
+  sync(): void;
   dispose(): void;
+}
+
+export interface StepSettings {
+  learningRate: number;
+  terms: SoftmaxTerm[];
+  sampleShape: number[];
+  /** The largest batch `run` will be given. */
+  maxRows: number;
+  /** Which step to use; by default the kernel where it pays (see `trainingStep`). */
+  kind?: TrainingStep['kind'];
 }
 
 /** Activations whose derivative the dense step knows, written in terms of the layer's output. */
 const DENSE_ACTIVATIONS = ['linear', 'relu', 'sigmoid', 'tanh'] as const;
 type DenseActivation = (typeof DENSE_ACTIVATIONS)[number];
 
-interface DenseLayer {
-  kernel: Variable;
-  bias?: Variable;
-  activation: DenseActivation;
-}
+type DenseLayer = KernelLayer;
 
-export function trainingStep(tf: Tf, student: LoadedModel, learningRate: number): TrainingStep {
+/**
+ * The fastest step that can train this student on this backend. A Dense stack on the bundled CPU
+ * backends (wasm, cpu) gets the WebAssembly kernel, whose step has no per-op cost at all; on
+ * tfjs-node and GPU backends, whose ops are cheap to dispatch and fast at large sizes, the dense
+ * step in TF.js ops; any other student, autodiff.
+ */
+export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSettings): TrainingStep {
   const model = student.layers as LayersModel;
+  const { learningRate, terms, sampleShape, maxRows } = settings;
+  const classes = student.outputWidth;
   const stack = denseStack(model);
-  if (stack) {
-    const variables = stack.layers.flatMap((l) => (l.bias ? [l.kernel, l.bias] : [l.kernel]));
+  const kind = settings.kind ?? (stack ? (['wasm', 'cpu'].includes(tf.getBackend()) ? 'kernel' : 'dense') : 'autodiff');
+  if (kind !== 'autodiff' && !stack) throw new Error(`the ${kind} step trains Dense stacks only`);
+  const onDevice = (inner: (x: Tensor, targets: Tensor) => Scalar) => (x: Float32Array, targets: Float32Array, rows: number) =>
+    tf.tidy(() => inner(tf.tensor(x.subarray(0, rows * rowLength(sampleShape)), [rows, ...sampleShape]), tf.tensor2d(targets.subarray(0, rows * classes), [rows, classes])));
+
+  if (kind === 'kernel') {
+    const kernel = new DenseKernel(tf, stack!.layers, rowLength(sampleShape), terms, maxRows, learningRate);
+    return { kind, run: (x, targets, rows) => kernel.run(x, targets, rows), sync: () => kernel.sync(), dispose: () => {} };
+  }
+  if (kind === 'dense') {
+    const variables = stack!.layers.flatMap((l) => (l.bias ? [l.kernel, l.bias] : [l.kernel]));
     const adam = new FlatAdam(tf, variables, learningRate);
     // The wasm backend's matmul with a transposed first operand is ~4x slower than transposing
     // first (185 vs 45 us for the reference student's 64x64 by 64x32); the cpu backend is the
     // other way round.
     const transposeFirst = tf.getBackend() === 'wasm';
-    return { kind: 'dense', run: (x, targets, terms) => denseStep(tf, stack, adam, transposeFirst, x, targets, terms), dispose: () => adam.dispose() };
+    return { kind, run: onDevice((x, targets) => denseStep(tf, stack!, adam, transposeFirst, x, targets, terms)), sync: () => {}, dispose: () => adam.dispose() };
   }
   const variables = model.trainableWeights.map((w) => w.read() as Variable);
   const adam = new FlatAdam(tf, variables, learningRate);
   return {
-    kind: 'autodiff',
-    run(x, targets, terms) {
+    kind,
+    run: onDevice((x, targets) => {
       const { value, grads } = tf.variableGrads(() => {
         const output = model.apply(x, { training: true }) as Tensor;
         const logits = student.output === 'probabilities' ? tf.log(tf.maximum(output, 1e-12)) : output;
@@ -55,7 +86,8 @@ export function trainingStep(tf: Tf, student: LoadedModel, learningRate: number)
       // A variable the loss does not reach (a frozen branch) gets no gradient: it stays put.
       adam.apply(variables.map((v) => grads[v.name] ?? tf.zerosLike(v)));
       return value;
-    },
+    }),
+    sync: () => {},
     dispose: () => adam.dispose(),
   };
 }

@@ -74,7 +74,7 @@ describe('KD loop', () => {
     { type: 'dense' as const, units: 4 },
   ];
 
-  for (const [kind, studentLayers] of [['autodiff', layers], ['dense', [layers[0], layers[3]]]] as const) {
+  for (const [kind, studentLayers] of [['autodiff', layers], ['kernel', [layers[0], layers[3]]], ['dense', [layers[0], layers[3]]]] as const) {
     it(`keeps the live tensor count and RSS flat across 50 epochs, and lowers the loss (${kind} step)`, async () => {
       const student = await buildStudent(tf, { layers: [...studentLayers] }, [8], 3);
       const counts: number[] = [];
@@ -82,6 +82,7 @@ describe('KD loop', () => {
       const result = await distill(tf, student, train, {
         settings,
         teacherLogits,
+        step: kind,
         onEpoch: (p) => {
           counts.push(p.tensors);
           (globalThis as { gc?: () => void }).gc?.();
@@ -144,7 +145,8 @@ describe('out of memory', () => {
   const train: Dataset = inMemoryDataset('mem', x, [8], { y, source: 'mem' });
   const teacherLogits = new Float32Array(64 * 4);
 
-  // Both training paths: a Dense stack (the dense step) and a student autodiff trains.
+  // The TF.js steps, whose ops allocate device memory: a Dense stack (the dense step) and a
+  // student autodiff trains. The kernel's memory is sized once, before training.
   const students = { dense: [{ type: 'dense' as const, units: 4 }], autodiff: [{ type: 'dropout' as const, rate: 0.1 }, { type: 'dense' as const, units: 4 }] };
 
   for (const [kind, layers] of Object.entries(students)) {
@@ -158,7 +160,7 @@ describe('out of memory', () => {
       });
       const before = tf.memory().numTensors;
       try {
-        const result = await distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 2, batchSize: 64, learningRate: 0.01, seed: 1 }, teacherLogits });
+        const result = await distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 2, batchSize: 64, learningRate: 0.01, seed: 1 }, teacherLogits, step: kind as 'dense' | 'autodiff' });
         expect(result.epochsCompleted).toBe(2);
         expect(result.batchSize).toBe(16);
         expect(result.notes).toEqual(['Out of memory at batch size 64 in epoch 1; continued with 32.', 'Out of memory at batch size 32 in epoch 1; continued with 16.']);
@@ -183,7 +185,7 @@ describe('out of memory', () => {
       throw new Error('OOM when allocating tensor');
     });
     try {
-      await expect(distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 1, batchSize: 32, learningRate: 0.01, seed: 1 }, teacherLogits })).rejects.toThrow(/OOM/);
+      await expect(distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 1, batchSize: 32, learningRate: 0.01, seed: 1 }, teacherLogits, step: 'dense' })).rejects.toThrow(/OOM/);
     } finally {
       restore();
     }
@@ -227,7 +229,8 @@ describe('KD loop over a streamed split', () => {
       const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 6, activation: 'relu' }, { type: 'dense', units: 4 }] }, [8], 2);
       let rows = 0;
       const restore = onStudentMatMul(tf, 8, (n) => (rows += n));
-      const result = await distill(tf, student, train, { settings: { temperature: 2, alpha: 0.5, epochs: 6, batchSize: 16, learningRate: 0.02, seed: 4 }, teacherLogits }).finally(restore);
+      // Rows are counted at the dense step's matmuls; which rows each epoch visits is the loop's.
+      const result = await distill(tf, student, train, { settings: { temperature: 2, alpha: 0.5, epochs: 6, batchSize: 16, learningRate: 0.02, seed: 4 }, teacherLogits, step: 'dense' }).finally(restore);
       student.dispose();
       return { loss: result.loss, rows };
     };

@@ -6,7 +6,7 @@ import { FlatAdam } from '../../src/distill/adam.js';
 import { distillationLoss, kdLossAndGradient } from '../../src/distill/loss.js';
 import { seededRandom } from '../../src/distill/random.js';
 import { kdTargets, kdTerms } from '../../src/distill/targets.js';
-import { denseStack, trainingStep } from '../../src/distill/training-step.js';
+import { denseStack, trainingStep, type TrainingStep } from '../../src/distill/training-step.js';
 import { buildStudent } from '../../src/models/student.js';
 
 let tf: Tf;
@@ -118,24 +118,32 @@ describe('training step', () => {
     return { losses, weights: model.getWeights().map((w) => w.dataSync()) };
   }
 
-  async function ourRun(layers: LayerSpec[], steps: number) {
+  async function ourRun(layers: LayerSpec[], steps: number, kind?: TrainingStep['kind']) {
     const student = await buildStudent(tf, { layers }, [8], 5);
-    const step = trainingStep(tf, student, 0.01);
+    const step = trainingStep(tf, student, { learningRate: 0.01, terms: kdTerms(settings, true), sampleShape: [8], maxRows: rows, kind });
     const batch = kdTargets(teacher, labels, everyRow, classes, settings);
     const losses: number[] = [];
     for (let i = 0; i < steps; i++) {
-      const loss = tf.tidy(() => step.run(tf.tensor2d(x, [rows, 8]), tf.tensor2d(batch.targets, [rows, classes]), kdTerms(settings, true)));
-      losses.push(loss.dataSync()[0] + batch.constant / rows);
+      const loss = step.run(x, batch.targets, rows);
+      losses.push((typeof loss === 'number' ? loss : loss.dataSync()[0]) + batch.constant / rows);
+      if (typeof loss !== 'number') loss.dispose();
     }
+    step.sync();
     step.dispose();
     return { kind: step.kind, losses, weights: (student.layers as LayersModel).getWeights().map((w) => w.dataSync()) };
   }
 
-  for (const [name, layers] of [...Object.entries(denseStudents), ...Object.entries(otherStudents)]) {
-    const kind = name in denseStudents ? 'dense' : 'autodiff';
+  const cases = [
+    ...Object.entries(denseStudents).flatMap(([name, layers]) => [
+      { name, layers, kind: 'kernel' as const },
+      { name, layers, kind: 'dense' as const },
+    ]),
+    ...Object.entries(otherStudents).map(([name, layers]) => ({ name, layers, kind: 'autodiff' as const })),
+  ];
+  for (const { name, layers, kind } of cases) {
     it(`trains a student (${name}) with the ${kind} step exactly as autodiff with tf.train.adam does`, async () => {
       const steps = 8;
-      const [ours, reference] = [await ourRun(layers, steps), await referenceRun(layers, steps)];
+      const [ours, reference] = [await ourRun(layers, steps, kind === 'autodiff' ? undefined : kind), await referenceRun(layers, steps)];
       expect(ours.kind).toBe(kind);
       expect(maxRelativeError(ours.losses, reference.losses)).toBeLessThan(1e-4);
       expect(ours.weights).toHaveLength(reference.weights.length);
@@ -144,14 +152,26 @@ describe('training step', () => {
     });
   }
 
-  it('keeps the live tensor count flat from the second step on, on both paths', async () => {
-    for (const layers of [denseStudents['relu stack'], otherStudents['batch normalisation']]) {
-      const student = await buildStudent(tf, { layers }, [8], 5);
-      const step = trainingStep(tf, student, 0.01);
+  it('picks the kernel for Dense stacks on the bundled CPU backends, autodiff for the rest', async () => {
+    const dense = await buildStudent(tf, { layers: denseStudents['relu stack'] }, [8], 5);
+    const other = await buildStudent(tf, { layers: otherStudents['batch normalisation'] }, [8], 5);
+    const settingsFor = { learningRate: 0.01, terms: kdTerms(settings, true), sampleShape: [8], maxRows: rows };
+    expect(tf.getBackend()).toBe('cpu');
+    expect(trainingStep(tf, dense, settingsFor).kind).toBe('kernel');
+    expect(trainingStep(tf, other, settingsFor).kind).toBe('autodiff');
+    expect(() => trainingStep(tf, other, { ...settingsFor, kind: 'dense' })).toThrow(/Dense stacks only/);
+  });
+
+  it('keeps the live tensor count flat from the second step on, on every path', async () => {
+    for (const [layers, kind] of [[denseStudents['relu stack'], 'kernel'], [denseStudents['relu stack'], 'dense'], [otherStudents['batch normalisation'], 'autodiff']] as const) {
+      const student = await buildStudent(tf, { layers: [...layers] }, [8], 5);
+      const step = trainingStep(tf, student, { learningRate: 0.01, terms: kdTerms(settings, true), sampleShape: [8], maxRows: rows, kind });
       const batch = kdTargets(teacher, labels, everyRow, classes, settings);
       const counts: number[] = [];
       for (let i = 0; i < 5; i++) {
-        tf.tidy(() => step.run(tf.tensor2d(x, [rows, 8]), tf.tensor2d(batch.targets, [rows, classes]), kdTerms(settings, true))).dispose();
+        const loss = step.run(x, batch.targets, rows);
+        if (typeof loss !== 'number') loss.dispose();
+        step.sync();
         counts.push(tf.memory().numTensors);
       }
       expect(new Set(counts).size).toBe(1);

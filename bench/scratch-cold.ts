@@ -1,0 +1,10 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseConfig } from '../src/config/load.js';
+import { runPipeline } from '../src/pipeline.js';
+const ws = process.argv[2];
+const file = path.join(ws, 'distill-gate.yml');
+const config = parseConfig(await readFile(file, 'utf8'), file);
+const t0 = performance.now();
+const { report } = await runPipeline(config, { outDir: path.join(ws, 'oc'), backend: 'wasm', log: () => {} } as never);
+console.log('total', ((performance.now() - t0) / 1000).toFixed(3), 'training', report.training.seconds.toFixed(3));
