@@ -2,13 +2,7 @@ import type { Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import { DENSE_KD_WASM } from './kernel/dense-kd-wasm.js';
 import type { SoftmaxTerm } from './targets.js';
-
-/** A Dense layer as the kernel sees it; see `denseStack`. */
-export interface KernelLayer {
-  kernel: Variable;
-  bias?: Variable;
-  activation: 'linear' | 'relu' | 'sigmoid' | 'tanh';
-}
+import type { DenseLayer } from './training-step.js';
 
 const ACTIVATION_CODES = { linear: 0, relu: 1, sigmoid: 2, tanh: 3 } as const;
 // Byte sizes of the C structs in kernel/dense_kd.c (every field 4 bytes, no padding).
@@ -38,7 +32,7 @@ export class DenseKernel {
 
   constructor(
     private readonly tf: Tf,
-    layers: KernelLayer[],
+    layers: DenseLayer[],
     inputWidth: number,
     terms: SoftmaxTerm[],
     maxRows: number,

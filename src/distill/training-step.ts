@@ -3,17 +3,20 @@ import type { Tf } from '../backend/resolve.js';
 import type { LoadedModel } from '../models/model.js';
 import { rowLength } from '../data/batches.js';
 import { FlatAdam } from './adam.js';
-import { DenseKernel, type KernelLayer } from './dense-kernel.js';
+import { DenseKernel } from './dense-kernel.js';
 import { kdLoss, kdLossAndGradient } from './loss.js';
 import type { SoftmaxTerm } from './targets.js';
 
 /**
- * One optimisation step of the student: forward, KD loss, backward, Adam. Two ways to run it:
- * - 'dense': a Sequential stack of Dense layers (the usual edge student) gets a hand-derived
- *   backward pass, two matmuls and a bias sum per layer. On a small student a step is a few dozen
- *   small ops, and TF.js pays a fixed cost per op; this takes ~60 ops where autodiff with
- *   `tf.train.adam` takes ~200, and runs 2-2.5x faster. A test checks it against autodiff.
+ * One optimisation step of the student: forward, KD loss, backward, Adam. Three ways to run it
+ * (`trainingStep` picks; `npm run bench:step` measures them):
+ * - 'kernel': a Sequential stack of Dense layers (the usual edge student), the whole step in one
+ *   WebAssembly call (dense-kernel.ts): no TF.js op at all;
+ * - 'dense': the same students in TF.js ops, with a hand-derived backward pass: two matmuls and a
+ *   bias sum per layer, ~60 ops a step where autodiff with `tf.train.adam` takes ~200;
  * - 'autodiff': every other student (conv, dropout, normalisation...), through `tf.variableGrads`.
+ * On a small student TF.js's fixed cost per op is most of a step, hence the first two. Tests
+ * check each against autodiff through the paper's loss with `tf.train.adam`.
  */
 export interface TrainingStep {
   kind: 'kernel' | 'dense' | 'autodiff';
@@ -38,11 +41,15 @@ export interface StepSettings {
   kind?: TrainingStep['kind'];
 }
 
-/** Activations whose derivative the dense step knows, written in terms of the layer's output. */
+/** Activations whose derivative the dense step and the kernel know, in terms of the layer's output. */
 const DENSE_ACTIVATIONS = ['linear', 'relu', 'sigmoid', 'tanh'] as const;
 type DenseActivation = (typeof DENSE_ACTIVATIONS)[number];
 
-type DenseLayer = KernelLayer;
+export interface DenseLayer {
+  kernel: Variable;
+  bias?: Variable;
+  activation: DenseActivation;
+}
 
 /**
  * The fastest step that can train this student on this backend. A Dense stack on the bundled CPU
