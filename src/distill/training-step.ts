@@ -68,7 +68,14 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
     tf.tidy(() => inner(tf.tensor(x.subarray(0, rows * rowLength(sampleShape)), [rows, ...sampleShape]), tf.tensor2d(targets.subarray(0, rows * classes), [rows, classes])));
 
   if (kind === 'kernel') {
-    const kernel = new DenseKernel(tf, stack!.layers, rowLength(sampleShape), terms, maxRows, learningRate);
+    let kernel: DenseKernel;
+    try {
+      kernel = new DenseKernel(tf, stack!.layers, rowLength(sampleShape), terms, maxRows, learningRate);
+    } catch (error) {
+      // A student too large for a 32-bit WebAssembly memory (4 GiB) trains in TF.js ops instead.
+      if (settings.kind || !(error instanceof RangeError)) throw error;
+      return trainingStep(tf, student, { ...settings, kind: 'dense' });
+    }
     return { kind, run: (x, targets, rows) => kernel.run(x, targets, rows), sync: () => kernel.sync(), dispose: () => {} };
   }
   if (kind === 'dense') {

@@ -160,6 +160,11 @@ describe('training step', () => {
     expect(trainingStep(tf, dense, settingsFor).kind).toBe('kernel');
     expect(trainingStep(tf, other, settingsFor).kind).toBe('autodiff');
     expect(() => trainingStep(tf, other, { ...settingsFor, kind: 'dense' })).toThrow(/Dense stacks only/);
+    // Batches too large for a 32-bit WebAssembly memory: the dense step in TF.js ops instead,
+    // unless the kernel was asked for by name.
+    const huge = { ...settingsFor, maxRows: 60_000_000 };
+    expect(trainingStep(tf, dense, huge).kind).toBe('dense');
+    expect(() => trainingStep(tf, dense, { ...huge, kind: 'kernel' })).toThrow(RangeError);
   });
 
   it('keeps the live tensor count flat from the second step on, on every path', async () => {
