@@ -88,6 +88,7 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
     return { kind, run: onDevice((x, targets) => denseStep(tf, stack!, adam, transposeFirst, x, targets, terms)), sync: () => {}, dispose: () => adam.dispose() };
   }
   const variables = model.trainableWeights.map((w) => w.read() as Variable);
+  const constrained = model.trainableWeights.filter((w) => w.constraint != null);
   const adam = new FlatAdam(tf, variables, learningRate);
   return {
     kind,
@@ -95,10 +96,15 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
       const { value, grads } = tf.variableGrads(() => {
         const output = model.apply(x, { training: true }) as Tensor;
         const logits = student.output === 'probabilities' ? tf.log(tf.maximum(output, 1e-12)) : output;
-        return kdLoss(tf, logits, targets, terms);
+        // Weight regularisers (kernelRegularizer, biasRegularizer) join the loss, as in model.fit.
+        const penalties = model.calculateLosses();
+        const loss = kdLoss(tf, logits, targets, terms);
+        return penalties.length > 0 ? (tf.addN([loss, ...penalties]) as Scalar) : loss;
       }, variables);
       // A variable the loss does not reach (a frozen branch) gets no gradient: it stays put.
       adam.apply(variables.map((v) => grads[v.name] ?? tf.zerosLike(v)));
+      // Weight constraints (kernelConstraint, biasConstraint) after each update, as in model.fit.
+      for (const weight of constrained) (weight.read() as Variable).assign(weight.constraint.apply(weight.read()));
       return value;
     }),
     sync: () => {},
@@ -115,7 +121,9 @@ export function denseStack(model: LayersModel): { flatten: boolean; layers: Dens
   const layers: DenseLayer[] = [];
   for (const [index, layer] of denses.entries()) {
     if (layer.getClassName() !== 'Dense' || !layer.trainable) return undefined;
-    const config = layer.getConfig() as { activation?: string; useBias?: boolean };
+    const config = layer.getConfig() as { activation?: string; useBias?: boolean } & Record<string, unknown>;
+    // Regularisers and constraints are applied by the autodiff step only.
+    if (['kernelRegularizer', 'biasRegularizer', 'activityRegularizer', 'kernelConstraint', 'biasConstraint'].some((key) => config[key] != null)) return undefined;
     let activation = config.activation ?? 'linear';
     // A softmax output trains on its logits: the KD loss only sees softmax(logits / T) and
     // log softmax(logits), which a softmax in front leaves unchanged.

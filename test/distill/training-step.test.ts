@@ -97,6 +97,7 @@ describe('training step', () => {
     'batch normalisation': [{ type: 'dense', units: 6, activation: 'relu' }, { type: 'batchNormalization' }, { type: 'dense', units: classes }],
     'elu activation': [{ type: 'dense', units: 6, activation: 'elu' }, { type: 'dense', units: classes }],
     'softmax in a hidden layer': [{ type: 'dense', units: 6, activation: 'softmax' }, { type: 'dense', units: classes }],
+    'an L2 kernel regulariser': [{ type: 'dense', units: 6, activation: 'relu', kernelRegularizer: { className: 'L1L2', config: { l1: 0, l2: 0.05 } } }, { type: 'dense', units: classes }],
   };
   const x = randomArray(rows * 8, 3);
   const teacher = randomArray(rows * classes, 4, 3);
@@ -111,7 +112,8 @@ describe('training step', () => {
       const loss = optimizer.minimize(() => {
         const output = model.apply(tf.tensor2d(x, [rows, 8]), { training: true }) as Tensor;
         const logits = student.output === 'probabilities' ? tf.log(tf.maximum(output, 1e-12)) : output;
-        return distillationLoss(tf, logits, tf.tensor2d(teacher, [rows, classes]), tf.tensor1d(labels, 'int32'), settings);
+        const loss = distillationLoss(tf, logits, tf.tensor2d(teacher, [rows, classes]), tf.tensor1d(labels, 'int32'), settings);
+        return tf.addN([loss, ...model.calculateLosses()]) as typeof loss;
       }, true);
       losses.push(loss!.dataSync()[0]);
     }
@@ -183,6 +185,17 @@ describe('training step', () => {
       step.dispose();
       student.dispose();
     }
+  });
+
+  it('applies weight constraints after every update', async () => {
+    const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 6, activation: 'relu', kernelConstraint: 'nonNeg' }, { type: 'dense', units: classes }] }, [8], 5);
+    const step = trainingStep(tf, student, { learningRate: 0.05, terms: kdTerms(settings, true), sampleShape: [8], maxRows: rows });
+    expect(step.kind).toBe('autodiff');
+    const batch = kdTargets(teacher, labels, everyRow, classes, settings);
+    for (let i = 0; i < 20; i++) (step.run(x, batch.targets, rows) as Tensor).dispose();
+    const kernel = (student.layers as LayersModel).getWeights()[0].dataSync();
+    expect(Math.min(...kernel)).toBeGreaterThanOrEqual(0);
+    step.dispose();
   });
 
   it('takes the dense step only for Sequential stacks of trainable Dense layers', async () => {
