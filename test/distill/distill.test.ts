@@ -94,7 +94,7 @@ describe('KD loop', () => {
       console.log(`50 epochs: tensors ${counts[0]} at epoch 1, ${counts[49]} at epoch 50; RSS ${mib(rss[0])} MiB at epoch 1, ${mib(rss[9])} MiB at epoch 10, ${mib(rss[49])} MiB at epoch 50`);
       // Compared from epoch 10, once the allocator and JIT have warmed up.
       expect(rss[49] - rss[9]).toBeLessThan(8 * 2 ** 20);
-      // Adam creates its slot variables in the first step; from then on nothing may accumulate.
+      // Nothing may accumulate from one epoch to the next.
       expect(new Set(counts.slice(1)).size).toBe(1);
       expect(result.loss[49]).toBeLessThan(result.loss[0] * 0.5);
       student.dispose();

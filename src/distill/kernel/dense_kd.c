@@ -10,7 +10,8 @@
 typedef unsigned int u32;
 
 // Math.exp and Math.log from the host: wasm has no transcendental instructions, and the host's
-// are exact to the last bit and deterministic, which a hand-rolled approximation would not be.
+// are accurate and deterministic in double precision, where a hand-rolled approximation in float
+// would add its own error to the loss.
 __attribute__((import_module("env"), import_name("exp"))) double host_exp(double);
 __attribute__((import_module("env"), import_name("log"))) double host_log(double);
 
