@@ -300,7 +300,7 @@ async function trainingStepFailure(tf: Tf, config: Config, teacher: LoadedModel,
   const probe = await buildStudent(tf, config.student, teacher.inputShape, config.distill.seed);
   const rows = Math.min(2, train.size);
   const sample = await train.read(0, rows);
-  // The very step training runs (dense or autodiff), so the kernels checked are the ones it needs;
+  // The very step training runs (kernel, dense or autodiff), so what is checked is what it needs;
   // a learning rate of 0 leaves the probe's weights as they were.
   const step = trainingStep(tf, probe, { learningRate: 0, terms: kdTerms(config.distill, train.y !== undefined), sampleShape: train.sampleShape, maxRows: rows });
   try {
