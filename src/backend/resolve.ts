@@ -1,10 +1,9 @@
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import type { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import * as bundledTf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { InputError } from '../errors.js';
+import { initialiseBundled } from './bundled.js';
 import type { BackendName } from '../config/schema.js';
 import { describeAdapter, findAdapter, initialiseWebGpu, type AdapterDescription } from './webgpu.js';
 
@@ -93,36 +92,7 @@ async function initialise(
     }
     return { tf, name, source: found.path };
   }
-  if (name === 'wasm') {
-    const directory = wasmDirectory();
-    // The wasm backend's Emscripten loader reads the CommonJS `__dirname` under Node; inside the
-    // ESM bundle that name does not exist, so it is provided globally before initialisation.
-    const globals = globalThis as { __dirname?: string };
-    globals.__dirname ??= directory;
-    setWasmPaths(directory);
-  }
-  // setBackend resolves false (it does not throw) when initialisation fails; later ops would
-  // then run on whatever backend was left, so the result is checked.
-  if (!(await bundledTf.setBackend(name)) || bundledTf.getBackend() !== name) {
-    throw new Error(`the bundled TF.js "${name}" backend did not initialise.`);
-  }
-  // The cpu backend greets its first tensor with advice to install tfjs-node; distill-gate's log
-  // already says which backend it chose and why, so the greeting is switched off.
-  const active = bundledTf.backend() as { firstUse?: boolean };
-  if ('firstUse' in active) active.firstUse = false;
-  return { tf: bundledTf, name, source: 'bundled' };
-}
-
-/**
- * The wasm binaries sit beside the ncc bundle (copied by `npm run package`) or in the installed
- * package; the bundled file is preferred so that the action needs no node_modules.
- */
-function wasmDirectory(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  if (existsSync(path.join(here, 'tfjs-backend-wasm-simd.wasm'))) return `${here}${path.sep}`;
-  const require = createRequire(import.meta.url);
-  const pkg = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
-  return `${path.join(pkg, 'dist')}${path.sep}`;
+  return { tf: await initialiseBundled(name), name, source: 'bundled' };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { BundledBackend } from '../backend/bundled.js';
 import type { ConcreteBackend, Tf } from '../backend/resolve.js';
 import { predictLogitsInWorkers, workersFor } from './teacher-workers.js';
 import type { Dataset } from '../data/dataset.js';
@@ -36,7 +37,8 @@ export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, 
     }
   }
   const workers = modelJson ? workersFor(train, backend) : 1;
-  const logits = workers > 1 ? await predictLogitsInWorkers(teacher, modelJson!, backend, train, workers) : await predictLogits(tf, teacher, train);
+  // workersFor gives more than one only on the bundled backends (wasm, cpu).
+  const logits = workers > 1 ? await predictLogitsInWorkers(teacher, modelJson!, backend as BundledBackend, train, workers) : await predictLogits(tf, teacher, train);
   if (cacheFile) {
     await mkdir(path.dirname(cacheFile), { recursive: true });
     // Write then rename: readers never see half an entry.

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { ConcreteBackend } from '../backend/resolve.js';
+import type { BundledBackend } from '../backend/bundled.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/model.js';
 import { INFERENCE_BATCH } from '../models/predict.js';
@@ -39,7 +39,7 @@ function workerScript(): { url: URL; typescript: boolean } | undefined {
   return undefined;
 }
 
-export async function predictLogitsInWorkers(teacher: LoadedModel, modelJson: string, backend: ConcreteBackend, dataset: Dataset, workers: number): Promise<Float32Array> {
+export async function predictLogitsInWorkers(teacher: LoadedModel, modelJson: string, backend: BundledBackend, dataset: Dataset, workers: number): Promise<Float32Array> {
   const script = workerScript();
   if (!script) throw new Error('the teacher worker script is missing beside distill-gate\'s code (a broken install or bundle)');
   const rowsPerWorker = Math.ceil(Math.ceil(dataset.size / INFERENCE_BATCH) / workers) * INFERENCE_BATCH;
