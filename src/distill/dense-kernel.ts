@@ -6,7 +6,7 @@ import type { DenseLayer } from './training-step.js';
 
 const ACTIVATION_CODES = { linear: 0, relu: 1, sigmoid: 2, tanh: 3 } as const;
 // Byte sizes of the C structs in kernel/dense_kd.c (every field 4 bytes, no padding).
-const STEP_BYTES = 56;
+const STEP_BYTES = 60;
 const LAYER_BYTES = 28;
 const PAGE = 65536;
 
@@ -59,6 +59,7 @@ export class DenseKernel {
     const classes = layers[layers.length - 1].kernel.shape[1] as number;
     const xAddress = take(maxRows * inputWidth * 4);
     const targetsAddress = take(maxRows * classes * 4);
+    const scratchAddress = take(classes * 8);
     const variables = layers.flatMap((l) => (l.bias ? [l.kernel, l.bias] : [l.kernel]));
     const paramCount = variables.reduce((sum, v) => sum + v.size, 0);
     const [params, grads, moment1, moment2] = [take(paramCount * 4), take(paramCount * 4), take(paramCount * 4), take(paramCount * 4)];
@@ -71,7 +72,7 @@ export class DenseKernel {
     const step = this.stepAddress / 4;
     words.set([layers.length, inputWidth, terms.length], step);
     floats.set([terms[0].scale, terms[1]?.scale ?? 0, terms[0].weight, terms[1]?.weight ?? 0], step + 3);
-    words.set([xAddress, targetsAddress, params, grads, moment1, moment2, paramCount], step + 7);
+    words.set([xAddress, targetsAddress, params, grads, moment1, moment2, paramCount, scratchAddress], step + 7);
     let offset = 0;
     this.offsets = [];
     layers.forEach((layer, i) => {

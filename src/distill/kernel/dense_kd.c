@@ -31,6 +31,7 @@ typedef struct {
   float *moment1;    // Adam's moments, same layout
   float *moment2;
   u32 paramCount;
+  double *scratch;   // [classes], one row's exponentials
 } Step;
 
 typedef struct {
@@ -106,10 +107,10 @@ static float kdLoss(const Step *s, const float *logits, u32 rows, u32 classes, f
       float max = z[0] * scale;
       for (u32 c = 1; c < classes; c++) max = z[c] * scale > max ? z[c] * scale : max;
       double total = 0.0;
-      for (u32 c = 0; c < classes; c++) total += host_exp((double)(z[c] * scale - max));
+      for (u32 c = 0; c < classes; c++) total += s->scratch[c] = host_exp((double)(z[c] * scale - max));
       value += (double)s->weight[term] * (host_log(total) + (double)max);
       const float gain = s->weight[term] * scale;
-      for (u32 c = 0; c < classes; c++) d[c] += gain * (float)(host_exp((double)(z[c] * scale - max)) / total);
+      for (u32 c = 0; c < classes; c++) d[c] += gain * (float)(s->scratch[c] / total);
     }
     for (u32 c = 0; c < classes; c++) d[c] *= inverseRows;
   }
