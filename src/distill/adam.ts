@@ -9,6 +9,12 @@ import type { Tf } from '../backend/resolve.js';
  *   lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)  ==  lr_t * m / (sqrt(v) + eps_t)
  *   with lr_t = lr * sqrt(1-b2^t) / (1-b1^t)  and  eps_t = eps * sqrt(1-b2^t).
  */
+/** Adam's step size and epsilon for step `step` (from 1), bias corrections folded in (see FlatAdam). */
+export function correctedAdam(step: number, learningRate: number, beta1: number, beta2: number, epsilon: number): { rate: number; epsilon: number } {
+  const correction2 = Math.sqrt(1 - beta2 ** step);
+  return { rate: (learningRate * correction2) / (1 - beta1 ** step), epsilon: epsilon * correction2 };
+}
+
 export class FlatAdam {
   private readonly firstMoment: Variable;
   private readonly secondMoment: Variable;
@@ -39,9 +45,8 @@ export class FlatAdam {
     const flat = gradients.length === 1 ? tf.reshape(gradients[0], [-1]) : tf.concat(gradients.map((g) => tf.reshape(g, [-1])));
     const m = tf.add(tf.mul(this.firstMoment, beta1), tf.mul(flat, 1 - beta1));
     const v = tf.add(tf.mul(this.secondMoment, beta2), tf.mul(tf.square(flat), 1 - beta2));
-    const correction2 = Math.sqrt(1 - beta2 ** step);
-    const rate = (this.learningRate * correction2) / (1 - beta1 ** step);
-    const update = tf.mul(tf.div(m, tf.add(tf.sqrt(v), this.epsilon * correction2)), rate);
+    const { rate, epsilon } = correctedAdam(step, this.learningRate, beta1, beta2, this.epsilon);
+    const update = tf.mul(tf.div(m, tf.add(tf.sqrt(v), epsilon)), rate);
     const parts = this.variables.length === 1 ? [update] : tf.split(update, this.sizes);
     const values = this.variables.map((variable, i) => tf.sub(variable, tf.reshape(parts[i], variable.shape)));
     this.firstMoment.assign(m);

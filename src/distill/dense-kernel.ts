@@ -1,5 +1,6 @@
 import type { Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
+import { correctedAdam } from './adam.js';
 import { DENSE_KD_WASM } from './kernel/dense-kd-wasm.js';
 import type { SoftmaxTerm } from './targets.js';
 import type { DenseLayer } from './training-step.js';
@@ -98,9 +99,8 @@ export class DenseKernel {
     this.x.set(x);
     this.targets.set(targets);
     const t = this.steps + 1;
-    const correction2 = Math.sqrt(1 - this.beta2 ** t);
-    const rate = (this.learningRate * correction2) / (1 - this.beta1 ** t);
-    const loss = this.stepFunction(this.stepAddress, this.layersAddress, rows, rate, this.epsilon * correction2, this.beta1, this.beta2);
+    const { rate, epsilon } = correctedAdam(t, this.learningRate, this.beta1, this.beta2, this.epsilon);
+    const loss = this.stepFunction(this.stepAddress, this.layersAddress, rows, rate, epsilon, this.beta1, this.beta2);
     this.steps = t;
     return loss;
   }

@@ -61,16 +61,17 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
   const model = student.layers as LayersModel;
   const { learningRate, terms, sampleShape, maxRows } = settings;
   const classes = student.outputWidth;
+  const width = rowLength(sampleShape);
   const stack = denseStack(model);
   const kind = settings.kind ?? (stack ? (['wasm', 'cpu'].includes(tf.getBackend()) ? 'kernel' : 'dense') : 'autodiff');
   if (kind !== 'autodiff' && !stack) throw new Error(`the ${kind} step trains Dense stacks only`);
   const onDevice = (inner: (x: Tensor, targets: Tensor) => Scalar) => (x: Float32Array, targets: Float32Array, rows: number) =>
-    tf.tidy(() => inner(tf.tensor(x.subarray(0, rows * rowLength(sampleShape)), [rows, ...sampleShape]), tf.tensor2d(targets.subarray(0, rows * classes), [rows, classes])));
+    tf.tidy(() => inner(tf.tensor(x.subarray(0, rows * width), [rows, ...sampleShape]), tf.tensor2d(targets.subarray(0, rows * classes), [rows, classes])));
 
   if (kind === 'kernel') {
     let kernel: DenseKernel;
     try {
-      kernel = new DenseKernel(tf, stack!.layers, rowLength(sampleShape), terms, maxRows, learningRate);
+      kernel = new DenseKernel(tf, stack!.layers, width, terms, maxRows, learningRate);
     } catch (error) {
       // A student too large for a 32-bit WebAssembly memory (4 GiB) trains in TF.js ops instead.
       if (settings.kind || !(error instanceof RangeError)) throw error;
