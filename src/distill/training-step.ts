@@ -3,18 +3,20 @@ import type { Tf } from '../backend/resolve.js';
 import type { LoadedModel } from '../models/model.js';
 import { rowLength } from '../data/batches.js';
 import { FlatAdam } from './adam.js';
-import { DenseKernel } from './dense-kernel.js';
 import { kdLoss, kdLossAndGradient } from './loss.js';
+import { NetKernel, planKernel } from './net-kernel.js';
 import type { SoftmaxTerm } from './targets.js';
 
 /**
  * One optimisation step of the student: forward, KD loss, backward, Adam. Three ways to run it
  * (`trainingStep` picks; `npm run bench:step` measures them):
- * - 'kernel': a Sequential stack of Dense layers (the usual edge student), the whole step in one
- *   WebAssembly call (dense-kernel.ts): no TF.js op at all;
- * - 'dense': the same students in TF.js ops, with a hand-derived backward pass: two matmuls and a
+ * - 'kernel': a Sequential student of the layers the README lists (Dense, convolutions, pools,
+ *   normalisation, dropout...), the whole step in one WebAssembly call (net-kernel.ts): no TF.js
+ *   op at all, so no per-op cost and no dependence on the backend's gradient kernels;
+ * - 'dense': a Dense stack in TF.js ops, with a hand-derived backward pass: two matmuls and a
  *   bias sum per layer, ~60 ops a step where autodiff with `tf.train.adam` takes ~200;
- * - 'autodiff': every other student (conv, dropout, normalisation...), through `tf.variableGrads`.
+ * - 'autodiff': everything else (functional graphs, other activations, regularisers, frozen
+ *   layers), through `tf.variableGrads`.
  * On a small student TF.js's fixed cost per op is most of a step, hence the first two. Tests
  * check each against autodiff through the paper's loss with `tf.train.adam`.
  */
@@ -39,6 +41,8 @@ export interface StepSettings {
   maxRows: number;
   /** Which step to use; by default the kernel where it pays (see `trainingStep`). */
   kind?: TrainingStep['kind'];
+  /** Seeds the kernel's dropout masks (distill.seed); the autodiff step seeds Dropout layers itself. */
+  seed?: number;
 }
 
 /** Activations whose derivative the dense step and the kernel know, in terms of the layer's output. */
@@ -52,47 +56,52 @@ export interface DenseLayer {
 }
 
 /**
- * The fastest step that can train this student on this backend. A Dense stack on the bundled CPU
- * backends (wasm, cpu) gets the WebAssembly kernel, whose step has no per-op cost at all; on
- * tfjs-node and GPU backends, whose ops are cheap to dispatch and fast at large sizes, the dense
- * step in TF.js ops; any other student, autodiff.
+ * The fastest step that can train this student on this backend. On the bundled CPU backends
+ * (wasm, cpu) every student the kernel can express gets it; on tfjs-node and GPU backends, whose
+ * ops are cheap to dispatch and fast at large sizes, a Dense stack gets the dense step in TF.js
+ * ops; anything else, autodiff. `whyNotKernel` says why a student did not get the kernel.
  */
-export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSettings): TrainingStep {
+export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSettings): TrainingStep & { whyNotKernel?: string } {
   const model = student.layers as LayersModel;
   const { learningRate, terms, sampleShape, maxRows } = settings;
   const classes = student.outputWidth;
   const width = rowLength(sampleShape);
   const stack = denseStack(model);
-  const kind = settings.kind ?? (stack ? (['wasm', 'cpu'].includes(tf.getBackend()) ? 'kernel' : 'dense') : 'autodiff');
-  if (kind !== 'autodiff' && !stack) throw new Error(`the ${kind} step trains Dense stacks only`);
+  const plan = planKernel(model);
+  const whyNotKernel = 'unsupported' in plan ? plan.unsupported : undefined;
+  const bundled = ['wasm', 'cpu'].includes(tf.getBackend());
+  const kind = settings.kind ?? (bundled && 'ops' in plan ? 'kernel' : stack ? 'dense' : 'autodiff');
+  if (kind === 'kernel' && 'unsupported' in plan) throw new Error(`the kernel step cannot train this student: ${plan.unsupported}`);
+  if (kind === 'dense' && !stack) throw new Error('the dense step trains Dense stacks only');
   const onDevice = (inner: (x: Tensor, targets: Tensor) => Scalar) => (x: Float32Array, targets: Float32Array, rows: number) =>
     tf.tidy(() => inner(tf.tensor(x.subarray(0, rows * width), [rows, ...sampleShape]), tf.tensor2d(targets.subarray(0, rows * classes), [rows, classes])));
 
-  if (kind === 'kernel') {
-    let kernel: DenseKernel;
+  if (kind === 'kernel' && 'ops' in plan) {
+    let kernel: NetKernel;
     try {
-      kernel = new DenseKernel(tf, stack!.layers, width, terms, maxRows, learningRate);
+      kernel = new NetKernel(tf, plan.ops, terms, maxRows, learningRate, settings.seed ?? 0);
     } catch (error) {
       // A student too large for a 32-bit WebAssembly memory (4 GiB) trains in TF.js ops instead.
       if (settings.kind || !(error instanceof RangeError)) throw error;
-      return trainingStep(tf, student, { ...settings, kind: 'dense' });
+      return { ...trainingStep(tf, student, { ...settings, kind: stack ? 'dense' : 'autodiff' }), whyNotKernel: error.message };
     }
     return { kind, run: (x, targets, rows) => kernel.run(x, targets, rows), sync: () => kernel.sync(), dispose: () => {} };
   }
-  if (kind === 'dense') {
+  if (kind === 'dense' && stack) {
     const variables = stack!.layers.flatMap((l) => (l.bias ? [l.kernel, l.bias] : [l.kernel]));
     const adam = new FlatAdam(tf, variables, learningRate);
     // The wasm backend's matmul with a transposed first operand is ~4x slower than transposing
     // first (185 vs 45 us for the reference student's 64x64 by 64x32); the cpu backend is the
     // other way round.
     const transposeFirst = tf.getBackend() === 'wasm';
-    return { kind, run: onDevice((x, targets) => denseStep(tf, stack!, adam, transposeFirst, x, targets, terms)), sync: () => {}, dispose: () => adam.dispose() };
+    return { kind, whyNotKernel, run: onDevice((x, targets) => denseStep(tf, stack, adam, transposeFirst, x, targets, terms)), sync: () => {}, dispose: () => adam.dispose() };
   }
   const variables = model.trainableWeights.map((w) => w.read() as Variable);
   const constrained = model.trainableWeights.filter((w) => w.constraint != null);
   const adam = new FlatAdam(tf, variables, learningRate);
   return {
-    kind,
+    kind: 'autodiff',
+    whyNotKernel,
     run: onDevice((x, targets) => {
       const { value, grads } = tf.variableGrads(() => {
         const output = model.apply(x, { training: true }) as Tensor;

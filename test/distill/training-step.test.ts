@@ -145,7 +145,7 @@ describe('training step', () => {
   for (const { name, layers, kind } of cases) {
     it(`trains a student (${name}) with the ${kind} step exactly as autodiff with tf.train.adam does`, async () => {
       const steps = 8;
-      const [ours, reference] = [await ourRun(layers, steps, kind === 'autodiff' ? undefined : kind), await referenceRun(layers, steps)];
+      const [ours, reference] = [await ourRun(layers, steps, kind), await referenceRun(layers, steps)];
       expect(ours.kind).toBe(kind);
       expect(maxRelativeError(ours.losses, reference.losses)).toBeLessThan(1e-4);
       expect(ours.weights).toHaveLength(reference.weights.length);
@@ -154,13 +154,16 @@ describe('training step', () => {
     });
   }
 
-  it('picks the kernel for Dense stacks on the bundled CPU backends, autodiff for the rest', async () => {
+  it('picks the kernel on the bundled CPU backends for the layers it knows, autodiff for the rest', async () => {
     const dense = await buildStudent(tf, { layers: denseStudents['relu stack'] }, [8], 5);
-    const other = await buildStudent(tf, { layers: otherStudents['batch normalisation'] }, [8], 5);
+    const normalised = await buildStudent(tf, { layers: otherStudents['batch normalisation'] }, [8], 5);
+    const other = await buildStudent(tf, { layers: otherStudents['elu activation'] }, [8], 5);
     const settingsFor = { learningRate: 0.01, terms: kdTerms(settings, true), sampleShape: [8], maxRows: rows };
     expect(tf.getBackend()).toBe('cpu');
     expect(trainingStep(tf, dense, settingsFor).kind).toBe('kernel');
+    expect(trainingStep(tf, normalised, settingsFor).kind).toBe('kernel');
     expect(trainingStep(tf, other, settingsFor).kind).toBe('autodiff');
+    expect(trainingStep(tf, other, settingsFor).whyNotKernel).toMatch(/activation "elu"/);
     expect(() => trainingStep(tf, other, { ...settingsFor, kind: 'dense' })).toThrow(/Dense stacks only/);
     // Batches too large for a 32-bit WebAssembly memory: the dense step in TF.js ops instead,
     // unless the kernel was asked for by name.
