@@ -2,27 +2,85 @@ import type { Tf } from '../backend/resolve.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from './model.js';
 
-/** Inference batch: large enough to amortise call overhead, small enough for any device. */
+/** Largest inference batch: beyond this, call overhead is already amortised for any model. */
 export const INFERENCE_BATCH = 512;
+
+/**
+ * Bytes the activations of one inference batch may take, per backend. Estimates, chosen so that a
+ * batch never comes near a backend's limit and peak memory stays a small multiple of the input:
+ * - wasm: one wasm32 heap per thread, capped at 4 GiB, that TF.js grows and never shrinks; the
+ *   teacher's weights live there too, and each teacher worker thread has its own heap. 256 MiB
+ *   keeps even 8 workers' heaps well inside a CI runner's memory.
+ * - cpu: tensors are JS typed arrays, all counted in the process's RSS; 256 MiB likewise.
+ * - native TensorFlow and GPU backends: native memory or device memory, usually several GiB, but
+ *   WebGPU caps one buffer at 256 MiB by default; 512 MiB keeps the largest tensor below that.
+ */
+export const INFERENCE_BUDGET_BYTES: Record<string, number> = {
+  wasm: 256 * 2 ** 20,
+  cpu: 256 * 2 ** 20,
+};
+export const DEFAULT_INFERENCE_BUDGET_BYTES = 512 * 2 ** 20;
+
+/**
+ * Live activation bytes per input byte during one forward pass of a conv net. MobileNetV2 at
+ * 224x224x3 (150,528 floats in) has layers of 112x112x96 (1.2M floats, 8x the input); while
+ * one runs, its input, its output and a residual branch are alive (~24x the input), and
+ * XNNPACK's scratch buffers add more. 32 covers that; an MLP's activations are a few times its
+ * input, so it overestimates them, which only matters for inputs of thousands of features.
+ */
+export const ACTIVATION_FACTOR = 32;
+
+/**
+ * Rows per inference call for samples of `sampleShape` on `backend`:
+ * clamp(floor(budget / (bytesPerRow * ACTIVATION_FACTOR)), 1, 512). At float32, 64 features
+ * (8 KiB of activations a row) and 28x28x1 (100 KiB) get 512; 64x64x3 gets 170; 224x224x3
+ * (19 MB a row) gets 13 on wasm, where 512 rows would need 10 GB of its 4 GiB heap.
+ */
+export function inferenceBatch(sampleShape: readonly number[], backend: string, bytesPerElement = 4): number {
+  const rowBytes = Math.max(1, sampleShape.reduce((a, b) => a * b, 1) * bytesPerElement);
+  const budget = INFERENCE_BUDGET_BYTES[backend] ?? DEFAULT_INFERENCE_BUDGET_BYTES;
+  return Math.max(1, Math.min(INFERENCE_BATCH, Math.floor(budget / (rowBytes * ACTIVATION_FACTOR))));
+}
+
+/** Errors a backend throws when one call's memory does not fit (wasm heap, native, GPU, JS). */
+const OUT_OF_MEMORY = /out of memory|\bOOM\b|memory access out of bounds|Cannot enlarge memory|Array buffer allocation failed|allocation failed|Failed to allocate/i;
+
+export function isOutOfMemory(error: unknown): boolean {
+  return OUT_OF_MEMORY.test(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+}
 
 /**
  * Runs `model` over the first `limit` rows of `dataset`, one predict call per batch (never the
  * default batch of 32), and returns logits row-major. A softmax model's probabilities are turned
- * into log-probabilities, which every consumer treats as logits.
+ * into log-probabilities, which every consumer treats as logits. The batch is chosen from the
+ * sample size and the backend (`inferenceBatch`); a call that still runs out of memory is retried
+ * with half the rows, down to one, and the smaller batch is kept for the rest of the pass.
  */
-export async function predictLogits(tf: Tf, model: LoadedModel, dataset: Dataset, limit = dataset.size, batch = INFERENCE_BATCH): Promise<Float32Array> {
+export async function predictLogits(tf: Tf, model: LoadedModel, dataset: Dataset, limit = dataset.size, batch = inferenceBatch(dataset.sampleShape, tf.getBackend())): Promise<Float32Array> {
   const total = Math.min(limit, dataset.size);
   const out = new Float32Array(total * model.outputWidth);
-  for (let start = 0; start < total; start += batch) {
-    const count = Math.min(batch, total - start);
+  let size = Math.max(1, batch);
+  for (let start = 0; start < total;) {
+    const count = Math.min(size, total - start);
     const rows = await dataset.read(start, count);
-    const logits = tf.tidy(() => {
-      const x = tf.tensor(rows, [count, ...dataset.sampleShape]);
-      const y = model.predict(x);
-      return model.output === 'probabilities' ? tf.log(tf.maximum(y, 1e-12)) : y;
-    });
+    let logits;
+    try {
+      logits = tf.tidy(() => {
+        const x = tf.tensor(rows, [count, ...dataset.sampleShape]);
+        const y = model.predict(x);
+        return model.output === 'probabilities' ? tf.log(tf.maximum(y, 1e-12)) : y;
+      });
+    } catch (error) {
+      // tidy has disposed the batch's tensors; try again with half as many rows.
+      if (count > 1 && isOutOfMemory(error)) {
+        size = Math.ceil(count / 2);
+        continue;
+      }
+      throw error;
+    }
     out.set((await logits.data()) as Float32Array, start * model.outputWidth);
     logits.dispose();
+    start += count;
   }
   return out;
 }
