@@ -94,6 +94,7 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
   const [train, evalSet] = await Promise.all([loadSplit(config.data.train, 'train', loading), loadSplit(config.data.eval, 'eval', loading)]);
   for (const split of [train, evalSet]) if (split.streamed) log(`data: streaming ${split.source} in chunks of ${split.chunkRows} rows`);
   let { teacher, student } = await loadModels(backend.tf, config, train, evalSet);
+  for (const note of teacher.notes ?? []) log(`teacher: ${note}`);
   const stepFailure = requested === 'auto' ? await trainingStepFailure(backend.tf, config, teacher, train) : undefined;
   if (stepFailure !== undefined) {
     // The wasm backend lacks some gradient kernels (Conv2DBackpropFilter among them).
@@ -260,8 +261,7 @@ function trainingBudget(minutes: number | undefined): { signal: AbortSignal; cle
 }
 
 async function loadModels(tf: Tf, config: Config, train: Dataset, evalSet: Dataset): Promise<{ teacher: LoadedModel; student: LoadedModel }> {
-  const teacher = await loadModel(tf, config.teacher, 'teacher');
-  if (config.teacherOutput !== 'auto') teacher.output = config.teacherOutput;
+  const teacher = await loadModel(tf, config.teacher, 'teacher', { head: config.teacherHead, output: config.teacherOutput });
   try {
     for (const split of [train, evalSet]) checkAgainstTeacher(split, teacher.inputShape, teacher.outputWidth, config.teacher);
     if (train.size < config.distill.batchSize) {

@@ -73,6 +73,8 @@ export type GateSpec = z.input<typeof gateSpec>;
 export const configSchema = z.strictObject({
   teacher: path,
   teacherOutput: z.enum(['auto', 'logits', 'probabilities']).default('auto'),
+  /** Which output of a multi-output teacher to distill: a signature key, node or tensor name, or an output layer's name. */
+  teacherHead: z.string().refine((name) => name.length > 0, { message: 'must name one of the teacher\'s outputs (a signature key, node name or output layer name)' }).optional(),
   student,
   data: z.strictObject({
     train: split,

@@ -6,10 +6,13 @@ import type { ConcreteBackend, Tf } from '../backend/resolve.js';
 import { predictLogitsInWorkers, workersFor } from './teacher-workers.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/model.js';
-import { predictLogits } from '../models/predict.js';
+import { inferenceBatch, predictLogits } from '../models/predict.js';
 
-/** Bump when the stored layout or what the logits mean changes, so old entries stop matching. */
-const CACHE_FORMAT = 1;
+/**
+ * Bump when the stored layout or what the logits mean changes, so old entries stop matching.
+ * 2: the key names the teacher's head and width (one-unit heads became two classes).
+ */
+const CACHE_FORMAT = 2;
 
 export interface SoftTargets {
   logits: Float32Array;
@@ -37,8 +40,10 @@ export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, 
     }
   }
   const workers = modelJson ? workersFor(train, backend) : 1;
+  // One batch size, from the sample size and the backend's memory, for this thread and the workers.
+  const batch = inferenceBatch(train.sampleShape, backend);
   // workersFor gives more than one only on the bundled backends (wasm, cpu).
-  const logits = workers > 1 ? await predictLogitsInWorkers(teacher, modelJson!, backend as BundledBackend, train, workers) : await predictLogits(tf, teacher, train);
+  const logits = workers > 1 ? await predictLogitsInWorkers(teacher, modelJson!, backend as BundledBackend, train, workers, batch) : await predictLogits(tf, teacher, train, train.size, batch);
   if (cacheFile) {
     await mkdir(path.dirname(cacheFile), { recursive: true });
     // Write then rename: readers never see half an entry.
@@ -50,7 +55,7 @@ export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, 
 }
 
 export async function cacheKey(teacher: LoadedModel, train: Dataset, backend: string): Promise<string> {
-  const hash = createHash('sha256').update(`distill-gate soft targets v${CACHE_FORMAT}\n${teacher.fingerprint}\n${teacher.output}\n${backend}\n${train.sampleShape.join('x')}\n`);
+  const hash = createHash('sha256').update(`distill-gate soft targets v${CACHE_FORMAT}\n${teacher.fingerprint}\n${teacher.head ?? ''}\n${teacher.outputWidth}\n${teacher.output}\n${backend}\n${train.sampleShape.join('x')}\n`);
   for (let start = 0; start < train.size; start += train.chunkRows) {
     const rows = await train.read(start, Math.min(train.chunkRows, train.size - start));
     hash.update(new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength));

@@ -3,21 +3,26 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { initialiseBundled, type BundledBackend } from '../backend/bundled.js';
 import { inMemoryDataset } from '../data/dataset.js';
-import { loadModel, type OutputKind } from '../models/model.js';
+import { loadModel, type OutputKind, type TeacherOptions } from '../models/model.js';
 import { predictLogits } from '../models/predict.js';
 
 export interface TeacherJob {
   backend: BundledBackend;
   modelJson: string;
+  /** The options the main thread loaded the teacher with (its head, teacherOutput). */
+  options: TeacherOptions;
   output: OutputKind;
   sampleShape: number[];
+  /** Rows per predict call: the main thread's choice, so every batch is the one it would run. */
+  batch: number;
   rows: Float32Array;
 }
 
 const job = workerData as TeacherJob;
 const tf = await initialiseBundled(job.backend);
-const teacher = await loadModel(tf, job.modelJson, 'teacher');
+const teacher = await loadModel(tf, job.modelJson, 'teacher', job.options);
 teacher.output = job.output;
-const logits = await predictLogits(tf, teacher, inMemoryDataset('worker', job.rows, job.sampleShape));
+const dataset = inMemoryDataset('worker', job.rows, job.sampleShape);
+const logits = await predictLogits(tf, teacher, dataset, dataset.size, job.batch);
 teacher.dispose();
 parentPort!.postMessage(logits, [logits.buffer as ArrayBuffer]);

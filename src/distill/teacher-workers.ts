@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { BundledBackend } from '../backend/bundled.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/model.js';
-import { INFERENCE_BATCH } from '../models/predict.js';
+import { inferenceBatch } from '../models/predict.js';
 import type { TeacherJob } from './teacher-worker.js';
 
 /** Below this many rows one thread finishes before workers would have loaded the teacher. */
@@ -14,8 +14,9 @@ export const MIN_ROWS_FOR_WORKERS = 16_384;
 /**
  * The wasm backend runs one thread under Node. For the teacher's pass over a large in-memory
  * transfer set, each core gets a worker with its own backend and copy of the teacher, and a
- * contiguous range of rows. Ranges are cut at multiples of the inference batch, so every batch is
- * the one a single thread would run and the logits are bit-identical.
+ * contiguous range of rows. Ranges are cut at multiples of the inference batch (chosen from the
+ * sample size and the backend, as on one thread), so every batch is the one a single thread would
+ * run and the logits are bit-identical.
  */
 export function workersFor(dataset: Dataset, backend: string, cores = availableCores()): number {
   if (dataset.streamed || (backend !== 'wasm' && backend !== 'cpu') || dataset.size < MIN_ROWS_FOR_WORKERS || !workerScript()) return 1;
@@ -39,17 +40,17 @@ function workerScript(): { url: URL; typescript: boolean } | undefined {
   return undefined;
 }
 
-export async function predictLogitsInWorkers(teacher: LoadedModel, modelJson: string, backend: BundledBackend, dataset: Dataset, workers: number): Promise<Float32Array> {
+export async function predictLogitsInWorkers(teacher: LoadedModel, modelJson: string, backend: BundledBackend, dataset: Dataset, workers: number, batch = inferenceBatch(dataset.sampleShape, backend)): Promise<Float32Array> {
   const script = workerScript();
   if (!script) throw new Error('the teacher worker script is missing beside distill-gate\'s code (a broken install or bundle)');
-  const rowsPerWorker = Math.ceil(Math.ceil(dataset.size / INFERENCE_BATCH) / workers) * INFERENCE_BATCH;
+  const rowsPerWorker = Math.ceil(Math.ceil(dataset.size / batch) / workers) * batch;
   const out = new Float32Array(dataset.size * teacher.outputWidth);
   const jobs: Array<Promise<void>> = [];
   for (let start = 0; start < dataset.size; start += rowsPerWorker) {
     const end = Math.min(dataset.size, start + rowsPerWorker);
     jobs.push((async () => {
       const rows = (await dataset.read(start, end - start)).slice();
-      const logits = await runWorker(script, { backend, modelJson, output: teacher.output, sampleShape: dataset.sampleShape, rows });
+      const logits = await runWorker(script, { backend, modelJson, options: teacher.teacherOptions ?? {}, output: teacher.output, sampleShape: dataset.sampleShape, batch, rows });
       out.set(logits, start * teacher.outputWidth);
     })());
   }

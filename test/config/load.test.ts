@@ -50,8 +50,16 @@ describe('config', () => {
     ['a missing eval split', base.replace(', eval: { x: b.npy, y: c.npy }', ''), /data\.eval: is required/],
     ['an unknown backend', `${base}backend: gpu`, /backend: must be one of "auto"/],
     ['a list instead of a mapping', '- a\n- b', /must be a mapping/],
+    ['an empty teacherHead', `${base}teacherHead: ""`, /:4:14 teacherHead: must name one of the teacher's outputs \(a signature key, node name or output layer name\) \(got ""\)/],
+    ['a teacherHead of a wrong type', `${base}teacherHead: [a, b]`, /teacherHead: expected string/],
+    ['a misspelt teacherHead', `${base}teacherHeads: Identity_1`, /teacherHeads: unknown key\. Did you mean "teacherHead"\?/],
   ])('refuses %s', (_name, text, pattern) => {
     expect(errorOf(text)).toMatch(pattern);
+  });
+
+  it('takes teacherHead as given, and leaves it unset by default', () => {
+    expect(parseConfig(`${base}teacherHead: "Identity_1:0"\n`, '/cfg/distill-gate.yml').teacherHead).toBe('Identity_1:0');
+    expect(parseConfig(base, '/cfg/distill-gate.yml').teacherHead).toBeUndefined();
   });
 
   it('names a missing config file', async () => {

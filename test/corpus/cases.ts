@@ -3,9 +3,10 @@
  * states the message distill-gate must answer with (exit 2, naming the culprit and what is valid).
  * Binary and large inputs are generated here rather than committed.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { encodeNpy } from '../../src/data/npy.js';
+import { GRAPH_MODELS } from '../../fixtures/graph-models.js';
 import { quickConfig } from '../helpers.js';
 
 export interface CorpusCase {
@@ -87,6 +88,8 @@ export const CASES: CorpusCase[] = [
   { area: 'models', name: 'shard path leaving the model folder', setup: editTeacher((j) => { j.weightsManifest[0].paths = ['../../data/train_x.npy']; }), message: /weightsManifest\[0\]: shard path "\.\.\/\.\.\/data\/train_x\.npy" leaves the model's folder/ },
   { area: 'models', name: 'unsupported weight dtype', setup: editTeacher((j) => { j.weightsManifest[0].weights[0].dtype = 'complex128'; }), message: /weightsManifest\[0\]: unsupported weight dtype "complex128"/ },
   { area: 'models', name: 'GraphModel given as student', setup: async (d) => { await mkdir(path.join(d, 'graph'), { recursive: true }); await writeFile(path.join(d, 'graph/model.json'), JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] })); await config(d, quickConfig({ student: '  model: graph/model.json' })); }, message: /graph\/model\.json: is a GraphModel, which cannot be trained: .*must be a LayersModel/ },
+  { area: 'models', name: 'multi-output GraphModel teacher without teacherHead', setup: async (d) => { await cp(path.join(GRAPH_MODELS, 'two-head'), path.join(d, 'models/two-head'), { recursive: true }); await config(d, quickConfig().replace('models/teacher/model.json', 'models/two-head/model.json')); }, message: /two-head\/model\.json: has 2 outputs: output_0 \(Identity:0, 3 wide\), output_1 \(Identity_1:0, 1 wide\)\. Set teacherHead to the one to distill/ },
+  { area: 'models', name: 'teacherHead naming no output of the teacher', setup: (d) => config(d, quickConfig({ top: 'teacherHead: logits' })), message: /teacherHead "logits": is not an output of .*models\/teacher\/model\.json; its outputs: dense_Dense5 \([^)]*10 wide\)/ },
   { area: 'models', name: 'student output width differs from the teacher', setup: withStudent('  layers:\n    - { type: dense, units: 7 }'), message: /student\.layers: the student has 7 outputs but the teacher .* has 10; the last layer needs units: 10/ },
   { area: 'models', name: 'teacher input shape differs from the data', setup: async (d) => { await writeFile(path.join(d, 'data/train_x.npy'), encodeNpy(new Float32Array(1200 * 8), [1200, 8])); }, message: /train_x\.npy: samples have shape \[8\] but the teacher .* takes \[64\]/ },
   // data
