@@ -9,8 +9,8 @@ const OP = { conv: 0, depthwise: 1, maxPool: 2, avgPool: 3, globalAvg: 4, global
 const ACTIVATIONS = { linear: 0, relu: 1, sigmoid: 2, tanh: 3 } as const;
 const NET_BYTES = 72;
 const OP_BYTES = 104;
-/** Pixels per weight-gradient tile (TILE in net_kd.c). */
-const TILE = 64;
+/** Output pixels per tile of a convolution's input gradient (TILE in net_kd.c). */
+const TILE = 32;
 const PAGE = 65536;
 
 type Activation = keyof typeof ACTIVATIONS;
@@ -292,9 +292,14 @@ export class NetKernel {
       const [kh, kw] = op.window;
       const channels = op.input[2];
       const perRowStats = op.output[0] * op.output[1];
-      const aux = ['batchNorm', 'layerNorm', 'dropout', 'maxPool', 'globalMax'].includes(op.type) ? take(maxRows * Math.max(outSize, size(op.input))) : 0;
-      const stats = op.type === 'batchNorm' ? take(4 * channels) : op.type === 'layerNorm' ? take(maxRows * perRowStats) : 0;
-      const scratch = op.type === 'conv' ? take(TILE * kh * kw * channels + kh * kw * op.output[2] * channels + kh * kw * op.output[2]) : 0;
+      const patchWidth = kh * kw * channels;
+      const pointwise = kh === 1 && kw === 1 && op.strides[0] === 1 && op.strides[1] === 1 && op.padding[0] === 0 && op.padding[1] === 0;
+      // A convolution keeps its batch's patch matrix; the others their x-hat, mask or argmax.
+      const aux =
+        op.type === 'conv' ? (pointwise ? 0 : take(maxRows * perRowStats * patchWidth)) : ['batchNorm', 'layerNorm', 'dropout', 'maxPool', 'globalMax'].includes(op.type) ? take(maxRows * Math.max(outSize, size(op.input))) : 0;
+      const stats = op.type === 'batchNorm' ? take(6 * channels) : op.type === 'layerNorm' ? take(maxRows * perRowStats) : 0;
+      // The kernel transposed, a tile's patch gradients.
+      const scratch = op.type === 'conv' ? take(patchWidth * op.output[2] + TILE * patchWidth) : 0;
       return { op, output: take(maxRows * outSize), aux, stats, scratch };
     });
     const missing = next - this.memory.buffer.byteLength;

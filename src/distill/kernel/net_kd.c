@@ -25,9 +25,11 @@ __attribute__((import_module("env"), import_name("log"))) double host_log(double
 enum { LINEAR = 0, RELU = 1, SIGMOID = 2, TANH = 3 };
 enum { CONV = 0, DEPTHWISE = 1, MAX_POOL = 2, AVG_POOL = 3, GLOBAL_AVG = 4, GLOBAL_MAX = 5, DROPOUT = 6, BATCH_NORM = 7, LAYER_NORM = 8, ACTIVATION = 9 };
 
-// Pixels whose patches are gathered together for a weight gradient (the tile's patches and
-// output gradients stay in cache while each weight row is accumulated over them).
-#define TILE 64
+// Output pixels whose patch gradients are computed together before they are added back into
+// the input gradient (the tile stays in cache).
+#define TILE 32
+// Output pixels per chunk of a weight gradient.
+#define WEIGHT_CHUNK 128
 
 // Written by the host; every pointer is a byte offset into this module's memory.
 typedef struct {
@@ -63,54 +65,69 @@ typedef struct {
   float epsilon;         // BATCH_NORM, LAYER_NORM
   float rate;            // DROPOUT
   float *output;         // [maxRows, outH * outW * outC]
-  float *aux;            // norms: x-hat; DROPOUT: the scaled mask; max pools: argmax (as u32)
-  float *stats;          // BATCH_NORM: mean, 1/std per channel; LAYER_NORM: mean, 1/std per position
-  float *scratch;        // CONV: patches and transposed weights
+  float *aux;            // CONV: the batch's patches; norms: x-hat; DROPOUT: the scaled mask; max pools: argmax (as u32)
+  float *stats;          // BATCH_NORM: [6, C] per-channel scratch; LAYER_NORM: 1/std per position
+  float *scratch;        // CONV: the kernel transposed, a tile's patch gradients
 } Op;
 
+// Functions below start with `const Op L = *op`: stores through the activation pointers could
+// alias the struct, and the compiler would reload every field in every inner loop.
 static inline u32 inSize(const Op *op) { return op->inH * op->inW * op->inC; }
 static inline u32 outSize(const Op *op) { return op->outH * op->outW * op->outC; }
 
-static void zero(float *p, u32 n) {
-  for (u32 i = 0; i < n; i++) p[i] = 0.0f;
+static void zero(float *__restrict p, u32 n) {
+  u32 i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(p + i, wasm_f32x4_splat(0.0f));
+  for (; i < n; i++) p[i] = 0.0f;
 }
 
-static void copy(float *to, const float *from, u32 n) {
-  for (u32 i = 0; i < n; i++) to[i] = from[i];
+static void copy(float *__restrict to, const float *__restrict from, u32 n) {
+  u32 i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(to + i, wasm_v128_load(from + i));
+  for (; i < n; i++) to[i] = from[i];
 }
 
-// out[0..4*NV) += sum_i a[i * as] * w[i * ws + 0..4*NV), the accumulators in registers.
-// Always inlined with a constant NV, so the unused accumulators vanish.
-static inline __attribute__((always_inline)) void gemvBlock(const int NV, float *out, const float *a, u32 as, const float *w, u32 ws, u32 n) {
-  v128_t acc0 = wasm_v128_load(out), acc1, acc2, acc3;
-  if (NV > 1) acc1 = wasm_v128_load(out + 4);
-  if (NV > 2) acc2 = wasm_v128_load(out + 8);
-  if (NV > 3) acc3 = wasm_v128_load(out + 12);
-  for (u32 i = 0; i < n; i++) {
-    const v128_t s = wasm_f32x4_splat(a[i * as]);
-    const float *wi = w + i * ws;
-    acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(s, wasm_v128_load(wi)));
-    if (NV > 1) acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(s, wasm_v128_load(wi + 4)));
-    if (NV > 2) acc2 = wasm_f32x4_add(acc2, wasm_f32x4_mul(s, wasm_v128_load(wi + 8)));
-    if (NV > 3) acc3 = wasm_f32x4_add(acc3, wasm_f32x4_mul(s, wasm_v128_load(wi + 12)));
+// The one loop shape of every convolution and Dense pass: out[M x N] += A[M x K] . B[K x N], with
+// A read through strides (a[r * ar + i * ai]) so that the same code multiplies by a transposed
+// patch matrix. A micro-kernel keeps an RB x (4 * NV) block of out in registers while it walks
+// K: per step, NV loads of B are shared by RB rows. Always inlined with constant RB and NV, so
+// the accumulators are registers, not memory.
+static inline __attribute__((always_inline)) void microKernel(const int RB, const int NV, float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 K) {
+  v128_t acc[4][2];
+  for (int r = 0; r < RB; r++)
+    for (int v = 0; v < NV; v++) acc[r][v] = wasm_v128_load(out + r * os + 4 * v);
+  for (u32 i = 0; i < K; i++) {
+    v128_t row[2];
+    for (int v = 0; v < NV; v++) row[v] = wasm_v128_load(b + i * bs + 4 * v);
+    for (int r = 0; r < RB; r++) {
+      const v128_t s = wasm_f32x4_splat(a[r * ar + i * ai]);
+      for (int v = 0; v < NV; v++) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_f32x4_mul(s, row[v]));
+    }
   }
-  wasm_v128_store(out, acc0);
-  if (NV > 1) wasm_v128_store(out + 4, acc1);
-  if (NV > 2) wasm_v128_store(out + 8, acc2);
-  if (NV > 3) wasm_v128_store(out + 12, acc3);
+  for (int r = 0; r < RB; r++)
+    for (int v = 0; v < NV; v++) wasm_v128_store(out + r * os + 4 * v, acc[r][v]);
 }
 
-// out[0..N) += sum_{i < n} a[i * as] * w[i * ws + 0..N): a Dense layer's row, a convolution's
-// output pixel from its patch, or one row of a weight gradient over a tile of pixels.
-static void gemv(float *out, u32 N, const float *a, u32 as, const float *w, u32 ws, u32 n) {
+static inline __attribute__((always_inline)) void rowBlock(const int RB, float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 N, u32 K) {
   u32 c = 0;
-  for (; c + 16 <= N; c += 16) gemvBlock(4, out + c, a, as, w + c, ws, n);
-  if (c + 8 <= N) { gemvBlock(2, out + c, a, as, w + c, ws, n); c += 8; }
-  if (c + 4 <= N) { gemvBlock(1, out + c, a, as, w + c, ws, n); c += 4; }
-  for (; c < N; c++) {
-    float s = out[c];
-    for (u32 i = 0; i < n; i++) s += a[i * as] * w[i * ws + c];
-    out[c] = s;
+  for (; c + 8 <= N; c += 8) microKernel(RB, 2, out + c, os, a, ar, ai, b + c, bs, K);
+  if (c + 4 <= N) { microKernel(RB, 1, out + c, os, a, ar, ai, b + c, bs, K); c += 4; }
+  for (; c < N; c++)
+    for (int r = 0; r < RB; r++) {
+      float s = out[r * os + c];
+      for (u32 i = 0; i < K; i++) s += a[r * ar + i * ai] * b[i * bs + c];
+      out[r * os + c] = s;
+    }
+}
+
+// out[M x N] (row stride os) += A . B, A[r][i] = a[r * ar + i * ai], B[i][c] = b[i * bs + c].
+static void gemm(float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 M, u32 N, u32 K) {
+  u32 r = 0;
+  for (; r + 4 <= M; r += 4) rowBlock(4, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K);
+  switch (M - r) {
+    case 3: rowBlock(3, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K); break;
+    case 2: rowBlock(2, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K); break;
+    case 1: rowBlock(1, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K); break;
   }
 }
 
@@ -137,13 +154,20 @@ static void activateAll(float *p, u32 n, u32 activation) {
 }
 
 // delta *= activation'(output), written in terms of the layer's output.
-static void applyDerivative(float *delta, const float *output, u32 count, u32 activation) {
-  if (activation == RELU) for (u32 i = 0; i < count; i++) delta[i] = output[i] > 0.0f ? delta[i] : 0.0f;
+static void applyDerivative(float *__restrict delta, const float *__restrict output, u32 count, u32 activation) {
+  if (activation == RELU) {
+    const v128_t zeros = wasm_f32x4_splat(0.0f);
+    u32 i = 0;
+    for (; i + 4 <= count; i += 4) wasm_v128_store(delta + i, wasm_v128_and(wasm_v128_load(delta + i), wasm_f32x4_gt(wasm_v128_load(output + i), zeros)));
+    for (; i < count; i++) delta[i] = output[i] > 0.0f ? delta[i] : 0.0f;
+  }
   else if (activation == SIGMOID) for (u32 i = 0; i < count; i++) delta[i] *= output[i] * (1.0f - output[i]);
   else if (activation == TANH) for (u32 i = 0; i < count; i++) delta[i] *= 1.0f - output[i] * output[i];
 }
 
 // ---- Convolution (and Dense, a 1x1 convolution of a 1x1 image) ----
+
+static void addChannels(float *__restrict sums, const float *__restrict x, u32 count, u32 C);
 
 static inline int isPointwise(const Op *op) {
   return op->kh == 1 && op->kw == 1 && op->sh == 1 && op->sw == 1 && op->padT == 0 && op->padL == 0;
@@ -152,106 +176,95 @@ static inline int isPointwise(const Op *op) {
 // The input pixels output pixel (oy, ox) sees, [kh, kw, inC] as the kernel is laid out; zeros
 // where the window hangs over the padding.
 static void gatherPatch(const Op *op, const float *x, u32 oy, u32 ox, float *patch) {
-  const u32 c = op->inC;
-  for (u32 ky = 0; ky < op->kh; ky++) {
-    const int iy = (int)(oy * op->sh + ky) - (int)op->padT;
-    for (u32 kx = 0; kx < op->kw; kx++, patch += c) {
-      const int ix = (int)(ox * op->sw + kx) - (int)op->padL;
-      if (iy < 0 || iy >= (int)op->inH || ix < 0 || ix >= (int)op->inW) zero(patch, c);
-      else copy(patch, x + ((u32)iy * op->inW + (u32)ix) * c, c);
+  const Op L = *op;
+  const u32 c = L.inC;
+  for (u32 ky = 0; ky < L.kh; ky++) {
+    const int iy = (int)(oy * L.sh + ky) - (int)L.padT;
+    for (u32 kx = 0; kx < L.kw; kx++, patch += c) {
+      const int ix = (int)(ox * L.sw + kx) - (int)L.padL;
+      if (iy < 0 || iy >= (int)L.inH || ix < 0 || ix >= (int)L.inW) zero(patch, c);
+      else copy(patch, x + ((u32)iy * L.inW + (u32)ix) * c, c);
     }
   }
 }
 
+// The window's input pixels back: adds a patch [kh, kw, inC] into dx at output pixel (oy, ox),
+// skipping what fell on the padding. gatherPatch's inverse (col2im).
+static void scatterPatch(const Op *op, float *dx, u32 oy, u32 ox, const float *patch) {
+  const Op L = *op;
+  const u32 c = L.inC;
+  for (u32 ky = 0; ky < L.kh; ky++) {
+    const int iy = (int)(oy * L.sh + ky) - (int)L.padT;
+    for (u32 kx = 0; kx < L.kw; kx++, patch += c) {
+      const int ix = (int)(ox * L.sw + kx) - (int)L.padL;
+      if (iy < 0 || iy >= (int)L.inH || ix < 0 || ix >= (int)L.inW) continue;
+      float *__restrict to = dx + ((u32)iy * L.inW + (u32)ix) * c;
+      const float *__restrict from = patch;
+      for (u32 i = 0; i < c; i++) to[i] += from[i];
+    }
+  }
+}
+
+// The batch's patch matrix [rows * outH * outW, kh * kw * inC] is gathered once, in the forward
+// pass, and kept for the weight gradient. A pointwise convolution (and a Dense layer) reads its
+// input as it is.
 static void convForward(const Op *op, const float *params, const float *in, u32 rows) {
-  const u32 K = op->kh * op->kw * op->inC, N = op->outC;
-  const float *w = params + op->weight;
-  const int pointwise = isPointwise(op);
-  for (u32 r = 0; r < rows; r++) {
-    const float *x = in + r * inSize(op);
-    float *y = op->output + r * outSize(op);
-    for (u32 oy = 0; oy < op->outH; oy++) {
-      for (u32 ox = 0; ox < op->outW; ox++) {
-        float *o = y + (oy * op->outW + ox) * N;
-        if (op->hasBias) copy(o, params + op->bias, N);
-        else zero(o, N);
-        const float *a = x + (oy * op->inW + ox) * op->inC;
-        if (!pointwise) {
-          gatherPatch(op, x, oy, ox, op->scratch);
-          a = op->scratch;
-        }
-        gemv(o, N, a, 1, w, N, K);
-      }
-    }
-    activateAll(y, outSize(op), op->activation);
+  const Op L = *op;
+  const u32 K = L.kh * L.kw * L.inC, N = L.outC;
+  const u32 pixels = L.outH * L.outW, total = rows * pixels;
+  const float *a = in;
+  if (!isPointwise(&L)) {
+    for (u32 p = 0; p < total; p++) gatherPatch(&L, in + (p / pixels) * inSize(&L), (p % pixels) / L.outW, p % L.outW, L.aux + p * K);
+    a = L.aux;
   }
+  for (u32 p = 0; p < total; p++) {
+    if (L.hasBias) copy(L.output + p * N, params + L.bias, N);
+    else zero(L.output + p * N, N);
+  }
+  gemm(L.output, N, a, K, 1, params + L.weight, N, total, N, K);
+  activateAll(L.output, rows * outSize(&L), L.activation);
 }
 
-// dOut is d loss / d pre-activation. Weight gradient: over tiles of pixels, dW[k][:] += sum_p
-// patch_p[k] * dOut_p[:]. Input gradient: each input pixel gathers the output gradients of the
-// windows it fell in, against the kernel transposed to [kh, kw, outC, inC].
+// dOut is d loss / d pre-activation. Weight gradient: patches^T . dOut. Input gradient, a tile
+// of output pixels at a time: their patches' gradients dOut . W^T, added back into the input
+// pixels each window covered.
 static void convBackward(const Op *op, const float *params, float *grads, const float *in, const float *dOut, float *dIn, u32 rows) {
-  const u32 K = op->kh * op->kw * op->inC, N = op->outC, C = op->inC;
-  const u32 pixels = op->outH * op->outW, total = rows * pixels;
-  const int pointwise = isPointwise(op);
-  float *gw = grads + op->weight;
+  const Op L = *op;
+  const u32 K = L.kh * L.kw * L.inC, N = L.outC;
+  const u32 pixels = L.outH * L.outW, total = rows * pixels;
+  const int pointwise = isPointwise(&L);
+  float *gw = grads + L.weight;
   zero(gw, K * N);
-  if (op->hasBias) {
-    float *gb = grads + op->bias;
-    zero(gb, N);
-    for (u32 p = 0; p < total; p++) for (u32 j = 0; j < N; j++) gb[j] += dOut[p * N + j];
+  if (L.hasBias) {
+    zero(grads + L.bias, N);
+    addChannels(grads + L.bias, dOut, total, N);
   }
-  float *patches = op->scratch;
-  for (u32 p0 = 0; p0 < total; p0 += TILE) {
-    const u32 count = total - p0 < TILE ? total - p0 : TILE;
-    const float *a = in + p0 * C;
-    u32 as = K;
-    if (!pointwise) {
-      for (u32 t = 0; t < count; t++) {
-        const u32 p = p0 + t, r = p / pixels, q = p % pixels;
-        gatherPatch(op, in + r * inSize(op), q / op->outW, q % op->outW, patches + t * K);
-      }
-      a = patches;
-    }
-    for (u32 k = 0; k < K; k++) gemv(gw + k * N, N, a + k, as, dOut + p0 * N, N, count);
+  // Over chunks of pixels, so that a chunk's patches stay in cache while every row of the weight
+  // gradient is accumulated over them.
+  const float *patches = pointwise ? in : L.aux;
+  for (u32 p0 = 0; p0 < total; p0 += WEIGHT_CHUNK) {
+    const u32 count = total - p0 < WEIGHT_CHUNK ? total - p0 : WEIGHT_CHUNK;
+    gemm(gw, N, patches + p0 * K, 1, K, dOut + p0 * N, N, K, N, count);
   }
   if (!dIn) return;
 
-  // The kernel transposed per window position: wt[ky][kx][j][c] = w[ky][kx][c][j].
-  const float *w = params + op->weight;
-  float *wt = op->scratch + TILE * K;
-  for (u32 tap = 0; tap < op->kh * op->kw; tap++)
-    for (u32 c = 0; c < C; c++)
-      for (u32 j = 0; j < N; j++) wt[(tap * N + j) * C + c] = w[(tap * C + c) * N + j];
+  // The kernel transposed: wt[j][k] = w[k][j].
+  const float *w = params + L.weight;
+  float *wt = L.scratch, *patchGradients = L.scratch + K * N;
+  for (u32 k = 0; k < K; k++)
+    for (u32 j = 0; j < N; j++) wt[j * K + k] = w[k * N + j];
+  zero(dIn, rows * inSize(&L));
   if (pointwise) {
-    for (u32 p = 0; p < total; p++) {
-      zero(dIn + p * C, C);
-      gemv(dIn + p * C, C, dOut + p * N, 1, wt, C, N);
-    }
+    gemm(dIn, K, dOut, N, 1, wt, K, total, K, N);
     return;
   }
-  float *gathered = wt + op->kh * op->kw * N * C;  // [kh, kw, outC]
-  for (u32 r = 0; r < rows; r++) {
-    const float *g = dOut + r * pixels * N;
-    float *dx = dIn + r * inSize(op);
-    for (u32 iy = 0; iy < op->inH; iy++) {
-      for (u32 ix = 0; ix < op->inW; ix++) {
-        float *q = gathered;
-        for (u32 ky = 0; ky < op->kh; ky++) {
-          const int ty = (int)(iy + op->padT) - (int)ky;
-          const int oy = ty / (int)op->sh;
-          const int rowHit = ty >= 0 && ty % (int)op->sh == 0 && oy < (int)op->outH;
-          for (u32 kx = 0; kx < op->kw; kx++, q += N) {
-            const int tx = (int)(ix + op->padL) - (int)kx;
-            const int ox = tx / (int)op->sw;
-            if (rowHit && tx >= 0 && tx % (int)op->sw == 0 && ox < (int)op->outW) copy(q, g + ((u32)oy * op->outW + (u32)ox) * N, N);
-            else zero(q, N);
-          }
-        }
-        float *o = dx + (iy * op->inW + ix) * C;
-        zero(o, C);
-        gemv(o, C, gathered, 1, wt, C, op->kh * op->kw * N);
-      }
+  for (u32 p0 = 0; p0 < total; p0 += TILE) {
+    const u32 count = total - p0 < TILE ? total - p0 : TILE;
+    zero(patchGradients, count * K);
+    gemm(patchGradients, K, dOut + p0 * N, N, 1, wt, K, count, K, N);
+    for (u32 t = 0; t < count; t++) {
+      const u32 p = p0 + t, q = p % pixels;
+      scatterPatch(&L, dIn + (p / pixels) * inSize(&L), q / L.outW, q % L.outW, patchGradients + t * K);
     }
   }
 }
@@ -259,59 +272,61 @@ static void convBackward(const Op *op, const float *params, float *grads, const 
 // ---- Depthwise convolution: output channel c * m + j sees input channel c only ----
 
 static void depthwiseForward(const Op *op, const float *params, const float *in, u32 rows) {
-  const u32 C = op->inC, N = op->outC, m = N / C;
-  const float *w = params + op->weight;
+  const Op L = *op;
+  const u32 C = L.inC, N = L.outC, m = N / C;
+  const float *w = params + L.weight;
   for (u32 r = 0; r < rows; r++) {
-    const float *x = in + r * inSize(op);
-    float *y = op->output + r * outSize(op);
-    for (u32 oy = 0; oy < op->outH; oy++) {
-      for (u32 ox = 0; ox < op->outW; ox++) {
-        float *o = y + (oy * op->outW + ox) * N;
-        if (op->hasBias) copy(o, params + op->bias, N);
+    const float *x = in + r * inSize(&L);
+    float *y = L.output + r * outSize(&L);
+    for (u32 oy = 0; oy < L.outH; oy++) {
+      for (u32 ox = 0; ox < L.outW; ox++) {
+        float *o = y + (oy * L.outW + ox) * N;
+        if (L.hasBias) copy(o, params + L.bias, N);
         else zero(o, N);
-        for (u32 ky = 0; ky < op->kh; ky++) {
-          const int iy = (int)(oy * op->sh + ky) - (int)op->padT;
-          if (iy < 0 || iy >= (int)op->inH) continue;
-          for (u32 kx = 0; kx < op->kw; kx++) {
-            const int ix = (int)(ox * op->sw + kx) - (int)op->padL;
-            if (ix < 0 || ix >= (int)op->inW) continue;
-            const float *xp = x + ((u32)iy * op->inW + (u32)ix) * C;
-            const float *wp = w + (ky * op->kw + kx) * N;
+        for (u32 ky = 0; ky < L.kh; ky++) {
+          const int iy = (int)(oy * L.sh + ky) - (int)L.padT;
+          if (iy < 0 || iy >= (int)L.inH) continue;
+          for (u32 kx = 0; kx < L.kw; kx++) {
+            const int ix = (int)(ox * L.sw + kx) - (int)L.padL;
+            if (ix < 0 || ix >= (int)L.inW) continue;
+            const float *xp = x + ((u32)iy * L.inW + (u32)ix) * C;
+            const float *wp = w + (ky * L.kw + kx) * N;
             if (m == 1) for (u32 c = 0; c < C; c++) o[c] += xp[c] * wp[c];
             else for (u32 c = 0; c < N; c++) o[c] += xp[c / m] * wp[c];
           }
         }
       }
     }
-    activateAll(y, outSize(op), op->activation);
+    activateAll(y, outSize(&L), L.activation);
   }
 }
 
 static void depthwiseBackward(const Op *op, const float *params, float *grads, const float *in, const float *dOut, float *dIn, u32 rows) {
-  const u32 C = op->inC, N = op->outC, m = N / C;
-  const float *w = params + op->weight;
-  float *gw = grads + op->weight;
-  zero(gw, op->kh * op->kw * N);
-  if (op->hasBias) {
-    float *gb = grads + op->bias;
+  const Op L = *op;
+  const u32 C = L.inC, N = L.outC, m = N / C;
+  const float *w = params + L.weight;
+  float *gw = grads + L.weight;
+  zero(gw, L.kh * L.kw * N);
+  if (L.hasBias) {
+    float *gb = grads + L.bias;
     zero(gb, N);
-    for (u32 p = 0; p < rows * op->outH * op->outW; p++) for (u32 c = 0; c < N; c++) gb[c] += dOut[p * N + c];
+    for (u32 p = 0; p < rows * L.outH * L.outW; p++) for (u32 c = 0; c < N; c++) gb[c] += dOut[p * N + c];
   }
-  if (dIn) zero(dIn, rows * inSize(op));
+  if (dIn) zero(dIn, rows * inSize(&L));
   for (u32 r = 0; r < rows; r++) {
-    const float *x = in + r * inSize(op);
-    float *dx = dIn ? dIn + r * inSize(op) : 0;
-    const float *g = dOut + r * outSize(op);
-    for (u32 oy = 0; oy < op->outH; oy++) {
-      for (u32 ox = 0; ox < op->outW; ox++) {
-        const float *d = g + (oy * op->outW + ox) * N;
-        for (u32 ky = 0; ky < op->kh; ky++) {
-          const int iy = (int)(oy * op->sh + ky) - (int)op->padT;
-          if (iy < 0 || iy >= (int)op->inH) continue;
-          for (u32 kx = 0; kx < op->kw; kx++) {
-            const int ix = (int)(ox * op->sw + kx) - (int)op->padL;
-            if (ix < 0 || ix >= (int)op->inW) continue;
-            const u32 at = ((u32)iy * op->inW + (u32)ix) * C, tap = (ky * op->kw + kx) * N;
+    const float *x = in + r * inSize(&L);
+    float *dx = dIn ? dIn + r * inSize(&L) : 0;
+    const float *g = dOut + r * outSize(&L);
+    for (u32 oy = 0; oy < L.outH; oy++) {
+      for (u32 ox = 0; ox < L.outW; ox++) {
+        const float *d = g + (oy * L.outW + ox) * N;
+        for (u32 ky = 0; ky < L.kh; ky++) {
+          const int iy = (int)(oy * L.sh + ky) - (int)L.padT;
+          if (iy < 0 || iy >= (int)L.inH) continue;
+          for (u32 kx = 0; kx < L.kw; kx++) {
+            const int ix = (int)(ox * L.sw + kx) - (int)L.padL;
+            if (ix < 0 || ix >= (int)L.inW) continue;
+            const u32 at = ((u32)iy * L.inW + (u32)ix) * C, tap = (ky * L.kw + kx) * N;
             if (m == 1) {
               for (u32 c = 0; c < C; c++) gw[tap + c] += x[at + c] * d[c];
               if (dx) for (u32 c = 0; c < C; c++) dx[at + c] += w[tap + c] * d[c];
@@ -328,38 +343,51 @@ static void depthwiseBackward(const Op *op, const float *params, float *grads, c
 
 // ---- Pools: windows clipped to the input; an average divides by the pixels inside (as TF) ----
 
+// Per output pixel, the window's taps in turn, all channels of a tap at once (they are
+// contiguous): four lanes at a time, the max and where it was kept without branches.
 static void poolForward(const Op *op, const float *in, u32 rows) {
-  const u32 C = op->inC;
-  const int isMax = op->type == MAX_POOL;
-  u32 *argmax = (u32 *)op->aux;
+  const Op L = *op;
+  const u32 C = L.inC;
+  const int isMax = L.type == MAX_POOL;
   for (u32 r = 0; r < rows; r++) {
-    const float *x = in + r * inSize(op);
-    float *y = op->output + r * outSize(op);
-    for (u32 oy = 0; oy < op->outH; oy++) {
-      for (u32 ox = 0; ox < op->outW; ox++) {
-        const u32 o = (oy * op->outW + ox) * C;
-        for (u32 c = 0; c < C; c++) {
-          float best = -__builtin_inff(), sum = 0.0f;
-          u32 bestAt = 0, count = 0;
-          for (u32 ky = 0; ky < op->kh; ky++) {
-            const int iy = (int)(oy * op->sh + ky) - (int)op->padT;
-            if (iy < 0 || iy >= (int)op->inH) continue;
-            for (u32 kx = 0; kx < op->kw; kx++) {
-              const int ix = (int)(ox * op->sw + kx) - (int)op->padL;
-              if (ix < 0 || ix >= (int)op->inW) continue;
-              const u32 at = ((u32)iy * op->inW + (u32)ix) * C + c;
-              const float v = x[at];
-              if (v > best) { best = v; bestAt = at; }
-              sum += v;
-              count++;
+    const float *x = in + r * inSize(&L);
+    float *y = L.output + r * outSize(&L);
+    u32 *argmax = (u32 *)L.aux + r * outSize(&L);
+    for (u32 oy = 0; oy < L.outH; oy++) {
+      const int y0 = (int)(oy * L.sh) - (int)L.padT;
+      const u32 ys = y0 < 0 ? 0 : (u32)y0, ye = y0 + (int)L.kh > (int)L.inH ? L.inH : (u32)(y0 + (int)L.kh);
+      for (u32 ox = 0; ox < L.outW; ox++) {
+        const int x0 = (int)(ox * L.sw) - (int)L.padL;
+        const u32 xs = x0 < 0 ? 0 : (u32)x0, xe = x0 + (int)L.kw > (int)L.inW ? L.inW : (u32)(x0 + (int)L.kw);
+        float *__restrict yo = y + (oy * L.outW + ox) * C;
+        u32 *__restrict ao = argmax + (oy * L.outW + ox) * C;
+        const u32 first = (ys * L.inW + xs) * C;
+        copy(yo, x + first, C);
+        if (isMax) for (u32 c = 0; c < C; c++) ao[c] = first + c;
+        for (u32 iy = ys; iy < ye; iy++) {
+          for (u32 ix = iy == ys ? xs + 1 : xs; ix < xe; ix++) {
+            const u32 at = (iy * L.inW + ix) * C;
+            const float *__restrict xp = x + at;
+            u32 c = 0;
+            if (isMax) {
+              const v128_t lanes = wasm_i32x4_make(0, 1, 2, 3);
+              for (; c + 4 <= C; c += 4) {
+                const v128_t v = wasm_v128_load(xp + c), best = wasm_v128_load(yo + c);
+                const v128_t greater = wasm_f32x4_gt(v, best);
+                wasm_v128_store(yo + c, wasm_v128_bitselect(v, best, greater));
+                wasm_v128_store(ao + c, wasm_v128_bitselect(wasm_i32x4_add(wasm_i32x4_splat((int)(at + c)), lanes), wasm_v128_load(ao + c), greater));
+              }
+              for (; c < C; c++) if (xp[c] > yo[c]) { yo[c] = xp[c]; ao[c] = at + c; }
+            } else {
+              for (; c + 4 <= C; c += 4) wasm_v128_store(yo + c, wasm_f32x4_add(wasm_v128_load(yo + c), wasm_v128_load(xp + c)));
+              for (; c < C; c++) yo[c] += xp[c];
             }
           }
-          if (isMax) {
-            y[o + c] = best;
-            argmax[r * outSize(op) + o + c] = bestAt;
-          } else {
-            y[o + c] = sum / (float)count;
-          }
+        }
+        if (!isMax) {
+          // TF divides by the pixels inside the input, not by the window's size.
+          const float share = 1.0f / (float)((ye - ys) * (xe - xs));
+          for (u32 c = 0; c < C; c++) yo[c] *= share;
         }
       }
     }
@@ -367,38 +395,40 @@ static void poolForward(const Op *op, const float *in, u32 rows) {
 }
 
 static void poolBackward(const Op *op, const float *dOut, float *dIn, u32 rows) {
-  const u32 C = op->inC;
-  const u32 *argmax = (const u32 *)op->aux;
-  zero(dIn, rows * inSize(op));
+  const Op L = *op;
+  const u32 C = L.inC;
+  const u32 *argmax = (const u32 *)L.aux;
+  zero(dIn, rows * inSize(&L));
   for (u32 r = 0; r < rows; r++) {
-    const float *g = dOut + r * outSize(op);
-    float *dx = dIn + r * inSize(op);
-    if (op->type == MAX_POOL) {
-      for (u32 i = 0; i < outSize(op); i++) dx[argmax[r * outSize(op) + i]] += g[i];
+    const float *g = dOut + r * outSize(&L);
+    float *dx = dIn + r * inSize(&L);
+    if (L.type == MAX_POOL) {
+      for (u32 i = 0; i < outSize(&L); i++) dx[argmax[r * outSize(&L) + i]] += g[i];
       continue;
     }
-    for (u32 oy = 0; oy < op->outH; oy++) {
-      for (u32 ox = 0; ox < op->outW; ox++) {
-        const int y0 = (int)(oy * op->sh) - (int)op->padT, x0 = (int)(ox * op->sw) - (int)op->padL;
-        const int y1 = y0 + (int)op->kh > (int)op->inH ? (int)op->inH : y0 + (int)op->kh;
-        const int x1 = x0 + (int)op->kw > (int)op->inW ? (int)op->inW : x0 + (int)op->kw;
+    for (u32 oy = 0; oy < L.outH; oy++) {
+      for (u32 ox = 0; ox < L.outW; ox++) {
+        const int y0 = (int)(oy * L.sh) - (int)L.padT, x0 = (int)(ox * L.sw) - (int)L.padL;
+        const int y1 = y0 + (int)L.kh > (int)L.inH ? (int)L.inH : y0 + (int)L.kh;
+        const int x1 = x0 + (int)L.kw > (int)L.inW ? (int)L.inW : x0 + (int)L.kw;
         const int ys = y0 < 0 ? 0 : y0, xs = x0 < 0 ? 0 : x0;
         const float share = 1.0f / (float)((y1 - ys) * (x1 - xs));
-        const float *d = g + (oy * op->outW + ox) * C;
+        const float *d = g + (oy * L.outW + ox) * C;
         for (int iy = ys; iy < y1; iy++)
           for (int ix = xs; ix < x1; ix++)
-            for (u32 c = 0; c < C; c++) dx[((u32)iy * op->inW + (u32)ix) * C + c] += d[c] * share;
+            for (u32 c = 0; c < C; c++) dx[((u32)iy * L.inW + (u32)ix) * C + c] += d[c] * share;
       }
     }
   }
 }
 
 static void globalPoolForward(const Op *op, const float *in, u32 rows) {
-  const u32 C = op->inC, pixels = op->inH * op->inW;
-  u32 *argmax = (u32 *)op->aux;
+  const Op L = *op;
+  const u32 C = L.inC, pixels = L.inH * L.inW;
+  u32 *argmax = (u32 *)L.aux;
   for (u32 r = 0; r < rows; r++) {
-    const float *x = in + r * inSize(op);
-    float *y = op->output + r * C;
+    const float *x = in + r * inSize(&L);
+    float *y = L.output + r * C;
     for (u32 c = 0; c < C; c++) {
       float best = x[c], sum = 0.0f;
       u32 bestAt = c;
@@ -407,7 +437,7 @@ static void globalPoolForward(const Op *op, const float *in, u32 rows) {
         if (v > best) { best = v; bestAt = p * C + c; }
         sum += v;
       }
-      if (op->type == GLOBAL_MAX) {
+      if (L.type == GLOBAL_MAX) {
         y[c] = best;
         argmax[r * C + c] = bestAt;
       } else {
@@ -418,13 +448,14 @@ static void globalPoolForward(const Op *op, const float *in, u32 rows) {
 }
 
 static void globalPoolBackward(const Op *op, const float *dOut, float *dIn, u32 rows) {
-  const u32 C = op->inC, pixels = op->inH * op->inW;
-  const u32 *argmax = (const u32 *)op->aux;
-  zero(dIn, rows * inSize(op));
+  const Op L = *op;
+  const u32 C = L.inC, pixels = L.inH * L.inW;
+  const u32 *argmax = (const u32 *)L.aux;
+  zero(dIn, rows * inSize(&L));
   for (u32 r = 0; r < rows; r++) {
-    float *dx = dIn + r * inSize(op);
+    float *dx = dIn + r * inSize(&L);
     const float *g = dOut + r * C;
-    if (op->type == GLOBAL_MAX) {
+    if (L.type == GLOBAL_MAX) {
       for (u32 c = 0; c < C; c++) dx[argmax[r * C + c]] += g[c];
     } else {
       for (u32 p = 0; p < pixels; p++) for (u32 c = 0; c < C; c++) dx[p * C + c] = g[c] / (float)pixels;
@@ -449,90 +480,121 @@ static inline float uniform(u32 seed, u32 op, u32 element) {
 }
 
 static void dropoutForward(const Op *op, u32 index, u32 seed, const float *in, u32 rows) {
-  const u32 n = rows * inSize(op);
-  const float keep = 1.0f - op->rate, scale = 1.0f / keep;
+  const Op L = *op;
+  const u32 n = rows * inSize(&L);
+  const float keep = 1.0f - L.rate, scale = 1.0f / keep;
   for (u32 i = 0; i < n; i++) {
     const float m = uniform(seed, index, i) < keep ? scale : 0.0f;
-    op->aux[i] = m;
-    op->output[i] = in[i] * m;
+    L.aux[i] = m;
+    L.output[i] = in[i] * m;
   }
 }
 
 // ---- Normalisation: batch statistics per channel (BATCH_NORM) or per position (LAYER_NORM) ----
 
-static void batchNormForward(const Op *op, float *params, const float *in, u32 rows) {
-  const u32 C = op->inC, count = rows * op->inH * op->inW;
-  float *mean = op->stats, *inverse = op->stats + C;
-  for (u32 c = 0; c < C; c++) mean[c] = inverse[c] = 0.0f;
-  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) mean[c] += in[p * C + c];
-  for (u32 c = 0; c < C; c++) mean[c] /= (float)count;
+// Per-channel passes over [count, C] activations; restrict-qualified so that clang vectorises
+// the channel loops.
+static void addChannels(float *__restrict sums, const float *__restrict x, u32 count, u32 C) {
+  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) sums[c] += x[p * C + c];
+}
+
+static void addSquaredDeviations(float *__restrict sums, const float *__restrict x, const float *__restrict mean, u32 count, u32 C) {
   for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) {
-    const float d = in[p * C + c] - mean[c];
-    inverse[c] += d * d;
+    const float d = x[p * C + c] - mean[c];
+    sums[c] += d * d;
   }
-  float *movingMean = params + op->state, *movingVariance = movingMean + C;
+}
+
+static void addProducts(float *__restrict sums, float *__restrict products, const float *__restrict d, const float *__restrict h, u32 count, u32 C) {
+  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) {
+    sums[c] += d[p * C + c];
+    products[c] += d[p * C + c] * h[p * C + c];
+  }
+}
+
+// h = (x - mean) * inverse; y = gamma * h + beta.
+static void normalise(float *__restrict h, float *__restrict y, const float *__restrict x, const float *__restrict mean, const float *__restrict inverse, const float *__restrict gamma, const float *__restrict beta, u32 count, u32 C) {
+  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) {
+    const float v = (x[p * C + c] - mean[c]) * inverse[c];
+    h[p * C + c] = v;
+    y[p * C + c] = gamma[c] * v + beta[c];
+  }
+}
+
+static void batchNormForward(const Op *op, float *params, const float *in, u32 rows) {
+  const Op L = *op;
+  const u32 C = L.inC, count = rows * L.inH * L.inW;
+  // stats: mean, 1/std, then gamma and beta (ones and zeros where the layer has none).
+  float *mean = L.stats, *inverse = L.stats + C, *gamma = L.stats + 2 * C, *beta = L.stats + 3 * C;
+  zero(mean, 2 * C);
+  addChannels(mean, in, count, C);
+  for (u32 c = 0; c < C; c++) mean[c] /= (float)count;
+  addSquaredDeviations(inverse, in, mean, count, C);
+  float *movingMean = params + L.state, *movingVariance = movingMean + C;
   for (u32 c = 0; c < C; c++) {
     const float variance = inverse[c] / (float)count;
     // Keras: moving -= (moving - batch) * (1 - momentum), with the biased batch variance.
-    movingMean[c] -= (movingMean[c] - mean[c]) * (1.0f - op->momentum);
-    movingVariance[c] -= (movingVariance[c] - variance) * (1.0f - op->momentum);
-    inverse[c] = 1.0f / __builtin_sqrtf(variance + op->epsilon);
+    movingMean[c] -= (movingMean[c] - mean[c]) * (1.0f - L.momentum);
+    movingVariance[c] -= (movingVariance[c] - variance) * (1.0f - L.momentum);
+    inverse[c] = 1.0f / __builtin_sqrtf(variance + L.epsilon);
+    gamma[c] = L.hasWeight ? params[L.weight + c] : 1.0f;
+    beta[c] = L.hasBias ? params[L.bias + c] : 0.0f;
   }
-  const float *gamma = op->hasWeight ? params + op->weight : 0, *beta = op->hasBias ? params + op->bias : 0;
-  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) {
-    const float h = (in[p * C + c] - mean[c]) * inverse[c];
-    op->aux[p * C + c] = h;
-    op->output[p * C + c] = (gamma ? gamma[c] * h : h) + (beta ? beta[c] : 0.0f);
-  }
+  normalise(L.aux, L.output, in, mean, inverse, gamma, beta, count, C);
+}
+
+// dx = gamma / std * (dy - mean(dy) - x-hat * mean(dy * x-hat))
+static void batchNormInputGradient(float *__restrict dx, const float *__restrict d, const float *__restrict h, const float *__restrict scale, const float *__restrict meanD, const float *__restrict meanDH, u32 count, u32 C) {
+  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) dx[p * C + c] = scale[c] * (d[p * C + c] - meanD[c] - h[p * C + c] * meanDH[c]);
 }
 
 static void batchNormBackward(const Op *op, const float *params, float *grads, const float *dOut, float *dIn, u32 rows) {
-  const u32 C = op->inC, count = rows * op->inH * op->inW;
-  const float *inverse = op->stats + C, *gamma = op->hasWeight ? params + op->weight : 0;
+  const Op L = *op;
+  const u32 C = L.inC, count = rows * L.inH * L.inW;
+  float *inverse = L.stats + C, *gamma = L.stats + 2 * C, *sums = L.stats + 4 * C, *products = L.stats + 5 * C;
   // Per channel: sum of dOut and of dOut * x-hat (the beta and gamma gradients).
-  float *sums = op->stats + 2 * C, *products = sums + C;
-  for (u32 c = 0; c < C; c++) sums[c] = products[c] = 0.0f;
-  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) {
-    sums[c] += dOut[p * C + c];
-    products[c] += dOut[p * C + c] * op->aux[p * C + c];
-  }
-  if (op->hasWeight) copy(grads + op->weight, products, C);
-  if (op->hasBias) copy(grads + op->bias, sums, C);
+  zero(sums, 2 * C);
+  addProducts(sums, products, dOut, L.aux, count, C);
+  if (L.hasWeight) copy(grads + L.weight, products, C);
+  if (L.hasBias) copy(grads + L.bias, sums, C);
   if (!dIn) return;
-  // dx = gamma / std * (dy - mean(dy) - x-hat * mean(dy * x-hat))
-  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) {
-    const float g = gamma ? gamma[c] : 1.0f;
-    dIn[p * C + c] = g * inverse[c] * (dOut[p * C + c] - sums[c] / (float)count - op->aux[p * C + c] * products[c] / (float)count);
+  for (u32 c = 0; c < C; c++) {
+    sums[c] /= (float)count;
+    products[c] /= (float)count;
+    inverse[c] *= gamma[c];
   }
+  batchNormInputGradient(dIn, dOut, L.aux, inverse, sums, products, count, C);
 }
 
 static void layerNormForward(const Op *op, const float *params, const float *in, u32 rows) {
-  const u32 C = op->inC, positions = rows * op->inH * op->inW;
-  const float *gamma = op->hasWeight ? params + op->weight : 0, *beta = op->hasBias ? params + op->bias : 0;
+  const Op L = *op;
+  const u32 C = L.inC, positions = rows * L.inH * L.inW;
+  const float *gamma = L.hasWeight ? params + L.weight : 0, *beta = L.hasBias ? params + L.bias : 0;
   for (u32 p = 0; p < positions; p++) {
     const float *x = in + p * C;
     float mean = 0.0f, variance = 0.0f;
     for (u32 c = 0; c < C; c++) mean += x[c];
     mean /= (float)C;
     for (u32 c = 0; c < C; c++) variance += (x[c] - mean) * (x[c] - mean);
-    const float inverse = 1.0f / __builtin_sqrtf(variance / (float)C + op->epsilon);
-    op->stats[p] = inverse;
+    const float inverse = 1.0f / __builtin_sqrtf(variance / (float)C + L.epsilon);
+    L.stats[p] = inverse;
     for (u32 c = 0; c < C; c++) {
       const float h = (x[c] - mean) * inverse;
-      op->aux[p * C + c] = h;
-      op->output[p * C + c] = (gamma ? gamma[c] * h : h) + (beta ? beta[c] : 0.0f);
+      L.aux[p * C + c] = h;
+      L.output[p * C + c] = (gamma ? gamma[c] * h : h) + (beta ? beta[c] : 0.0f);
     }
   }
 }
 
 static void layerNormBackward(const Op *op, const float *params, float *grads, const float *dOut, float *dIn, u32 rows) {
-  const u32 C = op->inC, positions = rows * op->inH * op->inW;
-  const float *gamma = op->hasWeight ? params + op->weight : 0;
-  float *gg = op->hasWeight ? grads + op->weight : 0, *gb = op->hasBias ? grads + op->bias : 0;
+  const Op L = *op;
+  const u32 C = L.inC, positions = rows * L.inH * L.inW;
+  const float *gamma = L.hasWeight ? params + L.weight : 0;
+  float *gg = L.hasWeight ? grads + L.weight : 0, *gb = L.hasBias ? grads + L.bias : 0;
   if (gg) zero(gg, C);
   if (gb) zero(gb, C);
   for (u32 p = 0; p < positions; p++) {
-    const float *d = dOut + p * C, *h = op->aux + p * C;
+    const float *d = dOut + p * C, *h = L.aux + p * C;
     float sum = 0.0f, product = 0.0f;
     for (u32 c = 0; c < C; c++) {
       if (gg) gg[c] += d[c] * h[c];
@@ -544,7 +606,7 @@ static void layerNormBackward(const Op *op, const float *params, float *grads, c
     if (!dIn) continue;
     for (u32 c = 0; c < C; c++) {
       const float dh = d[c] * (gamma ? gamma[c] : 1.0f);
-      dIn[p * C + c] = op->stats[p] * (dh - sum / (float)C - h[c] * product / (float)C);
+      dIn[p * C + c] = L.stats[p] * (dh - sum / (float)C - h[c] * product / (float)C);
     }
   }
 }
