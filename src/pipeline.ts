@@ -6,7 +6,7 @@ import { describeAdapter } from './backend/webgpu.js';
 import type { Config } from './config/load.js';
 import type { BackendName } from './config/schema.js';
 import { checkAgainstTeacher, loadSplit, type Dataset } from './data/dataset.js';
-import { distill } from './distill/train.js';
+import { distill, type TrainingPath } from './distill/train.js';
 import { softTargets } from './distill/soft-targets.js';
 import { kdTerms } from './distill/targets.js';
 import { trainingStep } from './distill/training-step.js';
@@ -93,17 +93,18 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
   const loading = { streamAboveBytes: config.data.streamAboveMB * 2 ** 20 };
   const [train, evalSet] = await Promise.all([loadSplit(config.data.train, 'train', loading), loadSplit(config.data.eval, 'eval', loading)]);
   for (const split of [train, evalSet]) if (split.streamed) log(`data: streaming ${split.source} in chunks of ${split.chunkRows} rows`);
-  let { teacher, student } = await loadModels(backend.tf, config, train, evalSet);
+  const { teacher, student } = await loadModels(backend.tf, config, train, evalSet);
   for (const note of teacher.notes ?? []) log(`teacher: ${note}`);
+  // Inference (the teacher's pass, agreement, speed) stays on the chosen backend whatever path
+  // training must take: a student whose step needs a gradient kernel the backend lacks trains on
+  // the cpu backend of the same TF.js engine, and its weights move back for measuring.
+  let trainingBackend: string = backend.name;
   const stepFailure = requested === 'auto' ? await trainingStepFailure(backend.tf, config, teacher, train) : undefined;
   if (stepFailure !== undefined) {
-    // The wasm backend lacks some gradient kernels (Conv2DBackpropFilter among them).
     const reason = `${backend.name}: a training step of this student needs kernels the backend lacks (${stepFailure})`;
-    log(`backend: ${reason}; falling back to cpu`);
-    teacher.dispose();
-    student.dispose();
-    backend = { ...(await resolveBackend('cpu')), notes: [...backend.notes, reason] };
-    ({ teacher, student } = await loadModels(backend.tf, config, train, evalSet));
+    log(`backend: ${reason}; training on cpu, inference stays on ${backend.name}`);
+    trainingBackend = 'cpu';
+    backend = { ...backend, notes: [...backend.notes, `${reason}: trained on cpu`] };
   }
   const { tf } = backend;
   const labels = Boolean(train.y ?? evalSet.y);
@@ -120,13 +121,18 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
     const teacherTrainLogits = targets.logits;
     const teacherSeconds = (performance.now() - started) / 1000;
     const probeRows = Math.min(evalSet.size, 256);
-    const training = await distill(tf, student, train, {
+    let trainingPath: TrainingPath | undefined;
+    const training = await onBackend(tf, trainingBackend, () => distill(tf, student, train, {
       settings: config.distill,
       teacherLogits: teacherTrainLogits,
       signal: options.signal && budget ? AbortSignal.any([options.signal, budget.signal]) : (options.signal ?? budget?.signal),
       probe: async () => top1Agreement(teacherEvalLogits.subarray(0, probeRows * teacher.outputWidth), await predictLogits(tf, student, evalSet, probeRows), teacher.outputWidth),
       onEpoch: (p) => log(`epoch ${p.epoch}/${p.epochs}  loss ${p.loss.toFixed(5)}  agreement ${p.agreement === undefined ? '-' : (100 * p.agreement).toFixed(1)}%`),
-    });
+      onStep: (path) => {
+        trainingPath = path;
+        log(`training: ${path.kind} step on ${path.backend}${path.whyNotKernel ? ` (not the WebAssembly kernel: ${path.whyNotKernel})` : ''}; inference on ${backend.name}`);
+      },
+    }));
     const seconds = (performance.now() - started) / 1000;
     budget?.clear();
 
@@ -187,6 +193,7 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
         alpha: config.distill.alpha,
         seed: config.distill.seed,
         labels,
+        ...(trainingPath ? { step: trainingPath } : {}),
       },
       environment,
       teacher: { path: config.teacher, format: teacher.format, output: teacher.output, params: teacher.params, bytes: teacher.bytes },
@@ -246,6 +253,18 @@ async function writeOutputs(tf: Tf, student: LoadedModel, outDir: string, report
     return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
   }));
   return undefined;
+}
+
+/** Runs `work` with `name` as TF.js's current backend, then puts the previous one back. */
+async function onBackend<T>(tf: Tf, name: string, work: () => Promise<T>): Promise<T> {
+  const previous = tf.getBackend();
+  if (name === previous) return work();
+  await tf.setBackend(name);
+  try {
+    return await work();
+  } finally {
+    await tf.setBackend(previous);
+  }
 }
 
 function trainingBudget(minutes: number | undefined): { signal: AbortSignal; clear: () => void } | undefined {

@@ -28,6 +28,15 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Pins the training step; by default `trainingStep` picks the fastest for the student and backend. */
   step?: TrainingStep['kind'];
+  /** Told once which step trains the student, on which backend, and why not the kernel if not. */
+  onStep?: (path: TrainingPath) => void;
+}
+
+/** How the student is trained: for the log and the report. */
+export interface TrainingPath {
+  kind: TrainingStep['kind'];
+  backend: string;
+  whyNotKernel?: string;
 }
 
 export interface TrainResult {
@@ -60,7 +69,8 @@ export function isOutOfMemory(error: unknown): boolean {
 export async function distill(tf: Tf, student: LoadedModel, train: Dataset, options: TrainOptions): Promise<TrainResult> {
   const { settings, teacherLogits } = options;
   const model = student.layers as LayersModel;
-  const step = trainingStep(tf, student, { learningRate: settings.learningRate, terms: kdTerms(settings, train.y !== undefined), sampleShape: train.sampleShape, maxRows: settings.batchSize, kind: options.step });
+  const step = trainingStep(tf, student, { learningRate: settings.learningRate, terms: kdTerms(settings, train.y !== undefined), sampleShape: train.sampleShape, maxRows: settings.batchSize, kind: options.step, seed: settings.seed });
+  options.onStep?.({ kind: step.kind, backend: tf.getBackend(), whyNotKernel: step.whyNotKernel });
   const random = seededRandom(settings.seed);
   const width = rowLength(train.sampleShape);
   const classes = student.outputWidth;

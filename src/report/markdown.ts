@@ -82,7 +82,7 @@ export function renderMarkdown(report: Report, options: { history?: HistoryEntry
   }
   const trend = options.history ? trendCharts(options.history, report) : '';
   if (trend) lines.push('### Trend', '', trend, '');
-  lines.push(`<sub>Backend ${esc(report.environment.backend)} (${esc(report.environment.backendSource)}), TF.js ${esc(report.environment.tfjsVersion)}, Node ${esc(report.environment.node)}, ${esc(report.environment.cpu)} ×${report.environment.cpus}${report.environment.gpu ? `, GPU ${esc(report.environment.gpu)}` : ''}; distillation ${fmt(report.training.seconds, 1)} s (teacher soft targets ${fmt(report.training.teacherSeconds, 1)} s), T=${report.training.temperature}, alpha=${report.training.alpha}, seed ${report.training.seed}.</sub>`);
+  lines.push(`<sub>Backend ${esc(report.environment.backend)} (${esc(report.environment.backendSource)}), TF.js ${esc(report.environment.tfjsVersion)}, Node ${esc(report.environment.node)}, ${esc(report.environment.cpu)} ×${report.environment.cpus}${report.environment.gpu ? `, GPU ${esc(report.environment.gpu)}` : ''}; distillation ${fmt(report.training.seconds, 1)} s (teacher soft targets ${fmt(report.training.teacherSeconds, 1)} s${report.training.step ? `; ${esc(report.training.step.kind)} training step on ${esc(report.training.step.backend)}` : ''}), T=${report.training.temperature}, alpha=${report.training.alpha}, seed ${report.training.seed}.</sub>`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -44,6 +44,8 @@ export interface Report {
     alpha: number;
     seed: number;
     labels: boolean;
+    /** How the student was trained: the step (kernel, dense, autodiff) and its backend; inference ran on `backend`. */
+    step?: { kind: string; backend: string; whyNotKernel?: string };
   };
   environment: Environment;
   teacher: { path: string; format: string; output: string; params: number; bytes: number };
