@@ -75,16 +75,27 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(stdout).toContain('**Failing gates:** size.ratio (<= 0.0001)');
   });
 
-  it('falls back from wasm to cpu under auto when the student needs a kernel wasm lacks (conv gradients)', async () => {
-    const dir = await exampleWorkspace(quickConfig({
-      student: '  layers:\n    - { type: reshape, targetShape: [8, 8, 1] }\n    - { type: conv2d, filters: 2, kernelSize: 3, activation: relu }\n    - { type: maxPooling2d, poolSize: 2 }\n    - { type: flatten }\n    - { type: dense, units: 10 }',
+  it('trains a conv student with the WebAssembly kernel on wasm, and one the kernel refuses on cpu with inference still on wasm', async () => {
+    const conv = (extra: string) => quickConfig({
+      student: `  layers:\n    - { type: reshape, targetShape: [8, 8, 1] }\n    - { type: conv2d, filters: 2, kernelSize: 3, activation: relu${extra} }\n    - { type: maxPooling2d, poolSize: 2 }\n    - { type: flatten }\n    - { type: dense, units: 10 }`,
       distill: '{ epochs: 1, batchSize: 64, seed: 1 }',
       gates: '  {}',
-    }).replace('gates:\n  {}', 'gates: {}'));
-    const { code, out, stderr } = await runCli(dir);
-    expect(stderr).toMatch(/backend: wasm: a training step of this student needs kernels the backend lacks \(.*Conv2DBackpropFilter.*\); falling back to cpu/);
-    expect(code).toBe(0);
-    expect((await reportOf(out)).backend).toBe('cpu');
+    }).replace('gates:\n  {}', 'gates: {}');
+    const fast = await runCli(await exampleWorkspace(conv('')));
+    expect(fast.code).toBe(0);
+    expect(fast.stderr).toMatch(/training: kernel step on wasm; inference on wasm/);
+    const fastReport = await reportOf(fast.out);
+    expect([fastReport.backend, fastReport.training.step]).toEqual(['wasm', { kind: 'kernel', backend: 'wasm' }]);
+
+    // elu is not among the kernel's activations: autodiff, whose conv gradients wasm lacks.
+    const slow = await runCli(await exampleWorkspace(conv('').replace('activation: relu', 'activation: elu')));
+    expect(slow.stderr).toMatch(/backend: wasm: a training step of this student needs kernels the backend lacks \(.*Conv2DBackpropFilter.*\); training on cpu, inference stays on wasm/);
+    expect(slow.stderr).toMatch(/training: autodiff step on cpu \(not the WebAssembly kernel: Conv2D layer .*activation "elu"/);
+    expect(slow.code).toBe(0);
+    const slowReport = await reportOf(slow.out);
+    expect(slowReport.backend).toBe('wasm');
+    expect(slowReport.training.step).toMatchObject({ kind: 'autodiff', backend: 'cpu' });
+    expect(slowReport.environment.backend).toBe('wasm');
   });
 
   it('trains a student given as a LayersModel model.json from its own weights', async () => {
