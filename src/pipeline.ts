@@ -1,4 +1,5 @@
 import os from 'node:os';
+import type { io } from '@tensorflow/tfjs';
 import path from 'node:path';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { backendEnvironment, resolveBackend, type ResolvedBackend, type Tf } from './backend/resolve.js';
@@ -18,8 +19,8 @@ import { comparePairedSpeed, type SpeedComparison } from './measure/paired-speed
 import { fileExists, writeModelArtifacts } from './models/artifacts.js';
 import { parseGates, verdictOf } from './gates/gates.js';
 import { agreementMetrics, top1Agreement } from './measure/agreement.js';
-import { measureSpeed } from './measure/speed.js';
-import { firstLine, loadModel, type LoadedModel } from './models/model.js';
+import { measureSpeed, type SpeedMetrics } from './measure/speed.js';
+import { firstLine, loadModel, wrapLayersModel, type LoadedModel } from './models/model.js';
 import { predictLogits } from './models/predict.js';
 import { buildStudent } from './models/student.js';
 import { renderMarkdown } from './report/markdown.js';
@@ -108,6 +109,14 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
   }
   const { tf } = backend;
   const labels = Boolean(train.y ?? evalSet.y);
+  // Resolved before training, so that a backend that is not there fails the run in seconds.
+  const speedBackend = config.measure.backend && config.measure.backend !== backend.name
+    ? await resolveBackend(config.measure.backend, { searchFrom: options.searchFrom ?? [process.cwd(), config.dir] }).catch((error) => {
+        teacher.dispose();
+        student.dispose();
+        throw error instanceof InputError ? new InputError('measure.backend', error.message) : error;
+      })
+    : undefined;
 
   try {
     const checks = parseGates(config.gates, metricNames(teacher.outputWidth, config.measure.topK, Boolean(evalSet.y)));
@@ -144,7 +153,7 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
       'size.teacherParams': teacher.params,
       'size.studentParams': student.params,
       'size.ratio': student.bytes / teacher.bytes,
-      ...(await measureSpeed(tf, teacher, student, evalSet, config.measure)),
+      ...(await timeSpeed(tf, speedBackend, teacher, student, evalSet, config, log)),
       ...agreementMetrics(teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y),
     };
 
@@ -202,6 +211,7 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
       speedComparison: speedComparison ?? null,
       override: accepted && accepted.overridden.length > 0 ? { label: options.acceptRegression!.label, by: options.acceptRegression!.by, gates: accepted.overridden } : null,
       metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
+      ...(speedBackend ? { speedBackend: speedBackend.name } : {}),
       config: config.file,
       createdAt: new Date().toISOString(),
       ...(options.commit ? { commit: options.commit } : {}),
@@ -253,6 +263,33 @@ async function writeOutputs(tf: Tf, student: LoadedModel, outDir: string, report
     return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
   }));
   return undefined;
+}
+
+/**
+ * Latency and throughput of teacher and student, on `measure.backend` where the config names one
+ * (the backend the student is deployed on), else on the run's inference backend. A backend of
+ * another TF.js engine (tfjs-node) gets its own copies of both models.
+ */
+async function timeSpeed(tf: Tf, other: ResolvedBackend | undefined, teacher: LoadedModel, student: LoadedModel, evalSet: Dataset, config: Config, log: (line: string) => void): Promise<SpeedMetrics> {
+  if (!other) return measureSpeed(tf, teacher, student, evalSet, config.measure);
+  log(`speed: timed on ${other.name} (measure.backend)`);
+  if (other.tf === tf) return onBackend(tf, other.name, () => measureSpeed(tf, teacher, student, evalSet, config.measure));
+  const artifacts = await new Promise<io.ModelArtifacts>((resolve, reject) => {
+    student.layers!.save(tf.io.withSaveHandler(async (saved) => {
+      resolve(saved);
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    })).catch(reject);
+  });
+  const [theirTeacher, theirStudent] = [
+    await loadModel(other.tf, config.teacher, 'teacher', { head: config.teacherHead, output: config.teacherOutput }),
+    wrapLayersModel(await other.tf.loadLayersModel(other.tf.io.fromMemory(artifacts)), student.bytes),
+  ];
+  try {
+    return await measureSpeed(other.tf, theirTeacher, theirStudent, evalSet, config.measure);
+  } finally {
+    theirTeacher.dispose();
+    theirStudent.dispose();
+  }
 }
 
 /** Runs `work` with `name` as TF.js's current backend, then puts the previous one back. */

@@ -58,6 +58,8 @@ const measure = z.strictObject({
   speedBudgetSeconds: z.number().positive().default(20),
   /** How an inconclusive paired speed comparison counts for its gate. */
   inconclusive: z.enum(['pass', 'fail']).default('pass'),
+  /** The backend teacher and student are timed on (the one you deploy on); by default the run's. */
+  backend: z.enum(BACKENDS).exclude(['auto']).optional(),
 });
 
 const gateObject = z.strictObject({

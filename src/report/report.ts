@@ -55,6 +55,8 @@ export interface Report {
   speedComparison?: SpeedComparison | null;
   /** Where the agreement metrics were computed: logits from the run's backend, compared on the host in float64. */
   metricsComputedOn: string;
+  /** The backend speed was timed on when `measure.backend` named one other than the run's. */
+  speedBackend?: string;
   /** Failing relative gates turned into warnings by a PR label (an intended regression). */
   override?: { label: string; by: string; gates: string[] } | null;
   config: string;
