@@ -10,6 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { compareReports } from '../gates/compare.js';
 import { doctor } from '../backend/doctor.js';
+import { cancellable, parseBudgetMinutes } from '../run-control.js';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -22,8 +23,8 @@ const defaultIo: CliIo = {
 };
 
 function parseMinutes(value: string): number {
-  const minutes = Number(value);
-  if (!Number.isFinite(minutes) || minutes <= 0) throw new InvalidArgumentError('give the budget in minutes, a number above 0 (e.g. 30 or 0.5).');
+  const minutes = parseBudgetMinutes(value);
+  if (minutes === undefined) throw new InvalidArgumentError('give the budget in minutes, a number above 0 (e.g. 30 or 0.5).');
   return minutes;
 }
 
@@ -49,22 +50,15 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     .action(async (options: { config: string; out: string; backend?: BackendName; baseline?: string; cacheDir?: string; budget?: number; quiet?: boolean }) => {
       const config = await loadConfig(options.config);
       const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
-      const controller = new AbortController();
-      // A cancelled CI job sends SIGTERM: stop training, still measure and write the report.
-      const stop = (signal: NodeJS.Signals) => controller.abort(new Error(`received ${signal}`));
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-      try {
-        const result = await runPipeline(config, { outDir: options.out, backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir, budgetMinutes: options.budget, signal: controller.signal, log });
-        if (!options.quiet || result.writeError) io.stdout(result.markdown);
-        // The report was printed above, so nothing is lost when the disk refused it.
-        if (result.writeError) throw result.writeError;
-        log(`report: ${result.reportPath}\nstudent: ${result.studentPath}\nverdict: ${result.report.verdict}`);
-        exitCode = result.report.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed;
-      } finally {
-        process.off('SIGTERM', stop);
-        process.off('SIGINT', stop);
-      }
+      // Ctrl-C or a cancelled CI job (SIGINT, SIGTERM): stop training, still measure and write the report.
+      const result = await cancellable((signal) =>
+        runPipeline(config, { outDir: options.out, backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir, budgetMinutes: options.budget, signal, log }),
+      );
+      if (!options.quiet || result.writeError) io.stdout(result.markdown);
+      // The report was printed above, so nothing is lost when the disk refused it.
+      if (result.writeError) throw result.writeError;
+      log(`report: ${result.reportPath}\nstudent: ${result.studentPath}\nverdict: ${result.report.verdict}`);
+      exitCode = result.report.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed;
     });
 
   program
