@@ -1,4 +1,4 @@
-// The action's entry (bundled to dist/index.js): everything happens in main.ts's run().
-import { run } from './main.js';
+// The action's entry (bundled to dist/index.js): everything happens in src/action/run.ts's run().
+import { run } from './action/run.js';
 
 await run();

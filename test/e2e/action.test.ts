@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,10 +21,20 @@ afterAll(async () => api.stop());
 
 interface RunResult { code: number; stdout: string; outputs: Record<string, string>; summary: string; workspace: string }
 
-/** Runs the built bundle the way the runner does: node, INPUT_* variables and the GITHUB_* files. */
 const REFS: Record<string, string> = { pull_request: 'refs/pull/7/merge', push: 'refs/heads/main', schedule: 'refs/heads/main', release: 'refs/tags/v1.2.0', workflow_run: 'refs/heads/main' };
 
+/** Runs the built bundle the way the runner does: node, INPUT_* variables and the GITHUB_* files. */
 async function runAction(event: string, inputs: Record<string, string>, workspace?: string, eventFile = `${event}.json`): Promise<RunResult> {
+  const runner = await runnerFor(event, inputs, workspace, eventFile);
+  const result = await promisify(execFile)(process.execPath, [BUNDLE], { cwd: runner.dir, env: runner.env, maxBuffer: 16 << 20 }).then(
+    ({ stdout }) => ({ code: 0, stdout }),
+    (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
+  );
+  return { ...result, ...(await runner.collect()) };
+}
+
+/** The environment and files a runner gives the step, and what it reads back afterwards. */
+async function runnerFor(event: string, inputs: Record<string, string>, workspace?: string, eventFile = `${event}.json`) {
   const dir = workspace ?? (await exampleWorkspace(quickConfig()));
   const runnerFiles = path.join(dir, '.runner');
   await mkdir(runnerFiles, { recursive: true });
@@ -54,11 +64,8 @@ async function runAction(event: string, inputs: Record<string, string>, workspac
     'INPUT_BACKEND': 'auto',
     ...Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
   };
-  const result = await promisify(execFile)(process.execPath, [BUNDLE], { cwd: dir, env, maxBuffer: 16 << 20 }).then(
-    ({ stdout }) => ({ code: 0, stdout }),
-    (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
-  );
-  return { ...result, outputs: parseOutputs(await readFile(outputFile, 'utf8')), summary: await readFile(summaryFile, 'utf8'), workspace: dir };
+  const collect = async () => ({ outputs: parseOutputs(await readFile(outputFile, 'utf8')), summary: await readFile(summaryFile, 'utf8'), workspace: dir });
+  return { dir, env, collect };
 }
 
 /** GITHUB_OUTPUT holds `name<<delimiter\nvalue\ndelimiter` blocks. */
@@ -237,6 +244,28 @@ describe('the bundled action, run as the runner runs it', () => {
     const named = await runAction('release', { backend: 'webgpu' }, dir);
     expect(named.stdout).toMatch(/backend: using webgpu \(.*node_modules\/webgpu\/index\.js \(.*via Dawn (opengles|vulkan)/);
     expect(named.code).toBe(0);
+  });
+
+  it('cancelled by the runner (SIGINT first), stops training and still writes, summarises and comments the report', async () => {
+    api.comments = [];
+    const runner = await runnerFor('pull_request', {}, await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' })));
+    const child = spawn(process.execPath, [BUNDLE], { cwd: runner.dir, env: runner.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      if (/epoch 2\//.test(stdout) && !child.killed) child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const { outputs, summary, workspace } = await runner.collect();
+    expect(code).toBe(1);
+    const report = JSON.parse(await readFile(path.join(workspace, 'distill-report/report.json'), 'utf8'));
+    expect([report.status, report.verdict]).toEqual(['incomplete', 'fail']);
+    expect(report.reasons.join(' ')).toMatch(/Training stopped after \d+ of 100000 epochs: the job was cancelled \(SIGINT\)/);
+    expect(stdout).toMatch(/::warning title=distill-gate::Training stopped after \d+ of 100000 epochs: the job was cancelled \(SIGINT\)/);
+    expect(stdout).toMatch(/::error::distill-gate: /);
+    expect(outputs.verdict).toBe('fail');
+    expect(summary).toContain('distill-gate: fail');
+    expect(commentsOn(7)).toHaveLength(1);
   });
 
   it('bad input fails the step with one clear message and posts nothing', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { explainFailure, isTransient, withRetry } from '../../src/github/api.js';
-import { COMMENT_LIMIT, commentMarker, fitComment } from '../../src/github/comment.js';
+import { explainFailure, isTransient, withRetry } from '../../../src/action/github/api.js';
+import { COMMENT_LIMIT, commentMarker, fitComment } from '../../../src/action/github/comment.js';
 
 describe('sticky comment body', () => {
   it('keeps the marker an inert HTML comment whatever the key', () => {
@@ -77,5 +77,14 @@ describe('API failures', () => {
     const text = explainFailure('Posting', error(status, 'msg'));
     expect(text).toMatch(pattern);
     expect(text).toMatch(/report is in the job summary and on disk/);
+  });
+
+  it('asks a 403 for the permission the call needs, in the same words', () => {
+    const forbidden = error(403, 'Resource not accessible by integration');
+    const comment = explainFailure('Posting the PR comment', forbidden);
+    expect(comment).toContain('give the job `permissions: pull-requests: write` (and `issues: write` for tracking issues)');
+    expect(explainFailure('Recording the baseline', forbidden, 'contents: write')).toBe(comment.replace('Posting the PR comment', 'Recording the baseline').replace('pull-requests: write', 'contents: write'));
+    expect(explainFailure('Reading', forbidden, 'contents: read')).toContain('`permissions: contents: read`');
+    expect(explainFailure('Reading', error(404), 'contents: read')).not.toContain('permissions');
   });
 });

@@ -1,8 +1,8 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { appendHistory, historyEntry, parseHistory, type HistoryEntry } from '../report/history.js';
-import type { Report } from '../report/report.js';
-import { withRetry, type GitHubClient, type RetryOptions } from './api.js';
+import { appendHistory, historyEntry, parseHistory, type HistoryEntry } from '../../report/history.js';
+import type { Report } from '../../report/report.js';
+import type { Api } from './api.js';
 
 /**
  * The baseline store: a branch of the repository (default `distill-gate-data`) holding, per
@@ -11,8 +11,6 @@ import { withRetry, type GitHubClient, type RetryOptions } from './api.js';
  * contents API, so the job needs `contents: write` to write and nothing but the token to read.
  */
 export interface StoreLocation {
-  owner: string;
-  repo: string;
   /** The data branch. */
   branch: string;
   /** Which config's records (the comment key), and for which source branch. */
@@ -39,15 +37,16 @@ function status(error: unknown): number | undefined {
 }
 
 /** A file's bytes and blob sha, or undefined when it (or the branch) does not exist. */
-async function getFile(client: GitHubClient, location: StoreLocation, file: string, retry: RetryOptions): Promise<{ bytes: Buffer; sha: string } | undefined> {
-  const { owner, repo, branch } = location;
+async function getFile(api: Api, location: StoreLocation, file: string): Promise<{ bytes: Buffer; sha: string } | undefined> {
+  const { client, owner, repo } = api;
+  const { branch } = location;
   try {
-    const { data } = await withRetry(`reading ${file} from ${branch}`, () => client.rest.repos.getContent({ owner, repo, path: file, ref: branch }), retry);
+    const { data } = await api.call(`reading ${file} from ${branch}`, () => client.rest.repos.getContent({ owner, repo, path: file, ref: branch }));
     if (Array.isArray(data) || data.type !== 'file') return undefined;
     // Files over 1 MB come without content: fetch the blob itself.
     const content = data.content
       ? data.content
-      : (await withRetry(`reading the blob of ${file}`, () => client.rest.git.getBlob({ owner, repo, file_sha: data.sha }), retry)).data.content;
+      : (await api.call(`reading the blob of ${file}`, () => client.rest.git.getBlob({ owner, repo, file_sha: data.sha }))).data.content;
     return { bytes: Buffer.from(content, 'base64'), sha: data.sha };
   } catch (error) {
     if (status(error) === 404) return undefined;
@@ -55,25 +54,26 @@ async function getFile(client: GitHubClient, location: StoreLocation, file: stri
   }
 }
 
-async function putFile(client: GitHubClient, location: StoreLocation, file: string, bytes: Buffer, message: string, sha: string | undefined, retry: RetryOptions): Promise<void> {
-  const { owner, repo, branch } = location;
-  await withRetry(`writing ${file} to ${branch}`, () => client.rest.repos.createOrUpdateFileContents({ owner, repo, path: file, branch, message, content: bytes.toString('base64'), ...(sha ? { sha } : {}) }), retry);
+async function putFile(api: Api, location: StoreLocation, file: string, bytes: Buffer, message: string, sha: string | undefined): Promise<void> {
+  const { client, owner, repo } = api;
+  const { branch } = location;
+  await api.call(`writing ${file} to ${branch}`, () => client.rest.repos.createOrUpdateFileContents({ owner, repo, path: file, branch, message, content: bytes.toString('base64'), ...(sha ? { sha } : {}) }));
 }
 
 /** Downloads the latest baseline for `forBranch` into `dir`; undefined when none was stored yet. */
-export async function readStoredBaseline(client: GitHubClient, location: StoreLocation, dir: string, retry: RetryOptions = {}): Promise<StoredBaseline | undefined> {
+export async function readStoredBaseline(api: Api, location: StoreLocation, dir: string): Promise<StoredBaseline | undefined> {
   const folder = storeFolder(location);
-  const [report, history] = await Promise.all([getFile(client, location, `${folder}/report.json`, retry), getFile(client, location, `${folder}/history.json`, retry)]);
+  const [report, history] = await Promise.all([getFile(api, location, `${folder}/report.json`), getFile(api, location, `${folder}/history.json`)]);
   if (!report) return undefined;
   await mkdir(path.join(dir, 'student'), { recursive: true });
   const reportPath = path.join(dir, 'report.json');
   await writeFile(reportPath, report.bytes);
   let studentPath: string | undefined;
-  const modelJson = await getFile(client, location, `${folder}/student/model.json`, retry);
+  const modelJson = await getFile(api, location, `${folder}/student/model.json`);
   if (modelJson) {
     const manifest = JSON.parse(modelJson.bytes.toString('utf8')) as { weightsManifest?: Array<{ paths: string[] }> };
     const shards = (manifest.weightsManifest ?? []).flatMap((group) => group.paths).filter((p) => /^[A-Za-z0-9._-]+$/.test(p));
-    const files = await Promise.all(shards.map((shard) => getFile(client, location, `${folder}/student/${shard}`, retry)));
+    const files = await Promise.all(shards.map((shard) => getFile(api, location, `${folder}/student/${shard}`)));
     if (files.every(Boolean)) {
       await Promise.all(shards.map((shard, i) => writeFile(path.join(dir, 'student', shard), files[i]!.bytes)));
       studentPath = path.join(dir, 'student', 'model.json');
@@ -84,14 +84,15 @@ export async function readStoredBaseline(client: GitHubClient, location: StoreLo
 }
 
 /** Creates the data branch from `fromSha` when it does not exist yet. */
-async function ensureBranch(client: GitHubClient, location: StoreLocation, fromSha: string, retry: RetryOptions): Promise<void> {
-  const { owner, repo, branch } = location;
+async function ensureBranch(api: Api, location: StoreLocation, fromSha: string): Promise<void> {
+  const { client, owner, repo } = api;
+  const { branch } = location;
   try {
-    await withRetry(`looking up branch ${branch}`, () => client.rest.git.getRef({ owner, repo, ref: `heads/${branch}` }), retry);
+    await api.call(`looking up branch ${branch}`, () => client.rest.git.getRef({ owner, repo, ref: `heads/${branch}` }));
   } catch (error) {
     if (status(error) !== 404) throw error;
     try {
-      await withRetry(`creating branch ${branch}`, () => client.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: fromSha }), retry);
+      await api.call(`creating branch ${branch}`, () => client.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: fromSha }));
     } catch (createError) {
       // Another run created it first.
       if (status(createError) !== 422) throw createError;
@@ -103,38 +104,37 @@ async function ensureBranch(client: GitHubClient, location: StoreLocation, fromS
  * Records a default-branch run: appends to the history (re-reading and re-appending when another
  * run wrote in between, so no entry is lost) and replaces the latest report and student.
  */
-export async function storeRun(client: GitHubClient, location: StoreLocation, report: Report, studentDir: string | undefined, options: { fromSha: string; event?: string; retry?: RetryOptions }): Promise<HistoryEntry[]> {
-  const retry = options.retry ?? {};
-  await ensureBranch(client, location, options.fromSha, retry);
+export async function storeRun(api: Api, location: StoreLocation, report: Report, studentDir: string | undefined, origin: { fromSha: string; event?: string }): Promise<HistoryEntry[]> {
+  await ensureBranch(api, location, origin.fromSha);
   const folder = storeFolder(location);
   const message = `distill-gate: ${report.verdict} for ${location.forBranch}${report.commit ? ` at ${report.commit.slice(0, 12)}` : ''}`;
   let history: HistoryEntry[] = [];
   for (let attempt = 1; ; attempt++) {
-    const current = await getFile(client, location, `${folder}/history.json`, retry);
-    history = appendHistory(current ? parseHistory(current.bytes.toString('utf8'), `${folder}/history.json`) : [], historyEntry(report, options.event));
+    const current = await getFile(api, location, `${folder}/history.json`);
+    history = appendHistory(current ? parseHistory(current.bytes.toString('utf8'), `${folder}/history.json`) : [], historyEntry(report, origin.event));
     try {
-      await putFile(client, location, `${folder}/history.json`, Buffer.from(`${JSON.stringify(history, null, 1)}\n`), message, current?.sha, retry);
+      await putFile(api, location, `${folder}/history.json`, Buffer.from(`${JSON.stringify(history, null, 1)}\n`), message, current?.sha);
       break;
     } catch (error) {
       // 409: the file changed since it was read; 422: it was created since. Read it again.
       if ((status(error) !== 409 && status(error) !== 422) || attempt >= HISTORY_WRITE_ATTEMPTS) throw error;
     }
   }
-  await replaceFile(client, location, `${folder}/report.json`, Buffer.from(`${JSON.stringify(report, null, 2)}\n`), message, retry);
+  await replaceFile(api, location, `${folder}/report.json`, Buffer.from(`${JSON.stringify(report, null, 2)}\n`), message);
   if (studentDir) {
     for (const name of await readdir(studentDir)) {
-      await replaceFile(client, location, `${folder}/student/${name}`, await readFile(path.join(studentDir, name)), message, retry);
+      await replaceFile(api, location, `${folder}/student/${name}`, await readFile(path.join(studentDir, name)), message);
     }
   }
   return history;
 }
 
 /** Last writer wins for the latest report and student; the sha is read fresh for each write. */
-async function replaceFile(client: GitHubClient, location: StoreLocation, file: string, bytes: Buffer, message: string, retry: RetryOptions): Promise<void> {
+async function replaceFile(api: Api, location: StoreLocation, file: string, bytes: Buffer, message: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
-    const current = await getFile(client, location, file, retry);
+    const current = await getFile(api, location, file);
     try {
-      await putFile(client, location, file, bytes, message, current?.sha, retry);
+      await putFile(api, location, file, bytes, message, current?.sha);
       return;
     } catch (error) {
       if ((status(error) !== 409 && status(error) !== 422) || attempt >= HISTORY_WRITE_ATTEMPTS) throw error;

@@ -9,9 +9,21 @@ interface HttpError {
   response?: { headers?: Record<string, string | number | undefined> };
 }
 
+/**
+ * What every request of the facade goes through: the client, the repository, and `call`, which
+ * runs one request with the retry policy chosen once when the facade was built.
+ */
+export interface Api {
+  client: GitHubClient;
+  owner: string;
+  repo: string;
+  call<T>(what: string, request: () => Promise<T>): Promise<T>;
+}
+
 /** GITHUB_API_URL is honoured by getOctokit, so GHES and the tests' loopback server both work. */
-export function createClient(token: string): GitHubClient {
-  return github.getOctokit(token, { log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } });
+export function connect(token: string, repository: { owner: string; repo: string }, retry: RetryOptions = {}): Api {
+  const client = github.getOctokit(token, { log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } });
+  return { client, ...repository, call: (what, request) => withRetry(what, request, retry) };
 }
 
 /** 5xx, 429 and secondary rate limits pass; anything else (401, 403, 404, 422) will not. */
@@ -57,13 +69,15 @@ function describeStatus(error: unknown): string {
 /**
  * Turns an API failure into a warning that says what to do. The token is never part of it:
  * Octokit's errors carry the status and GitHub's message, not the request headers.
+ * `permission` is the one a 403 asks for: the comment and issue need `pull-requests: write`,
+ * the baseline store `contents: write` to record and `contents: read` to read.
  */
-export function explainFailure(what: string, error: unknown): string {
+export function explainFailure(what: string, error: unknown, permission = 'pull-requests: write'): string {
   const { status } = (error ?? {}) as HttpError;
   const base = `${what} failed: ${describeStatus(error)}.`;
   const fix =
     status === 401 ? 'The token is invalid or expired; pass a valid `github-token`.' :
-    status === 403 ? 'The token may not write here: give the job `permissions: pull-requests: write` (and `issues: write` for tracking issues). Pull requests from forks get a read-only token: use the workflow_run pattern in the README (mode: report).' :
+    status === 403 ? `The token may not write here: give the job \`permissions: ${permission}\` (and \`issues: write\` for tracking issues). Pull requests from forks get a read-only token: use the workflow_run pattern in the README (mode: report).` :
     status === 404 ? 'The pull request or issue was not found (deleted, or the token cannot see this repository).' :
     status === 422 ? 'GitHub refused the content (too long or invalid).' :
     isTransient(error) ? 'GitHub kept failing after retries; the report is still in the job summary and on disk.' : '';

@@ -2,16 +2,21 @@ import { mkdtemp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import type { StoreLocation } from '../../src/github/baseline-store.js';
-import { FakeGitHub } from '../e2e/github-server.js';
-import { sampleReport } from '../sample-report.js';
+import type { EventContext, StoreLocation } from '../../../src/action/github/index.js';
+import { FakeGitHub } from '../../e2e/github-server.js';
+import { sampleReport } from '../../sample-report.js';
 
 // @actions/github reads GITHUB_API_URL when it is first imported.
 const api = await new FakeGitHub().start();
 process.env.GITHUB_API_URL = api.url;
-const { createClient } = await import('../../src/github/api.js');
-const { readStoredBaseline, storeFolder, storeRun } = await import('../../src/github/baseline-store.js');
-const location: StoreLocation = { owner: 'acme', repo: 'models', branch: 'distill-gate-data', key: '.github/distill-gate.yml', forBranch: 'main' };
+const { createGitHub } = await import('../../../src/action/github/index.js');
+const { storeFolder } = await import('../../../src/action/github/baseline-store.js');
+const location: StoreLocation = { branch: 'distill-gate-data', key: '.github/distill-gate.yml', forBranch: 'main' };
+/** The facade as a push to main builds it; `sha` is the commit a new data branch starts from. */
+const gitHub = (sha = 'abc123') => {
+  const context: EventContext = { eventName: 'push', payload: {}, sha, ref: 'refs/heads/main', repo: { owner: 'acme', repo: 'models' }, serverUrl: 'https://github.test', runId: 1 };
+  return createGitHub('t', context, { minTimeoutMs: 1 });
+};
 
 afterAll(() => api.stop());
 beforeEach(() => {
@@ -36,13 +41,13 @@ describe('baseline store', () => {
   });
 
   it('creates the data branch, records a run, and gives it back with its student (a shard over 1 MB included)', async () => {
-    const client = createClient('t');
+    const github = gitHub('abc123');
     const report = sampleReport({ commit: 'abc123def456' });
-    const history = await storeRun(client, location, report, await studentDir(1_500_000), { fromSha: 'abc123', event: 'push', retry: { minTimeoutMs: 1 } });
+    const history = await github.storeRun(location, report, await studentDir(1_500_000));
     expect(api.refs.has('distill-gate-data')).toBe(true);
     expect(history).toHaveLength(1);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
-    const stored = await readStoredBaseline(client, location, dir);
+    const stored = await github.readStoredBaseline(location, dir);
     expect(JSON.parse(await readFile(stored!.reportPath, 'utf8')).commit).toBe('abc123def456');
     expect((await readFile(path.join(dir, 'student/group1-shard1of1.bin'))).length).toBe(1_500_000);
     expect(stored!.studentPath).toBe(path.join(dir, 'student/model.json'));
@@ -51,18 +56,18 @@ describe('baseline store', () => {
 
   it('answers "no baseline yet" when nothing was stored', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
-    expect(await readStoredBaseline(createClient('t'), location, dir)).toBeUndefined();
+    expect(await gitHub().readStoredBaseline(location, dir)).toBeUndefined();
   });
 
   it('loses no entry when two runs append to the history at once', async () => {
-    const client = createClient('t');
-    await storeRun(client, location, sampleReport({ commit: 'first' }), undefined, { fromSha: 'a' });
+    const github = gitHub('a');
+    await github.storeRun(location, sampleReport({ commit: 'first' }), undefined);
     await Promise.all([
-      storeRun(client, location, sampleReport({ commit: 'second' }), undefined, { fromSha: 'a' }),
-      storeRun(client, location, sampleReport({ commit: 'third' }), undefined, { fromSha: 'a' }),
+      github.storeRun(location, sampleReport({ commit: 'second' }), undefined),
+      github.storeRun(location, sampleReport({ commit: 'third' }), undefined),
     ]);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
-    const stored = await readStoredBaseline(client, location, dir);
+    const stored = await github.readStoredBaseline(location, dir);
     expect(stored!.history.map((h) => h.commit).sort()).toEqual(['first', 'second', 'third']);
   });
 });

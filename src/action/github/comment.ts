@@ -1,5 +1,4 @@
-import type { GitHubClient, RetryOptions } from './api.js';
-import { withRetry } from './api.js';
+import type { Api } from './api.js';
 
 /** GitHub refuses issue comments longer than this many characters. */
 export const COMMENT_LIMIT = 65_536;
@@ -23,27 +22,27 @@ export function fitComment(body: string, limit = COMMENT_LIMIT): { body: string;
   return { body: `${head}${note}`, truncated: true };
 }
 
-export interface StickyTarget {
-  owner: string;
-  repo: string;
-  issueNumber: number;
-  key: string;
+export interface StickyComment {
+  url: string;
+  id: number;
+  created: boolean;
+  truncated: boolean;
 }
 
 /**
  * Creates or updates the one comment carrying this key's marker. Every page of comments is read,
  * so a long discussion never hides the old comment and produces a second copy.
  */
-export async function upsertStickyComment(client: GitHubClient, target: StickyTarget, markdown: string, retry: RetryOptions = {}) {
-  const marker = commentMarker(target.key);
+export async function upsertStickyComment(api: Api, issueNumber: number, key: string, markdown: string): Promise<StickyComment> {
+  const marker = commentMarker(key);
   const { body, truncated } = fitComment(`${marker}\n${markdown}`);
-  const { owner, repo, issueNumber } = target;
-  const comments = await withRetry('listing PR comments', () => client.paginate(client.rest.issues.listComments, { owner, repo, issue_number: issueNumber, per_page: 100 }), retry);
+  const { client, owner, repo } = api;
+  const comments = await api.call('listing PR comments', () => client.paginate(client.rest.issues.listComments, { owner, repo, issue_number: issueNumber, per_page: 100 }));
   const existing = comments.find((c) => c.body?.startsWith(marker));
   if (existing) {
-    const { data } = await withRetry('updating the report comment', () => client.rest.issues.updateComment({ owner, repo, comment_id: existing.id, body }), retry);
+    const { data } = await api.call('updating the report comment', () => client.rest.issues.updateComment({ owner, repo, comment_id: existing.id, body }));
     return { url: data.html_url, id: data.id, created: false, truncated };
   }
-  const { data } = await withRetry('creating the report comment', () => client.rest.issues.createComment({ owner, repo, issue_number: issueNumber, body }), retry);
+  const { data } = await api.call('creating the report comment', () => client.rest.issues.createComment({ owner, repo, issue_number: issueNumber, body }));
   return { url: data.html_url, id: data.id, created: true, truncated };
 }

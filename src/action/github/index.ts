@@ -1,0 +1,48 @@
+/**
+ * The action's one door to GitHub: built once per step from the token, the event context and the
+ * retry policy, so that nothing after it handles a client, a repository or retry options. The
+ * modules beside this one are its internals.
+ */
+import type { HistoryEntry } from '../../report/history.js';
+import type { Report } from '../../report/report.js';
+import { connect, type RetryOptions } from './api.js';
+import { readStoredBaseline, storeRun, type StoredBaseline, type StoreLocation } from './baseline-store.js';
+import { upsertStickyComment, type StickyComment } from './comment.js';
+import { defaultBranch, findPullRequestBySha, labelledBy, runUrl, type EventContext } from './event.js';
+import { syncTrackingIssue, type TrackingResult } from './tracking-issue.js';
+
+export { explainFailure, type RetryOptions } from './api.js';
+export type { StoredBaseline, StoreLocation } from './baseline-store.js';
+export type { StickyComment } from './comment.js';
+export { branchOf, pullRequestNumber, PULL_REQUEST_EVENTS, STORING_EVENTS, type EventContext } from './event.js';
+export type { TrackingResult } from './tracking-issue.js';
+
+export interface GitHub {
+  /** The repository's default branch: from the payload, or the API when the payload lacks it. */
+  defaultBranch(): Promise<string>;
+  /** Downloads the latest baseline at `location` into `dir`; undefined when none was stored yet. */
+  readStoredBaseline(location: StoreLocation, dir: string): Promise<StoredBaseline | undefined>;
+  /** Records this run (report, student, history entry) at `location`, from this event's commit. */
+  storeRun(location: StoreLocation, report: Report, studentDir: string | undefined): Promise<HistoryEntry[]>;
+  /** Creates or updates the one PR comment carrying `key`'s marker. */
+  upsertStickyComment(issueNumber: number, key: string, markdown: string): Promise<StickyComment>;
+  /** Opens, updates or closes the labelled tracking issue of `key`, linking this run. */
+  syncTrackingIssue(target: { key: string; label: string }, verdict: 'pass' | 'fail', markdown: string): Promise<TrackingResult>;
+  /** The open PR whose head is `sha` (the workflow_run pattern), if any. */
+  findPullRequestBySha(sha: string): Promise<number | undefined>;
+  /** Who last put `label` on the PR: "@login", or "someone" when GitHub does not say. */
+  labelledBy(issueNumber: number, label: string): Promise<string>;
+}
+
+export function createGitHub(token: string, context: EventContext, retry: RetryOptions = {}): GitHub {
+  const api = connect(token, context.repo, retry);
+  return {
+    defaultBranch: () => defaultBranch(api, context),
+    readStoredBaseline: (location, dir) => readStoredBaseline(api, location, dir),
+    storeRun: (location, report, studentDir) => storeRun(api, location, report, studentDir, { fromSha: context.sha, event: context.eventName }),
+    upsertStickyComment: (issueNumber, key, markdown) => upsertStickyComment(api, issueNumber, key, markdown),
+    syncTrackingIssue: (target, verdict, markdown) => syncTrackingIssue(api, { ...target, runUrl: runUrl(context) }, verdict, markdown),
+    findPullRequestBySha: (sha) => findPullRequestBySha(api, sha),
+    labelledBy: (issueNumber, label) => labelledBy(api, issueNumber, label),
+  };
+}

@@ -1,0 +1,97 @@
+import path from 'node:path';
+import * as core from '@actions/core';
+import { BACKENDS, type BackendName } from '../config/schema.js';
+import { InputError } from '../errors.js';
+import { parseBudgetMinutes } from '../run-control.js';
+import type { GitHub, EventContext } from './github/index.js';
+
+export const MODES = ['run', 'report', 'merge'] as const;
+export type Mode = (typeof MODES)[number];
+
+/** The action's inputs (action.yml), validated, with every path resolved against working-directory. */
+export interface ActionInputs {
+  mode: Mode;
+  /** For mode merge: report.json paths or patterns. */
+  reports: string[];
+  config: string;
+  report: string;
+  token: string;
+  comment: boolean;
+  failOnGate: boolean;
+  backend: BackendName;
+  outputDir: string;
+  workingDirectory: string;
+  commentKey: string;
+  baseline?: string;
+  issueOnFailure: boolean;
+  issueLabel: string;
+  budgetMinutes?: number;
+  /** Branch of the baseline store; '' turns the store off. */
+  baselineBranch: string;
+  acceptLabel: string;
+  cacheDir?: string;
+}
+
+/** What a mode and the publishing step are given: the inputs, the event, and GitHub when there is a token. */
+export interface Step {
+  inputs: ActionInputs;
+  context: EventContext;
+  github?: GitHub;
+}
+
+export function readInputs(): ActionInputs {
+  const mode = modeInput();
+  const backend = backendInput();
+  const workingDirectory = path.resolve(process.env.GITHUB_WORKSPACE ?? process.cwd(), core.getInput('working-directory') || '.');
+  const config = core.getInput('config') || '.github/distill-gate.yml';
+  const outputDir = path.resolve(workingDirectory, core.getInput('output-dir') || 'distill-report');
+  const optionalPath = (name: string) => (core.getInput(name) ? path.resolve(workingDirectory, core.getInput(name)) : undefined);
+  return {
+    mode,
+    reports: core.getMultilineInput('reports').flatMap((line) => line.split(/\s+/)).filter(Boolean),
+    config: path.resolve(workingDirectory, config),
+    report: path.resolve(workingDirectory, core.getInput('report') || path.join(outputDir, 'report.json')),
+    token: core.getInput('github-token'),
+    comment: booleanInput('comment', true),
+    failOnGate: booleanInput('fail-on-gate', true),
+    backend,
+    outputDir,
+    workingDirectory,
+    commentKey: core.getInput('comment-key') || config,
+    baseline: optionalPath('baseline'),
+    issueOnFailure: booleanInput('issue-on-failure', false),
+    issueLabel: core.getInput('issue-label') || 'distill-gate',
+    budgetMinutes: budgetInput(),
+    baselineBranch: ['false', 'off', 'none'].includes(core.getInput('baseline-branch').toLowerCase()) ? '' : core.getInput('baseline-branch') || 'distill-gate-data',
+    acceptLabel: core.getInput('accept-label') || 'distill-gate:accept-regression',
+    cacheDir: optionalPath('cache-dir'),
+  };
+}
+
+function modeInput(): Mode {
+  const mode = core.getInput('mode') || 'run';
+  if (!(MODES as readonly string[]).includes(mode)) throw new InputError('input mode', `"${mode}" is not a mode; use run, report or merge.`);
+  return mode as Mode;
+}
+
+function backendInput(): BackendName {
+  const backend = core.getInput('backend') || 'auto';
+  if (!(BACKENDS as readonly string[]).includes(backend)) throw new InputError('input backend', `"${backend}" is not a backend; use one of ${BACKENDS.join(', ')}.`);
+  return backend as BackendName;
+}
+
+function budgetInput(): number | undefined {
+  const value = core.getInput('budget');
+  if (!value) return undefined;
+  const minutes = parseBudgetMinutes(value);
+  if (minutes === undefined) throw new InputError('input budget', `"${value}" is not a number of minutes above 0 (e.g. 45).`);
+  return minutes;
+}
+
+function booleanInput(name: string, fallback: boolean): boolean {
+  const value = core.getInput(name).trim().toLowerCase();
+  if (value === '') return fallback;
+  if (['true', 'yes', 'on', '1'].includes(value)) return true;
+  if (['false', 'no', 'off', '0'].includes(value)) return false;
+  throw new InputError(`input ${name}`, `"${value}" is not a boolean; use true or false.`);
+}

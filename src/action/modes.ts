@@ -1,0 +1,75 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as core from '@actions/core';
+import { loadConfig } from '../config/load.js';
+import { InputError } from '../errors.js';
+import type { RegressionAcceptance } from '../gates/compare.js';
+import { runPipeline, type RunResult } from '../pipeline.js';
+import { renderMarkdown } from '../report/markdown.js';
+import { mergedAsReport, mergeReports, readReports } from '../report/merge.js';
+import { readReport } from '../report/report.js';
+import { cancellable } from '../run-control.js';
+import type { Mode, Step } from './inputs.js';
+import { planStore, readBaseline, recordRun } from './store.js';
+
+/** Each mode ends in the same thing to publish: a report, its markdown and where they lie. */
+export const modes: Record<Mode, (step: Step) => Promise<RunResult>> = { run: distill, report: postReport, merge };
+
+/** mode run: the same pipeline as `distill-gate run`, with the baseline store around it. */
+async function distill({ inputs, context, github }: Step): Promise<RunResult> {
+  const config = await loadConfig(inputs.config);
+  const store = github ? await planStore(github, inputs, context) : undefined;
+  const stored = github && store && !inputs.baseline ? await readBaseline(github, store) : undefined;
+  const acceptRegression = await regressionAcceptance({ inputs, context, github });
+  core.startGroup('distill-gate: distillation');
+  let result: RunResult;
+  try {
+    result = await cancellable(
+      (signal) =>
+        runPipeline(config, {
+          outDir: inputs.outputDir,
+          backend: inputs.backend === 'auto' ? undefined : inputs.backend,
+          baseline: inputs.baseline ?? stored?.reportPath,
+          baselineStudent: inputs.baseline ? undefined : stored?.studentPath,
+          history: stored?.history,
+          acceptRegression,
+          budgetMinutes: inputs.budgetMinutes,
+          cacheDir: inputs.cacheDir,
+          searchFrom: [inputs.workingDirectory, process.env.GITHUB_WORKSPACE ?? inputs.workingDirectory],
+          signal,
+          log: (line) => core.info(line),
+          commit: context.sha,
+        }),
+      { reason: (signal) => `the job was cancelled (${signal})` },
+    );
+  } finally {
+    core.endGroup();
+  }
+  if (github && store) await recordRun(github, store, result);
+  return result;
+}
+
+/** The accept-regression label on the PR turns failing relative gates into warnings, naming who set it. */
+async function regressionAcceptance({ inputs, context, github }: Step): Promise<RegressionAcceptance | undefined> {
+  const pr = context.payload.pull_request;
+  if (!github || !pr?.labels?.some((l) => l.name === inputs.acceptLabel)) return undefined;
+  const by = await github.labelledBy(pr.number, inputs.acceptLabel).catch(() => 'someone');
+  core.info(`distill-gate: label "${inputs.acceptLabel}" (by ${by}) turns failing relative gates into warnings`);
+  return { label: inputs.acceptLabel, by };
+}
+
+/** mode report: an earlier run's report.json, re-read (and its schema version checked), not re-run. */
+async function postReport({ inputs }: Step): Promise<RunResult> {
+  const report = await readReport(inputs.report);
+  return { report, markdown: renderMarkdown(report), reportPath: inputs.report, studentPath: report.student?.path ?? '' };
+}
+
+/** mode merge: the reports of a matrix of jobs as one report and verdict, also written to report.md. */
+async function merge({ inputs }: Step): Promise<RunResult> {
+  if (inputs.reports.length === 0) throw new InputError('input reports', 'mode merge needs the report.json files to merge, e.g. reports: "reports/*/report.json".');
+  const merged = mergeReports(await readReports(inputs.reports, inputs.workingDirectory));
+  await mkdir(inputs.outputDir, { recursive: true });
+  const reportPath = path.join(inputs.outputDir, 'report.md');
+  await writeFile(reportPath, merged.markdown);
+  return { report: mergedAsReport(merged), markdown: merged.markdown, reportPath, studentPath: '' };
+}

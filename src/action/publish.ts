@@ -1,0 +1,86 @@
+import * as core from '@actions/core';
+import type { RunResult } from '../pipeline.js';
+import type { Report } from '../report/report.js';
+import { explainFailure, pullRequestNumber, PULL_REQUEST_EVENTS, type GitHub } from './github/index.js';
+import type { Step } from './inputs.js';
+
+/**
+ * Everything the step shows: the job summary, the outputs, the PR comment or tracking issue,
+ * an annotation per failing or warning gate, and last the step's own failure. Only the verdict
+ * (or a report the disk refused) fails the step: summary and API failures warn.
+ */
+export async function publish(step: Step, result: RunResult): Promise<void> {
+  const { report } = result;
+  core.info(`distill-gate: verdict ${report.verdict} on backend ${report.backend}`);
+  await writeSummary(result);
+  setOutputs(result);
+  if (step.github) await publishToGitHub(step, step.github, result);
+  else core.warning('No github-token: skipping the PR comment. The report is in the job summary and on disk.');
+  annotate(report);
+  // The comment and summary went out first: a disk that refused the report loses nothing else.
+  if (result.writeError) core.setFailed(`distill-gate: ${result.writeError.message}`);
+  else if (report.verdict === 'fail') failStep(report, step.inputs.failOnGate);
+}
+
+async function writeSummary({ markdown, reportPath }: RunResult): Promise<void> {
+  try {
+    await core.summary.addRaw(markdown).write();
+  } catch (error) {
+    core.warning(`Writing the job summary failed: ${(error as Error).message}. The report is at ${reportPath}.`);
+  }
+}
+
+function setOutputs({ report, reportPath, studentPath, writeError }: RunResult): void {
+  core.setOutput('verdict', report.verdict);
+  core.setOutput('report-path', writeError ? '' : reportPath);
+  core.setOutput('student-path', studentPath);
+  core.setOutput('agreement', String(report.metrics['agreement.top1'] ?? ''));
+  core.setOutput('speedup', String(report.metrics['speed.speedup'] ?? ''));
+  core.setOutput('size-ratio', String(report.metrics['size.ratio'] ?? ''));
+  core.setOutput('comment-url', '');
+}
+
+function annotate(report: Report): void {
+  for (const gate of report.gates) {
+    const text = `${gate.metric} = ${gate.value ?? 'not measured'}, expected ${gate.expected}${gate.baseline !== null ? ` (baseline ${gate.baseline})` : ''}`;
+    if (gate.status === 'fail') core.error(text, { title: `distill-gate: ${gate.metric} failed` });
+    if (gate.status === 'warn') core.warning(text, { title: `distill-gate: ${gate.metric} (warning)` });
+  }
+  for (const reason of report.reasons) core.warning(reason, { title: 'distill-gate' });
+}
+
+function failStep(report: Report, failOnGate: boolean): void {
+  const failing = report.gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
+  const message = `distill-gate: ${failing.length ? `failing gates: ${failing.join(', ')}` : report.reasons.join(' ')}`;
+  if (failOnGate) core.setFailed(message);
+  else core.warning(`${message} (fail-on-gate is false, so the step passes)`);
+}
+
+/** PR runs (and mode report under workflow_run) comment; other runs may keep a tracking issue. */
+async function publishToGitHub({ inputs, context }: Step, github: GitHub, result: RunResult): Promise<void> {
+  const isPullRequest = PULL_REQUEST_EVENTS.includes(context.eventName) || (inputs.mode === 'report' && context.eventName === 'workflow_run');
+  if (isPullRequest && inputs.comment) {
+    try {
+      const headSha = context.payload.workflow_run?.head_sha ?? result.report.commit;
+      const issueNumber = pullRequestNumber(context) ?? (headSha ? await github.findPullRequestBySha(headSha) : undefined);
+      if (issueNumber === undefined) {
+        core.warning('No pull request found for this run, so no comment was posted. The report is in the job summary.');
+        return;
+      }
+      const comment = await github.upsertStickyComment(issueNumber, inputs.commentKey, result.markdown);
+      core.setOutput('comment-url', comment.url);
+      core.info(`distill-gate: ${comment.created ? 'posted' : 'updated'} the report comment ${comment.url}${comment.truncated ? ' (shortened to fit GitHub\'s limit)' : ''}`);
+    } catch (error) {
+      core.warning(explainFailure('Posting the PR comment', error));
+    }
+    return;
+  }
+  if (inputs.issueOnFailure && !isPullRequest) {
+    try {
+      const issue = await github.syncTrackingIssue({ key: inputs.commentKey, label: inputs.issueLabel }, result.report.verdict, result.markdown);
+      if (issue.action !== 'none') core.info(`distill-gate: tracking issue ${issue.action}: ${issue.url}`);
+    } catch (error) {
+      core.warning(explainFailure('Updating the tracking issue', error));
+    }
+  }
+}

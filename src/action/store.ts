@@ -1,0 +1,61 @@
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as core from '@actions/core';
+import type { RunResult } from '../pipeline.js';
+import { branchOf, explainFailure, STORING_EVENTS, type EventContext, type GitHub, type StoredBaseline, type StoreLocation } from './github/index.js';
+import type { ActionInputs } from './inputs.js';
+
+/**
+ * The baseline store, planned: which branch's records this run reads, and whether it extends them.
+ * PRs read their base branch's records; default-branch runs of push, schedule and
+ * workflow_dispatch read and then extend their own; other runs leave the store alone.
+ */
+export interface StorePlan {
+  location: StoreLocation;
+  write: boolean;
+}
+
+/** Decides from the event alone, except when the default branch is not in the payload. */
+export async function planStore(github: GitHub, inputs: Pick<ActionInputs, 'baselineBranch' | 'commentKey'>, context: EventContext): Promise<StorePlan | undefined> {
+  if (!inputs.baselineBranch) return undefined;
+  const base = { branch: inputs.baselineBranch, key: inputs.commentKey };
+  const prBase = context.payload.pull_request?.base?.ref;
+  if (prBase) return { location: { ...base, forBranch: prBase }, write: false };
+  const branch = branchOf(context.ref ?? '');
+  if (!branch || !STORING_EVENTS.includes(context.eventName)) return undefined;
+  try {
+    const mainBranch = await github.defaultBranch();
+    return { location: { ...base, forBranch: branch }, write: branch === mainBranch };
+  } catch (error) {
+    core.warning(explainFailure('Finding the default branch for the baseline store', error));
+    return undefined;
+  }
+}
+
+/** The stored baseline, downloaded outside the workspace so that its files never mix with the PR's. */
+export async function readBaseline(github: GitHub, plan: StorePlan): Promise<StoredBaseline | undefined> {
+  const { branch, forBranch } = plan.location;
+  try {
+    const dir = await mkdtemp(path.join(process.env.RUNNER_TEMP ?? os.tmpdir(), 'distill-gate-baseline-'));
+    const stored = await github.readStoredBaseline(plan.location, dir);
+    if (stored) core.info(`distill-gate: baseline from ${branch} for ${forBranch}${stored.studentPath ? ', with its student' : ''}`);
+    else core.info(`distill-gate: no baseline stored yet for ${forBranch} in ${branch}; relative gates are skipped`);
+    return stored;
+  } catch (error) {
+    core.warning(explainFailure(`Reading the baseline from branch ${branch}`, error, 'contents: read'));
+    return undefined;
+  }
+}
+
+/** Records a run the plan says to record, unless its report never reached the disk. */
+export async function recordRun(github: GitHub, plan: StorePlan, result: RunResult): Promise<void> {
+  if (!plan.write || result.writeError) return;
+  const { branch } = plan.location;
+  try {
+    const history = await github.storeRun(plan.location, result.report, path.dirname(result.studentPath));
+    core.info(`distill-gate: recorded this run in ${branch} (${history.length} runs in the history)`);
+  } catch (error) {
+    core.warning(explainFailure(`Recording the baseline in branch ${branch}`, error, 'contents: write'));
+  }
+}

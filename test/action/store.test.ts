@@ -1,0 +1,83 @@
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import type { RunResult } from '../../src/pipeline.js';
+import { sampleReport } from '../sample-report.js';
+import * as toolkit from './toolkit.js';
+
+vi.mock('@actions/core', () => import('./toolkit.js'));
+
+const { planStore, readBaseline, recordRun } = await import('../../src/action/store.js');
+
+const inputs = { baselineBranch: 'distill-gate-data', commentKey: '.github/distill-gate.yml' };
+const at = (forBranch: string) => ({ branch: 'distill-gate-data', key: '.github/distill-gate.yml', forBranch });
+const event = (eventName: string, ref: string, payload: Record<string, unknown> = {}) => ({ ...toolkit.context, eventName, ref, payload });
+const refused = (status: number) => Object.assign(new Error('Resource not accessible by integration'), { status });
+
+beforeEach(() => toolkit.reset());
+
+describe('planning the baseline store', () => {
+  it('a PR reads its base branch\'s records and never writes', async () => {
+    const github = toolkit.fakeGitHub();
+    expect(await planStore(github, inputs, event('pull_request', 'refs/pull/7/merge', { pull_request: { number: 7, base: { ref: 'release-2' } } }))).toEqual({ location: at('release-2'), write: false });
+    expect(github.defaultBranch).not.toHaveBeenCalled();
+  });
+
+  it.each([
+    ['push', 'refs/heads/main', { location: at('main'), write: true }],
+    ['schedule', 'refs/heads/main', { location: at('main'), write: true }],
+    ['workflow_dispatch', 'refs/heads/main', { location: at('main'), write: true }],
+    ['push', 'refs/heads/feature/x', { location: at('feature/x'), write: false }],
+    ['release', 'refs/tags/v1.2.0', undefined],
+    ['workflow_run', 'refs/heads/main', undefined],
+  ])('%s on %s', async (eventName, ref, plan) => {
+    expect(await planStore(toolkit.fakeGitHub(), inputs, event(eventName, ref))).toEqual(plan);
+  });
+
+  it('no store when baseline-branch is off', async () => {
+    expect(await planStore(toolkit.fakeGitHub(), { ...inputs, baselineBranch: '' }, event('push', 'refs/heads/main'))).toBeUndefined();
+  });
+
+  it('a default branch that cannot be read warns and leaves the store alone', async () => {
+    const github = toolkit.fakeGitHub();
+    github.defaultBranch.mockRejectedValue(refused(404));
+    expect(await planStore(github, inputs, event('schedule', 'refs/heads/main'))).toBeUndefined();
+    expect(toolkit.warnings()).toEqual([expect.stringMatching(/^Finding the default branch for the baseline store failed: HTTP 404/)]);
+  });
+});
+
+describe('reading and recording', () => {
+  const plan = { location: at('main'), write: true };
+  const result = (extra: Partial<RunResult> = {}): RunResult => ({ report: sampleReport(), markdown: '', reportPath: '/out/report.json', studentPath: '/out/student/model.json', ...extra });
+
+  it('says what it found, and a store it cannot read is a warning that asks for contents: read', async () => {
+    const github = toolkit.fakeGitHub();
+    github.readStoredBaseline.mockResolvedValue({ reportPath: '/tmp/b/report.json', studentPath: '/tmp/b/student/model.json', history: [] });
+    expect((await readBaseline(github, plan))?.reportPath).toBe('/tmp/b/report.json');
+    expect(toolkit.infos()).toEqual(['distill-gate: baseline from distill-gate-data for main, with its student']);
+
+    github.readStoredBaseline.mockRejectedValue(refused(403));
+    expect(await readBaseline(github, plan)).toBeUndefined();
+    expect(toolkit.warnings()).toEqual([expect.stringMatching(/^Reading the baseline from branch distill-gate-data failed: HTTP 403 .*`permissions: contents: read`/)]);
+  });
+
+  it('records the student folder of a written run, only when the plan writes', async () => {
+    const github = toolkit.fakeGitHub();
+    await recordRun(github, plan, result());
+    expect(github.storeRun).toHaveBeenCalledWith(at('main'), expect.objectContaining({ verdict: 'pass' }), '/out/student');
+    await recordRun(github, { ...plan, write: false }, result());
+    expect(github.storeRun).toHaveBeenCalledTimes(1);
+  });
+
+  it('records nothing when the report never reached the disk', async () => {
+    const github = toolkit.fakeGitHub();
+    const { InputError } = await import('../../src/errors.js');
+    await recordRun(github, plan, result({ writeError: new InputError('/out', 'cannot write') }));
+    expect(github.storeRun).not.toHaveBeenCalled();
+  });
+
+  it('a store it cannot write is a warning that asks for contents: write', async () => {
+    const github = toolkit.fakeGitHub();
+    github.storeRun.mockRejectedValue(refused(403));
+    await recordRun(github, plan, result());
+    expect(toolkit.warnings()).toEqual([expect.stringMatching(/^Recording the baseline in branch distill-gate-data failed: HTTP 403 .*`permissions: contents: write`/)]);
+  });
+});
