@@ -8,12 +8,6 @@ export function gatherRows(source: Float32Array, rowLength: number, indices: Arr
   return out;
 }
 
-export function gatherLabels(labels: Int32Array, indices: ArrayLike<number>): Int32Array {
-  const out = new Int32Array(indices.length);
-  for (let i = 0; i < indices.length; i++) out[i] = labels[indices[i]];
-  return out;
-}
-
 export function rowLength(sampleShape: number[]): number {
   return sampleShape.reduce((a, b) => a * b, 1);
 }

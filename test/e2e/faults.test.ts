@@ -29,7 +29,7 @@ Object.assign(process.env, {
   'INPUT_ISSUE-ON-FAILURE': 'true',
 });
 const github = await import('@actions/github');
-const { run } = await import('../../src/main.js');
+const { run } = await import('../../src/action/run.js');
 const context = github.context as unknown as { eventName: string; payload: Record<string, unknown> };
 
 type Scenario = { name: string; event: 'pull_request' | 'workflow_run' | 'schedule'; verdict: 'pass' | 'fail'; method: string; path: RegExp; prepare?: () => void };
