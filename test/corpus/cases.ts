@@ -22,6 +22,7 @@ const withDistill = (distill: string) => (dir: string) => config(dir, quickConfi
 const withGates = (gates: string) => (dir: string) => config(dir, quickConfig({ gates }));
 const withStudent = (student: string) => (dir: string) => config(dir, quickConfig({ student }));
 const teacherJson = (dir: string) => path.join(dir, 'models/teacher/model.json');
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a model.json edited freely by each case
 const editTeacher = (edit: (json: Record<string, any>) => void) => async (dir: string) => {
   const json = JSON.parse(await readFile(teacherJson(dir), 'utf8'));
   edit(json);

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- attr values are whatever the converter wrote
 interface Node { name: string; op: string; input?: string[]; attr?: Record<string, any> }
 export interface ModelJson {
   signature: { inputs: Record<string, { name: string }>; outputs: Record<string, { name: string; tensorShape: { dim: Array<{ size: string }> } }> };
