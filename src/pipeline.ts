@@ -20,6 +20,7 @@ import { fileExists, writeModelArtifacts } from './models/artifacts.js';
 import { parseGates, verdictOf } from './gates/gates.js';
 import { agreementMetrics, top1Agreement } from './measure/agreement.js';
 import { measureSpeed, type SpeedMetrics } from './measure/speed.js';
+import { measuredMetrics } from './measure/metrics.js';
 import { firstLine, loadModel, wrapLayersModel, type LoadedModel } from './models/model.js';
 import { predictLogits } from './models/predict.js';
 import { buildStudent } from './models/student.js';
@@ -69,14 +70,9 @@ export interface RunResult {
 /** Share of the budget given to training; the rest is kept for measuring and writing. */
 const TRAINING_SHARE_OF_BUDGET = 0.85;
 
-/** Metrics every run measures; agreement/accuracy names depend on classes and labels. */
+/** Metrics every run measures (the names gates may use): the catalogue's, for these classes, topK and labels. */
 export function metricNames(classes: number, topK: number, labels: boolean): string[] {
-  return [
-    'size.teacherBytes', 'size.studentBytes', 'size.teacherParams', 'size.studentParams', 'size.ratio',
-    'speed.teacherMs', 'speed.studentMs', 'speed.speedup', 'speed.teacherThroughput', 'speed.studentThroughput', 'speed.throughputSpeedup',
-    'agreement.top1', ...(classes > topK ? [`agreement.top${topK}`] : []), 'kl',
-    ...(labels ? ['accuracy.teacher', 'accuracy.student'] : []),
-  ];
+  return measuredMetrics({ classes, topK, labels });
 }
 
 /** config -> backend -> models -> data -> soft targets -> distill -> measure -> gates -> report. */

@@ -1,8 +1,13 @@
+import { topKAgreement, type StageMetrics } from './metrics.js';
+
 /**
  * Agreement between teacher and student, computed in float64 on the host from the logits both
  * produced. Doing it here rather than on the backend keeps the metrics' arithmetic identical on
  * every backend, so a gate cannot flip because one device reduces in a different order.
  */
+
+type AgreementMetrics = StageMetrics<'agreement'>;
+
 /**
  * `agreement.top1`; `agreement.top<k>` (the teacher's top class is among the student's top k,
  * only when there are more than k classes); `kl`, mean KL(teacher || student) at T = 1 in nats;
@@ -33,14 +38,14 @@ export function agreementMetrics(teacher: Float32Array, student: Float32Array, c
       if (labels[r] === s) studentCorrect++;
     }
   }
-  const metrics: Record<string, number> = { 'agreement.top1': top1 / rows };
-  if (classes > topK) metrics[`agreement.top${topK}`] = topk / rows;
-  metrics.kl = klSum / rows;
-  if (labels) {
-    metrics['accuracy.teacher'] = teacherCorrect / rows;
-    metrics['accuracy.student'] = studentCorrect / rows;
-  }
-  return metrics;
+  // Named as the catalogue names them (a misspelt name does not compile), in its order.
+  const metrics: AgreementMetrics = {
+    'agreement.top1': top1 / rows,
+    ...(classes > topK ? { [topKAgreement(topK)]: topk / rows } : {}),
+    kl: klSum / rows,
+    ...(labels ? { 'accuracy.teacher': teacherCorrect / rows, 'accuracy.student': studentCorrect / rows } : {}),
+  };
+  return metrics as Record<string, number>;
 }
 
 export function top1Agreement(teacher: Float32Array, student: Float32Array, classes: number): number {

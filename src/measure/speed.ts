@@ -3,15 +3,10 @@ import type { Tf } from '../backend/resolve.js';
 import type { MeasureSettings } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/model.js';
+import type { StageMetrics } from './metrics.js';
 
-export interface SpeedMetrics {
-  'speed.teacherMs': number;
-  'speed.studentMs': number;
-  'speed.speedup': number;
-  'speed.teacherThroughput': number;
-  'speed.studentThroughput': number;
-  'speed.throughputSpeedup': number;
-}
+/** The speed stage's metrics, as the catalogue names them: a missing or misspelt one does not compile. */
+export type SpeedMetrics = StageMetrics<'speed'>;
 
 /**
  * Batch-1 latency and large-batch throughput of teacher and student, timed interleaved in the same

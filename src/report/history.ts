@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { markdownTable } from 'markdown-table';
 import { InputError } from '../errors.js';
 import type { Report } from './report.js';
+import { formatCompact, TREND_METRICS } from '../measure/metrics.js';
 import { escapeMarkdown as esc } from './escape.js';
 
 /** One run in a baseline store's history: enough to draw the trend and to audit overrides. */
@@ -59,21 +60,15 @@ export async function readHistory(file: string): Promise<HistoryEntry[]> {
   return parseHistory(text, file);
 }
 
-const TREND_SERIES: Array<{ metric: string; title: string; axis: string; scale: (v: number) => number }> = [
-  { metric: 'agreement.top1', title: 'Top-1 agreement', axis: '%', scale: (v) => v * 100 },
-  { metric: 'speed.studentMs', title: 'Student latency, batch 1', axis: 'ms', scale: (v) => v },
-  { metric: 'size.studentBytes', title: 'Student size', axis: 'KiB', scale: (v) => v / 1024 },
-];
-
-/** Mermaid xychart-beta charts of the last runs (one per metric, since their scales differ). */
+/** Mermaid xychart-beta charts of the last runs (one per trend metric of the catalogue, since their scales differ). */
 export function trendCharts(history: HistoryEntry[], current?: Report): string {
   const runs = [...history, ...(current ? [historyEntry(current)] : [])].slice(-TREND_RUNS);
   if (runs.length < 2) return '';
   const labels = runs.map((r, i) => `"${i === runs.length - 1 && current ? 'this' : r.commit ? r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, '') : String(i + 1)}"`);
-  return TREND_SERIES.filter((s) => runs.some((r) => Number.isFinite(r.metrics[s.metric])))
+  return TREND_METRICS.filter((s) => runs.some((r) => Number.isFinite(r.metrics[s.name])))
     .map((s) => {
-      const values = runs.map((r) => (Number.isFinite(r.metrics[s.metric]) ? Number(s.scale(r.metrics[s.metric]).toPrecision(4)) : 0));
-      return ['```mermaid', 'xychart-beta', `  title "${s.title} (last ${runs.length} runs)"`, `  x-axis [${labels.join(', ')}]`, `  y-axis "${s.axis}"`, `  line [${values.join(', ')}]`, '```'].join('\n');
+      const values = runs.map((r) => (Number.isFinite(r.metrics[s.name]) ? Number((r.metrics[s.name] * s.trend.scale).toPrecision(4)) : 0));
+      return ['```mermaid', 'xychart-beta', `  title "${s.label} (last ${runs.length} runs)"`, `  x-axis [${labels.join(', ')}]`, `  y-axis "${s.trend.axis}"`, `  line [${values.join(', ')}]`, '```'].join('\n');
     })
     .join('\n\n');
 }
@@ -86,10 +81,8 @@ export function historyTable(history: HistoryEntry[], limit = TREND_RUNS): strin
     esc((r.commit ?? '').slice(0, 7)),
     esc(r.event ?? ''),
     r.verdict,
-    Number.isFinite(r.metrics['agreement.top1']) ? `${(r.metrics['agreement.top1'] * 100).toFixed(2)}%` : '—',
-    Number.isFinite(r.metrics['speed.studentMs']) ? r.metrics['speed.studentMs'].toFixed(4) : '—',
-    Number.isFinite(r.metrics['size.studentBytes']) ? String(r.metrics['size.studentBytes']) : '—',
+    ...TREND_METRICS.map((s) => formatCompact(s.name, r.metrics[s.name])),
     r.override ? `accepted by ${esc(r.override.by)}` : '',
   ]);
-  return `${markdownTable([['Date (UTC)', 'Commit', 'Event', 'Verdict', 'Top-1 agreement', 'Student ms', 'Student bytes', 'Override'], ...rows])}\n`;
+  return `${markdownTable([['Date (UTC)', 'Commit', 'Event', 'Verdict', ...TREND_METRICS.map((s) => s.trend.column), 'Override'], ...rows])}\n`;
 }

@@ -1,29 +1,23 @@
 import { markdownTable } from 'markdown-table';
 import type { GateResult } from '../gates/gates.js';
+import { formatBytes as bytes, formatInteger as int, formatMetric, formatNumber as fmt, formatPercent as pct, metricSpec, teacherCounterpart, type MetricName } from '../measure/metrics.js';
 import { escapeMarkdown as esc } from './escape.js';
 import type { Report } from './report.js';
 import { trendCharts, type HistoryEntry } from './history.js';
 
 const STATUS_ICON: Record<GateResult['status'], string> = { pass: '✅ pass', fail: '❌ fail', warn: '⚠️ warn', skipped: '⏭️ skipped', inconclusive: '❔ inconclusive' };
 
-/** Which side of the comparison a metric belongs to, for the gate table's teacher column. */
-const TEACHER_COUNTERPART: Record<string, string> = {
-  'size.studentBytes': 'size.teacherBytes',
-  'size.studentParams': 'size.teacherParams',
-  'speed.studentMs': 'speed.teacherMs',
-  'speed.studentThroughput': 'speed.teacherThroughput',
-  'accuracy.student': 'accuracy.teacher',
-};
-
 export function renderMarkdown(report: Report, options: { history?: HistoryEntry[] } = {}): string {
   const m = report.metrics;
+  /** A metric the layout names; the type checks the name against the catalogue. */
+  const v = (name: MetricName): number => m[name];
   const lines: string[] = [];
   const failing = report.gates.filter((g) => g.status === 'fail');
   const icon = report.verdict === 'pass' ? '✅' : '❌';
   lines.push(`## ${icon} distill-gate: ${report.verdict === 'pass' ? 'pass' : 'fail'}${report.status === 'incomplete' ? ' (incomplete)' : ''}`);
   lines.push('');
   lines.push(`Student distilled from ${esc(relativeName(report.teacher.path))} in ${report.training.epochs}/${report.training.epochsPlanned} epochs on **${esc(report.backend)}**: ` +
-    `top-1 agreement ${pct(m['agreement.top1'])}, ${fmt(m['speed.speedup'], 2)}× faster, ${pct(m['size.ratio'])} of the teacher's size.`);
+    `top-1 agreement ${pct(v('agreement.top1'))}, ${fmt(v('speed.speedup'), 2)}× faster, ${pct(v('size.ratio'))} of the teacher's size.`);
   if (failing.length > 0) lines.push('', `**Failing gates:** ${failing.map((g) => `${g.metric} (${g.expected})`).join(', ')}`);
   for (const reason of report.reasons) lines.push('', `> **Note:** ${esc(reason)}`);
   if (report.override) {
@@ -46,9 +40,9 @@ export function renderMarkdown(report: Report, options: { history?: HistoryEntry
     const rows = report.gates.map((g) => [
       // Metric names were checked against the known metrics, so they are safe in a code span.
       `\`${g.metric}\``,
-      TEACHER_COUNTERPART[g.metric] ? fmtMetric(g.metric, m[TEACHER_COUNTERPART[g.metric]]) : '—',
-      fmtMetric(g.metric, g.value ?? undefined),
-      ...(withBaseline ? [fmtMetric(g.metric, g.baseline ?? undefined), delta(g)] : []),
+      teacherCell(g.metric, m),
+      formatMetric(g.metric, g.value ?? undefined),
+      ...(withBaseline ? [formatMetric(g.metric, g.baseline ?? undefined), delta(g)] : []),
       g.expected,
       STATUS_ICON[g.status] + (g.note ? ` (${esc(g.note)})` : ''),
     ]);
@@ -58,22 +52,22 @@ export function renderMarkdown(report: Report, options: { history?: HistoryEntry
   lines.push('### Size', '');
   lines.push(markdownTable([
     ['', 'Teacher', 'Student', 'Student / teacher'],
-    ['Parameters', int(m['size.teacherParams']), int(m['size.studentParams']), pct(m['size.studentParams'] / m['size.teacherParams'])],
-    ['Weight bytes', bytes(m['size.teacherBytes']), bytes(m['size.studentBytes']), pct(m['size.ratio'])],
+    ['Parameters', int(v('size.teacherParams')), int(v('size.studentParams')), pct(v('size.studentParams') / v('size.teacherParams'))],
+    ['Weight bytes', bytes(v('size.teacherBytes')), bytes(v('size.studentBytes')), pct(v('size.ratio'))],
   ], { align: ['l', 'r', 'r', 'r'] }), '');
 
   lines.push('### Speed', '');
   lines.push('Timed interleaved in one process after warm-up; medians.', '');
   lines.push(markdownTable([
     ['', 'Teacher', 'Student', 'Speed-up'],
-    ['Latency, batch 1 (ms)', fmt(m['speed.teacherMs'], 3), fmt(m['speed.studentMs'], 3), `${fmt(m['speed.speedup'], 2)}×`],
-    ['Throughput (samples/s)', int(m['speed.teacherThroughput']), int(m['speed.studentThroughput']), `${fmt(m['speed.throughputSpeedup'], 2)}×`],
+    ['Latency, batch 1 (ms)', fmt(v('speed.teacherMs'), 3), fmt(v('speed.studentMs'), 3), `${fmt(v('speed.speedup'), 2)}×`],
+    ['Throughput (samples/s)', int(v('speed.teacherThroughput')), int(v('speed.studentThroughput')), `${fmt(v('speed.throughputSpeedup'), 2)}×`],
   ], { align: ['l', 'r', 'r', 'r'] }), '');
 
   lines.push('### Agreement', '');
   const agreementRows = Object.keys(m)
-    .filter((k) => k.startsWith('agreement.') || k === 'kl' || k.startsWith('accuracy.'))
-    .map((k) => [`\`${k}\``, fmtMetric(k, m[k])]);
+    .filter((k) => metricSpec(k)?.stage === 'agreement')
+    .map((k) => [`\`${k}\``, formatMetric(k, m[k])]);
   lines.push(markdownTable([['Metric', 'Value'], ...agreementRows], { align: ['l', 'r'] }), '');
   lines.push(`On ${report.training.evalSamples} eval samples; ${esc(report.metricsComputedOn)}.`, '');
 
@@ -108,37 +102,13 @@ function delta(g: GateResult): string {
   const change = g.value - g.baseline;
   const arrow = change > 0 ? '▲' : change < 0 ? '▼' : '=';
   const relative = g.baseline !== 0 ? ` (${change >= 0 ? '+' : ''}${(100 * change / Math.abs(g.baseline)).toFixed(1)}%)` : '';
-  return `${arrow} ${change >= 0 ? '+' : ''}${fmtMetric(g.metric, change)}${relative}`;
+  return `${arrow} ${change >= 0 ? '+' : ''}${formatMetric(g.metric, change)}${relative}`;
 }
 
-export function fmtMetric(metric: string, value: number | undefined): string {
-  if (value === undefined || value === null || Number.isNaN(value)) return '—';
-  if (metric.startsWith('agreement.') || metric.startsWith('accuracy.') || metric === 'size.ratio') return pct(value);
-  if (metric.endsWith('Bytes')) return bytes(value);
-  if (metric.endsWith('Params') || metric.endsWith('Throughput')) return int(value);
-  if (metric.endsWith('Ms')) return `${fmt(value, 3)} ms`;
-  return fmt(value, 4);
-}
-
-function pct(value: number | undefined): string {
-  return value === undefined || !Number.isFinite(value) ? '—' : `${(value * 100).toFixed(2)}%`;
-}
-function fmt(value: number | undefined, digits: number): string {
-  return value === undefined || !Number.isFinite(value) ? '—' : Number(value.toPrecision(Math.max(digits, 1) + 2)).toString();
-}
-function int(value: number | undefined): string {
-  return value === undefined || !Number.isFinite(value) ? '—' : Math.round(value).toLocaleString('en-US');
-}
-function bytes(value: number | undefined): string {
-  if (value === undefined || !Number.isFinite(value)) return '—';
-  const units = ['B', 'KiB', 'MiB', 'GiB'];
-  let v = Math.abs(value);
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${value < 0 ? '-' : ''}${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+/** The teacher's value of a gated student metric (its counterpart in the catalogue); — for metrics without one. */
+function teacherCell(metric: string, metrics: Record<string, number>): string {
+  const teacher = teacherCounterpart(metric);
+  return teacher ? formatMetric(metric, metrics[teacher]) : '—';
 }
 
 function relativeName(file: string): string {

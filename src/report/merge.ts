@@ -3,7 +3,8 @@ import { markdownTable } from 'markdown-table';
 import { glob } from 'tinyglobby';
 import { InputError } from '../errors.js';
 import { escapeMarkdown as esc } from './escape.js';
-import { fmtMetric, renderMarkdown } from './markdown.js';
+import { formatCompact, HEADLINE_METRICS, worstOf } from '../measure/metrics.js';
+import { renderMarkdown } from './markdown.js';
 import { readReport, type Report } from './report.js';
 
 export interface MergedReport {
@@ -31,16 +32,14 @@ export function mergeReports(reports: Array<{ file: string; report: Report }>): 
     return [
       esc(nameOf(file, report)),
       report.verdict === 'pass' ? '✅ pass' : '❌ fail',
-      fmtMetric('agreement.top1', m['agreement.top1']),
-      Number.isFinite(m['speed.speedup']) ? `${m['speed.speedup'].toFixed(2)}×` : '—',
-      fmtMetric('size.ratio', m['size.ratio']),
+      ...HEADLINE_METRICS.map((spec) => formatCompact(spec.name, m[spec.name])),
       failing.length ? failing.join(', ') : '—',
     ];
   });
   const lines = [
     `## ${verdict === 'pass' ? '✅' : '❌'} distill-gate: ${verdict} (${reports.length} runs)`,
     '',
-    markdownTable([['Run', 'Verdict', 'Top-1 agreement', 'Speed-up', 'Size ratio', 'Failing gates'], ...rows], { align: ['l', 'l', 'r', 'r', 'r', 'l'] }),
+    markdownTable([['Run', 'Verdict', ...HEADLINE_METRICS.map((spec) => spec.label), 'Failing gates'], ...rows], { align: ['l', 'l', ...HEADLINE_METRICS.map(() => 'r' as const), 'l'] }),
     '',
   ];
   for (const { file, report } of reports) {
@@ -59,20 +58,16 @@ function nameOf(file: string, report: Report): string {
 
 /**
  * The merged runs as one Report for the action's outputs and annotations: the merged verdict,
- * every run's gates and reasons (named by run), and worst-case headline metrics (lowest agreement
- * and speed-up, highest size ratio).
+ * every run's gates and reasons (named by run), and the headline metrics' worst values (the lowest
+ * where higher is better, e.g. agreement and speed-up; the highest otherwise, e.g. size ratio).
  */
 export function mergedAsReport(merged: MergedReport): Report {
   const first = merged.reports[0].report;
-  const worst = (metric: string, pick: (...values: number[]) => number) => {
-    const values = merged.reports.map(({ report }) => report.metrics[metric]).filter(Number.isFinite);
-    return values.length ? pick(...values) : NaN;
-  };
   return {
     ...first,
     verdict: merged.verdict,
     reasons: merged.reports.flatMap(({ file, report }) => report.reasons.map((r) => `${nameOf(file, report)}: ${r}`)),
     gates: merged.reports.flatMap(({ file, report }) => report.gates.map((g) => ({ ...g, metric: `${nameOf(file, report)}: ${g.metric}` }))),
-    metrics: { 'agreement.top1': worst('agreement.top1', Math.min), 'speed.speedup': worst('speed.speedup', Math.min), 'size.ratio': worst('size.ratio', Math.max) },
+    metrics: Object.fromEntries(HEADLINE_METRICS.map(({ name }) => [name, worstOf(name, merged.reports.map(({ report }) => report.metrics[name]))])),
   };
 }

@@ -1,0 +1,204 @@
+/**
+ * The one catalogue of metrics: every name a run can put in report.json's `metrics`, with its
+ * unit (which decides how it is formatted), which way is better, the stage that measures it, its
+ * teacher counterpart, and when it is measured at all. Gates (which names exist, "did you mean"),
+ * the markdown report, the action's outputs, merged reports and the trend all read it: adding a
+ * metric is one entry here (and its producer computing it, which the types then demand).
+ */
+
+/** The stage that produces a metric; `paired speed` only runs for relative latency gates with a baseline student. */
+export type MetricStage = 'size' | 'speed' | 'agreement' | 'paired speed';
+
+/**
+ * How a value is read and written: `fraction` is shown as a percentage, `ratio` as a plain number
+ * (a × in compact tables), `bytes` in B/KiB/MiB, counts with thousands separators.
+ */
+export type MetricUnit = 'bytes' | 'parameters' | 'ms' | 'samples/s' | 'fraction' | 'ratio' | 'nats';
+
+/** A metric measured only sometimes: with more classes than `measure.topK`, with labels, or against a baseline student. */
+export type MetricCondition = 'more classes than topK' | 'labels' | 'baseline student';
+
+export interface MetricSpec {
+  /** Flat and dotted, as in report.json and the gates; `<k>` stands for `measure.topK`. */
+  readonly name: string;
+  /** What a reader sees: merged-summary column headers and trend titles. */
+  readonly label: string;
+  readonly unit: MetricUnit;
+  readonly better: 'higher' | 'lower';
+  readonly stage: MetricStage;
+  /** The teacher's value of the same quantity, shown beside the student's (the Gates table's Teacher column). */
+  readonly teacher?: string;
+  readonly when?: MetricCondition;
+  /**
+   * A headline metric: the action output of this name carries it, and a merged report has a column
+   * of it per run and keeps the worst run's value. `order` places it among the headline metrics.
+   */
+  readonly headline?: { readonly output: string; readonly order: number };
+  /**
+   * Drawn in the report's trend (`axis` after multiplying by `scale`) and listed by
+   * `distill-gate history` under `column`; `order` places it among them.
+   */
+  readonly trend?: { readonly order: number; readonly column: string; readonly axis: string; readonly scale: number };
+}
+
+/** In the order the stages measure them, which is the order gates errors list them in. */
+const CATALOGUE = [
+  { name: 'size.teacherBytes', label: 'Teacher size', unit: 'bytes', better: 'lower', stage: 'size' },
+  { name: 'size.studentBytes', label: 'Student size', unit: 'bytes', better: 'lower', stage: 'size', teacher: 'size.teacherBytes', trend: { order: 3, column: 'Student bytes', axis: 'KiB', scale: 1 / 1024 } },
+  { name: 'size.teacherParams', label: 'Teacher parameters', unit: 'parameters', better: 'lower', stage: 'size' },
+  { name: 'size.studentParams', label: 'Student parameters', unit: 'parameters', better: 'lower', stage: 'size', teacher: 'size.teacherParams' },
+  { name: 'size.ratio', label: 'Size ratio', unit: 'fraction', better: 'lower', stage: 'size', headline: { output: 'size-ratio', order: 3 } },
+  { name: 'speed.teacherMs', label: 'Teacher latency, batch 1', unit: 'ms', better: 'lower', stage: 'speed' },
+  { name: 'speed.studentMs', label: 'Student latency, batch 1', unit: 'ms', better: 'lower', stage: 'speed', teacher: 'speed.teacherMs', trend: { order: 2, column: 'Student ms', axis: 'ms', scale: 1 } },
+  { name: 'speed.speedup', label: 'Speed-up', unit: 'ratio', better: 'higher', stage: 'speed', headline: { output: 'speedup', order: 2 } },
+  { name: 'speed.teacherThroughput', label: 'Teacher throughput', unit: 'samples/s', better: 'higher', stage: 'speed' },
+  { name: 'speed.studentThroughput', label: 'Student throughput', unit: 'samples/s', better: 'higher', stage: 'speed', teacher: 'speed.teacherThroughput' },
+  { name: 'speed.throughputSpeedup', label: 'Throughput speed-up', unit: 'ratio', better: 'higher', stage: 'speed' },
+  { name: 'agreement.top1', label: 'Top-1 agreement', unit: 'fraction', better: 'higher', stage: 'agreement', headline: { output: 'agreement', order: 1 }, trend: { order: 1, column: 'Top-1 agreement', axis: '%', scale: 100 } },
+  { name: 'agreement.top<k>', label: 'Top-k agreement', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'more classes than topK' },
+  { name: 'kl', label: 'KL(teacher || student)', unit: 'nats', better: 'lower', stage: 'agreement' },
+  { name: 'accuracy.teacher', label: 'Teacher accuracy', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'labels' },
+  { name: 'accuracy.student', label: 'Student accuracy', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'labels', teacher: 'accuracy.teacher' },
+  { name: 'speed.baselineStudentMs', label: "Baseline student's latency, batch 1", unit: 'ms', better: 'lower', stage: 'paired speed', when: 'baseline student' },
+  { name: 'speed.vsBaseline', label: 'Latency against the baseline student', unit: 'ratio', better: 'lower', stage: 'paired speed', when: 'baseline student' },
+] as const satisfies readonly MetricSpec[];
+
+export const METRICS: readonly MetricSpec[] = CATALOGUE;
+
+type Entry = (typeof CATALOGUE)[number];
+type Expand<N extends string> = N extends `${infer Prefix}<k>` ? `${Prefix}${number}` : N;
+/** Every name a report can hold; `agreement.top<k>` is `agreement.top${number}`. */
+export type MetricName = Expand<Entry['name']>;
+
+/** The metrics a stage always measures (required) and sometimes measures (optional), typed from the catalogue. */
+export type StageMetrics<S extends MetricStage> = { [E in Entry as E['stage'] extends S ? (E extends { when: string } ? never : Expand<E['name']>) : never]: number } & {
+  [E in Entry as E['stage'] extends S ? (E extends { when: string } ? Expand<E['name']> : never) : never]?: number;
+};
+
+const specByName = new Map<string, MetricSpec>(METRICS.map((spec) => [spec.name, spec]));
+const families = METRICS.filter((spec) => spec.name.includes('<k>')).map((spec) => ({
+  spec,
+  pattern: new RegExp(`^${spec.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace('<k>', '\\d+')}$`),
+}));
+
+/** What decides which conditional metrics a run measures. */
+export interface MetricContext {
+  classes: number;
+  topK: number;
+  labels: boolean;
+  /** Whether the new student is timed against the baseline's in this run. */
+  baselineStudent?: boolean;
+}
+
+function holds(spec: MetricSpec, context: MetricContext): boolean {
+  switch (spec.when) {
+    case undefined: return true;
+    case 'more classes than topK': return context.classes > context.topK;
+    case 'labels': return context.labels;
+    case 'baseline student': return context.baselineStudent === true;
+  }
+}
+
+/** `agreement.top<k>` with k filled in. */
+export function instanceName(spec: MetricSpec, topK: number): string {
+  return spec.name.replace('<k>', String(topK));
+}
+
+/** The metrics a run with these classes, topK and labels measures, in the catalogue's order: what gates may name. */
+export function measuredMetrics(context: MetricContext): string[] {
+  return METRICS.filter((spec) => holds(spec, context)).map((spec) => instanceName(spec, context.topK));
+}
+
+/** `agreement.top${k}` for measure.topK = k. */
+export function topKAgreement(topK: number): `agreement.top${number}` {
+  return instanceName(specByName.get('agreement.top<k>')!, topK) as `agreement.top${number}`;
+}
+
+/** The catalogue entry of a name (`agreement.top5` finds `agreement.top<k>`), or undefined for a name no run produces. */
+export function metricSpec(name: string): MetricSpec | undefined {
+  return specByName.get(name) ?? families.find((f) => f.pattern.test(name))?.spec;
+}
+
+/** The teacher's counterpart of a student metric (`speed.studentMs` -> `speed.teacherMs`), if it has one. */
+export function teacherCounterpart(name: string): string | undefined {
+  return metricSpec(name)?.teacher;
+}
+
+/** Metrics timed on this machine: a baseline from another environment is no evidence about them. */
+export function isMachineDependent(name: string): boolean {
+  const stage = metricSpec(name)?.stage;
+  return stage === 'speed' || stage === 'paired speed';
+}
+
+/** Headline metrics in order: the action's outputs and the merged summary's columns. */
+export const HEADLINE_METRICS: ReadonlyArray<MetricSpec & { headline: NonNullable<MetricSpec['headline']> }> = METRICS
+  .filter((spec): spec is MetricSpec & { headline: NonNullable<MetricSpec['headline']> } => spec.headline !== undefined)
+  .sort((a, b) => a.headline.order - b.headline.order);
+
+/** Trend metrics in order: the report's trend charts and `distill-gate history`'s columns. */
+export const TREND_METRICS: ReadonlyArray<MetricSpec & { trend: NonNullable<MetricSpec['trend']> }> = METRICS
+  .filter((spec): spec is MetricSpec & { trend: NonNullable<MetricSpec['trend']> } => spec.trend !== undefined)
+  .sort((a, b) => a.trend.order - b.trend.order);
+
+/** The action's outputs of the headline metrics: output name -> the value as text, '' when not measured. */
+export function metricOutputs(metrics: Record<string, number>): Record<string, string> {
+  return Object.fromEntries(HEADLINE_METRICS.map((spec) => [spec.headline.output, String(metrics[spec.name] ?? '')]));
+}
+
+/** The worst value among runs: the lowest where higher is better, the highest otherwise; NaN when none is finite. */
+export function worstOf(name: string, values: number[]): number {
+  const finite = values.filter(Number.isFinite);
+  if (finite.length === 0) return NaN;
+  return metricSpec(name)?.better === 'lower' ? Math.max(...finite) : Math.min(...finite);
+}
+
+/** A metric's value as the report's tables show it: `95.00%`, `1.2 KiB`, `0.512 ms`, `1,234`; — when not measured. */
+export function formatMetric(name: string, value: number | undefined | null): string {
+  if (value === undefined || value === null || !Number.isFinite(value)) return '—';
+  switch (metricSpec(name)?.unit) {
+    case 'fraction': return formatPercent(value);
+    case 'bytes': return formatBytes(value);
+    case 'parameters':
+    case 'samples/s': return formatInteger(value);
+    case 'ms': return `${formatNumber(value, 3)} ms`;
+    default: return formatNumber(value, 4);
+  }
+}
+
+/** A metric's value in one-row-per-run tables (merged summary, history): `95.00%`, `4.00×`, `0.5123`, `51200`. */
+export function formatCompact(name: string, value: number | undefined | null): string {
+  if (value === undefined || value === null || !Number.isFinite(value)) return '—';
+  switch (metricSpec(name)?.unit) {
+    case 'fraction': return formatPercent(value);
+    case 'ratio': return `${value.toFixed(2)}×`;
+    case 'ms':
+    case 'nats': return value.toFixed(4);
+    case 'samples/s': return formatInteger(value);
+    default: return String(value);
+  }
+}
+
+export function formatPercent(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? '—' : `${(value * 100).toFixed(2)}%`;
+}
+
+/** `digits` + 2 significant digits, trailing zeros dropped. */
+export function formatNumber(value: number | undefined, digits: number): string {
+  return value === undefined || !Number.isFinite(value) ? '—' : Number(value.toPrecision(Math.max(digits, 1) + 2)).toString();
+}
+
+export function formatInteger(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? '—' : Math.round(value).toLocaleString('en-US');
+}
+
+export function formatBytes(value: number | undefined): string {
+  if (value === undefined || !Number.isFinite(value)) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let v = Math.abs(value);
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${value < 0 ? '-' : ''}${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}

@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import {
+  formatCompact, formatMetric, HEADLINE_METRICS, isMachineDependent, measuredMetrics, metricOutputs, METRICS, metricSpec, teacherCounterpart, TREND_METRICS, worstOf,
+} from '../../src/measure/metrics.js';
+
+describe('the metric catalogue', () => {
+  it('lists the metrics a run measures, in the order the stages produce them', () => {
+    expect(measuredMetrics({ classes: 10, topK: 5, labels: false })).toEqual([
+      'size.teacherBytes', 'size.studentBytes', 'size.teacherParams', 'size.studentParams', 'size.ratio',
+      'speed.teacherMs', 'speed.studentMs', 'speed.speedup', 'speed.teacherThroughput', 'speed.studentThroughput', 'speed.throughputSpeedup',
+      'agreement.top1', 'agreement.top5', 'kl',
+    ]);
+  });
+
+  it('measures top-k agreement only with more classes than k, accuracy only with labels, paired latency only against a baseline student', () => {
+    const names = (context: Parameters<typeof measuredMetrics>[0]) => measuredMetrics(context).filter((n) => !n.startsWith('size.') && !/^speed\.(teacher|student|speedup|throughputSpeedup)/.test(n));
+    expect(names({ classes: 5, topK: 5, labels: false })).toEqual(['agreement.top1', 'kl']);
+    expect(names({ classes: 6, topK: 3, labels: true })).toEqual(['agreement.top1', 'agreement.top3', 'kl', 'accuracy.teacher', 'accuracy.student']);
+    expect(names({ classes: 2, topK: 5, labels: false, baselineStudent: true })).toEqual(['agreement.top1', 'kl', 'speed.baselineStudentMs', 'speed.vsBaseline']);
+  });
+
+  it('has one entry per name, and teacher counterparts that are catalogue metrics of the same unit and stage', () => {
+    expect(new Set(METRICS.map((m) => m.name)).size).toBe(METRICS.length);
+    for (const spec of METRICS.filter((m) => m.teacher)) {
+      const teacher = metricSpec(spec.teacher!);
+      expect(teacher, spec.name).toBeDefined();
+      expect([teacher!.unit, teacher!.stage]).toEqual([spec.unit, spec.stage]);
+    }
+  });
+
+  it('pairs each student metric with its teacher counterpart', () => {
+    const pairs = Object.fromEntries(METRICS.filter((m) => m.teacher).map((m) => [m.name, m.teacher]));
+    expect(pairs).toEqual({
+      'size.studentBytes': 'size.teacherBytes',
+      'size.studentParams': 'size.teacherParams',
+      'speed.studentMs': 'speed.teacherMs',
+      'speed.studentThroughput': 'speed.teacherThroughput',
+      'accuracy.student': 'accuracy.teacher',
+    });
+    expect(teacherCounterpart('agreement.top1')).toBeUndefined();
+    expect(teacherCounterpart('no.such.metric')).toBeUndefined();
+  });
+
+  it('finds top-k agreement for any k, and nothing for names no run produces', () => {
+    expect(metricSpec('agreement.top1')?.name).toBe('agreement.top1');
+    expect(metricSpec('agreement.top5')?.name).toBe('agreement.top<k>');
+    expect(metricSpec('agreement.top12')?.unit).toBe('fraction');
+    for (const name of ['agreement.top', 'agreement.topk', 'xagreement.top5', 'agreement.top5x', 'speed.studentms']) expect(metricSpec(name), name).toBeUndefined();
+  });
+
+  it('says which way is better', () => {
+    const better = (name: string) => metricSpec(name)?.better;
+    expect(['agreement.top1', 'agreement.top5', 'accuracy.student', 'speed.speedup', 'speed.studentThroughput'].map(better)).toEqual(Array(5).fill('higher'));
+    expect(['kl', 'size.ratio', 'size.studentBytes', 'speed.studentMs', 'speed.vsBaseline'].map(better)).toEqual(Array(5).fill('lower'));
+  });
+
+  it('marks the timed metrics as the ones another machine\'s baseline says nothing about', () => {
+    expect(METRICS.filter((m) => isMachineDependent(m.name)).map((m) => m.name)).toEqual(METRICS.filter((m) => m.name.startsWith('speed.')).map((m) => m.name));
+    expect(isMachineDependent('agreement.top1')).toBe(false);
+  });
+});
+
+describe('formatting by unit', () => {
+  it.each([
+    ['agreement.top1', 0.95, '95.00%'],
+    ['agreement.top3', 0.123456, '12.35%'],
+    ['size.ratio', 0.05, '5.00%'],
+    ['size.studentBytes', 50, '50 B'],
+    ['size.teacherBytes', 1536, '1.5 KiB'],
+    ['size.teacherBytes', 5 * 2 ** 20, '5.0 MiB'],
+    ['size.studentParams', 1234567.4, '1,234,567'],
+    ['speed.studentThroughput', 899.6, '900'],
+    ['speed.studentMs', 0.123456, '0.12346 ms'],
+    ['speed.speedup', 4.123456, '4.12346'],
+    ['kl', 0.0123456, '0.0123456'],
+    ['speed.vsBaseline', 1.0417123, '1.04171'],
+    ['no.such.metric', 1.23456789, '1.23457'],
+    ['agreement.top1', NaN, '—'],
+    ['agreement.top1', undefined, '—'],
+    ['speed.studentMs', Infinity, '—'],
+    ['size.studentBytes', -Infinity, '—'],
+  ])('shows %s = %s as %j', (name, value, text) => {
+    expect(formatMetric(name, value)).toBe(text);
+  });
+
+  it.each([
+    ['agreement.top1', 0.95, '95.00%'],
+    ['speed.speedup', 4, '4.00×'],
+    ['speed.studentMs', 0.5, '0.5000'],
+    ['size.studentBytes', 51200, '51200'],
+    ['size.ratio', undefined, '—'],
+    ['speed.speedup', NaN, '—'],
+  ])('shows %s = %s as %j in one-row-per-run tables', (name, value, text) => {
+    expect(formatCompact(name, value)).toBe(text);
+  });
+});
+
+describe('headline and trend metrics', () => {
+  it('gives the action its outputs, empty when not measured', () => {
+    expect(HEADLINE_METRICS.map((m) => [m.name, m.headline.output, m.label])).toEqual([
+      ['agreement.top1', 'agreement', 'Top-1 agreement'],
+      ['speed.speedup', 'speedup', 'Speed-up'],
+      ['size.ratio', 'size-ratio', 'Size ratio'],
+    ]);
+    expect(metricOutputs({ 'agreement.top1': 0.95, 'speed.speedup': 4, kl: 1 })).toEqual({ agreement: '0.95', speedup: '4', 'size-ratio': '' });
+  });
+
+  it('takes the worst value among runs, by which way is better', () => {
+    expect(worstOf('agreement.top1', [0.9, 0.8, NaN])).toBe(0.8);
+    expect(worstOf('speed.speedup', [4, 2])).toBe(2);
+    expect(worstOf('size.ratio', [0.1, 0.3, Infinity])).toBe(0.3);
+    expect(worstOf('size.ratio', [NaN])).toBeNaN();
+  });
+
+  it('draws agreement, latency and size in the trend', () => {
+    expect(TREND_METRICS.map((m) => [m.name, m.label, m.trend.column, m.trend.axis, m.trend.scale])).toEqual([
+      ['agreement.top1', 'Top-1 agreement', 'Top-1 agreement', '%', 100],
+      ['speed.studentMs', 'Student latency, batch 1', 'Student ms', 'ms', 1],
+      ['size.studentBytes', 'Student size', 'Student bytes', 'KiB', 1 / 1024],
+    ]);
+  });
+});
