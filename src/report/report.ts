@@ -82,8 +82,3 @@ export async function readReport(file: string): Promise<Report> {
   if (typeof report.metrics !== 'object' || report.metrics === null) throw new InputError(file, 'has no "metrics" object.');
   return report as Report;
 }
-
-/** Two runs are comparable for speed only on the same backend, TF.js, CPU and GPU. */
-export function sameEnvironment(a: Environment, b: Environment): boolean {
-  return a.backend === b.backend && a.tfjsVersion === b.tfjsVersion && a.cpu === b.cpu && a.gpu === b.gpu;
-}

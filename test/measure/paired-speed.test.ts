@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/distill/random.js';
 import { decide, orderStatisticRank, ratioInterval } from '../../src/measure/paired-speed.js';
-import { allowedRatio } from '../../src/gates/compare.js';
+import { allowedRatio } from '../../src/gates/judge.js';
 
 /** Latencies with shared per-round drift and heavy-tailed spikes, like a busy shared runner. */
 function noisyTimings(seed: number, slowdown: number, rounds = 60, jitter = 0.05) {

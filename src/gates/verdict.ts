@@ -1,0 +1,31 @@
+import { verdictOf, type GateResult } from './gates.js';
+
+/** How training ended, as far as the verdict cares. */
+export interface TrainingStop {
+  /** Why training stopped early, if it did: a non-finite loss, or an abort (a signal or the time budget). */
+  stopKind?: 'loss' | 'abort';
+  /** The abort came from the run's own time budget, not from a cancellation (SIGINT, SIGTERM). */
+  overBudget: boolean;
+}
+
+/**
+ * "Failed outright": a run fails whatever its gates say when training ended in a non-finite loss
+ * or was cancelled. A stop at the time budget is not one: the gates judge what was reached.
+ */
+export function failsOutright(stop: TrainingStop): boolean {
+  return stop.stopKind === 'loss' || (stop.stopKind === 'abort' && !stop.overBudget);
+}
+
+/** A run's verdict: fail when it failed outright, else the gates' verdict. */
+export function runVerdict(gates: GateResult[], failedOutright: boolean): 'pass' | 'fail' {
+  return failedOutright ? 'fail' : verdictOf(gates);
+}
+
+/**
+ * Whether a finished report failed outright. report.json keeps the verdict and the gates, not how
+ * training stopped, so this is the verdict that `runVerdict` gave and its gates do not explain: a
+ * fail with no failing gate. (A run that failed outright and on a gate reads as failed on its gates.)
+ */
+export function failedOutright(report: { verdict: 'pass' | 'fail'; gates: ReadonlyArray<Pick<GateResult, 'status'>> }): boolean {
+  return report.verdict === 'fail' && report.gates.every((g) => g.status !== 'fail');
+}
