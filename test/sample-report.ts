@@ -1,3 +1,4 @@
+import type { GateResult } from '../src/gates/gates.js';
 import type { Report } from '../src/report/report.js';
 
 /** A complete, plausible report for tests of rendering and GitHub I/O. */
@@ -24,4 +25,45 @@ export function sampleReport(overrides: Partial<Report> = {}): Report {
     createdAt: '2026-01-01T00:00:00.000Z',
     ...overrides,
   };
+}
+
+/**
+ * A report with every section filled: all metrics (top-5 and accuracy included), gates of every
+ * status against a baseline, an accepted regression, a paired latency comparison, a note and a
+ * training step; built by hand, training nothing, for the markdown snapshot tests.
+ */
+export function fullSampleReport(overrides: Partial<Report> = {}): Report {
+  const base = sampleReport();
+  const gate = (metric: string, op: GateResult['op'], threshold: number, value: number, baseline: number | null, status: GateResult['status'], expected: string, extra: Partial<GateResult> = {}): GateResult => ({
+    metric, op, threshold, relative: false, level: 'error', value, baseline, pass: status === 'pass' ? true : status === 'skipped' ? null : status !== 'fail', status, expected, ...extra,
+  });
+  return sampleReport({
+    verdict: 'fail',
+    status: 'incomplete',
+    reasons: ['Training stopped after 3 of 5 epochs: the time budget of 1 min was nearly spent (training gets 85% of it).'],
+    // In the order a run measures them.
+    metrics: {
+      'size.teacherBytes': 1000, 'size.studentBytes': 50, 'size.teacherParams': 250, 'size.studentParams': 12, 'size.ratio': 0.05,
+      'speed.teacherMs': 2, 'speed.studentMs': 0.5, 'speed.speedup': 4, 'speed.teacherThroughput': 100, 'speed.studentThroughput': 900, 'speed.throughputSpeedup': 9,
+      'agreement.top1': 0.95, 'agreement.top5': 0.99, kl: 0.0123456, 'accuracy.teacher': 0.91, 'accuracy.student': 0.885,
+      'speed.baselineStudentMs': 0.48, 'speed.vsBaseline': 1.0417,
+    },
+    gates: [
+      gate('agreement.top1', '>=', 0.93, 0.95, 0.96, 'pass', '>= 0.93'),
+      gate('agreement.top1', 'maxDrop', 0.005, 0.95, 0.96, 'fail', 'drop <= 0.005'),
+      gate('accuracy.student', '>=', 0.9, 0.885, 0.89, 'warn', '>= 0.9', { level: 'warn' }),
+      gate('speed.studentMs', 'maxIncrease', 0.1, 0.5, 0.48, 'pass', 'increase <= 10%', { relative: true, note: "timed against the baseline's student in this run: ratio 1.042, 95% CI [1.010, 1.080] over 60 paired rounds; allowed 1.100" }),
+      gate('size.studentBytes', 'maxIncrease', 0.05, 50, 40, 'warn', 'increase <= 5%', { relative: true, note: 'accepted as an intended regression (label "accept-regression" by octocat)' }),
+      gate('size.studentParams', '<=', 20, 12, 10, 'pass', '<= 20'),
+      gate('speed.studentThroughput', '>=', 500, 900, null, 'pass', '>= 500'),
+      gate('kl', 'maxIncrease', 0.01, 0.0123456, null, 'skipped', 'increase <= 0.01', { note: 'no baseline' }),
+      gate('size.ratio', '<=', 0.1, 0.05, 0.04, 'pass', '<= 0.1'),
+    ],
+    training: { ...base.training, epochs: 3, epochsPlanned: 5, loss: [3, 2.5, 1.25], step: { kind: 'kernel', backend: 'wasm' }, labels: true, softTargets: 'cache' },
+    baseline: { path: '/repo/baseline/report.json', createdAt: '2025-12-24T10:00:00.000Z', commit: '0123456789abcdef', environmentDiffers: false, student: '/repo/baseline/student/model.json' },
+    speedComparison: { ratio: 1.0417, low: 1.01, high: 1.08, rounds: 60, verdict: 'pass', allowedRatio: 1.1, baselineMs: 0.48, currentMs: 0.5, confidence: 0.95 },
+    override: { label: 'accept-regression', by: 'octocat', gates: ['size.studentBytes increase <= 5%'] },
+    commit: 'fedcba9876543210',
+    ...overrides,
+  });
 }
