@@ -42,7 +42,11 @@ export function parseGates(gates: Record<string, GateSpec>, knownMetrics: readon
     }
     if (typeof spec === 'string') {
       const match = COMPARISON.exec(spec);
-      if (!match) throw new InputError(where, `threshold ${JSON.stringify(spec)} does not parse; write an operator and a number, e.g. ">= 0.93" or "<= 0.1" (operators: >=, <=, >, <, ==).`);
+      if (!match)
+        throw new InputError(
+          where,
+          `threshold ${JSON.stringify(spec)} does not parse; write an operator and a number, e.g. ">= 0.93" or "<= 0.1" (operators: >=, <=, >, <, ==).`,
+        );
       checks.push({ metric, op: match[1] as GateOp, threshold: Number(match[2]), relative: false, level: 'error' });
       continue;
     }
@@ -55,7 +59,10 @@ export function parseGates(gates: Record<string, GateSpec>, knownMetrics: readon
       if (amount === undefined) continue;
       const match = AMOUNT.exec(String(amount));
       if (!match || Number(match[1]) < 0) {
-        throw new InputError(`${where}.${op}`, `${JSON.stringify(amount)} does not parse; give a non-negative number (absolute change) or a percentage such as "5%".`);
+        throw new InputError(
+          `${where}.${op}`,
+          `${JSON.stringify(amount)} does not parse; give a non-negative number (absolute change) or a percentage such as "5%".`,
+        );
       }
       const relative = match[2] === '%';
       checks.push({ metric, op, threshold: relative ? Number(match[1]) / 100 : Number(match[1]), relative, level });
@@ -94,12 +101,18 @@ export function evaluateGates(checks: GateCheck[], metrics: Record<string, numbe
 
 function compare(value: number, op: GateOp, threshold: number): boolean {
   switch (op) {
-    case '>=': return value >= threshold;
-    case '<=': return value <= threshold;
-    case '>': return value > threshold;
-    case '<': return value < threshold;
-    case '==': return value === threshold;
-    default: throw new Error(`not a comparison: ${op}`);
+    case '>=':
+      return value >= threshold;
+    case '<=':
+      return value <= threshold;
+    case '>':
+      return value > threshold;
+    case '<':
+      return value < threshold;
+    case '==':
+      return value === threshold;
+    default:
+      throw new Error(`not a comparison: ${op}`);
   }
 }
 

@@ -30,7 +30,13 @@ export function sameEnvironment(a: SpeedEnvironment, b: SpeedEnvironment): boole
  * Checks metrics against absolute bounds and a baseline report. Speed measured on another machine
  * or backend is not evidence about this change: its deltas are shown but not gated.
  */
-export function judge(checks: GateCheck[], metrics: Record<string, number>, environment: SpeedEnvironment, baseline?: BaselineRun, paired?: PairedSpeedJudgement): BaselineJudgement {
+export function judge(
+  checks: GateCheck[],
+  metrics: Record<string, number>,
+  environment: SpeedEnvironment,
+  baseline?: BaselineRun,
+  paired?: PairedSpeedJudgement,
+): BaselineJudgement {
   const environmentDiffers = baseline ? !sameEnvironment(baseline.environment, environment) : false;
   const gates = evaluateGates(checks, metrics, baseline?.metrics).map((r): GateResult => {
     if (paired && isPairedSpeedCheck(r)) return judgePaired(r, paired);
@@ -60,11 +66,21 @@ function judgePaired(result: GateResult, { comparison, inconclusive }: PairedSpe
   const allowed = allowedRatio(result, comparison.baselineMs);
   const verdict = decide(comparison, allowed);
   const interval = `ratio ${comparison.ratio.toFixed(3)}, ${Math.round(comparison.confidence * 100)}% CI [${comparison.low.toFixed(3)}, ${comparison.high.toFixed(3)}] over ${comparison.rounds} paired rounds; allowed ${allowed.toFixed(3)}`;
-  const base = { ...result, value: comparison.currentMs, baseline: comparison.baselineMs, note: `timed against the baseline's student in this run: ${interval}` };
+  const base = {
+    ...result,
+    value: comparison.currentMs,
+    baseline: comparison.baselineMs,
+    note: `timed against the baseline's student in this run: ${interval}`,
+  };
   if (verdict === 'pass') return { ...base, pass: true, status: 'pass' };
   if (verdict === 'fail') return { ...base, pass: false, status: result.level === 'warn' ? 'warn' : 'fail' };
   const passes = inconclusive === 'pass';
-  return { ...base, pass: passes, status: passes ? 'inconclusive' : result.level === 'warn' ? 'warn' : 'fail', note: `inconclusive (counted as ${inconclusive}): ${interval}` };
+  return {
+    ...base,
+    pass: passes,
+    status: passes ? 'inconclusive' : result.level === 'warn' ? 'warn' : 'fail',
+    note: `inconclusive (counted as ${inconclusive}): ${interval}`,
+  };
 }
 
 export interface RegressionAcceptance {

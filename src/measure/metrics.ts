@@ -44,22 +44,53 @@ export interface MetricSpec {
 /** In the order the stages measure them, which is the order gates errors list them in. */
 const CATALOGUE = [
   { name: 'size.teacherBytes', label: 'Teacher size', unit: 'bytes', better: 'lower', stage: 'size' },
-  { name: 'size.studentBytes', label: 'Student size', unit: 'bytes', better: 'lower', stage: 'size', teacher: 'size.teacherBytes', trend: { order: 3, column: 'Student bytes', axis: 'KiB', scale: 1 / 1024 } },
+  {
+    name: 'size.studentBytes',
+    label: 'Student size',
+    unit: 'bytes',
+    better: 'lower',
+    stage: 'size',
+    teacher: 'size.teacherBytes',
+    trend: { order: 3, column: 'Student bytes', axis: 'KiB', scale: 1 / 1024 },
+  },
   { name: 'size.teacherParams', label: 'Teacher parameters', unit: 'parameters', better: 'lower', stage: 'size' },
   { name: 'size.studentParams', label: 'Student parameters', unit: 'parameters', better: 'lower', stage: 'size', teacher: 'size.teacherParams' },
   { name: 'size.ratio', label: 'Size ratio', unit: 'fraction', better: 'lower', stage: 'size', headline: { output: 'size-ratio', order: 3 } },
   { name: 'speed.teacherMs', label: 'Teacher latency, batch 1', unit: 'ms', better: 'lower', stage: 'speed' },
-  { name: 'speed.studentMs', label: 'Student latency, batch 1', unit: 'ms', better: 'lower', stage: 'speed', teacher: 'speed.teacherMs', trend: { order: 2, column: 'Student ms', axis: 'ms', scale: 1 } },
+  {
+    name: 'speed.studentMs',
+    label: 'Student latency, batch 1',
+    unit: 'ms',
+    better: 'lower',
+    stage: 'speed',
+    teacher: 'speed.teacherMs',
+    trend: { order: 2, column: 'Student ms', axis: 'ms', scale: 1 },
+  },
   { name: 'speed.speedup', label: 'Speed-up', unit: 'ratio', better: 'higher', stage: 'speed', headline: { output: 'speedup', order: 2 } },
   { name: 'speed.teacherThroughput', label: 'Teacher throughput', unit: 'samples/s', better: 'higher', stage: 'speed' },
   { name: 'speed.studentThroughput', label: 'Student throughput', unit: 'samples/s', better: 'higher', stage: 'speed', teacher: 'speed.teacherThroughput' },
   { name: 'speed.throughputSpeedup', label: 'Throughput speed-up', unit: 'ratio', better: 'higher', stage: 'speed' },
-  { name: 'agreement.top1', label: 'Top-1 agreement', unit: 'fraction', better: 'higher', stage: 'agreement', headline: { output: 'agreement', order: 1 }, trend: { order: 1, column: 'Top-1 agreement', axis: '%', scale: 100 } },
+  {
+    name: 'agreement.top1',
+    label: 'Top-1 agreement',
+    unit: 'fraction',
+    better: 'higher',
+    stage: 'agreement',
+    headline: { output: 'agreement', order: 1 },
+    trend: { order: 1, column: 'Top-1 agreement', axis: '%', scale: 100 },
+  },
   { name: 'agreement.top<k>', label: 'Top-k agreement', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'more classes than topK' },
   { name: 'kl', label: 'KL(teacher || student)', unit: 'nats', better: 'lower', stage: 'agreement' },
   { name: 'accuracy.teacher', label: 'Teacher accuracy', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'labels' },
   { name: 'accuracy.student', label: 'Student accuracy', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'labels', teacher: 'accuracy.teacher' },
-  { name: 'speed.baselineStudentMs', label: "Baseline student's latency, batch 1", unit: 'ms', better: 'lower', stage: 'paired speed', when: 'baseline student' },
+  {
+    name: 'speed.baselineStudentMs',
+    label: "Baseline student's latency, batch 1",
+    unit: 'ms',
+    better: 'lower',
+    stage: 'paired speed',
+    when: 'baseline student',
+  },
   { name: 'speed.vsBaseline', label: 'Latency against the baseline student', unit: 'ratio', better: 'lower', stage: 'paired speed', when: 'baseline student' },
 ] as const satisfies readonly MetricSpec[];
 
@@ -71,7 +102,9 @@ type Expand<N extends string> = N extends `${infer Prefix}<k>` ? `${Prefix}${num
 export type MetricName = Expand<Entry['name']>;
 
 /** The metrics a stage always measures (required) and sometimes measures (optional), typed from the catalogue. */
-export type StageMetrics<S extends MetricStage> = { [E in Entry as E['stage'] extends S ? (E extends { when: string } ? never : Expand<E['name']>) : never]: number } & {
+export type StageMetrics<S extends MetricStage> = {
+  [E in Entry as E['stage'] extends S ? (E extends { when: string } ? never : Expand<E['name']>) : never]: number;
+} & {
   [E in Entry as E['stage'] extends S ? (E extends { when: string } ? Expand<E['name']> : never) : never]?: number;
 };
 
@@ -92,10 +125,14 @@ export interface MetricContext {
 
 function holds(spec: MetricSpec, context: MetricContext): boolean {
   switch (spec.when) {
-    case undefined: return true;
-    case 'more classes than topK': return context.classes > context.topK;
-    case 'labels': return context.labels;
-    case 'baseline student': return context.baselineStudent === true;
+    case undefined:
+      return true;
+    case 'more classes than topK':
+      return context.classes > context.topK;
+    case 'labels':
+      return context.labels;
+    case 'baseline student':
+      return context.baselineStudent === true;
   }
 }
 
@@ -131,14 +168,14 @@ export function isMachineDependent(name: string): boolean {
 }
 
 /** Headline metrics in order: the action's outputs and the merged summary's columns. */
-export const HEADLINE_METRICS: ReadonlyArray<MetricSpec & { headline: NonNullable<MetricSpec['headline']> }> = METRICS
-  .filter((spec): spec is MetricSpec & { headline: NonNullable<MetricSpec['headline']> } => spec.headline !== undefined)
-  .sort((a, b) => a.headline.order - b.headline.order);
+export const HEADLINE_METRICS: ReadonlyArray<MetricSpec & { headline: NonNullable<MetricSpec['headline']> }> = METRICS.filter(
+  (spec): spec is MetricSpec & { headline: NonNullable<MetricSpec['headline']> } => spec.headline !== undefined,
+).sort((a, b) => a.headline.order - b.headline.order);
 
 /** Trend metrics in order: the report's trend charts and `distill-gate history`'s columns. */
-export const TREND_METRICS: ReadonlyArray<MetricSpec & { trend: NonNullable<MetricSpec['trend']> }> = METRICS
-  .filter((spec): spec is MetricSpec & { trend: NonNullable<MetricSpec['trend']> } => spec.trend !== undefined)
-  .sort((a, b) => a.trend.order - b.trend.order);
+export const TREND_METRICS: ReadonlyArray<MetricSpec & { trend: NonNullable<MetricSpec['trend']> }> = METRICS.filter(
+  (spec): spec is MetricSpec & { trend: NonNullable<MetricSpec['trend']> } => spec.trend !== undefined,
+).sort((a, b) => a.trend.order - b.trend.order);
 
 /** The action's outputs of the headline metrics: output name -> the value as text, '' when not measured. */
 export function metricOutputs(metrics: Record<string, number>): Record<string, string> {
@@ -156,12 +193,17 @@ export function worstOf(name: string, values: number[]): number {
 export function formatMetric(name: string, value: number | undefined | null): string {
   if (value === undefined || value === null || !Number.isFinite(value)) return '—';
   switch (metricSpec(name)?.unit) {
-    case 'fraction': return formatPercent(value);
-    case 'bytes': return formatBytes(value);
+    case 'fraction':
+      return formatPercent(value);
+    case 'bytes':
+      return formatBytes(value);
     case 'parameters':
-    case 'samples/s': return formatInteger(value);
-    case 'ms': return `${formatNumber(value, 3)} ms`;
-    default: return formatNumber(value, 4);
+    case 'samples/s':
+      return formatInteger(value);
+    case 'ms':
+      return `${formatNumber(value, 3)} ms`;
+    default:
+      return formatNumber(value, 4);
   }
 }
 
@@ -169,12 +211,17 @@ export function formatMetric(name: string, value: number | undefined | null): st
 export function formatCompact(name: string, value: number | undefined | null): string {
   if (value === undefined || value === null || !Number.isFinite(value)) return '—';
   switch (metricSpec(name)?.unit) {
-    case 'fraction': return formatPercent(value);
-    case 'ratio': return `${value.toFixed(2)}×`;
+    case 'fraction':
+      return formatPercent(value);
+    case 'ratio':
+      return `${value.toFixed(2)}×`;
     case 'ms':
-    case 'nats': return value.toFixed(4);
-    case 'samples/s': return formatInteger(value);
-    default: return String(value);
+    case 'nats':
+      return value.toFixed(4);
+    case 'samples/s':
+      return formatInteger(value);
+    default:
+      return String(value);
   }
 }
 

@@ -41,7 +41,13 @@ async function sampleBatch(tf: Tf, data: Dataset, rows: number): Promise<Tensor>
   return tf.tensor(await data.read(0, rows), [rows, ...data.sampleShape]);
 }
 
-async function interleave(teacher: LoadedModel, student: LoadedModel, input: Tensor, warmup: number, rounds: number): Promise<{ teacher: number; student: number }> {
+async function interleave(
+  teacher: LoadedModel,
+  student: LoadedModel,
+  input: Tensor,
+  warmup: number,
+  rounds: number,
+): Promise<{ teacher: number; student: number }> {
   const times = await timeInterleaved(teacher, student, input, rounds, warmup);
   return { teacher: median(times.first), student: median(times.second) };
 }

@@ -4,13 +4,15 @@
  * mentions that would notify people, no table-breaking pipes, no code spans or links.
  */
 export function escapeMarkdown(text: string): string {
-  return String(text)
-    .replace(/[\r\n]+/g, ' ')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`)
-    // A zero-width space after @ stops GitHub from turning @name into a mention.
-    .replace(/@/g, '@\u200b');
+  return (
+    String(text)
+      .replace(/[\r\n]+/g, ' ')
+      .replace(/&/g, '&amp;')
+      .replace(/</g, '&lt;')
+      .replace(/>/g, '&gt;')
+      .replace(/"/g, '&quot;')
+      .replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`)
+      // A zero-width space after @ stops GitHub from turning @name into a mention.
+      .replace(/@/g, '@\u200b')
+  );
 }

@@ -64,11 +64,21 @@ export async function readHistory(file: string): Promise<HistoryEntry[]> {
 export function trendCharts(history: HistoryEntry[], current?: Report): string {
   const runs = [...history, ...(current ? [historyEntry(current)] : [])].slice(-TREND_RUNS);
   if (runs.length < 2) return '';
-  const labels = runs.map((r, i) => `"${i === runs.length - 1 && current ? 'this' : r.commit ? r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, '') : String(i + 1)}"`);
+  const labels = runs.map(
+    (r, i) => `"${i === runs.length - 1 && current ? 'this' : r.commit ? r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, '') : String(i + 1)}"`,
+  );
   return TREND_METRICS.filter((s) => runs.some((r) => Number.isFinite(r.metrics[s.name])))
     .map((s) => {
       const values = runs.map((r) => (Number.isFinite(r.metrics[s.name]) ? Number((r.metrics[s.name] * s.trend.scale).toPrecision(4)) : 0));
-      return ['```mermaid', 'xychart-beta', `  title "${s.label} (last ${runs.length} runs)"`, `  x-axis [${labels.join(', ')}]`, `  y-axis "${s.trend.axis}"`, `  line [${values.join(', ')}]`, '```'].join('\n');
+      return [
+        '```mermaid',
+        'xychart-beta',
+        `  title "${s.label} (last ${runs.length} runs)"`,
+        `  x-axis [${labels.join(', ')}]`,
+        `  y-axis "${s.trend.axis}"`,
+        `  line [${values.join(', ')}]`,
+        '```',
+      ].join('\n');
     })
     .join('\n\n');
 }

@@ -16,7 +16,8 @@ export interface MergedReport {
 /** Expands the patterns (e.g. `reports/*\/report.json`) and reads every report, refusing none found. */
 export async function readReports(patterns: string[], cwd = process.cwd()): Promise<Array<{ file: string; report: Report }>> {
   const files = (await glob(patterns, { cwd, absolute: true, onlyFiles: true })).sort();
-  if (files.length === 0) throw new InputError(patterns.join(' '), 'matches no report.json files; give the paths or patterns of the reports to merge (e.g. reports/*/report.json).');
+  if (files.length === 0)
+    throw new InputError(patterns.join(' '), 'matches no report.json files; give the paths or patterns of the reports to merge (e.g. reports/*/report.json).');
   return Promise.all(files.map(async (file) => ({ file, report: await readReport(file) })));
 }
 
@@ -39,11 +40,15 @@ export function mergeReports(reports: Array<{ file: string; report: Report }>): 
   const lines = [
     `## ${verdict === 'pass' ? '✅' : '❌'} distill-gate: ${verdict} (${reports.length} runs)`,
     '',
-    markdownTable([['Run', 'Verdict', ...HEADLINE_METRICS.map((spec) => spec.label), 'Failing gates'], ...rows], { align: ['l', 'l', ...HEADLINE_METRICS.map(() => 'r' as const), 'l'] }),
+    markdownTable([['Run', 'Verdict', ...HEADLINE_METRICS.map((spec) => spec.label), 'Failing gates'], ...rows], {
+      align: ['l', 'l', ...HEADLINE_METRICS.map(() => 'r' as const), 'l'],
+    }),
     '',
   ];
   for (const { file, report } of reports) {
-    const body = renderMarkdown(report).replace(/^## /, '### ').replace(/^### (?=[A-Z])/gm, '#### ');
+    const body = renderMarkdown(report)
+      .replace(/^## /, '### ')
+      .replace(/^### (?=[A-Z])/gm, '#### ');
     lines.push('<details>', `<summary>${esc(nameOf(file, report))}: ${report.verdict}</summary>`, '', body, '</details>', '');
   }
   return { verdict, markdown: `${lines.join('\n')}\n`, reports };
@@ -68,6 +73,14 @@ export function mergedAsReport(merged: MergedReport): Report {
     verdict: merged.verdict,
     reasons: merged.reports.flatMap(({ file, report }) => report.reasons.map((r) => `${nameOf(file, report)}: ${r}`)),
     gates: merged.reports.flatMap(({ file, report }) => report.gates.map((g) => ({ ...g, metric: `${nameOf(file, report)}: ${g.metric}` }))),
-    metrics: Object.fromEntries(HEADLINE_METRICS.map(({ name }) => [name, worstOf(name, merged.reports.map(({ report }) => report.metrics[name]))])),
+    metrics: Object.fromEntries(
+      HEADLINE_METRICS.map(({ name }) => [
+        name,
+        worstOf(
+          name,
+          merged.reports.map(({ report }) => report.metrics[name]),
+        ),
+      ]),
+    ),
   };
 }

@@ -77,7 +77,10 @@ export async function readReport(file: string): Promise<Report> {
     throw new InputError(file, 'has no schemaVersion; expected a report.json written by distill-gate.');
   }
   if (report.schemaVersion !== SCHEMA_VERSION) {
-    throw new InputError(file, `has schemaVersion ${JSON.stringify(report.schemaVersion)}; this distill-gate reads version ${SCHEMA_VERSION}. Regenerate it with this version.`);
+    throw new InputError(
+      file,
+      `has schemaVersion ${JSON.stringify(report.schemaVersion)}; this distill-gate reads version ${SCHEMA_VERSION}. Regenerate it with this version.`,
+    );
   }
   if (typeof report.metrics !== 'object' || report.metrics === null) throw new InputError(file, 'has no "metrics" object.');
   return report as Report;

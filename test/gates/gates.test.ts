@@ -5,7 +5,15 @@ const known = ['agreement.top1', 'size.ratio', 'speed.studentMs', 'size.studentB
 
 describe('gates', () => {
   it('parses comparison strings and objects into checks', () => {
-    const checks = parseGates({ 'agreement.top1': '>= 0.93', 'size.ratio': '<0.1', 'speed.studentMs': { maxIncrease: '10%' }, 'size.studentBytes': { max: 5000, maxIncrease: 100, level: 'warn' } }, known);
+    const checks = parseGates(
+      {
+        'agreement.top1': '>= 0.93',
+        'size.ratio': '<0.1',
+        'speed.studentMs': { maxIncrease: '10%' },
+        'size.studentBytes': { max: 5000, maxIncrease: 100, level: 'warn' },
+      },
+      known,
+    );
     expect(checks).toEqual([
       { metric: 'agreement.top1', op: '>=', threshold: 0.93, relative: false, level: 'error' },
       { metric: 'size.ratio', op: '<', threshold: 0.1, relative: false, level: 'error' },
@@ -16,7 +24,9 @@ describe('gates', () => {
   });
 
   it('refuses an unknown metric, listing the known ones and the nearest', () => {
-    expect(() => parseGates({ 'agreement.top': '>= 1' }, known)).toThrow(/gates\.agreement\.top: no metric is named "agreement\.top"\. Did you mean "agreement\.top1"\? Metrics this run measures: agreement\.top1, size\.ratio/);
+    expect(() => parseGates({ 'agreement.top': '>= 1' }, known)).toThrow(
+      /gates\.agreement\.top: no metric is named "agreement\.top"\. Did you mean "agreement\.top1"\? Metrics this run measures: agreement\.top1, size\.ratio/,
+    );
   });
 
   it.each([['>= ninety'], ['=> 0.9'], ['0.9'], ['']])('refuses the threshold %j', (spec) => {
@@ -42,7 +52,10 @@ describe('gates', () => {
   it('skips relative checks without a baseline and judges them against one', () => {
     const checks = parseGates({ 'agreement.top1': { maxDrop: 0.01 }, 'speed.studentMs': { maxIncrease: '10%' } }, known);
     const skipped = evaluateGates(checks, { 'agreement.top1': 0.5, 'speed.studentMs': 9 });
-    expect(skipped.map((r) => [r.status, r.pass])).toEqual([['skipped', null], ['skipped', null]]);
+    expect(skipped.map((r) => [r.status, r.pass])).toEqual([
+      ['skipped', null],
+      ['skipped', null],
+    ]);
     expect(verdictOf(skipped)).toBe('pass');
     const judged = evaluateGates(checks, { 'agreement.top1': 0.93, 'speed.studentMs': 1.05 }, { 'agreement.top1': 0.95, 'speed.studentMs': 1 });
     expect(judged.map((r) => r.status)).toEqual(['fail', 'pass']);

@@ -5,21 +5,41 @@ import { failedOutright, failsOutright, runVerdict } from '../../src/gates/verdi
 import type { SpeedComparison } from '../../src/measure/paired-speed.js';
 
 const here = { backend: 'wasm', tfjsVersion: '4.22.0', cpu: 'cpu A', gpu: null };
-const check = (metric: string, op: GateCheck['op'], threshold: number, extra: Partial<GateCheck> = {}): GateCheck => ({ metric, op, threshold, relative: false, level: 'error', ...extra });
+const check = (metric: string, op: GateCheck['op'], threshold: number, extra: Partial<GateCheck> = {}): GateCheck => ({
+  metric,
+  op,
+  threshold,
+  relative: false,
+  level: 'error',
+  ...extra,
+});
 const metrics = { 'agreement.top1': 0.9, 'speed.studentMs': 1.5, 'size.studentBytes': 1200 };
 const baseline = (environment = here): BaselineRun => ({ metrics: { 'agreement.top1': 0.95, 'speed.studentMs': 1.0, 'size.studentBytes': 1000 }, environment });
 
 describe('judge', () => {
   it('judges absolute bounds without a baseline, and skips relative ones', () => {
-    const { gates, environmentDiffers } = judge([check('agreement.top1', '>=', 0.93), check('size.studentBytes', 'maxIncrease', 0.1, { relative: true })], metrics, here);
+    const { gates, environmentDiffers } = judge(
+      [check('agreement.top1', '>=', 0.93), check('size.studentBytes', 'maxIncrease', 0.1, { relative: true })],
+      metrics,
+      here,
+    );
     expect(environmentDiffers).toBe(false);
-    expect(gates.map((g) => [g.metric, g.status, g.note])).toEqual([['agreement.top1', 'fail', undefined], ['size.studentBytes', 'skipped', 'no baseline']]);
+    expect(gates.map((g) => [g.metric, g.status, g.note])).toEqual([
+      ['agreement.top1', 'fail', undefined],
+      ['size.studentBytes', 'skipped', 'no baseline'],
+    ]);
   });
 
   it('judges relative bounds against the baseline on the same environment, speed included', () => {
     const { gates, environmentDiffers } = judge(
-      [check('agreement.top1', 'maxDrop', 0.01), check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }), check('size.studentBytes', 'maxIncrease', 0.25, { relative: true })],
-      metrics, here, baseline(),
+      [
+        check('agreement.top1', 'maxDrop', 0.01),
+        check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }),
+        check('size.studentBytes', 'maxIncrease', 0.25, { relative: true }),
+      ],
+      metrics,
+      here,
+      baseline(),
     );
     expect(environmentDiffers).toBe(false);
     expect(gates.map((g) => [g.metric, g.status, g.value, g.baseline])).toEqual([
@@ -30,10 +50,17 @@ describe('judge', () => {
   });
 
   it('does not gate speed deltas against a baseline from another environment, but still gates the rest', () => {
-    for (const other of [{ ...here, backend: 'cpu' }, { ...here, tfjsVersion: '4.21.0' }, { ...here, cpu: 'cpu B' }, { ...here, gpu: 'some GPU' }]) {
+    for (const other of [
+      { ...here, backend: 'cpu' },
+      { ...here, tfjsVersion: '4.21.0' },
+      { ...here, cpu: 'cpu B' },
+      { ...here, gpu: 'some GPU' },
+    ]) {
       const { gates, environmentDiffers } = judge(
         [check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }), check('speed.studentMs', '<=', 1), check('agreement.top1', 'maxDrop', 0.01)],
-        metrics, here, baseline(other),
+        metrics,
+        here,
+        baseline(other),
       );
       expect(environmentDiffers).toBe(true);
       expect(gates.map((g) => [g.op, g.status, g.pass, g.note])).toEqual([
@@ -46,15 +73,33 @@ describe('judge', () => {
   });
 
   it('lets a paired timing decide the relative latency gate, and only that one', () => {
-    const comparison = (low: number, high: number): SpeedComparison => ({ ratio: (low + high) / 2, low, high, rounds: 40, verdict: 'inconclusive', allowedRatio: 1.1, baselineMs: 1.0, currentMs: 1.05, confidence: 0.95 });
+    const comparison = (low: number, high: number): SpeedComparison => ({
+      ratio: (low + high) / 2,
+      low,
+      high,
+      rounds: 40,
+      verdict: 'inconclusive',
+      allowedRatio: 1.1,
+      baselineMs: 1.0,
+      currentMs: 1.05,
+      confidence: 0.95,
+    });
     const checks = [check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }), check('size.studentBytes', 'maxIncrease', 0.1, { relative: true })];
     const run = (paired: PairedSpeedJudgement, level: GateCheck['level'] = 'error') =>
-      judge(checks.map((c) => ({ ...c, level })), metrics, here, baseline(), paired).gates;
+      judge(
+        checks.map((c) => ({ ...c, level })),
+        metrics,
+        here,
+        baseline(),
+        paired,
+      ).gates;
 
     const pass = run({ comparison: comparison(1.0, 1.08), inconclusive: 'fail' });
     // The paired timing replaces the stored latencies (1.5 vs 1.0 would fail).
     expect(pass[0]).toMatchObject({ status: 'pass', pass: true, value: 1.05, baseline: 1.0 });
-    expect(pass[0].note).toMatch(/^timed against the baseline's student in this run: ratio 1\.040, 95% CI \[1\.000, 1\.080\] over 40 paired rounds; allowed 1\.100$/);
+    expect(pass[0].note).toMatch(
+      /^timed against the baseline's student in this run: ratio 1\.040, 95% CI \[1\.000, 1\.080\] over 40 paired rounds; allowed 1\.100$/,
+    );
     expect(pass[1]).toMatchObject({ status: 'fail', value: 1200, baseline: 1000 });
 
     expect(run({ comparison: comparison(1.15, 1.3), inconclusive: 'pass' })[0]).toMatchObject({ status: 'fail', pass: false });
@@ -77,7 +122,13 @@ describe('judge', () => {
 });
 
 const failing = (metric: string, op: GateCheck['op'], note?: string): GateResult => ({
-  ...check(metric, op, 0.01), value: 1, baseline: 2, pass: false, status: 'fail', expected: `${op} 0.01`, ...(note ? { note } : {}),
+  ...check(metric, op, 0.01),
+  value: 1,
+  baseline: 2,
+  pass: false,
+  status: 'fail',
+  expected: `${op} 0.01`,
+  ...(note ? { note } : {}),
 });
 
 describe('acceptRegressions', () => {
@@ -111,7 +162,7 @@ describe('failed outright', () => {
     expect(failsOutright({ overBudget: false })).toBe(false);
   });
 
-  it('overrides the gates\' verdict only when the run failed outright', () => {
+  it("overrides the gates' verdict only when the run failed outright", () => {
     const pass: GateResult = { ...failing('size.ratio', '<='), pass: true, status: 'pass' };
     expect(runVerdict([pass], false)).toBe('pass');
     expect(runVerdict([pass], true)).toBe('fail');

@@ -8,7 +8,7 @@ const teacher = logits([3, 1, 0, 0], [0, 0, 5, 1], [1, 0, 0, 2]);
 const student = logits([2.5, 1, 0, 0], [0, 4, 3, 0], [3, 2, 1, 0]);
 
 describe('agreementMetrics', () => {
-  it('counts top-1 agreement, and top-k as the teacher\'s class among the student\'s k best', () => {
+  it("counts top-1 agreement, and top-k as the teacher's class among the student's k best", () => {
     const m = agreementMetrics(teacher, student, 4, 2);
     expect(m['agreement.top1']).toBeCloseTo(1 / 3, 12);
     // Row 1: the teacher's class 2 is the student's second best; row 2: class 3 is its worst.
@@ -16,8 +16,14 @@ describe('agreementMetrics', () => {
     expect(agreementMetrics(teacher, student, 4, 3)['agreement.top3']).toBeCloseTo(2 / 3, 12);
   });
 
-  it('names the metrics in the catalogue\'s order, top-k only with more classes than k and accuracy only with labels', () => {
-    expect(Object.keys(agreementMetrics(teacher, student, 4, 2, Int32Array.from([0, 2, 1])))).toEqual(['agreement.top1', 'agreement.top2', 'kl', 'accuracy.teacher', 'accuracy.student']);
+  it("names the metrics in the catalogue's order, top-k only with more classes than k and accuracy only with labels", () => {
+    expect(Object.keys(agreementMetrics(teacher, student, 4, 2, Int32Array.from([0, 2, 1])))).toEqual([
+      'agreement.top1',
+      'agreement.top2',
+      'kl',
+      'accuracy.teacher',
+      'accuracy.student',
+    ]);
     expect(Object.keys(agreementMetrics(teacher, student, 4, 4))).toEqual(['agreement.top1', 'kl']);
     expect(Object.keys(agreementMetrics(teacher, student, 4, 5))).toEqual(['agreement.top1', 'kl']);
   });

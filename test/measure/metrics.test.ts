@@ -1,22 +1,49 @@
 import { describe, expect, it } from 'vitest';
 import {
-  formatCompact, formatMetric, HEADLINE_METRICS, isMachineDependent, measuredMetrics, metricOutputs, METRICS, metricSpec, teacherCounterpart, TREND_METRICS, worstOf,
+  formatCompact,
+  formatMetric,
+  HEADLINE_METRICS,
+  isMachineDependent,
+  measuredMetrics,
+  metricOutputs,
+  METRICS,
+  metricSpec,
+  teacherCounterpart,
+  TREND_METRICS,
+  worstOf,
 } from '../../src/measure/metrics.js';
 
 describe('the metric catalogue', () => {
   it('lists the metrics a run measures, in the order the stages produce them', () => {
     expect(measuredMetrics({ classes: 10, topK: 5, labels: false })).toEqual([
-      'size.teacherBytes', 'size.studentBytes', 'size.teacherParams', 'size.studentParams', 'size.ratio',
-      'speed.teacherMs', 'speed.studentMs', 'speed.speedup', 'speed.teacherThroughput', 'speed.studentThroughput', 'speed.throughputSpeedup',
-      'agreement.top1', 'agreement.top5', 'kl',
+      'size.teacherBytes',
+      'size.studentBytes',
+      'size.teacherParams',
+      'size.studentParams',
+      'size.ratio',
+      'speed.teacherMs',
+      'speed.studentMs',
+      'speed.speedup',
+      'speed.teacherThroughput',
+      'speed.studentThroughput',
+      'speed.throughputSpeedup',
+      'agreement.top1',
+      'agreement.top5',
+      'kl',
     ]);
   });
 
   it('measures top-k agreement only with more classes than k, accuracy only with labels, paired latency only against a baseline student', () => {
-    const names = (context: Parameters<typeof measuredMetrics>[0]) => measuredMetrics(context).filter((n) => !n.startsWith('size.') && !/^speed\.(teacher|student|speedup|throughputSpeedup)/.test(n));
+    const names = (context: Parameters<typeof measuredMetrics>[0]) =>
+      measuredMetrics(context).filter((n) => !n.startsWith('size.') && !/^speed\.(teacher|student|speedup|throughputSpeedup)/.test(n));
     expect(names({ classes: 5, topK: 5, labels: false })).toEqual(['agreement.top1', 'kl']);
     expect(names({ classes: 6, topK: 3, labels: true })).toEqual(['agreement.top1', 'agreement.top3', 'kl', 'accuracy.teacher', 'accuracy.student']);
-    expect(names({ classes: 2, topK: 5, labels: false, baselineStudent: true })).toEqual(['agreement.top1', 'kl', 'speed.baselineStudentMs', 'speed.vsBaseline']);
+    expect(names({ classes: 2, topK: 5, labels: false, baselineStudent: true })).toEqual([
+      'agreement.top1',
+      'kl',
+      'speed.baselineStudentMs',
+      'speed.vsBaseline',
+    ]);
   });
 
   it('has one entry per name, and teacher counterparts that are catalogue metrics of the same unit and stage', () => {
@@ -45,7 +72,8 @@ describe('the metric catalogue', () => {
     expect(metricSpec('agreement.top1')?.name).toBe('agreement.top1');
     expect(metricSpec('agreement.top5')?.name).toBe('agreement.top<k>');
     expect(metricSpec('agreement.top12')?.unit).toBe('fraction');
-    for (const name of ['agreement.top', 'agreement.topk', 'xagreement.top5', 'agreement.top5x', 'speed.studentms']) expect(metricSpec(name), name).toBeUndefined();
+    for (const name of ['agreement.top', 'agreement.topk', 'xagreement.top5', 'agreement.top5x', 'speed.studentms'])
+      expect(metricSpec(name), name).toBeUndefined();
   });
 
   it('says which way is better', () => {
@@ -54,7 +82,7 @@ describe('the metric catalogue', () => {
     expect(['kl', 'size.ratio', 'size.studentBytes', 'speed.studentMs', 'speed.vsBaseline'].map(better)).toEqual(Array(5).fill('lower'));
   });
 
-  it('marks the timed metrics as the ones another machine\'s baseline says nothing about', () => {
+  it("marks the timed metrics as the ones another machine's baseline says nothing about", () => {
     expect(METRICS.filter((m) => isMachineDependent(m.name)).map((m) => m.name)).toEqual(METRICS.filter((m) => m.name.startsWith('speed.')).map((m) => m.name));
     expect(isMachineDependent('agreement.top1')).toBe(false);
   });

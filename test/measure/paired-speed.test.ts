@@ -47,7 +47,9 @@ describe('paired speed verdict', () => {
   });
 
   it('keeps its coverage: a true 10% slowdown lies inside the 95% interval in at least 90% of 200 noisy runs', () => {
-    const covered = Array.from({ length: 200 }, (_, seed) => ratioInterval(noisyTimings(1000 + seed, 1.1, 40, 0.4))).filter((i) => i.low <= 1.1 && 1.1 <= i.high).length;
+    const covered = Array.from({ length: 200 }, (_, seed) => ratioInterval(noisyTimings(1000 + seed, 1.1, 40, 0.4))).filter(
+      (i) => i.low <= 1.1 && 1.1 <= i.high,
+    ).length;
     expect(covered).toBeGreaterThanOrEqual(180);
   });
 

@@ -7,7 +7,10 @@ import { appendHistory, historyEntry, HISTORY_LIMIT, trendCharts } from '../../s
 import { captureIo } from '../helpers.js';
 import { sampleReport } from '../sample-report.js';
 
-const runs = (n: number) => Array.from({ length: n }, (_, i) => historyEntry(sampleReport({ commit: `c0ffee${i}`, metrics: { ...sampleReport().metrics, 'agreement.top1': 0.9 + i / 1000 } }), 'schedule'));
+const runs = (n: number) =>
+  Array.from({ length: n }, (_, i) =>
+    historyEntry(sampleReport({ commit: `c0ffee${i}`, metrics: { ...sampleReport().metrics, 'agreement.top1': 0.9 + i / 1000 } }), 'schedule'),
+  );
 
 describe('history and trend', () => {
   it('keeps at most the last HISTORY_LIMIT runs', () => {

@@ -14,9 +14,25 @@ async function matrixReports(): Promise<string> {
     config: '/repo/.github/distill-gate-small.yml',
     verdict: 'fail',
     metrics: { ...sampleReport().metrics, 'agreement.top1': 0.8, 'size.ratio': 0.2 },
-    gates: [{ metric: 'agreement.top1', op: '>=', threshold: 0.93, relative: false, level: 'error', value: 0.8, baseline: null, pass: false, status: 'fail', expected: '>= 0.93' }],
+    gates: [
+      {
+        metric: 'agreement.top1',
+        op: '>=',
+        threshold: 0.93,
+        relative: false,
+        level: 'error',
+        value: 0.8,
+        baseline: null,
+        pass: false,
+        status: 'fail',
+        expected: '>= 0.93',
+      },
+    ],
   });
-  for (const [name, report] of [['distill-report-tiny', tiny], ['distill-report-small', small]] as const) {
+  for (const [name, report] of [
+    ['distill-report-tiny', tiny],
+    ['distill-report-small', small],
+  ] as const) {
     await mkdir(path.join(dir, 'reports', name), { recursive: true });
     await writeFile(path.join(dir, 'reports', name, 'report.json'), JSON.stringify(report));
   }

@@ -28,11 +28,26 @@ describe('markdown report', () => {
   });
 
   it('escapes a hostile teacher path and lists failing gates', () => {
-    const md = renderMarkdown(sampleReport({
-      verdict: 'fail',
-      teacher: { path: '/x/<!-- -->@evil`|/model.json', format: 'layers-model', output: 'logits', params: 1, bytes: 1 },
-      gates: [{ metric: 'size.ratio', op: '<=', threshold: 0.01, relative: false, level: 'error', value: 0.05, baseline: null, pass: false, status: 'fail', expected: '<= 0.01' }],
-    }));
+    const md = renderMarkdown(
+      sampleReport({
+        verdict: 'fail',
+        teacher: { path: '/x/<!-- -->@evil`|/model.json', format: 'layers-model', output: 'logits', params: 1, bytes: 1 },
+        gates: [
+          {
+            metric: 'size.ratio',
+            op: '<=',
+            threshold: 0.01,
+            relative: false,
+            level: 'error',
+            value: 0.05,
+            baseline: null,
+            pass: false,
+            status: 'fail',
+            expected: '<= 0.01',
+          },
+        ],
+      }),
+    );
     expect(md).toContain('## ❌ distill-gate: fail');
     expect(md).toContain('**Failing gates:** size.ratio (<= 0.01)');
     expect(md).not.toContain('<!--');
@@ -41,9 +56,24 @@ describe('markdown report', () => {
   });
 
   it('shows baseline and delta columns when a gate has a baseline', () => {
-    const md = renderMarkdown(sampleReport({
-      gates: [{ metric: 'agreement.top1', op: 'maxDrop', threshold: 0.01, relative: false, level: 'error', value: 0.95, baseline: 0.97, pass: false, status: 'fail', expected: 'drop <= 0.01' }],
-    }));
+    const md = renderMarkdown(
+      sampleReport({
+        gates: [
+          {
+            metric: 'agreement.top1',
+            op: 'maxDrop',
+            threshold: 0.01,
+            relative: false,
+            level: 'error',
+            value: 0.95,
+            baseline: 0.97,
+            pass: false,
+            status: 'fail',
+            expected: 'drop <= 0.01',
+          },
+        ],
+      }),
+    );
     expect(md).toMatch(/\| Metric\s+\| Teacher \| Student \| Baseline \|\s+Δ \| Threshold/);
     expect(md).toContain('▼ -2.00% (-2.1%)');
   });
