@@ -174,33 +174,51 @@ static inline int isPointwise(const Op *op) {
 }
 
 // The input pixels output pixel (oy, ox) sees, [kh, kw, inC] as the kernel is laid out; zeros
-// where the window hangs over the padding.
+// where the window hangs over the padding. A window row inside the input is one contiguous span.
 static void gatherPatch(const Op *op, const float *x, u32 oy, u32 ox, float *patch) {
   const Op L = *op;
-  const u32 c = L.inC;
-  for (u32 ky = 0; ky < L.kh; ky++) {
+  const u32 c = L.inC, span = L.kw * c;
+  const int ix0 = (int)(ox * L.sw) - (int)L.padL;
+  const int inside = ix0 >= 0 && ix0 + (int)L.kw <= (int)L.inW;
+  for (u32 ky = 0; ky < L.kh; ky++, patch += span) {
     const int iy = (int)(oy * L.sh + ky) - (int)L.padT;
-    for (u32 kx = 0; kx < L.kw; kx++, patch += c) {
-      const int ix = (int)(ox * L.sw + kx) - (int)L.padL;
-      if (iy < 0 || iy >= (int)L.inH || ix < 0 || ix >= (int)L.inW) zero(patch, c);
-      else copy(patch, x + ((u32)iy * L.inW + (u32)ix) * c, c);
+    if (iy < 0 || iy >= (int)L.inH) {
+      zero(patch, span);
+    } else if (inside) {
+      copy(patch, x + ((u32)iy * L.inW + (u32)ix0) * c, span);
+    } else {
+      for (u32 kx = 0; kx < L.kw; kx++) {
+        const int ix = ix0 + (int)kx;
+        if (ix < 0 || ix >= (int)L.inW) zero(patch + kx * c, c);
+        else copy(patch + kx * c, x + ((u32)iy * L.inW + (u32)ix) * c, c);
+      }
     }
   }
 }
 
 // The window's input pixels back: adds a patch [kh, kw, inC] into dx at output pixel (oy, ox),
 // skipping what fell on the padding. gatherPatch's inverse (col2im).
+static void addSpan(float *__restrict to, const float *__restrict from, u32 n) {
+  u32 i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(to + i, wasm_f32x4_add(wasm_v128_load(to + i), wasm_v128_load(from + i)));
+  for (; i < n; i++) to[i] += from[i];
+}
+
 static void scatterPatch(const Op *op, float *dx, u32 oy, u32 ox, const float *patch) {
   const Op L = *op;
-  const u32 c = L.inC;
-  for (u32 ky = 0; ky < L.kh; ky++) {
+  const u32 c = L.inC, span = L.kw * c;
+  const int ix0 = (int)(ox * L.sw) - (int)L.padL;
+  const int inside = ix0 >= 0 && ix0 + (int)L.kw <= (int)L.inW;
+  for (u32 ky = 0; ky < L.kh; ky++, patch += span) {
     const int iy = (int)(oy * L.sh + ky) - (int)L.padT;
-    for (u32 kx = 0; kx < L.kw; kx++, patch += c) {
-      const int ix = (int)(ox * L.sw + kx) - (int)L.padL;
-      if (iy < 0 || iy >= (int)L.inH || ix < 0 || ix >= (int)L.inW) continue;
-      float *__restrict to = dx + ((u32)iy * L.inW + (u32)ix) * c;
-      const float *__restrict from = patch;
-      for (u32 i = 0; i < c; i++) to[i] += from[i];
+    if (iy < 0 || iy >= (int)L.inH) continue;
+    if (inside) {
+      addSpan(dx + ((u32)iy * L.inW + (u32)ix0) * c, patch, span);
+      continue;
+    }
+    for (u32 kx = 0; kx < L.kw; kx++) {
+      const int ix = ix0 + (int)kx;
+      if (ix >= 0 && ix < (int)L.inW) addSpan(dx + ((u32)iy * L.inW + (u32)ix) * c, patch + kx * c, c);
     }
   }
 }
