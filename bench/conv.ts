@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { layers, LayersModel, SymbolicTensor, Tensor } from '@tensorflow/tfjs';
 import { resolveBackend, type Tf } from '../src/backend/resolve.js';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig, withOverrides } from '../src/config/load.js';
 import type { BackendName, LayerSpec } from '../src/config/schema.js';
 import { encodeNpy } from '../src/data/npy.js';
 import { seededRandom } from '../src/distill/random.js';
@@ -348,7 +348,7 @@ async function child(configFile: string, backend: BackendName): Promise<void> {
     if (!line.startsWith('backend: skipped')) process.stderr.write(`    dg | ${line}\n`);
   };
   const started = performance.now();
-  const { report } = await runPipeline(config, { outDir: path.join(path.dirname(configFile), 'out-dg'), backend, log });
+  const { report } = await runPipeline(withOverrides(config, { backend }), { outDir: path.join(path.dirname(configFile), 'out-dg'), log });
   const figures: DgFigures = {
     backend: report.backend,
     ...stepKind(report as unknown as Record<string, unknown>, lines),

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { resolveBackend } from '../src/backend/resolve.js';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig, withOverrides } from '../src/config/load.js';
 import { encodeNpy } from '../src/data/npy.js';
 import { seededRandom } from '../src/distill/random.js';
 import { writeModelArtifacts } from '../src/models/artifacts.js';
@@ -50,7 +50,7 @@ try {
     'measure: { warmup: 10, rounds: 10 }',
   ].join('\n'), file);
   const started = performance.now();
-  const { report } = await runPipeline(config, { outDir: path.join(dir, 'out'), backend: values.backend as 'wasm' });
+  const { report } = await runPipeline(withOverrides(config, { backend: values.backend as 'wasm' }), { outDir: path.join(dir, 'out') });
   const seconds = (performance.now() - started) / 1000;
   const peak = process.resourceUsage().maxRSS / 1024;
   console.log(`streamed ${(rows * FEATURES * 4 / 1e9).toFixed(2)} GB (${rows.toLocaleString('en-US')} rows of ${FEATURES} float32) on ${report.backend}: one epoch in ${seconds.toFixed(1)} s, peak RSS ${peak.toFixed(0)} MiB (teacher logits held in memory: ${((rows * 10 * 4) / 2 ** 20).toFixed(0)} MiB)`);

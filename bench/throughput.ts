@@ -15,7 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { resolveBackend } from '../src/backend/resolve.js';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig, withOverrides } from '../src/config/load.js';
 import type { BackendName } from '../src/config/schema.js';
 import { encodeNpy } from '../src/data/npy.js';
 import { writeModelArtifacts } from '../src/models/artifacts.js';
@@ -76,9 +76,9 @@ async function child(backend: BackendName, workspace: string): Promise<void> {
   const file = path.join(workspace, 'distill-gate.yml');
   const config = parseConfig(await (await import('node:fs/promises')).readFile(file, 'utf8'), file);
   const coldStart = performance.now();
-  const cold = (await runPipeline(config, { outDir: path.join(workspace, `out-${backend}-cold`), backend })).report;
+  const cold = (await runPipeline(withOverrides(config, { backend }), { outDir: path.join(workspace, `out-${backend}-cold`) })).report;
   const coldWallSeconds = (performance.now() - coldStart) / 1000;
-  const { report } = await runPipeline(config, { outDir: path.join(workspace, `out-${backend}`), backend });
+  const { report } = await runPipeline(withOverrides(config, { backend }), { outDir: path.join(workspace, `out-${backend}`) });
   const figures: ChildFigures = {
     requested: backend,
     backend: report.backend,

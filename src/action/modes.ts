@@ -1,9 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as core from '@actions/core';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, withOverrides } from '../config/load.js';
 import { InputError } from '../errors.js';
-import type { RegressionAcceptance } from '../gates/compare.js';
+import type { RegressionAcceptance } from '../gates/judge.js';
 import { runPipeline, type RunResult } from '../pipeline.js';
 import { renderMarkdown } from '../report/markdown.js';
 import { mergedAsReport, mergeReports, readReports } from '../report/merge.js';
@@ -17,9 +17,15 @@ export const modes: Record<Mode, (step: Step) => Promise<RunResult>> = { run: di
 
 /** mode run: the same pipeline as `distill-gate run`, with the baseline store around it. */
 async function distill({ inputs, context, github }: Step): Promise<RunResult> {
-  const config = await loadConfig(inputs.config);
+  // The config first: one that cannot be read fails the step before any GitHub call.
+  const loaded = await loadConfig(inputs.config);
   const store = github ? await planStore(github, inputs, context) : undefined;
   const stored = github && store && !inputs.baseline ? await readBaseline(github, store) : undefined;
+  const config = withOverrides(loaded, {
+    backend: inputs.backend === 'auto' ? undefined : inputs.backend,
+    baseline: inputs.baseline ?? stored?.reportPath,
+    cacheDir: inputs.cacheDir,
+  });
   const acceptRegression = await regressionAcceptance({ inputs, context, github });
   core.startGroup('distill-gate: distillation');
   let result: RunResult;
@@ -28,13 +34,10 @@ async function distill({ inputs, context, github }: Step): Promise<RunResult> {
       (signal) =>
         runPipeline(config, {
           outDir: inputs.outputDir,
-          backend: inputs.backend === 'auto' ? undefined : inputs.backend,
-          baseline: inputs.baseline ?? stored?.reportPath,
           baselineStudent: inputs.baseline ? undefined : stored?.studentPath,
           history: stored?.history,
           acceptRegression,
           budgetMinutes: inputs.budgetMinutes,
-          cacheDir: inputs.cacheDir,
           searchFrom: [inputs.workingDirectory, process.env.GITHUB_WORKSPACE ?? inputs.workingDirectory],
           signal,
           log: (line) => core.info(line),

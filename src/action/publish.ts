@@ -1,4 +1,5 @@
 import * as core from '@actions/core';
+import { metricOutputs } from '../measure/metrics.js';
 import type { RunResult } from '../pipeline.js';
 import type { Report } from '../report/report.js';
 import { explainFailure, pullRequestNumber, PULL_REQUEST_EVENTS, type GitHub } from './github/index.js';
@@ -34,9 +35,7 @@ function setOutputs({ report, reportPath, studentPath, writeError }: RunResult):
   core.setOutput('verdict', report.verdict);
   core.setOutput('report-path', writeError ? '' : reportPath);
   core.setOutput('student-path', studentPath);
-  core.setOutput('agreement', String(report.metrics['agreement.top1'] ?? ''));
-  core.setOutput('speedup', String(report.metrics['speed.speedup'] ?? ''));
-  core.setOutput('size-ratio', String(report.metrics['size.ratio'] ?? ''));
+  for (const [name, value] of Object.entries(metricOutputs(report.metrics))) core.setOutput(name, value);
   core.setOutput('comment-url', '');
 }
 

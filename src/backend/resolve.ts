@@ -1,4 +1,5 @@
 import type { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as bundledTf from '@tensorflow/tfjs';
@@ -115,10 +116,30 @@ async function importFromFolders(name: string, folders: string[]): Promise<{ mod
   return undefined;
 }
 
-export function backendEnvironment(backend: ResolvedBackend) {
+/** The machine and backend a run measured on: what a later run must match for speed deltas to be gated. */
+export function describeEnvironment(backend: ResolvedBackend) {
+  const cpus = os.cpus();
   return {
     backend: backend.name,
     backendSource: backend.source,
     tfjsVersion: backend.tf.version['tfjs-core'],
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpu: cpus[0]?.model?.trim() ?? 'unknown',
+    cpus: cpus.length,
+    gpu: backend.adapter ? describeAdapter(backend.adapter) : backend.name === 'tensorflow-gpu' ? 'CUDA device (tfjs-node-gpu)' : null,
+    backendNotes: backend.notes,
   };
+}
+
+/** Runs `work` with `name` as TF.js's current backend, then puts the previous one back. */
+export async function onBackend<T>(tf: Tf, name: string, work: () => Promise<T>): Promise<T> {
+  const previous = tf.getBackend();
+  if (name === previous) return work();
+  await tf.setBackend(name);
+  try {
+    return await work();
+  } finally {
+    await tf.setBackend(previous);
+  }
 }

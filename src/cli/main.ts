@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, withOverrides } from '../config/load.js';
 import { BACKENDS, type BackendName } from '../config/schema.js';
 import { ExitCode, isInputError } from '../errors.js';
 import { runPipeline } from '../pipeline.js';
@@ -8,7 +8,7 @@ import { historyTable, readHistory } from '../report/history.js';
 import { mergeReports, readReports } from '../report/merge.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { compareReports } from '../gates/compare.js';
+import { compareReports } from '../report/compare.js';
 import { doctor } from '../backend/doctor.js';
 import { cancellable, parseBudgetMinutes } from '../run-control.js';
 
@@ -48,11 +48,11 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     .option('--budget <minutes>', 'time budget: training stops in time to measure and report within it (status incomplete)', parseMinutes)
     .option('-q, --quiet', 'no progress on stderr and no report on stdout')
     .action(async (options: { config: string; out: string; backend?: BackendName; baseline?: string; cacheDir?: string; budget?: number; quiet?: boolean }) => {
-      const config = await loadConfig(options.config);
+      const config = withOverrides(await loadConfig(options.config), { backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir });
       const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
       // Ctrl-C or a cancelled CI job (SIGINT, SIGTERM): stop training, still measure and write the report.
       const result = await cancellable((signal) =>
-        runPipeline(config, { outDir: options.out, backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir, budgetMinutes: options.budget, signal, log }),
+        runPipeline(config, { outDir: options.out, budgetMinutes: options.budget, signal, log }),
       );
       if (!options.quiet || result.writeError) io.stdout(result.markdown);
       // The report was printed above, so nothing is lost when the disk refused it.

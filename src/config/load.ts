@@ -3,7 +3,24 @@ import path from 'node:path';
 import { LineCounter, parseDocument, isMap, isNode, isScalar } from 'yaml';
 import type { z } from 'zod';
 import { InputError, didYouMean } from '../errors.js';
-import { configSchema, KNOWN_KEYS, type RawConfig, type SplitSpec } from './schema.js';
+import { configSchema, KNOWN_KEYS, type BackendName, type RawConfig, type SplitSpec } from './schema.js';
+
+/** What a shell may override in a config: the CLI's --backend, --baseline, --cache-dir and the action's inputs. */
+export interface ConfigOverrides {
+  backend?: BackendName;
+  /** An earlier run's report.json for relative gates, instead of the config's `baseline`. */
+  baseline?: string;
+  cacheDir?: string;
+}
+
+/**
+ * The one place shell overrides meet the config: an override that is set wins, an unset one
+ * leaves the config's value. The stages read the result only, never the flags.
+ */
+export function withOverrides(config: Config, overrides: ConfigOverrides): Config {
+  const set = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
+  return { ...config, ...set };
+}
 
 /** A validated config whose file paths are absolute (resolved against the config's folder). */
 export interface Config extends RawConfig {

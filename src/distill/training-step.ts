@@ -1,9 +1,13 @@
 import type { LayersModel, Scalar, Tensor, Tensor2D, Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
-import type { LoadedModel } from '../models/model.js';
+import type { Config } from '../config/load.js';
+import type { Dataset } from '../data/dataset.js';
+import { firstLine, type LoadedModel } from '../models/model.js';
+import { buildStudent } from '../models/student.js';
 import { rowLength } from '../data/batches.js';
 import { FlatAdam } from './adam.js';
 import { kdLoss, kdLossAndGradient } from './loss.js';
+import { kdTerms } from './targets.js';
 import { NetKernel, planKernel } from './net-kernel.js';
 import type { SoftmaxTerm } from './targets.js';
 
@@ -179,5 +183,29 @@ function activationDerivative(tf: Tf, activation: Exclude<DenseActivation, 'line
       return tf.mul(output, tf.sub(1, output));
     case 'tanh':
       return tf.sub(1, tf.square(output));
+  }
+}
+
+/**
+ * One training step on a tiny batch with a throwaway copy of the student, on `tf`'s current
+ * backend: a backend that lacks a gradient kernel the step needs fails here, in a second, instead
+ * of an hour into a run. Returns the failure's first line, or undefined when the step ran.
+ */
+export async function probeTrainingStep(tf: Tf, config: Config, inputShape: (number | null)[], train: Dataset): Promise<string | undefined> {
+  const probe = await buildStudent(tf, config.student, inputShape, config.distill.seed);
+  const rows = Math.min(2, train.size);
+  const sample = await train.read(0, rows);
+  // The very step training runs (kernel, dense or autodiff), so what is checked is what it needs;
+  // a learning rate of 0 leaves the probe's weights as they were.
+  const step = trainingStep(tf, probe, { learningRate: 0, terms: kdTerms(config.distill, train.y !== undefined), sampleShape: train.sampleShape, maxRows: rows });
+  try {
+    const loss = step.run(sample, new Float32Array(rows * probe.outputWidth), rows);
+    if (typeof loss !== 'number') loss.dispose();
+    return undefined;
+  } catch (error) {
+    return firstLine(error);
+  } finally {
+    step.dispose();
+    probe.dispose();
   }
 }

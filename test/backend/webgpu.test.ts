@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resolveBackend } from '../../src/backend/resolve.js';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig, withOverrides } from '../../src/config/load.js';
 import { runPipeline } from '../../src/pipeline.js';
 import { exampleWorkspace, quickConfig } from '../helpers.js';
 
@@ -20,8 +20,8 @@ describe('webgpu backend (Dawn, software adapter)', () => {
   it('distils the fixture to the same metrics as the cpu backend', async () => {
     const dir = await exampleWorkspace(quickConfig({ distill: '{ temperature: 4, alpha: 0.9, epochs: 4, batchSize: 64, learningRate: 0.01, seed: 7 }' }));
     const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
-    const cpu = (await runPipeline(config, { outDir: path.join(dir, 'cpu'), backend: 'cpu' })).report;
-    const gpu = (await runPipeline(config, { outDir: path.join(dir, 'webgpu'), backend: 'webgpu' })).report;
+    const cpu = (await runPipeline(withOverrides(config, { backend: 'cpu' }), { outDir: path.join(dir, 'cpu') })).report;
+    const gpu = (await runPipeline(withOverrides(config, { backend: 'webgpu' }), { outDir: path.join(dir, 'webgpu') })).report;
     expect(gpu.backend).toBe('webgpu');
     expect(gpu.environment.gpu).toMatch(/via Dawn (opengles|vulkan)/);
     // float32 with other reduction orders: per-epoch losses agree to 1e-4 relative ...

@@ -19,9 +19,9 @@ describe('npy', () => {
   it('round-trips float32, float64, int32 and int64 in C order', async () => {
     const f32 = await readNpy(await file('a.npy', encodeNpy(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3])));
     expect(f32.header.shape).toEqual([2, 3]);
-    expect(Array.from(f32.data)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Array.from(f32.data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6]);
     const f64 = await readNpy(await file('b.npy', encodeNpy(new Float64Array([0.5, 1.5]), [2])));
-    expect(Array.from(f64.data)).toEqual([0.5, 1.5]);
+    expect(Array.from(f64.data as Float64Array)).toEqual([0.5, 1.5]);
     const i64 = await readNpy(await file('c.npy', encodeNpy(new BigInt64Array([3n, 9n]), [2])));
     expect(Array.from(i64.data, Number)).toEqual([3, 9]);
   });

@@ -77,7 +77,7 @@ describe('FlatAdam', () => {
     for (let step = 0; step < 20; step++) {
       const gradients = shapes.map((shape, i) => tf.tensor(randomArray(shape.reduce((a, b) => a * b), 100 * step + i), shape));
       tf.tidy(() => flat.apply(gradients));
-      reference.applyGradients(Object.fromEntries(theirs.map((v, i) => [v.name, gradients[i]])));
+      reference.applyGradients(theirs.map((v, i) => ({ name: v.name, tensor: gradients[i] })));
     }
     for (let i = 0; i < shapes.length; i++) expect(maxRelativeError(ours[i].dataSync(), theirs[i].dataSync())).toBeLessThan(1e-4);
     // The weights did move: the comparison is not between two untouched copies.

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { GateCheck, GateResult } from '../../src/gates/gates.js';
-import { acceptRegressions, isPairedSpeedCheck, judge, sameEnvironment, type BaselineRun, type PairedSpeedJudgement } from '../../src/gates/judge.js';
+import { acceptRegressions, isPairedSpeedCheck, judge, sameEnvironment, type BaselineRun, type PairedSpeedJudgement, type SpeedEnvironment } from '../../src/gates/judge.js';
 import { failedOutright, failsOutright, runVerdict } from '../../src/gates/verdict.js';
 import type { SpeedComparison } from '../../src/measure/paired-speed.js';
 
-const here = { backend: 'wasm', tfjsVersion: '4.22.0', cpu: 'cpu A', gpu: null };
+const here: SpeedEnvironment = { backend: 'wasm', tfjsVersion: '4.22.0', cpu: 'cpu A', gpu: null };
 const check = (metric: string, op: GateCheck['op'], threshold: number, extra: Partial<GateCheck> = {}): GateCheck => ({
   metric,
   op,

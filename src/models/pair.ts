@@ -1,0 +1,45 @@
+import type { Tf } from '../backend/resolve.js';
+import type { Config } from '../config/load.js';
+import { checkAgainstTeacher, type Dataset } from '../data/dataset.js';
+import { InputError } from '../errors.js';
+import { loadModel, type LoadedModel } from './model.js';
+import { buildStudent } from './student.js';
+
+/** The teacher and a fresh student, checked against each other and against the data; exit 2 naming the culprit otherwise. */
+export async function loadTeacherAndStudent(tf: Tf, config: Config, train: Dataset, evalSet: Dataset): Promise<{ teacher: LoadedModel; student: LoadedModel }> {
+  const teacher = await loadModel(tf, config.teacher, 'teacher', { head: config.teacherHead, output: config.teacherOutput });
+  try {
+    for (const split of [train, evalSet]) checkAgainstTeacher(split, teacher.inputShape, teacher.outputWidth, config.teacher);
+    if (train.size < config.distill.batchSize) {
+      throw new InputError(
+        `${train.source} (distill.batchSize)`,
+        `the train split has ${train.size} samples, fewer than one batch of ${config.distill.batchSize}; lower distill.batchSize to at most ${train.size} or add data.`,
+      );
+    }
+    const student = await buildStudent(tf, config.student, teacher.inputShape, config.distill.seed);
+    try {
+      checkStudent(student, teacher, train, config);
+    } catch (error) {
+      student.dispose();
+      throw error;
+    }
+    return { teacher, student };
+  } catch (error) {
+    teacher.dispose();
+    throw error;
+  }
+}
+
+function checkStudent(student: LoadedModel, teacher: LoadedModel, train: Dataset, config: Config): void {
+  const where = 'model' in config.student ? config.student.model : 'student.layers';
+  if (student.outputWidth !== teacher.outputWidth) {
+    throw new InputError(
+      where,
+      `the student has ${student.outputWidth} outputs but the teacher (${config.teacher}) has ${teacher.outputWidth}; the last layer needs units: ${teacher.outputWidth}.`,
+    );
+  }
+  const fits = student.inputShape.length === train.sampleShape.length && student.inputShape.every((d, i) => d === null || d === train.sampleShape[i]);
+  if (!fits) {
+    throw new InputError(where, `the student takes input [${student.inputShape.join(', ')}] but samples have shape [${train.sampleShape.join(', ')}].`);
+  }
+}

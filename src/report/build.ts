@@ -1,0 +1,77 @@
+import path from 'node:path';
+import type { Config } from '../config/load.js';
+import type { SpeedComparison } from '../measure/paired-speed.js';
+import { SCHEMA_VERSION, type Environment, type Report } from './report.js';
+
+/**
+ * What buildReport needs of a run: the stages' results (src/stages/), as plain data. Spelled out
+ * here rather than imported, so that the report room depends on no stage.
+ */
+export interface RunRecord {
+  config: Pick<Config, 'teacher' | 'student' | 'distill' | 'file'>;
+  session: {
+    backend: { name: string };
+    speedBackend?: { name: string };
+    teacher: { format: string; output: string; params: number; bytes: number };
+    student: { params: number; bytes: number };
+    train: { size: number; y?: unknown };
+    evalSet: { size: number; y?: unknown };
+    baseline?: { path: string; report: Pick<Report, 'createdAt' | 'commit'> };
+  };
+  distillation: {
+    training: { epochsCompleted: number; loss: number[] };
+    path?: { kind: string; backend: string; whyNotKernel?: string };
+    seconds: number;
+    teacherSeconds: number;
+    softTargets: 'computed' | 'cache';
+  };
+  measurement: { metrics: Record<string, number>; speedComparison?: SpeedComparison; baselineStudentPath?: string; environment: Environment };
+  judgement: Pick<Report, 'verdict' | 'status' | 'gates' | 'reasons'> & { environmentDiffers: boolean; override?: { label: string; by: string; gates: string[] } };
+  /** Where the student is written: `<outDir>/student`. */
+  studentDir: string;
+  commit?: string;
+  createdAt: string;
+}
+
+/** The report.json of a run, from its stages' results. Pure: no I/O, no clock, no tensors. */
+export function buildReport({ config, session, distillation, measurement, judgement, studentDir, commit, createdAt }: RunRecord): Report {
+  const { backend, teacher, student, train, evalSet, baseline } = session;
+  const { training } = distillation;
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    verdict: judgement.verdict,
+    status: judgement.status,
+    reasons: judgement.reasons,
+    backend: backend.name,
+    metrics: measurement.metrics,
+    gates: judgement.gates,
+    training: {
+      epochs: training.epochsCompleted,
+      epochsPlanned: config.distill.epochs,
+      loss: training.loss,
+      seconds: distillation.seconds,
+      teacherSeconds: distillation.teacherSeconds,
+      softTargets: distillation.softTargets,
+      trainSamples: train.size,
+      evalSamples: evalSet.size,
+      temperature: config.distill.temperature,
+      alpha: config.distill.alpha,
+      seed: config.distill.seed,
+      labels: Boolean(train.y ?? evalSet.y),
+      ...(distillation.path ? { step: distillation.path } : {}),
+    },
+    environment: measurement.environment,
+    teacher: { path: config.teacher, format: teacher.format, output: teacher.output, params: teacher.params, bytes: teacher.bytes },
+    student: { path: path.join(studentDir, 'model.json'), params: student.params, bytes: student.bytes, from: 'model' in config.student ? config.student.model : 'layers' },
+    baseline: baseline
+      ? { path: baseline.path, createdAt: baseline.report.createdAt, commit: baseline.report.commit, environmentDiffers: judgement.environmentDiffers, student: measurement.baselineStudentPath }
+      : null,
+    speedComparison: measurement.speedComparison ?? null,
+    override: judgement.override ?? null,
+    metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
+    ...(session.speedBackend ? { speedBackend: session.speedBackend.name } : {}),
+    config: config.file,
+    createdAt,
+    ...(commit ? { commit } : {}),
+  };
+}

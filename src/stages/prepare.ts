@@ -1,0 +1,76 @@
+import { resolveBackend, type ResolvedBackend } from '../backend/resolve.js';
+import type { Config } from '../config/load.js';
+import { loadSplit, type Dataset } from '../data/dataset.js';
+import { probeTrainingStep } from '../distill/training-step.js';
+import { InputError } from '../errors.js';
+import { parseGates, type GateCheck } from '../gates/gates.js';
+import { measuredMetrics } from '../measure/metrics.js';
+import type { LoadedModel } from '../models/model.js';
+import { loadTeacherAndStudent } from '../models/pair.js';
+import { readReport, type Report } from '../report/report.js';
+
+/** Everything a run works on, loaded once; `dispose` frees the models' tensors. */
+export interface Session {
+  /** The inference backend: the teacher's pass, agreement, speed. */
+  backend: ResolvedBackend;
+  /** Where the student trains: the inference backend, or cpu when that lacks a gradient kernel the step needs. */
+  trainingBackend: string;
+  /** `measure.backend`, resolved, when it names a backend other than the inference one. */
+  speedBackend?: ResolvedBackend;
+  teacher: LoadedModel;
+  student: LoadedModel;
+  train: Dataset;
+  evalSet: Dataset;
+  /** The gates, checked against the metrics this run will produce. */
+  checks: GateCheck[];
+  baseline?: { path: string; report: Report };
+  dispose(): void;
+}
+
+export interface PrepareOptions {
+  /** Folders searched for the optional native packages. */
+  searchFrom: string[];
+  log: (line: string) => void;
+}
+
+/** Stage 1: backend, data, models, gates and baseline, everything that can fail on bad input, before any training. */
+export async function prepare(config: Config, { searchFrom, log }: PrepareOptions): Promise<Session> {
+  const baseline = config.baseline ? { path: config.baseline, report: await readReport(config.baseline) } : undefined;
+  let backend = await resolveBackend(config.backend, { searchFrom });
+  for (const note of backend.notes) log(`backend: skipped ${note}`);
+  log(`backend: using ${backend.name} (${backend.source})`);
+
+  const loading = { streamAboveBytes: config.data.streamAboveMB * 2 ** 20 };
+  const [train, evalSet] = await Promise.all([loadSplit(config.data.train, 'train', loading), loadSplit(config.data.eval, 'eval', loading)]);
+  for (const split of [train, evalSet]) if (split.streamed) log(`data: streaming ${split.source} in chunks of ${split.chunkRows} rows`);
+  const { teacher, student } = await loadTeacherAndStudent(backend.tf, config, train, evalSet);
+  const dispose = () => {
+    teacher.dispose();
+    student.dispose();
+  };
+  try {
+    for (const note of teacher.notes ?? []) log(`teacher: ${note}`);
+    // Inference stays on the chosen backend whatever path training must take: a student whose
+    // step needs a gradient kernel the backend lacks trains on the cpu backend of the same engine.
+    let trainingBackend: string = backend.name;
+    const stepFailure = config.backend === 'auto' ? await probeTrainingStep(backend.tf, config, teacher.inputShape, train) : undefined;
+    if (stepFailure !== undefined) {
+      const reason = `${backend.name}: a training step of this student needs kernels the backend lacks (${stepFailure})`;
+      log(`backend: ${reason}; training on cpu, inference stays on ${backend.name}`);
+      trainingBackend = 'cpu';
+      backend = { ...backend, notes: [...backend.notes, `${reason}: trained on cpu`] };
+    }
+    // Resolved before training, so that a backend that is not there fails the run in seconds.
+    const speedBackend =
+      config.measure.backend && config.measure.backend !== backend.name
+        ? await resolveBackend(config.measure.backend, { searchFrom }).catch((error: unknown) => {
+            throw error instanceof InputError ? new InputError('measure.backend', error.message) : error;
+          })
+        : undefined;
+    const checks = parseGates(config.gates, measuredMetrics({ classes: teacher.outputWidth, topK: config.measure.topK, labels: Boolean(evalSet.y) }));
+    return { backend, trainingBackend, speedBackend, teacher, student, train, evalSet, checks, baseline, dispose };
+  } catch (error) {
+    dispose();
+    throw error;
+  }
+}
