@@ -164,7 +164,10 @@ function prototypes([h, w, c]: Case['shape'], seed: number): Float32Array[] {
     const phase = 2 * Math.PI * random();
     const gratingColour = Array.from({ length: c }, () => (c === 1 ? 1 : gaussian()));
     const blobs = Array.from({ length: 2 }, () => ({
-      y: random() * h, x: random() * w, sigma: h * (0.08 + 0.1 * random()), sign: random() < 0.5 ? -1 : 1,
+      y: random() * h,
+      x: random() * w,
+      sigma: h * (0.08 + 0.1 * random()),
+      sign: random() < 0.5 ? -1 : 1,
       colour: Array.from({ length: c }, () => (c === 1 ? 1 : gaussian())),
     }));
     for (let y = 0; y < h; y++) {
@@ -219,7 +222,14 @@ function images(spec: Case, count: number, seed: number): { x: Float32Array; y: 
   return { x, y };
 }
 
-interface Meta { case: string; rows: number; evalRows: number; teacherAccuracy: number; teacherParams: number; seconds: number }
+interface Meta {
+  case: string;
+  rows: number;
+  evalRows: number;
+  teacherAccuracy: number;
+  teacherParams: number;
+  seconds: number;
+}
 
 /**
  * Writes (or reuses) a case's workspace: data as .npy (NHWC float32, int32 labels), the teacher,
@@ -252,7 +262,9 @@ async function workspaceFor(spec: Case, rows: number, evalRows: number): Promise
   const init = (seed: number) => tf.initializers.glorotUniform({ seed });
   const features = spec.teacherFeatures(tf, init);
   const headLayers = (inputWidth?: number) => [
-    ...spec.teacherHead.map((units, i) => tf.layers.dense({ ...(i === 0 && inputWidth ? { inputShape: [inputWidth] } : {}), units, activation: 'relu', kernelInitializer: init(10 + i) })),
+    ...spec.teacherHead.map((units, i) =>
+      tf.layers.dense({ ...(i === 0 && inputWidth ? { inputShape: [inputWidth] } : {}), units, activation: 'relu', kernelInitializer: init(10 + i) }),
+    ),
     tf.layers.dense({ units: CLASSES, kernelInitializer: init(20) }),
   ];
   const teacher = tf.sequential({ layers: [...features, ...headLayers()] });
@@ -283,15 +295,24 @@ async function workspaceFor(spec: Case, rows: number, evalRows: number): Promise
   const evalLogits = predictRows(tf, head, evalFeatures, [featureWidth], CLASSES);
   await writeFile(path.join(dir, 'teacher_train_logits.npy'), encodeNpy(trainLogits, [rows, CLASSES]));
   await writeFile(path.join(dir, 'teacher_eval_logits.npy'), encodeNpy(evalLogits, [evalRows, CLASSES]));
-  await teacher.save(tf.io.withSaveHandler(async (artifacts) => {
-    await writeModelArtifacts(path.join(dir, 'teacher'), artifacts);
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
+  await teacher.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      await writeModelArtifacts(path.join(dir, 'teacher'), artifacts);
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
   phase('outputs and save');
   console.error(`case ${spec.id}: workspace made: ${phases.join(', ')}`);
   let correct = 0;
   for (let n = 0; n < evalRows; n++) if (argmax(evalLogits, n, CLASSES) === evalSet.y[n]) correct++;
-  const meta: Meta = { case: spec.id, rows, evalRows, teacherAccuracy: correct / evalRows, teacherParams: teacher.countParams(), seconds: (performance.now() - started) / 1000 };
+  const meta: Meta = {
+    case: spec.id,
+    rows,
+    evalRows,
+    teacherAccuracy: correct / evalRows,
+    teacherParams: teacher.countParams(),
+    seconds: (performance.now() - started) / 1000,
+  };
   teacher.dispose();
   head.dispose();
   await writeFile(metaFile, JSON.stringify(meta));
@@ -322,13 +343,16 @@ async function writeConfigs(spec: Case, dir: string, epochs: number): Promise<{ 
   const yml = path.join(dir, `distill-gate-e${epochs}.yml`);
   const peer = path.join(dir, `peer-e${epochs}.json`);
   const distill = { ...SETTINGS, epochs };
-  await writeFile(yml, [
-    'teacher: teacher/model.json',
-    `student: { layers: ${JSON.stringify(spec.student)} }`,
-    'data: { train: { x: train_x.npy, y: train_y.npy }, eval: { x: eval_x.npy, y: eval_y.npy } }',
-    `distill: ${JSON.stringify(distill)}`,
-    'measure: { warmup: 3, rounds: 10 }',
-  ].join('\n'));
+  await writeFile(
+    yml,
+    [
+      'teacher: teacher/model.json',
+      `student: { layers: ${JSON.stringify(spec.student)} }`,
+      'data: { train: { x: train_x.npy, y: train_y.npy }, eval: { x: eval_x.npy, y: eval_y.npy } }',
+      `distill: ${JSON.stringify(distill)}`,
+      'measure: { warmup: 3, rounds: 10 }',
+    ].join('\n'),
+  );
   await writeFile(peer, JSON.stringify({ layers: spec.student, inputShape: spec.shape, classes: CLASSES, ...distill }));
   return { yml, peer };
 }
@@ -336,8 +360,24 @@ async function writeConfigs(spec: Case, dir: string, epochs: number): Promise<{ 
 // ---------------------------------------------------------------------------------------------
 // The two sides, each in its own process
 
-interface DgFigures { backend: string; step: string; inference: string; seconds: number; teacherSeconds: number; agreement: number; peakRssMiB: number; wallSeconds: number; backendLines: string[] }
-interface TorchFigures { torch: string; threads: number; seconds: number; agreement: number; peak_rss_mib: number }
+interface DgFigures {
+  backend: string;
+  step: string;
+  inference: string;
+  seconds: number;
+  teacherSeconds: number;
+  agreement: number;
+  peakRssMiB: number;
+  wallSeconds: number;
+  backendLines: string[];
+}
+interface TorchFigures {
+  torch: string;
+  threads: number;
+  seconds: number;
+  agreement: number;
+  peak_rss_mib: number;
+}
 
 /** distill-gate's whole pipeline, once (a CI job's run), on the requested backend. */
 async function child(configFile: string, backend: BackendName): Promise<void> {
@@ -380,14 +420,22 @@ function stepKind(report: Record<string, unknown>, lines: string[]): { step: str
 }
 
 function runDg(yml: string): DgFigures {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', here, '--child', values.backend!, '--config', yml], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  const out = execFileSync(process.execPath, ['--import', 'tsx', here, '--child', values.backend!, '--config', yml], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 26,
+  });
   return JSON.parse(out.trim().split('\n').pop()!) as DgFigures;
 }
 
 /** bench/peer/kd_conv_torch.py with Debian's python3-torch; undefined when torch is missing. */
 function runTorch(dir: string, peerConfig: string): TorchFigures | undefined {
   try {
-    const out = execFileSync('/usr/bin/python3', [path.join(path.dirname(here), 'peer', 'kd_conv_torch.py'), dir, peerConfig], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+    const out = execFileSync('/usr/bin/python3', [path.join(path.dirname(here), 'peer', 'kd_conv_torch.py'), dir, peerConfig], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 1 << 26,
+    });
     return JSON.parse(out.trim().split('\n').pop()!) as TorchFigures;
   } catch (error) {
     process.stderr.write(`    torch | failed: ${(error as Error).message.split('\n')[0]}\n`);
@@ -402,19 +450,26 @@ async function parent(): Promise<void> {
   const evalRows = values['eval-rows'] ? Number(values['eval-rows']) : Math.min(2000, Math.max(64, Math.round(rows / 5)));
   const epochs = Number(values.epochs);
   const rounds = Number(values.rounds);
-  const ids = values.cases!.split(',').map((s) => s.trim()).filter(Boolean);
+  const ids = values
+    .cases!.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const cases = ids.map((id) => {
     const spec = CASES.find((c) => c.id === id);
     if (!spec) throw new Error(`unknown case "${id}"; cases: ${CASES.map((c) => c.id).join(', ')}`);
     return spec;
   });
-  console.log(`distill-gate bench:conv: ${rows.toLocaleString('en-US')} train / ${evalRows.toLocaleString('en-US')} eval rows, ${epochs} epochs, batch ${SETTINGS.batchSize}, T = ${SETTINGS.temperature}, alpha ${SETTINGS.alpha}, Adam ${SETTINGS.learningRate}; backend ${values.backend}; on ${os.cpus()[0]?.model} x${os.cpus().length}, Node ${process.version}; medians of ${rounds} interleaved round(s)`);
+  console.log(
+    `distill-gate bench:conv: ${rows.toLocaleString('en-US')} train / ${evalRows.toLocaleString('en-US')} eval rows, ${epochs} epochs, batch ${SETTINGS.batchSize}, T = ${SETTINGS.temperature}, alpha ${SETTINGS.alpha}, Adam ${SETTINGS.learningRate}; backend ${values.backend}; on ${os.cpus()[0]?.model} x${os.cpus().length}, Node ${process.version}; medians of ${rounds} interleaved round(s)`,
+  );
 
   const prepared: Array<{ spec: Case; dir: string; meta: Meta; yml: string; peer: string }> = [];
   for (const spec of cases) {
     const { dir, meta } = await workspaceFor(spec, rows, evalRows);
     const { yml, peer } = await writeConfigs(spec, dir, epochs);
-    console.log(`case ${spec.id}: ${spec.title}; teacher ${meta.teacherParams.toLocaleString('en-US')} params, eval accuracy ${(100 * meta.teacherAccuracy).toFixed(1)}% (workspace ${dir}${meta.seconds ? `, made in ${meta.seconds.toFixed(1)} s` : ''})`);
+    console.log(
+      `case ${spec.id}: ${spec.title}; teacher ${meta.teacherParams.toLocaleString('en-US')} params, eval accuracy ${(100 * meta.teacherAccuracy).toFixed(1)}% (workspace ${dir}${meta.seconds ? `, made in ${meta.seconds.toFixed(1)} s` : ''})`,
+    );
     prepared.push({ spec, dir, meta, yml, peer });
   }
   if (rounds === 0) return; // --rounds 0: prepare (and cache) the workspaces only.
@@ -423,17 +478,21 @@ async function parent(): Promise<void> {
   // compares runs that saw the same machine; the medians damp a shared machine's swings.
   const perRound: Array<Array<{ dg: DgFigures; torch?: TorchFigures }>> = [];
   for (let round = 0; round < rounds; round++) {
-    perRound.push(prepared.map(({ spec, dir, yml, peer }) => {
-      console.error(`round ${round + 1}/${rounds}, case ${spec.id}: distill-gate`);
-      const dg = runDg(yml);
-      console.error(`round ${round + 1}/${rounds}, case ${spec.id}: PyTorch`);
-      const torch = runTorch(dir, peer);
-      return { dg, torch };
-    }));
+    perRound.push(
+      prepared.map(({ spec, dir, yml, peer }) => {
+        console.error(`round ${round + 1}/${rounds}, case ${spec.id}: distill-gate`);
+        const dg = runDg(yml);
+        console.error(`round ${round + 1}/${rounds}, case ${spec.id}: PyTorch`);
+        const torch = runTorch(dir, peer);
+        return { dg, torch };
+      }),
+    );
   }
 
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
-  console.log('\n| case | distill-gate s (teacher pass) | PyTorch s | ratio dg / PyTorch | agreement dg / PyTorch | peak RSS MiB dg / PyTorch | dg backend; training step; inference |');
+  console.log(
+    '\n| case | distill-gate s (teacher pass) | PyTorch s | ratio dg / PyTorch | agreement dg / PyTorch | peak RSS MiB dg / PyTorch | dg backend; training step; inference |',
+  );
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | --- |');
   const notes: string[] = [];
   prepared.forEach(({ spec }, i) => {
@@ -443,13 +502,18 @@ async function parent(): Promise<void> {
     const torch = torches.length === rounds ? medianOf(torches) : undefined;
     const ratios = torch ? perRound.map((r) => r[i].dg.seconds / r[i].torch!.seconds).sort((a, b) => a - b) : [];
     const ratio = torch ? `${median(ratios).toFixed(2)}x${rounds > 1 ? ` (${ratios[0].toFixed(2)}-${ratios[ratios.length - 1].toFixed(2)})` : ''}` : 'n/a';
-    console.log(`| ${spec.id}: ${spec.title} | ${dg.seconds.toFixed(2)} (${dg.teacherSeconds.toFixed(2)}) | ${torch ? torch.seconds.toFixed(2) : 'n/a'} | ${ratio} | ${pct(dg.agreement)} / ${torch ? pct(torch.agreement) : 'n/a'} | ${dg.peakRssMiB.toFixed(0)} / ${torch ? torch.peak_rss_mib.toFixed(0) : 'n/a'} | ${dg.backend}; ${dg.step}; ${dg.inference} |`);
+    console.log(
+      `| ${spec.id}: ${spec.title} | ${dg.seconds.toFixed(2)} (${dg.teacherSeconds.toFixed(2)}) | ${torch ? torch.seconds.toFixed(2) : 'n/a'} | ${ratio} | ${pct(dg.agreement)} / ${torch ? pct(torch.agreement) : 'n/a'} | ${dg.peakRssMiB.toFixed(0)} / ${torch ? torch.peak_rss_mib.toFixed(0) : 'n/a'} | ${dg.backend}; ${dg.step}; ${dg.inference} |`,
+    );
     notes.push(`case ${spec.id}: distill-gate whole run ${dg.wallSeconds.toFixed(2)} s; ${dg.backendLines.join('; ') || 'no backend lines logged'}`);
     if (torch) notes.push(`case ${spec.id}: PyTorch ${torch.torch}, ${torch.threads} thread(s)`);
   });
   console.log(`\n${notes.join('\n')}`);
-  if (perRound.some((r) => r.some((c) => !c.torch))) console.log('\nPyTorch peer missing in some runs: /usr/bin/python3 cannot import torch (apt-get install python3-torch), or it failed (see stderr).');
-  console.log('\ndistill-gate s: report.training.seconds, the distillation phase (teacher soft-target pass on the train split, then the KD loop with its per-epoch agreement probe); the teacher pass alone in parentheses. PyTorch s: its training loop from the stored teacher logits. Agreement: top-1 against the teacher on the eval split.');
+  if (perRound.some((r) => r.some((c) => !c.torch)))
+    console.log('\nPyTorch peer missing in some runs: /usr/bin/python3 cannot import torch (apt-get install python3-torch), or it failed (see stderr).');
+  console.log(
+    '\ndistill-gate s: report.training.seconds, the distillation phase (teacher soft-target pass on the train split, then the KD loop with its per-epoch agreement probe); the teacher pass alone in parentheses. PyTorch s: its training loop from the stored teacher logits. Agreement: top-1 against the teacher on the eval split.',
+  );
 }
 
 function median(sorted: number[]): number {

@@ -12,10 +12,32 @@ import { comparePairedSpeed } from '../src/measure/paired-speed.js';
 import { median, timeOnce } from '../src/measure/speed.js';
 import { buildStudent } from '../src/models/student.js';
 
-const { values } = parseArgs({ options: { backend: { type: 'string', default: 'wasm' }, runs: { type: 'string', default: '10' }, budget: { type: 'string', default: '10' } } });
+const { values } = parseArgs({
+  options: { backend: { type: 'string', default: 'wasm' }, runs: { type: 'string', default: '10' }, budget: { type: 'string', default: '10' } },
+});
 const { tf, name } = await resolveBackend(values.backend as ConcreteBackend);
-const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 32, activation: 'relu' }, { type: 'dense', units: 10 }] }, [64], 7);
-const copy = await buildStudent(tf, { layers: [{ type: 'dense', units: 32, activation: 'relu' }, { type: 'dense', units: 10 }] }, [64], 7);
+const student = await buildStudent(
+  tf,
+  {
+    layers: [
+      { type: 'dense', units: 32, activation: 'relu' },
+      { type: 'dense', units: 10 },
+    ],
+  },
+  [64],
+  7,
+);
+const copy = await buildStudent(
+  tf,
+  {
+    layers: [
+      { type: 'dense', units: 32, activation: 'relu' },
+      { type: 'dense', units: 10 },
+    ],
+  },
+  [64],
+  7,
+);
 const input = tf.randomNormal([1, 64], 0, 1, 'float32', 1);
 
 // Calibrated after a long warm-up: the first few hundred calls run slower while V8 and the
@@ -37,14 +59,23 @@ const slower = {
 
 const runs = Number(values.runs);
 const options = { allowedRatio: 1.1, budgetMs: Number(values.budget) * 1000 };
-console.log(`speed verdict bench on ${name}: student median ${studentMs.toFixed(4)} ms, slowdown +${extraMs.toFixed(4)} ms; gate: at most 10% slower; ${runs} runs each`);
-for (const [label, candidate] of [['same student', copy], ['30% slower student', slower]] as const) {
+console.log(
+  `speed verdict bench on ${name}: student median ${studentMs.toFixed(4)} ms, slowdown +${extraMs.toFixed(4)} ms; gate: at most 10% slower; ${runs} runs each`,
+);
+for (const [label, candidate] of [
+  ['same student', copy],
+  ['30% slower student', slower],
+] as const) {
   const verdicts: string[] = [];
   for (let run = 0; run < runs; run++) {
     const result = await comparePairedSpeed(candidate, student, input, options);
     verdicts.push(result.verdict);
-    console.log(`  ${label.padEnd(20)} run ${String(run + 1).padStart(2)}: ratio ${result.ratio.toFixed(3)} [${result.low.toFixed(3)}, ${result.high.toFixed(3)}] over ${result.rounds} rounds -> ${result.verdict}`);
+    console.log(
+      `  ${label.padEnd(20)} run ${String(run + 1).padStart(2)}: ratio ${result.ratio.toFixed(3)} [${result.low.toFixed(3)}, ${result.high.toFixed(3)}] over ${result.rounds} rounds -> ${result.verdict}`,
+    );
   }
-  const counts = Object.entries(verdicts.reduce<Record<string, number>>((acc, v) => ({ ...acc, [v]: (acc[v] ?? 0) + 1 }), {})).map(([v, n]) => `${n} ${v}`).join(', ');
+  const counts = Object.entries(verdicts.reduce<Record<string, number>>((acc, v) => ({ ...acc, [v]: (acc[v] ?? 0) + 1 }), {}))
+    .map(([v, n]) => `${n} ${v}`)
+    .join(', ');
   console.log(`${label}: ${counts}`);
 }

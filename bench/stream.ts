@@ -33,27 +33,40 @@ try {
   }
   await handle.close();
   const evalRows = 2000;
-  await writeFile(path.join(dir, 'eval_x.npy'), encodeNpy(Float32Array.from({ length: evalRows * FEATURES }, () => random() * 2 - 1), [evalRows, FEATURES]));
+  await writeFile(
+    path.join(dir, 'eval_x.npy'),
+    encodeNpy(
+      Float32Array.from({ length: evalRows * FEATURES }, () => random() * 2 - 1),
+      [evalRows, FEATURES],
+    ),
+  );
 
   const { tf } = await resolveBackend('cpu');
   const teacher = tf.sequential({ layers: [tf.layers.dense({ inputShape: [FEATURES], units: 128, activation: 'relu' }), tf.layers.dense({ units: 10 })] });
-  await teacher.save(tf.io.withSaveHandler(async (artifacts) => {
-    await writeModelArtifacts(path.join(dir, 'teacher'), artifacts);
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
+  await teacher.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      await writeModelArtifacts(path.join(dir, 'teacher'), artifacts);
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
   const file = path.join(dir, 'distill-gate.yml');
-  const config = parseConfig([
-    'teacher: teacher/model.json',
-    'student: { layers: [ { type: dense, units: 16, activation: relu }, { type: dense, units: 10 } ] }',
-    'data: { train: { x: train_x.npy }, eval: { x: eval_x.npy } }',
-    'distill: { epochs: 1, batchSize: 256, learningRate: 0.001 }',
-    'measure: { warmup: 10, rounds: 10 }',
-  ].join('\n'), file);
+  const config = parseConfig(
+    [
+      'teacher: teacher/model.json',
+      'student: { layers: [ { type: dense, units: 16, activation: relu }, { type: dense, units: 10 } ] }',
+      'data: { train: { x: train_x.npy }, eval: { x: eval_x.npy } }',
+      'distill: { epochs: 1, batchSize: 256, learningRate: 0.001 }',
+      'measure: { warmup: 10, rounds: 10 }',
+    ].join('\n'),
+    file,
+  );
   const started = performance.now();
   const { report } = await runPipeline(withOverrides(config, { backend: values.backend as 'wasm' }), { outDir: path.join(dir, 'out') });
   const seconds = (performance.now() - started) / 1000;
   const peak = process.resourceUsage().maxRSS / 1024;
-  console.log(`streamed ${(rows * FEATURES * 4 / 1e9).toFixed(2)} GB (${rows.toLocaleString('en-US')} rows of ${FEATURES} float32) on ${report.backend}: one epoch in ${seconds.toFixed(1)} s, peak RSS ${peak.toFixed(0)} MiB (teacher logits held in memory: ${((rows * 10 * 4) / 2 ** 20).toFixed(0)} MiB)`);
+  console.log(
+    `streamed ${((rows * FEATURES * 4) / 1e9).toFixed(2)} GB (${rows.toLocaleString('en-US')} rows of ${FEATURES} float32) on ${report.backend}: one epoch in ${seconds.toFixed(1)} s, peak RSS ${peak.toFixed(0)} MiB (teacher logits held in memory: ${((rows * 10 * 4) / 2 ** 20).toFixed(0)} MiB)`,
+  );
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

@@ -30,4 +30,6 @@ const parallel = await predictLogitsInWorkers(teacher, modelJson, 'wasm', datase
 const inWorkers = (performance.now() - started) / 1000;
 const identical = Buffer.from(single.buffer).equals(Buffer.from(parallel.buffer));
 console.log(`teacher soft targets, ${rows.toLocaleString('en-US')} rows, bundled example teacher (216k params), wasm, ${os.cpus().length} logical cores:`);
-console.log(`  one thread ${oneThread.toFixed(2)} s; ${workers} workers ${inWorkers.toFixed(2)} s (worker start-up included): ${(oneThread / inWorkers).toFixed(2)}x; logits bit-identical: ${identical}`);
+console.log(
+  `  one thread ${oneThread.toFixed(2)} s; ${workers} workers ${inWorkers.toFixed(2)} s (worker start-up included): ${(oneThread / inWorkers).toFixed(2)}x; logits bit-identical: ${identical}`,
+);

@@ -46,26 +46,41 @@ async function makeWorkspace(epochs: number): Promise<string> {
       tf.layers.dense({ units: 10, kernelInitializer: init(3) }),
     ],
   });
-  await teacher.save(tf.io.withSaveHandler(async (artifacts) => {
-    await writeModelArtifacts(path.join(dir, 'teacher'), artifacts);
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
+  await teacher.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      await writeModelArtifacts(path.join(dir, 'teacher'), artifacts);
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
   const train = synthetic(1200, 1);
   const evalSet = synthetic(400, 2);
   await writeFile(path.join(dir, 'train_x.npy'), encodeNpy(train.x, [1200, 64]));
   await writeFile(path.join(dir, 'train_y.npy'), encodeNpy(train.y, [1200]));
   await writeFile(path.join(dir, 'eval_x.npy'), encodeNpy(evalSet.x, [400, 64]));
-  await writeFile(path.join(dir, 'distill-gate.yml'), [
-    'teacher: teacher/model.json',
-    'student: { layers: [ { type: dense, units: 32, activation: relu }, { type: dense, units: 10 } ] }',
-    'data: { train: { x: train_x.npy, y: train_y.npy }, eval: { x: eval_x.npy } }',
-    `distill: { temperature: 4, alpha: 0.9, epochs: ${epochs}, batchSize: 64, learningRate: 0.001, seed: 7 }`,
-    'measure: { warmup: 3, rounds: 10 }',
-  ].join('\n'));
+  await writeFile(
+    path.join(dir, 'distill-gate.yml'),
+    [
+      'teacher: teacher/model.json',
+      'student: { layers: [ { type: dense, units: 32, activation: relu }, { type: dense, units: 10 } ] }',
+      'data: { train: { x: train_x.npy, y: train_y.npy }, eval: { x: eval_x.npy } }',
+      `distill: { temperature: 4, alpha: 0.9, epochs: ${epochs}, batchSize: 64, learningRate: 0.001, seed: 7 }`,
+      'measure: { warmup: 3, rounds: 10 }',
+    ].join('\n'),
+  );
   return dir;
 }
 
-interface ChildFigures { requested: string; backend: string; samplesPerSecond: number; coldSamplesPerSecond: number; coldWallSeconds: number; seconds: number; teacherSeconds: number; peakRssMiB: number; agreement: number }
+interface ChildFigures {
+  requested: string;
+  backend: string;
+  samplesPerSecond: number;
+  coldSamplesPerSecond: number;
+  coldWallSeconds: number;
+  seconds: number;
+  teacherSeconds: number;
+  peakRssMiB: number;
+  agreement: number;
+}
 
 /**
  * Runs the whole pipeline twice in one process: the first run is the cold time to verdict a CI job
@@ -104,7 +119,17 @@ async function naiveOnlineKd(workspace: string, epochs: number): Promise<void> {
   const { distillationLoss } = await import('../src/distill/loss.js');
   const { loadSplit } = await import('../src/data/dataset.js');
   const teacher = await loadModel(tf, path.join(workspace, 'teacher/model.json'), 'teacher');
-  const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 32, activation: 'relu' }, { type: 'dense', units: 10 }] }, [64], 7);
+  const student = await buildStudent(
+    tf,
+    {
+      layers: [
+        { type: 'dense', units: 32, activation: 'relu' },
+        { type: 'dense', units: 10 },
+      ],
+    },
+    [64],
+    7,
+  );
   const train = await loadSplit({ x: path.join(workspace, 'train_x.npy'), y: path.join(workspace, 'train_y.npy') }, 'train');
   const features = await train.read(0, train.size);
   const optimizer = tf.train.adam(0.001);
@@ -116,7 +141,9 @@ async function naiveOnlineKd(workspace: string, epochs: number): Promise<void> {
         const x = tf.tensor2d(features.subarray(start * 64, (start + rows) * 64), [rows, 64]);
         const labels = tf.tensor1d(train.y!.subarray(start, start + rows), 'int32');
         const teacherLogits = teacher.predict(x);
-        optimizer.minimize(() => distillationLoss(tf, student.layers!.apply(x, { training: true }) as typeof x, teacherLogits, labels, { temperature: 4, alpha: 0.9 }));
+        optimizer.minimize(() =>
+          distillationLoss(tf, student.layers!.apply(x, { training: true }) as typeof x, teacherLogits, labels, { temperature: 4, alpha: 0.9 }),
+        );
       });
     }
   }
@@ -129,13 +156,18 @@ async function parent(): Promise<void> {
   const rounds = Number(values.rounds);
   const workspace = await makeWorkspace(epochs);
   const backends = values.backends!.split(',') as BackendName[];
-  console.log(`distill-gate bench: reference pair, ${epochs} epochs of 1,200 samples, on ${os.cpus()[0]?.model} x${os.cpus().length}, Node ${process.version}; medians of ${rounds} interleaved rounds`);
+  console.log(
+    `distill-gate bench: reference pair, ${epochs} epochs of 1,200 samples, on ${os.cpus()[0]?.model} x${os.cpus().length}, Node ${process.version}; medians of ${rounds} interleaved rounds`,
+  );
   // Each round runs every backend and the PyTorch peer back to back, so a ratio taken within a
   // round compares runs that saw the same machine; the medians damp a shared machine's swings.
   const perRound: Array<{ results: ChildFigures[]; peer?: PeerFigures }> = [];
   for (let round = 0; round < rounds; round++) {
     const results = backends.map((backend) => {
-      const out = execFileSync(process.execPath, ['--import', 'tsx', here, '--child', backend, '--workspace', workspace], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      const out = execFileSync(process.execPath, ['--import', 'tsx', here, '--child', backend, '--workspace', workspace], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
       return JSON.parse(out.trim().split('\n').pop()!) as ChildFigures;
     });
     perRound.push({ results, peer: pytorchPeer(workspace, epochs) });
@@ -147,22 +179,38 @@ async function parent(): Promise<void> {
   const label = (r: ChildFigures) => (r.requested === r.backend ? r.backend : `${r.requested} (${r.backend})`);
   // The naive loop is slow: a quarter of the epochs, once, is plenty for its rate.
   const naiveEpochs = Math.max(1, Math.round(epochs / 4));
-  const naive = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', here, '--naive', 'cpu', '--workspace', workspace, '--epochs', String(naiveEpochs)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop()!) as { samplesPerSecond: number };
+  const naive = JSON.parse(
+    execFileSync(process.execPath, ['--import', 'tsx', here, '--naive', 'cpu', '--workspace', workspace, '--epochs', String(naiveEpochs)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .trim()
+      .split('\n')
+      .pop()!,
+  ) as { samplesPerSecond: number };
   const n = (v: number) => Math.round(v).toLocaleString('en-US');
-  console.log('\n| backend | distillation samples/s, warm | seconds (teacher soft targets) | cold run: samples/s, whole run s | peak RSS MiB | top-1 agreement | vs cpu, warm | vs PyTorch (cached logits) |');
+  console.log(
+    '\n| backend | distillation samples/s, warm | seconds (teacher soft targets) | cold run: samples/s, whole run s | peak RSS MiB | top-1 agreement | vs cpu, warm | vs PyTorch (cached logits) |',
+  );
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {
     const vsPeer = peer ? `${(r.samplesPerSecond / peer.cached_samples_per_s).toFixed(2)}x` : 'n/a';
-    console.log(`| ${label(r)} | ${n(r.samplesPerSecond)} | ${r.seconds.toFixed(2)} (${r.teacherSeconds.toFixed(2)}) | ${n(r.coldSamplesPerSecond)}, ${r.coldWallSeconds.toFixed(2)} | ${r.peakRssMiB.toFixed(0)} | ${(100 * r.agreement).toFixed(1)}% | ${(r.samplesPerSecond / baseline.samplesPerSecond).toFixed(2)}x | ${vsPeer} |`);
+    console.log(
+      `| ${label(r)} | ${n(r.samplesPerSecond)} | ${r.seconds.toFixed(2)} (${r.teacherSeconds.toFixed(2)}) | ${n(r.coldSamplesPerSecond)}, ${r.coldWallSeconds.toFixed(2)} | ${r.peakRssMiB.toFixed(0)} | ${(100 * r.agreement).toFixed(1)}% | ${(r.samplesPerSecond / baseline.samplesPerSecond).toFixed(2)}x | ${vsPeer} |`,
+    );
   }
   const autoIndex = Math.max(0, backends.indexOf('auto'));
   const auto = results[autoIndex];
-  console.log(`\nNaive TF.js online KD on the cpu backend (teacher on every batch, ${naiveEpochs} epochs): ${n(naive.samplesPerSecond)} samples/s. distill-gate with ${label(auto)}: ${(auto.coldSamplesPerSecond / naive.samplesPerSecond).toFixed(1)}x cold, ${(auto.samplesPerSecond / naive.samplesPerSecond).toFixed(1)}x warm.`);
+  console.log(
+    `\nNaive TF.js online KD on the cpu backend (teacher on every batch, ${naiveEpochs} epochs): ${n(naive.samplesPerSecond)} samples/s. distill-gate with ${label(auto)}: ${(auto.coldSamplesPerSecond / naive.samplesPerSecond).toFixed(1)}x cold, ${(auto.samplesPerSecond / naive.samplesPerSecond).toFixed(1)}x warm.`,
+  );
   if (!peer) {
     console.log('\nPyTorch peer skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread).');
     return;
   }
-  console.log(`PyTorch ${peer.torch} (${peer.threads} thread(s)), same job: ${n(peer.online_samples_per_s)} samples/s online KD, ${n(peer.cached_samples_per_s)} samples/s with teacher logits computed once (${peer.cached_seconds.toFixed(2)} s; first run ${peer.cold_cached_seconds.toFixed(2)} s).`);
+  console.log(
+    `PyTorch ${peer.torch} (${peer.threads} thread(s)), same job: ${n(peer.online_samples_per_s)} samples/s online KD, ${n(peer.cached_samples_per_s)} samples/s with teacher logits computed once (${peer.cached_seconds.toFixed(2)} s; first run ${peer.cold_cached_seconds.toFixed(2)} s).`,
+  );
   /** The per-round ratio ours/PyTorch: median, and the range over rounds. */
   const ratio = (ours: (r: ChildFigures) => number, theirs: (p: PeerFigures) => number) => {
     const values = perRound.map((r) => ours(r.results[autoIndex]) / theirs(r.peer!)).sort((a, b) => a - b);
@@ -170,12 +218,27 @@ async function parent(): Promise<void> {
   };
   const onlineSeconds = (p: PeerFigures) => (1200 * epochs) / p.online_samples_per_s;
   console.log(`\nRatios ours / PyTorch, with ${label(auto)}: median of ${rounds} rounds (range)`);
-  console.log(`  distillation phase, warm / PyTorch's warm training run:        ${ratio((r) => r.seconds, (p) => p.cached_seconds)}`);
+  console.log(
+    `  distillation phase, warm / PyTorch's warm training run:        ${ratio(
+      (r) => r.seconds,
+      (p) => p.cached_seconds,
+    )}`,
+  );
   // Issue #6's floor: the whole cold run (backend choice and start, loading, teacher,
   // distillation, measurement, report) against the PyTorch script's training time alone.
   console.log(`  time to verdict, cold (${auto.coldWallSeconds.toFixed(2)} s: backend choice, loading, teacher, distillation, measurement, report)`);
-  console.log(`    / PyTorch's first training run (what a CI job sees, like ours): ${ratio((r) => r.coldWallSeconds, (p) => p.cold_cached_seconds)}`);
-  console.log(`    / PyTorch's warm training run, logits computed once:          ${ratio((r) => r.coldWallSeconds, (p) => p.cached_seconds)}`);
+  console.log(
+    `    / PyTorch's first training run (what a CI job sees, like ours): ${ratio(
+      (r) => r.coldWallSeconds,
+      (p) => p.cold_cached_seconds,
+    )}`,
+  );
+  console.log(
+    `    / PyTorch's warm training run, logits computed once:          ${ratio(
+      (r) => r.coldWallSeconds,
+      (p) => p.cached_seconds,
+    )}`,
+  );
   console.log(`    / PyTorch's warm online-KD training run:                       ${ratio((r) => r.coldWallSeconds, onlineSeconds)}`);
 }
 
@@ -193,12 +256,22 @@ function medianOf<T extends object>(items: T[]): T {
   return out as T;
 }
 
-interface PeerFigures { torch: string; threads: number; online_samples_per_s: number; cached_samples_per_s: number; cached_seconds: number; cold_cached_seconds: number }
+interface PeerFigures {
+  torch: string;
+  threads: number;
+  online_samples_per_s: number;
+  cached_samples_per_s: number;
+  cached_seconds: number;
+  cold_cached_seconds: number;
+}
 
 /** bench/peer/kd_torch.py with Debian's python3-torch, when installed. */
 function pytorchPeer(workspace: string, epochs: number): PeerFigures | undefined {
   try {
-    const out = execFileSync('/usr/bin/python3', [path.join(path.dirname(here), 'peer', 'kd_torch.py'), workspace, String(epochs)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync('/usr/bin/python3', [path.join(path.dirname(here), 'peer', 'kd_torch.py'), workspace, String(epochs)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     return JSON.parse(out.trim().split('\n').pop()!) as PeerFigures;
   } catch {
     return undefined;

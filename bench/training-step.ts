@@ -15,7 +15,13 @@ import { buildStudent } from '../src/models/student.js';
 
 const { values } = parseArgs({ options: { backend: { type: 'string', default: 'wasm' } } });
 const { tf, name } = await resolveBackend(values.backend as BackendName);
-const students: Array<[number, number[]]> = [[64, [32, 10]], [64, [128, 10]], [64, [256, 256, 10]], [784, [512, 256, 10]], [784, [1024, 1024, 10]]];
+const students: Array<[number, number[]]> = [
+  [64, [32, 10]],
+  [64, [128, 10]],
+  [64, [256, 256, 10]],
+  [784, [512, 256, 10]],
+  [784, [1024, 1024, 10]],
+];
 const kinds: Array<TrainingStep['kind']> = ['kernel', 'dense', 'autodiff'];
 const rows = 64;
 console.log(`ms per training step, batch ${rows}, ${name} backend, Node ${process.version}\n`);
@@ -28,7 +34,13 @@ for (const [input, units] of students) {
   const ms: Record<string, number> = {};
   for (const kind of kinds) {
     const student = await buildStudent(tf, { layers }, [input], 1);
-    const step = trainingStep(tf, student, { learningRate: 0.001, terms: kdTerms({ temperature: 4, alpha: 0.9 }, true), sampleShape: [input], maxRows: rows, kind });
+    const step = trainingStep(tf, student, {
+      learningRate: 0.001,
+      terms: kdTerms({ temperature: 4, alpha: 0.9 }, true),
+      sampleShape: [input],
+      maxRows: rows,
+      kind,
+    });
     const run = () => {
       const loss = step.run(x, targets, rows);
       if (typeof loss !== 'number') loss.dispose();
@@ -46,5 +58,7 @@ for (const [input, units] of students) {
     student.dispose();
   }
   const params = units.reduce((sum, u, i) => sum + ((i ? units[i - 1] : input) + 1) * u, 0);
-  console.log(`| ${input}-${units.join('-')} | ${params.toLocaleString('en-US')} | ${ms.kernel.toFixed(2)} | ${ms.dense.toFixed(2)} | ${ms.autodiff.toFixed(2)} | ${(ms.dense / ms.kernel).toFixed(1)}x | ${(ms.autodiff / ms.kernel).toFixed(1)}x |`);
+  console.log(
+    `| ${input}-${units.join('-')} | ${params.toLocaleString('en-US')} | ${ms.kernel.toFixed(2)} | ${ms.dense.toFixed(2)} | ${ms.autodiff.toFixed(2)} | ${(ms.dense / ms.kernel).toFixed(1)}x | ${(ms.autodiff / ms.kernel).toFixed(1)}x |`,
+  );
 }

@@ -70,10 +70,25 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
       const measurement = await measureStudent(session, config, distillation, { baselineStudent: options.baselineStudent, log });
       const judgement = judgeRun(session, config, distillation, measurement, options.acceptRegression);
       const studentDir = path.join(options.outDir, 'student');
-      const report = buildReport({ config, session, distillation, measurement, judgement, studentDir, commit: options.commit, createdAt: new Date().toISOString() });
+      const report = buildReport({
+        config,
+        session,
+        distillation,
+        measurement,
+        judgement,
+        studentDir,
+        commit: options.commit,
+        createdAt: new Date().toISOString(),
+      });
       const markdown = renderMarkdown(report, { history: options.history });
       const writeError = await writeOutputs(session.backend.tf, session.student, options.outDir, report, markdown);
-      return { report, markdown, reportPath: path.join(options.outDir, 'report.json'), studentPath: path.join(studentDir, 'model.json'), ...(writeError ? { writeError } : {}) };
+      return {
+        report,
+        markdown,
+        reportPath: path.join(options.outDir, 'report.json'),
+        studentPath: path.join(studentDir, 'model.json'),
+        ...(writeError ? { writeError } : {}),
+      };
     } finally {
       session.dispose();
     }

@@ -6,7 +6,10 @@ import { parse } from 'yaml';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-interface Step { uses?: string; with?: Record<string, unknown> }
+interface Step {
+  uses?: string;
+  with?: Record<string, unknown>;
+}
 
 describe('example workflows', async () => {
   const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, unknown>; runs: { using: string; main: string } };
@@ -18,7 +21,9 @@ describe('example workflows', async () => {
 
   it.each(files)('%s uses only inputs that action.yml declares', async (file) => {
     const workflow = parse(await readFile(path.join(ROOT, 'examples/workflows', file), 'utf8')) as { jobs: Record<string, { steps: Step[] }> };
-    const ours = Object.values(workflow.jobs).flatMap((job) => job.steps).filter((step) => step.uses?.startsWith('distill-gate/distill-gate@'));
+    const ours = Object.values(workflow.jobs)
+      .flatMap((job) => job.steps)
+      .filter((step) => step.uses?.startsWith('distill-gate/distill-gate@'));
     expect(ours.length).toBeGreaterThan(0);
     for (const step of ours) {
       for (const key of Object.keys(step.with ?? {})) expect(Object.keys(action.inputs), `${file}: with.${key}`).toContain(key);

@@ -6,7 +6,9 @@ import { runPipeline } from '../src/pipeline.js';
 import { exampleWorkspace, quickConfig } from './helpers.js';
 
 async function run(top: string) {
-  const dir = await exampleWorkspace(quickConfig({ top, distill: '{ epochs: 1, batchSize: 64, seed: 3 }' }).replace('measure: { warmup: 1, rounds: 3, throughputBatch: 64 }\n', ''));
+  const dir = await exampleWorkspace(
+    quickConfig({ top, distill: '{ epochs: 1, batchSize: 64, seed: 3 }' }).replace('measure: { warmup: 1, rounds: 3, throughputBatch: 64 }\n', ''),
+  );
   const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
   const lines: string[] = [];
   const result = await runPipeline(config, { outDir: path.join(dir, 'out'), searchFrom: [dir], log: (line) => lines.push(line) });
@@ -15,21 +17,21 @@ async function run(top: string) {
 
 describe('measure.backend', () => {
   it('times teacher and student on the named backend while the rest of the run stays on its own', async () => {
-    const { result, log } = await run("measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: cpu }\nbackend: wasm");
+    const { result, log } = await run('measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: cpu }\nbackend: wasm');
     expect(result.report.backend).toBe('wasm');
     expect(result.report.speedBackend).toBe('cpu');
     expect(log).toMatch(/speed: timed on cpu \(measure\.backend\)/);
     expect(result.report.metrics['speed.studentMs']).toBeGreaterThan(0);
   });
 
-  it('is left out of the report when it is the run\'s own backend', async () => {
-    const { result, log } = await run("measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: wasm }\nbackend: wasm");
+  it("is left out of the report when it is the run's own backend", async () => {
+    const { result, log } = await run('measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: wasm }\nbackend: wasm');
     expect(result.report.speedBackend).toBeUndefined();
     expect(log).not.toMatch(/speed: timed on/);
   });
 
   it('fails before training, naming measure.backend, when that backend is not installed', async () => {
-    const error = await run("measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: tensorflow }\nbackend: wasm").catch((e: unknown) => e);
+    const error = await run('measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: tensorflow }\nbackend: wasm').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InputError);
     expect((error as InputError).culprit).toBe('measure.backend');
     expect((error as Error).message).toMatch(/@tensorflow\/tfjs-node/);

@@ -8,33 +8,47 @@ const aborted = (signal: AbortSignal) => new Promise<string>((resolve) => signal
 describe('cancellable', () => {
   it.each(['SIGINT', 'SIGTERM'] as const)('%s aborts the run with a reason naming it', async (name) => {
     const signals = new EventEmitter();
-    const reason = await cancellable(async (signal) => {
-      expect(signal.aborted).toBe(false);
-      const reason = aborted(signal);
-      signals.emit(name, name);
-      return reason;
-    }, { signals });
+    const reason = await cancellable(
+      async (signal) => {
+        expect(signal.aborted).toBe(false);
+        const reason = aborted(signal);
+        signals.emit(name, name);
+        return reason;
+      },
+      { signals },
+    );
     expect(reason).toBe(`received ${name}`);
   });
 
   it('words the reason as the shell asks', async () => {
     const signals = new EventEmitter();
-    const reason = await cancellable((signal) => {
-      queueMicrotask(() => signals.emit('SIGINT', 'SIGINT'));
-      return aborted(signal);
-    }, { signals, reason: (name) => `the job was cancelled (${name})` });
+    const reason = await cancellable(
+      (signal) => {
+        queueMicrotask(() => signals.emit('SIGINT', 'SIGINT'));
+        return aborted(signal);
+      },
+      { signals, reason: (name) => `the job was cancelled (${name})` },
+    );
     expect(reason).toBe('the job was cancelled (SIGINT)');
   });
 
   it('removes its listeners when the run ends, however it ends', async () => {
     const signals = new EventEmitter();
-    await cancellable(async () => {
-      expect([signals.listenerCount('SIGINT'), signals.listenerCount('SIGTERM')]).toEqual([1, 1]);
-    }, { signals });
+    await cancellable(
+      async () => {
+        expect([signals.listenerCount('SIGINT'), signals.listenerCount('SIGTERM')]).toEqual([1, 1]);
+      },
+      { signals },
+    );
     expect([signals.listenerCount('SIGINT'), signals.listenerCount('SIGTERM')]).toEqual([0, 0]);
-    await expect(cancellable(async () => {
-      throw new Error('failed');
-    }, { signals })).rejects.toThrow('failed');
+    await expect(
+      cancellable(
+        async () => {
+          throw new Error('failed');
+        },
+        { signals },
+      ),
+    ).rejects.toThrow('failed');
     expect([signals.listenerCount('SIGINT'), signals.listenerCount('SIGTERM')]).toEqual([0, 0]);
   });
 

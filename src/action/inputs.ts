@@ -48,7 +48,10 @@ export function readInputs(): ActionInputs {
   const optionalPath = (name: string) => (core.getInput(name) ? path.resolve(workingDirectory, core.getInput(name)) : undefined);
   return {
     mode,
-    reports: core.getMultilineInput('reports').flatMap((line) => line.split(/\s+/)).filter(Boolean),
+    reports: core
+      .getMultilineInput('reports')
+      .flatMap((line) => line.split(/\s+/))
+      .filter(Boolean),
     config: path.resolve(workingDirectory, config),
     report: path.resolve(workingDirectory, core.getInput('report') || path.join(outputDir, 'report.json')),
     token: core.getInput('github-token'),
@@ -62,7 +65,9 @@ export function readInputs(): ActionInputs {
     issueOnFailure: booleanInput('issue-on-failure', false),
     issueLabel: core.getInput('issue-label') || 'distill-gate',
     budgetMinutes: budgetInput(),
-    baselineBranch: ['false', 'off', 'none'].includes(core.getInput('baseline-branch').toLowerCase()) ? '' : core.getInput('baseline-branch') || 'distill-gate-data',
+    baselineBranch: ['false', 'off', 'none'].includes(core.getInput('baseline-branch').toLowerCase())
+      ? ''
+      : core.getInput('baseline-branch') || 'distill-gate-data',
     acceptLabel: core.getInput('accept-label') || 'distill-gate:accept-regression',
     cacheDir: optionalPath('cache-dir'),
   };
@@ -76,7 +81,8 @@ function modeInput(): Mode {
 
 function backendInput(): BackendName {
   const backend = core.getInput('backend') || 'auto';
-  if (!(BACKENDS as readonly string[]).includes(backend)) throw new InputError('input backend', `"${backend}" is not a backend; use one of ${BACKENDS.join(', ')}.`);
+  if (!(BACKENDS as readonly string[]).includes(backend))
+    throw new InputError('input backend', `"${backend}" is not a backend; use one of ${BACKENDS.join(', ')}.`);
   return backend as BackendName;
 }
 

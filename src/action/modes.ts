@@ -69,7 +69,8 @@ async function postReport({ inputs }: Step): Promise<RunResult> {
 
 /** mode merge: the reports of a matrix of jobs as one report and verdict, also written to report.md. */
 async function merge({ inputs }: Step): Promise<RunResult> {
-  if (inputs.reports.length === 0) throw new InputError('input reports', 'mode merge needs the report.json files to merge, e.g. reports: "reports/*/report.json".');
+  if (inputs.reports.length === 0)
+    throw new InputError('input reports', 'mode merge needs the report.json files to merge, e.g. reports: "reports/*/report.json".');
   const merged = mergeReports(await readReports(inputs.reports, inputs.workingDirectory));
   await mkdir(inputs.outputDir, { recursive: true });
   const reportPath = path.join(inputs.outputDir, 'report.md');

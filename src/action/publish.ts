@@ -68,7 +68,9 @@ async function publishToGitHub({ inputs, context }: Step, github: GitHub, result
       }
       const comment = await github.upsertStickyComment(issueNumber, inputs.commentKey, result.markdown);
       core.setOutput('comment-url', comment.url);
-      core.info(`distill-gate: ${comment.created ? 'posted' : 'updated'} the report comment ${comment.url}${comment.truncated ? ' (shortened to fit GitHub\'s limit)' : ''}`);
+      core.info(
+        `distill-gate: ${comment.created ? 'posted' : 'updated'} the report comment ${comment.url}${comment.truncated ? " (shortened to fit GitHub's limit)" : ''}`,
+      );
     } catch (error) {
       core.warning(explainFailure('Posting the PR comment', error));
     }

@@ -17,7 +17,11 @@ export interface StorePlan {
 }
 
 /** Decides from the event alone, except when the default branch is not in the payload. */
-export async function planStore(github: GitHub, inputs: Pick<ActionInputs, 'baselineBranch' | 'commentKey'>, context: EventContext): Promise<StorePlan | undefined> {
+export async function planStore(
+  github: GitHub,
+  inputs: Pick<ActionInputs, 'baselineBranch' | 'commentKey'>,
+  context: EventContext,
+): Promise<StorePlan | undefined> {
   if (!inputs.baselineBranch) return undefined;
   const base = { branch: inputs.baselineBranch, key: inputs.commentKey };
   const prBase = context.payload.pull_request?.base?.ref;

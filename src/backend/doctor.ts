@@ -20,7 +20,9 @@ export async function doctor(options: ResolveOptions & { listLibraries?: () => P
       const software = backend.adapter?.software === true;
       if (!software) chosen ??= name;
       const detail = backend.adapter ? describeAdapter(backend.adapter) : backend.source;
-      lines.push(`  ok       ${name.padEnd(15)} ${detail} (TF.js ${backend.tf.version['tfjs-core']})${software ? ' - a software adapter: auto skips it, --backend webgpu uses it' : ''}`);
+      lines.push(
+        `  ok       ${name.padEnd(15)} ${detail} (TF.js ${backend.tf.version['tfjs-core']})${software ? ' - a software adapter: auto skips it, --backend webgpu uses it' : ''}`,
+      );
     } catch (error) {
       lines.push(`  missing  ${name.padEnd(15)} ${(error as Error).message.replace(/^backend "[^"]+": /, '')}`);
     }
@@ -30,7 +32,7 @@ export async function doctor(options: ResolveOptions & { listLibraries?: () => P
   if (listed === undefined) {
     lines.push('CUDA libraries for tensorflow-gpu: could not run ldconfig -p to look for them.');
   } else {
-    lines.push('CUDA libraries for tensorflow-gpu (CUDA 11.2, cuDNN 8.1; see the README\'s GPU runner section):');
+    lines.push("CUDA libraries for tensorflow-gpu (CUDA 11.2, cuDNN 8.1; see the README's GPU runner section):");
     for (const library of CUDA_LIBRARIES) lines.push(`  ${listed.includes(library) ? 'found  ' : 'missing'}  ${library}`);
   }
   return `${lines.join('\n')}\n`;

@@ -69,7 +69,10 @@ async function initialise(
     // Dawn's bindings (the `webgpu` package, a native addon) are resolved at run time like the
     // tfjs-node packages; TF.js's WebGPU backend itself is plain JavaScript and bundled.
     const found = await importPackage('webgpu', searchFrom);
-    if (!found) throw new Error(`the \`webgpu\` package (Dawn) is not installed in ${searchFrom.join(' or ')}. Install it on the runner with \`npm install --no-save webgpu@0.6.2\` (and libvulkan1 with the GPU's Vulkan driver).`);
+    if (!found)
+      throw new Error(
+        `the \`webgpu\` package (Dawn) is not installed in ${searchFrom.join(' or ')}. Install it on the runner with \`npm install --no-save webgpu@0.6.2\` (and libvulkan1 with the GPU's Vulkan driver).`,
+      );
     const dawn = found.module as Parameters<typeof findAdapter>[0];
     const probe = await findAdapter(dawn, askedByName);
     if (!probe.adapter || !probe.gpu) throw new Error(`no usable WebGPU adapter: ${probe.notes.join('; ')}`);
@@ -83,7 +86,7 @@ async function initialise(
       throw new Error(
         `${packageName} is not installed in ${searchFrom.join(' or ')}. Install it on the runner with ` +
           `\`npm install --no-save ${packageName}@4.22.0\`` +
-          (name === 'tensorflow-gpu' ? ' (it needs CUDA 11.2 and cuDNN 8.1; see the README\'s GPU runner section).' : '.'),
+          (name === 'tensorflow-gpu' ? " (it needs CUDA 11.2 and cuDNN 8.1; see the README's GPU runner section)." : '.'),
       );
     }
     const mod = found.module as { default?: Tf } & Tf;

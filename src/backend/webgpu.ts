@@ -55,7 +55,7 @@ export async function findAdapter(dawn: DawnModule, allowSoftware: boolean): Pro
       continue;
     }
     if (!adapter) {
-      notes.push(`${backend.name}: no adapter${backend.name === 'vulkan' ? ' (libvulkan1 and a Vulkan driver, e.g. NVIDIA\'s ICD, are needed)' : ''}`);
+      notes.push(`${backend.name}: no adapter${backend.name === 'vulkan' ? " (libvulkan1 and a Vulkan driver, e.g. NVIDIA's ICD, are needed)" : ''}`);
       continue;
     }
     const info = adapter.info ?? {};
@@ -65,7 +65,8 @@ export async function findAdapter(dawn: DawnModule, allowSoftware: boolean): Pro
       architecture: info.architecture ?? '',
       device: info.device ?? '',
       description: info.description ?? '',
-      software: Boolean(adapter.isFallbackAdapter ?? info.isFallbackAdapter) || SOFTWARE.test(`${info.vendor} ${info.device} ${info.description} ${info.architecture}`),
+      software:
+        Boolean(adapter.isFallbackAdapter ?? info.isFallbackAdapter) || SOFTWARE.test(`${info.vendor} ${info.device} ${info.description} ${info.architecture}`),
     };
     if (description.software && !allowSoftware) {
       notes.push(`${backend.name}: only a software adapter (${describeAdapter(description)}), which auto never picks; ask for --backend webgpu to use it`);
@@ -98,6 +99,6 @@ export async function initialiseWebGpu(tf: Tf, dawn: DawnModule, gpu: GpuLike, f
   Object.defineProperty(globalThis, 'navigator', { value: { ...(globalThis.navigator ?? {}), gpu: pinned }, configurable: true, writable: true });
   await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu')) || tf.getBackend() !== 'webgpu') {
-    throw new Error('TF.js\'s WebGPU backend did not initialise on the adapter Dawn found.');
+    throw new Error("TF.js's WebGPU backend did not initialise on the adapter Dawn found.");
   }
 }

@@ -42,18 +42,21 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     .description('distil, measure, check gates and write report.json, report.md and student/')
     .option('-c, --config <file>', 'YAML or JSON config; paths in it are relative to its folder', 'distill-gate.yml')
     .option('-o, --out <dir>', 'folder for report.json, report.md and the trained student', 'distill-report')
-    .addOption(new Option('-b, --backend <name>', 'TF.js backend, overrides the config (auto: tensorflow-gpu, webgpu on a hardware adapter, tensorflow, wasm, cpu)').choices(BACKENDS))
-    .option('--baseline <report.json>', 'an earlier run\'s report.json for relative gates (maxDrop, maxIncrease)')
-    .option('--cache-dir <dir>', 'cache the teacher\'s soft targets here, keyed by teacher, data and backend; a hit skips the teacher')
+    .addOption(
+      new Option(
+        '-b, --backend <name>',
+        'TF.js backend, overrides the config (auto: tensorflow-gpu, webgpu on a hardware adapter, tensorflow, wasm, cpu)',
+      ).choices(BACKENDS),
+    )
+    .option('--baseline <report.json>', "an earlier run's report.json for relative gates (maxDrop, maxIncrease)")
+    .option('--cache-dir <dir>', "cache the teacher's soft targets here, keyed by teacher, data and backend; a hit skips the teacher")
     .option('--budget <minutes>', 'time budget: training stops in time to measure and report within it (status incomplete)', parseMinutes)
     .option('-q, --quiet', 'no progress on stderr and no report on stdout')
     .action(async (options: { config: string; out: string; backend?: BackendName; baseline?: string; cacheDir?: string; budget?: number; quiet?: boolean }) => {
       const config = withOverrides(await loadConfig(options.config), { backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir });
       const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
       // Ctrl-C or a cancelled CI job (SIGINT, SIGTERM): stop training, still measure and write the report.
-      const result = await cancellable((signal) =>
-        runPipeline(config, { outDir: options.out, budgetMinutes: options.budget, signal, log }),
-      );
+      const result = await cancellable((signal) => runPipeline(config, { outDir: options.out, budgetMinutes: options.budget, signal, log }));
       if (!options.quiet || result.writeError) io.stdout(result.markdown);
       // The report was printed above, so nothing is lost when the disk refused it.
       if (result.writeError) throw result.writeError;
@@ -117,7 +120,9 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       io.stderr(`distill-gate: error: ${error.message}\n`);
       return ExitCode.badInput;
     }
-    io.stderr(`distill-gate: internal error (a bug in distill-gate, please report it with this output):\n${error instanceof Error ? error.stack : String(error)}\n`);
+    io.stderr(
+      `distill-gate: internal error (a bug in distill-gate, please report it with this output):\n${error instanceof Error ? error.stack : String(error)}\n`,
+    );
     return ExitCode.internal;
   }
 }

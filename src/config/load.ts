@@ -35,7 +35,10 @@ export async function loadConfig(file: string): Promise<Config> {
   try {
     text = await readFile(absolute, 'utf8');
   } catch (error) {
-    throw new InputError(file, `cannot read the config file (${(error as NodeJS.ErrnoException).code ?? error}). Pass --config with the path of a YAML or JSON config.`);
+    throw new InputError(
+      file,
+      `cannot read the config file (${(error as NodeJS.ErrnoException).code ?? error}). Pass --config with the path of a YAML or JSON config.`,
+    );
   }
   return parseConfig(text, absolute);
 }
@@ -55,7 +58,7 @@ export function parseConfig(text: string, file: string): Config {
   }
   const value: unknown = doc.toJS();
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new InputError(file, 'the config must be a mapping with at least teacher, student, data (see the README\'s config reference).');
+    throw new InputError(file, "the config must be a mapping with at least teacher, student, data (see the README's config reference).");
   }
   const parsed = configSchema.safeParse(value, { reportInput: true });
   if (!parsed.success) {

@@ -30,10 +30,7 @@ const layerSpec = z
   // with the layer's index), so the schema does not duplicate TF.js's argument lists.
   .catchall(z.unknown());
 
-const student = z.union([
-  z.strictObject({ layers: z.array(layerSpec).min(1) }),
-  z.strictObject({ model: path }),
-]);
+const student = z.union([z.strictObject({ layers: z.array(layerSpec).min(1) }), z.strictObject({ model: path })]);
 
 const npySplit = z.strictObject({ x: path, y: path.optional() });
 const csvSplit = z.strictObject({ csv: path, label: z.string().min(1).optional() });
@@ -76,7 +73,10 @@ export const configSchema = z.strictObject({
   teacher: path,
   teacherOutput: z.enum(['auto', 'logits', 'probabilities']).default('auto'),
   /** Which output of a multi-output teacher to distill: a signature key, node or tensor name, or an output layer's name. */
-  teacherHead: z.string().refine((name) => name.length > 0, { message: 'must name one of the teacher\'s outputs (a signature key, node name or output layer name)' }).optional(),
+  teacherHead: z
+    .string()
+    .refine((name) => name.length > 0, { message: "must name one of the teacher's outputs (a signature key, node name or output layer name)" })
+    .optional(),
   student,
   data: z.strictObject({
     train: split,

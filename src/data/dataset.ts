@@ -180,7 +180,10 @@ async function streamCsvSplit(file: string, labelColumn: string | undefined, opt
   let previousBytes = 0;
   let row = new Float32Array(0);
   try {
-    for await (const { record, info } of createReadStream(file).pipe(parseStream({ ...CSV_OPTIONS, info: true })) as AsyncIterable<{ record: string[]; info: { bytes: number } }>) {
+    for await (const { record, info } of createReadStream(file).pipe(parseStream({ ...CSV_OPTIONS, info: true })) as AsyncIterable<{
+      record: string[];
+      info: { bytes: number };
+    }>) {
       if (!layout) {
         layout = csvLayout(record, file, labelColumn);
         chunkRows ||= Math.max(1, Math.floor(CHUNK_BYTES / (layout.featureCount * 4)));
@@ -277,7 +280,10 @@ export function checkAgainstTeacher(dataset: Dataset, inputShape: (number | null
   const labels = dataset.y;
   for (let i = 0; i < labels.length; i++) {
     if (labels[i] >= classes) {
-      throw new InputError(`${dataset.labelSource} row ${i}`, `label ${labels[i]} is out of range: the teacher has ${classes} outputs, so labels must be in [0, ${classes - 1}].`);
+      throw new InputError(
+        `${dataset.labelSource} row ${i}`,
+        `label ${labels[i]} is out of range: the teacher has ${classes} outputs, so labels must be in [0, ${classes - 1}].`,
+      );
     }
   }
 }

@@ -52,7 +52,11 @@ export function parseNpyHeader(head: Buffer, file: string): NpyHeader {
   if (!dtype || byteOrder === '>' || (byteOrder === '|' && dtype.bytes > 1)) {
     throw new InputError(file, `has dtype "${descr}", which distill-gate does not read; supported: ${SUPPORTED}.`);
   }
-  const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new InputError(file, `has an invalid shape (${shapeText}).`);
   return { dtype: kind, shape, dataOffset, bytesPerElement: dtype.bytes };
 }
@@ -79,7 +83,10 @@ export async function openNpy(file: string): Promise<{ handle: FileHandle; heade
     const expected = elements * header.bytesPerElement;
     const available = size - header.dataOffset;
     if (available !== expected) {
-      throw new InputError(file, `${available < expected ? 'is truncated' : 'has trailing bytes'}: shape [${header.shape.join(', ')}] of ${header.dtype} needs ${expected} bytes of data, the file holds ${available}.`);
+      throw new InputError(
+        file,
+        `${available < expected ? 'is truncated' : 'has trailing bytes'}: shape [${header.shape.join(', ')}] of ${header.dtype} needs ${expected} bytes of data, the file holds ${available}.`,
+      );
     }
     return { handle, header };
   } catch (error) {
@@ -99,7 +106,15 @@ export async function readNpyElements(handle: FileHandle, header: NpyHeader, sta
 export async function readNpy(file: string): Promise<NpyData> {
   const { handle, header } = await openNpy(file);
   try {
-    return { header, data: await readNpyElements(handle, header, 0, header.shape.reduce((a, b) => a * b, 1)) };
+    return {
+      header,
+      data: await readNpyElements(
+        handle,
+        header,
+        0,
+        header.shape.reduce((a, b) => a * b, 1),
+      ),
+    };
   } finally {
     await handle.close();
   }
@@ -107,7 +122,16 @@ export async function readNpy(file: string): Promise<NpyData> {
 
 /** Serialises a C-order array as .npy v1 (used by the fixture generator and tests). */
 export function encodeNpy(data: Float32Array | Int32Array | Float64Array | BigInt64Array | Uint8Array, shape: number[]): Buffer {
-  const descr = data instanceof Float32Array ? '<f4' : data instanceof Float64Array ? '<f8' : data instanceof Int32Array ? '<i4' : data instanceof BigInt64Array ? '<i8' : '|u1';
+  const descr =
+    data instanceof Float32Array
+      ? '<f4'
+      : data instanceof Float64Array
+        ? '<f8'
+        : data instanceof Int32Array
+          ? '<i4'
+          : data instanceof BigInt64Array
+            ? '<i8'
+            : '|u1';
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   const total = 10 + header.length + 1;

@@ -18,7 +18,13 @@ export interface KdWeights {
  * This is the loss as written in the paper; training uses `kdLossAndGradient`, the same loss
  * expanded so that the teacher's side is computed once on the host (see `kdTargets`).
  */
-export function distillationLoss(tf: Tf, studentLogits: Tensor, teacherLogits: Tensor, labels: Tensor | undefined, { temperature: T, alpha }: KdWeights): Scalar {
+export function distillationLoss(
+  tf: Tf,
+  studentLogits: Tensor,
+  teacherLogits: Tensor,
+  labels: Tensor | undefined,
+  { temperature: T, alpha }: KdWeights,
+): Scalar {
   return tf.tidy(() => {
     const teacherLogP = tf.logSoftmax(tf.div(teacherLogits, T));
     const studentLogP = tf.logSoftmax(tf.div(studentLogits, T));
@@ -42,13 +48,39 @@ export function kdLossAndGradient(tf: Tf, logits: Tensor, targets: Tensor, terms
   const perTerm: [number, number, number] = [terms.length, 1, 1];
   // Every term's softmax at once, stacked on a leading axis: the op count does not grow with terms.
   const stacked = terms.length === 1 ? tf.expandDims(logits, 0) : tf.stack(terms.map(() => logits));
-  const scaled = tf.mul(stacked, tf.tensor3d(terms.map((t) => t.scale), perTerm));
+  const scaled = tf.mul(
+    stacked,
+    tf.tensor3d(
+      terms.map((t) => t.scale),
+      perTerm,
+    ),
+  );
   const max = tf.max(scaled, -1, true);
   const exp = tf.exp(tf.sub(scaled, max));
   const total = tf.sum(exp, -1, true);
   const logSumExp = tf.add(tf.log(total), max);
-  const value = tf.div(tf.sub(tf.sum(tf.mul(logSumExp, tf.tensor3d(terms.map((t) => t.weight), perTerm))), tf.sum(tf.mul(targets, logits))), rows) as Scalar;
-  const softmaxes = tf.mul(tf.div(exp, total), tf.tensor3d(terms.map((t) => t.weight * t.scale), perTerm));
+  const value = tf.div(
+    tf.sub(
+      tf.sum(
+        tf.mul(
+          logSumExp,
+          tf.tensor3d(
+            terms.map((t) => t.weight),
+            perTerm,
+          ),
+        ),
+      ),
+      tf.sum(tf.mul(targets, logits)),
+    ),
+    rows,
+  ) as Scalar;
+  const softmaxes = tf.mul(
+    tf.div(exp, total),
+    tf.tensor3d(
+      terms.map((t) => t.weight * t.scale),
+      perTerm,
+    ),
+  );
   const gradient = tf.div(tf.sub(tf.sum(softmaxes, 0), targets), rows);
   return { value, gradient };
 }

@@ -64,7 +64,23 @@ export function planKernel(model: LayersModel): KernelPlan {
     const name = `${className} layer ${layer.name}`;
     const refuse = (why: string): KernelPlan => ({ unsupported: `${name}: ${why}` });
     if (!layer.trainable && layer.weights.length > 0) return refuse('frozen layers train through autodiff');
-    if (['kernelRegularizer', 'biasRegularizer', 'activityRegularizer', 'depthwiseRegularizer', 'pointwiseRegularizer', 'betaRegularizer', 'gammaRegularizer', 'kernelConstraint', 'biasConstraint', 'depthwiseConstraint', 'pointwiseConstraint', 'betaConstraint', 'gammaConstraint'].some((key) => config[key] != null)) {
+    if (
+      [
+        'kernelRegularizer',
+        'biasRegularizer',
+        'activityRegularizer',
+        'depthwiseRegularizer',
+        'pointwiseRegularizer',
+        'betaRegularizer',
+        'gammaRegularizer',
+        'kernelConstraint',
+        'biasConstraint',
+        'depthwiseConstraint',
+        'pointwiseConstraint',
+        'betaConstraint',
+        'gammaConstraint',
+      ].some((key) => config[key] != null)
+    ) {
       return refuse('regularisers and constraints are applied by the autodiff step only');
     }
     if (config.dataFormat != null && config.dataFormat !== 'channelsLast') return refuse('only channelsLast is supported');
@@ -72,7 +88,17 @@ export function planKernel(model: LayersModel): KernelPlan {
     const activation = activationOf(config.activation, isLast);
     if (activation === undefined) return refuse(`activation "${String(config.activation)}"`);
     const [trainable0, trainable1, trainable2] = layer.trainableWeights.map((w) => w.read() as Variable);
-    const base = { activation, input: shape, window: [1, 1] as [number, number], strides: [1, 1] as [number, number], padding: [0, 0] as [number, number], momentum: 0, epsilon: 0, rate: 0, layer: name };
+    const base = {
+      activation,
+      input: shape,
+      window: [1, 1] as [number, number],
+      strides: [1, 1] as [number, number],
+      padding: [0, 0] as [number, number],
+      momentum: 0,
+      epsilon: 0,
+      rate: 0,
+      layer: name,
+    };
 
     switch (className) {
       case 'Dense': {
@@ -92,14 +118,32 @@ export function planKernel(model: LayersModel): KernelPlan {
         const geometry = windowGeometry(shape, window, strides, config.padding as string);
         if (className === 'Conv2D') {
           shape = [geometry.output[0], geometry.output[1], config.filters as number];
-          ops.push({ ...base, type: 'conv', output: shape, window, strides, padding: geometry.padding, weight: trainable0, bias: config.useBias === false ? undefined : trainable1 });
+          ops.push({
+            ...base,
+            type: 'conv',
+            output: shape,
+            window,
+            strides,
+            padding: geometry.padding,
+            weight: trainable0,
+            bias: config.useBias === false ? undefined : trainable1,
+          });
           break;
         }
         // From the kernel [kh, kw, in, multiplier]: SeparableConv2D's config does not carry it.
         const multiplier = trainable0.shape[3] as number;
         const depthwiseShape: Shape = [geometry.output[0], geometry.output[1], shape[2] * multiplier];
         if (className === 'DepthwiseConv2D') {
-          ops.push({ ...base, type: 'depthwise', output: depthwiseShape, window, strides, padding: geometry.padding, weight: trainable0, bias: config.useBias === false ? undefined : trainable1 });
+          ops.push({
+            ...base,
+            type: 'depthwise',
+            output: depthwiseShape,
+            window,
+            strides,
+            padding: geometry.padding,
+            weight: trainable0,
+            bias: config.useBias === false ? undefined : trainable1,
+          });
           shape = depthwiseShape;
           break;
         }
@@ -115,7 +159,15 @@ export function planKernel(model: LayersModel): KernelPlan {
         const strides = pair(config.strides ?? window);
         const geometry = windowGeometry(shape, window, strides, config.padding as string);
         shape = [geometry.output[0], geometry.output[1], shape[2]];
-        ops.push({ ...base, type: className === 'MaxPooling2D' ? 'maxPool' : 'avgPool', activation: 'linear', output: shape, window, strides, padding: geometry.padding });
+        ops.push({
+          ...base,
+          type: className === 'MaxPooling2D' ? 'maxPool' : 'avgPool',
+          activation: 'linear',
+          output: shape,
+          window,
+          strides,
+          padding: geometry.padding,
+        });
         break;
       }
       case 'GlobalAveragePooling2D':
@@ -151,7 +203,15 @@ export function planKernel(model: LayersModel): KernelPlan {
         const weights = layer.trainableWeights.map((w) => w.read() as Variable);
         const gamma = scale ? weights[0] : undefined;
         const beta = center ? weights[scale ? 1 : 0] : undefined;
-        const op: KernelOp = { ...base, type: className === 'BatchNormalization' ? 'batchNorm' : 'layerNorm', activation: 'linear', output: shape, weight: gamma, bias: beta, epsilon: config.epsilon as number };
+        const op: KernelOp = {
+          ...base,
+          type: className === 'BatchNormalization' ? 'batchNorm' : 'layerNorm',
+          activation: 'linear',
+          output: shape,
+          weight: gamma,
+          bias: beta,
+          epsilon: config.epsilon as number,
+        };
         if (className === 'BatchNormalization') {
           const [movingMean, movingVariance] = layer.nonTrainableWeights.map((w) => w.read() as Variable);
           op.state = [movingMean, movingVariance];
@@ -188,7 +248,12 @@ function pair(value: unknown): [number, number] {
 }
 
 /** Output size and leading padding of a window sliding over [H, W], as TF computes them. */
-export function windowGeometry(shape: Shape, window: [number, number], strides: [number, number], padding: string): { output: [number, number]; padding: [number, number] } {
+export function windowGeometry(
+  shape: Shape,
+  window: [number, number],
+  strides: [number, number],
+  padding: string,
+): { output: [number, number]; padding: [number, number] } {
   const output: [number, number] = [0, 0];
   const before: [number, number] = [0, 0];
   for (const axis of [0, 1]) {
@@ -296,7 +361,13 @@ export class NetKernel {
       const pointwise = kh === 1 && kw === 1 && op.strides[0] === 1 && op.strides[1] === 1 && op.padding[0] === 0 && op.padding[1] === 0;
       // A convolution keeps its batch's patch matrix; the others their x-hat, mask or argmax.
       const aux =
-        op.type === 'conv' ? (pointwise ? 0 : take(maxRows * perRowStats * patchWidth)) : ['batchNorm', 'layerNorm', 'dropout', 'maxPool', 'globalMax'].includes(op.type) ? take(maxRows * Math.max(outSize, size(op.input))) : 0;
+        op.type === 'conv'
+          ? pointwise
+            ? 0
+            : take(maxRows * perRowStats * patchWidth)
+          : ['batchNorm', 'layerNorm', 'dropout', 'maxPool', 'globalMax'].includes(op.type)
+            ? take(maxRows * Math.max(outSize, size(op.input)))
+            : 0;
       const stats = op.type === 'batchNorm' ? take(6 * channels) : op.type === 'layerNorm' ? take(maxRows * perRowStats) : 0;
       // The kernel transposed, a tile's patch gradients.
       const scratch = op.type === 'conv' ? take(patchWidth * op.output[2] + TILE * patchWidth) : 0;
@@ -314,7 +385,16 @@ export class NetKernel {
     opWords.forEach(({ op, output, aux, stats, scratch }, i) => {
       const at = (this.opsAddress + i * OP_BYTES) / 4;
       words.set([OP[op.type], ACTIVATIONS[op.activation], ...op.input, ...op.output, ...op.window, ...op.strides, ...op.padding], at);
-      words.set([op.weight ? placed.get(op.weight)! : 0, op.bias ? placed.get(op.bias)! : 0, op.weight ? 1 : 0, op.bias ? 1 : 0, op.state ? placed.get(op.state[0])! : 0], at + 14);
+      words.set(
+        [
+          op.weight ? placed.get(op.weight)! : 0,
+          op.bias ? placed.get(op.bias)! : 0,
+          op.weight ? 1 : 0,
+          op.bias ? 1 : 0,
+          op.state ? placed.get(op.state[0])! : 0,
+        ],
+        at + 14,
+      );
       floats.set([op.momentum, op.epsilon, op.rate], at + 19);
       words.set([output, aux, stats, scratch], at + 22);
     });

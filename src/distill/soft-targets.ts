@@ -29,7 +29,14 @@ export interface SoftTargets {
  * teacher-output setting and the backend (float32 reductions differ between backends, and the
  * same config must give the same student on the same backend). A hit skips the teacher entirely.
  */
-export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, backend: ConcreteBackend, cacheDir?: string, modelJson?: string): Promise<SoftTargets> {
+export async function softTargets(
+  tf: Tf,
+  teacher: LoadedModel,
+  train: Dataset,
+  backend: ConcreteBackend,
+  cacheDir?: string,
+  modelJson?: string,
+): Promise<SoftTargets> {
   const expectedLength = train.size * teacher.outputWidth;
   const cacheFile = cacheDir && teacher.fingerprint ? path.join(cacheDir, `soft-targets-${await cacheKey(teacher, train, backend)}.f32`) : undefined;
   if (cacheFile) {
@@ -43,7 +50,10 @@ export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, 
   // One batch size, from the sample size and the backend's memory, for this thread and the workers.
   const batch = inferenceBatch(train.sampleShape, backend);
   // workersFor gives more than one only on the bundled backends (wasm, cpu).
-  const logits = workers > 1 ? await predictLogitsInWorkers(teacher, modelJson!, backend as BundledBackend, train, workers, batch) : await predictLogits(tf, teacher, train, train.size, batch);
+  const logits =
+    workers > 1
+      ? await predictLogitsInWorkers(teacher, modelJson!, backend as BundledBackend, train, workers, batch)
+      : await predictLogits(tf, teacher, train, train.size, batch);
   if (cacheFile) {
     await mkdir(path.dirname(cacheFile), { recursive: true });
     // Write then rename: readers never see half an entry.
@@ -55,7 +65,9 @@ export async function softTargets(tf: Tf, teacher: LoadedModel, train: Dataset, 
 }
 
 export async function cacheKey(teacher: LoadedModel, train: Dataset, backend: string): Promise<string> {
-  const hash = createHash('sha256').update(`distill-gate soft targets v${CACHE_FORMAT}\n${teacher.fingerprint}\n${teacher.head ?? ''}\n${teacher.outputWidth}\n${teacher.output}\n${backend}\n${train.sampleShape.join('x')}\n`);
+  const hash = createHash('sha256').update(
+    `distill-gate soft targets v${CACHE_FORMAT}\n${teacher.fingerprint}\n${teacher.head ?? ''}\n${teacher.outputWidth}\n${teacher.output}\n${backend}\n${train.sampleShape.join('x')}\n`,
+  );
   for (let start = 0; start < train.size; start += train.chunkRows) {
     const rows = await train.read(start, Math.min(train.chunkRows, train.size - start));
     hash.update(new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength));

@@ -32,7 +32,11 @@ function availableCores(): number {
  * dist/ (teacher-worker/index.js), or the TypeScript source under tsx (tests, scripts).
  */
 function workerScript(): { url: URL; typescript: boolean } | undefined {
-  const candidates: Array<[string, boolean]> = [['./teacher-worker.js', false], ['./teacher-worker/index.js', false], ['./teacher-worker.ts', true]];
+  const candidates: Array<[string, boolean]> = [
+    ['./teacher-worker.js', false],
+    ['./teacher-worker/index.js', false],
+    ['./teacher-worker.ts', true],
+  ];
   for (const [relative, typescript] of candidates) {
     const url = new URL(relative, import.meta.url);
     if (url.protocol === 'file:' && existsSync(fileURLToPath(url))) return { url, typescript };
@@ -40,19 +44,36 @@ function workerScript(): { url: URL; typescript: boolean } | undefined {
   return undefined;
 }
 
-export async function predictLogitsInWorkers(teacher: LoadedModel, modelJson: string, backend: BundledBackend, dataset: Dataset, workers: number, batch = inferenceBatch(dataset.sampleShape, backend)): Promise<Float32Array> {
+export async function predictLogitsInWorkers(
+  teacher: LoadedModel,
+  modelJson: string,
+  backend: BundledBackend,
+  dataset: Dataset,
+  workers: number,
+  batch = inferenceBatch(dataset.sampleShape, backend),
+): Promise<Float32Array> {
   const script = workerScript();
-  if (!script) throw new Error('the teacher worker script is missing beside distill-gate\'s code (a broken install or bundle)');
+  if (!script) throw new Error("the teacher worker script is missing beside distill-gate's code (a broken install or bundle)");
   const rowsPerWorker = Math.ceil(Math.ceil(dataset.size / batch) / workers) * batch;
   const out = new Float32Array(dataset.size * teacher.outputWidth);
   const jobs: Array<Promise<void>> = [];
   for (let start = 0; start < dataset.size; start += rowsPerWorker) {
     const end = Math.min(dataset.size, start + rowsPerWorker);
-    jobs.push((async () => {
-      const rows = (await dataset.read(start, end - start)).slice();
-      const logits = await runWorker(script, { backend, modelJson, options: teacher.teacherOptions ?? {}, output: teacher.output, sampleShape: dataset.sampleShape, batch, rows });
-      out.set(logits, start * teacher.outputWidth);
-    })());
+    jobs.push(
+      (async () => {
+        const rows = (await dataset.read(start, end - start)).slice();
+        const logits = await runWorker(script, {
+          backend,
+          modelJson,
+          options: teacher.teacherOptions ?? {},
+          output: teacher.output,
+          sampleShape: dataset.sampleShape,
+          batch,
+          rows,
+        });
+        out.set(logits, start * teacher.outputWidth);
+      })(),
+    );
   }
   await Promise.all(jobs);
   return out;
@@ -62,7 +83,10 @@ function runWorker(script: { url: URL; typescript: boolean }, job: TeacherJob): 
   const options = { workerData: job, transferList: [job.rows.buffer as ArrayBuffer] };
   // Under tsx the worker is TypeScript: it registers tsx's loader itself, then imports the source.
   const worker = script.typescript
-    ? new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(script.url.href)}); });`, { ...options, eval: true })
+    ? new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(script.url.href)}); });`, {
+        ...options,
+        eval: true,
+      })
     : new Worker(script.url, options);
   return new Promise((resolve, reject) => {
     worker.once('message', (logits: Float32Array) => resolve(logits));

@@ -69,7 +69,14 @@ export function isOutOfMemory(error: unknown): boolean {
 export async function distill(tf: Tf, student: LoadedModel, train: Dataset, options: TrainOptions): Promise<TrainResult> {
   const { settings, teacherLogits } = options;
   const model = student.layers as LayersModel;
-  const step = trainingStep(tf, student, { learningRate: settings.learningRate, terms: kdTerms(settings, train.y !== undefined), sampleShape: train.sampleShape, maxRows: settings.batchSize, kind: options.step, seed: settings.seed });
+  const step = trainingStep(tf, student, {
+    learningRate: settings.learningRate,
+    terms: kdTerms(settings, train.y !== undefined),
+    sampleShape: train.sampleShape,
+    maxRows: settings.batchSize,
+    kind: options.step,
+    seed: settings.seed,
+  });
   options.onStep?.({ kind: step.kind, backend: tf.getBackend(), whyNotKernel: step.whyNotKernel });
   const random = seededRandom(settings.seed);
   const width = rowLength(train.sampleShape);
@@ -96,7 +103,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
         const rows = Math.min(train.chunkRows, train.size - base);
         const features = await train.read(base, rows);
         const order = permutation(rows, random);
-        for (let start = 0; start < rows; ) {
+        for (let start = 0; start < rows;) {
           // On CPU backends every await below resolves as a microtask, which would starve the event
           // loop: no timer (the time budget) and no signal handler (SIGTERM) could ever run.
           if (performance.now() - lastYield > 50) {
@@ -144,7 +151,11 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
       losses.push(loss);
       step.sync();
       if (!Number.isFinite(loss)) {
-        return done({ epochsCompleted: epoch, stoppedBecause: `the loss became ${loss} in epoch ${epoch}; lower distill.learningRate or check the data's scale`, stopKind: 'loss' });
+        return done({
+          epochsCompleted: epoch,
+          stoppedBecause: `the loss became ${loss} in epoch ${epoch}; lower distill.learningRate or check the data's scale`,
+          stopKind: 'loss',
+        });
       }
       const agreement = options.probe ? await options.probe() : undefined;
       options.onEpoch?.({ epoch, epochs: settings.epochs, loss, agreement, tensors: tf.memory().numTensors });

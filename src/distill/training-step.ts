@@ -98,7 +98,13 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
     // first (185 vs 45 us for the reference student's 64x64 by 64x32); the cpu backend is the
     // other way round.
     const transposeFirst = tf.getBackend() === 'wasm';
-    return { kind, whyNotKernel, run: onDevice((x, targets) => denseStep(tf, stack, adam, transposeFirst, x, targets, terms)), sync: () => {}, dispose: () => adam.dispose() };
+    return {
+      kind,
+      whyNotKernel,
+      run: onDevice((x, targets) => denseStep(tf, stack, adam, transposeFirst, x, targets, terms)),
+      sync: () => {},
+      dispose: () => adam.dispose(),
+    };
   }
   const variables = model.trainableWeights.map((w) => w.read() as Variable);
   const constrained = model.trainableWeights.filter((w) => w.constraint != null);
@@ -137,7 +143,8 @@ export function denseStack(model: LayersModel): { flatten: boolean; layers: Dens
     if (layer.getClassName() !== 'Dense' || !layer.trainable) return undefined;
     const config = layer.getConfig() as { activation?: string; useBias?: boolean } & Record<string, unknown>;
     // Regularisers and constraints are applied by the autodiff step only.
-    if (['kernelRegularizer', 'biasRegularizer', 'activityRegularizer', 'kernelConstraint', 'biasConstraint'].some((key) => config[key] != null)) return undefined;
+    if (['kernelRegularizer', 'biasRegularizer', 'activityRegularizer', 'kernelConstraint', 'biasConstraint'].some((key) => config[key] != null))
+      return undefined;
     let activation = config.activation ?? 'linear';
     // A softmax output trains on its logits: the KD loss only sees softmax(logits / T) and
     // log softmax(logits), which a softmax in front leaves unchanged.
@@ -150,14 +157,27 @@ export function denseStack(model: LayersModel): { flatten: boolean; layers: Dens
   return layers.length > 0 ? { flatten, layers } : undefined;
 }
 
-function denseStep(tf: Tf, stack: { flatten: boolean; layers: DenseLayer[] }, adam: FlatAdam, transposeFirst: boolean, x: Tensor, targets: Tensor, terms: SoftmaxTerm[]): Scalar {
+function denseStep(
+  tf: Tf,
+  stack: { flatten: boolean; layers: DenseLayer[] },
+  adam: FlatAdam,
+  transposeFirst: boolean,
+  x: Tensor,
+  targets: Tensor,
+  terms: SoftmaxTerm[],
+): Scalar {
   const inputs: Tensor[] = [];
   const outputs: Tensor[] = [];
   let activations = stack.flatten ? tf.reshape(x, [x.shape[0], -1]) : x;
   for (const { kernel, bias, activation } of stack.layers) {
     inputs.push(activations);
     // tanh is not among the fused matmul's activations; the others fuse into one op.
-    const fused = tf.fused.matMul({ a: activations as Tensor2D, b: kernel as unknown as Tensor2D, bias, activation: activation === 'tanh' ? 'linear' : activation });
+    const fused = tf.fused.matMul({
+      a: activations as Tensor2D,
+      b: kernel as unknown as Tensor2D,
+      bias,
+      activation: activation === 'tanh' ? 'linear' : activation,
+    });
     activations = activation === 'tanh' ? tf.tanh(fused) : fused;
     outputs.push(activations);
   }
@@ -197,7 +217,12 @@ export async function probeTrainingStep(tf: Tf, config: Config, inputShape: (num
   const sample = await train.read(0, rows);
   // The very step training runs (kernel, dense or autodiff), so what is checked is what it needs;
   // a learning rate of 0 leaves the probe's weights as they were.
-  const step = trainingStep(tf, probe, { learningRate: 0, terms: kdTerms(config.distill, train.y !== undefined), sampleShape: train.sampleShape, maxRows: rows });
+  const step = trainingStep(tf, probe, {
+    learningRate: 0,
+    terms: kdTerms(config.distill, train.y !== undefined),
+    sampleShape: train.sampleShape,
+    maxRows: rows,
+  });
   try {
     const loss = step.run(sample, new Float32Array(rows * probe.outputWidth), rows);
     if (typeof loss !== 'number') loss.dispose();

@@ -86,7 +86,12 @@ export interface PairedOptions {
 }
 
 /** Times `current` against `baseline` on `input` until the interval decides, or the budget runs out. */
-export async function comparePairedSpeed(current: Pick<LoadedModel, 'predict'>, baseline: Pick<LoadedModel, 'predict'>, input: Tensor, options: PairedOptions): Promise<SpeedComparison> {
+export async function comparePairedSpeed(
+  current: Pick<LoadedModel, 'predict'>,
+  baseline: Pick<LoadedModel, 'predict'>,
+  input: Tensor,
+  options: PairedOptions,
+): Promise<SpeedComparison> {
   const block = options.block ?? 20;
   const minRounds = options.minRounds ?? 40;
   const budgetMs = options.budgetMs ?? 20_000;

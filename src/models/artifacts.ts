@@ -27,7 +27,15 @@ export interface LoadedArtifacts {
 }
 
 const BYTES_PER_ELEMENT: Record<string, number> = {
-  float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2, int8: 1, int16: 2, complex64: 8,
+  float32: 4,
+  int32: 4,
+  bool: 1,
+  uint8: 1,
+  uint16: 2,
+  float16: 2,
+  int8: 1,
+  int16: 2,
+  complex64: 8,
 };
 
 /** Bytes a manifest entry occupies in its shard, honouring quantization. */
@@ -49,16 +57,25 @@ export async function readModelArtifacts(modelJsonPath: string): Promise<LoadedA
   try {
     text = await readFile(modelJsonPath, 'utf8');
   } catch (error) {
-    throw new InputError(modelJsonPath, `cannot read the model file (${(error as NodeJS.ErrnoException).code ?? error}). Expected a TF.js model.json with its weight shards beside it.`);
+    throw new InputError(
+      modelJsonPath,
+      `cannot read the model file (${(error as NodeJS.ErrnoException).code ?? error}). Expected a TF.js model.json with its weight shards beside it.`,
+    );
   }
   let json: ModelJson;
   try {
     json = JSON.parse(text) as ModelJson;
   } catch (error) {
-    throw new InputError(modelJsonPath, `is not valid JSON (${(error as Error).message}). Expected a TF.js model.json as written by tf.Model.save() or tensorflowjs_converter.`);
+    throw new InputError(
+      modelJsonPath,
+      `is not valid JSON (${(error as Error).message}). Expected a TF.js model.json as written by tf.Model.save() or tensorflowjs_converter.`,
+    );
   }
   if (json === null || typeof json !== 'object' || !json.modelTopology || typeof json.modelTopology !== 'object') {
-    throw new InputError(modelJsonPath, 'has no "modelTopology": expected a TF.js model.json (LayersModel or GraphModel) as written by tf.Model.save() or tensorflowjs_converter.');
+    throw new InputError(
+      modelJsonPath,
+      'has no "modelTopology": expected a TF.js model.json (LayersModel or GraphModel) as written by tf.Model.save() or tensorflowjs_converter.',
+    );
   }
   const format = detectFormat(json);
   const manifest = json.weightsManifest ?? [];
@@ -80,7 +97,10 @@ export async function readModelArtifacts(modelJsonPath: string): Promise<LoadedA
       try {
         shards.push(await readFile(shardPath));
       } catch (error) {
-        throw new InputError(shardPath, `weight shard listed in ${path.basename(modelJsonPath)} cannot be read (${(error as NodeJS.ErrnoException).code ?? error}).`);
+        throw new InputError(
+          shardPath,
+          `weight shard listed in ${path.basename(modelJsonPath)} cannot be read (${(error as NodeJS.ErrnoException).code ?? error}).`,
+        );
       }
     }
     const groupData = Buffer.concat(shards);
@@ -146,5 +166,8 @@ export async function writeModelArtifacts(dir: string, artifacts: ModelArtifacts
 }
 
 export async function fileExists(file: string): Promise<boolean> {
-  return stat(file).then(() => true, () => false);
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
 }

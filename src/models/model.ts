@@ -53,7 +53,10 @@ export const PROBE_FREE_DIM = 224;
 export async function loadModel(tf: Tf, modelJsonPath: string, role: 'teacher' | 'student', options: TeacherOptions = {}): Promise<LoadedModel> {
   const loaded = await readModelArtifacts(modelJsonPath);
   if (role === 'student' && loaded.format === 'graph-model') {
-    throw new InputError(modelJsonPath, 'is a GraphModel, which cannot be trained: a student given by `student.model` must be a LayersModel (tf.Model.save() output), or use `student.layers`.');
+    throw new InputError(
+      modelJsonPath,
+      'is a GraphModel, which cannot be trained: a student given by `student.model` must be a LayersModel (tf.Model.save() output), or use `student.layers`.',
+    );
   }
   const handler = tf.io.fromMemory(loaded.artifacts);
   const fingerprint = fingerprintOf(loaded);
@@ -61,12 +64,16 @@ export async function loadModel(tf: Tf, modelJsonPath: string, role: 'teacher' |
   try {
     model = loaded.format === 'graph-model' ? await tf.loadGraphModel(handler) : await tf.loadLayersModel(handler);
   } catch (error) {
-    throw new InputError(modelJsonPath, `TF.js could not build the ${role} from it: ${firstLine(error)}. Check that every layer class is one TF.js knows and that the weights match the topology.`);
+    throw new InputError(
+      modelJsonPath,
+      `TF.js could not build the ${role} from it: ${firstLine(error)}. Check that every layer class is one TF.js knows and that the weights match the topology.`,
+    );
   }
   try {
     if (loaded.format === 'graph-model') return { ...wrapGraphModel(tf, model as GraphModel, loaded, modelJsonPath, options), fingerprint };
     const layers = model as LayersModel;
-    const wrapped = role === 'teacher' ? wrapLayersModel(layers, loaded.weightBytes, { tf, where: modelJsonPath, options }) : wrapLayersModel(layers, loaded.weightBytes);
+    const wrapped =
+      role === 'teacher' ? wrapLayersModel(layers, loaded.weightBytes, { tf, where: modelJsonPath, options }) : wrapLayersModel(layers, loaded.weightBytes);
     return { ...wrapped, fingerprint };
   } catch (error) {
     model.dispose();
@@ -101,7 +108,12 @@ export function wrapLayersModel(model: LayersModel, bytes: number, teacher?: Tea
   const base = { format: 'layers-model' as const, inputShape, params: model.countParams(), bytes, layers: model, dispose: () => model.dispose() };
   if (!teacher) {
     const outputShape = model.outputs[0].shape;
-    return { ...base, outputWidth: outputShape[outputShape.length - 1] ?? 0, output: layersOutputKind(model), predict: (x) => model.predictOnBatch(x) as Tensor };
+    return {
+      ...base,
+      outputWidth: outputShape[outputShape.length - 1] ?? 0,
+      output: layersOutputKind(model),
+      predict: (x) => model.predictOnBatch(x) as Tensor,
+    };
   }
   const heads: Head[] = model.outputs.map((output, i) => ({ key: model.outputNames[i], aliases: [output.name], shape: output.shape }));
   const index = chooseHead(heads, teacher.where, teacher.options.head, () => heads.map((h) => h.shape?.[h.shape.length - 1] ?? null));
@@ -114,7 +126,15 @@ export function wrapLayersModel(model: LayersModel, bytes: number, teacher?: Tea
     return result[index];
   };
   const lastOp = layerOutputOp(model.outputLayers[index]);
-  const notes = heads.length > 1 ? [`distilling head ${head.key} (${width} wide), one of ${heads.length} outputs: ${listHeads(heads, heads.map((h) => h.shape?.[h.shape.length - 1] ?? null))}`] : [];
+  const notes =
+    heads.length > 1
+      ? [
+          `distilling head ${head.key} (${width} wide), one of ${heads.length} outputs: ${listHeads(
+            heads,
+            heads.map((h) => h.shape?.[h.shape.length - 1] ?? null),
+          )}`,
+        ]
+      : [];
   return { ...base, ...readHead(teacher, head.key, width, lastOp, predictHead, notes), head: head.key, teacherOptions: teacher.options };
 }
 
@@ -132,18 +152,32 @@ function wrapGraphModel(tf: Tf, model: GraphModel, loaded: LoadedArtifacts, wher
     const shape = heads[i].shape;
     const known = shape?.[shape.length - 1];
     if (known !== undefined && known !== null) return known;
-    probed ??= probeGraph(tf, model, input, heads.map((h) => tensorName(h)), where);
+    probed ??= probeGraph(
+      tf,
+      model,
+      input,
+      heads.map((h) => tensorName(h)),
+      where,
+    );
     return probed[i][probed[i].length - 1] ?? null;
   };
   const index = chooseHead(heads, where, options.head, () => heads.map((_, i) => widthOf(i)));
   const head = heads[index];
   const width = widthOf(index);
   if (probed) {
-    notes.push(`width of head ${head.key} found by running the teacher once on zeros of shape [1, ${input.shape.map((d) => d ?? PROBE_FREE_DIM).join(', ')}] (the model.json's signature does not give it)`);
+    notes.push(
+      `width of head ${head.key} found by running the teacher once on zeros of shape [1, ${input.shape.map((d) => d ?? PROBE_FREE_DIM).join(', ')}] (the model.json's signature does not give it)`,
+    );
     head.shape ??= probed[index];
   }
   const checked = checkedWidth(head, width, where);
-  if (heads.length > 1) notes.unshift(`distilling head ${head.key} (${checked} wide), one of ${heads.length} outputs: ${listHeads(heads, heads.map((_, i) => widthOf(i)))}`);
+  if (heads.length > 1)
+    notes.unshift(
+      `distilling head ${head.key} (${checked} wide), one of ${heads.length} outputs: ${listHeads(
+        heads,
+        heads.map((_, i) => widthOf(i)),
+      )}`,
+    );
   const name = tensorName(head);
   const predictHead = (x: Tensor): Tensor => {
     const result = model.execute(x, [name]);
@@ -168,29 +202,58 @@ function wrapGraphModel(tf: Tf, model: GraphModel, loaded: LoadedArtifacts, wher
  * distilled as two classes: a probability p becomes probabilities [1 - p, p]; a logit z becomes
  * logits [0, z], whose softmax is exactly [1 - sigmoid(z), sigmoid(z)].
  */
-function readHead(teacher: TeacherContext, key: string, width: number, lastOp: string | undefined, predictHead: (x: Tensor) => Tensor, notes: string[]): Pick<LoadedModel, 'outputWidth' | 'output' | 'predict' | 'notes'> {
+function readHead(
+  teacher: TeacherContext,
+  key: string,
+  width: number,
+  lastOp: string | undefined,
+  predictHead: (x: Tensor) => Tensor,
+  notes: string[],
+): Pick<LoadedModel, 'outputWidth' | 'output' | 'predict' | 'notes'> {
   const setting = teacher.options.output ?? 'auto';
   const detected: OutputKind = lastOp === 'softmax' || (lastOp === 'sigmoid' && width === 1) ? 'probabilities' : 'logits';
   const kind = setting === 'auto' ? detected : setting;
   if (width !== 1) {
-    if (lastOp === 'sigmoid' && setting === 'auto') notes.push(`head ${key} ends in a sigmoid over ${width} units (multi-label?); distilled as the logits of one ${width}-class softmax`);
+    if (lastOp === 'sigmoid' && setting === 'auto')
+      notes.push(`head ${key} ends in a sigmoid over ${width} units (multi-label?); distilled as the logits of one ${width}-class softmax`);
     return { outputWidth: width, output: kind, predict: predictHead, notes };
   }
   const { tf } = teacher;
   const why = setting !== 'auto' ? `teacherOutput: ${setting}` : lastOp === 'sigmoid' ? 'it ends in a sigmoid' : 'it does not end in a sigmoid';
   if (kind === 'probabilities') {
     notes.push(`head ${key} has one unit, read as a probability p (${why}): distilled as two classes, probabilities [1 - p, p]`);
-    return { outputWidth: 2, output: 'probabilities', predict: (x) => tf.tidy(() => { const p = predictHead(x); return tf.concat([tf.sub(1, p), p], 1); }), notes };
+    return {
+      outputWidth: 2,
+      output: 'probabilities',
+      predict: (x) =>
+        tf.tidy(() => {
+          const p = predictHead(x);
+          return tf.concat([tf.sub(1, p), p], 1);
+        }),
+      notes,
+    };
   }
   notes.push(`head ${key} has one unit, read as a logit z (${why}): distilled as two classes, logits [0, z] (probabilities [1 - sigmoid(z), sigmoid(z)])`);
-  return { outputWidth: 2, output: 'logits', predict: (x) => tf.tidy(() => { const z = predictHead(x); return tf.concat([tf.zerosLike(z), z], 1); }), notes };
+  return {
+    outputWidth: 2,
+    output: 'logits',
+    predict: (x) =>
+      tf.tidy(() => {
+        const z = predictHead(x);
+        return tf.concat([tf.zerosLike(z), z], 1);
+      }),
+    notes,
+  };
 }
 
 /** Index of the head named `wanted`, or the only head; an InputError listing the heads otherwise. */
 function chooseHead(heads: Head[], where: string, wanted: string | undefined, widths: () => (number | null)[]): number {
   if (wanted === undefined) {
     if (heads.length === 1) return 0;
-    throw new InputError(where, `has ${heads.length} outputs: ${listHeads(heads, widths())}. Set teacherHead to the one to distill (e.g. teacherHead: ${heads[0].key}).`);
+    throw new InputError(
+      where,
+      `has ${heads.length} outputs: ${listHeads(heads, widths())}. Set teacherHead to the one to distill (e.g. teacherHead: ${heads[0].key}).`,
+    );
   }
   const bare = (name: string) => name.replace(/:0$/, '');
   const index = heads.findIndex((h) => [h.key, ...h.aliases].some((name) => name === wanted || bare(name) === bare(wanted)));
@@ -199,18 +262,24 @@ function chooseHead(heads: Head[], where: string, wanted: string | undefined, wi
 }
 
 function listHeads(heads: Head[], widths: (number | null)[]): string {
-  return heads.map((h, i) => {
-    const alias = h.aliases.find((a) => a !== h.key);
-    return `${h.key} (${alias ? `${alias}, ` : ''}${widths[i] ?? '?'} wide)`;
-  }).join(', ');
+  return heads
+    .map((h, i) => {
+      const alias = h.aliases.find((a) => a !== h.key);
+      return `${h.key} (${alias ? `${alias}, ` : ''}${widths[i] ?? '?'} wide)`;
+    })
+    .join(', ');
 }
 
 function checkedWidth(head: Head, width: number | null, where: string): number {
   const shape = head.shape;
   if (shape && shape.length !== 2) {
-    throw new InputError(where, `head ${head.key} has shape [${shape.map((d) => d ?? 'None').join(', ')}]; distill-gate distills a [batch, classes] output (add a Flatten/Reshape, or pick another output with teacherHead).`);
+    throw new InputError(
+      where,
+      `head ${head.key} has shape [${shape.map((d) => d ?? 'None').join(', ')}]; distill-gate distills a [batch, classes] output (add a Flatten/Reshape, or pick another output with teacherHead).`,
+    );
   }
-  if (width === null || !(width > 0)) throw new InputError(where, `the width of head ${head.key} is unknown: its signature does not give it and running the teacher did not either.`);
+  if (width === null || !(width > 0))
+    throw new InputError(where, `the width of head ${head.key} is unknown: its signature does not give it and running the teacher did not either.`);
   return width;
 }
 
@@ -273,7 +342,10 @@ function probeGraph(tf: Tf, model: GraphModel, input: { shape: (number | null)[]
       return (Array.isArray(result) ? result : [result]).map((t) => t.shape.slice());
     });
   } catch (error) {
-    throw new InputError(where, `the model.json's signature does not give the output width, and running the teacher once on zeros of shape [1, ${input.shape.map((d) => d ?? PROBE_FREE_DIM).join(', ')}] failed: ${firstLine(error)}.`);
+    throw new InputError(
+      where,
+      `the model.json's signature does not give the output width, and running the teacher once on zeros of shape [1, ${input.shape.map((d) => d ?? PROBE_FREE_DIM).join(', ')}] failed: ${firstLine(error)}.`,
+    );
   }
 }
 
@@ -293,7 +365,7 @@ function layerOutputOp(layer: { getClassName(): string; getConfig(): unknown } |
 
 /** 'softmax' or 'sigmoid' when the output node is one, looking through the Identity nodes converters end graphs with. */
 function graphOutputOp(topology: unknown, outputName: string): string | undefined {
-  const nodes = ((topology as { node?: Array<{ name: string; op: string; input?: string[] }> })?.node ?? []);
+  const nodes = (topology as { node?: Array<{ name: string; op: string; input?: string[] }> })?.node ?? [];
   const byName = new Map(nodes.map((n) => [n.name, n]));
   let node = byName.get(outputName.split(':')[0]);
   for (let hops = 0; node && node.op === 'Identity' && hops < 8; hops++) node = byName.get((node.input?.[0] ?? '').split(':')[0]);
@@ -303,7 +375,9 @@ function graphOutputOp(topology: unknown, outputName: string): string | undefine
 }
 
 function fingerprintOf(loaded: LoadedArtifacts): string {
-  const hash = createHash('sha256').update(JSON.stringify(loaded.artifacts.modelTopology)).update(JSON.stringify(loaded.artifacts.weightSpecs ?? []));
+  const hash = createHash('sha256')
+    .update(JSON.stringify(loaded.artifacts.modelTopology))
+    .update(JSON.stringify(loaded.artifacts.weightSpecs ?? []));
   const data = loaded.artifacts.weightData;
   for (const buffer of Array.isArray(data) ? data : data ? [data] : []) hash.update(new Uint8Array(buffer));
   return hash.digest('hex');

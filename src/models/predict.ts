@@ -43,7 +43,8 @@ export function inferenceBatch(sampleShape: readonly number[], backend: string, 
 }
 
 /** Errors a backend throws when one call's memory does not fit (wasm heap, native, GPU, JS). */
-const OUT_OF_MEMORY = /out of memory|\bOOM\b|memory access out of bounds|Cannot enlarge memory|Array buffer allocation failed|allocation failed|Failed to allocate/i;
+const OUT_OF_MEMORY =
+  /out of memory|\bOOM\b|memory access out of bounds|Cannot enlarge memory|Array buffer allocation failed|allocation failed|Failed to allocate/i;
 
 export function isOutOfMemory(error: unknown): boolean {
   return OUT_OF_MEMORY.test(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
@@ -56,7 +57,13 @@ export function isOutOfMemory(error: unknown): boolean {
  * sample size and the backend (`inferenceBatch`); a call that still runs out of memory is retried
  * with half the rows, down to one, and the smaller batch is kept for the rest of the pass.
  */
-export async function predictLogits(tf: Tf, model: LoadedModel, dataset: Dataset, limit = dataset.size, batch = inferenceBatch(dataset.sampleShape, tf.getBackend())): Promise<Float32Array> {
+export async function predictLogits(
+  tf: Tf,
+  model: LoadedModel,
+  dataset: Dataset,
+  limit = dataset.size,
+  batch = inferenceBatch(dataset.sampleShape, tf.getBackend()),
+): Promise<Float32Array> {
   const total = Math.min(limit, dataset.size);
   const out = new Float32Array(total * model.outputWidth);
   let size = Math.max(1, batch);

@@ -11,14 +11,28 @@ const INITIALISER_KEYS: Record<string, string[]> = {
   depthwiseConv2d: ['depthwiseInitializer'],
   separableConv2d: ['depthwiseInitializer', 'pointwiseInitializer'],
 };
-const SEEDABLE = ['glorotUniform', 'glorotNormal', 'heNormal', 'heUniform', 'leCunNormal', 'leCunUniform', 'randomNormal', 'randomUniform', 'truncatedNormal', 'orthogonal'] as const;
+const SEEDABLE = [
+  'glorotUniform',
+  'glorotNormal',
+  'heNormal',
+  'heUniform',
+  'leCunNormal',
+  'leCunUniform',
+  'randomNormal',
+  'randomUniform',
+  'truncatedNormal',
+  'orthogonal',
+] as const;
 
 export type StudentSource = { layers: LayerSpec[] } | { model: string };
 
 export async function buildStudent(tf: Tf, source: StudentSource, teacherInputShape: (number | null)[], seed: number): Promise<LoadedModel> {
   if ('model' in source) return loadModel(tf, source.model, 'student');
   if (teacherInputShape.some((d) => d === null)) {
-    throw new InputError('teacher input shape', `[${teacherInputShape.map((d) => d ?? 'None').join(', ')}] has a free dimension; a student given by layers needs a fixed input shape.`);
+    throw new InputError(
+      'teacher input shape',
+      `[${teacherInputShape.map((d) => d ?? 'None').join(', ')}] has a free dimension; a student given by layers needs a fixed input shape.`,
+    );
   }
   const model = tf.sequential();
   source.layers.forEach((spec, index) => {

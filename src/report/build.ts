@@ -26,7 +26,10 @@ export interface RunRecord {
     softTargets: 'computed' | 'cache';
   };
   measurement: { metrics: Record<string, number>; speedComparison?: SpeedComparison; baselineStudentPath?: string; environment: Environment };
-  judgement: Pick<Report, 'verdict' | 'status' | 'gates' | 'reasons'> & { environmentDiffers: boolean; override?: { label: string; by: string; gates: string[] } };
+  judgement: Pick<Report, 'verdict' | 'status' | 'gates' | 'reasons'> & {
+    environmentDiffers: boolean;
+    override?: { label: string; by: string; gates: string[] };
+  };
   /** Where the student is written: `<outDir>/student`. */
   studentDir: string;
   commit?: string;
@@ -62,9 +65,20 @@ export function buildReport({ config, session, distillation, measurement, judgem
     },
     environment: measurement.environment,
     teacher: { path: config.teacher, format: teacher.format, output: teacher.output, params: teacher.params, bytes: teacher.bytes },
-    student: { path: path.join(studentDir, 'model.json'), params: student.params, bytes: student.bytes, from: 'model' in config.student ? config.student.model : 'layers' },
+    student: {
+      path: path.join(studentDir, 'model.json'),
+      params: student.params,
+      bytes: student.bytes,
+      from: 'model' in config.student ? config.student.model : 'layers',
+    },
     baseline: baseline
-      ? { path: baseline.path, createdAt: baseline.report.createdAt, commit: baseline.report.commit, environmentDiffers: judgement.environmentDiffers, student: measurement.baselineStudentPath }
+      ? {
+          path: baseline.path,
+          createdAt: baseline.report.createdAt,
+          commit: baseline.report.commit,
+          environmentDiffers: judgement.environmentDiffers,
+          student: measurement.baselineStudentPath,
+        }
       : null,
     speedComparison: measurement.speedComparison ?? null,
     override: judgement.override ?? null,

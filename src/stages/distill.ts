@@ -50,11 +50,18 @@ export async function distillStudent(session: Session, config: Config, { signal,
       teacherLogits: targets.logits,
       signal: signal && budget ? AbortSignal.any([signal, budget]) : (signal ?? budget),
       probe: async () =>
-        top1Agreement(teacherEvalLogits.subarray(0, probeRows * teacher.outputWidth), await predictLogits(tf, student, evalSet, probeRows), teacher.outputWidth),
-      onEpoch: (p) => log(`epoch ${p.epoch}/${p.epochs}  loss ${p.loss.toFixed(5)}  agreement ${p.agreement === undefined ? '-' : (100 * p.agreement).toFixed(1)}%`),
+        top1Agreement(
+          teacherEvalLogits.subarray(0, probeRows * teacher.outputWidth),
+          await predictLogits(tf, student, evalSet, probeRows),
+          teacher.outputWidth,
+        ),
+      onEpoch: (p) =>
+        log(`epoch ${p.epoch}/${p.epochs}  loss ${p.loss.toFixed(5)}  agreement ${p.agreement === undefined ? '-' : (100 * p.agreement).toFixed(1)}%`),
       onStep: (chosen) => {
         path = chosen;
-        log(`training: ${chosen.kind} step on ${chosen.backend}${chosen.whyNotKernel ? ` (not the WebAssembly kernel: ${chosen.whyNotKernel})` : ''}; inference on ${backend.name}`);
+        log(
+          `training: ${chosen.kind} step on ${chosen.backend}${chosen.whyNotKernel ? ` (not the WebAssembly kernel: ${chosen.whyNotKernel})` : ''}; inference on ${backend.name}`,
+        );
       },
     }),
   );

@@ -19,15 +19,29 @@ export interface Judgement {
 }
 
 /** Stage 4: gates against the metrics and the baseline, the accept-regression label, and how training ended. Pure. */
-export function judgeRun(session: Pick<Session, 'checks' | 'baseline'>, config: Config, distillation: Distillation, measurement: Measurement, acceptance?: RegressionAcceptance): Judgement {
+export function judgeRun(
+  session: Pick<Session, 'checks' | 'baseline'>,
+  config: Config,
+  distillation: Distillation,
+  measurement: Measurement,
+  acceptance?: RegressionAcceptance,
+): Judgement {
   const { training, overBudget } = distillation;
   const { metrics, speedComparison, environment } = measurement;
-  const judged = judge(session.checks, metrics, environment, session.baseline?.report, speedComparison ? { comparison: speedComparison, inconclusive: config.measure.inconclusive } : undefined);
+  const judged = judge(
+    session.checks,
+    metrics,
+    environment,
+    session.baseline?.report,
+    speedComparison ? { comparison: speedComparison, inconclusive: config.measure.inconclusive } : undefined,
+  );
   const accepted = acceptance ? acceptRegressions(judged.gates, acceptance) : undefined;
   const gates = accepted?.gates ?? judged.gates;
   const reasons: string[] = [...training.notes];
-  if (training.stoppedBecause) reasons.push(`Training stopped after ${training.epochsCompleted} of ${config.distill.epochs} epochs: ${training.stoppedBecause}.`);
-  if (judged.environmentDiffers) reasons.push('The baseline ran on a different backend, TF.js version, CPU or GPU: speed deltas against it are shown but not gated.');
+  if (training.stoppedBecause)
+    reasons.push(`Training stopped after ${training.epochsCompleted} of ${config.distill.epochs} epochs: ${training.stoppedBecause}.`);
+  if (judged.environmentDiffers)
+    reasons.push('The baseline ran on a different backend, TF.js version, CPU or GPU: speed deltas against it are shown but not gated.');
   return {
     // A budget stop is judged by the gates on what was reached; a non-finite loss or a
     // cancellation fails the run whatever the gates say.
@@ -36,6 +50,8 @@ export function judgeRun(session: Pick<Session, 'checks' | 'baseline'>, config: 
     gates,
     reasons,
     environmentDiffers: judged.environmentDiffers,
-    ...(accepted && acceptance && accepted.overridden.length > 0 ? { override: { label: acceptance.label, by: acceptance.by, gates: accepted.overridden } } : {}),
+    ...(accepted && acceptance && accepted.overridden.length > 0
+      ? { override: { label: acceptance.label, by: acceptance.by, gates: accepted.overridden } }
+      : {}),
   };
 }

@@ -33,7 +33,12 @@ export interface MeasureOptions {
 }
 
 /** Stage 3: size, speed (on measure.backend where one is named) and agreement on the eval split; the paired comparison with the baseline's student. */
-export async function measureStudent(session: Session, config: Config, distillation: Distillation, { baselineStudent, log }: MeasureOptions): Promise<Measurement> {
+export async function measureStudent(
+  session: Session,
+  config: Config,
+  distillation: Distillation,
+  { baselineStudent, log }: MeasureOptions,
+): Promise<Measurement> {
   const { backend, teacher, student, evalSet, checks, baseline } = session;
   const { tf } = backend;
   const studentEvalLogits = await predictLogits(tf, student, evalSet);
@@ -60,22 +65,44 @@ export async function measureStudent(session: Session, config: Config, distillat
 }
 
 async function findBaselineStudent(explicit: string | undefined, baselinePath: string, baseline: Report): Promise<string | undefined> {
-  const candidates = explicit ? [explicit] : [path.join(path.dirname(baselinePath), 'student', 'model.json'), baseline.student?.path].filter((p): p is string => Boolean(p));
+  const candidates = explicit
+    ? [explicit]
+    : [path.join(path.dirname(baselinePath), 'student', 'model.json'), baseline.student?.path].filter((p): p is string => Boolean(p));
   for (const candidate of candidates) if (await fileExists(candidate)) return candidate;
   if (explicit) throw new InputError(explicit, "the baseline student cannot be read; give the model.json of the baseline run's student.");
   return undefined;
 }
 
 /** Same process, same input, interleaved: the only latency comparison worth gating on. */
-async function timeAgainstBaseline(tf: Tf, student: LoadedModel, baselineStudentPath: string, evalSet: Dataset, checks: GateCheck[], config: Config, log: (line: string) => void): Promise<SpeedComparison> {
+async function timeAgainstBaseline(
+  tf: Tf,
+  student: LoadedModel,
+  baselineStudentPath: string,
+  evalSet: Dataset,
+  checks: GateCheck[],
+  config: Config,
+  log: (line: string) => void,
+): Promise<SpeedComparison> {
   const baselineStudent = await loadModel(tf, baselineStudentPath, 'student');
   const input = tf.tensor(await evalSet.read(0, 1), [1, ...evalSet.sampleShape]);
   try {
     // The strictest bound decides how long to measure; each gate is then judged on the same interval.
-    const probe = await comparePairedSpeed(student, baselineStudent, input, { allowedRatio: 1, block: 10, minRounds: 10, budgetMs: 0, warmup: config.measure.warmup });
+    const probe = await comparePairedSpeed(student, baselineStudent, input, {
+      allowedRatio: 1,
+      block: 10,
+      minRounds: 10,
+      budgetMs: 0,
+      warmup: config.measure.warmup,
+    });
     const allowed = Math.min(...checks.map((c) => allowedRatio(c, probe.baselineMs)));
-    const comparison = await comparePairedSpeed(student, baselineStudent, input, { allowedRatio: allowed, budgetMs: config.measure.speedBudgetSeconds * 1000, warmup: 0 });
-    log(`speed vs baseline student: ratio ${comparison.ratio.toFixed(3)} [${comparison.low.toFixed(3)}, ${comparison.high.toFixed(3)}] over ${comparison.rounds} rounds: ${comparison.verdict}`);
+    const comparison = await comparePairedSpeed(student, baselineStudent, input, {
+      allowedRatio: allowed,
+      budgetMs: config.measure.speedBudgetSeconds * 1000,
+      warmup: 0,
+    });
+    log(
+      `speed vs baseline student: ratio ${comparison.ratio.toFixed(3)} [${comparison.low.toFixed(3)}, ${comparison.high.toFixed(3)}] over ${comparison.rounds} rounds: ${comparison.verdict}`,
+    );
     return comparison;
   } finally {
     input.dispose();
@@ -88,7 +115,15 @@ async function timeAgainstBaseline(tf: Tf, student: LoadedModel, baselineStudent
  * (the backend the student is deployed on), else on the run's inference backend. A backend of
  * another TF.js engine (tfjs-node) gets its own copies of both models.
  */
-async function timeSpeed(tf: Tf, other: ResolvedBackend | undefined, teacher: LoadedModel, student: LoadedModel, evalSet: Dataset, config: Config, log: (line: string) => void) {
+async function timeSpeed(
+  tf: Tf,
+  other: ResolvedBackend | undefined,
+  teacher: LoadedModel,
+  student: LoadedModel,
+  evalSet: Dataset,
+  config: Config,
+  log: (line: string) => void,
+) {
   if (!other) return measureSpeed(tf, teacher, student, evalSet, config.measure);
   log(`speed: timed on ${other.name} (measure.backend)`);
   if (other.tf === tf) return onBackend(tf, other.name, () => measureSpeed(tf, teacher, student, evalSet, config.measure));

@@ -24,6 +24,9 @@ export async function writeOutputs(tf: Tf, student: LoadedModel, outDir: string,
     return undefined;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-    return new InputError(outDir, `cannot write the report and student there (${code}); choose a writable output folder with free space. The report itself was still produced.`);
+    return new InputError(
+      outDir,
+      `cannot write the report and student there (${code}); choose a writable output folder with free space. The report itself was still produced.`,
+    );
   }
 }

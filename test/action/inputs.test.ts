@@ -41,14 +41,25 @@ describe('readInputs', () => {
     const inputs = readInputs();
     expect(inputs.workingDirectory).toBe(path.join(WORKSPACE, 'ml'));
     expect([inputs.config, inputs.outputDir, inputs.report, inputs.baseline, inputs.cacheDir]).toEqual([
-      `${WORKSPACE}/ml/gate.yml`, `${WORKSPACE}/ml/out`, `${WORKSPACE}/ml/out/report.json`, `${WORKSPACE}/ml/base/report.json`, '/cache',
+      `${WORKSPACE}/ml/gate.yml`,
+      `${WORKSPACE}/ml/out`,
+      `${WORKSPACE}/ml/out/report.json`,
+      `${WORKSPACE}/ml/base/report.json`,
+      '/cache',
     ]);
     // The comment key is the config as written, so it does not change with the runner's paths.
     expect(inputs.commentKey).toBe('gate.yml');
   });
 
   it('reads booleans, budgets, report lists and a store turned off', () => {
-    toolkit.reset({ comment: 'No', 'fail-on-gate': 'off', 'issue-on-failure': 'YES', budget: '0.5', reports: 'a/report.json b/report.json\nc/*/report.json', 'baseline-branch': 'OFF' });
+    toolkit.reset({
+      comment: 'No',
+      'fail-on-gate': 'off',
+      'issue-on-failure': 'YES',
+      budget: '0.5',
+      reports: 'a/report.json b/report.json\nc/*/report.json',
+      'baseline-branch': 'OFF',
+    });
     const inputs = readInputs();
     expect([inputs.comment, inputs.failOnGate, inputs.issueOnFailure, inputs.budgetMinutes]).toEqual([false, false, true, 0.5]);
     expect(inputs.reports).toEqual(['a/report.json', 'b/report.json', 'c/*/report.json']);

@@ -18,7 +18,18 @@ const { run } = await import('../../src/action/run.js');
 const { createGitHub } = await import('../../src/action/github/index.js');
 
 const TOKEN = 'ghs_unit_token';
-const failingGate = { metric: 'size.ratio', op: '<=', threshold: 0.01, relative: false, level: 'error', value: 0.05, baseline: null, pass: false, status: 'fail', expected: '<= 0.01' } as const;
+const failingGate = {
+  metric: 'size.ratio',
+  op: '<=',
+  threshold: 0.01,
+  relative: false,
+  level: 'error',
+  value: 0.05,
+  baseline: null,
+  pass: false,
+  status: 'fail',
+  expected: '<= 0.01',
+} as const;
 
 async function reportFile(report = sampleReport()): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-main-'));
@@ -58,7 +69,10 @@ describe('run() with the toolkit mocked', () => {
   });
 
   it('a summary that cannot be written warns, and outputs and the verdict still follow', async () => {
-    toolkit.reset({ mode: 'report', report: await reportFile(sampleReport({ verdict: 'fail', reasons: ['Training stopped after 2 of 5 epochs: received SIGTERM.'] })) });
+    toolkit.reset({
+      mode: 'report',
+      report: await reportFile(sampleReport({ verdict: 'fail', reasons: ['Training stopped after 2 of 5 epochs: received SIGTERM.'] })),
+    });
     toolkit.summaryState.failsWith = 'disk full';
     await run();
     expect(toolkit.warnings().some((w) => w.startsWith('Writing the job summary failed: disk full'))).toBe(true);
@@ -101,7 +115,10 @@ describe('run() with the toolkit mocked', () => {
 
 describe('run() publishing through the GitHub facade', () => {
   it('masks the token, builds the facade once, and posts the sticky comment on the PR of the payload', async () => {
-    toolkit.reset({ mode: 'report', report: await reportFile(), 'github-token': TOKEN }, { eventName: 'pull_request', payload: { pull_request: { number: 7 } } });
+    toolkit.reset(
+      { mode: 'report', report: await reportFile(), 'github-token': TOKEN },
+      { eventName: 'pull_request', payload: { pull_request: { number: 7 } } },
+    );
     await run({ retries: 0 });
     expect(toolkit.setSecret).toHaveBeenCalledWith(TOKEN);
     expect(createGitHub).toHaveBeenCalledTimes(1);
@@ -115,14 +132,20 @@ describe('run() publishing through the GitHub facade', () => {
   });
 
   it('mode report under workflow_run finds the PR by the head SHA', async () => {
-    toolkit.reset({ mode: 'report', report: await reportFile(), 'github-token': TOKEN, 'comment-key': 'student-a' }, { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0', pull_requests: [] } } });
+    toolkit.reset(
+      { mode: 'report', report: await reportFile(), 'github-token': TOKEN, 'comment-key': 'student-a' },
+      { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0', pull_requests: [] } } },
+    );
     await run();
     expect(facade.current!.findPullRequestBySha).toHaveBeenCalledWith('f0f0f0');
     expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(12, 'student-a', expect.any(String));
   });
 
   it('no PR for the commit: a warning, no comment', async () => {
-    toolkit.reset({ mode: 'report', report: await reportFile(), 'github-token': TOKEN }, { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0' } } });
+    toolkit.reset(
+      { mode: 'report', report: await reportFile(), 'github-token': TOKEN },
+      { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0' } } },
+    );
     facade.current!.findPullRequestBySha.mockResolvedValue(undefined);
     await run();
     expect(facade.current!.upsertStickyComment).not.toHaveBeenCalled();
@@ -130,7 +153,10 @@ describe('run() publishing through the GitHub facade', () => {
   });
 
   it('a comment GitHub refuses warns with the fix, and the failing verdict still fails the step', async () => {
-    toolkit.reset({ mode: 'report', report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingGate] })), 'github-token': TOKEN }, { eventName: 'pull_request', payload: { pull_request: { number: 7 } } });
+    toolkit.reset(
+      { mode: 'report', report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingGate] })), 'github-token': TOKEN },
+      { eventName: 'pull_request', payload: { pull_request: { number: 7 } } },
+    );
     facade.current!.upsertStickyComment.mockRejectedValue(Object.assign(new Error('Resource not accessible by integration'), { status: 403 }));
     await run();
     expect(toolkit.warnings()).toEqual([expect.stringMatching(/^Posting the PR comment failed: HTTP 403 .*`permissions: pull-requests: write`/)]);
@@ -139,7 +165,10 @@ describe('run() publishing through the GitHub facade', () => {
   });
 
   it('comment false posts nothing on a PR', async () => {
-    toolkit.reset({ mode: 'report', report: await reportFile(), 'github-token': TOKEN, comment: 'false' }, { eventName: 'pull_request', payload: { pull_request: { number: 7 } } });
+    toolkit.reset(
+      { mode: 'report', report: await reportFile(), 'github-token': TOKEN, comment: 'false' },
+      { eventName: 'pull_request', payload: { pull_request: { number: 7 } } },
+    );
     await run();
     expect(facade.current!.upsertStickyComment).not.toHaveBeenCalled();
     expect(facade.current!.syncTrackingIssue).not.toHaveBeenCalled();
@@ -149,7 +178,11 @@ describe('run() publishing through the GitHub facade', () => {
     const failing = await reportFile(sampleReport({ verdict: 'fail', gates: [failingGate] }));
     toolkit.reset({ mode: 'report', report: failing, 'github-token': TOKEN, 'issue-on-failure': 'true', 'issue-label': 'nightly' }, { eventName: 'schedule' });
     await run();
-    expect(facade.current!.syncTrackingIssue).toHaveBeenCalledWith({ key: '.github/distill-gate.yml', label: 'nightly' }, 'fail', expect.stringContaining('distill-gate: fail'));
+    expect(facade.current!.syncTrackingIssue).toHaveBeenCalledWith(
+      { key: '.github/distill-gate.yml', label: 'nightly' },
+      'fail',
+      expect.stringContaining('distill-gate: fail'),
+    );
     expect(toolkit.infos()).toContain('distill-gate: tracking issue opened: https://github.test/acme/models/issues/3');
     expect(facade.current!.upsertStickyComment).not.toHaveBeenCalled();
 
@@ -160,7 +193,10 @@ describe('run() publishing through the GitHub facade', () => {
   });
 
   it('a config that cannot be read fails the step before any GitHub call', async () => {
-    toolkit.reset({ config: 'missing.yml', 'github-token': TOKEN }, { eventName: 'pull_request', payload: { pull_request: { number: 7, base: { ref: 'main' } } } });
+    toolkit.reset(
+      { config: 'missing.yml', 'github-token': TOKEN },
+      { eventName: 'pull_request', payload: { pull_request: { number: 7, base: { ref: 'main' } } } },
+    );
     await run();
     expect(toolkit.failures()).toEqual([expect.stringMatching(/^distill-gate: .*missing\.yml: cannot read the config file \(ENOENT\)/)]);
     for (const method of Object.values(facade.current!)) expect(method).not.toHaveBeenCalled();

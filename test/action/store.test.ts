@@ -15,9 +15,12 @@ const refused = (status: number) => Object.assign(new Error('Resource not access
 beforeEach(() => toolkit.reset());
 
 describe('planning the baseline store', () => {
-  it('a PR reads its base branch\'s records and never writes', async () => {
+  it("a PR reads its base branch's records and never writes", async () => {
     const github = toolkit.fakeGitHub();
-    expect(await planStore(github, inputs, event('pull_request', 'refs/pull/7/merge', { pull_request: { number: 7, base: { ref: 'release-2' } } }))).toEqual({ location: at('release-2'), write: false });
+    expect(await planStore(github, inputs, event('pull_request', 'refs/pull/7/merge', { pull_request: { number: 7, base: { ref: 'release-2' } } }))).toEqual({
+      location: at('release-2'),
+      write: false,
+    });
     expect(github.defaultBranch).not.toHaveBeenCalled();
   });
 
@@ -46,7 +49,13 @@ describe('planning the baseline store', () => {
 
 describe('reading and recording', () => {
   const plan = { location: at('main'), write: true };
-  const result = (extra: Partial<RunResult> = {}): RunResult => ({ report: sampleReport(), markdown: '', reportPath: '/out/report.json', studentPath: '/out/student/model.json', ...extra });
+  const result = (extra: Partial<RunResult> = {}): RunResult => ({
+    report: sampleReport(),
+    markdown: '',
+    reportPath: '/out/report.json',
+    studentPath: '/out/student/model.json',
+    ...extra,
+  });
 
   it('says what it found, and a store it cannot read is a warning that asks for contents: read', async () => {
     const github = toolkit.fakeGitHub();
@@ -56,7 +65,9 @@ describe('reading and recording', () => {
 
     github.readStoredBaseline.mockRejectedValue(refused(403));
     expect(await readBaseline(github, plan)).toBeUndefined();
-    expect(toolkit.warnings()).toEqual([expect.stringMatching(/^Reading the baseline from branch distill-gate-data failed: HTTP 403 .*`permissions: contents: read`/)]);
+    expect(toolkit.warnings()).toEqual([
+      expect.stringMatching(/^Reading the baseline from branch distill-gate-data failed: HTTP 403 .*`permissions: contents: read`/),
+    ]);
   });
 
   it('records the student folder of a written run, only when the plan writes', async () => {
@@ -78,6 +89,8 @@ describe('reading and recording', () => {
     const github = toolkit.fakeGitHub();
     github.storeRun.mockRejectedValue(refused(403));
     await recordRun(github, plan, result());
-    expect(toolkit.warnings()).toEqual([expect.stringMatching(/^Recording the baseline in branch distill-gate-data failed: HTTP 403 .*`permissions: contents: write`/)]);
+    expect(toolkit.warnings()).toEqual([
+      expect.stringMatching(/^Recording the baseline in branch distill-gate-data failed: HTTP 403 .*`permissions: contents: write`/),
+    ]);
   });
 });

@@ -38,7 +38,15 @@ export const summary: SummaryStandIn = {
 };
 
 /** The event the action sees; tests replace its fields. */
-export const context: EventContext = { eventName: 'push', payload: {}, sha: 'abc', ref: 'refs/heads/main', repo: { owner: 'acme', repo: 'models' }, serverUrl: 'https://github.test', runId: 1 };
+export const context: EventContext = {
+  eventName: 'push',
+  payload: {},
+  sha: 'abc',
+  ref: 'refs/heads/main',
+  repo: { owner: 'acme', repo: 'models' },
+  serverUrl: 'https://github.test',
+  runId: 1,
+};
 export const github = {
   context,
   getOctokit: vi.fn(() => {
@@ -55,7 +63,8 @@ export function reset(nextInputs: Record<string, string> = {}, event: Partial<Ev
   Object.assign(context, { eventName: 'push', payload: {}, sha: 'abc', ref: 'refs/heads/main' }, event);
 }
 
-const texts = (mock: { mock: { calls: Array<[string | Error, ...unknown[]]> } }) => mock.mock.calls.map(([message]) => String(message instanceof Error ? message.message : message));
+const texts = (mock: { mock: { calls: Array<[string | Error, ...unknown[]]> } }) =>
+  mock.mock.calls.map(([message]) => String(message instanceof Error ? message.message : message));
 export const failures = () => texts(setFailed);
 export const warnings = () => texts(warning);
 export const errors = () => texts(error);
@@ -69,7 +78,12 @@ export function fakeGitHub(): { [K in keyof GitHubFacade]: Mock<GitHubFacade[K]>
     defaultBranch: vi.fn<GitHubFacade['defaultBranch']>(async () => 'main'),
     readStoredBaseline: vi.fn<GitHubFacade['readStoredBaseline']>(async () => undefined),
     storeRun: vi.fn<GitHubFacade['storeRun']>(async () => []),
-    upsertStickyComment: vi.fn<GitHubFacade['upsertStickyComment']>(async () => ({ url: 'https://github.test/acme/models/pull/7#issuecomment-1', id: 1, created: true, truncated: false })),
+    upsertStickyComment: vi.fn<GitHubFacade['upsertStickyComment']>(async () => ({
+      url: 'https://github.test/acme/models/pull/7#issuecomment-1',
+      id: 1,
+      created: true,
+      truncated: false,
+    })),
     syncTrackingIssue: vi.fn<GitHubFacade['syncTrackingIssue']>(async () => ({ action: 'opened', url: 'https://github.test/acme/models/issues/3' })),
     findPullRequestBySha: vi.fn<GitHubFacade['findPullRequestBySha']>(async () => 12),
     labelledBy: vi.fn<GitHubFacade['labelledBy']>(async () => '@alice'),

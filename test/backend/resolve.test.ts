@@ -11,7 +11,9 @@ describe('backend resolution', () => {
     expect(backend.name).toBe('wasm');
     expect(backend.tf.getBackend()).toBe('wasm');
     expect(backend.notes).toHaveLength(3);
-    expect(backend.notes[0]).toMatch(/^tensorflow-gpu: @tensorflow\/tfjs-node-gpu is not installed in \/ws\. Install it .*npm install --no-save @tensorflow\/tfjs-node-gpu@4\.22\.0.*CUDA 11\.2/);
+    expect(backend.notes[0]).toMatch(
+      /^tensorflow-gpu: @tensorflow\/tfjs-node-gpu is not installed in \/ws\. Install it .*npm install --no-save @tensorflow\/tfjs-node-gpu@4\.22\.0.*CUDA 11\.2/,
+    );
     expect(backend.notes[1]).toMatch(/^webgpu: the `webgpu` package \(Dawn\) is not installed in \/ws\. Install it .*npm install --no-save webgpu@0\.6\.2/);
     expect(backend.notes[2]).toMatch(/^tensorflow: @tensorflow\/tfjs-node is not installed/);
   });
@@ -22,7 +24,7 @@ describe('backend resolution', () => {
     expect(error.message).toMatch(/backend "tensorflow-gpu": .*npm install --no-save @tensorflow\/tfjs-node-gpu/);
   });
 
-  it('a native package that fails to load (e.g. CUDA 11 libraries missing) is skipped by auto with the loader\'s reason', async () => {
+  it("a native package that fails to load (e.g. CUDA 11 libraries missing) is skipped by auto with the loader's reason", async () => {
     const importPackage = async (name: string) => {
       if (name === '@tensorflow/tfjs-node-gpu') throw new Error('libcudart.so.11.0: cannot open shared object file');
       return undefined;
@@ -34,7 +36,8 @@ describe('backend resolution', () => {
   it('takes the tf handle from a native package that loads, and uses its tensorflow backend', async () => {
     let backendSet = '';
     const fakeTf = { setBackend: async (name: string) => ((backendSet = name), true), getBackend: () => backendSet };
-    const importPackage = async (name: string) => (name === '@tensorflow/tfjs-node-gpu' ? { module: { default: fakeTf }, path: '/ws/node_modules/@tensorflow/tfjs-node-gpu/dist/index.js' } : undefined);
+    const importPackage = async (name: string) =>
+      name === '@tensorflow/tfjs-node-gpu' ? { module: { default: fakeTf }, path: '/ws/node_modules/@tensorflow/tfjs-node-gpu/dist/index.js' } : undefined;
     const backend = await resolveBackend('auto', { importPackage });
     expect(backend.name).toBe('tensorflow-gpu');
     expect(backend.tf).toBe(fakeTf);
@@ -48,7 +51,10 @@ describe('backend resolution', () => {
   });
 
   it('doctor lists every backend, what auto picks, and the CUDA libraries tfjs-node-gpu needs', async () => {
-    const text = await doctor({ importPackage: notInstalled, listLibraries: async () => '\tlibcudart.so.11.0 (libc6,x86-64) => /usr/local/cuda/lib64/libcudart.so.11.0\n' });
+    const text = await doctor({
+      importPackage: notInstalled,
+      listLibraries: async () => '\tlibcudart.so.11.0 (libc6,x86-64) => /usr/local/cuda/lib64/libcudart.so.11.0\n',
+    });
     expect(text).toMatch(/missing\s+tensorflow-gpu/);
     expect(text).toMatch(/missing\s+webgpu\s+the `webgpu` package \(Dawn\) is not installed/);
     expect(text).toMatch(/ok\s+wasm/);

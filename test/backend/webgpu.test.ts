@@ -14,7 +14,9 @@ describe('webgpu backend (Dawn, software adapter)', () => {
   it('auto never picks a software adapter, and says why', async () => {
     const backend = await resolveBackend('auto');
     expect(backend.name).not.toBe('webgpu');
-    expect(backend.notes.find((n) => n.startsWith('webgpu:'))).toMatch(/webgpu: no usable WebGPU adapter: .*opengles: only a software adapter \(.*llvmpipe.*\), which auto never picks/);
+    expect(backend.notes.find((n) => n.startsWith('webgpu:'))).toMatch(
+      /webgpu: no usable WebGPU adapter: .*opengles: only a software adapter \(.*llvmpipe.*\), which auto never picks/,
+    );
   });
 
   it('distils the fixture to the same metrics as the cpu backend', async () => {
@@ -40,7 +42,17 @@ describe('webgpu backend (Dawn, software adapter)', () => {
     const { distill } = await import('../../src/distill/train.js');
     const { synthetic } = await import('../../fixtures/generate.js');
     const { x, y } = synthetic(64, 3, 8, 4);
-    const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 8, activation: 'relu' }, { type: 'dense', units: 4 }] }, [8], 1);
+    const student = await buildStudent(
+      tf,
+      {
+        layers: [
+          { type: 'dense', units: 8, activation: 'relu' },
+          { type: 'dense', units: 4 },
+        ],
+      },
+      [8],
+      1,
+    );
     const counts: number[] = [];
     const { inMemoryDataset } = await import('../../src/data/dataset.js');
     await distill(tf, student, inMemoryDataset('mem', x, [8], { y, source: 'mem' }), {

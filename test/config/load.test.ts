@@ -30,7 +30,10 @@ describe('config', () => {
   });
 
   it('accepts JSON and fills defaults', () => {
-    const config = parseConfig(JSON.stringify({ teacher: 't.json', student: { model: 's.json' }, data: { train: { csv: 'a.csv', label: 'y' }, eval: { csv: 'b.csv' } } }), '/cfg/c.json');
+    const config = parseConfig(
+      JSON.stringify({ teacher: 't.json', student: { model: 's.json' }, data: { train: { csv: 'a.csv', label: 'y' }, eval: { csv: 'b.csv' } } }),
+      '/cfg/c.json',
+    );
     expect(config.student).toEqual({ model: '/cfg/s.json' });
     expect(config.distill.temperature).toBe(4);
     expect(config.data.train).toEqual({ csv: '/cfg/a.csv', label: 'y' });
@@ -50,7 +53,11 @@ describe('config', () => {
     ['a missing eval split', base.replace(', eval: { x: b.npy, y: c.npy }', ''), /data\.eval: is required/],
     ['an unknown backend', `${base}backend: gpu`, /backend: must be one of "auto"/],
     ['a list instead of a mapping', '- a\n- b', /must be a mapping/],
-    ['an empty teacherHead', `${base}teacherHead: ""`, /:4:14 teacherHead: must name one of the teacher's outputs \(a signature key, node name or output layer name\) \(got ""\)/],
+    [
+      'an empty teacherHead',
+      `${base}teacherHead: ""`,
+      /:4:14 teacherHead: must name one of the teacher's outputs \(a signature key, node name or output layer name\) \(got ""\)/,
+    ],
     ['a teacherHead of a wrong type', `${base}teacherHead: [a, b]`, /teacherHead: expected string/],
     ['a misspelt teacherHead', `${base}teacherHeads: Identity_1`, /teacherHeads: unknown key\. Did you mean "teacherHead"\?/],
   ])('refuses %s', (_name, text, pattern) => {

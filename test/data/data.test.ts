@@ -37,9 +37,21 @@ describe('npy', () => {
 
   it.each([
     ['wrong magic', () => Buffer.from('not a numpy file at all'), /is not a \.npy file \(wrong magic bytes/],
-    ['Fortran order', () => Buffer.from(encodeNpy(new Float32Array(4), [2, 2]).toString('latin1').replace("'fortran_order': False", "'fortran_order': True "), 'latin1'), /Fortran order; save it in C order/],
-    ['unsupported dtype', () => Buffer.from(encodeNpy(new Float32Array(4), [2, 2]).toString('latin1').replace("'<f4'", "'<c8'"), 'latin1'), /dtype "<c8".*supported: float32/],
-    ['truncated body', () => encodeNpy(new Float32Array(6), [2, 3]).subarray(0, -5), /is truncated: shape \[2, 3\] of f4 needs 24 bytes of data, the file holds 19/],
+    [
+      'Fortran order',
+      () => Buffer.from(encodeNpy(new Float32Array(4), [2, 2]).toString('latin1').replace("'fortran_order': False", "'fortran_order': True "), 'latin1'),
+      /Fortran order; save it in C order/,
+    ],
+    [
+      'unsupported dtype',
+      () => Buffer.from(encodeNpy(new Float32Array(4), [2, 2]).toString('latin1').replace("'<f4'", "'<c8'"), 'latin1'),
+      /dtype "<c8".*supported: float32/,
+    ],
+    [
+      'truncated body',
+      () => encodeNpy(new Float32Array(6), [2, 3]).subarray(0, -5),
+      /is truncated: shape \[2, 3\] of f4 needs 24 bytes of data, the file holds 19/,
+    ],
     ['big-endian', () => Buffer.from(encodeNpy(new Float32Array(4), [2, 2]).toString('latin1').replace("'<f4'", "'>f4'"), 'latin1'), /dtype ">f4"/],
   ])('refuses %s, naming the file', async (name, make, pattern) => {
     const target = await file(`${name}.npy`, make());

@@ -21,8 +21,14 @@ function softmax(v: number[]): number[] {
 }
 
 describe('distillation loss', () => {
-  const t = [[2, 0.5, -1], [0, 1, 3]];
-  const s = [[1, 1, 0], [0.2, -0.3, 2]];
+  const t = [
+    [2, 0.5, -1],
+    [0, 1, 3],
+  ];
+  const s = [
+    [1, 1, 0],
+    [0.2, -0.3, 2],
+  ];
   const T = 2;
   const kl = (ti: number[], si: number[]) => {
     const p = softmax(ti.map((x) => x / T));
@@ -74,7 +80,11 @@ describe('KD loop', () => {
     { type: 'dense' as const, units: 4 },
   ];
 
-  for (const [kind, studentLayers] of [['autodiff', layers], ['kernel', [layers[0], layers[3]]], ['dense', [layers[0], layers[3]]]] as const) {
+  for (const [kind, studentLayers] of [
+    ['autodiff', layers],
+    ['kernel', [layers[0], layers[3]]],
+    ['dense', [layers[0], layers[3]]],
+  ] as const) {
     it(`keeps the live tensor count and RSS flat across 50 epochs, and lowers the loss (${kind} step)`, async () => {
       const student = await buildStudent(tf, { layers: [...studentLayers] }, [8], 3);
       const counts: number[] = [];
@@ -91,7 +101,9 @@ describe('KD loop', () => {
       });
       expect(result.epochsCompleted).toBe(50);
       const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
-      console.log(`50 epochs: tensors ${counts[0]} at epoch 1, ${counts[49]} at epoch 50; RSS ${mib(rss[0])} MiB at epoch 1, ${mib(rss[9])} MiB at epoch 10, ${mib(rss[49])} MiB at epoch 50`);
+      console.log(
+        `50 epochs: tensors ${counts[0]} at epoch 1, ${counts[49]} at epoch 50; RSS ${mib(rss[0])} MiB at epoch 1, ${mib(rss[9])} MiB at epoch 10, ${mib(rss[49])} MiB at epoch 50`,
+      );
       // Compared from epoch 10, once the allocator and JIT have warmed up.
       expect(rss[49] - rss[9]).toBeLessThan(8 * 2 ** 20);
       // Nothing may accumulate from one epoch to the next.
@@ -147,7 +159,13 @@ describe('out of memory', () => {
 
   // The TF.js steps, whose ops allocate device memory: a Dense stack (the dense step) and a
   // student autodiff trains. The kernel's memory is sized once, before training.
-  const students = { dense: [{ type: 'dense' as const, units: 4 }], autodiff: [{ type: 'dropout' as const, rate: 0.1 }, { type: 'dense' as const, units: 4 }] };
+  const students = {
+    dense: [{ type: 'dense' as const, units: 4 }],
+    autodiff: [
+      { type: 'dropout' as const, rate: 0.1 },
+      { type: 'dense' as const, units: 4 },
+    ],
+  };
 
   for (const [kind, layers] of Object.entries(students)) {
     it(`halves the batch size and retries the same rows, down to a floor, and says so (${kind} step)`, async () => {
@@ -160,10 +178,17 @@ describe('out of memory', () => {
       });
       const before = tf.memory().numTensors;
       try {
-        const result = await distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 2, batchSize: 64, learningRate: 0.01, seed: 1 }, teacherLogits, step: kind as 'dense' | 'autodiff' });
+        const result = await distill(tf, student, train, {
+          settings: { temperature: 2, alpha: 1, epochs: 2, batchSize: 64, learningRate: 0.01, seed: 1 },
+          teacherLogits,
+          step: kind as 'dense' | 'autodiff',
+        });
         expect(result.epochsCompleted).toBe(2);
         expect(result.batchSize).toBe(16);
-        expect(result.notes).toEqual(['Out of memory at batch size 64 in epoch 1; continued with 32.', 'Out of memory at batch size 32 in epoch 1; continued with 16.']);
+        expect(result.notes).toEqual([
+          'Out of memory at batch size 64 in epoch 1; continued with 32.',
+          'Out of memory at batch size 32 in epoch 1; continued with 16.',
+        ]);
         expect(seen.slice(0, 3)).toEqual([64, 32, 16]);
         // Every row still trained: 4 batches of 16 per epoch after the two failed tries.
         expect(seen.filter((r) => r === 16)).toHaveLength(8);
@@ -179,13 +204,19 @@ describe('out of memory', () => {
     });
   }
 
-  it('gives up below the floor with the backend\'s error', async () => {
+  it("gives up below the floor with the backend's error", async () => {
     const student = await buildStudent(tf, { layers: students.dense }, [8], 1);
     const restore = onStudentMatMul(tf, 8, () => {
       throw new Error('OOM when allocating tensor');
     });
     try {
-      await expect(distill(tf, student, train, { settings: { temperature: 2, alpha: 1, epochs: 1, batchSize: 32, learningRate: 0.01, seed: 1 }, teacherLogits, step: 'dense' })).rejects.toThrow(/OOM/);
+      await expect(
+        distill(tf, student, train, {
+          settings: { temperature: 2, alpha: 1, epochs: 1, batchSize: 32, learningRate: 0.01, seed: 1 },
+          teacherLogits,
+          step: 'dense',
+        }),
+      ).rejects.toThrow(/OOM/);
     } finally {
       restore();
     }
@@ -204,7 +235,8 @@ function onStudentMatMul(tf: Tf, inputWidth: number, spy: (rows: number) => void
   engine.runKernel = function (name, inputs, attrs) {
     const a = inputs.a;
     // Matmul ops hand the kernel a as [batch, rows, columns].
-    if ((name === '_FusedMatMul' || name === 'BatchMatMul') && a?.shape.at(-1) === inputWidth && !(attrs as { transposeA?: boolean }).transposeA) spy(a.shape.at(-2)!);
+    if ((name === '_FusedMatMul' || name === 'BatchMatMul') && a?.shape.at(-1) === inputWidth && !(attrs as { transposeA?: boolean }).transposeA)
+      spy(a.shape.at(-2)!);
     return runKernel.call(this, name, inputs, attrs);
   };
   return () => {
@@ -226,11 +258,25 @@ describe('KD loop over a streamed split', () => {
     const train = await loadSplit({ x: path.join(dir, 'x.npy'), y: path.join(dir, 'y.npy') }, 'train', { streamAboveBytes: 0, chunkRows: 30 });
     const teacherLogits = new Float32Array(100 * 4).map((_, i) => (y[Math.floor(i / 4)] === i % 4 ? 3 : 0));
     const run = async () => {
-      const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 6, activation: 'relu' }, { type: 'dense', units: 4 }] }, [8], 2);
+      const student = await buildStudent(
+        tf,
+        {
+          layers: [
+            { type: 'dense', units: 6, activation: 'relu' },
+            { type: 'dense', units: 4 },
+          ],
+        },
+        [8],
+        2,
+      );
       let rows = 0;
       const restore = onStudentMatMul(tf, 8, (n) => (rows += n));
       // Rows are counted at the dense step's matmuls; which rows each epoch visits is the loop's.
-      const result = await distill(tf, student, train, { settings: { temperature: 2, alpha: 0.5, epochs: 6, batchSize: 16, learningRate: 0.02, seed: 4 }, teacherLogits, step: 'dense' }).finally(restore);
+      const result = await distill(tf, student, train, {
+        settings: { temperature: 2, alpha: 0.5, epochs: 6, batchSize: 16, learningRate: 0.02, seed: 4 },
+        teacherLogits,
+        step: 'dense',
+      }).finally(restore);
       student.dispose();
       return { loss: result.loss, rows };
     };

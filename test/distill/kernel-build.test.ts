@@ -16,8 +16,16 @@ function hasClang(): boolean {
 describe('the committed WebAssembly kernel', () => {
   it('is a valid module with the step export and only the Math imports', () => {
     const module = new WebAssembly.Module(Buffer.from(NET_KD_WASM, 'base64'));
-    expect(WebAssembly.Module.exports(module).map((e) => e.name).sort()).toEqual(['__heap_base', 'memory', 'step']);
-    expect(WebAssembly.Module.imports(module).map((i) => `${i.module}.${i.name}`).sort()).toEqual(['env.exp', 'env.log']);
+    expect(
+      WebAssembly.Module.exports(module)
+        .map((e) => e.name)
+        .sort(),
+    ).toEqual(['__heap_base', 'memory', 'step']);
+    expect(
+      WebAssembly.Module.imports(module)
+        .map((i) => `${i.module}.${i.name}`)
+        .sort(),
+    ).toEqual(['env.exp', 'env.log']);
   });
 
   // Where clang and wasm-ld are installed (apt-get install clang lld), the committed bytes must be

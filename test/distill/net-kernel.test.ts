@@ -35,24 +35,58 @@ const teacher = randomArray(rows * classes, 4, 3);
 
 const image = [6, 6, 2];
 const students: Record<string, { input: number[]; layers: LayerSpec[] }> = {
-  'conv2d, valid, relu': { input: image, layers: [{ type: 'conv2d', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'flatten' }, { type: 'dense', units: classes }] },
+  'conv2d, valid, relu': {
+    input: image,
+    layers: [{ type: 'conv2d', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'flatten' }, { type: 'dense', units: classes }],
+  },
   'conv2d, same, stride 2, no bias, tanh; global average pooling': {
     input: image,
-    layers: [{ type: 'conv2d', filters: 5, kernelSize: [3, 2], strides: 2, padding: 'same', useBias: false, activation: 'tanh' }, { type: 'globalAveragePooling2d' }, { type: 'dense', units: classes }],
+    layers: [
+      { type: 'conv2d', filters: 5, kernelSize: [3, 2], strides: 2, padding: 'same', useBias: false, activation: 'tanh' },
+      { type: 'globalAveragePooling2d' },
+      { type: 'dense', units: classes },
+    ],
   },
-  'conv2d, same, 29 filters (every SIMD block width and a scalar tail)': { input: [4, 4, 3], layers: [{ type: 'conv2d', filters: 29, kernelSize: 3, padding: 'same', activation: 'relu' }, { type: 'globalMaxPooling2d' }, { type: 'dense', units: classes }] },
+  'conv2d, same, 29 filters (every SIMD block width and a scalar tail)': {
+    input: [4, 4, 3],
+    layers: [
+      { type: 'conv2d', filters: 29, kernelSize: 3, padding: 'same', activation: 'relu' },
+      { type: 'globalMaxPooling2d' },
+      { type: 'dense', units: classes },
+    ],
+  },
   'depthwiseConv2d, multiplier 2, same; max pooling': {
     input: image,
-    layers: [{ type: 'depthwiseConv2d', kernelSize: 3, depthMultiplier: 2, padding: 'same', activation: 'relu' }, { type: 'maxPooling2d', poolSize: 2 }, { type: 'flatten' }, { type: 'dense', units: classes }],
+    layers: [
+      { type: 'depthwiseConv2d', kernelSize: 3, depthMultiplier: 2, padding: 'same', activation: 'relu' },
+      { type: 'maxPooling2d', poolSize: 2 },
+      { type: 'flatten' },
+      { type: 'dense', units: classes },
+    ],
   },
-  'depthwiseConv2d, multiplier 1, stride 2': { input: image, layers: [{ type: 'depthwiseConv2d', kernelSize: 2, strides: 2, activation: 'sigmoid' }, { type: 'flatten' }, { type: 'dense', units: classes }] },
+  'depthwiseConv2d, multiplier 1, stride 2': {
+    input: image,
+    layers: [{ type: 'depthwiseConv2d', kernelSize: 2, strides: 2, activation: 'sigmoid' }, { type: 'flatten' }, { type: 'dense', units: classes }],
+  },
   'separableConv2d; average pooling, valid, stride 1': {
     input: image,
-    layers: [{ type: 'separableConv2d', filters: 3, kernelSize: 3, padding: 'same', depthMultiplier: 2, activation: 'relu' }, { type: 'averagePooling2d', poolSize: 3, strides: 1 }, { type: 'flatten' }, { type: 'dense', units: classes }],
+    layers: [
+      { type: 'separableConv2d', filters: 3, kernelSize: 3, padding: 'same', depthMultiplier: 2, activation: 'relu' },
+      { type: 'averagePooling2d', poolSize: 3, strides: 1 },
+      { type: 'flatten' },
+      { type: 'dense', units: classes },
+    ],
   },
   'conv2d, batchNormalization, activation, max pooling with same padding': {
     input: [5, 5, 2],
-    layers: [{ type: 'conv2d', filters: 4, kernelSize: 3, padding: 'same', useBias: false }, { type: 'batchNormalization', momentum: 0.9 }, { type: 'activation', activation: 'relu' }, { type: 'maxPooling2d', poolSize: 2, padding: 'same' }, { type: 'flatten' }, { type: 'dense', units: classes }],
+    layers: [
+      { type: 'conv2d', filters: 4, kernelSize: 3, padding: 'same', useBias: false },
+      { type: 'batchNormalization', momentum: 0.9 },
+      { type: 'activation', activation: 'relu' },
+      { type: 'maxPooling2d', poolSize: 2, padding: 'same' },
+      { type: 'flatten' },
+      { type: 'dense', units: classes },
+    ],
   },
   'layerNormalization after a convolution; global max pooling': {
     input: image,
@@ -60,11 +94,22 @@ const students: Record<string, { input: number[]; layers: LayerSpec[] }> = {
   },
   'dropout between Dense layers; batchNormalization of features': {
     input: [10],
-    layers: [{ type: 'dense', units: 12, activation: 'relu' }, { type: 'dropout', rate: 0.3 }, { type: 'batchNormalization' }, { type: 'dense', units: classes, activation: 'softmax' }],
+    layers: [
+      { type: 'dense', units: 12, activation: 'relu' },
+      { type: 'dropout', rate: 0.3 },
+      { type: 'batchNormalization' },
+      { type: 'dense', units: classes, activation: 'softmax' },
+    ],
   },
   'reshape to an image, Dense per position, layerNormalization': {
     input: [8],
-    layers: [{ type: 'reshape', targetShape: [2, 2, 2] }, { type: 'dense', units: 3, activation: 'relu' }, { type: 'layerNormalization' }, { type: 'flatten' }, { type: 'dense', units: classes }],
+    layers: [
+      { type: 'reshape', targetShape: [2, 2, 2] },
+      { type: 'dense', units: 3, activation: 'relu' },
+      { type: 'layerNormalization' },
+      { type: 'flatten' },
+      { type: 'dense', units: classes },
+    ],
   },
 };
 
@@ -77,21 +122,25 @@ async function referenceRun(input: number[], layers: LayerSpec[], x: Float32Arra
   const optimizer = tf.train.adam(0.01);
   const losses: number[] = [];
   for (let t = 0; t < steps; t++) {
-    const loss = optimizer.minimize(() => {
-      let activations: Tensor = tf.tensor(x, [rows, ...input]);
-      for (const layer of model.layers) {
-        if (layer.getClassName() === 'Dropout') {
-          const op = plan.ops.findIndex((o) => o.layer.endsWith(layer.name));
-          const rate = (layer.getConfig() as { rate: number }).rate;
-          const mask = Float32Array.from({ length: activations.size }, (_, i) => (dropoutUniform(seed * 7919 + t, op, i) < 1 - rate ? 1 / (1 - rate) : 0));
-          activations = tf.mul(activations, tf.tensor(mask, activations.shape));
-        } else {
-          activations = layer.apply(activations, { training: true }) as Tensor;
+    const loss = optimizer.minimize(
+      () => {
+        let activations: Tensor = tf.tensor(x, [rows, ...input]);
+        for (const layer of model.layers) {
+          if (layer.getClassName() === 'Dropout') {
+            const op = plan.ops.findIndex((o) => o.layer.endsWith(layer.name));
+            const rate = (layer.getConfig() as { rate: number }).rate;
+            const mask = Float32Array.from({ length: activations.size }, (_, i) => (dropoutUniform(seed * 7919 + t, op, i) < 1 - rate ? 1 / (1 - rate) : 0));
+            activations = tf.mul(activations, tf.tensor(mask, activations.shape));
+          } else {
+            activations = layer.apply(activations, { training: true }) as Tensor;
+          }
         }
-      }
-      const logits = student.output === 'probabilities' ? tf.log(tf.maximum(activations, 1e-12)) : activations;
-      return distillationLoss(tf, logits, tf.tensor2d(teacher, [rows, classes]), tf.tensor1d(labels, 'int32'), settings);
-    }, true, model.trainableWeights.map((w) => w.read() as Variable));
+        const logits = student.output === 'probabilities' ? tf.log(tf.maximum(activations, 1e-12)) : activations;
+        return distillationLoss(tf, logits, tf.tensor2d(teacher, [rows, classes]), tf.tensor1d(labels, 'int32'), settings);
+      },
+      true,
+      model.trainableWeights.map((w) => w.read() as Variable),
+    );
     losses.push(loss!.dataSync()[0]);
     loss!.dispose();
   }
@@ -133,9 +182,30 @@ describe('the WebAssembly kernel step', () => {
   it('refuses what it cannot do exactly, with the layer and the reason', async () => {
     const cases: Array<[number[], LayerSpec[], RegExp]> = [
       [image, [{ type: 'conv2d', filters: 2, kernelSize: 3, dilationRate: 2 }, { type: 'flatten' }, { type: 'dense', units: classes }], /Conv2D.*dilated/],
-      [[8], [{ type: 'dense', units: 4, activation: 'elu' }, { type: 'dense', units: classes }], /Dense.*activation "elu"/],
-      [[8], [{ type: 'dense', units: 4, trainable: false }, { type: 'dense', units: classes }], /frozen/],
-      [[8], [{ type: 'dense', units: 4, kernelRegularizer: { className: 'L1L2', config: { l1: 0, l2: 0.1 } } }, { type: 'dense', units: classes }], /regularisers/],
+      [
+        [8],
+        [
+          { type: 'dense', units: 4, activation: 'elu' },
+          { type: 'dense', units: classes },
+        ],
+        /Dense.*activation "elu"/,
+      ],
+      [
+        [8],
+        [
+          { type: 'dense', units: 4, trainable: false },
+          { type: 'dense', units: classes },
+        ],
+        /frozen/,
+      ],
+      [
+        [8],
+        [
+          { type: 'dense', units: 4, kernelRegularizer: { className: 'L1L2', config: { l1: 0, l2: 0.1 } } },
+          { type: 'dense', units: classes },
+        ],
+        /regularisers/,
+      ],
       [image, [{ type: 'conv2d', filters: classes, kernelSize: 1 }], /one vector of class scores/],
     ];
     for (const [input, layers, reason] of cases) {

@@ -60,7 +60,12 @@ describe('KD loss from host-side targets', () => {
 
   it('is zero, with a zero gradient, where the student equals the teacher and no labels are given', () => {
     const batch = kdTargets(teacher, undefined, everyRow, classes, settings);
-    const { value, gradient } = kdLossAndGradient(tf, tf.tensor2d(teacher, [rows, classes]), tf.tensor2d(batch.targets, [rows, classes]), kdTerms(settings, false));
+    const { value, gradient } = kdLossAndGradient(
+      tf,
+      tf.tensor2d(teacher, [rows, classes]),
+      tf.tensor2d(batch.targets, [rows, classes]),
+      kdTerms(settings, false),
+    );
     expect(value.dataSync()[0] + batch.constant / rows).toBeCloseTo(0, 5);
     expect(Math.max(...gradient.abs().dataSync())).toBeLessThan(1e-6);
   });
@@ -69,13 +74,32 @@ describe('KD loss from host-side targets', () => {
 describe('FlatAdam', () => {
   it('takes the steps tf.train.adam takes', () => {
     const shapes = [[4, 3], [3], [3, 2]];
-    const make = () => shapes.map((shape, i) => tf.variable(tf.tensor(randomArray(shape.reduce((a, b) => a * b), 10 + i), shape)));
+    const make = () =>
+      shapes.map((shape, i) =>
+        tf.variable(
+          tf.tensor(
+            randomArray(
+              shape.reduce((a, b) => a * b),
+              10 + i,
+            ),
+            shape,
+          ),
+        ),
+      );
     const ours = make();
     const theirs = make();
     const flat = new FlatAdam(tf, ours, 0.01);
     const reference = tf.train.adam(0.01);
     for (let step = 0; step < 20; step++) {
-      const gradients = shapes.map((shape, i) => tf.tensor(randomArray(shape.reduce((a, b) => a * b), 100 * step + i), shape));
+      const gradients = shapes.map((shape, i) =>
+        tf.tensor(
+          randomArray(
+            shape.reduce((a, b) => a * b),
+            100 * step + i,
+          ),
+          shape,
+        ),
+      );
       tf.tidy(() => flat.apply(gradients));
       reference.applyGradients(theirs.map((v, i) => ({ name: v.name, tensor: gradients[i] })));
     }
@@ -89,15 +113,34 @@ describe('FlatAdam', () => {
 
 describe('training step', () => {
   const denseStudents: Record<string, LayerSpec[]> = {
-    'relu stack': [{ type: 'dense', units: 6, activation: 'relu' }, { type: 'dense', units: classes }],
-    'tanh and sigmoid, one layer without bias': [{ type: 'dense', units: 6, activation: 'tanh' }, { type: 'dense', units: 6, activation: 'sigmoid', useBias: false }, { type: 'dense', units: classes }],
-    'softmax output': [{ type: 'dense', units: 6, activation: 'relu' }, { type: 'dense', units: classes, activation: 'softmax' }],
+    'relu stack': [
+      { type: 'dense', units: 6, activation: 'relu' },
+      { type: 'dense', units: classes },
+    ],
+    'tanh and sigmoid, one layer without bias': [
+      { type: 'dense', units: 6, activation: 'tanh' },
+      { type: 'dense', units: 6, activation: 'sigmoid', useBias: false },
+      { type: 'dense', units: classes },
+    ],
+    'softmax output': [
+      { type: 'dense', units: 6, activation: 'relu' },
+      { type: 'dense', units: classes, activation: 'softmax' },
+    ],
   };
   const otherStudents: Record<string, LayerSpec[]> = {
     'batch normalisation': [{ type: 'dense', units: 6, activation: 'relu' }, { type: 'batchNormalization' }, { type: 'dense', units: classes }],
-    'elu activation': [{ type: 'dense', units: 6, activation: 'elu' }, { type: 'dense', units: classes }],
-    'softmax in a hidden layer': [{ type: 'dense', units: 6, activation: 'softmax' }, { type: 'dense', units: classes }],
-    'an L2 kernel regulariser': [{ type: 'dense', units: 6, activation: 'relu', kernelRegularizer: { className: 'L1L2', config: { l1: 0, l2: 0.05 } } }, { type: 'dense', units: classes }],
+    'elu activation': [
+      { type: 'dense', units: 6, activation: 'elu' },
+      { type: 'dense', units: classes },
+    ],
+    'softmax in a hidden layer': [
+      { type: 'dense', units: 6, activation: 'softmax' },
+      { type: 'dense', units: classes },
+    ],
+    'an L2 kernel regulariser': [
+      { type: 'dense', units: 6, activation: 'relu', kernelRegularizer: { className: 'L1L2', config: { l1: 0, l2: 0.05 } } },
+      { type: 'dense', units: classes },
+    ],
   };
   const x = randomArray(rows * 8, 3);
   const teacher = randomArray(rows * classes, 4, 3);
@@ -173,7 +216,11 @@ describe('training step', () => {
   });
 
   it('keeps the live tensor count flat from the second step on, on every path', async () => {
-    for (const [layers, kind] of [[denseStudents['relu stack'], 'kernel'], [denseStudents['relu stack'], 'dense'], [otherStudents['batch normalisation'], 'autodiff']] as const) {
+    for (const [layers, kind] of [
+      [denseStudents['relu stack'], 'kernel'],
+      [denseStudents['relu stack'], 'dense'],
+      [otherStudents['batch normalisation'], 'autodiff'],
+    ] as const) {
       const student = await buildStudent(tf, { layers: [...layers] }, [8], 5);
       const step = trainingStep(tf, student, { learningRate: 0.01, terms: kdTerms(settings, true), sampleShape: [8], maxRows: rows, kind });
       const batch = kdTargets(teacher, labels, everyRow, classes, settings);
@@ -191,7 +238,17 @@ describe('training step', () => {
   });
 
   it('applies weight constraints after every update', async () => {
-    const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 6, activation: 'relu', kernelConstraint: 'nonNeg' }, { type: 'dense', units: classes }] }, [8], 5);
+    const student = await buildStudent(
+      tf,
+      {
+        layers: [
+          { type: 'dense', units: 6, activation: 'relu', kernelConstraint: 'nonNeg' },
+          { type: 'dense', units: classes },
+        ],
+      },
+      [8],
+      5,
+    );
     const step = trainingStep(tf, student, { learningRate: 0.05, terms: kdTerms(settings, true), sampleShape: [8], maxRows: rows });
     expect(step.kind).toBe('autodiff');
     const batch = kdTargets(teacher, labels, everyRow, classes, settings);
@@ -204,12 +261,33 @@ describe('training step', () => {
   it('takes the dense step only for Sequential stacks of trainable Dense layers', async () => {
     const withFlatten = await buildStudent(tf, { layers: [{ type: 'flatten' }, { type: 'dense', units: 3 }] }, [2, 4], 1);
     expect(denseStack(withFlatten.layers as LayersModel)?.flatten).toBe(true);
-    const frozen = await buildStudent(tf, { layers: [{ type: 'dense', units: 3, trainable: false }, { type: 'dense', units: 3 }] }, [8], 1);
+    const frozen = await buildStudent(
+      tf,
+      {
+        layers: [
+          { type: 'dense', units: 3, trainable: false },
+          { type: 'dense', units: 3 },
+        ],
+      },
+      [8],
+      1,
+    );
     expect(denseStack(frozen.layers as LayersModel)).toBeUndefined();
-    const conv = await buildStudent(tf, { layers: [{ type: 'conv2d', filters: 2, kernelSize: 2 }, { type: 'flatten' }, { type: 'dense', units: 3 }] }, [4, 4, 1], 1);
+    const conv = await buildStudent(
+      tf,
+      { layers: [{ type: 'conv2d', filters: 2, kernelSize: 2 }, { type: 'flatten' }, { type: 'dense', units: 3 }] },
+      [4, 4, 1],
+      1,
+    );
     expect(denseStack(conv.layers as LayersModel)).toBeUndefined();
-    const variables = (denseStack((await buildStudent(tf, { layers: denseStudents['tanh and sigmoid, one layer without bias'] }, [8], 1)).layers as LayersModel)!.layers);
-    expect(variables.map((l) => [l.activation, l.bias !== undefined])).toEqual([['tanh', true], ['sigmoid', false], ['linear', true]]);
+    const variables = denseStack(
+      (await buildStudent(tf, { layers: denseStudents['tanh and sigmoid, one layer without bias'] }, [8], 1)).layers as LayersModel,
+    )!.layers;
+    expect(variables.map((l) => [l.activation, l.bias !== undefined])).toEqual([
+      ['tanh', true],
+      ['sigmoid', false],
+      ['linear', true],
+    ]);
     expect((variables[0].kernel as Variable).shape).toEqual([8, 6]);
   });
 });

@@ -19,9 +19,21 @@ beforeAll(async () => {
 });
 afterAll(async () => api.stop());
 
-interface RunResult { code: number; stdout: string; outputs: Record<string, string>; summary: string; workspace: string }
+interface RunResult {
+  code: number;
+  stdout: string;
+  outputs: Record<string, string>;
+  summary: string;
+  workspace: string;
+}
 
-const REFS: Record<string, string> = { pull_request: 'refs/pull/7/merge', push: 'refs/heads/main', schedule: 'refs/heads/main', release: 'refs/tags/v1.2.0', workflow_run: 'refs/heads/main' };
+const REFS: Record<string, string> = {
+  pull_request: 'refs/pull/7/merge',
+  push: 'refs/heads/main',
+  schedule: 'refs/heads/main',
+  release: 'refs/tags/v1.2.0',
+  workflow_run: 'refs/heads/main',
+};
 
 /** Runs the built bundle the way the runner does: node, INPUT_* variables and the GITHUB_* files. */
 async function runAction(event: string, inputs: Record<string, string>, workspace?: string, eventFile = `${event}.json`): Promise<RunResult> {
@@ -57,11 +69,11 @@ async function runnerFor(event: string, inputs: Record<string, string>, workspac
     GITHUB_WORKSPACE: dir,
     GITHUB_OUTPUT: outputFile,
     GITHUB_STEP_SUMMARY: summaryFile,
-    'INPUT_CONFIG': 'distill-gate.yml',
+    INPUT_CONFIG: 'distill-gate.yml',
     'INPUT_GITHUB-TOKEN': TOKEN,
-    'INPUT_COMMENT': 'true',
+    INPUT_COMMENT: 'true',
     'INPUT_FAIL-ON-GATE': 'true',
-    'INPUT_BACKEND': 'auto',
+    INPUT_BACKEND: 'auto',
     ...Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
   };
   const collect = async () => ({ outputs: parseOutputs(await readFile(outputFile, 'utf8')), summary: await readFile(summaryFile, 'utf8'), workspace: dir });
@@ -109,7 +121,11 @@ describe('the bundled action, run as the runner runs it', () => {
     const dir = await exampleWorkspace(quickConfig());
     await runAction('pull_request', { 'comment-key': 'student-a' }, dir);
     await runAction('pull_request', { 'comment-key': 'student-b' }, dir);
-    expect(commentsOn(7).map((c) => c.body.split('\n')[0]).sort()).toEqual(['<!-- distill-gate:student-a -->', '<!-- distill-gate:student-b -->']);
+    expect(
+      commentsOn(7)
+        .map((c) => c.body.split('\n')[0])
+        .sort(),
+    ).toEqual(['<!-- distill-gate:student-a -->', '<!-- distill-gate:student-b -->']);
   });
 
   it('fails the step with the failing gates and an error annotation each, still commenting', async () => {
@@ -176,7 +192,10 @@ describe('the bundled action, run as the runner runs it', () => {
     expect(run.stdout).toMatch(/::warning::Posting the PR comment failed: HTTP 401/);
     // The runner consumes ::add-mask:: itself and masks the value everywhere after it.
     expect(run.stdout).toContain(`::add-mask::${TOKEN}`);
-    const printed = run.stdout.split('\n').filter((line) => !line.startsWith('::add-mask::')).join('\n');
+    const printed = run.stdout
+      .split('\n')
+      .filter((line) => !line.startsWith('::add-mask::'))
+      .join('\n');
     expect(printed + run.summary + JSON.stringify(run.outputs)).not.toContain(TOKEN);
     expect(await readFile(path.join(run.workspace, 'distill-report/report.json'), 'utf8')).not.toContain(TOKEN);
     expect(api.requests.some((r) => r.authorization === `token ${TOKEN}`)).toBe(true);
@@ -208,7 +227,7 @@ describe('the bundled action, run as the runner runs it', () => {
     expect(api.comments).toHaveLength(0);
   });
 
-  it('mode report: posts an earlier run\'s report.json on the PR found by head SHA (workflow_run)', async () => {
+  it("mode report: posts an earlier run's report.json on the PR found by head SHA (workflow_run)", async () => {
     api.comments = [];
     api.pulls = [{ number: 12, state: 'open', head: { sha: 'f0f0f0' } }];
     const producer = await runAction('release', {});
@@ -297,7 +316,12 @@ describe('baselines from the store branch, as the runner runs it', () => {
     expect(main.code).toBe(0);
     expect(main.stdout).toMatch(/recorded this run in distill-gate-data \(1 runs in the history\)/);
     const folder = 'distill-gate/distill-gate.yml/main';
-    expect([...api.files.get('distill-gate-data')!.keys()].sort()).toEqual([`${folder}/history.json`, `${folder}/report.json`, `${folder}/student/group1-shard1of1.bin`, `${folder}/student/model.json`]);
+    expect([...api.files.get('distill-gate-data')!.keys()].sort()).toEqual([
+      `${folder}/history.json`,
+      `${folder}/report.json`,
+      `${folder}/student/group1-shard1of1.bin`,
+      `${folder}/student/model.json`,
+    ]);
 
     const unchanged = await runAction('pull_request', {}, await exampleWorkspace(quickConfig({ gates })));
     expect(unchanged.stdout).toContain('baseline from distill-gate-data for main, with its student');

@@ -35,13 +35,31 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(report.verdict).toBe('pass');
     expect(report.training.epochs).toBe(3);
     expect(report.training.loss).toHaveLength(3);
-    for (const metric of ['size.teacherBytes', 'size.studentBytes', 'size.teacherParams', 'size.studentParams', 'size.ratio', 'speed.teacherMs', 'speed.studentMs', 'speed.speedup', 'speed.studentThroughput', 'agreement.top1', 'agreement.top5', 'kl', 'accuracy.teacher', 'accuracy.student']) {
+    for (const metric of [
+      'size.teacherBytes',
+      'size.studentBytes',
+      'size.teacherParams',
+      'size.studentParams',
+      'size.ratio',
+      'speed.teacherMs',
+      'speed.studentMs',
+      'speed.speedup',
+      'speed.studentThroughput',
+      'agreement.top1',
+      'agreement.top5',
+      'kl',
+      'accuracy.teacher',
+      'accuracy.student',
+    ]) {
       expect(Number.isFinite(report.metrics[metric]), metric).toBe(true);
     }
     expect(report.metrics['size.studentParams']).toBe(64 * 32 + 32 + 32 * 10 + 10);
     expect(report.metrics['size.ratio']).toBeCloseTo(report.metrics['size.studentBytes'] / report.metrics['size.teacherBytes'], 12);
     expect(report.teacher.output).toBe('probabilities');
-    expect(report.gates.map((g) => [g.metric, g.op, g.threshold, g.pass])).toEqual([['agreement.top1', '>=', 0.5, true], ['size.ratio', '<=', 0.1, true]]);
+    expect(report.gates.map((g) => [g.metric, g.op, g.threshold, g.pass])).toEqual([
+      ['agreement.top1', '>=', 0.5, true],
+      ['size.ratio', '<=', 0.1, true],
+    ]);
     expect(report.environment.node).toBe(process.version);
     expect(stdout).toContain('## ✅ distill-gate: pass');
     expect(await readFile(path.join(out, 'report.md'), 'utf8')).toBe(stdout);
@@ -54,7 +72,11 @@ describe('distill-gate run (end to end on the bundled example)', () => {
   });
 
   it('gives identical metrics (timings aside) for the same config and seed on cpu', async () => {
-    const dir = await exampleWorkspace(quickConfig({ student: '  layers:\n    - { type: dense, units: 16, activation: relu }\n    - { type: dropout, rate: 0.3 }\n    - { type: dense, units: 10 }' }));
+    const dir = await exampleWorkspace(
+      quickConfig({
+        student: '  layers:\n    - { type: dense, units: 16, activation: relu }\n    - { type: dropout, rate: 0.3 }\n    - { type: dense, units: 10 }',
+      }),
+    );
     const first = await runCli(dir, '--backend', 'cpu', '--quiet');
     const a = await reportOf(first.out);
     const second = await runCli(dir, '--backend', 'cpu', '--quiet');
@@ -76,11 +98,12 @@ describe('distill-gate run (end to end on the bundled example)', () => {
   });
 
   it('trains a conv student with the WebAssembly kernel on wasm, and one the kernel refuses on cpu with inference still on wasm', async () => {
-    const conv = (extra: string) => quickConfig({
-      student: `  layers:\n    - { type: reshape, targetShape: [8, 8, 1] }\n    - { type: conv2d, filters: 2, kernelSize: 3, activation: relu${extra} }\n    - { type: maxPooling2d, poolSize: 2 }\n    - { type: flatten }\n    - { type: dense, units: 10 }`,
-      distill: '{ epochs: 1, batchSize: 64, seed: 1 }',
-      gates: '  {}',
-    }).replace('gates:\n  {}', 'gates: {}');
+    const conv = (extra: string) =>
+      quickConfig({
+        student: `  layers:\n    - { type: reshape, targetShape: [8, 8, 1] }\n    - { type: conv2d, filters: 2, kernelSize: 3, activation: relu${extra} }\n    - { type: maxPooling2d, poolSize: 2 }\n    - { type: flatten }\n    - { type: dense, units: 10 }`,
+        distill: '{ epochs: 1, batchSize: 64, seed: 1 }',
+        gates: '  {}',
+      }).replace('gates:\n  {}', 'gates: {}');
     const fast = await runCli(await exampleWorkspace(conv('')));
     expect(fast.code).toBe(0);
     expect(fast.stderr).toMatch(/training: kernel step on wasm; inference on wasm/);
@@ -89,7 +112,9 @@ describe('distill-gate run (end to end on the bundled example)', () => {
 
     // elu is not among the kernel's activations: autodiff, whose conv gradients wasm lacks.
     const slow = await runCli(await exampleWorkspace(conv('').replace('activation: relu', 'activation: elu')));
-    expect(slow.stderr).toMatch(/backend: wasm: a training step of this student needs kernels the backend lacks \(.*Conv2DBackpropFilter.*\); training on cpu, inference stays on wasm/);
+    expect(slow.stderr).toMatch(
+      /backend: wasm: a training step of this student needs kernels the backend lacks \(.*Conv2DBackpropFilter.*\); training on cpu, inference stays on wasm/,
+    );
     expect(slow.stderr).toMatch(/training: autodiff step on cpu \(not the WebAssembly kernel: Conv2D layer .*activation "elu"/);
     expect(slow.code).toBe(0);
     const slowReport = await reportOf(slow.out);
@@ -129,7 +154,11 @@ describe('distill-gate run (end to end on the bundled example)', () => {
   it('on SIGTERM mid-training writes a partial report and exits 1', async () => {
     const dir = await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' }));
     const out = path.join(dir, 'out');
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/index.ts'), 'run', '--config', path.join(dir, 'distill-gate.yml'), '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(ROOT, 'src/cli/index.ts'), 'run', '--config', path.join(dir, 'distill-gate.yml'), '--out', out],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (chunk) => {
       stderr += chunk;
@@ -149,13 +178,21 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     const capture = captureIo();
     const code = await main(['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', '/dev/null/report', '--quiet'], capture.io);
     expect(code).toBe(2);
-    expect(capture.stderr()).toMatch(/^distill-gate: error: \/dev\/null\/report: cannot write the report and student there \(ENOTDIR\); choose a writable output folder/);
+    expect(capture.stderr()).toMatch(
+      /^distill-gate: error: \/dev\/null\/report: cannot write the report and student there \(ENOTDIR\); choose a writable output folder/,
+    );
     expect(capture.stdout()).toContain('## ✅ distill-gate: pass');
   });
 
   it('judges relative gates against a baseline run, timing both students together for latency', async () => {
-    const gates = '  agreement.top1: { min: 0.5, maxDrop: 0.05 }\n  speed.studentMs: { maxIncrease: "50%" }\n  size.studentBytes: { maxIncrease: "5%", level: warn }';
-    const dir = await exampleWorkspace(quickConfig({ gates }).replace('measure: { warmup: 1, rounds: 3, throughputBatch: 64 }', 'measure: { warmup: 1, rounds: 3, throughputBatch: 64, speedBudgetSeconds: 3 }'));
+    const gates =
+      '  agreement.top1: { min: 0.5, maxDrop: 0.05 }\n  speed.studentMs: { maxIncrease: "50%" }\n  size.studentBytes: { maxIncrease: "5%", level: warn }';
+    const dir = await exampleWorkspace(
+      quickConfig({ gates }).replace(
+        'measure: { warmup: 1, rounds: 3, throughputBatch: 64 }',
+        'measure: { warmup: 1, rounds: 3, throughputBatch: 64, speedBudgetSeconds: 3 }',
+      ),
+    );
     const first = await runCli(dir, '--quiet');
     const firstReport = await reportOf(first.out);
     // The second run writes to the same folder: keep the first report for compare below.
@@ -171,7 +208,9 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(byOp['agreement.top1 maxDrop'].baseline).toBe(firstReport.metrics['agreement.top1']);
     expect(byOp['size.studentBytes maxIncrease'].status).toBe('warn');
     const speed = byOp['speed.studentMs maxIncrease'];
-    expect(speed.note).toMatch(/timed against the baseline's student in this run: ratio [\d.]+, 95% CI \[[\d.]+, [\d.]+\] over \d+ paired rounds; allowed 1\.500/);
+    expect(speed.note).toMatch(
+      /timed against the baseline's student in this run: ratio [\d.]+, 95% CI \[[\d.]+, [\d.]+\] over \d+ paired rounds; allowed 1\.500/,
+    );
     expect(report.speedComparison!.rounds).toBeGreaterThanOrEqual(20);
     expect(report.metrics['speed.vsBaseline']).toBeCloseTo(report.speedComparison!.ratio, 12);
     expect(report.baseline!.student).toBe(path.join(first.out, 'student/model.json'));
@@ -188,7 +227,7 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(strict.stdout()).toMatch(/\*\*Failing gates:\*\* size\.studentBytes \(increase <= 1%\)/);
   });
 
-  it('caches the teacher\'s soft targets by content: a hit skips the teacher and gives the same student', async () => {
+  it("caches the teacher's soft targets by content: a hit skips the teacher and gives the same student", async () => {
     const dir = await exampleWorkspace(quickConfig());
     const cache = path.join(dir, 'cache');
     const first = await runCli(dir, '--backend', 'cpu', '--cache-dir', cache);
@@ -213,7 +252,10 @@ describe('distill-gate run (end to end on the bundled example)', () => {
   it('streams .npy splits above data.streamAboveMB and reaches the same student as loading them whole', async () => {
     const dir = await exampleWorkspace(quickConfig());
     const whole = await reportOf((await runCli(dir, '--backend', 'cpu', '--quiet')).out);
-    await writeFile(path.join(dir, 'distill-gate.yml'), quickConfig({ data: '  train: { x: data/train_x.npy, y: data/train_y.npy }\n  eval:  { x: data/eval_x.npy,  y: data/eval_y.npy }\n  streamAboveMB: 0' }));
+    await writeFile(
+      path.join(dir, 'distill-gate.yml'),
+      quickConfig({ data: '  train: { x: data/train_x.npy, y: data/train_y.npy }\n  eval:  { x: data/eval_x.npy,  y: data/eval_y.npy }\n  streamAboveMB: 0' }),
+    );
     const run = await runCli(dir, '--backend', 'cpu');
     expect(run.stderr).toMatch(/data: streaming .*train_x\.npy in chunks of \d+ rows/);
     const streamed = await reportOf(run.out);

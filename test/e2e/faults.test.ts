@@ -32,17 +32,61 @@ const github = await import('@actions/github');
 const { run } = await import('../../src/action/run.js');
 const context = github.context as unknown as { eventName: string; payload: Record<string, unknown> };
 
-type Scenario = { name: string; event: 'pull_request' | 'workflow_run' | 'schedule'; verdict: 'pass' | 'fail'; method: string; path: RegExp; prepare?: () => void };
+type Scenario = {
+  name: string;
+  event: 'pull_request' | 'workflow_run' | 'schedule';
+  verdict: 'pass' | 'fail';
+  method: string;
+  path: RegExp;
+  prepare?: () => void;
+};
 const SCENARIOS: Scenario[] = [
   { name: 'list PR comments', event: 'pull_request', verdict: 'pass', method: 'GET', path: /\/issues\/7\/comments$/ },
   { name: 'create the PR comment', event: 'pull_request', verdict: 'pass', method: 'POST', path: /\/issues\/7\/comments$/ },
-  { name: 'update the PR comment', event: 'pull_request', verdict: 'pass', method: 'PATCH', path: /\/issues\/comments\/\d+$/, prepare: () => api.comments.push({ id: 1, issue_number: 7, body: '<!-- distill-gate:.github/distill-gate.yml -->\nold', html_url: '' }) },
+  {
+    name: 'update the PR comment',
+    event: 'pull_request',
+    verdict: 'pass',
+    method: 'PATCH',
+    path: /\/issues\/comments\/\d+$/,
+    prepare: () => api.comments.push({ id: 1, issue_number: 7, body: '<!-- distill-gate:.github/distill-gate.yml -->\nold', html_url: '' }),
+  },
   { name: 'find the PR by commit', event: 'workflow_run', verdict: 'pass', method: 'GET', path: /\/commits\/[^/]+\/pulls$/ },
   { name: 'list open PRs', event: 'workflow_run', verdict: 'pass', method: 'GET', path: /\/pulls$/, prepare: () => void (api.commitsListTheirPulls = false) },
   { name: 'list tracking issues', event: 'schedule', verdict: 'fail', method: 'GET', path: /\/issues$/ },
   { name: 'open the tracking issue', event: 'schedule', verdict: 'fail', method: 'POST', path: /\/issues$/ },
-  { name: 'update the tracking issue', event: 'schedule', verdict: 'fail', method: 'PATCH', path: /\/issues\/\d+$/, prepare: () => api.issues.push({ number: 5, title: 't', body: '<!-- distill-gate:issue:.github/distill-gate.yml -->\nold', state: 'open', labels: [{ name: 'distill-gate' }], html_url: '' }) },
-  { name: 'comment before closing the tracking issue', event: 'schedule', verdict: 'pass', method: 'POST', path: /\/issues\/\d+\/comments$/, prepare: () => api.issues.push({ number: 5, title: 't', body: '<!-- distill-gate:issue:.github/distill-gate.yml -->\nold', state: 'open', labels: [{ name: 'distill-gate' }], html_url: '' }) },
+  {
+    name: 'update the tracking issue',
+    event: 'schedule',
+    verdict: 'fail',
+    method: 'PATCH',
+    path: /\/issues\/\d+$/,
+    prepare: () =>
+      api.issues.push({
+        number: 5,
+        title: 't',
+        body: '<!-- distill-gate:issue:.github/distill-gate.yml -->\nold',
+        state: 'open',
+        labels: [{ name: 'distill-gate' }],
+        html_url: '',
+      }),
+  },
+  {
+    name: 'comment before closing the tracking issue',
+    event: 'schedule',
+    verdict: 'pass',
+    method: 'POST',
+    path: /\/issues\/\d+\/comments$/,
+    prepare: () =>
+      api.issues.push({
+        number: 5,
+        title: 't',
+        body: '<!-- distill-gate:issue:.github/distill-gate.yml -->\nold',
+        state: 'open',
+        labels: [{ name: 'distill-gate' }],
+        html_url: '',
+      }),
+  },
 ];
 const CODES = [401, 403, 404, 422, 429, 500];
 let injected = 0;
@@ -72,11 +116,38 @@ async function runScenario(scenario: Scenario, fault?: { status: number; times: 
   api.pulls = [{ number: 7, state: 'open', head: { sha: 'f0f0f0' } }];
   scenario.prepare?.();
   context.eventName = scenario.event;
-  context.payload = scenario.event === 'pull_request' ? { pull_request: { number: 7 } } : scenario.event === 'workflow_run' ? { workflow_run: { head_sha: 'f0f0f0', pull_requests: [] } } : {};
-  await writeFile(reportFile, JSON.stringify(sampleReport(scenario.verdict === 'fail' ? {
-    verdict: 'fail',
-    gates: [{ metric: 'size.ratio', op: '<=', threshold: 0.01, relative: false, level: 'error', value: 0.05, baseline: null, pass: false, status: 'fail', expected: '<= 0.01' }],
-  } : {})));
+  context.payload =
+    scenario.event === 'pull_request'
+      ? { pull_request: { number: 7 } }
+      : scenario.event === 'workflow_run'
+        ? { workflow_run: { head_sha: 'f0f0f0', pull_requests: [] } }
+        : {};
+  await writeFile(
+    reportFile,
+    JSON.stringify(
+      sampleReport(
+        scenario.verdict === 'fail'
+          ? {
+              verdict: 'fail',
+              gates: [
+                {
+                  metric: 'size.ratio',
+                  op: '<=',
+                  threshold: 0.01,
+                  relative: false,
+                  level: 'error',
+                  value: 0.05,
+                  baseline: null,
+                  pass: false,
+                  status: 'fail',
+                  expected: '<= 0.01',
+                },
+              ],
+            }
+          : {},
+      ),
+    ),
+  );
   await writeFile(summaryFile, '');
   await writeFile(path.join(dir, 'output'), '');
   if (fault) api.fail(scenario.method, scenario.path, fault.status, fault.times);

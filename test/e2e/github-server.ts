@@ -1,9 +1,27 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-interface Comment { id: number; body: string; html_url: string; issue_number: number }
-interface Issue { number: number; title: string; body: string; state: string; labels: Array<{ name: string }>; html_url: string }
-interface Fault { method: string; path: RegExp; status: number; times: number; headers?: Record<string, string> }
+interface Comment {
+  id: number;
+  body: string;
+  html_url: string;
+  issue_number: number;
+}
+interface Issue {
+  number: number;
+  title: string;
+  body: string;
+  state: string;
+  labels: Array<{ name: string }>;
+  html_url: string;
+}
+interface Fault {
+  method: string;
+  path: RegExp;
+  status: number;
+  times: number;
+  headers?: Record<string, string>;
+}
 
 /**
  * A small in-memory stand-in for the GitHub REST API on loopback: just the endpoints the action
@@ -85,7 +103,8 @@ export class FakeGitHub {
       }
     }
     if ((m = /^\/repos\/[^/]+\/[^/]+\/git\/blobs\/([^/]+)$/.exec(url.pathname))) {
-      for (const files of this.files.values()) for (const entry of files.values()) if (entry.sha === m[1]) return send(200, { sha: entry.sha, encoding: 'base64', content: entry.content });
+      for (const files of this.files.values())
+        for (const entry of files.values()) if (entry.sha === m[1]) return send(200, { sha: entry.sha, encoding: 'base64', content: entry.content });
       return send(404, { message: 'Not Found' });
     }
     if ((m = /^\/repos\/[^/]+\/[^/]+\/git\/ref\/heads\/(.+)$/.exec(url.pathname))) {
@@ -128,9 +147,19 @@ export class FakeGitHub {
       if (method === 'GET') {
         const label = url.searchParams.get('labels');
         const state = url.searchParams.get('state') ?? 'open';
-        return send(200, this.issues.filter((i) => i.state === state && (!label || i.labels.some((l) => l.name === label))));
+        return send(
+          200,
+          this.issues.filter((i) => i.state === state && (!label || i.labels.some((l) => l.name === label))),
+        );
       }
-      const issue = { number: this.nextId++, title: body.title, body: body.body, state: 'open', labels: (body.labels ?? []).map((name: string) => ({ name })), html_url: `https://github.test/issues/${this.nextId}` };
+      const issue = {
+        number: this.nextId++,
+        title: body.title,
+        body: body.body,
+        state: 'open',
+        labels: (body.labels ?? []).map((name: string) => ({ name })),
+        html_url: `https://github.test/issues/${this.nextId}`,
+      };
       this.issues.push(issue);
       return send(201, issue);
     }
@@ -143,7 +172,11 @@ export class FakeGitHub {
     if ((m = /^\/repos\/[^/]+\/[^/]+\/commits\/([^/]+)\/pulls$/.exec(url.pathname))) {
       return send(200, this.commitsListTheirPulls ? this.pulls.filter((p) => p.head.sha === m![1]) : []);
     }
-    if (/^\/repos\/[^/]+\/[^/]+\/pulls$/.test(url.pathname)) return send(200, this.pulls.filter((p) => p.state === 'open'));
+    if (/^\/repos\/[^/]+\/[^/]+\/pulls$/.test(url.pathname))
+      return send(
+        200,
+        this.pulls.filter((p) => p.state === 'open'),
+      );
     send(404, { message: `no route for ${method} ${url.pathname}` });
   }
 }

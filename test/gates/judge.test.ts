@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { GateCheck, GateResult } from '../../src/gates/gates.js';
-import { acceptRegressions, isPairedSpeedCheck, judge, sameEnvironment, type BaselineRun, type PairedSpeedJudgement, type SpeedEnvironment } from '../../src/gates/judge.js';
+import {
+  acceptRegressions,
+  isPairedSpeedCheck,
+  judge,
+  sameEnvironment,
+  type BaselineRun,
+  type PairedSpeedJudgement,
+  type SpeedEnvironment,
+} from '../../src/gates/judge.js';
 import { failedOutright, failsOutright, runVerdict } from '../../src/gates/verdict.js';
 import type { SpeedComparison } from '../../src/measure/paired-speed.js';
 

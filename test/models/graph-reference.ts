@@ -6,8 +6,13 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- attr values are whatever the converter wrote
-interface Node { name: string; op: string; input?: string[]; attr?: Record<string, any> }
+interface Node {
+  name: string;
+  op: string;
+  input?: string[];
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- attr values are whatever the converter wrote
+  attr?: Record<string, any>;
+}
 export interface ModelJson {
   signature: { inputs: Record<string, { name: string }>; outputs: Record<string, { name: string; tensorShape: { dim: Array<{ size: string }> } }> };
   modelTopology: { node: Node[] };
@@ -34,7 +39,10 @@ export function evaluate(fixture: Awaited<ReturnType<typeof readFixture>>, row: 
   const nodes = new Map(fixture.json.modelTopology.node.map((n) => [n.name, n]));
   const memo = new Map<string, number[]>();
   const matmul = (x: number[], name: string) => {
-    const { shape: [rows, cols], values } = fixture.weights.get(name)!;
+    const {
+      shape: [rows, cols],
+      values,
+    } = fixture.weights.get(name)!;
     if (x.length !== rows) throw new Error(`shape mismatch at ${name}`);
     return Array.from({ length: cols }, (_, j) => x.reduce((sum, xi, i) => sum + xi * values[i * cols + j], 0));
   };
@@ -47,9 +55,15 @@ export function evaluate(fixture: Awaited<ReturnType<typeof readFixture>>, row: 
     const inputs = node.input ?? [];
     let out: number[];
     switch (node.op) {
-      case 'Placeholder': out = row; break;
-      case 'MatMul': out = matmul(value(inputs[0]), inputs[1]); break;
-      case 'BiasAdd': out = bias(value(inputs[0]), inputs[1]); break;
+      case 'Placeholder':
+        out = row;
+        break;
+      case 'MatMul':
+        out = matmul(value(inputs[0]), inputs[1]);
+        break;
+      case 'BiasAdd':
+        out = bias(value(inputs[0]), inputs[1]);
+        break;
       case '_FusedMatMul': {
         const fused = (node.attr!.fused_ops.list.s as string[]).map((s) => Buffer.from(s, 'base64').toString());
         out = matmul(value(inputs[0]), inputs[1]);
@@ -57,8 +71,12 @@ export function evaluate(fixture: Awaited<ReturnType<typeof readFixture>>, row: 
         if (fused[1] === 'Relu') out = relu(out);
         break;
       }
-      case 'Relu': out = relu(value(inputs[0])); break;
-      case 'Sigmoid': out = value(inputs[0]).map((v) => 1 / (1 + Math.exp(-v))); break;
+      case 'Relu':
+        out = relu(value(inputs[0]));
+        break;
+      case 'Sigmoid':
+        out = value(inputs[0]).map((v) => 1 / (1 + Math.exp(-v)));
+        break;
       case 'Softmax': {
         const z = value(inputs[0]);
         const m = Math.max(...z);
@@ -67,8 +85,11 @@ export function evaluate(fixture: Awaited<ReturnType<typeof readFixture>>, row: 
         out = e.map((v) => v / s);
         break;
       }
-      case 'Identity': out = value(inputs[0]); break;
-      default: throw new Error(`op ${node.op} not in the reference`);
+      case 'Identity':
+        out = value(inputs[0]);
+        break;
+      default:
+        throw new Error(`op ${node.op} not in the reference`);
     }
     memo.set(name, out);
     return out;

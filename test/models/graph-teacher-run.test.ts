@@ -15,25 +15,31 @@ async function workspace(teacher: string, extra: string, units: number): Promise
   await cp(GRAPH_MODELS, path.join(dir, 'models'), { recursive: true });
   await mkdir(path.join(dir, 'data'));
   const random = seededRandom(5);
-  for (const [name, rows] of [['train', 256], ['eval', 128]] as const) {
+  for (const [name, rows] of [
+    ['train', 256],
+    ['eval', 128],
+  ] as const) {
     const x = Float32Array.from({ length: rows * 4 }, () => random() * 4 - 2);
     await writeFile(path.join(dir, `data/${name}_x.npy`), encodeNpy(x, [rows, 4]));
   }
-  await writeFile(path.join(dir, 'distill-gate.yml'), [
-    `teacher: models/${teacher}/model.json`,
-    extra,
-    'student:',
-    '  layers:',
-    '    - { type: dense, units: 8, activation: relu }',
-    `    - { type: dense, units: ${units} }`,
-    'data:',
-    '  train: { x: data/train_x.npy }',
-    '  eval: { x: data/eval_x.npy }',
-    'distill: { epochs: 3, batchSize: 32, learningRate: 0.01 }',
-    'measure: { warmup: 1, rounds: 3, throughputBatch: 32 }',
-    'backend: wasm',
-    '',
-  ].join('\n'));
+  await writeFile(
+    path.join(dir, 'distill-gate.yml'),
+    [
+      `teacher: models/${teacher}/model.json`,
+      extra,
+      'student:',
+      '  layers:',
+      '    - { type: dense, units: 8, activation: relu }',
+      `    - { type: dense, units: ${units} }`,
+      'data:',
+      '  train: { x: data/train_x.npy }',
+      '  eval: { x: data/eval_x.npy }',
+      'distill: { epochs: 3, batchSize: 32, learningRate: 0.01 }',
+      'measure: { warmup: 1, rounds: 3, throughputBatch: 32 }',
+      'backend: wasm',
+      '',
+    ].join('\n'),
+  );
   return dir;
 }
 

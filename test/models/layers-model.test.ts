@@ -13,15 +13,21 @@ beforeAll(async () => {
   ({ tf } = await resolveBackend('cpu'));
 });
 
-const ROWS = [[1, -0.5, 0.25, 2], [0, 0.5, 0, 0], [-1.5, 2, 0.75, -0.25]];
+const ROWS = [
+  [1, -0.5, 0.25, 2],
+  [0, 0.5, 0, 0],
+  [-1.5, 2, 0.75, -0.25],
+];
 
 async function save(model: LayersModel): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'layers-teacher-'));
   let file = '';
-  await model.save(tf.io.withSaveHandler(async (artifacts) => {
-    file = (await writeModelArtifacts(dir, artifacts)).modelJson;
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      file = (await writeModelArtifacts(dir, artifacts)).modelJson;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
   return file;
 }
 
@@ -41,7 +47,7 @@ function run(model: LoadedModel): number[][] {
 }
 
 function reference(model: LayersModel, output: number): number[][] {
-  return tf.tidy(() => ((model.predict(tf.tensor2d(ROWS)) as ReturnType<typeof tf.tensor>[])[output]).arraySync() as number[][]);
+  return tf.tidy(() => (model.predict(tf.tensor2d(ROWS)) as ReturnType<typeof tf.tensor>[])[output].arraySync() as number[][]);
 }
 
 describe('LayersModel teachers', () => {
@@ -50,7 +56,9 @@ describe('LayersModel teachers', () => {
     const file = await save(model);
     await expect(loadModel(tf, file, 'teacher')).rejects.toThrow(InputError);
     await expect(loadModel(tf, file, 'teacher')).rejects.toThrow(/has 2 outputs: classes \([^)]*3 wide\), flag \([^)]*1 wide\)\. Set teacherHead/);
-    await expect(loadModel(tf, file, 'teacher', { head: 'flags' })).rejects.toThrow(/teacherHead "flags": is not an output of .*model\.json; its outputs: classes/);
+    await expect(loadModel(tf, file, 'teacher', { head: 'flags' })).rejects.toThrow(
+      /teacherHead "flags": is not an output of .*model\.json; its outputs: classes/,
+    );
     model.dispose();
   });
 

@@ -60,7 +60,12 @@ describe('inference batch from the input size and the backend', () => {
 });
 
 describe('a predict call that runs out of memory', () => {
-  const data = () => inMemoryDataset('d', Float32Array.from({ length: 23 * 3 }, (_, i) => i), [3]);
+  const data = () =>
+    inMemoryDataset(
+      'd',
+      Float32Array.from({ length: 23 * 3 }, (_, i) => i),
+      [3],
+    );
   const expected = Array.from({ length: 23 }, (_, r) => [3 * (3 * r) + 3, 3 * r + 2]).flat();
 
   it('is retried with half the rows, and the smaller batch is kept', async () => {
@@ -80,7 +85,13 @@ describe('a predict call that runs out of memory', () => {
   });
 
   it('is recognised from the messages backends throw', () => {
-    for (const message of ['RuntimeError: memory access out of bounds', 'OOM when allocating tensor with shape[512,112,112,96]', 'Aborted(Cannot enlarge memory arrays to size 4294967296 bytes)', 'Array buffer allocation failed', 'WebGPU: out of memory']) {
+    for (const message of [
+      'RuntimeError: memory access out of bounds',
+      'OOM when allocating tensor with shape[512,112,112,96]',
+      'Aborted(Cannot enlarge memory arrays to size 4294967296 bytes)',
+      'Array buffer allocation failed',
+      'WebGPU: out of memory',
+    ]) {
       expect(isOutOfMemory(new Error(message)), message).toBe(true);
     }
     expect(isOutOfMemory(new Error('Input tensor count mismatch'))).toBe(false);

@@ -76,10 +76,16 @@ export function explainFailure(what: string, error: unknown, permission = 'pull-
   const { status } = (error ?? {}) as HttpError;
   const base = `${what} failed: ${describeStatus(error)}.`;
   const fix =
-    status === 401 ? 'The token is invalid or expired; pass a valid `github-token`.' :
-    status === 403 ? `The token may not write here: give the job \`permissions: ${permission}\` (and \`issues: write\` for tracking issues). Pull requests from forks get a read-only token: use the workflow_run pattern in the README (mode: report).` :
-    status === 404 ? 'The pull request or issue was not found (deleted, or the token cannot see this repository).' :
-    status === 422 ? 'GitHub refused the content (too long or invalid).' :
-    isTransient(error) ? 'GitHub kept failing after retries; the report is still in the job summary and on disk.' : '';
+    status === 401
+      ? 'The token is invalid or expired; pass a valid `github-token`.'
+      : status === 403
+        ? `The token may not write here: give the job \`permissions: ${permission}\` (and \`issues: write\` for tracking issues). Pull requests from forks get a read-only token: use the workflow_run pattern in the README (mode: report).`
+        : status === 404
+          ? 'The pull request or issue was not found (deleted, or the token cannot see this repository).'
+          : status === 422
+            ? 'GitHub refused the content (too long or invalid).'
+            : isTransient(error)
+              ? 'GitHub kept failing after retries; the report is still in the job summary and on disk.'
+              : '';
   return `${base} ${fix} The report is in the job summary and on disk; the verdict still decides this step.`.replace(/ {2}/g, ' ');
 }

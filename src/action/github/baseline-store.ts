@@ -57,7 +57,9 @@ async function getFile(api: Api, location: StoreLocation, file: string): Promise
 async function putFile(api: Api, location: StoreLocation, file: string, bytes: Buffer, message: string, sha: string | undefined): Promise<void> {
   const { client, owner, repo } = api;
   const { branch } = location;
-  await api.call(`writing ${file} to ${branch}`, () => client.rest.repos.createOrUpdateFileContents({ owner, repo, path: file, branch, message, content: bytes.toString('base64'), ...(sha ? { sha } : {}) }));
+  await api.call(`writing ${file} to ${branch}`, () =>
+    client.rest.repos.createOrUpdateFileContents({ owner, repo, path: file, branch, message, content: bytes.toString('base64'), ...(sha ? { sha } : {}) }),
+  );
 }
 
 /** Downloads the latest baseline for `forBranch` into `dir`; undefined when none was stored yet. */
@@ -104,7 +106,13 @@ async function ensureBranch(api: Api, location: StoreLocation, fromSha: string):
  * Records a default-branch run: appends to the history (re-reading and re-appending when another
  * run wrote in between, so no entry is lost) and replaces the latest report and student.
  */
-export async function storeRun(api: Api, location: StoreLocation, report: Report, studentDir: string | undefined, origin: { fromSha: string; event?: string }): Promise<HistoryEntry[]> {
+export async function storeRun(
+  api: Api,
+  location: StoreLocation,
+  report: Report,
+  studentDir: string | undefined,
+  origin: { fromSha: string; event?: string },
+): Promise<HistoryEntry[]> {
   await ensureBranch(api, location, origin.fromSha);
   const folder = storeFolder(location);
   const message = `distill-gate: ${report.verdict} for ${location.forBranch}${report.commit ? ` at ${report.commit.slice(0, 12)}` : ''}`;

@@ -11,7 +11,7 @@ export function commentMarker(key: string): string {
 /** Shortens a body over GitHub's limit at a line break and says where the full report is. */
 export function fitComment(body: string, limit = COMMENT_LIMIT): { body: string; truncated: boolean } {
   if (body.length <= limit) return { body, truncated: false };
-  const note = '\n\n> **Report shortened** to fit GitHub\'s comment limit: the full report is in this run\'s job summary and in `report.md`.\n';
+  const note = "\n\n> **Report shortened** to fit GitHub's comment limit: the full report is in this run's job summary and in `report.md`.\n";
   const fence = '\n```';
   const room = limit - note.length - fence.length;
   let cut = body.lastIndexOf('\n', room);
@@ -37,7 +37,9 @@ export async function upsertStickyComment(api: Api, issueNumber: number, key: st
   const marker = commentMarker(key);
   const { body, truncated } = fitComment(`${marker}\n${markdown}`);
   const { client, owner, repo } = api;
-  const comments = await api.call('listing PR comments', () => client.paginate(client.rest.issues.listComments, { owner, repo, issue_number: issueNumber, per_page: 100 }));
+  const comments = await api.call('listing PR comments', () =>
+    client.paginate(client.rest.issues.listComments, { owner, repo, issue_number: issueNumber, per_page: 100 }),
+  );
   const existing = comments.find((c) => c.body?.startsWith(marker));
   if (existing) {
     const { data } = await api.call('updating the report comment', () => client.rest.issues.updateComment({ owner, repo, comment_id: existing.id, body }));

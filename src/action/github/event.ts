@@ -40,7 +40,9 @@ export function branchOf(ref: string): string | undefined {
  */
 export async function findPullRequestBySha(api: Api, sha: string): Promise<number | undefined> {
   const { client, owner, repo } = api;
-  const associated = await api.call('finding the PR of this commit', () => client.rest.repos.listPullRequestsAssociatedWithCommit({ owner, repo, commit_sha: sha }));
+  const associated = await api.call('finding the PR of this commit', () =>
+    client.rest.repos.listPullRequestsAssociatedWithCommit({ owner, repo, commit_sha: sha }),
+  );
   const direct = associated.data.find((pr) => pr.state === 'open' && pr.head.sha === sha);
   if (direct) return direct.number;
   const open = await api.call('listing open PRs', () => client.paginate(client.rest.pulls.list, { owner, repo, state: 'open', per_page: 100 }));
@@ -58,7 +60,9 @@ export async function defaultBranch(api: Api, context: EventContext): Promise<st
 /** Who last put `label` on the PR, from its timeline; "someone" when GitHub does not say. */
 export async function labelledBy(api: Api, issueNumber: number, label: string): Promise<string> {
   const { client, owner, repo } = api;
-  const events = await api.call('reading the PR\'s label events', () => client.paginate(client.rest.issues.listEvents, { owner, repo, issue_number: issueNumber, per_page: 100 }));
+  const events = await api.call("reading the PR's label events", () =>
+    client.paginate(client.rest.issues.listEvents, { owner, repo, issue_number: issueNumber, per_page: 100 }),
+  );
   const labelled = events.filter((e) => e.event === 'labeled' && (e as { label?: { name?: string } }).label?.name === label);
   const actor = labelled[labelled.length - 1]?.actor?.login;
   return actor ? `@${actor}` : 'someone';

@@ -17,12 +17,18 @@ export async function syncTrackingIssue(api: Api, target: TrackingTarget, verdic
   const { client, owner, repo } = api;
   const { label } = target;
   const marker = commentMarker(`issue:${target.key}`);
-  const open = await api.call('listing tracking issues', () => client.paginate(client.rest.issues.listForRepo, { owner, repo, labels: label, state: 'open', per_page: 100 }));
+  const open = await api.call('listing tracking issues', () =>
+    client.paginate(client.rest.issues.listForRepo, { owner, repo, labels: label, state: 'open', per_page: 100 }),
+  );
   const existing = open.find((issue) => !issue.pull_request && issue.body?.startsWith(marker));
   if (verdict === 'pass') {
     if (!existing) return { action: 'none' };
-    await api.call('commenting on the tracking issue', () => client.rest.issues.createComment({ owner, repo, issue_number: existing.number, body: `Gates pass again in ${target.runUrl}; closing.` }));
-    await api.call('closing the tracking issue', () => client.rest.issues.update({ owner, repo, issue_number: existing.number, state: 'closed', state_reason: 'completed' }));
+    await api.call('commenting on the tracking issue', () =>
+      client.rest.issues.createComment({ owner, repo, issue_number: existing.number, body: `Gates pass again in ${target.runUrl}; closing.` }),
+    );
+    await api.call('closing the tracking issue', () =>
+      client.rest.issues.update({ owner, repo, issue_number: existing.number, state: 'closed', state_reason: 'completed' }),
+    );
     return { action: 'closed', url: existing.html_url };
   }
   const { body } = fitComment(`${marker}\nThe scheduled distill-gate run ${target.runUrl} failed its gates.\n\n${markdown}`);
@@ -30,6 +36,8 @@ export async function syncTrackingIssue(api: Api, target: TrackingTarget, verdic
     const { data } = await api.call('updating the tracking issue', () => client.rest.issues.update({ owner, repo, issue_number: existing.number, body }));
     return { action: 'updated', url: data.html_url };
   }
-  const { data } = await api.call('opening the tracking issue', () => client.rest.issues.create({ owner, repo, title: `distill-gate: gates failing (${target.key})`, body, labels: [label] }));
+  const { data } = await api.call('opening the tracking issue', () =>
+    client.rest.issues.create({ owner, repo, title: `distill-gate: gates failing (${target.key})`, body, labels: [label] }),
+  );
   return { action: 'opened', url: data.html_url };
 }

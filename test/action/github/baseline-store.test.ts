@@ -14,7 +14,15 @@ const { storeFolder } = await import('../../../src/action/github/baseline-store.
 const location: StoreLocation = { branch: 'distill-gate-data', key: '.github/distill-gate.yml', forBranch: 'main' };
 /** The facade as a push to main builds it; `sha` is the commit a new data branch starts from. */
 const gitHub = (sha = 'abc123') => {
-  const context: EventContext = { eventName: 'push', payload: {}, sha, ref: 'refs/heads/main', repo: { owner: 'acme', repo: 'models' }, serverUrl: 'https://github.test', runId: 1 };
+  const context: EventContext = {
+    eventName: 'push',
+    payload: {},
+    sha,
+    ref: 'refs/heads/main',
+    repo: { owner: 'acme', repo: 'models' },
+    serverUrl: 'https://github.test',
+    runId: 1,
+  };
   return createGitHub('t', context, { minTimeoutMs: 1 });
 };
 

@@ -7,7 +7,16 @@ const api = await new FakeGitHub().start();
 process.env.GITHUB_API_URL = api.url;
 const { createGitHub } = await import('../../../src/action/github/index.js');
 
-const context = (extra: Partial<EventContext> = {}): EventContext => ({ eventName: 'schedule', payload: {}, sha: 'abc123', ref: 'refs/heads/main', repo: { owner: 'acme', repo: 'models' }, serverUrl: 'https://github.test', runId: 42, ...extra });
+const context = (extra: Partial<EventContext> = {}): EventContext => ({
+  eventName: 'schedule',
+  payload: {},
+  sha: 'abc123',
+  ref: 'refs/heads/main',
+  repo: { owner: 'acme', repo: 'models' },
+  serverUrl: 'https://github.test',
+  runId: 42,
+  ...extra,
+});
 
 afterAll(() => api.stop());
 beforeEach(() => {
@@ -16,9 +25,12 @@ beforeEach(() => {
 });
 
 describe('the GitHub facade, built once', () => {
-  it('sends every call to the context\'s repository with the token, retrying with the options it was built with', async () => {
+  it("sends every call to the context's repository with the token, retrying with the options it was built with", async () => {
     const retries: string[] = [];
-    const github = createGitHub('ghs_facade', context({ repo: { owner: 'octo', repo: 'nets' } }), { minTimeoutMs: 1, onRetry: (message) => retries.push(message) });
+    const github = createGitHub('ghs_facade', context({ repo: { owner: 'octo', repo: 'nets' } }), {
+      minTimeoutMs: 1,
+      onRetry: (message) => retries.push(message),
+    });
     api.fail('GET', /\/issues\/3\/comments$/, 502);
     await github.upsertStickyComment(3, 'k', 'report');
     expect(retries).toEqual([expect.stringMatching(/^listing PR comments: HTTP 502 .*retrying \(attempt 2\)$/)]);

@@ -44,26 +44,42 @@ describe('API failures', () => {
 
   it('retries transient failures and gives up at once on others', async () => {
     let calls = 0;
-    const value = await withRetry('x', async () => {
-      calls++;
-      if (calls < 3) throw error(503);
-      return 'ok';
-    }, { minTimeoutMs: 1 });
+    const value = await withRetry(
+      'x',
+      async () => {
+        calls++;
+        if (calls < 3) throw error(503);
+        return 'ok';
+      },
+      { minTimeoutMs: 1 },
+    );
     expect([value, calls]).toEqual(['ok', 3]);
     calls = 0;
-    await expect(withRetry('x', async () => {
-      calls++;
-      throw error(404, 'Not Found');
-    }, { minTimeoutMs: 1 })).rejects.toThrow('Not Found');
+    await expect(
+      withRetry(
+        'x',
+        async () => {
+          calls++;
+          throw error(404, 'Not Found');
+        },
+        { minTimeoutMs: 1 },
+      ),
+    ).rejects.toThrow('Not Found');
     expect(calls).toBe(1);
   });
 
   it('stops retrying after the retry budget', async () => {
     let calls = 0;
-    await expect(withRetry('x', async () => {
-      calls++;
-      throw error(500);
-    }, { retries: 2, minTimeoutMs: 1 })).rejects.toThrow();
+    await expect(
+      withRetry(
+        'x',
+        async () => {
+          calls++;
+          throw error(500);
+        },
+        { retries: 2, minTimeoutMs: 1 },
+      ),
+    ).rejects.toThrow();
     expect(calls).toBe(3);
   });
 
@@ -83,7 +99,9 @@ describe('API failures', () => {
     const forbidden = error(403, 'Resource not accessible by integration');
     const comment = explainFailure('Posting the PR comment', forbidden);
     expect(comment).toContain('give the job `permissions: pull-requests: write` (and `issues: write` for tracking issues)');
-    expect(explainFailure('Recording the baseline', forbidden, 'contents: write')).toBe(comment.replace('Posting the PR comment', 'Recording the baseline').replace('pull-requests: write', 'contents: write'));
+    expect(explainFailure('Recording the baseline', forbidden, 'contents: write')).toBe(
+      comment.replace('Posting the PR comment', 'Recording the baseline').replace('pull-requests: write', 'contents: write'),
+    );
     expect(explainFailure('Reading', forbidden, 'contents: read')).toContain('`permissions: contents: read`');
     expect(explainFailure('Reading', error(404), 'contents: read')).not.toContain('permissions');
   });
