@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { buildReport, type RunRecord } from '../../src/report/build.js';
+import { renderMarkdown } from '../../src/report/markdown.js';
+import { SCHEMA_VERSION } from '../../src/report/report.js';
+
+// Stage results written by hand: buildReport is pure, so the whole report (and its markdown) is
+// checked here without training, loading or timing anything.
+function record(overrides: Partial<RunRecord> = {}): RunRecord {
+  return {
+    config: {
+      teacher: '/repo/models/teacher/model.json',
+      student: { layers: [{ type: 'conv2d', filters: 8, kernelSize: 3 }] },
+      distill: { temperature: 4, alpha: 0.9, epochs: 5, batchSize: 64, learningRate: 0.001, seed: 7 },
+      file: '/repo/distill-gate.yml',
+    },
+    session: {
+      backend: { name: 'wasm' },
+      teacher: { format: 'graph-model', output: 'probabilities', params: 76522, bytes: 306088 },
+      student: { params: 810, bytes: 3240 },
+      train: { size: 10000, y: new Int32Array(0) },
+      evalSet: { size: 2000 },
+      baseline: { path: '/base/report.json', report: { createdAt: '2026-11-01T00:00:00.000Z', commit: 'abc123' } },
+    },
+    distillation: {
+      training: { epochsCompleted: 3, loss: [0.5, 0.3, 0.2] },
+      path: { kind: 'kernel', backend: 'wasm' },
+      seconds: 4.5,
+      teacherSeconds: 1.25,
+      softTargets: 'computed',
+    },
+    measurement: {
+      metrics: { 'agreement.top1': 0.95, 'size.ratio': 0.0106 },
+      baselineStudentPath: '/base/student/model.json',
+      environment: {
+        backend: 'wasm',
+        backendSource: 'bundled',
+        tfjsVersion: '4.22.0',
+        node: 'v20',
+        platform: 'linux-x64',
+        cpu: 'cpu',
+        cpus: 2,
+        gpu: null,
+        backendNotes: [],
+      },
+    },
+    judgement: {
+      verdict: 'fail',
+      status: 'incomplete',
+      gates: [],
+      reasons: ['Training stopped after 3 of 5 epochs: received SIGTERM.'],
+      environmentDiffers: true,
+      override: { label: 'accept-regression', by: 'octocat', gates: ['agreement.top1'] },
+    },
+    studentDir: '/out/student',
+    commit: 'def456',
+    createdAt: '2026-11-25T12:00:00.000Z',
+    ...overrides,
+  };
+}
+
+describe('buildReport', () => {
+  it('puts every stage result where report.json readers look for it', () => {
+    const report = buildReport(record());
+    expect(report.schemaVersion).toBe(SCHEMA_VERSION);
+    expect([report.verdict, report.status, report.backend]).toEqual(['fail', 'incomplete', 'wasm']);
+    expect(report.training).toMatchObject({
+      epochs: 3,
+      epochsPlanned: 5,
+      seconds: 4.5,
+      teacherSeconds: 1.25,
+      trainSamples: 10000,
+      evalSamples: 2000,
+      labels: true,
+      step: { kind: 'kernel', backend: 'wasm' },
+    });
+    expect(report.student).toEqual({ path: '/out/student/model.json', params: 810, bytes: 3240, from: 'layers' });
+    expect(report.baseline).toEqual({
+      path: '/base/report.json',
+      createdAt: '2026-11-01T00:00:00.000Z',
+      commit: 'abc123',
+      environmentDiffers: true,
+      student: '/base/student/model.json',
+    });
+    expect(report.override).toEqual({ label: 'accept-regression', by: 'octocat', gates: ['agreement.top1'] });
+    expect(report.speedComparison).toBeNull();
+    expect(report.commit).toBe('def456');
+    expect('speedBackend' in report).toBe(false);
+  });
+
+  it('records measure.backend, no baseline, no label and no commit as such', () => {
+    const base = record();
+    const report = buildReport({
+      ...base,
+      session: { ...base.session, speedBackend: { name: 'cpu' }, baseline: undefined, train: { size: 10000 } },
+      judgement: { ...base.judgement, override: undefined },
+      commit: undefined,
+    });
+    expect(report.speedBackend).toBe('cpu');
+    expect(report.baseline).toBeNull();
+    expect(report.override).toBeNull();
+    expect(report.training.labels).toBe(false);
+    expect('commit' in report).toBe(false);
+  });
+
+  it('gives the same report for the same record, and its markdown names the training step', () => {
+    expect(JSON.stringify(buildReport(record()))).toBe(JSON.stringify(buildReport(record())));
+    expect(renderMarkdown(buildReport(record()))).toContain('kernel training step on wasm');
+  });
+});
