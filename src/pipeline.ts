@@ -1,17 +1,18 @@
 import path from 'node:path';
 import type { Config } from './config/load.js';
-import type { InputError } from './errors.js';
 import type { RegressionAcceptance } from './gates/judge.js';
 import { measuredMetrics } from './measure/metrics.js';
 import { buildReport } from './report/build.js';
 import type { HistoryEntry } from './report/history.js';
 import { renderMarkdown } from './report/markdown.js';
-import type { Report } from './report/report.js';
+import type { RunResult } from './report/report.js';
 import { distillStudent, trainingBudget } from './stages/distill.js';
 import { judgeRun } from './stages/judge.js';
 import { measureStudent } from './stages/measure.js';
 import { prepare } from './stages/prepare.js';
 import { writeOutputs } from './stages/write.js';
+
+export type { RunResult } from './report/report.js';
 
 /**
  * What a run needs beyond its config: where to write, and the runtime around it. Settings that
@@ -41,15 +42,6 @@ export interface RunOptions {
   acceptRegression?: RegressionAcceptance;
   /** Earlier runs from the baseline store, drawn as a trend in report.md. */
   history?: HistoryEntry[];
-}
-
-export interface RunResult {
-  report: Report;
-  markdown: string;
-  reportPath: string;
-  studentPath: string;
-  /** Set when the report could not be written to disk; the report itself is intact in memory. */
-  writeError?: InputError;
 }
 
 /** Metrics every run measures (the names gates may use): the catalogue's, for these classes, topK and labels. */

@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { metricOutputs } from '../measure/metrics.js';
-import type { RunResult } from '../pipeline.js';
+import type { RunResult } from '../report/report.js';
 import type { Report } from '../report/report.js';
 import { explainFailure, pullRequestNumber, PULL_REQUEST_EVENTS, type GitHub } from './github/index.js';
 import type { Step } from './inputs.js';

@@ -1,7 +1,7 @@
 import * as core from '@actions/core';
 import * as actionsGitHub from '@actions/github';
 import { isInputError } from '../errors.js';
-import type { RunResult } from '../pipeline.js';
+import type { RunResult } from '../report/report.js';
 import { createGitHub, type EventContext, type RetryOptions } from './github/index.js';
 import { readInputs, type Step } from './inputs.js';
 import { modes } from './modes.js';

@@ -2,7 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
-import type { RunResult } from '../pipeline.js';
+import type { RunResult } from '../report/report.js';
 import { branchOf, explainFailure, STORING_EVENTS, type EventContext, type GitHub, type StoredBaseline, type StoreLocation } from './github/index.js';
 import type { ActionInputs } from './inputs.js';
 

@@ -37,6 +37,28 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError('(run distill-gate --help for usage)');
 
+  for (const add of [addRun, addCompare, addMerge, addHistory, addDoctor]) add(program, io, (code) => (exitCode = code));
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? ExitCode.pass : ExitCode.badInput;
+    }
+    if (isInputError(error)) {
+      io.stderr(`distill-gate: error: ${error.message}\n`);
+      return ExitCode.badInput;
+    }
+    io.stderr(
+      `distill-gate: internal error (a bug in distill-gate, please report it with this output):\n${error instanceof Error ? error.stack : String(error)}\n`,
+    );
+    return ExitCode.internal;
+  }
+}
+
+/** `run`: distil, measure, judge and write; exit 0 on pass, 1 on a failing gate. */
+function addRun(program: Command, io: CliIo, done: (code: number) => void): void {
   program
     .command('run')
     .description('distil, measure, check gates and write report.json, report.md and student/')
@@ -61,9 +83,12 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       // The report was printed above, so nothing is lost when the disk refused it.
       if (result.writeError) throw result.writeError;
       log(`report: ${result.reportPath}\nstudent: ${result.studentPath}\nverdict: ${result.report.verdict}`);
-      exitCode = result.report.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed;
+      done(result.report.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed);
     });
+}
 
+/** `compare`: re-judge a report against a baseline report, nothing run. */
+function addCompare(program: Command, io: CliIo, done: (code: number) => void): void {
   program
     .command('compare')
     .description('compare two report.json files (new against baseline) without running anything')
@@ -75,9 +100,12 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       const gates = options.config ? (await loadConfig(options.config)).gates : undefined;
       const comparison = compareReports(current, baseline, baselineFile, gates);
       io.stdout(comparison.markdown);
-      exitCode = comparison.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed;
+      done(comparison.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed);
     });
+}
 
+/** `merge`: one report and verdict for the reports of a matrix of jobs. */
+function addMerge(program: Command, io: CliIo, done: (code: number) => void): void {
   program
     .command('merge')
     .description('merge the report.json files of a matrix of jobs into one report and verdict')
@@ -90,9 +118,12 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         await mkdir(options.out, { recursive: true });
         await writeFile(path.join(options.out, 'report.md'), merged.markdown);
       }
-      exitCode = merged.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed;
+      done(merged.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed);
     });
+}
 
+/** `history`: the last runs of a baseline store. */
+function addHistory(program: Command, io: CliIo): void {
   program
     .command('history')
     .description('print the last runs of a baseline store history file as a table')
@@ -101,28 +132,14 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     .action(async (file: string, options: { last: number }) => {
       io.stdout(historyTable(await readHistory(file), options.last));
     });
+}
 
+/** `doctor`: which backends load here. */
+function addDoctor(program: Command, io: CliIo): void {
   program
     .command('doctor')
     .description('say which TF.js backends load here, and what to install for the others')
     .action(async () => {
       io.stdout(await doctor());
     });
-
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return exitCode;
-  } catch (error) {
-    if (error instanceof CommanderError) {
-      return error.exitCode === 0 ? ExitCode.pass : ExitCode.badInput;
-    }
-    if (isInputError(error)) {
-      io.stderr(`distill-gate: error: ${error.message}\n`);
-      return ExitCode.badInput;
-    }
-    io.stderr(
-      `distill-gate: internal error (a bug in distill-gate, please report it with this output):\n${error instanceof Error ? error.stack : String(error)}\n`,
-    );
-    return ExitCode.internal;
-  }
 }

@@ -1,4 +1,4 @@
-import type { LayersModel, Variable } from '@tensorflow/tfjs';
+import type { layers, LayersModel, Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import { correctedAdam } from './adam.js';
 import { NET_KD_WASM } from './kernel/net-kd-wasm.js';
@@ -15,6 +15,8 @@ const PAGE = 65536;
 
 type Activation = keyof typeof ACTIVATIONS;
 type Shape = [height: number, width: number, channels: number];
+type Pair = [number, number];
+type Layer = layers.Layer;
 
 /** One op of the kernel's program, in the terms of net_kd.c's Op. */
 export interface KernelOp {
@@ -41,6 +43,23 @@ export interface KernelOp {
 /** A Sequential student as the kernel's program, or why the kernel cannot train it. */
 export type KernelPlan = { ops: KernelOp[] } | { unsupported: string };
 
+/** Options that keep a layer off the kernel: the autodiff step applies them, as model.fit does. */
+const AUTODIFF_ONLY_KEYS = ['Regularizer', 'Constraint']
+  .flatMap((kind) => ['kernel', 'bias', 'activity', 'depthwise', 'pointwise', 'beta', 'gamma'].map((weight) => `${weight}${kind}`))
+  .filter((key) => key !== 'activityConstraint');
+
+/** What a layer's translation sees: the layer, its config, the shape coming in and the op fields every op shares. */
+interface LayerContext {
+  layer: Layer;
+  config: Record<string, unknown>;
+  shape: Shape;
+  weights: Variable[];
+  base: Omit<KernelOp, 'type' | 'output'>;
+}
+
+/** A layer's ops and the shape it hands on, or why the kernel cannot take it. */
+type Translation = { ops: KernelOp[]; shape: Shape } | string;
+
 /**
  * Translates a Sequential student into kernel ops. Anything the kernel does not do exactly as
  * TF.js does (another activation, dilation, channels-first, regularisers, frozen layers, a
@@ -49,187 +68,138 @@ export type KernelPlan = { ops: KernelOp[] } | { unsupported: string };
 export function planKernel(model: LayersModel): KernelPlan {
   if (model.getClassName() !== 'Sequential') return { unsupported: 'the student is not a Sequential stack' };
   const inputShape = model.inputs[0].shape.slice(1);
-  if (inputShape.some((d) => d === null)) return { unsupported: 'the input shape has a free dimension' };
-  let shape: Shape;
-  if (inputShape.length === 1) shape = [1, 1, inputShape[0]!];
-  else if (inputShape.length === 2) shape = [1, inputShape[0]!, inputShape[1]!];
-  else if (inputShape.length === 3) shape = inputShape as Shape;
-  else return { unsupported: `inputs of rank ${inputShape.length + 1}` };
-
+  if (inputShape.some((d) => d === null) || inputShape.length === 0 || inputShape.length > 3) {
+    return { unsupported: `inputs of shape [${inputShape.join(', ')}] (the kernel takes fixed [features], [rows, features] or [height, width, channels])` };
+  }
+  let shape = [1, 1, 1, ...inputShape].slice(-3) as Shape;
   const ops: KernelOp[] = [];
-  const layers = model.layers;
-  for (const [index, layer] of layers.entries()) {
+  for (const [index, layer] of model.layers.entries()) {
     const className = layer.getClassName();
     const config = layer.getConfig() as Record<string, unknown>;
     const name = `${className} layer ${layer.name}`;
-    const refuse = (why: string): KernelPlan => ({ unsupported: `${name}: ${why}` });
-    if (!layer.trainable && layer.weights.length > 0) return refuse('frozen layers train through autodiff');
-    if (
-      [
-        'kernelRegularizer',
-        'biasRegularizer',
-        'activityRegularizer',
-        'depthwiseRegularizer',
-        'pointwiseRegularizer',
-        'betaRegularizer',
-        'gammaRegularizer',
-        'kernelConstraint',
-        'biasConstraint',
-        'depthwiseConstraint',
-        'pointwiseConstraint',
-        'betaConstraint',
-        'gammaConstraint',
-      ].some((key) => config[key] != null)
-    ) {
-      return refuse('regularisers and constraints are applied by the autodiff step only');
-    }
-    if (config.dataFormat != null && config.dataFormat !== 'channelsLast') return refuse('only channelsLast is supported');
-    const isLast = index === layers.length - 1;
-    const activation = activationOf(config.activation, isLast);
-    if (activation === undefined) return refuse(`activation "${String(config.activation)}"`);
-    const [trainable0, trainable1, trainable2] = layer.trainableWeights.map((w) => w.read() as Variable);
-    const base = {
-      activation,
-      input: shape,
-      window: [1, 1] as [number, number],
-      strides: [1, 1] as [number, number],
-      padding: [0, 0] as [number, number],
-      momentum: 0,
-      epsilon: 0,
-      rate: 0,
-      layer: name,
-    };
-
-    switch (className) {
-      case 'Dense': {
-        const units = config.units as number;
-        // A Dense layer on [H, W, C] acts on every position's channels: a 1x1 convolution.
-        shape = [shape[0], shape[1], units];
-        ops.push({ ...base, type: 'conv', output: shape, weight: trainable0, bias: config.useBias === false ? undefined : trainable1 });
-        break;
-      }
-      case 'Conv2D':
-      case 'DepthwiseConv2D':
-      case 'SeparableConv2D': {
-        const dilation = pair(config.dilationRate ?? 1);
-        if (dilation[0] !== 1 || dilation[1] !== 1) return refuse('dilated convolutions train through autodiff');
-        const window = pair(config.kernelSize);
-        const strides = pair(config.strides ?? 1);
-        const geometry = windowGeometry(shape, window, strides, config.padding as string);
-        if (className === 'Conv2D') {
-          shape = [geometry.output[0], geometry.output[1], config.filters as number];
-          ops.push({
-            ...base,
-            type: 'conv',
-            output: shape,
-            window,
-            strides,
-            padding: geometry.padding,
-            weight: trainable0,
-            bias: config.useBias === false ? undefined : trainable1,
-          });
-          break;
-        }
-        // From the kernel [kh, kw, in, multiplier]: SeparableConv2D's config does not carry it.
-        const multiplier = trainable0.shape[3] as number;
-        const depthwiseShape: Shape = [geometry.output[0], geometry.output[1], shape[2] * multiplier];
-        if (className === 'DepthwiseConv2D') {
-          ops.push({
-            ...base,
-            type: 'depthwise',
-            output: depthwiseShape,
-            window,
-            strides,
-            padding: geometry.padding,
-            weight: trainable0,
-            bias: config.useBias === false ? undefined : trainable1,
-          });
-          shape = depthwiseShape;
-          break;
-        }
-        // SeparableConv2D: a depthwise convolution (no bias, no activation), then a pointwise one.
-        ops.push({ ...base, type: 'depthwise', activation: 'linear', output: depthwiseShape, window, strides, padding: geometry.padding, weight: trainable0 });
-        shape = [depthwiseShape[0], depthwiseShape[1], config.filters as number];
-        ops.push({ ...base, type: 'conv', input: depthwiseShape, output: shape, weight: trainable1, bias: config.useBias === false ? undefined : trainable2 });
-        break;
-      }
-      case 'MaxPooling2D':
-      case 'AveragePooling2D': {
-        const window = pair(config.poolSize ?? 2);
-        const strides = pair(config.strides ?? window);
-        const geometry = windowGeometry(shape, window, strides, config.padding as string);
-        shape = [geometry.output[0], geometry.output[1], shape[2]];
-        ops.push({
-          ...base,
-          type: className === 'MaxPooling2D' ? 'maxPool' : 'avgPool',
-          activation: 'linear',
-          output: shape,
-          window,
-          strides,
-          padding: geometry.padding,
-        });
-        break;
-      }
-      case 'GlobalAveragePooling2D':
-      case 'GlobalMaxPooling2D':
-        if (config.keepDims === true) return refuse('keepDims is not supported');
-        shape = [1, 1, shape[2]];
-        ops.push({ ...base, type: className === 'GlobalMaxPooling2D' ? 'globalMax' : 'globalAvg', activation: 'linear', output: shape });
-        break;
-      case 'Flatten':
-        shape = [1, 1, shape[0] * shape[1] * shape[2]];
-        break;
-      case 'Reshape': {
-        const target = config.targetShape as number[];
-        const size = shape[0] * shape[1] * shape[2];
-        const known = target.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
-        const dims = target.map((d) => (d === -1 ? size / known : d));
-        if (dims.length > 3) return refuse('a target of rank above 3');
-        shape = [...Array(3 - dims.length).fill(1), ...dims] as Shape;
-        break;
-      }
-      case 'Dropout':
-        if (config.noiseShape != null) return refuse('noiseShape is not supported');
-        if ((config.rate as number) > 0) ops.push({ ...base, type: 'dropout', activation: 'linear', output: shape, rate: config.rate as number });
-        break;
-      case 'BatchNormalization':
-      case 'LayerNormalization': {
-        const axis = config.axis as number | number[];
-        const axes = Array.isArray(axis) ? axis : [axis];
-        const lastAxis = (layer.input as unknown as { shape: unknown[] }).shape.length - 1;
-        if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== lastAxis)) return refuse('only the last axis can be normalised');
-        const scale = config.scale !== false;
-        const center = config.center !== false;
-        const weights = layer.trainableWeights.map((w) => w.read() as Variable);
-        const gamma = scale ? weights[0] : undefined;
-        const beta = center ? weights[scale ? 1 : 0] : undefined;
-        const op: KernelOp = {
-          ...base,
-          type: className === 'BatchNormalization' ? 'batchNorm' : 'layerNorm',
-          activation: 'linear',
-          output: shape,
-          weight: gamma,
-          bias: beta,
-          epsilon: config.epsilon as number,
-        };
-        if (className === 'BatchNormalization') {
-          const [movingMean, movingVariance] = layer.nonTrainableWeights.map((w) => w.read() as Variable);
-          op.state = [movingMean, movingVariance];
-          op.momentum = config.momentum as number;
-        }
-        ops.push(op);
-        break;
-      }
-      case 'Activation':
-        if (activation !== 'linear') ops.push({ ...base, type: 'activation', output: shape });
-        break;
-      default:
-        return refuse('the kernel does not know this layer');
-    }
+    const translation = translateLayer(layer, className, config, shape, index === model.layers.length - 1, name);
+    if (typeof translation === 'string') return { unsupported: `${name}: ${translation}` };
+    ops.push(...translation.ops);
+    shape = translation.shape;
   }
   const last = ops[ops.length - 1];
   if (!last || last.output[0] * last.output[1] !== 1) return { unsupported: 'the stack does not end in one vector of class scores per row' };
   return { ops };
+}
+
+function translateLayer(layer: Layer, className: string, config: Record<string, unknown>, shape: Shape, isLast: boolean, name: string): Translation {
+  if (!layer.trainable && layer.weights.length > 0) return 'frozen layers train through autodiff';
+  if (AUTODIFF_ONLY_KEYS.some((key) => config[key] != null)) return 'regularisers and constraints are applied by the autodiff step only';
+  if (config.dataFormat != null && config.dataFormat !== 'channelsLast') return 'only channelsLast is supported';
+  const activation = activationOf(config.activation, isLast);
+  if (activation === undefined) return `activation "${String(config.activation)}"`;
+  const translate = TRANSLATIONS[className];
+  if (!translate) return 'the kernel does not know this layer';
+  const weights = layer.trainableWeights.map((w) => w.read() as Variable);
+  const base = {
+    activation,
+    input: shape,
+    window: [1, 1] as Pair,
+    strides: [1, 1] as Pair,
+    padding: [0, 0] as Pair,
+    momentum: 0,
+    epsilon: 0,
+    rate: 0,
+    layer: name,
+  };
+  return translate({ layer, config, shape, weights, base });
+}
+
+const TRANSLATIONS: Record<string, (context: LayerContext) => Translation> = {
+  // A Dense layer on [H, W, C] acts on every position's channels: a 1x1 convolution.
+  Dense: ({ config, shape, weights: [kernel, bias], base }) => {
+    const output: Shape = [shape[0], shape[1], config.units as number];
+    return { ops: [{ ...base, type: 'conv', output, weight: kernel, bias: config.useBias === false ? undefined : bias }], shape: output };
+  },
+  Conv2D: convolution,
+  DepthwiseConv2D: convolution,
+  SeparableConv2D: convolution,
+  MaxPooling2D: pooling,
+  AveragePooling2D: pooling,
+  GlobalAveragePooling2D: ({ config, shape, base }) => globalPooling('globalAvg', config, shape, base),
+  GlobalMaxPooling2D: ({ config, shape, base }) => globalPooling('globalMax', config, shape, base),
+  Flatten: ({ shape }) => ({ ops: [], shape: [1, 1, shape[0] * shape[1] * shape[2]] }),
+  Reshape: ({ config, shape }) => {
+    const target = config.targetShape as number[];
+    const known = target.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+    const dims = target.map((d) => (d === -1 ? (shape[0] * shape[1] * shape[2]) / known : d));
+    if (dims.length > 3) return 'a target of rank above 3';
+    return { ops: [], shape: [1, 1, 1, ...dims].slice(-3) as Shape };
+  },
+  Dropout: ({ config, shape, base }) => {
+    if (config.noiseShape != null) return 'noiseShape is not supported';
+    const rate = config.rate as number;
+    return { ops: rate > 0 ? [{ ...base, type: 'dropout', activation: 'linear', output: shape, rate }] : [], shape };
+  },
+  BatchNormalization: normalization,
+  LayerNormalization: normalization,
+  Activation: ({ shape, base }) => ({ ops: base.activation === 'linear' ? [] : [{ ...base, type: 'activation', output: shape }], shape }),
+};
+
+function convolution({ layer, config, shape, weights: [first, second, third], base }: LayerContext): Translation {
+  const className = layer.getClassName();
+  const dilation = pair(config.dilationRate ?? 1);
+  if (dilation[0] !== 1 || dilation[1] !== 1) return 'dilated convolutions train through autodiff';
+  const window = pair(config.kernelSize);
+  const strides = pair(config.strides ?? 1);
+  const { output, padding } = windowGeometry(shape, window, strides, config.padding as string);
+  const sliding = { ...base, window, strides, padding };
+  if (className === 'Conv2D') {
+    const out: Shape = [output[0], output[1], config.filters as number];
+    return { ops: [{ ...sliding, type: 'conv', output: out, weight: first, bias: config.useBias === false ? undefined : second }], shape: out };
+  }
+  // From the kernel [kh, kw, in, multiplier]: SeparableConv2D's config does not carry it.
+  const depthwise: Shape = [output[0], output[1], shape[2] * (first.shape[3] as number)];
+  if (className === 'DepthwiseConv2D') {
+    return {
+      ops: [{ ...sliding, type: 'depthwise', output: depthwise, weight: first, bias: config.useBias === false ? undefined : second }],
+      shape: depthwise,
+    };
+  }
+  // SeparableConv2D: a depthwise convolution (no bias, no activation), then a pointwise one.
+  const out: Shape = [depthwise[0], depthwise[1], config.filters as number];
+  return {
+    ops: [
+      { ...sliding, type: 'depthwise', activation: 'linear', output: depthwise, weight: first },
+      { ...base, type: 'conv', input: depthwise, output: out, weight: second, bias: config.useBias === false ? undefined : third },
+    ],
+    shape: out,
+  };
+}
+
+function pooling({ layer, config, shape, base }: LayerContext): Translation {
+  const window = pair(config.poolSize ?? 2);
+  const strides = pair(config.strides ?? window);
+  const { output, padding } = windowGeometry(shape, window, strides, config.padding as string);
+  const out: Shape = [output[0], output[1], shape[2]];
+  const type = layer.getClassName() === 'MaxPooling2D' ? 'maxPool' : 'avgPool';
+  return { ops: [{ ...base, type, activation: 'linear', output: out, window, strides, padding }], shape: out };
+}
+
+function globalPooling(type: 'globalAvg' | 'globalMax', config: Record<string, unknown>, shape: Shape, base: LayerContext['base']): Translation {
+  if (config.keepDims === true) return 'keepDims is not supported';
+  const out: Shape = [1, 1, shape[2]];
+  return { ops: [{ ...base, type, activation: 'linear', output: out }], shape: out };
+}
+
+function normalization({ layer, config, shape, weights, base }: LayerContext): Translation {
+  const axes = [config.axis].flat();
+  const lastAxis = (layer.input as unknown as { shape: unknown[] }).shape.length - 1;
+  if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== lastAxis)) return 'only the last axis can be normalised';
+  const scale = config.scale !== false;
+  const gamma = scale ? weights[0] : undefined;
+  const beta = config.center !== false ? weights[scale ? 1 : 0] : undefined;
+  const op: KernelOp = { ...base, type: 'layerNorm', activation: 'linear', output: shape, weight: gamma, bias: beta, epsilon: config.epsilon as number };
+  if (layer.getClassName() === 'BatchNormalization') {
+    const [movingMean, movingVariance] = layer.nonTrainableWeights.map((w) => w.read() as Variable);
+    Object.assign(op, { type: 'batchNorm', state: [movingMean, movingVariance], momentum: config.momentum as number });
+  }
+  return { ops: [op], shape };
 }
 
 /**
@@ -320,60 +290,19 @@ export class NetKernel {
     this.memory = exports.memory;
     this.stepFunction = exports.step;
 
-    // Lay out everything from the heap base, 16-byte aligned, then grow the memory to fit.
-    let next = Number(exports.__heap_base.value);
-    const take = (floats: number) => {
-      const at = Math.ceil(next / 16) * 16;
-      next = at + floats * 4;
-      if (next > 2 ** 32 - PAGE) throw new RangeError(`the student needs more than the kernel's 4 GiB of memory at batch size ${maxRows}`);
-      return at;
-    };
-    this.netAddress = take(NET_BYTES / 4);
-    this.opsAddress = take((OP_BYTES / 4) * ops.length);
+    const memory = new Layout(Number(exports.__heap_base.value), maxRows);
+    this.netAddress = memory.take(NET_BYTES / 4);
+    this.opsAddress = memory.take((OP_BYTES / 4) * ops.length);
     const inputSize = size(ops[0].input);
     const classes = ops[ops.length - 1].output[2];
     const largest = Math.max(inputSize, ...ops.map((op) => size(op.output)));
-    const xAddress = take(maxRows * inputSize);
-    const targetsAddress = take(maxRows * classes);
-    const scratchAddress = take(classes * 2);
-
-    // Trainable variables first (Adam runs over them), then the moving statistics.
-    const trainable = ops.flatMap((op) => [op.weight, op.bias]).filter((v): v is Variable => v !== undefined);
-    const state = ops.flatMap((op) => op.state ?? []);
-    let offset = 0;
-    const place = (variable: Variable) => {
-      this.offsets.push({ variable, offset });
-      offset += variable.size;
-      return offset - variable.size;
-    };
-    const placed = new Map<Variable, number>();
-    for (const variable of [...trainable, ...state]) placed.set(variable, place(variable));
-    const trainableCount = trainable.reduce((sum, v) => sum + v.size, 0);
-    const [params, grads, moment1, moment2] = [take(offset), take(trainableCount), take(trainableCount), take(trainableCount)];
-    const [gradA, gradB] = [take(maxRows * largest), take(maxRows * largest)];
-
-    const opWords = ops.map((op) => {
-      const outSize = size(op.output);
-      const [kh, kw] = op.window;
-      const channels = op.input[2];
-      const perRowStats = op.output[0] * op.output[1];
-      const patchWidth = kh * kw * channels;
-      const pointwise = kh === 1 && kw === 1 && op.strides[0] === 1 && op.strides[1] === 1 && op.padding[0] === 0 && op.padding[1] === 0;
-      // A convolution keeps its batch's patch matrix; the others their x-hat, mask or argmax.
-      const aux =
-        op.type === 'conv'
-          ? pointwise
-            ? 0
-            : take(maxRows * perRowStats * patchWidth)
-          : ['batchNorm', 'layerNorm', 'dropout', 'maxPool', 'globalMax'].includes(op.type)
-            ? take(maxRows * Math.max(outSize, size(op.input)))
-            : 0;
-      const stats = op.type === 'batchNorm' ? take(6 * channels) : op.type === 'layerNorm' ? take(maxRows * perRowStats) : 0;
-      // The kernel transposed, a tile's patch gradients.
-      const scratch = op.type === 'conv' ? take(patchWidth * op.output[2] + TILE * patchWidth) : 0;
-      return { op, output: take(maxRows * outSize), aux, stats, scratch };
-    });
-    const missing = next - this.memory.buffer.byteLength;
+    const [xAddress, targetsAddress, scratchAddress] = [memory.take(maxRows * inputSize), memory.take(maxRows * classes), memory.take(classes * 2)];
+    const { placed, trainableCount, total } = placeVariables(ops);
+    for (const [variable, offset] of placed) this.offsets.push({ variable, offset });
+    const [params, grads, moment1, moment2] = [memory.take(total), memory.take(trainableCount), memory.take(trainableCount), memory.take(trainableCount)];
+    const [gradA, gradB] = [memory.take(maxRows * largest), memory.take(maxRows * largest)];
+    const buffers = ops.map((op) => opBuffers(op, memory));
+    const missing = memory.end - this.memory.buffer.byteLength;
     if (missing > 0) this.memory.grow(Math.ceil(missing / PAGE));
 
     const words = new Uint32Array(this.memory.buffer);
@@ -382,27 +311,12 @@ export class NetKernel {
     words.set([ops.length, inputSize, terms.length], net);
     floats.set([terms[0].scale, terms[1]?.scale ?? 0, terms[0].weight, terms[1]?.weight ?? 0], net + 3);
     words.set([xAddress, targetsAddress, params, grads, moment1, moment2, trainableCount, scratchAddress, gradA, gradB, 0], net + 7);
-    opWords.forEach(({ op, output, aux, stats, scratch }, i) => {
-      const at = (this.opsAddress + i * OP_BYTES) / 4;
-      words.set([OP[op.type], ACTIVATIONS[op.activation], ...op.input, ...op.output, ...op.window, ...op.strides, ...op.padding], at);
-      words.set(
-        [
-          op.weight ? placed.get(op.weight)! : 0,
-          op.bias ? placed.get(op.bias)! : 0,
-          op.weight ? 1 : 0,
-          op.bias ? 1 : 0,
-          op.state ? placed.get(op.state[0])! : 0,
-        ],
-        at + 14,
-      );
-      floats.set([op.momentum, op.epsilon, op.rate], at + 19);
-      words.set([output, aux, stats, scratch], at + 22);
-    });
+    ops.forEach((op, i) => writeOp(words, floats, (this.opsAddress + i * OP_BYTES) / 4, op, buffers[i], placed));
     this.x = new Float32Array(this.memory.buffer, xAddress, maxRows * inputSize);
     this.targets = new Float32Array(this.memory.buffer, targetsAddress, maxRows * classes);
-    this.params = new Float32Array(this.memory.buffer, params, offset);
+    this.params = new Float32Array(this.memory.buffer, params, total);
     // Adam's moments start at zero: a fresh instance's memory is zeroed.
-    for (const { variable, offset: at } of this.offsets) this.params.set(variable.dataSync() as Float32Array, at);
+    for (const { variable, offset } of this.offsets) this.params.set(variable.dataSync() as Float32Array, offset);
   }
 
   /** One step on `rows` rows; returns the batch's loss without the teacher-only constant. */
@@ -424,4 +338,70 @@ export class NetKernel {
       tf.tidy(() => variable.assign(tf.tensor(this.params.slice(offset, offset + variable.size), variable.shape)));
     }
   }
+}
+
+/** Hands out 16-byte aligned float buffers in the kernel's memory, from the heap base up. */
+class Layout {
+  end: number;
+  constructor(
+    heapBase: number,
+    readonly maxRows: number,
+  ) {
+    this.end = heapBase;
+  }
+
+  take(floats: number): number {
+    const at = Math.ceil(this.end / 16) * 16;
+    this.end = at + floats * 4;
+    if (this.end > 2 ** 32 - PAGE) throw new RangeError(`the student needs more than the kernel's 4 GiB of memory at batch size ${this.maxRows}`);
+    return at;
+  }
+}
+
+/** Float offsets in params: trainable variables first (Adam runs over them), then the moving statistics. */
+function placeVariables(ops: KernelOp[]): { placed: Map<Variable, number>; trainableCount: number; total: number } {
+  const trainable = ops.flatMap((op) => [op.weight, op.bias]).filter((v): v is Variable => v !== undefined);
+  const state = ops.flatMap((op) => op.state ?? []);
+  const placed = new Map<Variable, number>();
+  let total = 0;
+  for (const variable of [...trainable, ...state]) {
+    placed.set(variable, total);
+    total += variable.size;
+  }
+  return { placed, trainableCount: trainable.reduce((sum, v) => sum + v.size, 0), total };
+}
+
+interface OpBuffers {
+  output: number;
+  aux: number;
+  stats: number;
+  scratch: number;
+}
+
+/** An op's buffers, as net_kd.c's Op describes them; 0 where the op has none. */
+function opBuffers(op: KernelOp, memory: Layout): OpBuffers {
+  const { maxRows } = memory;
+  const [kh, kw] = op.window;
+  const channels = op.input[2];
+  const pixels = op.output[0] * op.output[1];
+  const patchWidth = kh * kw * channels;
+  const pointwise = kh === 1 && kw === 1 && op.strides[0] === 1 && op.strides[1] === 1 && op.padding[0] === 0 && op.padding[1] === 0;
+  // A convolution keeps its batch's patch matrix; the others their x-hat, mask or argmax.
+  let aux = 0;
+  if (op.type === 'conv' && !pointwise) aux = memory.take(maxRows * pixels * patchWidth);
+  else if (['batchNorm', 'layerNorm', 'dropout', 'maxPool', 'globalMax'].includes(op.type))
+    aux = memory.take(maxRows * Math.max(size(op.output), size(op.input)));
+  const stats = op.type === 'batchNorm' ? memory.take(6 * channels) : op.type === 'layerNorm' ? memory.take(maxRows * pixels) : 0;
+  // The kernel transposed, a tile's patch gradients.
+  const scratch = op.type === 'conv' ? memory.take(patchWidth * op.output[2] + TILE * patchWidth) : 0;
+  return { output: memory.take(maxRows * size(op.output)), aux, stats, scratch };
+}
+
+/** One Op struct of net_kd.c, field by field, at word `at`. */
+function writeOp(words: Uint32Array, floats: Float32Array, at: number, op: KernelOp, buffers: OpBuffers, placed: Map<Variable, number>): void {
+  const offsetOf = (variable: Variable | undefined) => (variable ? placed.get(variable)! : 0);
+  words.set([OP[op.type], ACTIVATIONS[op.activation], ...op.input, ...op.output, ...op.window, ...op.strides, ...op.padding], at);
+  words.set([offsetOf(op.weight), offsetOf(op.bias), op.weight ? 1 : 0, op.bias ? 1 : 0, offsetOf(op.state?.[0])], at + 14);
+  floats.set([op.momentum, op.epsilon, op.rate], at + 19);
+  words.set([buffers.output, buffers.aux, buffers.stats, buffers.scratch], at + 22);
 }

@@ -86,7 +86,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   const notes: string[] = [];
   let batchSize = settings.batchSize;
   let stepCount = 0;
-  let lastYield = performance.now();
+  const pause = eventLoopPauser();
   const done = (extra: Partial<TrainResult> & { epochsCompleted: number }): TrainResult => ({ loss: losses, batchSize, notes, ...extra });
   try {
     const chunks = Math.ceil(train.size / train.chunkRows);
@@ -94,24 +94,16 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
       // Shuffled by chunk order, then within each chunk: a streamed split holds one chunk at a
       // time. An in-memory split is one chunk, so this is a plain permutation of every row.
       const chunkOrder = chunks > 1 ? permutation(chunks, random) : [0];
-      // The epoch's loss: what steps left on the device, summed there and read once per epoch;
-      // what they returned to the host, and the teacher-only part (see kdTargets), in float64.
-      let lossSum: Tensor = tf.scalar(0);
-      let lossOnHost = 0;
+      const epochLoss = new EpochLoss(tf, train.size);
       for (const chunk of chunkOrder) {
         const base = chunk * train.chunkRows;
         const rows = Math.min(train.chunkRows, train.size - base);
         const features = await train.read(base, rows);
         const order = permutation(rows, random);
         for (let start = 0; start < rows;) {
-          // On CPU backends every await below resolves as a microtask, which would starve the event
-          // loop: no timer (the time budget) and no signal handler (SIGTERM) could ever run.
-          if (performance.now() - lastYield > 50) {
-            await new Promise((resolve) => setImmediate(resolve));
-            lastYield = performance.now();
-          }
+          await pause();
           if (options.signal?.aborted) {
-            lossSum.dispose();
+            epochLoss.dispose();
             return done({ epochsCompleted: epoch - 1, stoppedBecause: abortReason(options.signal), stopKind: 'abort' });
           }
           const local = order.subarray(start, Math.min(start + batchSize, rows));
@@ -131,31 +123,17 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
             batchSize = halved;
             continue;
           }
-          if (typeof batchLoss === 'number') {
-            lossOnHost += (batchLoss * local.length) / train.size;
-          } else {
-            const deviceLoss = batchLoss;
-            const weighted = tf.tidy(() => tf.add(lossSum, tf.mul(deviceLoss, local.length / train.size)));
-            lossSum.dispose();
-            deviceLoss.dispose();
-            lossSum = weighted;
-          }
-          lossOnHost += batch.constant / train.size;
+          epochLoss.add(batchLoss, local.length, batch.constant);
           stepCount++;
           start += local.length;
         }
       }
-      // One read per epoch: reading the loss every step would stall a GPU backend.
-      const loss = (await lossSum.data())[0] + lossOnHost;
-      lossSum.dispose();
+      const loss = await epochLoss.read();
       losses.push(loss);
       step.sync();
       if (!Number.isFinite(loss)) {
-        return done({
-          epochsCompleted: epoch,
-          stoppedBecause: `the loss became ${loss} in epoch ${epoch}; lower distill.learningRate or check the data's scale`,
-          stopKind: 'loss',
-        });
+        const stoppedBecause = `the loss became ${loss} in epoch ${epoch}; lower distill.learningRate or check the data's scale`;
+        return done({ epochsCompleted: epoch, stoppedBecause, stopKind: 'loss' });
       }
       const agreement = options.probe ? await options.probe() : undefined;
       options.onEpoch?.({ epoch, epochs: settings.epochs, loss, agreement, tensors: tf.memory().numTensors });
@@ -165,6 +143,60 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
     step.sync();
     step.dispose();
   }
+}
+
+/**
+ * An epoch's mean loss: what steps left on the device, summed there and read once per epoch
+ * (reading it every step would stall a GPU backend); what they returned to the host, and the
+ * teacher-only part (see kdTargets), in float64.
+ */
+class EpochLoss {
+  private onDevice: Tensor;
+  private onHost = 0;
+
+  constructor(
+    private readonly tf: Tf,
+    private readonly rows: number,
+  ) {
+    this.onDevice = tf.scalar(0);
+  }
+
+  /** A batch of `count` rows: its loss, and its share of the teacher-only constant. */
+  add(loss: number | Scalar, count: number, constant: number): void {
+    if (typeof loss === 'number') {
+      this.onHost += (loss * count) / this.rows;
+    } else {
+      const sum = this.tf.tidy(() => this.tf.add(this.onDevice, this.tf.mul(loss, count / this.rows)));
+      this.onDevice.dispose();
+      loss.dispose();
+      this.onDevice = sum;
+    }
+    this.onHost += constant / this.rows;
+  }
+
+  async read(): Promise<number> {
+    const loss = (await this.onDevice.data())[0] + this.onHost;
+    this.dispose();
+    return loss;
+  }
+
+  dispose(): void {
+    this.onDevice.dispose();
+  }
+}
+
+/**
+ * On CPU backends every await in the loop resolves as a microtask, which would starve the event
+ * loop: no timer (the time budget) and no signal handler (SIGINT, SIGTERM) could ever run. The
+ * returned function yields a macrotask turn at most every 50 ms.
+ */
+function eventLoopPauser(): () => Promise<void> {
+  let last = performance.now();
+  return async () => {
+    if (performance.now() - last <= 50) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    last = performance.now();
+  };
 }
 
 function abortReason(signal: AbortSignal): string {

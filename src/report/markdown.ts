@@ -23,18 +23,34 @@ const STATUS_ICON: Record<GateResult['status'], string> = {
 };
 
 export function renderMarkdown(report: Report, options: { history?: HistoryEntry[] } = {}): string {
+  const trend = options.history ? trendCharts(options.history, report) : '';
+  const sections = [
+    headline(report),
+    gatesSection(report),
+    sizeSection(report.metrics),
+    speedSection(report),
+    agreementSection(report),
+    report.training.loss.length > 1 ? ['### Training', '', lossChart(report.training.loss), ''] : [],
+    trend ? ['### Trend', '', trend, ''] : [],
+    [footer(report)],
+  ];
+  return `${sections.flat().join('\n')}\n`;
+}
+
+/** A metric the layout names; the type checks the name against the catalogue. */
+const value = (metrics: Record<string, number>, name: MetricName): number => metrics[name];
+
+/** The verdict, one sentence of figures, and what a reader must know before the tables. */
+function headline(report: Report): string[] {
   const m = report.metrics;
-  /** A metric the layout names; the type checks the name against the catalogue. */
-  const v = (name: MetricName): number => m[name];
-  const lines: string[] = [];
   const failing = report.gates.filter((g) => g.status === 'fail');
   const icon = report.verdict === 'pass' ? '✅' : '❌';
-  lines.push(`## ${icon} distill-gate: ${report.verdict === 'pass' ? 'pass' : 'fail'}${report.status === 'incomplete' ? ' (incomplete)' : ''}`);
-  lines.push('');
-  lines.push(
+  const lines = [
+    `## ${icon} distill-gate: ${report.verdict === 'pass' ? 'pass' : 'fail'}${report.status === 'incomplete' ? ' (incomplete)' : ''}`,
+    '',
     `Student distilled from ${esc(relativeName(report.teacher.path))} in ${report.training.epochs}/${report.training.epochsPlanned} epochs on **${esc(report.backend)}**: ` +
-      `top-1 agreement ${pct(v('agreement.top1'))}, ${fmt(v('speed.speedup'), 2)}× faster, ${pct(v('size.ratio'))} of the teacher's size.`,
-  );
+      `top-1 agreement ${pct(value(m, 'agreement.top1'))}, ${fmt(value(m, 'speed.speedup'), 2)}× faster, ${pct(value(m, 'size.ratio'))} of the teacher's size.`,
+  ];
   if (failing.length > 0) lines.push('', `**Failing gates:** ${failing.map((g) => `${g.metric} (${g.expected})`).join(', ')}`);
   for (const reason of report.reasons) lines.push('', `> **Note:** ${esc(reason)}`);
   if (report.override) {
@@ -58,66 +74,71 @@ export function renderMarkdown(report: Report, options: { history?: HistoryEntry
     );
   }
   lines.push('');
+  return lines;
+}
 
-  if (report.gates.length > 0) {
-    lines.push('### Gates', '');
-    const withBaseline = report.gates.some((g) => g.baseline !== null);
-    const header = ['Metric', 'Teacher', 'Student', ...(withBaseline ? ['Baseline', 'Δ'] : []), 'Threshold', 'Status'];
-    const rows = report.gates.map((g) => [
-      // Metric names were checked against the known metrics, so they are safe in a code span.
-      `\`${g.metric}\``,
-      teacherCell(g.metric, m),
-      formatMetric(g.metric, g.value ?? undefined),
-      ...(withBaseline ? [formatMetric(g.metric, g.baseline ?? undefined), delta(g)] : []),
-      g.expected,
-      STATUS_ICON[g.status] + (g.note ? ` (${esc(g.note)})` : ''),
-    ]);
-    lines.push(markdownTable([header, ...rows], { align: ['l', 'r', 'r', ...(withBaseline ? ['r', 'r'] : []), 'l', 'l'] }), '');
-  }
+function gatesSection(report: Report): string[] {
+  if (report.gates.length === 0) return [];
+  const withBaseline = report.gates.some((g) => g.baseline !== null);
+  const header = ['Metric', 'Teacher', 'Student', ...(withBaseline ? ['Baseline', 'Δ'] : []), 'Threshold', 'Status'];
+  const rows = report.gates.map((g) => [
+    // Metric names were checked against the known metrics, so they are safe in a code span.
+    `\`${g.metric}\``,
+    teacherCell(g.metric, report.metrics),
+    formatMetric(g.metric, g.value ?? undefined),
+    ...(withBaseline ? [formatMetric(g.metric, g.baseline ?? undefined), delta(g)] : []),
+    g.expected,
+    STATUS_ICON[g.status] + (g.note ? ` (${esc(g.note)})` : ''),
+  ]);
+  return ['### Gates', '', markdownTable([header, ...rows], { align: ['l', 'r', 'r', ...(withBaseline ? ['r', 'r'] : []), 'l', 'l'] }), ''];
+}
 
-  lines.push('### Size', '');
-  lines.push(
-    markdownTable(
-      [
-        ['', 'Teacher', 'Student', 'Student / teacher'],
-        ['Parameters', int(v('size.teacherParams')), int(v('size.studentParams')), pct(v('size.studentParams') / v('size.teacherParams'))],
-        ['Weight bytes', bytes(v('size.teacherBytes')), bytes(v('size.studentBytes')), pct(v('size.ratio'))],
-      ],
-      { align: ['l', 'r', 'r', 'r'] },
-    ),
-    '',
+function sizeSection(m: Record<string, number>): string[] {
+  const v = (name: MetricName) => value(m, name);
+  const table = markdownTable(
+    [
+      ['', 'Teacher', 'Student', 'Student / teacher'],
+      ['Parameters', int(v('size.teacherParams')), int(v('size.studentParams')), pct(v('size.studentParams') / v('size.teacherParams'))],
+      ['Weight bytes', bytes(v('size.teacherBytes')), bytes(v('size.studentBytes')), pct(v('size.ratio'))],
+    ],
+    { align: ['l', 'r', 'r', 'r'] },
   );
+  return ['### Size', '', table, ''];
+}
 
-  lines.push('### Speed', '');
-  lines.push('Timed interleaved in one process after warm-up; medians.', '');
-  lines.push(
-    markdownTable(
-      [
-        ['', 'Teacher', 'Student', 'Speed-up'],
-        ['Latency, batch 1 (ms)', fmt(v('speed.teacherMs'), 3), fmt(v('speed.studentMs'), 3), `${fmt(v('speed.speedup'), 2)}×`],
-        ['Throughput (samples/s)', int(v('speed.teacherThroughput')), int(v('speed.studentThroughput')), `${fmt(v('speed.throughputSpeedup'), 2)}×`],
-      ],
-      { align: ['l', 'r', 'r', 'r'] },
-    ),
-    '',
+function speedSection(report: Report): string[] {
+  const v = (name: MetricName) => value(report.metrics, name);
+  const table = markdownTable(
+    [
+      ['', 'Teacher', 'Student', 'Speed-up'],
+      ['Latency, batch 1 (ms)', fmt(v('speed.teacherMs'), 3), fmt(v('speed.studentMs'), 3), `${fmt(v('speed.speedup'), 2)}×`],
+      ['Throughput (samples/s)', int(v('speed.teacherThroughput')), int(v('speed.studentThroughput')), `${fmt(v('speed.throughputSpeedup'), 2)}×`],
+    ],
+    { align: ['l', 'r', 'r', 'r'] },
   );
+  const where = report.speedBackend ? ` on the ${esc(report.speedBackend)} backend (measure.backend)` : '';
+  return ['### Speed', '', `Timed interleaved in one process after warm-up${where}; medians.`, '', table, ''];
+}
 
-  lines.push('### Agreement', '');
-  const agreementRows = Object.keys(m)
+function agreementSection(report: Report): string[] {
+  const m = report.metrics;
+  const rows = Object.keys(m)
     .filter((k) => metricSpec(k)?.stage === 'agreement')
     .map((k) => [`\`${k}\``, formatMetric(k, m[k])]);
-  lines.push(markdownTable([['Metric', 'Value'], ...agreementRows], { align: ['l', 'r'] }), '');
-  lines.push(`On ${report.training.evalSamples} eval samples; ${esc(report.metricsComputedOn)}.`, '');
+  return [
+    '### Agreement',
+    '',
+    markdownTable([['Metric', 'Value'], ...rows], { align: ['l', 'r'] }),
+    '',
+    `On ${report.training.evalSamples} eval samples; ${esc(report.metricsComputedOn)}.`,
+    '',
+  ];
+}
 
-  if (report.training.loss.length > 1) {
-    lines.push('### Training', '', lossChart(report.training.loss), '');
-  }
-  const trend = options.history ? trendCharts(options.history, report) : '';
-  if (trend) lines.push('### Trend', '', trend, '');
-  lines.push(
-    `<sub>Backend ${esc(report.environment.backend)} (${esc(report.environment.backendSource)}), TF.js ${esc(report.environment.tfjsVersion)}, Node ${esc(report.environment.node)}, ${esc(report.environment.cpu)} ×${report.environment.cpus}${report.environment.gpu ? `, GPU ${esc(report.environment.gpu)}` : ''}; distillation ${fmt(report.training.seconds, 1)} s (teacher soft targets ${fmt(report.training.teacherSeconds, 1)} s${report.training.step ? `; ${esc(report.training.step.kind)} training step on ${esc(report.training.step.backend)}` : ''}), T=${report.training.temperature}, alpha=${report.training.alpha}, seed ${report.training.seed}.</sub>`,
-  );
-  return `${lines.join('\n')}\n`;
+function footer(report: Report): string {
+  const { environment: e, training: t } = report;
+  const step = t.step ? `; ${esc(t.step.kind)} training step on ${esc(t.step.backend)}` : '';
+  return `<sub>Backend ${esc(e.backend)} (${esc(e.backendSource)}), TF.js ${esc(e.tfjsVersion)}, Node ${esc(e.node)}, ${esc(e.cpu)} ×${e.cpus}${e.gpu ? `, GPU ${esc(e.gpu)}` : ''}; distillation ${fmt(t.seconds, 1)} s (teacher soft targets ${fmt(t.teacherSeconds, 1)} s${step}), T=${t.temperature}, alpha=${t.alpha}, seed ${t.seed}.</sub>`;
 }
 
 /** A mermaid xychart (GitHub renders it) of the per-epoch loss, thinned to at most 60 points. */

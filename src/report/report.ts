@@ -85,3 +85,13 @@ export async function readReport(file: string): Promise<Report> {
   if (typeof report.metrics !== 'object' || report.metrics === null) throw new InputError(file, 'has no "metrics" object.');
   return report as Report;
 }
+
+/** What a run (or a re-read or merged report) gives the shells to publish: the report, its markdown and where they lie. */
+export interface RunResult {
+  report: Report;
+  markdown: string;
+  reportPath: string;
+  studentPath: string;
+  /** Set when the report could not be written to disk; the report itself is intact in memory. */
+  writeError?: InputError;
+}

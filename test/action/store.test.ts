@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import type { RunResult } from '../../src/pipeline.js';
+import type { RunResult } from '../../src/report/report.js';
 import { sampleReport } from '../sample-report.js';
 import * as toolkit from './toolkit.js';
 
