@@ -1,8 +1,8 @@
-export const id = 580;
-export const ids = [580];
+export const id = 676;
+export const ids = [676];
 export const modules = {
 
-/***/ 8580:
+/***/ 6676:
 /***/ ((__unused_webpack_module, exports, __webpack_require__) => {
 
 /**
@@ -23,7 +23,7 @@ export const modules = {
  */
 
 
-var tf = __webpack_require__(5980);
+var tf = __webpack_require__(3484);
 
 function _interopNamespaceDefault(e) {
     var n = Object.create(null);
