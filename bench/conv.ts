@@ -39,6 +39,7 @@ import { encodeNpy } from '../src/data/npy.js';
 import { seededRandom } from '../src/distill/random.js';
 import { writeModelArtifacts } from '../src/models/artifacts.js';
 import { runPipeline } from '../src/pipeline.js';
+import { median, medianOf } from './medians.js';
 
 const here = fileURLToPath(import.meta.url);
 const { values } = parseArgs({
@@ -514,20 +515,6 @@ async function parent(): Promise<void> {
   console.log(
     '\ndistill-gate s: report.training.seconds, the distillation phase (teacher soft-target pass on the train split, then the KD loop with its per-epoch agreement probe); the teacher pass alone in parentheses. PyTorch s: its training loop from the stored teacher logits. Agreement: top-1 against the teacher on the eval split.',
   );
-}
-
-function median(sorted: number[]): number {
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-/** Field by field median of numeric fields; other fields from the first. */
-function medianOf<T extends object>(items: T[]): T {
-  const out = { ...items[0] } as Record<string, unknown>;
-  for (const [key, value] of Object.entries(items[0])) {
-    if (typeof value === 'number') out[key] = median(items.map((item) => (item as Record<string, number>)[key]).sort((a, b) => a - b));
-  }
-  return out as T;
 }
 
 if (values.child) await child(values.config!, values.child as BackendName);

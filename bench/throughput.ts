@@ -21,6 +21,7 @@ import { encodeNpy } from '../src/data/npy.js';
 import { writeModelArtifacts } from '../src/models/artifacts.js';
 import { runPipeline } from '../src/pipeline.js';
 import { synthetic } from '../fixtures/generate.js';
+import { median, medianOf } from './medians.js';
 
 const here = fileURLToPath(import.meta.url);
 const { values } = parseArgs({
@@ -240,20 +241,6 @@ async function parent(): Promise<void> {
     )}`,
   );
   console.log(`    / PyTorch's warm online-KD training run:                       ${ratio((r) => r.coldWallSeconds, onlineSeconds)}`);
-}
-
-function median(sorted: number[]): number {
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-/** Field by field median of numeric fields; other fields from the first. */
-function medianOf<T extends object>(items: T[]): T {
-  const out = { ...items[0] } as Record<string, unknown>;
-  for (const [key, value] of Object.entries(items[0])) {
-    if (typeof value === 'number') out[key] = median(items.map((item) => (item as Record<string, number>)[key]).sort((a, b) => a - b));
-  }
-  return out as T;
 }
 
 interface PeerFigures {

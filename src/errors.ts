@@ -21,6 +21,18 @@ export function isInputError(error: unknown): error is InputError {
   return error instanceof InputError;
 }
 
+/**
+ * What backends throw when a call's memory does not fit: tfjs-node's ResourceExhausted/OOM, the
+ * wasm heap's out-of-bounds access or failed growth, WebGL/WebGPU allocation failures, V8's own.
+ * Training halves its batch on these, inference its inference batch.
+ */
+const OUT_OF_MEMORY =
+  /out of memory|\bOOM\b|ResourceExhausted|memory access out of bounds|Cannot enlarge memory|Array buffer allocation failed|allocation failed|Failed to allocate/i;
+
+export function isOutOfMemory(error: unknown): boolean {
+  return OUT_OF_MEMORY.test(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+}
+
 /** Levenshtein distance, for "did you mean" hints on unknown keys and metrics. */
 export function editDistance(a: string, b: string): number {
   const previous = Array.from({ length: b.length + 1 }, (_, j) => j);

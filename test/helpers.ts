@@ -2,6 +2,7 @@ import { cp, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { seededRandom } from '../src/distill/random.js';
 
 export const EXAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/example');
 
@@ -34,4 +35,17 @@ export function captureIo() {
   const out: string[] = [];
   const err: string[] = [];
   return { io: { stdout: (t: string) => void out.push(t), stderr: (t: string) => void err.push(t) }, stdout: () => out.join(''), stderr: () => err.join('') };
+}
+
+/** Seeded values in [-scale, scale), for tensors a test compares step by step. */
+export function randomArray(n: number, seed: number, scale = 1): Float32Array {
+  const random = seededRandom(seed);
+  return Float32Array.from({ length: n }, () => (random() * 2 - 1) * scale);
+}
+
+/** The largest |a - b| / max(|b|, 1e-3) over two arrays: float32 noise is ~1e-6, a wrong gradient ~1. */
+export function maxRelativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1e-3, Math.abs(b[i])));
+  return worst;
 }

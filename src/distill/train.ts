@@ -4,6 +4,7 @@ import type { DistillSettings } from '../config/schema.js';
 import { gatherRows, rowLength } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/model.js';
+import { isOutOfMemory } from '../errors.js';
 import { permutation, seededRandom } from './random.js';
 import { kdTargets, kdTerms } from './targets.js';
 import { trainingStep, type TrainingStep } from './training-step.js';
@@ -53,13 +54,6 @@ export interface TrainResult {
 
 /** The smallest batch size an out-of-memory retry may halve down to. */
 export const MIN_BATCH_SIZE = 8;
-
-/** Messages TF.js backends use for device memory exhaustion (tfjs-node: ResourceExhausted/OOM; WebGL/WebGPU: allocation failures). */
-const OUT_OF_MEMORY = /\bOOM\b|out of memory|ResourceExhausted|failed to allocate|allocation failed/i;
-
-export function isOutOfMemory(error: unknown): boolean {
-  return OUT_OF_MEMORY.test(error instanceof Error ? error.message : String(error));
-}
 
 /**
  * The KD loop. It is owned here rather than delegated to `model.fit`, because fit shuffles with

@@ -1,5 +1,6 @@
 import type { Tf } from '../backend/resolve.js';
 import type { Dataset } from '../data/dataset.js';
+import { isOutOfMemory } from '../errors.js';
 import type { LoadedModel } from './model.js';
 
 /** Largest inference batch: beyond this, call overhead is already amortised for any model. */
@@ -40,14 +41,6 @@ export function inferenceBatch(sampleShape: readonly number[], backend: string, 
   const rowBytes = Math.max(1, sampleShape.reduce((a, b) => a * b, 1) * bytesPerElement);
   const budget = INFERENCE_BUDGET_BYTES[backend] ?? DEFAULT_INFERENCE_BUDGET_BYTES;
   return Math.max(1, Math.min(INFERENCE_BATCH, Math.floor(budget / (rowBytes * ACTIVATION_FACTOR))));
-}
-
-/** Errors a backend throws when one call's memory does not fit (wasm heap, native, GPU, JS). */
-const OUT_OF_MEMORY =
-  /out of memory|\bOOM\b|memory access out of bounds|Cannot enlarge memory|Array buffer allocation failed|allocation failed|Failed to allocate/i;
-
-export function isOutOfMemory(error: unknown): boolean {
-  return OUT_OF_MEMORY.test(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 }
 
 /**

@@ -4,26 +4,15 @@ import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import type { LayerSpec } from '../../src/config/schema.js';
 import { FlatAdam } from '../../src/distill/adam.js';
 import { distillationLoss, kdLossAndGradient } from '../../src/distill/loss.js';
-import { seededRandom } from '../../src/distill/random.js';
 import { kdTargets, kdTerms } from '../../src/distill/targets.js';
 import { denseStack, trainingStep, type TrainingStep } from '../../src/distill/training-step.js';
 import { buildStudent } from '../../src/models/student.js';
+import { maxRelativeError, randomArray } from '../helpers.js';
 
 let tf: Tf;
 beforeAll(async () => {
   ({ tf } = await resolveBackend('cpu'));
 });
-
-function randomArray(n: number, seed: number, scale = 1): Float32Array {
-  const random = seededRandom(seed);
-  return Float32Array.from({ length: n }, () => (random() * 2 - 1) * scale);
-}
-
-function maxRelativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1e-3, Math.abs(b[i])));
-  return worst;
-}
 
 const rows = 12;
 const classes = 5;

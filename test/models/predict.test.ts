@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import { inMemoryDataset } from '../../src/data/dataset.js';
 import type { LoadedModel } from '../../src/models/model.js';
-import { INFERENCE_BATCH, inferenceBatch, isOutOfMemory, predictLogits } from '../../src/models/predict.js';
+import { isOutOfMemory } from '../../src/errors.js';
+import { INFERENCE_BATCH, inferenceBatch, predictLogits } from '../../src/models/predict.js';
 
 let tf: Tf;
 beforeAll(async () => {
