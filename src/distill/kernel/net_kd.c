@@ -5,10 +5,11 @@
 // because on a small student every TF.js op costs more in dispatch than in arithmetic. See
 // net-kernel.ts for the program and memory layout the host writes, and which layers it takes.
 //
-// Activations are NHWC, one row after another, as TF.js lays them out. Convolutions, pointwise
-// and Dense layers are all one loop shape, out[N] += sum_i a[i] * w[i][N], vectorised four
-// output channels at a time with the accumulators in registers (gemv below): the patch of input
-// pixels a convolution sees is gathered first (im2col, one patch or a tile of them at a time).
+// Activations are NHWC, one row after another, as TF.js lays them out. Every pass of a
+// convolution, pointwise convolution or Dense layer is one matrix product (gemm below, a 4 x 8
+// register-blocked micro-kernel): forward, patches . W; weight gradient, patches^T . dOut; input
+// gradient, dOut . W^T added back into the input pixels each window covered (col2im). The
+// patches a convolution sees are gathered once per step, in the forward pass (im2col).
 //
 // Build: npm run build:kernel (clang and wasm-ld from Debian's clang and lld packages).
 
