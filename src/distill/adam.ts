@@ -1,6 +1,12 @@
 import type { Tensor, Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 
+/** Adam's step size and epsilon for step `step` (from 1), bias corrections folded in (see FlatAdam). */
+export function correctedAdam(step: number, learningRate: number, beta1: number, beta2: number, epsilon: number): { rate: number; epsilon: number } {
+  const correction2 = Math.sqrt(1 - beta2 ** step);
+  return { rate: (learningRate * correction2) / (1 - beta1 ** step), epsilon: epsilon * correction2 };
+}
+
 /**
  * Adam over all of a student's variables at once, numerically the update of `tf.train.adam`.
  * `tf.train.adam` spends ~15 ops per variable per step; a small student's step is then mostly
@@ -9,12 +15,6 @@ import type { Tf } from '../backend/resolve.js';
  *   lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)  ==  lr_t * m / (sqrt(v) + eps_t)
  *   with lr_t = lr * sqrt(1-b2^t) / (1-b1^t)  and  eps_t = eps * sqrt(1-b2^t).
  */
-/** Adam's step size and epsilon for step `step` (from 1), bias corrections folded in (see FlatAdam). */
-export function correctedAdam(step: number, learningRate: number, beta1: number, beta2: number, epsilon: number): { rate: number; epsilon: number } {
-  const correction2 = Math.sqrt(1 - beta2 ** step);
-  return { rate: (learningRate * correction2) / (1 - beta1 ** step), epsilon: epsilon * correction2 };
-}
-
 export class FlatAdam {
   private readonly firstMoment: Variable;
   private readonly secondMoment: Variable;

@@ -2,13 +2,13 @@ import type { Tensor } from '@tensorflow/tfjs';
 import type { LoadedModel } from '../models/model.js';
 import { median, timeInterleaved } from './speed.js';
 
-/**
- * A speed verdict that does not flake: the new student and the baseline's student are timed in
- * the same process, interleaved round by round, and judged on a bootstrap confidence interval of
- * the median ratio of their latencies. A gate fails only when the whole interval is past the
- * threshold, passes only when it is inside, and otherwise more rounds are measured, up to a time
- * budget, before the comparison is called inconclusive.
- */
+// A speed verdict that does not flake: the new student and the baseline's student are timed in
+// the same process, interleaved round by round, and judged on a distribution-free confidence
+// interval of the median ratio of their latencies (`ratioInterval`). A gate fails only when the
+// whole interval is past the threshold, passes only when it is inside, and otherwise more rounds
+// are measured, up to a time budget, before the comparison is called inconclusive.
+
+/** Latencies of both students, one entry per round. */
 export interface PairedTimings {
   current: number[];
   baseline: number[];

@@ -1,6 +1,6 @@
 import type { Config } from '../config/load.js';
 import { onBackend } from '../backend/resolve.js';
-import { softTargets } from '../distill/soft-targets.js';
+import { teacherLogits } from '../distill/teacher-logits.js';
 import { distill, type TrainingPath, type TrainResult } from '../distill/train.js';
 import { top1Agreement } from '../measure/agreement.js';
 import { predictLogits } from '../models/predict.js';
@@ -36,9 +36,9 @@ export const TRAINING_SHARE_OF_BUDGET = 0.85;
 export async function distillStudent(session: Session, config: Config, { signal, budget, log }: DistillOptions): Promise<Distillation> {
   const { backend, teacher, student, train, evalSet } = session;
   const { tf } = backend;
-  const teacherEvalLogits = (await softTargets(tf, teacher, evalSet, backend.name, config.cacheDir, config.teacher)).logits;
+  const teacherEvalLogits = (await teacherLogits(tf, teacher, evalSet, backend.name, config.cacheDir, config.teacher)).logits;
   const started = performance.now();
-  const targets = await softTargets(tf, teacher, train, backend.name, config.cacheDir, config.teacher);
+  const targets = await teacherLogits(tf, teacher, train, backend.name, config.cacheDir, config.teacher);
   if ((targets.workers ?? 1) > 1) log(`soft targets: computed in ${targets.workers} worker threads`);
   if (targets.source === 'cache') log(`soft targets: cache hit (${targets.cacheFile}), the teacher is skipped`);
   const teacherSeconds = (performance.now() - started) / 1000;

@@ -5,7 +5,7 @@ import type { GraphModel, Tensor } from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import { inMemoryDataset } from '../../src/data/dataset.js';
-import { cacheKey } from '../../src/distill/soft-targets.js';
+import { cacheKey } from '../../src/distill/teacher-logits.js';
 import { InputError } from '../../src/errors.js';
 import { readModelArtifacts } from '../../src/models/artifacts.js';
 import { loadModel, type LoadedModel, type TeacherOptions } from '../../src/models/model.js';

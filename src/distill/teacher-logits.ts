@@ -14,7 +14,8 @@ import { inferenceBatch, predictLogits } from '../models/predict.js';
  */
 const CACHE_FORMAT = 2;
 
-export interface SoftTargets {
+/** The teacher's logits over a split (the soft targets' source), and where they came from. */
+export interface TeacherLogits {
   logits: Float32Array;
   source: 'computed' | 'cache';
   /** Worker threads that computed them (1: this thread). */
@@ -29,14 +30,14 @@ export interface SoftTargets {
  * teacher-output setting and the backend (float32 reductions differ between backends, and the
  * same config must give the same student on the same backend). A hit skips the teacher entirely.
  */
-export async function softTargets(
+export async function teacherLogits(
   tf: Tf,
   teacher: LoadedModel,
   train: Dataset,
   backend: ConcreteBackend,
   cacheDir?: string,
   modelJson?: string,
-): Promise<SoftTargets> {
+): Promise<TeacherLogits> {
   const expectedLength = train.size * teacher.outputWidth;
   const cacheFile = cacheDir && teacher.fingerprint ? path.join(cacheDir, `soft-targets-${await cacheKey(teacher, train, backend)}.f32`) : undefined;
   if (cacheFile) {
