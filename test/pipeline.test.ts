@@ -37,3 +37,19 @@ describe('measure.backend', () => {
     expect((error as Error).message).toMatch(/@tensorflow\/tfjs-node/);
   });
 });
+
+describe('a student TF.js cannot train', () => {
+  it('exits 2 naming student.layers before any training, not as an internal error an hour in', async () => {
+    const dir = await exampleWorkspace(
+      quickConfig({
+        student:
+          '  layers:\n    - { type: reshape, targetShape: [8, 8, 1] }\n    - { type: conv2d, filters: 2, kernelSize: 3, dilationRate: 2 }\n    - { type: flatten }\n    - { type: dense, units: 10 }',
+      }),
+    );
+    const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
+    const error = await runPipeline(config, { outDir: path.join(dir, 'out'), searchFrom: [dir] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).culprit).toBe('student.layers');
+    expect((error as Error).message).toMatch(/cannot train this student on any backend \(.*dilation/);
+  });
+});

@@ -1,4 +1,4 @@
-import { resolveBackend, type ResolvedBackend } from '../backend/resolve.js';
+import { onBackend, resolveBackend, type ResolvedBackend } from '../backend/resolve.js';
 import type { Config } from '../config/load.js';
 import { loadSplit, type Dataset } from '../data/dataset.js';
 import { probeTrainingStep } from '../distill/training-step.js';
@@ -56,6 +56,14 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
     const stepFailure = config.backend === 'auto' ? await probeTrainingStep(backend.tf, config, teacher.inputShape, train) : undefined;
     if (stepFailure !== undefined) {
       const reason = `${backend.name}: a training step of this student needs kernels the backend lacks (${stepFailure})`;
+      // The cpu backend has every gradient TF.js has; what fails there too, TF.js cannot train
+      // at all (a dilated convolution's gradient, say): the student's config is at fault.
+      const cpuFailure =
+        backend.name === 'cpu' ? stepFailure : await onBackend(backend.tf, 'cpu', () => probeTrainingStep(backend.tf, config, teacher.inputShape, train));
+      if (cpuFailure !== undefined) {
+        const where = 'model' in config.student ? config.student.model : 'student.layers';
+        throw new InputError(where, `TF.js cannot train this student on any backend (${cpuFailure}); change the layer it names.`);
+      }
       log(`backend: ${reason}; training on cpu, inference stays on ${backend.name}`);
       trainingBackend = 'cpu';
       backend = { ...backend, notes: [...backend.notes, `${reason}: trained on cpu`] };
