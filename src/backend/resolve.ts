@@ -6,10 +6,10 @@ import * as bundledTf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import { initialiseBundled } from './bundled.js';
 import type { BackendName } from '../config/schema.js';
+import type { Tf } from './tf.js';
 import { describeAdapter, findAdapter, initialiseWebGpu, type AdapterDescription } from './webgpu.js';
 
-/** The one TF.js handle passed through the pipeline (tfjs-node re-exports all of tfjs). */
-export type Tf = typeof bundledTf;
+export type { Tf } from './tf.js';
 export type ConcreteBackend = Exclude<BackendName, 'auto'>;
 
 export interface ResolvedBackend {

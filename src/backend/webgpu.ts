@@ -1,4 +1,4 @@
-import type { Tf } from './resolve.js';
+import type { Tf } from './tf.js';
 
 /** What Dawn reports of the adapter a run used; it goes into the report's environment. */
 export interface AdapterDescription {

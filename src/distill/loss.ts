@@ -1,12 +1,6 @@
 import type { GradSaveFunc, Scalar, Tensor } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
-import type { SoftmaxTerm } from './targets.js';
-
-export interface KdWeights {
-  temperature: number;
-  /** Weight of the distillation term; the hard-label term gets 1 - alpha. */
-  alpha: number;
-}
+import type { KdWeights, SoftmaxTerm } from './targets.js';
 
 /**
  * Hinton knowledge distillation:

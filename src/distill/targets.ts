@@ -1,4 +1,8 @@
-import type { KdWeights } from './loss.js';
+export interface KdWeights {
+  temperature: number;
+  /** Weight of the distillation term; the hard-label term gets 1 - alpha. */
+  alpha: number;
+}
 
 /**
  * One softmax term of the KD loss, at one temperature: `weight * lse(logits * scale)` per row.
