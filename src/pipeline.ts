@@ -1,7 +1,6 @@
 import path from 'node:path';
 import type { Config } from './config/load.js';
 import type { RegressionAcceptance } from './gates/judge.js';
-import { measuredMetrics } from './measure/metrics.js';
 import { buildReport } from './report/build.js';
 import type { HistoryEntry } from './report/history.js';
 import { renderMarkdown } from './report/markdown.js';
@@ -42,11 +41,6 @@ export interface RunOptions {
   acceptRegression?: RegressionAcceptance;
   /** Earlier runs from the baseline store, drawn as a trend in report.md. */
   history?: HistoryEntry[];
-}
-
-/** Metrics every run measures (the names gates may use): the catalogue's, for these classes, topK and labels. */
-export function metricNames(classes: number, topK: number, labels: boolean): string[] {
-  return measuredMetrics({ classes, topK, labels });
 }
 
 /** prepare -> distill -> measure -> judge -> buildReport, then the files. */

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
 import { InputError } from '../src/errors.js';
+import * as tf from '@tensorflow/tfjs';
 import { runPipeline } from '../src/pipeline.js';
 import { exampleWorkspace, quickConfig } from './helpers.js';
 
@@ -20,6 +21,11 @@ describe('measure.backend', () => {
     const { result, log } = await run('measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: cpu }\nbackend: wasm');
     expect(result.report.backend).toBe('wasm');
     expect(result.report.speedBackend).toBe('cpu');
+    // Resolving cpu for timing did not move the rest of the run there: it ends on wasm, and the
+    // environment later runs compare timings with is the one speed was timed on.
+    expect(tf.getBackend()).toBe('wasm');
+    expect(result.report.environment.backend).toBe('cpu');
+    expect(log).toMatch(/training: kernel step on wasm; inference on wasm/);
     expect(log).toMatch(/speed: timed on cpu \(measure\.backend\)/);
     expect(result.report.metrics['speed.studentMs']).toBeGreaterThan(0);
   });

@@ -15,6 +15,8 @@ export type ConcreteBackend = Exclude<BackendName, 'auto'>;
 export interface ResolvedBackend {
   tf: Tf;
   name: ConcreteBackend;
+  /** The backend's name in TF.js's registry, for tf.setBackend: tfjs-node(-gpu) registers "tensorflow". */
+  engine: string;
   /** The WebGPU adapter, for the webgpu backend. */
   adapter?: AdapterDescription;
   /** Where the handle came from: a resolved native package path, or "bundled". */
@@ -49,7 +51,7 @@ export async function resolveBackend(requested: BackendName, options: ResolveOpt
   for (const name of candidates) {
     try {
       const resolved = await initialise(name, searchFrom, importPackage, requested === name);
-      return { ...resolved, notes };
+      return { ...resolved, engine: resolved.tf.getBackend(), notes };
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       if (requested !== 'auto') throw new InputError(`backend "${name}"`, reason);
@@ -64,7 +66,7 @@ async function initialise(
   searchFrom: string[],
   importPackage: NonNullable<ResolveOptions['importPackage']>,
   askedByName: boolean,
-): Promise<Omit<ResolvedBackend, 'notes'>> {
+): Promise<Omit<ResolvedBackend, 'notes' | 'engine'>> {
   if (name === 'webgpu') {
     // Dawn's bindings (the `webgpu` package, a native addon) are resolved at run time like the
     // tfjs-node packages; TF.js's WebGPU backend itself is plain JavaScript and bundled.

@@ -43,7 +43,7 @@ export interface KernelOp {
 /** A Sequential student as the kernel's program, or why the kernel cannot train it. */
 export type KernelPlan = { ops: KernelOp[] } | { unsupported: string };
 
-/** Options that keep a layer off the kernel: the autodiff step applies them, as model.fit does. */
+/** Options that keep a layer off the kernel and the dense step: the autodiff step applies them, as model.fit does. */
 const AUTODIFF_ONLY_KEYS = ['Regularizer', 'Constraint']
   .flatMap((kind) => ['kernel', 'bias', 'activity', 'depthwise', 'pointwise', 'beta', 'gamma'].map((weight) => `${weight}${kind}`))
   .filter((key) => key !== 'activityConstraint');
@@ -89,7 +89,7 @@ export function planKernel(model: LayersModel): KernelPlan {
 
 function translateLayer(layer: Layer, className: string, config: Record<string, unknown>, shape: Shape, isLast: boolean, name: string): Translation {
   if (!layer.trainable && layer.weights.length > 0) return 'frozen layers train through autodiff';
-  if (AUTODIFF_ONLY_KEYS.some((key) => config[key] != null)) return 'regularisers and constraints are applied by the autodiff step only';
+  if (appliedByAutodiffOnly(config)) return 'regularisers and constraints are applied by the autodiff step only';
   if (config.dataFormat != null && config.dataFormat !== 'channelsLast') return 'only channelsLast is supported';
   const activation = activationOf(config.activation, isLast);
   if (activation === undefined) return `activation "${String(config.activation)}"`;
@@ -202,12 +202,17 @@ function normalization({ layer, config, shape, weights, base }: LayerContext): T
   return { ops: [op], shape };
 }
 
+/** A layer whose config has a regulariser or a constraint: only the autodiff step applies them. */
+export function appliedByAutodiffOnly(config: Record<string, unknown>): boolean {
+  return AUTODIFF_ONLY_KEYS.some((key) => config[key] != null);
+}
+
 /**
  * The kernel's name for a Keras activation, or undefined when it has none. A softmax on the last
  * layer is dropped: the KD loss only sees softmax(logits / T) and log softmax(logits), which a
  * softmax in front leaves unchanged, so the student trains on its logits.
  */
-function activationOf(value: unknown, isLast: boolean): Activation | undefined {
+export function activationOf(value: unknown, isLast: boolean): Activation | undefined {
   const name = value == null ? 'linear' : String(value);
   if (name === 'softmax' && isLast) return 'linear';
   return name in ACTIVATIONS ? (name as Activation) : undefined;
@@ -249,6 +254,17 @@ export function dropoutUniform(seed: number, op: number, element: number): numbe
     return h >>> 0;
   };
   return (mix(mix((seed ^ Math.imul(op, 0x9e3779b9)) >>> 0) ^ element) >>> 8) / 16777216;
+}
+
+/**
+ * The kernel trapped (an out-of-bounds access, say). Its memory is sized before the first step,
+ * so this is a bug, never an out-of-memory to retry with a smaller batch.
+ */
+export class KernelTrap extends Error {
+  constructor(cause: unknown) {
+    super(`the WebAssembly training kernel failed, a bug in distill-gate: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'KernelTrap';
+  }
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -326,7 +342,12 @@ export class NetKernel {
     const t = this.steps + 1;
     new Uint32Array(this.memory.buffer)[this.netAddress / 4 + 17] = (this.seed * 7919 + this.steps) >>> 0;
     const { rate, epsilon } = correctedAdam(t, this.learningRate, this.beta1, this.beta2, this.epsilon);
-    const loss = this.stepFunction(this.netAddress, this.opsAddress, rows, rate, epsilon, this.beta1, this.beta2);
+    let loss: number;
+    try {
+      loss = this.stepFunction(this.netAddress, this.opsAddress, rows, rate, epsilon, this.beta1, this.beta2);
+    } catch (error) {
+      throw new KernelTrap(error);
+    }
     this.steps = t;
     return loss;
   }

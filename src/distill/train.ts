@@ -7,6 +7,7 @@ import type { LoadedModel } from '../models/model.js';
 import { isOutOfMemory } from '../errors.js';
 import { permutation, seededRandom } from './random.js';
 import { kdTargets, kdTerms } from './targets.js';
+import { KernelTrap } from './net-kernel.js';
 import { trainingStep, type TrainingStep } from './training-step.js';
 
 export interface EpochProgress {
@@ -82,13 +83,14 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   let stepCount = 0;
   const pause = eventLoopPauser();
   const done = (extra: Partial<TrainResult> & { epochsCompleted: number }): TrainResult => ({ loss: losses, batchSize, notes, ...extra });
+  let epochLoss: EpochLoss | undefined;
   try {
     const chunks = Math.ceil(train.size / train.chunkRows);
     for (let epoch = 1; epoch <= settings.epochs; epoch++) {
       // Shuffled by chunk order, then within each chunk: a streamed split holds one chunk at a
       // time. An in-memory split is one chunk, so this is a plain permutation of every row.
       const chunkOrder = chunks > 1 ? permutation(chunks, random) : [0];
-      const epochLoss = new EpochLoss(tf, train.size);
+      epochLoss = new EpochLoss(tf, train.size);
       for (const chunk of chunkOrder) {
         const base = chunk * train.chunkRows;
         const rows = Math.min(train.chunkRows, train.size - base);
@@ -97,7 +99,6 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
         for (let start = 0; start < rows;) {
           await pause();
           if (options.signal?.aborted) {
-            epochLoss.dispose();
             return done({ epochsCompleted: epoch - 1, stoppedBecause: abortReason(options.signal), stopKind: 'abort' });
           }
           const local = order.subarray(start, Math.min(start + batchSize, rows));
@@ -111,7 +112,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
             batchLoss = step.run(gatherRows(features, width, local), batch.targets, local.length);
           } catch (error) {
             // A batch too large for the device: halve it and retry the same rows, down to a floor.
-            if (!isOutOfMemory(error) || batchSize <= MIN_BATCH_SIZE) throw error;
+            if (error instanceof KernelTrap || !isOutOfMemory(error) || batchSize <= MIN_BATCH_SIZE) throw error;
             const halved = Math.max(MIN_BATCH_SIZE, Math.floor(batchSize / 2));
             notes.push(`Out of memory at batch size ${batchSize} in epoch ${epoch}; continued with ${halved}.`);
             batchSize = halved;
@@ -134,6 +135,8 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
     }
     return done({ epochsCompleted: settings.epochs });
   } finally {
+    // An epoch cut short (a signal, an error) leaves its device-side sum behind.
+    epochLoss?.dispose();
     step.sync();
     step.dispose();
   }

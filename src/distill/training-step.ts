@@ -5,10 +5,11 @@ import type { Dataset } from '../data/dataset.js';
 import { firstLine, type LoadedModel } from '../models/model.js';
 import { buildStudent } from '../models/student.js';
 import { rowLength } from '../data/batches.js';
+import { InputError } from '../errors.js';
 import { FlatAdam } from './adam.js';
 import { kdLoss, kdLossAndGradient } from './loss.js';
 import { kdTerms } from './targets.js';
-import { NetKernel, planKernel } from './net-kernel.js';
+import { activationOf, appliedByAutodiffOnly, NetKernel, planKernel } from './net-kernel.js';
 import type { SoftmaxTerm } from './targets.js';
 
 /**
@@ -49,9 +50,8 @@ export interface StepSettings {
   seed?: number;
 }
 
-/** Activations whose derivative the dense step and the kernel know, in terms of the layer's output. */
-const DENSE_ACTIVATIONS = ['linear', 'relu', 'sigmoid', 'tanh'] as const;
-type DenseActivation = (typeof DENSE_ACTIVATIONS)[number];
+/** Activations whose derivative the dense step knows, in terms of the layer's output: the kernel's. */
+type DenseActivation = NonNullable<ReturnType<typeof activationOf>>;
 
 export interface DenseLayer {
   kernel: Variable;
@@ -85,8 +85,11 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
     try {
       kernel = new NetKernel(tf, plan.ops, terms, maxRows, learningRate, settings.seed ?? 0);
     } catch (error) {
-      // A student too large for a 32-bit WebAssembly memory (4 GiB) trains in TF.js ops instead.
+      // A student too large for a 32-bit WebAssembly memory (4 GiB) trains in TF.js ops instead,
+      // where those have every gradient it needs: a Dense stack. Any other student on this
+      // backend needs the kernel, so the batch has to shrink.
       if (settings.kind || !(error instanceof RangeError)) throw error;
+      if (!stack) throw new InputError('distill.batchSize', `${error.message}; lower distill.batchSize.`);
       return { ...trainingStep(tf, student, { ...settings, kind: stack ? 'dense' : 'autodiff' }), whyNotKernel: error.message };
     }
     return { kind, run: (x, targets, rows) => kernel.run(x, targets, rows), sync: () => kernel.sync(), dispose: () => {} };
@@ -142,17 +145,12 @@ export function denseStack(model: LayersModel): { flatten: boolean; layers: Dens
   for (const [index, layer] of denses.entries()) {
     if (layer.getClassName() !== 'Dense' || !layer.trainable) return undefined;
     const config = layer.getConfig() as { activation?: string; useBias?: boolean } & Record<string, unknown>;
-    // Regularisers and constraints are applied by the autodiff step only.
-    if (['kernelRegularizer', 'biasRegularizer', 'activityRegularizer', 'kernelConstraint', 'biasConstraint'].some((key) => config[key] != null))
-      return undefined;
-    let activation = config.activation ?? 'linear';
-    // A softmax output trains on its logits: the KD loss only sees softmax(logits / T) and
-    // log softmax(logits), which a softmax in front leaves unchanged.
-    if (activation === 'softmax' && index === denses.length - 1) activation = 'linear';
-    if (!(DENSE_ACTIVATIONS as readonly string[]).includes(activation)) return undefined;
+    if (appliedByAutodiffOnly(config)) return undefined;
+    const activation = activationOf(config.activation, index === denses.length - 1);
+    if (activation === undefined) return undefined;
     const [kernel, bias] = layer.trainableWeights.map((w) => w.read() as Variable);
     if (!kernel || kernel.rank !== 2 || (config.useBias !== false && !bias)) return undefined;
-    layers.push({ kernel, bias: config.useBias === false ? undefined : bias, activation: activation as DenseActivation });
+    layers.push({ kernel, bias: config.useBias === false ? undefined : bias, activation });
   }
   return layers.length > 0 ? { flatten, layers } : undefined;
 }
@@ -211,7 +209,13 @@ function activationDerivative(tf: Tf, activation: Exclude<DenseActivation, 'line
  * backend: a backend that lacks a gradient kernel the step needs fails here, in a second, instead
  * of an hour into a run. Returns the failure's first line, or undefined when the step ran.
  */
-export async function probeTrainingStep(tf: Tf, config: Config, inputShape: (number | null)[], train: Dataset): Promise<string | undefined> {
+export async function probeTrainingStep(
+  tf: Tf,
+  config: Config,
+  inputShape: (number | null)[],
+  train: Dataset,
+  kind?: TrainingStep['kind'],
+): Promise<string | undefined> {
   const probe = await buildStudent(tf, config.student, inputShape, config.distill.seed);
   const rows = Math.min(2, train.size);
   const sample = await train.read(0, rows);
@@ -222,6 +226,7 @@ export async function probeTrainingStep(tf: Tf, config: Config, inputShape: (num
     terms: kdTerms(config.distill, train.y !== undefined),
     sampleShape: train.sampleShape,
     maxRows: rows,
+    kind,
   });
   try {
     const loss = step.run(sample, new Float32Array(rows * probe.outputWidth), rows);

@@ -5,9 +5,14 @@ import { InputError } from '../errors.js';
 import { loadModel, type LoadedModel } from './model.js';
 import { buildStudent } from './student.js';
 
+/** The configured teacher: its file, the head to distill and what that head outputs. */
+export function loadTeacher(tf: Tf, config: Config): Promise<LoadedModel> {
+  return loadModel(tf, config.teacher, 'teacher', { head: config.teacherHead, output: config.teacherOutput });
+}
+
 /** The teacher and a fresh student, checked against each other and against the data; exit 2 naming the culprit otherwise. */
 export async function loadTeacherAndStudent(tf: Tf, config: Config, train: Dataset, evalSet: Dataset): Promise<{ teacher: LoadedModel; student: LoadedModel }> {
-  const teacher = await loadModel(tf, config.teacher, 'teacher', { head: config.teacherHead, output: config.teacherOutput });
+  const teacher = await loadTeacher(tf, config);
   try {
     for (const split of [train, evalSet]) checkAgainstTeacher(split, teacher.inputShape, teacher.outputWidth, config.teacher);
     if (train.size < config.distill.batchSize) {

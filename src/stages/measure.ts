@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { io } from '@tensorflow/tfjs';
-import { describeEnvironment, onBackend, type ResolvedBackend, type Tf } from '../backend/resolve.js';
+import { describeEnvironment, onBackend, type Tf } from '../backend/resolve.js';
 import type { Config } from '../config/load.js';
 import type { Dataset } from '../data/dataset.js';
 import { InputError } from '../errors.js';
@@ -12,6 +12,7 @@ import { comparePairedSpeed, type SpeedComparison } from '../measure/paired-spee
 import { measureSpeed } from '../measure/speed.js';
 import { fileExists } from '../models/artifacts.js';
 import { loadModel, wrapLayersModel, type LoadedModel } from '../models/model.js';
+import { loadTeacher } from '../models/pair.js';
 import { predictLogits } from '../models/predict.js';
 import type { Report } from '../report/report.js';
 import type { Distillation } from './distill.js';
@@ -49,19 +50,31 @@ export async function measureStudent(
     'size.studentParams': student.params,
     'size.ratio': student.bytes / teacher.bytes,
   };
-  const metrics: Record<string, number> = {
-    ...size,
-    ...(await timeSpeed(tf, session.speedBackend, teacher, student, evalSet, config, log)),
-    ...agreementMetrics(distillation.teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y),
-  };
   const pairedChecks = checks.filter(isPairedSpeedCheck);
   const baselineStudentPath = baseline && pairedChecks.length > 0 ? await findBaselineStudent(baselineStudent, baseline.path, baseline.report) : undefined;
-  const speedComparison = baselineStudentPath ? await timeAgainstBaseline(tf, student, baselineStudentPath, evalSet, pairedChecks, config, log) : undefined;
+  // Speed, and the paired comparison with the baseline's student, on the speed backend.
+  const timing = await speedModels(session, config, log);
+  let speed: StageMetrics<'speed'>;
+  let speedComparison: SpeedComparison | undefined;
+  try {
+    speed = await timing.run(() => measureSpeed(timing.tf, timing.teacher, timing.student, evalSet, config.measure));
+    if (baselineStudentPath) {
+      speedComparison = await timing.run(() => timeAgainstBaseline(timing.tf, timing.student, baselineStudentPath, evalSet, pairedChecks, config, log));
+    }
+  } finally {
+    timing.dispose();
+  }
+  const metrics: Record<string, number> = {
+    ...size,
+    ...speed,
+    ...agreementMetrics(distillation.teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y),
+  };
   if (speedComparison) {
     const paired: StageMetrics<'paired speed'> = { 'speed.baselineStudentMs': speedComparison.baselineMs, 'speed.vsBaseline': speedComparison.ratio };
     Object.assign(metrics, paired);
   }
-  return { metrics, speedComparison, baselineStudentPath, environment: describeEnvironment(backend) };
+  // The environment is what makes timings comparable between runs: the backend they were timed on.
+  return { metrics, speedComparison, baselineStudentPath, environment: describeEnvironment(session.speedBackend ?? backend) };
 }
 
 async function findBaselineStudent(explicit: string | undefined, baselinePath: string, baseline: Report): Promise<string | undefined> {
@@ -110,39 +123,42 @@ async function timeAgainstBaseline(
   }
 }
 
+/** Teacher and student on the backend speed is timed on, and a way to run work there. */
+interface SpeedModels {
+  tf: Tf;
+  teacher: LoadedModel;
+  student: LoadedModel;
+  run<T>(work: () => Promise<T>): Promise<T>;
+  dispose(): void;
+}
+
 /**
- * Latency and throughput of teacher and student, on `measure.backend` where the config names one
- * (the backend the student is deployed on), else on the run's inference backend. A backend of
- * another TF.js engine (tfjs-node) gets its own copies of both models.
+ * The session's models on `measure.backend` where the config names one (the backend the student
+ * is deployed on), else on the inference backend. A backend of another TF.js engine (tfjs-node)
+ * gets its own copies of both models.
  */
-async function timeSpeed(
-  tf: Tf,
-  other: ResolvedBackend | undefined,
-  teacher: LoadedModel,
-  student: LoadedModel,
-  evalSet: Dataset,
-  config: Config,
-  log: (line: string) => void,
-) {
-  if (!other) return measureSpeed(tf, teacher, student, evalSet, config.measure);
-  log(`speed: timed on ${other.name} (measure.backend)`);
-  if (other.tf === tf) return onBackend(tf, other.name, () => measureSpeed(tf, teacher, student, evalSet, config.measure));
+async function speedModels(session: Session, config: Config, log: (line: string) => void): Promise<SpeedModels> {
+  const { backend, teacher, student, speedBackend } = session;
+  const target = speedBackend ?? backend;
+  const run = <T>(work: () => Promise<T>) => onBackend(target.tf, target.engine, work);
+  if (speedBackend) log(`speed: timed on ${speedBackend.name} (measure.backend)`);
+  if (target.tf === backend.tf) return { tf: backend.tf, teacher, student, run, dispose: () => {} };
   const artifacts = await new Promise<io.ModelArtifacts>((resolve, reject) => {
     student
       .layers!.save(
-        tf.io.withSaveHandler(async (saved) => {
+        backend.tf.io.withSaveHandler(async (saved) => {
           resolve(saved);
           return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
         }),
       )
       .catch(reject);
   });
-  const theirTeacher = await loadModel(other.tf, config.teacher, 'teacher', { head: config.teacherHead, output: config.teacherOutput });
-  const theirStudent = wrapLayersModel(await other.tf.loadLayersModel(other.tf.io.fromMemory(artifacts)), student.bytes);
+  const theirTeacher = await loadTeacher(target.tf, config);
   try {
-    return await measureSpeed(other.tf, theirTeacher, theirStudent, evalSet, config.measure);
-  } finally {
+    const theirStudent = wrapLayersModel(await target.tf.loadLayersModel(target.tf.io.fromMemory(artifacts)), student.bytes);
+    return { tf: target.tf, teacher: theirTeacher, student: theirStudent, run, dispose: () => (theirTeacher.dispose(), theirStudent.dispose()) };
+  } catch (error) {
     theirTeacher.dispose();
-    theirStudent.dispose();
+    throw error;
   }
 }

@@ -13,7 +13,7 @@ import { readReport, type Report } from '../report/report.js';
 export interface Session {
   /** The inference backend: the teacher's pass, agreement, speed. */
   backend: ResolvedBackend;
-  /** Where the student trains: the inference backend, or cpu when that lacks a gradient kernel the step needs. */
+  /** Where the student trains (a TF.js registry name): the inference backend, or cpu when that lacks a gradient kernel the step needs. */
   trainingBackend: string;
   /** `measure.backend`, resolved, when it names a backend other than the inference one. */
   speedBackend?: ResolvedBackend;
@@ -52,14 +52,14 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
     for (const note of teacher.notes ?? []) log(`teacher: ${note}`);
     // Inference stays on the chosen backend whatever path training must take: a student whose
     // step needs a gradient kernel the backend lacks trains on the cpu backend of the same engine.
-    let trainingBackend: string = backend.name;
+    let trainingBackend = backend.engine;
     const stepFailure = config.backend === 'auto' ? await probeTrainingStep(backend.tf, config, teacher.inputShape, train) : undefined;
     if (stepFailure !== undefined) {
       const reason = `${backend.name}: a training step of this student needs kernels the backend lacks (${stepFailure})`;
       // The cpu backend has every gradient TF.js has; what fails there too, TF.js cannot train
       // at all (a dilated convolution's gradient, say): the student's config is at fault.
-      const cpuFailure =
-        backend.name === 'cpu' ? stepFailure : await onBackend(backend.tf, 'cpu', () => probeTrainingStep(backend.tf, config, teacher.inputShape, train));
+      // Asked of the autodiff step on cpu, so that a kernel bug is not blamed on the config.
+      const cpuFailure = await onBackend(backend.tf, 'cpu', () => probeTrainingStep(backend.tf, config, teacher.inputShape, train, 'autodiff'));
       if (cpuFailure !== undefined) {
         const where = 'model' in config.student ? config.student.model : 'student.layers';
         throw new InputError(where, `TF.js cannot train this student on any backend (${cpuFailure}); change the layer it names.`);
@@ -75,6 +75,9 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
             throw error instanceof InputError ? new InputError('measure.backend', error.message) : error;
           })
         : undefined;
+    // Resolving selects the speed backend; TF.js has one current backend per engine, and the
+    // teacher's pass and agreement belong on the inference backend.
+    if (speedBackend) await backend.tf.setBackend(backend.engine);
     const checks = parseGates(config.gates, measuredMetrics({ classes: teacher.outputWidth, topK: config.measure.topK, labels: Boolean(evalSet.y) }));
     return { backend, trainingBackend, speedBackend, teacher, student, train, evalSet, checks, baseline, dispose };
   } catch (error) {

@@ -43,6 +43,8 @@ describe('backend resolution', () => {
     expect(backend.tf).toBe(fakeTf);
     expect(backend.source).toContain('tfjs-node-gpu');
     expect(backendSet).toBe('tensorflow');
+    // What tf.setBackend must be given to come back to it: the registry's name, not the option's.
+    expect(backend.engine).toBe('tensorflow');
   });
 
   it('never finds the native packages in this repository (the build and tests must not need them)', async () => {

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import type { LayerSpec } from '../../src/config/schema.js';
 import { distillationLoss } from '../../src/distill/loss.js';
+import { InputError } from '../../src/errors.js';
 import { dropoutUniform, planKernel, windowGeometry } from '../../src/distill/net-kernel.js';
 import { kdTargets, kdTerms } from '../../src/distill/targets.js';
 import { trainingStep } from '../../src/distill/training-step.js';
@@ -207,6 +208,23 @@ describe('the WebAssembly kernel step', () => {
       step.dispose();
       student.dispose();
     }
+  });
+
+  it('asks for a smaller batch when a non-Dense student does not fit the kernel memory, instead of an autodiff step the backend may lack', async () => {
+    const input = [6, 6, 2];
+    const student = await buildStudent(tf, { layers: students['conv2d, valid, relu'].layers }, input, 1);
+    const settingsFor = { learningRate: 0.01, terms: kdTerms(settings, true), sampleShape: input, maxRows: 30_000_000 };
+    const error = (() => {
+      try {
+        trainingStep(tf, student, settingsFor);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).culprit).toBe('distill.batchSize');
+    expect((error as Error).message).toMatch(/4 GiB of memory at batch size 30000000; lower distill.batchSize/);
+    student.dispose();
   });
 
   it('computes window sizes and padding as TF does', () => {
