@@ -140,9 +140,16 @@ async function referenceRun(input: number[], layers: LayerSpec[], x: Float32Arra
   return { losses, weights };
 }
 
-async function kernelRun(input: number[], layers: LayerSpec[], x: Float32Array, steps: number) {
+async function kernelRun(input: number[], layers: LayerSpec[], x: Float32Array, steps: number, stepSeed = seed) {
   const student = await buildStudent(tf, { layers }, input, 5);
-  const step = trainingStep(tf, student, { learningRate: 0.01, terms: kdTerms(settings, true), sampleShape: input, maxRows: rows, kind: 'kernel', seed });
+  const step = trainingStep(tf, student, {
+    learningRate: 0.01,
+    terms: kdTerms(settings, true),
+    sampleShape: input,
+    maxRows: rows,
+    kind: 'kernel',
+    seed: stepSeed,
+  });
   const batch = kdTargets(teacher, labels, everyRow, classes, settings);
   const losses: number[] = [];
   for (let t = 0; t < steps; t++) losses.push((step.run(x, batch.targets, rows) as number) + batch.constant / rows);
@@ -168,6 +175,15 @@ describe('the WebAssembly kernel step', () => {
       expect(ours.losses[steps - 1]).toBeLessThan(ours.losses[0]);
     });
   }
+
+  it('gives bit-identical weights for the same seed, and other dropout masks for another seed', async () => {
+    const { input, layers } = students['dropout between Dense layers; batchNormalization of features'];
+    const x = randomArray(rows * input.reduce((a, b) => a * b, 1), 3, 2);
+    const [first, again] = [await kernelRun(input, layers, x, 3), await kernelRun(input, layers, x, 3)];
+    first.weights.forEach((w, i) => expect(Array.from(again.weights[i])).toEqual(Array.from(w)));
+    const other = await kernelRun(input, layers, x, 3, seed + 1);
+    expect(Array.from(other.weights[0])).not.toEqual(Array.from(first.weights[0]));
+  });
 
   it('refuses what it cannot do exactly, with the layer and the reason', async () => {
     const cases: Array<[number[], LayerSpec[], RegExp]> = [
