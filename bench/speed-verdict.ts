@@ -7,6 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { resolveBackend } from '../src/backend/resolve.js';
+import type { LayerSpec } from '../src/config/schema.js';
 import type { ConcreteBackend } from '../src/backend/resolve.js';
 import { comparePairedSpeed } from '../src/measure/paired-speed.js';
 import { median, timeOnce } from '../src/measure/speed.js';
@@ -16,28 +17,15 @@ const { values } = parseArgs({
   options: { backend: { type: 'string', default: 'wasm' }, runs: { type: 'string', default: '10' }, budget: { type: 'string', default: '10' } },
 });
 const { tf, name } = await resolveBackend(values.backend as ConcreteBackend);
-const student = await buildStudent(
-  tf,
-  {
-    layers: [
-      { type: 'dense', units: 32, activation: 'relu' },
-      { type: 'dense', units: 10 },
-    ],
-  },
-  [64],
-  7,
-);
-const copy = await buildStudent(
-  tf,
-  {
-    layers: [
-      { type: 'dense', units: 32, activation: 'relu' },
-      { type: 'dense', units: 10 },
-    ],
-  },
-  [64],
-  7,
-);
+// The reference student of issue #6, built twice from one seed: two identical models.
+const reference: { layers: LayerSpec[] } = {
+  layers: [
+    { type: 'dense', units: 32, activation: 'relu' },
+    { type: 'dense', units: 10 },
+  ],
+};
+const student = await buildStudent(tf, reference, [64], 7);
+const copy = await buildStudent(tf, reference, [64], 7);
 const input = tf.randomNormal([1, 64], 0, 1, 'float32', 1);
 
 // Calibrated after a long warm-up: the first few hundred calls run slower while V8 and the

@@ -1,6 +1,20 @@
 import type { GateResult } from '../src/gates/gates.js';
 import type { Report } from '../src/report/report.js';
 
+/** A failing absolute gate (size.ratio 0.05 against <= 0.01), for reports that must fail on a gate. */
+export const failingSizeGate: GateResult = {
+  metric: 'size.ratio',
+  op: '<=',
+  threshold: 0.01,
+  relative: false,
+  level: 'error',
+  value: 0.05,
+  baseline: null,
+  pass: false,
+  status: 'fail',
+  expected: '<= 0.01',
+};
+
 /** A complete, plausible report for tests of rendering and GitHub I/O. */
 export function sampleReport(overrides: Partial<Report> = {}): Report {
   return {

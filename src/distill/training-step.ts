@@ -27,6 +27,8 @@ import type { SoftmaxTerm } from './targets.js';
  */
 export interface TrainingStep {
   kind: 'kernel' | 'dense' | 'autodiff';
+  /** Why the student did not get the WebAssembly kernel, when it did not. */
+  whyNotKernel?: string;
   /**
    * Trains on one batch (`rows` rows of features and of `kdTargets` targets) and returns its loss
    * without the teacher-only constant: a number, or a scalar left on the device so that a GPU is
@@ -63,9 +65,9 @@ export interface DenseLayer {
  * The fastest step that can train this student on this backend. On the bundled CPU backends
  * (wasm, cpu) every student the kernel can express gets it; on tfjs-node and GPU backends, whose
  * ops are cheap to dispatch and fast at large sizes, a Dense stack gets the dense step in TF.js
- * ops; anything else, autodiff. `whyNotKernel` says why a student did not get the kernel.
+ * ops; anything else, autodiff.
  */
-export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSettings): TrainingStep & { whyNotKernel?: string } {
+export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSettings): TrainingStep {
   const model = student.layers as LayersModel;
   const { learningRate, terms, sampleShape, maxRows } = settings;
   const classes = student.outputWidth;

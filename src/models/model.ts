@@ -116,9 +116,10 @@ export function wrapLayersModel(model: LayersModel, bytes: number, teacher?: Tea
     };
   }
   const heads: Head[] = model.outputs.map((output, i) => ({ key: model.outputNames[i], aliases: [output.name], shape: output.shape }));
-  const index = chooseHead(heads, teacher.where, teacher.options.head, () => heads.map((h) => h.shape?.[h.shape.length - 1] ?? null));
+  const widths = () => heads.map(lastDimension);
+  const index = chooseHead(heads, teacher.where, teacher.options.head, widths);
   const head = heads[index];
-  const width = checkedWidth(head, head.shape?.[head.shape.length - 1] ?? null, teacher.where);
+  const width = checkedWidth(head, lastDimension(head), teacher.where);
   const predictHead = (x: Tensor): Tensor => {
     const result = model.predictOnBatch(x);
     if (!Array.isArray(result)) return result;
@@ -126,15 +127,7 @@ export function wrapLayersModel(model: LayersModel, bytes: number, teacher?: Tea
     return result[index];
   };
   const lastOp = layerOutputOp(model.outputLayers[index]);
-  const notes =
-    heads.length > 1
-      ? [
-          `distilling head ${head.key} (${width} wide), one of ${heads.length} outputs: ${listHeads(
-            heads,
-            heads.map((h) => h.shape?.[h.shape.length - 1] ?? null),
-          )}`,
-        ]
-      : [];
+  const notes = heads.length > 1 ? [chosenHeadNote(head, width, heads, widths())] : [];
   return { ...base, ...readHead(teacher, head.key, width, lastOp, predictHead, notes), head: head.key, teacherOptions: teacher.options };
 }
 
@@ -149,9 +142,8 @@ function wrapGraphModel(tf: Tf, model: GraphModel, loaded: LoadedArtifacts, wher
   // width comes from the signature, or else from running the model once on a zero batch.
   let probed: number[][] | undefined;
   const widthOf = (i: number): number | null => {
-    const shape = heads[i].shape;
-    const known = shape?.[shape.length - 1];
-    if (known !== undefined && known !== null) return known;
+    const known = lastDimension(heads[i]);
+    if (known !== null) return known;
     probed ??= probeGraph(
       tf,
       model,
@@ -173,10 +165,12 @@ function wrapGraphModel(tf: Tf, model: GraphModel, loaded: LoadedArtifacts, wher
   const checked = checkedWidth(head, width, where);
   if (heads.length > 1)
     notes.unshift(
-      `distilling head ${head.key} (${checked} wide), one of ${heads.length} outputs: ${listHeads(
+      chosenHeadNote(
+        head,
+        checked,
         heads,
         heads.map((_, i) => widthOf(i)),
-      )}`,
+      ),
     );
   const name = tensorName(head);
   const predictHead = (x: Tensor): Tensor => {
@@ -268,6 +262,16 @@ function listHeads(heads: Head[], widths: (number | null)[]): string {
       return `${h.key} (${alias ? `${alias}, ` : ''}${widths[i] ?? '?'} wide)`;
     })
     .join(', ');
+}
+
+/** The head's width as the model.json gives it (its shape's last dimension), or null. */
+function lastDimension(head: Head): number | null {
+  return head.shape?.[head.shape.length - 1] ?? null;
+}
+
+/** The log's note when a teacher has several outputs: which one is distilled, and the others. */
+function chosenHeadNote(head: Head, width: number, heads: Head[], widths: (number | null)[]): string {
+  return `distilling head ${head.key} (${width} wide), one of ${heads.length} outputs: ${listHeads(heads, widths)}`;
 }
 
 function checkedWidth(head: Head, width: number | null, where: string): number {

@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { sampleReport } from '../sample-report.js';
+import { failingSizeGate, sampleReport } from '../sample-report.js';
 import * as toolkit from './toolkit.js';
 
 vi.mock('@actions/core', () => import('./toolkit.js'));
@@ -18,18 +18,6 @@ const { run } = await import('../../src/action/run.js');
 const { createGitHub } = await import('../../src/action/github/index.js');
 
 const TOKEN = 'ghs_unit_token';
-const failingGate = {
-  metric: 'size.ratio',
-  op: '<=',
-  threshold: 0.01,
-  relative: false,
-  level: 'error',
-  value: 0.05,
-  baseline: null,
-  pass: false,
-  status: 'fail',
-  expected: '<= 0.01',
-} as const;
 
 async function reportFile(report = sampleReport()): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-main-'));
@@ -55,14 +43,14 @@ describe('run() with the toolkit mocked', () => {
   });
 
   it('fails the step on a failing gate, annotating it', async () => {
-    toolkit.reset({ mode: 'report', report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingGate] })) });
+    toolkit.reset({ mode: 'report', report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingSizeGate] })) });
     await run();
     expect(toolkit.errors()).toEqual(['size.ratio = 0.05, expected <= 0.01']);
     expect(toolkit.failures()).toEqual(['distill-gate: failing gates: size.ratio (<= 0.01)']);
   });
 
   it('with fail-on-gate false, a failing gate warns and the step passes', async () => {
-    toolkit.reset({ mode: 'report', 'fail-on-gate': 'false', report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingGate] })) });
+    toolkit.reset({ mode: 'report', 'fail-on-gate': 'false', report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingSizeGate] })) });
     await run();
     expect(toolkit.failures()).toEqual([]);
     expect(toolkit.warnings()).toContain('distill-gate: failing gates: size.ratio (<= 0.01) (fail-on-gate is false, so the step passes)');
@@ -154,7 +142,7 @@ describe('run() publishing through the GitHub facade', () => {
 
   it('a comment GitHub refuses warns with the fix, and the failing verdict still fails the step', async () => {
     toolkit.reset(
-      { mode: 'report', report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingGate] })), 'github-token': TOKEN },
+      { mode: 'report', report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingSizeGate] })), 'github-token': TOKEN },
       { eventName: 'pull_request', payload: { pull_request: { number: 7 } } },
     );
     facade.current!.upsertStickyComment.mockRejectedValue(Object.assign(new Error('Resource not accessible by integration'), { status: 403 }));
@@ -175,7 +163,7 @@ describe('run() publishing through the GitHub facade', () => {
   });
 
   it('on schedule with issue-on-failure, the tracking issue follows the verdict; without it, nothing is filed', async () => {
-    const failing = await reportFile(sampleReport({ verdict: 'fail', gates: [failingGate] }));
+    const failing = await reportFile(sampleReport({ verdict: 'fail', gates: [failingSizeGate] }));
     toolkit.reset({ mode: 'report', report: failing, 'github-token': TOKEN, 'issue-on-failure': 'true', 'issue-label': 'nightly' }, { eventName: 'schedule' });
     await run();
     expect(facade.current!.syncTrackingIssue).toHaveBeenCalledWith(

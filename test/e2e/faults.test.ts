@@ -8,7 +8,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { sampleReport } from '../sample-report.js';
+import { failingSizeGate, sampleReport } from '../sample-report.js';
 import { FakeGitHub } from './github-server.js';
 
 const api = await new FakeGitHub().start();
@@ -129,20 +129,7 @@ async function runScenario(scenario: Scenario, fault?: { status: number; times: 
         scenario.verdict === 'fail'
           ? {
               verdict: 'fail',
-              gates: [
-                {
-                  metric: 'size.ratio',
-                  op: '<=',
-                  threshold: 0.01,
-                  relative: false,
-                  level: 'error',
-                  value: 0.05,
-                  baseline: null,
-                  pass: false,
-                  status: 'fail',
-                  expected: '<= 0.01',
-                },
-              ],
+              gates: [failingSizeGate],
             }
           : {},
       ),

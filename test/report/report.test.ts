@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { escapeMarkdown } from '../../src/report/escape.js';
 import { lossChart, renderMarkdown } from '../../src/report/markdown.js';
-import { sampleReport } from '../sample-report.js';
+import { failingSizeGate, sampleReport } from '../sample-report.js';
 
 describe('escaping untrusted text', () => {
   it.each([
@@ -32,20 +32,7 @@ describe('markdown report', () => {
       sampleReport({
         verdict: 'fail',
         teacher: { path: '/x/<!-- -->@evil`|/model.json', format: 'layers-model', output: 'logits', params: 1, bytes: 1 },
-        gates: [
-          {
-            metric: 'size.ratio',
-            op: '<=',
-            threshold: 0.01,
-            relative: false,
-            level: 'error',
-            value: 0.05,
-            baseline: null,
-            pass: false,
-            status: 'fail',
-            expected: '<= 0.01',
-          },
-        ],
+        gates: [failingSizeGate],
       }),
     );
     expect(md).toContain('## ❌ distill-gate: fail');
