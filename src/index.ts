@@ -2,3 +2,6 @@
 import { run } from './action/run.js';
 
 await run();
+// A run cut short by a second signal or its budget leaves stages running: exit with the verdict
+// already set (process.exitCode) rather than wait for them.
+process.exit();

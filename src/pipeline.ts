@@ -5,10 +5,15 @@ import { buildReport } from './report/build.js';
 import type { HistoryEntry } from './report/history.js';
 import { renderMarkdown } from './report/markdown.js';
 import type { RunResult } from './report/report.js';
-import { distillStudent, trainingBudget } from './stages/distill.js';
+import { describeEnvironment } from './backend/resolve.js';
+import { evaluateGates } from './gates/gates.js';
+import { sizeMetrics } from './measure/size.js';
+import { buildCutShortReport } from './report/cut-short.js';
+import { abortReason, unlimitedClock, type RunClock } from './run-control.js';
+import { distillStudent, type Distillation } from './stages/distill.js';
 import { judgeRun } from './stages/judge.js';
 import { measureStudent } from './stages/measure.js';
-import { prepare } from './stages/prepare.js';
+import { prepare, type Session } from './stages/prepare.js';
 import { writeOutputs } from './stages/write.js';
 
 export type { RunResult } from './report/report.js';
@@ -28,13 +33,12 @@ export interface RunOptions {
   baselineStudent?: string;
   /** Folders searched for the optional native TF.js packages. */
   searchFrom?: string[];
-  /** Cancellation (SIGINT, SIGTERM): training stops between batches; the run measures what it has and fails, incomplete. */
-  signal?: AbortSignal;
   /**
-   * Wall-clock budget of the whole run in minutes. Training stops at 85% of it, so that measuring
-   * and writing fit in the rest; the report is then `incomplete`, and the gates judge what was reached.
+   * The run's clock (`withRunClock` in run-control.ts): cancellation and the time budget. A stop
+   * ends the teacher's pass and training between batches; the run then measures what it can in
+   * the time left and reports `incomplete`. A forced end writes the report of what exists at once.
    */
-  budgetMinutes?: number;
+  clock?: RunClock;
   log?: (line: string) => void;
   commit?: string;
   /** Set when the PR carries the accept-regression label. */
@@ -45,40 +49,92 @@ export interface RunOptions {
 
 /** prepare -> distill -> measure -> judge -> buildReport, then the files. */
 export async function runPipeline(config: Config, options: RunOptions): Promise<RunResult> {
+  const clock = options.clock ?? unlimitedClock();
+  const progress: RunProgress = { phase: 'preparing' };
+  const finished = runStages(config, options, clock, progress);
+  // A forced end (a second signal, the budget's end) cannot wait for a stage to return: the
+  // report of what exists is written now, and the stages left running are abandoned.
+  const forced = new Promise<RunResult>((resolve, reject) => {
+    const cutShort = () => writeCutShort(config, options, progress, abortReason(clock.force)).then(resolve, reject);
+    if (clock.force.aborted) void cutShort();
+    else clock.force.addEventListener('abort', () => void cutShort(), { once: true });
+  });
+  // Whatever the abandoned stages do later (an error, a result) is no longer anyone's business.
+  finished.catch(() => {});
+  return Promise.race([finished, forced]);
+}
+
+/** What the stages have left so far, for a run forced to end before they finish. */
+interface RunProgress {
+  phase: 'preparing' | "running the teacher's pass and training" | 'measuring' | 'writing the report';
+  session?: Session;
+  distillation?: Distillation;
+}
+
+async function runStages(config: Config, options: RunOptions, clock: RunClock, progress: RunProgress): Promise<RunResult> {
   const log = options.log ?? (() => {});
-  // The budget counts from the run's start: loading a large teacher spends it too.
-  const budget = trainingBudget(options.budgetMinutes);
+  const session = await prepare(config, { searchFrom: options.searchFrom ?? [process.cwd(), config.dir], log });
   try {
-    const session = await prepare(config, { searchFrom: options.searchFrom ?? [process.cwd(), config.dir], log });
-    try {
-      const distillation = await distillStudent(session, config, { signal: options.signal, budget: budget?.signal, log });
-      budget?.clear();
-      const measurement = await measureStudent(session, config, distillation, { baselineStudent: options.baselineStudent, log });
-      const judgement = judgeRun(session, config, distillation, measurement, options.acceptRegression);
-      const studentDir = path.join(options.outDir, 'student');
-      const report = buildReport({
-        config,
-        session,
-        distillation,
-        measurement,
-        judgement,
-        studentDir,
-        commit: options.commit,
-        createdAt: new Date().toISOString(),
-      });
-      const markdown = renderMarkdown(report, { history: options.history });
-      const writeError = await writeOutputs(session.backend.tf, session.student, options.outDir, report, markdown);
-      return {
-        report,
-        markdown,
-        reportPath: path.join(options.outDir, 'report.json'),
-        studentPath: path.join(studentDir, 'model.json'),
-        ...(writeError ? { writeError } : {}),
-      };
-    } finally {
-      session.dispose();
-    }
+    progress.session = session;
+    progress.phase = "running the teacher's pass and training";
+    const distillation = await distillStudent(session, config, { clock, log });
+    progress.distillation = distillation;
+    progress.phase = 'measuring';
+    const measurement = await measureStudent(session, config, distillation, {
+      baselineStudent: options.baselineStudent,
+      // After a cancel or near the budget's end, measuring shrinks to fit the time left.
+      speedBudgetMs: clock.measureMs(),
+      signal: clock.hurry,
+      log,
+    });
+    const judgement = judgeRun(session, config, distillation, measurement, options.acceptRegression);
+    const studentDir = path.join(options.outDir, 'student');
+    const report = buildReport({
+      config,
+      session,
+      distillation,
+      measurement,
+      judgement,
+      studentDir,
+      commit: options.commit,
+      createdAt: new Date().toISOString(),
+    });
+    const markdown = renderMarkdown(report, { history: options.history });
+    const result = { report, markdown, reportPath: path.join(options.outDir, 'report.json'), studentPath: path.join(studentDir, 'model.json') };
+    // A forced end has written its own report; this one must not overwrite it.
+    if (clock.force.aborted) return result;
+    progress.phase = 'writing the report';
+    const writeError = await writeOutputs(session.backend.tf, session.student, options.outDir, report, markdown);
+    return { ...result, ...(writeError ? { writeError } : {}) };
   } finally {
-    budget?.clear();
+    session.dispose();
   }
+}
+
+/** The report of whatever the stages left, written at once: report.json and report.md, no student. */
+async function writeCutShort(config: Config, options: RunOptions, progress: RunProgress, reason: string): Promise<RunResult> {
+  const { session, distillation } = progress;
+  const metrics: Record<string, number> = session ? sizeMetrics(session.teacher, session.student) : {};
+  const report = buildCutShortReport({
+    config,
+    reason,
+    phase: progress.phase,
+    environment: session ? describeEnvironment(session.speedBackend ?? session.backend) : undefined,
+    models: session ? { teacher: session.teacher, student: session.student } : undefined,
+    metrics,
+    gates: session ? evaluateGates(session.checks, metrics) : [],
+    training: distillation && {
+      epochsCompleted: distillation.training.epochsCompleted,
+      loss: distillation.training.loss,
+      seconds: distillation.seconds,
+      teacherSeconds: distillation.teacherSeconds,
+      softTargets: distillation.softTargets,
+    },
+    samples: session ? { train: session.train.size, eval: session.evalSet.size, labels: Boolean(session.train.y ?? session.evalSet.y) } : undefined,
+    commit: options.commit,
+    createdAt: new Date().toISOString(),
+  });
+  const markdown = renderMarkdown(report, { history: options.history });
+  const writeError = await writeOutputs(undefined, undefined, options.outDir, report, markdown);
+  return { report, markdown, reportPath: path.join(options.outDir, 'report.json'), studentPath: '', cutShort: true, ...(writeError ? { writeError } : {}) };
 }

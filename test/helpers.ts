@@ -1,8 +1,10 @@
-import { cp, mkdtemp, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { encodeNpy } from '../src/data/npy.js';
 import { seededRandom } from '../src/distill/random.js';
+import { writeModelArtifacts } from '../src/models/artifacts.js';
 
 export const EXAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/example');
 
@@ -48,4 +50,33 @@ export function maxRelativeError(a: ArrayLike<number>, b: ArrayLike<number>): nu
   let worst = 0;
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1e-3, Math.abs(b[i])));
   return worst;
+}
+
+/**
+ * A scratch workspace whose teacher's pass takes seconds, not milliseconds: a 64-1024-1024-10
+ * MLP (1.1M parameters) over `trainRows` rows of the example's 64 features, so that a signal or
+ * a budget can land while the teacher runs. `config` is quickConfig-style YAML for it.
+ */
+export async function slowTeacherWorkspace(config: string, trainRows = 60_000): Promise<string> {
+  const dir = await exampleWorkspace(config);
+  const tf = await import('@tensorflow/tfjs');
+  await tf.setBackend('cpu');
+  const init = (seed: number) => tf.initializers.glorotUniform({ seed });
+  const teacher = tf.sequential({
+    layers: [
+      tf.layers.dense({ inputShape: [64], units: 1024, activation: 'relu', kernelInitializer: init(1) }),
+      tf.layers.dense({ units: 1024, activation: 'relu', kernelInitializer: init(2) }),
+      tf.layers.dense({ units: 10, kernelInitializer: init(3) }),
+    ],
+  });
+  await teacher.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      await writeModelArtifacts(path.join(dir, 'models/teacher'), artifacts);
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  teacher.dispose();
+  await writeFile(path.join(dir, 'data/train_x.npy'), encodeNpy(randomArray(trainRows * 64, 11), [trainRows, 64]));
+  await rm(path.join(dir, 'data/train_y.npy'));
+  return dir;
 }

@@ -1,10 +1,13 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
 import { InputError } from '../src/errors.js';
 import * as tf from '@tensorflow/tfjs';
 import { runPipeline } from '../src/pipeline.js';
-import { exampleWorkspace, quickConfig } from './helpers.js';
+import type { RunClock } from '../src/run-control.js';
+import { exampleWorkspace, quickConfig, slowTeacherWorkspace } from './helpers.js';
 
 async function run(top: string) {
   const dir = await exampleWorkspace(
@@ -57,5 +60,83 @@ describe('a student TF.js cannot train', () => {
     expect(error).toBeInstanceOf(InputError);
     expect((error as InputError).culprit).toBe('student.layers');
     expect((error as Error).message).toMatch(/cannot train this student on any backend \(.*dilation/);
+  });
+});
+
+/** A RunClock a test drives by hand; `measureMs` is what the measure stage is told it has. */
+function manualClock(measureMs = Infinity) {
+  const stop = new AbortController();
+  const hurry = new AbortController();
+  const force = new AbortController();
+  const clock: RunClock = { stop: stop.signal, hurry: hurry.signal, force: force.signal, measureMs: () => measureMs };
+  return {
+    clock,
+    cancel: (why: string) => (hurry.abort(new Error(why)), stop.abort(new Error(why))),
+    budgetStop: (why: string) => stop.abort(new Error(why)),
+    force: (why: string) => force.abort(new Error(why)),
+  };
+}
+
+describe('the run clock', () => {
+  const noLabels = '  train: { x: data/train_x.npy }\n  eval:  { x: data/eval_x.npy }';
+
+  it("a stop during the teacher's pass ends it, and the report says how far it got", async () => {
+    const dir = await slowTeacherWorkspace(quickConfig({ data: noLabels, gates: '  agreement.top1: ">= 0.5"\n  size.ratio: "<= 10"' }), 20_000);
+    const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
+    const control = manualClock();
+    const lines: string[] = [];
+    const result = await runPipeline(config, {
+      outDir: path.join(dir, 'out'),
+      searchFrom: [dir],
+      clock: control.clock,
+      log: (line) => {
+        lines.push(line);
+        if (line.startsWith("teacher's pass:")) control.budgetStop('the time budget of 1 min was nearly spent');
+      },
+    });
+    const { report } = result;
+    expect(report.status).toBe('incomplete');
+    expect(report.training.epochs).toBe(0);
+    expect(report.reasons.join(' ')).toMatch(
+      /Training stopped after 0 of 3 epochs: the teacher's pass stopped after 0 of 400 eval rows, before training began: the time budget of 1 min was nearly spent/,
+    );
+    // No agreement on part of the eval split: its gate fails as not measured, the size gate still passes.
+    expect(report.metrics['agreement.top1']).toBeUndefined();
+    expect(report.gates.map((g) => [g.metric, g.status, g.note ?? ''])).toEqual([
+      ['agreement.top1', 'fail', 'metric not measured'],
+      ['size.ratio', 'pass', ''],
+    ]);
+    expect(report.verdict).toBe('fail');
+  });
+
+  it('a forced end writes the report of what exists at once: incomplete, failed, sizes measured, no student', async () => {
+    const dir = await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' }));
+    const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
+    const control = manualClock();
+    const out = path.join(dir, 'out');
+    const result = await runPipeline(config, {
+      outDir: out,
+      searchFrom: [dir],
+      clock: control.clock,
+      log: (line) => {
+        if (line.startsWith('epoch 2/')) control.force('received SIGTERM again');
+      },
+    });
+    expect(result.cutShort).toBe(true);
+    expect(result.studentPath).toBe('');
+    const written = JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8'));
+    expect(written).toEqual(result.report);
+    expect([written.status, written.verdict]).toEqual(['incomplete', 'fail']);
+    expect(written.reasons).toEqual(["The run was cut short while running the teacher's pass and training: received SIGTERM again."]);
+    expect(written.metrics['size.ratio']).toBeGreaterThan(0);
+    expect(written.gates.map((g: { metric: string; status: string }) => [g.metric, g.status])).toEqual([
+      ['agreement.top1', 'fail'],
+      ['size.ratio', 'pass'],
+    ]);
+    expect(existsSync(path.join(out, 'student'))).toBe(false);
+    expect(await readFile(path.join(out, 'report.md'), 'utf8')).toContain('cut short');
+    // The abandoned stages stop at the next batch; let them, so that they do not outlive the test.
+    control.cancel('test over');
+    await new Promise((resolve) => setTimeout(resolve, 200));
   });
 });

@@ -1,60 +1,104 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { cancellable, parseBudgetMinutes } from '../src/run-control.js';
+import { MEASURE_AFTER_CANCEL_MS, parseBudgetMinutes, TRAINING_SHARE_OF_BUDGET, withRunClock, WRITE_RESERVE_MS } from '../src/run-control.js';
 
 /** Resolves with the abort reason once the signal aborts. */
 const aborted = (signal: AbortSignal) => new Promise<string>((resolve) => signal.addEventListener('abort', () => resolve((signal.reason as Error).message)));
 
-describe('cancellable', () => {
-  it.each(['SIGINT', 'SIGTERM'] as const)('%s aborts the run with a reason naming it', async (name) => {
+describe('withRunClock', () => {
+  it.each(['SIGINT', 'SIGTERM'] as const)('a first %s stops and hurries the run with a reason naming it, and does not force it', async (name) => {
     const signals = new EventEmitter();
-    const reason = await cancellable(
-      async (signal) => {
-        expect(signal.aborted).toBe(false);
-        const reason = aborted(signal);
+    const clock = await withRunClock(
+      async (clock) => {
+        expect([clock.stop.aborted, clock.hurry.aborted, clock.force.aborted]).toEqual([false, false, false]);
         signals.emit(name, name);
-        return reason;
+        return clock;
       },
       { signals },
     );
-    expect(reason).toBe(`received ${name}`);
+    expect([clock.stop.aborted, clock.hurry.aborted, clock.force.aborted]).toEqual([true, true, false]);
+    expect((clock.stop.reason as Error).message).toBe(`received ${name}`);
   });
 
-  it('words the reason as the shell asks', async () => {
+  it("the runner's sequence: SIGINT stops, SIGTERM forces, with reasons worded as the shell asks", async () => {
     const signals = new EventEmitter();
-    const reason = await cancellable(
-      (signal) => {
-        queueMicrotask(() => signals.emit('SIGINT', 'SIGINT'));
-        return aborted(signal);
+    const forced = await withRunClock(
+      (clock) => {
+        queueMicrotask(() => {
+          signals.emit('SIGINT', 'SIGINT');
+          signals.emit('SIGTERM', 'SIGTERM');
+        });
+        return aborted(clock.force);
       },
       { signals, reason: (name) => `the job was cancelled (${name})` },
     );
-    expect(reason).toBe('the job was cancelled (SIGINT)');
+    expect(forced).toBe('the job was cancelled (SIGTERM) again, while the run was finishing: the report holds what existed then');
   });
 
-  it('removes its listeners when the run ends, however it ends', async () => {
+  it('gives measuring what is left of the grace after a cancel, and of the budget less the writing reserve', async () => {
     const signals = new EventEmitter();
-    await cancellable(
-      async () => {
-        expect([signals.listenerCount('SIGINT'), signals.listenerCount('SIGTERM')]).toEqual([1, 1]);
+    let now = 1000;
+    await withRunClock(
+      async (clock) => {
+        expect(clock.measureMs()).toBe(60_000 - WRITE_RESERVE_MS);
+        now += 10_000;
+        expect(clock.measureMs()).toBe(50_000 - WRITE_RESERVE_MS);
+        signals.emit('SIGINT', 'SIGINT');
+        expect(clock.measureMs()).toBe(MEASURE_AFTER_CANCEL_MS);
+        now += MEASURE_AFTER_CANCEL_MS + 1;
+        expect(clock.measureMs()).toBe(0);
       },
-      { signals },
+      { signals, budgetMinutes: 1, now: () => now },
     );
-    expect([signals.listenerCount('SIGINT'), signals.listenerCount('SIGTERM')]).toEqual([0, 0]);
+    await withRunClock(async (clock) => expect(clock.measureMs()).toBe(Infinity), { signals });
+  });
+
+  it(`stops the run at ${TRAINING_SHARE_OF_BUDGET * 100}% of the budget and forces it at its end`, async () => {
+    const started = performance.now();
+    const [stopAt, forceAt, stopWhy] = await withRunClock(
+      async (clock) => {
+        const stopWhy = await aborted(clock.stop);
+        const stopAt = performance.now() - started;
+        await aborted(clock.force);
+        expect(clock.hurry.aborted).toBe(false);
+        return [stopAt, performance.now() - started, stopWhy] as const;
+      },
+      { budgetMinutes: 0.005, signals: new EventEmitter() },
+    );
+    expect(stopAt).toBeGreaterThanOrEqual(0.005 * 60_000 * TRAINING_SHARE_OF_BUDGET - 5);
+    expect(forceAt).toBeGreaterThanOrEqual(0.005 * 60_000 - 5);
+    expect(stopWhy).toMatch(/the time budget of 0.005 min was nearly spent/);
+  });
+
+  it('keeps its listeners for the whole run, and removes them (and the budget) when the run ends, however it ends', async () => {
+    const signals = new EventEmitter();
+    const counts = () => [signals.listenerCount('SIGINT'), signals.listenerCount('SIGTERM')];
+    const clock = await withRunClock(
+      async (clock) => {
+        signals.emit('SIGINT', 'SIGINT');
+        // Still listening after the first signal: without a listener, a second SIGINT would kill Node.
+        expect(counts()).toEqual([1, 1]);
+        return clock;
+      },
+      { signals, budgetMinutes: 0.0001 },
+    );
+    expect(counts()).toEqual([0, 0]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(clock.force.aborted).toBe(false);
     await expect(
-      cancellable(
+      withRunClock(
         async () => {
           throw new Error('failed');
         },
         { signals },
       ),
     ).rejects.toThrow('failed');
-    expect([signals.listenerCount('SIGINT'), signals.listenerCount('SIGTERM')]).toEqual([0, 0]);
+    expect(counts()).toEqual([0, 0]);
   });
 
   it('listens on the process by default', async () => {
     const before = [process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')];
-    await cancellable(async () => {
+    await withRunClock(async () => {
       expect([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]).toEqual([before[0] + 1, before[1] + 1]);
     });
     expect([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]).toEqual(before);

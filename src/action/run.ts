@@ -3,29 +3,45 @@ import * as actionsGitHub from '@actions/github';
 import { isInputError } from '../errors.js';
 import type { RunResult } from '../report/report.js';
 import { createGitHub, type EventContext, type RetryOptions } from './github/index.js';
-import { readInputs, type Step } from './inputs.js';
+import { withRunClock, type SignalSource } from '../run-control.js';
+import { readInputs, type ActionInputs, type Step } from './inputs.js';
 import { modes } from './modes.js';
 import { publish } from './publish.js';
 
 /**
- * The action: inputs -> one mode (run, report or merge) -> publish. Input errors and bugs fail the
- * step with one message and publish nothing. `retry` tunes the GitHub facade's retries (tests
- * shorten them); retries are logged.
+ * The action: inputs -> one mode (run, report or merge) -> publish, all under one RunClock, so
+ * that the runner's cancel (SIGINT, then SIGTERM 7.5 s later) ends the run with its report
+ * published instead of killing it. Input errors and bugs fail the step with one message and
+ * publish nothing. `retry` tunes the GitHub facade's retries (tests shorten them); retries are
+ * logged. `signals` is where cancel signals arrive (the process; tests drive an emitter).
  */
-export async function run(retry: RetryOptions = {}): Promise<void> {
+export async function run(retry: RetryOptions = {}, signals?: SignalSource): Promise<void> {
   const context = actionsGitHub.context as unknown as EventContext;
-  let step: Step;
-  let result: RunResult;
+  let inputs: ActionInputs;
   try {
-    const inputs = readInputs();
-    if (inputs.token) core.setSecret(inputs.token);
-    const github = inputs.token ? createGitHub(inputs.token, context, { onRetry: (message) => core.info(message), ...retry }) : undefined;
-    step = { inputs, context, github };
-    result = await modes[inputs.mode](step);
+    inputs = readInputs();
   } catch (error) {
-    if (isInputError(error)) core.setFailed(`distill-gate: ${error.message}`);
-    else core.setFailed(`distill-gate internal error (a bug, please report it): ${error instanceof Error ? error.stack : String(error)}`);
-    return;
+    return fail(error);
   }
-  await publish(step, result);
+  if (inputs.token) core.setSecret(inputs.token);
+  const github = inputs.token ? createGitHub(inputs.token, context, { onRetry: (message) => core.info(message), ...retry }) : undefined;
+  const step: Step = { inputs, context, github };
+  const reason = (signal: string) => `the job was cancelled (${signal})`;
+  await withRunClock(
+    async (clock) => {
+      let result: RunResult;
+      try {
+        result = await modes[inputs.mode](step, clock);
+      } catch (error) {
+        return fail(error);
+      }
+      await publish(step, result, clock);
+    },
+    { budgetMinutes: inputs.budgetMinutes, reason, signals },
+  );
+}
+
+function fail(error: unknown): void {
+  if (isInputError(error)) core.setFailed(`distill-gate: ${error.message}`);
+  else core.setFailed(`distill-gate internal error (a bug, please report it): ${error instanceof Error ? error.stack : String(error)}`);
 }

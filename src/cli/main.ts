@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { compareReports } from '../report/compare.js';
 import { doctor } from '../backend/doctor.js';
-import { cancellable, parseBudgetMinutes } from '../run-control.js';
+import { parseBudgetMinutes, withRunClock } from '../run-control.js';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -72,13 +72,18 @@ function addRun(program: Command, io: CliIo, done: (code: number) => void): void
     )
     .option('--baseline <report.json>', "an earlier run's report.json for relative gates (maxDrop, maxIncrease)")
     .option('--cache-dir <dir>', "cache the teacher's soft targets here, keyed by teacher, data and backend; a hit skips the teacher")
-    .option('--budget <minutes>', 'time budget: training stops in time to measure and report within it (status incomplete)', parseMinutes)
+    .option(
+      '--budget <minutes>',
+      "time budget of the whole run: the teacher's pass and training stop in time to measure and report within it (status incomplete)",
+      parseMinutes,
+    )
     .option('-q, --quiet', 'no progress on stderr and no report on stdout')
     .action(async (options: { config: string; out: string; backend?: BackendName; baseline?: string; cacheDir?: string; budget?: number; quiet?: boolean }) => {
       const config = withOverrides(await loadConfig(options.config), { backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir });
       const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
-      // Ctrl-C or a cancelled CI job (SIGINT, SIGTERM): stop training, still measure and write the report.
-      const result = await cancellable((signal) => runPipeline(config, { outDir: options.out, budgetMinutes: options.budget, signal, log }));
+      // Ctrl-C or a cancelled CI job (SIGINT, SIGTERM): stop training, still measure and write the
+      // report; a second signal, or the budget's end, writes the report of what exists at once.
+      const result = await withRunClock((clock) => runPipeline(config, { outDir: options.out, clock, log }), { budgetMinutes: options.budget });
       if (!options.quiet || result.writeError) io.stdout(result.markdown);
       // The report was printed above, so nothing is lost when the disk refused it.
       if (result.writeError) throw result.writeError;

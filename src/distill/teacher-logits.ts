@@ -22,6 +22,8 @@ export interface TeacherLogits {
   workers?: number;
   /** Where the entry lives, when a cache folder was given. */
   cacheFile?: string;
+  /** Rows the logits cover: fewer than the split's when `stop` ended the pass early. */
+  rows: number;
 }
 
 /**
@@ -29,6 +31,7 @@ export interface TeacherLogits {
  * content-addressed cache: the key hashes the teacher's topology and weights, the data, the
  * teacher-output setting and the backend (float32 reductions differ between backends, and the
  * same config must give the same student on the same backend). A hit skips the teacher entirely.
+ * `stop` (a cancel, the time budget) ends the pass between batches; a partial pass is never cached.
  */
 export async function teacherLogits(
   tf: Tf,
@@ -37,6 +40,7 @@ export async function teacherLogits(
   backend: ConcreteBackend,
   cacheDir?: string,
   modelJson?: string,
+  stop?: AbortSignal,
 ): Promise<TeacherLogits> {
   const expectedLength = train.size * teacher.outputWidth;
   const cacheFile = cacheDir && teacher.fingerprint ? path.join(cacheDir, `soft-targets-${await cacheKey(teacher, train, backend)}.f32`) : undefined;
@@ -44,7 +48,8 @@ export async function teacherLogits(
     const cached = await readFile(cacheFile).catch(() => undefined);
     // A truncated entry (a job killed mid-write elsewhere) is ignored and rewritten.
     if (cached && cached.length === expectedLength * 4) {
-      return { logits: new Float32Array(cached.buffer.slice(cached.byteOffset, cached.byteOffset + cached.byteLength)), source: 'cache', cacheFile };
+      const logits = new Float32Array(cached.buffer.slice(cached.byteOffset, cached.byteOffset + cached.byteLength));
+      return { logits, source: 'cache', cacheFile, rows: train.size };
     }
   }
   const workers = modelJson ? workersFor(train, backend) : 1;
@@ -53,16 +58,17 @@ export async function teacherLogits(
   // workersFor gives more than one only on the bundled backends (wasm, cpu).
   const logits =
     workers > 1
-      ? await predictLogitsInWorkers(teacher, modelJson!, backend as BundledBackend, train, workers, batch)
-      : await predictLogits(tf, teacher, train, train.size, batch);
-  if (cacheFile) {
+      ? await predictLogitsInWorkers(teacher, modelJson!, backend as BundledBackend, train, workers, batch, stop)
+      : await predictLogits(tf, teacher, train, train.size, batch, stop);
+  const rows = logits.length / teacher.outputWidth;
+  if (cacheFile && rows === train.size) {
     await mkdir(path.dirname(cacheFile), { recursive: true });
     // Write then rename: readers never see half an entry.
     const partial = `${cacheFile}.${process.pid}.partial`;
     await writeFile(partial, Buffer.from(logits.buffer, logits.byteOffset, logits.byteLength));
     await rename(partial, cacheFile);
   }
-  return { logits, source: 'computed', workers, ...(cacheFile ? { cacheFile } : {}) };
+  return { logits, source: 'computed', workers, rows, ...(cacheFile ? { cacheFile } : {}) };
 }
 
 export async function cacheKey(teacher: LoadedModel, train: Dataset, backend: string): Promise<string> {

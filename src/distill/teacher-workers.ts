@@ -51,18 +51,20 @@ export async function predictLogitsInWorkers(
   dataset: Dataset,
   workers: number,
   batch = inferenceBatch(dataset.sampleShape, backend),
+  stop?: AbortSignal,
 ): Promise<Float32Array> {
   const script = workerScript();
   if (!script) throw new Error("the teacher worker script is missing beside distill-gate's code (a broken install or bundle)");
   const rowsPerWorker = Math.ceil(Math.ceil(dataset.size / batch) / workers) * batch;
   const out = new Float32Array(dataset.size * teacher.outputWidth);
   const jobs: Array<Promise<void>> = [];
+  const running = new Set<Worker>();
   for (let start = 0; start < dataset.size; start += rowsPerWorker) {
     const end = Math.min(dataset.size, start + rowsPerWorker);
     jobs.push(
       (async () => {
         const rows = (await dataset.read(start, end - start)).slice();
-        const logits = await runWorker(script, {
+        const logits = await runWorker(script, running, {
           backend,
           modelJson,
           options: teacher.teacherOptions ?? {},
@@ -75,11 +77,21 @@ export async function predictLogitsInWorkers(
       })(),
     );
   }
-  await Promise.all(jobs);
+  // A stop ends every worker at once: their rows finish in no useful order, so none are kept.
+  const stopped = new Promise<'stopped'>((resolve) => {
+    if (stop?.aborted) resolve('stopped');
+    stop?.addEventListener('abort', () => resolve('stopped'), { once: true });
+  });
+  if ((await Promise.race([Promise.all(jobs), stopped])) === 'stopped') {
+    for (const worker of running) void worker.terminate();
+    // The terminated workers' jobs reject; nobody awaits them any more.
+    for (const job of jobs) job.catch(() => {});
+    return out.subarray(0, 0);
+  }
   return out;
 }
 
-function runWorker(script: { url: URL; typescript: boolean }, job: TeacherJob): Promise<Float32Array> {
+function runWorker(script: { url: URL; typescript: boolean }, running: Set<Worker>, job: TeacherJob): Promise<Float32Array> {
   const options = { workerData: job, transferList: [job.rows.buffer as ArrayBuffer] };
   // Under tsx the worker is TypeScript: it registers tsx's loader itself, then imports the source.
   const worker = script.typescript
@@ -88,6 +100,8 @@ function runWorker(script: { url: URL; typescript: boolean }, job: TeacherJob): 
         eval: true,
       })
     : new Worker(script.url, options);
+  running.add(worker);
+  worker.once('exit', () => running.delete(worker));
   return new Promise((resolve, reject) => {
     worker.once('message', (logits: Float32Array) => resolve(logits));
     worker.once('error', reject);

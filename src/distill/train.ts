@@ -5,6 +5,7 @@ import { gatherRows, rowLength } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/model.js';
 import { isOutOfMemory } from '../errors.js';
+import { abortReason, eventLoopPauser } from '../run-control.js';
 import { permutation, seededRandom } from './random.js';
 import { kdTargets, kdTerms } from './targets.js';
 import { KernelTrap } from './net-kernel.js';
@@ -99,7 +100,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
         for (let start = 0; start < rows;) {
           await pause();
           if (options.signal?.aborted) {
-            return done({ epochsCompleted: epoch - 1, stoppedBecause: abortReason(options.signal), stopKind: 'abort' });
+            return done({ epochsCompleted: epoch - 1, stoppedBecause: abortReason(options.signal, 'training was aborted'), stopKind: 'abort' });
           }
           const local = order.subarray(start, Math.min(start + batchSize, rows));
           const global = base === 0 ? local : local.map((i) => i + base);
@@ -180,23 +181,4 @@ class EpochLoss {
   dispose(): void {
     this.onDevice.dispose();
   }
-}
-
-/**
- * On CPU backends every await in the loop resolves as a microtask, which would starve the event
- * loop: no timer (the time budget) and no signal handler (SIGINT, SIGTERM) could ever run. The
- * returned function yields a macrotask turn at most every 50 ms.
- */
-function eventLoopPauser(): () => Promise<void> {
-  let last = performance.now();
-  return async () => {
-    if (performance.now() - last <= 50) return;
-    await new Promise((resolve) => setImmediate(resolve));
-    last = performance.now();
-  };
-}
-
-function abortReason(signal: AbortSignal): string {
-  const reason = signal.reason;
-  return reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'training was aborted';
 }

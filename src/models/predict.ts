@@ -1,6 +1,7 @@
 import type { Tf } from '../backend/resolve.js';
 import type { Dataset } from '../data/dataset.js';
 import { isOutOfMemory } from '../errors.js';
+import { eventLoopPauser } from '../run-control.js';
 import type { LoadedModel } from './model.js';
 
 /** Largest inference batch: beyond this, call overhead is already amortised for any model. */
@@ -49,6 +50,8 @@ export function inferenceBatch(sampleShape: readonly number[], backend: string, 
  * into log-probabilities, which every consumer treats as logits. The batch is chosen from the
  * sample size and the backend (`inferenceBatch`); a call that still runs out of memory is retried
  * with half the rows, down to one, and the smaller batch is kept for the rest of the pass.
+ * When `stop` aborts, the pass ends after the batch in flight and returns the rows done so far
+ * (a shorter array): a large teacher's pass must not outlive a cancel or the time budget.
  */
 export async function predictLogits(
   tf: Tf,
@@ -56,11 +59,18 @@ export async function predictLogits(
   dataset: Dataset,
   limit = dataset.size,
   batch = inferenceBatch(dataset.sampleShape, tf.getBackend()),
+  stop?: AbortSignal,
 ): Promise<Float32Array> {
   const total = Math.min(limit, dataset.size);
   const out = new Float32Array(total * model.outputWidth);
   let size = Math.max(1, batch);
+  // Lets signal handlers and the budget's timers run between batches.
+  const pause = eventLoopPauser();
   for (let start = 0; start < total;) {
+    if (stop) {
+      await pause();
+      if (stop.aborted) return out.subarray(0, start * model.outputWidth);
+    }
     const count = Math.min(size, total - start);
     const rows = await dataset.read(start, count);
     let logits;

@@ -1,9 +1,11 @@
 import type { Config } from '../config/load.js';
+import type { Dataset } from '../data/dataset.js';
 import { onBackend } from '../backend/resolve.js';
 import { teacherLogits } from '../distill/teacher-logits.js';
 import { distill, type TrainingPath, type TrainResult } from '../distill/train.js';
 import { top1Agreement } from '../measure/agreement.js';
 import { predictLogits } from '../models/predict.js';
+import { abortReason, type RunClock } from '../run-control.js';
 import type { Session } from './prepare.js';
 
 /** What distillation produced, beside the trained student (which stays in the session). */
@@ -11,47 +13,56 @@ export interface Distillation {
   training: TrainResult;
   /** How the student was trained, once the loop had chosen. */
   path?: TrainingPath;
-  /** The teacher's logits on the eval split, for agreement. */
+  /** The teacher's logits on the eval split, for agreement: shorter than the split when its pass was stopped. */
   teacherEvalLogits: Float32Array;
   /** Wall time of the whole phase, the teacher's soft targets included, and of those alone. */
   seconds: number;
   teacherSeconds: number;
   softTargets: 'computed' | 'cache';
-  /** Training stopped because the run's own time budget ran out (not a cancellation). */
+  /** Training (or the teacher's pass) stopped because the run's own time budget ran out, not a cancellation. */
   overBudget: boolean;
 }
 
 export interface DistillOptions {
-  /** Cancellation (SIGINT, SIGTERM): training stops between batches, the run goes on to report. */
-  signal?: AbortSignal;
-  /** The run's time budget (`trainingBudget`), started with the run: training stops when it fires. */
-  budget?: AbortSignal;
+  /** The run's clock: `stop` (a cancel, or the budget's training share spent) ends the teacher's pass and training between batches. */
+  clock: RunClock;
   log: (line: string) => void;
 }
 
-/** Share of the budget given to training; the rest is kept for measuring and writing. */
-export const TRAINING_SHARE_OF_BUDGET = 0.85;
-
 /** Stage 2: the teacher's soft targets (computed or from the cache), then the KD loop. */
-export async function distillStudent(session: Session, config: Config, { signal, budget, log }: DistillOptions): Promise<Distillation> {
+export async function distillStudent(session: Session, config: Config, { clock, log }: DistillOptions): Promise<Distillation> {
   const { backend, teacher, student, train, evalSet } = session;
   const { tf } = backend;
-  const teacherEvalLogits = (await teacherLogits(tf, teacher, evalSet, backend.name, config.cacheDir, config.teacher)).logits;
   const started = performance.now();
-  const targets = await teacherLogits(tf, teacher, train, backend.name, config.cacheDir, config.teacher);
+  const passOver = (split: Dataset) => teacherLogits(tf, teacher, split, backend.name, config.cacheDir, config.teacher, clock.stop);
+  log(`teacher's pass: ${evalSet.size} eval and ${train.size} training rows on ${backend.name}`);
+  const evalTargets = await passOver(evalSet);
+  // No training targets are worth computing once the eval pass was cut short: the run is ending.
+  const targets = evalTargets.rows === evalSet.size ? await passOver(train) : undefined;
+  const teacherSeconds = (performance.now() - started) / 1000;
+  const overBudget = clock.stop.aborted && !clock.hurry.aborted;
+  const outcome = { teacherEvalLogits: evalTargets.logits, teacherSeconds, overBudget };
+  if (!targets || targets.rows < train.size) {
+    const [split, done] = targets ? ['training', targets.rows] : ['eval', evalTargets.rows];
+    const size = targets ? train.size : evalSet.size;
+    const why = `the teacher's pass stopped after ${done} of ${size} ${split} rows, before training began: ${abortReason(clock.stop)}`;
+    log(why);
+    const training: TrainResult = { epochsCompleted: 0, loss: [], stoppedBecause: why, stopKind: 'abort', batchSize: config.distill.batchSize, notes: [] };
+    return { ...outcome, training, seconds: teacherSeconds, softTargets: 'computed' };
+  }
   if ((targets.workers ?? 1) > 1) log(`soft targets: computed in ${targets.workers} worker threads`);
   if (targets.source === 'cache') log(`soft targets: cache hit (${targets.cacheFile}), the teacher is skipped`);
-  const teacherSeconds = (performance.now() - started) / 1000;
+  const trainingStarted = performance.now();
   const probeRows = Math.min(evalSet.size, 256);
   let path: TrainingPath | undefined;
   const training = await onBackend(tf, session.trainingBackend, () =>
     distill(tf, student, train, {
       settings: config.distill,
       teacherLogits: targets.logits,
-      signal: signal && budget ? AbortSignal.any([signal, budget]) : (signal ?? budget),
+      signal: clock.stop,
       probe: async () =>
         top1Agreement(
-          teacherEvalLogits.subarray(0, probeRows * teacher.outputWidth),
+          evalTargets.logits.subarray(0, probeRows * teacher.outputWidth),
           await predictLogits(tf, student, evalSet, probeRows),
           teacher.outputWidth,
         ),
@@ -65,22 +76,6 @@ export async function distillStudent(session: Session, config: Config, { signal,
       },
     }),
   );
-  const overBudget = budget?.aborted === true && training.stopKind === 'abort' && signal?.aborted !== true;
-  return { training, path, teacherEvalLogits, seconds: (performance.now() - started) / 1000, teacherSeconds, softTargets: targets.source, overBudget };
-}
-
-/**
- * The run's time budget: a signal that fires when TRAINING_SHARE_OF_BUDGET of `minutes` has
- * passed since this call (the run's start), so that measuring and writing fit in the rest.
- */
-export function trainingBudget(minutes: number | undefined): { signal: AbortSignal; clear: () => void } | undefined {
-  if (minutes === undefined) return undefined;
-  const controller = new AbortController();
-  const timer = setTimeout(
-    () => controller.abort(new Error(`the time budget of ${minutes} min was nearly spent (training gets ${TRAINING_SHARE_OF_BUDGET * 100}% of it)`)),
-    minutes * 60_000 * TRAINING_SHARE_OF_BUDGET,
-  );
-  // A run that fails before training must not be kept alive by its budget timer.
-  timer.unref();
-  return { signal: controller.signal, clear: () => clearTimeout(timer) };
+  const seconds = teacherSeconds + (performance.now() - trainingStarted) / 1000;
+  return { ...outcome, training, path, seconds, softTargets: targets.source, overBudget: clock.stop.aborted && !clock.hurry.aborted };
 }

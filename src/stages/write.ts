@@ -7,20 +7,29 @@ import type { LoadedModel } from '../models/model.js';
 import type { Report } from '../report/report.js';
 
 /**
- * report.json first (the record CI keys on), then report.md, then the student. A folder that
- * cannot be written gives back an InputError instead of throwing: the report itself is intact.
+ * report.json first (the record CI keys on), then report.md, then the student (none for a run cut
+ * short). A folder that cannot be written gives back an InputError instead of throwing: the
+ * report itself is intact.
  */
-export async function writeOutputs(tf: Tf, student: LoadedModel, outDir: string, report: Report, markdown: string): Promise<InputError | undefined> {
+export async function writeOutputs(
+  tf: Tf | undefined,
+  student: LoadedModel | undefined,
+  outDir: string,
+  report: Report,
+  markdown: string,
+): Promise<InputError | undefined> {
   try {
     await mkdir(outDir, { recursive: true });
     await writeFile(path.join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     await writeFile(path.join(outDir, 'report.md'), markdown);
-    await student.layers!.save(
-      tf.io.withSaveHandler(async (artifacts) => {
-        await writeModelArtifacts(path.join(outDir, 'student'), artifacts);
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
+    if (tf && student) {
+      await student.layers!.save(
+        tf.io.withSaveHandler(async (artifacts) => {
+          await writeModelArtifacts(path.join(outDir, 'student'), artifacts);
+          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+        }),
+      );
+    }
     return undefined;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;

@@ -31,4 +31,16 @@ describe('teacher soft targets in worker threads', () => {
     expect(Buffer.from(parallel.buffer).equals(Buffer.from(single.buffer))).toBe(true);
     teacher.dispose();
   });
+
+  it('a stop ends every worker at once and keeps no rows: their ranges finish in no useful order', async () => {
+    const { tf } = await resolveBackend('wasm');
+    const modelJson = path.join(EXAMPLE, 'models/teacher/model.json');
+    const teacher = await loadModel(tf, modelJson, 'teacher');
+    const dataset = inMemoryDataset('mem', synthetic(MIN_ROWS_FOR_WORKERS * 2, 11).x, [64]);
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(new Error('received SIGINT')), 20);
+    const logits = await predictLogitsInWorkers(teacher, modelJson, 'wasm', dataset, 2, 64, stop.signal);
+    expect(logits.length).toBe(0);
+    teacher.dispose();
+  });
 });

@@ -98,3 +98,28 @@ describe('a predict call that runs out of memory', () => {
     expect(isOutOfMemory(new Error('Input tensor count mismatch'))).toBe(false);
   });
 });
+
+describe('a pass that is told to stop', () => {
+  it('ends after the batch in flight and returns the rows done so far, leaving no tensors behind', async () => {
+    const model = fakeModel();
+    const stop = new AbortController();
+    const counting: LoadedModel = {
+      ...model,
+      predict: (x: Tensor) => {
+        // The second batch's call stops the pass: it still completes, the third never starts.
+        if (model.calls.length === 1) stop.abort(new Error('received SIGINT'));
+        return model.predict(x);
+      },
+    };
+    const data = inMemoryDataset(
+      'd',
+      Float32Array.from({ length: 23 * 3 }, (_, i) => i),
+      [3],
+    );
+    const before = tf.memory().numTensors;
+    const logits = await predictLogits(tf, counting, data, 23, 4, stop.signal);
+    expect(model.calls).toEqual([4, 4]);
+    expect(Array.from(logits)).toEqual(Array.from(await predictLogits(tf, fakeModel(), data, 8, 4)));
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
