@@ -53,19 +53,20 @@ export function maxRelativeError(a: ArrayLike<number>, b: ArrayLike<number>): nu
 }
 
 /**
- * A scratch workspace whose teacher's pass takes seconds, not milliseconds: a 64-1024-1024-10
- * MLP (1.1M parameters) over `trainRows` rows of the example's 64 features, so that a signal or
- * a budget can land while the teacher runs. `config` is quickConfig-style YAML for it.
+ * A scratch workspace whose teacher's pass takes seconds, not milliseconds: a 64-W-W-10 MLP
+ * (1.1M parameters at the default width of 1024) over `trainRows` unlabelled rows of the
+ * example's 64 features, so that a signal or a budget can land while the teacher runs. `config`
+ * is quickConfig-style YAML for it.
  */
-export async function slowTeacherWorkspace(config: string, trainRows = 60_000): Promise<string> {
+export async function slowTeacherWorkspace(config: string, trainRows = 60_000, width = 1024): Promise<string> {
   const dir = await exampleWorkspace(config);
   const tf = await import('@tensorflow/tfjs');
   await tf.setBackend('cpu');
   const init = (seed: number) => tf.initializers.glorotUniform({ seed });
   const teacher = tf.sequential({
     layers: [
-      tf.layers.dense({ inputShape: [64], units: 1024, activation: 'relu', kernelInitializer: init(1) }),
-      tf.layers.dense({ units: 1024, activation: 'relu', kernelInitializer: init(2) }),
+      tf.layers.dense({ inputShape: [64], units: width, activation: 'relu', kernelInitializer: init(1) }),
+      tf.layers.dense({ units: width, activation: 'relu', kernelInitializer: init(2) }),
       tf.layers.dense({ units: 10, kernelInitializer: init(3) }),
     ],
   });

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exampleWorkspace, quickConfig } from '../helpers.js';
+import { RUNNER_GRACE_MS } from '../../src/run-control.js';
+import { exampleWorkspace, quickConfig, slowTeacherWorkspace } from '../helpers.js';
 import { FakeGitHub } from './github-server.js';
 import { seededRandom } from '../../src/distill/random.js';
 
@@ -89,6 +90,39 @@ function parseOutputs(text: string): Record<string, string> {
 }
 
 const commentsOn = (pr: number) => api.comments.filter((c) => c.issue_number === pr);
+
+/**
+ * Runs the bundle and cancels it exactly as the runner cancels a job: SIGINT once `trigger`
+ * appears in its output, SIGTERM `graceMs` later (7.5 s on the runner) and SIGKILL 2.5 s after
+ * that, each only if the process is still alive.
+ */
+async function cancelLikeRunner(runner: Awaited<ReturnType<typeof runnerFor>>, trigger: RegExp, graceMs = RUNNER_GRACE_MS) {
+  const child = spawn(process.execPath, [BUNDLE], { cwd: runner.dir, env: runner.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const signalsSent: string[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  let cancelledAt = 0;
+  let stdout = '';
+  const send = (signal: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    signalsSent.push(signal);
+    child.kill(signal);
+  };
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+    if (cancelledAt === 0 && trigger.test(stdout)) {
+      cancelledAt = performance.now();
+      send('SIGINT');
+      timers.push(setTimeout(() => send('SIGTERM'), graceMs));
+      timers.push(setTimeout(() => send('SIGKILL'), graceMs + 2500));
+    }
+  });
+  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const afterCancelMs = performance.now() - cancelledAt;
+  for (const timer of timers) clearTimeout(timer);
+  return { exit, stdout, signalsSent, afterCancelMs, ...(await runner.collect()) };
+}
 
 describe('the bundled action, run as the runner runs it', () => {
   it('posts one sticky comment on a PR, then updates that same comment on the next run', async () => {
@@ -265,26 +299,54 @@ describe('the bundled action, run as the runner runs it', () => {
     expect(named.code).toBe(0);
   });
 
-  it('cancelled by the runner (SIGINT first), stops training and still writes, summarises and comments the report', async () => {
+  it("cancelled by the runner during the teacher's pass: exits inside the 7.5 s grace with the report written, summarised and commented", async () => {
+    api.comments = [];
+    const dir = await slowTeacherWorkspace(quickConfig({ data: '  train: { x: data/train_x.npy }\n  eval:  { x: data/eval_x.npy }' }));
+    const run = await cancelLikeRunner(await runnerFor('pull_request', {}, dir), /teacher's pass: /);
+    // It ended by itself after the SIGINT, before the runner had to send SIGTERM.
+    expect(run.signalsSent).toEqual(['SIGINT']);
+    expect(run.exit).toEqual({ code: 1, signal: null });
+    expect(run.afterCancelMs).toBeLessThan(RUNNER_GRACE_MS);
+    const report = JSON.parse(await readFile(path.join(dir, 'distill-report/report.json'), 'utf8'));
+    expect([report.status, report.verdict]).toEqual(['incomplete', 'fail']);
+    expect(report.reasons.join(' ')).toMatch(
+      /the teacher's pass stopped after \d+ of \d+ (eval|training) rows, before training began: the job was cancelled \(SIGINT\)/,
+    );
+    expect(run.stdout).toMatch(/::error::distill-gate: /);
+    expect(run.outputs.verdict).toBe('fail');
+    expect(run.summary).toContain('distill-gate: fail');
+    expect(commentsOn(7)).toHaveLength(1);
+  });
+
+  it('cancelled by the runner mid-training: stops training, still measures, and publishes inside the grace', async () => {
     api.comments = [];
     const runner = await runnerFor('pull_request', {}, await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' })));
-    const child = spawn(process.execPath, [BUNDLE], { cwd: runner.dir, env: runner.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-      if (/epoch 2\//.test(stdout) && !child.killed) child.kill('SIGINT');
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    const { outputs, summary, workspace } = await runner.collect();
-    expect(code).toBe(1);
-    const report = JSON.parse(await readFile(path.join(workspace, 'distill-report/report.json'), 'utf8'));
+    const run = await cancelLikeRunner(runner, /epoch 2\//);
+    expect(run.signalsSent).toEqual(['SIGINT']);
+    expect(run.exit).toEqual({ code: 1, signal: null });
+    const report = JSON.parse(await readFile(path.join(runner.dir, 'distill-report/report.json'), 'utf8'));
     expect([report.status, report.verdict]).toEqual(['incomplete', 'fail']);
     expect(report.reasons.join(' ')).toMatch(/Training stopped after \d+ of 100000 epochs: the job was cancelled \(SIGINT\)/);
-    expect(stdout).toMatch(/::warning title=distill-gate::Training stopped after \d+ of 100000 epochs: the job was cancelled \(SIGINT\)/);
-    expect(stdout).toMatch(/::error::distill-gate: /);
-    expect(outputs.verdict).toBe('fail');
-    expect(summary).toContain('distill-gate: fail');
+    expect(report.metrics['agreement.top1']).toBeGreaterThan(0);
+    expect(run.stdout).toMatch(/::warning title=distill-gate::Training stopped after \d+ of 100000 epochs: the job was cancelled \(SIGINT\)/);
+    expect(run.outputs.verdict).toBe('fail');
+    expect(run.summary).toContain('distill-gate: fail');
     expect(commentsOn(7)).toHaveLength(1);
+  });
+
+  it('a second signal writes the report of what exists at once, and the step still fails with it', async () => {
+    api.comments = [];
+    const runner = await runnerFor('pull_request', {}, await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' })));
+    // SIGTERM right after SIGINT: the run has no time to finish measuring, so it is forced.
+    const run = await cancelLikeRunner(runner, /epoch 2\//, 0);
+    expect(run.signalsSent).toEqual(['SIGINT', 'SIGTERM']);
+    expect(run.exit).toEqual({ code: 1, signal: null });
+    const report = JSON.parse(await readFile(path.join(runner.dir, 'distill-report/report.json'), 'utf8'));
+    expect([report.status, report.verdict]).toEqual(['incomplete', 'fail']);
+    expect(report.reasons.join(' ')).toMatch(/The run was cut short while .*: the job was cancelled \(SIGTERM\) again/);
+    expect(run.outputs.verdict).toBe('fail');
+    expect(run.outputs['student-path']).toBe('');
+    expect(run.summary).toContain('cut short');
   });
 
   it('bad input fails the step with one clear message and posts nothing', async () => {

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { main } from '../../src/cli/main.js';
 import { readModelArtifacts } from '../../src/models/artifacts.js';
 import type { Report } from '../../src/report/report.js';
-import { captureIo, exampleWorkspace, quickConfig } from '../helpers.js';
+import { captureIo, exampleWorkspace, quickConfig, slowTeacherWorkspace } from '../helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -149,6 +149,24 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(report.verdict).toBe('pass');
     expect(code).toBe(0);
     expect(stdout).toContain('(incomplete)');
+  });
+
+  it("a budget bounds the whole run: a teacher's pass longer than the budget stops, and the run still ends in time with its report", async () => {
+    // The teacher's pass alone takes well over the budget of 12 s here.
+    const data = '  train: { x: data/train_x.npy }\n  eval:  { x: data/eval_x.npy }';
+    const dir = await slowTeacherWorkspace(quickConfig({ data, gates: '  size.ratio: "<= 10"' }), 60_000, 2048);
+    const { code, out, stderr } = await runCli(dir, '--budget', '0.2');
+    const report = await reportOf(out);
+    expect(report.status).toBe('incomplete');
+    expect(report.training.epochs).toBe(0);
+    expect(report.reasons.join(' ')).toMatch(
+      /the teacher's pass stopped after \d+ of \d+ (eval|training) rows, before training began: the time budget of 0\.2 min was nearly spent/,
+    );
+    // It ended by itself inside the budget: not cut short by the budget's end.
+    expect(report.reasons.join(' ')).not.toMatch(/cut short/);
+    expect(stderr).toMatch(/teacher's pass: 400 eval and 60000 training rows/);
+    // A budget stop is judged on what was reached: the size gate holds.
+    expect([report.verdict, code]).toEqual(['pass', 0]);
   });
 
   it('on SIGTERM mid-training writes a partial report and exits 1', async () => {
