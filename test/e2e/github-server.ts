@@ -18,7 +18,8 @@ interface Issue {
 interface Fault {
   method: string;
   path: RegExp;
-  status: number;
+  /** 'drop' closes the connection without an answer: the client sees a network error, not a status. */
+  status: number | 'drop';
   times: number;
   headers?: Record<string, string>;
 }
@@ -35,6 +36,8 @@ export class FakeGitHub {
   files = new Map<string, Map<string, { content: string; sha: string }>>();
   refs = new Set<string>();
   labelEvents: Array<{ event: string; label: { name: string }; actor: { login: string } }> = [];
+  /** The labels on each PR or issue now (GET /issues/{n}/labels), apart from the event payloads' copies. */
+  labelsOn = new Map<number, string[]>();
   defaultBranch = 'main';
   private shaCounter = 0;
   requests: Array<{ method: string; path: string; authorization?: string }> = [];
@@ -64,6 +67,11 @@ export class FakeGitHub {
     this.faults.push({ method, path, status, times, headers });
   }
 
+  /** The next `times` requests matching method and path get their connection closed, unanswered. */
+  drop(method: string, path: RegExp, times = 1): void {
+    this.faults.push({ method, path, status: 'drop', times });
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
     const method = req.method ?? 'GET';
@@ -75,9 +83,22 @@ export class FakeGitHub {
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify(data));
     };
+    // Like GitHub, a list answers one page and links the next one.
+    const page = <T>(all: T[]) => {
+      const perPage = Number(url.searchParams.get('per_page') ?? 30);
+      const number = Number(url.searchParams.get('page') ?? 1);
+      const headers: Record<string, string> = {};
+      if (number < Math.ceil(all.length / perPage)) {
+        const next = new URL(url);
+        next.searchParams.set('page', String(number + 1));
+        headers.link = `<${next.href}>; rel="next"`;
+      }
+      return send(200, all.slice((number - 1) * perPage, number * perPage), headers);
+    };
     const fault = this.faults.find((f) => f.times > 0 && f.method === method && f.path.test(url.pathname));
     if (fault) {
       fault.times--;
+      if (fault.status === 'drop') return void req.socket.destroy();
       return send(fault.status, { message: `injected ${fault.status}` }, fault.headers);
     }
     let m: RegExpExecArray | null;
@@ -117,22 +138,12 @@ export class FakeGitHub {
       return send(201, { ref: body.ref });
     }
     if (/^\/repos\/[^/]+\/[^/]+\/issues\/\d+\/events$/.test(url.pathname)) return send(200, this.labelEvents);
+    if ((m = /^\/repos\/[^/]+\/[^/]+\/issues\/(\d+)\/labels$/.exec(url.pathname)) && method === 'GET')
+      return page((this.labelsOn.get(Number(m[1])) ?? []).map((name, i) => ({ id: i + 1, name, color: 'ededed', default: false })));
     if (/^\/repos\/[^/]+\/[^/]+$/.test(url.pathname)) return send(200, { default_branch: this.defaultBranch });
     if ((m = /^\/repos\/[^/]+\/[^/]+\/issues\/(\d+)\/comments$/.exec(url.pathname))) {
       const issue = Number(m[1]);
-      if (method === 'GET') {
-        const all = this.comments.filter((c) => c.issue_number === issue);
-        const perPage = Number(url.searchParams.get('per_page') ?? 30);
-        const page = Number(url.searchParams.get('page') ?? 1);
-        const last = Math.max(1, Math.ceil(all.length / perPage));
-        const headers: Record<string, string> = {};
-        if (page < last) {
-          const next = new URL(url);
-          next.searchParams.set('page', String(page + 1));
-          headers.link = `<${next.href}>; rel="next"`;
-        }
-        return send(200, all.slice((page - 1) * perPage, page * perPage), headers);
-      }
+      if (method === 'GET') return page(this.comments.filter((c) => c.issue_number === issue));
       const comment = { id: this.nextId++, body: body.body, issue_number: issue, html_url: `https://github.test/pr/${issue}#c${this.nextId}` };
       this.comments.push(comment);
       return send(201, comment);
@@ -172,11 +183,7 @@ export class FakeGitHub {
     if ((m = /^\/repos\/[^/]+\/[^/]+\/commits\/([^/]+)\/pulls$/.exec(url.pathname))) {
       return send(200, this.commitsListTheirPulls ? this.pulls.filter((p) => p.head.sha === m![1]) : []);
     }
-    if (/^\/repos\/[^/]+\/[^/]+\/pulls$/.test(url.pathname))
-      return send(
-        200,
-        this.pulls.filter((p) => p.state === 'open'),
-      );
+    if (/^\/repos\/[^/]+\/[^/]+\/pulls$/.test(url.pathname)) return page(this.pulls.filter((p) => p.state === (url.searchParams.get('state') ?? 'open')));
     send(404, { message: `no route for ${method} ${url.pathname}` });
   }
 }

@@ -7,6 +7,8 @@ interface HttpError {
   status?: number;
   message?: string;
   response?: { headers?: Record<string, string | number | undefined> };
+  request?: { url?: string };
+  cause?: unknown;
 }
 
 /**
@@ -26,10 +28,44 @@ export function connect(token: string, repository: { owner: string; repo: string
   return { client, ...repository, call: (what, request) => withRetry(what, request, retry) };
 }
 
-/** 5xx, 429 and secondary rate limits pass; anything else (401, 403, 404, 422) will not. */
+/** The socket errors of a request that never got an answer (Node's, and undici's UND_ERR_*). */
+const NETWORK_CODES = /^(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ECONNABORTED|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|UND_ERR_\w+)$/;
+const NETWORK_MESSAGES = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|socket hang up|other side closed|fetch failed/i;
+
+/**
+ * Why a request got no HTTP answer at all ("getaddrinfo ENOTFOUND api.github.com"), or undefined
+ * when GitHub did answer. Octokit reports a failed fetch as a RequestError with status 500 and no
+ * response, so the status alone cannot tell a DNS failure from GitHub's own 500: the socket's
+ * error code is in the cause chain (RequestError -> TypeError "fetch failed" -> the system error).
+ */
+export function networkFailure(error: unknown): string | undefined {
+  const { response, message = '' } = (error ?? {}) as HttpError;
+  if (response) return undefined;
+  let found: { code: string; message: string } | undefined;
+  // The innermost coded cause is the system error itself; a cycle or a deep chain ends the walk.
+  for (let link: unknown = error, depth = 0; link && typeof link === 'object' && depth < 8; link = (link as HttpError).cause, depth++) {
+    const { code, message: text = '' } = link as { code?: unknown; message?: string };
+    if (typeof code === 'string' && NETWORK_CODES.test(code)) found = { code, message: text };
+  }
+  if (found) return found.message.includes(found.code) ? found.message : `${found.code}${found.message ? `: ${found.message}` : ''}`;
+  return NETWORK_MESSAGES.test(message) ? message.split('\n')[0] : undefined;
+}
+
+/** The host a failed request was for, from octokit's request options. */
+function hostOf(error: unknown): string {
+  const url = (error as HttpError | undefined)?.request?.url;
+  try {
+    return url ? new URL(url).host : 'the GitHub API';
+  } catch {
+    return 'the GitHub API';
+  }
+}
+
+/** Network failures, 5xx, 429 and secondary rate limits pass; anything else (401, 403, 404, 422) will not. */
 export function isTransient(error: unknown): boolean {
+  if (networkFailure(error)) return true;
   const { status, message = '', response } = (error ?? {}) as HttpError;
-  if (status === undefined) return /ECONNRESET|ETIMEDOUT|ECONNREFUSED|socket hang up|fetch failed/i.test(message);
+  if (status === undefined) return false;
   if (status >= 500 || status === 429) return true;
   return status === 403 && (/rate limit/i.test(message) || response?.headers?.['retry-after'] !== undefined);
 }
@@ -61,31 +97,41 @@ export async function withRetry<T>(what: string, call: () => Promise<T>, options
   });
 }
 
-function describeStatus(error: unknown): string {
+/** "HTTP 403 (GitHub's message)", or "network error reaching <host> (<socket error>)" when GitHub never answered. */
+export function describeStatus(error: unknown): string {
+  const network = networkFailure(error);
+  if (network) return `network error reaching ${hostOf(error)} (${network})`;
   const { status, message } = (error ?? {}) as HttpError;
   return status ? `HTTP ${status}${message ? ` (${message.split('\n')[0].slice(0, 200)})` : ''}` : String(message ?? error);
 }
+
+/** What the warnings of the report's own calls (comment, issue, baseline store) end with. */
+export const REPORT_IS_SAFE = 'The report is in the job summary and on disk; the verdict still decides this step.';
 
 /**
  * Turns an API failure into a warning that says what to do. The token is never part of it:
  * Octokit's errors carry the status and GitHub's message, not the request headers.
  * `permission` is the one a 403 asks for: the comment and issue need `pull-requests: write`,
- * the baseline store `contents: write` to record and `contents: read` to read.
+ * the baseline store `contents: write` to record and `contents: read` to read. `outcome` says
+ * what the step does without the call.
  */
-export function explainFailure(what: string, error: unknown, permission = 'pull-requests: write'): string {
+export function explainFailure(what: string, error: unknown, permission = 'pull-requests: write', outcome = REPORT_IS_SAFE): string {
   const { status } = (error ?? {}) as HttpError;
   const base = `${what} failed: ${describeStatus(error)}.`;
-  const fix =
-    status === 401
+  const fix = networkFailure(error)
+    ? "GitHub could not be reached, even after retries: check the runner's network, DNS and proxy (HTTPS_PROXY), and GITHUB_API_URL on GitHub Enterprise Server."
+    : status === 401
       ? 'The token is invalid or expired; pass a valid `github-token`.'
       : status === 403
-        ? `The token may not write here: give the job \`permissions: ${permission}\` (and \`issues: write\` for tracking issues). Pull requests from forks get a read-only token: use the workflow_run pattern in the README (mode: report).`
+        ? permission.endsWith(': write')
+          ? `The token may not write here: give the job \`permissions: ${permission}\` (and \`issues: write\` for tracking issues). Pull requests from forks get a read-only token: use the workflow_run pattern in the README (mode: report).`
+          : `The token may not read this: give the job \`permissions: ${permission}\`.`
         : status === 404
           ? 'The pull request or issue was not found (deleted, or the token cannot see this repository).'
           : status === 422
             ? 'GitHub refused the content (too long or invalid).'
             : isTransient(error)
-              ? 'GitHub kept failing after retries; the report is still in the job summary and on disk.'
+              ? 'GitHub kept failing after retries.'
               : '';
-  return `${base} ${fix} The report is in the job summary and on disk; the verdict still decides this step.`.replace(/ {2}/g, ' ');
+  return `${base} ${fix} ${outcome}`.replace(/ {2}/g, ' ');
 }

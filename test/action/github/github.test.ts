@@ -1,5 +1,9 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { getOctokit } from '@actions/github';
 import { describe, expect, it } from 'vitest';
-import { explainFailure, isTransient, withRetry } from '../../../src/action/github/api.js';
+import { explainFailure, isTransient, networkFailure, withRetry } from '../../../src/action/github/api.js';
+import { FakeGitHub } from '../../e2e/github-server.js';
 import { COMMENT_LIMIT, commentMarker, fitComment } from '../../../src/action/github/comment.js';
 
 describe('sticky comment body', () => {
@@ -104,5 +108,72 @@ describe('API failures', () => {
     );
     expect(explainFailure('Reading', forbidden, 'contents: read')).toContain('`permissions: contents: read`');
     expect(explainFailure('Reading', error(404), 'contents: read')).not.toContain('permissions');
+  });
+});
+
+describe('network failures, as octokit reports them', () => {
+  /** The error of one real request to `baseUrl`: octokit calls a request that got no answer "status 500". */
+  const failureAt = (baseUrl: string) =>
+    getOctokit('t', { baseUrl })
+      .rest.repos.get({ owner: 'acme', repo: 'models' })
+      .then(
+        () => expect.unreachable('the request should fail'),
+        (error: unknown) => error,
+      );
+
+  /** A loopback port that nothing listens on. */
+  async function closedPort(): Promise<number> {
+    const server = http.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  it('names a DNS failure as a network error reaching the host, not as HTTP 500, and retries it', async () => {
+    const error = await failureAt('http://api.github.invalid');
+    expect(error).toMatchObject({ status: 500 });
+    const text = explainFailure('Posting the PR comment', error);
+    expect(text).toMatch(
+      /^Posting the PR comment failed: network error reaching api\.github\.invalid \(getaddrinfo (ENOTFOUND|EAI_AGAIN) api\.github\.invalid\)\./,
+    );
+    expect(text).not.toContain('HTTP 500');
+    expect(text).toContain("check the runner's network, DNS and proxy");
+    expect(isTransient(error)).toBe(true);
+  });
+
+  it('names a refused connection and a dropped one', async () => {
+    const port = await closedPort();
+    const refused = await failureAt(`http://127.0.0.1:${port}`);
+    expect(explainFailure('Reading', refused)).toContain(`failed: network error reaching 127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}).`);
+    const api = await new FakeGitHub().start();
+    try {
+      api.drop('GET', /^\/repos\/acme\/models$/);
+      const dropped = await failureAt(api.url);
+      expect(networkFailure(dropped)).toBe('UND_ERR_SOCKET: other side closed');
+      expect(explainFailure('Reading', dropped)).toContain(`failed: network error reaching ${new URL(api.url).host} (UND_ERR_SOCKET: other side closed).`);
+      expect([isTransient(refused), isTransient(dropped)]).toEqual([true, true]);
+    } finally {
+      await api.stop();
+    }
+  });
+
+  it("keeps GitHub's own 500 an HTTP 500", async () => {
+    const api = await new FakeGitHub().start();
+    try {
+      api.fail('GET', /^\/repos\/acme\/models$/, 500);
+      const error = await failureAt(api.url);
+      expect(networkFailure(error)).toBeUndefined();
+      expect(explainFailure('Reading', error)).toMatch(/^Reading failed: HTTP 500 \(injected 500\)\. GitHub kept failing after retries\./);
+    } finally {
+      await api.stop();
+    }
+  });
+
+  it('says what the step does instead, when the caller says it', () => {
+    const forbidden = Object.assign(new Error('Resource not accessible by integration'), { status: 403, response: { headers: {} } });
+    expect(explainFailure("Reading the PR's labels", forbidden, 'pull-requests: read', 'The event payload decides instead.')).toBe(
+      "Reading the PR's labels failed: HTTP 403 (Resource not accessible by integration). The token may not read this: give the job `permissions: pull-requests: read`. The event payload decides instead.",
+    );
   });
 });
