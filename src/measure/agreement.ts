@@ -1,4 +1,4 @@
-import { topKAgreement, type StageMetrics } from './metrics.js';
+import { formatMetric, formatPercent, topKAgreement, type StageMetrics } from './metrics.js';
 
 /**
  * Agreement between teacher and student, computed in float64 on the host from the logits both
@@ -8,18 +8,38 @@ import { topKAgreement, type StageMetrics } from './metrics.js';
 
 type AgreementMetrics = StageMetrics<'agreement'>;
 
+/** How the eval samples fall into classes by the teacher's and the student's top-1 answers: report.json's `agreement`. */
+export interface ClassAgreement {
+  /** Eval samples the teacher answers with each class (its top-1), indexed by class. */
+  teacherCounts: number[];
+  /** The same for the student: a constant student shows as one class holding every sample. */
+  studentCounts: number[];
+  /** The teacher's most frequent class (the lowest on a tie): what the best constant student answers. */
+  majorityClass: number;
+}
+
+export interface AgreementMeasurement {
+  metrics: Record<string, number>;
+  classes: ClassAgreement;
+}
+
 /**
  * `agreement.top1`; `agreement.top<k>` (the teacher's top class is among the student's top k,
- * only when there are more than k classes); `kl`, mean KL(teacher || student) at T = 1 in nats;
- * `accuracy.teacher` and `accuracy.student` when labels are given.
+ * only when there are more than k classes); `agreement.kappa` (Cohen's kappa of the two top-1
+ * answers, see cohensKappa); `agreement.majority` (the share of the teacher's most frequent class:
+ * the top-1 agreement of a student that always answers it, the best any constant student can
+ * score); `kl`, mean KL(teacher || student) at T = 1 in nats; `accuracy.teacher` and
+ * `accuracy.student` when labels are given. And how both spread their answers over the classes.
  */
-export function agreementMetrics(teacher: Float32Array, student: Float32Array, classes: number, topK: number, labels?: Int32Array): Record<string, number> {
+export function measureAgreement(teacher: Float32Array, student: Float32Array, classes: number, topK: number, labels?: Int32Array): AgreementMeasurement {
   const rows = teacher.length / classes;
   let top1 = 0;
   let topk = 0;
   let klSum = 0;
   let teacherCorrect = 0;
   let studentCorrect = 0;
+  const teacherCounts = new Array<number>(classes).fill(0);
+  const studentCounts = new Array<number>(classes).fill(0);
   const teacherLogP = new Float64Array(classes);
   const studentLogP = new Float64Array(classes);
   for (let r = 0; r < rows; r++) {
@@ -28,6 +48,8 @@ export function agreementMetrics(teacher: Float32Array, student: Float32Array, c
     logSoftmax(student, offset, classes, studentLogP);
     const t = argmax(teacherLogP);
     const s = argmax(studentLogP);
+    teacherCounts[t]++;
+    studentCounts[s]++;
     if (t === s) top1++;
     if (rankOf(studentLogP, t) < topK) topk++;
     let kl = 0;
@@ -38,14 +60,63 @@ export function agreementMetrics(teacher: Float32Array, student: Float32Array, c
       if (labels[r] === s) studentCorrect++;
     }
   }
+  const majorityClass = argmax(teacherCounts);
   // Named as the catalogue names them (a misspelt name does not compile), in its order.
   const metrics: AgreementMetrics = {
     'agreement.top1': top1 / rows,
     ...(classes > topK ? { [topKAgreement(topK)]: topk / rows } : {}),
+    'agreement.kappa': cohensKappa(top1, teacherCounts, studentCounts),
+    'agreement.majority': teacherCounts[majorityClass] / rows,
     kl: klSum / rows,
     ...(labels ? { 'accuracy.teacher': teacherCorrect / rows, 'accuracy.student': studentCorrect / rows } : {}),
   };
-  return metrics as Record<string, number>;
+  return { metrics: metrics as Record<string, number>, classes: { teacherCounts, studentCounts, majorityClass } };
+}
+
+/**
+ * Cohen's kappa of teacher and student top-1 answers, (po - pe) / (1 - pe): po the agreement seen,
+ * pe the agreement two raters with these class frequencies reach by chance, answering
+ * independently. 1 is perfect agreement, 0 no better than chance, below 0 worse. Unlike top-1
+ * agreement it does not reward a student for answering a teacher's frequent class: a student
+ * that always answers one class scores 0, however often the teacher picks that class.
+ *
+ * Computed from counts, (n·agree - Σ t_c·s_c) / (n² - Σ t_c·s_c), exact integers below 2^53 (up to
+ * about 94 million samples), so that agreement exactly at chance is exactly 0.
+ *
+ * pe = 1 only when teacher and student answer one and the same class for every sample: all the
+ * agreement is chance, none is beyond it, and the ratio is 0/0. It is defined as 0: against a
+ * constant teacher every other student scores exactly 0 too (po = pe = the student's share of the
+ * teacher's class), so 0 continues that family, and an `agreement.kappa` gate fails a run whose
+ * eval set cannot tell a constant student from a good one instead of passing it.
+ */
+export function cohensKappa(agree: number, teacherCounts: readonly number[], studentCounts: readonly number[]): number {
+  const n = teacherCounts.reduce((sum, count) => sum + count, 0);
+  let chanceProducts = 0;
+  for (let c = 0; c < teacherCounts.length; c++) chanceProducts += teacherCounts[c] * studentCounts[c];
+  const room = n * n - chanceProducts;
+  return room === 0 ? 0 : (n * agree - chanceProducts) / room;
+}
+
+/** How close top-1 agreement may come to what a constant student scores before the report warns: one point. */
+export const CHANCE_MARGIN = 0.01;
+
+/**
+ * The warning a run carries when top-1 agreement is within CHANCE_MARGIN of what the best
+ * constant student scores (`agreement.majority`), or below it: such an agreement says nothing
+ * about the student. Undefined when it is clear of that, or when a report lacks either metric.
+ */
+export function chanceWarning(metrics: Record<string, number>): string | undefined {
+  const top1 = metrics['agreement.top1'];
+  const majority = metrics['agreement.majority'];
+  if (!Number.isFinite(top1) || !Number.isFinite(majority)) return undefined;
+  // 1e-12 absorbs the rounding of the two quotients, so that exactly one point counts as within it.
+  if (top1 - majority > CHANCE_MARGIN + 1e-12) return undefined;
+  const where = top1 < majority ? 'below' : 'within a point of';
+  const kappa = metrics['agreement.kappa'];
+  return (
+    `Top-1 agreement ${formatPercent(top1)} is ${where} the ${formatPercent(majority)} that a constant student scores by always answering the teacher's most frequent class: ` +
+    `on this eval set it says little about the student.${Number.isFinite(kappa) ? ` Cohen's kappa, corrected for chance, is ${formatMetric('agreement.kappa', kappa)}.` : ''} Gate on agreement.kappa.`
+  );
 }
 
 export function top1Agreement(teacher: Float32Array, student: Float32Array, classes: number): number {

@@ -11,9 +11,10 @@ export type MetricStage = 'size' | 'speed' | 'agreement' | 'paired speed';
 
 /**
  * How a value is read and written: `fraction` is shown as a percentage, `ratio` as a plain number
- * (a × in compact tables), `bytes` in B/KiB/MiB, counts with thousands separators.
+ * (a × in compact tables), `coefficient` (a score such as Cohen's kappa: 1 perfect, 0 chance) with
+ * three decimals, `bytes` in B/KiB/MiB, counts with thousands separators.
  */
-export type MetricUnit = 'bytes' | 'parameters' | 'ms' | 'samples/s' | 'fraction' | 'ratio' | 'nats';
+export type MetricUnit = 'bytes' | 'parameters' | 'ms' | 'samples/s' | 'fraction' | 'ratio' | 'coefficient' | 'nats';
 
 /** A metric measured only sometimes: with more classes than `measure.topK`, with labels, or against a baseline student. */
 export type MetricCondition = 'more classes than topK' | 'labels' | 'baseline student';
@@ -80,6 +81,11 @@ const CATALOGUE = [
     trend: { order: 1, column: 'Top-1 agreement', axis: '%', scale: 100 },
   },
   { name: 'agreement.top<k>', label: 'Top-k agreement', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'more classes than topK' },
+  // Top-1 agreement corrected for chance: a student answering only the teacher's frequent class scores 0.
+  { name: 'agreement.kappa', label: "Cohen's kappa", unit: 'coefficient', better: 'higher', stage: 'agreement' },
+  // The chance level: what the best constant student scores in top-1 agreement. A property of the
+  // teacher on the eval set, not of the student; lower means top-1 agreement says more.
+  { name: 'agreement.majority', label: 'Chance level (majority class)', unit: 'fraction', better: 'lower', stage: 'agreement' },
   { name: 'kl', label: 'KL(teacher || student)', unit: 'nats', better: 'lower', stage: 'agreement' },
   { name: 'accuracy.teacher', label: 'Teacher accuracy', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'labels' },
   { name: 'accuracy.student', label: 'Student accuracy', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'labels', teacher: 'accuracy.teacher' },
@@ -189,7 +195,7 @@ export function worstOf(name: string, values: number[]): number {
   return metricSpec(name)?.better === 'lower' ? Math.max(...finite) : Math.min(...finite);
 }
 
-/** A metric's value as the report's tables show it: `95.00%`, `1.2 KiB`, `0.512 ms`, `1,234`; — when not measured. */
+/** A metric's value as the report's tables show it: `95.00%`, `1.2 KiB`, `0.512 ms`, `1,234`, `0.912`; — when not measured. */
 export function formatMetric(name: string, value: number | undefined | null): string {
   if (value === undefined || value === null || !Number.isFinite(value)) return '—';
   switch (metricSpec(name)?.unit) {
@@ -202,6 +208,8 @@ export function formatMetric(name: string, value: number | undefined | null): st
       return formatInteger(value);
     case 'ms':
       return `${formatNumber(value, 3)} ms`;
+    case 'coefficient':
+      return value.toFixed(3);
     default:
       return formatNumber(value, 4);
   }
@@ -215,6 +223,8 @@ export function formatCompact(name: string, value: number | undefined | null): s
       return formatPercent(value);
     case 'ratio':
       return `${value.toFixed(2)}×`;
+    case 'coefficient':
+      return value.toFixed(3);
     case 'ms':
     case 'nats':
       return value.toFixed(4);

@@ -6,7 +6,7 @@ import type { Dataset } from '../data/dataset.js';
 import { InputError } from '../errors.js';
 import type { GateCheck } from '../gates/gates.js';
 import { allowedRatio, isPairedSpeedCheck } from '../gates/judge.js';
-import { agreementMetrics } from '../measure/agreement.js';
+import { measureAgreement, type ClassAgreement } from '../measure/agreement.js';
 import type { StageMetrics } from '../measure/metrics.js';
 import { comparePairedSpeed, type SpeedComparison } from '../measure/paired-speed.js';
 import { measureSpeed } from '../measure/speed.js';
@@ -25,6 +25,8 @@ export interface Measurement {
   speedComparison?: SpeedComparison;
   baselineStudentPath?: string;
   environment: ReturnType<typeof describeEnvironment>;
+  /** How teacher and student spread their top-1 answers over the classes; absent when agreement was not measured. */
+  agreement?: ClassAgreement;
 }
 
 export interface MeasureOptions {
@@ -64,17 +66,20 @@ export async function measureStudent(
   } finally {
     timing.dispose();
   }
-  const metrics: Record<string, number> = {
-    ...size,
-    ...speed,
-    ...agreementMetrics(distillation.teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y),
-  };
+  const agreement = measureAgreement(distillation.teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y);
+  const metrics: Record<string, number> = { ...size, ...speed, ...agreement.metrics };
   if (speedComparison) {
     const paired: StageMetrics<'paired speed'> = { 'speed.baselineStudentMs': speedComparison.baselineMs, 'speed.vsBaseline': speedComparison.ratio };
     Object.assign(metrics, paired);
   }
   // The environment is what makes timings comparable between runs: the backend they were timed on.
-  return { metrics, speedComparison, baselineStudentPath, environment: describeEnvironment(session.speedBackend ?? backend) };
+  return {
+    metrics,
+    speedComparison,
+    baselineStudentPath,
+    environment: describeEnvironment(session.speedBackend ?? backend),
+    agreement: agreement.classes,
+  };
 }
 
 async function findBaselineStudent(explicit: string | undefined, baselinePath: string, baseline: Report): Promise<string | undefined> {

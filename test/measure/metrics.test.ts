@@ -29,6 +29,8 @@ describe('the metric catalogue', () => {
       'speed.throughputSpeedup',
       'agreement.top1',
       'agreement.top5',
+      'agreement.kappa',
+      'agreement.majority',
       'kl',
     ]);
   });
@@ -36,10 +38,12 @@ describe('the metric catalogue', () => {
   it('measures top-k agreement only with more classes than k, accuracy only with labels, paired latency only against a baseline student', () => {
     const names = (context: Parameters<typeof measuredMetrics>[0]) =>
       measuredMetrics(context).filter((n) => !n.startsWith('size.') && !/^speed\.(teacher|student|speedup|throughputSpeedup)/.test(n));
-    expect(names({ classes: 5, topK: 5, labels: false })).toEqual(['agreement.top1', 'kl']);
-    expect(names({ classes: 6, topK: 3, labels: true })).toEqual(['agreement.top1', 'agreement.top3', 'kl', 'accuracy.teacher', 'accuracy.student']);
+    const chance = ['agreement.kappa', 'agreement.majority'];
+    expect(names({ classes: 5, topK: 5, labels: false })).toEqual(['agreement.top1', ...chance, 'kl']);
+    expect(names({ classes: 6, topK: 3, labels: true })).toEqual(['agreement.top1', 'agreement.top3', ...chance, 'kl', 'accuracy.teacher', 'accuracy.student']);
     expect(names({ classes: 2, topK: 5, labels: false, baselineStudent: true })).toEqual([
       'agreement.top1',
+      ...chance,
       'kl',
       'speed.baselineStudentMs',
       'speed.vsBaseline',
@@ -78,8 +82,11 @@ describe('the metric catalogue', () => {
 
   it('says which way is better', () => {
     const better = (name: string) => metricSpec(name)?.better;
-    expect(['agreement.top1', 'agreement.top5', 'accuracy.student', 'speed.speedup', 'speed.studentThroughput'].map(better)).toEqual(Array(5).fill('higher'));
-    expect(['kl', 'size.ratio', 'size.studentBytes', 'speed.studentMs', 'speed.vsBaseline'].map(better)).toEqual(Array(5).fill('lower'));
+    expect(['agreement.top1', 'agreement.top5', 'agreement.kappa', 'accuracy.student', 'speed.speedup', 'speed.studentThroughput'].map(better)).toEqual(
+      Array(6).fill('higher'),
+    );
+    // A lower chance level is a teacher spreading its answers, where top-1 agreement says more.
+    expect(['kl', 'size.ratio', 'size.studentBytes', 'speed.studentMs', 'speed.vsBaseline', 'agreement.majority'].map(better)).toEqual(Array(6).fill('lower'));
   });
 
   it("marks the timed metrics as the ones another machine's baseline says nothing about", () => {
@@ -101,6 +108,10 @@ describe('formatting by unit', () => {
     ['speed.studentMs', 0.123456, '0.12346 ms'],
     ['speed.speedup', 4.123456, '4.12346'],
     ['kl', 0.0123456, '0.0123456'],
+    ['agreement.kappa', 0.912345, '0.912'],
+    ['agreement.kappa', 0, '0.000'],
+    ['agreement.kappa', -0.0357, '-0.036'],
+    ['agreement.majority', 271 / 280, '96.79%'],
     ['speed.vsBaseline', 1.0417123, '1.04171'],
     ['no.such.metric', 1.23456789, '1.23457'],
     ['agreement.top1', NaN, '—'],
@@ -115,6 +126,7 @@ describe('formatting by unit', () => {
     ['agreement.top1', 0.95, '95.00%'],
     ['speed.speedup', 4, '4.00×'],
     ['speed.studentMs', 0.5, '0.5000'],
+    ['agreement.kappa', 0.5, '0.500'],
     ['size.studentBytes', 51200, '51200'],
     ['size.ratio', undefined, '—'],
     ['speed.speedup', NaN, '—'],
