@@ -9,6 +9,7 @@ import { renderMarkdown } from '../report/markdown.js';
 import { mergedAsReport, mergeReports, readReports } from '../report/merge.js';
 import { readReport, type RunResult } from '../report/report.js';
 import { cancellable } from '../run-control.js';
+import { explainFailure } from './github/index.js';
 import type { Mode, Step } from './inputs.js';
 import { planStore, readBaseline, recordRun } from './store.js';
 
@@ -52,11 +53,29 @@ async function distill({ inputs, context, github }: Step): Promise<RunResult> {
   return result;
 }
 
-/** The accept-regression label on the PR turns failing relative gates into warnings, naming who set it. */
+/**
+ * The accept-regression label on the PR turns failing relative gates into warnings, naming who set
+ * it. The labels are read live: the event's payload holds those of when the event happened, and a
+ * re-run replays that payload, so a label put on or taken off since would be missed. Only when the
+ * API cannot say do the payload's labels decide, with a warning. Names are compared exactly.
+ */
 async function regressionAcceptance({ inputs, context, github }: Step): Promise<RegressionAcceptance | undefined> {
   const pr = context.payload.pull_request;
-  if (!github || !pr?.labels?.some((l) => l.name === inputs.acceptLabel)) return undefined;
-  const by = await github.labelledBy(pr.number, inputs.acceptLabel).catch(() => 'someone');
+  if (!github || !pr) return undefined;
+  const label = inputs.acceptLabel;
+  const inPayload = Array.isArray(pr.labels) && pr.labels.some((l) => l?.name === label);
+  let labelled: boolean;
+  try {
+    labelled = (await github.pullRequestLabels(pr.number)).includes(label);
+    if (labelled !== inPayload)
+      core.info(`distill-gate: label "${label}" was ${labelled ? 'put on' : 'taken off'} PR #${pr.number} after this run's event; the PR's labels now decide`);
+  } catch (error) {
+    labelled = inPayload;
+    const fallback = `The labels of this run's event decide instead (they ${inPayload ? 'include' : 'lack'} "${label}"); a re-run does not refresh them.`;
+    core.warning(explainFailure(`Reading the labels of PR #${pr.number}`, error, 'pull-requests: read', fallback));
+  }
+  if (!labelled) return undefined;
+  const by = await github.labelledBy(pr.number, label).catch(() => 'someone');
   core.info(`distill-gate: label "${inputs.acceptLabel}" (by ${by}) turns failing relative gates into warnings`);
   return { label: inputs.acceptLabel, by };
 }

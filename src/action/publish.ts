@@ -61,11 +61,18 @@ async function publishToGitHub({ inputs, context }: Step, github: GitHub, result
   if (isPullRequest && inputs.comment) {
     try {
       const headSha = context.payload.workflow_run?.head_sha ?? result.report.commit;
-      const issueNumber = pullRequestNumber(context) ?? (headSha ? await github.findPullRequestBySha(headSha) : undefined);
+      const named = pullRequestNumber(context);
+      const { number: issueNumber, how } =
+        named !== undefined
+          ? { number: named, how: `named by the ${context.eventName} event` }
+          : headSha
+            ? await github.findPullRequestBySha(headSha)
+            : { number: undefined, how: 'the event names no PR, nor a commit to find one by' };
       if (issueNumber === undefined) {
-        core.warning('No pull request found for this run, so no comment was posted. The report is in the job summary.');
+        core.warning(`No pull request found for this run (${how}), so no comment was posted. The report is in the job summary.`);
         return;
       }
+      core.info(`distill-gate: reporting on PR #${issueNumber}, ${how}`);
       const comment = await github.upsertStickyComment(issueNumber, inputs.commentKey, result.markdown);
       core.setOutput('comment-url', comment.url);
       core.info(

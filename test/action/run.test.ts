@@ -127,6 +127,34 @@ describe('run() publishing through the GitHub facade', () => {
     await run();
     expect(facade.current!.findPullRequestBySha).toHaveBeenCalledWith('f0f0f0');
     expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(12, 'student-a', expect.any(String));
+    expect(toolkit.infos()).toContain('distill-gate: reporting on PR #12, found by its head commit f0f0f0');
+  });
+
+  it("under workflow_run, takes a PR the run lists only if it is this repository's, for this commit", async () => {
+    const listed = (number: number, owner: string, sha = 'f0f0f0') => ({
+      number,
+      head: { sha },
+      base: { repo: { url: `https://api.github.com/repos/${owner}/models` } },
+    });
+    // A fork's own PR of the same branch, and a PR of this repository for an older commit: their
+    // numbers mean other PRs here.
+    const foreign = [listed(3, 'someone'), listed(5, 'acme', '0ld5ha')];
+    toolkit.reset(
+      { mode: 'report', report: await reportFile(), 'github-token': TOKEN },
+      { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0', pull_requests: [...foreign, listed(9, 'Acme')] } } },
+    );
+    await run();
+    expect(facade.current!.findPullRequestBySha).not.toHaveBeenCalled();
+    expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(9, '.github/distill-gate.yml', expect.any(String));
+    expect(toolkit.infos()).toContain('distill-gate: reporting on PR #9, named by the workflow_run event');
+
+    toolkit.reset(
+      { mode: 'report', report: await reportFile(), 'github-token': TOKEN },
+      { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0', pull_requests: foreign } } },
+    );
+    await run();
+    expect(facade.current!.findPullRequestBySha).toHaveBeenCalledWith('f0f0f0');
+    expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(12, '.github/distill-gate.yml', expect.any(String));
   });
 
   it('no PR for the commit: a warning, no comment', async () => {
@@ -134,10 +162,11 @@ describe('run() publishing through the GitHub facade', () => {
       { mode: 'report', report: await reportFile(), 'github-token': TOKEN },
       { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0' } } },
     );
-    facade.current!.findPullRequestBySha.mockResolvedValue(undefined);
+    const how = 'no open PR has head f0f0f0: GitHub links no open PR to commit f0f0f0, as with fork PRs, and none of the 3 open PRs has it';
+    facade.current!.findPullRequestBySha.mockResolvedValue({ number: undefined, how });
     await run();
     expect(facade.current!.upsertStickyComment).not.toHaveBeenCalled();
-    expect(toolkit.warnings()).toEqual(['No pull request found for this run, so no comment was posted. The report is in the job summary.']);
+    expect(toolkit.warnings()).toEqual([`No pull request found for this run (${how}), so no comment was posted. The report is in the job summary.`]);
   });
 
   it('a comment GitHub refuses warns with the fix, and the failing verdict still fails the step', async () => {

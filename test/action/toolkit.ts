@@ -85,7 +85,8 @@ export function fakeGitHub(): { [K in keyof GitHubFacade]: Mock<GitHubFacade[K]>
       truncated: false,
     })),
     syncTrackingIssue: vi.fn<GitHubFacade['syncTrackingIssue']>(async () => ({ action: 'opened', url: 'https://github.test/acme/models/issues/3' })),
-    findPullRequestBySha: vi.fn<GitHubFacade['findPullRequestBySha']>(async () => 12),
+    findPullRequestBySha: vi.fn<GitHubFacade['findPullRequestBySha']>(async () => ({ number: 12, how: 'found by its head commit f0f0f0' })),
+    pullRequestLabels: vi.fn<GitHubFacade['pullRequestLabels']>(async () => []),
     labelledBy: vi.fn<GitHubFacade['labelledBy']>(async () => '@alice'),
   };
 }

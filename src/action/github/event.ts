@@ -1,4 +1,4 @@
-import type { Api } from './api.js';
+import { describeStatus, networkFailure, type Api } from './api.js';
 
 /** The slice of the Actions context distill-gate acts on. */
 export interface EventContext {
@@ -6,7 +6,10 @@ export interface EventContext {
   payload: Record<string, unknown> & {
     pull_request?: { number: number; head?: { sha?: string }; base?: { ref?: string }; labels?: Array<{ name?: string }> };
     repository?: { default_branch?: string };
-    workflow_run?: { head_sha?: string; pull_requests?: Array<{ number: number }> };
+    workflow_run?: {
+      head_sha?: string;
+      pull_requests?: Array<{ number: number; head?: { sha?: string }; base?: { repo?: { url?: string } } }>;
+    };
   };
   sha: string;
   /** refs/heads/<branch> or refs/tags/<tag> (refs/pull/... on PRs). */
@@ -21,9 +24,19 @@ export const PULL_REQUEST_EVENTS = ['pull_request', 'pull_request_target'];
 /** Events whose runs on the default branch write the baseline store. */
 export const STORING_EVENTS = ['push', 'schedule', 'workflow_dispatch'];
 
+/**
+ * The PR the event names: a pull_request's own, or one a workflow_run lists for its head commit in
+ * this repository. GitHub also lists there PRs of other repositories that share the branch (a
+ * fork's own PRs), whose numbers mean other PRs here.
+ */
 export function pullRequestNumber(context: EventContext): number | undefined {
   if (context.payload.pull_request) return context.payload.pull_request.number;
-  return context.payload.workflow_run?.pull_requests?.[0]?.number;
+  const run = context.payload.workflow_run;
+  const thisRepository = `/repos/${context.repo.owner}/${context.repo.repo}`.toLowerCase();
+  return run?.pull_requests?.find(
+    (pr) =>
+      (!pr.head?.sha || !run.head_sha || pr.head.sha === run.head_sha) && (!pr.base?.repo?.url || pr.base.repo.url.toLowerCase().endsWith(thisRepository)),
+  )?.number;
 }
 
 export function runUrl(context: EventContext): string {
@@ -34,19 +47,61 @@ export function branchOf(ref: string): string | undefined {
   return ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : undefined;
 }
 
+/** How far the open-PR listing goes: the PRs updated most recently come first, so a fresh push is on page 1. */
+export const OPEN_PULL_REQUEST_PAGES = 10;
+
+/** The PR a commit belongs to, and how it was found (or looked for), for the log. */
+export interface PullRequestSearch {
+  number: number | undefined;
+  how: string;
+}
+
 /**
  * In the workflow_run pattern the triggering run of a fork PR lists no pull request: find the
- * open PR whose head is that commit.
+ * open PR whose head is that commit. GitHub links a commit to its PRs, but not a fork's, and that
+ * lookup needs `contents: read`, which a report-only workflow may not grant (403): either way the
+ * open PRs are listed instead. A network failure is not worked around: the listing would fail too.
  */
-export async function findPullRequestBySha(api: Api, sha: string): Promise<number | undefined> {
+export async function findPullRequestBySha(api: Api, sha: string): Promise<PullRequestSearch> {
   const { client, owner, repo } = api;
-  const associated = await api.call('finding the PR of this commit', () =>
-    client.rest.repos.listPullRequestsAssociatedWithCommit({ owner, repo, commit_sha: sha }),
+  let lookup: string;
+  try {
+    const associated = await api.call('finding the PR of this commit', () =>
+      client.rest.repos.listPullRequestsAssociatedWithCommit({ owner, repo, commit_sha: sha }),
+    );
+    const direct = associated.data.find((pr) => pr.state === 'open' && pr.head.sha === sha);
+    if (direct) return { number: direct.number, how: `found by its head commit ${sha}` };
+    lookup = `GitHub links no open PR to commit ${sha}, as with fork PRs`;
+  } catch (error) {
+    if (networkFailure(error)) throw error;
+    lookup = `the commit's PR lookup failed: ${describeStatus(error)}`;
+  }
+  let listed = 0;
+  let capped = false;
+  const matches = await api.call('listing open PRs', () => {
+    let pages = 0;
+    listed = 0;
+    capped = false;
+    return client.paginate(client.rest.pulls.list, { owner, repo, state: 'open', sort: 'updated', direction: 'desc', per_page: 100 }, (response, done) => {
+      listed += response.data.length;
+      const found = response.data.filter((pr) => pr.head.sha === sha);
+      capped = ++pages >= OPEN_PULL_REQUEST_PAGES && /rel="next"/.test(response.headers.link ?? '');
+      if (found.length > 0 || capped) done();
+      return found;
+    });
+  });
+  if (matches.length > 0) return { number: matches[0].number, how: `found among the open PRs (${lookup})` };
+  const scope = capped ? `the ${listed} most recently updated open PRs` : `the ${listed} open PRs`;
+  return { number: undefined, how: `no open PR has head ${sha}: ${lookup}, and none of ${scope} has it` };
+}
+
+/** The PR's labels as they are now. The event's payload holds those of when the event happened, and a re-run replays it. */
+export async function pullRequestLabels(api: Api, issueNumber: number): Promise<string[]> {
+  const { client, owner, repo } = api;
+  const labels = await api.call("reading the PR's labels", () =>
+    client.paginate(client.rest.issues.listLabelsOnIssue, { owner, repo, issue_number: issueNumber, per_page: 100 }),
   );
-  const direct = associated.data.find((pr) => pr.state === 'open' && pr.head.sha === sha);
-  if (direct) return direct.number;
-  const open = await api.call('listing open PRs', () => client.paginate(client.rest.pulls.list, { owner, repo, state: 'open', per_page: 100 }));
-  return open.find((pr) => pr.head.sha === sha)?.number;
+  return labels.map((label) => label.name);
 }
 
 /** The repository's default branch, from the payload or (schedule payloads lack it) the API. */

@@ -8,13 +8,13 @@ import type { Report } from '../../report/report.js';
 import { connect, type RetryOptions } from './api.js';
 import { readStoredBaseline, storeRun, type StoredBaseline, type StoreLocation } from './baseline-store.js';
 import { upsertStickyComment, type StickyComment } from './comment.js';
-import { defaultBranch, findPullRequestBySha, labelledBy, runUrl, type EventContext } from './event.js';
+import { defaultBranch, findPullRequestBySha, labelledBy, pullRequestLabels, runUrl, type EventContext, type PullRequestSearch } from './event.js';
 import { syncTrackingIssue, type TrackingResult } from './tracking-issue.js';
 
-export { explainFailure, type RetryOptions } from './api.js';
+export { explainFailure, REPORT_IS_SAFE, type RetryOptions } from './api.js';
 export type { StoredBaseline, StoreLocation } from './baseline-store.js';
 export type { StickyComment } from './comment.js';
-export { branchOf, pullRequestNumber, PULL_REQUEST_EVENTS, STORING_EVENTS, type EventContext } from './event.js';
+export { branchOf, pullRequestNumber, PULL_REQUEST_EVENTS, STORING_EVENTS, type EventContext, type PullRequestSearch } from './event.js';
 export type { TrackingResult } from './tracking-issue.js';
 
 export interface GitHub {
@@ -28,8 +28,10 @@ export interface GitHub {
   upsertStickyComment(issueNumber: number, key: string, markdown: string): Promise<StickyComment>;
   /** Opens, updates or closes the labelled tracking issue of `key`, linking this run. */
   syncTrackingIssue(target: { key: string; label: string }, verdict: 'pass' | 'fail', markdown: string): Promise<TrackingResult>;
-  /** The open PR whose head is `sha` (the workflow_run pattern), if any. */
-  findPullRequestBySha(sha: string): Promise<number | undefined>;
+  /** The open PR whose head is `sha` (the workflow_run pattern), if any, and how it was looked for. */
+  findPullRequestBySha(sha: string): Promise<PullRequestSearch>;
+  /** The PR's labels now, from the API: not the event's, which a re-run replays unchanged. */
+  pullRequestLabels(issueNumber: number): Promise<string[]>;
   /** Who last put `label` on the PR: "@login", or "someone" when GitHub does not say. */
   labelledBy(issueNumber: number, label: string): Promise<string>;
 }
@@ -43,6 +45,7 @@ export function createGitHub(token: string, context: EventContext, retry: RetryO
     upsertStickyComment: (issueNumber, key, markdown) => upsertStickyComment(api, issueNumber, key, markdown),
     syncTrackingIssue: (target, verdict, markdown) => syncTrackingIssue(api, { ...target, runUrl: runUrl(context) }, verdict, markdown),
     findPullRequestBySha: (sha) => findPullRequestBySha(api, sha),
+    pullRequestLabels: (issueNumber) => pullRequestLabels(api, issueNumber),
     labelledBy: (issueNumber, label) => labelledBy(api, issueNumber, label),
   };
 }
