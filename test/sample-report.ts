@@ -87,9 +87,10 @@ export function sampleReport(overrides: Partial<Report> = {}): Report {
 }
 
 /**
- * A report with every section filled: all metrics (top-5 and accuracy included), gates of every
- * status against a baseline, an accepted regression, a paired latency comparison, a note and a
- * training step; built by hand, training nothing, for the markdown snapshot tests.
+ * A report with every section filled: all metrics (top-5, kappa and accuracy included), the classes
+ * both models answer, gates of every status against a baseline, an accepted regression, a paired
+ * latency comparison, a note and a training step; built by hand, training nothing, for the
+ * markdown snapshot tests.
  */
 export function fullSampleReport(overrides: Partial<Report> = {}): Report {
   const base = sampleReport();
@@ -134,6 +135,8 @@ export function fullSampleReport(overrides: Partial<Report> = {}): Report {
       'speed.throughputSpeedup': 9,
       'agreement.top1': 0.95,
       'agreement.top5': 0.99,
+      'agreement.kappa': 0.9113,
+      'agreement.majority': 0.62,
       kl: 0.0123456,
       'accuracy.teacher': 0.91,
       'accuracy.student': 0.885,
@@ -159,6 +162,7 @@ export function fullSampleReport(overrides: Partial<Report> = {}): Report {
     ],
     training: {
       ...base.training,
+      evalSamples: 200,
       epochs: 3,
       epochsPlanned: 5,
       loss: [3, 2.5, 1.25],
@@ -185,6 +189,12 @@ export function fullSampleReport(overrides: Partial<Report> = {}): Report {
       confidence: 0.95,
     },
     override: { label: 'accept-regression', by: 'octocat', gates: ['size.studentBytes increase <= 5%'] },
+    // Twelve classes on the 200 eval samples: more than the markdown names one by one.
+    agreement: {
+      teacherCounts: [124, 30, 20, 10, 6, 4, 3, 2, 1, 0, 0, 0],
+      studentCounts: [130, 28, 18, 9, 5, 3, 3, 2, 1, 1, 0, 0],
+      majorityClass: 0,
+    },
     commit: 'fedcba9876543210',
     ...overrides,
   });

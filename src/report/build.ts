@@ -25,7 +25,13 @@ export interface RunRecord {
     teacherSeconds: number;
     softTargets: 'computed' | 'cache';
   };
-  measurement: { metrics: Record<string, number>; speedComparison?: SpeedComparison; baselineStudentPath?: string; environment: Environment };
+  measurement: {
+    metrics: Record<string, number>;
+    speedComparison?: SpeedComparison;
+    baselineStudentPath?: string;
+    environment: Environment;
+    agreement?: Report['agreement'];
+  };
   judgement: Pick<Report, 'verdict' | 'status' | 'gates' | 'reasons'> & {
     environmentDiffers: boolean;
     override?: { label: string; by: string; gates: string[] };
@@ -81,6 +87,7 @@ export function buildReport({ config, session, distillation, measurement, judgem
         }
       : null,
     speedComparison: measurement.speedComparison ?? null,
+    ...(measurement.agreement ? { agreement: measurement.agreement } : {}),
     override: judgement.override ?? null,
     metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
     ...(session.speedBackend ? { speedBackend: session.speedBackend.name } : {}),

@@ -10,6 +10,7 @@ import {
   teacherCounterpart,
   type MetricName,
 } from '../measure/metrics.js';
+import { argmax, chanceWarning, type ClassAgreement } from '../measure/agreement.js';
 import { escapeMarkdown as esc } from './escape.js';
 import type { Report } from './report.js';
 import { trendCharts, type HistoryEntry } from './history.js';
@@ -132,7 +133,53 @@ function agreementSection(report: Report): string[] {
     '',
     `On ${report.training.evalSamples} eval samples; ${esc(report.metricsComputedOn)}.`,
     '',
+    ...(report.agreement ? classSpread(report.agreement) : []),
+    ...chanceLevel(report),
   ];
+}
+
+/** Classes named in the spread table by the teacher's counts; the rest share one row, so a 1000-class head stays a few rows. */
+const SPREAD_CLASSES = 5;
+
+/**
+ * The teacher's and the student's top-1 answers by class: the teacher's most frequent classes,
+ * the student's own most frequent one wherever it falls (a constant student shows as one class
+ * holding every sample), and the rest summed.
+ */
+function classSpread({ teacherCounts, studentCounts }: ClassAgreement): string[] {
+  const samples = teacherCounts.reduce((sum, count) => sum + count, 0);
+  const shown = teacherCounts
+    .map((_, c) => c)
+    .filter((c) => teacherCounts[c] > 0)
+    .sort((a, b) => teacherCounts[b] - teacherCounts[a] || a - b)
+    .slice(0, SPREAD_CLASSES);
+  const studentsClass = argmax(studentCounts);
+  if (!shown.includes(studentsClass)) shown.push(studentsClass);
+  const cell = (count: number) => `${pct(count / samples)} (${int(count)})`;
+  const rest = (counts: number[]) => counts.reduce((sum, count, c) => (shown.includes(c) ? sum : sum + count), 0);
+  const rows = shown.map((c) => [`class ${c}`, cell(teacherCounts[c]), cell(studentCounts[c])]);
+  const others = teacherCounts.length - shown.length;
+  if (others > 0 && rest(teacherCounts) + rest(studentCounts) > 0) rows.push([`${others} other classes`, cell(rest(teacherCounts)), cell(rest(studentCounts))]);
+  return ['Top-1 answers by class:', '', markdownTable([['', 'Teacher', 'Student'], ...rows], { align: ['l', 'r', 'r'] }), ''];
+}
+
+/** What a constant student scores, and a warning when top-1 agreement is not clear of it (chanceWarning's rule). */
+function chanceLevel(report: Report): string[] {
+  const m = report.metrics;
+  const majority = value(m, 'agreement.majority');
+  if (!Number.isFinite(majority)) return [];
+  const which = report.agreement ? ` (class ${report.agreement.majorityClass})` : '';
+  const lines = [
+    `Chance level: a student that always answers the teacher's most frequent class${which} scores ${pct(majority)} top-1 agreement; \`agreement.kappa\` is corrected for it.`,
+    '',
+  ];
+  if (chanceWarning(m) !== undefined) {
+    lines.push(
+      `> ⚠️ **Top-1 agreement (${pct(value(m, 'agreement.top1'))}) is within a point of the chance level or below it:** a constant student scores as well. Judge the student by \`agreement.kappa\` (${formatMetric('agreement.kappa', value(m, 'agreement.kappa'))}).`,
+      '',
+    );
+  }
+  return lines;
 }
 
 function footer(report: Report): string {

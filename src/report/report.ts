@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { GateResult } from '../gates/gates.js';
+import type { ClassAgreement } from '../measure/agreement.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
 import { InputError } from '../errors.js';
 
@@ -55,6 +56,12 @@ export interface Report {
   speedComparison?: SpeedComparison | null;
   /** Where the agreement metrics were computed: logits from the run's backend, compared on the host in float64. */
   metricsComputedOn: string;
+  /**
+   * How many eval samples the teacher and the student answer with each class (top-1), and the
+   * teacher's most frequent class: the chance level behind `agreement.majority`. Absent when
+   * agreement was not measured, and in reports written before it existed.
+   */
+  agreement?: ClassAgreement;
   /** The backend speed was timed on when `measure.backend` named one other than the run's. */
   speedBackend?: string;
   /** Failing relative gates turned into warnings by a PR label (an intended regression). */

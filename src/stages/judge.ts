@@ -2,6 +2,7 @@ import type { Config } from '../config/load.js';
 import type { GateResult } from '../gates/gates.js';
 import { acceptRegressions, judge, type RegressionAcceptance } from '../gates/judge.js';
 import { failsOutright, runVerdict } from '../gates/verdict.js';
+import { chanceWarning } from '../measure/agreement.js';
 import type { Distillation } from './distill.js';
 import type { Measurement } from './measure.js';
 import type { Session } from './prepare.js';
@@ -42,6 +43,9 @@ export function judgeRun(
     reasons.push(`Training stopped after ${training.epochsCompleted} of ${config.distill.epochs} epochs: ${training.stoppedBecause}.`);
   if (judged.environmentDiffers)
     reasons.push('The baseline ran on a different backend, TF.js version, CPU or GPU: speed deltas against it are shown but not gated.');
+  // Whatever the gates say: a top-1 agreement a constant student matches must not read as a good student.
+  const nearChance = chanceWarning(metrics);
+  if (nearChance) reasons.push(nearChance);
   return {
     // A budget stop is judged by the gates on what was reached; a non-finite loss or a
     // cancellation fails the run whatever the gates say.

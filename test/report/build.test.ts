@@ -85,6 +85,13 @@ describe('buildReport', () => {
     expect(report.speedComparison).toBeNull();
     expect(report.commit).toBe('def456');
     expect('speedBackend' in report).toBe(false);
+    expect('agreement' in report).toBe(false);
+  });
+
+  it("carries the classes both models answer, from the measure stage, into report.json's agreement", () => {
+    const base = record();
+    const agreement = { teacherCounts: [1500, 400, 100], studentCounts: [1600, 350, 50], majorityClass: 0 };
+    expect(buildReport({ ...base, measurement: { ...base.measurement, agreement } }).agreement).toEqual(agreement);
   });
 
   it('records measure.backend, no baseline, no label and no commit as such', () => {

@@ -59,3 +59,53 @@ describe('the Gates table', () => {
     for (const metric of ['agreement.top1', 'kl', 'size.ratio']) expect(row(md, metric)[2]).toBe('—');
   });
 });
+
+describe('the chance level', () => {
+  /** The trimmed cells of the class table's rows: ['class 0', '96.79% (271)', '100.00% (280)']. */
+  const classRows = (md: string) =>
+    md
+      .split('\n')
+      .filter((line) => /^\| (class \d+|\d+ other classes) /.test(line))
+      .map((line) =>
+        line
+          .split('|')
+          .slice(1, -1)
+          .map((cell) => cell.trim()),
+      );
+
+  // The issue's constant student: the teacher answers class 0 for 271 of 280 face crops, the student always does.
+  const constantStudent = sampleReport({
+    metrics: { ...sampleReport().metrics, 'agreement.top1': 271 / 280, 'agreement.kappa': 0, 'agreement.majority': 271 / 280 },
+    agreement: { teacherCounts: [271, 6, 3], studentCounts: [280, 0, 0], majorityClass: 0 },
+    training: { ...sampleReport().training, evalSamples: 280 },
+  });
+
+  it('warns when top-1 agreement is no better than a constant student, and shows the classes that make it so', () => {
+    const md = renderMarkdown(constantStudent);
+    expect(md).toContain(
+      '> ⚠️ **Top-1 agreement (96.79%) is within a point of the chance level or below it:** a constant student scores as well. Judge the student by `agreement.kappa` (0.000).',
+    );
+    expect(md).toContain('scores 96.79% top-1 agreement');
+    expect(classRows(md)).toEqual([
+      ['class 0', '96.79% (271)', '100.00% (280)'],
+      ['class 1', '2.14% (6)', '0.00% (0)'],
+      ['class 2', '1.07% (3)', '0.00% (0)'],
+    ]);
+  });
+
+  it('shows the chance level without a warning when top-1 agreement is clear of it', () => {
+    const md = renderMarkdown(fullSampleReport());
+    expect(md).toContain("Chance level: a student that always answers the teacher's most frequent class (class 0) scores 62.00% top-1 agreement");
+    expect(md).not.toContain('⚠️ **Top-1 agreement');
+  });
+
+  it("keeps a 1000-class head to the teacher's five most frequent classes, the student's own, and one row for the rest", () => {
+    const teacherCounts = Array.from({ length: 1000 }, (_, c) => (c < 500 ? 2 : 0));
+    const studentCounts = Array.from({ length: 1000 }, (_, c) => (c === 700 ? 1000 : 0));
+    const md = renderMarkdown(sampleReport({ agreement: { teacherCounts, studentCounts, majorityClass: 0 } }));
+    const rows = classRows(md);
+    expect(rows.map((cells) => cells[0])).toEqual(['class 0', 'class 1', 'class 2', 'class 3', 'class 4', 'class 700', '994 other classes']);
+    expect(rows[5]).toEqual(['class 700', '0.00% (0)', '100.00% (1,000)']);
+    expect(rows[6]).toEqual(['994 other classes', '99.00% (990)', '0.00% (0)']);
+  });
+});
