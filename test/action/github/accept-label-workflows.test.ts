@@ -1,0 +1,175 @@
+/**
+ * The example workflows that gate PRs, evaluated for the events GitHub sends them: the accept label
+ * re-runs the gate, other labels run no GPU job and cancel nothing, and a skipped job never
+ * reports under the name of the check that carries the verdict.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+type Value = string | number | boolean | null | Value[] | { [key: string]: Value };
+
+/**
+ * The part of GitHub's expression language these workflows use: literals, property paths, ! == !=
+ * && || and parentheses, and contains, format, fromJSON, always. As on GitHub, && and || yield an
+ * operand, and strings compare case-insensitively.
+ */
+function evaluate(expression: string, context: Record<string, Value>): Value {
+  const tokens = expression.match(/'(?:[^']|'')*'|[A-Za-z_][\w-]*(?:\.[\w-]+)*|==|!=|&&|\|\||[!(),]|\d+|\S/g) ?? [];
+  let at = 0;
+  const peek = () => tokens[at];
+  const take = (expected?: string) => {
+    const token = tokens[at++];
+    if (expected !== undefined && token !== expected) throw new Error(`expected ${expected} at ${at} in ${expression}, got ${token}`);
+    return token;
+  };
+  const truthy = (v: Value) => !(v === false || v === null || v === 0 || v === '' || Number.isNaN(v));
+  const equal = (a: Value, b: Value) => (typeof a === 'string' && typeof b === 'string' ? a.toLowerCase() === b.toLowerCase() : a === b);
+  const functions: Record<string, (...args: Value[]) => Value> = {
+    always: () => true,
+    contains: (haystack, needle) =>
+      Array.isArray(haystack) ? haystack.some((item) => equal(item, needle)) : String(haystack).toLowerCase().includes(String(needle).toLowerCase()),
+    format: (template, ...args) => String(template).replace(/\{(\d+)\}/g, (_, i: string) => String(args[Number(i)] ?? '')),
+    fromJSON: (text) => JSON.parse(String(text)) as Value,
+  };
+  const primary = (): Value => {
+    const token = take();
+    if (token === '(') {
+      const value = or();
+      take(')');
+      return value;
+    }
+    if (token === '!') return !truthy(primary());
+    if (token.startsWith("'")) return token.slice(1, -1).replace(/''/g, "'");
+    if (/^\d+$/.test(token)) return Number(token);
+    if (['true', 'false', 'null'].includes(token)) return JSON.parse(token) as Value;
+    if (peek() === '(') {
+      take('(');
+      const args: Value[] = [];
+      while (peek() !== ')') {
+        args.push(or());
+        if (peek() === ',') take(',');
+      }
+      take(')');
+      if (!functions[token]) throw new Error(`unknown function ${token}`);
+      return functions[token](...args);
+    }
+    return token.split('.').reduce<Value>((value, key) => (value && typeof value === 'object' && !Array.isArray(value) ? (value[key] ?? null) : null), context);
+  };
+  const comparison = (): Value => {
+    let left = primary();
+    while (peek() === '==' || peek() === '!=') {
+      const negate = take() === '!=';
+      left = equal(left, primary()) !== negate;
+    }
+    return left;
+  };
+  const and = (): Value => {
+    let left = comparison();
+    while (peek() === '&&') {
+      take();
+      const right = comparison();
+      left = truthy(left) ? right : left;
+    }
+    return left;
+  };
+  const or = (): Value => {
+    let left = and();
+    while (peek() === '||') {
+      take();
+      const right = and();
+      left = truthy(left) ? left : right;
+    }
+    return left;
+  };
+  const value = or();
+  if (at !== tokens.length) throw new Error(`unparsed ${tokens.slice(at).join(' ')} in ${expression}`);
+  return value;
+}
+
+/** A workflow string with ${{ }} templates filled in. */
+const interpolate = (text: string, context: Record<string, Value>) => text.replace(/\$\{\{(.*?)\}\}/g, (_, inner: string) => String(evaluate(inner, context)));
+/** An `if:` as GitHub reads it: with or without ${{ }}. */
+const condition = (text: string | undefined, context: Record<string, Value>) =>
+  text === undefined || !!evaluate(text.trim().replace(/^\$\{\{([\s\S]*)\}\}$/, '$1'), context);
+
+interface Workflow {
+  on: { pull_request: { types?: string[] } };
+  concurrency?: { group: string; 'cancel-in-progress': boolean };
+  jobs: Record<string, { if?: string; name?: string }>;
+}
+
+const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, { default?: string }> };
+const ACCEPT = action.inputs['accept-label'].default!;
+const read = async (file: string) => parse(await readFile(path.join(ROOT, 'examples/workflows', file), 'utf8')) as Workflow;
+
+const event = (action: string, label?: string) => ({
+  github: {
+    event_name: 'pull_request',
+    run_id: '4242',
+    event: { action, number: 7, pull_request: { number: 7 }, ...(label ? { label: { name: label } } : {}) },
+  },
+});
+
+// The job whose check carries each workflow's verdict, and the GPU jobs a stray label must not start.
+describe.each([
+  { file: 'pull-request.yml', verdictJob: 'distill', jobs: ['distill'] },
+  { file: 'matrix.yml', verdictJob: 'merge', jobs: ['distill', 'merge'] },
+])('$file and the accept label', ({ file, verdictJob, jobs }) => {
+  it('runs on every push to the PR and on labels put on or taken off', async () => {
+    expect((await read(file)).on.pull_request.types).toEqual(['opened', 'synchronize', 'reopened', 'labeled', 'unlabeled']);
+  });
+
+  it.each([
+    ['opened', undefined, true],
+    ['synchronize', undefined, true],
+    ['reopened', undefined, true],
+    ['labeled', ACCEPT, true],
+    ['unlabeled', ACCEPT, true],
+    ['labeled', 'documentation', false],
+    ['unlabeled', 'documentation', false],
+    ['labeled', `${ACCEPT}-not`, false],
+  ])('%s %s: the jobs run: %s', async (action, label, runs) => {
+    const workflow = await read(file);
+    for (const job of jobs) expect(condition(workflow.jobs[job].if, event(action, label)), job).toBe(runs);
+  });
+
+  it('a stray label gets a concurrency group of its own, so it cancels no running gate', async () => {
+    const { concurrency } = await read(file);
+    expect(concurrency?.['cancel-in-progress']).toBe(true);
+    const group = (action: string, label?: string) => interpolate(concurrency!.group, event(action, label));
+    const gate = group('synchronize');
+    expect(gate).toMatch(/-7$/);
+    expect([group('opened'), group('labeled', ACCEPT), group('unlabeled', ACCEPT)]).toEqual([gate, gate, gate]);
+    expect(group('labeled', 'documentation')).toBe(`${gate}-4242`);
+  });
+
+  it('a skipped verdict job never reports under the check name of the verdict', async () => {
+    // GitHub evaluates a job's name only for a job that runs; a skipped one reports the raw text.
+    const { name } = (await read(file)).jobs[verdictJob];
+    expect(name).toMatch(/^\$\{\{.*\}\}$/);
+    expect(interpolate(name!, event('synchronize'))).toBe(verdictJob);
+    expect(name).not.toBe(verdictJob);
+  });
+});
+
+it("fork-report.yml may read the commit's PRs, so the lookup need not fall back", async () => {
+  const workflow = parse(await readFile(path.join(ROOT, 'examples/workflows/fork-report.yml'), 'utf8')) as { permissions: Record<string, string> };
+  expect(workflow.permissions).toMatchObject({ contents: 'read', 'pull-requests': 'write', actions: 'read' });
+});
+
+describe('the expression subset the tests above rely on', () => {
+  it('behaves as GitHub documents', () => {
+    const context = { github: { event: { action: 'Labeled', label: null } } } as Record<string, Value>;
+    expect(evaluate("github.event.action == 'labeled'", context)).toBe(true);
+    expect(evaluate('github.event.label.name', context)).toBeNull();
+    expect(evaluate("github.event.label.name != 'x' && 'yes' || 'no'", context)).toBe('yes');
+    expect(evaluate("!(1 == 1) || format('{0}-{1}', 'a', 2)", context)).toBe('a-2');
+    expect(evaluate('contains(fromJSON(\'["a", "b"]\'), \'B\')', context)).toBe(true);
+    expect(evaluate("'it''s'", context)).toBe("it's");
+  });
+});
