@@ -3,8 +3,9 @@ import type { GateResult } from '../gates/gates.js';
 import type { ClassAgreement } from '../measure/agreement.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
 import { InputError } from '../errors.js';
+import { parseReport, SCHEMA_VERSION, type ReportTrust } from './report-schema.js';
 
-export const SCHEMA_VERSION = 1;
+export { SCHEMA_VERSION };
 
 export interface Environment {
   backend: string;
@@ -51,7 +52,8 @@ export interface Report {
   environment: Environment;
   teacher: { path: string; format: string; output: string; params: number; bytes: number };
   student: { path: string; params: number; bytes: number; from: string };
-  baseline: { path: string; createdAt?: string; commit?: string; environmentDiffers: boolean; student?: string } | null;
+  /** The run compared with: where its report lay, when and at which commit it ran, and its workflow run when the baseline store recorded it. */
+  baseline: { path: string; createdAt?: string; commit?: string; runUrl?: string; environmentDiffers: boolean; student?: string } | null;
   /** The new student timed against the baseline's in this run, when relative latency gates asked for it. */
   speedComparison?: SpeedComparison | null;
   /** Where the agreement metrics were computed: logits from the run's backend, compared on the host in float64. */
@@ -69,9 +71,28 @@ export interface Report {
   config: string;
   createdAt: string;
   commit?: string;
+  /** The workflow run that recorded this report in the baseline store; set by the store, so that a later report can link the run it compared with. */
+  runUrl?: string;
 }
 
-export async function readReport(file: string): Promise<Report> {
+/**
+ * Reads and validates a report.json written by this machine's runs (a baseline, the CLI's compare,
+ * merge and history); see report-schema.ts for what is checked and how errors name the JSON path.
+ */
+export function readReport(file: string): Promise<Report> {
+  return readReportAs(file, 'trusted');
+}
+
+/**
+ * Reads a report.json uploaded by a job that ran a pull request's code: validated like any other,
+ * and fields the schema does not know are dropped. Its verdict is still a claim: re-judge it
+ * (report/rejudge.ts) before publishing it.
+ */
+export function readUntrustedReport(file: string): Promise<Report> {
+  return readReportAs(file, 'untrusted');
+}
+
+async function readReportAs(file: string, trust: ReportTrust): Promise<Report> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(await readFile(file, 'utf8'));
@@ -79,18 +100,7 @@ export async function readReport(file: string): Promise<Report> {
     const reason = error instanceof SyntaxError ? `is not valid JSON (${error.message})` : `cannot be read (${(error as NodeJS.ErrnoException).code ?? error})`;
     throw new InputError(file, `${reason}; expected a report.json written by distill-gate.`);
   }
-  const report = parsed as Partial<Report>;
-  if (typeof report !== 'object' || report === null || report.schemaVersion === undefined) {
-    throw new InputError(file, 'has no schemaVersion; expected a report.json written by distill-gate.');
-  }
-  if (report.schemaVersion !== SCHEMA_VERSION) {
-    throw new InputError(
-      file,
-      `has schemaVersion ${JSON.stringify(report.schemaVersion)}; this distill-gate reads version ${SCHEMA_VERSION}. Regenerate it with this version.`,
-    );
-  }
-  if (typeof report.metrics !== 'object' || report.metrics === null) throw new InputError(file, 'has no "metrics" object.');
-  return report as Report;
+  return parseReport(parsed, file, trust);
 }
 
 /** What a run (or a re-read or merged report) gives the shells to publish: the report, its markdown and where they lie. */

@@ -1,0 +1,176 @@
+import { z } from 'zod';
+import { InputError } from '../errors.js';
+import { metricSpec } from '../measure/metrics.js';
+import type { Report } from './report.js';
+
+/**
+ * How far a report.json is believed. `trusted`: written by this machine's own runs (the CLI's
+ * compare, merge, history, a baseline); fields this schema does not know are kept, so that readers
+ * of newer optional fields still see them. `untrusted`: uploaded by a job that ran a pull request's
+ * code (mode report); fields this schema does not know are dropped, so that nothing unvalidated
+ * from the upload reaches the comment, however a later renderer treats it.
+ */
+export type ReportTrust = 'trusted' | 'untrusted';
+
+/** report.json's format version; readers refuse others. Change it only when old readers would misread a new report. */
+export const SCHEMA_VERSION = 1;
+
+/** `z.object` strips unknown keys, `z.looseObject` keeps them; both validate the keys they name. */
+type ObjectOf = typeof z.object | typeof z.looseObject;
+
+// JSON has no Infinity or NaN: JSON.stringify writes them as null, so a metric that could not be
+// measured, a non-finite loss or an unbounded interval end comes back as null.
+const measured = z
+  .number()
+  .nullable()
+  .transform((v) => v ?? NaN);
+const count = z.number().int().nonnegative();
+/**
+ * A workflow run's address, and nothing else (https://host/owner/repo/actions/runs/N): the
+ * markdown links it, and these characters can be nothing in markdown but a link target.
+ */
+export const RUN_URL = /^https?:\/\/[\w.-]+(?::\d+)?\/[\w.-]+\/[\w.-]+\/actions\/runs\/\d+$/;
+const runUrl = z.string().regex(RUN_URL, { message: 'is not the address of a workflow run' });
+
+const GATE_OPS = ['>=', '<=', '>', '<', '==', 'maxDrop', 'maxIncrease'] as const;
+const GATE_STATUSES = ['pass', 'fail', 'warn', 'skipped', 'inconclusive'] as const;
+
+/**
+ * The report.json schema: strict on everything that decides the verdict (verdict, status,
+ * reasons, metrics, gates, the paired speed comparison) and on everything the markdown prints
+ * (numbers as numbers, names as strings), so that a report, trusted or not, cannot smuggle text
+ * where a number is rendered unescaped. Gates must name a metric of the catalogue, since the
+ * markdown prints gate metrics in code spans without escaping.
+ */
+function reportSchema(object: ObjectOf) {
+  const gate = object({
+    metric: z.string().refine((name) => metricSpec(name) !== undefined, { message: 'names no metric distill-gate measures' }),
+    op: z.enum(GATE_OPS),
+    threshold: z.number(),
+    relative: z.boolean(),
+    level: z.enum(['error', 'warn']),
+    value: z.number().nullable(),
+    baseline: z.number().nullable(),
+    pass: z.boolean().nullable(),
+    status: z.enum(GATE_STATUSES),
+    expected: z.string(),
+    note: z.string().optional(),
+  });
+  return object({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    verdict: z.enum(['pass', 'fail']),
+    status: z.enum(['complete', 'incomplete']),
+    reasons: z.array(z.string()),
+    backend: z.string(),
+    metrics: z.record(z.string(), measured),
+    gates: z.array(gate),
+    training: object({
+      epochs: count,
+      epochsPlanned: count,
+      loss: z.array(measured),
+      seconds: z.number(),
+      teacherSeconds: z.number(),
+      softTargets: z.enum(['computed', 'cache']).optional(),
+      trainSamples: count,
+      evalSamples: count,
+      temperature: z.number(),
+      alpha: z.number(),
+      seed: z.number(),
+      labels: z.boolean(),
+      step: object({ kind: z.string(), backend: z.string(), whyNotKernel: z.string().optional() }).optional(),
+    }),
+    environment: object({
+      backend: z.string(),
+      backendSource: z.string(),
+      tfjsVersion: z.string(),
+      node: z.string(),
+      platform: z.string(),
+      cpu: z.string(),
+      cpus: count,
+      gpu: z.string().nullable(),
+      backendNotes: z.array(z.string()),
+    }),
+    teacher: object({ path: z.string(), format: z.string(), output: z.string(), params: count, bytes: count }),
+    student: object({ path: z.string(), params: count, bytes: count, from: z.string() }),
+    baseline: object({
+      path: z.string(),
+      createdAt: z.string().optional(),
+      commit: z.string().optional(),
+      runUrl: runUrl.optional(),
+      environmentDiffers: z.boolean(),
+      student: z.string().optional(),
+    }).nullable(),
+    speedComparison: object({
+      ratio: measured,
+      low: z
+        .number()
+        .nullable()
+        .transform((v) => v ?? -Infinity),
+      high: z
+        .number()
+        .nullable()
+        .transform((v) => v ?? Infinity),
+      rounds: count,
+      verdict: z.enum(['pass', 'fail', 'inconclusive']),
+      allowedRatio: measured,
+      baselineMs: measured,
+      currentMs: measured,
+      confidence: z.number(),
+    })
+      .nullable()
+      .optional(),
+    agreement: object({ teacherCounts: z.array(count), studentCounts: z.array(count), majorityClass: count }).optional(),
+    metricsComputedOn: z.string(),
+    speedBackend: z.string().optional(),
+    override: object({ label: z.string(), by: z.string(), gates: z.array(z.string()) })
+      .nullable()
+      .optional(),
+    config: z.string(),
+    createdAt: z.string(),
+    commit: z.string().optional(),
+    runUrl: runUrl.optional(),
+  });
+}
+
+const SCHEMAS: Record<ReportTrust, ReturnType<typeof reportSchema>> = {
+  trusted: reportSchema(z.looseObject),
+  untrusted: reportSchema(z.object),
+};
+
+/** `gates[0].status`, `metrics["agreement.top1"]`: where in the JSON a reader should look. */
+export function jsonPath(segments: ReadonlyArray<PropertyKey>): string {
+  return (
+    segments
+      .map((s) => (typeof s === 'number' ? `[${s}]` : /^[A-Za-z_$][\w$]*$/.test(String(s)) ? `.${String(s)}` : `[${JSON.stringify(String(s))}]`))
+      .join('')
+      .replace(/^\./, '') || '(top level)'
+  );
+}
+
+/**
+ * Validates parsed report.json content. Errors are InputErrors naming the file and the JSON path
+ * at fault, e.g. `reports/a/report.json: gates[0].status: Invalid option: expected one of ...`.
+ */
+export function parseReport(value: unknown, file: string, trust: ReportTrust): Report {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || !('schemaVersion' in value)) {
+    throw new InputError(file, 'has no schemaVersion; expected a report.json written by distill-gate.');
+  }
+  const version = (value as { schemaVersion: unknown }).schemaVersion;
+  if (version !== SCHEMA_VERSION) {
+    throw new InputError(
+      file,
+      `has schemaVersion ${JSON.stringify(version)}; this distill-gate reads version ${SCHEMA_VERSION}. Regenerate it with this version.`,
+    );
+  }
+  const parsed = SCHEMAS[trust].safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const more = parsed.error.issues.length > 1 ? ` (and ${parsed.error.issues.length - 1} more problem(s))` : '';
+    throw new InputError(
+      `${file}: ${jsonPath(issue.path)}`,
+      `${issue.message}${more}. This is not a report.json as distill-gate writes it${trust === 'untrusted' ? ', so the uploaded report is refused' : ''}.`,
+    );
+  }
+  // The schema checks every field the Report type requires; Report's extra optional fields are kept (trusted) or dropped (untrusted).
+  return parsed.data as unknown as Report;
+}
