@@ -2,6 +2,7 @@ import path from 'node:path';
 import * as core from '@actions/core';
 import { BACKENDS, type BackendName } from '../config/schema.js';
 import { InputError } from '../errors.js';
+import { parseExpected, type ExpectedLegs } from '../report/merge.js';
 import { parseBudgetMinutes } from '../run-control.js';
 import type { GitHub, EventContext } from './github/index.js';
 
@@ -13,6 +14,8 @@ export interface ActionInputs {
   mode: Mode;
   /** For mode merge: report.json paths or patterns. */
   reports: string[];
+  /** For mode merge: how many reports (or which legs) must arrive; undefined when the input is empty. */
+  expect?: ExpectedLegs;
   config: string;
   report: string;
   token: string;
@@ -52,6 +55,7 @@ export function readInputs(): ActionInputs {
       .getMultilineInput('reports')
       .flatMap((line) => line.split(/\s+/))
       .filter(Boolean),
+    expect: parseExpected(core.getInput('expect'), 'input expect'),
     config: path.resolve(workingDirectory, config),
     report: path.resolve(workingDirectory, core.getInput('report') || path.join(outputDir, 'report.json')),
     token: core.getInput('github-token'),

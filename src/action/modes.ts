@@ -1,13 +1,14 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as core from '@actions/core';
-import { loadConfig, withOverrides } from '../config/load.js';
+import { loadConfig, withOverrides, type Config } from '../config/load.js';
 import { InputError } from '../errors.js';
 import type { RegressionAcceptance } from '../gates/judge.js';
 import { runPipeline } from '../pipeline.js';
 import { renderMarkdown } from '../report/markdown.js';
 import { mergedAsReport, mergeReports, readReports } from '../report/merge.js';
-import { readReport, type RunResult } from '../report/report.js';
+import { readUntrustedReport, type RunResult } from '../report/report.js';
+import { rejudgeReport } from '../report/rejudge.js';
 import { cancellable } from '../run-control.js';
 import { explainFailure } from './github/index.js';
 import type { Mode, Step } from './inputs.js';
@@ -80,17 +81,53 @@ async function regressionAcceptance({ inputs, context, github }: Step): Promise<
   return { label: inputs.acceptLabel, by };
 }
 
-/** mode report: an earlier run's report.json, re-read (and its schema version checked), not re-run. */
-async function postReport({ inputs }: Step): Promise<RunResult> {
-  const report = await readReport(inputs.report);
-  return { report, markdown: renderMarkdown(report), reportPath: inputs.report, studentPath: report.student?.path ?? '' };
+/**
+ * mode report: a report.json uploaded by a job that ran a pull request's code (the fork-safe
+ * workflow_run split). Nothing in it is believed: it is validated, every gate is re-judged from its
+ * values (with the trusted config's gates when there is one, see trustedConfig), the verdict is
+ * derived, and no path from it is passed on (student-path is empty, report-path is the file read).
+ */
+async function postReport({ inputs, context }: Step): Promise<RunResult> {
+  const uploaded = await readUntrustedReport(inputs.report);
+  const trusted = await trustedConfig(inputs);
+  // The PR to comment on is found from this event's head commit, never from a commit the upload names.
+  const report = { ...rejudgeReport(uploaded, inputs.report, trusted), commit: context.payload.workflow_run?.head_sha };
+  return { report, markdown: renderMarkdown(report), reportPath: inputs.report, studentPath: '' };
+}
+
+/**
+ * The config whose gates judge an uploaded report: the `config` input, when that file exists in
+ * this (trusted) checkout; the input always has a value (its default), so existence is what says
+ * the workflow gave one. A config inside the uploaded report's folder could have come with the
+ * upload, so it is refused rather than obeyed.
+ */
+async function trustedConfig(inputs: Step['inputs']): Promise<Config | undefined> {
+  const uploadFolder = path.dirname(inputs.report);
+  if (path.relative(uploadFolder, inputs.config).split(path.sep)[0] !== '..') {
+    throw new InputError(
+      'input config',
+      `${inputs.config} lies in ${uploadFolder}, the folder of the uploaded report, so the upload could have put it there. Download the artifact into a folder of its own and give the config of the trusted checkout (e.g. .github/distill-gate.yml).`,
+    );
+  }
+  try {
+    await access(inputs.config);
+  } catch {
+    core.info(`distill-gate: no config at ${inputs.config} in this checkout; re-judging the uploaded gates with their own thresholds`);
+    return undefined;
+  }
+  core.info(`distill-gate: re-judging the uploaded report with the gates of ${inputs.config}`);
+  return loadConfig(inputs.config);
 }
 
 /** mode merge: the reports of a matrix of jobs as one report and verdict, also written to report.md. */
 async function merge({ inputs }: Step): Promise<RunResult> {
   if (inputs.reports.length === 0)
     throw new InputError('input reports', 'mode merge needs the report.json files to merge, e.g. reports: "reports/*/report.json".');
-  const merged = mergeReports(await readReports(inputs.reports, inputs.workingDirectory));
+  if (!inputs.expect)
+    core.warning(
+      'distill-gate: input expect is not set, so a matrix leg that uploaded no report.json would go unnoticed; set expect to the number (or names) of the legs.',
+    );
+  const merged = mergeReports(await readReports(inputs.reports, inputs.workingDirectory, inputs.expect), inputs.expect);
   await mkdir(inputs.outputDir, { recursive: true });
   const reportPath = path.join(inputs.outputDir, 'report.md');
   await writeFile(reportPath, merged.markdown);

@@ -1,11 +1,11 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, withOverrides } from '../config/load.js';
 import { BACKENDS, type BackendName } from '../config/schema.js';
-import { ExitCode, isInputError } from '../errors.js';
+import { ExitCode, InputError, isInputError } from '../errors.js';
 import { runPipeline } from '../pipeline.js';
 import { readReport } from '../report/report.js';
 import { historyTable, readHistory } from '../report/history.js';
-import { mergeReports, readReports } from '../report/merge.js';
+import { mergeReports, parseExpected, readReports } from '../report/merge.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { compareReports } from '../report/compare.js';
@@ -116,8 +116,15 @@ function addMerge(program: Command, io: CliIo, done: (code: number) => void): vo
     .description('merge the report.json files of a matrix of jobs into one report and verdict')
     .argument('<reports...>', 'report.json paths or patterns, e.g. "reports/*/report.json"')
     .option('-o, --out <dir>', 'also write report.md (the merged report) there')
-    .action(async (patterns: string[], options: { out?: string }) => {
-      const merged = mergeReports(await readReports(patterns));
+    .option(
+      '--expect <legs>',
+      "the reports that must arrive: a number, or the legs' names (space-separated; a run name or a report's folder); fewer, more or others fail the merge",
+    )
+    .action(async (patterns: string[], options: { out?: string; expect?: string }) => {
+      const expected = options.expect === undefined ? undefined : parseExpected(options.expect, '--expect');
+      if (options.expect !== undefined && !expected) throw new InputError('--expect', "is empty; give a number of reports (e.g. 2) or the legs' names.");
+      if (!expected) io.stderr('distill-gate: note: without --expect, a matrix leg that wrote no report.json goes unnoticed.\n');
+      const merged = mergeReports(await readReports(patterns, process.cwd(), expected), expected);
       io.stdout(merged.markdown);
       if (options.out) {
         await mkdir(options.out, { recursive: true });

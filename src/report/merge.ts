@@ -11,22 +11,61 @@ export interface MergedReport {
   verdict: 'pass' | 'fail';
   markdown: string;
   reports: Array<{ file: string; report: Report }>;
+  /** Why the merge fails beyond its runs' verdicts: legs expected but missing, reports not expected. */
+  reasons: string[];
+}
+
+/**
+ * The reports a merge waits for: how many, and, when the legs are named, which. A crashed or
+ * cancelled matrix leg uploads nothing, so without this a merge of the others would pass.
+ */
+export interface ExpectedLegs {
+  count: number;
+  /** Leg names: each matches a report whose run name (see nameOf) or folder is that name. */
+  names?: string[];
+}
+
+/**
+ * Reads `--expect` / the action's `expect` input: one whole number (how many reports), or leg
+ * names separated by spaces or newlines (which ones; a missing one is then named). Empty: no expectation.
+ */
+export function parseExpected(text: string, culprit: string): ExpectedLegs | undefined {
+  const words = text.split(/\s+/).filter(Boolean);
+  if (words.length === 0) return undefined;
+  if (words.length === 1 && /^[-+]?\d*\.?\d+$/.test(words[0])) {
+    const count = Number(words[0]);
+    if (!Number.isInteger(count) || count < 1)
+      throw new InputError(culprit, `"${words[0]}" is not a number of reports; give a whole number from 1 (e.g. 2), or the legs' names.`);
+    return { count };
+  }
+  const repeated = words.find((word, i) => words.indexOf(word) !== i);
+  if (repeated) throw new InputError(culprit, `names the leg "${repeated}" twice; name each leg once.`);
+  return { count: words.length, names: words };
 }
 
 /** Expands the patterns (e.g. `reports/*\/report.json`) and reads every report, refusing none found. */
-export async function readReports(patterns: string[], cwd = process.cwd()): Promise<Array<{ file: string; report: Report }>> {
+export async function readReports(patterns: string[], cwd = process.cwd(), expected?: ExpectedLegs): Promise<Array<{ file: string; report: Report }>> {
   const files = (await glob(patterns, { cwd, absolute: true, onlyFiles: true })).sort();
-  if (files.length === 0)
-    throw new InputError(patterns.join(' '), 'matches no report.json files; give the paths or patterns of the reports to merge (e.g. reports/*/report.json).');
+  if (files.length === 0) {
+    const waitedFor = expected
+      ? ` (${expected.count} expected${expected.names ? `: ${expected.names.join(', ')}` : ''}: every leg is missing, or the pattern is wrong)`
+      : '';
+    throw new InputError(
+      patterns.join(' '),
+      `matches no report.json files${waitedFor}; give the paths or patterns of the reports to merge (e.g. reports/*/report.json).`,
+    );
+  }
   return Promise.all(files.map(async (file) => ({ file, report: await readReport(file) })));
 }
 
 /**
  * One comment and one verdict for a matrix of jobs (one student or config each): a summary row
- * per report, then each full report folded. The merged run fails when any report failed.
+ * per report (and per missing leg), then each full report folded. The merged run fails when any
+ * report failed, and, given `expected`, when a leg is missing or a report was not expected.
  */
-export function mergeReports(reports: Array<{ file: string; report: Report }>): MergedReport {
-  const verdict = reports.some(({ report }) => report.verdict === 'fail') ? 'fail' : 'pass';
+export function mergeReports(reports: Array<{ file: string; report: Report }>, expected?: ExpectedLegs): MergedReport {
+  const legs = expected ? checkLegs(reports, expected) : { missing: [], reasons: [] };
+  const verdict = legs.reasons.length > 0 || reports.some(({ report }) => report.verdict === 'fail') ? 'fail' : 'pass';
   const rows = reports.map(({ file, report }) => {
     const m = report.metrics;
     const failing = report.gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
@@ -37,10 +76,13 @@ export function mergeReports(reports: Array<{ file: string; report: Report }>): 
       failing.length ? failing.join(', ') : '—',
     ];
   });
+  const missingRows = legs.missing.map((name) => [esc(name), '❌ missing', ...HEADLINE_METRICS.map(() => '—'), 'no report.json arrived']);
+  const runs = expected && expected.count !== reports.length ? `${reports.length} of ${expected.count} runs` : `${reports.length} runs`;
   const lines = [
-    `## ${verdict === 'pass' ? '✅' : '❌'} distill-gate: ${verdict} (${reports.length} runs)`,
+    `## ${verdict === 'pass' ? '✅' : '❌'} distill-gate: ${verdict} (${runs})`,
     '',
-    markdownTable([['Run', 'Verdict', ...HEADLINE_METRICS.map((spec) => spec.label), 'Failing gates'], ...rows], {
+    ...legs.reasons.flatMap((reason) => [`> **Note:** ${esc(reason)}`, '']),
+    markdownTable([['Run', 'Verdict', ...HEADLINE_METRICS.map((spec) => spec.label), 'Failing gates'], ...rows, ...missingRows], {
       align: ['l', 'l', ...HEADLINE_METRICS.map(() => 'r' as const), 'l'],
     }),
     '',
@@ -51,7 +93,38 @@ export function mergeReports(reports: Array<{ file: string; report: Report }>): 
       .replace(/^### (?=[A-Z])/gm, '#### ');
     lines.push('<details>', `<summary>${esc(nameOf(file, report))}: ${report.verdict}</summary>`, '', body, '</details>', '');
   }
-  return { verdict, markdown: `${lines.join('\n')}\n`, reports };
+  return { verdict, markdown: `${lines.join('\n')}\n`, reports, reasons: legs.reasons };
+}
+
+/**
+ * Which expected legs have no report, and why the set of reports is not the one expected: with
+ * names, a name no report answers to is missing and a report no name matches is unexpected (as is
+ * a second report for one name); with a count, too few or too many.
+ */
+function checkLegs(reports: Array<{ file: string; report: Report }>, expected: ExpectedLegs): { missing: string[]; reasons: string[] } {
+  const arrived = reports.map(({ file, report }) => nameOf(file, report));
+  const listed = (names: string[]) => names.join(', ') || 'none';
+  if (!expected.names) {
+    if (reports.length === expected.count) return { missing: [], reasons: [] };
+    const reason =
+      reports.length < expected.count
+        ? `Only ${reports.length} of ${expected.count} expected reports arrived (${listed(arrived)}): a leg that crashed or was cancelled uploads none. Name the legs in expect to see which are missing.`
+        : `${reports.length} reports arrived where ${expected.count} were expected (${listed(arrived)}): a stale or duplicate report.json matches the pattern.`;
+    return { missing: [], reasons: [reason] };
+  }
+  const matches = (name: string, { file, report }: { file: string; report: Report }) =>
+    nameOf(file, report) === name || path.basename(path.dirname(file)) === name;
+  const missing = expected.names.filter((name) => !reports.some((r) => matches(name, r)));
+  const unexpected = reports.filter((r) => !expected.names!.some((name) => matches(name, r))).map(({ file, report }) => nameOf(file, report));
+  const twice = expected.names.filter((name) => reports.filter((r) => matches(name, r)).length > 1);
+  const reasons: string[] = [];
+  if (missing.length > 0)
+    reasons.push(
+      `Missing: ${listed(missing)} (${reports.length} of ${expected.count} expected reports arrived): a leg that crashed or was cancelled uploads no report.json.`,
+    );
+  if (unexpected.length > 0) reasons.push(`Not expected: ${listed(unexpected)}; expect names ${listed(expected.names)}.`);
+  if (twice.length > 0) reasons.push(`More than one report for ${listed(twice)}: a stale or duplicate report.json matches the pattern.`);
+  return { missing, reasons };
 }
 
 /** A run's name: its config file, or the folder its report sits in when configs share a name. */
@@ -71,7 +144,7 @@ export function mergedAsReport(merged: MergedReport): Report {
   return {
     ...first,
     verdict: merged.verdict,
-    reasons: merged.reports.flatMap(({ file, report }) => report.reasons.map((r) => `${nameOf(file, report)}: ${r}`)),
+    reasons: [...merged.reasons, ...merged.reports.flatMap(({ file, report }) => report.reasons.map((r) => `${nameOf(file, report)}: ${r}`))],
     gates: merged.reports.flatMap(({ file, report }) => report.gates.map((g) => ({ ...g, metric: `${nameOf(file, report)}: ${g.metric}` }))),
     metrics: Object.fromEntries(
       HEADLINE_METRICS.map(({ name }) => [

@@ -17,6 +17,7 @@ describe('readInputs', () => {
     expect(readInputs()).toEqual({
       mode: 'run',
       reports: [],
+      expect: undefined,
       config: `${WORKSPACE}/.github/distill-gate.yml`,
       report: `${WORKSPACE}/distill-report/report.json`,
       token: '',
@@ -63,6 +64,10 @@ describe('readInputs', () => {
     const inputs = readInputs();
     expect([inputs.comment, inputs.failOnGate, inputs.issueOnFailure, inputs.budgetMinutes]).toEqual([false, false, true, 0.5]);
     expect(inputs.reports).toEqual(['a/report.json', 'b/report.json', 'c/*/report.json']);
+    toolkit.reset({ expect: '2' });
+    expect(readInputs().expect).toEqual({ count: 2 });
+    toolkit.reset({ expect: 'distill-report-tiny\ndistill-report-small' });
+    expect(readInputs().expect).toEqual({ count: 2, names: ['distill-report-tiny', 'distill-report-small'] });
     expect(inputs.baselineBranch).toBe('');
   });
 
@@ -71,6 +76,7 @@ describe('readInputs', () => {
     [{ budget: 'soon' }, 'input budget: "soon" is not a number of minutes above 0 (e.g. 45).'],
     [{ 'fail-on-gate': 'sometimes' }, 'input fail-on-gate: "sometimes" is not a boolean; use true or false.'],
     [{ mode: 'train' }, 'input mode: "train" is not a mode; use run, report or merge.'],
+    [{ expect: '-1' }, 'input expect: "-1" is not a number of reports; give a whole number from 1 (e.g. 2), or the legs\' names.'],
   ])('refuses %j', (inputs, message) => {
     toolkit.reset(inputs);
     expect(() => readInputs()).toThrow(message);

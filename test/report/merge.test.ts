@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { mergedAsReport, mergeReports, readReports } from '../../src/report/merge.js';
+import { mergedAsReport, mergeReports, parseExpected, readReports } from '../../src/report/merge.js';
 import { captureIo } from '../helpers.js';
 import { sampleReport } from '../sample-report.js';
 
@@ -61,5 +61,96 @@ describe('merging a matrix of reports', () => {
     const none = captureIo();
     expect(await main(['merge', path.join(dir, 'nothing/*.json')], none.io)).toBe(2);
     expect(none.stderr()).toMatch(/matches no report\.json files/);
+  });
+});
+
+/** A matrix run where one leg (small) crashed and uploaded nothing: only tiny's report, a pass, arrived. */
+async function oneLegArrived(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-merge-'));
+  await mkdir(path.join(dir, 'reports', 'distill-report-tiny'), { recursive: true });
+  await writeFile(
+    path.join(dir, 'reports', 'distill-report-tiny', 'report.json'),
+    JSON.stringify(sampleReport({ config: '/repo/.github/distill-gate-tiny.yml' })),
+  );
+  return dir;
+}
+
+describe('a merge that expects its legs', () => {
+  it('reads expect as a count or as leg names, and refuses what is neither', () => {
+    expect(parseExpected('', 'input expect')).toBeUndefined();
+    expect(parseExpected(' 2 ', 'input expect')).toEqual({ count: 2 });
+    expect(parseExpected('tiny\nsmall  large', 'input expect')).toEqual({ count: 3, names: ['tiny', 'small', 'large'] });
+    expect(() => parseExpected('0', 'input expect')).toThrow(
+      'input expect: "0" is not a number of reports; give a whole number from 1 (e.g. 2), or the legs\' names.',
+    );
+    expect(() => parseExpected('2.5', '--expect')).toThrow('--expect: "2.5" is not a number of reports');
+    expect(() => parseExpected('tiny tiny', '--expect')).toThrow('--expect: names the leg "tiny" twice; name each leg once.');
+  });
+
+  it('fails when fewer reports arrive than expected, though every one that arrived passed', async () => {
+    const merged = mergeReports(await readReports(['reports/*/report.json'], await oneLegArrived()), { count: 2 });
+    expect(merged.verdict).toBe('fail');
+    expect(merged.markdown.split('\n')[0]).toBe('## ❌ distill-gate: fail (1 of 2 runs)');
+    expect(merged.reasons).toEqual([
+      'Only 1 of 2 expected reports arrived (distill-gate-tiny.yml): a leg that crashed or was cancelled uploads none. Name the legs in expect to see which are missing.',
+    ]);
+    expect(mergedAsReport(merged)).toMatchObject({ verdict: 'fail', reasons: merged.reasons });
+  });
+
+  it('names the missing legs, by run name or folder, with a row each', async () => {
+    const dir = await oneLegArrived();
+    for (const names of [
+      ['distill-report-tiny', 'distill-report-small'],
+      ['distill-gate-tiny.yml', 'distill-report-small'],
+    ]) {
+      const merged = mergeReports(await readReports(['reports/*/report.json'], dir), { count: 2, names });
+      expect(merged.verdict).toBe('fail');
+      expect(merged.reasons).toEqual([
+        'Missing: distill-report-small (1 of 2 expected reports arrived): a leg that crashed or was cancelled uploads no report.json.',
+      ]);
+      expect(merged.markdown).toMatch(/\| distill-report-small\s+\| ❌ missing \|\s+— \|\s+— \|\s+— \| no report\.json arrived \|/);
+      expect(merged.markdown).toContain('> **Note:** Missing: distill-report-small');
+    }
+  });
+
+  it('fails on more reports than expected, or on one no name matches', async () => {
+    const dir = await matrixReports();
+    const reports = await readReports(['reports/*/report.json'], dir);
+    expect(mergeReports(reports, { count: 1 }).reasons).toEqual([
+      '2 reports arrived where 1 were expected (distill-gate-small.yml, distill-gate-tiny.yml): a stale or duplicate report.json matches the pattern.',
+    ]);
+    expect(mergeReports(reports, { count: 1, names: ['distill-report-tiny'] }).reasons).toEqual([
+      'Not expected: distill-gate-small.yml; expect names distill-report-tiny.',
+    ]);
+  });
+
+  it('passes when exactly the expected legs arrive and pass', async () => {
+    const dir = await oneLegArrived();
+    const reports = await readReports(['reports/*/report.json'], dir);
+    expect(mergeReports(reports, { count: 1 })).toMatchObject({ verdict: 'pass', reasons: [] });
+    expect(mergeReports(reports, { count: 1, names: ['distill-report-tiny'] }).markdown.split('\n')[0]).toBe('## ✅ distill-gate: pass (1 runs)');
+  });
+
+  it('distill-gate merge --expect exits 1 naming the missing leg, 2 on a bad --expect, and notes when it is not given', async () => {
+    const dir = await oneLegArrived();
+    const pattern = path.join(dir, 'reports/*/report.json');
+    const missing = captureIo();
+    expect(await main(['merge', pattern, '--expect', 'distill-report-tiny distill-report-small'], missing.io)).toBe(1);
+    expect(missing.stdout()).toContain('Missing: distill-report-small');
+    const bad = captureIo();
+    expect(await main(['merge', pattern, '--expect', 'none'], bad.io)).toBe(1);
+    const zero = captureIo();
+    expect(await main(['merge', pattern, '--expect', '0'], zero.io)).toBe(2);
+    expect(zero.stderr()).toContain('--expect: "0" is not a number of reports');
+    const unchecked = captureIo();
+    expect(await main(['merge', pattern], unchecked.io)).toBe(0);
+    expect(unchecked.stderr()).toContain('without --expect, a matrix leg that wrote no report.json goes unnoticed');
+  });
+
+  it('with every leg missing, the error says how many were expected', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-merge-'));
+    await expect(readReports(['reports/*/report.json'], dir, { count: 2, names: ['tiny', 'small'] })).rejects.toThrow(
+      'reports/*/report.json: matches no report.json files (2 expected: tiny, small: every leg is missing, or the pattern is wrong)',
+    );
   });
 });

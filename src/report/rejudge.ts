@@ -1,0 +1,122 @@
+import path from 'node:path';
+import type { Config } from '../config/load.js';
+import { InputError } from '../errors.js';
+import { parseGates, verdictOf, type GateCheck, type GateResult } from '../gates/gates.js';
+import { isPairedSpeedCheck, judge, type BaselineRun, type SpeedEnvironment, type TimedSpeed } from '../gates/judge.js';
+import { measuredMetrics } from '../measure/metrics.js';
+import type { Report } from './report.js';
+
+/** What re-judging takes from the trusted workflow's own config: its gates and how an inconclusive latency comparison counts. */
+export type TrustedConfig = Pick<Config, 'gates' | 'measure' | 'file'>;
+
+/**
+ * Re-judges a report uploaded by a job that ran a pull request's code (mode report), believing
+ * none of its conclusions: every gate's status is recomputed with the same judge() a run uses,
+ * from the uploaded values and baseline values and from the thresholds of `trusted` (the trusted
+ * workflow's config) when given, else of the uploaded gates; the verdict is derived from those.
+ * Re-judging only ever makes a report worse: an uploaded `fail` (a failing gate, a cancelled run,
+ * a non-finite loss) stays `fail`. What it cannot do is vouch for the numbers themselves, which
+ * the untrusted job measured. Pure; `file` names the upload in errors.
+ */
+export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedConfig): Report {
+  // The paired latency gate is re-decided from the interval the upload carries (speedComparison),
+  // with the allowed ratio of the check being judged, never from the upload's own decision.
+  const timed: TimedSpeed = {
+    ...(uploaded.speedComparison ? { comparison: uploaded.speedComparison } : {}),
+    inconclusive: trusted?.measure.inconclusive ?? 'pass',
+  };
+  const checks: GateCheck[] = trusted
+    ? // Any metric a run can measure: a gate on one the upload lacks fails as "metric not measured".
+      parseGates(trusted.gates, measuredMetrics({ classes: Infinity, topK: trusted.measure.topK, labels: true, baselineStudent: true }))
+    : uploaded.gates.map(({ metric, op, threshold, relative, level }) => ({ metric, op, threshold, relative, level }));
+  const baselineValues = uploadedBaselineValues(uploaded, file);
+  const judged = judge(checks, uploaded.metrics, uploaded.environment, baselineRun(uploaded, baselineValues), timed);
+  const gates = judged.gates.map((gate) => withUploadedStatus(unjudgeableWithoutBaseline(gate, uploaded, baselineValues), uploaded.gates));
+
+  const claimed = uploaded.verdict;
+  const verdict = claimed === 'fail' ? 'fail' : verdictOf(gates);
+  const thresholdsFrom = trusted ? `the thresholds of the trusted ${path.basename(trusted.file)}` : 'its own thresholds';
+  const reasons = [...uploaded.reasons];
+  if (verdict !== claimed) {
+    const failing = gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
+    reasons.push(`The uploaded report claimed ${claimed}; re-judged from its values with ${thresholdsFrom}: ${verdict} (failing: ${failing.join(', ')}).`);
+  } else if (claimed === 'fail' && verdictOf(gates) === 'pass' && uploaded.gates.some((g) => g.status === 'fail')) {
+    reasons.push(`The uploaded report claimed fail; its gates re-judge as passing with ${thresholdsFrom}, but re-judging never turns a fail into a pass.`);
+  }
+  if (uploaded.override) {
+    reasons.push(
+      `The upload's accepted regression (label "${uploaded.override.label}" by ${uploaded.override.by}) was not applied: an override is only taken from a pull request's labels by the run that reads them, never from an upload.`,
+    );
+  }
+  return {
+    ...uploaded,
+    verdict,
+    gates,
+    reasons,
+    override: null,
+    // A link from the upload is not followed: the baseline line names its commit and date only.
+    baseline: uploaded.baseline ? { ...withoutRunUrl(uploaded.baseline), environmentDiffers: judged.environmentDiffers } : null,
+  };
+}
+
+/**
+ * The baseline value of each metric as the uploaded gates carry it (report.json keeps no other
+ * copy). Every gate on one metric was judged against the same baseline, so two that disagree mean
+ * the upload was edited. Paired latency gates are left out: their baseline is the baseline
+ * student timed in that run (speedComparison.baselineMs), not the stored report's value.
+ */
+function uploadedBaselineValues(uploaded: Report, file: string): Map<string, number | null> {
+  const values = new Map<string, number | null>();
+  uploaded.gates.forEach((gate, i) => {
+    if (uploaded.speedComparison && isPairedSpeedCheck(gate)) return;
+    const seen = values.get(gate.metric);
+    if (seen !== undefined && seen !== gate.baseline) {
+      throw new InputError(
+        `${file}: gates[${i}].baseline`,
+        `${gate.baseline} disagrees with ${seen}, the baseline of an earlier gate on ${gate.metric}; every gate on one metric is judged against one baseline, so this report was edited after its run.`,
+      );
+    }
+    values.set(gate.metric, gate.baseline);
+  });
+  return values;
+}
+
+/**
+ * The baseline as judge() wants it. report.json records whether the baseline's environment
+ * differed from the run's, not the baseline's environment itself; judge() only compares the two,
+ * so one that differs in name stands for it.
+ */
+function baselineRun(uploaded: Report, values: Map<string, number | null>): BaselineRun | undefined {
+  if (!uploaded.baseline) return undefined;
+  const here: SpeedEnvironment = uploaded.environment;
+  const metrics = Object.fromEntries([...values].filter((entry): entry is [string, number] => entry[1] !== null));
+  return { metrics, environment: uploaded.baseline.environmentDiffers ? { ...here, backend: `${here.backend}, elsewhere` } : here };
+}
+
+/**
+ * A relative gate of the trusted config on a metric the upload never gated has no baseline value
+ * to be judged against although the run had a baseline: it fails (a warning at level warn)
+ * instead of being skipped, since the upload left out what the gate needed.
+ */
+function unjudgeableWithoutBaseline(gate: GateResult, uploaded: Report, values: Map<string, number | null>): GateResult {
+  if (gate.status !== 'skipped' || gate.note !== 'no baseline' || !uploaded.baseline || values.has(gate.metric)) return gate;
+  return {
+    ...gate,
+    pass: false,
+    status: gate.level === 'warn' ? 'warn' : 'fail',
+    note: "the upload had a baseline but carries no baseline value of this metric (its run did not gate it), so this gate can't be judged",
+  };
+}
+
+/** Says so on a gate whose re-judged status differs from what the upload claimed for the same check. */
+function withUploadedStatus(gate: GateResult, uploadedGates: GateResult[]): GateResult {
+  const claimed = uploadedGates.find((g) => g.metric === gate.metric && g.op === gate.op && g.relative === gate.relative);
+  if (!claimed || claimed.status === gate.status) return gate;
+  return { ...gate, note: `${gate.note ? `${gate.note}; ` : ''}uploaded as ${claimed.status}` };
+}
+
+function withoutRunUrl<T extends { runUrl?: string }>(baseline: T): T {
+  const rest = { ...baseline };
+  delete rest.runUrl;
+  return rest;
+}

@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import type { GateResult } from '../../src/gates/gates.js';
+import { renderMarkdown } from '../../src/report/markdown.js';
+import { rejudgeReport, type TrustedConfig } from '../../src/report/rejudge.js';
+import { failingSizeGate, fullSampleReport, sampleReport } from '../sample-report.js';
+
+const FILE = 'upload/report.json';
+const config = (gates: TrustedConfig['gates'], inconclusive: 'pass' | 'fail' = 'pass'): TrustedConfig => ({
+  gates,
+  measure: { warmup: 1, rounds: 3, throughputBatch: 64, topK: 5, speedBudgetSeconds: 20, inconclusive },
+  file: '/trusted/.github/distill-gate.yml',
+});
+const gate = (extra: Partial<GateResult>): GateResult => ({ ...sampleReport().gates[0], ...extra });
+const statuses = (gates: GateResult[]) => gates.map((g) => [g.metric, g.op, g.status]);
+
+describe('re-judging an uploaded report', () => {
+  it('a forged pass beside a failing gate becomes a fail, and the report says what was claimed', () => {
+    const forged = sampleReport({ verdict: 'pass', gates: [{ ...failingSizeGate, pass: true, status: 'pass' }] });
+    const report = rejudgeReport(forged, FILE);
+    expect(report.verdict).toBe('fail');
+    expect(report.gates[0]).toMatchObject({ status: 'fail', pass: false, note: 'uploaded as pass' });
+    expect(report.reasons).toEqual([
+      'The uploaded report claimed pass; re-judged from its values with its own thresholds: fail (failing: size.ratio (<= 0.01)).',
+    ]);
+    expect(renderMarkdown(report)).toContain('> **Note:** The uploaded report claimed pass; re-judged from its values with its own thresholds: fail');
+  });
+
+  it('an honest report re-judges unchanged', () => {
+    const honest = sampleReport({ gates: [gate({}), { ...failingSizeGate, level: 'warn', status: 'warn' }] });
+    expect(rejudgeReport(honest, FILE)).toEqual({ ...honest, override: null });
+  });
+
+  it('an uploaded fail stays fail: a cancelled run, or gates that would pass', () => {
+    const cancelled = sampleReport({
+      verdict: 'fail',
+      status: 'incomplete',
+      reasons: ['Training stopped after 2 of 30 epochs: the job was cancelled (SIGINT).'],
+    });
+    expect(rejudgeReport(cancelled, FILE)).toMatchObject({ verdict: 'fail', reasons: cancelled.reasons });
+    const inconsistent = sampleReport({ verdict: 'fail', gates: [gate({ pass: false, status: 'fail' })] });
+    const report = rejudgeReport(inconsistent, FILE);
+    expect(report.verdict).toBe('fail');
+    expect(report.gates[0]).toMatchObject({ status: 'pass', note: 'uploaded as fail' });
+    expect(report.reasons).toEqual([
+      'The uploaded report claimed fail; its gates re-judge as passing with its own thresholds, but re-judging never turns a fail into a pass.',
+    ]);
+  });
+
+  it("recomputes the threshold text and the pass flag, never printing the upload's", () => {
+    const forged = sampleReport({ gates: [gate({ expected: '<!-- @octocat -->', pass: false })] });
+    expect(rejudgeReport(forged, FILE).gates[0]).toMatchObject({ expected: '>= 0.93', pass: true, status: 'pass' });
+  });
+
+  it('takes the checks from the trusted config: its thresholds, and a metric the upload lacks fails as not measured', () => {
+    const report = rejudgeReport(
+      sampleReport(),
+      FILE,
+      config({ 'agreement.top1': '>= 0.99', 'accuracy.student': { min: 0.5, level: 'warn' }, 'agreement.top5': '>= 0.9' }),
+    );
+    expect(statuses(report.gates)).toEqual([
+      ['agreement.top1', '>=', 'fail'],
+      ['accuracy.student', '>=', 'warn'],
+      ['agreement.top5', '>=', 'fail'],
+    ]);
+    expect(report.gates.map((g) => g.note)).toEqual(['uploaded as pass', 'metric not measured', 'metric not measured']);
+    expect(report.verdict).toBe('fail');
+    expect(report.reasons[0]).toMatch(
+      /^The uploaded report claimed pass; re-judged from its values with the thresholds of the trusted distill-gate\.yml: fail/,
+    );
+  });
+
+  it('a trusted config with no gates leaves only the uploaded verdict to decide', () => {
+    expect(rejudgeReport(sampleReport(), FILE, config({})).verdict).toBe('pass');
+    expect(rejudgeReport(sampleReport({ verdict: 'fail' }), FILE, config({})).verdict).toBe('fail');
+  });
+
+  describe('relative gates', () => {
+    const withBaseline = (gates: GateResult[], environmentDiffers = false) =>
+      sampleReport({ gates, baseline: { path: '/b/report.json', createdAt: '2026-01-01T00:00:00Z', commit: 'abc', environmentDiffers } });
+
+    it('are re-judged against the baseline values the upload carries', () => {
+      const forged = withBaseline([
+        gate({ op: 'maxDrop', threshold: 0.01, value: 0.95, baseline: 0.99, pass: true, status: 'pass', expected: 'drop <= 0.01' }),
+      ]);
+      expect(statuses(rejudgeReport(forged, FILE).gates)).toEqual([['agreement.top1', 'maxDrop', 'fail']]);
+    });
+
+    it('a trusted relative gate on a metric the upload never gated fails when the run had a baseline, and is skipped when it had none', () => {
+      const trusted = config({ 'size.studentBytes': { maxIncrease: '5%', level: 'error' } });
+      expect(rejudgeReport(withBaseline([gate({ baseline: 0.95 })]), FILE, trusted).gates[0]).toMatchObject({
+        status: 'fail',
+        note: "the upload had a baseline but carries no baseline value of this metric (its run did not gate it), so this gate can't be judged",
+      });
+      expect(rejudgeReport(sampleReport(), FILE, trusted).gates[0]).toMatchObject({ status: 'skipped', note: 'no baseline' });
+    });
+
+    it('on speed, are skipped when the upload says the baseline ran elsewhere, as a run would', () => {
+      const report = withBaseline(
+        [gate({ metric: 'speed.studentMs', op: 'maxIncrease', threshold: 0.1, relative: true, value: 0.5, baseline: 0.3, pass: null, status: 'skipped' })],
+        true,
+      );
+      expect(rejudgeReport(report, FILE).gates[0]).toMatchObject({ status: 'skipped', note: 'baseline from another environment' });
+      expect(rejudgeReport({ ...report, baseline: { ...report.baseline!, environmentDiffers: false } }, FILE).gates[0].status).toBe('fail');
+    });
+
+    it('two gates on one metric with different baselines mean an edited upload, named by its JSON path', () => {
+      const edited = withBaseline([gate({ baseline: 0.95 }), gate({ op: 'maxDrop', threshold: 0.01, baseline: 0.5, expected: 'drop <= 0.01' })]);
+      expect(() => rejudgeReport(edited, FILE)).toThrow(
+        'upload/report.json: gates[1].baseline: 0.5 disagrees with 0.95, the baseline of an earlier gate on agreement.top1',
+      );
+    });
+  });
+
+  describe('the paired latency gate', () => {
+    const paired = (low: number, high: number) =>
+      fullSampleReport({
+        verdict: 'pass',
+        status: 'complete',
+        reasons: [],
+        override: null,
+        gates: [fullSampleReport().gates[3]],
+        speedComparison: { ...fullSampleReport().speedComparison!, low, high, verdict: 'pass' },
+      });
+
+    it('is re-decided from the uploaded interval, not from its status', () => {
+      const report = rejudgeReport(paired(1.2, 1.4), FILE);
+      expect(report.gates[0]).toMatchObject({ status: 'fail', value: 0.5, baseline: 0.48 });
+      expect(report.gates[0].note).toMatch(/^timed against the baseline's student in this run: .*allowed 1\.100; uploaded as pass$/);
+      expect(report.verdict).toBe('fail');
+      expect(rejudgeReport(paired(1.01, 1.08), FILE).gates[0].status).toBe('pass');
+    });
+
+    it("with the trusted config's threshold and its rule for an inconclusive interval", () => {
+      const straddling = paired(1.01, 1.08);
+      expect(rejudgeReport(straddling, FILE, config({ 'speed.studentMs': { maxIncrease: '5%', level: 'error' } })).gates[0].status).toBe('inconclusive');
+      expect(rejudgeReport(straddling, FILE, config({ 'speed.studentMs': { maxIncrease: '5%', level: 'error' } }, 'fail')).gates[0].status).toBe('fail');
+    });
+  });
+
+  it("does not apply the upload's accepted regression, and says so", () => {
+    const accepted = fullSampleReport();
+    const report = rejudgeReport(accepted, FILE);
+    expect(report.override).toBeNull();
+    expect(report.gates.find((g) => g.metric === 'size.studentBytes')).toMatchObject({ status: 'fail' });
+    expect(report.reasons.at(-1)).toBe(
+      'The upload\'s accepted regression (label "accept-regression" by octocat) was not applied: an override is only taken from a pull request\'s labels by the run that reads them, never from an upload.',
+    );
+  });
+
+  it('follows no link from the upload', () => {
+    const report = rejudgeReport(
+      sampleReport({ baseline: { path: '/b/report.json', runUrl: 'https://evil.test/a/b/actions/runs/1', environmentDiffers: false } }),
+      FILE,
+    );
+    expect(report.baseline).toEqual({ path: '/b/report.json', environmentDiffers: false });
+  });
+});
