@@ -3,7 +3,16 @@ import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
 import type { RunResult } from '../report/report.js';
-import { branchOf, explainFailure, STORING_EVENTS, type EventContext, type GitHub, type StoredBaseline, type StoreLocation } from './github/index.js';
+import {
+  branchOf,
+  explainFailure,
+  STORING_EVENTS,
+  whyNotKept,
+  type EventContext,
+  type GitHub,
+  type StoredBaseline,
+  type StoreLocation,
+} from './github/index.js';
 import type { ActionInputs } from './inputs.js';
 
 /**
@@ -43,7 +52,11 @@ export async function readBaseline(github: GitHub, plan: StorePlan): Promise<Sto
   try {
     const dir = await mkdtemp(path.join(process.env.RUNNER_TEMP ?? os.tmpdir(), 'distill-gate-baseline-'));
     const stored = await github.readStoredBaseline(plan.location, dir);
-    if (stored) core.info(`distill-gate: baseline from ${branch} for ${forBranch}${stored.studentPath ? ', with its student' : ''}`);
+    if (stored?.notKept)
+      core.warning(
+        `distill-gate: the baseline store ${branch} holds a run for ${forBranch} that is not a baseline: ${stored.notKept} (recorded before distill-gate kept complete, passing runs only). Relative gates are skipped until such a run there records one.`,
+      );
+    else if (stored) core.info(`distill-gate: baseline from ${branch} for ${forBranch}${stored.studentPath ? ', with its student' : ''}`);
     else core.info(`distill-gate: no baseline stored yet for ${forBranch} in ${branch}; relative gates are skipped`);
     return stored;
   } catch (error) {
@@ -52,10 +65,19 @@ export async function readBaseline(github: GitHub, plan: StorePlan): Promise<Sto
   }
 }
 
-/** Records a run the plan says to record, unless its report never reached the disk. */
+/**
+ * Records a run the plan says to record, unless its report never reached the disk or it is not
+ * worth keeping: only a complete, passing run becomes the baseline, so that a failing or cut-short
+ * run on the default branch cannot lower the bar that relative gates hold the next PR to.
+ */
 export async function recordRun(github: GitHub, plan: StorePlan, result: RunResult): Promise<void> {
   if (!plan.write || result.writeError) return;
   const { branch } = plan.location;
+  const unworthy = whyNotKept(result.report);
+  if (unworthy) {
+    core.info(`distill-gate: not recording this run in ${branch}: it ${unworthy}; the baseline stays the last complete, passing run`);
+    return;
+  }
   try {
     const history = await github.storeRun(plan.location, result.report, path.dirname(result.studentPath));
     core.info(`distill-gate: recorded this run in ${branch} (${history.length} runs in the history)`);

@@ -16,7 +16,7 @@ export interface RunRecord {
     student: { params: number; bytes: number };
     train: { size: number; y?: unknown };
     evalSet: { size: number; y?: unknown };
-    baseline?: { path: string; report: Pick<Report, 'createdAt' | 'commit'> };
+    baseline?: { path: string; report: Pick<Report, 'createdAt' | 'commit' | 'runUrl'> };
   };
   distillation: {
     training: { epochsCompleted: number; loss: number[] };
@@ -82,6 +82,7 @@ export function buildReport({ config, session, distillation, measurement, judgem
           path: baseline.path,
           createdAt: baseline.report.createdAt,
           commit: baseline.report.commit,
+          ...(baseline.report.runUrl ? { runUrl: baseline.report.runUrl } : {}),
           environmentDiffers: judgement.environmentDiffers,
           student: measurement.baselineStudentPath,
         }

@@ -12,6 +12,7 @@ import {
 } from '../measure/metrics.js';
 import { argmax, chanceWarning, type ClassAgreement } from '../measure/agreement.js';
 import { escapeMarkdown as esc } from './escape.js';
+import { RUN_URL } from './report-schema.js';
 import type { Report } from './report.js';
 import { trendCharts, type HistoryEntry } from './history.js';
 
@@ -64,7 +65,7 @@ function headline(report: Report): string[] {
     const b = report.baseline;
     lines.push(
       '',
-      `Baseline: ${b.commit ? `commit ${esc(b.commit.slice(0, 12))}` : esc(relativeName(b.path))}${b.createdAt ? ` from ${esc(b.createdAt.slice(0, 10))}` : ''}${b.environmentDiffers ? ' (**another environment**: speed deltas shown, not gated)' : ''}.`,
+      `Baseline: ${b.commit ? `commit ${esc(b.commit.slice(0, 12))}` : esc(relativeName(b.path))}${b.createdAt ? ` from ${esc(b.createdAt.slice(0, 10))}` : ''}${baselineRunLink(b.runUrl)}${b.environmentDiffers ? ' (**another environment**: speed deltas shown, not gated)' : ''}.`,
     );
   }
   const paired = report.speedComparison;
@@ -225,6 +226,11 @@ function delta(g: GateResult): string {
 function teacherCell(metric: string, metrics: Record<string, number>): string {
   const teacher = teacherCounterpart(metric);
   return teacher ? formatMetric(metric, metrics[teacher]) : '—';
+}
+
+/** A link to the workflow run that recorded the baseline, when the store knew it; only a run's address (RUN_URL) is linked. */
+function baselineRunLink(runUrl: string | undefined): string {
+  return runUrl && RUN_URL.test(runUrl) ? ` ([its run](${runUrl}))` : '';
 }
 
 function relativeName(file: string): string {

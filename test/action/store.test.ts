@@ -78,6 +78,29 @@ describe('reading and recording', () => {
     expect(github.storeRun).toHaveBeenCalledTimes(1);
   });
 
+  it.each([
+    ['failed', { verdict: 'fail' as const }],
+    ['is incomplete', { status: 'incomplete' as const }],
+    ['failed and is incomplete', { verdict: 'fail' as const, status: 'incomplete' as const }],
+  ])('keeps a run that %s out of the store, saying why, so relative gates never ratchet down to it', async (why, fields) => {
+    const github = toolkit.fakeGitHub();
+    await recordRun(github, plan, result({ report: sampleReport(fields) }));
+    expect(github.storeRun).not.toHaveBeenCalled();
+    expect(toolkit.infos()).toEqual([
+      `distill-gate: not recording this run in distill-gate-data: it ${why}; the baseline stays the last complete, passing run`,
+    ]);
+  });
+
+  it('warns when the store holds a run that is no baseline (written before only passing runs were kept), and compares with nothing', async () => {
+    const github = toolkit.fakeGitHub();
+    github.readStoredBaseline.mockResolvedValue({ history: [], notKept: 'its latest run (commit abc123, 2026-01-01) failed' });
+    const stored = await readBaseline(github, plan);
+    expect(stored?.reportPath).toBeUndefined();
+    expect(toolkit.warnings()).toEqual([
+      'distill-gate: the baseline store distill-gate-data holds a run for main that is not a baseline: its latest run (commit abc123, 2026-01-01) failed (recorded before distill-gate kept complete, passing runs only). Relative gates are skipped until such a run there records one.',
+    ]);
+  });
+
   it('records nothing when the report never reached the disk', async () => {
     const github = toolkit.fakeGitHub();
     const { InputError } = await import('../../src/errors.js');

@@ -94,6 +94,21 @@ describe('buildReport', () => {
     expect(buildReport({ ...base, measurement: { ...base.measurement, agreement } }).agreement).toEqual(agreement);
   });
 
+  it('names the workflow run that recorded the baseline, when the store knew it, and the markdown links it', () => {
+    const base = record();
+    const runUrl = 'https://github.test/acme/models/actions/runs/41';
+    const report = buildReport({
+      ...base,
+      session: { ...base.session, baseline: { ...base.session.baseline!, report: { ...base.session.baseline!.report, runUrl } } },
+    });
+    expect(report.baseline?.runUrl).toBe(runUrl);
+    expect(renderMarkdown(report)).toContain(`Baseline: commit abc123 from 2026-11-01 ([its run](${runUrl})) (**another environment**`);
+    expect(renderMarkdown(buildReport(base))).toContain('Baseline: commit abc123 from 2026-11-01 (**another environment**');
+    // Only a run's address is linked, whatever a report.json that skipped the schema holds.
+    const hostile = { ...report, baseline: { ...report.baseline!, runUrl: 'javascript:alert(1)//x/y/actions/runs/1' } };
+    expect(renderMarkdown(hostile)).toContain('Baseline: commit abc123 from 2026-11-01 (**another environment**');
+  });
+
   it('records measure.backend, no baseline, no label and no commit as such', () => {
     const base = record();
     const report = buildReport({

@@ -1,6 +1,8 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { appendHistory, historyEntry, parseHistory, type HistoryEntry } from '../../report/history.js';
+import { InputError } from '../../errors.js';
+import { parseReport } from '../../report/report-schema.js';
 import type { Report } from '../../report/report.js';
 import type { Api } from './api.js';
 
@@ -19,9 +21,23 @@ export interface StoreLocation {
 }
 
 export interface StoredBaseline {
-  reportPath: string;
+  /** The stored report.json, downloaded; undefined when the stored run is not one to compare with (see notKept). */
+  reportPath?: string;
   studentPath?: string;
   history: HistoryEntry[];
+  /**
+   * Why the stored report is not used as the baseline: it failed or is incomplete. Only a store
+   * written before distill-gate kept complete, passing runs alone holds one; the layout keeps the
+   * latest report and student only, and a history entry lacks the environment and the student a
+   * baseline needs, so nothing older can stand in for it.
+   */
+  notKept?: string;
+}
+
+/** Why a run may not become a baseline (it failed, or it is incomplete); undefined for a complete pass. */
+export function whyNotKept(report: Pick<Report, 'verdict' | 'status'>): string | undefined {
+  const faults = [report.verdict === 'fail' ? 'failed' : '', report.status === 'incomplete' ? 'is incomplete' : ''].filter(Boolean);
+  return faults.length > 0 ? faults.join(' and ') : undefined;
 }
 
 const HISTORY_WRITE_ATTEMPTS = 5;
@@ -67,6 +83,13 @@ export async function readStoredBaseline(api: Api, location: StoreLocation, dir:
   const folder = storeFolder(location);
   const [report, history] = await Promise.all([getFile(api, location, `${folder}/report.json`), getFile(api, location, `${folder}/history.json`)]);
   if (!report) return undefined;
+  const runs = history ? parseHistory(history.bytes.toString('utf8'), `${location.branch}:${folder}/history.json`) : [];
+  const stored = storedReport(report.bytes, `${location.branch}:${folder}/report.json`);
+  const unworthy = whyNotKept(stored);
+  if (unworthy) {
+    const which = [stored.commit ? `commit ${stored.commit.slice(0, 12)}` : '', stored.createdAt.slice(0, 10)].filter(Boolean).join(', ');
+    return { history: runs, notKept: `its latest run (${which}) ${unworthy}` };
+  }
   await mkdir(path.join(dir, 'student'), { recursive: true });
   const reportPath = path.join(dir, 'report.json');
   await writeFile(reportPath, report.bytes);
@@ -82,7 +105,18 @@ export async function readStoredBaseline(api: Api, location: StoreLocation, dir:
       await writeFile(studentPath, modelJson.bytes);
     }
   }
-  return { reportPath, studentPath, history: history ? parseHistory(history.bytes.toString('utf8'), `${location.branch}:${folder}/history.json`) : [] };
+  return { reportPath, studentPath, history: runs };
+}
+
+/** The stored report.json, validated like any report; errors name the branch and file. */
+function storedReport(bytes: Buffer, source: string): Report {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    throw new InputError(source, `is not valid JSON (${(error as Error).message}); delete it, and the next complete, passing run records a new one.`);
+  }
+  return parseReport(value, source, 'trusted');
 }
 
 /** Creates the data branch from `fromSha` when it does not exist yet. */
@@ -111,7 +145,7 @@ export async function storeRun(
   location: StoreLocation,
   report: Report,
   studentDir: string | undefined,
-  origin: { fromSha: string; event?: string },
+  origin: { fromSha: string; event?: string; runUrl?: string },
 ): Promise<HistoryEntry[]> {
   await ensureBranch(api, location, origin.fromSha);
   const folder = storeFolder(location);
@@ -128,7 +162,9 @@ export async function storeRun(
       if ((status(error) !== 409 && status(error) !== 422) || attempt >= HISTORY_WRITE_ATTEMPTS) throw error;
     }
   }
-  await replaceFile(api, location, `${folder}/report.json`, Buffer.from(`${JSON.stringify(report, null, 2)}\n`), message);
+  // The stored report names the run that recorded it, so that a report compared with it can link that run.
+  const stored: Report = origin.runUrl ? { ...report, runUrl: origin.runUrl } : report;
+  await replaceFile(api, location, `${folder}/report.json`, Buffer.from(`${JSON.stringify(stored, null, 2)}\n`), message);
   if (studentDir) {
     for (const name of await readdir(studentDir)) {
       await replaceFile(api, location, `${folder}/student/${name}`, await readFile(path.join(studentDir, name)), message);

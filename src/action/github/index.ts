@@ -12,7 +12,7 @@ import { defaultBranch, findPullRequestBySha, labelledBy, pullRequestLabels, run
 import { syncTrackingIssue, type TrackingResult } from './tracking-issue.js';
 
 export { explainFailure, REPORT_IS_SAFE, type RetryOptions } from './api.js';
-export type { StoredBaseline, StoreLocation } from './baseline-store.js';
+export { whyNotKept, type StoredBaseline, type StoreLocation } from './baseline-store.js';
 export type { StickyComment } from './comment.js';
 export { branchOf, pullRequestNumber, PULL_REQUEST_EVENTS, STORING_EVENTS, type EventContext, type PullRequestSearch } from './event.js';
 export type { TrackingResult } from './tracking-issue.js';
@@ -41,7 +41,8 @@ export function createGitHub(token: string, context: EventContext, retry: RetryO
   return {
     defaultBranch: () => defaultBranch(api, context),
     readStoredBaseline: (location, dir) => readStoredBaseline(api, location, dir),
-    storeRun: (location, report, studentDir) => storeRun(api, location, report, studentDir, { fromSha: context.sha, event: context.eventName }),
+    storeRun: (location, report, studentDir) =>
+      storeRun(api, location, report, studentDir, { fromSha: context.sha, event: context.eventName, runUrl: runUrl(context) }),
     upsertStickyComment: (issueNumber, key, markdown) => upsertStickyComment(api, issueNumber, key, markdown),
     syncTrackingIssue: (target, verdict, markdown) => syncTrackingIssue(api, { ...target, runUrl: runUrl(context) }, verdict, markdown),
     findPullRequestBySha: (sha) => findPullRequestBySha(api, sha),

@@ -1,4 +1,4 @@
-import { mkdtemp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
@@ -56,10 +56,39 @@ describe('baseline store', () => {
     expect(history).toHaveLength(1);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
     const stored = await github.readStoredBaseline(location, dir);
-    expect(JSON.parse(await readFile(stored!.reportPath, 'utf8')).commit).toBe('abc123def456');
+    expect(JSON.parse(await readFile(stored!.reportPath!, 'utf8')).commit).toBe('abc123def456');
     expect((await readFile(path.join(dir, 'student/group1-shard1of1.bin'))).length).toBe(1_500_000);
     expect(stored!.studentPath).toBe(path.join(dir, 'student/model.json'));
     expect(stored!.history.map((h) => [h.commit, h.event, h.verdict])).toEqual([['abc123def456', 'push', 'pass']]);
+  });
+
+  it('records the run that wrote the stored report, so that a later report can link it', async () => {
+    const github = gitHub('abc123');
+    await github.storeRun(location, sampleReport({ commit: 'abc123def456' }), undefined);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
+    const stored = await github.readStoredBaseline(location, dir);
+    expect(JSON.parse(await readFile(stored!.reportPath!, 'utf8')).runUrl).toBe('https://github.test/acme/models/actions/runs/1');
+  });
+
+  it('does not compare with a failing or incomplete run an older store holds, nor fetch its student, and keeps the history', async () => {
+    const github = gitHub('abc123');
+    await github.storeRun(location, sampleReport({ commit: 'abc123def456', verdict: 'fail', status: 'incomplete' }), await studentDir(10));
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
+    const stored = await github.readStoredBaseline(location, dir);
+    expect(stored).toEqual({
+      history: [expect.objectContaining({ commit: 'abc123def456', verdict: 'fail' })],
+      notKept: 'its latest run (commit abc123def456, 2026-01-01) failed and is incomplete',
+    });
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('a stored report that is not one is an error naming the branch, the file and the JSON path', async () => {
+    const github = gitHub('abc123');
+    await github.storeRun(location, { ...sampleReport(), verdict: 'maybe' as 'pass' }, undefined);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
+    await expect(github.readStoredBaseline(location, dir)).rejects.toThrow(
+      'distill-gate-data:distill-gate/_github_distill-gate.yml/main/report.json: verdict: Invalid option',
+    );
   });
 
   it('answers "no baseline yet" when nothing was stored', async () => {
