@@ -475,3 +475,67 @@ describe('baselines from the store branch, as the runner runs it', () => {
     api.labelsOn.clear();
   });
 });
+
+describe('verdicts from reports this run did not make, as the runner runs it', () => {
+  it('mode report re-judges a forged report.json: a claimed pass beside a failing gate fails the step, and no uploaded path reaches the outputs', async () => {
+    api.comments = [];
+    api.pulls = [{ number: 12, state: 'open', head: { sha: 'f0f0f0' } }];
+    const producer = await runAction('release', { 'output-dir': 'upload' }, await exampleWorkspace(quickConfig({ gates: '  size.ratio: "<= 0.0001"' })));
+    expect(producer.code).toBe(1);
+    const file = path.join(producer.workspace, 'upload/report.json');
+    const report = JSON.parse(await readFile(file, 'utf8'));
+    const forged = {
+      ...report,
+      verdict: 'pass',
+      gates: report.gates.map((g: Record<string, unknown>) => ({ ...g, pass: true, status: 'pass' })),
+      student: { ...report.student, path: '/etc/passwd' },
+    };
+    await writeFile(file, JSON.stringify(forged));
+    // The producer's own distill-gate.yml stands for the trusted checkout's config here.
+    const run = await runAction('workflow_run', { mode: 'report', report: 'upload/report.json' }, producer.workspace);
+    expect(run.code).toBe(1);
+    expect(run.outputs.verdict).toBe('fail');
+    expect(run.outputs['student-path']).toBe('');
+    expect(run.outputs['report-path']).toBe(file);
+    expect(JSON.stringify(run.outputs)).not.toContain('/etc/passwd');
+    expect(run.stdout).toMatch(/::error::distill-gate: failing gates: size\.ratio \(<= 0\.0001\)/);
+    const body = commentsOn(12)[0].body;
+    expect(body).toContain('## ❌ distill-gate: fail');
+    expect(body).toContain('The uploaded report claimed pass; re-judged from its values with the thresholds of the trusted distill-gate.yml: fail');
+  });
+
+  it('mode merge with expect fails naming the leg that uploaded nothing', async () => {
+    api.comments = [];
+    const producer = await runAction('release', {});
+    await mkdir(path.join(producer.workspace, 'reports/distill-report-tiny'), { recursive: true });
+    await rename(path.join(producer.workspace, 'distill-report/report.json'), path.join(producer.workspace, 'reports/distill-report-tiny/report.json'));
+    const run = await runAction(
+      'release',
+      { mode: 'merge', reports: 'reports/*/report.json', expect: 'distill-report-tiny\ndistill-report-small' },
+      producer.workspace,
+    );
+    expect(run.code).toBe(1);
+    expect(run.outputs.verdict).toBe('fail');
+    expect(run.stdout).toContain('::error::distill-gate: Missing: distill-report-small (1 of 2 expected reports arrived)');
+    expect(run.summary).toMatch(/\| distill-report-small\s+\| ❌ missing \|/);
+  });
+
+  it('the store keeps only complete, passing runs of main, and a PR names and links the run it compared with', async () => {
+    api.files.clear();
+    api.refs.clear();
+    api.comments = [];
+    const gates = '  agreement.top1: { min: 0.5, maxDrop: 0.02 }';
+    const passing = await runAction('push', {}, await exampleWorkspace(quickConfig({ gates })));
+    expect(passing.stdout).toMatch(/recorded this run in distill-gate-data \(1 runs in the history\)/);
+    const failing = await runAction('push', {}, await exampleWorkspace(quickConfig({ gates: `${gates}\n  size.ratio: "<= 0.0001"` })));
+    expect(failing.code).toBe(1);
+    expect(failing.stdout).toContain('distill-gate: not recording this run in distill-gate-data: it failed; the baseline stays the last complete, passing run');
+    const folder = 'distill-gate/distill-gate.yml/main';
+    const stored = JSON.parse(Buffer.from(api.files.get('distill-gate-data')!.get(`${folder}/report.json`)!.content, 'base64').toString('utf8'));
+    expect([stored.verdict, stored.runUrl]).toEqual(['pass', 'https://github.test/acme/models/actions/runs/42']);
+
+    const pr = await runAction('pull_request', {}, await exampleWorkspace(quickConfig({ gates })));
+    expect(pr.code).toBe(0);
+    expect(pr.summary).toMatch(/Baseline: commit abc123 from \d{4}-\d\d-\d\d \(\[its run\]\(https:\/\/github\.test\/acme\/models\/actions\/runs\/42\)\)\./);
+  });
+});
