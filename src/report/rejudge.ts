@@ -26,8 +26,7 @@ export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedC
     inconclusive: trusted?.measure.inconclusive ?? 'pass',
   };
   const checks: GateCheck[] = trusted
-    ? // Any metric a run can measure: a gate on one the upload lacks fails as "metric not measured".
-      parseGates(trusted.gates, measuredMetrics({ classes: Infinity, topK: trusted.measure.topK, labels: true, baselineStudent: true }))
+    ? trustedChecks(trusted)
     : uploaded.gates.map(({ metric, op, threshold, relative, level }) => ({ metric, op, threshold, relative, level }));
   const baselineValues = uploadedBaselineValues(uploaded, file);
   const judged = judge(checks, uploaded.metrics, uploaded.environment, baselineRun(uploaded, baselineValues), timed);
@@ -57,6 +56,19 @@ export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedC
     // A link from the upload is not followed: the baseline line names its commit and date only.
     baseline: uploaded.baseline ? { ...withoutRunUrl(uploaded.baseline), environmentDiffers: judged.environmentDiffers } : null,
   };
+}
+
+/**
+ * The trusted config's checks, on any metric a run can measure: a gate on one the upload lacks
+ * then fails as "metric not measured". A gate that does not parse names the config file.
+ */
+function trustedChecks(trusted: TrustedConfig): GateCheck[] {
+  try {
+    return parseGates(trusted.gates, measuredMetrics({ classes: Infinity, topK: trusted.measure.topK, labels: true, baselineStudent: true }));
+  } catch (error) {
+    if (error instanceof InputError) throw new InputError(`${trusted.file} ${error.culprit}`, error.message.slice(error.culprit.length + 2));
+    throw error;
+  }
 }
 
 /**

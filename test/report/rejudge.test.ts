@@ -69,6 +69,12 @@ describe('re-judging an uploaded report', () => {
     );
   });
 
+  it('a trusted config whose gate names no metric is an error naming the config file and the gate', () => {
+    expect(() => rejudgeReport(sampleReport(), FILE, config({ 'agreement.top3': '>= 0.9' }))).toThrow(
+      /^\/trusted\/\.github\/distill-gate\.yml gates\.agreement\.top3: no metric is named "agreement\.top3"\./,
+    );
+  });
+
   it('a trusted config with no gates leaves only the uploaded verdict to decide', () => {
     expect(rejudgeReport(sampleReport(), FILE, config({})).verdict).toBe('pass');
     expect(rejudgeReport(sampleReport({ verdict: 'fail' }), FILE, config({})).verdict).toBe('fail');
