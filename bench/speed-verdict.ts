@@ -10,7 +10,8 @@ import { resolveBackend } from '../src/backend/resolve.js';
 import type { LayerSpec } from '../src/config/schema.js';
 import type { ConcreteBackend } from '../src/backend/resolve.js';
 import { comparePairedSpeed } from '../src/measure/paired-speed.js';
-import { median, timeOnce } from '../src/measure/speed.js';
+import { median } from '../src/measure/intervals.js';
+import { timeOnce } from '../src/measure/timing.js';
 import { buildStudent } from '../src/models/student.js';
 
 const { values } = parseArgs({

@@ -1,12 +1,11 @@
 import type { Tensor } from '@tensorflow/tfjs';
-import type { LoadedModel } from '../models/model.js';
-import { median, timeInterleaved } from './speed.js';
+import { CONFIDENCE, decide, medianInterval, type MeasuredInterval, type SpeedVerdict } from './intervals.js';
+import { InterleavedTimer, speedLimits, timeUntilDecided, TimedMetrics, type Clock, type Timed } from './timing.js';
 
-// A speed verdict that does not flake: the new student and the baseline's student are timed in
-// the same process, interleaved round by round, and judged on a distribution-free confidence
-// interval of the median ratio of their latencies (`ratioInterval`). A gate fails only when the
-// whole interval is past the threshold, passes only when it is inside, and otherwise more rounds
-// are measured, up to a time budget, before the comparison is called inconclusive.
+// The new student against the baseline's: both timed in the same process, interleaved round by
+// round, and judged on the interval of the median per-round ratio of their latencies. A round's
+// ratio cancels the drift that both saw (another job, clock changes), and the median shrugs off
+// spikes that hit only one of them.
 
 /** Latencies of both students, one entry per round. */
 export interface PairedTimings {
@@ -14,101 +13,84 @@ export interface PairedTimings {
   baseline: number[];
 }
 
-export interface RatioInterval {
+/** The median per-round ratio current/baseline (above 1: the new student is slower) and its interval. */
+export function ratioInterval(timings: PairedTimings, confidence = CONFIDENCE): MeasuredInterval {
+  const n = Math.min(timings.current.length, timings.baseline.length);
+  return medianInterval(
+    Array.from({ length: n }, (_, i) => timings.current[i] / timings.baseline[i]),
+    confidence,
+  );
+}
+
+/** As report.json keeps it (`speedComparison`). */
+export interface SpeedComparison {
   /** Median over rounds of current/baseline: above 1 means the new student is slower. */
   ratio: number;
   low: number;
   high: number;
   rounds: number;
-}
-
-export type SpeedVerdict = 'pass' | 'fail' | 'inconclusive';
-
-export interface SpeedComparison extends RatioInterval {
   verdict: SpeedVerdict;
-  /** The largest ratio the gate allows (e.g. 1.1 for maxIncrease 10%). */
+  /** The largest ratio the strictest gate allows (e.g. 1.1 for maxIncrease 10%). */
   allowedRatio: number;
   baselineMs: number;
   currentMs: number;
   confidence: number;
 }
 
-/**
- * The median per-round ratio with its distribution-free confidence interval. Each round times
- * both students back to back, so a round's ratio cancels the drift that both saw (another job,
- * clock changes), and the median shrugs off spikes that hit only one of them. The interval is the
- * classic order-statistic one for a median, [x(k), x(n-k+1)] with k from the binomial(n, 1/2)
- * distribution: its coverage holds for any distribution of timings, where a bootstrap of the
- * median runs narrow on the small samples a CI job can afford.
- */
-export function ratioInterval(timings: PairedTimings, confidence = 0.95): RatioInterval {
-  const n = Math.min(timings.current.length, timings.baseline.length);
-  const ratios = Array.from({ length: n }, (_, i) => timings.current[i] / timings.baseline[i]).sort((a, b) => a - b);
-  const k = orderStatisticRank(n, confidence);
+/** The ratio's metric, and the baseline student's latency, as the catalogue names them. */
+const VS_BASELINE = 'speed.vsBaseline';
+const BASELINE_MS = 'speed.baselineStudentMs';
+
+/** Rounds always timed in the comparison with the baseline's student, before its first look. */
+export const PAIRED_ROUNDS = 40;
+
+export interface PairedTimingOptions {
+  /** The largest ratio allowed, from the baseline's latency (an absolute maxIncrease in ms depends on it). */
+  allowedRatio: (baselineMs: number) => number;
+  warmup: number;
+  clock?: Clock;
+}
+
+/** The new student (first) against the baseline's (second) on `input`, to time with the other speed pairs. */
+export function pairedTiming(current: Timed, baseline: Timed, input: Tensor, { allowedRatio, warmup, clock }: PairedTimingOptions): TimedMetrics {
+  return new TimedMetrics(
+    new InterleavedTimer(current, baseline, input, clock),
+    { [VS_BASELINE]: (currentMs, baselineMs) => currentMs / baselineMs, [BASELINE_MS]: (_, baselineMs) => baselineMs },
+    { warmup, rounds: PAIRED_ROUNDS },
+    (timing) => [{ metric: VS_BASELINE, op: '<=', threshold: allowedRatio(timing.interval(BASELINE_MS).value) }],
+  );
+}
+
+/** The comparison's summary for the report, judged against the strictest allowed ratio. */
+export function comparisonOf(timing: TimedMetrics, allowedRatio: (baselineMs: number) => number): SpeedComparison {
+  const ratio = timing.interval(VS_BASELINE);
+  const baselineMs = timing.interval(BASELINE_MS).value;
+  const allowed = allowedRatio(baselineMs);
   return {
-    ratio: median(ratios),
-    low: k > 0 ? ratios[k - 1] : -Infinity,
-    high: k > 0 ? ratios[n - k] : Infinity,
-    rounds: n,
+    ratio: ratio.value,
+    low: ratio.low,
+    high: ratio.high,
+    rounds: ratio.rounds,
+    verdict: decide(ratio, { op: '<=', threshold: allowed }),
+    allowedRatio: allowed,
+    baselineMs,
+    currentMs: medianInterval(timing.timer.first).value,
+    confidence: ratio.confidence,
   };
-}
-
-/** The largest k with P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2, or 0 when n is too small. */
-export function orderStatisticRank(n: number, confidence: number): number {
-  const tail = (1 - confidence) / 2;
-  let cumulative = 0;
-  let term = 2 ** -n; // P(X = 0)
-  let k = 0;
-  for (let i = 0; i < n; i++) {
-    if (cumulative + term > tail) break;
-    cumulative += term;
-    k = i + 1;
-    term = (term * (n - i)) / (i + 1);
-  }
-  return k;
-}
-
-export function decide(interval: RatioInterval, allowedRatio: number): SpeedVerdict {
-  if (interval.low > allowedRatio) return 'fail';
-  if (interval.high <= allowedRatio) return 'pass';
-  return 'inconclusive';
 }
 
 export interface PairedOptions {
   allowedRatio: number;
-  /** Rounds per block; a verdict is tried after each block. */
-  block?: number;
-  minRounds?: number;
   /** Stop adding rounds after this long and call the comparison inconclusive. */
   budgetMs?: number;
   warmup?: number;
-  confidence?: number;
+  clock?: Clock;
 }
 
-/** Times `current` against `baseline` on `input` until the interval decides, or the budget runs out. */
-export async function comparePairedSpeed(
-  current: Pick<LoadedModel, 'predict'>,
-  baseline: Pick<LoadedModel, 'predict'>,
-  input: Tensor,
-  options: PairedOptions,
-): Promise<SpeedComparison> {
-  const block = options.block ?? 20;
-  const minRounds = options.minRounds ?? 40;
-  const budgetMs = options.budgetMs ?? 20_000;
-  const confidence = options.confidence ?? 0.95;
-  const times = await timeInterleaved(current, baseline, input, 0, options.warmup ?? 5);
-  const timings: PairedTimings = { current: times.first, baseline: times.second };
-  const started = performance.now();
-  let interval: RatioInterval;
-  let verdict: SpeedVerdict;
-  for (;;) {
-    await timeInterleaved(current, baseline, input, block, 0, times);
-    interval = ratioInterval(timings, confidence);
-    verdict = decide(interval, options.allowedRatio);
-    if (timings.current.length >= minRounds && verdict !== 'inconclusive') break;
-    if (performance.now() - started > budgetMs) break;
-    // Yield so that timers and signals are not starved while measuring.
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  return { ...interval, verdict, allowedRatio: options.allowedRatio, baselineMs: median(timings.baseline), currentMs: median(timings.current), confidence };
+/** Times `current` against `baseline` on `input` until the interval decides, or the budget runs out (bench:speed). */
+export async function comparePairedSpeed(current: Timed, baseline: Timed, input: Tensor, options: PairedOptions): Promise<SpeedComparison> {
+  const allowed = () => options.allowedRatio;
+  const timing = pairedTiming(current, baseline, input, { allowedRatio: allowed, warmup: options.warmup ?? 5, clock: options.clock });
+  await timeUntilDecided([timing], speedLimits((options.budgetMs ?? 20_000) / 1000, { clock: options.clock }));
+  return comparisonOf(timing, allowed);
 }

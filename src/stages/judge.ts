@@ -28,14 +28,12 @@ export function judgeRun(
   acceptance?: RegressionAcceptance,
 ): Judgement {
   const { training, overBudget } = distillation;
-  const { metrics, speedComparison, environment } = measurement;
-  const judged = judge(
-    session.checks,
-    metrics,
-    environment,
-    session.baseline?.report,
-    speedComparison ? { comparison: speedComparison, inconclusive: config.measure.inconclusive } : undefined,
-  );
+  const { metrics, speedIntervals, speedComparison, environment } = measurement;
+  const judged = judge(session.checks, metrics, environment, session.baseline?.report, {
+    intervals: speedIntervals,
+    comparison: speedComparison,
+    inconclusive: config.measure.inconclusive,
+  });
   const accepted = acceptance ? acceptRegressions(judged.gates, acceptance) : undefined;
   const gates = accepted?.gates ?? judged.gates;
   const reasons: string[] = [...training.notes];

@@ -5,11 +5,13 @@ import type { Config } from '../config/load.js';
 import type { Dataset } from '../data/dataset.js';
 import { InputError } from '../errors.js';
 import type { GateCheck } from '../gates/gates.js';
-import { allowedRatio, isPairedSpeedCheck } from '../gates/judge.js';
+import { allowedRatio, intervalBound, isPairedSpeedCheck } from '../gates/judge.js';
 import { measureAgreement, type ClassAgreement } from '../measure/agreement.js';
+import type { MeasuredInterval } from '../measure/intervals.js';
 import type { StageMetrics } from '../measure/metrics.js';
-import { comparePairedSpeed, type SpeedComparison } from '../measure/paired-speed.js';
-import { measureSpeed } from '../measure/speed.js';
+import type { SpeedComparison } from '../measure/paired-speed.js';
+import { measureSpeed, type SpeedResult } from '../measure/speed.js';
+import { speedLimits, type MetricBound, type SpeedLimits } from '../measure/timing.js';
 import { fileExists } from '../models/artifacts.js';
 import { loadModel, wrapLayersModel, type LoadedModel } from '../models/model.js';
 import { loadTeacher } from '../models/pair.js';
@@ -21,6 +23,8 @@ import type { Session } from './prepare.js';
 /** Every metric of the run, and how speed was timed. */
 export interface Measurement {
   metrics: Record<string, number>;
+  /** Every speed metric timed in this run: its median over rounds and the interval that speed gates are judged on. */
+  speedIntervals?: Record<string, MeasuredInterval>;
   /** The new student timed against the baseline's, when relative latency gates asked for it. */
   speedComparison?: SpeedComparison;
   baselineStudentPath?: string;
@@ -32,6 +36,13 @@ export interface Measurement {
 export interface MeasureOptions {
   /** The baseline's student (model.json); by default student/model.json beside the baseline report, or its student.path. */
   baselineStudent?: string;
+  /**
+   * How long measuring may take from now when that is less than `measure.speedBudgetSeconds`: the
+   * run's time left. It also cuts the fixed rounds short (each timing keeps at least a few rounds).
+   */
+  speedBudgetMs?: number;
+  /** A cancel: timing adds no more rounds, judges what it has (at least a few rounds), and undecided speed gates are inconclusive. */
+  signal?: AbortSignal;
   log: (line: string) => void;
 }
 
@@ -40,8 +51,9 @@ export async function measureStudent(
   session: Session,
   config: Config,
   distillation: Distillation,
-  { baselineStudent, log }: MeasureOptions,
+  { baselineStudent, speedBudgetMs = Infinity, signal, log }: MeasureOptions,
 ): Promise<Measurement> {
+  const entered = performance.now();
   const { backend, teacher, student, evalSet, checks, baseline } = session;
   const { tf } = backend;
   const studentEvalLogits = await predictLogits(tf, student, evalSet);
@@ -56,26 +68,22 @@ export async function measureStudent(
   const baselineStudentPath = baseline && pairedChecks.length > 0 ? await findBaselineStudent(baselineStudent, baseline.path, baseline.report) : undefined;
   // Speed, and the paired comparison with the baseline's student, on the speed backend.
   const timing = await speedModels(session, config, log);
-  let speed: StageMetrics<'speed'>;
-  let speedComparison: SpeedComparison | undefined;
+  // The run's time left counts from this stage's start; the speed budget from the first timed call.
+  const limits = speedLimits(config.measure.speedBudgetSeconds, { speedBudgetMs: speedBudgetMs - (performance.now() - entered), signal });
+  const bounds = checks.map(intervalBound).filter((bound): bound is MetricBound => bound !== undefined);
+  let speed: SpeedResult;
   try {
-    speed = await timing.run(() => measureSpeed(timing.tf, timing.teacher, timing.student, evalSet, config.measure));
-    if (baselineStudentPath) {
-      speedComparison = await timing.run(() => timeAgainstBaseline(timing.tf, timing.student, baselineStudentPath, evalSet, pairedChecks, config, log));
-    }
+    speed = await timing.run(() => timeSpeed(timing, evalSet, config, { bounds, pairedChecks, baselineStudentPath, limits }, log));
   } finally {
     timing.dispose();
   }
   const agreement = measureAgreement(distillation.teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y);
-  const metrics: Record<string, number> = { ...size, ...speed, ...agreement.metrics };
-  if (speedComparison) {
-    const paired: StageMetrics<'paired speed'> = { 'speed.baselineStudentMs': speedComparison.baselineMs, 'speed.vsBaseline': speedComparison.ratio };
-    Object.assign(metrics, paired);
-  }
+  const metrics: Record<string, number> = { ...size, ...speed.metrics, ...agreement.metrics };
   // The environment is what makes timings comparable between runs: the backend they were timed on.
   return {
     metrics,
-    speedComparison,
+    speedIntervals: speed.intervals,
+    speedComparison: speed.comparison,
     baselineStudentPath,
     environment: describeEnvironment(session.speedBackend ?? backend),
     agreement: agreement.classes,
@@ -91,40 +99,50 @@ async function findBaselineStudent(explicit: string | undefined, baselinePath: s
   return undefined;
 }
 
-/** Same process, same input, interleaved: the only latency comparison worth gating on. */
-async function timeAgainstBaseline(
-  tf: Tf,
-  student: LoadedModel,
-  baselineStudentPath: string,
+/** What the speed phase times beyond its fixed rounds, and until when. */
+interface SpeedPlan {
+  /** Absolute gates on speed metrics, each judged on its metric's interval. */
+  bounds: MetricBound[];
+  /** Relative latency gates, judged on the new student timed against the baseline's. */
+  pairedChecks: GateCheck[];
+  baselineStudentPath?: string;
+  limits: SpeedLimits;
+}
+
+/**
+ * Teacher against student, and the new student against the baseline's when one is at hand (same
+ * process, same input, interleaved: the only latency comparison worth gating on), timed in one
+ * phase that shares one budget among the gates still undecided.
+ */
+async function timeSpeed(
+  models: SpeedModels,
   evalSet: Dataset,
-  checks: GateCheck[],
   config: Config,
+  { bounds, pairedChecks, baselineStudentPath, limits }: SpeedPlan,
   log: (line: string) => void,
-): Promise<SpeedComparison> {
-  const baselineStudent = await loadModel(tf, baselineStudentPath, 'student');
-  const input = tf.tensor(await evalSet.read(0, 1), [1, ...evalSet.sampleShape]);
+): Promise<SpeedResult> {
+  const baselineStudent = baselineStudentPath ? await loadModel(models.tf, baselineStudentPath, 'student') : undefined;
   try {
-    // The strictest bound decides how long to measure; each gate is then judged on the same interval.
-    const probe = await comparePairedSpeed(student, baselineStudent, input, {
-      allowedRatio: 1,
-      block: 10,
-      minRounds: 10,
-      budgetMs: 0,
-      warmup: config.measure.warmup,
+    // The strictest relative gate decides how long to measure; each is then judged on the same interval.
+    const allowed = (baselineMs: number) => Math.min(...pairedChecks.map((c) => allowedRatio(c, baselineMs)));
+    const speed = await measureSpeed(models.tf, models.teacher, models.student, evalSet, config.measure, {
+      bounds,
+      baseline: baselineStudent ? { student: baselineStudent, allowedRatio: allowed } : undefined,
+      limits,
     });
-    const allowed = Math.min(...checks.map((c) => allowedRatio(c, probe.baselineMs)));
-    const comparison = await comparePairedSpeed(student, baselineStudent, input, {
-      allowedRatio: allowed,
-      budgetMs: config.measure.speedBudgetSeconds * 1000,
-      warmup: 0,
-    });
-    log(
-      `speed vs baseline student: ratio ${comparison.ratio.toFixed(3)} [${comparison.low.toFixed(3)}, ${comparison.high.toFixed(3)}] over ${comparison.rounds} rounds: ${comparison.verdict}`,
-    );
-    return comparison;
+    for (const metric of new Set(bounds.map((b) => b.metric))) {
+      const { value, low, high, rounds } = speed.intervals[metric];
+      log(`speed: ${metric} ${value.toPrecision(4)} [${low.toPrecision(4)}, ${high.toPrecision(4)}] over ${rounds} rounds`);
+    }
+    const comparison = speed.comparison;
+    if (comparison) {
+      log(
+        `speed vs baseline student: ratio ${comparison.ratio.toFixed(3)} [${comparison.low.toFixed(3)}, ${comparison.high.toFixed(3)}] over ${comparison.rounds} rounds: ${comparison.verdict}`,
+      );
+    }
+    return speed;
   } finally {
-    input.dispose();
-    baselineStudent.dispose();
+    baselineStudent?.dispose();
   }
 }
 

@@ -227,7 +227,7 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(byOp['size.studentBytes maxIncrease'].status).toBe('warn');
     const speed = byOp['speed.studentMs maxIncrease'];
     expect(speed.note).toMatch(
-      /timed against the baseline's student in this run: ratio [\d.]+, 95% CI \[[\d.]+, [\d.]+\] over \d+ paired rounds; allowed 1\.500/,
+      /timed against the baseline's student in this run: ratio [\d.]+, 99\.9% CI \[[\d.]+, [\d.]+\] over \d+ paired rounds; allowed 1\.500/,
     );
     expect(report.speedComparison!.rounds).toBeGreaterThanOrEqual(20);
     expect(report.metrics['speed.vsBaseline']).toBeCloseTo(report.speedComparison!.ratio, 12);

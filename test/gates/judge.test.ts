@@ -2,11 +2,12 @@ import { describe, expect, it } from 'vitest';
 import type { GateCheck, GateResult } from '../../src/gates/gates.js';
 import {
   acceptRegressions,
+  intervalBound,
   isPairedSpeedCheck,
   judge,
   sameEnvironment,
   type BaselineRun,
-  type PairedSpeedJudgement,
+  type TimedSpeed,
   type SpeedEnvironment,
 } from '../../src/gates/judge.js';
 import { failedOutright, failsOutright, runVerdict } from '../../src/gates/verdict.js';
@@ -93,7 +94,7 @@ describe('judge', () => {
       confidence: 0.95,
     });
     const checks = [check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }), check('size.studentBytes', 'maxIncrease', 0.1, { relative: true })];
-    const run = (paired: PairedSpeedJudgement, level: GateCheck['level'] = 'error') =>
+    const run = (paired: TimedSpeed, level: GateCheck['level'] = 'error') =>
       judge(
         checks.map((c) => ({ ...c, level })),
         metrics,
@@ -115,6 +116,43 @@ describe('judge', () => {
     expect(run({ comparison: comparison(1.05, 1.2), inconclusive: 'pass' })[0]).toMatchObject({ status: 'inconclusive', pass: true });
     expect(run({ comparison: comparison(1.05, 1.2), inconclusive: 'fail' })[0]).toMatchObject({ status: 'fail', pass: false });
     expect(run({ comparison: comparison(1.05, 1.2), inconclusive: 'fail' })[0].note).toMatch(/^inconclusive \(counted as fail\): ratio 1\.125/);
+  });
+
+  it('judges absolute bounds on timed metrics on their interval, and every other gate as before', () => {
+    const interval = (value: number, low: number, high: number, rounds = 50) => ({ value, low, high, rounds, confidence: 0.999 });
+    const intervals = { 'speed.speedup': interval(3.41, 3.3, 3.52, 60), 'speed.studentMs': interval(0.5, -Infinity, Infinity, 5) };
+    const checks = [
+      check('speed.speedup', '>=', 3.4),
+      check('speed.speedup', '>=', 3),
+      check('speed.studentMs', '<=', 1),
+      check('speed.speedup', 'maxDrop', 0.5),
+      check('agreement.top1', '>=', 0.85),
+    ];
+    // The stored median (3.45) would pass ">= 3.4" on its own; the interval says it cannot tell.
+    const timedMetrics = { ...metrics, 'speed.speedup': 3.45 };
+    const { gates } = judge(checks, timedMetrics, here, baseline(), { intervals, inconclusive: 'pass' });
+    expect(gates.map((g) => [g.status, g.pass, g.value])).toEqual([
+      ['inconclusive', true, 3.41],
+      ['pass', true, 3.41],
+      ['inconclusive', true, 0.5],
+      // Relative bounds compare with the stored baseline, not an interval; no baseline value: skipped.
+      ['skipped', null, 3.45],
+      ['pass', true, 0.9],
+    ]);
+    expect(gates[0].note).toBe('inconclusive (counted as pass): median 3.410, 99.9% CI [3.300, 3.520] over 60 rounds; needs >= 3.4');
+    expect(gates[1].note).toBe('median 3.410, 99.9% CI [3.300, 3.520] over 60 rounds; needs >= 3');
+    expect(gates[2].note).toBe('inconclusive (counted as pass): median 0.5 ms over 5 rounds, too few for a 99.9% interval; needs <= 1');
+    expect(gates[4].note).toBeUndefined();
+
+    // A report from before intervals (or a re-judge without them): the median decides, as it used to.
+    expect(judge(checks.slice(0, 1), timedMetrics, here).gates[0]).toMatchObject({ status: 'pass', value: 3.45 });
+  });
+
+  it('knows which checks are judged on an interval', () => {
+    expect(intervalBound(check('speed.throughputSpeedup', '>', 2))).toEqual({ metric: 'speed.throughputSpeedup', op: '>', threshold: 2 });
+    expect(intervalBound(check('speed.teacherMs', '<', 9))).toEqual({ metric: 'speed.teacherMs', op: '<', threshold: 9 });
+    expect(intervalBound(check('speed.studentMs', 'maxIncrease', 0.1))).toBeUndefined();
+    expect(intervalBound(check('size.ratio', '<=', 0.1))).toBeUndefined();
   });
 
   it('knows which checks a paired timing decides', () => {

@@ -1,0 +1,182 @@
+import type { Tensor } from '@tensorflow/tfjs';
+import type { LoadedModel } from '../models/model.js';
+import { decide, MAX_LOOKS, medianInterval, MIN_BOUNDED_ROUNDS, type Bound, type MeasuredInterval } from './intervals.js';
+
+// Timing for speed intervals: two models timed interleaved round by round, and one loop that
+// times several such pairs, first their fixed rounds, then more rounds in doubling blocks for the
+// pairs whose gates are still undecided, until every bound is decided, the pair has had its
+// MAX_LOOKS, or the speed budget is spent.
+
+/** Milliseconds on a monotonic clock; tests pass a fake one that their fake models advance. */
+export type Clock = () => number;
+const wallClock: Clock = () => performance.now();
+
+export type Timed = Pick<LoadedModel, 'predict'>;
+
+/** Wall time of one forward pass including the read-back, which forces asynchronous backends to finish. */
+export async function timeOnce(model: Timed, input: Tensor, clock: Clock = wallClock): Promise<number> {
+  const start = clock();
+  const output = model.predict(input);
+  await output.data();
+  const elapsed = clock() - start;
+  output.dispose();
+  return elapsed;
+}
+
+/**
+ * Two models timed on the same input round by round, alternating which goes first, so that drift
+ * within a round lands on both alike. Rounds accumulate across calls, so a caller can keep
+ * measuring in blocks.
+ */
+export class InterleavedTimer {
+  /** Per-round times of the first and the second model, in ms. */
+  readonly first: number[] = [];
+  readonly second: number[] = [];
+
+  constructor(
+    private readonly a: Timed,
+    private readonly b: Timed,
+    private readonly input: Tensor,
+    private readonly clock: Clock = wallClock,
+  ) {}
+
+  get rounds(): number {
+    return this.first.length;
+  }
+
+  /** Untimed calls of both models; `stop` ends them early, after the first call of each (which pays one-time set-up). */
+  async warmUp(calls: number, stop: () => boolean = never): Promise<void> {
+    for (let i = 0; i < calls && (i === 0 || !stop()); i++) {
+      await timeOnce(this.a, this.input, this.clock);
+      await timeOnce(this.b, this.input, this.clock);
+    }
+  }
+
+  /** Up to `rounds` more rounds; `stop` is asked before each, and between rounds timers and signals get their turn. */
+  async time(rounds: number, stop: () => boolean = never): Promise<void> {
+    for (let round = 0; round < rounds && !stop(); round++) {
+      if (this.first.length % 2 === 0) {
+        this.first.push(await timeOnce(this.a, this.input, this.clock));
+        this.second.push(await timeOnce(this.b, this.input, this.clock));
+      } else {
+        this.second.push(await timeOnce(this.b, this.input, this.clock));
+        this.first.push(await timeOnce(this.a, this.input, this.clock));
+      }
+      // Outside the timed calls: lets an abort (SIGINT) land between rounds instead of after the phase.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+}
+
+const never = () => false;
+
+/** A gate's bound on a timed metric, e.g. speed.speedup >= 1.5. */
+export interface MetricBound extends Bound {
+  metric: string;
+}
+
+/** How one round of a pair gives a metric: from the first and the second model's time in ms. */
+export type PerRound = (firstMs: number, secondMs: number) => number;
+
+/** How much of a pair to time before any gate is judged: warm-up calls, then rounds. */
+export interface PairSchedule {
+  /** Untimed calls of each model before the first round. */
+  warmup: number;
+  /** Rounds always timed first (`measure.rounds`), unless the run is cancelled or out of time. */
+  rounds: number;
+}
+
+/**
+ * Metrics timed with an interval: a pair of models timed round by round, the metrics each round
+ * gives (a latency, a throughput, a ratio of the two), and the gates' bounds on them. A metric's
+ * value is the median of its per-round values, judged on the confidence interval of that median.
+ */
+export class TimedMetrics implements PairSchedule {
+  readonly warmup: number;
+  readonly rounds: number;
+
+  constructor(
+    readonly timer: InterleavedTimer,
+    private readonly perRound: Readonly<Record<string, PerRound>>,
+    schedule: PairSchedule,
+    /** Bounds on these metrics (others are ignored); a function, as a bound may depend on what was timed (a baseline's latency). */
+    private readonly bounds: (timing: TimedMetrics) => readonly MetricBound[] = () => [],
+  ) {
+    ({ warmup: this.warmup, rounds: this.rounds } = schedule);
+  }
+
+  /** The metrics these rounds give. */
+  get metrics(): string[] {
+    return Object.keys(this.perRound);
+  }
+
+  interval(metric: string): MeasuredInterval {
+    const perRound = this.perRound[metric];
+    return medianInterval(this.timer.first.map((first, i) => perRound(first, this.timer.second[i])));
+  }
+
+  intervals(): Record<string, MeasuredInterval> {
+    return Object.fromEntries(this.metrics.map((metric) => [metric, this.interval(metric)]));
+  }
+
+  /** Whether the interval of a bounded metric still straddles its bound, so that more rounds are worth their time. */
+  undecided(): boolean {
+    return this.bounds(this).some((bound) => bound.metric in this.perRound && decide(this.interval(bound.metric), bound) === 'inconclusive');
+  }
+}
+
+/** When timing ends; times are on `clock`. */
+export interface SpeedLimits {
+  /** No round beyond the fixed ones starts after this: the speed budget. */
+  extendUntil: number;
+  /** No round at all starts after this, the fixed rounds included: the run's own time is up. */
+  stopAt: number;
+  /** A cancel: timing stops before the next round, keeping what it has. */
+  signal?: AbortSignal;
+  clock: Clock;
+}
+
+export interface LimitOptions {
+  /** How long the speed phase may take from now, the fixed rounds included: the run's time left. */
+  speedBudgetMs?: number;
+  signal?: AbortSignal;
+  clock?: Clock;
+}
+
+/**
+ * The limits of a speed phase starting now: extra rounds for `measure.speedBudgetSeconds`, or the
+ * run's time left when that is shorter; the run's time left also cuts the fixed rounds short.
+ */
+export function speedLimits(speedBudgetSeconds: number, { speedBudgetMs = Infinity, signal, clock = wallClock }: LimitOptions = {}): SpeedLimits {
+  const start = clock();
+  return { extendUntil: start + Math.min(speedBudgetSeconds * 1000, speedBudgetMs), stopAt: start + speedBudgetMs, signal, clock };
+}
+
+/**
+ * Times every pair's warm-up and fixed rounds, then, while a pair leaves a gate undecided, doubles
+ * its rounds and looks again, up to MAX_LOOKS looks (see CONFIDENCE for why so few). Pairs still
+ * pending share what is left of the budget evenly, and a block stops at its share's end, so the
+ * budget is never exceeded by more than one round. A cancel or the run's end stops timing before
+ * the next round, each pair keeping at least MIN_BOUNDED_ROUNDS rounds so that its intervals are
+ * bounded; a gate still undecided then is judged inconclusive.
+ */
+export async function timeUntilDecided(pairs: readonly TimedMetrics[], { extendUntil, stopAt, signal, clock }: SpeedLimits): Promise<void> {
+  const cut = () => signal?.aborted === true || clock() >= stopAt;
+  for (const pair of pairs) {
+    await pair.timer.warmUp(pair.warmup, cut);
+    await pair.timer.time(pair.rounds, () => pair.timer.rounds >= MIN_BOUNDED_ROUNDS && cut());
+  }
+  // A look on an unbounded interval (too few rounds) cannot decide anything, so it is not counted.
+  const looks = new Map(pairs.map((pair) => [pair, pair.timer.rounds >= MIN_BOUNDED_ROUNDS ? 1 : 0]));
+  for (;;) {
+    const pending = pairs.filter((pair) => looks.get(pair)! < MAX_LOOKS && pair.undecided());
+    for (const [i, pair] of pending.entries()) {
+      const now = clock();
+      if (cut() || now >= extendUntil) return;
+      const shareEnds = now + (extendUntil - now) / (pending.length - i);
+      await pair.timer.time(Math.max(pair.timer.rounds, MIN_BOUNDED_ROUNDS), () => cut() || clock() >= shareEnds);
+      if (pair.timer.rounds >= MIN_BOUNDED_ROUNDS) looks.set(pair, looks.get(pair)! + 1);
+    }
+    if (pending.length === 0) return;
+  }
+}
