@@ -2,6 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { buildCutShortReport } from '../../src/report/cut-short.js';
 import { jsonPath, parseReport } from '../../src/report/report-schema.js';
 import { readReport, readUntrustedReport } from '../../src/report/report.js';
 import { fullSampleReport, sampleReport } from '../sample-report.js';
@@ -23,6 +24,23 @@ describe('the report.json schema', () => {
       expect(parseReport(asJson(report), 'report.json', 'trusted')).toEqual(asJson(report));
       expect(parseReport(asJson(report), 'report.json', 'untrusted')).toEqual(asJson(report));
     }
+  });
+
+  it('reads back the report of a run cut short before anything was measured (a matrix leg cancelled early)', () => {
+    const cutShort = buildCutShortReport({
+      config: {
+        teacher: '/repo/models/teacher/model.json',
+        student: { layers: [{ type: 'dense', units: 10 }] },
+        distill: { temperature: 4, alpha: 0.9, epochs: 5, batchSize: 64, learningRate: 0.001, seed: 7 },
+        file: '/repo/distill-gate.yml',
+      },
+      reason: 'the job was cancelled (SIGTERM) again',
+      phase: 'preparing',
+      metrics: {},
+      gates: [],
+      createdAt: '2026-11-25T12:00:00.000Z',
+    });
+    expect(parseReport(asJson(cutShort), 'report.json', 'untrusted')).toEqual(asJson(cutShort));
   });
 
   it.each([
