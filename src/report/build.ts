@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Config } from '../config/load.js';
+import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
 import { SCHEMA_VERSION, type Environment, type Report } from './report.js';
 
@@ -28,6 +29,7 @@ export interface RunRecord {
   measurement: {
     metrics: Record<string, number>;
     speedComparison?: SpeedComparison;
+    speedIntervals?: Record<string, MeasuredInterval>;
     baselineStudentPath?: string;
     environment: Environment;
     agreement?: Report['agreement'];
@@ -88,6 +90,7 @@ export function buildReport({ config, session, distillation, measurement, judgem
         }
       : null,
     speedComparison: measurement.speedComparison ?? null,
+    ...boundedIntervals(measurement.speedIntervals),
     ...(measurement.agreement ? { agreement: measurement.agreement } : {}),
     override: judgement.override ?? null,
     metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
@@ -96,4 +99,10 @@ export function buildReport({ config, session, distillation, measurement, judgem
     createdAt,
     ...(commit ? { commit } : {}),
   };
+}
+
+/** The speed intervals a report keeps: bounded ones only, as JSON would write an unbounded end as null. */
+function boundedIntervals(intervals: Record<string, MeasuredInterval> | undefined): Pick<Report, 'speedIntervals'> {
+  const bounded = Object.entries(intervals ?? {}).filter(([, interval]) => Number.isFinite(interval.low) && Number.isFinite(interval.high));
+  return bounded.length > 0 ? { speedIntervals: Object.fromEntries(bounded) } : {};
 }

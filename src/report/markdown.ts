@@ -11,6 +11,7 @@ import {
   type MetricName,
 } from '../measure/metrics.js';
 import { argmax, chanceWarning, type ClassAgreement } from '../measure/agreement.js';
+import { formatConfidence } from '../measure/intervals.js';
 import { escapeMarkdown as esc } from './escape.js';
 import { RUN_URL } from './report-schema.js';
 import type { Report } from './report.js';
@@ -72,7 +73,7 @@ function headline(report: Report): string[] {
   if (paired) {
     lines.push(
       '',
-      `Latency against the baseline's student, timed together in this run: ${fmt(paired.currentMs, 3)} ms vs ${fmt(paired.baselineMs, 3)} ms, ratio ${paired.ratio.toFixed(3)} (${Math.round(paired.confidence * 100)}% CI ${paired.low.toFixed(3)}–${paired.high.toFixed(3)}, ${paired.rounds} rounds).`,
+      `Latency against the baseline's student, timed together in this run: ${fmt(paired.currentMs, 3)} ms vs ${fmt(paired.baselineMs, 3)} ms, ratio ${paired.ratio.toFixed(3)} (${formatConfidence(paired.confidence)} CI ${paired.low.toFixed(3)}–${paired.high.toFixed(3)}, ${paired.rounds} rounds).`,
     );
   }
   lines.push('');
@@ -109,17 +110,27 @@ function sizeSection(m: Record<string, number>): string[] {
 }
 
 function speedSection(report: Report): string[] {
-  const v = (name: MetricName) => value(report.metrics, name);
+  const intervals = report.speedIntervals ?? {};
+  // A median and, where the run timed one, the interval of that median: `0.512 (0.498–0.530)`.
+  const cell = (name: MetricName, show: (value: number) => string, unit = '') => {
+    const interval = intervals[name];
+    const median = `${show(value(report.metrics, name))}${unit}`;
+    return interval ? `${median} (${show(interval.low)}–${show(interval.high)})` : median;
+  };
+  const ms = (x: number) => fmt(x, 3);
+  const ratio = (x: number) => fmt(x, 2);
   const table = markdownTable(
     [
       ['', 'Teacher', 'Student', 'Speed-up'],
-      ['Latency, batch 1 (ms)', fmt(v('speed.teacherMs'), 3), fmt(v('speed.studentMs'), 3), `${fmt(v('speed.speedup'), 2)}×`],
-      ['Throughput (samples/s)', int(v('speed.teacherThroughput')), int(v('speed.studentThroughput')), `${fmt(v('speed.throughputSpeedup'), 2)}×`],
+      ['Latency, batch 1 (ms)', cell('speed.teacherMs', ms), cell('speed.studentMs', ms), cell('speed.speedup', ratio, '×')],
+      ['Throughput (samples/s)', cell('speed.teacherThroughput', int), cell('speed.studentThroughput', int), cell('speed.throughputSpeedup', ratio, '×')],
     ],
     { align: ['l', 'r', 'r', 'r'] },
   );
   const where = report.speedBackend ? ` on the ${esc(report.speedBackend)} backend (measure.backend)` : '';
-  return ['### Speed', '', `Timed interleaved in one process after warm-up${where}; medians.`, '', table, ''];
+  const confidence = Object.values(intervals)[0]?.confidence;
+  const medians = confidence ? `medians over rounds, each with its ${formatConfidence(confidence)} confidence interval in brackets` : 'medians';
+  return ['### Speed', '', `Timed interleaved in one process after warm-up${where}; ${medians}.`, '', table, ''];
 }
 
 function agreementSection(report: Report): string[] {

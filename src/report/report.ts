@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { GateResult } from '../gates/gates.js';
 import type { ClassAgreement } from '../measure/agreement.js';
+import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
 import { InputError } from '../errors.js';
 import { parseReport, SCHEMA_VERSION, type ReportTrust } from './report-schema.js';
@@ -56,6 +57,12 @@ export interface Report {
   baseline: { path: string; createdAt?: string; commit?: string; runUrl?: string; environmentDiffers: boolean; student?: string } | null;
   /** The new student timed against the baseline's in this run, when relative latency gates asked for it. */
   speedComparison?: SpeedComparison | null;
+  /**
+   * Each speed metric timed in this run (metric name -> its median over rounds, the confidence
+   * interval of that median, the rounds and the confidence): what absolute speed gates were judged
+   * on. Only bounded intervals are kept (JSON has no Infinity). Absent in reports from before it.
+   */
+  speedIntervals?: Record<string, MeasuredInterval>;
   /** Where the agreement metrics were computed: logits from the run's backend, compared on the host in float64. */
   metricsComputedOn: string;
   /**
