@@ -103,9 +103,10 @@ async function initialise(
 
 /**
  * Native packages are never bundled: they are looked up at run time in the given folders, so a
- * workflow step can `npm install` them on the GPU runner.
+ * workflow step can `npm install` them on the GPU runner. Also how an ONNX teacher finds
+ * onnxruntime-node (models/onnx-runtime.ts).
  */
-async function importFromFolders(name: string, folders: string[]): Promise<{ module: unknown; path: string } | undefined> {
+export async function importFromFolders(name: string, folders: string[]): Promise<{ module: unknown; path: string } | undefined> {
   // webpackIgnore keeps ncc from turning these into bundle-time lookups, which would never see a
   // package installed on the runner after the bundle was built.
   const { createRequire: requireFrom } = (await import(/* webpackIgnore: true */ 'node:module')) as { createRequire: typeof createRequire };

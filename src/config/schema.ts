@@ -77,6 +77,15 @@ export const configSchema = z.strictObject({
     .string()
     .refine((name) => name.length > 0, { message: "must name one of the teacher's outputs (a signature key, node name or output layer name)" })
     .optional(),
+  /** ONNX teachers with several inputs: the one the data feeds. */
+  teacherInput: z
+    .string()
+    .refine((name) => name.length > 0, { message: "must name one of the ONNX teacher's inputs" })
+    .optional(),
+  /** ONNX teachers with several inputs: one value filling each other input (an attention mask of 1s, say). */
+  teacherInputFill: z.record(z.string(), z.number()).optional(),
+  /** ONNX teachers: the layout of a rank-4 input; auto reads it off the input's and the data's shapes (NCHW where they say so). */
+  teacherLayout: z.enum(['auto', 'nchw', 'nhwc']).default('auto'),
   student,
   data: z.strictObject({
     train: split,

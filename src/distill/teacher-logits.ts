@@ -43,7 +43,10 @@ export async function teacherLogits(
   stop?: AbortSignal,
 ): Promise<TeacherLogits> {
   const expectedLength = train.size * teacher.outputWidth;
-  const cacheFile = cacheDir && teacher.fingerprint ? path.join(cacheDir, `soft-targets-${await cacheKey(teacher, train, backend)}.f32`) : undefined;
+  // A teacher in its own runtime (ONNX) computes the same logits whatever the TF.js backend: its
+  // runtime, version and execution provider are what the entry depends on.
+  const computedBy = teacher.runtime?.label ?? backend;
+  const cacheFile = cacheDir && teacher.fingerprint ? path.join(cacheDir, `soft-targets-${await cacheKey(teacher, train, computedBy)}.f32`) : undefined;
   if (cacheFile) {
     const cached = await readFile(cacheFile).catch(() => undefined);
     // A truncated entry (a job killed mid-write elsewhere) is ignored and rewritten.
@@ -52,9 +55,10 @@ export async function teacherLogits(
       return { logits, source: 'cache', cacheFile, rows: train.size };
     }
   }
-  const workers = modelJson ? workersFor(train, backend) : 1;
+  // onnxruntime runs its own intra-op threads on every core: TF.js workers are for TF.js teachers.
+  const workers = modelJson && !teacher.runtime ? workersFor(train, backend) : 1;
   // One batch size, from the sample size and the backend's memory, for this thread and the workers.
-  const batch = inferenceBatch(train.sampleShape, backend);
+  const batch = inferenceBatch(train.sampleShape, computedBy);
   // workersFor gives more than one only on the bundled backends (wasm, cpu).
   const logits =
     workers > 1
@@ -71,6 +75,7 @@ export async function teacherLogits(
   return { logits, source: 'computed', workers, rows, ...(cacheFile ? { cacheFile } : {}) };
 }
 
+/** The cache entry's name: the teacher (its fingerprint, head, width, output), what computed its logits (a TF.js backend, or the runtime), and the data. */
 export async function cacheKey(teacher: LoadedModel, train: Dataset, backend: string): Promise<string> {
   const hash = createHash('sha256').update(
     `distill-gate soft targets v${CACHE_FORMAT}\n${teacher.fingerprint}\n${teacher.head ?? ''}\n${teacher.outputWidth}\n${teacher.output}\n${backend}\n${train.sampleShape.join('x')}\n`,

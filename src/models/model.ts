@@ -3,6 +3,7 @@ import type { DataType, GraphModel, LayersModel, Tensor } from '@tensorflow/tfjs
 import type { Tf } from '../backend/resolve.js';
 import { InputError } from '../errors.js';
 import { readModelArtifacts, type LoadedArtifacts, type ModelFormat } from './artifacts.js';
+import type { TeacherRuntime } from './onnx-runtime.js';
 
 export type OutputKind = 'logits' | 'probabilities';
 /** The `teacherOutput` setting: what the chosen head outputs, or `auto` to read it off its last op. */
@@ -18,11 +19,20 @@ export interface TeacherOptions {
   head?: string;
   /** What the chosen head outputs (default auto: a Softmax/Sigmoid last op or activation means probabilities). */
   output?: OutputSetting;
+  /** ONNX teachers: the input the data feeds, when the model has several (`teacherInput`). */
+  input?: string;
+  /** ONNX teachers: the layout of a rank-4 input (`teacherLayout`); auto reads it off the input's and the data's shapes. */
+  layout?: LayoutSetting;
+  /** ONNX teachers: a value for each other input, filling its whole tensor (`teacherInputFill`). */
+  inputFill?: Record<string, number>;
 }
+
+/** The `teacherLayout` setting: NCHW (PyTorch) or NHWC (TF.js, the data) for a rank-4 ONNX input. */
+export type LayoutSetting = 'auto' | 'nchw' | 'nhwc';
 
 /** What the pipeline needs of a model, whichever format it was loaded from. */
 export interface LoadedModel {
-  format: ModelFormat;
+  format: ModelFormat | 'onnx';
   /** Input shape without the batch dimension (null for a free dimension). */
   inputShape: (number | null)[];
   outputWidth: number;
@@ -31,6 +41,14 @@ export interface LoadedModel {
   bytes: number;
   /** One forward pass on one batch, in inference mode. */
   predict(x: Tensor): Tensor;
+  /**
+   * Set when the forward pass runs outside TF.js (an ONNX teacher in onnxruntime, whose runs are
+   * asynchronous): then it is the forward pass, and `predict` throws. Callers that can meet such a
+   * teacher (the soft-target pass, timing) use this when it is there.
+   */
+  predictAsync?(x: Tensor): Promise<Tensor>;
+  /** Set when the model runs outside TF.js: onnxruntime's version and execution provider. */
+  runtime?: TeacherRuntime;
   /** Present for LayersModels, which the student always is. */
   layers?: LayersModel;
   /** sha256 of topology and weights, for content-addressed caches (set for models read from disk). */
@@ -82,7 +100,7 @@ export async function loadModel(tf: Tf, modelJsonPath: string, role: 'teacher' |
 }
 
 /** One output of a teacher, as a user names it with `teacherHead`. */
-interface Head {
+export interface Head {
   /** Signature key, output node name, or output layer name. */
   key: string;
   /** Other names it answers to (the tensor name "Identity_1:0", the node name "Identity_1"). */
@@ -190,12 +208,36 @@ function wrapGraphModel(tf: Tf, model: GraphModel, loaded: LoadedArtifacts, wher
   };
 }
 
+/** How the chosen head's output is read: its kind and width, and whether a one-unit head becomes two classes. */
+export interface HeadReading {
+  outputWidth: number;
+  output: OutputKind;
+  /** A one-unit head, distilled as two classes: a probability p as probabilities [1 - p, p], a logit z as logits [0, z]. */
+  oneUnit?: OutputKind;
+}
+
 /**
- * The output kind of the chosen head, and its predict. A head of one unit (a sigmoid binary
- * classifier, or a single logit) would give a constant softmax and a loss of 0, so it is
- * distilled as two classes: a probability p becomes probabilities [1 - p, p]; a logit z becomes
- * logits [0, z], whose softmax is exactly [1 - sigmoid(z), sigmoid(z)].
+ * What the chosen head outputs, from the `teacherOutput` setting or its last op ('softmax',
+ * 'sigmoid' or undefined), with a note for the log where the reading is not the obvious one. A
+ * head of one unit (a sigmoid binary classifier, or a single logit) would give a constant softmax
+ * and a loss of 0, so it is distilled as two classes: a probability p becomes probabilities
+ * [1 - p, p]; a logit z becomes logits [0, z], whose softmax is exactly [1 - sigmoid(z), sigmoid(z)].
  */
+export function readHeadOutput(setting: OutputSetting, key: string, width: number, lastOp: string | undefined, notes: string[]): HeadReading {
+  const detected: OutputKind = lastOp === 'softmax' || (lastOp === 'sigmoid' && width === 1) ? 'probabilities' : 'logits';
+  const kind = setting === 'auto' ? detected : setting;
+  if (width !== 1) {
+    if (lastOp === 'sigmoid' && setting === 'auto')
+      notes.push(`head ${key} ends in a sigmoid over ${width} units (multi-label?); distilled as the logits of one ${width}-class softmax`);
+    return { outputWidth: width, output: kind };
+  }
+  const why = setting !== 'auto' ? `teacherOutput: ${setting}` : lastOp === 'sigmoid' ? 'it ends in a sigmoid' : 'it does not end in a sigmoid';
+  if (kind === 'probabilities') notes.push(`head ${key} has one unit, read as a probability p (${why}): distilled as two classes, probabilities [1 - p, p]`);
+  else notes.push(`head ${key} has one unit, read as a logit z (${why}): distilled as two classes, logits [0, z] (probabilities [1 - sigmoid(z), sigmoid(z)])`);
+  return { outputWidth: 2, output: kind, oneUnit: kind };
+}
+
+/** The output kind of the chosen head, and its predict (a one-unit head widened to two classes, see readHeadOutput). */
 function readHead(
   teacher: TeacherContext,
   key: string,
@@ -204,44 +246,23 @@ function readHead(
   predictHead: (x: Tensor) => Tensor,
   notes: string[],
 ): Pick<LoadedModel, 'outputWidth' | 'output' | 'predict' | 'notes'> {
-  const setting = teacher.options.output ?? 'auto';
-  const detected: OutputKind = lastOp === 'softmax' || (lastOp === 'sigmoid' && width === 1) ? 'probabilities' : 'logits';
-  const kind = setting === 'auto' ? detected : setting;
-  if (width !== 1) {
-    if (lastOp === 'sigmoid' && setting === 'auto')
-      notes.push(`head ${key} ends in a sigmoid over ${width} units (multi-label?); distilled as the logits of one ${width}-class softmax`);
-    return { outputWidth: width, output: kind, predict: predictHead, notes };
-  }
+  const { outputWidth, output, oneUnit } = readHeadOutput(teacher.options.output ?? 'auto', key, width, lastOp, notes);
   const { tf } = teacher;
-  const why = setting !== 'auto' ? `teacherOutput: ${setting}` : lastOp === 'sigmoid' ? 'it ends in a sigmoid' : 'it does not end in a sigmoid';
-  if (kind === 'probabilities') {
-    notes.push(`head ${key} has one unit, read as a probability p (${why}): distilled as two classes, probabilities [1 - p, p]`);
-    return {
-      outputWidth: 2,
-      output: 'probabilities',
-      predict: (x) =>
-        tf.tidy(() => {
-          const p = predictHead(x);
-          return tf.concat([tf.sub(1, p), p], 1);
-        }),
-      notes,
-    };
-  }
-  notes.push(`head ${key} has one unit, read as a logit z (${why}): distilled as two classes, logits [0, z] (probabilities [1 - sigmoid(z), sigmoid(z)])`);
+  if (oneUnit === undefined) return { outputWidth, output, predict: predictHead, notes };
   return {
-    outputWidth: 2,
-    output: 'logits',
+    outputWidth,
+    output,
     predict: (x) =>
       tf.tidy(() => {
-        const z = predictHead(x);
-        return tf.concat([tf.zerosLike(z), z], 1);
+        const y = predictHead(x);
+        return oneUnit === 'probabilities' ? tf.concat([tf.sub(1, y), y], 1) : tf.concat([tf.zerosLike(y), y], 1);
       }),
     notes,
   };
 }
 
 /** Index of the head named `wanted`, or the only head; an InputError listing the heads otherwise. */
-function chooseHead(heads: Head[], where: string, wanted: string | undefined, widths: () => (number | null)[]): number {
+export function chooseHead(heads: Head[], where: string, wanted: string | undefined, widths: () => (number | null)[]): number {
   if (wanted === undefined) {
     if (heads.length === 1) return 0;
     throw new InputError(
@@ -255,7 +276,7 @@ function chooseHead(heads: Head[], where: string, wanted: string | undefined, wi
   return index;
 }
 
-function listHeads(heads: Head[], widths: (number | null)[]): string {
+export function listHeads(heads: Head[], widths: (number | null)[]): string {
   return heads
     .map((h, i) => {
       const alias = h.aliases.find((a) => a !== h.key);
@@ -265,16 +286,16 @@ function listHeads(heads: Head[], widths: (number | null)[]): string {
 }
 
 /** The head's width as the model.json gives it (its shape's last dimension), or null. */
-function lastDimension(head: Head): number | null {
+export function lastDimension(head: Head): number | null {
   return head.shape?.[head.shape.length - 1] ?? null;
 }
 
 /** The log's note when a teacher has several outputs: which one is distilled, and the others. */
-function chosenHeadNote(head: Head, width: number, heads: Head[], widths: (number | null)[]): string {
+export function chosenHeadNote(head: Head, width: number, heads: Head[], widths: (number | null)[]): string {
   return `distilling head ${head.key} (${width} wide), one of ${heads.length} outputs: ${listHeads(heads, widths)}`;
 }
 
-function checkedWidth(head: Head, width: number | null, where: string): number {
+export function checkedWidth(head: Head, width: number | null, where: string): number {
   const shape = head.shape;
   if (shape && shape.length !== 2) {
     throw new InputError(

@@ -2,19 +2,40 @@ import type { Tf } from '../backend/resolve.js';
 import type { Config } from '../config/load.js';
 import { checkAgainstTeacher, type Dataset } from '../data/dataset.js';
 import { InputError } from '../errors.js';
-import { loadModel, type LoadedModel } from './model.js';
+import { loadModel, type LoadedModel, type TeacherOptions } from './model.js';
+import { checkOnnxFeed, isOnnxFile, isOnnxTeacher, loadOnnxTeacher, type OnnxLoadContext } from './onnx.js';
 import { buildStudent } from './student.js';
 
-/** The configured teacher: its file, the head to distill and what that head outputs. */
-export function loadTeacher(tf: Tf, config: Config): Promise<LoadedModel> {
-  return loadModel(tf, config.teacher, 'teacher', { head: config.teacherHead, output: config.teacherOutput });
+/**
+ * The configured teacher: its file, the head to distill and what that head outputs. A TF.js
+ * model.json loads into TF.js; an ONNX file (told apart by content) into onnxruntime-node, which
+ * needs `onnx`: the data it will be fed and the folders to find the package in.
+ */
+export async function loadTeacher(tf: Tf, config: Config, onnx?: OnnxLoadContext): Promise<LoadedModel> {
+  const options: TeacherOptions = { head: config.teacherHead, output: config.teacherOutput };
+  if (!(await isOnnxFile(config.teacher))) return loadModel(tf, config.teacher, 'teacher', options);
+  if (!onnx) throw new Error("loading an ONNX teacher needs the data's sample shape and the folders to look for onnxruntime-node in (a bug in distill-gate)");
+  return loadOnnxTeacher(
+    tf,
+    config.teacher,
+    { ...options, input: config.teacherInput, layout: config.teacherLayout, inputFill: config.teacherInputFill },
+    onnx,
+  );
 }
 
 /** The teacher and a fresh student, checked against each other and against the data; exit 2 naming the culprit otherwise. */
-export async function loadTeacherAndStudent(tf: Tf, config: Config, train: Dataset, evalSet: Dataset): Promise<{ teacher: LoadedModel; student: LoadedModel }> {
-  const teacher = await loadTeacher(tf, config);
+export async function loadTeacherAndStudent(
+  tf: Tf,
+  config: Config,
+  train: Dataset,
+  evalSet: Dataset,
+  { searchFrom = [process.cwd(), config.dir] }: { searchFrom?: string[] } = {},
+): Promise<{ teacher: LoadedModel; student: LoadedModel }> {
+  const teacher = await loadTeacher(tf, config, { data: { sampleShape: train.sampleShape, source: train.source }, searchFrom });
   try {
     for (const split of [train, evalSet]) checkAgainstTeacher(split, teacher.inputShape, teacher.outputWidth, config.teacher);
+    // Integer inputs (token ids) take whole numbers: checked on every row before any runs.
+    if (isOnnxTeacher(teacher)) for (const split of [train, evalSet]) await checkOnnxFeed(teacher, split);
     if (train.size < config.distill.batchSize) {
       throw new InputError(
         `${train.source} (distill.batchSize)`,

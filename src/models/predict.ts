@@ -1,3 +1,4 @@
+import type { Tensor } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { Dataset } from '../data/dataset.js';
 import { isOutOfMemory } from '../errors.js';
@@ -75,11 +76,13 @@ export async function predictLogits(
     const rows = await dataset.read(start, count);
     let logits;
     try {
-      logits = tf.tidy(() => {
-        const x = tf.tensor(rows, [count, ...dataset.sampleShape]);
-        const y = model.predict(x);
-        return model.output === 'probabilities' ? tf.log(tf.maximum(y, 1e-12)) : y;
-      });
+      logits = model.predictAsync
+        ? await asLogits(tf, model, model.predictAsync.bind(model), tf.tensor(rows, [count, ...dataset.sampleShape]))
+        : tf.tidy(() => {
+            const x = tf.tensor(rows, [count, ...dataset.sampleShape]);
+            const y = model.predict(x);
+            return model.output === 'probabilities' ? tf.log(tf.maximum(y, 1e-12)) : y;
+          });
     } catch (error) {
       // tidy has disposed the batch's tensors; try again with half as many rows.
       if (count > 1 && isOutOfMemory(error)) {
@@ -93,4 +96,23 @@ export async function predictLogits(
     start += count;
   }
   return out;
+}
+
+/**
+ * The logits of one asynchronous forward pass (an ONNX teacher's), which tidy cannot wrap: the
+ * input, the output and the log are each disposed here, whether the pass succeeds or not.
+ */
+async function asLogits(tf: Tf, model: LoadedModel, predictAsync: (x: Tensor) => Promise<Tensor>, x: Tensor): Promise<Tensor> {
+  let y: Tensor;
+  try {
+    y = await predictAsync(x);
+  } finally {
+    x.dispose();
+  }
+  if (model.output !== 'probabilities') return y;
+  try {
+    return tf.tidy(() => tf.log(tf.maximum(y, 1e-12)));
+  } finally {
+    y.dispose();
+  }
 }

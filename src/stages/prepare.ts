@@ -43,7 +43,7 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
   const loading = { streamAboveBytes: config.data.streamAboveMB * 2 ** 20 };
   const [train, evalSet] = await Promise.all([loadSplit(config.data.train, 'train', loading), loadSplit(config.data.eval, 'eval', loading)]);
   for (const split of [train, evalSet]) if (split.streamed) log(`data: streaming ${split.source} in chunks of ${split.chunkRows} rows`);
-  const { teacher, student } = await loadTeacherAndStudent(backend.tf, config, train, evalSet);
+  const { teacher, student } = await loadTeacherAndStudent(backend.tf, config, train, evalSet, { searchFrom });
   const dispose = () => {
     teacher.dispose();
     student.dispose();
