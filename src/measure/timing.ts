@@ -11,12 +11,13 @@ import { decide, MAX_LOOKS, medianInterval, MIN_BOUNDED_ROUNDS, type Bound, type
 export type Clock = () => number;
 const wallClock: Clock = () => performance.now();
 
-export type Timed = Pick<LoadedModel, 'predict'>;
+/** A model to time: TF.js models predict; a teacher in its own runtime (ONNX) runs through predictAsync. */
+export type Timed = Pick<LoadedModel, 'predict' | 'predictAsync'>;
 
 /** Wall time of one forward pass including the read-back, which forces asynchronous backends to finish. */
 export async function timeOnce(model: Timed, input: Tensor, clock: Clock = wallClock): Promise<number> {
   const start = clock();
-  const output = model.predict(input);
+  const output = model.predictAsync ? await model.predictAsync(input) : model.predict(input);
   await output.data();
   const elapsed = clock() - start;
   output.dispose();

@@ -6,7 +6,9 @@ import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import { inMemoryDataset, loadSplit, type Dataset } from '../../src/data/dataset.js';
 import { teacherLogits } from '../../src/distill/teacher-logits.js';
 import { InputError } from '../../src/errors.js';
-import { loadModel, type TeacherOptions } from '../../src/models/model.js';
+import type { MeasureSettings } from '../../src/config/schema.js';
+import { measureSpeed } from '../../src/measure/speed.js';
+import { loadModel, wrapLayersModel, type TeacherOptions } from '../../src/models/model.js';
 import { checkOnnxFeed, chooseLayout, fromHalf, isOnnxFile, loadOnnxTeacher, toHalf, toNchw, type OnnxTeacher } from '../../src/models/onnx.js';
 import { PROBE_MODEL_BASE64 } from '../../src/models/onnx-runtime.js';
 import { predictLogits } from '../../src/models/predict.js';
@@ -320,6 +322,23 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
       expect(other.cacheFile).not.toBe(first.cacheFile);
     } finally {
       for (const t of [a, sameBytes, b]) t.dispose();
+    }
+  });
+
+  it('is timed beside a TF.js student, through its asynchronous pass, leaving no tensor behind', async () => {
+    const teacher = await loadOnnxTeacher(tf, EXAMPLE_TEACHER_ONNX, {}, context([64]));
+    const student = wrapLayersModel(tf.sequential({ layers: [tf.layers.dense({ inputShape: [64], units: 10 })] }), 0);
+    try {
+      const tensors = tf.memory().numTensors;
+      const settings: MeasureSettings = { warmup: 2, rounds: 5, throughputBatch: 32, topK: 5, speedBudgetSeconds: 1, inconclusive: 'pass' };
+      const { metrics } = await measureSpeed(tf, teacher, student, evalSplit, settings);
+      expect(metrics['speed.teacherMs']).toBeGreaterThan(0);
+      expect(metrics['speed.teacherThroughput']).toBeGreaterThan(0);
+      expect(metrics['speed.speedup']).toBeGreaterThan(0);
+      expect(tf.memory().numTensors).toBe(tensors);
+    } finally {
+      teacher.dispose();
+      student.dispose();
     }
   });
 
