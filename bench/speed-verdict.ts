@@ -7,33 +7,22 @@
  */
 import { parseArgs } from 'node:util';
 import { resolveBackend } from '../src/backend/resolve.js';
-import type { LayerSpec } from '../src/config/schema.js';
 import type { ConcreteBackend } from '../src/backend/resolve.js';
 import { comparePairedSpeed } from '../src/measure/paired-speed.js';
-import { median } from '../src/measure/intervals.js';
-import { timeOnce } from '../src/measure/timing.js';
 import { buildStudent } from '../src/models/student.js';
+import { REFERENCE_STUDENT, tally, warmMedianMs } from './speed-helpers.js';
 
 const { values } = parseArgs({
   options: { backend: { type: 'string', default: 'wasm' }, runs: { type: 'string', default: '10' }, budget: { type: 'string', default: '10' } },
 });
 const { tf, name } = await resolveBackend(values.backend as ConcreteBackend);
-// The reference student of issue #6, built twice from one seed: two identical models.
-const reference: { layers: LayerSpec[] } = {
-  layers: [
-    { type: 'dense', units: 32, activation: 'relu' },
-    { type: 'dense', units: 10 },
-  ],
-};
-const student = await buildStudent(tf, reference, [64], 7);
-const copy = await buildStudent(tf, reference, [64], 7);
+// The reference student, built twice from one seed: two identical models.
+const student = await buildStudent(tf, REFERENCE_STUDENT, [64], 7);
+const copy = await buildStudent(tf, REFERENCE_STUDENT, [64], 7);
 const input = tf.randomNormal([1, 64], 0, 1, 'float32', 1);
 
-// Calibrated after a long warm-up: the first few hundred calls run slower while V8 and the
-// backend warm up, which would make the added wait too small a share.
-const samples: number[] = [];
-for (let i = 0; i < 3000; i++) samples.push(await timeOnce(student, input));
-const studentMs = median(samples.slice(1000));
+// Calibrated after a long warm-up, which would otherwise make the added wait too small a share.
+const studentMs = await warmMedianMs(student, input);
 const extraMs = 0.3 * studentMs;
 const slower = {
   predict: (x: Parameters<typeof student.predict>[0]) => {
@@ -63,8 +52,5 @@ for (const [label, candidate] of [
       `  ${label.padEnd(20)} run ${String(run + 1).padStart(2)}: ratio ${result.ratio.toFixed(3)} [${result.low.toFixed(3)}, ${result.high.toFixed(3)}] over ${result.rounds} rounds -> ${result.verdict}`,
     );
   }
-  const counts = Object.entries(verdicts.reduce<Record<string, number>>((acc, v) => ({ ...acc, [v]: (acc[v] ?? 0) + 1 }), {}))
-    .map(([v, n]) => `${n} ${v}`)
-    .join(', ');
-  console.log(`${label}: ${counts}`);
+  console.log(`${label}: ${tally(verdicts)}`);
 }
