@@ -13,7 +13,8 @@ export interface RunRecord {
   session: {
     backend: { name: string };
     speedBackend?: { name: string };
-    teacher: { format: string; output: string; params: number; bytes: number };
+    /** `runtime`: set for a teacher outside TF.js (ONNX), its label. */
+    teacher: { format: string; output: string; params: number; bytes: number; runtime?: { label: string } };
     student: { params: number; bytes: number };
     train: { size: number; y?: unknown };
     evalSet: { size: number; y?: unknown };
@@ -72,7 +73,14 @@ export function buildReport({ config, session, distillation, measurement, judgem
       ...(distillation.path ? { step: distillation.path } : {}),
     },
     environment: measurement.environment,
-    teacher: { path: config.teacher, format: teacher.format, output: teacher.output, params: teacher.params, bytes: teacher.bytes },
+    teacher: {
+      path: config.teacher,
+      format: teacher.format,
+      output: teacher.output,
+      params: teacher.params,
+      bytes: teacher.bytes,
+      ...(teacher.runtime ? { runtime: teacher.runtime.label } : {}),
+    },
     student: {
       path: path.join(studentDir, 'model.json'),
       params: student.params,

@@ -16,7 +16,7 @@ export interface CutShortRecord {
   environment?: Environment;
   /** The models' sizes, once they were loaded. */
   models?: {
-    teacher: { format: string; output: string; params: number; bytes: number };
+    teacher: { format: string; output: string; params: number; bytes: number; runtime?: { label: string } };
     student: { params: number; bytes: number };
   };
   /** Metrics measured before the end (sizes at least, once the models loaded). */
@@ -74,6 +74,7 @@ export function buildCutShortReport(record: CutShortRecord): Report {
       output: models?.teacher.output ?? 'unknown',
       params: models?.teacher.params ?? 0,
       bytes: models?.teacher.bytes ?? 0,
+      ...(models?.teacher.runtime ? { runtime: models.teacher.runtime.label } : {}),
     },
     student: {
       path: '',

@@ -130,7 +130,11 @@ function speedSection(report: Report): string[] {
   const where = report.speedBackend ? ` on the ${esc(report.speedBackend)} backend (measure.backend)` : '';
   const confidence = Object.values(intervals)[0]?.confidence;
   const medians = confidence ? `medians over rounds, each with its ${formatConfidence(confidence)} confidence interval in brackets` : 'medians';
-  return ['### Speed', '', `Timed interleaved in one process after warm-up${where}; ${medians}.`, '', table, ''];
+  // A teacher outside TF.js (ONNX) is timed in its own runtime: each side's is named.
+  const runtimes = report.teacher.runtime
+    ? ` The teacher ran in ${esc(report.teacher.runtime)}, the student in TF.js on ${esc(report.speedBackend ?? report.environment.backend)}.`
+    : '';
+  return ['### Speed', '', `Timed interleaved in one process after warm-up${where}; ${medians}.${runtimes}`, '', table, ''];
 }
 
 function agreementSection(report: Report): string[] {
@@ -197,7 +201,8 @@ function chanceLevel(report: Report): string[] {
 function footer(report: Report): string {
   const { environment: e, training: t } = report;
   const step = t.step ? `; ${esc(t.step.kind)} training step on ${esc(t.step.backend)}` : '';
-  return `<sub>Backend ${esc(e.backend)} (${esc(e.backendSource)}), TF.js ${esc(e.tfjsVersion)}, Node ${esc(e.node)}, ${esc(e.cpu)} ×${e.cpus}${e.gpu ? `, GPU ${esc(e.gpu)}` : ''}; distillation ${fmt(t.seconds, 1)} s (teacher soft targets ${fmt(t.teacherSeconds, 1)} s${step}), T=${t.temperature}, alpha=${t.alpha}, seed ${t.seed}.</sub>`;
+  const teacher = report.teacher.runtime ? `; teacher in ${esc(report.teacher.runtime)}` : '';
+  return `<sub>Backend ${esc(e.backend)} (${esc(e.backendSource)}), TF.js ${esc(e.tfjsVersion)}, Node ${esc(e.node)}, ${esc(e.cpu)} ×${e.cpus}${e.gpu ? `, GPU ${esc(e.gpu)}` : ''}${teacher}; distillation ${fmt(t.seconds, 1)} s (teacher soft targets ${fmt(t.teacherSeconds, 1)} s${step}), T=${t.temperature}, alpha=${t.alpha}, seed ${t.seed}.</sub>`;
 }
 
 /** A mermaid xychart (GitHub renders it) of the per-epoch loss, thinned to at most 60 points. */

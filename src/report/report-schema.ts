@@ -90,7 +90,7 @@ function reportSchema(object: ObjectOf) {
       gpu: z.string().nullable(),
       backendNotes: z.array(z.string()),
     }),
-    teacher: object({ path: z.string(), format: z.string(), output: z.string(), params: count, bytes: count }),
+    teacher: object({ path: z.string(), format: z.string(), output: z.string(), params: count, bytes: count, runtime: z.string().optional() }),
     student: object({ path: z.string(), params: count, bytes: count, from: z.string() }),
     baseline: object({
       path: z.string(),
