@@ -176,12 +176,14 @@ async function speedModels(session: Session, config: Config, log: (line: string)
       )
       .catch(reject);
   });
-  const theirTeacher = await loadTeacher(target.tf, config);
+  // A teacher in its own runtime (ONNX) runs there whatever the TF.js engine: the session's serves.
+  const theirTeacher = teacher.runtime ? teacher : await loadTeacher(target.tf, config);
+  const disposeTeacher = () => theirTeacher !== teacher && theirTeacher.dispose();
   try {
     const theirStudent = wrapLayersModel(await target.tf.loadLayersModel(target.tf.io.fromMemory(artifacts)), student.bytes);
-    return { tf: target.tf, teacher: theirTeacher, student: theirStudent, run, dispose: () => (theirTeacher.dispose(), theirStudent.dispose()) };
+    return { tf: target.tf, teacher: theirTeacher, student: theirStudent, run, dispose: () => (disposeTeacher(), theirStudent.dispose()) };
   } catch (error) {
-    theirTeacher.dispose();
+    disposeTeacher();
     throw error;
   }
 }
