@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describeAdapter } from './webgpu.js';
+import { describeOnnxRuntime } from '../models/onnx-runtime.js';
 import { AUTO_ORDER, resolveBackend, type ResolveOptions } from './resolve.js';
 
 /** The CUDA 11.2 / cuDNN 8.1 libraries libtensorflow 2.9 (tfjs-node-gpu 4.22) links against. */
@@ -8,8 +9,9 @@ const CUDA_LIBRARIES = ['libcudart.so.11.0', 'libcublas.so.11', 'libcudnn.so.8']
 
 /**
  * `distill-gate doctor`: tries every backend in `auto` order and says which load, why the others
- * do not, what auto would pick, and whether the CUDA libraries tfjs-node-gpu needs are present.
- * It changes nothing.
+ * do not, what auto would pick, and whether the CUDA libraries tfjs-node-gpu needs are present;
+ * then whether onnxruntime-node (for ONNX teachers) is installed, its version, and whether its
+ * CUDA execution provider loads. It changes nothing.
  */
 export async function doctor(options: ResolveOptions & { listLibraries?: () => Promise<string> } = {}): Promise<string> {
   const lines = ['distill-gate doctor', `node ${process.version} on ${process.platform}-${process.arch}`, ''];
@@ -35,6 +37,7 @@ export async function doctor(options: ResolveOptions & { listLibraries?: () => P
     lines.push("CUDA libraries for tensorflow-gpu (CUDA 11.2, cuDNN 8.1; see the README's GPU runner section):");
     for (const library of CUDA_LIBRARIES) lines.push(`  ${listed.includes(library) ? 'found  ' : 'missing'}  ${library}`);
   }
+  lines.push('', ...(await describeOnnxRuntime(options.searchFrom ?? [process.cwd()], options.importPackage)));
   return `${lines.join('\n')}\n`;
 }
 
