@@ -6,9 +6,11 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { main } from '../../src/cli/main.js';
+import { loadConfig } from '../../src/config/load.js';
 import { readModelArtifacts } from '../../src/models/artifacts.js';
 import type { Report } from '../../src/report/report.js';
-import { captureIo, exampleWorkspace, quickConfig, slowTeacherWorkspace } from '../helpers.js';
+import { captureIo, EXAMPLE, exampleWorkspace, quickConfig, slowTeacherWorkspace } from '../helpers.js';
+import { withoutOnnxRuntime } from '../onnx-runtime.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -288,6 +290,63 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     for (const flag of ['--config', '--out', '--backend', '--baseline', '--cache-dir', '--budget', '--quiet']) expect(capture.stdout()).toContain(flag);
     expect(await main(['--help'], capture.io)).toBe(0);
     expect(capture.stdout()).toMatch(/run[\s\S]*compare[\s\S]*doctor/);
+  });
+
+  it.skipIf(withoutOnnxRuntime)("distils from the example's teacher as ONNX: its pass and its timing in onnxruntime-node, named in the report", async () => {
+    // The committed ONNX variant is the example's config with the ONNX teacher, nothing else.
+    const variant = await loadConfig(path.join(EXAMPLE, 'distill-gate-onnx.yml'));
+    const original = await loadConfig(path.join(EXAMPLE, 'distill-gate.yml'));
+    expect({ ...variant, teacher: original.teacher, file: original.file }).toEqual(original);
+    expect(path.basename(variant.teacher)).toBe('teacher.onnx');
+
+    const dir = await exampleWorkspace(quickConfig().replace('teacher: models/teacher/model.json', 'teacher: models/teacher.onnx'));
+    const cache = path.join(dir, 'cache');
+    const { code, out, stdout, stderr } = await runCli(dir, '--cache-dir', cache);
+    expect(stderr).toMatch(/teacher: runs in onnxruntime-node \d+\.\d+\.\d+ \(cpu, \d+ threads?\)/);
+    expect(code).toBe(0);
+    const report = await reportOf(out);
+    expect(report.teacher).toMatchObject({ format: 'onnx', output: 'probabilities', params: 216586, bytes: 866344 });
+    expect(report.teacher.runtime).toMatch(/^onnxruntime-node \d+\.\d+\.\d+ \(cpu, \d+ threads?\)$/);
+    expect(report.metrics['agreement.top1']).toBeGreaterThan(0.5);
+    expect(report.metrics['speed.teacherMs']).toBeGreaterThan(0);
+    expect(stdout).toMatch(/The teacher ran in onnxruntime-node .*, the student in TF\.js on (wasm|cpu)\./);
+    // The second run finds the ONNX teacher's soft targets in the cache.
+    const again = await runCli(dir, '--cache-dir', cache, '--quiet');
+    expect((await reportOf(again.out)).training.softTargets).toBe('cache');
+  });
+
+  it.skipIf(withoutOnnxRuntime)('exits 2 naming the culprit for a truncated ONNX teacher, and for a student narrower than its output', async () => {
+    const dir = await exampleWorkspace(quickConfig().replace('teacher: models/teacher/model.json', 'teacher: models/teacher.onnx'));
+    const teacher = path.join(dir, 'models/teacher.onnx');
+    const bytes = await readFile(teacher);
+    await writeFile(teacher, bytes.subarray(0, 1000));
+    const truncated = await runCli(dir, '--quiet');
+    expect(truncated.code).toBe(2);
+    expect(truncated.stderr).toMatch(/^distill-gate: error: .*models\/teacher\.onnx: is truncated or corrupt: field 7 at byte \d+ declares \d+ bytes/);
+
+    await writeFile(teacher, bytes);
+    await writeFile(
+      path.join(dir, 'distill-gate.yml'),
+      quickConfig({ student: '  layers:\n    - { type: dense, units: 7 }' }).replace('teacher: models/teacher/model.json', 'teacher: models/teacher.onnx'),
+    );
+    const narrow = await runCli(dir, '--quiet');
+    expect(narrow.code).toBe(2);
+    expect(narrow.stderr).toMatch(/student\.layers: the student has 7 outputs but the teacher \(.*teacher\.onnx\) has 10; the last layer needs units: 10/);
+  });
+
+  it('exits 2 with the install command when the teacher is ONNX and onnxruntime-node is not installed', async () => {
+    const dir = await exampleWorkspace(quickConfig().replace('teacher: models/teacher/model.json', 'teacher: models/teacher.onnx'));
+    // Packages are looked up from the working directory and the config's folder: neither has it.
+    const cwd = process.cwd();
+    process.chdir(dir);
+    try {
+      const { code, stderr } = await runCli(dir, '--quiet');
+      expect(code).toBe(2);
+      expect(stderr).toContain(`${path.join(dir, 'models/teacher.onnx')}: is an ONNX model, which runs in onnxruntime-node; it is not installed in`);
+      expect(stderr).toContain('`ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node@1.30.0` (CPU)');
+    } finally {
+      process.chdir(cwd);
+    }
   });
 
   it('exits 2 on a usage error', async () => {
