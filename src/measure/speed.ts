@@ -70,8 +70,9 @@ export async function measureSpeed(
     const throughput = new TimedMetrics(
       new InterleavedTimer(teacher, student, batch, limits.clock),
       throughputRounds,
-      // Large batches take longer each: a third of the rounds keeps the phase short.
-      { warmup: Math.min(settings.warmup, 2), rounds: Math.max(3, Math.ceil(settings.rounds / 3)) },
+      // Large batches take longer each: a third of the rounds keeps the phase short, and a cut
+      // (a cancel, the run's end) keeps only a few of them.
+      { warmup: Math.min(settings.warmup, 2), rounds: Math.max(3, Math.ceil(settings.rounds / 3)), minRounds: 3 },
       fixed,
     );
     const paired = baseline

@@ -85,6 +85,11 @@ export interface PairSchedule {
   warmup: number;
   /** Rounds always timed first (`measure.rounds`), unless the run is cancelled or out of time. */
   rounds: number;
+  /**
+   * Rounds kept even when the run is cancelled or out of time: by default MIN_BOUNDED_ROUNDS, so
+   * that intervals are bounded; fewer for large batches, each of which can take seconds.
+   */
+  minRounds?: number;
 }
 
 /**
@@ -95,6 +100,7 @@ export interface PairSchedule {
 export class TimedMetrics implements PairSchedule {
   readonly warmup: number;
   readonly rounds: number;
+  readonly minRounds: number;
 
   constructor(
     readonly timer: InterleavedTimer,
@@ -103,7 +109,7 @@ export class TimedMetrics implements PairSchedule {
     /** Bounds on these metrics (others are ignored); a function, as a bound may depend on what was timed (a baseline's latency). */
     private readonly bounds: (timing: TimedMetrics) => readonly MetricBound[] = () => [],
   ) {
-    ({ warmup: this.warmup, rounds: this.rounds } = schedule);
+    ({ warmup: this.warmup, rounds: this.rounds, minRounds: this.minRounds = MIN_BOUNDED_ROUNDS } = schedule);
   }
 
   /** The metrics these rounds give. */
@@ -158,14 +164,14 @@ export function speedLimits(speedBudgetSeconds: number, { speedBudgetMs = Infini
  * its rounds and looks again, up to MAX_LOOKS looks (see CONFIDENCE for why so few). Pairs still
  * pending share what is left of the budget evenly, and a block stops at its share's end, so the
  * budget is never exceeded by more than one round. A cancel or the run's end stops timing before
- * the next round, each pair keeping at least MIN_BOUNDED_ROUNDS rounds so that its intervals are
- * bounded; a gate still undecided then is judged inconclusive.
+ * the next round, each pair keeping at least its `minRounds`; a gate still undecided then is
+ * judged inconclusive.
  */
 export async function timeUntilDecided(pairs: readonly TimedMetrics[], { extendUntil, stopAt, signal, clock }: SpeedLimits): Promise<void> {
   const cut = () => signal?.aborted === true || clock() >= stopAt;
   for (const pair of pairs) {
     await pair.timer.warmUp(pair.warmup, cut);
-    await pair.timer.time(pair.rounds, () => pair.timer.rounds >= MIN_BOUNDED_ROUNDS && cut());
+    await pair.timer.time(pair.rounds, () => pair.timer.rounds >= pair.minRounds && cut());
   }
   // A look on an unbounded interval (too few rounds) cannot decide anything, so it is not counted.
   const looks = new Map(pairs.map((pair) => [pair, pair.timer.rounds >= MIN_BOUNDED_ROUNDS ? 1 : 0]));

@@ -4,6 +4,7 @@ import type { MeasureSettings } from '../../src/config/schema.js';
 import { inMemoryDataset } from '../../src/data/dataset.js';
 import type { GateCheck, GateResult } from '../../src/gates/gates.js';
 import { intervalBound, judge, type SpeedEnvironment } from '../../src/gates/judge.js';
+import { MIN_BOUNDED_ROUNDS } from '../../src/measure/intervals.js';
 import { measureSpeed, type SpeedResult } from '../../src/measure/speed.js';
 import { speedLimits, type MetricBound } from '../../src/measure/timing.js';
 import { FakeClock, fakeModel, noisyLatency } from '../measure/fake-timing.js';
@@ -97,6 +98,21 @@ describe('absolute speed gates', () => {
       ['warn', false],
     ]);
     expect(gates[0].note).toMatch(/^inconclusive \(counted as fail\): median/);
+  });
+
+  it('after a cancel, keep a few rounds (11 of latency, 3 of large batches) and judge what they show', async () => {
+    const clock = new FakeClock();
+    const cancelled = AbortSignal.abort();
+    const data = inMemoryDataset('eval', new Float32Array(8 * 2), [2]);
+    const checks = [gate('speed.speedup', '>=', 0.5), gate('speed.speedup', '>=', 3), gate('speed.studentThroughput', '>=', 1)];
+    const bounds = checks.map(intervalBound).filter((b): b is MetricBound => b !== undefined);
+    const speed = await measureSpeed(tf, fakeModel(clock, noisyLatency(3, 1)), fakeModel(clock, noisyLatency(1, 2)), data, settings, {
+      bounds,
+      limits: speedLimits(settings.speedBudgetSeconds, { clock: clock.read, signal: cancelled }),
+    });
+    expect([speed.intervals['speed.speedup'].rounds, speed.intervals['speed.studentThroughput'].rounds]).toEqual([MIN_BOUNDED_ROUNDS, 3]);
+    expect(judged(speed, checks).map((g) => g.status)).toEqual(['pass', 'inconclusive', 'inconclusive']);
+    expect(judged(speed, checks)[2].note).toMatch(/over 3 rounds, too few for a 99\.9% interval; needs >= 1$/);
   });
 
   it('time only the fixed rounds when no speed metric is gated', async () => {
