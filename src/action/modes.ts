@@ -9,16 +9,16 @@ import { renderMarkdown } from '../report/markdown.js';
 import { mergedAsReport, mergeReports, readReports } from '../report/merge.js';
 import { readUntrustedReport, type RunResult } from '../report/report.js';
 import { rejudgeReport } from '../report/rejudge.js';
-import { cancellable } from '../run-control.js';
+import type { RunClock } from '../run-control.js';
 import { explainFailure } from './github/index.js';
 import type { Mode, Step } from './inputs.js';
 import { planStore, readBaseline, recordRun } from './store.js';
 
 /** Each mode ends in the same thing to publish: a report, its markdown and where they lie. */
-export const modes: Record<Mode, (step: Step) => Promise<RunResult>> = { run: distill, report: postReport, merge };
+export const modes: Record<Mode, (step: Step, clock: RunClock) => Promise<RunResult>> = { run: distill, report: postReport, merge };
 
 /** mode run: the same pipeline as `distill-gate run`, with the baseline store around it. */
-async function distill({ inputs, context, github }: Step): Promise<RunResult> {
+async function distill({ inputs, context, github }: Step, clock: RunClock): Promise<RunResult> {
   // The config first: one that cannot be read fails the step before any GitHub call.
   const loaded = await loadConfig(inputs.config);
   const store = github ? await planStore(github, inputs, context) : undefined;
@@ -32,21 +32,16 @@ async function distill({ inputs, context, github }: Step): Promise<RunResult> {
   core.startGroup('distill-gate: distillation');
   let result: RunResult;
   try {
-    result = await cancellable(
-      (signal) =>
-        runPipeline(config, {
-          outDir: inputs.outputDir,
-          baselineStudent: inputs.baseline ? undefined : stored?.studentPath,
-          history: stored?.history,
-          acceptRegression,
-          budgetMinutes: inputs.budgetMinutes,
-          searchFrom: [inputs.workingDirectory, process.env.GITHUB_WORKSPACE ?? inputs.workingDirectory],
-          signal,
-          log: (line) => core.info(line),
-          commit: context.sha,
-        }),
-      { reason: (signal) => `the job was cancelled (${signal})` },
-    );
+    result = await runPipeline(config, {
+      outDir: inputs.outputDir,
+      baselineStudent: inputs.baseline ? undefined : stored?.studentPath,
+      history: stored?.history,
+      acceptRegression,
+      clock,
+      searchFrom: [inputs.workingDirectory, process.env.GITHUB_WORKSPACE ?? inputs.workingDirectory],
+      log: (line) => core.info(line),
+      commit: context.sha,
+    });
   } finally {
     core.endGroup();
   }

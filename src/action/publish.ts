@@ -3,24 +3,49 @@ import { metricOutputs } from '../measure/metrics.js';
 import type { RunResult } from '../report/report.js';
 import type { Report } from '../report/report.js';
 import { explainFailure, pullRequestNumber, PULL_REQUEST_EVENTS, type GitHub } from './github/index.js';
+import { unlimitedClock, type RunClock } from '../run-control.js';
 import type { Step } from './inputs.js';
 
 /**
- * Everything the step shows: the job summary, the outputs, the PR comment or tracking issue,
- * an annotation per failing or warning gate, and last the step's own failure. Only the verdict
- * (or a report the disk refused) fails the step: summary and API failures warn.
+ * Everything the step shows: the job summary, the outputs, an annotation per failing or warning
+ * gate, the step's own failure, and last the PR comment or tracking issue. Only the verdict (or a
+ * report the disk refused) fails the step: summary and API failures warn. GitHub comes last
+ * because it is the one part that can hang: whatever it does, the rest is already out.
  */
-export async function publish(step: Step, result: RunResult): Promise<void> {
+export async function publish(step: Step, result: RunResult, clock: Pick<RunClock, 'force'> = unlimitedClock()): Promise<void> {
   const { report } = result;
   core.info(`distill-gate: verdict ${report.verdict} on backend ${report.backend}`);
   await writeSummary(result);
   setOutputs(result);
-  if (step.github) await publishToGitHub(step, step.github, result);
-  else core.warning('No github-token: skipping the PR comment. The report is in the job summary and on disk.');
   annotate(report);
-  // The comment and summary went out first: a disk that refused the report loses nothing else.
   if (result.writeError) core.setFailed(`distill-gate: ${result.writeError.message}`);
   else if (report.verdict === 'fail') failStep(report, step.inputs.failOnGate);
+  if (step.github) await withinGrace(publishToGitHub(step, step.github, result), clock.force);
+  else core.warning('No github-token: skipping the PR comment. The report is in the job summary and on disk.');
+}
+
+/** How long GitHub may take once the run was forced: the runner's SIGKILL follows its SIGTERM by 2.5 s. */
+export const FORCED_GITHUB_MS = 1500;
+
+/**
+ * Waits for `work` until the run is forced to end; from then on, at most FORCED_GITHUB_MS more.
+ * The process exits after publishing, so work still pending then is simply dropped.
+ */
+async function withinGrace(work: Promise<void>, force: AbortSignal): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let onForce = () => {};
+  const late = new Promise<'late'>((resolve) => {
+    const startClock = () => (timer = setTimeout(() => resolve('late'), FORCED_GITHUB_MS));
+    if (force.aborted) startClock();
+    else force.addEventListener('abort', (onForce = startClock), { once: true });
+  });
+  try {
+    if ((await Promise.race([work, late])) === 'late')
+      core.warning('The run was forced to end while posting to GitHub, which did not answer in time; the report is in the job summary and on disk.');
+  } finally {
+    clearTimeout(timer);
+    force.removeEventListener('abort', onForce);
+  }
 }
 
 async function writeSummary({ markdown, reportPath }: RunResult): Promise<void> {

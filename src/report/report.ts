@@ -64,14 +64,14 @@ export interface Report {
    * on. Only bounded intervals are kept (JSON has no Infinity). Absent in reports from before it.
    */
   speedIntervals?: Record<string, MeasuredInterval>;
-  /** Where the agreement metrics were computed: logits from the run's backend, compared on the host in float64. */
-  metricsComputedOn: string;
   /**
    * How many eval samples the teacher and the student answer with each class (top-1), and the
    * teacher's most frequent class: the chance level behind `agreement.majority`. Absent when
    * agreement was not measured, and in reports written before it existed.
    */
   agreement?: ClassAgreement;
+  /** Where the agreement metrics were computed: logits from the run's backend, compared on the host in float64. */
+  metricsComputedOn: string;
   /** The backend speed was timed on when `measure.backend` named one other than the run's. */
   speedBackend?: string;
   /** Failing relative gates turned into warnings by a PR label (an intended regression). */
@@ -119,4 +119,9 @@ export interface RunResult {
   studentPath: string;
   /** Set when the report could not be written to disk; the report itself is intact in memory. */
   writeError?: InputError;
+  /**
+   * The run was forced to end (a second cancel signal, the budget's end) and this report holds
+   * what existed then; stages may still be running, so the shell publishes and exits at once.
+   */
+  cutShort?: boolean;
 }

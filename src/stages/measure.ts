@@ -8,8 +8,8 @@ import type { GateCheck } from '../gates/gates.js';
 import { allowedRatio, intervalBound, isPairedSpeedCheck } from '../gates/judge.js';
 import { measureAgreement, type ClassAgreement } from '../measure/agreement.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
-import type { StageMetrics } from '../measure/metrics.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
+import { sizeMetrics } from '../measure/size.js';
 import { measureSpeed, type SpeedResult } from '../measure/speed.js';
 import { speedLimits, type MetricBound, type SpeedLimits } from '../measure/timing.js';
 import { fileExists } from '../models/artifacts.js';
@@ -56,14 +56,11 @@ export async function measureStudent(
   const entered = performance.now();
   const { backend, teacher, student, evalSet, checks, baseline } = session;
   const { tf } = backend;
-  const studentEvalLogits = await predictLogits(tf, student, evalSet);
-  const size: StageMetrics<'size'> = {
-    'size.teacherBytes': teacher.bytes,
-    'size.studentBytes': student.bytes,
-    'size.teacherParams': teacher.params,
-    'size.studentParams': student.params,
-    'size.ratio': student.bytes / teacher.bytes,
-  };
+  // A teacher's pass stopped early (a cancel, the budget) leaves nothing to agree with: agreement
+  // on part of the eval split would be a different metric, so it is not measured at all.
+  const teacherCoversEval = distillation.teacherEvalLogits.length === evalSet.size * teacher.outputWidth;
+  const studentEvalLogits = teacherCoversEval ? await predictLogits(tf, student, evalSet) : undefined;
+  const size = sizeMetrics(teacher, student);
   const pairedChecks = checks.filter(isPairedSpeedCheck);
   const baselineStudentPath = baseline && pairedChecks.length > 0 ? await findBaselineStudent(baselineStudent, baseline.path, baseline.report) : undefined;
   // Speed, and the paired comparison with the baseline's student, on the speed backend.
@@ -77,8 +74,10 @@ export async function measureStudent(
   } finally {
     timing.dispose();
   }
-  const agreement = measureAgreement(distillation.teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y);
-  const metrics: Record<string, number> = { ...size, ...speed.metrics, ...agreement.metrics };
+  const agreement = studentEvalLogits
+    ? measureAgreement(distillation.teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y)
+    : undefined;
+  const metrics: Record<string, number> = { ...size, ...speed.metrics, ...agreement?.metrics };
   // The environment is what makes timings comparable between runs: the backend they were timed on.
   return {
     metrics,
@@ -86,7 +85,7 @@ export async function measureStudent(
     speedComparison: speed.comparison,
     baselineStudentPath,
     environment: describeEnvironment(session.speedBackend ?? backend),
-    agreement: agreement.classes,
+    ...(agreement ? { agreement: agreement.classes } : {}),
   };
 }
 
