@@ -102,8 +102,8 @@ function addCompare(program: Command, io: CliIo, done: (code: number) => void): 
     .option('-c, --config <file>', 'take the gates from this config instead of the new report')
     .action(async (newFile: string, baselineFile: string, options: { config?: string }) => {
       const [current, baseline] = await Promise.all([readReport(newFile), readReport(baselineFile)]);
-      const gates = options.config ? (await loadConfig(options.config)).gates : undefined;
-      const comparison = compareReports(current, baseline, baselineFile, gates);
+      const config = options.config ? await loadConfig(options.config) : undefined;
+      const comparison = compareReports(current, baseline, baselineFile, config);
       io.stdout(comparison.markdown);
       done(comparison.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed);
     });

@@ -51,9 +51,9 @@ const measure = z.strictObject({
   rounds: positiveInt.default(50),
   throughputBatch: positiveInt.default(256),
   topK: positiveInt.default(5),
-  /** Longest time spent timing the new student against the baseline's before calling it inconclusive. */
+  /** Longest time spent timing a speed gate's rounds (absolute bounds, and the new student against the baseline's) before calling it inconclusive. */
   speedBudgetSeconds: z.number().positive().default(20),
-  /** How an inconclusive paired speed comparison counts for its gate. */
+  /** How a speed gate whose interval stayed across its threshold (inconclusive) counts. */
   inconclusive: z.enum(['pass', 'fail']).default('pass'),
   /** The backend teacher and student are timed on (the one you deploy on); by default the run's. */
   backend: z.enum(BACKENDS).exclude(['auto']).optional(),

@@ -3,6 +3,8 @@ import type { Config } from '../config/load.js';
 import { InputError } from '../errors.js';
 import { parseGates, verdictOf, type GateCheck, type GateResult } from '../gates/gates.js';
 import { isPairedSpeedCheck, judge, type BaselineRun, type SpeedEnvironment, type TimedSpeed } from '../gates/judge.js';
+import { chanceWarning } from '../measure/agreement.js';
+import type { MeasuredInterval } from '../measure/intervals.js';
 import { measuredMetrics } from '../measure/metrics.js';
 import type { Report } from './report.js';
 
@@ -21,8 +23,10 @@ export type TrustedConfig = Pick<Config, 'gates' | 'measure' | 'file'>;
 export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedConfig): Report {
   // The paired latency gate is re-decided from the interval the upload carries (speedComparison),
   // with the allowed ratio of the check being judged, never from the upload's own decision.
+  // Absolute speed gates likewise, from the intervals the run measured (each must hold its median).
   const timed: TimedSpeed = {
     ...(uploaded.speedComparison ? { comparison: uploaded.speedComparison } : {}),
+    ...(uploaded.speedIntervals ? { intervals: checkedIntervals(uploaded, file) } : {}),
     inconclusive: trusted?.measure.inconclusive ?? 'pass',
   };
   const checks: GateCheck[] = trusted
@@ -42,6 +46,9 @@ export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedC
   } else if (claimed === 'fail' && verdictOf(gates) === 'pass' && uploaded.gates.some((g) => g.status === 'fail')) {
     reasons.push(`The uploaded report claimed fail; its gates re-judge as passing with ${thresholdsFrom}, but re-judging never turns a fail into a pass.`);
   }
+  // The chance-level warning is derived from the metrics, not taken from (or dropped by) the upload.
+  const chance = chanceWarning(uploaded.metrics);
+  if (chance && !reasons.includes(chance)) reasons.push(chance);
   if (uploaded.override) {
     reasons.push(
       `The upload's accepted regression (label "${uploaded.override.label}" by ${uploaded.override.by}) was not applied: an override is only taken from a pull request's labels by the run that reads them, never from an upload.`,
@@ -56,6 +63,21 @@ export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedC
     // A link from the upload is not followed: the baseline line names its commit and date only.
     baseline: uploaded.baseline ? { ...withoutRunUrl(uploaded.baseline), environmentDiffers: judged.environmentDiffers } : null,
   };
+}
+
+/** The upload's speed intervals, refusing one that does not hold the metric's own median: an edited report. */
+function checkedIntervals(uploaded: Report, file: string): Record<string, MeasuredInterval> {
+  const intervals = uploaded.speedIntervals ?? {};
+  for (const [metric, interval] of Object.entries(intervals)) {
+    const value = uploaded.metrics[metric];
+    if (!(interval.low <= interval.value && interval.value <= interval.high) || (value !== undefined && value !== interval.value)) {
+      throw new InputError(
+        `${file}: speedIntervals["${metric}"]`,
+        `[${interval.low}, ${interval.high}] around ${interval.value} does not hold the reported ${metric} (${value}); a run writes each median inside its interval, so this report was edited after its run.`,
+      );
+    }
+  }
+  return intervals;
 }
 
 /**

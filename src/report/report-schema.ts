@@ -120,6 +120,7 @@ function reportSchema(object: ObjectOf) {
       .nullable()
       .optional(),
     agreement: object({ teacherCounts: z.array(count), studentCounts: z.array(count), majorityClass: count }).optional(),
+    speedIntervals: z.record(z.string(), object({ value: measured, low: z.number(), high: z.number(), rounds: count, confidence: z.number() })).optional(),
     metricsComputedOn: z.string(),
     speedBackend: z.string().optional(),
     override: object({ label: z.string(), by: z.string(), gates: z.array(z.string()) })

@@ -31,10 +31,12 @@ describe('compareReports', () => {
   });
 
   it('takes other gates when given, refusing metrics the report lacks', () => {
-    expect(compareReports(fullSampleReport(), baseline, '/b/report.json', { 'agreement.top1': '>= 0.9' }).verdict).toBe('pass');
-    expect(() => compareReports(sampleReport(), baseline, '/b/report.json', { 'accuracy.student': '>= 0.9' })).toThrow(
-      /no metric is named "accuracy\.student"/,
-    );
+    expect(
+      compareReports(fullSampleReport(), baseline, '/b/report.json', { gates: { 'agreement.top1': '>= 0.9' }, measure: { inconclusive: 'pass' } }).verdict,
+    ).toBe('pass');
+    expect(() =>
+      compareReports(sampleReport(), baseline, '/b/report.json', { gates: { 'accuracy.student': '>= 0.9' }, measure: { inconclusive: 'pass' } }),
+    ).toThrow(/no metric is named "accuracy\.student"/);
   });
 
   it('keeps a run that failed outright failed, whatever the gates now say', () => {
@@ -44,8 +46,20 @@ describe('compareReports', () => {
       reasons: ['Training stopped after 1 of 3 epochs: the loss became NaN in epoch 1.'],
     });
     expect(compareReports(outright, baseline, '/b/report.json').verdict).toBe('fail');
-    expect(compareReports(outright, baseline, '/b/report.json', { 'agreement.top1': '>= 0.5' }).verdict).toBe('fail');
+    expect(compareReports(outright, baseline, '/b/report.json', { gates: { 'agreement.top1': '>= 0.5' }, measure: { inconclusive: 'pass' } }).verdict).toBe(
+      'fail',
+    );
     // One that failed on a gate is judged afresh.
-    expect(compareReports(fullSampleReport(), baseline, '/b/report.json', { 'agreement.top1': '>= 0.5' }).verdict).toBe('pass');
+    expect(
+      compareReports(fullSampleReport(), baseline, '/b/report.json', { gates: { 'agreement.top1': '>= 0.5' }, measure: { inconclusive: 'pass' } }).verdict,
+    ).toBe('pass');
+  });
+
+  it('judges speed gates on the intervals the run measured, counting an undecided one as the config says', () => {
+    const current = sampleReport({ speedIntervals: { 'speed.speedup': { value: 4, low: 3.8, high: 4.3, rounds: 60, confidence: 0.999 } } });
+    const gates = { 'speed.speedup': '>= 4.1' };
+    const counted = (inconclusive: 'pass' | 'fail') =>
+      compareReports(current, baseline, '/b/report.json', { gates, measure: { inconclusive } }).report.gates[0].status;
+    expect([counted('pass'), counted('fail')]).toEqual(['inconclusive', 'fail']);
   });
 });

@@ -161,3 +161,27 @@ describe('re-judging an uploaded report', () => {
     expect(report.baseline).toEqual({ path: '/b/report.json', environmentDiffers: false });
   });
 });
+
+describe('re-judging what the run measured, not only what it concluded', () => {
+  const interval = { value: 4, low: 3.8, high: 4.3, rounds: 60, confidence: 0.999 };
+  const speedGate = gate({ metric: 'speed.speedup', op: '>=', threshold: 4.1, value: 4, baseline: null });
+
+  it('an absolute speed gate is re-decided on the uploaded interval, as the run decided it', () => {
+    // The median alone (4 < 4.1) would fail it; the interval [3.8, 4.3] straddles 4.1: inconclusive.
+    const upload = sampleReport({ gates: [{ ...speedGate, pass: true, status: 'inconclusive' }], speedIntervals: { 'speed.speedup': interval } });
+    expect(statuses(rejudgeReport(upload, FILE).gates)).toEqual([['speed.speedup', '>=', 'inconclusive']]);
+    expect(statuses(rejudgeReport(upload, FILE, config({ 'speed.speedup': '>= 4.1' }, 'fail')).gates)).toEqual([['speed.speedup', '>=', 'fail']]);
+  });
+
+  it('refuses an interval that does not hold its own median: the report was edited', () => {
+    const edited = sampleReport({ gates: [speedGate], speedIntervals: { 'speed.speedup': { ...interval, value: 4.5, low: 4.2, high: 4.8 } } });
+    expect(() => rejudgeReport(edited, FILE)).toThrow(
+      /upload\/report\.json: speedIntervals\["speed\.speedup"\]: .*does not hold the reported speed\.speedup \(4\)/,
+    );
+  });
+
+  it('puts back the chance-level warning an upload left out', () => {
+    const upload = sampleReport({ metrics: { ...sampleReport().metrics, 'agreement.top1': 0.97, 'agreement.majority': 0.968, 'agreement.kappa': 0 } });
+    expect(rejudgeReport(upload, FILE).reasons.join(' ')).toMatch(/a constant student scores by always answering the teacher's most frequent class/);
+  });
+});
