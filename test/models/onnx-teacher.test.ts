@@ -280,6 +280,55 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
     }
   });
 
+  it('reads weights stored as external data beside the model, fingerprints them, and refuses a location outside its folder', async () => {
+    const folder = await mkdtemp(path.join(os.tmpdir(), 'onnx-external-'));
+    const spec = mlpSpec([small], { softmax: false });
+    spec.initializers[0].externalFile = 'weights.bin';
+    const weight = spec.initializers[0].values as Float32Array;
+    await writeFile(path.join(folder, 'teacher.onnx'), writeModel(spec));
+    await writeFile(path.join(folder, 'weights.bin'), new Uint8Array(weight.buffer, weight.byteOffset, weight.byteLength));
+    const external = await loadOnnxTeacher(tf, path.join(folder, 'teacher.onnx'), {}, context([4]));
+    const inline = await loadOnnxTeacher(tf, await written('inline.onnx', writeModel(mlpSpec([small], { softmax: false }))), {}, context([4]));
+    try {
+      expect(Array.from(await predictLogits(tf, external, rows4))).toEqual(Array.from(await predictLogits(tf, inline, rows4)));
+      expect(external.bytes).toBe(inline.bytes);
+      // Other bytes in the weight file are another teacher for the cache.
+      await writeFile(path.join(folder, 'weights.bin'), new Uint8Array(weight.map((w) => w + 1).buffer));
+      const changed = await loadOnnxTeacher(tf, path.join(folder, 'teacher.onnx'), {}, context([4]));
+      expect(changed.fingerprint).not.toBe(external.fingerprint);
+      changed.dispose();
+    } finally {
+      external.dispose();
+      inline.dispose();
+    }
+    spec.initializers[0].externalFile = '../weights.bin';
+    await writeFile(path.join(folder, 'escaping.onnx'), writeModel(spec));
+    expect((await loadError(path.join(folder, 'escaping.onnx'), [4])).message).toMatch(
+      /an initializer's external data location "\.\.\/weights\.bin" leaves the model's folder; keep weight files beside the \.onnx file/,
+    );
+  });
+
+  it('converts the data for a float16 input', async () => {
+    const spec = mlpSpec([small], { softmax: false, input: 'x' });
+    spec.nodes.unshift({ op: 'Cast', inputs: ['half'], outputs: ['x'], attributes: [{ name: 'to', int: DataType.FLOAT }] });
+    spec.inputs = [{ name: 'half', elemType: DataType.FLOAT16, shape: ['batch', 4] }];
+    const teacher = await loadOnnxTeacher(tf, await written('half.onnx', writeModel(spec)), {}, context([4]));
+    const plain = await loadOnnxTeacher(tf, await written('plain.onnx', writeModel(mlpSpec([small], { softmax: false }))), {}, context([4]));
+    try {
+      expect(teacher.feed.type).toBe('float16');
+      // Values float16 holds exactly (multiples of 1/64 below 2) give the float32 teacher's logits.
+      const exact = inMemoryDataset(
+        'half.npy',
+        Float32Array.from({ length: 40 }, (_, i) => ((i * 37) % 128) / 64 - 1),
+        [4],
+      );
+      expect(maxRelativeError(await predictLogits(tf, teacher, exact), await predictLogits(tf, plain, exact))).toBeLessThan(1e-6);
+    } finally {
+      teacher.dispose();
+      plain.dispose();
+    }
+  });
+
   it('distills a one-unit sigmoid head as two classes, as for TF.js teachers', async () => {
     const spec = mlpSpec([{ kernel: randomArray(4, 5), bias: randomArray(1, 6), inputs: 4, units: 1 }], { softmax: false, input: 'x', output: 'z' });
     spec.nodes.push({ op: 'Sigmoid', inputs: ['z'], outputs: ['p'] });
