@@ -35,7 +35,7 @@ export async function distillStudent(session: Session, config: Config, { clock, 
   const { tf } = backend;
   const started = performance.now();
   const passOver = (split: Dataset) => teacherLogits(tf, teacher, split, backend.name, config.cacheDir, config.teacher, clock.stop);
-  log(`teacher's pass: ${evalSet.size} eval and ${train.size} training rows on ${backend.name}`);
+  log(`teacher's pass: ${evalSet.size} eval and ${train.size} training rows on ${teacher.runtime?.label ?? backend.name}`);
   const evalTargets = await passOver(evalSet);
   // No training targets are worth computing once the eval pass was cut short: the run is ending.
   const targets = evalTargets.rows === evalSet.size ? await passOver(train) : undefined;

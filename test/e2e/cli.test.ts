@@ -303,6 +303,7 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     const cache = path.join(dir, 'cache');
     const { code, out, stdout, stderr } = await runCli(dir, '--cache-dir', cache);
     expect(stderr).toMatch(/teacher: runs in onnxruntime-node \d+\.\d+\.\d+ \(cpu, \d+ threads?\)/);
+    expect(stderr).toMatch(/teacher's pass: 400 eval and 1200 training rows on onnxruntime-node \d+\.\d+\.\d+ \(cpu/);
     expect(code).toBe(0);
     const report = await reportOf(out);
     expect(report.teacher).toMatchObject({ format: 'onnx', output: 'probabilities', params: 216586, bytes: 866344 });
