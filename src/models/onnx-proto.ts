@@ -225,14 +225,15 @@ function readTensor(bytes: Uint8Array, tensor: Field): OnnxInitializer {
   // TensorProto: dims=1, data_type=2, float_data=4, int32_data=5, string_data=6, int64_data=7,
   // name=8, raw_data=9, double_data=10, uint64_data=11, external_data=13, data_location=14.
   const out: OnnxInitializer = { name: '', dims: [], dataType: 0, bytes: 0 };
-  let typedBytes = 0;
+  // Values in the typed fields rather than raw_data (some exporters write small tensors so).
+  let typed = false;
   let external: { location?: string; length?: number } | undefined;
   for (const t of fields(bytes, tensor.start, tensor.end)) {
     if (t.number === 1) pushInts(bytes, t, out.dims);
     else if (t.number === 2 && t.wireType === 0) out.dataType = t.value;
     else if (t.number === 8 && t.wireType === 2) out.name = text(bytes, t);
     else if (t.number === 9 && t.wireType === 2) out.bytes = t.end - t.start;
-    else if ([4, 5, 7, 10, 11].includes(t.number)) typedBytes += t.wireType === 2 ? t.end - t.start : t.wireType === 0 ? 8 : t.end - t.start;
+    else if ([4, 5, 7, 10, 11].includes(t.number)) typed = true;
     else if (t.number === 13 && t.wireType === 2) {
       // StringStringEntryProto: key=1, value=2; keys location, offset, length, checksum.
       let key = '';
@@ -250,10 +251,10 @@ function readTensor(bytes: Uint8Array, tensor: Field): OnnxInitializer {
   if (external) {
     out.externalFile = external.location ?? '';
     out.bytes = external.length ?? elements * (ONNX_ELEMENT_BYTES[out.dataType] ?? 4);
-  } else if (out.bytes === 0) {
+  } else if (out.bytes === 0 && typed) {
     // Typed fields may be packed varints (int64_data), so their stored size is not the tensor's;
     // the tensor's own size is what it weighs in memory.
-    out.bytes = typedBytes > 0 ? elements * (ONNX_ELEMENT_BYTES[out.dataType] ?? 4) : 0;
+    out.bytes = elements * (ONNX_ELEMENT_BYTES[out.dataType] ?? 4);
   }
   return out;
 }

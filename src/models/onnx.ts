@@ -388,7 +388,8 @@ function fillInputs(summary: OnnxSummary, session: OrtSession, feed: OnnxFeed, f
       }
       const dims = (info?.shape ?? []).map((d, i): number | 'batch' => {
         if (typeof d === 'number') return d;
-        const shared = typeof d === 'string' ? fedSize.get(d) : i === 0 ? 'batch' : undefined;
+        // A free first dimension is the batch, whatever an exporter named it.
+        const shared = i === 0 ? 'batch' : typeof d === 'string' ? fedSize.get(d) : undefined;
         if (shared === undefined) {
           throw new InputError(
             file,

@@ -13,7 +13,17 @@ import { buildStudent } from './student.js';
  */
 export async function loadTeacher(tf: Tf, config: Config, onnx?: OnnxLoadContext): Promise<LoadedModel> {
   const options: TeacherOptions = { head: config.teacherHead, output: config.teacherOutput };
-  if (!(await isOnnxFile(config.teacher))) return loadModel(tf, config.teacher, 'teacher', options);
+  if (!(await isOnnxFile(config.teacher))) {
+    // Keys that only an ONNX teacher reads would be ignored silently: say so instead.
+    const onnxOnly = {
+      teacherInput: config.teacherInput,
+      teacherInputFill: config.teacherInputFill,
+      teacherLayout: config.teacherLayout === 'auto' ? undefined : config.teacherLayout,
+    };
+    const set = Object.entries(onnxOnly).find(([, value]) => value !== undefined);
+    if (set) throw new InputError(set[0], `applies to ONNX teachers, and ${config.teacher} is a TF.js model.json; remove ${set[0]}.`);
+    return loadModel(tf, config.teacher, 'teacher', options);
+  }
   if (!onnx) throw new Error("loading an ONNX teacher needs the data's sample shape and the folders to look for onnxruntime-node in (a bug in distill-gate)");
   return loadOnnxTeacher(
     tf,

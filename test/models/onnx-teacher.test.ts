@@ -6,11 +6,13 @@ import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import { inMemoryDataset, loadSplit, type Dataset } from '../../src/data/dataset.js';
 import { teacherLogits } from '../../src/distill/teacher-logits.js';
 import { InputError } from '../../src/errors.js';
+import { parseConfig } from '../../src/config/load.js';
 import type { MeasureSettings } from '../../src/config/schema.js';
 import { measureSpeed } from '../../src/measure/speed.js';
 import { loadModel, wrapLayersModel, type TeacherOptions } from '../../src/models/model.js';
 import { checkOnnxFeed, chooseLayout, fromHalf, isOnnxFile, loadOnnxTeacher, toHalf, toNchw, type OnnxTeacher } from '../../src/models/onnx.js';
 import { PROBE_MODEL_BASE64 } from '../../src/models/onnx-runtime.js';
+import { loadTeacher } from '../../src/models/pair.js';
 import { predictLogits } from '../../src/models/predict.js';
 import { CONV, CONV_TEACHER_ONNX, convTeacher, EXAMPLE_TEACHER_JSON, EXAMPLE_TEACHER_ONNX, mlpSpec, type DenseWeights } from '../../fixtures/onnx-models.js';
 import { DataType, writeModel, type ModelSpec } from '../../fixtures/onnx-writer.js';
@@ -58,6 +60,22 @@ describe('telling ONNX from TF.js by content', () => {
     // A missing file goes to the loader its name suggests, which says it cannot be read.
     expect(await isOnnxFile(path.join(scratch, 'missing.onnx'))).toBe(true);
     expect(await isOnnxFile(path.join(scratch, 'missing.json'))).toBe(false);
+  });
+});
+
+describe('keys only ONNX teachers read', () => {
+  it('are refused for a TF.js teacher, naming the key', async () => {
+    const config = (extra: string) =>
+      parseConfig(
+        `teacher: ${EXAMPLE_TEACHER_JSON}\nstudent: { layers: [ { type: dense, units: 10 } ] }\ndata: { train: { x: a.npy }, eval: { x: b.npy } }\n${extra}`,
+        '/cfg/c.yml',
+      );
+    await expect(loadTeacher(tf, config('teacherInput: pixels\n'))).rejects.toThrow(
+      /^teacherInput: applies to ONNX teachers, and .*model\.json is a TF\.js model\.json; remove teacherInput\./,
+    );
+    await expect(loadTeacher(tf, config('teacherLayout: nchw\n'))).rejects.toThrow(/^teacherLayout: applies to ONNX teachers/);
+    await expect(loadTeacher(tf, config('teacherInputFill: { mask: 1 }\n'))).rejects.toThrow(/^teacherInputFill: applies to ONNX teachers/);
+    (await loadTeacher(tf, config('teacherLayout: auto\n'))).dispose();
   });
 });
 
@@ -189,18 +207,19 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
     spec.nodes.push({ op: 'Softmax', inputs: ['logits'], outputs: ['probabilities'], attributes: [{ name: 'axis', int: -1 }] });
     spec.inputs = [
       { name: 'features', elemType: DataType.FLOAT, shape: ['batch', 4] },
-      { name: 'mask', elemType: DataType.FLOAT, shape: ['batch', 4] },
+      // Its batch dimension named otherwise: a free first dimension is the batch all the same.
+      { name: 'mask', elemType: DataType.FLOAT, shape: ['N', 4] },
     ];
     spec.outputs.push({ name: 'probabilities', elemType: DataType.FLOAT, shape: ['batch', 3] });
     const file = await written('two-by-two.onnx', writeModel(spec));
     expect((await loadError(file, [4])).message).toMatch(
-      /has 2 inputs: features \(float32 \[batch, 4\]\), mask \(float32 \[batch, 4\]\)\. Set teacherInput to the one the data feeds/,
+      /has 2 inputs: features \(float32 \[batch, 4\]\), mask \(float32 \[N, 4\]\)\. Set teacherInput to the one the data feeds/,
     );
     expect((await loadError(file, [4], { input: 'feature' })).message).toMatch(
       /^teacherInput "feature": is not an input of .*two-by-two\.onnx; its inputs: features/,
     );
     expect((await loadError(file, [4], { input: 'features' })).message).toMatch(
-      /input mask \(float32 \[batch, 4\]\) needs a value: .*teacherInputFill: \{ mask: 1 \}/,
+      /input mask \(float32 \[N, 4\]\) needs a value: .*teacherInputFill: \{ mask: 1 \}/,
     );
     expect((await loadError(file, [4], { input: 'features', inputFill: { mask: 1 } })).message).toMatch(
       /has 2 outputs: logits \(3 wide\), probabilities \(3 wide\)\. Set teacherHead/,
