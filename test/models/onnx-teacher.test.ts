@@ -269,6 +269,18 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
     }
   });
 
+  it('finds an output width the model does not declare by running it once on zeros', async () => {
+    const spec = mlpSpec([small], { softmax: false });
+    spec.outputs[0].shape = ['batch', 'classes'];
+    const teacher = await loadOnnxTeacher(tf, await written('free-width.onnx', writeModel(spec)), {}, context([4]));
+    try {
+      expect(teacher.outputWidth).toBe(3);
+      expect(teacher.notes).toContain('width of output output found by running the teacher once on zeros (the model does not declare it)');
+    } finally {
+      teacher.dispose();
+    }
+  });
+
   it('converts data for integer inputs, and refuses data that is not whole numbers, naming the row', async () => {
     const spec = mlpSpec([small], { softmax: false, input: 'x' });
     spec.nodes.unshift({ op: 'Cast', inputs: ['ids'], outputs: ['x'], attributes: [{ name: 'to', int: DataType.FLOAT }] });
