@@ -51,16 +51,24 @@ export interface RunOptions {
 export async function runPipeline(config: Config, options: RunOptions): Promise<RunResult> {
   const clock = options.clock ?? unlimitedClock();
   const progress: RunProgress = { phase: 'preparing' };
-  const finished = runStages(config, options, clock, progress);
+  const stages = runStages(config, options, clock, progress);
   // A forced end (a second signal, the budget's end) cannot wait for a stage to return: the
-  // report of what exists is written now, and the stages left running are abandoned.
+  // report of what exists is written now, and the stages left running are abandoned. Only a run
+  // already writing its own report is let finish: two writers would interleave the files.
   const forced = new Promise<RunResult>((resolve, reject) => {
-    const cutShort = () => writeCutShort(config, options, progress, abortReason(clock.force)).then(resolve, reject);
+    const cutShort = () =>
+      (progress.phase === 'writing the report' ? stages : writeCutShort(config, options, progress, abortReason(clock.force))).then(resolve, reject);
     if (clock.force.aborted) void cutShort();
     else clock.force.addEventListener('abort', () => void cutShort(), { once: true });
   });
-  // Whatever the abandoned stages do later (an error, a result) is no longer anyone's business.
-  finished.catch(() => {});
+  // Stages that settle after a forced end give way to its report, which is the one on disk.
+  const finished = stages.then(
+    (result) => (clock.force.aborted ? forced : result),
+    (error: unknown) => {
+      if (clock.force.aborted) return forced;
+      throw error;
+    },
+  );
   return Promise.race([finished, forced]);
 }
 

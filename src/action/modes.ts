@@ -97,18 +97,19 @@ async function postReport({ inputs, context }: Step): Promise<RunResult> {
  * upload, so it is refused rather than obeyed.
  */
 async function trustedConfig(inputs: Step['inputs']): Promise<Config | undefined> {
+  try {
+    await access(inputs.config);
+  } catch {
+    core.info(`distill-gate: no config at ${inputs.config} in this checkout; re-judging the uploaded gates with their own thresholds`);
+    return undefined;
+  }
+  // Only a config that exists can have come with the upload; none at all is no risk.
   const uploadFolder = path.dirname(inputs.report);
   if (path.relative(uploadFolder, inputs.config).split(path.sep)[0] !== '..') {
     throw new InputError(
       'input config',
       `${inputs.config} lies in ${uploadFolder}, the folder of the uploaded report, so the upload could have put it there. Download the artifact into a folder of its own and give the config of the trusted checkout (e.g. .github/distill-gate.yml).`,
     );
-  }
-  try {
-    await access(inputs.config);
-  } catch {
-    core.info(`distill-gate: no config at ${inputs.config} in this checkout; re-judging the uploaded gates with their own thresholds`);
-    return undefined;
   }
   core.info(`distill-gate: re-judging the uploaded report with the gates of ${inputs.config}`);
   return loadConfig(inputs.config);
