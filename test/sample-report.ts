@@ -1,6 +1,19 @@
 import type { GateResult } from '../src/gates/gates.js';
 import type { Report } from '../src/report/report.js';
 
+/** The environment of every sample run: wasm on a 2-core Linux machine. */
+export const sampleEnvironment = {
+  backend: 'wasm' as const,
+  backendSource: 'bundled',
+  tfjsVersion: '4.22.0',
+  node: 'v20',
+  platform: 'linux-x64',
+  cpu: 'cpu',
+  cpus: 2,
+  gpu: null,
+  backendNotes: [] as string[],
+};
+
 /** A failing absolute gate (size.ratio 0.05 against <= 0.01), for reports that must fail on a gate. */
 export const failingSizeGate: GateResult = {
   metric: 'size.ratio',
@@ -65,17 +78,7 @@ export function sampleReport(overrides: Partial<Report> = {}): Report {
       seed: 7,
       labels: false,
     },
-    environment: {
-      backend: 'wasm',
-      backendSource: 'bundled',
-      tfjsVersion: '4.22.0',
-      node: 'v20',
-      platform: 'linux-x64',
-      cpu: 'cpu',
-      cpus: 2,
-      gpu: null,
-      backendNotes: [],
-    },
+    environment: { ...sampleEnvironment },
     teacher: { path: '/repo/models/teacher/model.json', format: 'layers-model', output: 'logits', params: 250, bytes: 1000 },
     student: { path: '/out/student/model.json', params: 12, bytes: 50, from: 'layers' },
     baseline: null,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { buildReport, type RunRecord } from '../../src/report/build.js';
 import { renderMarkdown } from '../../src/report/markdown.js';
 import { SCHEMA_VERSION } from '../../src/report/report.js';
+import { sampleEnvironment } from '../sample-report.js';
 
 // Stage results written by hand: buildReport is pure, so the whole report (and its markdown) is
 // checked here without training, loading or timing anything.
@@ -31,17 +32,7 @@ function record(overrides: Partial<RunRecord> = {}): RunRecord {
     measurement: {
       metrics: { 'agreement.top1': 0.95, 'size.ratio': 0.0106 },
       baselineStudentPath: '/base/student/model.json',
-      environment: {
-        backend: 'wasm',
-        backendSource: 'bundled',
-        tfjsVersion: '4.22.0',
-        node: 'v20',
-        platform: 'linux-x64',
-        cpu: 'cpu',
-        cpus: 2,
-        gpu: null,
-        backendNotes: [],
-      },
+      environment: { ...sampleEnvironment },
     },
     judgement: {
       verdict: 'fail',

@@ -3,24 +3,14 @@ import { buildReport, type RunRecord } from '../../src/report/build.js';
 import { buildCutShortReport } from '../../src/report/cut-short.js';
 import { renderMarkdown } from '../../src/report/markdown.js';
 import { parseReport } from '../../src/report/report-schema.js';
-import { sampleReport } from '../sample-report.js';
+import { sampleEnvironment, sampleReport } from '../sample-report.js';
 
 // An ONNX teacher runs (and is timed) in onnxruntime-node, the student in TF.js: report.json and
 // the markdown name the teacher's runtime and execution provider beside the student's backend.
 
 const ORT = 'onnxruntime-node 1.30.0 (cpu, 2 threads)';
 
-const environment = {
-  backend: 'wasm',
-  backendSource: 'bundled',
-  tfjsVersion: '4.22.0',
-  node: 'v20',
-  platform: 'linux-x64',
-  cpu: 'cpu',
-  cpus: 2,
-  gpu: null,
-  backendNotes: [],
-};
+const environment = sampleEnvironment;
 
 function record(teacher: RunRecord['session']['teacher']): RunRecord {
   return {

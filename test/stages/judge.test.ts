@@ -7,18 +7,9 @@ import type { Distillation } from '../../src/stages/distill.js';
 import { judgeRun } from '../../src/stages/judge.js';
 import type { Measurement } from '../../src/stages/measure.js';
 import { quickConfig } from '../helpers.js';
+import { sampleEnvironment } from '../sample-report.js';
 
-const environment: Measurement['environment'] = {
-  backend: 'wasm',
-  backendSource: 'bundled',
-  tfjsVersion: '4.22.0',
-  node: 'v20',
-  platform: 'linux-x64',
-  cpu: 'cpu',
-  cpus: 2,
-  gpu: null,
-  backendNotes: [],
-};
+const environment: Measurement['environment'] = sampleEnvironment;
 /** A distillation that ran all its epochs: judgeRun reads only how training ended. */
 const finished = { training: { epochsCompleted: 3, loss: [1, 0.5, 0.25], batchSize: 64, notes: [] }, overBudget: false } as unknown as Distillation;
 
