@@ -2,7 +2,9 @@ import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../src/config/load.js';
 import { encodeNpy } from '../src/data/npy.js';
+import { InputError } from '../src/errors.js';
 import { seededRandom } from '../src/distill/random.js';
 import { writeModelArtifacts } from '../src/models/artifacts.js';
 
@@ -80,4 +82,15 @@ export async function slowTeacherWorkspace(config: string, trainRows = 60_000, w
   await writeFile(path.join(dir, 'data/train_x.npy'), encodeNpy(randomArray(trainRows * 64, 11), [trainRows, 64]));
   await rm(path.join(dir, 'data/train_y.npy'));
   return dir;
+}
+
+/** The message of the InputError that parsing `text` as /cfg/distill-gate.yml gives; fails the test when it parses. */
+export function configErrorOf(text: string): string {
+  try {
+    parseConfig(text, '/cfg/distill-gate.yml');
+  } catch (error) {
+    if (error instanceof InputError) return error.message;
+    throw error;
+  }
+  throw new Error('expected an InputError');
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { configErrorOf as errorOf } from '../helpers.js';
 import { parseConfig, loadConfig } from '../../src/config/load.js';
-import { InputError } from '../../src/errors.js';
 import path from 'node:path';
 import { EXAMPLE } from '../helpers.js';
 
@@ -8,16 +8,6 @@ const base = `teacher: t/model.json
 student: { layers: [ { type: dense, units: 3 } ] }
 data: { train: { x: a.npy }, eval: { x: b.npy, y: c.npy } }
 `;
-
-function errorOf(text: string): string {
-  try {
-    parseConfig(text, '/cfg/distill-gate.yml');
-  } catch (error) {
-    expect(error).toBeInstanceOf(InputError);
-    return (error as Error).message;
-  }
-  throw new Error('expected an InputError');
-}
 
 describe('config', () => {
   it('loads the README example exactly as written, with paths relative to the config', async () => {

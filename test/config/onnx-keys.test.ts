@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { configErrorOf as errorOf } from '../helpers.js';
 import { parseConfig } from '../../src/config/load.js';
-import { InputError } from '../../src/errors.js';
 
 // The keys that read an ONNX teacher: teacherLayout, teacherInput, teacherInputFill.
 
@@ -8,16 +8,6 @@ const base = `teacher: models/teacher.onnx
 student: { layers: [ { type: dense, units: 3 } ] }
 data: { train: { x: a.npy }, eval: { x: b.npy } }
 `;
-
-function errorOf(text: string): string {
-  try {
-    parseConfig(text, '/cfg/distill-gate.yml');
-  } catch (error) {
-    expect(error).toBeInstanceOf(InputError);
-    return (error as Error).message;
-  }
-  throw new Error('expected an InputError');
-}
 
 describe('ONNX teacher keys', () => {
   it('default to reading the layout off the shapes, and take an input name and fills', () => {
