@@ -16,7 +16,37 @@ export interface ClassAgreement {
   studentCounts: number[];
   /** The teacher's most frequent class (the lowest on a tie): what the best constant student answers. */
   majorityClass: number;
+  /**
+   * Per class, with the teacher's top-1 class as the reference: how many of the samples the
+   * teacher answers with that class the student answers the same way. `agreedCounts[c] /
+   * teacherCounts[c]` is class c's agreement. Absent in reports written before it existed.
+   */
+  agreedCounts?: number[];
+  /** The largest disagreements, most frequent first: the teacher answered `teacher`, the student `student`, `count` times. */
+  confusions?: Confusion[];
+  /** The fewest samples a class needs (by the teacher's answers) to count towards `agreement.minClass`. */
+  minClassSamples?: number;
 }
+
+/** One kind of disagreement: the teacher's class, the student's class instead, and how many eval samples. */
+export interface Confusion {
+  teacher: number;
+  student: number;
+  count: number;
+}
+
+/**
+ * The fewest eval samples (answered with the class by the teacher) a class needs before its
+ * agreement counts towards `agreement.minClass`. Below it one stray sample would swing the class
+ * between 0% and 100% and fail a gate on noise; such classes are still listed, just not gated.
+ */
+export const MIN_CLASS_SAMPLES = 5;
+
+/** How many teacher-to-student confusions report.json keeps: enough for the table, bounded for 1,000 classes. */
+export const TOP_CONFUSIONS = 10;
+
+/** Equal-width confidence bins of the expected calibration error (as in Guo et al., 2017). */
+export const ECE_BINS = 15;
 
 export interface AgreementMeasurement {
   metrics: Record<string, number>;
@@ -26,10 +56,13 @@ export interface AgreementMeasurement {
 /**
  * `agreement.top1`; `agreement.top<k>` (the teacher's top class is among the student's top k,
  * only when there are more than k classes); `agreement.kappa` (Cohen's kappa of the two top-1
- * answers, see cohensKappa); `agreement.majority` (the share of the teacher's most frequent class:
- * the top-1 agreement of a student that always answers it, the best any constant student can
- * score); `kl`, mean KL(teacher || student) at T = 1 in nats; `accuracy.teacher` and
- * `accuracy.student` when labels are given. And how both spread their answers over the classes.
+ * answers, see cohensKappa); `agreement.minClass` (the worst class's agreement, among classes the
+ * teacher answers at least MIN_CLASS_SAMPLES times; NaN when none does); `agreement.majority` (the
+ * share of the teacher's most frequent class: the top-1 agreement of a student that always answers
+ * it, the best any constant student can score); `kl`, mean KL(teacher || student) at T = 1 in
+ * nats; `accuracy.teacher`, `accuracy.student` and both models' expected calibration error
+ * (`calibration.*`) when labels are given. And how both spread their answers over the classes,
+ * per-class agreement and the largest confusions.
  */
 export function measureAgreement(teacher: Float32Array, student: Float32Array, classes: number, topK: number, labels?: Int32Array): AgreementMeasurement {
   const rows = teacher.length / classes;
@@ -40,6 +73,11 @@ export function measureAgreement(teacher: Float32Array, student: Float32Array, c
   let studentCorrect = 0;
   const teacherCounts = new Array<number>(classes).fill(0);
   const studentCounts = new Array<number>(classes).fill(0);
+  const agreedCounts = new Array<number>(classes).fill(0);
+  // Only pairs that occur: a 1,000-class confusion matrix would be a million cells, mostly empty.
+  const confused = new Map<number, number>();
+  const teacherCalibration = new CalibrationBins();
+  const studentCalibration = new CalibrationBins();
   const teacherLogP = new Float64Array(classes);
   const studentLogP = new Float64Array(classes);
   for (let r = 0; r < rows; r++) {
@@ -50,7 +88,13 @@ export function measureAgreement(teacher: Float32Array, student: Float32Array, c
     const s = argmax(studentLogP);
     teacherCounts[t]++;
     studentCounts[s]++;
-    if (t === s) top1++;
+    if (t === s) {
+      top1++;
+      agreedCounts[t]++;
+    } else {
+      const pair = t * classes + s;
+      confused.set(pair, (confused.get(pair) ?? 0) + 1);
+    }
     if (rankOf(studentLogP, t) < topK) topk++;
     let kl = 0;
     for (let c = 0; c < classes; c++) kl += Math.exp(teacherLogP[c]) * (teacherLogP[c] - studentLogP[c]);
@@ -58,19 +102,83 @@ export function measureAgreement(teacher: Float32Array, student: Float32Array, c
     if (labels) {
       if (labels[r] === t) teacherCorrect++;
       if (labels[r] === s) studentCorrect++;
+      // Confidence is the top class's probability at T = 1, as the model would report it.
+      teacherCalibration.add(Math.exp(teacherLogP[t]), labels[r] === t);
+      studentCalibration.add(Math.exp(studentLogP[s]), labels[r] === s);
     }
   }
   const majorityClass = argmax(teacherCounts);
+  const confusions = [...confused]
+    .map(([pair, count]) => ({ teacher: Math.floor(pair / classes), student: pair % classes, count }))
+    .sort((a, b) => b.count - a.count || a.teacher - b.teacher || a.student - b.student)
+    .slice(0, TOP_CONFUSIONS);
   // Named as the catalogue names them (a misspelt name does not compile), in its order.
   const metrics: AgreementMetrics = {
     'agreement.top1': top1 / rows,
     ...(classes > topK ? { [topKAgreement(topK)]: topk / rows } : {}),
     'agreement.kappa': cohensKappa(top1, teacherCounts, studentCounts),
+    'agreement.minClass': worstClassAgreement(teacherCounts, agreedCounts),
     'agreement.majority': teacherCounts[majorityClass] / rows,
     kl: klSum / rows,
-    ...(labels ? { 'accuracy.teacher': teacherCorrect / rows, 'accuracy.student': studentCorrect / rows } : {}),
+    ...(labels
+      ? {
+          'accuracy.teacher': teacherCorrect / rows,
+          'accuracy.student': studentCorrect / rows,
+          'calibration.teacherEce': teacherCalibration.error(),
+          'calibration.studentEce': studentCalibration.error(),
+        }
+      : {}),
   };
-  return { metrics: metrics as Record<string, number>, classes: { teacherCounts, studentCounts, majorityClass } };
+  return {
+    metrics: metrics as Record<string, number>,
+    classes: { teacherCounts, studentCounts, majorityClass, agreedCounts, confusions, minClassSamples: MIN_CLASS_SAMPLES },
+  };
+}
+
+/**
+ * The lowest per-class agreement among classes the teacher answers at least `minSamples` times;
+ * NaN when no class has that many (a gate on it then fails as not measured rather than passing).
+ */
+export function worstClassAgreement(teacherCounts: readonly number[], agreedCounts: readonly number[], minSamples = MIN_CLASS_SAMPLES): number {
+  let worst = NaN;
+  for (let c = 0; c < teacherCounts.length; c++) {
+    if (teacherCounts[c] < minSamples) continue;
+    const share = agreedCounts[c] / teacherCounts[c];
+    if (!(share >= worst)) worst = share;
+  }
+  return worst;
+}
+
+/**
+ * Expected calibration error over ECE_BINS equal-width confidence bins: the bins' gap between
+ * accuracy and mean confidence, weighted by their share of samples. Bin i holds confidences in
+ * (i/B, (i+1)/B], the convention of Guo et al. (a confidence of exactly 1 is in the last bin).
+ */
+export class CalibrationBins {
+  private readonly counts: Float64Array;
+  private readonly confidence: Float64Array;
+  private readonly correct: Float64Array;
+  private samples = 0;
+
+  constructor(private readonly bins = ECE_BINS) {
+    this.counts = new Float64Array(bins);
+    this.confidence = new Float64Array(bins);
+    this.correct = new Float64Array(bins);
+  }
+
+  add(confidence: number, correct: boolean): void {
+    const bin = Math.min(this.bins - 1, Math.max(0, Math.ceil(confidence * this.bins) - 1));
+    this.counts[bin]++;
+    this.confidence[bin] += confidence;
+    if (correct) this.correct[bin]++;
+    this.samples++;
+  }
+
+  error(): number {
+    let sum = 0;
+    for (let b = 0; b < this.bins; b++) sum += Math.abs(this.correct[b] - this.confidence[b]);
+    return sum / this.samples;
+  }
 }
 
 /**

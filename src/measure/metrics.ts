@@ -6,8 +6,12 @@
  * metric is one entry here (and its producer computing it, which the types then demand).
  */
 
-/** The stage that produces a metric; `paired speed` only runs for relative latency gates with a baseline student. */
-export type MetricStage = 'size' | 'speed' | 'agreement' | 'paired speed';
+/**
+ * The stage that produces a metric; `paired speed` only runs for relative latency gates with a
+ * baseline student, `quantized` when `export.quantize` ships quantized weights, `teacher diff`
+ * when the base branch's teacher is at hand.
+ */
+export type MetricStage = 'size' | 'speed' | 'agreement' | 'quantized' | 'teacher diff' | 'paired speed';
 
 /**
  * How a value is read and written: `fraction` is shown as a percentage, `ratio` as a plain number
@@ -16,8 +20,11 @@ export type MetricStage = 'size' | 'speed' | 'agreement' | 'paired speed';
  */
 export type MetricUnit = 'bytes' | 'parameters' | 'ms' | 'samples/s' | 'fraction' | 'ratio' | 'coefficient' | 'nats';
 
-/** A metric measured only sometimes: with more classes than `measure.topK`, with labels, or against a baseline student. */
-export type MetricCondition = 'more classes than topK' | 'labels' | 'baseline student';
+/**
+ * A metric measured only sometimes: with more classes than `measure.topK`, with labels, against a
+ * baseline student, with a quantized export (and labels), or with the base branch's teacher.
+ */
+export type MetricCondition = 'more classes than topK' | 'labels' | 'baseline student' | 'quantized' | 'quantized with labels' | 'base teacher';
 
 export interface MetricSpec {
   /** Flat and dotted, as in report.json and the gates; `<k>` stands for `measure.topK`. */
@@ -56,6 +63,16 @@ const CATALOGUE = [
   },
   { name: 'size.teacherParams', label: 'Teacher parameters', unit: 'parameters', better: 'lower', stage: 'size' },
   { name: 'size.studentParams', label: 'Student parameters', unit: 'parameters', better: 'lower', stage: 'size', teacher: 'size.teacherParams' },
+  // The float32 student's bytes, beside size.studentBytes's shipped (quantized) ones.
+  {
+    name: 'size.studentFloatBytes',
+    label: 'Student size, float32',
+    unit: 'bytes',
+    better: 'lower',
+    stage: 'size',
+    when: 'quantized',
+    teacher: 'size.teacherBytes',
+  },
   { name: 'size.ratio', label: 'Size ratio', unit: 'fraction', better: 'lower', stage: 'size', headline: { output: 'size-ratio', order: 3 } },
   { name: 'speed.teacherMs', label: 'Teacher latency, batch 1', unit: 'ms', better: 'lower', stage: 'speed' },
   {
@@ -83,12 +100,55 @@ const CATALOGUE = [
   { name: 'agreement.top<k>', label: 'Top-k agreement', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'more classes than topK' },
   // Top-1 agreement corrected for chance: a student answering only the teacher's frequent class scores 0.
   { name: 'agreement.kappa', label: "Cohen's kappa", unit: 'coefficient', better: 'higher', stage: 'agreement' },
+  // The worst class's agreement (teacher's class as reference, classes with MIN_CLASS_SAMPLES or more).
+  { name: 'agreement.minClass', label: 'Worst class agreement', unit: 'fraction', better: 'higher', stage: 'agreement' },
   // The chance level: what the best constant student scores in top-1 agreement. A property of the
   // teacher on the eval set, not of the student; lower means top-1 agreement says more.
   { name: 'agreement.majority', label: 'Chance level (majority class)', unit: 'fraction', better: 'lower', stage: 'agreement' },
   { name: 'kl', label: 'KL(teacher || student)', unit: 'nats', better: 'lower', stage: 'agreement' },
   { name: 'accuracy.teacher', label: 'Teacher accuracy', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'labels' },
   { name: 'accuracy.student', label: 'Student accuracy', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'labels', teacher: 'accuracy.teacher' },
+  // Expected calibration error (15 equal-width confidence bins, T = 1): 0 is perfectly calibrated.
+  { name: 'calibration.teacherEce', label: 'Teacher calibration error', unit: 'fraction', better: 'lower', stage: 'agreement', when: 'labels' },
+  {
+    name: 'calibration.studentEce',
+    label: 'Student calibration error',
+    unit: 'fraction',
+    better: 'lower',
+    stage: 'agreement',
+    when: 'labels',
+    teacher: 'calibration.teacherEce',
+  },
+  // The student as shipped: its weights quantized (export.quantize) and dequantized as TF.js loads them.
+  { name: 'quantized.agreement.top1', label: 'Top-1 agreement, quantized', unit: 'fraction', better: 'higher', stage: 'quantized', when: 'quantized' },
+  { name: 'quantized.kl', label: 'KL(teacher || quantized student)', unit: 'nats', better: 'lower', stage: 'quantized', when: 'quantized' },
+  {
+    name: 'quantized.accuracy',
+    label: 'Quantized student accuracy',
+    unit: 'fraction',
+    better: 'higher',
+    stage: 'quantized',
+    when: 'quantized with labels',
+    teacher: 'accuracy.teacher',
+  },
+  // The head teacher against the base branch's on the eval set: how much the PR changed the teacher.
+  {
+    name: 'teacherDiff.agreement',
+    label: 'Top-1 agreement, base vs head teacher',
+    unit: 'fraction',
+    better: 'higher',
+    stage: 'teacher diff',
+    when: 'base teacher',
+  },
+  { name: 'teacherDiff.kl', label: 'KL(base teacher || head teacher)', unit: 'nats', better: 'lower', stage: 'teacher diff', when: 'base teacher' },
+  {
+    name: 'teacherDiff.studentVsBase',
+    label: "Student's top-1 agreement with the base teacher",
+    unit: 'fraction',
+    better: 'higher',
+    stage: 'teacher diff',
+    when: 'base teacher',
+  },
   {
     name: 'speed.baselineStudentMs',
     label: "Baseline student's latency, batch 1",
@@ -127,6 +187,10 @@ export interface MetricContext {
   labels: boolean;
   /** Whether the new student is timed against the baseline's in this run. */
   baselineStudent?: boolean;
+  /** Whether the student ships quantized (`export.quantize`), and is measured so. */
+  quantized?: boolean;
+  /** Whether the base branch's teacher is compared with the head's. */
+  baseTeacher?: boolean;
 }
 
 function holds(spec: MetricSpec, context: MetricContext): boolean {
@@ -139,6 +203,12 @@ function holds(spec: MetricSpec, context: MetricContext): boolean {
       return context.labels;
     case 'baseline student':
       return context.baselineStudent === true;
+    case 'quantized':
+      return context.quantized === true;
+    case 'quantized with labels':
+      return context.quantized === true && context.labels;
+    case 'base teacher':
+      return context.baseTeacher === true;
   }
 }
 

@@ -86,7 +86,10 @@ function checkedIntervals(uploaded: Report, file: string): Record<string, Measur
  */
 function trustedChecks(trusted: TrustedConfig): GateCheck[] {
   try {
-    return parseGates(trusted.gates, measuredMetrics({ classes: Infinity, topK: trusted.measure.topK, labels: true, baselineStudent: true }));
+    return parseGates(
+      trusted.gates,
+      measuredMetrics({ classes: Infinity, topK: trusted.measure.topK, labels: true, baselineStudent: true, quantized: true, baseTeacher: true }),
+    );
   } catch (error) {
     if (error instanceof InputError) throw new InputError(`${trusted.file} ${error.culprit}`, error.message.slice(error.culprit.length + 2));
     throw error;

@@ -78,7 +78,16 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
     // Resolving selects the speed backend; TF.js has one current backend per engine, and the
     // teacher's pass and agreement belong on the inference backend.
     if (speedBackend) await backend.tf.setBackend(backend.engine);
-    const checks = parseGates(config.gates, measuredMetrics({ classes: teacher.outputWidth, topK: config.measure.topK, labels: Boolean(evalSet.y) }));
+    const checks = parseGates(
+      config.gates,
+      measuredMetrics({
+        classes: teacher.outputWidth,
+        topK: config.measure.topK,
+        labels: Boolean(evalSet.y),
+        quantized: config.export.quantize !== 'none',
+        baseTeacher: true,
+      }),
+    );
     return { backend, trainingBackend, speedBackend, teacher, student, train, evalSet, checks, baseline, dispose };
   } catch (error) {
     dispose();

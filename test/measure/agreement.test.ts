@@ -27,12 +27,15 @@ describe('measureAgreement', () => {
       'agreement.top1',
       'agreement.top2',
       'agreement.kappa',
+      'agreement.minClass',
       'agreement.majority',
       'kl',
       'accuracy.teacher',
       'accuracy.student',
+      'calibration.teacherEce',
+      'calibration.studentEce',
     ]);
-    const always = ['agreement.top1', 'agreement.kappa', 'agreement.majority', 'kl'];
+    const always = ['agreement.top1', 'agreement.kappa', 'agreement.minClass', 'agreement.majority', 'kl'];
     expect(Object.keys(agreementMetrics(teacher, student, 4, 4))).toEqual(always);
     expect(Object.keys(agreementMetrics(teacher, student, 4, 5))).toEqual(always);
   });
@@ -70,16 +73,20 @@ describe('measureAgreement', () => {
       'agreement.top1': 1,
       'agreement.top2': 1,
       'agreement.kappa': 1,
+      // No class has MIN_CLASS_SAMPLES samples among three rows: the worst class is not measured.
+      'agreement.minClass': NaN,
       'agreement.majority': 1 / 3,
       kl: expect.closeTo(0, 12),
       'accuracy.teacher': 1,
       'accuracy.student': 1,
+      'calibration.teacherEce': expect.any(Number),
+      'calibration.studentEce': expect.any(Number),
     });
   });
 
   it("counts both models' top-1 answers per class, and the teacher's most frequent class (the lowest on a tie)", () => {
     // Teacher: classes 0, 2, 3 once each; student: 0 twice, 1 once.
-    expect(measureAgreement(teacher, student, 4, 2).classes).toEqual({ teacherCounts: [1, 0, 1, 1], studentCounts: [2, 1, 0, 0], majorityClass: 0 });
+    expect(measureAgreement(teacher, student, 4, 2).classes).toMatchObject({ teacherCounts: [1, 0, 1, 1], studentCounts: [2, 1, 0, 0], majorityClass: 0 });
     const m = agreementMetrics(teacher, student, 4, 2);
     // po = 1/3, pe = 1/3 · 2/3: (1/3 - 2/9) / (1 - 2/9) = 1/7.
     expect(m['agreement.kappa']).toBeCloseTo(1 / 7, 12);
@@ -101,7 +108,7 @@ describe('agreement corrected for chance', () => {
     expect(constant.metrics['agreement.top1']).toBeCloseTo(271 / 280, 12);
     expect(constant.metrics['agreement.majority']).toBeCloseTo(271 / 280, 12);
     expect(constant.metrics['agreement.kappa']).toBe(0);
-    expect(constant.classes).toEqual({ teacherCounts: [271, 6, 3], studentCounts: [280, 0, 0], majorityClass: 0 });
+    expect(constant.classes).toMatchObject({ teacherCounts: [271, 6, 3], studentCounts: [280, 0, 0], majorityClass: 0 });
   });
 
   it('lets an agreement.kappa gate fail the constant student that an agreement.top1 gate passes', () => {

@@ -30,6 +30,7 @@ describe('the metric catalogue', () => {
       'agreement.top1',
       'agreement.top5',
       'agreement.kappa',
+      'agreement.minClass',
       'agreement.majority',
       'kl',
     ]);
@@ -38,9 +39,41 @@ describe('the metric catalogue', () => {
   it('measures top-k agreement only with more classes than k, accuracy only with labels, paired latency only against a baseline student', () => {
     const names = (context: Parameters<typeof measuredMetrics>[0]) =>
       measuredMetrics(context).filter((n) => !n.startsWith('size.') && !/^speed\.(teacher|student|speedup|throughputSpeedup)/.test(n));
-    const chance = ['agreement.kappa', 'agreement.majority'];
+    const chance = ['agreement.kappa', 'agreement.minClass', 'agreement.majority'];
+    const calibration = ['calibration.teacherEce', 'calibration.studentEce'];
     expect(names({ classes: 5, topK: 5, labels: false })).toEqual(['agreement.top1', ...chance, 'kl']);
-    expect(names({ classes: 6, topK: 3, labels: true })).toEqual(['agreement.top1', 'agreement.top3', ...chance, 'kl', 'accuracy.teacher', 'accuracy.student']);
+    expect(names({ classes: 6, topK: 3, labels: true })).toEqual([
+      'agreement.top1',
+      'agreement.top3',
+      ...chance,
+      'kl',
+      'accuracy.teacher',
+      'accuracy.student',
+      ...calibration,
+    ]);
+    // The shipped student's metrics only with a quantized export, its accuracy only with labels too.
+    expect(names({ classes: 5, topK: 5, labels: false, quantized: true })).toEqual([
+      'agreement.top1',
+      ...chance,
+      'kl',
+      'quantized.agreement.top1',
+      'quantized.kl',
+    ]);
+    expect(names({ classes: 5, topK: 5, labels: true, quantized: true }).filter((n) => n.startsWith('quantized.') || n === 'size.studentFloatBytes')).toEqual([
+      'quantized.agreement.top1',
+      'quantized.kl',
+      'quantized.accuracy',
+    ]);
+    expect(measuredMetrics({ classes: 5, topK: 5, labels: false, quantized: true })).toContain('size.studentFloatBytes');
+    expect(measuredMetrics({ classes: 5, topK: 5, labels: false })).not.toContain('size.studentFloatBytes');
+    expect(names({ classes: 5, topK: 5, labels: false, baseTeacher: true })).toEqual([
+      'agreement.top1',
+      ...chance,
+      'kl',
+      'teacherDiff.agreement',
+      'teacherDiff.kl',
+      'teacherDiff.studentVsBase',
+    ]);
     expect(names({ classes: 2, topK: 5, labels: false, baselineStudent: true })).toEqual([
       'agreement.top1',
       ...chance,
@@ -50,12 +83,12 @@ describe('the metric catalogue', () => {
     ]);
   });
 
-  it('has one entry per name, and teacher counterparts that are catalogue metrics of the same unit and stage', () => {
+  it('has one entry per name, and teacher counterparts that are catalogue metrics of the same unit', () => {
     expect(new Set(METRICS.map((m) => m.name)).size).toBe(METRICS.length);
     for (const spec of METRICS.filter((m) => m.teacher)) {
       const teacher = metricSpec(spec.teacher!);
       expect(teacher, spec.name).toBeDefined();
-      expect([teacher!.unit, teacher!.stage]).toEqual([spec.unit, spec.stage]);
+      expect(teacher!.unit, spec.name).toEqual(spec.unit);
     }
   });
 
@@ -67,6 +100,9 @@ describe('the metric catalogue', () => {
       'speed.studentMs': 'speed.teacherMs',
       'speed.studentThroughput': 'speed.teacherThroughput',
       'accuracy.student': 'accuracy.teacher',
+      'size.studentFloatBytes': 'size.teacherBytes',
+      'calibration.studentEce': 'calibration.teacherEce',
+      'quantized.accuracy': 'accuracy.teacher',
     });
     expect(teacherCounterpart('agreement.top1')).toBeUndefined();
     expect(teacherCounterpart('no.such.metric')).toBeUndefined();
