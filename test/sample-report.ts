@@ -90,8 +90,9 @@ export function sampleReport(overrides: Partial<Report> = {}): Report {
 }
 
 /**
- * A report with every section filled: all metrics (top-5, kappa and accuracy included), the classes
- * both models answer, gates of every status against a baseline, an accepted regression, a paired
+ * A report with every section filled: all metrics (top-5, kappa, accuracy, the worst class,
+ * calibration and the quantized student's included), the classes both models answer, per-class
+ * agreement and confusions, a uint8 export with a final softmax, gates of every status against a baseline, an accepted regression, a paired
  * latency comparison, a note and a training step; built by hand, training nothing, for the
  * markdown snapshot tests.
  */
@@ -129,6 +130,7 @@ export function fullSampleReport(overrides: Partial<Report> = {}): Report {
       'size.studentBytes': 50,
       'size.teacherParams': 250,
       'size.studentParams': 12,
+      'size.studentFloatBytes': 200,
       'size.ratio': 0.05,
       'speed.teacherMs': 2,
       'speed.studentMs': 0.5,
@@ -139,10 +141,16 @@ export function fullSampleReport(overrides: Partial<Report> = {}): Report {
       'agreement.top1': 0.95,
       'agreement.top5': 0.99,
       'agreement.kappa': 0.9113,
+      'agreement.minClass': 0.5,
       'agreement.majority': 0.62,
       kl: 0.0123456,
       'accuracy.teacher': 0.91,
       'accuracy.student': 0.885,
+      'calibration.teacherEce': 0.031,
+      'calibration.studentEce': 0.0425,
+      'quantized.agreement.top1': 0.94,
+      'quantized.kl': 0.0151,
+      'quantized.accuracy': 0.88,
       'speed.baselineStudentMs': 0.48,
       'speed.vsBaseline': 1.0417,
     },
@@ -162,6 +170,10 @@ export function fullSampleReport(overrides: Partial<Report> = {}): Report {
       gate('speed.studentThroughput', '>=', 500, 900, null, 'pass', '>= 500'),
       gate('kl', 'maxIncrease', 0.01, 0.0123456, null, 'skipped', 'increase <= 0.01', { note: 'no baseline' }),
       gate('size.ratio', '<=', 0.1, 0.05, 0.04, 'pass', '<= 0.1'),
+      gate('agreement.minClass', '>=', 0.4, 0.5, null, 'pass', '>= 0.4'),
+      gate('quantized.agreement.top1', '>=', 0.93, 0.94, null, 'pass', '>= 0.93'),
+      gate('quantized.accuracy', '>=', 0.85, 0.88, null, 'pass', '>= 0.85'),
+      gate('calibration.studentEce', '<=', 0.05, 0.0425, null, 'pass', '<= 0.05'),
     ],
     training: {
       ...base.training,
@@ -197,7 +209,23 @@ export function fullSampleReport(overrides: Partial<Report> = {}): Report {
       teacherCounts: [124, 30, 20, 10, 6, 4, 3, 2, 1, 0, 0, 0],
       studentCounts: [130, 28, 18, 9, 5, 3, 3, 2, 1, 1, 0, 0],
       majorityClass: 0,
+      // 190 of 200 agree (agreement.top1 95%); class 4 is the worst gated class at 3 of 6.
+      agreedCounts: [123, 29, 19, 9, 3, 4, 2, 1, 0, 0, 0, 0],
+      confusions: [
+        { teacher: 4, student: 0, count: 3 },
+        { teacher: 0, student: 1, count: 1 },
+        { teacher: 1, student: 0, count: 1 },
+        { teacher: 2, student: 3, count: 1 },
+        { teacher: 3, student: 0, count: 1 },
+        { teacher: 6, student: 5, count: 1 },
+        { teacher: 7, student: 9, count: 1 },
+        { teacher: 8, student: 0, count: 1 },
+      ],
+      minClassSamples: 5,
     },
+    // The teacher outputs probabilities, so the student ships with a final softmax, and uint8 weights.
+    teacher: { ...base.teacher, output: 'probabilities' },
+    export: { quantize: 'uint8', output: 'probabilities' },
     commit: 'fedcba9876543210',
     ...overrides,
   });

@@ -34,6 +34,7 @@ export interface RunRecord {
     baselineStudentPath?: string;
     environment: Environment;
     agreement?: Report['agreement'];
+    export?: Report['export'];
   };
   judgement: Pick<Report, 'verdict' | 'status' | 'gates' | 'reasons'> & {
     environmentDiffers: boolean;
@@ -100,6 +101,7 @@ export function buildReport({ config, session, distillation, measurement, judgem
     speedComparison: measurement.speedComparison ?? null,
     ...boundedIntervals(measurement.speedIntervals),
     ...(measurement.agreement ? { agreement: measurement.agreement } : {}),
+    ...(measurement.export ? { export: measurement.export } : {}),
     override: judgement.override ?? null,
     metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
     ...(session.speedBackend ? { speedBackend: session.speedBackend.name } : {}),

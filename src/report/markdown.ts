@@ -30,9 +30,11 @@ export function renderMarkdown(report: Report, options: { history?: HistoryEntry
   const sections = [
     headline(report),
     gatesSection(report),
-    sizeSection(report.metrics),
+    sizeSection(report),
     speedSection(report),
     agreementSection(report),
+    perClassSection(report),
+    shippedSection(report),
     report.training.loss.length > 1 ? ['### Training', '', lossChart(report.training.loss), ''] : [],
     trend ? ['### Trend', '', trend, ''] : [],
     [footer(report)],
@@ -96,17 +98,23 @@ function gatesSection(report: Report): string[] {
   return ['### Gates', '', markdownTable([header, ...rows], { align: ['l', 'r', 'r', ...(withBaseline ? ['r', 'r'] : []), 'l', 'l'] }), ''];
 }
 
-function sizeSection(m: Record<string, number>): string[] {
+function sizeSection(report: Report): string[] {
+  const m = report.metrics;
   const v = (name: MetricName) => value(m, name);
+  const quantize = report.export?.quantize;
+  const floatBytes = v('size.studentFloatBytes');
+  const shipped = quantize && quantize !== 'none' && Number.isFinite(floatBytes);
   const table = markdownTable(
     [
       ['', 'Teacher', 'Student', 'Student / teacher'],
       ['Parameters', int(v('size.teacherParams')), int(v('size.studentParams')), pct(v('size.studentParams') / v('size.teacherParams'))],
-      ['Weight bytes', bytes(v('size.teacherBytes')), bytes(v('size.studentBytes')), pct(v('size.ratio'))],
+      [shipped ? `Weight bytes, shipped (${quantize})` : 'Weight bytes', bytes(v('size.teacherBytes')), bytes(v('size.studentBytes')), pct(v('size.ratio'))],
+      ...(shipped ? [['Weight bytes, float32', bytes(v('size.teacherBytes')), bytes(floatBytes), pct(floatBytes / v('size.teacherBytes'))]] : []),
     ],
     { align: ['l', 'r', 'r', 'r'] },
   );
-  return ['### Size', '', table, ''];
+  const note = shipped ? [`\`size.studentBytes\` and \`size.ratio\` count the bytes that ship: student/ holds ${quantize} weights.`, ''] : [];
+  return ['### Size', '', table, '', ...note];
 }
 
 function speedSection(report: Report): string[] {
@@ -149,6 +157,12 @@ function agreementSection(report: Report): string[] {
     '',
     `On ${report.training.evalSamples} eval samples; ${esc(report.metricsComputedOn)}.`,
     '',
+    ...(Number.isFinite(value(m, 'calibration.studentEce'))
+      ? [
+          "Calibration (`calibration.*`): expected calibration error against the labels, over 15 equal-width bins of the top class's probability at T = 1; 0 is perfectly calibrated.",
+          '',
+        ]
+      : []),
     ...(report.agreement ? classSpread(report.agreement) : []),
     ...chanceLevel(report),
   ];
@@ -196,6 +210,121 @@ function chanceLevel(report: Report): string[] {
     );
   }
   return lines;
+}
+
+/** Whether every gate passed (or had nothing to judge): the detail sections then fold away. */
+function allPassed(report: Report): boolean {
+  return report.verdict === 'pass' && report.gates.every((g) => g.status === 'pass' || g.status === 'skipped');
+}
+
+/**
+ * A section under its heading, or folded into `<details>` when every gate passed, so that a
+ * passing report stays short and a failing one shows its evidence. `summary` is plain text the
+ * caller built from numbers and escaped names.
+ */
+function section(report: Report, title: string, summary: string, body: string[]): string[] {
+  if (!allPassed(report)) return [`### ${title}`, '', ...body];
+  // The blank line after <summary> lets GitHub render the markdown (tables, mermaid) inside.
+  return ['<details>', `<summary><b>${title}</b>: ${summary}</summary>`, '', ...body, '</details>', ''];
+}
+
+/** Classes in the per-class table: the worst ones. The chart shows a few more. */
+const WORST_CLASSES = 10;
+const CHART_CLASSES = 20;
+
+/**
+ * Per-class agreement with the teacher's top-1 class as the reference: the worst classes (those
+ * with enough samples to be gated first, then the rest), a mermaid bar chart of the worst, and
+ * the largest teacher-to-student confusions. Bounded whatever the number of classes.
+ */
+function perClassSection(report: Report): string[] {
+  const a = report.agreement;
+  if (!a?.agreedCounts) return [];
+  const { teacherCounts, agreedCounts } = a;
+  const minSamples = a.minClassSamples ?? 1;
+  const share = (c: number) => agreedCounts[c] / teacherCounts[c];
+  const answered = teacherCounts.map((_, c) => c).filter((c) => teacherCounts[c] > 0);
+  const gated = answered.filter((c) => teacherCounts[c] >= minSamples).sort((x, y) => share(x) - share(y) || teacherCounts[y] - teacherCounts[x] || x - y);
+  const few = answered.filter((c) => teacherCounts[c] < minSamples && agreedCounts[c] < teacherCounts[c]).sort((x, y) => share(x) - share(y) || x - y);
+  const rows = [...gated, ...few]
+    .slice(0, WORST_CLASSES)
+    .map((c) => [
+      `class ${c}`,
+      int(teacherCounts[c]),
+      `${pct(share(c))} (${int(agreedCounts[c])})`,
+      teacherCounts[c] < minSamples ? 'no: too few samples' : 'yes',
+    ]);
+  const worst = value(report.metrics, 'agreement.minClass');
+  const lines = [
+    `The teacher's top-1 class is the reference: of the eval samples the teacher answers with a class, the share the student answers the same way. \`agreement.minClass\` is the worst class among the ${int(gated.length)} with at least ${minSamples} samples; classes with fewer are listed but not gated, so that one stray sample cannot fail a gate.`,
+    '',
+    markdownTable([['Class', "Teacher's samples", 'Student agrees', 'Gated'], ...rows], { align: ['l', 'r', 'r', 'l'] }),
+    '',
+  ];
+  const charted = gated.slice(0, CHART_CLASSES);
+  if (charted.length > 1) {
+    lines.push(
+      '```mermaid',
+      'xychart-beta',
+      `  title "Top-1 agreement by teacher's class, worst ${charted.length} of ${gated.length}"`,
+      `  x-axis "class" [${charted.map((c) => `"${c}"`).join(', ')}]`,
+      '  y-axis "%" 0 --> 100',
+      `  bar [${charted.map((c) => Number((100 * share(c)).toFixed(2))).join(', ')}]`,
+      '```',
+      '',
+    );
+  }
+  const confusions = a.confusions ?? [];
+  if (confusions.length > 0) {
+    const confusionRows = confusions.map((k) => [`class ${k.teacher} → class ${k.student}`, int(k.count), pct(k.count / teacherCounts[k.teacher])]);
+    lines.push(
+      'Largest confusions, teacher → student:',
+      '',
+      markdownTable([['Teacher → student', 'Samples', "Share of the teacher's class"], ...confusionRows], { align: ['l', 'r', 'r'] }),
+      '',
+    );
+  }
+  const summary = Number.isFinite(worst) ? `worst class ${pct(worst)} (class ${gated[0]})` : `no class has ${minSamples} samples`;
+  return section(report, 'Per-class agreement', summary, lines);
+}
+
+/**
+ * The student as it ships (report.json's `export`): its weights' quantization and output kind,
+ * and, for quantized weights, how the shipped student compares with the float32 one it was
+ * trained as. Nothing for a float32 logits export, which is the trained student itself.
+ */
+function shippedSection(report: Report): string[] {
+  const plan = report.export;
+  if (!plan || (plan.quantize === 'none' && plan.output === 'logits')) return [];
+  const m = report.metrics;
+  const weights =
+    plan.quantize === 'uint8'
+      ? 'uint8 weights (affine per tensor, `scale` and `min` in the weights manifest)'
+      : plan.quantize === 'float16'
+        ? 'float16 weights'
+        : 'float32 weights';
+  const output =
+    plan.output === 'probabilities'
+      ? `outputs probabilities (a final softmax)${report.teacher.output === 'probabilities' ? ', as the teacher does' : ' (export.output), where the teacher outputs logits'}`
+      : `outputs logits${report.teacher.output === 'probabilities' ? ' (export.output), where the teacher outputs probabilities' : ''}`;
+  const lines = [`student/ holds ${weights} and ${output}; stock \`tf.loadLayersModel\` loads it as it is.`, ''];
+  if (plan.quantize !== 'none' && Number.isFinite(value(m, 'quantized.agreement.top1'))) {
+    const pairs: Array<[string, MetricName, MetricName]> = [
+      ['Top-1 agreement', 'agreement.top1', 'quantized.agreement.top1'],
+      ['KL(teacher ‖ student)', 'kl', 'quantized.kl'],
+      ...(Number.isFinite(value(m, 'quantized.accuracy')) ? [['Accuracy', 'accuracy.student', 'quantized.accuracy'] as [string, MetricName, MetricName]] : []),
+      ['Weight bytes', 'size.studentFloatBytes', 'size.studentBytes'],
+    ];
+    const rows = pairs.map(([label, float, shipped]) => [label, formatMetric(float, value(m, float)), formatMetric(shipped, value(m, shipped))]);
+    lines.push(
+      markdownTable([['', 'float32 student', `Shipped (${plan.quantize})`], ...rows], { align: ['l', 'r', 'r'] }),
+      '',
+      'The shipped column is measured on the weights as TF.js dequantizes them on load.',
+      '',
+    );
+  }
+  const summary = plan.quantize !== 'none' ? `${plan.quantize}, top-1 agreement ${pct(value(m, 'quantized.agreement.top1'))}` : `${plan.output}`;
+  return section(report, 'Shipped student', summary, lines);
 }
 
 function footer(report: Report): string {

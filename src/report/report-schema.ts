@@ -119,7 +119,15 @@ function reportSchema(object: ObjectOf) {
     })
       .nullable()
       .optional(),
-    agreement: object({ teacherCounts: z.array(count), studentCounts: z.array(count), majorityClass: count }).optional(),
+    agreement: object({
+      teacherCounts: z.array(count),
+      studentCounts: z.array(count),
+      majorityClass: count,
+      agreedCounts: z.array(count).optional(),
+      confusions: z.array(object({ teacher: count, student: count, count })).optional(),
+      minClassSamples: count.optional(),
+    }).optional(),
+    export: object({ quantize: z.enum(['none', 'float16', 'uint8']), output: z.enum(['logits', 'probabilities']) }).optional(),
     speedIntervals: z.record(z.string(), object({ value: measured, low: z.number(), high: z.number(), rounds: count, confidence: z.number() })).optional(),
     metricsComputedOn: z.string(),
     speedBackend: z.string().optional(),

@@ -70,6 +70,12 @@ export interface Report {
    * agreement was not measured, and in reports written before it existed.
    */
   agreement?: ClassAgreement;
+  /**
+   * How student/ was written: `quantize` (none, float16, uint8: the weights that ship, which
+   * `size.studentBytes` counts and the `quantized.*` metrics measure) and `output` (logits, or
+   * probabilities through a final softmax, as the teacher answers). Absent in older reports.
+   */
+  export?: { quantize: 'none' | 'float16' | 'uint8'; output: 'logits' | 'probabilities' };
   /** Where the agreement metrics were computed: logits from the run's backend, compared on the host in float64. */
   metricsComputedOn: string;
   /** The backend speed was timed on when `measure.backend` named one other than the run's. */

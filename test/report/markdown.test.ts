@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { COMMENT_LIMIT, commentMarker, fitComment } from '../../src/action/github/comment.js';
 import { historyEntry, historyTable } from '../../src/report/history.js';
 import { renderMarkdown } from '../../src/report/markdown.js';
 import { mergeReports } from '../../src/report/merge.js';
@@ -107,5 +108,47 @@ describe('the chance level', () => {
     expect(rows.map((cells) => cells[0])).toEqual(['class 0', 'class 1', 'class 2', 'class 3', 'class 4', 'class 700', '994 other classes']);
     expect(rows[5]).toEqual(['class 700', '0.00% (0)', '100.00% (1,000)']);
     expect(rows[6]).toEqual(['994 other classes', '99.00% (990)', '0.00% (0)']);
+  });
+});
+
+describe('per-class agreement and the shipped student', () => {
+  const full = fullSampleReport();
+  const passing = fullSampleReport({ verdict: 'pass', status: 'complete', reasons: [], override: null, gates: full.gates.filter((g) => g.status === 'pass') });
+
+  it('opens the per-class and shipped-student sections when a gate fails, and folds them into <details> when every gate passes', () => {
+    const failing = renderMarkdown(full);
+    expect(failing).toContain('### Per-class agreement\n');
+    expect(failing).toContain('### Shipped student\n');
+    expect(failing).not.toContain('<details>');
+    const md = renderMarkdown(passing);
+    expect(md).not.toContain('### Per-class agreement');
+    expect(md).toContain('<details>\n<summary><b>Per-class agreement</b>: worst class 50.00% (class 4)</summary>\n\n');
+    expect(md).toContain('<details>\n<summary><b>Shipped student</b>: uint8, top-1 agreement 94.00%</summary>\n\n');
+    // Every fold is closed, and the chart inside it is still a mermaid block GitHub renders.
+    expect(md.split('<details>').length).toBe(md.split('</details>').length);
+    expect(md).toMatch(/<details>[^]*```mermaid\nxychart-beta\n {2}title "Top-1 agreement by teacher's class[^]*<\/details>/);
+  });
+
+  it('renders a passing report with the new sections folded', async () => {
+    await expect(renderMarkdown(passing)).toMatchFileSnapshot('__snapshots__/passing-report.md');
+  });
+
+  it("keeps a 1,000-class report's comment under GitHub's 65,536-character limit, with the tables and chart bounded", () => {
+    const classes = 1000;
+    const teacherCounts = Array.from({ length: classes }, (_, c) => 3 + (c % 17));
+    const agreedCounts = teacherCounts.map((n, c) => n - (c % 5));
+    const confusions = Array.from({ length: 10 }, (_, i) => ({ teacher: 999 - i, student: i, count: 9 - i }));
+    const report = fullSampleReport({
+      agreement: { teacherCounts, studentCounts: teacherCounts, majorityClass: 16, agreedCounts, confusions, minClassSamples: 5 },
+    });
+    const md = renderMarkdown(report, { history });
+    const { truncated } = fitComment(`${commentMarker('distill-gate.yml')}\n${md}`);
+    expect(truncated).toBe(false);
+    expect(md.length).toBeLessThan(COMMENT_LIMIT);
+    // Ten worst classes in the table, twenty in the chart.
+    const perClass = md.slice(md.indexOf('### Per-class agreement'), md.indexOf('Largest confusions'));
+    expect(perClass.split('\n').filter((line) => /^\| class \d+ /.test(line))).toHaveLength(10);
+    expect(perClass).toMatch(/worst 20 of \d+"/);
+    expect(perClass.match(/ {2}bar \[(.*)\]/)![1].split(', ')).toHaveLength(20);
   });
 });

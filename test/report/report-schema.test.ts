@@ -58,6 +58,15 @@ describe('the report.json schema', () => {
     expect(() => parseReport(edited(at, value), 'report.json', 'untrusted')).toThrow(message);
   });
 
+  // The per-class table and the shipped-student section print these as numbers and fixed words.
+  it.each([
+    [['agreement', 'confusions', 0, 'teacher'], '4 <img>', 'report.json: agreement.confusions[0].teacher: Invalid input: expected number'],
+    [['agreement', 'agreedCounts', 4], -1, 'report.json: agreement.agreedCounts[4]: Too small'],
+    [['export', 'quantize'], 'int4 <b>', 'report.json: export.quantize: Invalid option'],
+  ])('refuses %j = %j in the per-class and export blocks', (at, value, message) => {
+    expect(() => parseReport(edited(at, value, fullSampleReport()), 'report.json', 'untrusted')).toThrow(message);
+  });
+
   it('says an uploaded report is refused, and counts the further problems', () => {
     const forged = edited(['verdict'], 'passed', edited(['status'], 'done'));
     expect(() => parseReport(forged, 'up/report.json', 'untrusted')).toThrow(
