@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Config } from './config/load.js';
+import { GPU_BACKENDS } from './config/schema.js';
 import type { RegressionAcceptance } from './gates/judge.js';
 import { buildReport } from './report/build.js';
 import type { HistoryEntry } from './report/history.js';
@@ -45,6 +46,11 @@ export interface RunOptions {
   acceptRegression?: RegressionAcceptance;
   /** Earlier runs from the baseline store, drawn as a trend in report.md. */
   history?: HistoryEntry[];
+  /**
+   * End the run as soon as the backend is known when it is not a GPU one: on a GPU runner whose
+   * GPU packages failed to install, `auto` falls back to the CPU, which must not pass unnoticed.
+   */
+  requireGpu?: boolean;
 }
 
 /** prepare -> distill -> measure -> judge -> buildReport, then the files. */
@@ -84,6 +90,7 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
   const session = await prepare(config, { searchFrom: options.searchFrom ?? [process.cwd(), config.dir], log });
   try {
     progress.session = session;
+    if (options.requireGpu && !GPU_BACKENDS.includes(session.backend.name)) return await writeCutShort(config, options, progress, noGpu(session));
     progress.phase = "running the teacher's pass and training";
     const distillation = await distillStudent(session, config, { clock, log });
     progress.distillation = distillation;
@@ -117,6 +124,16 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
   } finally {
     session.dispose();
   }
+}
+
+/** Why a run that had to have a GPU backend ended: the backend it got, and why each GPU backend was passed over. */
+function noGpu({ backend }: Session): string {
+  const skipped = backend.notes.filter((note) => GPU_BACKENDS.some((gpu) => note.startsWith(`${gpu}:`)));
+  return (
+    `require-gpu is set, but the run resolved ${backend.name} (${backend.source}), not a GPU backend (${GPU_BACKENDS.join(' or ')})` +
+    (skipped.length ? `. Passed over: ${skipped.join('; ')}` : '') +
+    '. Check the GPU install steps of the job (a failed install is hidden by continue-on-error), or run `distill-gate doctor` on the runner'
+  );
 }
 
 /** The report of whatever the stages left, written at once: report.json and report.md, no student. */

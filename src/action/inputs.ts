@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as core from '@actions/core';
-import { BACKENDS, type BackendName } from '../config/schema.js';
+import { BACKENDS, GPU_BACKENDS, type BackendName } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { parseExpected, type ExpectedLegs } from '../report/merge.js';
 import { parseBudgetMinutes } from '../run-control.js';
@@ -33,7 +34,14 @@ export interface ActionInputs {
   baselineBranch: string;
   acceptLabel: string;
   cacheDir?: string;
+  /** Fail the run (before training) when it resolves no GPU backend: a GPU runner whose GPU installs failed. */
+  requireGpu: boolean;
 }
+
+/** The config's default place: the repository root, so that its paths (relative to it) are the repository's. */
+export const DEFAULT_CONFIG = 'distill-gate.yml';
+/** The default before it, still read (with a warning) where the repository has no root config. */
+export const LEGACY_DEFAULT_CONFIG = '.github/distill-gate.yml';
 
 /** What a mode and the publishing step are given: the inputs, the event, and GitHub when there is a token. */
 export interface Step {
@@ -46,7 +54,7 @@ export function readInputs(): ActionInputs {
   const mode = modeInput();
   const backend = backendInput();
   const workingDirectory = path.resolve(process.env.GITHUB_WORKSPACE ?? process.cwd(), core.getInput('working-directory') || '.');
-  const config = core.getInput('config') || '.github/distill-gate.yml';
+  const config = configInput(workingDirectory, mode);
   const outputDir = path.resolve(workingDirectory, core.getInput('output-dir') || 'distill-report');
   const optionalPath = (name: string) => (core.getInput(name) ? path.resolve(workingDirectory, core.getInput(name)) : undefined);
   return {
@@ -74,7 +82,36 @@ export function readInputs(): ActionInputs {
       : core.getInput('baseline-branch') || 'distill-gate-data',
     acceptLabel: core.getInput('accept-label') || 'distill-gate:accept-regression',
     cacheDir: optionalPath('cache-dir'),
+    requireGpu: requireGpuInput(backend),
   };
+}
+
+/**
+ * The config input, relative to working-directory. Left at its default where only the old default
+ * exists, the old one is used, paths still relative to it and the comment key (hence the sticky
+ * comment and the baseline store's folder) unchanged, so upgrading breaks no repository.
+ */
+function configInput(workingDirectory: string, mode: Mode): string {
+  const config = core.getInput('config') || DEFAULT_CONFIG;
+  if (config !== DEFAULT_CONFIG || existsSync(path.resolve(workingDirectory, config)) || !existsSync(path.resolve(workingDirectory, LEGACY_DEFAULT_CONFIG)))
+    return config;
+  // mode merge reads no config: only its comment key depends on this, and stays as it was.
+  if (mode !== 'merge')
+    core.warning(
+      `distill-gate: there is no ${DEFAULT_CONFIG} in ${workingDirectory}, so ${LEGACY_DEFAULT_CONFIG} is read (the old default; its paths stay relative to .github/). Move it to the repository root with its paths made relative to the root, or set the input config: ${LEGACY_DEFAULT_CONFIG}.`,
+      { title: 'distill-gate: config location' },
+    );
+  return LEGACY_DEFAULT_CONFIG;
+}
+
+function requireGpuInput(backend: BackendName): boolean {
+  const requireGpu = booleanInput('require-gpu', false);
+  if (requireGpu && backend !== 'auto' && !GPU_BACKENDS.includes(backend))
+    throw new InputError(
+      'input require-gpu',
+      `true needs a GPU backend, but input backend is ${backend}; use auto, ${GPU_BACKENDS.join(' or ')}, or drop require-gpu.`,
+    );
+  return requireGpu;
 }
 
 function modeInput(): Mode {

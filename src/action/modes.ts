@@ -41,6 +41,7 @@ async function distill({ inputs, context, github }: Step, clock: RunClock): Prom
       searchFrom: [inputs.workingDirectory, process.env.GITHUB_WORKSPACE ?? inputs.workingDirectory],
       log: (line) => core.info(line),
       commit: context.sha,
+      requireGpu: inputs.requireGpu,
     });
   } finally {
     core.endGroup();
@@ -108,7 +109,7 @@ async function trustedConfig(inputs: Step['inputs']): Promise<Config | undefined
   if (path.relative(uploadFolder, inputs.config).split(path.sep)[0] !== '..') {
     throw new InputError(
       'input config',
-      `${inputs.config} lies in ${uploadFolder}, the folder of the uploaded report, so the upload could have put it there. Download the artifact into a folder of its own and give the config of the trusted checkout (e.g. .github/distill-gate.yml).`,
+      `${inputs.config} lies in ${uploadFolder}, the folder of the uploaded report, so the upload could have put it there. Download the artifact into a folder of its own and give the config of the trusted checkout (e.g. distill-gate.yml).`,
     );
   }
   core.info(`distill-gate: re-judging the uploaded report with the gates of ${inputs.config}`);

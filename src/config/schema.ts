@@ -2,6 +2,8 @@ import { z } from 'zod';
 
 export const BACKENDS = ['auto', 'tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
+/** The backends that run on a GPU: what the action's require-gpu input asks the run to have resolved. */
+export const GPU_BACKENDS: readonly BackendName[] = ['tensorflow-gpu', 'webgpu'];
 
 /** Layer types a student stack may use; each maps to the `tf.layers` factory of the same name. */
 export const STUDENT_LAYER_TYPES = [

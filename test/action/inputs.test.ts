@@ -1,3 +1,5 @@
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import * as toolkit from './toolkit.js';
@@ -18,7 +20,7 @@ describe('readInputs', () => {
       mode: 'run',
       reports: [],
       expect: undefined,
-      config: `${WORKSPACE}/.github/distill-gate.yml`,
+      config: `${WORKSPACE}/distill-gate.yml`,
       report: `${WORKSPACE}/distill-report/report.json`,
       token: '',
       comment: true,
@@ -26,7 +28,7 @@ describe('readInputs', () => {
       backend: 'auto',
       outputDir: `${WORKSPACE}/distill-report`,
       workingDirectory: WORKSPACE,
-      commentKey: '.github/distill-gate.yml',
+      commentKey: 'distill-gate.yml',
       baseline: undefined,
       issueOnFailure: false,
       issueLabel: 'distill-gate',
@@ -34,7 +36,62 @@ describe('readInputs', () => {
       baselineBranch: 'distill-gate-data',
       acceptLabel: 'distill-gate:accept-regression',
       cacheDir: undefined,
+      requireGpu: false,
     });
+  });
+
+  describe('the config at its default place, the repository root', () => {
+    const repository = async (files: string[]) => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-inputs-'));
+      for (const file of files) {
+        await mkdir(path.dirname(path.join(dir, file)), { recursive: true });
+        await writeFile(path.join(dir, file), 'teacher: models/teacher/model.json\n');
+      }
+      vi.stubEnv('GITHUB_WORKSPACE', dir);
+      return dir;
+    };
+
+    it('is distill-gate.yml at the root, also where .github/distill-gate.yml exists beside it', async () => {
+      const dir = await repository(['distill-gate.yml', '.github/distill-gate.yml']);
+      const inputs = readInputs();
+      expect([inputs.config, inputs.commentKey]).toEqual([path.join(dir, 'distill-gate.yml'), 'distill-gate.yml']);
+      expect(toolkit.warnings()).toEqual([]);
+    });
+
+    it('falls back to the old default, .github/distill-gate.yml, with a warning and its comment key unchanged', async () => {
+      const dir = await repository(['.github/distill-gate.yml']);
+      const inputs = readInputs();
+      expect([inputs.config, inputs.commentKey]).toEqual([path.join(dir, '.github/distill-gate.yml'), '.github/distill-gate.yml']);
+      expect(toolkit.warnings()).toEqual([expect.stringMatching(/no distill-gate\.yml in .*, so \.github\/distill-gate\.yml is read/)]);
+    });
+
+    it('keeps a config the workflow names, and a missing default, as given', async () => {
+      const dir = await repository(['.github/distill-gate.yml']);
+      toolkit.reset({ config: 'gates/student.yml' });
+      expect(readInputs().config).toBe(path.join(dir, 'gates/student.yml'));
+      await repository([]);
+      toolkit.reset();
+      expect(readInputs().commentKey).toBe('distill-gate.yml');
+      expect(toolkit.warnings()).toEqual([]);
+    });
+
+    it('mode merge keeps the old comment key without a warning about a config it does not read', async () => {
+      await repository(['.github/distill-gate.yml']);
+      toolkit.reset({ mode: 'merge' });
+      expect(readInputs().commentKey).toBe('.github/distill-gate.yml');
+      expect(toolkit.warnings()).toEqual([]);
+    });
+  });
+
+  it('require-gpu: read as a boolean, and refused beside a backend that is not a GPU one', () => {
+    toolkit.reset({ 'require-gpu': 'true' });
+    expect(readInputs().requireGpu).toBe(true);
+    toolkit.reset({ 'require-gpu': 'true', backend: 'webgpu' });
+    expect(readInputs().requireGpu).toBe(true);
+    toolkit.reset({ 'require-gpu': 'true', backend: 'wasm' });
+    expect(() => readInputs()).toThrow(
+      'input require-gpu: true needs a GPU backend, but input backend is wasm; use auto, tensorflow-gpu or webgpu, or drop require-gpu.',
+    );
   });
 
   it('resolves every path against working-directory, and the report against output-dir', () => {

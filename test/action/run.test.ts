@@ -112,7 +112,7 @@ describe('run() publishing through the GitHub facade', () => {
     expect(createGitHub).toHaveBeenCalledTimes(1);
     expect(vi.mocked(createGitHub).mock.calls[0][0]).toBe(TOKEN);
     expect(vi.mocked(createGitHub).mock.calls[0][2]).toMatchObject({ retries: 0 });
-    expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(7, '.github/distill-gate.yml', expect.stringContaining('## ✅ distill-gate: pass'));
+    expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(7, 'distill-gate.yml', expect.stringContaining('## ✅ distill-gate: pass'));
     expect(toolkit.outputs()['comment-url']).toBe('https://github.test/acme/models/pull/7#issuecomment-1');
     expect(toolkit.infos()).toContain('distill-gate: posted the report comment https://github.test/acme/models/pull/7#issuecomment-1');
     expect(toolkit.warnings()).toEqual([]);
@@ -145,7 +145,7 @@ describe('run() publishing through the GitHub facade', () => {
     );
     await run();
     expect(facade.current!.findPullRequestBySha).not.toHaveBeenCalled();
-    expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(9, '.github/distill-gate.yml', expect.any(String));
+    expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(9, 'distill-gate.yml', expect.any(String));
     expect(toolkit.infos()).toContain('distill-gate: reporting on PR #9, named by the workflow_run event');
 
     toolkit.reset(
@@ -154,7 +154,7 @@ describe('run() publishing through the GitHub facade', () => {
     );
     await run();
     expect(facade.current!.findPullRequestBySha).toHaveBeenCalledWith('f0f0f0');
-    expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(12, '.github/distill-gate.yml', expect.any(String));
+    expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(12, 'distill-gate.yml', expect.any(String));
   });
 
   it('no PR for the commit: a warning, no comment', async () => {
@@ -196,7 +196,7 @@ describe('run() publishing through the GitHub facade', () => {
     toolkit.reset({ mode: 'report', report: failing, 'github-token': TOKEN, 'issue-on-failure': 'true', 'issue-label': 'nightly' }, { eventName: 'schedule' });
     await run();
     expect(facade.current!.syncTrackingIssue).toHaveBeenCalledWith(
-      { key: '.github/distill-gate.yml', label: 'nightly' },
+      { key: 'distill-gate.yml', label: 'nightly' },
       'fail',
       expect.stringContaining('distill-gate: fail'),
     );

@@ -25,8 +25,7 @@ async function workspace(report: Report | Record<string, unknown>, trustedConfig
   await mkdir(path.join(dir, 'upload'), { recursive: true });
   await writeFile(path.join(dir, 'upload/report.json'), JSON.stringify(report));
   if (trustedConfig) {
-    await mkdir(path.join(dir, '.github'), { recursive: true });
-    await writeFile(path.join(dir, '.github/distill-gate.yml'), trustedConfig);
+    await writeFile(path.join(dir, 'distill-gate.yml'), trustedConfig);
   }
   vi.stubEnv('GITHUB_WORKSPACE', dir);
   return dir;
@@ -53,7 +52,7 @@ describe('mode report re-judges what an untrusted job uploaded', () => {
     expect(toolkit.summaryState.lines[0]).toContain('## ❌ distill-gate: fail');
     expect(toolkit.summaryState.lines[0]).toContain('The uploaded report claimed pass; re-judged from its values with its own thresholds: fail');
     expect(toolkit.infos()).toContain(
-      `distill-gate: no config at ${path.join(dir, '.github/distill-gate.yml')} in this checkout; re-judging the uploaded gates with their own thresholds`,
+      `distill-gate: no config at ${path.join(dir, 'distill-gate.yml')} in this checkout; re-judging the uploaded gates with their own thresholds`,
     );
   });
 
@@ -61,7 +60,7 @@ describe('mode report re-judges what an untrusted job uploaded', () => {
     const dir = await workspace(sampleReport(), quickConfig({ gates: '  agreement.top1: ">= 0.99"' }));
     toolkit.reset({ mode: 'report', report: 'upload/report.json' });
     await run();
-    expect(toolkit.infos()).toContain(`distill-gate: re-judging the uploaded report with the gates of ${path.join(dir, '.github/distill-gate.yml')}`);
+    expect(toolkit.infos()).toContain(`distill-gate: re-judging the uploaded report with the gates of ${path.join(dir, 'distill-gate.yml')}`);
     expect(toolkit.failures()).toEqual(['distill-gate: failing gates: agreement.top1 (>= 0.99)']);
   });
 

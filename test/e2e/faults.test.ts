@@ -49,7 +49,7 @@ const SCENARIOS: Scenario[] = [
     verdict: 'pass',
     method: 'PATCH',
     path: /\/issues\/comments\/\d+$/,
-    prepare: () => api.comments.push({ id: 1, issue_number: 7, body: '<!-- distill-gate:.github/distill-gate.yml -->\nold', html_url: '' }),
+    prepare: () => api.comments.push({ id: 1, issue_number: 7, body: '<!-- distill-gate:distill-gate.yml -->\nold', html_url: '' }),
   },
   { name: 'find the PR by commit', event: 'workflow_run', verdict: 'pass', method: 'GET', path: /\/commits\/[^/]+\/pulls$/ },
   { name: 'list open PRs', event: 'workflow_run', verdict: 'pass', method: 'GET', path: /\/pulls$/, prepare: () => void (api.commitsListTheirPulls = false) },
@@ -65,7 +65,7 @@ const SCENARIOS: Scenario[] = [
       api.issues.push({
         number: 5,
         title: 't',
-        body: '<!-- distill-gate:issue:.github/distill-gate.yml -->\nold',
+        body: '<!-- distill-gate:issue:distill-gate.yml -->\nold',
         state: 'open',
         labels: [{ name: 'distill-gate' }],
         html_url: '',
@@ -81,7 +81,7 @@ const SCENARIOS: Scenario[] = [
       api.issues.push({
         number: 5,
         title: 't',
-        body: '<!-- distill-gate:issue:.github/distill-gate.yml -->\nold',
+        body: '<!-- distill-gate:issue:distill-gate.yml -->\nold',
         state: 'open',
         labels: [{ name: 'distill-gate' }],
         html_url: '',
