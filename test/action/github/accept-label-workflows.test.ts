@@ -107,13 +107,17 @@ const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as {
 const ACCEPT = action.inputs['accept-label'].default!;
 const read = async (file: string) => parse(await readFile(path.join(ROOT, 'examples/workflows', file), 'utf8')) as Workflow;
 
-const event = (action: string, label?: string) => ({
+const REPOSITORY = 'acme/models';
+/** A pull_request event; `from` is the repository of the PR's head: this one, or a fork. */
+const event = (action: string, label?: string, from = REPOSITORY) => ({
   github: {
     event_name: 'pull_request',
+    repository: REPOSITORY,
     run_id: '4242',
-    event: { action, number: 7, pull_request: { number: 7 }, ...(label ? { label: { name: label } } : {}) },
+    event: { action, number: 7, pull_request: { number: 7, head: { repo: { full_name: from } } }, ...(label ? { label: { name: label } } : {}) },
   },
 });
+const FORK = 'someone/models';
 
 // The job whose check carries each workflow's verdict, and the GPU jobs a stray label must not start.
 describe.each([
@@ -154,6 +158,44 @@ describe.each([
     expect(name).toMatch(/^\$\{\{.*\}\}$/);
     expect(interpolate(name!, event('synchronize'))).toBe(verdictJob);
     expect(name).not.toBe(verdictJob);
+  });
+});
+
+describe('forks never reach the self-hosted runner', () => {
+  const selfHosted = (job: { 'runs-on'?: unknown }) => JSON.stringify(job['runs-on']).includes('self-hosted');
+
+  it.each(['pull-request.yml', 'matrix.yml'])('%s: no job runs for a fork, whatever the event', async (file) => {
+    const workflow = (await read(file)) as Workflow & { jobs: Record<string, { if?: string; 'runs-on'?: unknown }> };
+    expect(Object.values(workflow.jobs).some(selfHosted)).toBe(true);
+    for (const [action, label] of [['opened'], ['synchronize'], ['labeled', ACCEPT]] as const)
+      for (const [name, job] of Object.entries(workflow.jobs)) {
+        expect(condition(job.if, event(action, label, FORK)), `${file} ${name} on ${action}`).toBe(false);
+        // The guard must not stop the repository's own PRs.
+        expect(condition(job.if, event(action, label)), `${file} ${name} on ${action}`).toBe(true);
+      }
+  });
+
+  it('fork-untrusted.yml runs forks only, on a GitHub-hosted runner, under the check name the gate has', async () => {
+    const workflow = (await read('fork-untrusted.yml')) as Workflow & { jobs: Record<string, { if?: string; name?: string; 'runs-on'?: unknown }> };
+    const jobs = Object.values(workflow.jobs);
+    expect(jobs.some(selfHosted)).toBe(false);
+    for (const job of jobs) {
+      expect(condition(job.if, event('synchronize', undefined, FORK))).toBe(true);
+      expect(condition(job.if, event('synchronize'))).toBe(false);
+      expect(interpolate(job.name!, event('synchronize', undefined, FORK))).toBe('distill');
+    }
+  });
+
+  it("fork-report.yml posts for forks' runs only, on a GitHub-hosted runner", async () => {
+    const workflow = (await read('fork-report.yml')) as unknown as { jobs: Record<string, { if?: string; 'runs-on'?: unknown }> };
+    const run = (headRepository: string) => ({
+      github: { repository: REPOSITORY, event: { workflow_run: { event: 'pull_request', head_repository: { full_name: headRepository } } } },
+    });
+    for (const job of Object.values(workflow.jobs)) {
+      expect(selfHosted(job)).toBe(false);
+      expect(condition(job.if, run(FORK))).toBe(true);
+      expect(condition(job.if, run(REPOSITORY))).toBe(false);
+    }
   });
 });
 
