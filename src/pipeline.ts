@@ -102,7 +102,9 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
       signal: clock.hurry,
       log,
     });
-    const judgement = judgeRun(session, config, distillation, measurement, options.acceptRegression);
+    // A cancel during training is in how training stopped; one after it is the judge's to know.
+    const cancelledWhileMeasuring = clock.hurry.aborted && distillation.training.stopKind !== 'abort' ? abortReason(clock.hurry) : undefined;
+    const judgement = judgeRun(session, config, distillation, measurement, { acceptance: options.acceptRegression, cancelledWhileMeasuring });
     const studentDir = path.join(options.outDir, 'student');
     const report = buildReport({
       config,
@@ -119,7 +121,7 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
     // A forced end has written its own report; this one must not overwrite it.
     if (clock.force.aborted) return result;
     progress.phase = 'writing the report';
-    const writeError = await writeOutputs(session.backend.tf, session.student, options.outDir, report, markdown);
+    const writeError = await writeOutputs(session.backend.tf, session.student, options.outDir, report, markdown, measurement.export);
     return { ...result, ...(writeError ? { writeError } : {}) };
   } finally {
     session.dispose();

@@ -109,6 +109,22 @@ describe('the run clock', () => {
     expect(report.verdict).toBe('fail');
   });
 
+  it('a cancel after the last epoch, while measuring, still fails the run as incomplete', async () => {
+    const dir = await exampleWorkspace(quickConfig({ gates: '  size.ratio: "<= 10"' }));
+    const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
+    const control = manualClock();
+    const { report } = await runPipeline(config, {
+      outDir: path.join(dir, 'out'),
+      searchFrom: [dir],
+      clock: control.clock,
+      log: (line) => {
+        if (line.startsWith('epoch 3/3')) control.cancel('received SIGINT');
+      },
+    });
+    expect([report.training.epochs, report.verdict, report.status]).toEqual([3, 'fail', 'incomplete']);
+    expect(report.reasons).toContain('The run was cancelled while measuring (received SIGINT): its metrics are what the few seconds left gave.');
+  });
+
   it('a forced end writes the report of what exists at once: incomplete, failed, sizes measured, no student', async () => {
     const dir = await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' }));
     const config = await loadConfig(path.join(dir, 'distill-gate.yml'));

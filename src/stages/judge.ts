@@ -19,13 +19,24 @@ export interface Judgement {
   override?: { label: string; by: string; gates: string[] };
 }
 
-/** Stage 4: gates against the metrics and the baseline, the accept-regression label, and how training ended. Pure. */
+/** What judging needs beyond the stages' results. */
+export interface JudgeOptions {
+  /** Set when the PR carries the accept-regression label. */
+  acceptance?: RegressionAcceptance;
+  /**
+   * A cancel (SIGINT, SIGTERM) that arrived after training ended, while measuring: the metrics are
+   * what a few seconds gave, so the run fails, incomplete, whatever its gates say.
+   */
+  cancelledWhileMeasuring?: string;
+}
+
+/** Stage 4: gates against the metrics and the baseline, the accept-regression label, and how the run ended. Pure. */
 export function judgeRun(
   session: Pick<Session, 'checks' | 'baseline'>,
   config: Config,
   distillation: Distillation,
   measurement: Measurement,
-  acceptance?: RegressionAcceptance,
+  { acceptance, cancelledWhileMeasuring }: JudgeOptions = {},
 ): Judgement {
   const { training, overBudget } = distillation;
   const { metrics, speedIntervals, speedComparison, environment } = measurement;
@@ -39,6 +50,8 @@ export function judgeRun(
   const reasons: string[] = [...training.notes];
   if (training.stoppedBecause)
     reasons.push(`Training stopped after ${training.epochsCompleted} of ${config.distill.epochs} epochs: ${training.stoppedBecause}.`);
+  if (cancelledWhileMeasuring)
+    reasons.push(`The run was cancelled while measuring (${cancelledWhileMeasuring}): its metrics are what the few seconds left gave.`);
   if (judged.environmentDiffers)
     reasons.push('The baseline ran on a different backend, TF.js version, CPU or GPU: speed deltas against it are shown but not gated.');
   // Whatever the gates say: a top-1 agreement a constant student matches must not read as a good student.
@@ -47,8 +60,8 @@ export function judgeRun(
   return {
     // A budget stop is judged by the gates on what was reached; a non-finite loss or a
     // cancellation fails the run whatever the gates say.
-    verdict: runVerdict(gates, failsOutright({ stopKind: training.stopKind, overBudget })),
-    status: training.stoppedBecause ? 'incomplete' : 'complete',
+    verdict: runVerdict(gates, failsOutright({ stopKind: training.stopKind, overBudget }) || cancelledWhileMeasuring !== undefined),
+    status: training.stoppedBecause || cancelledWhileMeasuring ? 'incomplete' : 'complete',
     gates,
     reasons,
     environmentDiffers: judged.environmentDiffers,

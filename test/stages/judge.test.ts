@@ -53,3 +53,19 @@ describe('judgeRun on agreement near chance', () => {
     expect([judgement.verdict, judgement.reasons]).toEqual(['pass', []]);
   });
 });
+
+describe('judgeRun on a run cancelled after training', () => {
+  it('fails it as incomplete whatever its gates say, and says so', () => {
+    const config = parseConfig(quickConfig({ gates: '  size.ratio: "<= 10"' }), '/repo/distill-gate.yml');
+    const checks = parseGates(config.gates, measuredMetrics({ classes: 3, topK: 5, labels: false }));
+    const measurement: Measurement = { metrics: { 'size.ratio': 0.1 }, environment };
+    const passing = judgeRun({ checks, baseline: undefined }, config, finished, measurement);
+    expect([passing.verdict, passing.status]).toEqual(['pass', 'complete']);
+    const cancelled = judgeRun({ checks, baseline: undefined }, config, finished, measurement, { cancelledWhileMeasuring: 'the job was cancelled (SIGINT)' });
+    expect([cancelled.verdict, cancelled.status]).toEqual(['fail', 'incomplete']);
+    expect(cancelled.gates.map((g) => g.status)).toEqual(['pass']);
+    expect(cancelled.reasons).toEqual([
+      'The run was cancelled while measuring (the job was cancelled (SIGINT)): its metrics are what the few seconds left gave.',
+    ]);
+  });
+});
