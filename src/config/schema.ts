@@ -61,6 +61,14 @@ const measure = z.strictObject({
   backend: z.enum(BACKENDS).exclude(['auto']).optional(),
 });
 
+/** How the student is written to student/: the weights that ship and what its output holds. */
+const exportSettings = z.strictObject({
+  /** `none` keeps float32; `float16` and `uint8` (affine per tensor) are tensorflowjs_converter's weight quantizations, which stock TF.js dequantizes on load. */
+  quantize: z.enum(['none', 'float16', 'uint8']).default('none'),
+  /** `auto` answers as the teacher does (a final softmax when the teacher outputs probabilities); `logits` or `probabilities` force it. */
+  output: z.enum(['auto', 'logits', 'probabilities']).default('auto'),
+});
+
 const gateObject = z.strictObject({
   min: z.number().optional(),
   max: z.number().optional(),
@@ -97,6 +105,7 @@ export const configSchema = z.strictObject({
   }),
   distill: distill.prefault({}),
   measure: measure.prefault({}),
+  export: exportSettings.prefault({}),
   gates: z.record(z.string(), gateSpec).default({}),
   backend: z.enum(BACKENDS).default('auto'),
   baseline: path.optional(),
@@ -109,12 +118,14 @@ export type LayerSpec = z.infer<typeof layerSpec>;
 export type SplitSpec = z.infer<typeof split>;
 export type DistillSettings = z.infer<typeof distill>;
 export type MeasureSettings = z.infer<typeof measure>;
+export type ExportSettings = z.infer<typeof exportSettings>;
 
 /** Keys each object accepts, for "did you mean" hints on unknown keys. */
 export const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': Object.keys(configSchema.shape),
   distill: Object.keys(distill.shape),
   measure: Object.keys(measure.shape),
+  export: Object.keys(exportSettings.shape),
   data: ['train', 'eval', 'streamAboveMB'],
   'data.train': ['x', 'y', 'csv', 'label'],
   'data.eval': ['x', 'y', 'csv', 'label'],

@@ -9,10 +9,12 @@ import { allowedRatio, intervalBound, isPairedSpeedCheck } from '../gates/judge.
 import { measureAgreement, type ClassAgreement } from '../measure/agreement.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
+import type { StageMetrics } from '../measure/metrics.js';
 import { sizeMetrics } from '../measure/size.js';
 import { measureSpeed, type SpeedResult } from '../measure/speed.js';
 import { speedLimits, type MetricBound, type SpeedLimits } from '../measure/timing.js';
 import { fileExists } from '../models/artifacts.js';
+import { exportArtifacts, exportPlan, quantizedBytes, saveToMemory, type ExportPlan } from '../models/export.js';
 import { loadModel, wrapLayersModel, type LoadedModel } from '../models/model.js';
 import { loadTeacher } from '../models/pair.js';
 import { predictLogits } from '../models/predict.js';
@@ -31,6 +33,8 @@ export interface Measurement {
   environment: ReturnType<typeof describeEnvironment>;
   /** How teacher and student spread their top-1 answers over the classes; absent when agreement was not measured. */
   agreement?: ClassAgreement;
+  /** How student/ is written: its weights' quantization and its output kind. */
+  export?: ExportPlan;
 }
 
 export interface MeasureOptions {
@@ -77,7 +81,10 @@ export async function measureStudent(
   const agreement = studentEvalLogits
     ? measureAgreement(distillation.teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y)
     : undefined;
-  const metrics: Record<string, number> = { ...size, ...speed.metrics, ...agreement?.metrics };
+  const plan = exportPlan(config.export, teacher.output);
+  const shipped =
+    plan.quantize === 'none' ? undefined : await shippedStudentMetrics(tf, session, plan, config, distillation.teacherEvalLogits, studentEvalLogits);
+  const metrics: Record<string, number> = { ...size, ...shipped?.size, ...speed.metrics, ...agreement?.metrics, ...shipped?.agreement };
   // The environment is what makes timings comparable between runs: the backend they were timed on.
   return {
     metrics,
@@ -86,6 +93,45 @@ export async function measureStudent(
     baselineStudentPath,
     environment: describeEnvironment(session.speedBackend ?? backend),
     ...(agreement ? { agreement: agreement.classes } : {}),
+    export: plan,
+  };
+}
+
+/**
+ * The student as it ships with quantized weights: the bytes it occupies (`size.studentBytes`,
+ * beside the float32 `size.studentFloatBytes`) and, when agreement is measured, its agreement, KL
+ * and accuracy with the weights quantized and loaded back by stock TF.js, which dequantizes them
+ * as an app's `tf.loadLayersModel` will. Measured on logits (the softmax an export may append
+ * changes no top-1 answer, and would lose precision in the KL).
+ */
+async function shippedStudentMetrics(
+  tf: Tf,
+  { student, teacher, evalSet }: Pick<Session, 'student' | 'teacher' | 'evalSet'>,
+  plan: ExportPlan,
+  config: Config,
+  teacherEvalLogits: Float32Array,
+  studentEvalLogits: Float32Array | undefined,
+): Promise<{ size: Partial<StageMetrics<'size'>>; agreement?: StageMetrics<'quantized'> }> {
+  const artifacts = await saveToMemory(tf, student.layers!);
+  const shippedBytes = quantizedBytes(artifacts.weightSpecs ?? [], plan.quantize);
+  const size = { 'size.studentBytes': shippedBytes, 'size.studentFloatBytes': student.bytes, 'size.ratio': shippedBytes / teacher.bytes };
+  if (!studentEvalLogits) return { size };
+  const quantized = exportArtifacts(artifacts, { quantize: plan.quantize, output: 'logits' }, student.output);
+  const model = wrapLayersModel(await tf.loadLayersModel(tf.io.fromMemory(quantized)), shippedBytes);
+  let logits: Float32Array;
+  try {
+    logits = await predictLogits(tf, model, evalSet);
+  } finally {
+    model.dispose();
+  }
+  const { metrics } = measureAgreement(teacherEvalLogits, logits, student.outputWidth, config.measure.topK, evalSet.y);
+  return {
+    size,
+    agreement: {
+      'quantized.agreement.top1': metrics['agreement.top1'],
+      'quantized.kl': metrics.kl,
+      ...(evalSet.y ? { 'quantized.accuracy': metrics['accuracy.student'] } : {}),
+    },
   };
 }
 
