@@ -14,11 +14,26 @@ import { explainFailure } from './github/index.js';
 import type { Mode, Step } from './inputs.js';
 import { planStore, readBaseline, recordRun } from './store.js';
 
-/** Each mode ends in the same thing to publish: a report, its markdown and where they lie. */
-export const modes: Record<Mode, (step: Step, clock: RunClock) => Promise<RunResult>> = { run: distill, report: postReport, merge };
+/**
+ * What a mode ends in: the report to publish (its markdown and where they lie), and what to do
+ * once it is published. Recording a baseline comes after publishing because it is slow network
+ * work that a cancel must never stand in front of.
+ */
+export interface ModeOutcome {
+  result: RunResult;
+  afterPublish?: () => Promise<void>;
+}
+
+const published = (result: RunResult): ModeOutcome => ({ result });
+
+export const modes: Record<Mode, (step: Step, clock: RunClock) => Promise<ModeOutcome>> = {
+  run: distill,
+  report: async (step) => published(await postReport(step)),
+  merge: async (step) => published(await merge(step)),
+};
 
 /** mode run: the same pipeline as `distill-gate run`, with the baseline store around it. */
-async function distill({ inputs, context, github }: Step, clock: RunClock): Promise<RunResult> {
+async function distill({ inputs, context, github }: Step, clock: RunClock): Promise<ModeOutcome> {
   // The config first: one that cannot be read fails the step before any GitHub call.
   const loaded = await loadConfig(inputs.config);
   const store = github ? await planStore(github, inputs, context) : undefined;
@@ -46,8 +61,7 @@ async function distill({ inputs, context, github }: Step, clock: RunClock): Prom
   } finally {
     core.endGroup();
   }
-  if (github && store) await recordRun(github, store, result);
-  return result;
+  return { result, ...(github && store ? { afterPublish: () => recordRun(github, store, result) } : {}) };
 }
 
 /**

@@ -20,7 +20,7 @@ export async function publish(step: Step, result: RunResult, clock: Pick<RunCloc
   annotate(report);
   if (result.writeError) core.setFailed(`distill-gate: ${result.writeError.message}`);
   else if (report.verdict === 'fail') failStep(report, step.inputs.failOnGate);
-  if (step.github) await withinGrace(publishToGitHub(step, step.github, result), clock.force);
+  if (step.github) await withinGrace(publishToGitHub(step, step.github, result), clock.force, 'posting to GitHub');
   else core.warning('No github-token: skipping the PR comment. The report is in the job summary and on disk.');
 }
 
@@ -31,7 +31,7 @@ export const FORCED_GITHUB_MS = 1500;
  * Waits for `work` until the run is forced to end; from then on, at most FORCED_GITHUB_MS more.
  * The process exits after publishing, so work still pending then is simply dropped.
  */
-async function withinGrace(work: Promise<void>, force: AbortSignal): Promise<void> {
+export async function withinGrace(work: Promise<void>, force: AbortSignal, doing: string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   let onForce = () => {};
   const late = new Promise<'late'>((resolve) => {
@@ -41,7 +41,7 @@ async function withinGrace(work: Promise<void>, force: AbortSignal): Promise<voi
   });
   try {
     if ((await Promise.race([work, late])) === 'late')
-      core.warning('The run was forced to end while posting to GitHub, which did not answer in time; the report is in the job summary and on disk.');
+      core.warning(`The run was forced to end while ${doing}, which did not finish in time; the report is in the job summary and on disk.`);
   } finally {
     clearTimeout(timer);
     force.removeEventListener('abort', onForce);

@@ -1,12 +1,11 @@
 import * as core from '@actions/core';
 import * as actionsGitHub from '@actions/github';
 import { isInputError } from '../errors.js';
-import type { RunResult } from '../report/report.js';
 import { createGitHub, type EventContext, type RetryOptions } from './github/index.js';
 import { withRunClock, type SignalSource } from '../run-control.js';
 import { readInputs, type ActionInputs, type Step } from './inputs.js';
-import { modes } from './modes.js';
-import { publish } from './publish.js';
+import { modes, type ModeOutcome } from './modes.js';
+import { publish, withinGrace } from './publish.js';
 
 /**
  * The action: inputs -> one mode (run, report or merge) -> publish, all under one RunClock, so
@@ -29,13 +28,15 @@ export async function run(retry: RetryOptions = {}, signals?: SignalSource): Pro
   const reason = (signal: string) => `the job was cancelled (${signal})`;
   await withRunClock(
     async (clock) => {
-      let result: RunResult;
+      let outcome: ModeOutcome;
       try {
-        result = await modes[inputs.mode](step, clock);
+        outcome = await modes[inputs.mode](step, clock);
       } catch (error) {
         return fail(error);
       }
-      await publish(step, result, clock);
+      await publish(step, outcome.result, clock);
+      // A cancelled run records nothing; otherwise the record gets no more time than the grace.
+      if (outcome.afterPublish && !clock.hurry.aborted) await withinGrace(outcome.afterPublish(), clock.force, 'recording the baseline');
     },
     { budgetMinutes: inputs.budgetMinutes, reason, signals },
   );

@@ -2,6 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { exampleWorkspace, quickConfig } from '../helpers.js';
 import { failingSizeGate, sampleReport } from '../sample-report.js';
 import * as toolkit from './toolkit.js';
 
@@ -217,5 +218,15 @@ describe('run() publishing through the GitHub facade', () => {
     await run();
     expect(toolkit.failures()).toEqual([expect.stringMatching(/^distill-gate: .*missing\.yml: cannot read the config file \(ENOENT\)/)]);
     for (const method of Object.values(facade.current!)) expect(method).not.toHaveBeenCalled();
+  });
+
+  it('records a default-branch run in the baseline store only after everything is published', async () => {
+    const dir = await exampleWorkspace(quickConfig({ gates: '  size.ratio: "<= 10"' }));
+    toolkit.reset({ config: path.join(dir, 'distill-gate.yml'), 'output-dir': path.join(dir, 'out'), 'github-token': TOKEN, 'issue-on-failure': 'true' });
+    await run();
+    expect(toolkit.failures()).toEqual([]);
+    const recorded = facade.current!.storeRun.mock.invocationCallOrder[0];
+    const lastPublished = Math.max(...toolkit.setOutput.mock.invocationCallOrder, ...facade.current!.syncTrackingIssue.mock.invocationCallOrder);
+    expect(recorded).toBeGreaterThan(lastPublished);
   });
 });
