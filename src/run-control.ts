@@ -145,10 +145,17 @@ export function eventLoopPauser(): () => Promise<void> {
 }
 
 /**
- * A time budget given as text (the CLI's --budget, the action's `budget` input): minutes above 0,
- * or undefined when the text is not such a number. Each shell words its own refusal.
+ * The longest budget: Node's timers hold at most 2^31-1 ms (24.8 days) and fire at once beyond
+ * it, which would cut a run short the moment it starts. No CI job runs that long.
+ */
+export const MAX_BUDGET_MINUTES = 35_000;
+
+/**
+ * A time budget given as text (the CLI's --budget, the action's `budget` input): minutes above 0
+ * and at most MAX_BUDGET_MINUTES, or undefined when the text is not such a number. Each shell
+ * words its own refusal.
  */
 export function parseBudgetMinutes(text: string): number | undefined {
   const minutes = Number(text);
-  return Number.isFinite(minutes) && minutes > 0 ? minutes : undefined;
+  return Number.isFinite(minutes) && minutes > 0 && minutes <= MAX_BUDGET_MINUTES ? minutes : undefined;
 }

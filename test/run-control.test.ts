@@ -115,6 +115,9 @@ describe('parseBudgetMinutes', () => {
     ['', undefined],
     ['soon', undefined],
     ['Infinity', undefined],
+    ['35000', 35000],
+    // Beyond Node's longest timer the budget would fire at once.
+    ['40000', undefined],
     ['NaN', undefined],
   ])('%j -> %s', (text, minutes) => {
     expect(parseBudgetMinutes(text)).toBe(minutes);

@@ -4,7 +4,7 @@ import * as core from '@actions/core';
 import { BACKENDS, GPU_BACKENDS, type BackendName } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { parseExpected, type ExpectedLegs } from '../report/merge.js';
-import { parseBudgetMinutes } from '../run-control.js';
+import { MAX_BUDGET_MINUTES, parseBudgetMinutes } from '../run-control.js';
 import type { GitHub, EventContext } from './github/index.js';
 
 export const MODES = ['run', 'report', 'merge'] as const;
@@ -131,7 +131,7 @@ function budgetInput(): number | undefined {
   const value = core.getInput('budget');
   if (!value) return undefined;
   const minutes = parseBudgetMinutes(value);
-  if (minutes === undefined) throw new InputError('input budget', `"${value}" is not a number of minutes above 0 (e.g. 45).`);
+  if (minutes === undefined) throw new InputError('input budget', `"${value}" is not a number of minutes above 0 and at most ${MAX_BUDGET_MINUTES} (e.g. 45).`);
   return minutes;
 }
 

@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { compareReports } from '../report/compare.js';
 import { doctor } from '../backend/doctor.js';
-import { parseBudgetMinutes, withRunClock } from '../run-control.js';
+import { MAX_BUDGET_MINUTES, parseBudgetMinutes, withRunClock } from '../run-control.js';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -24,7 +24,7 @@ const defaultIo: CliIo = {
 
 function parseMinutes(value: string): number {
   const minutes = parseBudgetMinutes(value);
-  if (minutes === undefined) throw new InvalidArgumentError('give the budget in minutes, a number above 0 (e.g. 30 or 0.5).');
+  if (minutes === undefined) throw new InvalidArgumentError(`give the budget in minutes, a number above 0 and at most ${MAX_BUDGET_MINUTES} (e.g. 30 or 0.5).`);
   return minutes;
 }
 

@@ -129,8 +129,9 @@ describe('readInputs', () => {
   });
 
   it.each([
-    [{ budget: '-3' }, 'input budget: "-3" is not a number of minutes above 0 (e.g. 45).'],
-    [{ budget: 'soon' }, 'input budget: "soon" is not a number of minutes above 0 (e.g. 45).'],
+    [{ budget: '-3' }, 'input budget: "-3" is not a number of minutes above 0 and at most 35000 (e.g. 45).'],
+    [{ budget: 'soon' }, 'input budget: "soon" is not a number of minutes above 0 and at most 35000 (e.g. 45).'],
+    [{ budget: '40000' }, 'input budget: "40000" is not a number of minutes above 0 and at most 35000 (e.g. 45).'],
     [{ 'fail-on-gate': 'sometimes' }, 'input fail-on-gate: "sometimes" is not a boolean; use true or false.'],
     [{ mode: 'train' }, 'input mode: "train" is not a mode; use run, report or merge.'],
     [{ expect: '-1' }, 'input expect: "-1" is not a number of reports; give a whole number from 1 (e.g. 2), or the legs\' names.'],
