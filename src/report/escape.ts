@@ -12,7 +12,10 @@ export function escapeMarkdown(text: string): string {
       .replace(/>/g, '&gt;')
       .replace(/"/g, '&quot;')
       .replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`)
-      // A zero-width space after @ stops GitHub from turning @name into a mention.
+      // A zero-width space after @ stops GitHub from turning @name into a mention, and one inside
+      // "://" and "www." stops it from turning a bare address into a link.
       .replace(/@/g, '@\u200b')
+      .replace(/:\/\//g, ':\u200b//')
+      .replace(/\bwww\./gi, (www) => `${www.slice(0, 3)}\u200b.`)
   );
 }

@@ -25,6 +25,8 @@ const measured = z
   .nullable()
   .transform((v) => v ?? NaN);
 const count = z.number().int().nonnegative();
+/** A backend's name (wasm, tensorflow-gpu, none): the log prints it as it is, so no spaces or control characters. */
+const backendName = z.string().regex(/^[\w.+-]{1,64}$/, { message: 'is not the name of a backend' });
 /**
  * A workflow run's address, and nothing else (https://host/owner/repo/actions/runs/N): the
  * markdown links it, and these characters can be nothing in markdown but a link target.
@@ -61,7 +63,7 @@ function reportSchema(object: ObjectOf) {
     verdict: z.enum(['pass', 'fail']),
     status: z.enum(['complete', 'incomplete']),
     reasons: z.array(z.string()),
-    backend: z.string(),
+    backend: backendName,
     metrics: z.record(z.string(), measured),
     gates: z.array(gate),
     training: object({
@@ -80,7 +82,7 @@ function reportSchema(object: ObjectOf) {
       step: object({ kind: z.string(), backend: z.string(), whyNotKernel: z.string().optional() }).optional(),
     }),
     environment: object({
-      backend: z.string(),
+      backend: backendName,
       backendSource: z.string(),
       tfjsVersion: z.string(),
       node: z.string(),
@@ -128,6 +130,12 @@ function reportSchema(object: ObjectOf) {
       minClassSamples: count.optional(),
     }).optional(),
     export: object({ quantize: z.enum(['none', 'float16', 'uint8']), output: z.enum(['logits', 'probabilities']) }).optional(),
+    teacherDiff: object({
+      status: z.enum(['compared', 'unchanged', 'unavailable']),
+      source: z.string().optional(),
+      note: z.string().optional(),
+      moved: z.array(object({ class: count, base: z.number(), head: z.number() })).optional(),
+    }).optional(),
     speedIntervals: z.record(z.string(), object({ value: measured, low: z.number(), high: z.number(), rounds: count, confidence: z.number() })).optional(),
     metricsComputedOn: z.string(),
     speedBackend: z.string().optional(),

@@ -67,6 +67,11 @@ describe('the report.json schema', () => {
     expect(() => parseReport(edited(at, value, fullSampleReport()), 'report.json', 'untrusted')).toThrow(message);
   });
 
+  // The log prints the backend as it is: a line break there could forge workflow commands.
+  it.each([['backend'], ['environment', 'backend']])('refuses a %j that is not a backend name', (...at) => {
+    expect(() => parseReport(edited(at, 'cpu\n::stop-commands::x'), 'report.json', 'untrusted')).toThrow('is not the name of a backend');
+  });
+
   it('says an uploaded report is refused, and counts the further problems', () => {
     const forged = edited(['verdict'], 'passed', edited(['status'], 'done'));
     expect(() => parseReport(forged, 'up/report.json', 'untrusted')).toThrow(

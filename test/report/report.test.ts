@@ -10,8 +10,9 @@ describe('escaping untrusted text', () => {
     ['a|b', 'a\\|b'],
     ['`rm -rf`', '\\`rm -rf\\`'],
     ['<!-- distill-gate -->', '&lt;\\!-- distill-gate --&gt;'],
-    ['[x](http://evil)', '\\[x\\]\\(http://evil\\)'],
+    ['[x](http://evil)', '\\[x\\]\\(http:\u200b//evil\\)'],
     ['line\nbreak', 'line break'],
+    ['see https://evil.test/x and www.evil.test', 'see https:\u200b//evil.test/x and www\u200b.evil.test'],
   ])('makes %j inert', (input, expected) => {
     expect(escapeMarkdown(input)).toBe(expected);
   });
