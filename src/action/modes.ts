@@ -102,6 +102,13 @@ async function postReport({ inputs, context }: Step): Promise<RunResult> {
   const trusted = await trustedConfig(inputs);
   // The PR to comment on is found from this event's head commit, never from a commit the upload names.
   const report = { ...rejudgeReport(uploaded, inputs.report, trusted), commit: context.payload.workflow_run?.head_sha };
+  if (!trusted && context.eventName === 'workflow_run') {
+    // Under workflow_run the upload is a pull request's: its own thresholds then decide, and a
+    // reviewer must see that, not find it in the log.
+    const why = `No trusted config at ${inputs.config}: the uploaded report was re-judged with its own thresholds, which the pull request chose. Check out the default branch's config and give it as the config input.`;
+    core.warning(why);
+    report.reasons = [...report.reasons, why];
+  }
   return { report, markdown: renderMarkdown(report), reportPath: inputs.report, studentPath: '' };
 }
 

@@ -56,6 +56,16 @@ describe('mode report re-judges what an untrusted job uploaded', () => {
     );
   });
 
+  it("under workflow_run, a missing trusted config is said in the report: the PR's own thresholds decided", async () => {
+    await workspace(sampleReport());
+    toolkit.reset({ mode: 'report', report: 'upload/report.json' }, { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0' } } });
+    await run();
+    expect(toolkit.warnings()).toContainEqual(
+      expect.stringMatching(/^No trusted config at .*: the uploaded report was re-judged with its own thresholds, which the pull request chose/),
+    );
+    expect(toolkit.summaryState.lines[0]).toContain('re-judged with its own thresholds, which the pull request chose');
+  });
+
   it("judges with the trusted checkout's config when it has one, whatever thresholds the upload wrote", async () => {
     const dir = await workspace(sampleReport(), quickConfig({ gates: '  agreement.top1: ">= 0.99"' }));
     toolkit.reset({ mode: 'report', report: 'upload/report.json' });
