@@ -13,7 +13,7 @@ import { buildCutShortReport } from './report/cut-short.js';
 import { abortReason, unlimitedClock, type RunClock } from './run-control.js';
 import { distillStudent, type Distillation } from './stages/distill.js';
 import { judgeRun } from './stages/judge.js';
-import { measureStudent } from './stages/measure.js';
+import { measureStudent, type BaseTeacher } from './stages/measure.js';
 import { prepare, type Session } from './stages/prepare.js';
 import { writeOutputs } from './stages/write.js';
 
@@ -46,6 +46,8 @@ export interface RunOptions {
   acceptRegression?: RegressionAcceptance;
   /** Earlier runs from the baseline store, drawn as a trend in report.md. */
   history?: HistoryEntry[];
+  /** The base branch's teacher (or why there is none), compared with this one on the eval split. */
+  baseTeacher?: BaseTeacher;
   /**
    * End the run as soon as the backend is known when it is not a GPU one: on a GPU runner whose
    * GPU packages failed to install, `auto` falls back to the CPU, which must not pass unnoticed.
@@ -100,6 +102,7 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
       // After a cancel or near the budget's end, measuring shrinks to fit the time left.
       speedBudgetMs: clock.measureMs(),
       signal: clock.hurry,
+      baseTeacher: options.baseTeacher,
       log,
     });
     // A cancel during training is in how training stopped; one after it is the judge's to know.

@@ -91,8 +91,8 @@ export function sampleReport(overrides: Partial<Report> = {}): Report {
 
 /**
  * A report with every section filled: all metrics (top-5, kappa, accuracy, the worst class,
- * calibration and the quantized student's included), the classes both models answer, per-class
- * agreement and confusions, a uint8 export with a final softmax, gates of every status against a baseline, an accepted regression, a paired
+ * calibration, the quantized student's and the teacher diff included), the classes both models
+ * answer, per-class agreement and confusions, a uint8 export with a final softmax, a changed teacher, gates of every status against a baseline, an accepted regression, a paired
  * latency comparison, a note and a training step; built by hand, training nothing, for the
  * markdown snapshot tests.
  */
@@ -151,6 +151,9 @@ export function fullSampleReport(overrides: Partial<Report> = {}): Report {
       'quantized.agreement.top1': 0.94,
       'quantized.kl': 0.0151,
       'quantized.accuracy': 0.88,
+      'teacherDiff.agreement': 0.97,
+      'teacherDiff.kl': 0.021,
+      'teacherDiff.studentVsBase': 0.93,
       'speed.baselineStudentMs': 0.48,
       'speed.vsBaseline': 1.0417,
     },
@@ -174,6 +177,7 @@ export function fullSampleReport(overrides: Partial<Report> = {}): Report {
       gate('quantized.agreement.top1', '>=', 0.93, 0.94, null, 'pass', '>= 0.93'),
       gate('quantized.accuracy', '>=', 0.85, 0.88, null, 'pass', '>= 0.85'),
       gate('calibration.studentEce', '<=', 0.05, 0.0425, null, 'pass', '<= 0.05'),
+      gate('teacherDiff.agreement', '>=', 0.9, 0.97, null, 'pass', '>= 0.9'),
     ],
     training: {
       ...base.training,
@@ -226,6 +230,16 @@ export function fullSampleReport(overrides: Partial<Report> = {}): Report {
     // The teacher outputs probabilities, so the student ships with a final softmax, and uint8 weights.
     teacher: { ...base.teacher, output: 'probabilities' },
     export: { quantize: 'uint8', output: 'probabilities' },
+    // The PR changed the teacher: the base branch's, from git, moved 2 points of answers into class 1.
+    teacherDiff: {
+      status: 'compared',
+      source: 'git: models/teacher/model.json at 0123456789ab (the base of the pull request)',
+      moved: [
+        { class: 1, base: 0.13, head: 0.15 },
+        { class: 0, base: 0.63, head: 0.62 },
+        { class: 3, base: 0.055, head: 0.05 },
+      ],
+    },
     commit: 'fedcba9876543210',
     ...overrides,
   });

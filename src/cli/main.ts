@@ -11,6 +11,7 @@ import path from 'node:path';
 import { compareReports } from '../report/compare.js';
 import { doctor } from '../backend/doctor.js';
 import { MAX_BUDGET_MINUTES, parseBudgetMinutes, withRunClock } from '../run-control.js';
+import { fileExists } from '../models/artifacts.js';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -72,24 +73,40 @@ function addRun(program: Command, io: CliIo, done: (code: number) => void): void
     )
     .option('--baseline <report.json>', "an earlier run's report.json for relative gates (maxDrop, maxIncrease)")
     .option('--cache-dir <dir>', "cache the teacher's soft targets here, keyed by teacher, data and backend; a hit skips the teacher")
+    .option('--base-teacher <model.json>', "the base branch's teacher (model.json or ONNX), compared with this one on the eval split (teacherDiff.*)")
     .option(
       '--budget <minutes>',
       "time budget of the whole run: the teacher's pass and training stop in time to measure and report within it (status incomplete)",
       parseMinutes,
     )
     .option('-q, --quiet', 'no progress on stderr and no report on stdout')
-    .action(async (options: { config: string; out: string; backend?: BackendName; baseline?: string; cacheDir?: string; budget?: number; quiet?: boolean }) => {
-      const config = withOverrides(await loadConfig(options.config), { backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir });
-      const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
-      // Ctrl-C or a cancelled CI job (SIGINT, SIGTERM): stop training, still measure and write the
-      // report; a second signal, or the budget's end, writes the report of what exists at once.
-      const result = await withRunClock((clock) => runPipeline(config, { outDir: options.out, clock, log }), { budgetMinutes: options.budget });
-      if (!options.quiet || result.writeError) io.stdout(result.markdown);
-      // The report was printed above, so nothing is lost when the disk refused it.
-      if (result.writeError) throw result.writeError;
-      log(`report: ${result.reportPath}\nstudent: ${result.studentPath}\nverdict: ${result.report.verdict}`);
-      done(result.report.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed);
-    });
+    .action(
+      async (options: {
+        config: string;
+        out: string;
+        backend?: BackendName;
+        baseline?: string;
+        cacheDir?: string;
+        baseTeacher?: string;
+        budget?: number;
+        quiet?: boolean;
+      }) => {
+        const config = withOverrides(await loadConfig(options.config), { backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir });
+        // A path given by hand that is not there is a typo: exit 2 naming the flag, not a skipped comparison.
+        if (options.baseTeacher && !(await fileExists(options.baseTeacher)))
+          throw new InputError('--base-teacher', `${options.baseTeacher} does not exist; give the base branch's teacher model.json (or ONNX file).`);
+        const baseTeacher = options.baseTeacher ? { path: path.resolve(options.baseTeacher), source: `--base-teacher ${options.baseTeacher}` } : undefined;
+        const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
+        // Ctrl-C or a cancelled CI job (SIGINT, SIGTERM): stop training, still measure and write the
+        // report; a second signal, or the budget's end, writes the report of what exists at once.
+        const result = await withRunClock((clock) => runPipeline(config, { outDir: options.out, clock, log, baseTeacher }), { budgetMinutes: options.budget });
+        if (!options.quiet || result.writeError) io.stdout(result.markdown);
+        // The report was printed above, so nothing is lost when the disk refused it.
+        if (result.writeError) throw result.writeError;
+        log(`report: ${result.reportPath}\nstudent: ${result.studentPath}\nverdict: ${result.report.verdict}`);
+        done(result.report.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed);
+      },
+    );
 }
 
 /** `compare`: re-judge a report against a baseline report, nothing run. */

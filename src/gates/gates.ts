@@ -1,5 +1,6 @@
 import type { GateSpec } from '../config/schema.js';
 import { InputError, didYouMean } from '../errors.js';
+import { metricSpec } from '../measure/metrics.js';
 
 export type GateLevel = 'error' | 'warn';
 export type GateOp = '>=' | '<=' | '>' | '<' | '==' | 'maxDrop' | 'maxIncrease';
@@ -83,6 +84,10 @@ export function evaluateGates(checks: GateCheck[], metrics: Record<string, numbe
     const base = baseline?.[check.metric] ?? null;
     const expected = describeExpected(check);
     if (value === null || !Number.isFinite(value)) {
+      // Comparing teachers needs the base branch's, which only a pull request has (and only when it
+      // can be fetched): without it the gate is skipped, as a relative gate without a baseline is.
+      if (metricSpec(check.metric)?.stage === 'teacher diff')
+        return { ...check, value, baseline: base, pass: null, status: 'skipped', expected, note: 'no base teacher to compare with' };
       return { ...check, value, baseline: base, pass: false, status: check.level === 'warn' ? 'warn' : 'fail', expected, note: 'metric not measured' };
     }
     let pass: boolean | null;

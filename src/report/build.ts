@@ -35,6 +35,7 @@ export interface RunRecord {
     environment: Environment;
     agreement?: Report['agreement'];
     export?: Report['export'];
+    teacherDiff?: Report['teacherDiff'];
   };
   judgement: Pick<Report, 'verdict' | 'status' | 'gates' | 'reasons'> & {
     environmentDiffers: boolean;
@@ -99,9 +100,10 @@ export function buildReport({ config, session, distillation, measurement, judgem
         }
       : null,
     speedComparison: measurement.speedComparison ?? null,
-    ...boundedIntervals(measurement.speedIntervals),
+    ...keptIntervals(measurement.speedIntervals),
     ...(measurement.agreement ? { agreement: measurement.agreement } : {}),
     ...(measurement.export ? { export: measurement.export } : {}),
+    ...(measurement.teacherDiff ? { teacherDiff: measurement.teacherDiff } : {}),
     override: judgement.override ?? null,
     metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
     ...(session.speedBackend ? { speedBackend: session.speedBackend.name } : {}),
@@ -111,8 +113,10 @@ export function buildReport({ config, session, distillation, measurement, judgem
   };
 }
 
-/** The speed intervals a report keeps: bounded ones only, as JSON would write an unbounded end as null. */
-function boundedIntervals(intervals: Record<string, MeasuredInterval> | undefined): Pick<Report, 'speedIntervals'> {
-  const bounded = Object.entries(intervals ?? {}).filter(([, interval]) => Number.isFinite(interval.low) && Number.isFinite(interval.high));
-  return bounded.length > 0 ? { speedIntervals: Object.fromEntries(bounded) } : {};
+/**
+ * The speed intervals a report keeps: all of them, so that a re-judge decides each gate as the run
+ * did. JSON writes an unbounded end (too few rounds) as null; readers turn it back into ±Infinity.
+ */
+function keptIntervals(intervals: Record<string, MeasuredInterval> | undefined): Pick<Report, 'speedIntervals'> {
+  return intervals && Object.keys(intervals).length > 0 ? { speedIntervals: intervals } : {};
 }

@@ -34,6 +34,7 @@ export function renderMarkdown(report: Report, options: { history?: HistoryEntry
     speedSection(report),
     agreementSection(report),
     perClassSection(report),
+    teacherChangeSection(report),
     shippedSection(report),
     report.training.loss.length > 1 ? ['### Training', '', lossChart(report.training.loss), ''] : [],
     trend ? ['### Trend', '', trend, ''] : [],
@@ -119,11 +120,14 @@ function sizeSection(report: Report): string[] {
 
 function speedSection(report: Report): string[] {
   const intervals = report.speedIntervals ?? {};
-  // A median and, where the run timed one, the interval of that median: `0.512 (0.498–0.530)`.
+  // A median and, where the run timed one, the interval of that median: `0.512 (0.498–0.530)`,
+  // or `(too few rounds)` when there were too few to bound it.
   const cell = (name: MetricName, show: (value: number) => string, unit = '') => {
     const interval = intervals[name];
     const median = `${show(value(report.metrics, name))}${unit}`;
-    return interval ? `${median} (${show(interval.low)}–${show(interval.high)})` : median;
+    if (!interval) return median;
+    const bounded = Number.isFinite(interval.low) && Number.isFinite(interval.high);
+    return `${median} (${bounded ? `${show(interval.low)}–${show(interval.high)}` : 'too few rounds'})`;
   };
   const ms = (x: number) => fmt(x, 3);
   const ratio = (x: number) => fmt(x, 2);
@@ -286,6 +290,52 @@ function perClassSection(report: Report): string[] {
   }
   const summary = Number.isFinite(worst) ? `worst class ${pct(worst)} (class ${gated[0]})` : `no class has ${minSamples} samples`;
   return section(report, 'Per-class agreement', summary, lines);
+}
+
+/**
+ * What the PR changed in the teacher (report.json's `teacherDiff`): the base branch's teacher
+ * against the head's on the eval split, the classes whose share of its answers moved most, and
+ * whether the student followed the head teacher; or why no comparison was made.
+ */
+function teacherChangeSection(report: Report): string[] {
+  const diff = report.teacherDiff;
+  if (!diff) return [];
+  const m = report.metrics;
+  const from = diff.source ? ` (${esc(diff.source)})` : '';
+  if (diff.status === 'unavailable') {
+    return section(report, 'Teacher change', 'not compared', [
+      `Not compared with the base branch's teacher${from}: ${esc(diff.note ?? 'no base teacher')}.`,
+      '',
+    ]);
+  }
+  if (diff.status === 'unchanged') {
+    return section(report, 'Teacher change', 'teacher unchanged', [
+      `The teacher is unchanged from the base branch's${from}: the same topology and weights.`,
+      '',
+    ]);
+  }
+  const withHead = value(m, 'agreement.top1');
+  const withBase = value(m, 'teacherDiff.studentVsBase');
+  const follows =
+    Number.isFinite(withHead) && Number.isFinite(withBase)
+      ? ` The student agrees with the new teacher on ${pct(withHead)} and with the old one on ${pct(withBase)}: ${withHead >= withBase ? 'it follows the change' : 'it still answers more like the old teacher'}.`
+      : '';
+  const lines = [
+    `The base branch's teacher${from} against this one on the ${int(report.training.evalSamples)} eval samples: top-1 agreement ${formatMetric('teacherDiff.agreement', value(m, 'teacherDiff.agreement'))}, KL(base ‖ head) ${formatMetric('teacherDiff.kl', value(m, 'teacherDiff.kl'))} nats.${follows}`,
+    '',
+  ];
+  const moved = diff.moved ?? [];
+  if (moved.length > 0) {
+    const signed = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(2)} pt`;
+    const rows = moved.map((c) => [`class ${c.class}`, pct(c.base), pct(c.head), signed(c.head - c.base)]);
+    lines.push(
+      "Classes whose share of the teacher's answers moved most:",
+      '',
+      markdownTable([['Class', 'Base teacher', 'Head teacher', 'Change'], ...rows], { align: ['l', 'r', 'r', 'r'] }),
+      '',
+    );
+  }
+  return section(report, 'Teacher change', `agreement with the base teacher ${pct(value(m, 'teacherDiff.agreement'))}`, lines);
 }
 
 /**

@@ -25,6 +25,15 @@ const measured = z
   .nullable()
   .transform((v) => v ?? NaN);
 const count = z.number().int().nonnegative();
+/** An interval's ends: JSON writes an unbounded one (too few rounds) as null. */
+const lowEnd = z
+  .number()
+  .nullable()
+  .transform((v) => v ?? -Infinity);
+const highEnd = z
+  .number()
+  .nullable()
+  .transform((v) => v ?? Infinity);
 /** A backend's name (wasm, tensorflow-gpu, none): the log prints it as it is, so no spaces or control characters. */
 const backendName = z.string().regex(/^[\w.+-]{1,64}$/, { message: 'is not the name of a backend' });
 /**
@@ -104,14 +113,8 @@ function reportSchema(object: ObjectOf) {
     }).nullable(),
     speedComparison: object({
       ratio: measured,
-      low: z
-        .number()
-        .nullable()
-        .transform((v) => v ?? -Infinity),
-      high: z
-        .number()
-        .nullable()
-        .transform((v) => v ?? Infinity),
+      low: lowEnd,
+      high: highEnd,
       rounds: count,
       verdict: z.enum(['pass', 'fail', 'inconclusive']),
       allowedRatio: measured,
@@ -136,7 +139,7 @@ function reportSchema(object: ObjectOf) {
       note: z.string().optional(),
       moved: z.array(object({ class: count, base: z.number(), head: z.number() })).optional(),
     }).optional(),
-    speedIntervals: z.record(z.string(), object({ value: measured, low: z.number(), high: z.number(), rounds: count, confidence: z.number() })).optional(),
+    speedIntervals: z.record(z.string(), object({ value: measured, low: lowEnd, high: highEnd, rounds: count, confidence: z.number() })).optional(),
     metricsComputedOn: z.string(),
     speedBackend: z.string().optional(),
     override: object({ label: z.string(), by: z.string(), gates: z.array(z.string()) })

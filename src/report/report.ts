@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { GateResult } from '../gates/gates.js';
 import type { ClassAgreement } from '../measure/agreement.js';
+import type { TeacherDiff } from '../measure/teacher-diff.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
 import { InputError } from '../errors.js';
@@ -76,6 +77,12 @@ export interface Report {
    * probabilities through a final softmax, as the teacher answers). Absent in older reports.
    */
   export?: { quantize: 'none' | 'float16' | 'uint8'; output: 'logits' | 'probabilities' };
+  /**
+   * The base branch's teacher against this one (`status` compared, unchanged or unavailable, where
+   * it came from, why not, and the classes whose share of its answers moved most); the figures are
+   * the `teacherDiff.*` metrics. Absent when no base teacher was asked for.
+   */
+  teacherDiff?: TeacherDiff;
   /** Where the agreement metrics were computed: logits from the run's backend, compared on the host in float64. */
   metricsComputedOn: string;
   /** The backend speed was timed on when `measure.backend` named one other than the run's. */

@@ -6,11 +6,12 @@ import type { Dataset } from '../data/dataset.js';
 import { InputError } from '../errors.js';
 import type { GateCheck } from '../gates/gates.js';
 import { allowedRatio, intervalBound, isPairedSpeedCheck } from '../gates/judge.js';
-import { measureAgreement, type ClassAgreement } from '../measure/agreement.js';
+import { measureAgreement, top1Agreement, type ClassAgreement } from '../measure/agreement.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
 import type { StageMetrics } from '../measure/metrics.js';
 import { sizeMetrics } from '../measure/size.js';
+import { compareTeachers, type TeacherDiff } from '../measure/teacher-diff.js';
 import { measureSpeed, type SpeedResult } from '../measure/speed.js';
 import { speedLimits, type MetricBound, type SpeedLimits } from '../measure/timing.js';
 import { fileExists } from '../models/artifacts.js';
@@ -35,7 +36,16 @@ export interface Measurement {
   agreement?: ClassAgreement;
   /** How student/ is written: its weights' quantization and its output kind. */
   export?: ExportPlan;
+  /** The base branch's teacher against this one, or why it was not compared; absent when no base teacher was asked for. */
+  teacherDiff?: TeacherDiff;
 }
+
+/**
+ * The base branch's teacher to compare the head's with: a model.json (or ONNX file) and where it
+ * came from, or why there is none (not a pull request, the base commit could not be fetched, the
+ * teacher is absent at base). The library reads files only; the shells find them.
+ */
+export type BaseTeacher = { path: string; source: string } | { unavailable: string; source?: string };
 
 export interface MeasureOptions {
   /** The baseline's student (model.json); by default student/model.json beside the baseline report, or its student.path. */
@@ -47,6 +57,8 @@ export interface MeasureOptions {
   speedBudgetMs?: number;
   /** A cancel: timing adds no more rounds, judges what it has (at least a few rounds), and undecided speed gates are inconclusive. */
   signal?: AbortSignal;
+  /** The base branch's teacher, compared with the head's on the eval split (`teacherDiff.*`). */
+  baseTeacher?: BaseTeacher;
   log: (line: string) => void;
 }
 
@@ -55,7 +67,7 @@ export async function measureStudent(
   session: Session,
   config: Config,
   distillation: Distillation,
-  { baselineStudent, speedBudgetMs = Infinity, signal, log }: MeasureOptions,
+  { baselineStudent, speedBudgetMs = Infinity, signal, baseTeacher, log }: MeasureOptions,
 ): Promise<Measurement> {
   const entered = performance.now();
   const { backend, teacher, student, evalSet, checks, baseline } = session;
@@ -84,7 +96,8 @@ export async function measureStudent(
   const plan = exportPlan(config.export, teacher.output);
   const shipped =
     plan.quantize === 'none' ? undefined : await shippedStudentMetrics(tf, session, plan, config, distillation.teacherEvalLogits, studentEvalLogits);
-  const metrics: Record<string, number> = { ...size, ...shipped?.size, ...speed.metrics, ...agreement?.metrics, ...shipped?.agreement };
+  const diff = baseTeacher ? await diffTeachers(session, config, baseTeacher, distillation.teacherEvalLogits, studentEvalLogits, log) : undefined;
+  const metrics: Record<string, number> = { ...size, ...shipped?.size, ...speed.metrics, ...agreement?.metrics, ...shipped?.agreement, ...diff?.metrics };
   // The environment is what makes timings comparable between runs: the backend they were timed on.
   return {
     metrics,
@@ -94,7 +107,59 @@ export async function measureStudent(
     environment: describeEnvironment(session.speedBackend ?? backend),
     ...(agreement ? { agreement: agreement.classes } : {}),
     export: plan,
+    ...(diff ? { teacherDiff: diff.report } : {}),
   };
+}
+
+/**
+ * The base teacher against the head's on the eval split. Never fails the run: a base teacher that
+ * cannot be compared (it does not load, its classes differ, the head's pass was cut short) is
+ * reported as unavailable with the reason, and gates on `teacherDiff.*` are then skipped. The
+ * same bytes are `unchanged`: agreement 1, KL 0, and the student's agreement with both the same.
+ */
+async function diffTeachers(
+  { backend, teacher, evalSet }: Pick<Session, 'backend' | 'teacher' | 'evalSet'>,
+  config: Config,
+  baseTeacher: BaseTeacher,
+  headLogits: Float32Array,
+  studentLogits: Float32Array | undefined,
+  log: (line: string) => void,
+): Promise<{ metrics?: Record<string, number>; report: TeacherDiff }> {
+  const unavailable = (note: string, source = baseTeacher.source) => {
+    log(`teacher diff: skipped, ${note}`);
+    return { report: { status: 'unavailable' as const, ...(source ? { source } : {}), note } };
+  };
+  if ('unavailable' in baseTeacher) return unavailable(baseTeacher.unavailable);
+  const { source } = baseTeacher;
+  if (!studentLogits) return unavailable("the head teacher's eval pass was cut short");
+  let base: LoadedModel;
+  try {
+    base = await loadTeacher(
+      backend.tf,
+      { ...config, teacher: baseTeacher.path },
+      { data: { sampleShape: evalSet.sampleShape, source: evalSet.source }, searchFrom: [config.dir] },
+    );
+  } catch (error) {
+    return unavailable(`the base teacher does not load (${(error as Error).message.split('\n')[0]})`);
+  }
+  try {
+    if (base.fingerprint && base.fingerprint === teacher.fingerprint) {
+      log('teacher diff: the base teacher is the same as the head one');
+      const metrics = {
+        'teacherDiff.agreement': 1,
+        'teacherDiff.kl': 0,
+        'teacherDiff.studentVsBase': top1Agreement(headLogits, studentLogits, teacher.outputWidth),
+      };
+      return { metrics, report: { status: 'unchanged', source, note: 'the teacher is unchanged (same topology and weights)' } };
+    }
+    if (base.outputWidth !== teacher.outputWidth) return unavailable(`the base teacher has ${base.outputWidth} classes and the head ${teacher.outputWidth}`);
+    const baseLogits = await predictLogits(backend.tf, base, evalSet);
+    const { metrics, moved } = compareTeachers(baseLogits, headLogits, studentLogits, teacher.outputWidth);
+    log(`teacher diff: base vs head top-1 agreement ${metrics['teacherDiff.agreement']?.toFixed(4)}, KL ${metrics['teacherDiff.kl']?.toPrecision(4)}`);
+    return { metrics, report: { status: 'compared', source, moved } };
+  } finally {
+    base.dispose();
+  }
 }
 
 /**
