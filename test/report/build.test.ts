@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildReport, type RunRecord } from '../../src/report/build.js';
 import { renderMarkdown } from '../../src/report/markdown.js';
+import { parseReport } from '../../src/report/report-schema.js';
 import { SCHEMA_VERSION } from '../../src/report/report.js';
 import { sampleEnvironment } from '../sample-report.js';
 
@@ -85,14 +86,14 @@ describe('buildReport', () => {
     expect(buildReport({ ...base, measurement: { ...base.measurement, agreement } }).agreement).toEqual(agreement);
   });
 
-  it("keeps each speed metric's bounded interval in report.json, and the Speed table shows them beside the medians", () => {
+  it("keeps each speed metric's interval in report.json, unbounded ones read back as such, and the Speed table shows them beside the medians", () => {
     const base = record();
     const interval = (value: number, low: number, high: number) => ({ value, low, high, rounds: 200, confidence: 0.999 });
     const speedIntervals = {
       'speed.teacherMs': interval(2, 1.9, 2.1),
       'speed.studentMs': interval(0.5, 0.48, 0.53),
       'speed.speedup': interval(4, 3.81, 4.2),
-      // Too few rounds to bound it: JSON would write its ends as null, so the report leaves it out.
+      // Too few rounds to bound it: JSON writes its ends as null, and readers make them infinite again.
       'speed.throughputSpeedup': interval(9, -Infinity, Infinity),
     };
     const metrics = { ...base.measurement.metrics, 'speed.teacherMs': 2, 'speed.studentMs': 0.5, 'speed.speedup': 4, 'speed.throughputSpeedup': 9 };
@@ -108,12 +109,14 @@ describe('buildReport', () => {
       confidence: 0.999,
     };
     const report = buildReport({ ...base, measurement: { ...base.measurement, metrics, speedIntervals, speedComparison: comparison } });
-    expect(Object.keys(report.speedIntervals!)).toEqual(['speed.teacherMs', 'speed.studentMs', 'speed.speedup']);
-    expect(JSON.parse(JSON.stringify(report)).speedIntervals['speed.speedup']).toEqual(interval(4, 3.81, 4.2));
+    expect(Object.keys(report.speedIntervals!)).toEqual(['speed.teacherMs', 'speed.studentMs', 'speed.speedup', 'speed.throughputSpeedup']);
+    const readBack = parseReport(JSON.parse(JSON.stringify(report)), 'report.json', 'untrusted');
+    expect(readBack.speedIntervals!['speed.speedup']).toEqual(interval(4, 3.81, 4.2));
+    expect(readBack.speedIntervals!['speed.throughputSpeedup']).toEqual(interval(9, -Infinity, Infinity));
     const md = renderMarkdown(report);
     expect(md).toContain('medians over rounds, each with its 99.9% confidence interval in brackets.');
-    expect(md).toMatch(/\| Latency, batch 1 \(ms\) +\| +2 \(1\.9–2\.1\) \| 0\.5 \(0\.48–0\.53\) \| 4× \(3\.81–4\.2\) \|/);
-    expect(md).toMatch(/\| Throughput \(samples\/s\) +\| +— \| +— \| +9× \|/);
+    expect(md).toMatch(/\| Latency, batch 1 \(ms\) +\| +2 \(1\.9–2\.1\) \| 0\.5 \(0\.48–0\.53\) \| +4× \(3\.81–4\.2\) \|/);
+    expect(md).toMatch(/\| Throughput \(samples\/s\) +\| +— \| +— \| +9× \(too few rounds\) \|/);
     expect(md).toContain('ratio 1.020 (99.9% CI 0.990–1.050, 80 rounds)');
     expect('speedIntervals' in buildReport(base)).toBe(false);
     expect(renderMarkdown(buildReport(base))).toContain('after warm-up; medians.');
