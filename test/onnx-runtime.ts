@@ -6,7 +6,7 @@ import { findOnnxRuntime, INSTALL_ONNXRUNTIME_CPU, type OnnxRuntime } from '../s
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
- * onnxruntime-node is an optional peer, installed beside the dev dependencies by the README's test
+ * onnxruntime-node is optional (found at run time), installed beside the dev dependencies by the README's test
  * command (and .ci/run, which sets DISTILL_GATE_REQUIRE_ONNXRUNTIME=1 so that its absence fails
  * CI instead of skipping). Elsewhere the tests that need it are skipped, and say so.
  */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Tensor } from '@tensorflow/tfjs';
@@ -167,8 +168,11 @@ export async function loadOnnxTeacher(tf: Tf, file: string, options: TeacherOpti
       );
     }
     const reading = readHeadOutput(options.output ?? 'auto', head.key, checked, outputOp(summary, head.key), notes);
+    // The soft targets depend on the bytes and on how the data is fed: which input, which layout,
+    // what the other inputs hold.
     const fingerprint = createHash('sha256').update('onnx\n').update(bytes);
-    for (const data of external.data) fingerprint.update(data);
+    for (const digest of external.digests) fingerprint.update(digest);
+    fingerprint.update(JSON.stringify({ input: feed.name, layout: feed.layout, fills: options.inputFill ?? {} }));
     const inputShape = feed.layout === 'nchw' ? [feed.dims[1], feed.dims[2], feed.dims[0]] : feed.dims;
     // A timing loop feeds one tensor many times: TF.js tensors are immutable, so its host copy
     // (transposed where the layout asks) is made once, and timing measures onnxruntime's run.
@@ -210,11 +214,15 @@ export async function loadOnnxTeacher(tf: Tf, file: string, options: TeacherOpti
   }
 }
 
-/** The bytes of weights stored outside the model file, read so that they count in the fingerprint; refused when a path leaves the model's folder. */
-async function readExternalData(file: string, summary: OnnxSummary): Promise<{ files: string[]; data: Uint8Array[] }> {
+/**
+ * The files of weights stored outside the model file, each hashed as a stream so that they count
+ * in the fingerprint (external data exists for models past protobuf's 2 GB, which one readFile
+ * cannot hold); refused when a path leaves the model's folder.
+ */
+async function readExternalData(file: string, summary: OnnxSummary): Promise<{ files: string[]; digests: string[] }> {
   const dir = path.dirname(path.resolve(file));
   const files = [...new Set(summary.initializers.flatMap((i) => (i.externalFile !== undefined ? [i.externalFile] : [])))];
-  const data: Uint8Array[] = [];
+  const digests: string[] = [];
   for (const location of files) {
     const resolved = path.resolve(dir, location);
     // Model files come from pull requests: a weight file outside the model's folder is refused.
@@ -222,12 +230,18 @@ async function readExternalData(file: string, summary: OnnxSummary): Promise<{ f
       throw new InputError(file, `an initializer's external data location "${location}" leaves the model's folder; keep weight files beside the .onnx file.`);
     }
     try {
-      data.push(await readFile(resolved));
+      digests.push(await hashFile(resolved));
     } catch (error) {
       throw new InputError(resolved, `external weight data of ${path.basename(file)} cannot be read (${(error as NodeJS.ErrnoException).code ?? error}).`);
     }
   }
-  return { files, data };
+  return { files, digests };
+}
+
+async function hashFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 const describeDims = (dims: ReadonlyArray<number | string | null> | undefined) => (dims ? `[${dims.map((d) => d ?? '?').join(', ')}]` : '[unknown rank]');

@@ -232,7 +232,7 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
     const fromHead = async (head: string, fill: number) => {
       const teacher = await loadOnnxTeacher(tf, file, { input: 'features', inputFill: { mask: fill }, head }, context([4]));
       try {
-        return { output: teacher.output, logits: await predictLogits(tf, teacher, rows4) };
+        return { output: teacher.output, logits: await predictLogits(tf, teacher, rows4), fingerprint: teacher.fingerprint };
       } finally {
         teacher.dispose();
       }
@@ -250,6 +250,8 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
       // The fill reaches the model: a zero mask leaves only the bias.
       const masked = await fromHead('logits', 0);
       expect(Array.from(masked.logits.subarray(0, 3))).toEqual(Array.from(small.bias));
+      // Other logits, so other cached soft targets: the fill is part of the cache key.
+      expect(masked.fingerprint).not.toBe(logits.fingerprint);
     } finally {
       plain.dispose();
     }
