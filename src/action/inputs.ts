@@ -34,6 +34,8 @@ export interface ActionInputs {
   baselineBranch: string;
   acceptLabel: string;
   cacheDir?: string;
+  /** The base branch's teacher, given explicitly; on a pull request it is otherwise read from git at the base commit. */
+  baseTeacher?: string;
   /** Fail the run (before training) when it resolves no GPU backend: a GPU runner whose GPU installs failed. */
   requireGpu: boolean;
 }
@@ -82,6 +84,7 @@ export function readInputs(): ActionInputs {
       : core.getInput('baseline-branch') || 'distill-gate-data',
     acceptLabel: core.getInput('accept-label') || 'distill-gate:accept-regression',
     cacheDir: optionalPath('cache-dir'),
+    baseTeacher: optionalPath('base-teacher'),
     requireGpu: requireGpuInput(backend),
   };
 }

@@ -10,6 +10,7 @@ import { mergedAsReport, mergeReports, readReports } from '../report/merge.js';
 import { readUntrustedReport, type RunResult } from '../report/report.js';
 import { rejudgeReport } from '../report/rejudge.js';
 import type { RunClock } from '../run-control.js';
+import { baseTeacherForRun } from './base-teacher.js';
 import { explainFailure } from './github/index.js';
 import type { Mode, Step } from './inputs.js';
 import { planStore, readBaseline, recordRun } from './store.js';
@@ -44,6 +45,7 @@ async function distill({ inputs, context, github }: Step, clock: RunClock): Prom
     cacheDir: inputs.cacheDir,
   });
   const acceptRegression = await regressionAcceptance({ inputs, context, github });
+  const baseTeacher = await baseTeacherForRun(inputs.baseTeacher, context.payload.pull_request?.base?.sha, config.teacher, (line) => core.info(line));
   core.startGroup('distill-gate: distillation');
   let result: RunResult;
   try {
@@ -57,6 +59,7 @@ async function distill({ inputs, context, github }: Step, clock: RunClock): Prom
       log: (line) => core.info(line),
       commit: context.sha,
       requireGpu: inputs.requireGpu,
+      baseTeacher,
     });
   } finally {
     core.endGroup();

@@ -4,7 +4,7 @@ import { describeStatus, networkFailure, type Api } from './api.js';
 export interface EventContext {
   eventName: string;
   payload: Record<string, unknown> & {
-    pull_request?: { number: number; head?: { sha?: string }; base?: { ref?: string }; labels?: Array<{ name?: string }> };
+    pull_request?: { number: number; head?: { sha?: string }; base?: { ref?: string; sha?: string }; labels?: Array<{ name?: string }> };
     repository?: { default_branch?: string };
     workflow_run?: {
       head_sha?: string;

@@ -1,0 +1,139 @@
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, realpath } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { InputError } from '../errors.js';
+import { fileExists } from '../models/artifacts.js';
+import type { BaseTeacher } from '../stages/measure.js';
+
+/**
+ * The base branch's teacher of a pull request, from the git history of the checked-out
+ * repository. Why git and not the baseline store: teachers can be hundreds of MB, and the store's
+ * branch would have to keep one per base commit; the repository already has every teacher in its
+ * history. `actions/checkout` fetches only the PR's merge commit (fetch-depth 1), so the base
+ * commit is fetched on its own (`git fetch --depth=1 origin <sha>`, with the credentials checkout
+ * persisted), then the teacher's model.json and the weight shards it lists are read with `git
+ * show <sha>:<path>` into a folder of their own. Any step that fails leaves the comparison out
+ * with the reason, never the run: no git, a fetch refused, a teacher absent at base.
+ */
+
+/**
+ * The base teacher of a run: the `base-teacher` input where given (a path that is not there exits
+ * 2 naming it), else on a pull request the teacher at its base commit from git, else none (a push
+ * or a schedule has no base to compare with).
+ */
+export async function baseTeacherForRun(
+  input: string | undefined,
+  baseSha: string | undefined,
+  teacherPath: string,
+  log: (line: string) => void,
+): Promise<BaseTeacher | undefined> {
+  if (input) {
+    if (!(await fileExists(input)))
+      throw new InputError('base-teacher', `${input} does not exist; give the base branch's teacher model.json (or ONNX file), or leave the input empty.`);
+    return { path: input, source: 'the base-teacher input' };
+  }
+  if (!baseSha) return undefined;
+  const found = await baseTeacherFromGit({ baseSha, teacherPath, log });
+  if ('unavailable' in found) log(`teacher diff: ${found.unavailable}`);
+  return found;
+}
+
+export interface BaseTeacherRequest {
+  /** The base commit: the pull_request event's `base.sha`. */
+  baseSha: string;
+  /** The head teacher's absolute path, inside the checked-out repository. */
+  teacherPath: string;
+  log: (line: string) => void;
+  /** Seam for tests: runs git with these arguments in `cwd`, its stdout to `stdoutFile` when given. */
+  git?: (args: string[], cwd: string, stdoutFile?: string) => Promise<string>;
+}
+
+export async function baseTeacherFromGit({ baseSha, teacherPath, log, git = runGit }: BaseTeacherRequest): Promise<BaseTeacher> {
+  const short = baseSha.slice(0, 12);
+  if (!/^[0-9a-f]{40}$/i.test(baseSha)) return { unavailable: `the base commit "${short}" is not a commit id` };
+  const teacherDir = path.dirname(teacherPath);
+  let root: string;
+  try {
+    root = (await git(['rev-parse', '--show-toplevel'], teacherDir)).trim();
+  } catch (error) {
+    return { unavailable: `the teacher's folder is not in a git checkout (${firstLine(error)})` };
+  }
+  // Both sides real paths: a runner's temp folders are often symlinks (/tmp -> /private/tmp).
+  const relative = path
+    .relative(await realpath(root), await realpath(teacherPath).catch(() => teacherPath))
+    .split(path.sep)
+    .join('/');
+  if (relative.startsWith('..')) return { unavailable: 'the teacher lies outside the checked-out repository' };
+  const source = `git: ${relative} at ${short} (the base of the pull request)`;
+  try {
+    await git(['cat-file', '-e', `${baseSha}^{commit}`], root);
+  } catch {
+    log(`teacher diff: fetching the base commit ${short}`);
+    try {
+      await git(['fetch', '--depth=1', '--no-tags', 'origin', baseSha], root);
+    } catch (error) {
+      return { unavailable: `the base commit ${short} could not be fetched (${firstLine(error)})`, source };
+    }
+  }
+  const out = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-base-teacher-'));
+  const target = path.join(out, path.basename(relative));
+  try {
+    await git(['show', `${baseSha}:${relative}`], root, target);
+  } catch {
+    return { unavailable: `the teacher ${relative} does not exist at the base commit ${short}`, source };
+  }
+  // A model.json lists its weight shards; an ONNX file (binary, not JSON) is the whole teacher.
+  const shards = await shardPaths(target);
+  const folder = path.posix.dirname(relative);
+  for (const shard of shards) {
+    const inFolder = path.posix.normalize(path.posix.join(folder, shard));
+    // The same rule as reading any model: shards stay in the model's folder.
+    if (path.posix.relative(folder, inFolder).startsWith('..')) return { unavailable: `the base teacher's shard "${shard}" leaves its folder`, source };
+    const file = path.join(out, ...shard.split('/'));
+    await mkdir(path.dirname(file), { recursive: true });
+    try {
+      await git(['show', `${baseSha}:${inFolder}`], root, file);
+    } catch {
+      return { unavailable: `the base teacher's weight shard ${inFolder} is missing at ${short}`, source };
+    }
+  }
+  log(`teacher diff: the base teacher ${relative} at ${short} (${shards.length} weight shard(s))`);
+  return { path: target, source };
+}
+
+async function shardPaths(file: string): Promise<string[]> {
+  let json: { weightsManifest?: Array<{ paths?: unknown }> };
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch {
+    return [];
+  }
+  const paths = (json.weightsManifest ?? []).flatMap((group) => (Array.isArray(group.paths) ? group.paths : []));
+  return paths.filter((p): p is string => typeof p === 'string');
+}
+
+function firstLine(error: unknown): string {
+  return String((error as Error).message ?? error)
+    .split('\n')
+    .find((line) => line.trim())!
+    .trim();
+}
+
+/** git with its stdout streamed to a file (a shard can be hundreds of MB) or collected; a non-zero exit rejects with its stderr. */
+function runGit(args: string[], cwd: string, stdoutFile?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('git', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
+    let stdout = '';
+    let stderr = '';
+    const written = stdoutFile ? pipeline(child.stdout, createWriteStream(stdoutFile)) : Promise.resolve();
+    if (!stdoutFile) child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      written.then(() => (code === 0 ? resolve(stdout) : reject(new Error(stderr.trim() || `git ${args[0]} exited with ${code}`))), reject);
+    });
+  });
+}
