@@ -64,6 +64,8 @@ export async function predictLogitsInWorkers(
     jobs.push(
       (async () => {
         const rows = (await dataset.read(start, end - start)).slice();
+        // A stop that came while reading: this range's worker is never started.
+        if (stop?.aborted) return;
         const logits = await runWorker(script, running, {
           backend,
           modelJson,
@@ -78,11 +80,15 @@ export async function predictLogitsInWorkers(
     );
   }
   // A stop ends every worker at once: their rows finish in no useful order, so none are kept.
+  let onStop = () => {};
   const stopped = new Promise<'stopped'>((resolve) => {
-    if (stop?.aborted) resolve('stopped');
-    stop?.addEventListener('abort', () => resolve('stopped'), { once: true });
+    onStop = () => resolve('stopped');
+    if (stop?.aborted) onStop();
+    stop?.addEventListener('abort', onStop, { once: true });
   });
-  if ((await Promise.race([Promise.all(jobs), stopped])) === 'stopped') {
+  const outcome = await Promise.race([Promise.all(jobs), stopped]);
+  stop?.removeEventListener('abort', onStop);
+  if (outcome === 'stopped' || stop?.aborted) {
     for (const worker of running) void worker.terminate();
     // The terminated workers' jobs reject; nobody awaits them any more.
     for (const job of jobs) job.catch(() => {});
