@@ -7,8 +7,8 @@ import type { RegressionAcceptance } from '../gates/judge.js';
 import { runPipeline } from '../pipeline.js';
 import { renderMarkdown } from '../report/markdown.js';
 import { mergedAsReport, mergeReports, readReports } from '../report/merge.js';
-import { readUntrustedReport, type RunResult } from '../report/report.js';
-import { rejudgeReport } from '../report/rejudge.js';
+import { readReport, readUntrustedReport, type RunResult } from '../report/report.js';
+import { rejudgeReport, type StoredBaseline } from '../report/rejudge.js';
 import type { RunClock } from '../run-control.js';
 import { baseTeacherForRun } from './base-teacher.js';
 import { explainFailure } from './github/index.js';
@@ -100,11 +100,12 @@ async function regressionAcceptance({ inputs, context, github }: Step): Promise<
  * values (with the trusted config's gates when there is one, see trustedConfig), the verdict is
  * derived, and no path from it is passed on (student-path is empty, report-path is the file read).
  */
-async function postReport({ inputs, context }: Step): Promise<RunResult> {
+async function postReport({ inputs, context, github }: Step): Promise<RunResult> {
   const uploaded = await readUntrustedReport(inputs.report);
   const trusted = await trustedConfig(inputs);
+  const stored = await storedBaselineOfBase({ inputs, context, github });
   // The PR to comment on is found from this event's head commit, never from a commit the upload names.
-  const report = { ...rejudgeReport(uploaded, inputs.report, trusted), commit: context.payload.workflow_run?.head_sha };
+  const report = { ...rejudgeReport(uploaded, inputs.report, trusted, stored), commit: context.payload.workflow_run?.head_sha };
   if (!trusted && context.eventName === 'workflow_run') {
     // Under workflow_run the upload is a pull request's: its own thresholds then decide, and a
     // reviewer must see that, not find it in the log.
@@ -113,6 +114,24 @@ async function postReport({ inputs, context }: Step): Promise<RunResult> {
     report.reasons = [...report.reasons, why];
   }
   return { report, markdown: renderMarkdown(report), reportPath: inputs.report, studentPath: '' };
+}
+
+/**
+ * The baseline the upload's relative gates are judged against, read by this trusted job from the
+ * baseline store (the records of the PR's base branch, or the default branch's when a fork's run
+ * names no PR): never the baseline the upload carries, which the pull request's job wrote.
+ */
+async function storedBaselineOfBase({ inputs, context, github }: Step): Promise<StoredBaseline | undefined> {
+  if (!github || !inputs.baselineBranch) return undefined;
+  let forBranch: string;
+  try {
+    forBranch = context.payload.workflow_run?.pull_requests?.[0]?.base?.ref ?? (await github.defaultBranch());
+  } catch (error) {
+    core.warning(explainFailure('Finding the default branch for the baseline store', error));
+    return undefined;
+  }
+  const found = await readBaseline(github, { location: { branch: inputs.baselineBranch, key: inputs.commentKey, forBranch }, write: false });
+  return found?.reportPath ? { report: await readReport(found.reportPath), path: found.reportPath } : undefined;
 }
 
 /**

@@ -8,6 +8,12 @@ import type { MeasuredInterval } from '../measure/intervals.js';
 import { measuredMetrics } from '../measure/metrics.js';
 import type { Report } from './report.js';
 
+/** A baseline the trusted workflow read itself, from its baseline store: the report and where it was stored. */
+export interface StoredBaseline {
+  report: Report;
+  path: string;
+}
+
 /** What re-judging takes from the trusted workflow's own config: its gates and how an inconclusive latency comparison counts. */
 export type TrustedConfig = Pick<Config, 'gates' | 'measure' | 'file'>;
 
@@ -20,7 +26,7 @@ export type TrustedConfig = Pick<Config, 'gates' | 'measure' | 'file'>;
  * a non-finite loss) stays `fail`. What it cannot do is vouch for the numbers themselves, which
  * the untrusted job measured. Pure; `file` names the upload in errors.
  */
-export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedConfig): Report {
+export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedConfig, stored?: StoredBaseline): Report {
   // The paired latency gate is re-decided from the interval the upload carries (speedComparison),
   // with the allowed ratio of the check being judged, never from the upload's own decision.
   // Absolute speed gates likewise, from the intervals the run measured (each must hold its median).
@@ -33,8 +39,11 @@ export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedC
     ? trustedChecks(trusted)
     : uploaded.gates.map(({ metric, op, threshold, relative, level }) => ({ metric, op, threshold, relative, level }));
   const baselineValues = uploadedBaselineValues(uploaded, file);
-  const judged = judge(checks, uploaded.metrics, uploaded.environment, baselineRun(uploaded, baselineValues), timed);
-  const gates = judged.gates.map((gate) => withUploadedStatus(unjudgeableWithoutBaseline(gate, uploaded, baselineValues), uploaded.gates));
+  // The trusted store's baseline, when there is one, replaces whatever baseline the upload carried
+  // (or left out): an upload could drop its baseline to skip every relative gate, or edit it.
+  const baseline = stored ? { metrics: stored.report.metrics, environment: stored.report.environment } : baselineRun(uploaded, baselineValues);
+  const judged = judge(checks, uploaded.metrics, uploaded.environment, baseline, timed);
+  const gates = judged.gates.map((gate) => withUploadedStatus(stored ? gate : unjudgeableWithoutBaseline(gate, uploaded, baselineValues), uploaded.gates));
 
   const claimed = uploaded.verdict;
   const verdict = claimed === 'fail' ? 'fail' : verdictOf(gates);
@@ -60,8 +69,18 @@ export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedC
     gates,
     reasons,
     override: null,
-    // A link from the upload is not followed: the baseline line names its commit and date only.
-    baseline: uploaded.baseline ? { ...withoutRunUrl(uploaded.baseline), environmentDiffers: judged.environmentDiffers } : null,
+    baseline: stored
+      ? {
+          path: stored.path,
+          createdAt: stored.report.createdAt,
+          commit: stored.report.commit,
+          ...(stored.report.runUrl ? { runUrl: stored.report.runUrl } : {}),
+          environmentDiffers: judged.environmentDiffers,
+        }
+      : // A link from the upload is not followed: the baseline line names its commit and date only.
+        uploaded.baseline
+        ? { ...withoutRunUrl(uploaded.baseline), environmentDiffers: judged.environmentDiffers }
+        : null,
   };
 }
 

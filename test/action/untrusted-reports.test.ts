@@ -126,3 +126,20 @@ describe('mode merge expects its legs', () => {
     );
   });
 });
+
+describe('mode report judges relative gates against its own baseline store', () => {
+  it("reads the base branch's stored baseline itself: an upload without one cannot skip a relative gate", async () => {
+    const dir = await workspace(sampleReport({ baseline: null, gates: [] }), quickConfig({ gates: '  agreement.top1: { maxDrop: 0.01 }' }));
+    const storedFile = path.join(dir, 'stored-report.json');
+    await writeFile(storedFile, JSON.stringify(sampleReport({ metrics: { ...sampleReport().metrics, 'agreement.top1': 0.99 }, commit: 'base123' })));
+    facade.current!.readStoredBaseline.mockResolvedValue({ reportPath: storedFile, history: [] });
+    toolkit.reset(
+      { mode: 'report', report: 'upload/report.json', 'github-token': TOKEN },
+      { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0', pull_requests: [] } } },
+    );
+    await run();
+    expect(facade.current!.readStoredBaseline).toHaveBeenCalledWith(expect.objectContaining({ forBranch: 'main' }), expect.any(String));
+    expect(toolkit.failures()).toEqual(['distill-gate: failing gates: agreement.top1 (drop <= 0.01)']);
+    expect(toolkit.summaryState.lines[0]).toContain('base123');
+  });
+});

@@ -185,3 +185,30 @@ describe('re-judging what the run measured, not only what it concluded', () => {
     expect(rejudgeReport(upload, FILE).reasons.join(' ')).toMatch(/a constant student scores by always answering the teacher's most frequent class/);
   });
 });
+
+describe("re-judging relative gates against the trusted store's baseline", () => {
+  const stored = { report: sampleReport({ metrics: { ...sampleReport().metrics, 'agreement.top1': 0.99 }, commit: 'base123' }), path: '/store/report.json' };
+  const dropGate = config({ 'agreement.top1': { maxDrop: 0.01 } });
+
+  it('an upload that left its baseline out cannot skip a relative gate when the store holds one', () => {
+    const upload = sampleReport({ baseline: null, gates: [] });
+    // Without the store's baseline the gate is skipped; with it, the 0.95 against 0.99 fails.
+    expect(statuses(rejudgeReport(upload, FILE, dropGate).gates)).toEqual([['agreement.top1', 'maxDrop', 'skipped']]);
+    const report = rejudgeReport(upload, FILE, dropGate, stored);
+    expect(statuses(report.gates)).toEqual([['agreement.top1', 'maxDrop', 'fail']]);
+    expect(report.gates[0]).toMatchObject({ baseline: 0.99, value: 0.95 });
+    expect(report.baseline).toMatchObject({ path: '/store/report.json', commit: 'base123' });
+    expect(report.verdict).toBe('fail');
+  });
+
+  it("the store's baseline replaces an edited one the upload carried", () => {
+    const edited = sampleReport({
+      baseline: { path: '/up/base.json', environmentDiffers: false, commit: 'forged' },
+      gates: [
+        gate({ metric: 'agreement.top1', op: 'maxDrop', threshold: 0.01, value: 0.95, baseline: 0.95, pass: true, status: 'pass', expected: 'drop <= 0.01' }),
+      ],
+    });
+    expect(rejudgeReport(edited, FILE, dropGate).verdict).toBe('pass');
+    expect(rejudgeReport(edited, FILE, dropGate, stored).verdict).toBe('fail');
+  });
+});

@@ -8,7 +8,7 @@ export interface EventContext {
     repository?: { default_branch?: string };
     workflow_run?: {
       head_sha?: string;
-      pull_requests?: Array<{ number: number; head?: { sha?: string }; base?: { repo?: { url?: string } } }>;
+      pull_requests?: Array<{ number: number; head?: { sha?: string }; base?: { ref?: string; repo?: { url?: string } } }>;
     };
   };
   sha: string;
