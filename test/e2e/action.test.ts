@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -148,6 +148,47 @@ describe('the bundled action, run as the runner runs it', () => {
     expect(after).toHaveLength(1);
     expect(after[0].id).toBe(ours[0].id);
     expect(second.stdout).toContain('updated the report comment');
+  });
+
+  it('shows where the student disagrees, what the PR changed in the teacher (from git at the base commit) and the student as shipped', async () => {
+    api.comments = [];
+    const gates = ['agreement.top1: ">= 0.5"', 'agreement.minClass: ">= 0"', 'quantized.agreement.top1: ">= 0.5"', 'teacherDiff.agreement: ">= 0"'];
+    const dir = await exampleWorkspace(quickConfig({ top: 'export: { quantize: uint8 }', gates: gates.map((g) => `  ${g}`).join('\n') }));
+    // The workspace as a PR's checkout: the base commit has the example's teacher, the head moves
+    // its last bias (the shard's last 10 floats) towards class 2.
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args], {
+        cwd: dir,
+        encoding: 'utf8',
+      }).trim();
+    git('init', '-q');
+    git('add', '.');
+    git('commit', '-q', '-m', 'base');
+    const base = git('rev-parse', 'HEAD');
+    const shardFile = path.join(dir, 'models/teacher/group1-shard1of1.bin');
+    const shard = await readFile(shardFile);
+    const at = shard.length - 40 + 2 * 4;
+    shard.writeFloatLE(shard.readFloatLE(at) + 3, at);
+    await writeFile(shardFile, shard);
+    git('commit', '-q', '-am', 'head: a new teacher');
+    const event = JSON.parse(await readFile(path.join(EVENTS, 'pull_request.json'), 'utf8'));
+    event.pull_request.base.sha = base;
+    const eventFile = path.join(dir, '.event.json');
+    await writeFile(eventFile, JSON.stringify(event));
+    const run = await runAction('pull_request', {}, dir, path.relative(EVENTS, eventFile));
+    expect(run.code).toBe(0);
+    const body = commentsOn(7)[0].body;
+    // Every gate passed: the new sections are there, folded.
+    expect(body).toContain('<summary><b>Per-class agreement</b>: worst class');
+    expect(body).toMatch(/```mermaid\nxychart-beta\n {2}title "Top-1 agreement by teacher's class/);
+    expect(body).toMatch(/\| `quantized\.agreement\.top1` +\|/);
+    expect(body).toContain(`<summary><b>Teacher change</b>: agreement with the base teacher`);
+    expect(body).toContain(`git: models/teacher/model.json at ${base.slice(0, 12)} \\(the base of the pull request\\)`);
+    expect(body).toContain('<summary><b>Shipped student</b>: uint8');
+    const report = JSON.parse(await readFile(path.join(dir, 'distill-report/report.json'), 'utf8'));
+    expect(report.teacherDiff.status).toBe('compared');
+    expect(report.metrics['teacherDiff.agreement']).toBeLessThan(1);
+    expect(report.export).toEqual({ quantize: 'uint8', output: 'probabilities' });
   });
 
   it('keeps reports of two comment keys apart on one PR', async () => {

@@ -126,6 +126,8 @@ describe('per-class agreement and the shipped student', () => {
     expect(md).toContain('<details>\n<summary><b>Shipped student</b>: uint8, top-1 agreement 94.00%</summary>\n\n');
     // Every fold is closed, and the chart inside it is still a mermaid block GitHub renders.
     expect(md.split('<details>').length).toBe(md.split('</details>').length);
+    // Nothing in the new sections (the chart's axis included) reads as the end of an HTML comment.
+    for (const text of [failing, md]) expect(text).not.toContain('-->');
     expect(md).toMatch(/<details>[^]*```mermaid\nxychart-beta\n {2}title "Top-1 agreement by teacher's class[^]*<\/details>/);
   });
 
