@@ -188,7 +188,7 @@ describe('re-judging what the run measured, not only what it concluded', () => {
 
 describe("re-judging relative gates against the trusted store's baseline", () => {
   const stored = { report: sampleReport({ metrics: { ...sampleReport().metrics, 'agreement.top1': 0.99 }, commit: 'base123' }), path: '/store/report.json' };
-  const dropGate = config({ 'agreement.top1': { maxDrop: 0.01 } });
+  const dropGate = config({ 'agreement.top1': { maxDrop: 0.01, level: 'error' } });
 
   it('an upload that left its baseline out cannot skip a relative gate when the store holds one', () => {
     const upload = sampleReport({ baseline: null, gates: [] });
