@@ -17,6 +17,7 @@ import {
   type LoadedModel,
   type TeacherOptions,
 } from './model.js';
+import { fromFloat16, toFloat16 } from './float16.js';
 import { readOnnxSummary, type OnnxSummary, type OnnxValueInfo } from './onnx-proto.js';
 import { findOnnxRuntime, missingRuntimeMessage, openSession, type OrtElementType, type OrtModule, type OrtSession, type OrtTensor } from './onnx-runtime.js';
 
@@ -487,7 +488,7 @@ function converted(values: Float32Array, type: OrtElementType): ArrayBufferView 
     case 'float64':
       return Float64Array.from(values);
     case 'float16':
-      return toHalf(values);
+      return toFloat16(values);
     case 'int64':
       return BigInt64Array.from(values, (v) => BigInt(v));
     case 'uint64':
@@ -513,7 +514,7 @@ function converted(values: Float32Array, type: OrtElementType): ArrayBufferView 
 function asFloat32(tensor: OrtTensor): Float32Array {
   const data = tensor.data;
   if (data instanceof Float32Array) return data;
-  if (tensor.type === 'float16' && data instanceof Uint16Array) return fromHalf(data);
+  if (tensor.type === 'float16' && data instanceof Uint16Array) return fromFloat16(data);
   return Float32Array.from(data as ArrayLike<number>);
 }
 
@@ -523,53 +524,6 @@ function asTwoClasses(values: Float32Array, kind: 'logits' | 'probabilities'): F
   for (let i = 0; i < values.length; i++) {
     out[2 * i] = kind === 'probabilities' ? 1 - values[i] : 0;
     out[2 * i + 1] = values[i];
-  }
-  return out;
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE half-precision bits of each value, rounded to nearest even (float16 inputs). */
-export function toHalf(values: Float32Array): Uint16Array {
-  const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    f32[0] = values[i];
-    const bits = u32[0];
-    const sign = (bits >>> 16) & 0x8000;
-    const exponent = ((bits >>> 23) & 0xff) - 127 + 15;
-    const mantissa = bits & 0x7fffff;
-    if (((bits >>> 23) & 0xff) === 0xff)
-      out[i] = sign | 0x7c00 | (mantissa ? 0x200 : 0); // Inf, NaN
-    else if (exponent >= 0x1f)
-      out[i] = sign | 0x7c00; // overflow to Inf
-    else if (exponent < -10)
-      out[i] = sign; // underflow to 0
-    else {
-      // Normal halves keep 10 mantissa bits; subnormal ones shift the implicit 1 in as well.
-      const full = exponent > 0 ? mantissa : mantissa | 0x800000;
-      const shift = exponent > 0 ? 13 : 14 - exponent;
-      const kept = full >>> shift;
-      const rest = full & ((1 << shift) - 1);
-      const midpoint = 1 << (shift - 1);
-      const rounded = kept + (rest > midpoint || (rest === midpoint && kept & 1) ? 1 : 0);
-      // A mantissa that rounds up to 2^10 carries into the exponent, as the bit layout makes it.
-      out[i] = sign | ((exponent > 0 ? exponent << 10 : 0) + rounded);
-    }
-  }
-  return out;
-}
-
-export function fromHalf(bits: Uint16Array): Float32Array {
-  const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) {
-    const h = bits[i];
-    const sign = h & 0x8000 ? -1 : 1;
-    const exponent = (h >>> 10) & 0x1f;
-    const mantissa = h & 0x3ff;
-    if (exponent === 0) out[i] = sign * mantissa * 2 ** -24;
-    else if (exponent === 0x1f) out[i] = mantissa ? NaN : sign * Infinity;
-    else out[i] = sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
   }
   return out;
 }

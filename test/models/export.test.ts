@@ -8,14 +8,13 @@ import {
   dequantize,
   exportArtifacts,
   exportPlan,
-  fromFloat16,
   quantizeAffineUint8,
   quantizedBytes,
   quantizeWeights,
   saveToMemory,
   SOFTMAX_LAYER,
-  toFloat16,
 } from '../../src/models/export.js';
+import { fromFloat16, toFloat16 } from '../../src/models/float16.js';
 import { randomArray } from '../helpers.js';
 
 beforeAll(async () => {
