@@ -79,6 +79,7 @@ function addRun(program: Command, io: CliIo, done: (code: number) => void): void
       "time budget of the whole run: the teacher's pass and training stop in time to measure and report within it (status incomplete)",
       parseMinutes,
     )
+    .option('--require-gpu', 'fail (incomplete, before the teacher runs) when no GPU backend loads, instead of running on CPU')
     .option('-q, --quiet', 'no progress on stderr and no report on stdout')
     .action(
       async (options: {
@@ -90,6 +91,7 @@ function addRun(program: Command, io: CliIo, done: (code: number) => void): void
         baseTeacher?: string;
         budget?: number;
         quiet?: boolean;
+        requireGpu?: boolean;
       }) => {
         const config = withOverrides(await loadConfig(options.config), { backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir });
         // A path given by hand that is not there is a typo: exit 2 naming the flag, not a skipped comparison.
@@ -99,7 +101,9 @@ function addRun(program: Command, io: CliIo, done: (code: number) => void): void
         const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
         // Ctrl-C or a cancelled CI job (SIGINT, SIGTERM): stop training, still measure and write the
         // report; a second signal, or the budget's end, writes the report of what exists at once.
-        const result = await withRunClock((clock) => runPipeline(config, { outDir: options.out, clock, log, baseTeacher }), { budgetMinutes: options.budget });
+        const result = await withRunClock((clock) => runPipeline(config, { outDir: options.out, clock, log, baseTeacher, requireGpu: options.requireGpu }), {
+          budgetMinutes: options.budget,
+        });
         if (!options.quiet || result.writeError) io.stdout(result.markdown);
         // The report was printed above, so nothing is lost when the disk refused it.
         if (result.writeError) throw result.writeError;

@@ -171,6 +171,15 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect([report.verdict, code]).toEqual(['pass', 0]);
   });
 
+  it('--require-gpu on a machine without a GPU backend exits 1 before the teacher runs, saying why', async () => {
+    const dir = await exampleWorkspace(quickConfig());
+    const { code, out, stderr } = await runCli(dir, '--require-gpu');
+    const report = await reportOf(out);
+    expect([code, report.verdict, report.status, report.training.epochs]).toEqual([1, 'fail', 'incomplete', 0]);
+    expect(report.reasons[0]).toMatch(/require-gpu is set, but the run resolved (wasm|cpu)/);
+    expect(stderr).not.toMatch(/teacher's pass:/);
+  });
+
   it('on SIGTERM mid-training writes a partial report and exits 1', async () => {
     const dir = await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' }));
     const out = path.join(dir, 'out');
