@@ -7,11 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RUNNER_GRACE_MS } from '../../src/run-control.js';
 import { exampleWorkspace, quickConfig, slowTeacherWorkspace } from '../helpers.js';
 import { FakeGitHub } from './github-server.js';
+import { EVENTS, runnerEnvironment } from './runner-env.js';
 import { seededRandom } from '../../src/distill/random.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BUNDLE = path.join(ROOT, 'dist/index.js');
-const EVENTS = path.join(ROOT, 'test/e2e/events');
 const TOKEN = 'ghs_test_token_0123456789abcdef';
 
 let api: FakeGitHub;
@@ -55,28 +55,10 @@ async function runnerFor(event: string, inputs: Record<string, string>, workspac
   const summaryFile = path.join(runnerFiles, 'summary');
   await writeFile(outputFile, '');
   await writeFile(summaryFile, '');
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/tmp',
-    GITHUB_ACTIONS: 'true',
-    GITHUB_EVENT_NAME: event,
-    GITHUB_EVENT_PATH: path.join(EVENTS, eventFile),
-    GITHUB_REF: REFS[event] ?? 'refs/heads/main',
-    GITHUB_REPOSITORY: 'acme/models',
-    GITHUB_SHA: 'abc123',
-    GITHUB_RUN_ID: '42',
-    GITHUB_SERVER_URL: 'https://github.test',
-    GITHUB_API_URL: api.url,
-    GITHUB_WORKSPACE: dir,
-    GITHUB_OUTPUT: outputFile,
-    GITHUB_STEP_SUMMARY: summaryFile,
-    INPUT_CONFIG: 'distill-gate.yml',
-    'INPUT_GITHUB-TOKEN': TOKEN,
-    INPUT_COMMENT: 'true',
-    'INPUT_FAIL-ON-GATE': 'true',
-    INPUT_BACKEND: 'auto',
-    ...Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
-  };
+  const env = runnerEnvironment(
+    { workspace: dir, event, eventFile, ref: REFS[event] ?? 'refs/heads/main', apiUrl: api.url, outputFile, summaryFile },
+    { config: 'distill-gate.yml', 'github-token': TOKEN, comment: 'true', 'fail-on-gate': 'true', backend: 'auto', ...inputs },
+  );
   const collect = async () => ({ outputs: parseOutputs(await readFile(outputFile, 'utf8')), summary: await readFile(summaryFile, 'utf8'), workspace: dir });
   return { dir, env, collect };
 }

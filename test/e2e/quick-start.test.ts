@@ -14,6 +14,7 @@ import { glob } from 'tinyglobby';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { FakeGitHub } from './github-server.js';
+import { runnerEnvironment } from './runner-env.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const EXAMPLE = path.join(ROOT, 'fixtures/example');
@@ -65,23 +66,10 @@ async function runStep(dir: string, withInputs: Record<string, string>) {
   const [outputFile, summaryFile] = [path.join(runnerFiles, 'output'), path.join(runnerFiles, 'summary')];
   await writeFile(outputFile, '');
   await writeFile(summaryFile, '');
-  const env = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/tmp',
-    GITHUB_ACTIONS: 'true',
-    GITHUB_EVENT_NAME: 'pull_request',
-    GITHUB_EVENT_PATH: path.join(ROOT, 'test/e2e/events/pull_request.json'),
-    GITHUB_REF: 'refs/pull/7/merge',
-    GITHUB_REPOSITORY: 'acme/models',
-    GITHUB_SHA: 'abc123',
-    GITHUB_RUN_ID: '42',
-    GITHUB_SERVER_URL: 'https://github.test',
-    GITHUB_API_URL: api.url,
-    GITHUB_WORKSPACE: dir,
-    GITHUB_OUTPUT: outputFile,
-    GITHUB_STEP_SUMMARY: summaryFile,
-    ...Object.fromEntries(Object.entries(inputs).map(([name, value]) => [`INPUT_${name.toUpperCase()}`, value])),
-  };
+  const env = runnerEnvironment(
+    { workspace: dir, event: 'pull_request', eventFile: 'pull_request.json', ref: 'refs/pull/7/merge', apiUrl: api.url, outputFile, summaryFile },
+    inputs,
+  );
   const { code, stdout } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'dist/index.js')], { cwd: dir, env, maxBuffer: 16 << 20 }).then(
     ({ stdout }) => ({ code: 0, stdout }),
     (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),

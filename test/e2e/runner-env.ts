@@ -1,0 +1,41 @@
+import path from 'node:path';
+
+/** The event payloads the e2e tests replay (test/e2e/events/<event>.json). */
+export const EVENTS = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'events');
+
+export interface RunnerFiles {
+  /** The repository checkout (GITHUB_WORKSPACE) the step runs in. */
+  workspace: string;
+  event: string;
+  eventFile: string;
+  ref: string;
+  /** The loopback GitHub API's address. */
+  apiUrl: string;
+  /** GITHUB_OUTPUT and GITHUB_STEP_SUMMARY. */
+  outputFile: string;
+  summaryFile: string;
+}
+
+/**
+ * The environment the Actions runner gives a node action's step: the GITHUB_* variables of the
+ * repository acme/models, run 42, and each input as INPUT_<NAME>, exactly as the runner spells them.
+ */
+export function runnerEnvironment(files: RunnerFiles, inputs: Record<string, string>): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/tmp',
+    GITHUB_ACTIONS: 'true',
+    GITHUB_EVENT_NAME: files.event,
+    GITHUB_EVENT_PATH: path.join(EVENTS, files.eventFile),
+    GITHUB_REF: files.ref,
+    GITHUB_REPOSITORY: 'acme/models',
+    GITHUB_SHA: 'abc123',
+    GITHUB_RUN_ID: '42',
+    GITHUB_SERVER_URL: 'https://github.test',
+    GITHUB_API_URL: files.apiUrl,
+    GITHUB_WORKSPACE: files.workspace,
+    GITHUB_OUTPUT: files.outputFile,
+    GITHUB_STEP_SUMMARY: files.summaryFile,
+    ...Object.fromEntries(Object.entries(inputs).map(([name, value]) => [`INPUT_${name.toUpperCase()}`, value])),
+  };
+}
