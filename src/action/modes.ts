@@ -104,8 +104,9 @@ async function postReport({ inputs, context, github }: Step): Promise<RunResult>
   const uploaded = await readUntrustedReport(inputs.report);
   const trusted = await trustedConfig(inputs);
   const stored = await storedBaselineOfBase({ inputs, context, github });
+  const acceptance = await uploadAcceptance({ inputs, context, github });
   // The PR to comment on is found from this event's head commit, never from a commit the upload names.
-  const report = { ...rejudgeReport(uploaded, inputs.report, trusted, stored), commit: context.payload.workflow_run?.head_sha };
+  const report = { ...rejudgeReport(uploaded, inputs.report, { trusted, stored, acceptance }), commit: context.payload.workflow_run?.head_sha };
   if (!trusted && context.eventName === 'workflow_run') {
     // Under workflow_run the upload is a pull request's: its own thresholds then decide, and a
     // reviewer must see that, not find it in the log.
@@ -114,6 +115,25 @@ async function postReport({ inputs, context, github }: Step): Promise<RunResult>
     report.reasons = [...report.reasons, why];
   }
   return { report, markdown: renderMarkdown(report), reportPath: inputs.report, studentPath: '' };
+}
+
+/**
+ * The accept label of the PR whose run uploaded the report (a fork's, in the workflow_run split),
+ * read live by this trusted job: never taken from the upload, whose job ran the PR's code.
+ */
+async function uploadAcceptance({ inputs, context, github }: Step): Promise<RegressionAcceptance | undefined> {
+  const headSha = context.payload.workflow_run?.head_sha;
+  if (!github || context.eventName !== 'workflow_run' || !headSha) return undefined;
+  try {
+    const { number } = await github.findPullRequestBySha(headSha);
+    if (number === undefined || !(await github.pullRequestLabels(number)).includes(inputs.acceptLabel)) return undefined;
+    const by = await github.labelledBy(number, inputs.acceptLabel).catch(() => 'someone');
+    core.info(`distill-gate: label "${inputs.acceptLabel}" (by ${by}) on PR #${number} turns the upload's failing relative gates into warnings`);
+    return { label: inputs.acceptLabel, by };
+  } catch (error) {
+    core.warning(explainFailure("Reading the labels of the upload's pull request", error, 'pull-requests: read', 'No accept label is applied.'));
+    return undefined;
+  }
 }
 
 /**

@@ -2,11 +2,29 @@ import path from 'node:path';
 import type { Config } from '../config/load.js';
 import { InputError } from '../errors.js';
 import { parseGates, verdictOf, type GateCheck, type GateResult } from '../gates/gates.js';
-import { isPairedSpeedCheck, judge, type BaselineRun, type SpeedEnvironment, type TimedSpeed } from '../gates/judge.js';
+import {
+  acceptRegressions,
+  isPairedSpeedCheck,
+  judge,
+  type BaselineRun,
+  type RegressionAcceptance,
+  type SpeedEnvironment,
+  type TimedSpeed,
+} from '../gates/judge.js';
+import { failedOutright } from '../gates/verdict.js';
 import { chanceWarning } from '../measure/agreement.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import { measuredMetrics } from '../measure/metrics.js';
 import type { Report } from './report.js';
+
+export interface RejudgeOptions {
+  /** The trusted workflow's config: its gates replace the upload's. */
+  trusted?: TrustedConfig;
+  /** The baseline the trusted workflow read from its store: it replaces the upload's. */
+  stored?: StoredBaseline;
+  /** The PR's accept label, read live by the trusted workflow: failing relative gates become warnings. */
+  acceptance?: RegressionAcceptance;
+}
 
 /** A baseline the trusted workflow read itself, from its baseline store: the report and where it was stored. */
 export interface StoredBaseline {
@@ -26,7 +44,7 @@ export type TrustedConfig = Pick<Config, 'gates' | 'measure' | 'file'>;
  * a non-finite loss) stays `fail`. What it cannot do is vouch for the numbers themselves, which
  * the untrusted job measured. Pure; `file` names the upload in errors.
  */
-export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedConfig, stored?: StoredBaseline): Report {
+export function rejudgeReport(uploaded: Report, file: string, { trusted, stored, acceptance }: RejudgeOptions = {}): Report {
   // The paired latency gate is re-decided from the interval the upload carries (speedComparison),
   // with the allowed ratio of the check being judged, never from the upload's own decision.
   // Absolute speed gates likewise, from the intervals the run measured (each must hold its median).
@@ -43,10 +61,15 @@ export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedC
   // (or left out): an upload could drop its baseline to skip every relative gate, or edit it.
   const baseline = stored ? { metrics: stored.report.metrics, environment: stored.report.environment } : baselineRun(uploaded, baselineValues);
   const judged = judge(checks, uploaded.metrics, uploaded.environment, baseline, timed);
-  const gates = judged.gates.map((gate) => withUploadedStatus(stored ? gate : unjudgeableWithoutBaseline(gate, uploaded, baselineValues), uploaded.gates));
+  const rejudged = judged.gates.map((gate) => withUploadedStatus(stored ? gate : unjudgeableWithoutBaseline(gate, uploaded, baselineValues), uploaded.gates));
+  const accepted = acceptance ? acceptRegressions(rejudged, acceptance) : undefined;
+  const gates = accepted?.gates ?? rejudged;
 
   const claimed = uploaded.verdict;
-  const verdict = claimed === 'fail' ? 'fail' : verdictOf(gates);
+  // Re-judging never turns a fail into a pass, with one exception: failing relative gates that the
+  // PR's accept label (read live by the trusted job) turns into warnings. A run that failed
+  // outright (cancelled, a non-finite loss) stays failed whatever its gates say.
+  const verdict = claimed === 'fail' && (!accepted || failedOutright(uploaded)) ? 'fail' : verdictOf(gates);
   const thresholdsFrom = trusted ? `the thresholds of the trusted ${path.basename(trusted.file)}` : 'its own thresholds';
   const reasons = [...uploaded.reasons];
   if (verdict !== claimed) {
@@ -58,7 +81,7 @@ export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedC
   // The chance-level warning is derived from the metrics, not taken from (or dropped by) the upload.
   const chance = chanceWarning(uploaded.metrics);
   if (chance && !reasons.includes(chance)) reasons.push(chance);
-  if (uploaded.override) {
+  if (uploaded.override && !accepted) {
     reasons.push(
       `The upload's accepted regression (label "${uploaded.override.label}" by ${uploaded.override.by}) was not applied: an override is only taken from a pull request's labels by the run that reads them, never from an upload.`,
     );
@@ -68,7 +91,7 @@ export function rejudgeReport(uploaded: Report, file: string, trusted?: TrustedC
     verdict,
     gates,
     reasons,
-    override: null,
+    override: accepted && acceptance && accepted.overridden.length > 0 ? { label: acceptance.label, by: acceptance.by, gates: accepted.overridden } : null,
     baseline: stored
       ? {
           path: stored.path,

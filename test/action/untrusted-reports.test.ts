@@ -142,4 +142,21 @@ describe('mode report judges relative gates against its own baseline store', () 
     expect(toolkit.failures()).toEqual(['distill-gate: failing gates: agreement.top1 (drop <= 0.01)']);
     expect(toolkit.summaryState.lines[0]).toContain('base123');
   });
+
+  it("applies the PR's accept label, read live by this job, to the upload's failing relative gates", async () => {
+    const dir = await workspace(sampleReport({ baseline: null, gates: [] }), quickConfig({ gates: '  agreement.top1: { maxDrop: 0.01 }' }));
+    const storedFile = path.join(dir, 'stored-report.json');
+    await writeFile(storedFile, JSON.stringify(sampleReport({ metrics: { ...sampleReport().metrics, 'agreement.top1': 0.99 } })));
+    facade.current!.readStoredBaseline.mockResolvedValue({ reportPath: storedFile, history: [] });
+    facade.current!.pullRequestLabels.mockResolvedValue(['distill-gate:accept-regression']);
+    toolkit.reset(
+      { mode: 'report', report: 'upload/report.json', 'github-token': TOKEN },
+      { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0', pull_requests: [] } } },
+    );
+    await run();
+    expect(facade.current!.pullRequestLabels).toHaveBeenCalledWith(12);
+    expect(toolkit.failures()).toEqual([]);
+    expect(toolkit.warnings()).toContain('agreement.top1 = 0.95, expected drop <= 0.01 (baseline 0.99)');
+    expect(toolkit.summaryState.lines[0]).toContain('@\u200balice');
+  });
 });

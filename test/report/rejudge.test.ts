@@ -52,11 +52,9 @@ describe('re-judging an uploaded report', () => {
   });
 
   it('takes the checks from the trusted config: its thresholds, and a metric the upload lacks fails as not measured', () => {
-    const report = rejudgeReport(
-      sampleReport(),
-      FILE,
-      config({ 'agreement.top1': '>= 0.99', 'accuracy.student': { min: 0.5, level: 'warn' }, 'agreement.top5': '>= 0.9' }),
-    );
+    const report = rejudgeReport(sampleReport(), FILE, {
+      trusted: config({ 'agreement.top1': '>= 0.99', 'accuracy.student': { min: 0.5, level: 'warn' }, 'agreement.top5': '>= 0.9' }),
+    });
     expect(statuses(report.gates)).toEqual([
       ['agreement.top1', '>=', 'fail'],
       ['accuracy.student', '>=', 'warn'],
@@ -70,14 +68,14 @@ describe('re-judging an uploaded report', () => {
   });
 
   it('a trusted config whose gate names no metric is an error naming the config file and the gate', () => {
-    expect(() => rejudgeReport(sampleReport(), FILE, config({ 'agreement.top3': '>= 0.9' }))).toThrow(
+    expect(() => rejudgeReport(sampleReport(), FILE, { trusted: config({ 'agreement.top3': '>= 0.9' }) })).toThrow(
       /^\/trusted\/\.github\/distill-gate\.yml gates\.agreement\.top3: no metric is named "agreement\.top3"\./,
     );
   });
 
   it('a trusted config with no gates leaves only the uploaded verdict to decide', () => {
-    expect(rejudgeReport(sampleReport(), FILE, config({})).verdict).toBe('pass');
-    expect(rejudgeReport(sampleReport({ verdict: 'fail' }), FILE, config({})).verdict).toBe('fail');
+    expect(rejudgeReport(sampleReport(), FILE, { trusted: config({}) }).verdict).toBe('pass');
+    expect(rejudgeReport(sampleReport({ verdict: 'fail' }), FILE, { trusted: config({}) }).verdict).toBe('fail');
   });
 
   describe('relative gates', () => {
@@ -93,11 +91,11 @@ describe('re-judging an uploaded report', () => {
 
     it('a trusted relative gate on a metric the upload never gated fails when the run had a baseline, and is skipped when it had none', () => {
       const trusted = config({ 'size.studentBytes': { maxIncrease: '5%', level: 'error' } });
-      expect(rejudgeReport(withBaseline([gate({ baseline: 0.95 })]), FILE, trusted).gates[0]).toMatchObject({
+      expect(rejudgeReport(withBaseline([gate({ baseline: 0.95 })]), FILE, { trusted }).gates[0]).toMatchObject({
         status: 'fail',
         note: "the upload had a baseline but carries no baseline value of this metric (its run did not gate it), so this gate can't be judged",
       });
-      expect(rejudgeReport(sampleReport(), FILE, trusted).gates[0]).toMatchObject({ status: 'skipped', note: 'no baseline' });
+      expect(rejudgeReport(sampleReport(), FILE, { trusted }).gates[0]).toMatchObject({ status: 'skipped', note: 'no baseline' });
     });
 
     it('on speed, are skipped when the upload says the baseline ran elsewhere, as a run would', () => {
@@ -138,8 +136,12 @@ describe('re-judging an uploaded report', () => {
 
     it("with the trusted config's threshold and its rule for an inconclusive interval", () => {
       const straddling = paired(1.01, 1.08);
-      expect(rejudgeReport(straddling, FILE, config({ 'speed.studentMs': { maxIncrease: '5%', level: 'error' } })).gates[0].status).toBe('inconclusive');
-      expect(rejudgeReport(straddling, FILE, config({ 'speed.studentMs': { maxIncrease: '5%', level: 'error' } }, 'fail')).gates[0].status).toBe('fail');
+      expect(rejudgeReport(straddling, FILE, { trusted: config({ 'speed.studentMs': { maxIncrease: '5%', level: 'error' } }) }).gates[0].status).toBe(
+        'inconclusive',
+      );
+      expect(rejudgeReport(straddling, FILE, { trusted: config({ 'speed.studentMs': { maxIncrease: '5%', level: 'error' } }, 'fail') }).gates[0].status).toBe(
+        'fail',
+      );
     });
   });
 
@@ -170,7 +172,7 @@ describe('re-judging what the run measured, not only what it concluded', () => {
     // The median alone (4 < 4.1) would fail it; the interval [3.8, 4.3] straddles 4.1: inconclusive.
     const upload = sampleReport({ gates: [{ ...speedGate, pass: true, status: 'inconclusive' }], speedIntervals: { 'speed.speedup': interval } });
     expect(statuses(rejudgeReport(upload, FILE).gates)).toEqual([['speed.speedup', '>=', 'inconclusive']]);
-    expect(statuses(rejudgeReport(upload, FILE, config({ 'speed.speedup': '>= 4.1' }, 'fail')).gates)).toEqual([['speed.speedup', '>=', 'fail']]);
+    expect(statuses(rejudgeReport(upload, FILE, { trusted: config({ 'speed.speedup': '>= 4.1' }, 'fail') }).gates)).toEqual([['speed.speedup', '>=', 'fail']]);
   });
 
   it('refuses an interval that does not hold its own median: the report was edited', () => {
@@ -193,8 +195,8 @@ describe("re-judging relative gates against the trusted store's baseline", () =>
   it('an upload that left its baseline out cannot skip a relative gate when the store holds one', () => {
     const upload = sampleReport({ baseline: null, gates: [] });
     // Without the store's baseline the gate is skipped; with it, the 0.95 against 0.99 fails.
-    expect(statuses(rejudgeReport(upload, FILE, dropGate).gates)).toEqual([['agreement.top1', 'maxDrop', 'skipped']]);
-    const report = rejudgeReport(upload, FILE, dropGate, stored);
+    expect(statuses(rejudgeReport(upload, FILE, { trusted: dropGate }).gates)).toEqual([['agreement.top1', 'maxDrop', 'skipped']]);
+    const report = rejudgeReport(upload, FILE, { trusted: dropGate, stored });
     expect(statuses(report.gates)).toEqual([['agreement.top1', 'maxDrop', 'fail']]);
     expect(report.gates[0]).toMatchObject({ baseline: 0.99, value: 0.95 });
     expect(report.baseline).toMatchObject({ path: '/store/report.json', commit: 'base123' });
@@ -208,7 +210,40 @@ describe("re-judging relative gates against the trusted store's baseline", () =>
         gate({ metric: 'agreement.top1', op: 'maxDrop', threshold: 0.01, value: 0.95, baseline: 0.95, pass: true, status: 'pass', expected: 'drop <= 0.01' }),
       ],
     });
-    expect(rejudgeReport(edited, FILE, dropGate).verdict).toBe('pass');
-    expect(rejudgeReport(edited, FILE, dropGate, stored).verdict).toBe('fail');
+    expect(rejudgeReport(edited, FILE, { trusted: dropGate }).verdict).toBe('pass');
+    expect(rejudgeReport(edited, FILE, { trusted: dropGate, stored }).verdict).toBe('fail');
+  });
+});
+
+describe("re-judging with the PR's accept label, read live by the trusted job", () => {
+  const acceptance = { label: 'distill-gate:accept-regression', by: '@maintainer' };
+  const stored = { report: sampleReport({ metrics: { ...sampleReport().metrics, 'agreement.top1': 0.99 } }), path: '/store/report.json' };
+  const dropGate = config({ 'agreement.top1': { maxDrop: 0.01, level: 'error' } });
+
+  it('turns a failing relative gate into a warning, naming who accepted it, and the report passes', () => {
+    // The fork's own run failed on the same relative gate.
+    const failing = gate({
+      metric: 'agreement.top1',
+      op: 'maxDrop',
+      threshold: 0.01,
+      value: 0.95,
+      baseline: 0.99,
+      pass: false,
+      status: 'fail',
+      expected: 'drop <= 0.01',
+    });
+    const upload = sampleReport({ verdict: 'fail', gates: [failing] });
+    expect(rejudgeReport(upload, FILE, { trusted: dropGate, stored }).verdict).toBe('fail');
+    const report = rejudgeReport(upload, FILE, { trusted: dropGate, stored, acceptance });
+    expect(statuses(report.gates)).toEqual([['agreement.top1', 'maxDrop', 'warn']]);
+    expect(report.override).toEqual({ label: acceptance.label, by: '@maintainer', gates: ['agreement.top1 drop <= 0.01'] });
+    expect(report.verdict).toBe('pass');
+  });
+
+  it('cannot pass a run that failed outright, nor an absolute gate', () => {
+    const cancelled = sampleReport({ verdict: 'fail', status: 'incomplete', reasons: ['Training stopped: the job was cancelled (SIGINT).'], gates: [] });
+    expect(rejudgeReport(cancelled, FILE, { trusted: dropGate, stored, acceptance }).verdict).toBe('fail');
+    const floor = config({ 'agreement.top1': { min: 0.99, maxDrop: 0.01, level: 'error' } });
+    expect(rejudgeReport(sampleReport(), FILE, { trusted: floor, stored, acceptance }).verdict).toBe('fail');
   });
 });
