@@ -11,7 +11,7 @@ import { readReport, readUntrustedReport, type RunResult } from '../report/repor
 import { rejudgeReport, type StoredBaseline } from '../report/rejudge.js';
 import type { RunClock } from '../run-control.js';
 import { baseTeacherForRun } from './base-teacher.js';
-import { explainFailure } from './github/index.js';
+import { explainFailure, pullRequestNumber } from './github/index.js';
 import type { Mode, Step } from './inputs.js';
 import { planStore, readBaseline, recordRun } from './store.js';
 
@@ -125,7 +125,8 @@ async function uploadAcceptance({ inputs, context, github }: Step): Promise<Regr
   const headSha = context.payload.workflow_run?.head_sha;
   if (!github || context.eventName !== 'workflow_run' || !headSha) return undefined;
   try {
-    const { number } = await github.findPullRequestBySha(headSha);
+    // The same PR the comment goes to: one the event names (this repository's, for this commit), else found by the commit.
+    const number = pullRequestNumber(context) ?? (await github.findPullRequestBySha(headSha)).number;
     if (number === undefined || !(await github.pullRequestLabels(number)).includes(inputs.acceptLabel)) return undefined;
     const by = await github.labelledBy(number, inputs.acceptLabel).catch(() => 'someone');
     core.info(`distill-gate: label "${inputs.acceptLabel}" (by ${by}) on PR #${number} turns the upload's failing relative gates into warnings`);
