@@ -32,6 +32,17 @@ const github = await import('@actions/github');
 const { run } = await import('../../src/action/run.js');
 const context = github.context as unknown as { eventName: string; payload: Record<string, unknown> };
 
+/** The tracking issue an earlier failing run left open, for the scenarios that update or close it. */
+const openTrackingIssue = () =>
+  void api.issues.push({
+    number: 5,
+    title: 't',
+    body: '<!-- distill-gate:issue:distill-gate.yml -->\nold',
+    state: 'open',
+    labels: [{ name: 'distill-gate' }],
+    html_url: '',
+  });
+
 type Scenario = {
   name: string;
   event: 'pull_request' | 'workflow_run' | 'schedule';
@@ -61,15 +72,7 @@ const SCENARIOS: Scenario[] = [
     verdict: 'fail',
     method: 'PATCH',
     path: /\/issues\/\d+$/,
-    prepare: () =>
-      api.issues.push({
-        number: 5,
-        title: 't',
-        body: '<!-- distill-gate:issue:distill-gate.yml -->\nold',
-        state: 'open',
-        labels: [{ name: 'distill-gate' }],
-        html_url: '',
-      }),
+    prepare: openTrackingIssue,
   },
   {
     name: 'comment before closing the tracking issue',
@@ -77,15 +80,7 @@ const SCENARIOS: Scenario[] = [
     verdict: 'pass',
     method: 'POST',
     path: /\/issues\/\d+\/comments$/,
-    prepare: () =>
-      api.issues.push({
-        number: 5,
-        title: 't',
-        body: '<!-- distill-gate:issue:distill-gate.yml -->\nold',
-        state: 'open',
-        labels: [{ name: 'distill-gate' }],
-        html_url: '',
-      }),
+    prepare: openTrackingIssue,
   },
 ];
 const CODES = [401, 403, 404, 422, 429, 500];
