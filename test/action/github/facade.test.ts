@@ -60,7 +60,8 @@ describe('the GitHub facade, built once', () => {
     const github = createGitHub('t', context());
     expect(await github.findPullRequestBySha('f0f0f0')).toEqual({ number: 12, how: 'found by its head commit f0f0f0' });
     api.commitsListTheirPulls = false;
-    expect(await github.findPullRequestBySha('f0f0f0')).toEqual({
+    // A facade of its own: one step asks GitHub once a sha (see below).
+    expect(await createGitHub('t', context()).findPullRequestBySha('f0f0f0')).toEqual({
       number: 12,
       how: 'found among the open PRs (GitHub links no open PR to commit f0f0f0, as with fork PRs)',
     });
@@ -68,6 +69,17 @@ describe('the GitHub facade, built once', () => {
       number: undefined,
       how: 'no open PR has head 0000: GitHub links no open PR to commit 0000, as with fork PRs, and none of the 1 open PRs has it',
     });
+  });
+
+  it('asks GitHub once a step for each sha, and again after a lookup that failed', async () => {
+    api.pulls = [{ number: 12, state: 'open', head: { sha: 'f0f0f0' } }];
+    const lookups = () => api.requests.filter((r) => r.path.endsWith('/commits/f0f0f0/pulls')).length;
+    const github = createGitHub('t', context(), { retries: 0, minTimeoutMs: 1 });
+    api.drop('GET', /\/commits\/f0f0f0\/pulls$/, 1);
+    await expect(github.findPullRequestBySha('f0f0f0')).rejects.toMatchObject({ status: 500 });
+    expect((await github.findPullRequestBySha('f0f0f0')).number).toBe(12);
+    expect((await github.findPullRequestBySha('f0f0f0')).number).toBe(12);
+    expect(lookups()).toBe(2);
   });
 
   it.each([403, 404, 422, 500])("lists the open PRs when the commit's PR lookup answers HTTP %i", async (status) => {
