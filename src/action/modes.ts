@@ -11,7 +11,7 @@ import { readReport, readUntrustedReport, type RunResult } from '../report/repor
 import { rejudgeReport, type StoredBaseline } from '../report/rejudge.js';
 import type { RunClock } from '../run-control.js';
 import { baseTeacherForRun } from './base-teacher.js';
-import { explainFailure, pullRequestNumber } from './github/index.js';
+import { explainFailure, pullRequestNumber, type GitHub } from './github/index.js';
 import type { Mode, Step } from './inputs.js';
 import { planStore, readBaseline, recordRun } from './store.js';
 
@@ -88,10 +88,14 @@ async function regressionAcceptance({ inputs, context, github }: Step): Promise<
     const fallback = `The labels of this run's event decide instead (they ${inPayload ? 'include' : 'lack'} "${label}"); a re-run does not refresh them.`;
     core.warning(explainFailure(`Reading the labels of PR #${pr.number}`, error, 'pull-requests: read', fallback));
   }
-  if (!labelled) return undefined;
-  const by = await github.labelledBy(pr.number, label).catch(() => 'someone');
-  core.info(`distill-gate: label "${inputs.acceptLabel}" (by ${by}) turns failing relative gates into warnings`);
-  return { label: inputs.acceptLabel, by };
+  return labelled ? acceptedOn(github, pr.number, label, 'failing relative gates') : undefined;
+}
+
+/** The acceptance a label on PR `number` stands for, naming who put it on (as the report will). */
+async function acceptedOn(github: GitHub, number: number, label: string, what: string): Promise<RegressionAcceptance> {
+  const by = await github.labelledBy(number, label).catch(() => 'someone');
+  core.info(`distill-gate: label "${label}" (by ${by}) turns ${what} into warnings`);
+  return { label, by };
 }
 
 /**
@@ -128,9 +132,7 @@ async function uploadAcceptance({ inputs, context, github }: Step): Promise<Regr
     // The same PR the comment goes to: one the event names (this repository's, for this commit), else found by the commit.
     const number = pullRequestNumber(context) ?? (await github.findPullRequestBySha(headSha)).number;
     if (number === undefined || !(await github.pullRequestLabels(number)).includes(inputs.acceptLabel)) return undefined;
-    const by = await github.labelledBy(number, inputs.acceptLabel).catch(() => 'someone');
-    core.info(`distill-gate: label "${inputs.acceptLabel}" (by ${by}) on PR #${number} turns the upload's failing relative gates into warnings`);
-    return { label: inputs.acceptLabel, by };
+    return await acceptedOn(github, number, inputs.acceptLabel, `the failing relative gates of PR #${number}'s upload`);
   } catch (error) {
     core.warning(explainFailure("Reading the labels of the upload's pull request", error, 'pull-requests: read', 'No accept label is applied.'));
     return undefined;
