@@ -179,7 +179,8 @@ async function shippedStudentMetrics(
 ): Promise<{ size: Partial<StageMetrics<'size'>>; agreement?: StageMetrics<'quantized'> }> {
   const artifacts = await saveToMemory(tf, student.layers!);
   const shippedBytes = quantizedBytes(artifacts.weightSpecs ?? [], plan.quantize);
-  const size = { 'size.studentBytes': shippedBytes, 'size.studentFloatBytes': student.bytes, 'size.ratio': shippedBytes / teacher.bytes };
+  // The size metrics of the student that ships, beside its float32 bytes.
+  const size = { ...sizeMetrics(teacher, { params: student.params, bytes: shippedBytes }), 'size.studentFloatBytes': student.bytes };
   if (!studentEvalLogits) return { size };
   const quantized = exportArtifacts(artifacts, { quantize: plan.quantize, output: 'logits' }, student.output);
   const model = wrapLayersModel(await tf.loadLayersModel(tf.io.fromMemory(quantized)), shippedBytes);
