@@ -61,13 +61,51 @@ function hostOf(error: unknown): string {
   }
 }
 
-/** Network failures, 5xx, 429 and secondary rate limits pass; anything else (401, 403, 404, 422) will not. */
+/** Network failures, 5xx, 429 and rate limits pass; anything else (401, 403, 404, 422) will not. */
 export function isTransient(error: unknown): boolean {
   if (networkFailure(error)) return true;
-  const { status, message = '', response } = (error ?? {}) as HttpError;
+  const { status } = (error ?? {}) as HttpError;
   if (status === undefined) return false;
-  if (status >= 500 || status === 429) return true;
-  return status === 403 && (/rate limit/i.test(message) || response?.headers?.['retry-after'] !== undefined);
+  return status >= 500 || rateLimit(error) !== undefined;
+}
+
+export interface RateLimit {
+  /** "secondary": too many requests at once (GitHub says how long to wait); "primary": the token's hourly allowance is spent. */
+  kind: 'primary' | 'secondary';
+  /** When a request may succeed again: the allowance's reset, or now plus Retry-After; undefined when GitHub did not say. */
+  until?: Date;
+}
+
+/**
+ * Whether a 403 or 429 is GitHub's rate limit rather than a refusal: x-ratelimit-remaining 0, a
+ * Retry-After, or GitHub's "rate limit" message (primary: "API rate limit exceeded for ...";
+ * secondary: "You have exceeded a secondary rate limit"). A 403 is otherwise a missing permission.
+ */
+export function rateLimit(error: unknown, now = Date.now()): RateLimit | undefined {
+  const { status, message = '', response } = (error ?? {}) as HttpError;
+  if (status !== 403 && status !== 429) return undefined;
+  const headers = response?.headers ?? {};
+  const spent = String(headers['x-ratelimit-remaining'] ?? '').trim() === '0';
+  const retryAfter = Number(headers['retry-after']);
+  const hasRetryAfter = headers['retry-after'] !== undefined && Number.isFinite(retryAfter) && retryAfter >= 0;
+  if (status === 403 && !spent && !hasRetryAfter && !/rate limit/i.test(message)) return undefined;
+  const secondary = /secondary rate limit|abuse/i.test(message) || (hasRetryAfter && !spent);
+  const reset = Number(headers['x-ratelimit-reset']);
+  const until = hasRetryAfter ? new Date(now + retryAfter * 1000) : spent && Number.isFinite(reset) && reset > 0 ? new Date(reset * 1000) : undefined;
+  return { kind: secondary ? 'secondary' : 'primary', ...(until ? { until } : {}) };
+}
+
+/** "12:34:56 UTC (in about 41 min)": when a rate limit lifts. */
+function whenLifted(until: Date, now = Date.now()): string {
+  const minutes = Math.ceil((until.getTime() - now) / 60_000);
+  const clock = `${until.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+  return minutes <= 0 ? `${clock} (now)` : `${clock} (in about ${minutes} min)`;
+}
+
+/** How long a rate-limited call must wait before a retry can succeed; undefined when GitHub did not say. */
+function rateLimitWaitMs(error: unknown): number | undefined {
+  const until = rateLimit(error)?.until;
+  return until ? Math.max(0, until.getTime() - Date.now()) : undefined;
 }
 
 export interface RetryOptions {
@@ -87,14 +125,19 @@ export async function withRetry<T>(what: string, call: () => Promise<T>, options
     maxTimeout: 16_000,
     factor: 2,
     maxRetryTime,
-    shouldRetry: ({ error }) => isTransient(error),
+    shouldRetry: ({ error }) => retryable(error),
     onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
-      if (!isTransient(error) || retriesLeft === 0) return;
+      if (!retryable(error) || retriesLeft === 0) return;
       options.onRetry?.(`${what}: ${describeStatus(error)}; retrying (attempt ${attemptNumber + 1})`);
-      const retryAfter = Number((error as HttpError).response?.headers?.['retry-after']);
-      if (Number.isFinite(retryAfter) && retryAfter > 0) await new Promise((r) => setTimeout(r, Math.min(retryAfter * 1000, maxRetryTime / 2)));
+      const wait = rateLimitWaitMs(error);
+      if (wait !== undefined && wait > 0) await new Promise((r) => setTimeout(r, wait));
     },
   });
+  /** Transient, and not a rate limit that lifts only after the time this call may take (an hour's allowance spent): that fails at once. */
+  function retryable(error: unknown): boolean {
+    const wait = rateLimitWaitMs(error);
+    return isTransient(error) && (wait === undefined || wait <= maxRetryTime / 2);
+  }
 }
 
 /** "HTTP 403 (GitHub's message)", or "network error reaching <host> (<socket error>)" when GitHub never answered. */
@@ -102,7 +145,10 @@ export function describeStatus(error: unknown): string {
   const network = networkFailure(error);
   if (network) return `network error reaching ${hostOf(error)} (${network})`;
   const { status, message } = (error ?? {}) as HttpError;
-  return status ? `HTTP ${status}${message ? ` (${message.split('\n')[0].slice(0, 200)})` : ''}` : String(message ?? error);
+  if (!status) return String(message ?? error);
+  const limited = rateLimit(error);
+  const because = limited ? `, rate limited${limited.until ? ` until ${whenLifted(limited.until)}` : ''}` : '';
+  return `HTTP ${status}${because}${message ? ` (${message.split('\n')[0].slice(0, 200)})` : ''}`;
 }
 
 /** What the warnings of the report's own calls (comment, issue, baseline store) end with. */
@@ -118,20 +164,25 @@ export const REPORT_IS_SAFE = 'The report is in the job summary and on disk; the
 export function explainFailure(what: string, error: unknown, permission = 'pull-requests: write', outcome = REPORT_IS_SAFE): string {
   const { status } = (error ?? {}) as HttpError;
   const base = `${what} failed: ${describeStatus(error)}.`;
+  const limited = rateLimit(error);
   const fix = networkFailure(error)
     ? "GitHub could not be reached, even after retries: check the runner's network, DNS and proxy (HTTPS_PROXY), and GITHUB_API_URL on GitHub Enterprise Server."
-    : status === 401
-      ? 'The token is invalid or expired; pass a valid `github-token`.'
-      : status === 403
-        ? permission.endsWith(': write')
-          ? `The token may not write here: give the job \`permissions: ${permission}\` (and \`issues: write\` for tracking issues). Pull requests from forks get a read-only token: use the workflow_run pattern in the README (mode: report).`
-          : `The token may not read this: give the job \`permissions: ${permission}\`.`
-        : status === 404
-          ? 'The pull request or issue was not found (deleted, or the token cannot see this repository).'
-          : status === 422
-            ? 'GitHub refused the content (too long or invalid).'
-            : isTransient(error)
-              ? 'GitHub kept failing after retries.'
-              : '';
+    : limited
+      ? limited.kind === 'primary'
+        ? `GitHub's API rate limit for this token is used up (not a missing permission): ${limited.until ? `it resets at ${whenLifted(limited.until)}` : 'it resets within the hour'}. Jobs and steps that share the token share its allowance; a GitHub App's token has a larger one.`
+        : `GitHub's secondary rate limit stopped this call (too many requests at once; not a missing permission)${limited.until ? `: it lifts at ${whenLifted(limited.until)}` : ''}. Fewer jobs calling the API at the same moment avoid it.`
+      : status === 401
+        ? 'The token is invalid or expired; pass a valid `github-token`.'
+        : status === 403
+          ? permission.endsWith(': write')
+            ? `The token may not write here: give the job \`permissions: ${permission}\` (and \`issues: write\` for tracking issues). Pull requests from forks get a read-only token: use the workflow_run pattern in the README (mode: report).`
+            : `The token may not read this: give the job \`permissions: ${permission}\`.`
+          : status === 404
+            ? 'The pull request or issue was not found (deleted, or the token cannot see this repository).'
+            : status === 422
+              ? 'GitHub refused the content (too long or invalid).'
+              : isTransient(error)
+                ? 'GitHub kept failing after retries.'
+                : '';
   return `${base} ${fix} ${outcome}`.replace(/ {2}/g, ' ');
 }

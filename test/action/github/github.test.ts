@@ -111,6 +111,62 @@ describe('API failures', () => {
   });
 });
 
+describe('rate limits', () => {
+  const limited = (status: number, message: string, headers: Record<string, string>) => Object.assign(new Error(message), { status, response: { headers } });
+  const inMinutes = (minutes: number) => String(Math.floor(Date.now() / 1000) + minutes * 60);
+
+  it('explains a spent allowance (x-ratelimit-remaining 0) as a rate limit with its reset, not as a missing permission', () => {
+    const reset = inMinutes(40);
+    const error = limited(403, 'API rate limit exceeded for installation ID 42.', { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': reset });
+    const text = explainFailure('Posting the PR comment', error);
+    const clock = `${new Date(Number(reset) * 1000).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+    expect(text).toContain(`HTTP 403, rate limited until ${clock}`);
+    expect(text).toMatch(/rate limit for this token is used up \(not a missing permission\): it resets at .* UTC \(in about (39|40|41) min\)/);
+    expect(text).not.toMatch(/permissions:|may not write/);
+    expect(text).toMatch(/report is in the job summary and on disk/);
+  });
+
+  it('recognises the allowance spent from the header alone, and the secondary limit from its message or Retry-After', () => {
+    const bare = explainFailure('Reading', limited(403, 'Forbidden', { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': inMinutes(5) }), 'contents: read');
+    expect(bare).toMatch(/rate limit for this token is used up/);
+    expect(bare).not.toContain('permissions: contents: read');
+    const secondary = explainFailure('Posting', limited(403, 'You have exceeded a secondary rate limit.', { 'retry-after': '60' }));
+    expect(secondary).toMatch(/secondary rate limit stopped this call .*: it lifts at .* UTC \(in about 1 min\)/);
+    expect(secondary).not.toContain('may not write');
+    expect(explainFailure('Posting', limited(429, 'Too many requests', {}))).toMatch(/rate limit/);
+    expect(explainFailure('Posting', limited(403, 'Resource not accessible by integration', { 'x-ratelimit-remaining': '4999' }))).toMatch(
+      /may not write here/,
+    );
+  });
+
+  it('does not wait out an allowance that resets after the retry budget, and retries one that resets within it', async () => {
+    let calls = 0;
+    const far = limited(403, 'API rate limit exceeded', { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': inMinutes(30) });
+    await expect(
+      withRetry(
+        'x',
+        async () => {
+          calls++;
+          throw far;
+        },
+        { minTimeoutMs: 1 },
+      ),
+    ).rejects.toBe(far);
+    expect(calls).toBe(1);
+    calls = 0;
+    const spentJustNow = limited(403, 'Forbidden', { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) - 1) });
+    const value = await withRetry(
+      'x',
+      async () => {
+        if (++calls === 1) throw spentJustNow;
+        return 'ok';
+      },
+      { minTimeoutMs: 1 },
+    );
+    expect([value, calls]).toEqual(['ok', 2]);
+  });
+});
+
 describe('network failures, as octokit reports them', () => {
   /** The error of one real request to `baseUrl`: octokit calls a request that got no answer "status 500". */
   const failureAt = (baseUrl: string) =>
