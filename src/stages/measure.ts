@@ -16,7 +16,7 @@ import { measureSpeed, type SpeedResult } from '../measure/speed.js';
 import { speedLimits, type MetricBound, type SpeedLimits } from '../measure/timing.js';
 import { fileExists } from '../models/artifacts.js';
 import { exportArtifacts, exportPlan, quantizedBytes, saveToMemory, type ExportPlan } from '../models/export.js';
-import { loadModel, wrapLayersModel, type LoadedModel } from '../models/model.js';
+import { firstLine, loadModel, wrapLayersModel, type LoadedModel } from '../models/model.js';
 import { loadTeacher } from '../models/pair.js';
 import { predictLogits } from '../models/predict.js';
 import type { Report } from '../report/report.js';
@@ -117,7 +117,7 @@ export async function measureStudent(
  * reported as unavailable with the reason, and gates on `teacherDiff.*` are then skipped. The
  * same bytes are `unchanged`: agreement 1, KL 0, and the student's agreement with both the same.
  */
-async function diffTeachers(
+export async function diffTeachers(
   { backend, teacher, evalSet }: Pick<Session, 'backend' | 'teacher' | 'evalSet'>,
   config: Config,
   baseTeacher: BaseTeacher,
@@ -140,7 +140,7 @@ async function diffTeachers(
       { data: { sampleShape: evalSet.sampleShape, source: evalSet.source }, searchFrom: [config.dir] },
     );
   } catch (error) {
-    return unavailable(`the base teacher does not load (${(error as Error).message.split('\n')[0]})`);
+    return unavailable(`the base teacher does not load (${firstLine(error)})`);
   }
   try {
     if (base.fingerprint && base.fingerprint === teacher.fingerprint) {
@@ -153,7 +153,21 @@ async function diffTeachers(
       return { metrics, report: { status: 'unchanged', source, note: 'the teacher is unchanged (same topology and weights)' } };
     }
     if (base.outputWidth !== teacher.outputWidth) return unavailable(`the base teacher has ${base.outputWidth} classes and the head ${teacher.outputWidth}`);
-    const baseLogits = await predictLogits(backend.tf, base, evalSet);
+    // A base teacher of another input shape (the PR changed the features) cannot run on this eval
+    // split: there is nothing to compare, which is news for the reviewer, not a crash.
+    if (!takesSamples(base.inputShape, evalSet.sampleShape)) {
+      return unavailable(
+        `the base teacher takes inputs of shape [${describeShape(base.inputShape)}] and the head teacher [${describeShape(teacher.inputShape)}]: ` +
+          `the eval split's samples (shape [${evalSet.sampleShape.join(', ')}]) cannot feed the base teacher`,
+      );
+    }
+    let baseLogits: Float32Array;
+    try {
+      baseLogits = await predictLogits(backend.tf, base, evalSet);
+    } catch (error) {
+      // What the base teacher's own pass throws is about the base teacher, which the run only reviews.
+      return unavailable(`the base teacher does not run on the eval split (${firstLine(error)})`);
+    }
     const { metrics, moved } = compareTeachers(baseLogits, headLogits, studentLogits, teacher.outputWidth);
     log(`teacher diff: base vs head top-1 agreement ${metrics['teacherDiff.agreement']?.toFixed(4)}, KL ${metrics['teacherDiff.kl']?.toPrecision(4)}`);
     return { metrics, report: { status: 'compared', source, moved } };
@@ -161,6 +175,13 @@ async function diffTeachers(
     base.dispose();
   }
 }
+
+/** Whether samples of `sample`'s shape fit a model input of `input`'s (null: any size). */
+function takesSamples(input: readonly (number | null)[], sample: readonly number[]): boolean {
+  return input.length === sample.length && input.every((d, i) => d === null || d === sample[i]);
+}
+
+const describeShape = (shape: readonly (number | null)[]) => shape.map((d) => d ?? 'any').join(', ');
 
 /**
  * The student as it ships with quantized weights: the bytes it occupies (`size.studentBytes`,

@@ -10,7 +10,13 @@ import { measuredMetrics } from '../../src/measure/metrics.js';
 import { compareTeachers } from '../../src/measure/teacher-diff.js';
 import { readModelArtifacts, writeModelArtifacts } from '../../src/models/artifacts.js';
 import type { Report } from '../../src/report/report.js';
-import { captureIo, exampleWorkspace, quickConfig } from '../helpers.js';
+import type { ResolvedBackend } from '../../src/backend/resolve.js';
+import { parseConfig } from '../../src/config/load.js';
+import { inMemoryDataset } from '../../src/data/dataset.js';
+import { loadModel } from '../../src/models/model.js';
+import { predictLogits } from '../../src/models/predict.js';
+import { diffTeachers } from '../../src/stages/measure.js';
+import { captureIo, EXAMPLE, exampleWorkspace, quickConfig, randomArray } from '../helpers.js';
 
 const rowsOf = (...rows: number[][]) => Float32Array.from(rows.flat());
 
@@ -126,4 +132,55 @@ describe('distill-gate run --base-teacher', () => {
     expect(none.code).toBe(0);
     expect(none.report!.gates.find((g) => g.metric === 'teacherDiff.agreement')).toMatchObject({ status: 'skipped' });
   }, 120_000);
+});
+
+describe('a base teacher that cannot run on the eval split', () => {
+  /** A dense teacher over `features` inputs with 10 classes, written to a folder of its own. */
+  async function denseTeacher(features: number): Promise<string> {
+    await tf.setBackend('cpu');
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ inputShape: [features], units: 10, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) })],
+    });
+    const out = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-base-teacher-'));
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        await writeModelArtifacts(out, artifacts);
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    model.dispose();
+    return path.join(out, 'model.json');
+  }
+
+  it('is reported as unavailable, naming both input shapes, instead of crashing the run', async () => {
+    const head = await denseTeacher(64);
+    const base = await denseTeacher(32);
+    const config = parseConfig(quickConfig(), path.join(EXAMPLE, 'distill-gate.yml'));
+    const teacher = await loadModel(tf, head, 'teacher');
+    const evalSet = inMemoryDataset('eval_x.npy', randomArray(12 * 64, 5), [64]);
+    const lines: string[] = [];
+    try {
+      const headLogits = await predictLogits(tf, teacher, evalSet);
+      const before = tf.memory().numTensors;
+      const diff = await diffTeachers(
+        { backend: { tf } as unknown as ResolvedBackend, teacher, evalSet },
+        config,
+        { path: base, source: 'git: model.json at base' },
+        headLogits,
+        headLogits,
+        (line) => lines.push(line),
+      );
+      expect(diff.metrics).toBeUndefined();
+      expect(diff.report).toEqual({
+        status: 'unavailable',
+        source: 'git: model.json at base',
+        note: "the base teacher takes inputs of shape [32] and the head teacher [64]: the eval split's samples (shape [64]) cannot feed the base teacher",
+      });
+      expect(lines).toEqual([`teacher diff: skipped, ${diff.report.note}`]);
+      // The base teacher was loaded and is disposed again.
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      teacher.dispose();
+    }
+  });
 });
