@@ -1,11 +1,17 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
+/** Who wrote a comment or issue, as GitHub's REST API names them (a GitHub App's bot: "<slug>[bot]", type "Bot"). */
+export interface Account {
+  login: string;
+  type: 'User' | 'Bot';
+}
 interface Comment {
   id: number;
   body: string;
   html_url: string;
   issue_number: number;
+  user?: Account;
 }
 interface Issue {
   number: number;
@@ -14,6 +20,7 @@ interface Issue {
   state: string;
   labels: Array<{ name: string }>;
   html_url: string;
+  user?: Account;
 }
 interface Fault {
   method: string;
@@ -22,6 +29,8 @@ interface Fault {
   status: number | 'drop';
   times: number;
   headers?: Record<string, string>;
+  /** The request is carried out first, and only its answer is replaced (a 502 from a proxy after GitHub acted). */
+  served?: boolean;
 }
 
 /**
@@ -43,6 +52,14 @@ export class FakeGitHub {
   requests: Array<{ method: string; path: string; authorization?: string }> = [];
   /** false mimics a fork PR, whose head commit GitHub does not associate with the PR. */
   commitsListTheirPulls = true;
+  /** Token -> the account it acts as (comments and issues record it as their `user`; GraphQL's viewer and GET /user answer it). */
+  identities = new Map<string, Account>();
+  /** Any other token acts as the workflow's GITHUB_TOKEN does. */
+  defaultIdentity: Account = { login: 'github-actions[bot]', type: 'Bot' };
+  /** false: POST /graphql answers 404, as where GraphQL cannot be reached. */
+  graphqlAnswers = true;
+  /** false: comment answers leave html_url out. */
+  commentUrls = true;
   private faults: Fault[] = [];
   private nextId = 1000;
   private server = http.createServer((req, res) => void this.handle(req, res));
@@ -72,6 +89,24 @@ export class FakeGitHub {
     this.faults.push({ method, path, status: 'drop', times });
   }
 
+  /** The next `times` requests matching method and path are carried out, then answered `status` (the client cannot tell they were). */
+  failAfterServing(method: string, path: RegExp, status: number, times = 1): void {
+    this.faults.push({ method, path, status, times, served: true });
+  }
+
+  /** A comment someone else wrote on `issue` (say a fork's author planting a marker). */
+  plantComment(issue: number, body: string, user: Account): Comment {
+    const comment = { id: this.nextId++, body, issue_number: issue, html_url: `https://github.test/pr/${issue}#c${this.nextId}`, user };
+    this.comments.push(comment);
+    return comment;
+  }
+
+  /** The account a request's token acts as. */
+  identityOf(authorization: string | undefined): Account {
+    const token = (authorization ?? '').replace(/^(token|bearer)\s+/i, '');
+    return this.identities.get(token) ?? this.defaultIdentity;
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
     const method = req.method ?? 'GET';
@@ -79,7 +114,10 @@ export class FakeGitHub {
     let raw = '';
     for await (const chunk of req) raw += chunk;
     const body = raw ? JSON.parse(raw) : {};
+    /** A fault that lets the request be carried out and replaces only its answer. */
+    let replaced: Fault | undefined;
     const send = (status: number, data: unknown, headers: Record<string, string> = {}) => {
+      if (replaced) [status, data, headers] = [replaced.status as number, { message: `injected ${replaced.status}` }, replaced.headers ?? {}];
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify(data));
     };
@@ -99,7 +137,19 @@ export class FakeGitHub {
     if (fault) {
       fault.times--;
       if (fault.status === 'drop') return void req.socket.destroy();
-      return send(fault.status, { message: `injected ${fault.status}` }, fault.headers);
+      if (fault.served) replaced = fault;
+      else return send(fault.status, { message: `injected ${fault.status}` }, fault.headers);
+    }
+    const caller = this.identityOf(req.headers.authorization);
+    const withUrl = <T extends { html_url: string }>(item: T) => (this.commentUrls ? item : { ...item, html_url: undefined });
+    if (url.pathname === '/graphql' && method === 'POST') {
+      if (!this.graphqlAnswers) return send(404, { message: 'Not Found' });
+      if (!/\bviewer\b/.test(String(body.query))) return send(200, { errors: [{ message: 'the fake answers viewer only' }] });
+      return send(200, { data: { viewer: { login: caller.login } } });
+    }
+    if (url.pathname === '/user' && method === 'GET') {
+      // Like GitHub, an installation token (a bot) may not ask who it is here.
+      return caller.type === 'Bot' ? send(403, { message: 'Resource not accessible by integration' }) : send(200, { login: caller.login, type: caller.type });
     }
     let m: RegExpExecArray | null;
     if ((m = /^\/repos\/[^/]+\/[^/]+\/contents\/(.+)$/.exec(url.pathname))) {
@@ -143,16 +193,16 @@ export class FakeGitHub {
     if (/^\/repos\/[^/]+\/[^/]+$/.test(url.pathname)) return send(200, { default_branch: this.defaultBranch });
     if ((m = /^\/repos\/[^/]+\/[^/]+\/issues\/(\d+)\/comments$/.exec(url.pathname))) {
       const issue = Number(m[1]);
-      if (method === 'GET') return page(this.comments.filter((c) => c.issue_number === issue));
-      const comment = { id: this.nextId++, body: body.body, issue_number: issue, html_url: `https://github.test/pr/${issue}#c${this.nextId}` };
+      if (method === 'GET') return page(this.comments.filter((c) => c.issue_number === issue).map(withUrl));
+      const comment = { id: this.nextId++, body: body.body, issue_number: issue, html_url: `https://github.test/pr/${issue}#c${this.nextId}`, user: caller };
       this.comments.push(comment);
-      return send(201, comment);
+      return send(201, withUrl(comment));
     }
     if ((m = /^\/repos\/[^/]+\/[^/]+\/issues\/comments\/(\d+)$/.exec(url.pathname)) && method === 'PATCH') {
       const comment = this.comments.find((c) => c.id === Number(m![1]));
       if (!comment) return send(404, { message: 'Not Found' });
       comment.body = body.body;
-      return send(200, comment);
+      return send(200, withUrl(comment));
     }
     if (/^\/repos\/[^/]+\/[^/]+\/issues$/.test(url.pathname)) {
       if (method === 'GET') {
@@ -170,6 +220,7 @@ export class FakeGitHub {
         state: 'open',
         labels: (body.labels ?? []).map((name: string) => ({ name })),
         html_url: `https://github.test/issues/${this.nextId}`,
+        user: caller,
       };
       this.issues.push(issue);
       return send(201, issue);
