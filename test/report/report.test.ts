@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { escapeMarkdown } from '../../src/report/escape.js';
 import { lossChart, renderMarkdown } from '../../src/report/markdown.js';
-import { failingSizeGate, sampleReport } from '../sample-report.js';
+import { failingSizeGate, fullSampleReport, sampleReport } from '../sample-report.js';
 
 describe('escaping untrusted text', () => {
   it.each([
@@ -15,6 +15,61 @@ describe('escaping untrusted text', () => {
     ['see https://evil.test/x and www.evil.test', 'see https:\u200b//evil.test/x and www\u200b.evil.test'],
   ])('makes %j inert', (input, expected) => {
     expect(escapeMarkdown(input)).toBe(expected);
+  });
+
+  it.each([
+    ['\u202a', '[U+202A]'],
+    ['\u202b', '[U+202B]'],
+    ['\u202c', '[U+202C]'],
+    ['\u202d', '[U+202D]'],
+    ['\u202e', '[U+202E]'],
+    ['\u2066', '[U+2066]'],
+    ['\u2067', '[U+2067]'],
+    ['\u2068', '[U+2068]'],
+    ['\u2069', '[U+2069]'],
+    ['\u200e', '[U+200E]'],
+    ['\u200f', '[U+200F]'],
+    ['\u061c', '[U+061C]'],
+    ['\u200b', '[U+200B]'],
+    ['\u2060', '[U+2060]'],
+    ['\ufeff', '[U+FEFF]'],
+    ['\u{e0041}', '[U+E0041]'],
+    ['\u0007', '[U+0007]'],
+  ])('shows the invisible character %j as its code point', (char, shown) => {
+    const escaped = escapeMarkdown(`fail${char}ssap`);
+    expect(escaped).toBe(`fail${shown.replace(/[[\]+]/g, (c) => `\\${c}`)}ssap`);
+    expect(escaped).not.toContain(char);
+  });
+
+  it('lets no bidi or invisible character of an upload reach the markdown, from any text field', () => {
+    const rlo = '\u202e';
+    const hostile = `x${rlo}\u2066\u200f\u200b`;
+    const full = fullSampleReport();
+    const report = fullSampleReport({
+      reasons: [`reason ${hostile}`],
+      gates: full.gates.map((g) => ({ ...g, note: `note ${hostile}` })),
+      teacher: { ...full.teacher, path: `/t/${hostile}/model.json`, runtime: `rt ${hostile}` },
+      student: { ...full.student, path: `/s/${hostile}/model.json` },
+      baseline: { ...full.baseline!, path: `/b/${hostile}/report.json`, commit: `c${hostile}`, createdAt: `2026${hostile}` },
+      environment: {
+        ...full.environment,
+        cpu: `cpu ${hostile}`,
+        gpu: `gpu ${hostile}`,
+        tfjsVersion: `4${hostile}`,
+        node: `v20${hostile}`,
+        backendSource: `b${hostile}`,
+      },
+      training: { ...full.training, step: { kind: `k${hostile}`, backend: `w${hostile}` } },
+      teacherDiff: { ...full.teacherDiff!, source: `git ${hostile}` },
+      override: { label: `l${hostile}`, by: `by${hostile}`, gates: [`g${hostile}`] },
+      metricsComputedOn: `host ${hostile}`,
+      speedBackend: `wasm${hostile}`,
+    });
+    const md = renderMarkdown(report);
+    expect(md).toContain('\\[U\\+202E\\]');
+    expect(md).not.toMatch(/[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/u);
+    // The only zero-width spaces left are the ones escaping adds after @ and inside addresses.
+    expect(md.replace(/@\u200b|:\u200b\/\/|www\u200b\./g, '')).not.toContain('\u200b');
   });
 });
 
