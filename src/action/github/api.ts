@@ -20,12 +20,15 @@ export interface Api {
   owner: string;
   repo: string;
   call<T>(what: string, request: () => Promise<T>): Promise<T>;
+  /** Says what the facade did that the caller did not ask for (a comment left alone, a damaged file passed over): onWarning, else onRetry's log. */
+  warn(message: string): void;
 }
 
 /** GITHUB_API_URL is honoured by getOctokit, so GHES and the tests' loopback server both work. */
 export function connect(token: string, repository: { owner: string; repo: string }, retry: RetryOptions = {}): Api {
   const client = github.getOctokit(token, { log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } });
-  return { client, ...repository, call: (what, request) => withRetry(what, request, retry) };
+  const warn = retry.onWarning ?? retry.onRetry ?? (() => {});
+  return { client, ...repository, call: (what, request) => withRetry(what, request, retry), warn: (message) => warn(message) };
 }
 
 /** The socket errors of a request that never got an answer (Node's, and undici's UND_ERR_*). */
@@ -114,6 +117,11 @@ export interface RetryOptions {
   maxRetryTimeMs?: number;
   minTimeoutMs?: number;
   onRetry?: (message: string) => void;
+  /**
+   * Where the facade's warnings go (core.warning): a sticky-comment marker written by another
+   * account, a damaged file of the baseline store. Without it they go to onRetry's log.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** Runs one API call, retrying transient failures with exponential backoff (honouring Retry-After). */

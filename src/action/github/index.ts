@@ -55,7 +55,7 @@ export function createGitHub(token: string, context: EventContext, retry: RetryO
     readStoredBaseline: (location, dir) => readStoredBaseline(api, location, dir),
     storeRun: (location, report, studentDir) =>
       storeRun(api, location, report, studentDir, { fromSha: context.sha, event: context.eventName, runUrl: runUrl(context) }),
-    upsertStickyComment: (issueNumber, key, markdown) => upsertStickyComment(api, issueNumber, key, markdown),
+    upsertStickyComment: (issueNumber, key, markdown) => upsertStickyComment(api, issueNumber, key, markdown, context.serverUrl),
     syncTrackingIssue: (target, verdict, markdown) => syncTrackingIssue(api, { ...target, runUrl: runUrl(context) }, verdict, markdown),
     findPullRequestBySha: searchOnce,
     pullRequestLabels: (issueNumber) => pullRequestLabels(api, issueNumber),
