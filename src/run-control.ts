@@ -151,11 +151,14 @@ export function eventLoopPauser(): () => Promise<void> {
 export const MAX_BUDGET_MINUTES = 35_000;
 
 /**
- * A time budget given as text (the CLI's --budget, the action's `budget` input): minutes above 0
- * and at most MAX_BUDGET_MINUTES, or undefined when the text is not such a number. Each shell
- * words its own refusal.
+ * A time budget given as text (the CLI's --budget, the action's `budget` input): plain decimal
+ * minutes (`45`, `1.5`, `.5`) above 0 and at most MAX_BUDGET_MINUTES, or undefined when the text
+ * is not such a number. Number() alone would read `0x10` as 16, `1e3` as 1000 and `` as 0: a
+ * typo must be refused, not run as another budget. Each shell words its own refusal.
  */
 export function parseBudgetMinutes(text: string): number | undefined {
-  const minutes = Number(text);
-  return Number.isFinite(minutes) && minutes > 0 && minutes <= MAX_BUDGET_MINUTES ? minutes : undefined;
+  const plain = text.trim();
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(plain)) return undefined;
+  const minutes = Number(plain);
+  return minutes > 0 && minutes <= MAX_BUDGET_MINUTES ? minutes : undefined;
 }

@@ -119,6 +119,19 @@ describe('parseBudgetMinutes', () => {
     // Beyond Node's longest timer the budget would fire at once.
     ['40000', undefined],
     ['NaN', undefined],
+    ['1.5', 1.5],
+    ['.5', 0.5],
+    ['2.', 2],
+    // Only plain decimal minutes: Number() reads these as other numbers, or as 0.
+    ['0x10', undefined],
+    ['0b11', undefined],
+    ['0o7', undefined],
+    ['1e3', undefined],
+    ['+5', undefined],
+    ['1_000', undefined],
+    ['5 min', undefined],
+    ['1,5', undefined],
+    ['.', undefined],
   ])('%j -> %s', (text, minutes) => {
     expect(parseBudgetMinutes(text)).toBe(minutes);
   });
