@@ -51,6 +51,15 @@ export const ECE_BINS = 15;
 export interface AgreementMeasurement {
   metrics: Record<string, number>;
   classes: ClassAgreement;
+  /** Rows whose logits hold NaN or +Infinity (no class can be read off them), per model; empty when every row is finite. */
+  nonFinite: { teacher: NonFiniteRows; student: NonFiniteRows };
+}
+
+/** How many rows of a model's logits give no answer (NaN or +Infinity in them), and the first of them. */
+export interface NonFiniteRows {
+  count: number;
+  /** The first such row (0-based), or -1 when there is none. */
+  first: number;
 }
 
 /**
@@ -63,6 +72,13 @@ export interface AgreementMeasurement {
  * nats; `accuracy.teacher`, `accuracy.student` and both models' expected calibration error
  * (`calibration.*`) when labels are given. And how both spread their answers over the classes,
  * per-class agreement and the largest confusions.
+ *
+ * A row whose teacher logits hold NaN or +Infinity has no teacher answer to agree with: it is left
+ * out of every metric (argmax would read it as class 0, and a broken teacher would look like one
+ * that answers class 0), and counted in `nonFinite.teacher` for the run to warn about. A row whose
+ * student logits do is a disagreement (no class, no top-k hit, an undefined KL and a wrong
+ * answer), counted in `nonFinite.student`: a student that outputs NaN must not score as one that
+ * answers class 0.
  */
 export function measureAgreement(teacher: Float32Array, student: Float32Array, classes: number, topK: number, labels?: Int32Array): AgreementMeasurement {
   const rows = teacher.length / classes;
@@ -80,13 +96,31 @@ export function measureAgreement(teacher: Float32Array, student: Float32Array, c
   const studentCalibration = new CalibrationBins();
   const teacherLogP = new Float64Array(classes);
   const studentLogP = new Float64Array(classes);
+  const nonFinite = { teacher: { count: 0, first: -1 }, student: { count: 0, first: -1 } };
+  const flag = (which: NonFiniteRows, row: number) => {
+    if (which.count++ === 0) which.first = row;
+  };
+  let answered = 0;
   for (let r = 0; r < rows; r++) {
     const offset = r * classes;
-    logSoftmax(teacher, offset, classes, teacherLogP);
-    logSoftmax(student, offset, classes, studentLogP);
+    if (!logSoftmax(teacher, offset, classes, teacherLogP)) {
+      flag(nonFinite.teacher, r);
+      continue;
+    }
+    answered++;
     const t = argmax(teacherLogP);
-    const s = argmax(studentLogP);
     teacherCounts[t]++;
+    if (!logSoftmax(student, offset, classes, studentLogP)) {
+      // No answer: a disagreement on every count, and a KL that is not defined.
+      flag(nonFinite.student, r);
+      klSum += NaN;
+      if (labels) {
+        if (labels[r] === t) teacherCorrect++;
+        teacherCalibration.add(Math.exp(teacherLogP[t]), labels[r] === t);
+      }
+      continue;
+    }
+    const s = argmax(studentLogP);
     studentCounts[s]++;
     if (t === s) {
       top1++;
@@ -97,7 +131,8 @@ export function measureAgreement(teacher: Float32Array, student: Float32Array, c
     }
     if (rankOf(studentLogP, t) < topK) topk++;
     let kl = 0;
-    for (let c = 0; c < classes; c++) kl += Math.exp(teacherLogP[c]) * (teacherLogP[c] - studentLogP[c]);
+    // A class the teacher gives probability 0 (a logit of -Infinity) adds nothing.
+    for (let c = 0; c < classes; c++) if (teacherLogP[c] !== -Infinity) kl += Math.exp(teacherLogP[c]) * (teacherLogP[c] - studentLogP[c]);
     klSum += kl;
     if (labels) {
       if (labels[r] === t) teacherCorrect++;
@@ -107,6 +142,7 @@ export function measureAgreement(teacher: Float32Array, student: Float32Array, c
       studentCalibration.add(Math.exp(studentLogP[s]), labels[r] === s);
     }
   }
+  // Rows without a teacher answer count nowhere: every share is of the rows that have one.
   const majorityClass = argmax(teacherCounts);
   const confusions = [...confused]
     .map(([pair, count]) => ({ teacher: Math.floor(pair / classes), student: pair % classes, count }))
@@ -114,16 +150,16 @@ export function measureAgreement(teacher: Float32Array, student: Float32Array, c
     .slice(0, TOP_CONFUSIONS);
   // Named as the catalogue names them (a misspelt name does not compile), in its order.
   const metrics: AgreementMetrics = {
-    'agreement.top1': top1 / rows,
-    ...(classes > topK ? { [topKAgreement(topK)]: topk / rows } : {}),
-    'agreement.kappa': cohensKappa(top1, teacherCounts, studentCounts),
+    'agreement.top1': top1 / answered,
+    ...(classes > topK ? { [topKAgreement(topK)]: topk / answered } : {}),
+    'agreement.kappa': answered === 0 ? NaN : cohensKappa(top1, teacherCounts, studentCounts),
     'agreement.minClass': worstClassAgreement(teacherCounts, agreedCounts),
-    'agreement.majority': teacherCounts[majorityClass] / rows,
-    kl: klSum / rows,
+    'agreement.majority': teacherCounts[majorityClass] / answered,
+    kl: klSum / answered,
     ...(labels
       ? {
-          'accuracy.teacher': teacherCorrect / rows,
-          'accuracy.student': studentCorrect / rows,
+          'accuracy.teacher': teacherCorrect / answered,
+          'accuracy.student': studentCorrect / answered,
           'calibration.teacherEce': teacherCalibration.error(),
           'calibration.studentEce': studentCalibration.error(),
         }
@@ -132,6 +168,7 @@ export function measureAgreement(teacher: Float32Array, student: Float32Array, c
   return {
     metrics: metrics as Record<string, number>,
     classes: { teacherCounts, studentCounts, majorityClass, agreedCounts, confusions, minClassSamples: MIN_CLASS_SAMPLES },
+    nonFinite,
   };
 }
 
@@ -227,22 +264,60 @@ export function chanceWarning(metrics: Record<string, number>): string | undefin
   );
 }
 
+/**
+ * The share of rows where `student`'s top class is `teacher`'s, as measureAgreement counts it: rows
+ * where the teacher's logits hold NaN or +Infinity are left out, rows where the student's do are
+ * disagreements.
+ */
 export function top1Agreement(teacher: Float32Array, student: Float32Array, classes: number): number {
   const rows = Math.min(teacher.length, student.length) / classes;
   let same = 0;
+  let answered = 0;
   for (let r = 0; r < rows; r++) {
-    if (argmax(teacher.subarray(r * classes, (r + 1) * classes)) === argmax(student.subarray(r * classes, (r + 1) * classes))) same++;
+    const t = teacher.subarray(r * classes, (r + 1) * classes);
+    if (!answers(t)) continue;
+    answered++;
+    const s = student.subarray(r * classes, (r + 1) * classes);
+    if (answers(s) && argmax(t) === argmax(s)) same++;
   }
-  return same / rows;
+  return same / answered;
 }
 
-function logSoftmax(logits: Float32Array, offset: number, classes: number, out: Float64Array): void {
+/** Whether a row of logits names a class: no NaN, no +Infinity, not every value -Infinity. */
+function answers(row: Float32Array): boolean {
+  let any = false;
+  for (const v of row) {
+    if (Number.isNaN(v) || v === Infinity) return false;
+    if (v !== -Infinity) any = true;
+  }
+  return any;
+}
+
+/** Rows of `logits` that name no class (NaN or +Infinity in them, or every value -Infinity): how many, and the first. */
+export function nonFiniteRows(logits: Float32Array, classes: number): NonFiniteRows {
+  let count = 0;
+  let first = -1;
+  for (let r = 0; r < logits.length / classes; r++) {
+    if (answers(logits.subarray(r * classes, (r + 1) * classes))) continue;
+    if (count++ === 0) first = r;
+  }
+  return { count, first };
+}
+
+/** Log-softmax of one row into `out`; false when the row names no class (NaN or +Infinity in it, or all -Infinity), leaving `out` undefined. */
+function logSoftmax(logits: Float32Array, offset: number, classes: number, out: Float64Array): boolean {
   let max = -Infinity;
-  for (let c = 0; c < classes; c++) max = Math.max(max, logits[offset + c]);
+  for (let c = 0; c < classes; c++) {
+    const v = logits[offset + c];
+    if (Number.isNaN(v) || v === Infinity) return false;
+    if (v > max) max = v;
+  }
+  if (max === -Infinity) return false;
   let sum = 0;
   for (let c = 0; c < classes; c++) sum += Math.exp(logits[offset + c] - max);
   const logSum = Math.log(sum) + max;
   for (let c = 0; c < classes; c++) out[c] = logits[offset + c] - logSum;
+  return true;
 }
 
 /** Index of the largest value; ties go to the lowest index, as argmax does everywhere. */

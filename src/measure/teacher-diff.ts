@@ -39,7 +39,8 @@ export function compareTeachers(
 ): { metrics: StageMetrics<'teacher diff'>; moved: MovedClass[] } {
   // The base teacher is the reference: KL(base || head), and agreement counted on the base's answers.
   const { metrics, classes: counts } = measureAgreement(base, head, classes, 1);
-  const rows = base.length / classes;
+  // Shares of the rows the base teacher answers (rows of NaN logits answer nothing).
+  const rows = counts.teacherCounts.reduce((sum, count) => sum + count, 0);
   const moved = counts.teacherCounts
     .map((baseCount, c) => ({ class: c, base: baseCount / rows, head: counts.studentCounts[c] / rows }))
     .filter((m) => m.base !== m.head)

@@ -43,10 +43,46 @@ export async function saveToMemory(tf: Tf, model: LayersModel): Promise<io.Model
  * the trained student outputs (logits, unless its own last layer has a softmax): a softmax is
  * appended only when the plan wants probabilities and the student gives logits.
  */
-export function exportArtifacts(artifacts: io.ModelArtifacts, plan: ExportPlan, studentOutput: OutputKind): io.ModelArtifacts {
+export function exportArtifacts(
+  artifacts: io.ModelArtifacts,
+  plan: ExportPlan,
+  studentOutput: OutputKind,
+  /** Told the weights that had to be clipped to fit the quantized format, when any had to. */
+  onClipped?: (clipped: ClippedWeight[]) => void,
+): io.ModelArtifacts {
   const topology = plan.output === 'probabilities' && studentOutput === 'logits' ? withSoftmaxOutput(artifacts.modelTopology) : artifacts.modelTopology;
-  const { weightSpecs, weightData } = quantizeWeights(artifacts.weightSpecs ?? [], weightBytes(artifacts), plan.quantize);
+  const { weightSpecs, weightData, clipped } = quantizeWeights(artifacts.weightSpecs ?? [], weightBytes(artifacts), plan.quantize);
+  if (clipped.length > 0) onClipped?.(clipped);
   return { ...artifacts, modelTopology: topology, weightSpecs, weightData };
+}
+
+/** The largest finite float16 value: beyond it (from 65,520 on) a weight would ship as Infinity. */
+export const FLOAT16_MAX = 65504;
+
+/** A weight some of whose values did not fit the quantized format and were clipped to the nearest value that does. */
+export interface ClippedWeight {
+  name: string;
+  /** How many of its values were clipped. */
+  count: number;
+  /** The values it could ship, [low, high], after clipping. */
+  range: [number, number];
+  /** What forced it: float16's range, or a uint8 range whose dequantized values leave float32's. */
+  why: 'float16 range' | 'uint8 dequantization';
+}
+
+/** One line a reader can act on: which weights were clipped, how many values, to what. */
+export function describeClipped(clipped: readonly ClippedWeight[], quantize: Quantization): string {
+  const count = clipped.reduce((sum, c) => sum + c.count, 0);
+  const names = clipped
+    .slice(0, 3)
+    .map((c) => `${c.name} (${c.count})`)
+    .join(', ');
+  const more = clipped.length > 3 ? ` and ${clipped.length - 3} more` : '';
+  const limit =
+    quantize === 'float16'
+      ? `float16's largest value, ±${FLOAT16_MAX.toLocaleString('en-US')} (beyond it they would ship as Infinity and the student would output NaN)`
+      : "the largest uint8 steps that dequantize within float32's range (the next would load as Infinity and the student would output NaN)";
+  return `export.quantize ${quantize}: ${count} weight value${count === 1 ? '' : 's'} in ${names}${more} did not fit and were clipped to ${limit}.`;
 }
 
 /** Weight bytes the student occupies when stored with `quantize`: float32 entries shrink to 2 or 1 bytes an element. */
@@ -100,10 +136,11 @@ export function quantizeWeights(
   specs: readonly WeightsManifestEntry[],
   data: Uint8Array,
   quantize: Quantization,
-): { weightSpecs: WeightsManifestEntry[]; weightData: ArrayBuffer } {
-  if (quantize === 'none') return { weightSpecs: [...specs], weightData: copyOf(data) };
+): { weightSpecs: WeightsManifestEntry[]; weightData: ArrayBuffer; clipped: ClippedWeight[] } {
+  if (quantize === 'none') return { weightSpecs: [...specs], weightData: copyOf(data), clipped: [] };
   const out: Uint8Array[] = [];
   const weightSpecs: WeightsManifestEntry[] = [];
+  const clipped: ClippedWeight[] = [];
   let offset = 0;
   for (const spec of specs) {
     const elements = spec.shape.reduce((a, b) => a * b, 1);
@@ -117,15 +154,42 @@ export function quantizeWeights(
     }
     const values = new Float32Array(copyOf(raw));
     if (quantize === 'float16') {
+      const count = clipToFloat16(values);
+      if (count > 0) clipped.push({ name: spec.name, count, range: [-FLOAT16_MAX, FLOAT16_MAX], why: 'float16 range' });
       weightSpecs.push({ ...spec, quantization: { dtype: 'float16' } });
       out.push(new Uint8Array(toFloat16(values).buffer));
     } else {
-      const { quantized, scale, min } = quantizeAffineUint8(values);
+      const { quantized, scale, min, clipped: count } = quantizeAffineUint8(values);
+      if (count > 0) {
+        const steps = quantized.reduce((r, q) => [Math.min(r[0], q), Math.max(r[1], q)], [255, 0]);
+        clipped.push({
+          name: spec.name,
+          count,
+          range: [Math.fround(steps[0] * scale + min), Math.fround(steps[1] * scale + min)],
+          why: 'uint8 dequantization',
+        });
+      }
       weightSpecs.push({ ...spec, quantization: { dtype: 'uint8', scale, min } });
       out.push(quantized);
     }
   }
-  return { weightSpecs, weightData: copyOf(Buffer.concat(out)) };
+  return { weightSpecs, weightData: copyOf(Buffer.concat(out)), clipped };
+}
+
+/**
+ * Clips finite values beyond float16's range to ±FLOAT16_MAX in place, and returns how many: one
+ * would otherwise round to ±Infinity, and a single Infinity weight makes the student output NaN.
+ * NaN and ±Infinity, which no format can fix, are left as they are.
+ */
+function clipToFloat16(values: Float32Array): number {
+  let count = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v) || Math.abs(v) <= FLOAT16_MAX) continue;
+    values[i] = Math.sign(v) * FLOAT16_MAX;
+    count++;
+  }
+  return count;
 }
 
 function copyOf(bytes: Uint8Array): ArrayBuffer {
@@ -138,7 +202,7 @@ function copyOf(bytes: Uint8Array): ArrayBuffer {
  * 0 after dequantizing (zero biases, padding). A constant tensor gets scale 1 and stores its value
  * as min. Values round to the nearest step; dequantized, each is `q * scale + min`.
  */
-export function quantizeAffineUint8(values: Float32Array): { quantized: Uint8Array; scale: number; min: number } {
+export function quantizeAffineUint8(values: Float32Array): { quantized: Uint8Array; scale: number; min: number; clipped: number } {
   let low = Infinity;
   let high = -Infinity;
   for (const v of values) {
@@ -146,11 +210,24 @@ export function quantizeAffineUint8(values: Float32Array): { quantized: Uint8Arr
     if (v > high) high = v;
   }
   const quantized = new Uint8Array(values.length);
-  if (values.length === 0 || low === high) return { quantized, scale: 1, min: values.length === 0 ? 0 : low };
+  if (values.length === 0 || low === high) return { quantized, scale: 1, min: values.length === 0 ? 0 : low, clipped: 0 };
   const scale = (high - low) / 255;
   const min = low <= 0 && 0 <= high ? Math.round(low / scale) * scale : low;
-  for (let i = 0; i < values.length; i++) quantized[i] = Math.min(255, Math.max(0, Math.round((values[i] - min) / scale)));
-  return { quantized, scale, min };
+  // TF.js dequantizes q * scale + min in float64 and stores it in float32: where the range spans
+  // nearly all of float32's (min nudged for 0, or rounding at the ends), the outer steps would load
+  // as ±Infinity. Values are kept to the steps that load finite, and those clipped are counted.
+  let first = 0;
+  let last = 255;
+  while (first < last && !Number.isFinite(Math.fround(first * scale + min))) first++;
+  while (last > first && !Number.isFinite(Math.fround(last * scale + min))) last--;
+  let clipped = 0;
+  for (let i = 0; i < values.length; i++) {
+    const q = Math.min(255, Math.max(0, Math.round((values[i] - min) / scale)));
+    const kept = Math.min(last, Math.max(first, q));
+    if (kept !== q) clipped++;
+    quantized[i] = kept;
+  }
+  return { quantized, scale, min, clipped };
 }
 
 /** The values a manifest entry's bytes hold once dequantized, computed as TF.js's decodeWeights does (in float32). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chanceWarning, cohensKappa, measureAgreement } from '../../src/measure/agreement.js';
+import { chanceWarning, cohensKappa, measureAgreement, nonFiniteRows, top1Agreement } from '../../src/measure/agreement.js';
 import { evaluateGates, parseGates } from '../../src/gates/gates.js';
 import { measuredMetrics } from '../../src/measure/metrics.js';
 
@@ -177,5 +177,45 @@ describe('chanceWarning', () => {
   it('says nothing for a report without the chance level', () => {
     expect(chanceWarning({ 'agreement.top1': 0.5 })).toBeUndefined();
     expect(chanceWarning({})).toBeUndefined();
+  });
+});
+
+describe('rows of logits that are not finite', () => {
+  // Four rows, three classes. Row 1's teacher logits hold NaN, row 2's +Infinity; the student agrees everywhere else.
+  const teacherRows = logits([3, 0, 0], [NaN, NaN, NaN], [0, Infinity, 0], [0, 0, 2]);
+  const studentRows = logits([2, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]);
+
+  it("leaves rows without a teacher answer out of every metric, instead of counting them as the teacher's class 0", () => {
+    const { metrics, classes, nonFinite } = measureAgreement(teacherRows, studentRows, 3, 2, Int32Array.from([0, 0, 0, 2]));
+    expect(nonFinite.teacher).toEqual({ count: 2, first: 1 });
+    expect(nonFinite.student).toEqual({ count: 0, first: -1 });
+    // Two rows answered (classes 0 and 2), both agreed: not 2 of 4, nor a class 0 of 3 samples.
+    expect(classes.teacherCounts).toEqual([1, 0, 1]);
+    expect(classes.studentCounts).toEqual([1, 0, 1]);
+    expect(metrics['agreement.top1']).toBe(1);
+    expect(metrics['agreement.majority']).toBe(0.5);
+    expect(metrics['accuracy.teacher']).toBe(1);
+    expect(Number.isFinite(metrics.kl)).toBe(true);
+    expect(top1Agreement(teacherRows, studentRows, 3)).toBe(1);
+  });
+
+  it("counts a row the student answers with NaN as a disagreement, not as the student's class 0", () => {
+    const teacher = logits([3, 0, 0], [3, 0, 0], [0, 0, 2]);
+    const student = logits([2, 0, 0], [NaN, 0, 0], [0, 0, 1]);
+    const { metrics, classes, nonFinite } = measureAgreement(teacher, student, 3, 2, Int32Array.from([0, 0, 2]));
+    expect(nonFinite.student).toEqual({ count: 1, first: 1 });
+    expect(metrics['agreement.top1']).toBeCloseTo(2 / 3, 12);
+    expect(metrics['accuracy.student']).toBeCloseTo(2 / 3, 12);
+    expect(classes.studentCounts).toEqual([1, 0, 1]);
+    expect(metrics.kl).toBeNaN();
+    expect(top1Agreement(teacher, student, 3)).toBeCloseTo(2 / 3, 12);
+    expect(nonFiniteRows(student, 3)).toEqual({ count: 1, first: 1 });
+  });
+
+  it('reads a logit of -Infinity as probability 0, which answers and adds nothing to the KL', () => {
+    const { metrics, nonFinite } = measureAgreement(logits([-Infinity, 0, 1]), logits([0, 0, 1]), 3, 2);
+    expect(nonFinite.teacher.count).toBe(0);
+    expect(metrics['agreement.top1']).toBe(1);
+    expect(Number.isFinite(metrics.kl)).toBe(true);
   });
 });

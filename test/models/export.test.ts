@@ -6,7 +6,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { writeModelArtifacts } from '../../src/models/artifacts.js';
 import {
   dequantize,
+  describeClipped,
   exportArtifacts,
+  type ClippedWeight,
   exportPlan,
   quantizeAffineUint8,
   quantizedBytes,
@@ -80,7 +82,7 @@ describe('uint8 weights, affine per tensor', () => {
 
   it('stores a constant tensor (a zero bias) as its value, and leaves a range without 0 un-nudged', () => {
     const zeros = quantizeAffineUint8(new Float32Array(4));
-    expect(zeros).toEqual({ quantized: new Uint8Array(4), scale: 1, min: 0 });
+    expect(zeros).toEqual({ quantized: new Uint8Array(4), scale: 1, min: 0, clipped: 0 });
     const positive = quantizeAffineUint8(Float32Array.from([1, 2, 3]));
     expect(positive.min).toBe(1);
     expect(Array.from(positive.quantized)).toEqual([0, 128, 255]);
@@ -96,6 +98,44 @@ describe('uint8 weights, affine per tensor', () => {
     expect(quantizedBytes(specs, 'uint8')).toBe(7);
     expect(quantizedBytes(specs, 'float16')).toBe(10);
     expect(quantizedBytes(specs, 'none')).toBe(16);
+  });
+});
+
+describe('weights that do not fit the shipped format', () => {
+  const bytesOf = (values: Float32Array) => new Uint8Array(values.buffer.slice(0));
+  /** Each weight of `quantizeWeights`' output as stock TF.js decodes it. */
+  const decodedAll = (weightSpecs: tf.io.WeightsManifestEntry[], weightData: ArrayBuffer) => {
+    const decoded = tf.io.decodeWeights(weightData, weightSpecs);
+    const values = Object.fromEntries(Object.entries(decoded).map(([name, t]) => [name, Array.from(t.dataSync())]));
+    tf.dispose(Object.values(decoded));
+    return values;
+  };
+
+  it('are clipped to float16 range (±65,504) instead of shipping as Infinity, and reported by name', () => {
+    const values = Float32Array.from([1, 70000, -1e6, 65504, 0.5]);
+    const { weightSpecs, weightData, clipped } = quantizeWeights([spec('dense/kernel', 5)], bytesOf(values), 'float16');
+    expect(decodedAll(weightSpecs, weightData)['dense/kernel']).toEqual([1, 65504, -65504, 65504, 0.5]);
+    expect(clipped).toEqual([{ name: 'dense/kernel', count: 2, range: [-65504, 65504], why: 'float16 range' }]);
+    expect(describeClipped(clipped, 'float16')).toBe(
+      "export.quantize float16: 2 weight values in dense/kernel (2) did not fit and were clipped to float16's largest value, ±65,504 (beyond it they would ship as Infinity and the student would output NaN).",
+    );
+    const reported: ClippedWeight[][] = [];
+    const artifacts = { modelTopology: {}, weightSpecs: [spec('dense/kernel', 5)], weightData: bytesOf(values).buffer };
+    exportArtifacts(artifacts, { quantize: 'float16', output: 'logits' }, 'logits', (c) => reported.push(c));
+    expect(reported).toEqual([clipped]);
+  });
+
+  it('keep a uint8 range that spans float32 to the steps that dequantize finite, as TF.js computes them', () => {
+    // The range holds 0, so min is nudged to a whole step: the top step then dequantizes above float32's largest value.
+    const values = Float32Array.from([-3.4e38, 0, 3.4e38, 1e38]);
+    const { weightSpecs, weightData, clipped } = quantizeWeights([spec('w', 4)], bytesOf(values), 'uint8');
+    const loaded = decodedAll(weightSpecs, weightData).w;
+    expect(loaded.every(Number.isFinite)).toBe(true);
+    expect(loaded[1]).toBe(0);
+    expect(clipped).toMatchObject([{ name: 'w', count: 1, why: 'uint8 dequantization' }]);
+    expect(clipped[0].range[1]).toBe(loaded[2]);
+    // Ordinary ranges clip nothing.
+    expect(quantizeWeights([spec('w', 3)], bytesOf(Float32Array.from([0.5, -0.25, 1])), 'uint8').clipped).toEqual([]);
   });
 });
 
