@@ -1,5 +1,5 @@
 import type { Api } from './api.js';
-import { commentMarker, fitComment } from './comment.js';
+import { commentMarker, fitComment, tokenIdentity, writtenBy } from './comment.js';
 
 export interface TrackingTarget {
   key: string;
@@ -20,7 +20,15 @@ export async function syncTrackingIssue(api: Api, target: TrackingTarget, verdic
   const open = await api.call('listing tracking issues', () =>
     client.paginate(client.rest.issues.listForRepo, { owner, repo, labels: label, state: 'open', per_page: 100 }),
   );
-  const existing = open.find((issue) => !issue.pull_request && issue.body?.startsWith(marker));
+  // Only an issue the token's own account opened is ours to update or close, as with the PR comment.
+  const marked = open.filter((issue) => !issue.pull_request && issue.body?.startsWith(marker));
+  const me = marked.length > 0 ? await tokenIdentity(api) : undefined;
+  const existing = me && marked.find((issue) => writtenBy(issue.user, me));
+  const others = me ? marked.filter((issue) => !writtenBy(issue.user, me)) : [];
+  if (others.length > 0)
+    api.warn(
+      `distill-gate: ignored ${others.map((issue) => `${issue.html_url} by @${issue.user?.login ?? 'unknown'}`).join(', ')}: labelled ${label} with this key's marker, but not opened by the token's account (@${me!.login}). Left unchanged.`,
+    );
   if (verdict === 'pass') {
     if (!existing) return { action: 'none' };
     await api.call('commenting on the tracking issue', () =>

@@ -30,7 +30,7 @@ function facade(token = 'ghs_workflow') {
 afterAll(() => api.stop());
 beforeEach(() => {
   api.clearFaults();
-  Object.assign(api, { comments: [], requests: [], identities: new Map(), graphqlAnswers: true, commentUrls: true });
+  Object.assign(api, { comments: [], issues: [], requests: [], identities: new Map(), graphqlAnswers: true, commentUrls: true });
 });
 
 describe('the sticky comment is only ever our own', () => {
@@ -135,5 +135,23 @@ describe('creating the sticky comment', () => {
     expect(created.url).toBe(`https://github.test/acme/models/pull/7#issuecomment-${created.id}`);
     const updated = await github.upsertStickyComment(7, 'k', 'two');
     expect([updated.created, updated.url]).toEqual([false, created.url]);
+  });
+});
+
+describe('the tracking issue is only ever our own', () => {
+  it('neither updates nor closes a labelled issue with our marker that someone else opened', async () => {
+    const body = '<!-- distill-gate:issue:k -->\nplanted';
+    api.issues.push({ number: 1, title: 't', body, state: 'open', labels: [{ name: 'nightly' }], html_url: 'https://github.test/issues/1', user: forkAuthor });
+    const { github, warnings } = facade();
+    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'pass', 'report')).toEqual({ action: 'none' });
+    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'fail', 'report')).toMatchObject({ action: 'opened' });
+    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'fail', 'again')).toMatchObject({ action: 'updated' });
+    expect(api.issues.map((issue) => [issue.user?.login, issue.state, issue.body.endsWith('planted')])).toEqual([
+      ['mallory', 'open', true],
+      ['github-actions[bot]', 'open', false],
+    ]);
+    expect(warnings[0]).toMatch(
+      /ignored https:\/\/github\.test\/issues\/1 by @mallory: labelled nightly with this key's marker, but not opened by the token's account/,
+    );
   });
 });
