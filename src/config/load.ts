@@ -3,6 +3,8 @@ import path from 'node:path';
 import { LineCounter, parseDocument, isMap, isNode, isScalar } from 'yaml';
 import type { z } from 'zod';
 import { InputError, didYouMean } from '../errors.js';
+import { GateSpecError, parseGate } from '../gates/gates.js';
+import { metricSpec } from '../measure/metrics.js';
 import { configSchema, KNOWN_KEYS, type BackendName, type RawConfig, type SplitSpec } from './schema.js';
 
 /** What a shell may override in a config: the CLI's --backend, --baseline, --cache-dir and the action's inputs. */
@@ -68,8 +70,27 @@ export function parseConfig(text: string, file: string): Config {
     const key = issue.code === 'unrecognized_keys' ? [...keyPath, issue.keys[0]].join('.') : keyPath.join('.') || '(top level)';
     throw new InputError(`${where(offset)} ${key}`, describeIssue(issue, keyPath));
   }
+  checkGateThresholds(parsed.data.gates, doc, where);
   const dir = path.dirname(file);
   return { ...resolvePaths(parsed.data, dir), file, dir };
+}
+
+/**
+ * Parses each gate on a metric of the catalogue, so that a threshold that does not parse, or that
+ * lies outside the metric's values (`agreement.top1: ">= 93"`), is refused here, at its line and
+ * column. A gate on a metric this run does not measure is left to the run, which knows which it does.
+ */
+function checkGateThresholds(gates: RawConfig['gates'], doc: YamlDocument, where: (offset: number | undefined) => string): void {
+  for (const [metric, spec] of Object.entries(gates)) {
+    if (!metricSpec(metric)) continue;
+    try {
+      parseGate(metric, spec);
+    } catch (error) {
+      if (!(error instanceof GateSpecError)) throw error;
+      const offset = valueOffset(doc, ['gates', metric, ...(error.key ? [error.key] : [])]);
+      throw new InputError(`${where(offset)} ${error.culprit}`, error.reason);
+    }
+  }
 }
 
 type Issue = z.core.$ZodIssue;

@@ -1,6 +1,6 @@
 import type { GateSpec } from '../config/schema.js';
 import { InputError, didYouMean } from '../errors.js';
-import { metricSpec } from '../measure/metrics.js';
+import { describeRange, metricRange, metricSpec, type MetricRange } from '../measure/metrics.js';
 
 export type GateLevel = 'error' | 'warn';
 export type GateOp = '>=' | '<=' | '>' | '<' | '==' | 'maxDrop' | 'maxIncrease';
@@ -30,47 +30,132 @@ export interface GateResult extends GateCheck {
 const COMPARISON = /^\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*$/i;
 const AMOUNT = /^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*(%?)\s*$/i;
 
-/** Parses the config's `gates` mapping, refusing unknown metrics and thresholds that do not parse. */
+/**
+ * A gate spec that is wrong, and where: `key` is the bound at fault (min, max, maxDrop,
+ * maxIncrease), or undefined when the spec as a whole is (a comparison string, a bare number).
+ * The config loader turns it into file:line:column.
+ */
+export class GateSpecError extends InputError {
+  readonly metric: string;
+  readonly key: string | undefined;
+  readonly reason: string;
+  constructor(metric: string, key: string | undefined, reason: string) {
+    super(`gates.${metric}${key ? `.${key}` : ''}`, reason);
+    this.metric = metric;
+    this.key = key;
+    this.reason = reason;
+  }
+}
+
+/** Parses the config's `gates` mapping, refusing unknown metrics, thresholds that do not parse and thresholds outside the metric's range. */
 export function parseGates(gates: Record<string, GateSpec>, knownMetrics: readonly string[]): GateCheck[] {
   const checks: GateCheck[] = [];
   for (const [metric, spec] of Object.entries(gates)) {
-    const where = `gates.${metric}`;
     if (!knownMetrics.includes(metric)) {
-      throw new InputError(where, `no metric is named "${metric}".${didYouMean(metric, knownMetrics)} Metrics this run measures: ${knownMetrics.join(', ')}.`);
+      throw new InputError(
+        `gates.${metric}`,
+        `no metric is named "${metric}".${didYouMean(metric, knownMetrics)} Metrics this run measures: ${knownMetrics.join(', ')}.`,
+      );
     }
-    if (typeof spec === 'number') {
-      throw new InputError(where, `a bare number (${spec}) is ambiguous; write a comparison such as ">= ${spec}", or { min: ${spec} }.`);
-    }
-    if (typeof spec === 'string') {
-      const match = COMPARISON.exec(spec);
-      if (!match)
-        throw new InputError(
-          where,
-          `threshold ${JSON.stringify(spec)} does not parse; write an operator and a number, e.g. ">= 0.93" or "<= 0.1" (operators: >=, <=, >, <, ==).`,
-        );
-      checks.push({ metric, op: match[1] as GateOp, threshold: Number(match[2]), relative: false, level: 'error' });
-      continue;
-    }
-    const before = checks.length;
-    const level = spec.level ?? 'error';
-    if (spec.min !== undefined) checks.push({ metric, op: '>=', threshold: spec.min, relative: false, level });
-    if (spec.max !== undefined) checks.push({ metric, op: '<=', threshold: spec.max, relative: false, level });
-    for (const op of ['maxDrop', 'maxIncrease'] as const) {
-      const amount = spec[op];
-      if (amount === undefined) continue;
-      const match = AMOUNT.exec(String(amount));
-      if (!match || Number(match[1]) < 0) {
-        throw new InputError(
-          `${where}.${op}`,
-          `${JSON.stringify(amount)} does not parse; give a non-negative number (absolute change) or a percentage such as "5%".`,
-        );
-      }
-      const relative = match[2] === '%';
-      checks.push({ metric, op, threshold: relative ? Number(match[1]) / 100 : Number(match[1]), relative, level });
-    }
-    if (checks.length === before) throw new InputError(where, 'names no bound; give at least one of min, max, maxDrop, maxIncrease.');
+    checks.push(...parseGate(metric, spec));
   }
   return checks;
+}
+
+/**
+ * One metric's gate spec as checks: a string such as ">= 0.93" is one, an object one per bound.
+ * Throws a GateSpecError naming the bound when a threshold does not parse, or lies outside the
+ * values the metric can take (see thresholdProblem).
+ */
+export function parseGate(metric: string, spec: GateSpec): GateCheck[] {
+  const checked = (check: GateCheck, key: string | undefined): GateCheck => {
+    const problem = thresholdProblem(check, key === undefined ? JSON.stringify(spec) : `${key}: ${JSON.stringify(spec[key as keyof typeof spec])}`);
+    if (problem) throw new GateSpecError(metric, key, problem);
+    return check;
+  };
+  if (typeof spec === 'number') {
+    throw new GateSpecError(metric, undefined, `a bare number (${spec}) is ambiguous; write a comparison such as ">= ${spec}", or { min: ${spec} }.`);
+  }
+  if (typeof spec === 'string') {
+    const match = COMPARISON.exec(spec);
+    if (!match)
+      throw new GateSpecError(
+        metric,
+        undefined,
+        `threshold ${JSON.stringify(spec)} does not parse; write an operator and a number, e.g. ">= 0.93" or "<= 0.1" (operators: >=, <=, >, <, ==).`,
+      );
+    return [checked({ metric, op: match[1] as GateOp, threshold: Number(match[2]), relative: false, level: 'error' }, undefined)];
+  }
+  const checks: GateCheck[] = [];
+  const level = spec.level ?? 'error';
+  if (spec.min !== undefined) checks.push(checked({ metric, op: '>=', threshold: spec.min, relative: false, level }, 'min'));
+  if (spec.max !== undefined) checks.push(checked({ metric, op: '<=', threshold: spec.max, relative: false, level }, 'max'));
+  for (const op of ['maxDrop', 'maxIncrease'] as const) {
+    const amount = spec[op];
+    if (amount === undefined) continue;
+    const match = AMOUNT.exec(String(amount));
+    if (!match || Number(match[1]) < 0) {
+      throw new GateSpecError(
+        metric,
+        op,
+        `${JSON.stringify(amount)} does not parse; give a non-negative number (absolute change) or a percentage such as "5%".`,
+      );
+    }
+    const relative = match[2] === '%';
+    checks.push(checked({ metric, op, threshold: relative ? Number(match[1]) / 100 : Number(match[1]), relative, level }, op));
+  }
+  if (checks.length === 0) throw new GateSpecError(metric, undefined, 'names no bound; give at least one of min, max, maxDrop, maxIncrease.');
+  return checks;
+}
+
+/**
+ * Why a check's threshold cannot be meant, or undefined: an absolute bound outside the values the
+ * metric can take (catalogue ranges: `agreement.top1: ">= 7.5"` would never pass, `<= 5` on a
+ * fraction always would; both are usually a percentage written for a fraction), one no value in
+ * range satisfies (`speed.studentMs: "< 0"`), or an absolute change larger than the whole range.
+ * `written` is the spec as the config has it, for the message.
+ */
+export function thresholdProblem(check: GateCheck, written: string): string | undefined {
+  const range = metricRange(check.metric);
+  if (!range) return undefined;
+  const { metric, op, threshold } = check;
+  const fraction = metricSpec(metric)?.unit === 'fraction' && range.max === 1;
+  const values = `${metric} is ${describeRange(metric)}`;
+  if (op === 'maxDrop' || op === 'maxIncrease') {
+    if (check.relative || !(threshold > range.max - range.min)) return undefined;
+    const hint = fraction
+      ? ` For ${threshold} percentage points write ${+(threshold / 100).toPrecision(6)}, or "${threshold}%" for a share of the baseline's value.`
+      : '';
+    return `an absolute ${op} of ${threshold} allows more than ${metric} can ever move (${values}), so this bound never fails.${hint}`;
+  }
+  const hint =
+    fraction && threshold > 1 && threshold <= 100
+      ? ` Write ${JSON.stringify(`${op} ${+(threshold / 100).toPrecision(6)}`)} for ${threshold}%, not ${threshold}.`
+      : '';
+  if (threshold < range.min || threshold > range.max) {
+    return `${written} lies outside the values ${metric} can take (${describeRange(metric)}), so this bound would ${satisfiable(op, threshold, range) ? 'always pass' : 'never pass'}.${hint}`;
+  }
+  if (!satisfiable(op, threshold, range)) return `${written}: no value of ${metric} satisfies it (${values}), so this bound would never pass.`;
+  return undefined;
+}
+
+/** Whether some value in `range` satisfies `op threshold`. */
+function satisfiable(op: GateOp, threshold: number, range: MetricRange): boolean {
+  const lowest = (inclusive: boolean) => (range.above ? threshold > range.min : inclusive ? threshold >= range.min : threshold > range.min);
+  switch (op) {
+    case '>=':
+      return threshold <= range.max;
+    case '>':
+      return threshold < range.max;
+    case '<=':
+      return lowest(true);
+    case '<':
+      return lowest(false);
+    case '==':
+      return lowest(true) && threshold <= range.max && (!range.integer || Number.isInteger(threshold));
+    default:
+      return true;
+  }
 }
 
 /**

@@ -26,6 +26,31 @@ export type MetricUnit = 'bytes' | 'parameters' | 'ms' | 'samples/s' | 'fraction
  */
 export type MetricCondition = 'more classes than topK' | 'labels' | 'baseline student' | 'quantized' | 'quantized with labels' | 'base teacher';
 
+/**
+ * The values a metric can take: from `min` to `max` (`min` itself excluded when `above`), whole
+ * numbers only when `integer`. A value outside it cannot come from a run: an uploaded report that
+ * holds one was edited, and a gate threshold outside it is a typo (93 for 0.93) that would never,
+ * or always, pass.
+ */
+export interface MetricRange {
+  readonly min: number;
+  readonly max: number;
+  readonly above?: boolean;
+  readonly integer?: boolean;
+}
+
+/** Each unit's range; a metric whose values a unit does not bound alike names its own (`range`). */
+const UNIT_RANGES: Readonly<Record<MetricUnit, MetricRange>> = {
+  bytes: { min: 0, max: Infinity, integer: true },
+  parameters: { min: 0, max: Infinity, integer: true },
+  ms: { min: 0, max: Infinity, above: true },
+  'samples/s': { min: 0, max: Infinity, above: true },
+  fraction: { min: 0, max: 1 },
+  ratio: { min: 0, max: Infinity, above: true },
+  coefficient: { min: -1, max: 1 },
+  nats: { min: 0, max: Infinity },
+};
+
 export interface MetricSpec {
   /** Flat and dotted, as in report.json and the gates; `<k>` stands for `measure.topK`. */
   readonly name: string;
@@ -37,6 +62,8 @@ export interface MetricSpec {
   /** The teacher's value of the same quantity, shown beside the student's (the Gates table's Teacher column). */
   readonly teacher?: string;
   readonly when?: MetricCondition;
+  /** The values it can take, when its unit's range (UNIT_RANGES) does not describe them. */
+  readonly range?: MetricRange;
   /**
    * A headline metric: the action output of this name carries it, and a merged report has a column
    * of it per run and keeps the worst run's value. `order` places it among the headline metrics.
@@ -73,7 +100,16 @@ const CATALOGUE = [
     when: 'quantized',
     teacher: 'size.teacherBytes',
   },
-  { name: 'size.ratio', label: 'Size ratio', unit: 'fraction', better: 'lower', stage: 'size', headline: { output: 'size-ratio', order: 3 } },
+  // A fraction in how it is shown, but a student larger than its teacher has a ratio above 1.
+  {
+    name: 'size.ratio',
+    label: 'Size ratio',
+    unit: 'fraction',
+    better: 'lower',
+    stage: 'size',
+    range: { min: 0, max: Infinity },
+    headline: { output: 'size-ratio', order: 3 },
+  },
   { name: 'speed.teacherMs', label: 'Teacher latency, batch 1', unit: 'ms', better: 'lower', stage: 'speed' },
   {
     name: 'speed.studentMs',
@@ -241,6 +277,36 @@ export function teacherCounterpart(name: string): string | undefined {
 export function isMachineDependent(name: string): boolean {
   const stage = metricSpec(name)?.stage;
   return stage === 'speed' || stage === 'paired speed';
+}
+
+/** The values a metric can take (its own range, else its unit's); undefined for a name no run produces. */
+export function metricRange(name: string): MetricRange | undefined {
+  const spec = metricSpec(name);
+  return spec && (spec.range ?? UNIT_RANGES[spec.unit]);
+}
+
+/** A metric's range in words: "a fraction from 0 to 1", "a whole number from 0", "a number above 0". */
+export function describeRange(name: string): string {
+  const range = metricRange(name);
+  if (!range) return 'any number';
+  const kind = metricSpec(name)?.unit === 'fraction' && range.max === 1 ? 'a fraction' : range.integer ? 'a whole number' : 'a number';
+  if (range.max === Infinity) return `${kind} ${range.above ? 'above' : 'from'} ${range.min}`;
+  return `${kind} from ${range.min} to ${range.max}`;
+}
+
+/**
+ * Float arithmetic may land a hair outside a bound that holds exactly (a KL of -1e-17 for two equal
+ * distributions): that much is still in range.
+ */
+const RANGE_SLACK = 1e-9;
+
+/** Whether `value` is one a run can measure for `name`; NaN (not measured) and names outside the catalogue are not judged here. */
+export function inMetricRange(name: string, value: number): boolean {
+  const range = metricRange(name);
+  if (!range || Number.isNaN(value)) return true;
+  if (range.integer && !Number.isInteger(value)) return false;
+  if (range.above ? !(value > range.min) : !(value >= range.min - RANGE_SLACK)) return false;
+  return value <= range.max + RANGE_SLACK;
 }
 
 /** Headline metrics in order: the action's outputs and the merged summary's columns. */

@@ -63,3 +63,61 @@ describe('config', () => {
     await expect(loadConfig('/nonexistent/distill-gate.yml')).rejects.toThrow(/nonexistent\/distill-gate\.yml: cannot read the config file \(ENOENT\)/);
   });
 });
+
+describe('gate thresholds outside what the metric can take', () => {
+  const gates = (lines: string) => `${base}gates:\n${lines}\n`;
+
+  it.each([
+    [
+      'a size ratio below 0',
+      '  size.ratio: "<= -3"',
+      '/cfg/distill-gate.yml:5:15 gates.size.ratio: "<= -3" lies outside the values size.ratio can take (a number from 0), so this bound would never pass.',
+    ],
+    [
+      'an agreement written as a percentage',
+      '  agreement.top1: ">= 7.5"',
+      '/cfg/distill-gate.yml:5:19 gates.agreement.top1: ">= 7.5" lies outside the values agreement.top1 can take (a fraction from 0 to 1), so this bound would never pass. Write ">= 0.075" for 7.5%, not 7.5.',
+    ],
+    [
+      'a percentage bound that would always pass',
+      '  calibration.studentEce: { max: 5 }',
+      '/cfg/distill-gate.yml:5:34 gates.calibration.studentEce.max: max: 5 lies outside the values calibration.studentEce can take (a fraction from 0 to 1), so this bound would always pass. Write "<= 0.05" for 5%, not 5.',
+    ],
+    [
+      'a kappa above 1',
+      '  agreement.kappa: { min: 2 }',
+      /:5:27 gates\.agreement\.kappa\.min: min: 2 lies outside the values agreement\.kappa can take \(a number from -1 to 1\)/,
+    ],
+    [
+      'a latency no run can go under',
+      '  speed.studentMs: "< 0"',
+      /:5:20 gates\.speed\.studentMs: "< 0": no value of speed\.studentMs satisfies it \(speed\.studentMs is a number above 0\)/,
+    ],
+    [
+      'an absolute drop larger than the whole range',
+      '  agreement.top1: { maxDrop: 2 }',
+      /:5:30 gates\.agreement\.top1\.maxDrop: an absolute maxDrop of 2 allows more than agreement\.top1 can ever move .* For 2 percentage points write 0\.02, or "2%"/,
+    ],
+    ['a threshold that does not parse', '  kl: "=< 0.1"', /:5:7 gates\.kl: threshold "=< 0\.1" does not parse/],
+  ])('refuses %s at its line and column', (_name, lines, expected) => {
+    const message = errorOf(gates(lines));
+    if (typeof expected === 'string') expect(message).toBe(expected);
+    else expect(message).toMatch(expected);
+  });
+
+  it('accepts thresholds at the ends of the range, relative changes of any size, and leaves unknown metrics to the run', () => {
+    const config = parseConfig(
+      gates(
+        [
+          '  agreement.top1: { min: 0, maxDrop: 1 }',
+          '  agreement.kappa: ">= -1"',
+          '  size.ratio: "<= 3"',
+          '  speed.studentMs: { maxIncrease: "500%" }',
+          '  agreement.top: ">= 93"',
+        ].join('\n'),
+      ),
+      '/cfg/distill-gate.yml',
+    );
+    expect(Object.keys(config.gates)).toEqual(['agreement.top1', 'agreement.kappa', 'size.ratio', 'speed.studentMs', 'agreement.top']);
+  });
+});

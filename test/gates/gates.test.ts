@@ -39,6 +39,16 @@ describe('gates', () => {
     expect(() => parseGates({ 'size.ratio': { maxDrop: 'lots' } }, known)).toThrow(/gates\.size\.ratio\.maxDrop: "lots" does not parse/);
   });
 
+  it('refuses a threshold outside the values its metric can take, naming the bound and hinting at the fraction meant', () => {
+    expect(() => parseGates({ 'agreement.top1': '>= 93' }, known)).toThrow(
+      'gates.agreement.top1: ">= 93" lies outside the values agreement.top1 can take (a fraction from 0 to 1), so this bound would never pass. Write ">= 0.93" for 93%, not 93.',
+    );
+    expect(() => parseGates({ 'size.studentBytes': { max: -1 } }, known)).toThrow(
+      /^gates\.size\.studentBytes\.max: max: -1 lies outside .*a whole number from 0/,
+    );
+    expect(() => parseGates({ 'size.ratio': { maxIncrease: 3 } }, known)).not.toThrow();
+  });
+
   it('evaluates absolute checks and fails the verdict only on error level', () => {
     const checks = parseGates({ 'agreement.top1': '>= 0.93', 'size.ratio': { max: 0.05, level: 'warn' } }, known);
     const passing = evaluateGates(checks, { 'agreement.top1': 0.95, 'size.ratio': 0.2 });

@@ -3,6 +3,9 @@ import {
   formatCompact,
   formatMetric,
   HEADLINE_METRICS,
+  inMetricRange,
+  instanceName,
+  metricRange,
   isMachineDependent,
   measuredMetrics,
   metricOutputs,
@@ -194,5 +197,32 @@ describe('headline and trend metrics', () => {
       ['speed.studentMs', 'Student latency, batch 1', 'Student ms', 'ms', 1],
       ['size.studentBytes', 'Student size', 'Student bytes', 'KiB', 1 / 1024],
     ]);
+  });
+});
+
+describe('the range of each metric', () => {
+  it('is known for every metric of the catalogue, from its unit or its own', () => {
+    for (const spec of METRICS) expect(metricRange(instanceName(spec, 5)), spec.name).toBeDefined();
+    expect(metricRange('size.ratio')).toEqual({ min: 0, max: Infinity });
+    expect(metricRange('agreement.top1')).toEqual({ min: 0, max: 1 });
+  });
+
+  it.each([
+    ['agreement.top1', 1, true],
+    ['agreement.top1', 1.01, false],
+    ['agreement.top5', -0.1, false],
+    ['agreement.kappa', -1, true],
+    ['agreement.kappa', -1.5, false],
+    ['size.ratio', 3, true],
+    ['size.ratio', -3, false],
+    ['size.studentBytes', 10.5, false],
+    ['size.studentParams', -1, false],
+    ['speed.studentMs', 0, false],
+    ['speed.speedup', 0.5, true],
+    ['kl', -1e-17, true],
+    ['kl', -0.1, false],
+    ['agreement.top1', NaN, true],
+  ])('%s = %d is in range: %s', (name, value, expected) => {
+    expect(inMetricRange(name, value)).toBe(expected);
   });
 });
