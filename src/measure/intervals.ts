@@ -68,6 +68,58 @@ export function orderStatisticRank(n: number, confidence: number): number {
 /** The fewest rounds whose interval of the median is bounded at CONFIDENCE ([min, max] of n rounds misses it with probability 2^(1-n)): 11 at 99.9%. */
 export const MIN_BOUNDED_ROUNDS = Math.ceil(Math.log2(2 / (1 - CONFIDENCE)));
 
+/**
+ * Whether `rounds` rounds bound the interval of their median at `confidence` (at CONFIDENCE: from
+ * MIN_BOUNDED_ROUNDS on). medianInterval then always gives finite ends, and never otherwise.
+ */
+export function isBounded(rounds: number, confidence: number): boolean {
+  // orderStatisticRank's first step, without its loop (an upload's rounds can be any number):
+  // k > 0 exactly when P(X = 0) = 2^-n is within the tail.
+  return rounds > 0 && Math.exp(-rounds * Math.LN2) <= (1 - confidence) / 2;
+}
+
+/**
+ * What rules out `interval` as one medianInterval wrote, or undefined when a run could have: a
+ * confidence outside (0, 1), no rounds, a median that is not a number or lies outside its own
+ * interval, ends in the wrong order, open ends (JSON's null) where the rounds bound the interval,
+ * or finite ends where they do not. `field` is the one at fault. A forged interval with open ends
+ * and hundreds of rounds would otherwise make any gate on it inconclusive, which may count as a pass.
+ */
+export function intervalProblem({ value, low, high, rounds, confidence }: MeasuredInterval): { field: keyof MeasuredInterval; message: string } | undefined {
+  if (!(confidence > 0 && confidence < 1))
+    return { field: 'confidence', message: `${confidence} is not a confidence level; a run writes one between 0 and 1 (${CONFIDENCE}).` };
+  if (!(Number.isInteger(rounds) && rounds >= 1)) return { field: 'rounds', message: `${rounds} is not a number of rounds; a run keeps at least one.` };
+  if (!Number.isFinite(value)) return { field: 'value', message: `the median over ${rounds} rounds is missing; a run with rounds has one.` };
+  const shown = `[${low}, ${high}] around ${value}`;
+  if (isBounded(rounds, confidence)) {
+    if (!Number.isFinite(low) || !Number.isFinite(high)) {
+      return {
+        field: Number.isFinite(low) ? 'high' : 'low',
+        message: `${shown} is open, but ${rounds} rounds always bound the ${formatConfidence(confidence)} interval of their median (from ${minBoundedRounds(confidence)} rounds on), so this interval was edited after its run.`,
+      };
+    }
+  } else if (low !== -Infinity || high !== Infinity) {
+    return {
+      field: low !== -Infinity ? 'low' : 'high',
+      message: `${shown} has ends, but ${rounds} rounds are too few to bound the ${formatConfidence(confidence)} interval of their median (it takes ${minBoundedRounds(confidence)}), so this interval was edited after its run.`,
+    };
+  }
+  if (!(low <= value && value <= high)) {
+    return {
+      field: low <= value ? 'high' : 'low',
+      message: `${shown} does not hold its own median; a run writes each median inside its interval, so this interval was edited after its run.`,
+    };
+  }
+  return undefined;
+}
+
+/** The fewest rounds whose interval is bounded at `confidence` (MIN_BOUNDED_ROUNDS at CONFIDENCE). */
+function minBoundedRounds(confidence: number): number {
+  let rounds = Math.max(1, Math.ceil(Math.log2(2 / (1 - confidence))) - 1);
+  while (!isBounded(rounds, confidence)) rounds++;
+  return rounds;
+}
+
 export type Comparison = '>=' | '<=' | '>' | '<' | '==';
 
 /** What a gate demands of a timed quantity, e.g. speed-up >= 1.5. */

@@ -37,6 +37,11 @@ export interface SpeedComparison {
   confidence: number;
 }
 
+/** The comparison's ratio as the interval it was timed as, e.g. to check one read from a report (intervalProblem). */
+export function comparisonInterval({ ratio, low, high, rounds, confidence }: SpeedComparison): MeasuredInterval {
+  return { value: ratio, low, high, rounds, confidence };
+}
+
 /** The ratio's metric, and the baseline student's latency, as the catalogue names them. */
 const VS_BASELINE = 'speed.vsBaseline';
 const BASELINE_MS = 'speed.baselineStudentMs';

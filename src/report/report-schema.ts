@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { InputError } from '../errors.js';
-import { metricSpec } from '../measure/metrics.js';
+import { intervalProblem } from '../measure/intervals.js';
+import { describeRange, inMetricRange, isMachineDependent, metricSpec } from '../measure/metrics.js';
+import { comparisonInterval } from '../measure/paired-speed.js';
 import type { Report } from './report.js';
 
 /**
@@ -154,8 +156,63 @@ function reportSchema(object: ObjectOf) {
 
 const SCHEMAS: Record<ReportTrust, ReturnType<typeof reportSchema>> = {
   trusted: reportSchema(z.looseObject),
-  untrusted: reportSchema(z.object),
+  untrusted: reportSchema(z.object).superRefine((report, ctx) => {
+    for (const { path, message } of impossibleValues(report as unknown as Report)) ctx.addIssue({ code: 'custom', path, message });
+  }),
 };
+
+/**
+ * What no run can have written, beyond the types: a number outside its range (a metric outside the
+ * catalogue's range for it, `size.ratio` -3, `agreement.top1` 7.5, a kappa of 2, a latency of 0;
+ * a gate's value or baseline likewise), a speed interval that is not one medianInterval writes
+ * (open where its rounds bound it, not holding its median: see intervalProblem) or on a metric that
+ * is not timed, training figures out of range. An upload is validated as a whole, so one of these
+ * refuses it, named by its JSON path.
+ */
+function impossibleValues(report: Report): Array<{ path: PropertyKey[]; message: string }> {
+  const found: Array<{ path: PropertyKey[]; message: string }> = [];
+  const outOfRange = (metric: string, value: number | null, path: PropertyKey[]) => {
+    if (value !== null && !inMetricRange(metric, value)) found.push({ path, message: `${value} is no value of ${metric} (${describeRange(metric)})` });
+  };
+  for (const [metric, value] of Object.entries(report.metrics)) outOfRange(metric, value, ['metrics', metric]);
+  report.gates.forEach((gate, i) => {
+    outOfRange(gate.metric, gate.value, ['gates', i, 'value']);
+    outOfRange(gate.metric, gate.baseline, ['gates', i, 'baseline']);
+  });
+  for (const [metric, interval] of Object.entries(report.speedIntervals ?? {})) {
+    if (!isMachineDependent(metric)) {
+      found.push({ path: ['speedIntervals', metric], message: `${metric} is not a timed metric; a run keeps intervals of speed metrics only` });
+      continue;
+    }
+    const problem = intervalProblem(interval);
+    if (problem) found.push({ path: ['speedIntervals', metric, problem.field], message: problem.message });
+    else outOfRange(metric, interval.value, ['speedIntervals', metric, 'value']);
+  }
+  const comparison = report.speedComparison;
+  if (comparison) {
+    const problem = intervalProblem(comparisonInterval(comparison));
+    if (problem) found.push({ path: ['speedComparison', problem.field === 'value' ? 'ratio' : problem.field], message: problem.message });
+    outOfRange('speed.vsBaseline', comparison.ratio, ['speedComparison', 'ratio']);
+    outOfRange('speed.vsBaseline', comparison.allowedRatio, ['speedComparison', 'allowedRatio']);
+    outOfRange('speed.baselineStudentMs', comparison.baselineMs, ['speedComparison', 'baselineMs']);
+    outOfRange('speed.studentMs', comparison.currentMs, ['speedComparison', 'currentMs']);
+  }
+  const t = report.training;
+  const nonNegative = (value: number, field: string) => {
+    if (!(value >= 0)) found.push({ path: ['training', field], message: `${value} is below 0; a duration is never negative` });
+  };
+  nonNegative(t.seconds, 'seconds');
+  nonNegative(t.teacherSeconds, 'teacherSeconds');
+  if (!(t.temperature > 0)) found.push({ path: ['training', 'temperature'], message: `${t.temperature} is not a temperature a run accepts (above 0)` });
+  if (!(t.alpha >= 0 && t.alpha <= 1)) found.push({ path: ['training', 'alpha'], message: `${t.alpha} is not an alpha a run accepts (from 0 to 1)` });
+  if (t.epochs > t.epochsPlanned) found.push({ path: ['training', 'epochs'], message: `${t.epochs} epochs are more than the ${t.epochsPlanned} planned` });
+  report.teacherDiff?.moved?.forEach((moved, i) => {
+    for (const side of ['base', 'head'] as const)
+      if (!(moved[side] >= 0 && moved[side] <= 1))
+        found.push({ path: ['teacherDiff', 'moved', i, side], message: `${moved[side]} is no share of answers (a fraction from 0 to 1)` });
+  });
+  return found;
+}
 
 /** `gates[0].status`, `metrics["agreement.top1"]`: where in the JSON a reader should look. */
 export function jsonPath(segments: ReadonlyArray<PropertyKey>): string {

@@ -4,6 +4,8 @@ import {
   CONFIDENCE,
   decide,
   formatConfidence,
+  intervalProblem,
+  isBounded,
   MAX_LOOKS,
   medianInterval,
   MIN_BOUNDED_ROUNDS,
@@ -77,5 +79,56 @@ describe('decide', () => {
 
   it('never decides on an unbounded interval', () => {
     for (const op of ['>=', '>', '<=', '<', '=='] as const) expect(decide({ low: -Infinity, high: Infinity }, { op, threshold: 1 })).toBe('inconclusive');
+  });
+});
+
+describe('what an honest interval looks like', () => {
+  it('is bounded exactly when the rounds give the order-statistic interval a rank', () => {
+    for (const confidence of [0.5, 0.9, 0.95, 0.99, CONFIDENCE, 0.99999])
+      for (let rounds = 0; rounds <= 80; rounds++)
+        expect(isBounded(rounds, confidence), `${rounds} at ${confidence}`).toBe(orderStatisticRank(rounds, confidence) > 0);
+    expect([isBounded(MIN_BOUNDED_ROUNDS - 1, CONFIDENCE), isBounded(MIN_BOUNDED_ROUNDS, CONFIDENCE), isBounded(1e15, CONFIDENCE)]).toEqual([
+      false,
+      true,
+      true,
+    ]);
+  });
+
+  it('accepts every interval medianInterval writes', () => {
+    const random = seededRandom(5);
+    for (const rounds of [1, 2, 3, 10, 11, 12, 40, 300, 2000]) {
+      const interval = medianInterval(Array.from({ length: rounds }, () => 1 + random()));
+      expect(intervalProblem(interval), `${rounds} rounds`).toBeUndefined();
+    }
+  });
+
+  it.each([
+    [
+      'open ends over hundreds of rounds',
+      { value: 4, low: -Infinity, high: Infinity, rounds: 300 },
+      'low',
+      /is open, but 300 rounds always bound the 99\.9% interval of their median \(from 11 rounds on\)/,
+    ],
+    ['an open upper end', { value: 4, low: 3, high: Infinity, rounds: 11 }, 'high', /is open/],
+    [
+      'ends where the rounds are too few',
+      { value: 4, low: 3.9, high: 4.1, rounds: 10 },
+      'low',
+      /10 rounds are too few to bound the 99\.9% interval of their median \(it takes 11\)/,
+    ],
+    ['a median outside its interval', { value: 4, low: 4.1, high: 4.5, rounds: 60 }, 'low', /does not hold its own median/],
+    ['ends in the wrong order', { value: 4, low: 4.5, high: 3.5, rounds: 60 }, 'low', /does not hold its own median/],
+    [
+      'a confidence of 1, which no rounds can bound',
+      { value: 4, low: -Infinity, high: Infinity, rounds: 300, confidence: 1 },
+      'confidence',
+      /is not a confidence level/,
+    ],
+    ['no rounds', { value: 4, low: -Infinity, high: Infinity, rounds: 0 }, 'rounds', /is not a number of rounds/],
+    ['no median', { value: NaN, low: -Infinity, high: Infinity, rounds: 3 }, 'value', /the median over 3 rounds is missing/],
+  ])('refuses %s', (_name, interval, field, message) => {
+    const problem = intervalProblem({ confidence: CONFIDENCE, ...interval });
+    expect(problem?.field).toBe(field);
+    expect(problem?.message).toMatch(message);
   });
 });

@@ -88,13 +88,13 @@ describe('buildReport', () => {
 
   it("keeps each speed metric's interval in report.json, unbounded ones read back as such, and the Speed table shows them beside the medians", () => {
     const base = record();
-    const interval = (value: number, low: number, high: number) => ({ value, low, high, rounds: 200, confidence: 0.999 });
+    const interval = (value: number, low: number, high: number, rounds = 200) => ({ value, low, high, rounds, confidence: 0.999 });
     const speedIntervals = {
       'speed.teacherMs': interval(2, 1.9, 2.1),
       'speed.studentMs': interval(0.5, 0.48, 0.53),
       'speed.speedup': interval(4, 3.81, 4.2),
       // Too few rounds to bound it: JSON writes its ends as null, and readers make them infinite again.
-      'speed.throughputSpeedup': interval(9, -Infinity, Infinity),
+      'speed.throughputSpeedup': interval(9, -Infinity, Infinity, 7),
     };
     const metrics = { ...base.measurement.metrics, 'speed.teacherMs': 2, 'speed.studentMs': 0.5, 'speed.speedup': 4, 'speed.throughputSpeedup': 9 };
     const comparison = {
@@ -112,7 +112,7 @@ describe('buildReport', () => {
     expect(Object.keys(report.speedIntervals!)).toEqual(['speed.teacherMs', 'speed.studentMs', 'speed.speedup', 'speed.throughputSpeedup']);
     const readBack = parseReport(JSON.parse(JSON.stringify(report)), 'report.json', 'untrusted');
     expect(readBack.speedIntervals!['speed.speedup']).toEqual(interval(4, 3.81, 4.2));
-    expect(readBack.speedIntervals!['speed.throughputSpeedup']).toEqual(interval(9, -Infinity, Infinity));
+    expect(readBack.speedIntervals!['speed.throughputSpeedup']).toEqual(interval(9, -Infinity, Infinity, 7));
     const md = renderMarkdown(report);
     expect(md).toContain('medians over rounds, each with its 99.9% confidence interval in brackets.');
     expect(md).toMatch(/\| Latency, batch 1 \(ms\) +\| +2 \(1\.9–2\.1\) \| 0\.5 \(0\.48–0\.53\) \| +4× \(3\.81–4\.2\) \|/);

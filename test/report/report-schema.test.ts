@@ -67,6 +67,59 @@ describe('the report.json schema', () => {
     expect(() => parseReport(edited(at, value, fullSampleReport()), 'report.json', 'untrusted')).toThrow(message);
   });
 
+  describe('an upload is validated as a whole: every number where a run can put it', () => {
+    const timed = fullSampleReport({ speedIntervals: { 'speed.speedup': { value: 4, low: 3.8, high: 4.3, rounds: 300, confidence: 0.999 } } });
+
+    it.each([
+      [['metrics', 'size.ratio'], -3, 'report.json: metrics["size.ratio"]: -3 is no value of size.ratio (a number from 0)'],
+      [['metrics', 'agreement.top1'], 7.5, 'report.json: metrics["agreement.top1"]: 7.5 is no value of agreement.top1 (a fraction from 0 to 1)'],
+      [['metrics', 'agreement.top5'], -0.2, 'report.json: metrics["agreement.top5"]: -0.2 is no value of agreement.top5'],
+      [['metrics', 'agreement.kappa'], 1.5, 'report.json: metrics["agreement.kappa"]: 1.5 is no value of agreement.kappa (a number from -1 to 1)'],
+      [['metrics', 'speed.studentMs'], 0, 'report.json: metrics["speed.studentMs"]: 0 is no value of speed.studentMs (a number above 0)'],
+      [['metrics', 'speed.speedup'], -4, 'report.json: metrics["speed.speedup"]: -4 is no value of speed.speedup'],
+      [['metrics', 'size.studentBytes'], 12.5, 'report.json: metrics["size.studentBytes"]: 12.5 is no value of size.studentBytes (a whole number from 0)'],
+      [['metrics', 'kl'], -1, 'report.json: metrics.kl: -1 is no value of kl (a number from 0)'],
+      [['metrics', 'quantized.agreement.top1'], 93, 'report.json: metrics["quantized.agreement.top1"]: 93 is no value'],
+      [['metrics', 'teacherDiff.agreement'], 2, 'report.json: metrics["teacherDiff.agreement"]: 2 is no value'],
+      [['gates', 0, 'value'], 1.2, 'report.json: gates[0].value: 1.2 is no value of agreement.top1'],
+      [['gates', 1, 'baseline'], -0.5, 'report.json: gates[1].baseline: -0.5 is no value of agreement.top1'],
+      [['speedComparison', 'baselineMs'], -0.48, 'report.json: speedComparison.baselineMs: -0.48 is no value of speed.baselineStudentMs'],
+      [['speedComparison', 'confidence'], 1, 'report.json: speedComparison.confidence: 1 is not a confidence level'],
+      [['speedComparison', 'low'], null, 'report.json: speedComparison.low: [-Infinity, 1.08] around 1.0417 is open, but 60 rounds always bound'],
+      [['speedComparison', 'ratio'], 1.2, 'report.json: speedComparison.high: [1.01, 1.08] around 1.2 does not hold its own median'],
+      [
+        ['speedIntervals', 'speed.speedup', 'high'],
+        null,
+        'report.json: speedIntervals["speed.speedup"].high: [3.8, Infinity] around 4 is open, but 300 rounds always bound',
+      ],
+      [
+        ['speedIntervals', 'speed.speedup', 'rounds'],
+        5,
+        'report.json: speedIntervals["speed.speedup"].low: [3.8, 4.3] around 4 has ends, but 5 rounds are too few',
+      ],
+      [
+        ['speedIntervals', 'agreement.top1'],
+        { value: 0.9, low: 0.8, high: 1, rounds: 30, confidence: 0.999 },
+        'report.json: speedIntervals["agreement.top1"]: agreement.top1 is not a timed metric',
+      ],
+      [['training', 'seconds'], -1, 'report.json: training.seconds: -1 is below 0'],
+      [['training', 'alpha'], 3, 'report.json: training.alpha: 3 is not an alpha a run accepts'],
+      [['training', 'epochs'], 50, 'report.json: training.epochs: 50 epochs are more than the 5 planned'],
+      [['teacherDiff', 'moved', 0, 'head'], 15, 'report.json: teacherDiff.moved[0].head: 15 is no share of answers'],
+    ])('refuses %j = %j', (at, value, message) => {
+      const upload = edited(at, value, timed);
+      expect(() => parseReport(upload, 'report.json', 'untrusted')).toThrow(message);
+      expect(() => parseReport(upload, 'report.json', 'untrusted')).toThrow('so the uploaded report is refused');
+    });
+
+    it('an open interval over hundreds of rounds is refused whatever the rest says', () => {
+      const forged = edited(['speedIntervals', 'speed.speedup'], { value: 4, low: null, high: null, rounds: 400, confidence: 0.999 }, timed);
+      expect(() => parseReport(forged, 'up/report.json', 'untrusted')).toThrow(
+        /^up\/report\.json: speedIntervals\["speed\.speedup"\]\.low: \[-Infinity, Infinity\] around 4 is open, but 400 rounds always bound the 99\.9% interval of their median \(from 11 rounds on\)/,
+      );
+    });
+  });
+
   // The log prints the backend as it is: a line break there could forge workflow commands.
   it.each([['backend'], ['environment', 'backend']])('refuses a %j that is not a backend name', (...at) => {
     expect(() => parseReport(edited(at, 'cpu\n::stop-commands::x'), 'report.json', 'untrusted')).toThrow('is not the name of a backend');
@@ -90,7 +143,8 @@ describe('the report.json schema', () => {
   it('turns the nulls JSON writes for NaN and Infinity back into numbers', () => {
     const report = fullSampleReport({
       metrics: { ...sampleReport().metrics, kl: NaN },
-      speedComparison: { ...fullSampleReport().speedComparison!, low: -Infinity, high: Infinity },
+      // Too few rounds to bound the interval: its ends are open.
+      speedComparison: { ...fullSampleReport().speedComparison!, low: -Infinity, high: Infinity, rounds: 4 },
     });
     const read = parseReport(asJson(report), 'report.json', 'untrusted');
     expect(read.metrics.kl).toBeNaN();
