@@ -44,10 +44,33 @@ export function parseHistory(text: string, source: string): HistoryEntry[] {
   } catch (error) {
     throw new InputError(source, `is not valid JSON (${(error as Error).message}); expected a distill-gate history file (a list of runs).`);
   }
-  if (!Array.isArray(parsed) || parsed.some((e) => typeof e !== 'object' || e === null || typeof (e as HistoryEntry).metrics !== 'object')) {
-    throw new InputError(source, 'is not a distill-gate history file: expected a list of runs, each with "metrics".');
+  if (!Array.isArray(parsed)) throw new InputError(source, 'is not a distill-gate history file: expected a list of runs, each with "metrics".');
+  for (const [index, entry] of parsed.entries()) {
+    const fault = entryFault(entry);
+    if (fault) throw new InputError(source, `is not a distill-gate history file: run ${index + 1} of ${parsed.length} ${fault}.`);
   }
   return parsed as HistoryEntry[];
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * What is wrong with one run of a history, or undefined: every field the trend and the table read
+ * has its type, so that a damaged file is refused here, by name, instead of breaking the report
+ * that draws it. A metric may be null (JSON's spelling of a value that was not finite).
+ */
+function entryFault(entry: unknown): string | undefined {
+  if (!isRecord(entry)) return 'is not an object';
+  if (!isRecord(entry.metrics)) return 'has no "metrics" object';
+  const metric = Object.entries(entry.metrics).find(([, value]) => value !== null && typeof value !== 'number');
+  if (metric) return `has a metric "${metric[0]}" that is not a number`;
+  if (typeof entry.createdAt !== 'string') return 'has no "createdAt" date';
+  if (entry.verdict !== 'pass' && entry.verdict !== 'fail') return 'has a "verdict" other than pass or fail';
+  for (const key of ['commit', 'event', 'backend'] as const)
+    if (entry[key] !== undefined && typeof entry[key] !== 'string') return `has a "${key}" that is not text`;
+  const override = entry.override;
+  if (override !== undefined && override !== null && (!isRecord(override) || typeof override.by !== 'string')) return 'has an "override" without "by"';
+  return undefined;
 }
 
 export async function readHistory(file: string): Promise<HistoryEntry[]> {

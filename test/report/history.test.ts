@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { appendHistory, historyEntry, HISTORY_LIMIT, trendCharts } from '../../src/report/history.js';
+import { appendHistory, historyEntry, HISTORY_LIMIT, historyTable, parseHistory, trendCharts } from '../../src/report/history.js';
 import { captureIo } from '../helpers.js';
 import { sampleReport } from '../sample-report.js';
 
@@ -40,5 +40,22 @@ describe('history and trend', () => {
     const bad = captureIo();
     expect(await main(['history', path.join(dir, 'bad.json')], bad.io)).toBe(2);
     expect(bad.stderr()).toMatch(/bad\.json: is not a distill-gate history file/);
+  });
+
+  it('refuses, naming the run, a history whose runs would break the trend or the table', () => {
+    const [first, second] = runs(2);
+    const cases: Array<[unknown, RegExp]> = [
+      [{ ...second, commit: 42 }, /h\.json: is not a distill-gate history file: run 2 of 2 has a "commit" that is not text/],
+      [{ ...second, createdAt: undefined }, /run 2 of 2 has no "createdAt" date/],
+      [{ ...second, metrics: { 'agreement.top1': '0.9' } }, /run 2 of 2 has a metric "agreement.top1" that is not a number/],
+      [{ ...second, verdict: 'maybe' }, /run 2 of 2 has a "verdict" other than pass or fail/],
+      [{ ...second, override: { label: 'x' } }, /run 2 of 2 has an "override" without "by"/],
+      [[], /run 2 of 2 is not an object/],
+    ];
+    for (const [bad, fault] of cases) expect(() => parseHistory(JSON.stringify([first, bad]), 'h.json')).toThrow(fault);
+    // A metric that was not finite is stored as null, and drawn as a gap.
+    const withNull = parseHistory(JSON.stringify([first, { ...second, metrics: { ...second.metrics, 'agreement.top1': null } }]), 'h.json');
+    expect(withNull).toHaveLength(2);
+    expect(() => [trendCharts(withNull, sampleReport()), historyTable(withNull)]).not.toThrow();
   });
 });

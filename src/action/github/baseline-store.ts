@@ -1,10 +1,11 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { appendHistory, historyEntry, parseHistory, type HistoryEntry } from '../../report/history.js';
 import { InputError } from '../../errors.js';
+import { readModelArtifacts } from '../../models/artifacts.js';
 import { parseReport } from '../../report/report-schema.js';
 import type { Report } from '../../report/report.js';
-import type { Api } from './api.js';
+import { describeStatus, type Api } from './api.js';
 
 /**
  * The baseline store: a branch of the repository (default `distill-gate-data`) holding, per
@@ -32,6 +33,13 @@ export interface StoredBaseline {
    * baseline needs, so nothing older can stand in for it.
    */
   notKept?: string;
+  /**
+   * The store's files that were passed over because they are damaged or could not be read, each
+   * naming the file, what is wrong and what is lost (the trend, or the paired timing with the
+   * student). Only that file is lost: the report is still the baseline. Already said through the
+   * facade's warnings (RetryOptions.onWarning).
+   */
+  damaged?: string[];
 }
 
 /** Why a run may not become a baseline (it failed, or it is incomplete); undefined for a complete pass. */
@@ -78,34 +86,101 @@ async function putFile(api: Api, location: StoreLocation, file: string, bytes: B
   );
 }
 
-/** Downloads the latest baseline for `forBranch` into `dir`; undefined when none was stored yet. */
+/**
+ * Downloads the latest baseline for `forBranch` into `dir`; undefined when none was stored yet.
+ * The store degrades file by file: a damaged or unreadable history loses the trend, a damaged or
+ * incomplete student the paired timing, each named in `damaged` and a warning, and the report is
+ * still the baseline. Only a report.json that cannot be read or is not a report means no baseline
+ * (an error naming it).
+ */
 export async function readStoredBaseline(api: Api, location: StoreLocation, dir: string): Promise<StoredBaseline | undefined> {
   const folder = storeFolder(location);
-  const [report, history] = await Promise.all([getFile(api, location, `${folder}/report.json`), getFile(api, location, `${folder}/history.json`)]);
+  const where = (file: string) => `${location.branch}:${folder}/${file}`;
+  const damaged: string[] = [];
+  const passOver = (message: string) => {
+    damaged.push(message);
+    api.warn(`distill-gate: the baseline store's ${message}`);
+  };
+  const [report, history] = await Promise.all([
+    getFile(api, location, `${folder}/report.json`),
+    getFile(api, location, `${folder}/history.json`).catch((error: unknown) => ({ error })),
+  ]);
   if (!report) return undefined;
-  const runs = history ? parseHistory(history.bytes.toString('utf8'), `${location.branch}:${folder}/history.json`) : [];
-  const stored = storedReport(report.bytes, `${location.branch}:${folder}/report.json`);
+  const stored = storedReport(report.bytes, where('report.json'));
+  let runs: HistoryEntry[] = [];
+  const trendLost = 'The trend leaves it out; the baseline report is still used.';
+  if (history && 'error' in history) passOver(`${where('history.json')} could not be read (${describeStatus(history.error)}). ${trendLost}`);
+  else if (history) {
+    try {
+      runs = parseHistory(history.bytes.toString('utf8'), where('history.json'));
+    } catch (error) {
+      passOver(`${(error as Error).message} ${trendLost} The next recorded run starts the history afresh.`);
+    }
+  }
   const unworthy = whyNotKept(stored);
   if (unworthy) {
     const which = [stored.commit ? `commit ${stored.commit.slice(0, 12)}` : '', stored.createdAt.slice(0, 10)].filter(Boolean).join(', ');
-    return { history: runs, notKept: `its latest run (${which}) ${unworthy}` };
+    return { history: runs, notKept: `its latest run (${which}) ${unworthy}`, ...(damaged.length > 0 ? { damaged } : {}) };
   }
-  await mkdir(path.join(dir, 'student'), { recursive: true });
+  await mkdir(dir, { recursive: true });
   const reportPath = path.join(dir, 'report.json');
-  await writeFile(reportPath, report.bytes);
+  const studentDir = path.join(dir, 'student');
+  // The stored student.path names a file on the runner that recorded it, which on this runner may
+  // be this run's own student: it names the downloaded student instead, present or not.
+  // The file as stored, that one field aside (storedReport has parsed it already).
+  const raw = JSON.parse(report.bytes.toString('utf8')) as { student: Record<string, unknown> };
+  await writeFile(reportPath, `${JSON.stringify({ ...raw, student: { ...raw.student, path: path.join(studentDir, 'model.json') } }, null, 2)}\n`);
   let studentPath: string | undefined;
-  const modelJson = await getFile(api, location, `${folder}/student/model.json`);
-  if (modelJson) {
-    const manifest = JSON.parse(modelJson.bytes.toString('utf8')) as { weightsManifest?: Array<{ paths: string[] }> };
-    const shards = (manifest.weightsManifest ?? []).flatMap((group) => group.paths).filter((p) => /^[A-Za-z0-9._-]+$/.test(p));
-    const files = await Promise.all(shards.map((shard) => getFile(api, location, `${folder}/student/${shard}`)));
-    if (files.every(Boolean)) {
-      await Promise.all(shards.map((shard, i) => writeFile(path.join(dir, 'student', shard), files[i]!.bytes)));
-      studentPath = path.join(dir, 'student', 'model.json');
-      await writeFile(studentPath, modelJson.bytes);
-    }
+  try {
+    studentPath = await downloadStudent(api, location, folder, studentDir);
+  } catch (error) {
+    // Nothing of a damaged student stays where the baseline's student is looked for.
+    await rm(studentDir, { recursive: true, force: true });
+    passOver(`${(error as Error).message} The student is left out (no paired timing with it); the baseline report is still used.`);
   }
-  return { reportPath, studentPath, history: runs };
+  return { reportPath, studentPath, history: runs, ...(damaged.length > 0 ? { damaged } : {}) };
+}
+
+/**
+ * The stored student into `studentDir`, checked as a model is before it is loaded (JSON, shard
+ * paths inside the folder, shard sizes against the manifest); undefined when none was stored.
+ * Throws an error naming the file at fault when it is damaged, incomplete or cannot be read.
+ */
+async function downloadStudent(api: Api, location: StoreLocation, folder: string, studentDir: string): Promise<string | undefined> {
+  const where = (file: string) => `${location.branch}:${folder}/student/${file}`;
+  const read = async (file: string) => {
+    try {
+      return await getFile(api, location, `${folder}/student/${file}`);
+    } catch (error) {
+      throw new InputError(where(file), `could not be read (${describeStatus(error)}).`);
+    }
+  };
+  const modelJson = await read('model.json');
+  if (!modelJson) return undefined;
+  let manifest: unknown;
+  try {
+    manifest = (JSON.parse(modelJson.bytes.toString('utf8')) as { weightsManifest?: unknown })?.weightsManifest ?? [];
+  } catch (error) {
+    throw new InputError(where('model.json'), `is not valid JSON (${(error as Error).message}).`);
+  }
+  const groups = Array.isArray(manifest) ? manifest : [];
+  const shards = groups.flatMap((group: { paths?: unknown }) => (Array.isArray(group?.paths) ? group.paths : [undefined]));
+  if (!Array.isArray(manifest) || shards.some((shard) => typeof shard !== 'string' || !/^[A-Za-z0-9._-]+$/.test(shard) || /^\.\.?$/.test(shard)))
+    throw new InputError(where('model.json'), 'has a weights manifest that is not a list of weight files in its own folder.');
+  const files = await Promise.all((shards as string[]).map(async (shard) => ({ shard, file: await read(shard) })));
+  const missing = files.find(({ file }) => !file);
+  if (missing) throw new InputError(where(missing.shard), 'is missing (model.json lists it).');
+  await mkdir(studentDir, { recursive: true });
+  await Promise.all(files.map(({ shard, file }) => writeFile(path.join(studentDir, shard), file!.bytes)));
+  const studentPath = path.join(studentDir, 'model.json');
+  await writeFile(studentPath, modelJson.bytes);
+  try {
+    await readModelArtifacts(studentPath);
+  } catch (error) {
+    // Its message names the local copy: name the stored file instead.
+    throw new InputError(where('model.json'), `is not a usable model (${(error as Error).message.replaceAll(`${studentDir}${path.sep}`, '')}).`);
+  }
+  return studentPath;
 }
 
 /** The stored report.json, validated like any report; errors name the branch and file. */
@@ -151,9 +226,19 @@ export async function storeRun(
   const folder = storeFolder(location);
   const message = `distill-gate: ${report.verdict} for ${location.forBranch}${report.commit ? ` at ${report.commit.slice(0, 12)}` : ''}`;
   let history: HistoryEntry[] = [];
+  let rebuilt: string | undefined;
   for (let attempt = 1; ; attempt++) {
     const current = await getFile(api, location, `${folder}/history.json`);
-    history = appendHistory(current ? parseHistory(current.bytes.toString('utf8'), `${folder}/history.json`) : [], historyEntry(report, origin.event));
+    // A damaged history does not block the record: it starts afresh with this run (its old
+    // content stays in the branch's git history), and the warning says so.
+    let earlier: HistoryEntry[] = [];
+    rebuilt = undefined;
+    try {
+      earlier = current ? parseHistory(current.bytes.toString('utf8'), `${location.branch}:${folder}/history.json`) : [];
+    } catch (error) {
+      rebuilt = (error as Error).message;
+    }
+    history = appendHistory(earlier, historyEntry(report, origin.event));
     try {
       await putFile(api, location, `${folder}/history.json`, Buffer.from(`${JSON.stringify(history, null, 1)}\n`), message, current?.sha);
       break;
@@ -162,6 +247,10 @@ export async function storeRun(
       if ((status(error) !== 409 && status(error) !== 422) || attempt >= HISTORY_WRITE_ATTEMPTS) throw error;
     }
   }
+  if (rebuilt)
+    api.warn(
+      `distill-gate: the baseline store's ${rebuilt} Rebuilt it: the history starts afresh with this run (the runs it held stay in the git history of ${location.branch}).`,
+    );
   // The stored report names the run that recorded it, so that a report compared with it can link that run.
   const stored: Report = origin.runUrl ? { ...report, runUrl: origin.runUrl } : report;
   await replaceFile(api, location, `${folder}/report.json`, Buffer.from(`${JSON.stringify(stored, null, 2)}\n`), message);
