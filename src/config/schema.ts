@@ -61,6 +61,14 @@ const measure = z.strictObject({
   backend: z.enum(BACKENDS).exclude(['auto']).optional(),
 });
 
+/**
+ * The default gate of a quantized export (`export.quantize` other than none) whose config gates
+ * no `quantized.*` metric: `quantized.agreement.top1` may fall at most this far (5 points) below
+ * the float32 student's `agreement.top1`. A shipped student that outputs NaN, or that quantization
+ * broke, fails the run instead of passing beside a folded section.
+ */
+export const DEFAULT_QUANTIZED_AGREEMENT_DROP = 0.05;
+
 /** How the student is written to student/: the weights that ship and what its output holds. */
 const exportSettings = z.strictObject({
   /** `none` keeps float32; `float16` and `uint8` (affine per tensor) are tensorflowjs_converter's weight quantizations, which stock TF.js dequantizes on load. */

@@ -5,6 +5,7 @@ import { gatherRows, rowLength } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/model.js';
 import { isOutOfMemory } from '../errors.js';
+import { nonFiniteRows } from '../measure/agreement.js';
 import { abortReason, eventLoopPauser } from '../run-control.js';
 import { permutation, seededRandom } from './random.js';
 import { kdTargets, kdTerms } from './targets.js';
@@ -49,6 +50,12 @@ export interface TrainResult {
   stoppedBecause?: string;
   /** 'loss' for a non-finite loss, 'abort' for a signal or budget. */
   stopKind?: 'loss' | 'abort';
+  /**
+   * With a non-finite loss, what made it so when it was not training itself: the teacher's soft
+   * targets were not finite, or the student's weights were not before its first step. The run
+   * names the file at fault; without it, the learning rate or the data's scale is the suspect.
+   */
+  nonFiniteInput?: 'teacher outputs' | 'student weights';
   /** The batch size training ended with (lower than configured after out-of-memory retries). */
   batchSize: number;
   notes: string[];
@@ -84,6 +91,8 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   let stepCount = 0;
   const pause = eventLoopPauser();
   const done = (extra: Partial<TrainResult> & { epochsCompleted: number }): TrainResult => ({ loss: losses, batchSize, notes, ...extra });
+  // Read before any step changes them: a NaN loss from weights that were never finite is not the learning rate's.
+  const brokenWeight = firstNonFiniteWeight(model);
   let epochLoss: EpochLoss | undefined;
   try {
     const chunks = Math.ceil(train.size / train.chunkRows);
@@ -127,10 +136,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
       const loss = await epochLoss.read();
       losses.push(loss);
       step.sync();
-      if (!Number.isFinite(loss)) {
-        const stoppedBecause = `the loss became ${loss} in epoch ${epoch}; lower distill.learningRate or check the data's scale`;
-        return done({ epochsCompleted: epoch, stoppedBecause, stopKind: 'loss' });
-      }
+      if (!Number.isFinite(loss)) return done({ epochsCompleted: epoch, stopKind: 'loss', ...whyNotFinite(loss, epoch, teacherLogits, classes, brokenWeight) });
       const agreement = options.probe ? await options.probe() : undefined;
       options.onEpoch?.({ epoch, epochs: settings.epochs, loss, agreement, tensors: tf.memory().numTensors });
     }
@@ -141,6 +147,46 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
     step.sync();
     step.dispose();
   }
+}
+
+/**
+ * Why the loss of `epoch` is not finite, in words that blame the right thing: the teacher's soft
+ * targets when they hold NaN or Infinity (the learning rate cannot cause those), the student's
+ * weights when they were not finite before training began, and only otherwise the learning rate
+ * or the data's scale.
+ */
+function whyNotFinite(
+  loss: number,
+  epoch: number,
+  teacherLogits: Float32Array,
+  classes: number,
+  brokenWeight: string | undefined,
+): Pick<TrainResult, 'stoppedBecause' | 'nonFiniteInput'> {
+  const became = `the loss became ${loss} in epoch ${epoch}`;
+  const teacher = nonFiniteRows(teacherLogits, classes);
+  if (teacher.count > 0) {
+    const rows = teacherLogits.length / classes;
+    return {
+      stoppedBecause: `${became} because the teacher's outputs are not finite (NaN or Infinity) on ${teacher.count} of ${rows} training rows (the first is row ${teacher.first}), not because of the learning rate; check the teacher and the data it is fed`,
+      nonFiniteInput: 'teacher outputs',
+    };
+  }
+  if (brokenWeight !== undefined) {
+    return {
+      stoppedBecause: `${became} because the student's initial weights are not finite (NaN or Infinity in ${brokenWeight}), not because of the learning rate; check the student's weights`,
+      nonFiniteInput: 'student weights',
+    };
+  }
+  return { stoppedBecause: `${became}; lower distill.learningRate or check the data's scale` };
+}
+
+/** The name of the first of a model's weights holding NaN or Infinity, or undefined when all are finite. */
+export function firstNonFiniteWeight(model: LayersModel): string | undefined {
+  for (const weight of model.weights) {
+    const values = weight.read().dataSync();
+    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return weight.originalName ?? weight.name;
+  }
+  return undefined;
 }
 
 /**

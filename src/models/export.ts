@@ -82,7 +82,7 @@ export function describeClipped(clipped: readonly ClippedWeight[], quantize: Qua
     quantize === 'float16'
       ? `float16's largest value, ±${FLOAT16_MAX.toLocaleString('en-US')} (beyond it they would ship as Infinity and the student would output NaN)`
       : "the largest uint8 steps that dequantize within float32's range (the next would load as Infinity and the student would output NaN)";
-  return `export.quantize ${quantize}: ${count} weight value${count === 1 ? '' : 's'} in ${names}${more} did not fit and were clipped to ${limit}.`;
+  return `export.quantize ${quantize}: ${count} weight value${count === 1 ? '' : 's'} in ${names}${more} did not fit and ${count === 1 ? 'was' : 'were'} clipped to ${limit}.`;
 }
 
 /** Weight bytes the student occupies when stored with `quantize`: float32 entries shrink to 2 or 1 bytes an element. */

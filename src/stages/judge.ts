@@ -1,8 +1,10 @@
 import type { Config } from '../config/load.js';
-import type { GateResult } from '../gates/gates.js';
+import { DEFAULT_QUANTIZED_AGREEMENT_DROP } from '../config/schema.js';
+import type { GateCheck, GateResult } from '../gates/gates.js';
 import { acceptRegressions, judge, type RegressionAcceptance } from '../gates/judge.js';
 import { failsOutright, runVerdict } from '../gates/verdict.js';
 import { chanceWarning } from '../measure/agreement.js';
+import { formatPercent } from '../measure/metrics.js';
 import type { Distillation } from './distill.js';
 import type { Measurement } from './measure.js';
 import type { Session } from './prepare.js';
@@ -40,16 +42,20 @@ export function judgeRun(
 ): Judgement {
   const { training, overBudget } = distillation;
   const { metrics, speedIntervals, speedComparison, environment } = measurement;
-  const judged = judge(session.checks, metrics, environment, session.baseline?.report, {
+  const checks = withDefaultGates(session.checks, config, metrics);
+  const judged = judge(checks, metrics, environment, session.baseline?.report, {
     intervals: speedIntervals,
     comparison: speedComparison,
     inconclusive: config.measure.inconclusive,
   });
-  const accepted = acceptance ? acceptRegressions(judged.gates, acceptance) : undefined;
-  const gates = accepted?.gates ?? judged.gates;
+  const defaulted = judged.gates.map((g, i) => (i < session.checks.length ? g : { ...g, note: defaultGateNote(g, config, metrics) }));
+  const accepted = acceptance ? acceptRegressions(defaulted, acceptance) : undefined;
+  const gates = accepted?.gates ?? defaulted;
   const reasons: string[] = [...training.notes];
   if (training.stoppedBecause)
-    reasons.push(`Training stopped after ${training.epochsCompleted} of ${config.distill.epochs} epochs: ${training.stoppedBecause}.`);
+    reasons.push(
+      `Training stopped after ${training.epochsCompleted} of ${config.distill.epochs} epochs: ${training.stoppedBecause}${culpritFile(training, config)}.`,
+    );
   if (cancelledWhileMeasuring)
     reasons.push(`The run was cancelled while measuring (${cancelledWhileMeasuring}): its metrics are what the few seconds left gave.`);
   if (judged.environmentDiffers)
@@ -57,6 +63,10 @@ export function judgeRun(
   // Whatever the gates say: a top-1 agreement a constant student matches must not read as a good student.
   const nearChance = chanceWarning(metrics);
   if (nearChance) reasons.push(nearChance);
+  // Outputs that are not finite (the teacher's, the student's, the shipped student's), and weights clipped at export.
+  reasons.push(...(measurement.warnings ?? []));
+  const broken = shippedStudentWarning(config, metrics);
+  if (broken) reasons.push(broken);
   return {
     // A budget stop is judged by the gates on what was reached; a non-finite loss or a
     // cancellation fails the run whatever the gates say.
@@ -69,4 +79,52 @@ export function judgeRun(
       ? { override: { label: acceptance.label, by: acceptance.by, gates: accepted.overridden } }
       : {}),
   };
+}
+
+/** The file a non-finite loss comes from, when training found one: the teacher's, or the student's model.json. */
+function culpritFile(training: Distillation['training'], config: Config): string {
+  if (training.nonFiniteInput === 'teacher outputs') return ` (the teacher: ${config.teacher})`;
+  if (training.nonFiniteInput === 'student weights')
+    return ` (the student: ${'model' in config.student ? config.student.model : 'student.layers, as initialised'})`;
+  return '';
+}
+
+/**
+ * The run's gates with the defaults the config leaves to distill-gate: a quantized export
+ * (`export.quantize` other than none) whose config gates no `quantized.*` metric gets
+ * `quantized.agreement.top1 >= agreement.top1 - DEFAULT_QUANTIZED_AGREEMENT_DROP`, an error-level
+ * gate, so that a student that quantization broke (NaN outputs, or agreement far below the float32
+ * student's) fails the run. Not added when the float32 student's agreement was not measured (a
+ * teacher's pass cut short): there is then nothing to be relative to. Pure, and the same for a
+ * re-judged upload given the trusted config.
+ */
+export function withDefaultGates(checks: readonly GateCheck[], config: Pick<Config, 'export'>, metrics: Record<string, number>): GateCheck[] {
+  const float = metrics['agreement.top1'];
+  if (config.export.quantize === 'none' || checks.some((c) => c.metric.startsWith('quantized.')) || !Number.isFinite(float)) return [...checks];
+  // Rounded down to 6 decimals, so that the threshold reads plainly and a shipped student exactly
+  // 5 points below is not failed by the float rounding of the subtraction.
+  const threshold = Math.max(0, Math.floor((float - DEFAULT_QUANTIZED_AGREEMENT_DROP) * 1e6 + 1e-6) / 1e6);
+  return [...checks, { metric: 'quantized.agreement.top1', op: '>=', threshold, relative: false, level: 'error' }];
+}
+
+function defaultGateNote(gate: GateResult, config: Config, metrics: Record<string, number>): string {
+  const basis = `default gate (export.quantize ${config.export.quantize}): at most ${DEFAULT_QUANTIZED_AGREEMENT_DROP * 100} points below the float32 student's ${formatPercent(metrics['agreement.top1'])}; gate a quantized.* metric to set your own`;
+  return gate.note ? `${basis}; ${gate.note}` : basis;
+}
+
+/**
+ * The warning a run carries when the student as it ships agrees with the teacher far less than
+ * the float32 student it was quantized from (more than DEFAULT_QUANTIZED_AGREEMENT_DROP below),
+ * whatever its gates: the folded Shipped student section alone would hide it.
+ */
+function shippedStudentWarning(config: Config, metrics: Record<string, number>): string | undefined {
+  const float = metrics['agreement.top1'];
+  const shipped = metrics['quantized.agreement.top1'];
+  if (config.export.quantize === 'none' || !Number.isFinite(float) || !Number.isFinite(shipped)) return undefined;
+  if (float - shipped <= DEFAULT_QUANTIZED_AGREEMENT_DROP + 1e-12) return undefined;
+  return (
+    `The shipped student (export.quantize ${config.export.quantize}) agrees with the teacher on ${formatPercent(shipped)} of eval rows, ` +
+    `${((float - shipped) * 100).toFixed(2)} points below the float32 student's ${formatPercent(float)}: quantization broke it. ` +
+    (config.export.quantize === 'uint8' ? 'Try export.quantize: float16, or ship float32 (none).' : 'Ship float32 (export.quantize: none).')
+  );
 }

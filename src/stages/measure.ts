@@ -6,7 +6,7 @@ import type { Dataset } from '../data/dataset.js';
 import { InputError } from '../errors.js';
 import type { GateCheck } from '../gates/gates.js';
 import { allowedRatio, intervalBound, isPairedSpeedCheck } from '../gates/judge.js';
-import { measureAgreement, top1Agreement, type ClassAgreement } from '../measure/agreement.js';
+import { measureAgreement, top1Agreement, type AgreementMeasurement, type ClassAgreement } from '../measure/agreement.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
 import type { StageMetrics } from '../measure/metrics.js';
@@ -15,7 +15,7 @@ import { compareTeachers, type TeacherDiff } from '../measure/teacher-diff.js';
 import { measureSpeed, type SpeedResult } from '../measure/speed.js';
 import { speedLimits, type MetricBound, type SpeedLimits } from '../measure/timing.js';
 import { fileExists } from '../models/artifacts.js';
-import { exportArtifacts, exportPlan, quantizedBytes, saveToMemory, type ExportPlan } from '../models/export.js';
+import { describeClipped, exportArtifacts, exportPlan, quantizedBytes, saveToMemory, type ExportPlan } from '../models/export.js';
 import { firstLine, loadModel, wrapLayersModel, type LoadedModel } from '../models/model.js';
 import { loadTeacher } from '../models/pair.js';
 import { predictLogits } from '../models/predict.js';
@@ -38,6 +38,8 @@ export interface Measurement {
   export?: ExportPlan;
   /** The base branch's teacher against this one, or why it was not compared; absent when no base teacher was asked for. */
   teacherDiff?: TeacherDiff;
+  /** What the reader must know about the models' outputs: rows that are not finite, weights clipped to fit the shipped format. The judge adds them to the reasons. */
+  warnings?: string[];
 }
 
 /**
@@ -93,9 +95,12 @@ export async function measureStudent(
   const agreement = studentEvalLogits
     ? measureAgreement(distillation.teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y)
     : undefined;
+  const warnings = agreement ? nonFiniteWarnings(agreement.nonFinite, evalSet, config, 'student') : [];
   const plan = exportPlan(config.export, teacher.output);
   const shipped =
     plan.quantize === 'none' ? undefined : await shippedStudentMetrics(tf, session, plan, config, distillation.teacherEvalLogits, studentEvalLogits);
+  warnings.push(...(shipped?.warnings ?? []));
+  for (const warning of warnings) log(`warning: ${warning}`);
   const diff = baseTeacher ? await diffTeachers(session, config, baseTeacher, distillation.teacherEvalLogits, studentEvalLogits, log) : undefined;
   const metrics: Record<string, number> = { ...size, ...shipped?.size, ...speed.metrics, ...agreement?.metrics, ...shipped?.agreement, ...diff?.metrics };
   // The environment is what makes timings comparable between runs: the backend they were timed on.
@@ -108,7 +113,37 @@ export async function measureStudent(
     ...(agreement ? { agreement: agreement.classes } : {}),
     export: plan,
     ...(diff ? { teacherDiff: diff.report } : {}),
+    ...(warnings.length > 0 ? { warnings } : {}),
   };
+}
+
+/**
+ * What the reader must be told about rows of logits that name no class: the teacher's (left out of
+ * every agreement metric: the teacher, not the student, is at fault) and the student's, or the
+ * shipped student's (disagreements, with the format to blame when the float32 student answered).
+ */
+function nonFiniteWarnings(
+  nonFinite: AgreementMeasurement['nonFinite'],
+  evalSet: Dataset,
+  config: Config,
+  student: 'student' | Exclude<ExportPlan['quantize'], 'none'>,
+): string[] {
+  const rows = (count: number, first: number) => `${count} of ${evalSet.size} eval rows (the first is row ${first} of ${evalSet.source})`;
+  const warnings: string[] = [];
+  const { teacher, student: answers } = nonFinite;
+  if (student === 'student' && teacher.count > 0) {
+    warnings.push(
+      `The teacher's outputs are not finite (NaN or Infinity) on ${rows(teacher.count, teacher.first)}: they are left out of agreement, KL and accuracy, which count the other ${evalSet.size - teacher.count}. The teacher (${config.teacher}) is at fault there, not the student.`,
+    );
+  }
+  if (answers.count > 0) {
+    warnings.push(
+      student === 'student'
+        ? `The student's outputs are not finite (NaN or Infinity) on ${rows(answers.count, answers.first)}: they count as disagreements.`
+        : `The shipped student (export.quantize ${student}) outputs non-finite values (NaN or Infinity) on ${rows(answers.count, answers.first)}: they count as disagreements in quantized.agreement.top1. Its weights do not survive ${student}: ship float32 (export.quantize: none) or keep the weights smaller.`,
+    );
+  }
+  return warnings;
 }
 
 /**
@@ -190,20 +225,24 @@ const describeShape = (shape: readonly (number | null)[]) => shape.map((d) => d 
  * as an app's `tf.loadLayersModel` will. Measured on logits (the softmax an export may append
  * changes no top-1 answer, and would lose precision in the KL).
  */
-async function shippedStudentMetrics(
+export async function shippedStudentMetrics(
   tf: Tf,
   { student, teacher, evalSet }: Pick<Session, 'student' | 'teacher' | 'evalSet'>,
   plan: ExportPlan,
   config: Config,
   teacherEvalLogits: Float32Array,
   studentEvalLogits: Float32Array | undefined,
-): Promise<{ size: Partial<StageMetrics<'size'>>; agreement?: StageMetrics<'quantized'> }> {
+): Promise<{ size: Partial<StageMetrics<'size'>>; agreement?: StageMetrics<'quantized'>; warnings: string[] }> {
   const artifacts = await saveToMemory(tf, student.layers!);
   const shippedBytes = quantizedBytes(artifacts.weightSpecs ?? [], plan.quantize);
   // The size metrics of the student that ships, beside its float32 bytes.
   const size = { ...sizeMetrics(teacher, { params: student.params, bytes: shippedBytes }), 'size.studentFloatBytes': student.bytes };
-  if (!studentEvalLogits) return { size };
-  const quantized = exportArtifacts(artifacts, { quantize: plan.quantize, output: 'logits' }, student.output);
+  // student/ is written from the same artifacts with the same clipping: said once, here.
+  const warnings: string[] = [];
+  const quantized = exportArtifacts(artifacts, { quantize: plan.quantize, output: 'logits' }, student.output, (clipped) =>
+    warnings.push(describeClipped(clipped, plan.quantize)),
+  );
+  if (!studentEvalLogits) return { size, warnings };
   const model = wrapLayersModel(await tf.loadLayersModel(tf.io.fromMemory(quantized)), shippedBytes);
   let logits: Float32Array;
   try {
@@ -211,9 +250,11 @@ async function shippedStudentMetrics(
   } finally {
     model.dispose();
   }
-  const { metrics } = measureAgreement(teacherEvalLogits, logits, student.outputWidth, config.measure.topK, evalSet.y);
+  const { metrics, nonFinite } = measureAgreement(teacherEvalLogits, logits, student.outputWidth, config.measure.topK, evalSet.y);
+  warnings.push(...nonFiniteWarnings(nonFinite, evalSet, config, plan.quantize as Exclude<ExportPlan['quantize'], 'none'>));
   return {
     size,
+    warnings,
     agreement: {
       'quantized.agreement.top1': metrics['agreement.top1'],
       'quantized.kl': metrics.kl,

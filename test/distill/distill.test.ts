@@ -136,6 +136,32 @@ describe('KD loop', () => {
     student.dispose();
   });
 
+  it("blames a NaN loss on the teacher's outputs when they are not finite, not on the learning rate", async () => {
+    const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 4 }] }, [8], 1);
+    const poisoned = teacherLogits.slice();
+    poisoned.fill(NaN, 4 * 3, 4 * 5);
+    const result = await distill(tf, student, train, { settings: { ...settings, epochs: 5 }, teacherLogits: poisoned });
+    expect(result.nonFiniteInput).toBe('teacher outputs');
+    expect(result.stoppedBecause).toBe(
+      `the loss became NaN in epoch 1 because the teacher's outputs are not finite (NaN or Infinity) on 2 of ${train.size} training rows (the first is row 3), not because of the learning rate; check the teacher and the data it is fed`,
+    );
+    student.dispose();
+  });
+
+  it("blames a NaN loss on the student's weights when they were not finite before training", async () => {
+    const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 4, name: 'head' }] }, [8], 1);
+    const [kernel] = student.layers!.getWeights();
+    const broken = tf.tensor1d([0, NaN, 0, 0]);
+    student.layers!.setWeights([kernel, broken]);
+    broken.dispose();
+    const result = await distill(tf, student, train, { settings: { ...settings, epochs: 5 }, teacherLogits });
+    expect(result.nonFiniteInput).toBe('student weights');
+    expect(result.stoppedBecause).toMatch(
+      /^the loss became NaN in epoch 1 because the student's initial weights are not finite \(NaN or Infinity in head\/bias\), not because of the learning rate/,
+    );
+    student.dispose();
+  });
+
   it('stops between batches when aborted, keeping the epochs done', async () => {
     const student = await buildStudent(tf, { layers: [{ type: 'dense', units: 4 }] }, [8], 1);
     const controller = new AbortController();

@@ -69,3 +69,83 @@ describe('judgeRun on a run cancelled after training', () => {
     ]);
   });
 });
+
+describe('judgeRun on a quantized export', () => {
+  const judgeShipped = (top: string, gates: string, shipped: Float32Array, measurementExtra: Partial<Measurement> = {}) => {
+    const config = parseConfig(quickConfig({ top, gates }), '/repo/distill-gate.yml');
+    const checks = parseGates(config.gates, measuredMetrics({ classes: 3, topK: 5, labels: false, quantized: true }));
+    // The teacher answers class 0 for 90 of 100 rows; the float32 student agrees on every row.
+    const teacher = answering(3, 100, (r) => (r < 90 ? 0 : 1));
+    const float = measureAgreement(teacher, teacher, 3, 5);
+    const quantized = measureAgreement(teacher, shipped, 3, 5).metrics;
+    const metrics = { ...float.metrics, 'quantized.agreement.top1': quantized['agreement.top1'], 'quantized.kl': quantized.kl };
+    return judgeRun({ checks, baseline: undefined }, config, finished, { metrics, environment, agreement: float.classes, ...measurementExtra });
+  };
+  const nanStudent = new Float32Array(300).fill(NaN);
+
+  it('fails a shipped student that outputs NaN on a default quantized.agreement.top1 gate, and warns, though the config gates nothing quantized', () => {
+    const judgement = judgeShipped('export: { quantize: float16 }', '  agreement.top1: ">= 0.9"', nanStudent);
+    expect(judgement.gates.map((g) => [g.metric, g.expected, g.status, g.value])).toEqual([
+      ['agreement.top1', '>= 0.9', 'pass', 1],
+      // NaN rows are disagreements: 0, not the 90% that reading them as class 0 gave.
+      ['quantized.agreement.top1', '>= 0.95', 'fail', 0],
+    ]);
+    expect(judgement.gates[1].note).toBe(
+      "default gate (export.quantize float16): at most 5 points below the float32 student's 100.00%; gate a quantized.* metric to set your own",
+    );
+    expect(judgement.verdict).toBe('fail');
+    expect(judgement.reasons).toContain(
+      "The shipped student (export.quantize float16) agrees with the teacher on 0.00% of eval rows, 100.00 points below the float32 student's 100.00%: quantization broke it. Ship float32 (export.quantize: none).",
+    );
+  });
+
+  it('passes a shipped student within 5 points of the float32 one, and adds no gate without quantization or with a quantized gate of its own', () => {
+    const close = answering(3, 100, (r) => (r < 86 ? 0 : 1)); // rows 86-89 differ: 96%
+    const within = judgeShipped('export: { quantize: uint8 }', '  agreement.top1: ">= 0.9"', close);
+    expect(within.gates.map((g) => [g.metric, g.status])).toEqual([
+      ['agreement.top1', 'pass'],
+      ['quantized.agreement.top1', 'pass'],
+    ]);
+    expect([within.verdict, within.reasons]).toEqual(['pass', []]);
+    const own = judgeShipped('export: { quantize: uint8 }', '  quantized.kl: "<= 100"', nanStudent);
+    expect(own.gates.map((g) => g.metric)).toEqual(['quantized.kl']);
+    const none = judgeShipped('', '  agreement.top1: ">= 0.9"', nanStudent);
+    expect(none.gates.map((g) => g.metric)).toEqual(['agreement.top1']);
+  });
+
+  it("puts the measurement's warnings in the reasons", () => {
+    const judgement = judgeShipped('', '  agreement.top1: ">= 0.9"', nanStudent, { warnings: ['The teacher is odd.'] });
+    expect(judgement.reasons).toEqual(['The teacher is odd.']);
+  });
+});
+
+describe('judgeRun on a loss that is not finite', () => {
+  it("names the teacher's file when the teacher's outputs made it so, and the student's when its weights did", () => {
+    const stopped = (nonFiniteInput: 'teacher outputs' | 'student weights') =>
+      ({
+        training: {
+          epochsCompleted: 1,
+          loss: [NaN],
+          batchSize: 64,
+          notes: [],
+          stoppedBecause: 'the loss became NaN in epoch 1 because …',
+          stopKind: 'loss',
+          nonFiniteInput,
+        },
+        overBudget: false,
+      }) as unknown as Distillation;
+    const reasonOf = (student: string, nonFiniteInput: 'teacher outputs' | 'student weights') => {
+      const config = parseConfig(quickConfig({ gates: '  size.ratio: "<= 10"', student }), '/repo/distill-gate.yml');
+      const checks = parseGates(config.gates, measuredMetrics({ classes: 3, topK: 5, labels: false }));
+      const judgement = judgeRun({ checks, baseline: undefined }, config, stopped(nonFiniteInput), { metrics: { 'size.ratio': 0.1 }, environment });
+      expect(judgement.verdict).toBe('fail');
+      return judgement.reasons[0];
+    };
+    expect(reasonOf(undefined as unknown as string, 'teacher outputs')).toBe(
+      'Training stopped after 1 of 3 epochs: the loss became NaN in epoch 1 because … (the teacher: /repo/models/teacher/model.json).',
+    );
+    expect(reasonOf('  model: models/student/model.json', 'student weights')).toBe(
+      'Training stopped after 1 of 3 epochs: the loss became NaN in epoch 1 because … (the student: /repo/models/student/model.json).',
+    );
+  });
+});

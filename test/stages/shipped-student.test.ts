@@ -2,12 +2,21 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { inMemoryDataset } from '../../src/data/dataset.js';
+import { parseGates } from '../../src/gates/gates.js';
+import { measuredMetrics } from '../../src/measure/metrics.js';
+import { wrapLayersModel, type LoadedModel } from '../../src/models/model.js';
+import { predictLogits } from '../../src/models/predict.js';
+import type { Distillation } from '../../src/stages/distill.js';
+import { judgeRun } from '../../src/stages/judge.js';
+import { shippedStudentMetrics } from '../../src/stages/measure.js';
+import { sampleEnvironment } from '../sample-report.js';
 import { readNpy } from '../../src/data/npy.js';
-import { argmax } from '../../src/measure/agreement.js';
+import { argmax, measureAgreement } from '../../src/measure/agreement.js';
 import { SOFTMAX_LAYER } from '../../src/models/export.js';
 import { runPipeline } from '../../src/pipeline.js';
-import { exampleWorkspace, quickConfig } from '../helpers.js';
+import { exampleWorkspace, quickConfig, randomArray } from '../helpers.js';
 
 // The example's teacher ends in a softmax: it outputs probabilities. The student trains on logits
 // whatever the export, and student/ is what an app loads in the teacher's place.
@@ -94,4 +103,57 @@ describe('the shipped student', () => {
     expect(m['quantized.accuracy']).toBeCloseTo(correct, 12);
     x.dispose();
   }, 120_000);
+});
+
+describe('a shipped student that quantization breaks', () => {
+  it('clips float16 weights beyond 65,504 with a warning, and fails the default quantized gate when the shipped student answers otherwise', async () => {
+    await tf.setBackend('cpu');
+    // class 0 = 70000·x0, class 1 = 65504·x0 + 10000·x1: clipped to 65,504, class 0 loses to class 1 whenever x1 > 0.
+    const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 2, useBias: false, name: 'wide' })] });
+    const kernel = tf.tensor2d([
+      [70000, 65504],
+      [0, 10000],
+    ]);
+    model.setWeights([kernel]);
+    kernel.dispose();
+    const student = wrapLayersModel(model, 16);
+    const evalSet = inMemoryDataset('eval_x.npy', randomArray(400, 3), [2]);
+    const config = parseConfig(quickConfig({ top: 'export: { quantize: float16 }', gates: '  agreement.top1: ">= 0.5"' }), '/repo/distill-gate.yml');
+    const floatLogits = await predictLogits(tf, student, evalSet);
+    const before = tf.memory().numTensors;
+    try {
+      // The teacher answers as the float32 student does: agreement 1.
+      const shipped = await shippedStudentMetrics(
+        tf,
+        { student, teacher: { params: 4, bytes: 16 } as LoadedModel, evalSet },
+        { quantize: 'float16', output: 'logits' },
+        config,
+        floatLogits,
+        floatLogits,
+      );
+      expect(tf.memory().numTensors).toBe(before);
+      expect(shipped.warnings).toEqual([
+        "export.quantize float16: 1 weight value in wide/kernel (1) did not fit and was clipped to float16's largest value, ±65,504 (beyond it they would ship as Infinity and the student would output NaN).",
+      ]);
+      const top1 = shipped.agreement!['quantized.agreement.top1']!;
+      expect(top1).toBeGreaterThan(0.5);
+      expect(top1).toBeLessThan(0.95);
+      expect(Number.isFinite(shipped.agreement!['quantized.kl'])).toBe(true);
+      const checks = parseGates(config.gates, measuredMetrics({ classes: 2, topK: 5, labels: false, quantized: true }));
+      const metrics = { ...measureAgreement(floatLogits, floatLogits, 2, 5).metrics, ...shipped.agreement };
+      const finished = { training: { epochsCompleted: 3, loss: [1], batchSize: 64, notes: [] }, overBudget: false } as unknown as Distillation;
+      const judgement = judgeRun({ checks, baseline: undefined }, config, finished, { metrics, environment: sampleEnvironment, warnings: shipped.warnings });
+      expect(judgement.gates.map((g) => [g.metric, g.status])).toEqual([
+        ['agreement.top1', 'pass'],
+        ['quantized.agreement.top1', 'fail'],
+      ]);
+      expect(judgement.verdict).toBe('fail');
+      expect(judgement.reasons).toEqual([
+        shipped.warnings[0],
+        expect.stringMatching(/^The shipped student \(export\.quantize float16\) agrees with the teacher on/),
+      ]);
+    } finally {
+      student.dispose();
+    }
+  });
 });
