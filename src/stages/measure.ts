@@ -122,7 +122,7 @@ export async function measureStudent(
  * every agreement metric: the teacher, not the student, is at fault) and the student's, or the
  * shipped student's (disagreements, with the format to blame when the float32 student answered).
  */
-function nonFiniteWarnings(
+export function nonFiniteWarnings(
   nonFinite: AgreementMeasurement['nonFinite'],
   evalSet: Dataset,
   config: Config,
