@@ -142,6 +142,8 @@ export class FakeGitHub {
     }
     const caller = this.identityOf(req.headers.authorization);
     const withUrl = <T extends { html_url: string }>(item: T) => (this.commentUrls ? item : { ...item, html_url: undefined });
+    // A comment or issue a test pushed without a user stands for one the action wrote in an earlier run.
+    const authored = <T extends { user?: Account }>(item: T) => ({ ...item, user: item.user ?? this.defaultIdentity });
     if (url.pathname === '/graphql' && method === 'POST') {
       if (!this.graphqlAnswers) return send(404, { message: 'Not Found' });
       if (!/\bviewer\b/.test(String(body.query))) return send(200, { errors: [{ message: 'the fake answers viewer only' }] });
@@ -193,7 +195,7 @@ export class FakeGitHub {
     if (/^\/repos\/[^/]+\/[^/]+$/.test(url.pathname)) return send(200, { default_branch: this.defaultBranch });
     if ((m = /^\/repos\/[^/]+\/[^/]+\/issues\/(\d+)\/comments$/.exec(url.pathname))) {
       const issue = Number(m[1]);
-      if (method === 'GET') return page(this.comments.filter((c) => c.issue_number === issue).map(withUrl));
+      if (method === 'GET') return page(this.comments.filter((c) => c.issue_number === issue).map((c) => withUrl(authored(c))));
       const comment = { id: this.nextId++, body: body.body, issue_number: issue, html_url: `https://github.test/pr/${issue}#c${this.nextId}`, user: caller };
       this.comments.push(comment);
       return send(201, withUrl(comment));
@@ -208,10 +210,7 @@ export class FakeGitHub {
       if (method === 'GET') {
         const label = url.searchParams.get('labels');
         const state = url.searchParams.get('state') ?? 'open';
-        return send(
-          200,
-          this.issues.filter((i) => i.state === state && (!label || i.labels.some((l) => l.name === label))),
-        );
+        return send(200, this.issues.filter((i) => i.state === state && (!label || i.labels.some((l) => l.name === label))).map(authored));
       }
       const issue = {
         number: this.nextId++,
