@@ -47,7 +47,8 @@ export function judge(
     const bound = intervalBound(r);
     const interval = bound && timed?.intervals?.[r.metric];
     if (bound && interval) return judgeTimed(r, interval, bound, timed.inconclusive);
-    return environmentDiffers && isMachineDependent(r.metric) && (r.op === 'maxDrop' || r.op === 'maxIncrease')
+    // A metric this run did not measure stays a failure: the baseline's environment does not excuse it.
+    return environmentDiffers && isMachineDependent(r.metric) && (r.op === 'maxDrop' || r.op === 'maxIncrease') && Number.isFinite(r.value ?? NaN)
       ? { ...r, pass: null, status: 'skipped', note: 'baseline from another environment' }
       : r;
   });

@@ -4,6 +4,7 @@ import { InputError } from '../errors.js';
 import { parseGates, verdictOf, type GateCheck, type GateResult } from '../gates/gates.js';
 import {
   acceptRegressions,
+  intervalBound,
   isPairedSpeedCheck,
   judge,
   type BaselineRun,
@@ -13,8 +14,9 @@ import {
 } from '../gates/judge.js';
 import { failedOutright } from '../gates/verdict.js';
 import { chanceWarning } from '../measure/agreement.js';
-import type { MeasuredInterval } from '../measure/intervals.js';
+import { intervalProblem, type MeasuredInterval } from '../measure/intervals.js';
 import { measuredMetrics } from '../measure/metrics.js';
+import { comparisonInterval, type SpeedComparison } from '../measure/paired-speed.js';
 import type { Report } from './report.js';
 
 export interface RejudgeOptions {
@@ -49,7 +51,7 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
   // with the allowed ratio of the check being judged, never from the upload's own decision.
   // Absolute speed gates likewise, from the intervals the run measured (each must hold its median).
   const timed: TimedSpeed = {
-    ...(uploaded.speedComparison ? { comparison: uploaded.speedComparison } : {}),
+    ...(uploaded.speedComparison ? { comparison: checkedComparison(uploaded, file) } : {}),
     ...(uploaded.speedIntervals ? { intervals: checkedIntervals(uploaded, file) } : {}),
     inconclusive: trusted?.measure.inconclusive ?? 'pass',
   };
@@ -61,7 +63,9 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
   // (or left out): an upload could drop its baseline to skip every relative gate, or edit it.
   const baseline = stored ? { metrics: stored.report.metrics, environment: stored.report.environment } : baselineRun(uploaded, baselineValues);
   const judged = judge(checks, uploaded.metrics, uploaded.environment, baseline, timed);
-  const rejudged = judged.gates.map((gate) => withUploadedStatus(stored ? gate : unjudgeableWithoutBaseline(gate, uploaded, baselineValues), uploaded.gates));
+  const rejudged = judged.gates.map((gate) =>
+    withUploadedStatus(judgedInFull(stored ? gate : unjudgeableWithoutBaseline(gate, uploaded, baselineValues), uploaded, timed), uploaded.gates),
+  );
   const accepted = acceptance ? acceptRegressions(rejudged, acceptance) : undefined;
   const gates = accepted?.gates ?? rejudged;
 
@@ -77,6 +81,11 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
     reasons.push(`The uploaded report claimed ${claimed}; re-judged from its values with ${thresholdsFrom}: ${verdict} (failing: ${failing.join(', ')}).`);
   } else if (claimed === 'fail' && verdictOf(gates) === 'pass' && uploaded.gates.some((g) => g.status === 'fail')) {
     reasons.push(`The uploaded report claimed fail; its gates re-judge as passing with ${thresholdsFrom}, but re-judging never turns a fail into a pass.`);
+  }
+  if (!stored && !uploaded.baseline && gates.some((g) => g.status === 'skipped' && g.note === 'no baseline')) {
+    reasons.push(
+      'Relative gates were skipped: the upload names no baseline, and this job read none of its own (a baseline store, or a baseline input) to judge them against.',
+    );
   }
   // The chance-level warning is derived from the metrics, not taken from (or dropped by) the upload.
   const chance = chanceWarning(uploaded.metrics);
@@ -107,12 +116,18 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
   };
 }
 
-/** The upload's speed intervals, refusing one that does not hold the metric's own median: an edited report. */
+/**
+ * The upload's speed intervals, refusing one that medianInterval could not have written (open where
+ * its rounds bound it, a median outside it: see intervalProblem) or that does not hold the metric's
+ * own median: an edited report. A forged open interval would make any gate on it inconclusive.
+ */
 function checkedIntervals(uploaded: Report, file: string): Record<string, MeasuredInterval> {
   const intervals = uploaded.speedIntervals ?? {};
   for (const [metric, interval] of Object.entries(intervals)) {
+    const problem = intervalProblem(interval);
+    if (problem) throw new InputError(`${file}: speedIntervals["${metric}"].${problem.field}`, problem.message);
     const value = uploaded.metrics[metric];
-    if (!(interval.low <= interval.value && interval.value <= interval.high) || (value !== undefined && value !== interval.value)) {
+    if (value !== undefined && value !== interval.value) {
       throw new InputError(
         `${file}: speedIntervals["${metric}"]`,
         `[${interval.low}, ${interval.high}] around ${interval.value} does not hold the reported ${metric} (${value}); a run writes each median inside its interval, so this report was edited after its run.`,
@@ -120,6 +135,57 @@ function checkedIntervals(uploaded: Report, file: string): Record<string, Measur
     }
   }
   return intervals;
+}
+
+/**
+ * The upload's timing of the new student against the baseline's, refused when its interval is not
+ * one a run writes, or its ratio and baseline latency are not the metrics the run reported.
+ */
+function checkedComparison(uploaded: Report, file: string): SpeedComparison {
+  const comparison = uploaded.speedComparison!;
+  const problem = intervalProblem(comparisonInterval(comparison));
+  if (problem) throw new InputError(`${file}: speedComparison.${problem.field === 'value' ? 'ratio' : problem.field}`, problem.message);
+  for (const [field, metric] of [
+    ['ratio', 'speed.vsBaseline'],
+    ['baselineMs', 'speed.baselineStudentMs'],
+  ] as const) {
+    const value = uploaded.metrics[metric];
+    if (value !== undefined && value !== comparison[field]) {
+      throw new InputError(
+        `${file}: speedComparison.${field}`,
+        `${comparison[field]} is not the reported ${metric} (${value}); a run writes both from one timing, so this report was edited after its run.`,
+      );
+    }
+  }
+  return comparison;
+}
+
+/**
+ * Every gate judged, never skipped on the upload's word. A run skips a gate on a metric it did not
+ * measure when the metric's family says why (no base teacher for `teacherDiff.*`); re-judging an
+ * upload cannot confirm that reason, since the upload could have deleted the metric to skip the
+ * gate, so the gate fails as not measured. And an absolute gate on a timed metric needs the
+ * interval a run writes for each: one the upload left out fails rather than being judged on the
+ * bare median, which would pass what the interval leaves undecided.
+ */
+function judgedInFull(gate: GateResult, uploaded: Report, timed: TimedSpeed): GateResult {
+  const failed = { pass: false, status: gate.level === 'warn' ? 'warn' : 'fail' } as const;
+  if (gate.status === 'skipped' && !Number.isFinite(gate.value ?? NaN)) {
+    return {
+      ...gate,
+      ...failed,
+      note: `metric not measured: the upload has no ${gate.metric}${gate.note ? `; a run skips this gate with ${gate.note}, which re-judging an upload cannot confirm` : ''}`,
+    };
+  }
+  const paired = timed.comparison !== undefined && isPairedSpeedCheck(gate);
+  if (!paired && intervalBound(gate) && Number.isFinite(uploaded.metrics[gate.metric] ?? NaN) && !timed.intervals?.[gate.metric]) {
+    return {
+      ...gate,
+      ...failed,
+      note: `the upload carries no interval of ${gate.metric}, which every run writes for each timed metric, so this gate can't be judged`,
+    };
+  }
+  return gate;
 }
 
 /**

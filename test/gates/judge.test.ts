@@ -81,6 +81,19 @@ describe('judge', () => {
     }
   });
 
+  it('fails a speed gate whose metric was not measured, even against a baseline from another environment', () => {
+    const { gates } = judge(
+      [check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }), check('speed.teacherMs', 'maxIncrease', 0.1, { relative: true })],
+      { 'agreement.top1': 0.9, 'speed.teacherMs': NaN },
+      here,
+      baseline({ ...here, cpu: 'cpu B' }),
+    );
+    expect(gates.map((g) => [g.metric, g.status, g.note])).toEqual([
+      ['speed.studentMs', 'fail', 'metric not measured'],
+      ['speed.teacherMs', 'fail', 'metric not measured'],
+    ]);
+  });
+
   it('lets a paired timing decide the relative latency gate, and only that one', () => {
     const comparison = (low: number, high: number): SpeedComparison => ({
       ratio: (low + high) / 2,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { GateResult } from '../../src/gates/gates.js';
+import type { Report } from '../../src/report/report.js';
 import { renderMarkdown } from '../../src/report/markdown.js';
 import { rejudgeReport, type TrustedConfig } from '../../src/report/rejudge.js';
 import { failingSizeGate, fullSampleReport, sampleReport } from '../sample-report.js';
@@ -123,7 +124,8 @@ describe('re-judging an uploaded report', () => {
         reasons: [],
         override: null,
         gates: [fullSampleReport().gates[3]],
-        speedComparison: { ...fullSampleReport().speedComparison!, low, high, verdict: 'pass' },
+        metrics: { ...fullSampleReport().metrics, 'speed.vsBaseline': (low + high) / 2 },
+        speedComparison: { ...fullSampleReport().speedComparison!, ratio: (low + high) / 2, low, high, verdict: 'pass' },
       });
 
     it('is re-decided from the uploaded interval, not from its status', () => {
@@ -245,5 +247,121 @@ describe("re-judging with the PR's accept label, read live by the trusted job", 
     expect(rejudgeReport(cancelled, FILE, { trusted: dropGate, stored, acceptance }).verdict).toBe('fail');
     const floor = config({ 'agreement.top1': { min: 0.99, maxDrop: 0.01, level: 'error' } });
     expect(rejudgeReport(sampleReport(), FILE, { trusted: floor, stored, acceptance }).verdict).toBe('fail');
+  });
+});
+
+describe('every trusted gate is judged, whatever the upload leaves out', () => {
+  /** An honest report, then the metrics named deleted from it (and the sections that explain them). */
+  const without = (metrics: string[], sections: Partial<Report> = {}): Report => {
+    const full = fullSampleReport({ verdict: 'pass', status: 'complete', reasons: [], override: null, gates: [] });
+    const kept = Object.fromEntries(Object.entries(full.metrics).filter(([name]) => !metrics.includes(name)));
+    return { ...full, metrics: kept, ...sections };
+  };
+
+  it('a teacherDiff gate on an upload that deleted teacherDiff fails as not measured, not skipped', () => {
+    const upload = without(['teacherDiff.agreement', 'teacherDiff.kl', 'teacherDiff.studentVsBase']);
+    delete upload.teacherDiff;
+    const report = rejudgeReport(upload, FILE, { trusted: config({ 'teacherDiff.agreement': '>= 0.9' }) });
+    expect(report.gates[0]).toMatchObject({
+      metric: 'teacherDiff.agreement',
+      status: 'fail',
+      pass: false,
+      note: 'metric not measured: the upload has no teacherDiff.agreement; a run skips this gate with no base teacher to compare with, which re-judging an upload cannot confirm',
+    });
+    expect(report.verdict).toBe('fail');
+    // At level warn it warns, as any gate on a metric not measured does.
+    expect(rejudgeReport(upload, FILE, { trusted: config({ 'teacherDiff.kl': { max: 0.1, level: 'warn' } }) }).gates[0].status).toBe('warn');
+  });
+
+  it("and so does the upload's own gate that it marked skipped, when no trusted config is given", () => {
+    const upload = without(['teacherDiff.agreement'], {
+      gates: [
+        gate({
+          metric: 'teacherDiff.agreement',
+          threshold: 0.9,
+          value: null,
+          pass: null,
+          status: 'skipped',
+          expected: '>= 0.9',
+          note: 'no base teacher to compare with',
+        }),
+      ],
+    });
+    expect(rejudgeReport(upload, FILE)).toMatchObject({ verdict: 'fail', gates: [{ status: 'fail' }] });
+  });
+
+  it.each([
+    ['teacherDiff.agreement', { min: 0.5 }, {}],
+    ['teacherDiff.kl', { max: 1 }, { teacherDiff: { status: 'unavailable', note: 'the base commit cannot be fetched' } }],
+    ['teacherDiff.studentVsBase', { min: 0.5 }, {}],
+    ['quantized.agreement.top1', { min: 0.5 }, { export: { quantize: 'none', output: 'logits' } }],
+    ['quantized.kl', { max: 1 }, {}],
+    ['quantized.accuracy', { min: 0.5 }, {}],
+    ['agreement.minClass', { min: 0.1 }, {}],
+    ['agreement.top5', { min: 0.5 }, {}],
+    ['agreement.kappa', { min: 0.1 }, {}],
+    ['accuracy.student', { min: 0.1 }, {}],
+    ['calibration.studentEce', { max: 0.9 }, {}],
+    ['speed.baselineStudentMs', { max: 100 }, {}],
+    ['speed.vsBaseline', { max: 2 }, {}],
+    ['speed.studentMs', { maxIncrease: '10%' }, { speedComparison: null }],
+    ['speed.studentMs', { maxIncrease: '10%' }, { speedComparison: null, baseline: { path: '/b/report.json', environmentDiffers: true } }],
+    ['size.studentFloatBytes', { maxIncrease: '10%' }, {}],
+    ['kl', { maxIncrease: 0.01 }, {}],
+  ] as Array<[string, TrustedConfig['gates'][string], Partial<Report>]>)(
+    'a gate on %s fails when the upload leaves the metric out (%j)',
+    (metric, spec, sections) => {
+      const stored = { report: fullSampleReport(), path: '/store/report.json' };
+      for (const options of [{}, { stored }]) {
+        const report = rejudgeReport(without([metric], sections), FILE, { trusted: config({ [metric]: { level: 'error', ...spec } }), ...options });
+        expect(report.gates.map((g) => [g.metric, g.status, g.note?.startsWith('metric not measured')])).toEqual([[metric, 'fail', true]]);
+        expect(report.verdict).toBe('fail');
+      }
+    },
+  );
+
+  it('says so when relative gates are skipped because neither the upload nor this job has a baseline', () => {
+    const report = rejudgeReport(sampleReport({ baseline: null }), FILE, { trusted: config({ 'agreement.top1': { maxDrop: 0.01, level: 'error' } }) });
+    expect(report.gates[0]).toMatchObject({ status: 'skipped', note: 'no baseline' });
+    expect(report.reasons).toContain(
+      'Relative gates were skipped: the upload names no baseline, and this job read none of its own (a baseline store, or a baseline input) to judge them against.',
+    );
+  });
+});
+
+describe('speed intervals an honest run cannot have written', () => {
+  const speedGate = gate({ metric: 'speed.speedup', op: '>=', threshold: 4.5, value: 4, baseline: null, expected: '>= 4.5' });
+
+  it('an open interval over hundreds of rounds is refused, not judged inconclusive (counted as pass)', () => {
+    const forged = sampleReport({
+      gates: [{ ...speedGate, pass: true, status: 'inconclusive' }],
+      speedIntervals: { 'speed.speedup': { value: 4, low: -Infinity, high: Infinity, rounds: 400, confidence: 0.999 } },
+    });
+    expect(() => rejudgeReport(forged, FILE)).toThrow(
+      /^upload\/report\.json: speedIntervals\["speed\.speedup"\]\.low: \[-Infinity, Infinity\] around 4 is open, but 400 rounds always bound the 99\.9% interval of their median \(from 11 rounds on\), so this interval was edited after its run\.$/,
+    );
+    // With too few rounds to bound it, the same open interval is what a run writes: inconclusive.
+    const honest = { ...forged, speedIntervals: { 'speed.speedup': { value: 4, low: -Infinity, high: Infinity, rounds: 7, confidence: 0.999 } } };
+    expect(statuses(rejudgeReport(honest, FILE).gates)).toEqual([['speed.speedup', '>=', 'inconclusive']]);
+  });
+
+  it('an open paired comparison over hundreds of rounds is refused, and so is one whose ratio is not the reported speed.vsBaseline', () => {
+    const full = fullSampleReport({ verdict: 'pass', status: 'complete', reasons: [], override: null, gates: [fullSampleReport().gates[3]] });
+    const open = { ...full, speedComparison: { ...full.speedComparison!, ratio: 1.2, low: -Infinity, high: Infinity, rounds: 500 } };
+    expect(() => rejudgeReport(open, FILE)).toThrow(/^upload\/report\.json: speedComparison\.low: .* is open, but 500 rounds always bound/);
+    const edited = { ...full, speedComparison: { ...full.speedComparison!, ratio: 1.05 } };
+    expect(() => rejudgeReport(edited, FILE)).toThrow(
+      'upload/report.json: speedComparison.ratio: 1.05 is not the reported speed.vsBaseline (1.0417); a run writes both from one timing',
+    );
+  });
+
+  it('a gate on a timed metric whose interval the upload left out fails, rather than being judged on the bare median', () => {
+    const upload = sampleReport({ gates: [gate({ metric: 'speed.speedup', op: '>=', threshold: 3.5, value: 4, expected: '>= 3.5' })] });
+    const report = rejudgeReport(upload, FILE, { trusted: config({ 'speed.speedup': '>= 3.5' }, 'fail') });
+    expect(report.gates[0]).toMatchObject({
+      status: 'fail',
+      note: "the upload carries no interval of speed.speedup, which every run writes for each timed metric, so this gate can't be judged; uploaded as pass",
+    });
+    expect(report.verdict).toBe('fail');
   });
 });
