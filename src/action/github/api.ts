@@ -92,7 +92,8 @@ export function rateLimit(error: unknown, now = Date.now()): RateLimit | undefin
   const retryAfter = Number(headers['retry-after']);
   const hasRetryAfter = headers['retry-after'] !== undefined && Number.isFinite(retryAfter) && retryAfter >= 0;
   if (status === 403 && !spent && !hasRetryAfter && !/rate limit/i.test(message)) return undefined;
-  const secondary = /secondary rate limit|abuse/i.test(message) || (hasRetryAfter && !spent);
+  // A 429 or a Retry-After without the allowance spent is the secondary limit, whatever the message says.
+  const secondary = !spent && (/secondary rate limit|abuse/i.test(message) || hasRetryAfter || status === 429);
   const reset = Number(headers['x-ratelimit-reset']);
   const until = hasRetryAfter ? new Date(now + retryAfter * 1000) : spent && Number.isFinite(reset) && reset > 0 ? new Date(reset * 1000) : undefined;
   return { kind: secondary ? 'secondary' : 'primary', ...(until ? { until } : {}) };

@@ -133,7 +133,9 @@ describe('rate limits', () => {
     const secondary = explainFailure('Posting', limited(403, 'You have exceeded a secondary rate limit.', { 'retry-after': '60' }));
     expect(secondary).toMatch(/secondary rate limit stopped this call .*: it lifts at .* UTC \(in about 1 min\)/);
     expect(secondary).not.toContain('may not write');
-    expect(explainFailure('Posting', limited(429, 'Too many requests', {}))).toMatch(/rate limit/);
+    expect(explainFailure('Posting', limited(429, 'Too many requests', {}))).toMatch(
+      /secondary rate limit stopped this call \(too many requests at once; not a missing permission\)\. Fewer/,
+    );
     expect(explainFailure('Posting', limited(403, 'Resource not accessible by integration', { 'x-ratelimit-remaining': '4999' }))).toMatch(
       /may not write here/,
     );
