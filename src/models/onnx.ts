@@ -6,6 +6,7 @@ import type { Tensor } from '@tensorflow/tfjs';
 import type { ResolveOptions, Tf } from '../backend/resolve.js';
 import type { Dataset } from '../data/dataset.js';
 import { InputError, isOutOfMemory } from '../errors.js';
+import { formatBytes } from '../measure/metrics.js';
 import {
   checkedWidth,
   chooseHead,
@@ -19,6 +20,7 @@ import {
 } from './model.js';
 import { fromFloat16, toFloat16 } from './float16.js';
 import { readOnnxSummary, type OnnxSummary, type OnnxValueInfo } from './onnx-proto.js';
+import { INFERENCE_BATCH } from './predict.js';
 import { findOnnxRuntime, missingRuntimeMessage, openSession, type OrtElementType, type OrtModule, type OrtSession, type OrtTensor } from './onnx-runtime.js';
 
 // ONNX teachers: the forward pass runs in onnxruntime-node, the student trains in TF.js as with
@@ -66,7 +68,41 @@ export interface OnnxFeed {
   dims: number[];
   /** The batch size the model fixes (every call is padded to it), or undefined for a free batch dimension. */
   fixedBatch?: number;
+  /**
+   * With a free batch dimension: the most rows one call takes, where the inputs filled by
+   * `teacherInputFill` grow with the batch and would otherwise outgrow FILL_BUDGET_BYTES.
+   */
+  maxRows?: number;
 }
+
+/**
+ * Host bytes the inputs filled by `teacherInputFill` may take in one call: a free batch is split
+ * into calls of fewer rows to stay within it (as the teacher's pass sizes its batches by memory).
+ */
+export const FILL_BUDGET_BYTES = 256 * 2 ** 20;
+
+/**
+ * The most one filled input may take in the smallest call the model allows (one row, or its fixed
+ * batch): beyond it the teacher is refused, naming the input, its shape and the bytes it would
+ * take, instead of failing on an allocation (a RangeError) or taking gigabytes a call.
+ */
+export const FILL_LIMIT_BYTES = 2 ** 30;
+
+/** Bytes one element of each input type takes in the tensor handed to onnxruntime. */
+const ELEMENT_BYTES: Partial<Record<OrtElementType, number>> = {
+  float32: 4,
+  float64: 8,
+  float16: 2,
+  uint8: 1,
+  int8: 1,
+  bool: 1,
+  uint16: 2,
+  int16: 2,
+  int32: 4,
+  uint32: 4,
+  int64: 8,
+  uint64: 8,
+};
 
 /** A LoadedModel whose forward pass runs in onnxruntime. */
 export interface OnnxTeacher extends LoadedModel {
@@ -89,6 +125,8 @@ export interface OnnxLoadContext {
   importPackage?: ResolveOptions['importPackage'];
   /** onnxruntime's intra-op threads (default: every core). */
   threads?: number;
+  /** Seam for tests: FILL_BUDGET_BYTES and FILL_LIMIT_BYTES. */
+  fillBytes?: { budget: number; limit: number };
 }
 
 /**
@@ -149,6 +187,9 @@ export async function loadOnnxTeacher(tf: Tf, file: string, options: TeacherOpti
     const notes = [`runs in ${opened.runtime.label}`, ...opened.notes];
     const feed = chooseFeed(summary, session, options, context.data, file, notes);
     const fills = fillInputs(summary, session, feed, options.inputFill ?? {}, file);
+    feed.maxRows = rowsForFills(fills, feed, context.fillBytes ?? { budget: FILL_BUDGET_BYTES, limit: FILL_LIMIT_BYTES }, summary);
+    if (feed.maxRows !== undefined)
+      notes.push(`inputs filled by teacherInputFill take ${formatBytes(fillBytesPerRow(fills))} a row: at most ${feed.maxRows} rows a call`);
     const run = runner(runtime.ort, session, feed, fills, file);
     const { head, heads } = chooseOutput(summary, session, options.head, file);
     let width = lastKnown(head);
@@ -417,6 +458,78 @@ function fillInputs(summary: OnnxSummary, session: OrtSession, feed: OnnxFeed, f
     });
 }
 
+/** Bytes the filled inputs take for each row of a call (those with a batch dimension). */
+function fillBytesPerRow(fills: readonly FillInput[]): number {
+  return fills.reduce((sum, f) => sum + (f.dims.includes('batch') ? fillBytes(f, 1) : 0), 0);
+}
+
+/** Bytes one filled input takes in a call of `rows` rows. */
+function fillBytes(fill: FillInput, rows: number): number {
+  return fill.dims.reduce<number>((product, d) => product * (d === 'batch' ? rows : d), 1) * (ELEMENT_BYTES[fill.type] ?? 8);
+}
+
+/**
+ * The most rows one call may take so that the filled inputs stay within `budget`, or undefined
+ * when they do not bound it (none grows with the batch, the batch is fixed, or 512 rows fit).
+ * A filled input that takes more than `limit` in the smallest call the model allows (one row, or
+ * its fixed batch) is refused: an InputError naming it, its shape and its size.
+ */
+function rowsForFills(
+  fills: readonly FillInput[],
+  feed: OnnxFeed,
+  { budget, limit }: { budget: number; limit: number },
+  summary: OnnxSummary,
+): number | undefined {
+  const fewest = feed.fixedBatch ?? 1;
+  for (const fill of fills) {
+    const bytes = fillBytes(fill, fewest);
+    if (bytes <= limit) continue;
+    const declared = summary.inputs.find((i) => i.name === fill.name);
+    const shape = fill.dims.map((d) => (d === 'batch' ? fewest : d));
+    throw new InputError(
+      `teacherInputFill.${fill.name}`,
+      `filling input ${describeValue(declared, fill.name)} takes a tensor of [${shape.join(', ')}], ${formatBytes(bytes)} for ${fewest === 1 ? 'one row' : `the fixed batch of ${fewest}`}` +
+        `, more than the ${formatBytes(limit)} distill-gate fills a call. Export the teacher with that input smaller, or with its large dimensions free and shared by name with the data input (${feed.name}).`,
+    );
+  }
+  if (feed.fixedBatch !== undefined) return undefined;
+  const perRow = fillBytesPerRow(fills);
+  if (perRow === 0) return undefined;
+  const rows = Math.max(1, Math.floor(budget / perRow));
+  return rows >= INFERENCE_BATCH ? undefined : rows;
+}
+
+/** A typed array of `length` elements of `type`, each `value`: what one filled input holds, made without a float32 copy. */
+function filledArray(type: OrtElementType, value: number, length: number): ArrayBufferView {
+  switch (type) {
+    case 'float32':
+      return new Float32Array(length).fill(value);
+    case 'float64':
+      return new Float64Array(length).fill(value);
+    case 'float16':
+      return new Uint16Array(length).fill(toFloat16(Float32Array.of(value))[0]);
+    case 'int64':
+      return new BigInt64Array(length).fill(BigInt(value));
+    case 'uint64':
+      return new BigUint64Array(length).fill(BigInt(value));
+    case 'int32':
+      return new Int32Array(length).fill(value);
+    case 'uint32':
+      return new Uint32Array(length).fill(value);
+    case 'int16':
+      return new Int16Array(length).fill(value);
+    case 'uint16':
+      return new Uint16Array(length).fill(value);
+    case 'int8':
+      return new Int8Array(length).fill(value);
+    case 'uint8':
+    case 'bool':
+      return new Uint8Array(length).fill(value);
+    default:
+      throw new Error(`no fill of ${type} inputs`);
+  }
+}
+
 /** Runs the session on rows of host data: the data input converted to its type, the fills, and a fixed batch padded to. */
 function runner(ort: OrtModule, session: OrtSession, feed: OnnxFeed, fills: FillInput[], file: string) {
   const rowSize = feed.dims.reduce((a, b) => a * b, 1);
@@ -426,7 +539,15 @@ function runner(ort: OrtModule, session: OrtSession, feed: OnnxFeed, fills: Fill
     const feeds: Record<string, OrtTensor> = { [feed.name]: tensor(feed.type, values, [rows, ...feed.dims]) };
     for (const f of fills) {
       const dims = f.dims.map((d) => (d === 'batch' ? rows : d));
-      feeds[f.name] = tensor(f.type, new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(f.value), dims);
+      feeds[f.name] = new ort.Tensor(
+        f.type,
+        filledArray(
+          f.type,
+          f.value,
+          dims.reduce((a, b) => a * b, 1),
+        ),
+        dims,
+      );
     }
     try {
       const result = await session.run(feeds, [output]);
@@ -442,14 +563,20 @@ function runner(ort: OrtModule, session: OrtSession, feed: OnnxFeed, fills: Fill
       raw(feed.fixedBatch ? padded(values, feed.fixedBatch * rowSize) : values, feed.fixedBatch ?? rows, output),
     /** The output's scores for `rows` rows as float32, row-major: [rows, width]. */
     scores: async (values: Float32Array, rows: number, output: string, width: number): Promise<Float32Array> => {
-      const step = feed.fixedBatch ?? rows;
+      // A fixed batch is what every call takes; a free one is split where the filled inputs would outgrow their budget.
+      const step = feed.fixedBatch ?? Math.min(rows, feed.maxRows ?? rows);
       const out = new Float32Array(rows * width);
       for (let start = 0; start < rows; start += step) {
         const count = Math.min(step, rows - start);
         const slice = values.subarray(start * rowSize, (start + count) * rowSize);
-        const result = await raw(feed.fixedBatch ? padded(slice, step * rowSize) : slice, step, output);
-        if (result.dims.length !== 2 || result.dims[0] !== step || result.dims[1] !== width) {
-          throw new InputError(file, `output ${output} came back with shape [${result.dims.join(', ')}] for a batch of ${step}; expected [${step}, ${width}].`);
+        // A fixed batch pads the last call to it; a free one runs the rows left.
+        const batch = feed.fixedBatch ?? count;
+        const result = await raw(feed.fixedBatch ? padded(slice, batch * rowSize) : slice, batch, output);
+        if (result.dims.length !== 2 || result.dims[0] !== batch || result.dims[1] !== width) {
+          throw new InputError(
+            file,
+            `output ${output} came back with shape [${result.dims.join(', ')}] for a batch of ${batch}; expected [${batch}, ${width}].`,
+          );
         }
         out.set(asFloat32(result).subarray(0, count * width), start * width);
       }

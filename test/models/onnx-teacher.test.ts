@@ -490,3 +490,46 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
     expect(Buffer.from(probe).toString('base64')).toBe(PROBE_MODEL_BASE64);
   });
 });
+
+describe.skipIf(withoutOnnxRuntime)('inputs filled by teacherInputFill, sized by memory', () => {
+  /** The small teacher with a second input, `extra`, of `shape` and `elemType`, that teacherInputFill fills. */
+  async function withExtraInput(name: string, shape: Array<number | string>, elemType: number = DataType.FLOAT): Promise<string> {
+    const spec = mlpSpec([small], { softmax: false, input: 'features', output: 'logits' });
+    spec.inputs.push({ name: 'extra', elemType, shape });
+    return written(name, writeModel(spec));
+  }
+
+  it('refuses a filled input that would take gigabytes a call, naming it, its shape and its size, before allocating it', async () => {
+    const fixed = await withExtraInput('huge-fixed.onnx', [1, 3_000_000_000], DataType.INT64);
+    const error = await loadError(fixed, [4], { input: 'features', inputFill: { extra: 1 } });
+    expect(error.message).toBe(
+      'teacherInputFill.extra: filling input extra (int64 [1, 3000000000]) takes a tensor of [1, 3000000000], 22.4 GiB for one row, more than the 1.0 GiB distill-gate fills a call. ' +
+        'Export the teacher with that input smaller, or with its large dimensions free and shared by name with the data input (features).',
+    );
+    // A dimension that grows with the batch counts for one row: 4 GB of float32 a row is refused too.
+    const perRow = await withExtraInput('huge-row.onnx', ['batch', 1_000_000_000]);
+    expect((await loadError(perRow, [4], { input: 'features', inputFill: { extra: 0 } })).message).toMatch(
+      /^teacherInputFill\.extra: filling input extra \(float32 \[batch, 1000000000\]\) takes a tensor of \[1, 1000000000\], 3\.7 GiB for one row/,
+    );
+  });
+
+  it('splits a batch into calls whose filled inputs stay within the budget, with the logits of one call', async () => {
+    const file = await withExtraInput('wide-fill.onnx', ['batch', 1000]);
+    const plain = await loadOnnxTeacher(tf, await written('plain-fill.onnx', writeModel(mlpSpec([small], { softmax: false }))), {}, context([4]));
+    // 4,000 bytes a row against a 16,000-byte budget: 4 rows a call.
+    const teacher = await loadOnnxTeacher(
+      tf,
+      file,
+      { input: 'features', inputFill: { extra: 1 } },
+      { ...context([4]), fillBytes: { budget: 16_000, limit: 2 ** 20 } },
+    );
+    try {
+      expect(teacher.feed.maxRows).toBe(4);
+      expect(teacher.notes).toContain('inputs filled by teacherInputFill take 3.9 KiB a row: at most 4 rows a call');
+      expect(Array.from(await predictLogits(tf, teacher, rows4, 10, 10))).toEqual(Array.from(await predictLogits(tf, plain, rows4, 10)));
+    } finally {
+      teacher.dispose();
+      plain.dispose();
+    }
+  });
+});
