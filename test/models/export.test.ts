@@ -120,7 +120,7 @@ describe('weights that do not fit the shipped format', () => {
       "export.quantize float16: 2 weight values in dense/kernel (2) did not fit and were clipped to float16's largest value, ±65,504 (beyond it they would ship as Infinity and the student would output NaN).",
     );
     const reported: ClippedWeight[][] = [];
-    const artifacts = { modelTopology: {}, weightSpecs: [spec('dense/kernel', 5)], weightData: bytesOf(values).buffer };
+    const artifacts = { modelTopology: {}, weightSpecs: [spec('dense/kernel', 5)], weightData: bytesOf(values).buffer as ArrayBuffer };
     exportArtifacts(artifacts, { quantize: 'float16', output: 'logits' }, 'logits', (c) => reported.push(c));
     expect(reported).toEqual([clipped]);
   });
