@@ -2,16 +2,17 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { loadConfig, withOverrides } from '../config/load.js';
 import { BACKENDS, type BackendName } from '../config/schema.js';
 import { ExitCode, InputError, isInputError } from '../errors.js';
-import { runPipeline } from '../pipeline.js';
+import { runPipeline, type RunResult } from '../pipeline.js';
 import { readReport } from '../report/report.js';
 import { historyTable, readHistory } from '../report/history.js';
-import { mergeReports, parseExpected, readReports } from '../report/merge.js';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mergeReports, parseExpected, readReports, writeMergedMarkdown } from '../report/merge.js';
 import path from 'node:path';
 import { compareReports } from '../report/compare.js';
 import { doctor } from '../backend/doctor.js';
 import { MAX_BUDGET_MINUTES, parseBudgetMinutes, withRunClock } from '../run-control.js';
 import { fileExists } from '../models/artifacts.js';
+import { announceSignals, endedAlso, RunCancelled, unlessForced } from './cancel.js';
+import { findLaunchers, launcherEndedReason, watchLaunchers } from './launchers.js';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -23,14 +24,32 @@ const defaultIo: CliIo = {
   stderr: (text) => process.stderr.write(text),
 };
 
+export interface CliOptions {
+  /**
+   * Watch the processes that started the CLI (npm's `sh -c`, npm, and under the Actions runner
+   * the step's shell) and end a run with its report when one of them ends: the runner's signals
+   * reach only the step's own process (see launchers.ts). The bin turns it on; tests that call
+   * main in-process leave it off.
+   */
+  watchLaunchers?: boolean;
+}
+
 function parseMinutes(value: string): number {
   const minutes = parseBudgetMinutes(value);
-  if (minutes === undefined) throw new InvalidArgumentError(`give the budget in minutes, a number above 0 and at most ${MAX_BUDGET_MINUTES} (e.g. 30 or 0.5).`);
+  if (minutes === undefined)
+    throw new InvalidArgumentError(`give the budget in plain decimal minutes, above 0 and at most ${MAX_BUDGET_MINUTES} (e.g. 30 or 0.5).`);
   return minutes;
 }
 
+/** `history -n`: a whole number of runs from 1, written plainly (not `abc`, `-5`, `0x10` or `2.5`). */
+function parseRuns(value: string): number {
+  const runs = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(runs) || runs < 1) throw new InvalidArgumentError('give a whole number of runs from 1 (e.g. 10).');
+  return runs;
+}
+
 /** Runs the CLI and resolves to its exit code; never calls process.exit (tests call it). */
-export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+export async function main(argv: string[], io: CliIo = defaultIo, options: CliOptions = {}): Promise<number> {
   let exitCode: number = ExitCode.pass;
   const program = new Command('distill-gate')
     .description('Distil a teacher into a student with TensorFlow.js, measure both, and gate the result.')
@@ -38,7 +57,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError('(run distill-gate --help for usage)');
 
-  for (const add of [addRun, addCompare, addMerge, addHistory, addDoctor]) add(program, io, (code) => (exitCode = code));
+  for (const add of [addRun, addCompare, addMerge, addHistory, addDoctor]) add(program, io, (code) => (exitCode = code), options);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -51,6 +70,10 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       io.stderr(`distill-gate: error: ${error.message}\n`);
       return ExitCode.badInput;
     }
+    if (error instanceof RunCancelled) {
+      io.stderr(`distill-gate: cancelled: ${error.message}\n`);
+      return ExitCode.gateFailed;
+    }
     io.stderr(
       `distill-gate: internal error (a bug in distill-gate, please report it with this output):\n${error instanceof Error ? error.stack : String(error)}\n`,
     );
@@ -59,7 +82,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
 }
 
 /** `run`: distil, measure, judge and write; exit 0 on pass, 1 on a failing gate. */
-function addRun(program: Command, io: CliIo, done: (code: number) => void): void {
+function addRun(program: Command, io: CliIo, done: (code: number) => void, cli: CliOptions): void {
   program
     .command('run')
     .description('distil, measure, check gates and write report.json, report.md and student/')
@@ -81,36 +104,63 @@ function addRun(program: Command, io: CliIo, done: (code: number) => void): void
     )
     .option('--require-gpu', 'fail (incomplete, before the teacher runs) when no GPU backend loads, instead of running on CPU')
     .option('-q, --quiet', 'no progress on stderr and no report on stdout')
-    .action(
-      async (options: {
-        config: string;
-        out: string;
-        backend?: BackendName;
-        baseline?: string;
-        cacheDir?: string;
-        baseTeacher?: string;
-        budget?: number;
-        quiet?: boolean;
-        requireGpu?: boolean;
-      }) => {
-        const config = withOverrides(await loadConfig(options.config), { backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir });
+    .action(async (options: RunFlags) => {
+      const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
+      const result = await runUnderClock(options, log, cli);
+      if (!options.quiet || result.writeError) io.stdout(result.markdown);
+      // The report was printed above, so nothing is lost when the disk refused it.
+      if (result.writeError) throw result.writeError;
+      log(`report: ${result.reportPath}\nstudent: ${result.studentPath}\nverdict: ${result.report.verdict}`);
+      done(result.report.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed);
+    });
+}
+
+interface RunFlags {
+  config: string;
+  out: string;
+  backend?: BackendName;
+  baseline?: string;
+  cacheDir?: string;
+  baseTeacher?: string;
+  budget?: number;
+  quiet?: boolean;
+  requireGpu?: boolean;
+}
+
+/**
+ * `run`'s work under the run clock. Ctrl-C or a cancelled CI job (SIGINT, SIGTERM) stops
+ * training, still measures and writes the report; a second signal, or the budget's end, writes the
+ * report of what exists at once. The handlers are in place before anything is read: a cancel while
+ * the config or the data load still ends in a report, or, before there is a config, in a clean
+ * exit saying why. With `watchLaunchers`, the end of the process that started the CLI (the step's
+ * shell, npm: the runner's SIGTERM, which never reached us) ends the run at once, as a second
+ * signal does.
+ */
+async function runUnderClock(options: RunFlags, log: (line: string) => void, cli: CliOptions): Promise<RunResult> {
+  const silence = announceSignals(log);
+  const launcherEnded = new AbortController();
+  const unwatch = watchLaunchers(cli.watchLaunchers ? findLaunchers(process.env) : [], (launcher) => {
+    log(`cancel: ${launcherEndedReason(launcher)}; writing the report of what exists now`);
+    launcherEnded.abort(new Error(launcherEndedReason(launcher)));
+  });
+  try {
+    return await withRunClock(
+      async (runClock) => {
+        const clock = endedAlso(runClock, launcherEnded.signal);
+        const loaded = await unlessForced(loadConfig(options.config), clock.force, `reading the config ${options.config}`);
+        const config = withOverrides(loaded, { backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir });
         // A path given by hand that is not there is a typo: exit 2 naming the flag, not a skipped comparison.
         if (options.baseTeacher && !(await fileExists(options.baseTeacher)))
           throw new InputError('--base-teacher', `${options.baseTeacher} does not exist; give the base branch's teacher model.json (or ONNX file).`);
         const baseTeacher = options.baseTeacher ? { path: path.resolve(options.baseTeacher), source: `--base-teacher ${options.baseTeacher}` } : undefined;
-        const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
-        // Ctrl-C or a cancelled CI job (SIGINT, SIGTERM): stop training, still measure and write the
-        // report; a second signal, or the budget's end, writes the report of what exists at once.
-        const result = await withRunClock((clock) => runPipeline(config, { outDir: options.out, clock, log, baseTeacher, requireGpu: options.requireGpu }), {
-          budgetMinutes: options.budget,
-        });
-        if (!options.quiet || result.writeError) io.stdout(result.markdown);
-        // The report was printed above, so nothing is lost when the disk refused it.
-        if (result.writeError) throw result.writeError;
-        log(`report: ${result.reportPath}\nstudent: ${result.studentPath}\nverdict: ${result.report.verdict}`);
-        done(result.report.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed);
+        return runPipeline(config, { outDir: options.out, clock, log, baseTeacher, requireGpu: options.requireGpu });
       },
+      { budgetMinutes: options.budget },
     );
+  } finally {
+    unwatch();
+    silence();
+  }
 }
 
 /** `compare`: re-judge a report against a baseline report, nothing run. */
@@ -147,10 +197,7 @@ function addMerge(program: Command, io: CliIo, done: (code: number) => void): vo
       if (!expected) io.stderr('distill-gate: note: without --expect, a matrix leg that wrote no report.json goes unnoticed.\n');
       const merged = mergeReports(await readReports(patterns, process.cwd(), expected), expected);
       io.stdout(merged.markdown);
-      if (options.out) {
-        await mkdir(options.out, { recursive: true });
-        await writeFile(path.join(options.out, 'report.md'), merged.markdown);
-      }
+      if (options.out) await writeMergedMarkdown(options.out, merged.markdown);
       done(merged.verdict === 'pass' ? ExitCode.pass : ExitCode.gateFailed);
     });
 }
@@ -161,7 +208,7 @@ function addHistory(program: Command, io: CliIo): void {
     .command('history')
     .description('print the last runs of a baseline store history file as a table')
     .argument('<history.json>', 'e.g. from `git show distill-gate-data:distill-gate/<config>/<branch>/history.json`')
-    .option('-n, --last <runs>', 'how many of the latest runs', (v) => Number.parseInt(v, 10), 30)
+    .option('-n, --last <runs>', 'how many of the latest runs', parseRuns, 30)
     .action(async (file: string, options: { last: number }) => {
       io.stdout(historyTable(await readHistory(file), options.last));
     });

@@ -6,6 +6,7 @@ import { escapeMarkdown as esc } from './escape.js';
 import { formatCompact, HEADLINE_METRICS, worstOf } from '../measure/metrics.js';
 import { renderMarkdown } from './markdown.js';
 import { readReport, type Report } from './report.js';
+import { outputFolder, writeOutputFile } from '../stages/write.js';
 
 export interface MergedReport {
   verdict: 'pass' | 'fail';
@@ -156,4 +157,25 @@ export function mergedAsReport(merged: MergedReport): Report {
       ]),
     ),
   };
+}
+
+/**
+ * Writes the merged report.md into `outDir` (`merge --out`, the action's merge-mode output-dir),
+ * making the folder when missing. A file where the folder should be, or report.md as a symbolic
+ * link, is an InputError naming the path; any other failure names the folder and its cause.
+ * Returns the file written.
+ */
+export async function writeMergedMarkdown(outDir: string, markdown: string): Promise<string> {
+  const file = path.join(outDir, 'report.md');
+  try {
+    await outputFolder(outDir);
+    await writeOutputFile(file, markdown);
+    return file;
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    throw new InputError(
+      outDir,
+      `cannot write the merged report.md there (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); choose a writable folder.`,
+    );
+  }
 }

@@ -1,6 +1,7 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { readModelArtifacts } from '../../src/models/artifacts.js';
 import type { Report } from '../../src/report/report.js';
 import { captureIo, EXAMPLE, exampleWorkspace, quickConfig, slowTeacherWorkspace } from '../helpers.js';
 import { withoutOnnxRuntime } from '../onnx-runtime.js';
+import { sampleReport } from '../sample-report.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -365,5 +367,166 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(capture.stderr()).toMatch(/unknown option '--bogus'/);
     expect(await main(['run', '--backend', 'gpu'], capture.io)).toBe(2);
     expect(capture.stderr()).toMatch(/Allowed choices are auto, tensorflow-gpu, webgpu, tensorflow, wasm, cpu/);
+  });
+});
+
+describe('distill-gate refuses bad flags and output paths with exit 2 naming them', () => {
+  it('history -n takes a whole number of runs from 1', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-history-'));
+    const file = path.join(dir, 'history.json');
+    await writeFile(file, '[]');
+    for (const runs of ['abc', '-5', '0', '2.5', '0x10', '']) {
+      const capture = captureIo();
+      expect(await main(['history', file, '-n', runs], capture.io), runs).toBe(2);
+      expect(capture.stderr()).toMatch(/option '-n, --last <runs>' argument '.*' is invalid\. give a whole number of runs from 1/);
+      expect(capture.stdout()).toBe('');
+    }
+    const capture = captureIo();
+    expect(await main(['history', file, '-n', '5'], capture.io)).toBe(0);
+  });
+
+  it('--budget takes plain decimal minutes: 0x10 or 1e3 is refused, not read as 16 or 1000', async () => {
+    for (const budget of ['0x10', '1e3', '0b1']) {
+      const capture = captureIo();
+      expect(await main(['run', '--config', 'nowhere.yml', '--budget', budget], capture.io), budget).toBe(2);
+      expect(capture.stderr()).toMatch(/option '--budget <minutes>' argument '.*' is invalid\. give the budget in plain decimal minutes/);
+    }
+  });
+
+  it('run --out naming a file: exit 2 saying it is a file, the report still on stdout', async () => {
+    const dir = await exampleWorkspace(quickConfig());
+    const file = path.join(dir, 'out');
+    await writeFile(file, 'not a folder');
+    const capture = captureIo();
+    const code = await main(['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', file, '--quiet'], capture.io);
+    expect(code).toBe(2);
+    expect(capture.stderr()).toBe(
+      `distill-gate: error: ${file}: is a file, not a folder: name a folder for the output (it is made when missing), or remove the file.\n`,
+    );
+    expect(capture.stdout()).toContain('## ✅ distill-gate: pass');
+    expect(await readFile(file, 'utf8')).toBe('not a folder');
+  });
+
+  it('never writes through a symbolic link in the output folder: a linked student/ or report.json is refused, links inside student/ are replaced', async () => {
+    const dir = await exampleWorkspace(quickConfig());
+    const out = path.join(dir, 'out');
+    const elsewhere = path.join(dir, 'elsewhere');
+    await mkdir(elsewhere);
+    await mkdir(out);
+    await symlink(elsewhere, path.join(out, 'student'));
+    const linked = await runCli(dir, '--quiet');
+    expect(linked.code).toBe(2);
+    expect(linked.stderr).toContain(`${path.join(out, 'student')}: is a symbolic link; distill-gate never writes through a link in its output folder`);
+    expect(await readdir(elsewhere)).toEqual([]);
+    // The report was written before the student.
+    expect((await reportOf(out)).verdict).toBe('pass');
+
+    // A real student/ whose files link elsewhere (as a checkout can hold): a fresh student takes its place.
+    await rm(path.join(out, 'student'));
+    await mkdir(path.join(out, 'student'));
+    const kept = path.join(elsewhere, 'kept.json');
+    await writeFile(kept, 'keep me');
+    await symlink(kept, path.join(out, 'student/model.json'));
+    await symlink(path.join(elsewhere, 'shard.bin'), path.join(out, 'student/group1-shard1of1.bin'));
+    const replaced = await runCli(dir, '--quiet');
+    expect(replaced.code).toBe(0);
+    expect(await readFile(kept, 'utf8')).toBe('keep me');
+    expect(await readdir(elsewhere)).toEqual(['kept.json']);
+    expect((await lstat(path.join(out, 'student/model.json'))).isSymbolicLink()).toBe(false);
+    expect((await readdir(out)).sort()).toEqual(['report.json', 'report.md', 'student']);
+    const student = await readModelArtifacts(path.join(out, 'student/model.json'));
+    expect(student.weightBytes).toBe((await reportOf(out)).metrics['size.studentBytes']);
+
+    await rm(path.join(out, 'report.json'));
+    await symlink(kept, path.join(out, 'report.json'));
+    const report = await runCli(dir, '--quiet');
+    expect(report.code).toBe(2);
+    expect(report.stderr).toContain(`${path.join(out, 'report.json')}: is a symbolic link; distill-gate never writes through a link`);
+    expect(await readFile(kept, 'utf8')).toBe('keep me');
+  });
+
+  it('merge --out naming a file, or with report.md a symbolic link: exit 2 naming it, nothing written through', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-merge-out-'));
+    await mkdir(path.join(dir, 'reports/a'), { recursive: true });
+    await writeFile(path.join(dir, 'reports/a/report.json'), JSON.stringify(sampleReport()));
+    const file = path.join(dir, 'merged');
+    await writeFile(file, 'not a folder');
+    const capture = captureIo();
+    expect(await main(['merge', path.join(dir, 'reports/*/report.json'), '--expect', '1', '--out', file], capture.io)).toBe(2);
+    expect(capture.stderr()).toContain(`distill-gate: error: ${file}: is a file, not a folder`);
+    expect(capture.stderr()).not.toMatch(/internal error/);
+
+    const out = path.join(dir, 'out');
+    await mkdir(out);
+    const kept = path.join(dir, 'kept.md');
+    await writeFile(kept, 'keep me');
+    await symlink(kept, path.join(out, 'report.md'));
+    const linked = captureIo();
+    expect(await main(['merge', path.join(dir, 'reports/*/report.json'), '--expect', '1', '--out', out], linked.io)).toBe(2);
+    expect(linked.stderr()).toContain(`${path.join(out, 'report.md')}: is a symbolic link`);
+    expect(await readFile(kept, 'utf8')).toBe('keep me');
+
+    const fine = captureIo();
+    expect(await main(['merge', path.join(dir, 'reports/*/report.json'), '--expect', '1', '--out', path.join(dir, 'new/merged')], fine.io)).toBe(0);
+    expect(await readFile(path.join(dir, 'new/merged/report.md'), 'utf8')).toBe(fine.stdout());
+  });
+});
+
+describe.skipIf(process.platform === 'win32')('a cancel while the config is still being read', () => {
+  /** The CLI reading its config from a FIFO, so that it waits there until the test writes the config. */
+  async function readingConfig() {
+    const dir = await exampleWorkspace();
+    const fifo = path.join(dir, 'distill-gate.yml');
+    await rm(fifo);
+    execFileSync('mkfifo', [fifo]);
+    const out = path.join(dir, 'out');
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/index.ts'), 'run', '--config', fifo, '--out', out], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+    // Opening the FIFO to write returns once the CLI has opened it to read the config.
+    const writer = await open(fifo, 'w');
+    /** Resolves when stderr matches, or the CLI has exited. */
+    const said = (pattern: RegExp) =>
+      new Promise<void>((resolve) => {
+        const check = () => pattern.test(stderr) && resolve();
+        child.stderr.on('data', check);
+        void exit.then(() => resolve());
+        check();
+      });
+    return { child, out, writer, exit, said, stderr: () => stderr };
+  }
+
+  it('a first signal then the config: the run starts stopped and still writes its cut-short report, exit 1', async () => {
+    const run = await readingConfig();
+    run.child.kill('SIGINT');
+    await run.said(/cancel: received SIGINT/);
+    await run.writer.writeFile(quickConfig());
+    await run.writer.close();
+    expect(await run.exit).toEqual({ code: 1, signal: null });
+    const report = await reportOf(run.out);
+    expect([report.status, report.verdict, report.training.epochs]).toEqual(['incomplete', 'fail', 0]);
+    expect(report.reasons.join(' ')).toMatch(/received SIGINT/);
+  });
+
+  it('a second signal before the config arrives: a clean exit 1 saying why, no stack', async () => {
+    const run = await readingConfig();
+    run.child.kill('SIGINT');
+    await run.said(/cancel: received SIGINT/);
+    run.child.kill('SIGTERM');
+    await run.said(/distill-gate: cancelled:/);
+    // Node's exit waits for the read it left blocked on the FIFO (as it would on a hung mount,
+    // until the runner's SIGKILL): end that read.
+    await run.writer.close();
+    expect(await run.exit).toEqual({ code: 1, signal: null });
+    expect(run.stderr()).toMatch(
+      /distill-gate: cancelled: while reading the config .*distill-gate\.yml \(received SIGTERM again, while the run was finishing\): nothing was run and no report was written\n$/,
+    );
+    expect(existsSync(run.out)).toBe(false);
   });
 });
