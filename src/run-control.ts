@@ -162,3 +162,27 @@ export function parseBudgetMinutes(text: string): number | undefined {
   const minutes = Number(plain);
   return minutes > 0 && minutes <= MAX_BUDGET_MINUTES ? minutes : undefined;
 }
+
+/**
+ * Waits for `work` until the run is stopped (`signal`: a cancel or the budget) or `timeoutMs` has
+ * passed, whichever comes first; then rejects saying which, and `work` is abandoned (the process
+ * exits once the report is published). For calls that cannot take a signal themselves: every
+ * call the job makes that can hang runs under the clock, so a hang ends in a report, never in the
+ * runner's SIGKILL with nothing written.
+ */
+export async function underClock<T>(work: Promise<T>, signal: AbortSignal, timeoutMs: number, doing: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort = () => {};
+  const stopped = new Promise<never>((_, reject) => {
+    const stop = (why: string) => reject(new Error(`${doing} ${why}`));
+    if (signal.aborted) return stop(`was stopped: ${abortReason(signal)}`);
+    signal.addEventListener('abort', (onAbort = () => stop(`was stopped: ${abortReason(signal)}`)), { once: true });
+    timer = setTimeout(() => stop(`took longer than ${Math.round(timeoutMs / 1000)} s`), timeoutMs);
+  });
+  try {
+    return await Promise.race([work, stopped]);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,12 +1,9 @@
-import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, realpath } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { InputError } from '../errors.js';
 import { fileExists } from '../models/artifacts.js';
 import type { BaseTeacher } from '../stages/measure.js';
+import { ensureCommit, firstLine, isCommitId, runGit, type Git } from './git.js';
 
 /**
  * The base branch's teacher of a pull request, from the git history of the checked-out
@@ -26,18 +23,17 @@ import type { BaseTeacher } from '../stages/measure.js';
  */
 export async function baseTeacherForRun(
   input: string | undefined,
-  baseSha: string | undefined,
-  teacherPath: string,
-  log: (line: string) => void,
+  request: Omit<BaseTeacherRequest, 'baseSha'> & { baseSha: string | undefined },
 ): Promise<BaseTeacher | undefined> {
   if (input) {
     if (!(await fileExists(input)))
       throw new InputError('base-teacher', `${input} does not exist; give the base branch's teacher model.json (or ONNX file), or leave the input empty.`);
     return { path: input, source: 'the base-teacher input' };
   }
+  const { baseSha } = request;
   if (!baseSha) return undefined;
-  const found = await baseTeacherFromGit({ baseSha, teacherPath, log });
-  if ('unavailable' in found) log(`teacher diff: ${found.unavailable}`);
+  const found = await baseTeacherFromGit({ ...request, baseSha });
+  if ('unavailable' in found) request.log(`teacher diff: ${found.unavailable}`);
   return found;
 }
 
@@ -47,17 +43,22 @@ export interface BaseTeacherRequest {
   /** The head teacher's absolute path, inside the checked-out repository. */
   teacherPath: string;
   log: (line: string) => void;
-  /** Seam for tests: runs git with these arguments in `cwd`, its stdout to `stdoutFile` when given. */
-  git?: (args: string[], cwd: string, stdoutFile?: string) => Promise<string>;
+  /** Where the base teacher's files are written: a folder of the run's own, which the action removes when the run ends. */
+  workDir: string;
+  /** The run's stop signal: a cancel or the budget's end kills git, and the comparison is left out saying so. */
+  signal?: AbortSignal;
+  /** Seam for tests. */
+  git?: Git;
 }
 
-export async function baseTeacherFromGit({ baseSha, teacherPath, log, git = runGit }: BaseTeacherRequest): Promise<BaseTeacher> {
+export async function baseTeacherFromGit({ baseSha, teacherPath, log, workDir, signal, git = runGit }: BaseTeacherRequest): Promise<BaseTeacher> {
   const short = baseSha.slice(0, 12);
-  if (!/^[0-9a-f]{40}$/i.test(baseSha)) return { unavailable: `the base commit "${short}" is not a commit id` };
+  if (!isCommitId(baseSha)) return { unavailable: `the base commit "${short}" is not a commit id` };
   const teacherDir = path.dirname(teacherPath);
+  const options = { signal };
   let root: string;
   try {
-    root = (await git(['rev-parse', '--show-toplevel'], teacherDir)).trim();
+    root = (await git(['rev-parse', '--show-toplevel'], teacherDir, options)).trim();
   } catch (error) {
     return { unavailable: `the teacher's folder is not in a git checkout (${firstLine(error)})` };
   }
@@ -69,20 +70,17 @@ export async function baseTeacherFromGit({ baseSha, teacherPath, log, git = runG
   if (relative.startsWith('..')) return { unavailable: 'the teacher lies outside the checked-out repository' };
   const source = `git: ${relative} at ${short} (the base of the pull request)`;
   try {
-    await git(['cat-file', '-e', `${baseSha}^{commit}`], root);
-  } catch {
-    log(`teacher diff: fetching the base commit ${short}`);
-    try {
-      await git(['fetch', '--depth=1', '--no-tags', 'origin', baseSha], root);
-    } catch (error) {
-      return { unavailable: `the base commit ${short} could not be fetched (${firstLine(error)})`, source };
-    }
+    if (await ensureCommit(root, baseSha, git, options)) log(`teacher diff: fetched the base commit ${short}`);
+  } catch (error) {
+    return { unavailable: `the base commit ${short} could not be fetched (${firstLine(error)})`, source };
   }
-  const out = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-base-teacher-'));
+  const out = path.join(workDir, 'base-teacher');
+  await mkdir(out, { recursive: true });
   const target = path.join(out, path.basename(relative));
   try {
-    await git(['show', `${baseSha}:${relative}`], root, target);
-  } catch {
+    await git(['show', `${baseSha}:${relative}`], root, { ...options, stdoutFile: target });
+  } catch (error) {
+    if (signal?.aborted) return { unavailable: `reading the base teacher was stopped (${firstLine(error)})`, source };
     return { unavailable: `the teacher ${relative} does not exist at the base commit ${short}`, source };
   }
   // A model.json lists its weight shards; an ONNX file (binary, not JSON) is the whole teacher.
@@ -95,8 +93,9 @@ export async function baseTeacherFromGit({ baseSha, teacherPath, log, git = runG
     const file = path.join(out, ...shard.split('/'));
     await mkdir(path.dirname(file), { recursive: true });
     try {
-      await git(['show', `${baseSha}:${inFolder}`], root, file);
-    } catch {
+      await git(['show', `${baseSha}:${inFolder}`], root, { ...options, stdoutFile: file });
+    } catch (error) {
+      if (signal?.aborted) return { unavailable: `reading the base teacher was stopped (${firstLine(error)})`, source };
       return { unavailable: `the base teacher's weight shard ${inFolder} is missing at ${short}`, source };
     }
   }
@@ -113,27 +112,4 @@ async function shardPaths(file: string): Promise<string[]> {
   }
   const paths = (json.weightsManifest ?? []).flatMap((group) => (Array.isArray(group.paths) ? group.paths : []));
   return paths.filter((p): p is string => typeof p === 'string');
-}
-
-function firstLine(error: unknown): string {
-  return String((error as Error).message ?? error)
-    .split('\n')
-    .find((line) => line.trim())!
-    .trim();
-}
-
-/** git with its stdout streamed to a file (a shard can be hundreds of MB) or collected; a non-zero exit rejects with its stderr. */
-function runGit(args: string[], cwd: string, stdoutFile?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('git', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
-    let stdout = '';
-    let stderr = '';
-    const written = stdoutFile ? pipeline(child.stdout, createWriteStream(stdoutFile)) : Promise.resolve();
-    if (!stdoutFile) child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      written.then(() => (code === 0 ? resolve(stdout) : reject(new Error(stderr.trim() || `git ${args[0]} exited with ${code}`))), reject);
-    });
-  });
 }

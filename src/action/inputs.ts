@@ -7,7 +7,7 @@ import { parseExpected, type ExpectedLegs } from '../report/merge.js';
 import { MAX_BUDGET_MINUTES, parseBudgetMinutes } from '../run-control.js';
 import type { GitHub, EventContext } from './github/index.js';
 
-export const MODES = ['run', 'report', 'merge'] as const;
+export const MODES = ['run', 'report', 'merge', 'changes'] as const;
 export type Mode = (typeof MODES)[number];
 
 /** The action's inputs (action.yml), validated, with every path resolved against working-directory. */
@@ -38,7 +38,14 @@ export interface ActionInputs {
   baseTeacher?: string;
   /** Fail the run (before training) when it resolves no GPU backend: a GPU runner whose GPU installs failed. */
   requireGpu: boolean;
+  /** The commit status that carries the verdict on the PR's head commit; '' turns it off. */
+  statusName: string;
+  /** Globs (repository-relative) of the files whose change the gate looks at; `auto` stands for those the config names. */
+  paths: string[];
 }
+
+/** The words that turn an optional feature's input off. */
+const OFF = ['false', 'off', 'none'];
 
 /** The config's default place: the repository root, so that its paths (relative to it) are the repository's. */
 export const DEFAULT_CONFIG = 'distill-gate.yml';
@@ -79,13 +86,13 @@ export function readInputs(): ActionInputs {
     issueOnFailure: booleanInput('issue-on-failure', false),
     issueLabel: core.getInput('issue-label') || 'distill-gate',
     budgetMinutes: budgetInput(),
-    baselineBranch: ['false', 'off', 'none'].includes(core.getInput('baseline-branch').toLowerCase())
-      ? ''
-      : core.getInput('baseline-branch') || 'distill-gate-data',
+    baselineBranch: OFF.includes(core.getInput('baseline-branch').toLowerCase()) ? '' : core.getInput('baseline-branch') || 'distill-gate-data',
     acceptLabel: core.getInput('accept-label') || 'distill-gate:accept-regression',
     cacheDir: optionalPath('cache-dir'),
     baseTeacher: optionalPath('base-teacher'),
     requireGpu: requireGpuInput(backend),
+    statusName: OFF.includes(core.getInput('status-name').toLowerCase()) ? '' : core.getInput('status-name') || 'distill-gate',
+    paths: pathsInput(),
   };
 }
 
@@ -107,6 +114,17 @@ function configInput(workingDirectory: string, mode: Mode): string {
   return LEGACY_DEFAULT_CONFIG;
 }
 
+/** The paths input: globs one per line (or space-separated); empty means `auto`. A negated glob is refused: list what counts instead. */
+function pathsInput(): string[] {
+  const globs = core
+    .getMultilineInput('paths')
+    .flatMap((line) => line.split(/\s+/))
+    .filter(Boolean);
+  const negated = globs.find((glob) => glob.startsWith('!'));
+  if (negated) throw new InputError('input paths', `"${negated}" is a negated glob; list the files that count (e.g. auto, models/**, src/train/**) instead.`);
+  return globs.length > 0 ? globs : ['auto'];
+}
+
 function requireGpuInput(backend: BackendName): boolean {
   const requireGpu = booleanInput('require-gpu', false);
   if (requireGpu && backend !== 'auto' && !GPU_BACKENDS.includes(backend))
@@ -119,7 +137,7 @@ function requireGpuInput(backend: BackendName): boolean {
 
 function modeInput(): Mode {
   const mode = core.getInput('mode') || 'run';
-  if (!(MODES as readonly string[]).includes(mode)) throw new InputError('input mode', `"${mode}" is not a mode; use run, report or merge.`);
+  if (!(MODES as readonly string[]).includes(mode)) throw new InputError('input mode', `"${mode}" is not a mode; use run, report, merge or changes.`);
   return mode as Mode;
 }
 

@@ -1,11 +1,11 @@
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
 import type { RunResult } from '../report/report.js';
+import { underClock } from '../run-control.js';
 import {
   branchOf,
   explainFailure,
+  GITHUB_CALL_DEADLINE_MS,
   STORING_EVENTS,
   whyNotKept,
   type EventContext,
@@ -30,6 +30,7 @@ export async function planStore(
   github: GitHub,
   inputs: Pick<ActionInputs, 'baselineBranch' | 'commentKey'>,
   context: EventContext,
+  signal: AbortSignal,
 ): Promise<StorePlan | undefined> {
   if (!inputs.baselineBranch) return undefined;
   const base = { branch: inputs.baselineBranch, key: inputs.commentKey };
@@ -38,7 +39,7 @@ export async function planStore(
   const branch = branchOf(context.ref ?? '');
   if (!branch || !STORING_EVENTS.includes(context.eventName)) return undefined;
   try {
-    const mainBranch = await github.defaultBranch();
+    const mainBranch = await underClock(github.defaultBranch(), signal, GITHUB_CALL_DEADLINE_MS, 'reading the default branch');
     return { location: { ...base, forBranch: branch }, write: branch === mainBranch };
   } catch (error) {
     core.warning(explainFailure('Finding the default branch for the baseline store', error));
@@ -46,12 +47,15 @@ export async function planStore(
   }
 }
 
-/** The stored baseline, downloaded outside the workspace so that its files never mix with the PR's. */
-export async function readBaseline(github: GitHub, plan: StorePlan): Promise<StoredBaseline | undefined> {
+/**
+ * The stored baseline, downloaded into `dir`, outside the workspace so that its files never mix
+ * with the PR's. Under the run's clock: a store that hangs leaves relative gates skipped, saying
+ * why, instead of holding the run past its cancel.
+ */
+export async function readBaseline(github: GitHub, plan: StorePlan, dir: string, signal: AbortSignal): Promise<StoredBaseline | undefined> {
   const { branch, forBranch } = plan.location;
   try {
-    const dir = await mkdtemp(path.join(process.env.RUNNER_TEMP ?? os.tmpdir(), 'distill-gate-baseline-'));
-    const stored = await github.readStoredBaseline(plan.location, dir);
+    const stored = await underClock(github.readStoredBaseline(plan.location, dir), signal, STORE_DEADLINE_MS, `reading the baseline store ${branch}`);
     if (stored?.notKept)
       core.warning(
         `distill-gate: the baseline store ${branch} holds a run for ${forBranch} that is not a baseline: ${stored.notKept} (recorded before distill-gate kept complete, passing runs only). Relative gates are skipped until such a run there records one.`,
@@ -64,6 +68,9 @@ export async function readBaseline(github: GitHub, plan: StorePlan): Promise<Sto
     return undefined;
   }
 }
+
+/** How long reading the store may take: a report, a history and a student of a few files, each retried. */
+export const STORE_DEADLINE_MS = 3 * GITHUB_CALL_DEADLINE_MS;
 
 /**
  * Records a run the plan says to record, unless its report never reached the disk or it is not

@@ -37,6 +37,8 @@ describe('readInputs', () => {
       acceptLabel: 'distill-gate:accept-regression',
       cacheDir: undefined,
       requireGpu: false,
+      statusName: 'distill-gate',
+      paths: ['auto'],
     });
   });
 
@@ -128,12 +130,23 @@ describe('readInputs', () => {
     expect(inputs.baselineBranch).toBe('');
   });
 
+  it('reads the status name (false turns it off) and the paths, one glob per line or space', () => {
+    toolkit.reset({ 'status-name': 'distill-gate / tiny', paths: 'auto models/**\nsrc/train/**' });
+    expect([readInputs().statusName, readInputs().paths]).toEqual(['distill-gate / tiny', ['auto', 'models/**', 'src/train/**']]);
+    toolkit.reset({ 'status-name': 'false' });
+    expect(readInputs().statusName).toBe('');
+  });
+
   it.each([
     [{ budget: '-3' }, 'input budget: "-3" is not a number of minutes above 0 and at most 35000 (e.g. 45).'],
     [{ budget: 'soon' }, 'input budget: "soon" is not a number of minutes above 0 and at most 35000 (e.g. 45).'],
     [{ budget: '40000' }, 'input budget: "40000" is not a number of minutes above 0 and at most 35000 (e.g. 45).'],
     [{ 'fail-on-gate': 'sometimes' }, 'input fail-on-gate: "sometimes" is not a boolean; use true or false.'],
-    [{ mode: 'train' }, 'input mode: "train" is not a mode; use run, report or merge.'],
+    [{ mode: 'train' }, 'input mode: "train" is not a mode; use run, report, merge or changes.'],
+    [
+      { paths: 'models/**\n!models/old/**' },
+      'input paths: "!models/old/**" is a negated glob; list the files that count (e.g. auto, models/**, src/train/**) instead.',
+    ],
     [{ expect: '-1' }, 'input expect: "-1" is not a number of reports; give a whole number from 1 (e.g. 2), or the legs\' names.'],
   ])('refuses %j', (inputs, message) => {
     toolkit.reset(inputs);

@@ -71,7 +71,7 @@ describe('run() with the toolkit mocked', () => {
 
   it.each([
     [{ backend: 'gpu' }, /input backend: "gpu" is not a backend; use one of auto, tensorflow-gpu/],
-    [{ mode: 'both' }, /input mode: "both" is not a mode; use run, report or merge/],
+    [{ mode: 'both' }, /input mode: "both" is not a mode; use run, report, merge or changes/],
     [{ mode: 'merge' }, /input reports: mode merge needs the report\.json files to merge/],
     [{ mode: 'merge', reports: '/nonexistent/*/report.json' }, /\/nonexistent\/\*\/report\.json: matches no report\.json files/],
     [{ comment: 'maybe' }, /input comment: "maybe" is not a boolean/],

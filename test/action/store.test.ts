@@ -6,6 +6,7 @@ import * as toolkit from './toolkit.js';
 vi.mock('@actions/core', () => import('./toolkit.js'));
 
 const { planStore, readBaseline, recordRun } = await import('../../src/action/store.js');
+const never = new AbortController().signal;
 
 const inputs = { baselineBranch: 'distill-gate-data', commentKey: '.github/distill-gate.yml' };
 const at = (forBranch: string) => ({ branch: 'distill-gate-data', key: '.github/distill-gate.yml', forBranch });
@@ -17,7 +18,9 @@ beforeEach(() => toolkit.reset());
 describe('planning the baseline store', () => {
   it("a PR reads its base branch's records and never writes", async () => {
     const github = toolkit.fakeGitHub();
-    expect(await planStore(github, inputs, event('pull_request', 'refs/pull/7/merge', { pull_request: { number: 7, base: { ref: 'release-2' } } }))).toEqual({
+    expect(
+      await planStore(github, inputs, event('pull_request', 'refs/pull/7/merge', { pull_request: { number: 7, base: { ref: 'release-2' } } }), never),
+    ).toEqual({
       location: at('release-2'),
       write: false,
     });
@@ -32,17 +35,17 @@ describe('planning the baseline store', () => {
     ['release', 'refs/tags/v1.2.0', undefined],
     ['workflow_run', 'refs/heads/main', undefined],
   ])('%s on %s', async (eventName, ref, plan) => {
-    expect(await planStore(toolkit.fakeGitHub(), inputs, event(eventName, ref))).toEqual(plan);
+    expect(await planStore(toolkit.fakeGitHub(), inputs, event(eventName, ref), never)).toEqual(plan);
   });
 
   it('no store when baseline-branch is off', async () => {
-    expect(await planStore(toolkit.fakeGitHub(), { ...inputs, baselineBranch: '' }, event('push', 'refs/heads/main'))).toBeUndefined();
+    expect(await planStore(toolkit.fakeGitHub(), { ...inputs, baselineBranch: '' }, event('push', 'refs/heads/main'), never)).toBeUndefined();
   });
 
   it('a default branch that cannot be read warns and leaves the store alone', async () => {
     const github = toolkit.fakeGitHub();
     github.defaultBranch.mockRejectedValue(refused(404));
-    expect(await planStore(github, inputs, event('schedule', 'refs/heads/main'))).toBeUndefined();
+    expect(await planStore(github, inputs, event('schedule', 'refs/heads/main'), never)).toBeUndefined();
     expect(toolkit.warnings()).toEqual([expect.stringMatching(/^Finding the default branch for the baseline store failed: HTTP 404/)]);
   });
 });
@@ -60,11 +63,11 @@ describe('reading and recording', () => {
   it('says what it found, and a store it cannot read is a warning that asks for contents: read', async () => {
     const github = toolkit.fakeGitHub();
     github.readStoredBaseline.mockResolvedValue({ reportPath: '/tmp/b/report.json', studentPath: '/tmp/b/student/model.json', history: [] });
-    expect((await readBaseline(github, plan))?.reportPath).toBe('/tmp/b/report.json');
+    expect((await readBaseline(github, plan, '/tmp/b', never))?.reportPath).toBe('/tmp/b/report.json');
     expect(toolkit.infos()).toEqual(['distill-gate: baseline from distill-gate-data for main, with its student']);
 
     github.readStoredBaseline.mockRejectedValue(refused(403));
-    expect(await readBaseline(github, plan)).toBeUndefined();
+    expect(await readBaseline(github, plan, '/tmp/b', never)).toBeUndefined();
     expect(toolkit.warnings()).toEqual([
       expect.stringMatching(/^Reading the baseline from branch distill-gate-data failed: HTTP 403 .*`permissions: contents: read`/),
     ]);
@@ -94,7 +97,7 @@ describe('reading and recording', () => {
   it('warns when the store holds a run that is no baseline (written before only passing runs were kept), and compares with nothing', async () => {
     const github = toolkit.fakeGitHub();
     github.readStoredBaseline.mockResolvedValue({ history: [], notKept: 'its latest run (commit abc123, 2026-01-01) failed' });
-    const stored = await readBaseline(github, plan);
+    const stored = await readBaseline(github, plan, '/tmp/b', never);
     expect(stored?.reportPath).toBeUndefined();
     expect(toolkit.warnings()).toEqual([
       'distill-gate: the baseline store distill-gate-data holds a run for main that is not a baseline: its latest run (commit abc123, 2026-01-01) failed (recorded before distill-gate kept complete, passing runs only). Relative gates are skipped until such a run there records one.',

@@ -83,10 +83,20 @@ export function fakeGitHub(): { [K in keyof GitHubFacade]: Mock<GitHubFacade[K]>
       id: 1,
       created: true,
       truncated: false,
+      notes: [],
+    })),
+    updateStickyComment: vi.fn<GitHubFacade['updateStickyComment']>(async () => ({
+      url: 'https://github.test/acme/models/pull/7#issuecomment-1',
+      id: 1,
+      created: false,
+      truncated: false,
+      notes: [],
     })),
     syncTrackingIssue: vi.fn<GitHubFacade['syncTrackingIssue']>(async () => ({ action: 'opened', url: 'https://github.test/acme/models/issues/3' })),
     findPullRequestBySha: vi.fn<GitHubFacade['findPullRequestBySha']>(async () => ({ number: 12, how: 'found by its head commit f0f0f0' })),
     pullRequestLabels: vi.fn<GitHubFacade['pullRequestLabels']>(async () => []),
     labelledBy: vi.fn<GitHubFacade['labelledBy']>(async () => '@alice'),
+    setCommitStatus: vi.fn<GitHubFacade['setCommitStatus']>(async () => {}),
+    pullRequestFiles: vi.fn<GitHubFacade['pullRequestFiles']>(async () => ({ files: ['models/teacher/model.json'], baseSha: 'b'.repeat(40), complete: true })),
   };
 }

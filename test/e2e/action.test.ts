@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RUNNER_GRACE_MS } from '../../src/run-control.js';
 import { exampleWorkspace, quickConfig, slowTeacherWorkspace } from '../helpers.js';
 import { FakeGitHub } from './github-server.js';
-import { EVENTS, runnerEnvironment } from './runner-env.js';
+import { EVENTS, parseOutputs, runnerEnvironment } from './runner-env.js';
 import { seededRandom } from '../../src/distill/random.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -61,14 +61,6 @@ async function runnerFor(event: string, inputs: Record<string, string>, workspac
   );
   const collect = async () => ({ outputs: parseOutputs(await readFile(outputFile, 'utf8')), summary: await readFile(summaryFile, 'utf8'), workspace: dir });
   return { dir, env, collect };
-}
-
-/** GITHUB_OUTPUT holds `name<<delimiter\nvalue\ndelimiter` blocks. */
-function parseOutputs(text: string): Record<string, string> {
-  const outputs: Record<string, string> = {};
-  const pattern = /^([^<\n]+)<<(\S+)\n([\s\S]*?)\n\2$/gm;
-  for (let m = pattern.exec(text); m; m = pattern.exec(text)) outputs[m[1]] = m[3];
-  return outputs;
 }
 
 const commentsOn = (pr: number) => api.comments.filter((c) => c.issue_number === pr);

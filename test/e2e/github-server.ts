@@ -47,6 +47,10 @@ export class FakeGitHub {
   labelEvents: Array<{ event: string; label: { name: string }; actor: { login: string } }> = [];
   /** The labels on each PR or issue now (GET /issues/{n}/labels), apart from the event payloads' copies. */
   labelsOn = new Map<number, string[]>();
+  /** Commit statuses in the order they were set: sha, context (the status name), state, description, target_url. */
+  statuses: Array<{ sha: string; context: string; state: string; description: string; target_url: string }> = [];
+  /** The files each PR changes (GET /pulls/{n}/files), and its base commit (GET /pulls/{n}). */
+  pullFiles = new Map<number, { files: string[]; baseSha: string }>();
   defaultBranch = 'main';
   private shaCounter = 0;
   requests: Array<{ method: string; path: string; authorization?: string }> = [];
@@ -229,6 +233,19 @@ export class FakeGitHub {
       if (!issue) return send(404, { message: 'Not Found' });
       Object.assign(issue, body.body !== undefined ? { body: body.body } : {}, body.state ? { state: body.state } : {});
       return send(200, issue);
+    }
+    if ((m = /^\/repos\/[^/]+\/[^/]+\/statuses\/([0-9a-f]+)$/i.exec(url.pathname)) && method === 'POST') {
+      const { context = 'default', state, description = '', target_url = '' } = body;
+      if (!['pending', 'success', 'failure', 'error'].includes(state)) return send(422, { message: `state ${state} is not valid` });
+      if (description.length > 140) return send(422, { message: 'description is too long (maximum is 140 characters)' });
+      this.statuses.push({ sha: m[1], context, state, description, target_url });
+      return send(201, { id: this.nextId++, state, context, description, target_url });
+    }
+    if ((m = /^\/repos\/[^/]+\/[^/]+\/pulls\/(\d+)(\/files)?$/.exec(url.pathname)) && method === 'GET') {
+      const pull = this.pullFiles.get(Number(m[1]));
+      if (!pull) return send(404, { message: 'Not Found' });
+      if (m[2]) return page(pull.files.map((filename) => ({ filename, status: 'modified' })));
+      return send(200, { number: Number(m[1]), base: { sha: pull.baseSha }, changed_files: pull.files.length });
     }
     if ((m = /^\/repos\/[^/]+\/[^/]+\/commits\/([^/]+)\/pulls$/.exec(url.pathname))) {
       return send(200, this.commitsListTheirPulls ? this.pulls.filter((p) => p.head.sha === m![1]) : []);

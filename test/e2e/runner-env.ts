@@ -39,3 +39,11 @@ export function runnerEnvironment(files: RunnerFiles, inputs: Record<string, str
     ...Object.fromEntries(Object.entries(inputs).map(([name, value]) => [`INPUT_${name.toUpperCase()}`, value])),
   };
 }
+
+/** GITHUB_OUTPUT holds `name<<delimiter\nvalue\ndelimiter` blocks. */
+export function parseOutputs(text: string): Record<string, string> {
+  const outputs: Record<string, string> = {};
+  const pattern = /^([^<\n]+)<<(\S+)\n([\s\S]*?)\n\2$/gm;
+  for (let m = pattern.exec(text); m; m = pattern.exec(text)) outputs[m[1]] = m[3];
+  return outputs;
+}

@@ -129,6 +129,28 @@ export async function upsertStickyComment(
   markdown: string,
   serverUrl = process.env.GITHUB_SERVER_URL || 'https://github.com',
 ): Promise<StickyComment> {
+  return (await writeStickyComment(api, issueNumber, key, markdown, serverUrl, true))!;
+}
+
+/** Updates the comment of this key that the token's account wrote; undefined, posting nothing, where there is none. */
+export function updateStickyComment(
+  api: Api,
+  issueNumber: number,
+  key: string,
+  markdown: string,
+  serverUrl = process.env.GITHUB_SERVER_URL || 'https://github.com',
+): Promise<StickyComment | undefined> {
+  return writeStickyComment(api, issueNumber, key, markdown, serverUrl, false);
+}
+
+async function writeStickyComment(
+  api: Api,
+  issueNumber: number,
+  key: string,
+  markdown: string,
+  serverUrl: string,
+  create: boolean,
+): Promise<StickyComment | undefined> {
   const marker = commentMarker(key);
   const { body, truncated } = fitComment(`${marker}\n${markdown}`);
   const { client, owner, repo } = api;
@@ -171,6 +193,7 @@ export async function upsertStickyComment(
 
   const existing = await findOurs('listing PR comments');
   if (existing) return update(existing, false);
+  if (!create) return undefined;
   let attempt = 0;
   let landed: ListedComment | undefined;
   const data = await api.call('creating the report comment', async () => {

@@ -4,10 +4,17 @@ import { describeStatus, networkFailure, type Api } from './api.js';
 export interface EventContext {
   eventName: string;
   payload: Record<string, unknown> & {
-    pull_request?: { number: number; head?: { sha?: string }; base?: { ref?: string; sha?: string }; labels?: Array<{ name?: string }> };
+    pull_request?: {
+      number: number;
+      head?: { sha?: string; repo?: { full_name?: string } | null };
+      base?: { ref?: string; sha?: string };
+      labels?: Array<{ name?: string }>;
+    };
     repository?: { default_branch?: string };
     workflow_run?: {
       head_sha?: string;
+      /** How the untrusted run ended: success, failure, cancelled, ... */
+      conclusion?: string | null;
       pull_requests?: Array<{ number: number; head?: { sha?: string }; base?: { ref?: string; repo?: { url?: string } } }>;
     };
   };
