@@ -5,7 +5,9 @@ import { InputError } from '../errors.js';
 import { escapeMarkdown as esc } from './escape.js';
 import { formatCompact, HEADLINE_METRICS, worstOf } from '../measure/metrics.js';
 import { renderMarkdown } from './markdown.js';
-import { readReport, type Report } from './report.js';
+import type { RegressionAcceptance } from '../gates/judge.js';
+import { rejudgeReport } from './rejudge.js';
+import { readUntrustedReport, type Report } from './report.js';
 import { outputFolder, writeOutputFile } from '../stages/write.js';
 
 export interface MergedReport {
@@ -44,7 +46,11 @@ export function parseExpected(text: string, culprit: string): ExpectedLegs | und
   return { count: words.length, names: words };
 }
 
-/** Expands the patterns (e.g. `reports/*\/report.json`) and reads every report, refusing none found. */
+/**
+ * Expands the patterns (e.g. `reports/*\/report.json`) and reads every report, refusing none found.
+ * Each leg's report was written by a job of its own (one that may have run a pull request's code),
+ * so each is validated as an upload is (readUntrustedReport); mergeReports re-judges them.
+ */
 export async function readReports(patterns: string[], cwd = process.cwd(), expected?: ExpectedLegs): Promise<Array<{ file: string; report: Report }>> {
   const files = (await glob(patterns, { cwd, absolute: true, onlyFiles: true })).sort();
   if (files.length === 0) {
@@ -56,16 +62,29 @@ export async function readReports(patterns: string[], cwd = process.cwd(), expec
       `matches no report.json files${waitedFor}; give the paths or patterns of the reports to merge (e.g. reports/*/report.json).`,
     );
   }
-  return Promise.all(files.map(async (file) => ({ file, report: await readReport(file) })));
+  return Promise.all(files.map(async (file) => ({ file, report: await readUntrustedReport(file) })));
+}
+
+export interface MergeOptions {
+  /**
+   * The PR's accept label, read live by the merging job: failing relative gates of every leg become
+   * warnings. A leg's own override is a claim of the job that wrote it, and is not applied.
+   */
+  acceptance?: RegressionAcceptance;
+  /** Why the legs had no base teacher, when the merging job knows it (see RejudgeOptions.noBaseTeacher). */
+  noBaseTeacher?: string;
 }
 
 /**
  * One comment and one verdict for a matrix of jobs (one student or config each): a summary row
- * per report (and per missing leg), then each full report folded. The merged run fails when any
- * report failed, and, given `expected`, when a leg is missing or a report was not expected.
+ * per report (and per missing leg), then each full report folded. Each leg is re-judged as an
+ * upload is (rejudgeReport, with its own thresholds): its `verdict` is a claim, so a leg that says
+ * pass beside a failing gate fails. The merged run fails when any leg failed, and, given
+ * `expected`, when a leg is missing, counted twice, or not expected.
  */
-export function mergeReports(reports: Array<{ file: string; report: Report }>, expected?: ExpectedLegs): MergedReport {
-  const legs = expected ? checkLegs(reports, expected) : { missing: [], reasons: [] };
+export function mergeReports(read: Array<{ file: string; report: Report }>, expected?: ExpectedLegs, options: MergeOptions = {}): MergedReport {
+  const reports = read.map(({ file, report }) => ({ file, report: rejudgeReport(report, file, options) }));
+  const legs = expected ? checkLegs(reports, expected) : { missing: [], reasons: duplicateReasons(legGroups(reports)) };
   const verdict = legs.reasons.length > 0 || reports.some(({ report }) => report.verdict === 'fail') ? 'fail' : 'pass';
   const rows = reports.map(({ file, report }) => {
     const m = report.metrics;
@@ -98,34 +117,76 @@ export function mergeReports(reports: Array<{ file: string; report: Report }>, e
 }
 
 /**
- * Which expected legs have no report, and why the set of reports is not the one expected: with
- * names, a name no report answers to is missing and a report no name matches is unexpected (as is
- * a second report for one name); with a count, too few or too many.
+ * Which expected legs have no report, and why the set of reports is not the one expected: a leg
+ * whose report arrived more than once (copies of one run, see legGroups) counts once; with names,
+ * a name no report answers to is missing and a report no name matches is unexpected (as is a
+ * second leg for one name); with a count, too few or too many legs.
  */
 function checkLegs(reports: Array<{ file: string; report: Report }>, expected: ExpectedLegs): { missing: string[]; reasons: string[] } {
-  const arrived = reports.map(({ file, report }) => nameOf(file, report));
+  const groups = legGroups(reports);
+  const reasons = duplicateReasons(groups);
+  const arrived = groups.map((group) => nameOf(group[0].file, group[0].report));
   const listed = (names: string[]) => names.join(', ') || 'none';
+  const copied = reasons.length > 0;
   if (!expected.names) {
-    if (reports.length === expected.count) return { missing: [], reasons: [] };
-    const reason =
-      reports.length < expected.count
-        ? `Only ${reports.length} of ${expected.count} expected reports arrived (${listed(arrived)}): a leg that crashed or was cancelled uploads none. Name the legs in expect to see which are missing.`
-        : `${reports.length} reports arrived where ${expected.count} were expected (${listed(arrived)}): a stale or duplicate report.json matches the pattern.`;
-    return { missing: [], reasons: [reason] };
+    if (groups.length < expected.count)
+      reasons.push(
+        copied
+          ? `Only ${groups.length} of ${expected.count} expected legs arrived (${listed(arrived)}): ${expected.count - groups.length} missing, though ${reports.length} reports arrived; a leg that crashed or was cancelled uploads none. Name the legs in expect to see which are missing.`
+          : `Only ${reports.length} of ${expected.count} expected reports arrived (${listed(arrived)}): a leg that crashed or was cancelled uploads none. Name the legs in expect to see which are missing.`,
+      );
+    else if (groups.length > expected.count)
+      reasons.push(
+        `${groups.length} ${copied ? 'legs' : 'reports'} arrived where ${expected.count} were expected (${listed(arrived)}): a stale or duplicate report.json matches the pattern.`,
+      );
+    return { missing: [], reasons };
   }
   const matches = (name: string, { file, report }: { file: string; report: Report }) =>
     nameOf(file, report) === name || path.basename(path.dirname(file)) === name;
   const missing = expected.names.filter((name) => !reports.some((r) => matches(name, r)));
   const unexpected = reports.filter((r) => !expected.names!.some((name) => matches(name, r))).map(({ file, report }) => nameOf(file, report));
-  const twice = expected.names.filter((name) => reports.filter((r) => matches(name, r)).length > 1);
-  const reasons: string[] = [];
+  const twice = expected.names.filter((name) => groups.filter((group) => group.some((r) => matches(name, r))).length > 1);
   if (missing.length > 0)
     reasons.push(
-      `Missing: ${listed(missing)} (${reports.length} of ${expected.count} expected reports arrived): a leg that crashed or was cancelled uploads no report.json.`,
+      `Missing: ${listed(missing)} (${groups.length} of ${expected.count} expected reports arrived): a leg that crashed or was cancelled uploads no report.json.`,
     );
+  // Copies of one leg in the folders of two names answer to both: one of those legs is missing.
+  const unaccounted = expected.count - missing.length - Math.min(groups.length, expected.count);
+  if (unaccounted > 0) {
+    const shared = expected.names.filter((name) => !missing.includes(name));
+    reasons.push(
+      `Missing: ${unaccounted} of ${listed(shared)} (${groups.length} of ${expected.count} expected legs arrived): their reports are copies of fewer legs.`,
+    );
+  }
   if (unexpected.length > 0) reasons.push(`Not expected: ${listed(unexpected)}; expect names ${listed(expected.names)}.`);
   if (twice.length > 0) reasons.push(`More than one report for ${listed(twice)}: a stale or duplicate report.json matches the pattern.`);
   return { missing, reasons };
+}
+
+/**
+ * The reports grouped by the leg that wrote them: one config (its path), one commit and one
+ * environment (backend, TF.js, platform, CPU, GPU) are one leg, whatever folder its report lies
+ * in. Legs of a matrix differ in one of these (a config each, or a runner or backend each); two
+ * reports that share all of them are one leg's, downloaded twice or left over from an earlier run.
+ */
+function legGroups(reports: Array<{ file: string; report: Report }>): Array<Array<{ file: string; report: Report }>> {
+  const groups = new Map<string, Array<{ file: string; report: Report }>>();
+  for (const leg of reports) {
+    const { config, commit, environment: e } = leg.report;
+    const key = JSON.stringify([config, commit ?? null, e.backend, e.tfjsVersion, e.platform, e.cpu, e.gpu]);
+    groups.set(key, [...(groups.get(key) ?? []), leg]);
+  }
+  return [...groups.values()];
+}
+
+/** One reason per leg whose report arrived more than once, naming it and the folders its copies lie in. */
+function duplicateReasons(groups: Array<Array<{ file: string; report: Report }>>): string[] {
+  return groups
+    .filter((group) => group.length > 1)
+    .map(
+      (group) =>
+        `${nameOf(group[0].file, group[0].report)} arrived ${group.length} times (in ${group.map(({ file }) => path.basename(path.dirname(file))).join(', ')}): the same config, commit and environment are one leg, which counts once.`,
+    );
 }
 
 /** A run's name: its config file, or the folder its report sits in when configs share a name. */

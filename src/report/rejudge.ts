@@ -15,7 +15,7 @@ import {
 import { failedOutright } from '../gates/verdict.js';
 import { chanceWarning } from '../measure/agreement.js';
 import { intervalProblem, type MeasuredInterval } from '../measure/intervals.js';
-import { measuredMetrics } from '../measure/metrics.js';
+import { measuredMetrics, metricSpec } from '../measure/metrics.js';
 import { comparisonInterval, type SpeedComparison } from '../measure/paired-speed.js';
 import type { Report } from './report.js';
 
@@ -26,6 +26,13 @@ export interface RejudgeOptions {
   stored?: StoredBaseline;
   /** The PR's accept label, read live by the trusted workflow: failing relative gates become warnings. */
   acceptance?: RegressionAcceptance;
+  /**
+   * Why the run had no base teacher to compare with, when the trusted workflow knows it itself
+   * (e.g. "a push has no base branch"): gates on `teacherDiff.*` the upload did not measure are
+   * then skipped with this reason, as a run skips them. Without it they fail as not measured,
+   * since the upload could have deleted the comparison to skip them.
+   */
+  noBaseTeacher?: string;
 }
 
 /** A baseline the trusted workflow read itself, from its baseline store: the report and where it was stored. */
@@ -46,7 +53,7 @@ export type TrustedConfig = Pick<Config, 'gates' | 'measure' | 'file'>;
  * a non-finite loss) stays `fail`. What it cannot do is vouch for the numbers themselves, which
  * the untrusted job measured. Pure; `file` names the upload in errors.
  */
-export function rejudgeReport(uploaded: Report, file: string, { trusted, stored, acceptance }: RejudgeOptions = {}): Report {
+export function rejudgeReport(uploaded: Report, file: string, { trusted, stored, acceptance, noBaseTeacher }: RejudgeOptions = {}): Report {
   // The paired latency gate is re-decided from the interval the upload carries (speedComparison),
   // with the allowed ratio of the check being judged, never from the upload's own decision.
   // Absolute speed gates likewise, from the intervals the run measured (each must hold its median).
@@ -64,7 +71,10 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
   const baseline = stored ? { metrics: stored.report.metrics, environment: stored.report.environment } : baselineRun(uploaded, baselineValues);
   const judged = judge(checks, uploaded.metrics, uploaded.environment, baseline, timed);
   const rejudged = judged.gates.map((gate) =>
-    withUploadedStatus(judgedInFull(stored ? gate : unjudgeableWithoutBaseline(gate, uploaded, baselineValues), uploaded, timed), uploaded.gates),
+    withUploadedStatus(
+      judgedInFull(stored ? gate : unjudgeableWithoutBaseline(gate, uploaded, baselineValues), uploaded, timed, noBaseTeacher),
+      uploaded.gates,
+    ),
   );
   const accepted = acceptance ? acceptRegressions(rejudged, acceptance) : undefined;
   const gates = accepted?.gates ?? rejudged;
@@ -168,9 +178,11 @@ function checkedComparison(uploaded: Report, file: string): SpeedComparison {
  * interval a run writes for each: one the upload left out fails rather than being judged on the
  * bare median, which would pass what the interval leaves undecided.
  */
-function judgedInFull(gate: GateResult, uploaded: Report, timed: TimedSpeed): GateResult {
+function judgedInFull(gate: GateResult, uploaded: Report, timed: TimedSpeed, noBaseTeacher: string | undefined): GateResult {
   const failed = { pass: false, status: gate.level === 'warn' ? 'warn' : 'fail' } as const;
   if (gate.status === 'skipped' && !Number.isFinite(gate.value ?? NaN)) {
+    if (noBaseTeacher !== undefined && metricSpec(gate.metric)?.stage === 'teacher diff')
+      return { ...gate, note: `no base teacher to compare with: ${noBaseTeacher}` };
     return {
       ...gate,
       ...failed,

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { mergedAsReport, mergeReports, parseExpected, readReports } from '../../src/report/merge.js';
 import { captureIo } from '../helpers.js';
-import { sampleReport } from '../sample-report.js';
+import type { Report } from '../../src/report/report.js';
+import { failingSizeGate, fullSampleReport, sampleReport } from '../sample-report.js';
 
 async function matrixReports(): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-merge-'));
@@ -151,6 +152,118 @@ describe('a merge that expects its legs', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-merge-'));
     await expect(readReports(['reports/*/report.json'], dir, { count: 2, names: ['tiny', 'small'] })).rejects.toThrow(
       'reports/*/report.json: matches no report.json files (2 expected: tiny, small: every leg is missing, or the pattern is wrong)',
+    );
+  });
+});
+
+/** Legs written into reports/<folder>/report.json, one per entry. */
+async function legs(entries: Array<[string, Report]>): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-merge-'));
+  for (const [folder, report] of entries) {
+    await mkdir(path.join(dir, 'reports', folder), { recursive: true });
+    await writeFile(path.join(dir, 'reports', folder, 'report.json'), JSON.stringify(report));
+  }
+  return dir;
+}
+
+describe('a merge judges each leg, never believes it', () => {
+  const tiny = sampleReport({ config: '/repo/.github/distill-gate-tiny.yml' });
+  const small = sampleReport({ config: '/repo/.github/distill-gate-small.yml' });
+
+  it('fails a leg whose verdict says pass while its own gates table holds a failing gate, and the merge with it', async () => {
+    const forged = sampleReport({
+      config: '/repo/.github/distill-gate-small.yml',
+      verdict: 'pass',
+      gates: [{ ...failingSizeGate, pass: true, status: 'pass' }],
+    });
+    const dir = await legs([
+      ['distill-report-tiny', tiny],
+      ['distill-report-small', forged],
+    ]);
+    const merged = mergeReports(await readReports(['reports/*/report.json'], dir), { count: 2 });
+    expect(merged.verdict).toBe('fail');
+    expect(merged.markdown).toMatch(/\| distill-gate-small\.yml \| ❌ fail\s+\|.*\| size\.ratio \(<= 0\.01\)\s+\|/);
+    expect(merged.reports.find(({ report }) => report.config.endsWith('small.yml'))!.report.reasons).toContain(
+      'The uploaded report claimed pass; re-judged from its values with its own thresholds: fail (failing: size.ratio (<= 0.01)).',
+    );
+    const capture = captureIo();
+    expect(await main(['merge', path.join(dir, 'reports/*/report.json'), '--expect', '2'], capture.io)).toBe(1);
+  });
+
+  it('re-judges a leg handed over in memory too: a pass verdict beside a failing gate fails', async () => {
+    const claimed = sampleReport({ verdict: 'pass', gates: [{ ...failingSizeGate }] });
+    const merged = mergeReports([{ file: '/reports/a/report.json', report: claimed }]);
+    expect(merged.verdict).toBe('fail');
+  });
+
+  it('--expect 2 with one leg twice and the other missing fails, naming the copies and the missing leg', async () => {
+    const dir = await legs([
+      ['distill-report-tiny', tiny],
+      ['distill-report-tiny-again', tiny],
+    ]);
+    const merged = mergeReports(await readReports(['reports/*/report.json'], dir), { count: 2 });
+    expect(merged.verdict).toBe('fail');
+    expect(merged.reasons).toEqual([
+      'distill-gate-tiny.yml arrived 2 times (in distill-report-tiny-again, distill-report-tiny): the same config, commit and environment are one leg, which counts once.',
+      'Only 1 of 2 expected legs arrived (distill-gate-tiny.yml): 1 missing, though 2 reports arrived; a leg that crashed or was cancelled uploads none. Name the legs in expect to see which are missing.',
+    ]);
+    const capture = captureIo();
+    expect(await main(['merge', path.join(dir, 'reports/*/report.json'), '--expect', '2'], capture.io)).toBe(1);
+    expect(capture.stdout()).toContain('distill-gate-tiny.yml arrived 2 times');
+  });
+
+  it("with the legs named, a copy of one leg in the other's folder cannot stand in for it", async () => {
+    const dir = await legs([
+      ['distill-report-tiny', tiny],
+      ['distill-report-small', tiny],
+    ]);
+    const merged = mergeReports(await readReports(['reports/*/report.json'], dir), { count: 2, names: ['distill-report-tiny', 'distill-report-small'] });
+    expect(merged.verdict).toBe('fail');
+    expect(merged.reasons).toEqual([
+      'distill-gate-tiny.yml arrived 2 times (in distill-report-small, distill-report-tiny): the same config, commit and environment are one leg, which counts once.',
+      'Missing: 1 of distill-report-tiny, distill-report-small (1 of 2 expected legs arrived): their reports are copies of fewer legs.',
+    ]);
+  });
+
+  it('counts a duplicate without --expect too, and legs of one config on two backends as two', async () => {
+    const dir = await legs([
+      ['a', tiny],
+      ['b', tiny],
+    ]);
+    expect(mergeReports(await readReports(['reports/*/report.json'], dir))).toMatchObject({
+      verdict: 'fail',
+      reasons: ['distill-gate-tiny.yml arrived 2 times (in a, b): the same config, commit and environment are one leg, which counts once.'],
+    });
+    const cpu = sampleReport({ config: tiny.config, backend: 'cpu', environment: { ...tiny.environment, backend: 'cpu' } });
+    const matrix = await legs([
+      ['wasm', tiny],
+      ['cpu', cpu],
+    ]);
+    expect(mergeReports(await readReports(['reports/*/report.json'], matrix), { count: 2 })).toMatchObject({ verdict: 'pass', reasons: [] });
+    const two = await legs([
+      ['tiny', tiny],
+      ['small', small],
+    ]);
+    expect(mergeReports(await readReports(['reports/*/report.json'], two), { count: 2 })).toMatchObject({ verdict: 'pass', reasons: [] });
+  });
+
+  it('refuses a leg a run could not have written, naming its file and field (exit 2)', async () => {
+    const forged = sampleReport({ metrics: { ...tiny.metrics, 'agreement.top1': 7.5 } });
+    const dir = await legs([['distill-report-tiny', forged]]);
+    const file = path.join(dir, 'reports/distill-report-tiny/report.json');
+    await expect(readReports(['reports/*/report.json'], dir)).rejects.toThrow(`${file}: metrics["agreement.top1"]: 7.5 is no value of agreement.top1`);
+    const capture = captureIo();
+    expect(await main(['merge', path.join(dir, 'reports/*/report.json')], capture.io)).toBe(2);
+    expect(capture.stderr()).toContain(`${file}: metrics["agreement.top1"]`);
+  });
+
+  it("does not apply a leg's own accepted regression, but applies the merging job's", () => {
+    const leg = fullSampleReport({ verdict: 'pass', status: 'complete', reasons: [], speedIntervals: undefined });
+    const gates = leg.gates.filter((g) => g.metric !== 'speed.studentThroughput' && !(g.metric === 'agreement.top1' && g.op === 'maxDrop'));
+    const report = { ...leg, gates };
+    expect(mergeReports([{ file: '/r/full/report.json', report }]).verdict).toBe('fail');
+    expect(mergeReports([{ file: '/r/full/report.json', report }], undefined, { acceptance: { label: 'accept-regression', by: 'octocat' } }).verdict).toBe(
+      'pass',
     );
   });
 });

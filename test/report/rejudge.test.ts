@@ -273,6 +273,18 @@ describe('every trusted gate is judged, whatever the upload leaves out', () => {
     expect(rejudgeReport(upload, FILE, { trusted: config({ 'teacherDiff.kl': { max: 0.1, level: 'warn' } }) }).gates[0].status).toBe('warn');
   });
 
+  it('is skipped as a run skips it when the trusted job itself knows there was no base teacher', () => {
+    const upload = without(['teacherDiff.agreement', 'teacherDiff.kl', 'teacherDiff.studentVsBase']);
+    const report = rejudgeReport(upload, FILE, {
+      trusted: config({ 'teacherDiff.agreement': '>= 0.9', 'quantized.kl': { max: 1 } }),
+      noBaseTeacher: 'a push has no base branch',
+    });
+    expect(report.gates.map((g) => [g.metric, g.status, g.note])).toEqual([
+      ['teacherDiff.agreement', 'skipped', 'no base teacher to compare with: a push has no base branch'],
+      ['quantized.kl', 'pass', undefined],
+    ]);
+  });
+
   it("and so does the upload's own gate that it marked skipped, when no trusted config is given", () => {
     const upload = without(['teacherDiff.agreement'], {
       gates: [
@@ -313,7 +325,7 @@ describe('every trusted gate is judged, whatever the upload leaves out', () => {
     (metric, spec, sections) => {
       const stored = { report: fullSampleReport(), path: '/store/report.json' };
       for (const options of [{}, { stored }]) {
-        const report = rejudgeReport(without([metric], sections), FILE, { trusted: config({ [metric]: { level: 'error', ...spec } }), ...options });
+        const report = rejudgeReport(without([metric], sections), FILE, { trusted: config({ [metric]: { level: 'error', ...(spec as object) } }), ...options });
         expect(report.gates.map((g) => [g.metric, g.status, g.note?.startsWith('metric not measured')])).toEqual([[metric, 'fail', true]]);
         expect(report.verdict).toBe('fail');
       }
