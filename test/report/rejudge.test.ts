@@ -276,7 +276,7 @@ describe('every trusted gate is judged, whatever the upload leaves out', () => {
   it('is skipped as a run skips it when the trusted job itself knows there was no base teacher', () => {
     const upload = without(['teacherDiff.agreement', 'teacherDiff.kl', 'teacherDiff.studentVsBase']);
     const report = rejudgeReport(upload, FILE, {
-      trusted: config({ 'teacherDiff.agreement': '>= 0.9', 'quantized.kl': { max: 1 } }),
+      trusted: config({ 'teacherDiff.agreement': '>= 0.9', 'quantized.kl': { max: 1, level: 'error' } }),
       noBaseTeacher: 'a push has no base branch',
     });
     expect(report.gates.map((g) => [g.metric, g.status, g.note])).toEqual([
