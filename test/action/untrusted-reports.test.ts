@@ -4,7 +4,7 @@ import path from 'node:path';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Report } from '../../src/report/report.js';
 import { quickConfig } from '../helpers.js';
-import { failingSizeGate, sampleReport } from '../sample-report.js';
+import { failingSizeGate, fullSampleReport, sampleReport } from '../sample-report.js';
 import * as toolkit from './toolkit.js';
 
 vi.mock('@actions/core', () => import('./toolkit.js'));
@@ -85,6 +85,32 @@ describe('mode report re-judges what an untrusted job uploaded', () => {
     expect(toolkit.setOutput).not.toHaveBeenCalled();
   });
 
+  it('a trusted teacherDiff gate on an upload that deleted teacherDiff fails as not measured, not skipped', async () => {
+    const upload: Record<string, unknown> = { ...fullSampleReport({ verdict: 'pass', status: 'complete', reasons: [], override: null, gates: [] }) };
+    delete upload.teacherDiff;
+    const metrics = { ...(upload.metrics as Record<string, number>) };
+    for (const name of ['teacherDiff.agreement', 'teacherDiff.kl', 'teacherDiff.studentVsBase']) delete metrics[name];
+    await workspace({ ...upload, metrics }, quickConfig({ gates: '  teacherDiff.agreement: ">= 0.9"' }));
+    toolkit.reset({ mode: 'report', report: 'upload/report.json' });
+    await run();
+    expect(toolkit.outputs().verdict).toBe('fail');
+    expect(toolkit.failures()).toEqual(['distill-gate: failing gates: teacherDiff.agreement (>= 0.9)']);
+  });
+
+  it('refuses an upload whose speed interval is open over hundreds of rounds, naming its JSON path', async () => {
+    await workspace(
+      sampleReport({
+        gates: [{ ...sampleReport().gates[0], metric: 'speed.speedup', threshold: 5, value: 4, pass: null, status: 'inconclusive', expected: '>= 5' }],
+        speedIntervals: { 'speed.speedup': { value: 4, low: -Infinity, high: Infinity, rounds: 400, confidence: 0.999 } },
+      }),
+    );
+    toolkit.reset({ mode: 'report', report: 'upload/report.json' });
+    await run();
+    expect(toolkit.failures()).toEqual([
+      expect.stringMatching(/upload\/report\.json: speedIntervals\["speed\.speedup"\]\.low: .* is open, but 400 rounds always bound/),
+    ]);
+  });
+
   it('refuses an upload that is not a report, naming the JSON path', async () => {
     await workspace({ ...sampleReport(), verdict: 'pass', gates: [{ ...failingSizeGate, status: 'passed' }] });
     toolkit.reset({ mode: 'report', report: 'upload/report.json' });
@@ -107,6 +133,18 @@ describe('mode report re-judges what an untrusted job uploaded', () => {
 });
 
 describe('mode merge expects its legs', () => {
+  it('fails a leg whose verdict says pass beside a failing gate of its own', async () => {
+    const dir = await workspace(sampleReport());
+    await mkdir(path.join(dir, 'reports/distill-report-tiny'), { recursive: true });
+    await writeFile(
+      path.join(dir, 'reports/distill-report-tiny/report.json'),
+      JSON.stringify(sampleReport({ verdict: 'pass', gates: [{ ...failingSizeGate, pass: true, status: 'pass' }] })),
+    );
+    toolkit.reset({ mode: 'merge', reports: 'reports/*/report.json', expect: '1' });
+    await run();
+    expect(toolkit.outputs().verdict).toBe('fail');
+  });
+
   it('fails naming the missing leg when a crashed leg uploaded nothing, and warns when expect is not set', async () => {
     const dir = await workspace(sampleReport());
     await mkdir(path.join(dir, 'reports/distill-report-tiny'), { recursive: true });
