@@ -12,11 +12,12 @@ import path from 'node:path';
  * ends without its report. So the CLI watches these processes, and the end of any of them ends the
  * run at once with the report of what exists (as the runner's SIGTERM would).
  *
- * Watched: the wrappers that started it (npm, npx, pnpm, yarn, and a shell running a `-c`
- * command), from its parent up; under the Actions runner (GITHUB_ACTIONS=true), every process up
- * to the runner's worker, since the step's shell ending means the step was cancelled. Outside
- * Actions, the shell or program that ran the wrappers is not watched: `nohup npx distill-gate run &`
- * must outlive its terminal.
+ * Watched: under the Actions runner (GITHUB_ACTIONS=true), every process up to the runner's
+ * worker, since the step's shell ending means the step was cancelled. Elsewhere, only when npm (or
+ * npx, pnpm, yarn) started the CLI: the chain of wrappers from its parent up (npm's `sh -c`, npm),
+ * which end only when they are killed. Not the shell or program that ran npm (`nohup npx
+ * distill-gate run &` must outlive its terminal), nor a lone `sh -c`, which may have put the CLI in
+ * the background and exited.
  */
 export interface Launcher {
   pid: number;
@@ -72,16 +73,19 @@ export function findLaunchers(env: NodeJS.ProcessEnv, parent = process.ppid, tab
   const underActions = env.GITHUB_ACTIONS === 'true';
   const launchers: Launcher[] = [];
   const seen = new Set<number>();
+  let npm = false;
   for (let pid = parent; pid > 1 && !seen.has(pid);) {
     seen.add(pid);
     const info = table(pid);
     if (!info || info.ended) break;
     if (info.argv.some((arg) => /(^|\/)Runner\.(Worker|Listener)$/.test(arg.split(' ')[0]))) break;
-    if (!underActions && !isPackageManager(info.argv) && !isShellCommand(info.argv)) break;
+    const packageManager = isPackageManager(info.argv);
+    if (!underActions && !packageManager && !isShellCommand(info.argv)) break;
+    npm ||= packageManager;
     launchers.push({ pid, command: commandOf(info.argv), start: info.start });
     pid = info.ppid;
   }
-  return launchers;
+  return underActions || npm ? launchers : [];
 }
 
 function commandOf(argv: string[]): string {

@@ -32,9 +32,11 @@ describe('findLaunchers', () => {
   it("outside Actions: npm's wrappers only, not the shell that ran them (nohup npx ... & must outlive its terminal)", () => {
     expect(findLaunchers({}, 400, npxStep).map((l) => l.pid)).toEqual([400, 300]);
     // Started by a terminal's shell or any other program: nothing to watch.
-    const terminal = tableOf({ 50: [1, ['-zsh']], 60: [50, ['make', 'gate']] });
+    const terminal = tableOf({ 50: [1, ['-zsh']], 60: [50, ['make', 'gate']], 70: [60, ['/bin/sh', '-c', 'distill-gate run &']] });
     expect(findLaunchers({}, 50, terminal)).toEqual([]);
     expect(findLaunchers({}, 60, terminal)).toEqual([]);
+    // A lone sh -c (make's recipe) may have started the CLI in the background and exited: not watched.
+    expect(findLaunchers({}, 70, terminal)).toEqual([]);
   });
 
   it('knows npm, npx, pnpm and yarn by name, by title, or as node running their script; a shell only with -c', () => {
@@ -44,10 +46,13 @@ describe('findLaunchers', () => {
       ['node', '/usr/lib/node_modules/npm/bin/npm-cli.js', 'run', 'gate'],
       ['node', '/opt/yarn/bin/yarn.js', 'gate'],
       ['pnpm', 'exec', 'distill-gate'],
+    ])
+      expect(findLaunchers({}, 10, tableOf({ 10: [1, argv] })).length, argv.join(' ')).toBe(1);
+    for (const argv of [
       ['/bin/bash', '-c', 'distill-gate run'],
       ['/bin/dash', '-ec', 'distill-gate run'],
     ])
-      expect(findLaunchers({}, 10, tableOf({ 10: [1, argv] })).length, argv.join(' ')).toBe(1);
+      expect(findLaunchers({}, 10, tableOf({ 10: [11, argv], 11: [1, ['npm run gate']] })).length, argv.join(' ')).toBe(2);
     for (const argv of [['/bin/bash', 'script.sh'], ['node', 'server.js'], ['npmish'], ['sh']])
       expect(findLaunchers({}, 10, tableOf({ 10: [1, argv] })), argv.join(' ')).toEqual([]);
   });
