@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Config } from '../config/load.js';
 import { InputError } from '../errors.js';
+import { withDefaultGates } from '../gates/defaults.js';
 import { parseGates, verdictOf, type GateCheck, type GateResult } from '../gates/gates.js';
 import {
   acceptRegressions,
@@ -42,7 +43,7 @@ export interface StoredBaseline {
 }
 
 /** What re-judging takes from the trusted workflow's own config: its gates and how an inconclusive latency comparison counts. */
-export type TrustedConfig = Pick<Config, 'gates' | 'measure' | 'file'>;
+export type TrustedConfig = Pick<Config, 'gates' | 'measure' | 'file'> & Partial<Pick<Config, 'export'>>;
 
 /**
  * Re-judges a report uploaded by a job that ran a pull request's code (mode report), believing
@@ -62,9 +63,15 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
     ...(uploaded.speedIntervals ? { intervals: checkedIntervals(uploaded, file) } : {}),
     inconclusive: trusted?.measure.inconclusive ?? 'pass',
   };
-  const checks: GateCheck[] = trusted
-    ? trustedChecks(trusted)
-    : uploaded.gates.map(({ metric, op, threshold, relative, level }) => ({ metric, op, threshold, relative, level }));
+  // The default gate on the shipped student applies as in a run: for the export the trusted config
+  // asks for (an upload that dropped its quantized metrics then fails it as not measured), or,
+  // judged by its own thresholds, for the export the upload says it made.
+  const quantize = trusted ? (trusted.export?.quantize ?? 'none') : (uploaded.export?.quantize ?? 'none');
+  const checks: GateCheck[] = withDefaultGates(
+    trusted ? trustedChecks(trusted) : uploaded.gates.map(({ metric, op, threshold, relative, level }) => ({ metric, op, threshold, relative, level })),
+    { export: { quantize } },
+    uploaded.metrics,
+  );
   const baselineValues = uploadedBaselineValues(uploaded, file);
   // The trusted store's baseline, when there is one, replaces whatever baseline the upload carried
   // (or left out): an upload could drop its baseline to skip every relative gate, or edit it.

@@ -299,7 +299,14 @@ describe('every trusted gate is judged, whatever the upload leaves out', () => {
         }),
       ],
     });
-    expect(rejudgeReport(upload, FILE)).toMatchObject({ verdict: 'fail', gates: [{ status: 'fail' }] });
+    // The upload's uint8 export also brings the shipped student's default gate, which its values pass.
+    expect(rejudgeReport(upload, FILE)).toMatchObject({
+      verdict: 'fail',
+      gates: [
+        { metric: 'teacherDiff.agreement', status: 'fail' },
+        { metric: 'quantized.agreement.top1', status: 'pass' },
+      ],
+    });
   });
 
   it.each([
@@ -375,5 +382,32 @@ describe('speed intervals an honest run cannot have written', () => {
       note: "the upload carries no interval of speed.speedup, which every run writes for each timed metric, so this gate can't be judged; uploaded as pass",
     });
     expect(report.verdict).toBe('fail');
+  });
+});
+
+describe("the shipped student's default gate, as a run applies it", () => {
+  const uint8 = { quantize: 'uint8' as const, output: 'auto' as const };
+  const broken = sampleReport({
+    export: { quantize: 'uint8', output: 'logits' },
+    metrics: { ...sampleReport().metrics, 'quantized.agreement.top1': 0.4 },
+  });
+
+  it('an upload whose quantized student falls far below the float one fails, though its gates skip quantized.*', () => {
+    const report = rejudgeReport(broken, FILE);
+    expect(report.verdict).toBe('fail');
+    expect(report.gates.find((g) => g.metric === 'quantized.agreement.top1')).toMatchObject({ status: 'fail', threshold: 0.9 });
+  });
+
+  it('the trusted config that exports uint8 gates an upload that dropped its quantized metrics and its export: not measured', () => {
+    const dropped = sampleReport({ gates: [] });
+    const report = rejudgeReport(dropped, FILE, { trusted: { ...config({}), export: uint8 } });
+    expect(report.verdict).toBe('fail');
+    expect(report.gates).toEqual([expect.objectContaining({ metric: 'quantized.agreement.top1', status: 'fail', value: null })]);
+  });
+
+  it('an explicit quantized gate in the trusted config replaces the default', () => {
+    const report = rejudgeReport(broken, FILE, { trusted: { ...config({ 'quantized.agreement.top1': '>= 0.3' }), export: uint8 } });
+    expect(report.gates.filter((g) => g.metric === 'quantized.agreement.top1')).toHaveLength(1);
+    expect(report.verdict).toBe('pass');
   });
 });
