@@ -1,4 +1,4 @@
-import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
@@ -8,7 +8,7 @@ import type { RegressionAcceptance } from '../gates/judge.js';
 import { runPipeline } from '../pipeline.js';
 import { escapeMarkdown } from '../report/escape.js';
 import { renderMarkdown } from '../report/markdown.js';
-import { mergedAsReport, mergeReports, readReports } from '../report/merge.js';
+import { mergedAsReport, mergeReports, readReports, writeMergedMarkdown } from '../report/merge.js';
 import { readReport, readUntrustedReport, type RunResult } from '../report/report.js';
 import { rejudgeReport, type StoredBaseline } from '../report/rejudge.js';
 import { underClock, type RunClock } from '../run-control.js';
@@ -43,7 +43,7 @@ export interface Notice {
 export const modes: Record<Mode, (step: Step, clock: RunClock) => Promise<ModeOutcome>> = {
   run: distill,
   report: postReport,
-  merge: async (step) => ({ result: await merge(step) }),
+  merge: async (step, clock) => ({ result: await merge(step, clock) }),
   changes: checkChanges,
 };
 
@@ -408,17 +408,23 @@ async function trustedConfig(inputs: Step['inputs']): Promise<Config | undefined
   return loadConfig(inputs.config);
 }
 
-/** mode merge: the reports of a matrix of jobs as one report and verdict, also written to report.md. */
-async function merge({ inputs }: Step): Promise<RunResult> {
+/**
+ * mode merge: the reports of a matrix of jobs as one report and verdict, also written to report.md.
+ * Each leg is re-judged, never believed; the PR's accept label is read live here, as in mode run.
+ */
+async function merge(step: Step, clock: RunClock): Promise<RunResult> {
+  const { inputs, context } = step;
   if (inputs.reports.length === 0)
     throw new InputError('input reports', 'mode merge needs the report.json files to merge, e.g. reports: "reports/*/report.json".');
   if (!inputs.expect)
     core.warning(
       'distill-gate: input expect is not set, so a matrix leg that uploaded no report.json would go unnoticed; set expect to the number (or names) of the legs.',
     );
-  const merged = mergeReports(await readReports(inputs.reports, inputs.workingDirectory, inputs.expect), inputs.expect);
-  await mkdir(inputs.outputDir, { recursive: true });
-  const reportPath = path.join(inputs.outputDir, 'report.md');
-  await writeFile(reportPath, merged.markdown);
+  const reports = await readReports(inputs.reports, inputs.workingDirectory, inputs.expect);
+  const acceptance = await regressionAcceptance(step, clock);
+  // Legs of a run with no pull request had no base teacher to compare with: their teacherDiff gates skip, as in a run.
+  const noBaseTeacher = context.payload.pull_request ? undefined : `a ${context.eventName} run has no base branch's teacher to compare with`;
+  const merged = mergeReports(reports, inputs.expect, { acceptance, noBaseTeacher });
+  const reportPath = await writeMergedMarkdown(inputs.outputDir, merged.markdown);
   return { report: mergedAsReport(merged), markdown: merged.markdown, reportPath, studentPath: '' };
 }

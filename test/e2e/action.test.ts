@@ -101,6 +101,7 @@ async function cancelLikeRunner(runner: Awaited<ReturnType<typeof runnerFor>>, t
 describe('the bundled action, run as the runner runs it', () => {
   it('posts one sticky comment on a PR, then updates that same comment on the next run', async () => {
     api.comments = [];
+    api.statuses = [];
     // 140 older comments make the listing span two pages of 100: the marker must be found on any page.
     for (let i = 0; i < 140; i++) api.comments.push({ id: i + 1, body: `chatter ${i}`, issue_number: 7, html_url: '' });
     const first = await runAction('pull_request', {});
@@ -115,6 +116,11 @@ describe('the bundled action, run as the runner runs it', () => {
     expect(first.outputs['report-path']).toBe(path.join(first.workspace, 'distill-report/report.json'));
     expect(first.summary).toContain('## ✅ distill-gate: pass');
     expect(first.stdout).toContain('backend: using wasm (bundled)');
+    // The required check: the commit status on the PR's head commit, pending and then the verdict.
+    expect(api.statuses.map((st) => [st.sha, st.context, st.state])).toEqual([
+      ['abc123', 'distill-gate', 'pending'],
+      ['abc123', 'distill-gate', 'success'],
+    ]);
 
     const second = await runAction('pull_request', {}, first.workspace);
     expect(second.code).toBe(0);
@@ -316,6 +322,7 @@ describe('the bundled action, run as the runner runs it', () => {
 
   it("cancelled by the runner during the teacher's pass: exits inside the 7.5 s grace with the report written, summarised and commented", async () => {
     api.comments = [];
+    api.statuses = [];
     const dir = await slowTeacherWorkspace(quickConfig({ data: '  train: { x: data/train_x.npy }\n  eval:  { x: data/eval_x.npy }' }));
     const run = await cancelLikeRunner(await runnerFor('pull_request', {}, dir), /teacher's pass: /);
     // It ended by itself after the SIGINT, before the runner had to send SIGTERM.
@@ -331,6 +338,9 @@ describe('the bundled action, run as the runner runs it', () => {
     expect(run.outputs.verdict).toBe('fail');
     expect(run.summary).toContain('distill-gate: fail');
     expect(commentsOn(7)).toHaveLength(1);
+    // A cancelled gate is no verdict: the status ends in error, once, inside the grace.
+    expect(api.statuses.map((st) => st.state)).toEqual(['pending', 'error']);
+    expect(api.statuses[1].description).toMatch(/^incomplete: .*cancelled \(SIGINT\)/);
   });
 
   it('cancelled by the runner mid-training: stops training, still measures, and publishes inside the grace', async () => {

@@ -6,7 +6,7 @@
  * must pass without edits and set the required commit status.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,18 +31,26 @@ interface Workflow {
   jobs: Record<string, { steps: { uses?: string; with?: Record<string, string> }[] }>;
 }
 
-/** The README's blocks this test copies: the config under "Config reference", the quick start's workflow, and the GPU one under "Workflows to copy". */
+/**
+ * The first ```yaml block after a heading (at any level), in README.md or else in docs/*.md: the
+ * README keeps the quick start, docs/ the rest, and a block may move between them.
+ */
+async function firstYamlAfter(heading: string): Promise<string> {
+  const docs = (await readdir(path.join(ROOT, 'docs'))).filter((file) => file.endsWith('.md')).sort();
+  for (const file of ['README.md', ...docs.map((doc) => path.join('docs', doc))]) {
+    const text = await readFile(path.join(ROOT, file), 'utf8');
+    const at = new RegExp(`^#{1,6} ${heading.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm').exec(text);
+    if (at) return /^```yaml\n([\s\S]*?)^```$/m.exec(text.slice(at.index))![1];
+  }
+  throw new Error(`no heading "${heading}" in README.md or docs/*.md`);
+}
+
+/** The blocks this test copies: the config under "Config reference", the quick start's workflow, and the GPU one under "Workflows to copy". */
 async function readmeQuickStart(): Promise<{ config: string; workflow: string; gpuWorkflow: string }> {
-  const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
-  const firstYamlAfter = (heading: string) => {
-    const at = readme.indexOf(`\n${heading}\n`);
-    expect(at, heading).toBeGreaterThan(0);
-    return /```yaml\n([\s\S]*?)^```$/m.exec(readme.slice(at))![1];
-  };
   return {
-    config: firstYamlAfter('## Config reference'),
-    workflow: firstYamlAfter('### Quick start'),
-    gpuWorkflow: firstYamlAfter('### Workflows to copy'),
+    config: await firstYamlAfter('Config reference'),
+    workflow: await firstYamlAfter('Quick start'),
+    gpuWorkflow: await firstYamlAfter('Workflows to copy'),
   };
 }
 
@@ -128,7 +136,12 @@ describe("the README's quick start in a fresh repository", () => {
     expect(onCpu.code).toBe(1);
     expect(onCpu.stdout).toContain('require-gpu is set, but the run resolved wasm (bundled), not a GPU backend');
     expect(onCpu.stdout).not.toContain('cannot read');
-    expect(api.statuses.at(-1)).toMatchObject({ sha: head, context: 'distill-gate', state: 'failure' });
+    expect(api.statuses.at(-1)).toMatchObject({
+      sha: head,
+      context: 'distill-gate',
+      state: 'error',
+      description: expect.stringMatching(/^incomplete: require-gpu/),
+    });
 
     // The quick start's workflow, on a GitHub-hosted runner.
     api.comments = [];

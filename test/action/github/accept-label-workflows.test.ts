@@ -1,7 +1,7 @@
 /**
  * The example workflows that gate PRs, evaluated for the events GitHub sends them: the accept label
- * re-runs the gate, other labels run no GPU job and cancel nothing, and a skipped job never
- * reports under the name of the check that carries the verdict.
+ * re-runs the gate, other labels run no job and cancel nothing, the GPU jobs start only when the
+ * `mode: changes` job says something relevant changed, and forks never reach them.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,7 +15,7 @@ type Value = string | number | boolean | null | Value[] | { [key: string]: Value
 
 /**
  * The part of GitHub's expression language these workflows use: literals, property paths, ! == !=
- * && || and parentheses, and contains, format, fromJSON, always. As on GitHub, && and || yield an
+ * && || and parentheses, and contains, format, fromJSON, always, cancelled. As on GitHub, && and || yield an
  * operand, and strings compare case-insensitively.
  */
 function evaluate(expression: string, context: Record<string, Value>): Value {
@@ -31,6 +31,7 @@ function evaluate(expression: string, context: Record<string, Value>): Value {
   const equal = (a: Value, b: Value) => (typeof a === 'string' && typeof b === 'string' ? a.toLowerCase() === b.toLowerCase() : a === b);
   const functions: Record<string, (...args: Value[]) => Value> = {
     always: () => true,
+    cancelled: () => false,
     contains: (haystack, needle) =>
       Array.isArray(haystack) ? haystack.some((item) => equal(item, needle)) : String(haystack).toLowerCase().includes(String(needle).toLowerCase()),
     format: (template, ...args) => String(template).replace(/\{(\d+)\}/g, (_, i: string) => String(args[Number(i)] ?? '')),
@@ -100,7 +101,7 @@ const condition = (text: string | undefined, context: Record<string, Value>) =>
 interface Workflow {
   on: { pull_request: { types?: string[] } };
   concurrency?: { group: string; 'cancel-in-progress': boolean };
-  jobs: Record<string, { if?: string; name?: string }>;
+  jobs: Record<string, { if?: string; name?: string; needs?: string | string[]; steps?: Array<{ uses?: string; with?: Record<string, string> }> }>;
 }
 
 const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, { default?: string }> };
@@ -108,22 +109,26 @@ const ACCEPT = action.inputs['accept-label'].default!;
 const read = async (file: string) => parse(await readFile(path.join(ROOT, 'examples/workflows', file), 'utf8')) as Workflow;
 
 const REPOSITORY = 'acme/models';
-/** A pull_request event; `from` is the repository of the PR's head: this one, or a fork. */
-const event = (action: string, label?: string, from = REPOSITORY) => ({
+/**
+ * A pull_request event; `from` is the repository of the PR's head: this one, or a fork. `changed`
+ * is what the changes job answered (absent when it was skipped).
+ */
+const event = (action: string, label?: string, from = REPOSITORY, changed?: 'true' | 'false') => ({
   github: {
     event_name: 'pull_request',
     repository: REPOSITORY,
     run_id: '4242',
     event: { action, number: 7, pull_request: { number: 7, head: { repo: { full_name: from } } }, ...(label ? { label: { name: label } } : {}) },
   },
+  needs: { changes: { outputs: (changed === undefined ? {} : { changed }) as Record<string, Value> } },
 });
 const FORK = 'someone/models';
 
-// The job whose check carries each workflow's verdict, and the GPU jobs a stray label must not start.
+// The job that decides on the event (a cheap `mode: changes` job) and the GPU jobs behind it.
 describe.each([
-  { file: 'pull-request.yml', verdictJob: 'distill', jobs: ['distill'] },
-  { file: 'matrix.yml', verdictJob: 'merge', jobs: ['distill', 'merge'] },
-])('$file and the accept label', ({ file, verdictJob, jobs }) => {
+  { file: 'pull-request.yml', gpuJobs: ['distill'] },
+  { file: 'matrix.yml', gpuJobs: ['distill', 'merge'] },
+])('$file and the accept label', ({ file, gpuJobs }) => {
   it('runs on every push to the PR and on labels put on or taken off', async () => {
     expect((await read(file)).on.pull_request.types).toEqual(['opened', 'synchronize', 'reopened', 'labeled', 'unlabeled']);
   });
@@ -137,9 +142,20 @@ describe.each([
     ['labeled', 'documentation', false],
     ['unlabeled', 'documentation', false],
     ['labeled', `${ACCEPT}-not`, false],
-  ])('%s %s: the jobs run: %s', async (action, label, runs) => {
+  ])('%s %s: the changes job runs: %s', async (action, label, runs) => {
     const workflow = await read(file);
-    for (const job of jobs) expect(condition(workflow.jobs[job].if, event(action, label)), job).toBe(runs);
+    expect(condition(workflow.jobs.changes.if, event(action, label))).toBe(runs);
+  });
+
+  it('the GPU jobs need the changes job and run only when it says something relevant changed', async () => {
+    const workflow = await read(file);
+    for (const job of gpuJobs) {
+      expect([workflow.jobs[job].needs].flat(), job).toContain(gpuJobs[0] === job ? 'changes' : 'distill');
+      expect(condition(workflow.jobs[job].if, event('synchronize', undefined, REPOSITORY, 'true')), job).toBe(true);
+      expect(condition(workflow.jobs[job].if, event('synchronize', undefined, REPOSITORY, 'false')), job).toBe(false);
+      // The changes job skipped (a stray label): nothing behind it runs.
+      expect(condition(workflow.jobs[job].if, event('labeled', 'documentation')), job).toBe(false);
+    }
   });
 
   it('a stray label gets a concurrency group of its own, so it cancels no running gate', async () => {
@@ -152,12 +168,13 @@ describe.each([
     expect(group('labeled', 'documentation')).toBe(`${gate}-4242`);
   });
 
-  it('a skipped verdict job never reports under the check name of the verdict', async () => {
-    // GitHub evaluates a job's name only for a job that runs; a skipped one reports the raw text.
-    const { name } = (await read(file)).jobs[verdictJob];
-    expect(name).toMatch(/^\$\{\{.*\}\}$/);
-    expect(interpolate(name!, event('synchronize'))).toBe(verdictJob);
-    expect(name).not.toBe(verdictJob);
+  it('the verdict is the commit status: set by the job that judges, never by a matrix leg', async () => {
+    const workflow = await read(file);
+    const steps = Object.entries(workflow.jobs).flatMap(([name, job]) =>
+      (job.steps ?? []).filter((step) => step.uses?.startsWith('distill-gate/distill-gate@')).map((step) => ({ name, step })),
+    );
+    const setters = steps.filter(({ step }) => step.with?.['status-name'] !== 'false').map(({ name, step }) => `${name}:${step.with?.mode ?? 'run'}`);
+    expect(setters).toEqual(file === 'matrix.yml' ? ['changes:changes', 'merge:merge'] : ['changes:changes', 'distill:run']);
   });
 });
 
@@ -167,41 +184,48 @@ describe('forks never reach the self-hosted runner', () => {
   it.each(['pull-request.yml', 'matrix.yml'])('%s: no job runs for a fork, whatever the event', async (file) => {
     const workflow = (await read(file)) as Workflow & { jobs: Record<string, { if?: string; 'runs-on'?: unknown }> };
     expect(Object.values(workflow.jobs).some(selfHosted)).toBe(true);
-    for (const [action, label] of [['opened'], ['synchronize'], ['labeled', ACCEPT]] as const)
-      for (const [name, job] of Object.entries(workflow.jobs)) {
-        expect(condition(job.if, event(action, label, FORK)), `${file} ${name} on ${action}`).toBe(false);
-        // The guard must not stop the repository's own PRs.
-        expect(condition(job.if, event(action, label)), `${file} ${name} on ${action}`).toBe(true);
-      }
+    for (const [action, label] of [['opened'], ['synchronize'], ['labeled', ACCEPT]] as const) {
+      // The changes job's guard: forks never, the repository's own PRs always.
+      expect(condition(workflow.jobs.changes.if, event(action, label, FORK)), `${file} changes on ${action}`).toBe(false);
+      expect(condition(workflow.jobs.changes.if, event(action, label)), `${file} changes on ${action}`).toBe(true);
+      // With the changes job skipped, no job behind it runs.
+      for (const [name, job] of Object.entries(workflow.jobs))
+        if (name !== 'changes') expect(condition(job.if, event(action, label, FORK)), `${file} ${name} on ${action}`).toBe(false);
+    }
   });
 
-  it('fork-untrusted.yml runs forks only, on a GitHub-hosted runner, under the check name the gate has', async () => {
-    const workflow = (await read('fork-untrusted.yml')) as Workflow & { jobs: Record<string, { if?: string; name?: string; 'runs-on'?: unknown }> };
+  it('fork-untrusted.yml runs forks only, on a GitHub-hosted runner, the accept label but no other', async () => {
+    const workflow = (await read('fork-untrusted.yml')) as Workflow & { jobs: Record<string, { if?: string; 'runs-on'?: unknown }> };
     const jobs = Object.values(workflow.jobs);
     expect(jobs.some(selfHosted)).toBe(false);
     for (const job of jobs) {
       expect(condition(job.if, event('synchronize', undefined, FORK))).toBe(true);
+      expect(condition(job.if, event('labeled', ACCEPT, FORK))).toBe(true);
+      expect(condition(job.if, event('labeled', 'documentation', FORK))).toBe(false);
       expect(condition(job.if, event('synchronize'))).toBe(false);
-      expect(interpolate(job.name!, event('synchronize', undefined, FORK))).toBe('distill');
     }
   });
 
-  it("fork-report.yml posts for forks' runs only, on a GitHub-hosted runner", async () => {
+  it("fork-report.yml judges forks' runs only, on a GitHub-hosted runner, and not a run whose job was skipped", async () => {
     const workflow = (await read('fork-report.yml')) as unknown as { jobs: Record<string, { if?: string; 'runs-on'?: unknown }> };
-    const run = (headRepository: string) => ({
-      github: { repository: REPOSITORY, event: { workflow_run: { event: 'pull_request', head_repository: { full_name: headRepository } } } },
+    const run = (headRepository: string, conclusion = 'success') => ({
+      github: { repository: REPOSITORY, event: { workflow_run: { event: 'pull_request', conclusion, head_repository: { full_name: headRepository } } } },
     });
     for (const job of Object.values(workflow.jobs)) {
       expect(selfHosted(job)).toBe(false);
       expect(condition(job.if, run(FORK))).toBe(true);
+      // A failed or cancelled run is judged (it fails); a skipped one judged nothing.
+      expect(condition(job.if, run(FORK, 'failure'))).toBe(true);
+      expect(condition(job.if, run(FORK, 'cancelled'))).toBe(true);
+      expect(condition(job.if, run(FORK, 'skipped'))).toBe(false);
       expect(condition(job.if, run(REPOSITORY))).toBe(false);
     }
   });
 });
 
-it("fork-report.yml may read the commit's PRs, so the lookup need not fall back", async () => {
+it("fork-report.yml may read the commit's PRs and the PR's files, and set the commit status", async () => {
   const workflow = parse(await readFile(path.join(ROOT, 'examples/workflows/fork-report.yml'), 'utf8')) as { permissions: Record<string, string> };
-  expect(workflow.permissions).toMatchObject({ contents: 'read', 'pull-requests': 'write', actions: 'read' });
+  expect(workflow.permissions).toMatchObject({ contents: 'read', 'pull-requests': 'write', actions: 'read', statuses: 'write' });
 });
 
 describe('the expression subset the tests above rely on', () => {
