@@ -83,7 +83,7 @@ export function stateOf(report: Pick<Report, 'verdict' | 'status'>): CommitState
 
 /**
  * One line for the status: the verdict and what decided it, e.g. "fail: agreement.top1 0.91
- * (>= 0.93)" or "pass: 4 gates pass". A status is plain text, not markdown; names from the config or
+ * (>= 0.93)", "pass: 4 gates pass", or for a run cut short "incomplete: " and why. A status is plain text, not markdown; names from the config or
  * an upload lose control and bidirectional-override characters, which could disguise the line.
  */
 export function verdictLine(report: Pick<Report, 'verdict' | 'status' | 'gates' | 'reasons'>): string {
@@ -93,9 +93,11 @@ export function verdictLine(report: Pick<Report, 'verdict' | 'status' | 'gates' 
   const text =
     report.verdict === 'pass'
       ? `pass: ${passing} gate${passing === 1 ? '' : 's'} pass${warned ? `, ${warned} warning${warned === 1 ? '' : 's'}` : ''}`
-      : failing.length > 0
-        ? `fail: ${failing.join(', ')}`
-        : `${report.status === 'incomplete' ? 'incomplete' : 'fail'}: ${report.reasons[0] ?? 'no gate passed'}`;
+      : report.status === 'incomplete'
+        ? `incomplete: ${report.reasons[0] ?? 'the run was cut short'}`
+        : failing.length > 0
+          ? `fail: ${failing.join(', ')}`
+          : `fail: ${report.reasons[0] ?? 'no gate passed'}`;
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, ' ');
 }

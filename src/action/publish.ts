@@ -146,9 +146,11 @@ function annotate(report: Report): void {
   emit(warnings, core.warning);
 }
 
+/** Text cut to ANNOTATION_CHARS, saying so. */
+const cut = (text: string) => (text.length <= ANNOTATION_CHARS ? text : `${text.slice(0, ANNOTATION_CHARS - 40)}… (cut; the job summary has it whole)`);
+
 /** At most ANNOTATIONS_PER_KIND annotations, each cut to ANNOTATION_CHARS; the last one counts what was left out. */
 function emit(annotations: Array<{ text: string; title: string }>, annotation: typeof core.warning): void {
-  const cut = (text: string) => (text.length <= ANNOTATION_CHARS ? text : `${text.slice(0, ANNOTATION_CHARS - 40)}… (cut; the job summary has it whole)`);
   const shown = annotations.length <= ANNOTATIONS_PER_KIND ? annotations : annotations.slice(0, ANNOTATIONS_PER_KIND - 1);
   for (const { text, title } of shown) annotation(cut(text), { title: cut(title) });
   const left = annotations.length - shown.length;
@@ -158,7 +160,7 @@ function emit(annotations: Array<{ text: string; title: string }>, annotation: t
 
 function failStep(report: Report, failOnGate: boolean): void {
   const failing = report.gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
-  const message = `distill-gate: ${failing.length ? `failing gates: ${failing.join(', ')}` : report.reasons.join(' ')}`;
+  const message = cut(`distill-gate: ${failing.length ? `failing gates: ${failing.join(', ')}` : report.reasons.join(' ')}`);
   if (failOnGate) core.setFailed(message);
   else core.warning(`${message} (fail-on-gate is false, so the step passes)`);
 }

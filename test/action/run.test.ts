@@ -102,6 +102,32 @@ describe('run() with the toolkit mocked', () => {
   });
 });
 
+describe('run() within what GitHub shows', () => {
+  it('a report over the 1 MiB job summary is shortened with a note, and annotations stop at 10 of a kind, each cut, counting the rest', async () => {
+    const huge = `The teacher said ${'very '.repeat(220_000)}much.`;
+    const reasons = [huge, ...Array.from({ length: 14 }, (_, i) => `note ${i}`)];
+    toolkit.reset({ mode: 'report', report: await reportFile(sampleReport({ verdict: 'fail', reasons })) });
+    await run();
+    const summary = toolkit.summaryState.lines.join('');
+    expect(Buffer.byteLength(huge)).toBeGreaterThan(1_048_576);
+    expect(Buffer.byteLength(summary)).toBeLessThanOrEqual(1_000_000);
+    expect(summary).toMatch(/> \*\*Report shortened\*\* to fit GitHub's 1 MiB job summary: the whole report is in .*report\.md\.\n$/);
+    const annotations = toolkit.warning.mock.calls.filter(([, properties]) => properties?.title === 'distill-gate').map(([text]) => String(text));
+    expect(annotations).toHaveLength(10);
+    expect(annotations.every((text) => text.length <= 1000)).toBe(true);
+    expect(annotations[0]).toMatch(/^The teacher said very .*… \(cut; the job summary has it whole\)$/);
+    expect(annotations[9]).toBe('6 more like these are in the job summary (GitHub shows 10 of a kind per step).');
+    expect(toolkit.failures()).toHaveLength(1);
+    expect(toolkit.failures()[0].length).toBeLessThanOrEqual(1000);
+  });
+
+  it('a summary that fits is left whole', async () => {
+    toolkit.reset({ mode: 'report', report: await reportFile() });
+    await run();
+    expect(toolkit.summaryState.lines.join('')).not.toContain('Report shortened');
+  });
+});
+
 describe('run() publishing through the GitHub facade', () => {
   it('masks the token, builds the facade once, and posts the sticky comment on the PR of the payload', async () => {
     toolkit.reset(

@@ -26,7 +26,7 @@ interface Fault {
   method: string;
   path: RegExp;
   /** 'drop' closes the connection without an answer: the client sees a network error, not a status. */
-  status: number | 'drop';
+  status: number | 'drop' | 'hang';
   times: number;
   headers?: Record<string, string>;
   /** The request is carried out first, and only its answer is replaced (a 502 from a proxy after GitHub acted). */
@@ -76,6 +76,8 @@ export class FakeGitHub {
   }
 
   stop(): Promise<void> {
+    // Requests left hanging on purpose would hold close() forever.
+    this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
@@ -96,6 +98,11 @@ export class FakeGitHub {
   /** The next `times` requests matching method and path are carried out, then answered `status` (the client cannot tell they were). */
   failAfterServing(method: string, path: RegExp, status: number, times = 1): void {
     this.faults.push({ method, path, status, times, served: true });
+  }
+
+  /** The next `times` requests matching method and path are never answered: a GitHub (or proxy) that hangs. */
+  hang(method: string, path: RegExp, times = 1): void {
+    this.faults.push({ method, path, status: 'hang', times });
   }
 
   /** A comment someone else wrote on `issue` (say a fork's author planting a marker). */
@@ -141,6 +148,7 @@ export class FakeGitHub {
     if (fault) {
       fault.times--;
       if (fault.status === 'drop') return void req.socket.destroy();
+      if (fault.status === 'hang') return;
       if (fault.served) replaced = fault;
       else return send(fault.status, { message: `injected ${fault.status}` }, fault.headers);
     }

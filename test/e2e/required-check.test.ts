@@ -7,7 +7,8 @@
  * distil or are cancelled are checked in action.test.ts on the bundle.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { EventEmitter } from 'node:events';
+import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -15,6 +16,7 @@ import { exampleWorkspace, quickConfig } from '../helpers.js';
 import { failingSizeGate, sampleReport } from '../sample-report.js';
 import { FakeGitHub } from './github-server.js';
 import { EVENTS, parseOutputs } from './runner-env.js';
+import { RUNNER_GRACE_MS, type SignalSource } from '../../src/run-control.js';
 
 const api = await new FakeGitHub().start();
 const runnerDir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-required-'));
@@ -82,7 +84,7 @@ const workflowRun = (conclusion = 'success') => ({
 });
 
 /** Runs the action in-process as the runner would for `event`, with these inputs, in `workspace`. */
-async function act(event: string, payload: Record<string, unknown>, inputs: Record<string, string>, workspace: string) {
+async function act(event: string, payload: Record<string, unknown>, inputs: Record<string, string>, workspace: string, signals?: SignalSource) {
   for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
   Object.assign(process.env, {
     GITHUB_WORKSPACE: workspace,
@@ -95,7 +97,7 @@ async function act(event: string, payload: Record<string, unknown>, inputs: Reco
   await writeFile(files.output, '');
   printed = '';
   process.exitCode = 0;
-  await run({ minTimeoutMs: 1, maxRetryTimeMs: 1000, retries: 1 });
+  await run({ minTimeoutMs: 1, maxRetryTimeMs: 1000, retries: 1 }, signals);
   return {
     printed,
     exitCode: process.exitCode ?? 0,
@@ -276,5 +278,79 @@ describe('a matrix merged on a same-repository PR', () => {
     );
     expect(result.exitCode).toBe(1);
     expect(oneFinalStatus(HEAD).state).toBe('failure');
+  });
+});
+
+describe('everything before the pipeline runs under the run clock', () => {
+  /** Runs the action and cancels it like the runner (SIGINT) as soon as `ready` holds; says how long it took after that. */
+  async function cancelledWhen(ready: () => boolean, event: string, payload: Record<string, unknown>, inputs: Record<string, string>, dir: string) {
+    const signals = new EventEmitter();
+    let cancelledAt = 0;
+    const poll = setInterval(() => {
+      if (cancelledAt || !ready()) return;
+      cancelledAt = performance.now();
+      signals.emit('SIGINT', 'SIGINT');
+    }, 20);
+    try {
+      const result = await act(event, payload, inputs, dir, signals as SignalSource);
+      return { ...result, cancelled: cancelledAt > 0, afterCancelMs: performance.now() - cancelledAt };
+    } finally {
+      clearInterval(poll);
+    }
+  }
+
+  const incompleteReport = async (dir: string) =>
+    JSON.parse(await readFile(path.join(dir, 'distill-report/report.json'), 'utf8')) as { status: string; verdict: string };
+
+  it('a baseline store that never answers: a cancel ends the run inside the grace, with its report and the status in error', async () => {
+    reset();
+    const { dir, base, head } = await checkout('teacher');
+    api.hang('GET', /\/(contents|git)\//, 99);
+    const storeAsked = () => api.requests.some((r) => /\/(contents|git)\//.test(r.path));
+    const result = await cancelledWhen(storeAsked, 'pull_request', pullRequest(head, base), { 'baseline-branch': 'distill-gate-data' }, dir);
+    expect(result.cancelled).toBe(true);
+    expect(result.afterCancelMs).toBeLessThan(RUNNER_GRACE_MS);
+    expect(result.printed).toMatch(/::warning::Reading the baseline from branch distill-gate-data failed: .*was stopped: the job was cancelled \(SIGINT\)/);
+    expect(await incompleteReport(dir)).toMatchObject({ status: 'incomplete', verdict: 'fail' });
+    expect(result.summary).toContain('distill-gate: fail');
+    expect(oneFinalStatus(head)).toMatchObject({ state: 'error' });
+  });
+
+  it('the budget bounds it too: a store that never answers leaves relative gates skipped, and the run ends in its budget', async () => {
+    reset();
+    const { dir, base, head } = await checkout('teacher');
+    api.hang('GET', /\/(contents|git)\//, 99);
+    const started = performance.now();
+    const result = await act('pull_request', pullRequest(head, base), { 'baseline-branch': 'distill-gate-data', budget: '0.05' }, dir);
+    // 3 s of budget; the store's deadline alone would be minutes.
+    expect(performance.now() - started).toBeLessThan(20_000);
+    expect(result.printed).toMatch(/reading the baseline store distill-gate-data was stopped: the time budget of 0\.05 min/);
+    expect(await incompleteReport(dir)).toMatchObject({ status: 'incomplete' });
+    expect(oneFinalStatus(head).state).toBe('error');
+  });
+
+  it('a git fetch of the base commit that hangs is killed on cancel: the run reports, and no git is left behind', async () => {
+    reset();
+    const { dir, head } = await checkout('teacher');
+    // A git whose fetch never ends (a remote that stops answering); every other command is git's own.
+    const bin = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-fake-git-'));
+    const realGit = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
+    await writeFile(path.join(bin, 'git'), `#!/bin/sh\nfor a in "$@"; do [ "$a" = fetch ] && exec sleep 300; done\nexec ${realGit} "$@"\n`);
+    await chmod(path.join(bin, 'git'), 0o755);
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${bin}:${savedPath}`;
+    try {
+      const missingBase = 'd'.repeat(40);
+      const fetching = () => execFileSync('sh', ['-c', 'pgrep -f "slee[p] 300" || true'], { encoding: 'utf8' }).trim() !== '';
+      const result = await cancelledWhen(fetching, 'pull_request', pullRequest(head, missingBase), {}, dir);
+      expect(result.cancelled).toBe(true);
+      expect(result.afterCancelMs).toBeLessThan(RUNNER_GRACE_MS);
+      expect(result.printed).toMatch(/the changed files could not be read \(git fetch was stopped: the job was cancelled \(SIGINT\)\), so the gate runs/);
+      expect(await incompleteReport(dir)).toMatchObject({ status: 'incomplete' });
+      expect(oneFinalStatus(head).state).toBe('error');
+      expect(fetching()).toBe(false);
+    } finally {
+      process.env.PATH = savedPath;
+    }
   });
 });
