@@ -34,7 +34,7 @@ export async function doctor(options: ResolveOptions & { listLibraries?: () => P
   if (listed === undefined) {
     lines.push('CUDA libraries for tensorflow-gpu: could not run ldconfig -p to look for them.');
   } else {
-    lines.push("CUDA libraries for tensorflow-gpu (CUDA 11.2, cuDNN 8.1; see the README's GPU runner section):");
+    lines.push('CUDA libraries for tensorflow-gpu (CUDA 11.2, cuDNN 8.1; see docs/backends.md, GPU runners):');
     for (const library of CUDA_LIBRARIES) lines.push(`  ${listed.includes(library) ? 'found  ' : 'missing'}  ${library}`);
   }
   lines.push('', ...(await describeOnnxRuntime(options.searchFrom ?? [process.cwd()], options.importPackage)));

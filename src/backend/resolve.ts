@@ -88,7 +88,7 @@ async function initialise(
       throw new Error(
         `${packageName} is not installed in ${searchFrom.join(' or ')}. Install it on the runner with ` +
           `\`npm install --no-save ${packageName}@4.22.0\`` +
-          (name === 'tensorflow-gpu' ? " (it needs CUDA 11.2 and cuDNN 8.1; see the README's GPU runner section)." : '.'),
+          (name === 'tensorflow-gpu' ? ' (it needs CUDA 11.2 and cuDNN 8.1; see docs/backends.md, GPU runners).' : '.'),
       );
     }
     const mod = found.module as { default?: Tf } & Tf;

@@ -60,7 +60,7 @@ export function parseConfig(text: string, file: string): Config {
   }
   const value: unknown = doc.toJS();
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new InputError(file, "the config must be a mapping with at least teacher, student, data (see the README's config reference).");
+    throw new InputError(file, 'the config must be a mapping with at least teacher, student, data (see docs/configuration.md).');
   }
   const parsed = configSchema.safeParse(value, { reportInput: true });
   if (!parsed.success) {

@@ -184,7 +184,7 @@ export function explainFailure(what: string, error: unknown, permission = 'pull-
         ? 'The token is invalid or expired; pass a valid `github-token`.'
         : status === 403
           ? permission.endsWith(': write')
-            ? `The token may not write here: give the job \`permissions: ${permission}\` (and \`issues: write\` for tracking issues). Pull requests from forks get a read-only token: use the workflow_run pattern in the README (mode: report).`
+            ? `The token may not write here: give the job \`permissions: ${permission}\` (and \`issues: write\` for tracking issues). Pull requests from forks get a read-only token: use the workflow_run pattern of docs/action.md (mode: report).`
             : `The token may not read this: give the job \`permissions: ${permission}\`.`
           : status === 404
             ? 'The pull request or issue was not found (deleted, or the token cannot see this repository).'
