@@ -1,6 +1,6 @@
 import type { Tensor } from '@tensorflow/tfjs';
 import { CONFIDENCE, decide, medianInterval, type MeasuredInterval, type SpeedVerdict } from './intervals.js';
-import { InterleavedTimer, speedLimits, timeUntilDecided, TimedMetrics, type Clock, type Timed } from './timing.js';
+import { InterleavedTimer, LATENCY_SETTLE, speedLimits, timeUntilDecided, TimedMetrics, type Clock, type Timed } from './timing.js';
 
 // The new student against the baseline's: both timed in the same process, interleaved round by
 // round, and judged on the interval of the median per-round ratio of their latencies. A round's
@@ -61,7 +61,7 @@ export function pairedTiming(current: Timed, baseline: Timed, input: Tensor, { a
   return new TimedMetrics(
     new InterleavedTimer(current, baseline, input, clock),
     { [VS_BASELINE]: (currentMs, baselineMs) => currentMs / baselineMs, [BASELINE_MS]: (_, baselineMs) => baselineMs },
-    { warmup, rounds: PAIRED_ROUNDS },
+    { warmup, rounds: PAIRED_ROUNDS, settle: LATENCY_SETTLE },
     (timing) => [{ metric: VS_BASELINE, op: '<=', threshold: allowedRatio(timing.interval(BASELINE_MS).value) }],
   );
 }

@@ -5,7 +5,17 @@ import type { Dataset } from '../data/dataset.js';
 import type { MeasuredInterval } from './intervals.js';
 import type { StageMetrics } from './metrics.js';
 import { comparisonOf, pairedTiming, type SpeedComparison } from './paired-speed.js';
-import { InterleavedTimer, speedLimits, timeUntilDecided, TimedMetrics, type MetricBound, type PerRound, type SpeedLimits, type Timed } from './timing.js';
+import {
+  InterleavedTimer,
+  LATENCY_SETTLE,
+  speedLimits,
+  timeUntilDecided,
+  TimedMetrics,
+  type MetricBound,
+  type PerRound,
+  type SpeedLimits,
+  type Timed,
+} from './timing.js';
 
 /** The speed stage's metrics, as the catalogue names them: a missing or misspelt one does not compile. */
 export type SpeedMetrics = StageMetrics<'speed'>;
@@ -64,7 +74,7 @@ export async function measureSpeed(
     const latency = new TimedMetrics(
       new InterleavedTimer(teacher, student, single, limits.clock),
       latencyRounds,
-      { warmup: settings.warmup, rounds: settings.rounds },
+      { warmup: settings.warmup, rounds: settings.rounds, settle: LATENCY_SETTLE },
       fixed,
     );
     const throughput = new TimedMetrics(

@@ -45,9 +45,14 @@ export class InterleavedTimer {
     return this.first.length;
   }
 
-  /** Untimed calls of both models; `stop` ends them early, after the first call of each (which pays one-time set-up). */
-  async warmUp(calls: number, stop: () => boolean = never): Promise<void> {
-    for (let i = 0; i < calls && (i === 0 || !stop()); i++) {
+  /**
+   * Untimed calls of both models; `stop` ends them early, after the first call of each (which pays
+   * one-time set-up). With `settle`, cheap calls go on past `calls`: see WarmupSettle.
+   */
+  async warmUp(calls: number, stop: () => boolean = never, settle?: WarmupSettle): Promise<void> {
+    const start = this.clock();
+    const enough = (done: number) => done >= calls && (!settle || calls === 0 || done >= settle.calls || this.clock() - start >= settle.ms);
+    for (let i = 0; !enough(i) && (i === 0 || !stop()); i++) {
       await timeOnce(this.a, this.input, this.clock);
       await timeOnce(this.b, this.input, this.clock);
     }
@@ -71,6 +76,23 @@ export class InterleavedTimer {
 
 const never = () => false;
 
+/**
+ * How far a warm-up goes past its `warmup` calls when each call is cheap: until each model has had
+ * `calls` calls, or the warm-up has lasted `ms`, whichever comes first. A batch-1 TF.js predict
+ * runs several times slower for its first few hundred calls (V8 optimizes, deoptimizes and
+ * optimizes again the layers' JavaScript): 100 calls left a small student at ~0.4 ms where it
+ * settles at ~0.05 ms. When the teacher is a TF.js model too, its calls warm the same code and the
+ * student looked fast; an ONNX teacher (onnxruntime) warms none of it, and the student was timed
+ * mid-warm-up (issue #23). A slow model reaches `ms` within its `warmup` calls and gets no more.
+ */
+export interface WarmupSettle {
+  calls: number;
+  ms: number;
+}
+
+/** The settle of batch-1 latency pairs (measureSpeed, the paired comparison with the baseline's student). */
+export const LATENCY_SETTLE: WarmupSettle = { calls: 1000, ms: 1000 };
+
 /** A gate's bound on a timed metric, e.g. speed.speedup >= 1.5. */
 export interface MetricBound extends Bound {
   metric: string;
@@ -90,6 +112,8 @@ export interface PairSchedule {
    * that intervals are bounded; fewer for large batches, each of which can take seconds.
    */
   minRounds?: number;
+  /** Warm-up past `warmup` calls while calls are cheap (batch-1 latency); none by default. */
+  settle?: WarmupSettle;
 }
 
 /**
@@ -101,6 +125,7 @@ export class TimedMetrics implements PairSchedule {
   readonly warmup: number;
   readonly rounds: number;
   readonly minRounds: number;
+  readonly settle?: WarmupSettle;
 
   constructor(
     readonly timer: InterleavedTimer,
@@ -109,7 +134,7 @@ export class TimedMetrics implements PairSchedule {
     /** Bounds on these metrics (others are ignored); a function, as a bound may depend on what was timed (a baseline's latency). */
     private readonly bounds: (timing: TimedMetrics) => readonly MetricBound[] = () => [],
   ) {
-    ({ warmup: this.warmup, rounds: this.rounds, minRounds: this.minRounds = MIN_BOUNDED_ROUNDS } = schedule);
+    ({ warmup: this.warmup, rounds: this.rounds, minRounds: this.minRounds = MIN_BOUNDED_ROUNDS, settle: this.settle } = schedule);
   }
 
   /** The metrics these rounds give. */
@@ -170,7 +195,7 @@ export function speedLimits(speedBudgetSeconds: number, { speedBudgetMs = Infini
 export async function timeUntilDecided(pairs: readonly TimedMetrics[], { extendUntil, stopAt, signal, clock }: SpeedLimits): Promise<void> {
   const cut = () => signal?.aborted === true || clock() >= stopAt;
   for (const pair of pairs) {
-    await pair.timer.warmUp(pair.warmup, cut);
+    await pair.timer.warmUp(pair.warmup, cut, pair.settle);
     await pair.timer.time(pair.rounds, () => pair.timer.rounds >= pair.minRounds && cut());
   }
   // A look on an unbounded interval (too few rounds) cannot decide anything, so it is not counted.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_LOOKS, MIN_BOUNDED_ROUNDS } from '../../src/measure/intervals.js';
-import { InterleavedTimer, speedLimits, timeUntilDecided, TimedMetrics, type MetricBound } from '../../src/measure/timing.js';
+import { InterleavedTimer, LATENCY_SETTLE, speedLimits, timeUntilDecided, TimedMetrics, type MetricBound } from '../../src/measure/timing.js';
 import { FakeClock, fakeModel, noisyLatency } from './fake-timing.js';
 
 const input = {} as never;
@@ -30,6 +30,63 @@ describe('InterleavedTimer', () => {
     await timer.time(2);
     expect(calls.join('')).toBe(`ab${'ab' + 'ba' + 'ab'}${'ba' + 'ab'}`);
     expect([timer.first.length, timer.second.length, timer.rounds]).toEqual([5, 5, 5]);
+  });
+});
+
+describe('InterleavedTimer.warmUp with a settle (issue #23: a student timed mid-warm-up)', () => {
+  it('goes on past the warm-up calls while calls are cheap: a model that speeds up after 300 calls is timed fast', async () => {
+    const clock = new FakeClock();
+    // Like a batch-1 TF.js predict: 0.4 ms for its first 300 calls, 0.05 ms after (V8's optimizing tiers).
+    let studentCalls = 0;
+    const student = fakeModel(clock, () => (studentCalls++ < 300 ? 0.4 : 0.05));
+    const teacher = fakeModel(clock, () => 0.06);
+    const timer = new InterleavedTimer(teacher, student, input, clock.read);
+    await timer.warmUp(100, undefined, LATENCY_SETTLE);
+    expect(student.calls).toBe(LATENCY_SETTLE.calls);
+    await timer.time(10);
+    expect(Math.max(...timer.second)).toBeCloseTo(0.05, 9);
+  });
+
+  it('adds nothing for a slow model, whose warm-up calls already last the settle time, nor with warmup 0', async () => {
+    const clock = new FakeClock();
+    const slow = fakeModel(clock, () => 20);
+    const timer = new InterleavedTimer(
+      slow,
+      fakeModel(clock, () => 1),
+      input,
+      clock.read,
+    );
+    await timer.warmUp(100, undefined, LATENCY_SETTLE);
+    expect(slow.calls).toBe(100);
+    const none = fakeModel(clock, () => 0.01);
+    await new InterleavedTimer(
+      none,
+      fakeModel(clock, () => 0.01),
+      input,
+      clock.read,
+    ).warmUp(0, undefined, LATENCY_SETTLE);
+    expect(none.calls).toBe(0);
+  });
+
+  it('stops at the settle time when many calls are not cheap enough, and when stopped', async () => {
+    const clock = new FakeClock();
+    const model = fakeModel(clock, () => 2);
+    await new InterleavedTimer(
+      model,
+      fakeModel(clock, () => 2),
+      input,
+      clock.read,
+    ).warmUp(10, undefined, LATENCY_SETTLE);
+    // 4 ms a pair: the settle's 1000 ms end it at 250 pairs.
+    expect(model.calls).toBe(LATENCY_SETTLE.ms / 4);
+    const stopped = fakeModel(clock, () => 0.01);
+    await new InterleavedTimer(
+      stopped,
+      fakeModel(clock, () => 0.01),
+      input,
+      clock.read,
+    ).warmUp(10, () => stopped.calls >= 5, LATENCY_SETTLE);
+    expect(stopped.calls).toBe(5);
   });
 });
 
