@@ -13,6 +13,7 @@ import { MAX_BUDGET_MINUTES, parseBudgetMinutes, withRunClock } from '../run-con
 import { fileExists } from '../models/artifacts.js';
 import { announceSignals, endedAlso, RunCancelled, unlessForced } from './cancel.js';
 import { findLaunchers, launcherEndedReason, watchLaunchers } from './launchers.js';
+import { addInit } from './init.js';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -57,7 +58,7 @@ export async function main(argv: string[], io: CliIo = defaultIo, options: CliOp
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError('(run distill-gate --help for usage)');
 
-  for (const add of [addRun, addCompare, addMerge, addHistory, addDoctor]) add(program, io, (code) => (exitCode = code), options);
+  for (const add of [addInit, addRun, addCompare, addMerge, addHistory, addDoctor]) add(program, io, (code) => (exitCode = code), options);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
