@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { COMMANDS_HELP_FOOTER, NO_COMMAND_HINT, packageVersion } from './help.js';
 import { loadConfig, withOverrides } from '../config/load.js';
 import { BACKENDS, type BackendName } from '../config/schema.js';
 import { ExitCode, InputError, isInputError } from '../errors.js';
@@ -56,11 +57,15 @@ export async function main(argv: string[], io: CliIo = defaultIo, options: CliOp
     .description('Distil a teacher into a student with TensorFlow.js, measure both, and gate the result.')
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
-    .showHelpAfterError('(run distill-gate --help for usage)');
+    .showHelpAfterError('(run distill-gate --help for usage)')
+    .version(packageVersion(), '-V, --version', 'print the version of distill-gate')
+    .addHelpText('after', COMMANDS_HELP_FOOTER);
 
   for (const add of [addInit, addRun, addCompare, addMerge, addHistory, addDoctor]) add(program, io, (code) => (exitCode = code), options);
 
   try {
+    // Without a command, commander prints the help on stderr (exit 2): say why first.
+    if (argv.length === 0) io.stderr(NO_COMMAND_HINT);
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;
   } catch (error) {
