@@ -340,7 +340,7 @@ describe('the bundled action, run as the runner runs it', () => {
     expect(commentsOn(7)).toHaveLength(1);
     // A cancelled gate is no verdict: the status ends in error, once, inside the grace.
     expect(api.statuses.map((st) => st.state)).toEqual(['pending', 'error']);
-    expect(api.statuses[1].description).toMatch(/^incomplete: .*cancelled \(SIGINT\)/);
+    expect(api.statuses[1].description).toMatch(/^incomplete: Training stopped after 0 of 3 epochs: the teacher's pass stopped/);
   });
 
   it('cancelled by the runner mid-training: stops training, still measures, and publishes inside the grace', async () => {
