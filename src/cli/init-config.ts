@@ -119,6 +119,7 @@ function flow(value: object): string {
 
 /** A string as a YAML scalar: plain when it is a simple path or name, double-quoted (JSON) otherwise. */
 function scalar(value: string): string {
-  // Not plain where YAML would read another type: true, null, ~, or a number (1e5, .inf, -1).
-  return /^[\w./-]+$/.test(value) && !/^(true|false|null|~|[-+.\d].*)$/i.test(value) ? value : JSON.stringify(value);
+  // Not plain where YAML would read another type: true, null, ~, or a number (1e5, .5, .inf, -1).
+  const plain = /^[\w./-]+$/.test(value) && !/^(true|false|null|~)$/i.test(value) && !/^[-+]?(\d|\.\d|\.inf|\.nan)/i.test(value) && !value.startsWith('-');
+  return plain ? value : JSON.stringify(value);
 }

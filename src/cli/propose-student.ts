@@ -105,15 +105,16 @@ export async function teacherFirstWidth(teacher: LoadedModel, file: string): Pro
     teacher.format === 'onnx'
       ? readOnnxSummary(await readFile(file), file).initializers.map((init) => init.dims)
       : ((await readModelArtifacts(file)).artifacts.weightSpecs ?? []).map((spec) => spec.shape);
-  return widthReadingInput(shapes, teacher.inputShape);
+  return widthReadingInput(shapes, teacher.inputShape, teacher.format === 'onnx' ? 'onnx' : 'tfjs');
 }
 
 /**
  * The output side of the first weight that reads the input: a 2-D weight with one side as wide
- * as a flat input ([in, out] in TF.js, [out, in] in ONNX), or a 4-D kernel with its input
- * channels as deep as an image's ([kh, kw, in, out] in TF.js, [out, in, kh, kw] in ONNX).
+ * as a flat input ([in, out] in TF.js and in an ONNX MatMul, [out, in] in an ONNX Gemm), or a 4-D
+ * kernel with its input channels as deep as an image's ([kh, kw, in, out] in TF.js, [out, in, kh,
+ * kw] in ONNX: `layout`).
  */
-export function widthReadingInput(shapes: readonly (readonly number[])[], inputShape: readonly (number | null)[]): number | undefined {
+export function widthReadingInput(shapes: readonly (readonly number[])[], inputShape: readonly (number | null)[], layout: 'tfjs' | 'onnx'): number | undefined {
   const flat = inputShape.length === 1 ? inputShape[0] : undefined;
   const channels = inputShape.length === 3 ? inputShape[2] : undefined;
   for (const shape of shapes) {
@@ -122,8 +123,8 @@ export function widthReadingInput(shapes: readonly (readonly number[])[], inputS
       if (shape[1] === flat) return shape[0];
     }
     if (channels && shape.length === 4) {
-      if (shape[2] === channels) return shape[3];
-      if (shape[1] === channels) return shape[0];
+      const [inputSide, outputSide] = layout === 'onnx' ? [1, 0] : [2, 3];
+      if (shape[inputSide] === channels) return shape[outputSide];
     }
   }
   return undefined;
