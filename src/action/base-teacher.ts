@@ -3,7 +3,7 @@ import path from 'node:path';
 import { InputError } from '../errors.js';
 import { fileExists } from '../models/artifacts.js';
 import type { BaseTeacher } from '../stages/measure.js';
-import { ensureCommit, firstLine, isCommitId, runGit, type Git } from './git.js';
+import { ensureCommit, firstLine, isCommitId, runGit, writeBlobs, type Git } from './git.js';
 
 /**
  * The base branch's teacher of a pull request, from the git history of the checked-out
@@ -86,18 +86,20 @@ export async function baseTeacherFromGit({ baseSha, teacherPath, log, workDir, s
   // A model.json lists its weight shards; an ONNX file (binary, not JSON) is the whole teacher.
   const shards = await shardPaths(target);
   const folder = path.posix.dirname(relative);
+  const blobs: Array<{ path: string; to: string }> = [];
   for (const shard of shards) {
     const inFolder = path.posix.normalize(path.posix.join(folder, shard));
     // The same rule as reading any model: shards stay in the model's folder.
     if (path.posix.relative(folder, inFolder).startsWith('..')) return { unavailable: `the base teacher's shard "${shard}" leaves its folder`, source };
     const file = path.join(out, ...shard.split('/'));
     await mkdir(path.dirname(file), { recursive: true });
-    try {
-      await git(['show', `${baseSha}:${inFolder}`], root, { ...options, stdoutFile: file });
-    } catch (error) {
-      if (signal?.aborted) return { unavailable: `reading the base teacher was stopped (${firstLine(error)})`, source };
-      return { unavailable: `the base teacher's weight shard ${inFolder} is missing at ${short}`, source };
-    }
+    blobs.push({ path: inFolder, to: file });
+  }
+  try {
+    const missing = await writeBlobs(root, baseSha, blobs, options);
+    if (missing.length > 0) return { unavailable: `the base teacher's weight shard ${missing[0]} is missing at ${short}`, source };
+  } catch (error) {
+    return { unavailable: `reading the base teacher's weight shards failed (${firstLine(error)})`, source };
   }
   log(`teacher diff: the base teacher ${relative} at ${short} (${shards.length} weight shard(s))`);
   return { path: target, source };
