@@ -6,7 +6,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseConfig, type Config } from '../config/load.js';
 import type { SplitSpec } from '../config/schema.js';
 import { resolveBackend } from '../backend/resolve.js';
-import { loadSplit, type Dataset } from '../data/dataset.js';
+import { checkAgainstTeacher, loadSplit, type Dataset } from '../data/dataset.js';
 import { ExitCode, InputError } from '../errors.js';
 import { formatBytes, formatInteger, formatMetric } from '../measure/metrics.js';
 import { fileExists } from '../models/artifacts.js';
@@ -90,6 +90,7 @@ export function addInit(program: Command, io: CliIo, done: (code: number) => voi
         '',
         'The student it proposes:',
         ...STUDENT_RULE.map((rule) => `  - ${rule}`),
+        `With one data file, a seeded shuffle (seed ${SEED}) puts ${EVAL_FRACTION * 100}% of its rows in <name>.eval.* and the rest in <name>.train.*, beside it.`,
         'The gates it writes, from the calibration run:',
         `  - agreement.top1 min: measured less ${AGREEMENT_MARGIN * 100} points, rounded down to a whole point; maxDrop 0.01 against a baseline`,
         `  - size.ratio max: measured x ${SIZE_HEADROOM} (3 significant digits)`,
@@ -156,7 +157,7 @@ async function init(flags: InitFlags, io: CliIo): Promise<void> {
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-init-'));
   try {
     const searchFrom = [process.cwd(), dir];
-    const teacherInfo = await inspectTeacher(draft, trainSpec, evalSpec ?? trainSpec, targets.config, train, searchFrom, log);
+    const teacherInfo = await inspectTeacher(draft, trainSpec, evalSpec ?? trainSpec, targets.config, evalSet ? [train, evalSet] : [train], searchFrom, log);
     say('distill-gate init');
     say();
     say(`Teacher  ${relative(process.cwd(), teacherFile)} (${formatName(teacherInfo.teacher)})`);
@@ -296,7 +297,7 @@ async function inspectTeacher(
   train: SplitSpec,
   evalSpec: SplitSpec,
   configFile: string,
-  data: Dataset,
+  datasets: [Dataset, ...Dataset[]],
   searchFrom: string[],
   log: (line: string) => void,
 ): Promise<{ teacher: LoadedModel; firstWidth: number | undefined }> {
@@ -314,8 +315,11 @@ async function inspectTeacher(
   );
   const backend = await resolveBackend(config.backend, { searchFrom });
   log(`backend: using ${backend.name} (${backend.source})`);
+  const [data] = datasets;
   const teacher = await loadTeacher(backend.tf, config, { data: { sampleShape: data.sampleShape, source: data.source }, searchFrom });
   try {
+    // As a run checks them, but before a student is proposed for data the teacher cannot take.
+    for (const split of datasets) checkAgainstTeacher(split, teacher.inputShape, teacher.outputWidth, config.teacher);
     return { teacher, firstWidth: await teacherFirstWidth(teacher, config.teacher) };
   } catch (error) {
     teacher.dispose();

@@ -180,6 +180,19 @@ describe('distill-gate init', () => {
     expect(existsSync(at('.gitignore'))).toBe(false);
   });
 
+  it('refuses data the teacher cannot take (a GraphModel of 4 features) before proposing anything, writing nothing', async () => {
+    const dir = await teacherAndData();
+    const at = (file: string) => path.join(dir, file);
+    await cp(path.join(EXAMPLE, '../graph-models/softmax'), at('models/graph'), { recursive: true });
+    const init = await cli('init', '--teacher', at('models/graph/model.json'), '--data', at('data/train_x.npy'), '--dir', dir);
+    expect(init.code).toBe(2);
+    expect(init.stderr).toContain('samples have shape [64] but the teacher');
+    expect(init.stderr).toContain('takes [4]');
+    expect(init.stdout).toBe('');
+    expect((await readdir(dir)).sort()).toEqual(['data', 'models']);
+    expect(existsSync(at('data/train_x.train.npy'))).toBe(false);
+  });
+
   it('splits a CSV data file into CSV files with the header, labels in a column', async () => {
     const dir = await teacherAndData();
     const at = (file: string) => path.join(dir, file);
