@@ -7,9 +7,10 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { failingSizeGate, sampleReport } from '../sample-report.js';
 import { FakeGitHub } from './github-server.js';
+import { captureActionLog } from './runner-env.js';
 
 const api = await new FakeGitHub().start();
 const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-faults-'));
@@ -87,18 +88,7 @@ const CODES = [401, 403, 404, 422, 429, 500];
 let injected = 0;
 let survived = 0;
 
-let printed = '';
-beforeAll(() => {
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    printed += chunk.toString();
-    return true;
-  });
-});
-afterEach(() => {
-  process.exitCode = 0;
-});
-afterAll(async () => {
-  vi.restoreAllMocks();
+const log = captureActionLog(async () => {
   console.log(`GitHub API faults: ${injected} injected, ${survived} survived (${SCENARIOS.length} calls x ${CODES.length} codes)`);
   await api.stop();
 });
@@ -133,9 +123,9 @@ async function runScenario(scenario: Scenario, fault?: { status: number; times: 
   await writeFile(summaryFile, '');
   await writeFile(path.join(dir, 'output'), '');
   if (fault) api.fail(scenario.method, scenario.path, fault.status, fault.times);
-  printed = '';
+  log.text = '';
   await run({ minTimeoutMs: 1, maxRetryTimeMs: 2000, retries: 2 });
-  return { printed, exitCode: process.exitCode ?? 0, summary: await readFile(summaryFile, 'utf8') };
+  return { printed: log.text, exitCode: process.exitCode ?? 0, summary: await readFile(summaryFile, 'utf8') };
 }
 
 describe('every API call survives every error code', () => {

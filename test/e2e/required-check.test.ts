@@ -11,11 +11,11 @@ import { EventEmitter } from 'node:events';
 import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { exampleWorkspace, quickConfig } from '../helpers.js';
 import { failingSizeGate, sampleReport } from '../sample-report.js';
 import { FakeGitHub } from './github-server.js';
-import { EVENTS, parseOutputs } from './runner-env.js';
+import { captureActionLog, EVENTS, parseOutputs } from './runner-env.js';
 import { RUNNER_GRACE_MS, type SignalSource } from '../../src/run-control.js';
 
 const api = await new FakeGitHub().start();
@@ -35,20 +35,7 @@ const github = await import('@actions/github');
 const { run } = await import('../../src/action/run.js');
 const context = github.context as unknown as { eventName: string; payload: Record<string, unknown>; sha: string };
 
-let printed = '';
-beforeAll(() => {
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    printed += chunk.toString();
-    return true;
-  });
-});
-afterEach(() => {
-  process.exitCode = 0;
-});
-afterAll(async () => {
-  vi.restoreAllMocks();
-  await api.stop();
-});
+const log = captureActionLog(() => api.stop());
 
 const git = (cwd: string, ...args: string[]) =>
   execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args], { cwd, encoding: 'utf8' }).trim();
@@ -95,11 +82,11 @@ async function act(event: string, payload: Record<string, unknown>, inputs: Reco
   Object.assign(context, { eventName: event, payload, sha: 'f'.repeat(40) });
   await writeFile(files.summary, '');
   await writeFile(files.output, '');
-  printed = '';
+  log.text = '';
   process.exitCode = 0;
   await run({ minTimeoutMs: 1, maxRetryTimeMs: 1000, retries: 1 }, signals);
   return {
-    printed,
+    printed: log.text,
     exitCode: process.exitCode ?? 0,
     summary: await readFile(files.summary, 'utf8'),
     outputs: parseOutputs(await readFile(files.output, 'utf8')),

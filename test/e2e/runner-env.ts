@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { afterAll, afterEach, beforeAll, vi } from 'vitest';
 
 /** The event payloads the e2e tests replay (test/e2e/events/<event>.json). */
 export const EVENTS = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'events');
@@ -46,4 +47,27 @@ export function parseOutputs(text: string): Record<string, string> {
   const pattern = /^([^<\n]+)<<(\S+)\n([\s\S]*?)\n\2$/gm;
   for (let m = pattern.exec(text); m; m = pattern.exec(text)) outputs[m[1]] = m[3];
   return outputs;
+}
+
+/**
+ * For a test file that runs the action in-process: what it writes to stdout (the runner's log) is
+ * kept instead of printed, process.exitCode is reset after each test, and `done` runs last.
+ * Call at the top level of the file; read the log through the returned object.
+ */
+export function captureActionLog(done: () => Promise<void> | void): { text: string } {
+  const log = { text: '' };
+  beforeAll(() => {
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      log.text += chunk.toString();
+      return true;
+    });
+  });
+  afterEach(() => {
+    process.exitCode = 0;
+  });
+  afterAll(async () => {
+    vi.restoreAllMocks();
+    await done();
+  });
+  return log;
 }
