@@ -5,7 +5,7 @@ import { BACKENDS, GPU_BACKENDS, type BackendName } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { parseExpected, type ExpectedLegs } from '../report/merge.js';
 import { MAX_BUDGET_MINUTES, parseBudgetMinutes } from '../run-control.js';
-import type { GitHub, EventContext } from './github/index.js';
+import type { GitHub, EventContext, PullRequestSearch } from './github/index.js';
 
 export const MODES = ['run', 'report', 'merge', 'changes'] as const;
 export type Mode = (typeof MODES)[number];
@@ -52,11 +52,13 @@ export const DEFAULT_CONFIG = 'distill-gate.yml';
 /** The default before it, still read (with a warning) where the repository has no root config. */
 export const LEGACY_DEFAULT_CONFIG = '.github/distill-gate.yml';
 
-/** What a mode and the publishing step are given: the inputs, the event, and GitHub when there is a token. */
+/** What a mode and the publishing step are given: the inputs, the event, GitHub when there is a token, and the PR the step is about. */
 export interface Step {
   inputs: ActionInputs;
   context: EventContext;
   github?: GitHub;
+  /** The pull request, worked out once (resolvePullRequest); undefined for runs that are not about one. */
+  pr?: PullRequestSearch;
 }
 
 export function readInputs(): ActionInputs {

@@ -3,11 +3,11 @@ import { metricOutputs } from '../measure/metrics.js';
 import { escapeMarkdown } from '../report/escape.js';
 import type { RunResult } from '../report/report.js';
 import type { Report } from '../report/report.js';
-import { explainFailure, pullRequestNumber, PULL_REQUEST_EVENTS, type GitHub } from './github/index.js';
+import { explainFailure, PULL_REQUEST_EVENTS, type GitHub } from './github/index.js';
 import { unlimitedClock, type RunClock } from '../run-control.js';
 import { stateOf, verdictLine, type CommitVerdict } from './commit-verdict.js';
 import type { Step } from './inputs.js';
-import type { Notice } from './modes.js';
+import type { Notice } from './modes/index.js';
 
 /**
  * Everything the step shows: the job summary, the outputs, an annotation per failing or warning
@@ -169,18 +169,11 @@ function failStep(report: Report, failOnGate: boolean): void {
  * PR runs (and mode report under workflow_run) comment; other runs may keep a tracking issue (of a
  * report: a notice has none). `updateOnly` leaves a PR with no sticky comment without one.
  */
-async function publishToGitHub({ inputs, context }: Step, github: GitHub, markdown: string, report: Report | undefined, updateOnly = false): Promise<void> {
+async function publishToGitHub({ inputs, context, pr }: Step, github: GitHub, markdown: string, report: Report | undefined, updateOnly = false): Promise<void> {
   const isPullRequest = PULL_REQUEST_EVENTS.includes(context.eventName) || (inputs.mode === 'report' && context.eventName === 'workflow_run');
   if (isPullRequest && inputs.comment) {
     try {
-      const headSha = context.payload.workflow_run?.head_sha ?? report?.commit;
-      const named = pullRequestNumber(context);
-      const { number: issueNumber, how } =
-        named !== undefined
-          ? { number: named, how: `named by the ${context.eventName} event` }
-          : headSha
-            ? await github.findPullRequestBySha(headSha)
-            : { number: undefined, how: 'the event names no PR, nor a commit to find one by' };
+      const { number: issueNumber, how } = pr ?? { number: undefined, how: 'the event names no PR' };
       if (issueNumber === undefined) {
         core.warning(`No pull request found for this run (${how}), so no comment was posted. The report is in the job summary.`);
         return;

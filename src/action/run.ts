@@ -6,7 +6,8 @@ import { withRunClock, type SignalSource } from '../run-control.js';
 import { commitVerdict } from './commit-verdict.js';
 import { firstLine } from './git.js';
 import { readInputs, type ActionInputs, type Step } from './inputs.js';
-import { modes, PENDING_LINE, type ModeOutcome } from './modes.js';
+import { modes, PENDING_LINE, type ModeOutcome } from './modes/index.js';
+import { resolvePullRequest } from './pull-request.js';
 import { publish, publishNotice, withinGrace } from './publish.js';
 
 /**
@@ -36,6 +37,7 @@ export async function run(retry: RetryOptions = {}, signals?: SignalSource): Pro
   await withRunClock(
     async (clock) => {
       verdict?.pending(PENDING_LINE[inputs.mode]);
+      step.pr = await resolvePullRequest(step, clock);
       let outcome: ModeOutcome;
       try {
         outcome = await modes[inputs.mode](step, clock);

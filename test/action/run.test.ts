@@ -152,7 +152,9 @@ describe('run() publishing through the GitHub facade', () => {
       { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0', pull_requests: [] } } },
     );
     await run();
-    expect(facade.current!.findPullRequestBySha).toHaveBeenCalledWith('f0f0f0');
+    // Worked out once a step: the labels and the comment both use this lookup.
+    expect(facade.current!.findPullRequestBySha.mock.calls).toEqual([['f0f0f0']]);
+    expect(facade.current!.pullRequestLabels).toHaveBeenCalledWith(12);
     expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(12, 'student-a', expect.any(String));
     expect(toolkit.infos()).toContain('distill-gate: reporting on PR #12, found by its head commit f0f0f0');
   });

@@ -139,10 +139,15 @@ describe('every API call survives every error code', () => {
       injected++;
       const result = await runScenario(scenario, { status, times: 99 });
       // A failed commit-to-PR lookup is worked around by listing the open PRs; every other failure is reported.
+      // The PR is worked out once, before the mode: a failed listing is named there, and the comment then has no PR.
       expect(result.printed).toMatch(
         scenario.name === 'find the PR by commit'
           ? new RegExp(`reporting on PR #7, found among the open PRs \\(the commit's PR lookup failed: HTTP ${status}`)
-          : new RegExp(`::warning::(Posting the PR comment|Updating the tracking issue) failed: HTTP ${status}`),
+          : scenario.name === 'list open PRs'
+            ? new RegExp(
+                `::warning::Finding the pull request of commit f0f0f0 failed: HTTP ${status}[\\s\\S]*No pull request found for this run \\(finding it failed\\)`,
+              )
+            : new RegExp(`::warning::(Posting the PR comment|Updating the tracking issue) failed: HTTP ${status}`),
       );
       expect(result.printed).not.toMatch(/^\s+at /m);
       expect(result.summary).toContain(scenario.verdict === 'pass' ? 'distill-gate: pass' : 'distill-gate: fail');

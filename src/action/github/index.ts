@@ -39,7 +39,7 @@ export interface GitHub {
   updateStickyComment(issueNumber: number, key: string, markdown: string): Promise<StickyComment | undefined>;
   /** Opens, updates or closes the labelled tracking issue of `key`, linking this run. */
   syncTrackingIssue(target: { key: string; label: string }, verdict: 'pass' | 'fail', markdown: string): Promise<TrackingResult>;
-  /** The open PR whose head is `sha` (the workflow_run pattern), if any, and how it was looked for; asked once a step for each sha. */
+  /** The open PR whose head is `sha` (the workflow_run pattern), if any, and how it was looked for. A step asks once (resolvePullRequest). */
   findPullRequestBySha(sha: string): Promise<PullRequestSearch>;
   /** The PR's labels now, from the API: not the event's, which a re-run replays unchanged. */
   pullRequestLabels(issueNumber: number): Promise<string[]>;
@@ -53,18 +53,6 @@ export interface GitHub {
 
 export function createGitHub(token: string, context: EventContext, retry: RetryOptions = {}): GitHub {
   const api = connect(token, context.repo, retry);
-  // Mode report reads the PR's labels and then comments on it: one lookup serves both. A failed
-  // one is not kept, so the next asker tries again.
-  const searches = new Map<string, Promise<PullRequestSearch>>();
-  const searchOnce = (sha: string) => {
-    let search = searches.get(sha);
-    if (!search) {
-      search = findPullRequestBySha(api, sha);
-      searches.set(sha, search);
-      search.catch(() => searches.delete(sha));
-    }
-    return search;
-  };
   return {
     defaultBranch: () => defaultBranch(api, context),
     readStoredBaseline: (location, dir) => readStoredBaseline(api, location, dir),
@@ -73,7 +61,7 @@ export function createGitHub(token: string, context: EventContext, retry: RetryO
     upsertStickyComment: (issueNumber, key, markdown) => upsertStickyComment(api, issueNumber, key, markdown, context.serverUrl),
     updateStickyComment: (issueNumber, key, markdown) => updateStickyComment(api, issueNumber, key, markdown, context.serverUrl),
     syncTrackingIssue: (target, verdict, markdown) => syncTrackingIssue(api, { ...target, runUrl: runUrl(context) }, verdict, markdown),
-    findPullRequestBySha: searchOnce,
+    findPullRequestBySha: (sha) => findPullRequestBySha(api, sha),
     pullRequestLabels: (issueNumber) => pullRequestLabels(api, issueNumber),
     labelledBy: (issueNumber, label) => labelledBy(api, issueNumber, label),
     setCommitStatus: (sha, name, state, description) => setCommitStatus(api, sha, name, { state, description, targetUrl: runUrl(context) }),

@@ -71,17 +71,6 @@ describe('the GitHub facade, built once', () => {
     });
   });
 
-  it('asks GitHub once a step for each sha, and again after a lookup that failed', async () => {
-    api.pulls = [{ number: 12, state: 'open', head: { sha: 'f0f0f0' } }];
-    const lookups = () => api.requests.filter((r) => r.path.endsWith('/commits/f0f0f0/pulls')).length;
-    const github = createGitHub('t', context(), { retries: 0, minTimeoutMs: 1 });
-    api.drop('GET', /\/commits\/f0f0f0\/pulls$/, 1);
-    await expect(github.findPullRequestBySha('f0f0f0')).rejects.toMatchObject({ status: 500 });
-    expect((await github.findPullRequestBySha('f0f0f0')).number).toBe(12);
-    expect((await github.findPullRequestBySha('f0f0f0')).number).toBe(12);
-    expect(lookups()).toBe(2);
-  });
-
   it.each([403, 404, 422, 500])("lists the open PRs when the commit's PR lookup answers HTTP %i", async (status) => {
     api.pulls = [
       { number: 11, state: 'open', head: { sha: 'aaaa' } },
