@@ -62,10 +62,19 @@ export function judgeChanges(changed: string[], globs: string[], base: string): 
 /**
  * The files a PR's checkout changed against its base commit, from git: the base is fetched one deep
  * when the checkout lacks it (`actions/checkout` fetches only the merge commit), and the two trees
- * are compared, which needs no history between them.
+ * are compared, which needs no history between them. The checkout must be the PR's: its head
+ * commit, or the merge commit GitHub made of it (whose parents a shallow clone still names). A
+ * checkout of anything else (the base branch, as pull_request_target checks out by default) would
+ * show no change and skip the gate unseen, so it is refused.
  */
-export async function changedFilesFromGit(root: string, baseSha: string, git: Git, options: GitOptions = {}): Promise<string[]> {
+export async function changedFilesFromGit(root: string, baseSha: string, headSha: string | undefined, git: Git, options: GitOptions = {}): Promise<string[]> {
   if (!isCommitId(baseSha)) throw new Error(`the base commit "${baseSha.slice(0, 40)}" is not a commit id`);
+  const head = (await git(['rev-parse', 'HEAD'], root, options)).trim();
+  const parents = [...(await git(['cat-file', '-p', 'HEAD'], root, options)).matchAll(/^parent ([0-9a-f]{40})$/gm)].map((m) => m[1]);
+  if (!headSha || (head !== headSha && !parents.includes(headSha)))
+    throw new Error(
+      `the checkout (${head.slice(0, 12)}) is neither the pull request's head commit ${headSha?.slice(0, 12) ?? '(unnamed)'} nor its merge commit`,
+    );
   await ensureCommit(root, baseSha, git, options);
   const out = await git(['diff', '--name-only', '-z', '--no-renames', baseSha, 'HEAD'], root, options);
   return out.split('\0').filter(Boolean);

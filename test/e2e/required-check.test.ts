@@ -162,6 +162,18 @@ describe('a same-repository PR', () => {
     expect(everything.outputs.changed).toBe('true');
   });
 
+  it("a checkout that is not the PR's (pull_request_target checks out the base) never passes as skipped: the gate runs", async () => {
+    reset();
+    const { dir, base } = await checkout('readme');
+    const elsewhere = 'e'.repeat(40);
+    const result = await act('pull_request_target', pullRequest(elsewhere, base), { mode: 'changes' }, dir);
+    expect(result.outputs.changed).toBe('true');
+    expect(result.printed).toMatch(
+      /the changed files could not be read \(the checkout \([0-9a-f]{12}\) is neither the pull request's head commit e{12} nor its merge commit\)/,
+    );
+    expect(api.statuses.filter((st) => st.sha === elsewhere).map((st) => st.state)).toEqual(['pending', 'pending']);
+  });
+
   it('a config that cannot be read fails the step and ends the status in error, never leaving it pending', async () => {
     reset();
     const { dir, base, head } = await checkout('teacher', 'teacher: [');

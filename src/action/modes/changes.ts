@@ -76,7 +76,7 @@ export async function changesInCheckout(
       const options = { signal: clock.stop };
       const root = (await runGit(['rev-parse', '--show-toplevel'], inputs.workingDirectory, options)).trim();
       const globs = [...relevantGlobs(inputs.paths, config, root), ...runningWorkflow()];
-      const changed = await changedFilesFromGit(root, baseSha, runGit, options);
+      const changed = await changedFilesFromGit(root, baseSha, pr.head?.sha, runGit, options);
       verdict = judgeChanges(changed, globs, baseSha);
     } catch (error) {
       verdict = { relevant: 'unknown', why: unknownLine(error) };
