@@ -4,7 +4,7 @@ import { loadConfig, withOverrides } from '../config/load.js';
 import { BACKENDS, type BackendName } from '../config/schema.js';
 import { ExitCode, InputError, isInputError } from '../errors.js';
 import { runPipeline, type RunResult } from '../pipeline.js';
-import { readReport } from '../report/report.js';
+import { readReport } from '../report/read.js';
 import { historyTable, readHistory } from '../report/history.js';
 import { mergeReports, parseExpected, readReports, writeMergedMarkdown } from '../report/merge.js';
 import path from 'node:path';

@@ -7,7 +7,8 @@ import { formatCompact, HEADLINE_METRICS, worstOf } from '../measure/metrics.js'
 import { renderMarkdown } from './markdown.js';
 import type { RegressionAcceptance } from '../gates/judge.js';
 import { rejudgeReport } from './rejudge.js';
-import { readUntrustedReport, type Report } from './report.js';
+import { readUntrustedReport } from './read.js';
+import type { Report } from './report.js';
 import { outputFolder, writeOutputFile } from '../stages/write.js';
 
 export interface MergedReport {

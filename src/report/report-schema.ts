@@ -3,7 +3,7 @@ import { InputError } from '../errors.js';
 import { intervalProblem } from '../measure/intervals.js';
 import { describeRange, inMetricRange, isMachineDependent, metricSpec } from '../measure/metrics.js';
 import { comparisonInterval } from '../measure/paired-speed.js';
-import type { Report } from './report.js';
+import { SCHEMA_VERSION, type Report } from './report.js';
 
 /**
  * How far a report.json is believed. `trusted`: written by this machine's own runs (the CLI's
@@ -13,9 +13,6 @@ import type { Report } from './report.js';
  * from the upload reaches the comment, however a later renderer treats it.
  */
 export type ReportTrust = 'trusted' | 'untrusted';
-
-/** report.json's format version; readers refuse others. Change it only when old readers would misread a new report. */
-export const SCHEMA_VERSION = 1;
 
 /** `z.object` strips unknown keys, `z.looseObject` keeps them; both validate the keys they name. */
 type ObjectOf = typeof z.object | typeof z.looseObject;

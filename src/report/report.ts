@@ -1,13 +1,11 @@
-import { readFile } from 'node:fs/promises';
 import type { GateResult } from '../gates/gates.js';
 import type { ClassAgreement } from '../measure/agreement.js';
 import type { TeacherDiff } from '../measure/teacher-diff.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
 import { InputError } from '../errors.js';
-import { parseReport, SCHEMA_VERSION, type ReportTrust } from './report-schema.js';
-
-export { SCHEMA_VERSION };
+/** report.json's format version; readers refuse others (report-schema.ts). Change it only when old readers would misread a new report. */
+export const SCHEMA_VERSION = 1;
 
 export interface Environment {
   backend: string;
@@ -94,34 +92,6 @@ export interface Report {
   commit?: string;
   /** The workflow run that recorded this report in the baseline store; set by the store, so that a later report can link the run it compared with. */
   runUrl?: string;
-}
-
-/**
- * Reads and validates a report.json written by this machine's runs (a baseline, the CLI's compare,
- * merge and history); see report-schema.ts for what is checked and how errors name the JSON path.
- */
-export function readReport(file: string): Promise<Report> {
-  return readReportAs(file, 'trusted');
-}
-
-/**
- * Reads a report.json uploaded by a job that ran a pull request's code: validated like any other,
- * and fields the schema does not know are dropped. Its verdict is still a claim: re-judge it
- * (report/rejudge.ts) before publishing it.
- */
-export function readUntrustedReport(file: string): Promise<Report> {
-  return readReportAs(file, 'untrusted');
-}
-
-async function readReportAs(file: string, trust: ReportTrust): Promise<Report> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(await readFile(file, 'utf8'));
-  } catch (error) {
-    const reason = error instanceof SyntaxError ? `is not valid JSON (${error.message})` : `cannot be read (${(error as NodeJS.ErrnoException).code ?? error})`;
-    throw new InputError(file, `${reason}; expected a report.json written by distill-gate.`);
-  }
-  return parseReport(parsed, file, trust);
 }
 
 /** What a run (or a re-read or merged report) gives the shells to publish: the report, its markdown and where they lie. */

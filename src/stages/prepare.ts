@@ -7,7 +7,8 @@ import { parseGates, type GateCheck } from '../gates/gates.js';
 import { measuredMetrics } from '../measure/metrics.js';
 import type { LoadedModel } from '../models/model.js';
 import { loadTeacherAndStudent } from '../models/pair.js';
-import { readReport, type Report } from '../report/report.js';
+import type { Report } from '../report/report.js';
+import { readReport } from '../report/read.js';
 
 /** Everything a run works on, loaded once; `dispose` frees the models' tensors. */
 export interface Session {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildCutShortReport } from '../../src/report/cut-short.js';
 import { jsonPath, parseReport } from '../../src/report/report-schema.js';
-import { readReport, readUntrustedReport } from '../../src/report/report.js';
+import { readReport, readUntrustedReport } from '../../src/report/read.js';
 import { fullSampleReport, sampleReport } from '../sample-report.js';
 
 /** A report as report.json holds it: through JSON, so NaN and Infinity come back as null. */

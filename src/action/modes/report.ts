@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '../../config/load.js';
 import { InputError } from '../../errors.js';
 import { escapeMarkdown } from '../../report/escape.js';
 import { renderMarkdown } from '../../report/markdown.js';
-import { readReport, readUntrustedReport } from '../../report/report.js';
+import { readReport, readUntrustedReport } from '../../report/read.js';
 import { rejudgeReport, type StoredBaseline } from '../../report/rejudge.js';
 import { underClock, type RunClock } from '../../run-control.js';
 import { regressionAcceptance } from '../acceptance.js';
