@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs beyond npm: Mesa's EGL/GLES and llvmpipe, on which Dawn's
-# OpenGL ES backend gives the WebGPU tests a software adapter. Installs only what is missing.
+# OpenGL ES backend gives the WebGPU tests a software adapter; and clang and lld, the compiler and
+# linker of the WebAssembly kernel (clang 14 on Debian 12), with which test/distill/kernel-build.test.ts
+# checks the committed module against its C source. Installs only what is missing.
 set -euo pipefail
-packages=(libegl1 libgles2 libgl1-mesa-dri)
+packages=(libegl1 libgles2 libgl1-mesa-dri clang lld)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

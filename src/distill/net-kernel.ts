@@ -1,26 +1,20 @@
 import type { layers, LayersModel, Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import { correctedAdam } from './adam.js';
+import { ACTIVATION, BATCH_NORM_STATS, NET, OP, OP_TYPE, TILE } from './kernel/abi.js';
 import { NET_KD_WASM } from './kernel/net-kd-wasm.js';
 import type { SoftmaxTerm } from './targets.js';
 
-// Codes and struct sizes of kernel/net_kd.c (every field 4 bytes, no padding).
-const OP = { conv: 0, depthwise: 1, maxPool: 2, avgPool: 3, globalAvg: 4, globalMax: 5, dropout: 6, batchNorm: 7, layerNorm: 8, activation: 9 } as const;
-const ACTIVATIONS = { linear: 0, relu: 1, sigmoid: 2, tanh: 3 } as const;
-const NET_BYTES = 72;
-const OP_BYTES = 104;
-/** Output pixels per tile of a convolution's input gradient (TILE in net_kd.c). */
-const TILE = 32;
 const PAGE = 65536;
 
-type Activation = keyof typeof ACTIVATIONS;
+type Activation = keyof typeof ACTIVATION;
 type Shape = [height: number, width: number, channels: number];
 type Pair = [number, number];
 type Layer = layers.Layer;
 
-/** One op of the kernel's program, in the terms of net_kd.c's Op. */
+/** One op of the kernel's program, in the terms of the Op struct of kernel/net_kd.h. */
 export interface KernelOp {
-  type: keyof typeof OP;
+  type: keyof typeof OP_TYPE;
   activation: Activation;
   input: Shape;
   output: Shape;
@@ -215,7 +209,7 @@ export function appliedByAutodiffOnly(config: Record<string, unknown>): boolean 
 export function activationOf(value: unknown, isLast: boolean): Activation | undefined {
   const name = value == null ? 'linear' : String(value);
   if (name === 'softmax' && isLast) return 'linear';
-  return name in ACTIVATIONS ? (name as Activation) : undefined;
+  return name in ACTIVATION ? (name as Activation) : undefined;
 }
 
 function pair(value: unknown): [number, number] {
@@ -242,20 +236,6 @@ export function windowGeometry(
   return { output, padding: before };
 }
 
-/** Uniform in [0, 1) for a dropout mask: `uniform` in net_kd.c, for tests that rebuild its masks. */
-export function dropoutUniform(seed: number, op: number, element: number): number {
-  const mix = (value: number) => {
-    let h = value >>> 0;
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x7feb352d) >>> 0;
-    h ^= h >>> 15;
-    h = Math.imul(h, 0x846ca68b) >>> 0;
-    h ^= h >>> 16;
-    return h >>> 0;
-  };
-  return (mix(mix((seed ^ Math.imul(op, 0x9e3779b9)) >>> 0) ^ element) >>> 8) / 16777216;
-}
-
 /**
  * The kernel trapped (an out-of-bounds access, say). Its memory is sized before the first step,
  * so this is a bug, never an out-of-memory to retry with a smaller batch.
@@ -272,7 +252,7 @@ let compiled: WebAssembly.Module | undefined;
 const size = (shape: Shape) => shape[0] * shape[1] * shape[2];
 
 /**
- * A Sequential student's whole training step as one WebAssembly call (kernel/net_kd.c): no TF.js
+ * A Sequential student's whole training step as one WebAssembly call (kernel/step.c): no TF.js
  * op, so neither TF.js's per-op cost nor its missing gradient kernels (the wasm backend has no
  * Conv2DBackpropFilter). The kernel trains its own copy of the weights in its memory; `sync`
  * writes them, and BatchNormalization's moving statistics, back into the student's variables.
@@ -307,8 +287,8 @@ export class NetKernel {
     this.stepFunction = exports.step;
 
     const memory = new Layout(Number(exports.__heap_base.value), maxRows);
-    this.netAddress = memory.take(NET_BYTES / 4);
-    this.opsAddress = memory.take((OP_BYTES / 4) * ops.length);
+    this.netAddress = memory.take(NET.bytes / 4);
+    this.opsAddress = memory.take((OP.bytes / 4) * ops.length);
     const inputSize = size(ops[0].input);
     const classes = ops[ops.length - 1].output[2];
     const largest = Math.max(inputSize, ...ops.map((op) => size(op.output)));
@@ -321,13 +301,25 @@ export class NetKernel {
     const missing = memory.end - this.memory.buffer.byteLength;
     if (missing > 0) this.memory.grow(Math.ceil(missing / PAGE));
 
-    const words = new Uint32Array(this.memory.buffer);
-    const floats = new Float32Array(this.memory.buffer);
-    const net = this.netAddress / 4;
-    words.set([ops.length, inputSize, terms.length], net);
-    floats.set([terms[0].scale, terms[1]?.scale ?? 0, terms[0].weight, terms[1]?.weight ?? 0], net + 3);
-    words.set([xAddress, targetsAddress, params, grads, moment1, moment2, trainableCount, scratchAddress, gradA, gradB, 0], net + 7);
-    ops.forEach((op, i) => writeOp(words, floats, (this.opsAddress + i * OP_BYTES) / 4, op, buffers[i], placed));
+    writeStruct(this.memory.buffer, this.netAddress, NET, {
+      ops: ops.length,
+      inputSize,
+      terms: terms.length,
+      scale: [terms[0].scale, terms[1]?.scale ?? 0],
+      weight: [terms[0].weight, terms[1]?.weight ?? 0],
+      x: xAddress,
+      targets: targetsAddress,
+      params,
+      grads,
+      moment1,
+      moment2,
+      trainable: trainableCount,
+      scratch: scratchAddress,
+      gradA,
+      gradB,
+      seed: 0,
+    });
+    ops.forEach((op, i) => writeStruct(this.memory.buffer, this.opsAddress + i * OP.bytes, OP, opFields(op, buffers[i], placed)));
     this.x = new Float32Array(this.memory.buffer, xAddress, maxRows * inputSize);
     this.targets = new Float32Array(this.memory.buffer, targetsAddress, maxRows * classes);
     this.params = new Float32Array(this.memory.buffer, params, total);
@@ -340,7 +332,7 @@ export class NetKernel {
     this.x.set(x);
     this.targets.set(targets);
     const t = this.steps + 1;
-    new Uint32Array(this.memory.buffer)[this.netAddress / 4 + 17] = (this.seed * 7919 + this.steps) >>> 0;
+    new Uint32Array(this.memory.buffer)[this.netAddress / 4 + NET.fields.seed.word] = (this.seed * 7919 + this.steps) >>> 0;
     const { rate, epsilon } = correctedAdam(t, this.learningRate, this.beta1, this.beta2, this.epsilon);
     let loss: number;
     try {
@@ -399,7 +391,7 @@ interface OpBuffers {
   scratch: number;
 }
 
-/** An op's buffers, as net_kd.c's Op describes them; 0 where the op has none. */
+/** An op's buffers, as net_kd.h's Op describes them; 0 where the op has none. */
 function opBuffers(op: KernelOp, memory: Layout): OpBuffers {
   const { maxRows } = memory;
   const [kh, kw] = op.window;
@@ -412,17 +404,48 @@ function opBuffers(op: KernelOp, memory: Layout): OpBuffers {
   if (op.type === 'conv' && !pointwise) aux = memory.take(maxRows * pixels * patchWidth);
   else if (['batchNorm', 'layerNorm', 'dropout', 'maxPool', 'globalMax'].includes(op.type))
     aux = memory.take(maxRows * Math.max(size(op.output), size(op.input)));
-  const stats = op.type === 'batchNorm' ? memory.take(6 * channels) : op.type === 'layerNorm' ? memory.take(maxRows * pixels) : 0;
+  const stats = op.type === 'batchNorm' ? memory.take(BATCH_NORM_STATS * channels) : op.type === 'layerNorm' ? memory.take(maxRows * pixels) : 0;
   // The kernel transposed, a tile's patch gradients.
   const scratch = op.type === 'conv' ? memory.take(patchWidth * op.output[2] + TILE * patchWidth) : 0;
   return { output: memory.take(maxRows * size(op.output)), aux, stats, scratch };
 }
 
-/** One Op struct of net_kd.c, field by field, at word `at`. */
-function writeOp(words: Uint32Array, floats: Float32Array, at: number, op: KernelOp, buffers: OpBuffers, placed: Map<Variable, number>): void {
+/** The fields of one Op struct of net_kd.h. */
+function opFields(op: KernelOp, buffers: OpBuffers, placed: Map<Variable, number>): StructValues<typeof OP> {
   const offsetOf = (variable: Variable | undefined) => (variable ? placed.get(variable)! : 0);
-  words.set([OP[op.type], ACTIVATIONS[op.activation], ...op.input, ...op.output, ...op.window, ...op.strides, ...op.padding], at);
-  words.set([offsetOf(op.weight), offsetOf(op.bias), op.weight ? 1 : 0, op.bias ? 1 : 0, offsetOf(op.state?.[0])], at + 14);
-  floats.set([op.momentum, op.epsilon, op.rate], at + 19);
-  words.set([buffers.output, buffers.aux, buffers.stats, buffers.scratch], at + 22);
+  const [[inH, inW, inC], [outH, outW, outC], [kh, kw], [sh, sw], [padT, padL]] = [op.input, op.output, op.window, op.strides, op.padding];
+  return {
+    type: OP_TYPE[op.type],
+    activation: ACTIVATION[op.activation],
+    ...{ inH, inW, inC, outH, outW, outC, kh, kw, sh, sw, padT, padL },
+    weight: offsetOf(op.weight),
+    bias: offsetOf(op.bias),
+    hasWeight: op.weight ? 1 : 0,
+    hasBias: op.bias ? 1 : 0,
+    state: offsetOf(op.state?.[0]),
+    momentum: op.momentum,
+    epsilon: op.epsilon,
+    rate: op.rate,
+    ...buffers,
+  };
+}
+
+/** A struct of net_kd.h as abi.ts describes it. */
+interface Struct {
+  bytes: number;
+  fields: Record<string, { word: number; count: number; kind: 'u32' | 'f32' | 'ptr' }>;
+}
+
+/** A value for every field of a struct: a number, or one per element of an array field. */
+type StructValues<S extends Struct> = { [K in keyof S['fields']]: S['fields'][K]['count'] extends 1 ? number : number[] };
+
+/** Writes every field of a struct at byte address `at`, where abi.ts says it lies, as a float or a 32-bit word. */
+function writeStruct<S extends Struct>(buffer: ArrayBuffer, at: number, struct: S, values: StructValues<S>): void {
+  const words = new Uint32Array(buffer, at, struct.bytes / 4);
+  const floats = new Float32Array(buffer, at, struct.bytes / 4);
+  for (const [name, field] of Object.entries(struct.fields)) {
+    const value = [values[name as keyof S['fields']]].flat();
+    if (value.length !== field.count) throw new Error(`${name}: ${value.length} values for ${field.count} elements`);
+    (field.kind === 'f32' ? floats : words).set(value, field.word);
+  }
 }

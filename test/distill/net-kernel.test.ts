@@ -4,11 +4,12 @@ import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import type { LayerSpec } from '../../src/config/schema.js';
 import { distillationLoss } from '../../src/distill/loss.js';
 import { InputError } from '../../src/errors.js';
-import { dropoutUniform, planKernel, windowGeometry } from '../../src/distill/net-kernel.js';
+import { planKernel, windowGeometry } from '../../src/distill/net-kernel.js';
 import { kdTargets, kdTerms } from '../../src/distill/targets.js';
 import { trainingStep } from '../../src/distill/training-step.js';
 import { buildStudent } from '../../src/models/student.js';
 import { maxRelativeError, randomArray } from '../helpers.js';
+import { dropoutUniform } from './kernel-random.js';
 
 let tf: Tf;
 beforeAll(async () => {

@@ -1,0 +1,50 @@
+// Matrix products: every pass of a convolution, pointwise convolution or Dense layer is one
+// (conv.c): forward, patches . W; weight gradient, patches^T . dOut; input gradient, dOut . W^T.
+// A 4 x 8 register-blocked micro-kernel does the work.
+
+#include <wasm_simd128.h>
+
+#include "ops.h"
+
+// A micro-kernel keeps an RB x (4 * NV) block of out in registers while it walks K: per step, NV
+// loads of B are shared by RB rows. Always inlined with constant RB and NV, so the accumulators
+// are registers, not memory.
+static inline __attribute__((always_inline)) void microKernel(const int RB, const int NV, float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 K) {
+  v128_t acc[4][2];
+  for (int r = 0; r < RB; r++)
+    for (int v = 0; v < NV; v++) acc[r][v] = wasm_v128_load(out + r * os + 4 * v);
+  for (u32 i = 0; i < K; i++) {
+    v128_t row[2];
+    for (int v = 0; v < NV; v++) row[v] = wasm_v128_load(b + i * bs + 4 * v);
+    for (int r = 0; r < RB; r++) {
+      const v128_t s = wasm_f32x4_splat(a[r * ar + i * ai]);
+      for (int v = 0; v < NV; v++) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_f32x4_mul(s, row[v]));
+    }
+  }
+  for (int r = 0; r < RB; r++)
+    for (int v = 0; v < NV; v++) wasm_v128_store(out + r * os + 4 * v, acc[r][v]);
+}
+
+static inline __attribute__((always_inline)) void rowBlock(const int RB, float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 N, u32 K) {
+  u32 c = 0;
+  for (; c + 8 <= N; c += 8) microKernel(RB, 2, out + c, os, a, ar, ai, b + c, bs, K);
+  if (c + 4 <= N) { microKernel(RB, 1, out + c, os, a, ar, ai, b + c, bs, K); c += 4; }
+  for (; c < N; c++)
+    for (int r = 0; r < RB; r++) {
+      float s = out[r * os + c];
+      for (u32 i = 0; i < K; i++) s += a[r * ar + i * ai] * b[i * bs + c];
+      out[r * os + c] = s;
+    }
+}
+
+// A is read through strides (A[r][i] = a[r * ar + i * ai]) so that the same code multiplies by a
+// transposed patch matrix.
+void gemm(float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 M, u32 N, u32 K) {
+  u32 r = 0;
+  for (; r + 4 <= M; r += 4) rowBlock(4, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K);
+  switch (M - r) {
+    case 3: rowBlock(3, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K); break;
+    case 2: rowBlock(2, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K); break;
+    case 1: rowBlock(1, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K); break;
+  }
+}

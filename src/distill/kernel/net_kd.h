@@ -1,0 +1,141 @@
+// The WebAssembly training kernel's interface with its host (net-kernel.ts): the program and
+// memory layout the host writes, the codes it uses, the functions it provides and the one it
+// calls. One knowledge-distillation training step of a Sequential student runs in one call:
+// forward through every op, the KD loss and its gradient from host-side targets, backward, and
+// Adam (step.c). scripts/build-kernel.mjs generates abi.ts from this file (op and activation
+// codes, struct sizes, field offsets, the defines below) with the compiler that builds the kernel,
+// so the host never copies a number from here by hand.
+//
+// Activations are NHWC, one row after another, as TF.js lays them out.
+//
+// Build: npm run build:kernel (clang and wasm-ld from Debian's clang and lld packages).
+#ifndef NET_KD_H
+#define NET_KD_H
+
+#include <stddef.h>
+
+typedef unsigned int u32;
+
+// Math.exp and Math.log from the host: wasm has no transcendental instructions, and the host's
+// are accurate and deterministic in double precision, where a hand-rolled approximation in float
+// would add its own error to the loss.
+__attribute__((import_module("env"), import_name("exp"))) double host_exp(double);
+__attribute__((import_module("env"), import_name("log"))) double host_log(double);
+
+// Op.activation: fused into CONV and DEPTHWISE; the function of ACTIVATION. The host's names are
+// these in camelCase (Keras's activation names).
+enum Activation { LINEAR = 0, RELU = 1, SIGMOID = 2, TANH = 3 };
+
+// Op.type, one per op family. The host's names are these in camelCase.
+enum OpType { CONV = 0, DEPTHWISE = 1, MAX_POOL = 2, AVG_POOL = 3, GLOBAL_AVG = 4, GLOBAL_MAX = 5, DROPOUT = 6, BATCH_NORM = 7, LAYER_NORM = 8, ACTIVATION = 9 };
+
+// Output pixels whose patch gradients a convolution computes together before they are added back
+// into the input gradient (the tile stays in cache); the host sizes Op.scratch by it.
+#define TILE 32
+// Per-channel rows of BATCH_NORM's Op.stats: mean, 1/std, gamma, beta, sum of dOut, sum of
+// dOut * x-hat.
+#define BATCH_NORM_STATS 6
+
+// Written by the host; every pointer is a byte offset into this module's memory.
+typedef struct {
+  u32 ops;           // number of ops
+  u32 inputSize;     // floats per input row
+  u32 terms;         // softmax terms of the loss (1 or 2)
+  float scale[2];    // per term: logits are multiplied by scale...
+  float weight[2];   // ...and the term's log-sum-exp by weight
+  float *x;          // [rows, inputSize], the batch
+  float *targets;    // [rows, classes], from kdTargets
+  float *params;     // trainable weights in host order, then non-trainable state (moving statistics)
+  float *grads;      // [trainable], same layout as params
+  float *moment1;    // Adam's moments, [trainable]
+  float *moment2;
+  u32 trainable;     // number of trainable floats at the start of params
+  double *scratch;   // [classes], one row's exponentials
+  float *gradA;      // two [maxRows, largest activation] buffers for gradients, used in turn
+  float *gradB;
+  u32 seed;          // this step's dropout seed
+} Net;
+
+// One op of the program, written by the host; ops follow each other in memory.
+typedef struct {
+  u32 type;              // enum OpType
+  u32 activation;        // enum Activation
+  u32 inH, inW, inC;     // input, as [H, W, C] (a Dense layer is a 1x1 image of C channels)
+  u32 outH, outW, outC;
+  u32 kh, kw, sh, sw;    // window and strides (CONV, DEPTHWISE, pools)
+  u32 padT, padL;        // padding before the first row and column ('same'), else 0
+  u32 weight, bias;      // float offsets into params: kernel or gamma, bias or beta
+  u32 hasWeight, hasBias;
+  u32 state;             // BATCH_NORM: float offset of the moving mean (the moving variance follows)
+  float momentum;        // BATCH_NORM
+  float epsilon;         // BATCH_NORM, LAYER_NORM
+  float rate;            // DROPOUT
+  float *output;         // [maxRows, outH * outW * outC]
+  float *aux;            // CONV: the batch's patches; norms: x-hat; DROPOUT: the scaled mask; max pools: argmax (as u32)
+  float *stats;          // BATCH_NORM: [BATCH_NORM_STATS, C] per-channel scratch; LAYER_NORM: 1/std per position
+  float *scratch;        // CONV: the kernel transposed, then TILE pixels' patch gradients
+} Op;
+
+// The host writes both structs through Uint32Array and Float32Array views of the memory, at the
+// word offsets abi.ts gives: every field must be a 4-byte word (a u32, a float or a wasm32
+// pointer) or an array of them, with no padding. Each assert pins one field's word offset and
+// size in words: a field added, moved or resized fails the build here until its assert says so,
+// and the build regenerates abi.ts to match.
+#define FIELD_AT(type, field, word, words)                                                         \
+  _Static_assert(offsetof(type, field) == (word) * 4 && sizeof(((type *)0)->field) == (words) * 4, \
+                 #type "." #field " is not " #words " word(s) at word " #word)
+
+_Static_assert(sizeof(u32) == 4 && sizeof(float) == 4 && sizeof(float *) == 4, "wasm32: 4-byte words and pointers");
+
+_Static_assert(sizeof(Net) == 72, "sizeof(Net) is 72 bytes");
+FIELD_AT(Net, ops, 0, 1);
+FIELD_AT(Net, inputSize, 1, 1);
+FIELD_AT(Net, terms, 2, 1);
+FIELD_AT(Net, scale, 3, 2);
+FIELD_AT(Net, weight, 5, 2);
+FIELD_AT(Net, x, 7, 1);
+FIELD_AT(Net, targets, 8, 1);
+FIELD_AT(Net, params, 9, 1);
+FIELD_AT(Net, grads, 10, 1);
+FIELD_AT(Net, moment1, 11, 1);
+FIELD_AT(Net, moment2, 12, 1);
+FIELD_AT(Net, trainable, 13, 1);
+FIELD_AT(Net, scratch, 14, 1);
+FIELD_AT(Net, gradA, 15, 1);
+FIELD_AT(Net, gradB, 16, 1);
+FIELD_AT(Net, seed, 17, 1);
+
+_Static_assert(sizeof(Op) == 104, "sizeof(Op) is 104 bytes");
+FIELD_AT(Op, type, 0, 1);
+FIELD_AT(Op, activation, 1, 1);
+FIELD_AT(Op, inH, 2, 1);
+FIELD_AT(Op, inW, 3, 1);
+FIELD_AT(Op, inC, 4, 1);
+FIELD_AT(Op, outH, 5, 1);
+FIELD_AT(Op, outW, 6, 1);
+FIELD_AT(Op, outC, 7, 1);
+FIELD_AT(Op, kh, 8, 1);
+FIELD_AT(Op, kw, 9, 1);
+FIELD_AT(Op, sh, 10, 1);
+FIELD_AT(Op, sw, 11, 1);
+FIELD_AT(Op, padT, 12, 1);
+FIELD_AT(Op, padL, 13, 1);
+FIELD_AT(Op, weight, 14, 1);
+FIELD_AT(Op, bias, 15, 1);
+FIELD_AT(Op, hasWeight, 16, 1);
+FIELD_AT(Op, hasBias, 17, 1);
+FIELD_AT(Op, state, 18, 1);
+FIELD_AT(Op, momentum, 19, 1);
+FIELD_AT(Op, epsilon, 20, 1);
+FIELD_AT(Op, rate, 21, 1);
+FIELD_AT(Op, output, 22, 1);
+FIELD_AT(Op, aux, 23, 1);
+FIELD_AT(Op, stats, 24, 1);
+FIELD_AT(Op, scratch, 25, 1);
+
+// The one export: trains one step on `rows` rows of Net.x and returns the batch's KD loss
+// (without the teacher-only constant). Adam's bias corrections are folded into rate and epsilon
+// by the host.
+float step(const Net *s, const Op *ops, u32 rows, float rate, float epsilon, float beta1, float beta2);
+
+#endif

@@ -1,0 +1,120 @@
+// Normalisation: BATCH_NORM, batch statistics per channel (and Keras's moving statistics), and
+// LAYER_NORM, statistics per position over its channels. Both keep x-hat in Op.aux.
+
+#include "ops.h"
+#include "vector.h"
+
+// Per-channel passes over [count, C] activations (addChannels, in vector.h, too); restrict-
+// qualified so that clang vectorises the channel loops.
+static void addSquaredDeviations(float *__restrict sums, const float *__restrict x, const float *__restrict mean, u32 count, u32 C) {
+  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) {
+    const float d = x[p * C + c] - mean[c];
+    sums[c] += d * d;
+  }
+}
+
+static void addProducts(float *__restrict sums, float *__restrict products, const float *__restrict d, const float *__restrict h, u32 count, u32 C) {
+  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) {
+    sums[c] += d[p * C + c];
+    products[c] += d[p * C + c] * h[p * C + c];
+  }
+}
+
+// h = (x - mean) * inverse; y = gamma * h + beta.
+static void normalise(float *__restrict h, float *__restrict y, const float *__restrict x, const float *__restrict mean, const float *__restrict inverse, const float *__restrict gamma, const float *__restrict beta, u32 count, u32 C) {
+  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) {
+    const float v = (x[p * C + c] - mean[c]) * inverse[c];
+    h[p * C + c] = v;
+    y[p * C + c] = gamma[c] * v + beta[c];
+  }
+}
+
+void batchNormForward(const Op *op, float *params, const float *in, u32 rows) {
+  const Op L = *op;
+  const u32 C = L.inC, count = rows * L.inH * L.inW;
+  // stats: mean, 1/std, then gamma and beta (ones and zeros where the layer has none).
+  float *mean = L.stats, *inverse = L.stats + C, *gamma = L.stats + 2 * C, *beta = L.stats + 3 * C;
+  zero(mean, 2 * C);
+  addChannels(mean, in, count, C);
+  for (u32 c = 0; c < C; c++) mean[c] /= (float)count;
+  addSquaredDeviations(inverse, in, mean, count, C);
+  float *movingMean = params + L.state, *movingVariance = movingMean + C;
+  for (u32 c = 0; c < C; c++) {
+    const float variance = inverse[c] / (float)count;
+    // Keras: moving -= (moving - batch) * (1 - momentum), with the biased batch variance.
+    movingMean[c] -= (movingMean[c] - mean[c]) * (1.0f - L.momentum);
+    movingVariance[c] -= (movingVariance[c] - variance) * (1.0f - L.momentum);
+    inverse[c] = 1.0f / __builtin_sqrtf(variance + L.epsilon);
+    gamma[c] = L.hasWeight ? params[L.weight + c] : 1.0f;
+    beta[c] = L.hasBias ? params[L.bias + c] : 0.0f;
+  }
+  normalise(L.aux, L.output, in, mean, inverse, gamma, beta, count, C);
+}
+
+// dx = gamma / std * (dy - mean(dy) - x-hat * mean(dy * x-hat))
+static void batchNormInputGradient(float *__restrict dx, const float *__restrict d, const float *__restrict h, const float *__restrict scale, const float *__restrict meanD, const float *__restrict meanDH, u32 count, u32 C) {
+  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) dx[p * C + c] = scale[c] * (d[p * C + c] - meanD[c] - h[p * C + c] * meanDH[c]);
+}
+
+void batchNormBackward(const Op *op, const float *params, float *grads, const float *dOut, float *dIn, u32 rows) {
+  const Op L = *op;
+  const u32 C = L.inC, count = rows * L.inH * L.inW;
+  float *inverse = L.stats + C, *gamma = L.stats + 2 * C, *sums = L.stats + 4 * C, *products = L.stats + 5 * C;
+  // Per channel: sum of dOut and of dOut * x-hat (the beta and gamma gradients).
+  zero(sums, 2 * C);
+  addProducts(sums, products, dOut, L.aux, count, C);
+  if (L.hasWeight) copy(grads + L.weight, products, C);
+  if (L.hasBias) copy(grads + L.bias, sums, C);
+  if (!dIn) return;
+  for (u32 c = 0; c < C; c++) {
+    sums[c] /= (float)count;
+    products[c] /= (float)count;
+    inverse[c] *= gamma[c];
+  }
+  batchNormInputGradient(dIn, dOut, L.aux, inverse, sums, products, count, C);
+}
+
+void layerNormForward(const Op *op, const float *params, const float *in, u32 rows) {
+  const Op L = *op;
+  const u32 C = L.inC, positions = rows * L.inH * L.inW;
+  const float *gamma = L.hasWeight ? params + L.weight : 0, *beta = L.hasBias ? params + L.bias : 0;
+  for (u32 p = 0; p < positions; p++) {
+    const float *x = in + p * C;
+    float mean = 0.0f, variance = 0.0f;
+    for (u32 c = 0; c < C; c++) mean += x[c];
+    mean /= (float)C;
+    for (u32 c = 0; c < C; c++) variance += (x[c] - mean) * (x[c] - mean);
+    const float inverse = 1.0f / __builtin_sqrtf(variance / (float)C + L.epsilon);
+    L.stats[p] = inverse;
+    for (u32 c = 0; c < C; c++) {
+      const float h = (x[c] - mean) * inverse;
+      L.aux[p * C + c] = h;
+      L.output[p * C + c] = (gamma ? gamma[c] * h : h) + (beta ? beta[c] : 0.0f);
+    }
+  }
+}
+
+void layerNormBackward(const Op *op, const float *params, float *grads, const float *dOut, float *dIn, u32 rows) {
+  const Op L = *op;
+  const u32 C = L.inC, positions = rows * L.inH * L.inW;
+  const float *gamma = L.hasWeight ? params + L.weight : 0;
+  float *gg = L.hasWeight ? grads + L.weight : 0, *gb = L.hasBias ? grads + L.bias : 0;
+  if (gg) zero(gg, C);
+  if (gb) zero(gb, C);
+  for (u32 p = 0; p < positions; p++) {
+    const float *d = dOut + p * C, *h = L.aux + p * C;
+    float sum = 0.0f, product = 0.0f;
+    for (u32 c = 0; c < C; c++) {
+      if (gg) gg[c] += d[c] * h[c];
+      if (gb) gb[c] += d[c];
+      const float dh = d[c] * (gamma ? gamma[c] : 1.0f);
+      sum += dh;
+      product += dh * h[c];
+    }
+    if (!dIn) continue;
+    for (u32 c = 0; c < C; c++) {
+      const float dh = d[c] * (gamma ? gamma[c] : 1.0f);
+      dIn[p * C + c] = L.stats[p] * (dh - sum / (float)C - h[c] * product / (float)C);
+    }
+  }
+}

@@ -1,0 +1,38 @@
+// Loops over float buffers that several op families share. Static inline: every file that uses
+// one gets its own copy for the compiler to inline.
+#ifndef VECTOR_H
+#define VECTOR_H
+
+#include <wasm_simd128.h>
+
+#include "net_kd.h"
+
+static inline u32 inSize(const Op *op) { return op->inH * op->inW * op->inC; }
+static inline u32 outSize(const Op *op) { return op->outH * op->outW * op->outC; }
+
+static inline void zero(float *__restrict p, u32 n) {
+  u32 i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(p + i, wasm_f32x4_splat(0.0f));
+  for (; i < n; i++) p[i] = 0.0f;
+}
+
+static inline void copy(float *__restrict to, const float *__restrict from, u32 n) {
+  u32 i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(to + i, wasm_v128_load(from + i));
+  for (; i < n; i++) to[i] = from[i];
+}
+
+// to += from.
+static inline void addSpan(float *__restrict to, const float *__restrict from, u32 n) {
+  u32 i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(to + i, wasm_f32x4_add(wasm_v128_load(to + i), wasm_v128_load(from + i)));
+  for (; i < n; i++) to[i] += from[i];
+}
+
+// sums[c] += x[p][c] over [count, C] activations (a bias gradient, a channel mean); restrict-
+// qualified so that clang vectorises the channel loop.
+static inline void addChannels(float *__restrict sums, const float *__restrict x, u32 count, u32 C) {
+  for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) sums[c] += x[p * C + c];
+}
+
+#endif
