@@ -3,8 +3,8 @@
 // Forward functions read `in` ([rows, inH * inW * inC]) and write Op.output. Backward functions
 // take dOut, d loss / d the op's output (which they may overwrite), and write d loss / d input
 // into dIn, or skip it where dIn is 0 (the first op: nobody needs its input gradient; the step
-// driver does not call the backward of an op without weights there). Those with weights write
-// their gradients into grads at Op.weight and Op.bias.
+// driver calls no pool or dropout backward there). Those with weights write their gradients into
+// grads at Op.weight and Op.bias.
 //
 // Functions start with `const Op L = *op`: stores through the activation pointers could alias
 // the struct, and the compiler would reload every field in every inner loop.
