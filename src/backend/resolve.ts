@@ -7,7 +7,7 @@ import { InputError } from '../errors.js';
 import { initialiseBundled } from './bundled.js';
 import type { BackendName } from '../config/schema.js';
 import type { Tf } from './tf.js';
-import { describeAdapter, findAdapter, initialiseWebGpu, type AdapterDescription } from './webgpu.js';
+import { createGpu, describeAdapter, initialiseWebGpu, searchAdapterApart, type AdapterDescription, type AdapterSearch } from './webgpu.js';
 
 export type { Tf } from './tf.js';
 export type ConcreteBackend = Exclude<BackendName, 'auto'>;
@@ -41,16 +41,16 @@ export interface ResolveOptions {
   searchFrom?: string[];
   /** Seam for tests: finds and imports a package, or returns undefined when it is not installed. */
   importPackage?: (name: string, searchFrom: string[]) => Promise<{ module: unknown; path: string } | undefined>;
+  /** Seam for tests: the WebGPU adapter search kept out of this process (searchAdapterApart). */
+  searchAdapter?: (modulePath: string, allowSoftware: boolean) => Promise<AdapterSearch>;
 }
 
 export async function resolveBackend(requested: BackendName, options: ResolveOptions = {}): Promise<ResolvedBackend> {
-  const searchFrom = [...new Set((options.searchFrom ?? [process.cwd()]).map((folder) => path.resolve(folder)))];
-  const importPackage = options.importPackage ?? importFromFolders;
   const notes: string[] = [];
   const candidates = requested === 'auto' ? AUTO_ORDER : [requested];
   for (const name of candidates) {
     try {
-      const resolved = await initialise(name, searchFrom, importPackage, requested === name);
+      const resolved = await initialise(name, options, requested === name);
       return { ...resolved, engine: resolved.tf.getBackend(), notes };
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
@@ -61,25 +61,37 @@ export async function resolveBackend(requested: BackendName, options: ResolveOpt
   throw new Error(`no TF.js backend could be initialised: ${notes.join('; ')}`);
 }
 
-async function initialise(
-  name: ConcreteBackend,
-  searchFrom: string[],
-  importPackage: NonNullable<ResolveOptions['importPackage']>,
-  askedByName: boolean,
-): Promise<Omit<ResolvedBackend, 'notes' | 'engine'>> {
+function searchFolders(options: ResolveOptions): string[] {
+  return [...new Set((options.searchFrom ?? [process.cwd()]).map((folder) => path.resolve(folder)))];
+}
+
+/**
+ * The `webgpu` package (Dawn's bindings, a native addon), resolved at run time like the tfjs-node
+ * packages, and the adapter search run in a child process: Dawn prints its warnings from native
+ * code, where nothing here can catch them, so Dawn creates nothing in this process until the child
+ * found a usable adapter (searchAdapterApart). Throws when the package is not installed.
+ */
+export async function searchWebGpu(options: ResolveOptions, allowSoftware: boolean): Promise<{ module: unknown; path: string; search: AdapterSearch }> {
+  const searchFrom = searchFolders(options);
+  const found = await (options.importPackage ?? importFromFolders)('webgpu', searchFrom);
+  if (!found)
+    throw new Error(
+      `the \`webgpu\` package (Dawn) is not installed in ${searchFrom.join(' or ')}. Install it on the runner with \`npm install --no-save webgpu@0.6.2\` (and libvulkan1 with the GPU's Vulkan driver).`,
+    );
+  return { ...found, search: await (options.searchAdapter ?? searchAdapterApart)(found.path, allowSoftware) };
+}
+
+async function initialise(name: ConcreteBackend, options: ResolveOptions, askedByName: boolean): Promise<Omit<ResolvedBackend, 'notes' | 'engine'>> {
+  const searchFrom = searchFolders(options);
+  const importPackage = options.importPackage ?? importFromFolders;
   if (name === 'webgpu') {
-    // Dawn's bindings (the `webgpu` package, a native addon) are resolved at run time like the
-    // tfjs-node packages; TF.js's WebGPU backend itself is plain JavaScript and bundled.
-    const found = await importPackage('webgpu', searchFrom);
-    if (!found)
-      throw new Error(
-        `the \`webgpu\` package (Dawn) is not installed in ${searchFrom.join(' or ')}. Install it on the runner with \`npm install --no-save webgpu@0.6.2\` (and libvulkan1 with the GPU's Vulkan driver).`,
-      );
-    const dawn = found.module as Parameters<typeof findAdapter>[0];
-    const probe = await findAdapter(dawn, askedByName);
-    if (!probe.adapter || !probe.gpu) throw new Error(`no usable WebGPU adapter: ${probe.notes.join('; ')}`);
-    await initialiseWebGpu(bundledTf, dawn, probe.gpu, probe.featureLevel);
-    return { tf: bundledTf, name, source: `${found.path} (${describeAdapter(probe.adapter)})`, adapter: probe.adapter };
+    // TF.js's WebGPU backend itself is plain JavaScript and bundled.
+    const found = await searchWebGpu(options, askedByName);
+    const { search } = found;
+    if (!search.adapter || !search.dawnBackend) throw new Error(`no usable WebGPU adapter: ${search.notes.join('; ')}`);
+    const dawn = found.module as Parameters<typeof createGpu>[0];
+    await initialiseWebGpu(bundledTf, dawn, createGpu(dawn, search.dawnBackend), search.featureLevel);
+    return { tf: bundledTf, name, source: `${found.path} (${describeAdapter(search.adapter)})`, adapter: search.adapter };
   }
   if (name === 'tensorflow-gpu' || name === 'tensorflow') {
     const packageName = NATIVE_PACKAGES[name];
@@ -120,6 +132,24 @@ export async function importFromFolders(name: string, folders: string[]): Promis
     return { module: await import(/* webpackIgnore: true */ pathToFileURL(resolved).href), path: resolved };
   }
   return undefined;
+}
+
+/**
+ * The run log's one line about the backend: the one chosen and, when auto passed others over, their
+ * names with a word of why; the full reasons are in the report's environment (backendNotes) and in
+ * `distill-gate doctor`, not repeated in every run's log. A package that is installed but failed
+ * to load (tfjs-node-gpu without its CUDA libraries) is a fault to fix, so its reason is kept.
+ */
+export function describeChoice(backend: Pick<ResolvedBackend, 'name' | 'source' | 'notes'>): string {
+  const passed = backend.notes.map((note) => {
+    const [name, ...rest] = note.split(': ');
+    const reason = rest.join(': ');
+    if (/is not installed/.test(reason)) return `${name} (not installed)`;
+    if (/^no usable WebGPU adapter/.test(reason))
+      return `${name} (${/only a software adapter/.test(reason) ? 'only a software adapter' : 'no usable adapter'})`;
+    return `${name} (did not load: ${reason})`;
+  });
+  return `backend: using ${backend.name} (${backend.source})${passed.length ? `; passed over ${passed.join(', ')}; \`distill-gate doctor\` says more` : ''}`;
 }
 
 /** The machine and backend a run measured on: what a later run must match for speed deltas to be gated. */

@@ -1,4 +1,4 @@
-import { onBackend, resolveBackend, type ResolvedBackend } from '../backend/resolve.js';
+import { describeChoice, onBackend, resolveBackend, type ResolvedBackend } from '../backend/resolve.js';
 import type { Config } from '../config/load.js';
 import { loadSplit, type Dataset } from '../data/dataset.js';
 import { probeTrainingStep } from '../distill/training-step.js';
@@ -38,8 +38,7 @@ export interface PrepareOptions {
 export async function prepare(config: Config, { searchFrom, log }: PrepareOptions): Promise<Session> {
   const baseline = config.baseline ? { path: config.baseline, report: await readReport(config.baseline) } : undefined;
   let backend = await resolveBackend(config.backend, { searchFrom });
-  for (const note of backend.notes) log(`backend: skipped ${note}`);
-  log(`backend: using ${backend.name} (${backend.source})`);
+  log(describeChoice(backend));
 
   const loading = { streamAboveBytes: config.data.streamAboveMB * 2 ** 20 };
   const [train, evalSet] = await Promise.all([loadSplit(config.data.train, 'train', loading), loadSplit(config.data.eval, 'eval', loading)]);
