@@ -59,6 +59,10 @@ export interface LoadedModel {
   teacherOptions?: TeacherOptions;
   /** How the model was read, for the run's log: the head chosen, a width found by running it, a sigmoid read as two classes. */
   notes?: string[];
+  /** Teachers: what the reader must know about the outputs (they look like probabilities read as logits); the run's report carries them. */
+  warnings?: string[];
+  /** Teachers whose head has one unit, widened to two classes: how that unit was read. */
+  oneUnit?: OutputKind;
   dispose(): void;
 }
 
@@ -245,13 +249,14 @@ function readHead(
   lastOp: string | undefined,
   predictHead: (x: Tensor) => Tensor,
   notes: string[],
-): Pick<LoadedModel, 'outputWidth' | 'output' | 'predict' | 'notes'> {
+): Pick<LoadedModel, 'outputWidth' | 'output' | 'predict' | 'notes' | 'oneUnit'> {
   const { outputWidth, output, oneUnit } = readHeadOutput(teacher.options.output ?? 'auto', key, width, lastOp, notes);
   const { tf } = teacher;
   if (oneUnit === undefined) return { outputWidth, output, predict: predictHead, notes };
   return {
     outputWidth,
     output,
+    oneUnit,
     predict: (x) =>
       tf.tidy(() => {
         const y = predictHead(x);

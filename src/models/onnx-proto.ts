@@ -18,6 +18,14 @@ export interface OnnxNode {
   op: string;
   inputs: string[];
   outputs: string[];
+  /** Graphs in its attributes (If's then_branch and else_branch, Loop's and Scan's body), by attribute name. */
+  subgraphs?: Array<{ attribute: string; graph: OnnxGraph }>;
+}
+
+/** A subgraph (an If branch, a Loop or Scan body): its nodes and its outputs' names, in order. */
+export interface OnnxGraph {
+  nodes: OnnxNode[];
+  outputs: string[];
 }
 
 export interface OnnxInitializer {
@@ -46,6 +54,11 @@ export interface OnnxSummary {
   opset: number;
   nodes: OnnxNode[];
   initializers: OnnxInitializer[];
+  /**
+   * Weights that are not the main graph's initializers: the tensors of Constant nodes (paddle2onnx
+   * writes every weight so) and the initializers and Constant tensors inside subgraphs.
+   */
+  constants: OnnxInitializer[];
   /** The graph's inputs, without those an initializer gives a default (onnxruntime does not ask for them). */
   inputs: OnnxValueInfo[];
   outputs: OnnxValueInfo[];
@@ -135,7 +148,7 @@ export function readOnnxSummary(bytes: Uint8Array, where: string): OnnxSummary {
       where,
       `is not an ONNX model (${why}). Expected an ONNX ModelProto (.onnx, e.g. from torch.onnx.export, tf2onnx or onnxmltools) or a TF.js model.json.`,
     );
-  const summary: OnnxSummary = { irVersion: 0, producer: '', opset: 0, nodes: [], initializers: [], inputs: [], outputs: [] };
+  const summary: OnnxSummary = { irVersion: 0, producer: '', opset: 0, nodes: [], initializers: [], constants: [], inputs: [], outputs: [] };
   let graph: Field | undefined;
   let count = 0;
   try {
@@ -176,22 +189,53 @@ function readGraph(bytes: Uint8Array, graph: Field, summary: OnnxSummary): void 
   const inputs: OnnxValueInfo[] = [];
   for (const g of fields(bytes, graph.start, graph.end)) {
     if (g.wireType !== 2) continue;
-    if (g.number === 1) {
-      // NodeProto: input=1, output=2, op_type=4.
-      const node: OnnxNode = { op: '', inputs: [], outputs: [] };
-      for (const n of fields(bytes, g.start, g.end)) {
-        if (n.wireType !== 2) continue;
-        if (n.number === 1) node.inputs.push(text(bytes, n));
-        else if (n.number === 2) node.outputs.push(text(bytes, n));
-        else if (n.number === 4) node.op = text(bytes, n);
-      }
-      summary.nodes.push(node);
-    } else if (g.number === 5) summary.initializers.push(readTensor(bytes, g));
+    if (g.number === 1) summary.nodes.push(readNode(bytes, g, summary.constants, 0));
+    else if (g.number === 5) summary.initializers.push(readTensor(bytes, g));
     else if (g.number === 11) inputs.push(readValueInfo(bytes, g));
     else if (g.number === 12) summary.outputs.push(readValueInfo(bytes, g));
   }
   const initialized = new Set(summary.initializers.map((i) => i.name));
   summary.inputs = inputs.filter((input) => !initialized.has(input.name));
+}
+
+/** Subgraphs nested deeper than this are not read (no exporter nests so deep; a crafted file must not overflow the stack). */
+const MAX_SUBGRAPH_DEPTH = 32;
+
+/** A NodeProto; the tensors of its attributes (a Constant's value) and of its subgraphs go to `constants`. */
+function readNode(bytes: Uint8Array, field: Field, constants: OnnxInitializer[], depth: number): OnnxNode {
+  // NodeProto: input=1, output=2, op_type=4, attribute=5.
+  const node: OnnxNode = { op: '', inputs: [], outputs: [] };
+  for (const n of fields(bytes, field.start, field.end)) {
+    if (n.wireType !== 2) continue;
+    if (n.number === 1) node.inputs.push(text(bytes, n));
+    else if (n.number === 2) node.outputs.push(text(bytes, n));
+    else if (n.number === 4) node.op = text(bytes, n);
+    else if (n.number === 5) {
+      // AttributeProto: name=1, t=5, g=6, tensors=10, graphs=11.
+      let attribute = '';
+      const graphs: Field[] = [];
+      for (const a of fields(bytes, n.start, n.end)) {
+        if (a.wireType !== 2) continue;
+        if (a.number === 1) attribute = text(bytes, a);
+        else if (a.number === 5 || a.number === 10) constants.push(readTensor(bytes, a));
+        else if ((a.number === 6 || a.number === 11) && depth < MAX_SUBGRAPH_DEPTH) graphs.push(a);
+      }
+      for (const g of graphs) (node.subgraphs ??= []).push({ attribute, graph: readSubgraph(bytes, g, constants, depth + 1) });
+    }
+  }
+  return node;
+}
+
+/** A GraphProto inside a node's attribute: its nodes, its outputs' names, and its weights (into `constants`). */
+function readSubgraph(bytes: Uint8Array, field: Field, constants: OnnxInitializer[], depth: number): OnnxGraph {
+  const graph: OnnxGraph = { nodes: [], outputs: [] };
+  for (const g of fields(bytes, field.start, field.end)) {
+    if (g.wireType !== 2) continue;
+    if (g.number === 1) graph.nodes.push(readNode(bytes, g, constants, depth));
+    else if (g.number === 5) constants.push(readTensor(bytes, g));
+    else if (g.number === 12) graph.outputs.push(readValueInfo(bytes, g).name);
+  }
+  return graph;
 }
 
 function readValueInfo(bytes: Uint8Array, value: Field): OnnxValueInfo {

@@ -19,7 +19,7 @@ import {
   type TeacherOptions,
 } from './model.js';
 import { fromFloat16, toFloat16 } from './float16.js';
-import { readOnnxSummary, type OnnxSummary, type OnnxValueInfo } from './onnx-proto.js';
+import { readOnnxSummary, type OnnxNode, type OnnxSummary, type OnnxValueInfo } from './onnx-proto.js';
 import { INFERENCE_BATCH } from './predict.js';
 import { findOnnxRuntime, missingRuntimeMessage, openSession, type OrtElementType, type OrtModule, type OrtSession, type OrtTensor } from './onnx-runtime.js';
 
@@ -235,8 +235,8 @@ export async function loadOnnxTeacher(tf: Tf, file: string, options: TeacherOpti
       inputShape,
       outputWidth: reading.outputWidth,
       output: reading.output,
-      params: summary.initializers.filter((i) => [1, 10, 11, 16].includes(i.dataType)).reduce((sum, i) => sum + i.dims.reduce((a, b) => a * b, 1), 0),
-      bytes: summary.initializers.reduce((sum, i) => sum + i.bytes, 0),
+      ...(reading.oneUnit ? { oneUnit: reading.oneUnit } : {}),
+      ...onnxWeights(summary),
       predict: () => {
         throw new Error('an ONNX teacher runs in onnxruntime, asynchronously: call predictAsync (a bug in distill-gate)');
       },
@@ -394,14 +394,43 @@ function lastKnown(head: Head): number | null {
   return head.shape?.[head.shape.length - 1] ?? null;
 }
 
-/** 'softmax' or 'sigmoid' when the node producing `output` is one, looking through Identity nodes. */
-export function outputOp(summary: OnnxSummary, output: string): string | undefined {
-  const producer = new Map(summary.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
-  let node = producer.get(output);
-  for (let hops = 0; node && node.op === 'Identity' && hops < 8; hops++) node = producer.get(node.inputs[0] ?? '');
+/**
+ * The teacher's parameters and weight bytes: its initializers, and the tensors of Constant nodes
+ * and subgraphs (paddle2onnx writes every weight as a Constant node). Parameters count floating
+ * point tensors only (float32, float16, double, bfloat16); bytes count every tensor.
+ */
+export function onnxWeights(summary: Pick<OnnxSummary, 'initializers' | 'constants'>): { params: number; bytes: number } {
+  const tensors = [...summary.initializers, ...summary.constants];
+  return {
+    params: tensors.filter((i) => [1, 10, 11, 16].includes(i.dataType)).reduce((sum, i) => sum + i.dims.reduce((a, b) => a * b, 1), 0),
+    bytes: tensors.reduce((sum, i) => sum + i.bytes, 0),
+  };
+}
+
+/**
+ * 'softmax' or 'sigmoid' when the node producing `output` is one, looking through Identity nodes
+ * and into subgraphs: an If's output is its branches' (the same op in every branch), a Loop's or
+ * a Scan's its body's output at the same place (a Loop's body outputs its condition first).
+ */
+export function outputOp(summary: Pick<OnnxSummary, 'nodes'>, output: string): string | undefined {
+  return graphOutputOp(summary.nodes, output, 0);
+}
+
+function graphOutputOp(nodes: OnnxNode[], output: string, depth: number): string | undefined {
+  if (depth > 8) return undefined;
+  const producer = new Map(nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  let name = output;
+  let node = producer.get(name);
+  for (let hops = 0; node && node.op === 'Identity' && hops < 8; hops++) {
+    name = node.inputs[0] ?? '';
+    node = producer.get(name);
+  }
   if (node?.op === 'Softmax') return 'softmax';
   if (node?.op === 'Sigmoid') return 'sigmoid';
-  return undefined;
+  if (!node?.subgraphs || !['If', 'Loop', 'Scan'].includes(node.op)) return undefined;
+  const place = node.outputs.indexOf(name) + (node.op === 'Loop' ? 1 : 0);
+  const ops = node.subgraphs.map(({ graph }) => (graph.outputs[place] === undefined ? undefined : graphOutputOp(graph.nodes, graph.outputs[place], depth + 1)));
+  return ops.length > 0 && ops.every((op) => op !== undefined && op === ops[0]) ? ops[0] : undefined;
 }
 
 /** One tensor per other input, filled with its `teacherInputFill` value; dims shared by name with the data input take the fed sizes. */

@@ -4,6 +4,7 @@ import { checkAgainstTeacher, type Dataset } from '../data/dataset.js';
 import { InputError } from '../errors.js';
 import { loadModel, type LoadedModel, type TeacherOptions } from './model.js';
 import { checkOnnxFeed, isOnnxFile, isOnnxTeacher, loadOnnxTeacher, type OnnxLoadContext } from './onnx.js';
+import { inferenceBatch } from './predict.js';
 import { buildStudent } from './student.js';
 
 /**
@@ -41,11 +42,28 @@ export async function loadTeacherAndStudent(
   evalSet: Dataset,
   { searchFrom = [process.cwd(), config.dir] }: { searchFrom?: string[] } = {},
 ): Promise<{ teacher: LoadedModel; student: LoadedModel }> {
-  const teacher = await loadTeacher(tf, config, { data: { sampleShape: train.sampleShape, source: train.source }, searchFrom });
+  const onnx = { data: { sampleShape: train.sampleShape, source: train.source }, searchFrom };
+  let teacher = await loadTeacher(tf, config, onnx);
   try {
     for (const split of [train, evalSet]) checkAgainstTeacher(split, teacher.inputShape, teacher.outputWidth, config.teacher);
     // Integer inputs (token ids) take whole numbers: checked on every row before any runs.
     if (isOnnxTeacher(teacher)) for (const split of [train, evalSet]) await checkOnnxFeed(teacher, split);
+    const reading = await readFirstBatch(tf, teacher, train, config);
+    if (reading === 'one unit in [0, 1]') {
+      // Loaded again as a probability, so that worker threads and the soft-target cache (whose
+      // key names the output kind) read it the same way.
+      teacher.dispose();
+      teacher = await loadTeacher(tf, { ...config, teacherOutput: 'probabilities' }, onnx);
+      const head = teacher.head ?? 'output';
+      const note =
+        `head ${head} has one unit whose values on the first ${firstRows(train, tf.getBackend())} training rows all lie in [0, 1] though the loader saw no sigmoid at its end ` +
+        `(one inside a subgraph or behind another op): read as a probability p, distilled as two classes [1 - p, p]; set teacherOutput: logits if it is a logit`;
+      teacher.notes = [...(teacher.notes ?? []).filter((n) => !n.includes('has one unit')), note];
+      teacher.warnings = [`The teacher's ${note}.`];
+    } else if (reading) {
+      (teacher.warnings ??= []).push(reading);
+      (teacher.notes ??= []).push(reading);
+    }
     if (train.size < config.distill.batchSize) {
       throw new InputError(
         `${train.source} (distill.batchSize)`,
@@ -66,12 +84,65 @@ export async function loadTeacherAndStudent(
   }
 }
 
+/** Rows of the first batch the teacher's outputs are checked on. */
+export const FIRST_BATCH_ROWS = 32;
+
+const firstRows = (train: Dataset, backend: string) => Math.max(1, Math.min(FIRST_BATCH_ROWS, train.size, inferenceBatch(train.sampleShape, backend)));
+
+/**
+ * The teacher's head on the first training rows, for what its ops did not say (a sigmoid inside
+ * an ONNX If branch, a softmax behind a Mul): with `teacherOutput: auto`, a one-unit head read as
+ * a logit whose values all lie in [0, 1] is a probability ('one unit in [0, 1]'); a wider head
+ * read as logits whose values all lie in [0, 1], or whose rows each sum to 1, gets the warning
+ * returned. Undefined when nothing is amiss or the setting is explicit.
+ */
+export async function readFirstBatch(tf: Tf, teacher: LoadedModel, train: Dataset, config: Pick<Config, 'teacherOutput'>): Promise<string | undefined> {
+  if ((config.teacherOutput ?? 'auto') !== 'auto' || teacher.output !== 'logits' || train.size === 0) return undefined;
+  const rows = firstRows(train, tf.getBackend());
+  const x = tf.tensor(await train.read(0, rows), [rows, ...train.sampleShape]);
+  let values: Float32Array;
+  try {
+    const y = teacher.predictAsync ? await teacher.predictAsync(x) : teacher.predict(x);
+    values = (await y.data()) as Float32Array;
+    y.dispose();
+  } finally {
+    x.dispose();
+  }
+  const width = teacher.outputWidth;
+  const inUnit = (v: number) => v >= 0 && v <= 1;
+  if (teacher.oneUnit === 'logits') {
+    // Widened as [0, z]: the unit's values are every second one.
+    const units = values.filter((_, i) => i % 2 === 1);
+    return units.every(inUnit) ? 'one unit in [0, 1]' : undefined;
+  }
+  const head = teacher.head ? `head ${teacher.head}` : 'head';
+  if (values.every(inUnit)) {
+    const sumsToOne = Array.from({ length: rows }, (_, r) => values.subarray(r * width, (r + 1) * width).reduce((a, b) => a + b, 0)).every(
+      (sum) => Math.abs(sum - 1) <= 1e-3,
+    );
+    return (
+      `The teacher's ${head} was read as logits (teacherOutput: auto saw no softmax or sigmoid at its end), but every value on the first ${rows} training rows lies in [0, 1]` +
+      `${sumsToOne ? ' and each row sums to 1' : ''}: they look like probabilities. If they are, set teacherOutput: probabilities` +
+      `${sumsToOne ? '' : ' (or, for a multi-label sigmoid head, leave it: distilled as the logits of one softmax)'}; read as logits, the soft targets are nearly uniform.`
+    );
+  }
+  return undefined;
+}
+
 function checkStudent(student: LoadedModel, teacher: LoadedModel, train: Dataset, config: Config): void {
   const where = 'model' in config.student ? config.student.model : 'student.layers';
   if (student.outputWidth !== teacher.outputWidth) {
+    // A one-unit teacher is distilled as two classes: a units: 1 student must say why 2.
+    const why =
+      teacher.oneUnit && student.outputWidth === 1
+        ? ` (its head ${teacher.head ?? ''} has one unit, read as ${teacher.oneUnit === 'probabilities' ? 'a probability p' : 'a logit z'}, which distill-gate distills as two classes, ${teacher.oneUnit === 'probabilities' ? '[1 - p, p]' : 'logits [0, z]'}, so that the KD loss is a softmax over two)`.replace(
+            'head  has',
+            'head has',
+          )
+        : '';
     throw new InputError(
       where,
-      `the student has ${student.outputWidth} outputs but the teacher (${config.teacher}) has ${teacher.outputWidth}; the last layer needs units: ${teacher.outputWidth}.`,
+      `the student has ${student.outputWidth} outputs but the teacher (${config.teacher}) has ${teacher.outputWidth}${why}; the last layer needs units: ${teacher.outputWidth}.`,
     );
   }
   const fits = student.inputShape.length === train.sampleShape.length && student.inputShape.every((d, i) => d === null || d === train.sampleShape[i]);
