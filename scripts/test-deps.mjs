@@ -29,10 +29,10 @@ function mesa() {
   }
   const result = spawnSync('bash', [path.join(ROOT, 'scripts/setup-test-deps.sh')], { cwd: ROOT, stdio: 'inherit' });
   if (result.status === 0) {
-    say('Mesa (libegl1 libgles2 libgl1-mesa-dri): in place.');
+    say('Mesa (libegl1 libgles2 libgl1-mesa-dri), clang and lld (the kernel check): in place.');
     return true;
   }
-  say(`Mesa: scripts/setup-test-deps.sh failed (exit ${result.status ?? result.signal}); the WebGPU tests will fail without it.`);
+  say(`Mesa, clang and lld: scripts/setup-test-deps.sh failed (exit ${result.status ?? result.signal}); the WebGPU tests will fail without Mesa, and the kernel check is skipped without clang.`);
   return !strict;
 }
 

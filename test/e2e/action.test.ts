@@ -444,10 +444,11 @@ describe('baselines from the store branch, as the runner runs it', () => {
     api.files.clear();
     api.refs.clear();
     api.comments = [];
-    api.fail('GET', /\/contents\//, 500, 99);
+    // A 403, not a 500: a 500 is retried with the bundle's real backoff (15 s), which test/e2e/faults.test.ts covers in-process.
+    api.fail('GET', /\/contents\//, 403, 99);
     const unreadable = await runAction('pull_request', {}, await exampleWorkspace(quickConfig({ gates })));
     expect(unreadable.code).toBe(0);
-    expect(unreadable.stdout).toMatch(/::warning::Reading the baseline from branch distill-gate-data failed: HTTP 500/);
+    expect(unreadable.stdout).toMatch(/::warning::Reading the baseline from branch distill-gate-data failed: HTTP 403.*contents: read/);
     expect(commentsOn(7)).toHaveLength(1);
     api.clearFaults();
 
