@@ -32,7 +32,9 @@ function mesa() {
     say('Mesa (libegl1 libgles2 libgl1-mesa-dri), clang and lld (the kernel check): in place.');
     return true;
   }
-  say(`Mesa, clang and lld: scripts/setup-test-deps.sh failed (exit ${result.status ?? result.signal}); the WebGPU tests will fail without Mesa, and the kernel check is skipped without clang.`);
+  say(
+    `Mesa, clang and lld: scripts/setup-test-deps.sh failed (exit ${result.status ?? result.signal}); the WebGPU tests will fail without Mesa, and the kernel check is skipped without clang.`,
+  );
   return !strict;
 }
 
