@@ -174,6 +174,14 @@ describe('a same-repository PR', () => {
     expect(api.statuses.filter((st) => st.sha === elsewhere).map((st) => st.state)).toEqual(['pending', 'pending']);
   });
 
+  it('mode changes with no config for `paths: auto` knows no relevant file: the gate runs rather than passing as skipped', async () => {
+    reset();
+    const { dir, base, head } = await checkout('readme');
+    const result = await act('pull_request', pullRequest(head, base), { mode: 'changes', config: 'elsewhere.yml' }, dir);
+    expect(result.outputs.changed).toBe('true');
+    expect(result.printed).toMatch(/no relevant files are known: `paths: auto` needs the config, and there is none at .*elsewhere\.yml/);
+  });
+
   it('a config that cannot be read fails the step and ends the status in error, never leaving it pending', async () => {
     reset();
     const { dir, base, head } = await checkout('teacher', 'teacher: [');

@@ -75,9 +75,11 @@ export async function changesInCheckout(
     try {
       const options = { signal: clock.stop };
       const root = (await runGit(['rev-parse', '--show-toplevel'], inputs.workingDirectory, options)).trim();
-      const globs = [...relevantGlobs(inputs.paths, config, root), ...runningWorkflow()];
+      const globs = relevantGlobs(inputs.paths, config, root);
+      // `auto` with no config to read names nothing: that must not read as "nothing relevant changed".
+      if (globs.length === 0) throw new Error(`no relevant files are known: \`paths: auto\` needs the config, and there is none at ${inputs.config}`);
       const changed = await changedFilesFromGit(root, baseSha, pr.head?.sha, runGit, options);
-      verdict = judgeChanges(changed, globs, baseSha);
+      verdict = judgeChanges(changed, [...globs, ...runningWorkflow()], baseSha);
     } catch (error) {
       verdict = { relevant: 'unknown', why: unknownLine(error) };
     }
