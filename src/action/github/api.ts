@@ -24,9 +24,26 @@ export interface Api {
   warn(message: string): void;
 }
 
-/** GITHUB_API_URL is honoured by getOctokit, so GHES and the tests' loopback server both work. */
+/** How long one request may wait for GitHub's answer before it counts as a network failure (and is retried). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * GITHUB_API_URL is honoured by getOctokit, so GHES and the tests' loopback server both work.
+ * Every request gets a deadline (`requestTimeoutMs`): fetch itself waits forever for a server or
+ * proxy that accepted the connection and never answers, and no retry policy helps a request that
+ * never ends.
+ */
 export function connect(token: string, repository: { owner: string; repo: string }, retry: RetryOptions = {}): Api {
-  const client = github.getOctokit(token, { log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } });
+  const timeoutMs = retry.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const fetchWithDeadline: typeof fetch = (input, init = {}) => {
+    const deadline = AbortSignal.timeout(timeoutMs);
+    return fetch(input, { ...init, signal: init.signal ? AbortSignal.any([init.signal, deadline]) : deadline }).catch((error: unknown) => {
+      if (!deadline.aborted) throw error;
+      // Named as the socket errors are, so that it is told apart from GitHub's own answers and retried.
+      throw Object.assign(new Error(`ETIMEDOUT: no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT', cause: error });
+    });
+  };
+  const client = github.getOctokit(token, { log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} }, request: { fetch: fetchWithDeadline } });
   const warn = retry.onWarning ?? retry.onRetry ?? (() => {});
   return { client, ...repository, call: (what, request) => withRetry(what, request, retry), warn: (message) => warn(message) };
 }
@@ -118,6 +135,8 @@ export interface RetryOptions {
   maxRetryTimeMs?: number;
   minTimeoutMs?: number;
   onRetry?: (message: string) => void;
+  /** How long one request may go unanswered (REQUEST_TIMEOUT_MS by default); tests shorten it. */
+  requestTimeoutMs?: number;
   /**
    * Where the facade's warnings go (core.warning): a sticky-comment marker written by another
    * account, a damaged file of the baseline store. Without it they go to onRetry's log.

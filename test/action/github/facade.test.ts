@@ -126,6 +126,17 @@ describe('the GitHub facade, built once', () => {
     ]);
   });
 
+  it('a request GitHub never answers ends at its deadline as a network error, and is retried', async () => {
+    const retries: string[] = [];
+    api.hang('GET', /\/issues\/7\/labels$/);
+    api.labelsOn.set(7, ['x']);
+    const github = createGitHub('t', context(), { minTimeoutMs: 1, requestTimeoutMs: 300, onRetry: (message) => retries.push(message) });
+    expect(await github.pullRequestLabels(7)).toEqual(['x']);
+    expect(retries).toEqual([
+      `reading the PR's labels: network error reaching ${new URL(api.url).host} (ETIMEDOUT: no answer within 0.3 s); retrying (attempt 2)`,
+    ]);
+  });
+
   it('reads the default branch from the payload, or asks the API when the payload lacks it', async () => {
     api.defaultBranch = 'trunk';
     expect(await createGitHub('t', context({ payload: { repository: { default_branch: 'main' } } })).defaultBranch()).toBe('main');
