@@ -25,7 +25,7 @@ import { loadModel, type LoadedModel } from '../src/models/model.js';
 import { loadOnnxTeacher } from '../src/models/onnx.js';
 import { availableCores, INSTALL_ONNXRUNTIME_CPU } from '../src/models/onnx-runtime.js';
 import { mlpSpec, type DenseWeights } from '../fixtures/onnx-models.js';
-import { DataType, writeModel, type ModelSpec, type NodeSpec } from '../fixtures/onnx-writer.js';
+import { DataType, writeModel, type ModelSpec, type NodeSpec } from '../src/models/onnx-writer.js';
 import { median } from './medians.js';
 
 const { values } = parseArgs({

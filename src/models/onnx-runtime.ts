@@ -137,7 +137,7 @@ export async function openSession(runtime: OnnxRuntime, model: Uint8Array | stri
 
 /**
  * A one-node ONNX model (y = Identity(x), x a float[1]) for `doctor` to try the CUDA provider on:
- * 90 bytes as fixtures/onnx-writer.ts writes them (a test checks that the two agree).
+ * 90 bytes as src/models/onnx-writer.ts writes them (a test checks that the two agree).
  */
 export const PROBE_MODEL_BASE64 = 'CAcSE2Rpc3RpbGwtZ2F0ZSBkb2N0b3I6OwoQCgF4EgF5IghJZGVudGl0eRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAN';
 

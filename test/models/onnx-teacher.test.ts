@@ -16,7 +16,7 @@ import { PROBE_MODEL_BASE64 } from '../../src/models/onnx-runtime.js';
 import { loadTeacher } from '../../src/models/pair.js';
 import { predictLogits } from '../../src/models/predict.js';
 import { CONV, CONV_TEACHER_ONNX, convTeacher, EXAMPLE_TEACHER_JSON, EXAMPLE_TEACHER_ONNX, mlpSpec, type DenseWeights } from '../../fixtures/onnx-models.js';
-import { DataType, writeModel, type ModelSpec } from '../../fixtures/onnx-writer.js';
+import { DataType, writeModel, type ModelSpec } from '../../src/models/onnx-writer.js';
 import { EXAMPLE, maxRelativeError, randomArray } from '../helpers.js';
 import { REPO, withoutOnnxRuntime } from '../onnx-runtime.js';
 
