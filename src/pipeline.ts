@@ -4,12 +4,14 @@ import { GPU_BACKENDS } from './config/schema.js';
 import type { RegressionAcceptance } from './gates/judge.js';
 import { buildReport } from './report/build.js';
 import type { HistoryEntry } from './report/history.js';
-import { renderMarkdown } from './report/markdown.js';
+import { renderMarkdown, type PhaseSeconds } from './report/markdown.js';
 import type { RunResult } from './report/report.js';
 import { describeEnvironment } from './backend/resolve.js';
 import { evaluateGates } from './gates/gates.js';
 import { sizeMetrics } from './measure/size.js';
 import { buildCutShortReport } from './report/cut-short.js';
+import { firstLine } from './models/model.js';
+import { isInputError, isOutOfMemory } from './errors.js';
 import { abortReason, unlimitedClock, type RunClock } from './run-control.js';
 import { distillStudent, type Distillation } from './stages/distill.js';
 import { judgeRun } from './stages/judge.js';
@@ -53,12 +55,18 @@ export interface RunOptions {
    * GPU packages failed to install, `auto` falls back to the CPU, which must not pass unnoticed.
    */
   requireGpu?: boolean;
+  /**
+   * Where a progress bar is drawn in place (a terminal's stderr). Without it, a phase that lasts
+   * more than a few seconds writes a progress line to `log` every 10 s (CI logs); a quiet run's
+   * log writes nothing, and so neither does its progress.
+   */
+  progressBar?: (text: string) => void;
 }
 
 /** prepare -> distill -> measure -> judge -> buildReport, then the files. */
 export async function runPipeline(config: Config, options: RunOptions): Promise<RunResult> {
   const clock = options.clock ?? unlimitedClock();
-  const progress: RunProgress = { phase: 'preparing' };
+  const progress: RunProgress = { phase: 'preparing', phases: {} };
   const stages = runStages(config, options, clock, progress);
   // A forced end (a second signal, the budget's end) cannot wait for a stage to return: the
   // report of what exists is written now, and the stages left running are abandoned. Only a run
@@ -74,7 +82,12 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
     (result) => (clock.force.aborted ? forced : result),
     (error: unknown) => {
       if (clock.force.aborted) return forced;
-      throw error;
+      // Input the user can fix is theirs to fix (exit 2, as before). Anything else that ends a
+      // phase (out of memory above all) ends in the cut-short report naming the phase and the
+      // cause: a run always ends with a report.
+      if (isInputError(error)) throw error;
+      options.log?.(`error: the run failed while ${progress.phase}: ${failureCause(error)}`);
+      return writeCutShort(config, options, progress, failureCause(error));
     },
   );
   return Promise.race([finished, forced]);
@@ -82,29 +95,57 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
 
 /** What the stages have left so far, for a run forced to end before they finish. */
 interface RunProgress {
-  phase: 'preparing' | "running the teacher's pass and training" | 'measuring' | 'writing the report';
+  phase: 'preparing' | "running the teacher's pass" | 'distilling' | 'measuring' | 'writing the report';
   session?: Session;
   distillation?: Distillation;
+  /** Each finished phase's wall time, for the report's footer. */
+  phases: PhaseSeconds;
+}
+
+/** Why a phase failed, in one line for the report: out of memory said as such, with what to lower. */
+function failureCause(error: unknown): string {
+  const message = firstLine(error);
+  return isOutOfMemory(error)
+    ? `it ran out of memory (${message}); lower distill.batchSize or measure.throughputBatch, use a smaller eval split, or give the runner more memory`
+    : `it failed (${message}); this is a bug in distill-gate, please report it`;
 }
 
 async function runStages(config: Config, options: RunOptions, clock: RunClock, progress: RunProgress): Promise<RunResult> {
+  const started = performance.now();
   const log = options.log ?? (() => {});
+  let phaseStarted = performance.now();
+  const seconds = () => (performance.now() - phaseStarted) / 1000;
   const session = await prepare(config, { searchFrom: options.searchFrom ?? [process.cwd(), config.dir], log });
+  progress.phases.load = seconds();
   try {
     progress.session = session;
     if (options.requireGpu && !GPU_BACKENDS.includes(session.backend.name)) return await writeCutShort(config, options, progress, noGpu(session));
-    progress.phase = "running the teacher's pass and training";
-    const distillation = await distillStudent(session, config, { clock, log });
+    progress.phase = "running the teacher's pass";
+    const distillation = await distillStudent(session, config, {
+      clock,
+      log,
+      progress: { log, bar: options.progressBar },
+      onTraining: () => {
+        progress.phase = 'distilling';
+      },
+    });
     progress.distillation = distillation;
+    progress.phases['teacher pass'] = distillation.teacherSeconds;
+    progress.phases.distillation = distillation.seconds - distillation.teacherSeconds;
     progress.phase = 'measuring';
+    phaseStarted = performance.now();
     const measurement = await measureStudent(session, config, distillation, {
       baselineStudent: options.baselineStudent,
       // After a cancel or near the budget's end, measuring shrinks to fit the time left.
       speedBudgetMs: clock.measureMs(),
       signal: clock.hurry,
       baseTeacher: options.baseTeacher,
+      runSeconds: (performance.now() - started) / 1000,
+      progress: { log, bar: options.progressBar },
       log,
     });
+    progress.phases.measuring = seconds();
+    phaseStarted = performance.now();
     // A cancel during training is in how training stopped; one after it is the judge's to know.
     const cancelledWhileMeasuring = clock.hurry.aborted && distillation.training.stopKind !== 'abort' ? abortReason(clock.hurry) : undefined;
     const judgement = judgeRun(session, config, distillation, measurement, { acceptance: options.acceptRegression, cancelledWhileMeasuring });
@@ -119,7 +160,9 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
       commit: options.commit,
       createdAt: new Date().toISOString(),
     });
-    const markdown = renderMarkdown(report, { history: options.history });
+    // The report phase as far as the footer can know it: judging, building and rendering.
+    progress.phases.report = seconds();
+    const markdown = renderMarkdown(report, { history: options.history, phases: progress.phases });
     const result = { report, markdown, reportPath: path.join(options.outDir, 'report.json'), studentPath: path.join(studentDir, 'model.json') };
     // A forced end has written its own report; this one must not overwrite it.
     if (clock.force.aborted) return result;
@@ -164,7 +207,7 @@ async function writeCutShort(config: Config, options: RunOptions, progress: RunP
     commit: options.commit,
     createdAt: new Date().toISOString(),
   });
-  const markdown = renderMarkdown(report, { history: options.history });
+  const markdown = renderMarkdown(report, { history: options.history, phases: progress.phases });
   const writeError = await writeOutputs(undefined, undefined, options.outDir, report, markdown);
   return { report, markdown, reportPath: path.join(options.outDir, 'report.json'), studentPath: '', cutShort: true, ...(writeError ? { writeError } : {}) };
 }

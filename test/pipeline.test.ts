@@ -58,7 +58,7 @@ describe('a student TF.js cannot train', () => {
     const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
     const error = await runPipeline(config, { outDir: path.join(dir, 'out'), searchFrom: [dir] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InputError);
-    expect((error as InputError).culprit).toBe('student.layers');
+    expect((error as InputError).culprit).toBe(`${path.join(dir, 'distill-gate.yml')}:5:5 student.layers`);
     expect((error as Error).message).toMatch(/cannot train this student on any backend \(.*dilation/);
   });
 });
@@ -143,7 +143,7 @@ describe('the run clock', () => {
     const written = JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8'));
     expect(written).toEqual(result.report);
     expect([written.status, written.verdict]).toEqual(['incomplete', 'fail']);
-    expect(written.reasons).toEqual(["The run was cut short while running the teacher's pass and training: received SIGTERM again."]);
+    expect(written.reasons).toEqual(['The run was cut short while distilling: received SIGTERM again.']);
     expect(written.metrics['size.ratio']).toBeGreaterThan(0);
     expect(written.gates.map((g: { metric: string; status: string }) => [g.metric, g.status])).toEqual([
       ['agreement.top1', 'fail'],

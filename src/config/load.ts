@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { InputError, didYouMean } from '../errors.js';
 import { GateSpecError, parseGate } from '../gates/gates.js';
 import { metricSpec } from '../measure/metrics.js';
+import { attachLocator, type Locator } from './locate.js';
 import { configSchema, KNOWN_KEYS, type BackendName, type RawConfig, type SplitSpec } from './schema.js';
 
 /** What a shell may override in a config: the CLI's --backend, --baseline, --cache-dir and the action's inputs. */
@@ -72,7 +73,18 @@ export function parseConfig(text: string, file: string): Config {
   }
   checkGateThresholds(parsed.data.gates, doc, where);
   const dir = path.dirname(file);
-  return { ...resolvePaths(parsed.data, dir), file, dir };
+  const config: Config = { ...resolvePaths(parsed.data, dir), file, dir };
+  // The gates are checked again against what the run measures, and the student's layers by TF.js:
+  // their errors, raised far from here, still name file:line:column.
+  const locate =
+    (prefix: string[]): Locator =>
+    (keyPath, at = 'value') => {
+      const full = [...prefix, ...keyPath.map(String)];
+      return where(at === 'key' ? keyOffset(doc, full.slice(0, -1), full.at(-1)!) : valueOffset(doc, full));
+    };
+  attachLocator(config.gates, locate(['gates']));
+  if ('layers' in config.student) attachLocator(config.student, locate(['student']));
+  return config;
 }
 
 /**

@@ -78,8 +78,9 @@ const exportSettings = z.strictObject({
 });
 
 const gateObject = z.strictObject({
-  min: z.number().optional(),
-  max: z.number().optional(),
+  // A number, or a percentage ("93%") on a metric that is a fraction (gates.ts parses both).
+  min: z.union([z.number(), z.string()]).optional(),
+  max: z.union([z.number(), z.string()]).optional(),
   maxDrop: z.union([z.number(), z.string()]).optional(),
   maxIncrease: z.union([z.number(), z.string()]).optional(),
   level: z.enum(['error', 'warn']).default('error'),

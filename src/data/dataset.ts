@@ -4,6 +4,7 @@ import { parse as parseStream } from 'csv-parse';
 import { parse } from 'csv-parse/sync';
 import type { SplitSpec } from '../config/schema.js';
 import { InputError } from '../errors.js';
+import { assertFileNotLfsPointer } from './lfs.js';
 import { openNpy, readNpy, readNpyElements, type NpyArray } from './npy.js';
 
 /**
@@ -143,6 +144,7 @@ async function readCsvSplit(file: string, labelColumn: string | undefined, optio
   } catch (error) {
     throw new InputError(file, `cannot read the data file (${(error as NodeJS.ErrnoException).code ?? error}).`);
   }
+  await assertFileNotLfsPointer(file);
   // Text is longer than its float32 values: a CSV that would stream by value size streams.
   if (size / 2 > (options.streamAboveBytes ?? DEFAULT_STREAM_ABOVE)) return streamCsvSplit(file, labelColumn, options);
   const text = await readFile(file, 'utf8');

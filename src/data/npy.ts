@@ -1,5 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { InputError } from '../errors.js';
+import { assertNotLfsPointer } from './lfs.js';
 
 export type NpyArray = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Int16Array | Uint16Array | BigInt64Array | BigUint64Array;
 
@@ -28,6 +29,7 @@ const SUPPORTED = 'float32 (<f4), float64 (<f8), int8/16/32/64, uint8/16/64 or b
 /** Parses the header of a .npy file (format versions 1-3), validating everything it can. */
 export function parseNpyHeader(head: Buffer, file: string): NpyHeader {
   if (head.length < 10 || head.toString('latin1', 0, 6) !== '\x93NUMPY') {
+    assertNotLfsPointer(file, head);
     throw new InputError(file, 'is not a .npy file (wrong magic bytes; expected a file written by numpy.save).');
   }
   const major = head[6];

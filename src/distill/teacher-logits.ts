@@ -32,6 +32,7 @@ export interface TeacherLogits {
  * teacher-output setting and the backend (float32 reductions differ between backends, and the
  * same config must give the same student on the same backend). A hit skips the teacher entirely.
  * `stop` (a cancel, the time budget) ends the pass between batches; a partial pass is never cached.
+ * `onRows` is told the rows done as the pass goes (progress).
  */
 export async function teacherLogits(
   tf: Tf,
@@ -41,6 +42,7 @@ export async function teacherLogits(
   cacheDir?: string,
   modelJson?: string,
   stop?: AbortSignal,
+  onRows?: (done: number) => void,
 ): Promise<TeacherLogits> {
   const expectedLength = train.size * teacher.outputWidth;
   // A teacher in its own runtime (ONNX) computes the same logits whatever the TF.js backend: its
@@ -62,8 +64,8 @@ export async function teacherLogits(
   // workersFor gives more than one only on the bundled backends (wasm, cpu).
   const logits =
     workers > 1
-      ? await predictLogitsInWorkers(teacher, modelJson!, backend as BundledBackend, train, workers, batch, stop)
-      : await predictLogits(tf, teacher, train, train.size, batch, stop);
+      ? await predictLogitsInWorkers(teacher, modelJson!, backend as BundledBackend, train, workers, batch, stop, onRows)
+      : await predictLogits(tf, teacher, train, train.size, batch, stop, onRows);
   const rows = logits.length / teacher.outputWidth;
   if (cacheFile && rows === train.size) {
     await mkdir(path.dirname(cacheFile), { recursive: true });

@@ -52,6 +52,8 @@ export async function predictLogitsInWorkers(
   workers: number,
   batch = inferenceBatch(dataset.sampleShape, backend),
   stop?: AbortSignal,
+  /** Told the rows done each time a worker finishes its range (progress). */
+  onRows?: (done: number) => void,
 ): Promise<Float32Array> {
   const script = workerScript();
   if (!script) throw new Error("the teacher worker script is missing beside distill-gate's code (a broken install or bundle)");
@@ -59,6 +61,7 @@ export async function predictLogitsInWorkers(
   const out = new Float32Array(dataset.size * teacher.outputWidth);
   const jobs: Array<Promise<void>> = [];
   const running = new Set<Worker>();
+  let finished = 0;
   for (let start = 0; start < dataset.size; start += rowsPerWorker) {
     const end = Math.min(dataset.size, start + rowsPerWorker);
     jobs.push(
@@ -76,6 +79,8 @@ export async function predictLogitsInWorkers(
           rows,
         });
         out.set(logits, start * teacher.outputWidth);
+        finished += end - start;
+        onRows?.(finished);
       })(),
     );
   }

@@ -18,6 +18,8 @@ export interface EpochProgress {
   loss: number;
   /** Top-1 agreement with the teacher on a fixed probe of the eval split, when one is given. */
   agreement?: number;
+  /** Cohen's kappa of the same answers: near 0 for a student that always answers one class, whatever its agreement. */
+  kappa?: number;
   tensors: number;
 }
 
@@ -26,8 +28,10 @@ export interface TrainOptions {
   /** Teacher logits (or log-probabilities) for every training row, computed once beforehand. */
   teacherLogits: Float32Array;
   onEpoch?: (progress: EpochProgress) => void;
-  /** Measures agreement after each epoch for progress lines; optional. */
-  probe?: () => Promise<number>;
+  /** Measures agreement (and kappa) after each epoch for progress lines; optional. */
+  probe?: () => Promise<number | { agreement: number; kappa: number }>;
+  /** Told after each step how many rows training has done, over every epoch, of how many. */
+  onRows?: (done: number, total: number) => void;
   /** Aborts between batches (SIGTERM, a time budget); the epochs done so far are kept. */
   signal?: AbortSignal;
   /** Pins the training step; by default `trainingStep` picks the fastest for the student and backend. */
@@ -89,6 +93,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   const notes: string[] = [];
   let batchSize = settings.batchSize;
   let stepCount = 0;
+  let rowsDone = 0;
   const pause = eventLoopPauser();
   const done = (extra: Partial<TrainResult> & { epochsCompleted: number }): TrainResult => ({ loss: losses, batchSize, notes, ...extra });
   // Read before any step changes them: a NaN loss from weights that were never finite is not the learning rate's.
@@ -131,14 +136,17 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
           epochLoss.add(batchLoss, local.length, batch.constant);
           stepCount++;
           start += local.length;
+          rowsDone += local.length;
+          options.onRows?.(rowsDone, settings.epochs * train.size);
         }
       }
       const loss = await epochLoss.read();
       losses.push(loss);
       step.sync();
       if (!Number.isFinite(loss)) return done({ epochsCompleted: epoch, stopKind: 'loss', ...whyNotFinite(loss, epoch, teacherLogits, classes, brokenWeight) });
-      const agreement = options.probe ? await options.probe() : undefined;
-      options.onEpoch?.({ epoch, epochs: settings.epochs, loss, agreement, tensors: tf.memory().numTensors });
+      const probed = options.probe ? await options.probe() : undefined;
+      const { agreement, kappa } = typeof probed === 'number' ? { agreement: probed, kappa: undefined } : (probed ?? {});
+      options.onEpoch?.({ epoch, epochs: settings.epochs, loss, agreement, kappa, tensors: tf.memory().numTensors });
     }
     return done({ epochsCompleted: settings.epochs });
   } finally {

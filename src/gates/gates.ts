@@ -1,6 +1,7 @@
 import type { GateSpec } from '../config/schema.js';
 import { InputError, didYouMean } from '../errors.js';
-import { describeRange, metricRange, metricSpec, type MetricRange } from '../measure/metrics.js';
+import { locatedKey, placeOf } from '../config/locate.js';
+import { describeRange, metricRange, metricSpec, type MetricRange, type MetricUnit } from '../measure/metrics.js';
 
 export type GateLevel = 'error' | 'warn';
 export type GateOp = '>=' | '<=' | '>' | '<' | '==' | 'maxDrop' | 'maxIncrease';
@@ -27,7 +28,7 @@ export interface GateResult extends GateCheck {
   note?: string;
 }
 
-const COMPARISON = /^\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*$/i;
+const COMPARISON = /^\s*(>=|<=|==|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*(%?)\s*$/i;
 const AMOUNT = /^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)\s*(%?)\s*$/i;
 
 /**
@@ -39,33 +40,45 @@ export class GateSpecError extends InputError {
   readonly metric: string;
   readonly key: string | undefined;
   readonly reason: string;
-  constructor(metric: string, key: string | undefined, reason: string) {
-    super(`gates.${metric}${key ? `.${key}` : ''}`, reason);
+  constructor(metric: string, key: string | undefined, reason: string, where?: string) {
+    super(`${where ? `${where} ` : ''}gates.${metric}${key ? `.${key}` : ''}`, reason);
     this.metric = metric;
     this.key = key;
     this.reason = reason;
   }
 }
 
-/** Parses the config's `gates` mapping, refusing unknown metrics, thresholds that do not parse and thresholds outside the metric's range. */
+/**
+ * Parses the config's `gates` mapping, refusing unknown metrics, thresholds that do not parse and
+ * thresholds outside the metric's range. Errors name `file:line:column` when the mapping came from
+ * a config file (loadConfig attaches where each gate stands).
+ */
 export function parseGates(gates: Record<string, GateSpec>, knownMetrics: readonly string[]): GateCheck[] {
   const checks: GateCheck[] = [];
   for (const [metric, spec] of Object.entries(gates)) {
     if (!knownMetrics.includes(metric)) {
       throw new InputError(
-        `gates.${metric}`,
+        locatedKey(gates, `gates.${metric}`, [metric]),
         `no metric is named "${metric}".${didYouMean(metric, knownMetrics)} Metrics this run measures: ${knownMetrics.join(', ')}.`,
       );
     }
-    checks.push(...parseGate(metric, spec));
+    try {
+      checks.push(...parseGate(metric, spec));
+    } catch (error) {
+      const place = error instanceof GateSpecError ? placeOf(gates, [metric, ...(error.key ? [error.key] : [])], [metric]) : undefined;
+      if (!place) throw error;
+      throw new GateSpecError(metric, (error as GateSpecError).key, (error as GateSpecError).reason, place);
+    }
   }
   return checks;
 }
 
 /**
  * One metric's gate spec as checks: a string such as ">= 0.93" is one, an object one per bound.
- * Throws a GateSpecError naming the bound when a threshold does not parse, or lies outside the
- * values the metric can take (see thresholdProblem).
+ * An absolute bound on a metric that is a fraction may be written as a percentage (">= 93%",
+ * `min: "93%"`: 0.93); on any other metric a percentage is refused, pointing at maxIncrease or
+ * maxDrop for a bound relative to the baseline. Throws a GateSpecError naming the bound when a
+ * threshold does not parse, or lies outside the values the metric can take (see thresholdProblem).
  */
 export function parseGate(metric: string, spec: GateSpec): GateCheck[] {
   const checked = (check: GateCheck, key: string | undefined): GateCheck => {
@@ -82,14 +95,21 @@ export function parseGate(metric: string, spec: GateSpec): GateCheck[] {
       throw new GateSpecError(
         metric,
         undefined,
-        `threshold ${JSON.stringify(spec)} does not parse; write an operator and a number, e.g. ">= 0.93" or "<= 0.1" (operators: >=, <=, >, <, ==).`,
+        `threshold ${JSON.stringify(spec)} does not parse; write an operator and a number, e.g. ">= 0.93", ">= 93%" or "<= 0.1" (operators: >=, <=, >, <, ==).`,
       );
-    return [checked({ metric, op: match[1] as GateOp, threshold: Number(match[2]), relative: false, level: 'error' }, undefined)];
+    const threshold = absoluteBound(metric, undefined, Number(match[2]), match[3] === '%', JSON.stringify(spec));
+    return [checked({ metric, op: match[1] as GateOp, threshold, relative: false, level: 'error' }, undefined)];
   }
   const checks: GateCheck[] = [];
   const level = spec.level ?? 'error';
-  if (spec.min !== undefined) checks.push(checked({ metric, op: '>=', threshold: spec.min, relative: false, level }, 'min'));
-  if (spec.max !== undefined) checks.push(checked({ metric, op: '<=', threshold: spec.max, relative: false, level }, 'max'));
+  for (const [key, op] of [
+    ['min', '>='],
+    ['max', '<='],
+  ] as const) {
+    const value = spec[key];
+    if (value === undefined) continue;
+    checks.push(checked({ metric, op, threshold: boundValue(metric, key, value), relative: false, level }, key));
+  }
   for (const op of ['maxDrop', 'maxIncrease'] as const) {
     const amount = spec[op];
     if (amount === undefined) continue;
@@ -106,6 +126,43 @@ export function parseGate(metric: string, spec: GateSpec): GateCheck[] {
   }
   if (checks.length === 0) throw new GateSpecError(metric, undefined, 'names no bound; give at least one of min, max, maxDrop, maxIncrease.');
   return checks;
+}
+
+/** `min` or `max` as written: a number, or a string holding one or a percentage ("93%"). */
+function boundValue(metric: string, key: 'min' | 'max', value: number | string): number {
+  if (typeof value === 'number') return value;
+  const written = `${key}: ${JSON.stringify(value)}`;
+  const match = AMOUNT.exec(value);
+  if (!match) throw new GateSpecError(metric, key, `${written} does not parse; give a number, or a percentage such as "93%" on a metric that is a fraction.`);
+  return absoluteBound(metric, key, Number(match[1]), match[2] === '%', written);
+}
+
+/** How each unit that is not a fraction reads in the message refusing a percentage. */
+const NOT_A_FRACTION: Partial<Record<MetricUnit, string>> = {
+  ms: 'a time in ms',
+  bytes: 'a size in bytes',
+  parameters: 'a count of parameters',
+  'samples/s': 'a rate in samples/s',
+  ratio: 'a ratio (teacher over student)',
+  coefficient: 'a coefficient from -1 to 1',
+  nats: 'a divergence in nats',
+};
+
+/**
+ * An absolute bound's number: a percentage is the fraction it stands for (93% is 0.93) on a metric
+ * whose unit is a fraction (its catalogue entry says so), and refused on any other, where "10%"
+ * usually means "at most 10% worse than the baseline": that is maxIncrease or maxDrop.
+ */
+function absoluteBound(metric: string, key: string | undefined, amount: number, percent: boolean, written: string): number {
+  if (!percent) return amount;
+  const spec = metricSpec(metric);
+  if (spec?.unit === 'fraction') return amount / 100;
+  const what = spec ? `${metric} is ${NOT_A_FRACTION[spec.unit] ?? spec.unit}` : `${metric} is not a metric known to be a fraction`;
+  const hint =
+    spec?.unit === 'coefficient'
+      ? ` Write the number itself, e.g. ${JSON.stringify(`>= ${+(amount / 100).toPrecision(6)}`)}.`
+      : ` For a bound relative to the baseline's value write { ${spec?.better === 'higher' ? 'maxDrop' : 'maxIncrease'}: "${amount}%" }.`;
+  throw new GateSpecError(metric, key, `${written}: a percentage stands for a fraction (93% is 0.93), and ${what}, not a fraction.${hint}`);
 }
 
 /**
@@ -129,8 +186,8 @@ export function thresholdProblem(check: GateCheck, written: string): string | un
     return `an absolute ${op} of ${threshold} allows more than ${metric} can ever move (${values}), so this bound never fails.${hint}`;
   }
   const hint =
-    fraction && threshold > 1 && threshold <= 100
-      ? ` Write ${JSON.stringify(`${op} ${+(threshold / 100).toPrecision(6)}`)} for ${threshold}%, not ${threshold}.`
+    fraction && threshold > 1 && threshold <= 100 && !written.includes('%')
+      ? ` Write ${JSON.stringify(`${op} ${+(threshold / 100).toPrecision(6)}`)} or ${JSON.stringify(`${op} ${threshold}%`)} for ${threshold}%, not ${threshold}.`
       : '';
   if (threshold < range.min || threshold > range.max) {
     return `${written} lies outside the values ${metric} can take (${describeRange(metric)}), so this bound would ${satisfiable(op, threshold, range) ? 'always pass' : 'never pass'}.${hint}`;

@@ -269,6 +269,32 @@ export function chanceWarning(metrics: Record<string, number>): string | undefin
  * where the teacher's logits hold NaN or +Infinity are left out, rows where the student's do are
  * disagreements.
  */
+/**
+ * Top-1 agreement and Cohen's kappa of the two top-1 answers over the rows both cover, for the
+ * per-epoch progress line: a student that always answers the majority class shows its high
+ * agreement beside a kappa of 0. Rows the teacher answers nothing on are left out, as in
+ * measureAgreement; a student row that answers nothing counts as a disagreement.
+ */
+export function top1AgreementAndKappa(teacher: Float32Array, student: Float32Array, classes: number): { agreement: number; kappa: number } {
+  const rows = Math.min(teacher.length, student.length) / classes;
+  const teacherCounts = new Array<number>(classes + 1).fill(0);
+  const studentCounts = new Array<number>(classes + 1).fill(0);
+  let same = 0;
+  for (let r = 0; r < rows; r++) {
+    const t = teacher.subarray(r * classes, (r + 1) * classes);
+    if (!answers(t)) continue;
+    const s = student.subarray(r * classes, (r + 1) * classes);
+    const tc = argmax(t);
+    // A student row with no answer is its own "class", which no teacher answer matches.
+    const sc = answers(s) ? argmax(s) : classes;
+    teacherCounts[tc]++;
+    studentCounts[sc]++;
+    if (tc === sc) same++;
+  }
+  const answered = teacherCounts.reduce((a, b) => a + b, 0);
+  return { agreement: same / answered, kappa: answered === 0 ? NaN : cohensKappa(same, teacherCounts, studentCounts) };
+}
+
 export function top1Agreement(teacher: Float32Array, student: Float32Array, classes: number): number {
   const rows = Math.min(teacher.length, student.length) / classes;
   let same = 0;

@@ -2,6 +2,7 @@ import type { Tensor } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { MeasureSettings } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
+import { inferenceBatch } from '../models/predict.js';
 import type { MeasuredInterval } from './intervals.js';
 import type { StageMetrics } from './metrics.js';
 import { comparisonOf, pairedTiming, type SpeedComparison } from './paired-speed.js';
@@ -55,7 +56,7 @@ export async function measureSpeed(
   { bounds = [], baseline, limits = speedLimits(settings.speedBudgetSeconds) }: SpeedRequest = {},
 ): Promise<SpeedResult> {
   const single = await sampleBatch(tf, data, 1);
-  const batchSize = Math.min(settings.throughputBatch, data.size);
+  const batchSize = throughputRows(settings.throughputBatch, data, tf.getBackend());
   const batch = await sampleBatch(tf, data, batchSize);
   try {
     const fixed = () => bounds;
@@ -97,6 +98,15 @@ export async function measureSpeed(
     single.dispose();
     batch.dispose();
   }
+}
+
+/**
+ * Rows of the throughput batch: `measure.throughputBatch`, at most the eval split, and at most
+ * what the memory rule of every inference call allows (`inferenceBatch`, the teacher's pass's
+ * rule): a 224x224x3 split gets 13 rows on wasm, where 64 rows overflowed its heap.
+ */
+export function throughputRows(throughputBatch: number, data: Pick<Dataset, 'size' | 'sampleShape'>, backend: string): number {
+  return Math.max(1, Math.min(throughputBatch, data.size, inferenceBatch(data.sampleShape, backend)));
 }
 
 async function sampleBatch(tf: Tf, data: Dataset, rows: number): Promise<Tensor> {

@@ -58,8 +58,8 @@ export class InterleavedTimer {
     }
   }
 
-  /** Up to `rounds` more rounds; `stop` is asked before each, and between rounds timers and signals get their turn. */
-  async time(rounds: number, stop: () => boolean = never): Promise<void> {
+  /** Up to `rounds` more rounds; `stop` is asked before each, and between rounds timers and signals get their turn. `onRound` is told after each (progress). */
+  async time(rounds: number, stop: () => boolean = never, onRound?: () => void): Promise<void> {
     for (let round = 0; round < rounds && !stop(); round++) {
       if (this.first.length % 2 === 0) {
         this.first.push(await timeOnce(this.a, this.input, this.clock));
@@ -68,6 +68,7 @@ export class InterleavedTimer {
         this.second.push(await timeOnce(this.b, this.input, this.clock));
         this.first.push(await timeOnce(this.a, this.input, this.clock));
       }
+      onRound?.();
       // Outside the timed calls: lets an abort (SIGINT) land between rounds instead of after the phase.
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -151,14 +152,55 @@ export class TimedMetrics implements PairSchedule {
     return Object.fromEntries(this.metrics.map((metric) => [metric, this.interval(metric)]));
   }
 
+  /**
+   * The widest relative half-width of these metrics' intervals, (high - low) / 2 / |median|:
+   * the precision the rounds so far bought (0.05: within ±5%). Infinity while unbounded.
+   */
+  precision(): number {
+    if (this.timer.rounds < MIN_BOUNDED_ROUNDS) return Infinity;
+    return Math.max(...this.metrics.map((metric) => relativeHalfWidth(this.interval(metric))));
+  }
+
   /** Whether the interval of a bounded metric still straddles its bound, so that more rounds are worth their time. */
   undecided(): boolean {
     return this.bounds(this).some((bound) => bound.metric in this.perRound && decide(this.interval(bound.metric), bound) === 'inconclusive');
   }
 }
 
+/** The relative half-width of an interval around its median (Infinity when unbounded or at 0). */
+export function relativeHalfWidth({ value, low, high }: Pick<MeasuredInterval, 'value' | 'low' | 'high'>): number {
+  const half = (high - low) / 2;
+  return Number.isFinite(half) && value !== 0 ? Math.abs(half / value) : Infinity;
+}
+
+/**
+ * The speed phase's own time budget: past `after`, the fixed rounds of a pair stop as soon as its
+ * metrics are known within ±`precision`, and at `until` whatever they are (each pair keeping its
+ * `minRounds`). So a slow teacher is not timed to the same number of rounds as a fast student
+ * when the time would cost more than distilling did.
+ */
+export interface SpeedShare {
+  /** Before this, the fixed rounds run as configured: a fast phase is never cut. */
+  after: number;
+  /** No fixed round starts after this (the time share of the run). */
+  until: number;
+  /** Relative half-width of every metric's interval at which the fixed rounds have bought enough. */
+  precision: number;
+}
+
+/** Share of the run's time before measuring that the speed phase may take. */
+export const SPEED_SHARE_OF_RUN = 0.25;
+/** The speed phase's time never cut by the share: below this, timing is cheap whatever the run. */
+export const SPEED_FLOOR_SECONDS = 10;
+/** The precision (relative half-width of every speed interval) at which fixed rounds may stop once past the floor. */
+export const SPEED_PRECISION = 0.02;
+
 /** When timing ends; times are on `clock`. */
 export interface SpeedLimits {
+  /** The phase's time share and precision target, when it has one. */
+  share?: SpeedShare;
+  /** Told after every timed round (progress). */
+  onRound?: () => void;
   /** No round beyond the fixed ones starts after this: the speed budget. */
   extendUntil: number;
   /** No round at all starts after this, the fixed rounds included: the run's own time is up. */
@@ -171,6 +213,12 @@ export interface SpeedLimits {
 export interface LimitOptions {
   /** How long the speed phase may take from now, the fixed rounds included: the run's time left. */
   speedBudgetMs?: number;
+  /**
+   * Seconds the run took before measuring: the fixed rounds then stop at SPEED_SHARE_OF_RUN of
+   * it (never before SPEED_FLOOR_SECONDS), or earlier once past the floor at SPEED_PRECISION.
+   */
+  runSeconds?: number;
+  onRound?: () => void;
   signal?: AbortSignal;
   clock?: Clock;
 }
@@ -179,9 +227,20 @@ export interface LimitOptions {
  * The limits of a speed phase starting now: extra rounds for `measure.speedBudgetSeconds`, or the
  * run's time left when that is shorter; the run's time left also cuts the fixed rounds short.
  */
-export function speedLimits(speedBudgetSeconds: number, { speedBudgetMs = Infinity, signal, clock = wallClock }: LimitOptions = {}): SpeedLimits {
+export function speedLimits(
+  speedBudgetSeconds: number,
+  { speedBudgetMs = Infinity, signal, clock = wallClock, runSeconds, onRound }: LimitOptions = {},
+): SpeedLimits {
   const start = clock();
-  return { extendUntil: start + Math.min(speedBudgetSeconds * 1000, speedBudgetMs), stopAt: start + speedBudgetMs, signal, clock };
+  const share =
+    runSeconds === undefined
+      ? undefined
+      : {
+          after: start + SPEED_FLOOR_SECONDS * 1000,
+          until: start + Math.max(SPEED_FLOOR_SECONDS, SPEED_SHARE_OF_RUN * runSeconds) * 1000,
+          precision: SPEED_PRECISION,
+        };
+  return { extendUntil: start + Math.min(speedBudgetSeconds * 1000, speedBudgetMs), stopAt: start + speedBudgetMs, signal, clock, share, onRound };
 }
 
 /**
@@ -192,11 +251,17 @@ export function speedLimits(speedBudgetSeconds: number, { speedBudgetMs = Infini
  * the next round, each pair keeping at least its `minRounds`; a gate still undecided then is
  * judged inconclusive.
  */
-export async function timeUntilDecided(pairs: readonly TimedMetrics[], { extendUntil, stopAt, signal, clock }: SpeedLimits): Promise<void> {
+export async function timeUntilDecided(pairs: readonly TimedMetrics[], { extendUntil, stopAt, signal, clock, share, onRound }: SpeedLimits): Promise<void> {
   const cut = () => signal?.aborted === true || clock() >= stopAt;
+  // Past the floor, the fixed rounds stop at the share's end, or once precise enough.
+  const enough = (pair: TimedMetrics) => {
+    if (!share) return false;
+    const now = clock();
+    return now >= share.until || (now >= share.after && pair.precision() <= share.precision);
+  };
   for (const pair of pairs) {
-    await pair.timer.warmUp(pair.warmup, cut, pair.settle);
-    await pair.timer.time(pair.rounds, () => pair.timer.rounds >= pair.minRounds && cut());
+    await pair.timer.warmUp(pair.warmup, () => cut() || (share !== undefined && clock() >= share.until), pair.settle);
+    await pair.timer.time(pair.rounds, () => pair.timer.rounds >= pair.minRounds && (cut() || enough(pair)), onRound);
   }
   // A look on an unbounded interval (too few rounds) cannot decide anything, so it is not counted.
   const looks = new Map(pairs.map((pair) => [pair, pair.timer.rounds >= MIN_BOUNDED_ROUNDS ? 1 : 0]));
@@ -206,7 +271,7 @@ export async function timeUntilDecided(pairs: readonly TimedMetrics[], { extendU
       const now = clock();
       if (cut() || now >= extendUntil) return;
       const shareEnds = now + (extendUntil - now) / (pending.length - i);
-      await pair.timer.time(Math.max(pair.timer.rounds, MIN_BOUNDED_ROUNDS), () => cut() || clock() >= shareEnds);
+      await pair.timer.time(Math.max(pair.timer.rounds, MIN_BOUNDED_ROUNDS), () => cut() || clock() >= shareEnds, onRound);
       if (pair.timer.rounds >= MIN_BOUNDED_ROUNDS) looks.set(pair, looks.get(pair)! + 1);
     }
     if (pending.length === 0) return;

@@ -2,6 +2,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { io } from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
+import { assertNotLfsPointer } from '../data/lfs.js';
 
 type ModelArtifacts = io.ModelArtifacts;
 type WeightsManifestEntry = io.WeightsManifestEntry;
@@ -62,6 +63,7 @@ export async function readModelArtifacts(modelJsonPath: string): Promise<LoadedA
       `cannot read the model file (${(error as NodeJS.ErrnoException).code ?? error}). Expected a TF.js model.json with its weight shards beside it.`,
     );
   }
+  assertNotLfsPointer(modelJsonPath, text);
   let json: ModelJson;
   try {
     json = JSON.parse(text) as ModelJson;
@@ -94,14 +96,18 @@ export async function readModelArtifacts(modelJsonPath: string): Promise<LoadedA
       if (path.relative(dir, shardPath).startsWith('..')) {
         throw new InputError(`${modelJsonPath} weightsManifest[${groupIndex}]`, `shard path "${shard}" leaves the model's folder.`);
       }
+      let bytes: Buffer;
       try {
-        shards.push(await readFile(shardPath));
+        bytes = await readFile(shardPath);
       } catch (error) {
         throw new InputError(
           shardPath,
           `weight shard listed in ${path.basename(modelJsonPath)} cannot be read (${(error as NodeJS.ErrnoException).code ?? error}).`,
         );
       }
+      // A clone without `git lfs pull` holds a pointer here: named as such, not as a truncated shard.
+      assertNotLfsPointer(shardPath, bytes);
+      shards.push(bytes);
     }
     const groupData = Buffer.concat(shards);
     let expected = 0;

@@ -6,6 +6,7 @@ import type { Tensor } from '@tensorflow/tfjs';
 import type { ResolveOptions, Tf } from '../backend/resolve.js';
 import type { Dataset } from '../data/dataset.js';
 import { InputError, isOutOfMemory } from '../errors.js';
+import { assertFileNotLfsPointer, assertNotLfsPointer } from '../data/lfs.js';
 import { formatBytes } from '../measure/metrics.js';
 import {
   checkedWidth,
@@ -169,6 +170,7 @@ export async function loadOnnxTeacher(tf: Tf, file: string, options: TeacherOpti
   } catch (error) {
     throw new InputError(file, `cannot read the ONNX teacher (${(error as NodeJS.ErrnoException).code ?? error}).`);
   }
+  assertNotLfsPointer(file, bytes);
   const summary = readOnnxSummary(bytes, file);
   const external = await readExternalData(file, summary);
   const runtime = await findOnnxRuntime(context.searchFrom, context.importPackage).catch((error: unknown) => {
@@ -271,6 +273,8 @@ async function readExternalData(file: string, summary: OnnxSummary): Promise<{ f
     if (location === '' || path.relative(dir, resolved).startsWith('..') || path.isAbsolute(location)) {
       throw new InputError(file, `an initializer's external data location "${location}" leaves the model's folder; keep weight files beside the .onnx file.`);
     }
+    // External weight files are what LFS tracks most: a pointer here is named, not fed to onnxruntime.
+    await assertFileNotLfsPointer(resolved);
     try {
       digests.push(await hashFile(resolved));
     } catch (error) {

@@ -1,6 +1,7 @@
 import type { Tf } from '../backend/resolve.js';
 import type { Config } from '../config/load.js';
 import { checkAgainstTeacher, type Dataset } from '../data/dataset.js';
+import { locatedCulprit } from '../config/locate.js';
 import { InputError } from '../errors.js';
 import { loadModel, type LoadedModel, type TeacherOptions } from './model.js';
 import { checkOnnxFeed, isOnnxFile, isOnnxTeacher, loadOnnxTeacher, type OnnxLoadContext } from './onnx.js';
@@ -130,7 +131,10 @@ export async function readFirstBatch(tf: Tf, teacher: LoadedModel, train: Datase
 }
 
 function checkStudent(student: LoadedModel, teacher: LoadedModel, train: Dataset, config: Config): void {
-  const where = 'model' in config.student ? config.student.model : 'student.layers';
+  // A student given by layers: the last layer's units (or the first layer, for the input) in the config.
+  const layers = 'layers' in config.student ? config.student.layers.length : 0;
+  const where = (keyPath: Array<string | number>, ...fallbacks: Array<Array<string | number>>) =>
+    'model' in config.student ? config.student.model : locatedCulprit(config.student, 'student.layers', keyPath, ...fallbacks);
   if (student.outputWidth !== teacher.outputWidth) {
     // A one-unit teacher is distilled as two classes: a units: 1 student must say why 2.
     const why =
@@ -141,12 +145,15 @@ function checkStudent(student: LoadedModel, teacher: LoadedModel, train: Dataset
           )
         : '';
     throw new InputError(
-      where,
+      where(['layers', layers - 1, 'units'], ['layers', layers - 1]),
       `the student has ${student.outputWidth} outputs but the teacher (${config.teacher}) has ${teacher.outputWidth}${why}; the last layer needs units: ${teacher.outputWidth}.`,
     );
   }
   const fits = student.inputShape.length === train.sampleShape.length && student.inputShape.every((d, i) => d === null || d === train.sampleShape[i]);
   if (!fits) {
-    throw new InputError(where, `the student takes input [${student.inputShape.join(', ')}] but samples have shape [${train.sampleShape.join(', ')}].`);
+    throw new InputError(
+      where(['layers', 0]),
+      `the student takes input [${student.inputShape.join(', ')}] but samples have shape [${train.sampleShape.join(', ')}].`,
+    );
   }
 }

@@ -53,6 +53,7 @@ export function inferenceBatch(sampleShape: readonly number[], backend: string, 
  * with half the rows, down to one, and the smaller batch is kept for the rest of the pass.
  * When `stop` aborts, the pass ends after the batch in flight and returns the rows done so far
  * (a shorter array): a large teacher's pass must not outlive a cancel or the time budget.
+ * `onRows` is told the rows done after each batch (progress).
  */
 export async function predictLogits(
   tf: Tf,
@@ -61,6 +62,7 @@ export async function predictLogits(
   limit = dataset.size,
   batch = inferenceBatch(dataset.sampleShape, tf.getBackend()),
   stop?: AbortSignal,
+  onRows?: (done: number) => void,
 ): Promise<Float32Array> {
   const total = Math.min(limit, dataset.size);
   const out = new Float32Array(total * model.outputWidth);
@@ -94,6 +96,7 @@ export async function predictLogits(
     out.set((await logits.data()) as Float32Array, start * model.outputWidth);
     logits.dispose();
     start += count;
+    onRows?.(start);
   }
   return out;
 }

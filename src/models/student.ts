@@ -1,6 +1,7 @@
 import type { LayersModel } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { LayerSpec } from '../config/schema.js';
+import { locatedCulprit } from '../config/locate.js';
 import { InputError } from '../errors.js';
 import { firstLine, loadModel, wrapLayersModel, type LoadedModel } from './model.js';
 
@@ -40,14 +41,16 @@ export async function buildStudent(tf: Tf, source: StudentSource, teacherInputSh
     const layerArgs: Record<string, unknown> = { ...args };
     if (index === 0) layerArgs.inputShape = teacherInputShape;
     for (const [k, key] of (INITIALISER_KEYS[type] ?? []).entries()) {
-      layerArgs[key] = seededInitialiser(tf, layerArgs[key] ?? 'glorotUniform', seed * 1000 + index * 10 + k, `student.layers[${index}].${key}`);
+      const where = locatedCulprit(source, `student.layers[${index}].${key}`, ['layers', index, key], ['layers', index]);
+      layerArgs[key] = seededInitialiser(tf, layerArgs[key] ?? 'glorotUniform', seed * 1000 + index * 10 + k, where);
     }
     if (type === 'dropout' && layerArgs.seed === undefined) layerArgs.seed = seed * 1000 + index * 10;
     try {
       const factory = tf.layers[type] as unknown as (a: Record<string, unknown>) => ReturnType<typeof tf.layers.dense>;
       model.add(factory(layerArgs));
     } catch (error) {
-      throw new InputError(`student.layers[${index}] (${type})`, `${firstLine(error)}.`);
+      // Where the layer stands in the config, when it came from one: TF.js names no place.
+      throw new InputError(locatedCulprit(source, `student.layers[${index}] (${type})`, ['layers', index]), `${firstLine(error)}.`);
     }
   });
   return wrapLayersModel(model, weightBytes(model));

@@ -25,7 +25,16 @@ const STATUS_ICON: Record<GateResult['status'], string> = {
   inconclusive: '❔ inconclusive',
 };
 
-export function renderMarkdown(report: Report, options: { history?: HistoryEntry[] } = {}): string {
+/**
+ * Wall time of each phase of the run that produced the report, in seconds, in run order (load,
+ * teacher pass, distillation, measuring, report). Phases not reached are left out.
+ */
+export type PhaseSeconds = Partial<Record<(typeof PHASES)[number], number>>;
+
+/** The phases of a run, as the footer names them. */
+export const PHASES = ['load', 'teacher pass', 'distillation', 'measuring', 'report'] as const;
+
+export function renderMarkdown(report: Report, options: { history?: HistoryEntry[]; phases?: PhaseSeconds } = {}): string {
   const trend = options.history ? trendCharts(options.history, report) : '';
   const sections = [
     headline(report),
@@ -38,7 +47,7 @@ export function renderMarkdown(report: Report, options: { history?: HistoryEntry
     shippedSection(report),
     report.training.loss.length > 1 ? ['### Training', '', lossChart(report.training.loss), ''] : [],
     trend ? ['### Trend', '', trend, ''] : [],
-    [footer(report)],
+    [footer(report, options.phases)],
   ];
   return `${sections.flat().join('\n')}\n`;
 }
@@ -86,17 +95,21 @@ function headline(report: Report): string[] {
 function gatesSection(report: Report): string[] {
   if (report.gates.length === 0) return [];
   const withBaseline = report.gates.some((g) => g.baseline !== null);
-  const header = ['Metric', 'Teacher', 'Student', ...(withBaseline ? ['Baseline', 'Δ'] : []), 'Threshold', 'Status'];
+  // The Teacher column only where a gated metric has a teacher's value to show (speed, size,
+  // accuracy, calibration); agreement metrics compare the two, and have none.
+  const withTeacher = report.gates.some((g) => teacherCell(g.metric, report.metrics) !== '—');
+  const header = ['Metric', ...(withTeacher ? ['Teacher'] : []), 'Student', ...(withBaseline ? ['Baseline', 'Δ'] : []), 'Threshold', 'Status'];
   const rows = report.gates.map((g) => [
     // Metric names were checked against the known metrics, so they are safe in a code span.
     `\`${g.metric}\``,
-    teacherCell(g.metric, report.metrics),
+    ...(withTeacher ? [teacherCell(g.metric, report.metrics)] : []),
     formatMetric(g.metric, g.value ?? undefined),
     ...(withBaseline ? [formatMetric(g.metric, g.baseline ?? undefined), delta(g)] : []),
     g.expected,
     STATUS_ICON[g.status] + (g.note ? ` (${esc(g.note)})` : ''),
   ]);
-  return ['### Gates', '', markdownTable([header, ...rows], { align: ['l', 'r', 'r', ...(withBaseline ? ['r', 'r'] : []), 'l', 'l'] }), ''];
+  const align = ['l', ...(withTeacher ? ['r'] : []), 'r', ...(withBaseline ? ['r', 'r'] : []), 'l', 'l'] as const;
+  return ['### Gates', '', markdownTable([header, ...rows], { align: [...align] }), ''];
 }
 
 function sizeSection(report: Report): string[] {
@@ -378,11 +391,37 @@ function shippedSection(report: Report): string[] {
   return section(report, 'Shipped student', summary, lines);
 }
 
-function footer(report: Report): string {
+function footer(report: Report, phases?: PhaseSeconds): string {
   const { environment: e, training: t } = report;
   const step = t.step ? `; ${esc(t.step.kind)} training step on ${esc(t.step.backend)}` : '';
   const teacher = report.teacher.runtime ? `; teacher in ${esc(report.teacher.runtime)}` : '';
-  return `<sub>Backend ${esc(e.backend)} (${esc(e.backendSource)}), TF.js ${esc(e.tfjsVersion)}, Node ${esc(e.node)}, ${esc(e.cpu)} ×${e.cpus}${e.gpu ? `, GPU ${esc(e.gpu)}` : ''}${teacher}; distillation ${fmt(t.seconds, 1)} s (teacher soft targets ${fmt(t.teacherSeconds, 1)} s${step}), T=${t.temperature}, alpha=${t.alpha}, seed ${t.seed}.</sub>`;
+  const timed = phases ? PHASES.filter((phase) => phases[phase] !== undefined) : [];
+  // Every phase's time where the run gave them; a re-rendered report (merge, compare) has only
+  // distillation's, from report.json.
+  const times =
+    timed.length > 0
+      ? `phase times: ${timed.map((phase) => `${phase} ${fmt(phases![phase]!, 1)} s`).join(', ')}${step}`
+      : `distillation ${fmt(t.seconds, 1)} s (teacher soft targets ${fmt(t.teacherSeconds, 1)} s${step})`;
+  return `<sub>Backend ${esc(e.backend)} (${esc(e.backendSource)}), TF.js ${esc(e.tfjsVersion)}, Node ${esc(e.node)}, ${esc(e.cpu)} ×${e.cpus}${e.gpu ? `, GPU ${esc(e.gpu)}` : ''}${teacher}; ${times}${speedPrecision(report)}, T=${t.temperature}, alpha=${t.alpha}, seed ${t.seed}.</sub>`;
+}
+
+/** What the speed rounds bought: "; speed timed over 12 rounds, latency ±1.2%, throughput ±0.8%" (the widest of teacher's and student's, 95% interval of the median). */
+function speedPrecision(report: Report): string {
+  const intervals = report.speedIntervals ?? {};
+  const widest = (...metrics: string[]) => {
+    const found = metrics.map((m) => intervals[m]).filter((i) => i !== undefined);
+    if (found.length === 0) return undefined;
+    const width = Math.max(
+      ...found.map(({ value, low, high }) => (value !== 0 && Number.isFinite(high - low) ? Math.abs((high - low) / 2 / value) : Infinity)),
+    );
+    return { rounds: Math.min(...found.map((i) => i.rounds)), width };
+  };
+  const latency = widest('speed.teacherMs', 'speed.studentMs');
+  const throughput = widest('speed.teacherThroughput', 'speed.studentThroughput');
+  const say = (name: string, p: { rounds: number; width: number } | undefined) =>
+    p ? `${name} ${p.rounds} rounds, ${Number.isFinite(p.width) ? `±${(100 * p.width).toFixed(1)}%` : 'unbounded'}` : undefined;
+  const parts = [say('latency', latency), say('throughput', throughput)].filter(Boolean);
+  return parts.length > 0 ? `; speed timed to ${parts.join(', ')} (95% intervals of the medians)` : '';
 }
 
 /** A mermaid xychart (GitHub renders it) of the per-epoch loss, thinned to at most 60 points. */

@@ -3,7 +3,9 @@ import type { Dataset } from '../data/dataset.js';
 import { onBackend } from '../backend/resolve.js';
 import { teacherLogits } from '../distill/teacher-logits.js';
 import { distill, type TrainingPath, type TrainResult } from '../distill/train.js';
-import { top1Agreement } from '../measure/agreement.js';
+import { phaseProgress, type Progress, type ProgressSink } from '../distill/progress.js';
+import { top1AgreementAndKappa } from '../measure/agreement.js';
+import { formatMetric } from '../measure/metrics.js';
 import { predictLogits } from '../models/predict.js';
 import { abortReason, type RunClock } from '../run-control.js';
 import type { Session } from './prepare.js';
@@ -27,18 +29,32 @@ export interface DistillOptions {
   /** The run's clock: `stop` (a cancel, or the budget's training share spent) ends the teacher's pass and training between batches. */
   clock: RunClock;
   log: (line: string) => void;
+  /** Where a long pass or training shows its progress; none without it. */
+  progress?: ProgressSink;
+  /** Told when the teacher's pass is over and training begins. */
+  onTraining?: () => void;
 }
 
 /** Stage 2: the teacher's soft targets (computed or from the cache), then the KD loop. */
-export async function distillStudent(session: Session, config: Config, { clock, log }: DistillOptions): Promise<Distillation> {
+export async function distillStudent(session: Session, config: Config, { clock, log, progress: sink, onTraining }: DistillOptions): Promise<Distillation> {
   const { backend, teacher, student, train, evalSet } = session;
   const { tf } = backend;
   const started = performance.now();
-  const passOver = (split: Dataset) => teacherLogits(tf, teacher, split, backend.name, config.cacheDir, config.teacher, clock.stop);
+  // One progress over both splits: the eval rows first, then the training rows.
+  const pass = phaseProgress("teacher's pass", evalSet.size + train.size, 'rows', sink);
+  const passOver = (split: Dataset, before: number) =>
+    teacherLogits(tf, teacher, split, backend.name, config.cacheDir, config.teacher, clock.stop, (done) => pass.update(before + done));
   log(`teacher's pass: ${evalSet.size} eval and ${train.size} training rows on ${teacher.runtime?.label ?? backend.name}`);
-  const evalTargets = await passOver(evalSet);
-  // No training targets are worth computing once the eval pass was cut short: the run is ending.
-  const targets = evalTargets.rows === evalSet.size ? await passOver(train) : undefined;
+  let evalTargets;
+  let targets;
+  try {
+    evalTargets = await passOver(evalSet, 0);
+    // No training targets are worth computing once the eval pass was cut short: the run is ending.
+    targets = evalTargets.rows === evalSet.size ? await passOver(train, evalSet.size) : undefined;
+  } finally {
+    pass.finish();
+  }
+  onTraining?.();
   const teacherSeconds = (performance.now() - started) / 1000;
   const overBudget = clock.stop.aborted && !clock.hurry.aborted;
   const outcome = { teacherEvalLogits: evalTargets.logits, teacherSeconds, overBudget };
@@ -55,19 +71,28 @@ export async function distillStudent(session: Session, config: Config, { clock, 
   const trainingStarted = performance.now();
   const probeRows = Math.min(evalSet.size, 256);
   let path: TrainingPath | undefined;
+  const rows: Progress = phaseProgress('training', config.distill.epochs * train.size, 'rows', sink);
   const training = await onBackend(tf, session.trainingBackend, () =>
     distill(tf, student, train, {
       settings: config.distill,
       teacherLogits: targets.logits,
       signal: clock.stop,
       probe: async () =>
-        top1Agreement(
+        top1AgreementAndKappa(
           evalTargets.logits.subarray(0, probeRows * teacher.outputWidth),
           await predictLogits(tf, student, evalSet, probeRows),
           teacher.outputWidth,
         ),
-      onEpoch: (p) =>
-        log(`epoch ${p.epoch}/${p.epochs}  loss ${p.loss.toFixed(5)}  agreement ${p.agreement === undefined ? '-' : (100 * p.agreement).toFixed(1)}%`),
+      onRows: (done) => rows.update(done),
+      onEpoch: (p) => {
+        // A drawn bar is ended before the epoch's line, and drawn again below it.
+        rows.finish();
+        // Kappa beside agreement: a student that always answers the majority class agrees often and has kappa 0.
+        log(
+          `epoch ${p.epoch}/${p.epochs}  loss ${p.loss.toFixed(5)}  agreement ${p.agreement === undefined ? '-' : (100 * p.agreement).toFixed(1)}%` +
+            `  kappa ${p.kappa === undefined || !Number.isFinite(p.kappa) ? '-' : formatMetric('agreement.kappa', p.kappa)}`,
+        );
+      },
       onStep: (chosen) => {
         path = chosen;
         log(
@@ -75,7 +100,7 @@ export async function distillStudent(session: Session, config: Config, { clock, 
         );
       },
     }),
-  );
+  ).finally(() => rows.finish());
   const seconds = teacherSeconds + (performance.now() - trainingStarted) / 1000;
   return { ...outcome, training, path, seconds, softTargets: targets.source, overBudget: clock.stop.aborted && !clock.hurry.aborted };
 }

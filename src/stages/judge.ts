@@ -68,6 +68,8 @@ export function judgeRun(
   reasons.push(...(measurement.warnings ?? []));
   const broken = shippedStudentWarning(config, metrics);
   if (broken) reasons.push(broken);
+  // A config without gates measures and reports, and passes whatever it measured: say so, once.
+  if (session.checks.length === 0) reasons.push(NO_GATES);
   return {
     // A budget stop is judged by the gates on what was reached; a non-finite loss or a
     // cancellation fails the run whatever the gates say.
@@ -81,6 +83,10 @@ export function judgeRun(
       : {}),
   };
 }
+
+/** The warning of a run whose config sets no gates. */
+export const NO_GATES =
+  "No gates: the config sets none, so this run passes whatever it measures (only distill-gate's default gates apply); add gates, e.g. agreement.top1 and agreement.kappa.";
 
 /** The file a non-finite loss comes from, when training found one: the teacher's, or the student's model.json. */
 function culpritFile(training: Distillation['training'], config: Config): string {

@@ -13,7 +13,9 @@ import type { StageMetrics } from '../measure/metrics.js';
 import { sizeMetrics } from '../measure/size.js';
 import { compareTeachers, type TeacherDiff } from '../measure/teacher-diff.js';
 import { measureSpeed, type SpeedResult } from '../measure/speed.js';
-import { speedLimits, type MetricBound, type SpeedLimits } from '../measure/timing.js';
+import { relativeHalfWidth, speedLimits, type MetricBound, type SpeedLimits } from '../measure/timing.js';
+import { PAIRED_ROUNDS } from '../measure/paired-speed.js';
+import { phaseProgress, type ProgressSink } from '../distill/progress.js';
 import { fileExists } from '../models/artifacts.js';
 import { describeClipped, exportArtifacts, exportPlan, quantizedBytes, saveToMemory, type ExportPlan } from '../models/export.js';
 import { firstLine, loadModel, wrapLayersModel, type LoadedModel } from '../models/model.js';
@@ -61,6 +63,13 @@ export interface MeasureOptions {
   signal?: AbortSignal;
   /** The base branch's teacher, compared with the head's on the eval split (`teacherDiff.*`). */
   baseTeacher?: BaseTeacher;
+  /**
+   * Seconds the run took before measuring (load, teacher's pass, training): the speed phase's
+   * fixed rounds stop at a share of it (see SpeedShare in measure/timing.ts). Unset: no share.
+   */
+  runSeconds?: number;
+  /** Where the speed phase shows its progress; none without it. */
+  progress?: ProgressSink;
   log: (line: string) => void;
 }
 
@@ -69,7 +78,7 @@ export async function measureStudent(
   session: Session,
   config: Config,
   distillation: Distillation,
-  { baselineStudent, speedBudgetMs = Infinity, signal, baseTeacher, log }: MeasureOptions,
+  { baselineStudent, speedBudgetMs = Infinity, signal, baseTeacher, runSeconds, progress: sink, log }: MeasureOptions,
 ): Promise<Measurement> {
   const entered = performance.now();
   const { backend, teacher, student, evalSet, checks, baseline } = session;
@@ -84,18 +93,33 @@ export async function measureStudent(
   // Speed, and the paired comparison with the baseline's student, on the speed backend.
   const timing = await speedModels(session, config, log);
   // The run's time left counts from this stage's start; the speed budget from the first timed call.
-  const limits = speedLimits(config.measure.speedBudgetSeconds, { speedBudgetMs: speedBudgetMs - (performance.now() - entered), signal });
+  // Progress in rounds: the fixed ones of each pair (latency, throughput, the baseline's), which
+  // the time share or the precision reached may end early, and extra ones may follow.
+  const planned =
+    config.measure.rounds + Math.max(3, Math.ceil(config.measure.rounds / 3)) + (pairedChecks.length > 0 && baselineStudentPath ? PAIRED_ROUNDS : 0);
+  const rounds = phaseProgress('speed', planned, 'rounds', sink);
+  let roundsDone = 0;
+  const limits = speedLimits(config.measure.speedBudgetSeconds, {
+    speedBudgetMs: speedBudgetMs - (performance.now() - entered),
+    signal,
+    runSeconds,
+    onRound: () => rounds.update(Math.min(++roundsDone, planned)),
+  });
   const bounds = checks.map(intervalBound).filter((bound): bound is MetricBound => bound !== undefined);
   let speed: SpeedResult;
+  const speedStarted = performance.now();
   try {
     speed = await timing.run(() => timeSpeed(timing, evalSet, config, { bounds, pairedChecks, baselineStudentPath, limits }, log));
   } finally {
+    rounds.finish();
     timing.dispose();
   }
+  log(describeSpeedPrecision(speed.intervals, (performance.now() - speedStarted) / 1000));
   const agreement = studentEvalLogits
     ? measureAgreement(distillation.teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y)
     : undefined;
-  const warnings = agreement ? nonFiniteWarnings(agreement.nonFinite, evalSet, config, 'student') : [];
+  // What the teacher's first batch said about its outputs (probabilities read as logits) comes first.
+  const warnings = [...(teacher.warnings ?? []), ...(agreement ? nonFiniteWarnings(agreement.nonFinite, evalSet, config, 'student') : [])];
   const plan = exportPlan(config.export, teacher.output);
   const shipped =
     plan.quantize === 'none' ? undefined : await shippedStudentMetrics(tf, session, plan, config, distillation.teacherEvalLogits, studentEvalLogits);
@@ -115,6 +139,24 @@ export async function measureStudent(
     ...(diff ? { teacherDiff: diff.report } : {}),
     ...(warnings.length > 0 ? { warnings } : {}),
   };
+}
+
+/**
+ * What the speed phase's rounds bought, for the log: "speed: 12 latency rounds (teacher ±1.2%,
+ * student ±3.4%) and 4 throughput rounds (teacher ±0.8%, student ±2.0%) in 9.1 s", each ± the
+ * half-width of the 95% interval of the median, relative to it. The report's footer says the same.
+ */
+export function describeSpeedPrecision(intervals: Record<string, MeasuredInterval>, seconds: number): string {
+  const pm = (metric: string) => {
+    const width = intervals[metric] ? relativeHalfWidth(intervals[metric]) : Infinity;
+    return Number.isFinite(width) ? `±${(100 * width).toFixed(1)}%` : 'unbounded';
+  };
+  const pair = (name: string, teacher: string, student: string) =>
+    intervals[teacher] ? `${intervals[teacher].rounds} ${name} rounds (teacher ${pm(teacher)}, student ${pm(student)})` : undefined;
+  const pairs = [pair('latency', 'speed.teacherMs', 'speed.studentMs'), pair('throughput', 'speed.teacherThroughput', 'speed.studentThroughput')].filter(
+    Boolean,
+  );
+  return `speed: ${pairs.join(' and ')} in ${seconds.toFixed(1)} s (95% intervals of the medians)`;
 }
 
 /**

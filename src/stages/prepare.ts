@@ -2,6 +2,7 @@ import { describeChoice, onBackend, resolveBackend, type ResolvedBackend } from 
 import type { Config } from '../config/load.js';
 import { loadSplit, type Dataset } from '../data/dataset.js';
 import { probeTrainingStep } from '../distill/training-step.js';
+import { locatedCulprit } from '../config/locate.js';
 import { InputError } from '../errors.js';
 import { parseGates, type GateCheck } from '../gates/gates.js';
 import { measuredMetrics } from '../measure/metrics.js';
@@ -61,7 +62,7 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
       // Asked of the autodiff step on cpu, so that a kernel bug is not blamed on the config.
       const cpuFailure = await onBackend(backend.tf, 'cpu', () => probeTrainingStep(backend.tf, config, teacher.inputShape, train, 'autodiff'));
       if (cpuFailure !== undefined) {
-        const where = 'model' in config.student ? config.student.model : 'student.layers';
+        const where = 'model' in config.student ? config.student.model : locatedCulprit(config.student, 'student.layers', ['layers']);
         throw new InputError(where, `TF.js cannot train this student on any backend (${cpuFailure}); change the layer it names.`);
       }
       log(`backend: ${reason}; training on cpu, inference stays on ${backend.name}`);

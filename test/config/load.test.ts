@@ -76,12 +76,12 @@ describe('gate thresholds outside what the metric can take', () => {
     [
       'an agreement written as a percentage',
       '  agreement.top1: ">= 7.5"',
-      '/cfg/distill-gate.yml:5:19 gates.agreement.top1: ">= 7.5" lies outside the values agreement.top1 can take (a fraction from 0 to 1), so this bound would never pass. Write ">= 0.075" for 7.5%, not 7.5.',
+      '/cfg/distill-gate.yml:5:19 gates.agreement.top1: ">= 7.5" lies outside the values agreement.top1 can take (a fraction from 0 to 1), so this bound would never pass. Write ">= 0.075" or ">= 7.5%" for 7.5%, not 7.5.',
     ],
     [
       'a percentage bound that would always pass',
       '  calibration.studentEce: { max: 5 }',
-      '/cfg/distill-gate.yml:5:34 gates.calibration.studentEce.max: max: 5 lies outside the values calibration.studentEce can take (a fraction from 0 to 1), so this bound would always pass. Write "<= 0.05" for 5%, not 5.',
+      '/cfg/distill-gate.yml:5:34 gates.calibration.studentEce.max: max: 5 lies outside the values calibration.studentEce can take (a fraction from 0 to 1), so this bound would always pass. Write "<= 0.05" or "<= 5%" for 5%, not 5.',
     ],
     [
       'a kappa above 1',

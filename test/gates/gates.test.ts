@@ -41,7 +41,7 @@ describe('gates', () => {
 
   it('refuses a threshold outside the values its metric can take, naming the bound and hinting at the fraction meant', () => {
     expect(() => parseGates({ 'agreement.top1': '>= 93' }, known)).toThrow(
-      'gates.agreement.top1: ">= 93" lies outside the values agreement.top1 can take (a fraction from 0 to 1), so this bound would never pass. Write ">= 0.93" for 93%, not 93.',
+      'gates.agreement.top1: ">= 93" lies outside the values agreement.top1 can take (a fraction from 0 to 1), so this bound would never pass. Write ">= 0.93" or ">= 93%" for 93%, not 93.',
     );
     expect(() => parseGates({ 'size.studentBytes': { max: -1 } }, known)).toThrow(
       /^gates\.size\.studentBytes\.max: max: -1 lies outside .*a whole number from 0/,

@@ -79,8 +79,37 @@ describe('markdown report', () => {
     expect(md.split('\n')[0]).toBe('## ✅ distill-gate: pass');
     const order = ['### Gates', '### Size', '### Speed', '### Agreement', '```mermaid'].map((h) => md.indexOf(h));
     expect(order.every((i, k) => i > 0 && (k === 0 || i > order[k - 1]))).toBe(true);
-    expect(md).toMatch(/\| `agreement\.top1` \|\s+— \|\s+95\.00% \| >= 0\.93\s+\| ✅ pass \|/);
+    // No gated metric here has a teacher's value (agreement compares the two): no Teacher column.
+    expect(md).toMatch(/\| Metric\s+\| Student \| Threshold\s+\| Status\s+\|/);
+    expect(md).toMatch(/\| `agreement\.top1` \|\s+95\.00% \| >= 0\.93\s+\| ✅ pass \|/);
     expect(md).toContain('line [3, 2, 1]');
+  });
+
+  it("shows the teacher's value in the Gates table where the metric has a teacher counterpart", () => {
+    const report = sampleReport();
+    const latency = { metric: 'speed.studentMs', op: '<=' as const, threshold: 1, relative: false, level: 'error' as const };
+    const md = renderMarkdown({
+      ...report,
+      gates: [...report.gates, { ...latency, value: 0.5, baseline: null, pass: true, status: 'pass', expected: '<= 1' }],
+    });
+    expect(md).toMatch(/\| Metric\s+\| Teacher \| Student \|/);
+    expect(md).toMatch(/\| `speed\.studentMs`\s+\|\s+2 ms \|\s+0\.5 ms \|/);
+    expect(md).toMatch(/\| `agreement\.top1`\s+\|\s+— \|\s+95\.00% \|/);
+  });
+
+  it("gives every phase's time in the footer, and what precision the speed rounds bought", () => {
+    const md = renderMarkdown(
+      {
+        ...sampleReport(),
+        speedIntervals: {
+          'speed.teacherMs': { value: 2, low: 1.9, high: 2.1, rounds: 12, confidence: 0.95 },
+          'speed.studentMs': { value: 0.5, low: 0.49, high: 0.52, rounds: 12, confidence: 0.95 },
+        },
+      },
+      { phases: { load: 1.3, 'teacher pass': 9.6, distillation: 1.7, measuring: 5.2, report: 0.1 } },
+    );
+    expect(md).toMatch(/phase times: load 1\.3 s, teacher pass 9\.6 s, distillation 1\.7 s, measuring 5\.2 s, report 0\.1 s/);
+    expect(md).toMatch(/speed timed to latency 12 rounds, ±5\.0% \(95% intervals of the medians\)/);
   });
 
   it('escapes a hostile teacher path and lists failing gates', () => {
@@ -117,7 +146,7 @@ describe('markdown report', () => {
         ],
       }),
     );
-    expect(md).toMatch(/\| Metric\s+\| Teacher \| Student \| Baseline \|\s+Δ \| Threshold/);
+    expect(md).toMatch(/\| Metric\s+\| Student \| Baseline \|\s+Δ \| Threshold/);
     expect(md).toContain('▼ -2.00% (-2.1%)');
   });
 
