@@ -10,12 +10,17 @@ import { formatMetric } from '../measure/metrics.js';
 //   lost a real share of the teacher's answers fails.
 // - agreement.top1 maxDrop: AGREEMENT_MAX_DROP (1 point) below the baseline run, where there is
 //   one (the action's baseline store, or --baseline): the regression a PR brings.
+// - agreement.kappa min: the measured kappa less KAPPA_MARGIN (0.05), rounded down to two
+//   decimals: a student that collapses to the majority class (kappa ~0) fails even where top-1
+//   agreement stays high on imbalanced classes. Being a gate on kappa, it replaces the default
+//   chance-level gate (agreement.kappa >= 0.2, gates/defaults.ts).
 // - size.ratio max: the measured ratio times SIZE_HEADROOM (1.1), to three significant digits.
 // - No absolute speed gate: CI machines' speed varies from run to run and machine to machine.
 
 export const AGREEMENT_MARGIN = 0.02;
 export const AGREEMENT_MAX_DROP = 0.01;
 export const SIZE_HEADROOM = 1.1;
+export const KAPPA_MARGIN = 0.05;
 
 /** One gate init writes: the metric, its bounds (a gate object of the config) and the comment above it. */
 export interface ProposedGate {
@@ -39,6 +44,19 @@ export function gatesFromMetrics(metrics: Record<string, number>): ProposedGate[
         `less ${AGREEMENT_MARGIN * 100} points, rounded down to a whole point: reruns pass, a real regression fails.`,
         `maxDrop: at most ${AGREEMENT_MAX_DROP * 100} point below the baseline run (the action's baseline store or`,
         '--baseline); skipped while there is no baseline.',
+      ],
+    });
+  }
+  const kappa = metrics['agreement.kappa'];
+  if (Number.isFinite(kappa)) {
+    const min = Math.max(0, Math.floor(Number(((kappa - KAPPA_MARGIN) * 100).toFixed(6))) / 100);
+    gates.push({
+      metric: 'agreement.kappa',
+      bounds: { min },
+      comment: [
+        `Cohen's kappa of the two top-1 answers (agreement corrected for chance): ${formatMetric('agreement.kappa', kappa)} when init ran.`,
+        `min is that less ${KAPPA_MARGIN}, rounded down to two decimals: a student that always answers the majority`,
+        'class scores about 0 and fails, however high its top-1 agreement on imbalanced classes.',
       ],
     });
   }

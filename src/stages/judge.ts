@@ -1,7 +1,7 @@
 import type { Config } from '../config/load.js';
 import { DEFAULT_QUANTIZED_AGREEMENT_DROP } from '../config/schema.js';
 import type { GateResult } from '../gates/gates.js';
-import { withDefaultGates } from '../gates/defaults.js';
+import { defaultGateBasis, withDefaultGates } from '../gates/defaults.js';
 import { acceptRegressions, judge, type RegressionAcceptance } from '../gates/judge.js';
 import { failsOutright, runVerdict } from '../gates/verdict.js';
 import { chanceWarning } from '../measure/agreement.js';
@@ -97,7 +97,10 @@ function culpritFile(training: Distillation['training'], config: Config): string
 }
 
 function defaultGateNote(gate: GateResult, config: Config, metrics: Record<string, number>): string {
-  const basis = `default gate (export.quantize ${config.export.quantize}): at most ${DEFAULT_QUANTIZED_AGREEMENT_DROP * 100} points below the float32 student's ${formatPercent(metrics['agreement.top1'])}; gate a quantized.* metric to set your own`;
+  const basis =
+    gate.metric === 'agreement.kappa'
+      ? defaultGateBasis(gate.metric, config, metrics)
+      : `default gate (export.quantize ${config.export.quantize}): at most ${DEFAULT_QUANTIZED_AGREEMENT_DROP * 100} points below the float32 student's ${formatPercent(metrics['agreement.top1'])}; gate a quantized.* metric to set your own`;
   return gate.note ? `${basis}; ${gate.note}` : basis;
 }
 

@@ -62,6 +62,32 @@ describe("init's gates and config", () => {
     expect(gatesFromMetrics({})).toEqual([]);
   });
 
+  it('gates kappa at the measured value less 0.05, rounded down, so a collapsed student fails (issue #24)', () => {
+    const gates = gatesFromMetrics({ 'agreement.top1': 0.968, 'agreement.kappa': 0.8137, 'size.ratio': 0.0222 });
+    expect(gates.map((g) => [g.metric, g.bounds])).toEqual([
+      ['agreement.top1', { min: 0.94, maxDrop: 0.01 }],
+      ['agreement.kappa', { min: 0.76 }],
+      ['size.ratio', { max: 0.0244 }],
+    ]);
+    expect(gates[1].comment.join(' ')).toMatch(/0\.814 when init ran\. min is that less 0\.05/);
+    const config = parseConfig(
+      renderConfig({
+        teacher: 't/model.json',
+        student: { ...proposeStudent([64], 10, 256), why: 'a test' },
+        train: { x: 'x.npy' },
+        eval: { x: 'e.npy' },
+        distill: { ...proposeTraining(960), seed: 7, why: 'a test' },
+        gates,
+      }),
+      '/repo/distill-gate.yml',
+    );
+    const checks = parseGates(config.gates, ['agreement.top1', 'agreement.kappa', 'size.ratio']);
+    // The collapsed student: 96.8% agreement on a 97/3 split, kappa 0.
+    const collapsed = evaluateGates(checks, { 'agreement.top1': 0.968, 'agreement.kappa': 0, 'size.ratio': 0.0222 });
+    expect(collapsed.filter((g) => g.status === 'fail').map((g) => g.metric)).toEqual(['agreement.kappa']);
+    expect(gatesFromMetrics({ 'agreement.kappa': 0.03 })[0].bounds.min).toBe(0);
+  });
+
   it('writes YAML that parses, whose gates pass the measured values and fail a regression of more than the margin', () => {
     const measured = { 'agreement.top1': 0.9875, 'size.ratio': 0.0222 };
     const text = renderConfig({

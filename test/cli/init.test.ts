@@ -84,12 +84,13 @@ describe('distill-gate init', () => {
       ],
     });
     expect(config.distill.epochs).toBe(21);
-    expect(Object.keys(config.gates)).toEqual(['agreement.top1', 'size.ratio']);
+    expect(Object.keys(config.gates)).toEqual(['agreement.top1', 'agreement.kappa', 'size.ratio']);
     const agreementGate = config.gates['agreement.top1'] as { min: number; maxDrop: number };
     expect(agreementGate.maxDrop).toBe(0.01);
     const text = await readFile(at('distill-gate.yml'), 'utf8');
     expect(text).toMatch(/# Top-1 agreement with the teacher on the eval split: \d+\.\d\d% when init ran/);
     expect(text).toContain('# No absolute speed gate');
+    expect(text).toMatch(/# Cohen's kappa of the two top-1 answers \(agreement corrected for chance\): 0\.\d+ when init ran\./);
 
     // The hosted workflow, as the example has it, and the report folder ignored.
     const workflow = await readFile(at('.github/workflows/distill-gate.yml'), 'utf8');
@@ -102,7 +103,7 @@ describe('distill-gate init', () => {
     expect(rerun.code, rerun.stderr).toBe(0);
     expect(rerun.report.verdict).toBe('pass');
     expect(rerun.report.metrics['agreement.top1']).toBeGreaterThanOrEqual(agreementGate.min);
-    expect(rerun.report.gates.filter((g) => g.status === 'pass').map((g) => g.metric)).toEqual(['agreement.top1', 'size.ratio']);
+    expect(rerun.report.gates.filter((g) => g.status === 'pass').map((g) => g.metric)).toEqual(['agreement.top1', 'agreement.kappa', 'size.ratio']);
 
     // A second init overwrites nothing: exit 2 naming the config, before anything runs.
     const again = await cli('init', '--teacher', at('models/teacher/model.json'), '--data', at('data/train_x.npy'), '--dir', dir);

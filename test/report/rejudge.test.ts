@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_KAPPA_FLOOR } from '../../src/gates/defaults.js';
 import type { GateResult } from '../../src/gates/gates.js';
 import type { Report } from '../../src/report/report.js';
 import { renderMarkdown } from '../../src/report/markdown.js';
@@ -282,6 +283,8 @@ describe('every trusted gate is judged, whatever the upload leaves out', () => {
     expect(report.gates.map((g) => [g.metric, g.status, g.note])).toEqual([
       ['teacherDiff.agreement', 'skipped', 'no base teacher to compare with: a push has no base branch'],
       ['quantized.kl', 'pass', undefined],
+      // The default chance-level gate, which re-judging adds as a run does.
+      ['agreement.kappa', 'pass', undefined],
     ]);
   });
 
@@ -304,6 +307,7 @@ describe('every trusted gate is judged, whatever the upload leaves out', () => {
       verdict: 'fail',
       gates: [
         { metric: 'teacherDiff.agreement', status: 'fail' },
+        { metric: 'agreement.kappa', status: 'pass', threshold: DEFAULT_KAPPA_FLOOR },
         { metric: 'quantized.agreement.top1', status: 'pass' },
       ],
     });
@@ -333,7 +337,9 @@ describe('every trusted gate is judged, whatever the upload leaves out', () => {
       const stored = { report: fullSampleReport(), path: '/store/report.json' };
       for (const options of [{}, { stored }]) {
         const report = rejudgeReport(without([metric], sections), FILE, { trusted: config({ [metric]: { level: 'error', ...(spec as object) } }), ...options });
-        expect(report.gates.map((g) => [g.metric, g.status, g.note?.startsWith('metric not measured')])).toEqual([[metric, 'fail', true]]);
+        // Beside the default chance-level gate (agreement.kappa >= 0.2), which the sample's kappa passes.
+        const gated = report.gates.filter((g) => g.metric === metric || g.metric !== 'agreement.kappa');
+        expect(gated.map((g) => [g.metric, g.status, g.note?.startsWith('metric not measured')])).toEqual([[metric, 'fail', true]]);
         expect(report.verdict).toBe('fail');
       }
     },

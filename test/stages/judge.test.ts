@@ -42,10 +42,21 @@ describe('judgeRun on agreement near chance', () => {
     expect(judgement.reasons).toEqual([expect.stringMatching(/^Top-1 agreement 96\.79% is within a point of the 96\.79% that a constant student scores/)]);
   });
 
-  it('warns even when only agreement.top1 is gated and passes', () => {
+  it('fails the collapsed student by default when only agreement.top1 is gated (issue #24), with the default gate in the table', () => {
     const judgement = judgeAgreement('  agreement.top1: ">= 0.95"', () => 0);
-    expect(judgement.verdict).toBe('pass');
+    expect(judgement.verdict).toBe('fail');
+    expect(judgement.gates.map((g) => [g.metric, g.status, g.expected])).toEqual([
+      ['agreement.top1', 'pass', '>= 0.95'],
+      ['agreement.kappa', 'fail', '>= 0.2'],
+    ]);
+    expect(judgement.gates[1].note).toMatch(/^default gate: a student at chance level fails .*gate agreement\.kappa to set your own, ">= -1" to turn it off$/);
     expect(judgement.reasons.join(' ')).toContain("Cohen's kappa, corrected for chance, is 0.000. Gate on agreement.kappa.");
+  });
+
+  it('leaves kappa to the config where it gates kappa itself, ">= -1" turning the default off', () => {
+    const judgement = judgeAgreement('  agreement.top1: ">= 0.95"\n  agreement.kappa: ">= -1"', () => 0);
+    expect(judgement.verdict).toBe('pass');
+    expect(judgement.gates.map((g) => g.metric)).toEqual(['agreement.top1', 'agreement.kappa']);
   });
 
   it('adds no warning for a student that agrees with the teacher on every class', () => {
