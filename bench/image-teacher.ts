@@ -61,10 +61,12 @@ measure: { warmup: 2, rounds: 3, throughputBatch: 16 }
 // The data above was generated in this process: its peak so far is the generator's, not the run's.
 const before = process.resourceUsage().maxRSS / 1024;
 const t0 = performance.now();
-const { report } = await runPipeline(config, { outDir: path.join(dir, 'out'), log: (l) => console.log('  ', l) });
+const { report, markdown } = await runPipeline(config, { outDir: path.join(dir, 'out'), log: (l) => console.log('  ', l) });
 const peak = process.resourceUsage().maxRSS / 1024;
 console.log(
   `whole run ${((performance.now() - t0) / 1000).toFixed(1)} s, teacher pass on the train split ${report.training.teacherSeconds.toFixed(1)} s; ` +
     `${report.training.step?.kind} step on ${report.training.step?.backend}, inference on ${report.backend}; ` +
     `peak RSS ${peak.toFixed(0)} MiB (${before.toFixed(0)} MiB before the run, while generating the data); one split ${((x.length * 4) / 2 ** 20).toFixed(0)} MiB`,
 );
+// The report's footer: each phase's time (load, teacher pass, distillation, measuring, report).
+console.log(/phase times: [^;,]*(, [a-z ]+ [<\d.]+ s)*/.exec(markdown)?.[0] ?? 'phase times: not in the report');

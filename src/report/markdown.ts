@@ -400,9 +400,15 @@ function footer(report: Report, phases?: PhaseSeconds): string {
   // distillation's, from report.json.
   const times =
     timed.length > 0
-      ? `phase times: ${timed.map((phase) => `${phase} ${fmt(phases![phase]!, 1)} s`).join(', ')}${step}`
+      ? `phase times: ${timed.map((phase) => `${phase} ${phaseSeconds(phases![phase]!)}`).join(', ')}${step}`
       : `distillation ${fmt(t.seconds, 1)} s (teacher soft targets ${fmt(t.teacherSeconds, 1)} s${step})`;
   return `<sub>Backend ${esc(e.backend)} (${esc(e.backendSource)}), TF.js ${esc(e.tfjsVersion)}, Node ${esc(e.node)}, ${esc(e.cpu)} ×${e.cpus}${e.gpu ? `, GPU ${esc(e.gpu)}` : ''}${teacher}; ${times}${speedPrecision(report)}, T=${t.temperature}, alpha=${t.alpha}, seed ${t.seed}.</sub>`;
+}
+
+/** A phase's time for the footer: "9.6 s", "<0.1 s", "125 s". */
+function phaseSeconds(seconds: number): string {
+  if (seconds < 0.05) return '<0.1 s';
+  return `${seconds >= 100 ? seconds.toFixed(0) : seconds.toFixed(1)} s`;
 }
 
 /** What the speed rounds bought: "; speed timed over 12 rounds, latency ±1.2%, throughput ±0.8%" (the widest of teacher's and student's, 95% interval of the median). */
