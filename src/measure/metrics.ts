@@ -9,22 +9,23 @@
 /**
  * The stage that produces a metric; `paired speed` only runs for relative latency gates with a
  * baseline student, `quantized` when `export.quantize` ships quantized weights, `teacher diff`
- * when the base branch's teacher is at hand.
+ * when the base branch's teacher is at hand, `export` when `export.format: onnx` writes student.onnx.
  */
-export type MetricStage = 'size' | 'speed' | 'agreement' | 'quantized' | 'teacher diff' | 'paired speed';
+export type MetricStage = 'size' | 'speed' | 'agreement' | 'quantized' | 'teacher diff' | 'paired speed' | 'export';
 
 /**
  * How a value is read and written: `fraction` is shown as a percentage, `ratio` as a plain number
  * (a × in compact tables), `coefficient` (a score such as Cohen's kappa: 1 perfect, 0 chance) with
- * three decimals, `bytes` in B/KiB/MiB, counts with thousands separators.
+ * three decimals, `bytes` in B/KiB/MiB, counts with thousands separators, `difference` (an absolute
+ * difference between two models' outputs, in the outputs' units) in significant digits.
  */
-export type MetricUnit = 'bytes' | 'parameters' | 'ms' | 'samples/s' | 'fraction' | 'ratio' | 'coefficient' | 'nats';
+export type MetricUnit = 'bytes' | 'parameters' | 'ms' | 'samples/s' | 'fraction' | 'ratio' | 'coefficient' | 'nats' | 'difference';
 
 /**
  * A metric measured only sometimes: with more classes than `measure.topK`, with labels, against a
  * baseline student, with a quantized export (and labels), or with the base branch's teacher.
  */
-export type MetricCondition = 'more classes than topK' | 'labels' | 'baseline student' | 'quantized' | 'quantized with labels' | 'base teacher';
+export type MetricCondition = 'more classes than topK' | 'labels' | 'baseline student' | 'quantized' | 'quantized with labels' | 'base teacher' | 'onnx export';
 
 /**
  * The values a metric can take: from `min` to `max` (`min` itself excluded when `above`), whole
@@ -49,6 +50,7 @@ const UNIT_RANGES: Readonly<Record<MetricUnit, MetricRange>> = {
   ratio: { min: 0, max: Infinity, above: true },
   coefficient: { min: -1, max: 1 },
   nats: { min: 0, max: Infinity },
+  difference: { min: 0, max: Infinity },
 };
 
 export interface MetricSpec {
@@ -194,6 +196,15 @@ const CATALOGUE = [
     when: 'baseline student',
   },
   { name: 'speed.vsBaseline', label: 'Latency against the baseline student', unit: 'ratio', better: 'lower', stage: 'paired speed', when: 'baseline student' },
+  // student.onnx (export.format: onnx) in onnxruntime against the TF.js student, on a sample of eval rows.
+  {
+    name: 'export.onnxMaxAbsDiff',
+    label: 'ONNX student vs TF.js, max abs difference',
+    unit: 'difference',
+    better: 'lower',
+    stage: 'export',
+    when: 'onnx export',
+  },
 ] as const satisfies readonly MetricSpec[];
 
 export const METRICS: readonly MetricSpec[] = CATALOGUE;
@@ -227,6 +238,8 @@ export interface MetricContext {
   quantized?: boolean;
   /** Whether the base branch's teacher is compared with the head's. */
   baseTeacher?: boolean;
+  /** Whether student.onnx is written and checked (`export.format: onnx`). */
+  onnx?: boolean;
 }
 
 function holds(spec: MetricSpec, context: MetricContext): boolean {
@@ -245,6 +258,8 @@ function holds(spec: MetricSpec, context: MetricContext): boolean {
       return context.quantized === true && context.labels;
     case 'base teacher':
       return context.baseTeacher === true;
+    case 'onnx export':
+      return context.onnx === true;
   }
 }
 
@@ -346,6 +361,8 @@ export function formatMetric(name: string, value: number | undefined | null): st
       return `${formatNumber(value, 3)} ms`;
     case 'coefficient':
       return value.toFixed(3);
+    case 'difference':
+      return formatDifference(value);
     default:
       return formatNumber(value, 4);
   }
@@ -361,6 +378,8 @@ export function formatCompact(name: string, value: number | undefined | null): s
       return `${value.toFixed(2)}×`;
     case 'coefficient':
       return value.toFixed(3);
+    case 'difference':
+      return formatDifference(value);
     case 'ms':
     case 'nats':
       return value.toFixed(4);
@@ -369,6 +388,11 @@ export function formatCompact(name: string, value: number | undefined | null): s
     default:
       return String(value);
   }
+}
+
+/** An absolute difference of outputs, two significant digits: `3.1e-7`, `0`. */
+function formatDifference(value: number): string {
+  return value === 0 ? '0' : value.toExponential(1);
 }
 
 export function formatPercent(value: number | undefined): string {

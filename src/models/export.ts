@@ -3,6 +3,7 @@ import type { Tf } from '../backend/resolve.js';
 import type { ExportSettings } from '../config/schema.js';
 import type { OutputKind } from './model.js';
 import { fromFloat16, toFloat16 } from './float16.js';
+import type { OnnxStudentCheck } from './onnx-student.js';
 
 /**
  * The student as it ships: weights quantized the way tensorflowjs_converter quantizes them (and
@@ -19,11 +20,19 @@ export type Quantization = ExportSettings['quantize'];
 export interface ExportPlan {
   quantize: Quantization;
   output: OutputKind;
+  /** `onnx`: student/ also holds student.onnx (onnx-student.ts); absent for TF.js alone. */
+  format?: 'onnx';
+  /** student.onnx's check in onnxruntime against the TF.js student, set by the measuring stage. */
+  onnx?: OnnxStudentCheck;
 }
 
 /** The export a config asks for: `output: auto` answers as the teacher does, so that swapping the student in changes no number the app reads. */
-export function exportPlan(settings: ExportSettings, teacherOutput: OutputKind): ExportPlan {
-  return { quantize: settings.quantize, output: settings.output === 'auto' ? teacherOutput : settings.output };
+export function exportPlan(settings: Pick<ExportSettings, 'quantize' | 'output' | 'format'>, teacherOutput: OutputKind): ExportPlan {
+  return {
+    quantize: settings.quantize,
+    output: settings.output === 'auto' ? teacherOutput : settings.output,
+    ...(settings.format === 'onnx' ? { format: 'onnx' as const } : {}),
+  };
 }
 
 /** A LayersModel's topology and float32 weights, in memory, as `model.save` hands them to a handler. */

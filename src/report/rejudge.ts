@@ -69,7 +69,7 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
   const quantize = trusted ? (trusted.export?.quantize ?? 'none') : (uploaded.export?.quantize ?? 'none');
   const checks: GateCheck[] = withDefaultGates(
     trusted ? trustedChecks(trusted) : uploaded.gates.map(({ metric, op, threshold, relative, level }) => ({ metric, op, threshold, relative, level })),
-    { export: { quantize } },
+    { export: { quantize, format: trusted ? trusted.export?.format : uploaded.export?.format } },
     uploaded.metrics,
   );
   const baselineValues = uploadedBaselineValues(uploaded, file);
@@ -215,7 +215,7 @@ function trustedChecks(trusted: TrustedConfig): GateCheck[] {
   try {
     return parseGates(
       trusted.gates,
-      measuredMetrics({ classes: Infinity, topK: trusted.measure.topK, labels: true, baselineStudent: true, quantized: true, baseTeacher: true }),
+      measuredMetrics({ classes: Infinity, topK: trusted.measure.topK, labels: true, baselineStudent: true, quantized: true, baseTeacher: true, onnx: true }),
     );
   } catch (error) {
     if (error instanceof InputError) throw new InputError(`${trusted.file} ${error.culprit}`, error.message.slice(error.culprit.length + 2));

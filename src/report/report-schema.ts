@@ -131,7 +131,23 @@ function reportSchema(object: ObjectOf) {
       confusions: z.array(object({ teacher: count, student: count, count })).optional(),
       minClassSamples: count.optional(),
     }).optional(),
-    export: object({ quantize: z.enum(['none', 'float16', 'uint8']), output: z.enum(['logits', 'probabilities']) }).optional(),
+    export: object({
+      quantize: z.enum(['none', 'float16', 'uint8']),
+      output: z.enum(['logits', 'probabilities']),
+      format: z.literal('onnx').optional(),
+      // The markdown prints these: numbers as numbers, the file's name as the export names it.
+      onnx: object({
+        file: z.literal('student.onnx'),
+        opset: count,
+        inputLayout: z.enum(['nhwc', 'as the data']),
+        output: z.enum(['logits', 'probabilities']),
+        status: z.enum(['checked', 'skipped', 'failed']),
+        rows: count.optional(),
+        maxAbsDiff: measured.optional(),
+        runtime: z.string().optional(),
+        note: z.string().optional(),
+      }).optional(),
+    }).optional(),
     teacherDiff: object({
       status: z.enum(['compared', 'unchanged', 'unavailable']),
       source: z.string().optional(),

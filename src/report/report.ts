@@ -1,5 +1,6 @@
 import type { GateResult } from '../gates/gates.js';
 import type { ClassAgreement } from '../measure/agreement.js';
+import type { OnnxStudentCheck } from '../models/onnx-student.js';
 import type { TeacherDiff } from '../measure/teacher-diff.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
@@ -73,8 +74,11 @@ export interface Report {
    * How student/ was written: `quantize` (none, float16, uint8: the weights that ship, which
    * `size.studentBytes` counts and the `quantized.*` metrics measure) and `output` (logits, or
    * probabilities through a final softmax, as the teacher answers). Absent in older reports.
+   * `format: onnx` when student/ also holds student.onnx, and `onnx` its check: run in
+   * onnxruntime-node against the TF.js student on a sample of eval rows (the max abs difference is
+   * the `export.onnxMaxAbsDiff` metric), or why it was skipped or failed.
    */
-  export?: { quantize: 'none' | 'float16' | 'uint8'; output: 'logits' | 'probabilities' };
+  export?: { quantize: 'none' | 'float16' | 'uint8'; output: 'logits' | 'probabilities'; format?: 'onnx'; onnx?: OnnxStudentCheck };
   /**
    * The base branch's teacher against this one (`status` compared, unchanged or unavailable, where
    * it came from, why not, and the classes whose share of its answers moved most); the figures are

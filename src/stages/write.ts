@@ -6,12 +6,13 @@ import { InputError, isInputError } from '../errors.js';
 import { writeModelArtifacts } from '../models/artifacts.js';
 import { exportArtifacts, saveToMemory, type ExportPlan } from '../models/export.js';
 import type { LoadedModel } from '../models/model.js';
+import { ONNX_STUDENT_FILE, onnxStudentBytes } from '../models/onnx-student.js';
 import type { Report } from '../report/report.js';
 
 /**
  * report.json first (the record CI keys on), then report.md, then the student as it ships (none
  * for a run cut short): its weights quantized and its output kind as `plan` says, float32 logits
- * without one. A folder that cannot be written gives back an InputError instead of throwing: the
+ * without one; with `format: onnx`, student.onnx beside model.json. A folder that cannot be written gives back an InputError instead of throwing: the
  * report itself is intact.
  *
  * Nothing is written through a symbolic link inside the folder (a PR's checkout can hold one, for
@@ -32,7 +33,11 @@ export async function writeOutputs(
     await writeOutputFile(path.join(outDir, 'report.md'), markdown);
     if (tf && student) {
       const artifacts = await saveToMemory(tf, student.layers!);
-      await replaceFolder(path.join(outDir, 'student'), (dir) => writeModelArtifacts(dir, plan ? exportArtifacts(artifacts, plan, student.output) : artifacts));
+      await replaceFolder(path.join(outDir, 'student'), async (dir) => {
+        await writeModelArtifacts(dir, plan ? exportArtifacts(artifacts, plan, student.output) : artifacts);
+        // export.format onnx: student.onnx beside model.json, the bytes the run checked.
+        if (plan?.format === 'onnx') await writeFile(path.join(dir, ONNX_STUDENT_FILE), onnxStudentBytes(student, plan));
+      });
     }
     return undefined;
   } catch (error) {
