@@ -75,6 +75,12 @@ const exportSettings = z.strictObject({
   quantize: z.enum(['none', 'float16', 'uint8']).default('none'),
   /** `auto` answers as the teacher does (a final softmax when the teacher outputs probabilities); `logits` or `probabilities` force it. */
   output: z.enum(['auto', 'logits', 'probabilities']).default('auto'),
+  /**
+   * `tfjs` (the default, also when unset) writes student/model.json; `onnx` also writes
+   * student/student.onnx (opset 13, float32, NHWC input), checked in the run against TF.js in
+   * onnxruntime-node (`export.onnxMaxAbsDiff`).
+   */
+  format: z.enum(['tfjs', 'onnx']).optional(),
 });
 
 const gateObject = z.strictObject({

@@ -12,6 +12,7 @@ import {
 } from '../measure/metrics.js';
 import { argmax, chanceWarning, type ClassAgreement } from '../measure/agreement.js';
 import { formatConfidence } from '../measure/intervals.js';
+import { describeOnnxCheck } from '../models/onnx-student.js';
 import { escapeMarkdown as esc } from './escape.js';
 import { RUN_URL } from './report-schema.js';
 import type { Report } from './report.js';
@@ -359,7 +360,7 @@ function teacherChangeSection(report: Report): string[] {
  */
 function shippedSection(report: Report): string[] {
   const plan = report.export;
-  if (!plan || (plan.quantize === 'none' && plan.output === 'logits')) return [];
+  if (!plan || (plan.quantize === 'none' && plan.output === 'logits' && !plan.onnx)) return [];
   const m = report.metrics;
   const weights =
     plan.quantize === 'uint8'
@@ -387,7 +388,12 @@ function shippedSection(report: Report): string[] {
       '',
     );
   }
-  const summary = plan.quantize !== 'none' ? `${plan.quantize}, top-1 agreement ${pct(value(m, 'quantized.agreement.top1'))}` : `${plan.output}`;
+  // export.format onnx: student.onnx and its check in onnxruntime (onnx-student.ts).
+  if (plan.onnx) lines.push(describeOnnxCheck(plan.onnx, esc), '');
+  const onnx = plan.onnx
+    ? `; student.onnx ${plan.onnx.status === 'checked' ? `within ${formatMetric('export.onnxMaxAbsDiff', plan.onnx.maxAbsDiff)} of TF.js` : plan.onnx.status}`
+    : '';
+  const summary = (plan.quantize !== 'none' ? `${plan.quantize}, top-1 agreement ${pct(value(m, 'quantized.agreement.top1'))}` : `${plan.output}`) + onnx;
   return section(report, 'Shipped student', summary, lines);
 }
 

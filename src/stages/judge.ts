@@ -98,7 +98,7 @@ function culpritFile(training: Distillation['training'], config: Config): string
 
 function defaultGateNote(gate: GateResult, config: Config, metrics: Record<string, number>): string {
   const basis =
-    gate.metric === 'agreement.kappa'
+    gate.metric === 'agreement.kappa' || gate.metric === 'export.onnxMaxAbsDiff'
       ? defaultGateBasis(gate.metric, config, metrics)
       : `default gate (export.quantize ${config.export.quantize}): at most ${DEFAULT_QUANTIZED_AGREEMENT_DROP * 100} points below the float32 student's ${formatPercent(metrics['agreement.top1'])}; gate a quantized.* metric to set your own`;
   return gate.note ? `${basis}; ${gate.note}` : basis;

@@ -16,8 +16,24 @@ describe('the export keys', () => {
       /^\/cfg\/distill-gate\.yml:2:21 export\.quantize: must be one of "none", "float16", "uint8" \(got "unit8"\)\. Did you mean "uint8"\?/,
     );
     expect(configErrorOf(quickConfig({ top: 'export: { quantise: uint8 }' }))).toMatch(
-      /export\.quantise: unknown key\. Did you mean "quantize"\? Known keys here: quantize, output\./,
+      /export\.quantise: unknown key\. Did you mean "quantize"\? Known keys here: quantize, output, format\./,
     );
     expect(configErrorOf(quickConfig({ top: 'export: { output: softmax }' }))).toMatch(/export\.output: must be one of "auto", "logits", "probabilities"/);
+  });
+
+  it('take format tfjs (the default, also when unset) or onnx, and refuse anything else at file:line:column', () => {
+    expect(parseConfig(quickConfig({ top: 'export: { format: onnx }' }), '/cfg/distill-gate.yml').export).toEqual({
+      quantize: 'none',
+      output: 'auto',
+      format: 'onnx',
+    });
+    expect(parseConfig(quickConfig({ top: 'export: { format: tfjs }' }), '/cfg/distill-gate.yml').export.format).toBe('tfjs');
+    expect(configErrorOf(quickConfig({ top: 'export: { format: onxx }' }))).toMatch(
+      /^\/cfg\/distill-gate\.yml:2:19 export\.format: must be one of "tfjs", "onnx" \(got "onxx"\)\. Did you mean "onnx"\?/,
+    );
+    expect(configErrorOf(quickConfig({ top: 'export:\n  format: [onnx]' }))).toMatch(
+      /^\/cfg\/distill-gate\.yml:3:11 export\.format: must be one of "tfjs", "onnx" \(got a list\)/,
+    );
+    expect(configErrorOf(quickConfig({ top: 'export: { fromat: onnx }' }))).toMatch(/export\.fromat: unknown key\. Did you mean "format"\?/);
   });
 });
