@@ -6,7 +6,7 @@ import { InputError } from '../errors.js';
 import type { StageMetrics } from '../measure/metrics.js';
 import type { LoadedModel, OutputKind } from './model.js';
 import type { StudentSource } from './student.js';
-import { availableCores, findOnnxRuntime, INSTALL_ONNXRUNTIME_CPU, type OnnxRuntime, type OrtSession } from './onnx-runtime.js';
+import { availableCores, findOnnxRuntime, INSTALL_ONNXRUNTIME_CPU, openSession, type OnnxRuntime, type OrtSession } from './onnx-runtime.js';
 import { DataType, writeModel, type Attribute, type InitializerSpec, type NodeSpec } from './onnx-writer.js';
 import { inferenceBatch } from './predict.js';
 
@@ -720,6 +720,40 @@ export function describeOnnxCheck(check: OnnxStudentCheck, esc: (text: string) =
   }
   if (check.status === 'skipped') return `${what} was written but not checked: ${esc(check.note ?? 'onnxruntime-node is not installed')}.`;
   return `${what} was written, but its check failed: ${esc(check.note ?? 'onnxruntime could not run it')}.`;
+}
+
+/**
+ * The student as student.onnx in onnxruntime-node, as a LoadedModel whose `predictAsync` the
+ * timing loop calls as it does an ONNX teacher's (for `measure.runtime: onnxruntime`, which times
+ * the student where it will run): the session opens as a teacher's does (`openSession`: CUDA where
+ * installed and loading, else the CPU provider), and its outputs are the file's (probabilities
+ * where `plan` appends a softmax). A timing loop feeds one tensor many times: its host copy is
+ * made once. `dispose` releases the session.
+ */
+export async function onnxStudentModel(tf: Tf, runtime: OnnxRuntime, student: LoadedModel, plan: { output: OutputKind }): Promise<LoadedModel> {
+  const { session, runtime: ran } = await openSession(runtime, onnxStudentBytes(student, plan));
+  const hostInputs = new WeakMap<Tensor, Float32Array>();
+  const predictAsync = async (x: Tensor): Promise<Tensor> => {
+    let values = hostInputs.get(x);
+    if (!values) {
+      values = (await x.data()) as Float32Array;
+      hostInputs.set(x, values);
+    }
+    const out = await session.run({ [session.inputNames[0]]: new runtime.ort.Tensor('float32', values, x.shape) });
+    const y = out[session.outputNames[0]];
+    return tf.tensor(y.data as Float32Array, [...y.dims]);
+  };
+  return {
+    ...student,
+    layers: undefined,
+    output: onnxOutputKind(plan.output, student.output),
+    predict: () => {
+      throw new Error('the ONNX student runs in onnxruntime: call predictAsync');
+    },
+    predictAsync,
+    runtime: ran,
+    dispose: () => void session.release(),
+  };
 }
 
 /** `count` row indices evenly spaced over `size` rows (all of them when there are fewer). */

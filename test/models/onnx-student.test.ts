@@ -8,9 +8,11 @@ import {
   maxAbsDifference,
   ONNX_CHECK_ROWS,
   onnxExportProblem,
+  onnxStudentModel,
   sampleRows,
   studentToOnnx,
 } from '../../src/models/onnx-student.js';
+import { wrapLayersModel } from '../../src/models/model.js';
 import { readOnnxSummary } from '../../src/models/onnx-proto.js';
 import { randomArray } from '../helpers.js';
 import { onnxRuntime, withoutOnnxRuntime } from '../onnx-runtime.js';
@@ -215,6 +217,26 @@ describe.skipIf(withoutOnnxRuntime)('the ONNX student computes what the TF.js st
     expect(outputs(studentToOnnx(model, { appendSoftmax: true }))).toEqual(['probabilities']);
     expect(outputs(studentToOnnx(model, { appendSoftmax: false }))).toEqual(['logits']);
     model.dispose();
+  });
+
+  it('runs the student in onnxruntime behind predictAsync, for timing it where it will run', async () => {
+    const layers = student(image, [{ type: 'conv2d', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'flatten' }, { type: 'dense', units: 3 }]);
+    const model = wrapLayersModel(layers, 0);
+    const onnx = await onnxStudentModel(tf, onnxRuntime!, model, { output: 'probabilities' });
+    expect(onnx.output).toBe('probabilities');
+    expect(onnx.runtime?.label).toMatch(/^onnxruntime-node /);
+    const x = tf.tensor(randomArray(4 * 192, 5), [4, ...image]);
+    const before = tf.memory().numTensors;
+    const y = await onnx.predictAsync!(x);
+    const expected = tf.tidy(() => tf.softmax(layers.predict(x) as ReturnType<typeof tf.tensor>));
+    expect(y.shape).toEqual([4, 3]);
+    expect(maxAbsDifference(await y.data(), await expected.data())).toBeLessThanOrEqual(DEFAULT_ONNX_MAX_ABS_DIFF);
+    y.dispose();
+    expected.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+    onnx.dispose();
+    layers.dispose();
   });
 
   it('finds an export that is wrong: a kernel read in the wrong order differs by far more than the tolerance', async () => {
