@@ -63,6 +63,8 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(report.gates.map((g) => [g.metric, g.op, g.threshold, g.pass])).toEqual([
       ['agreement.top1', '>=', 0.5, true],
       ['size.ratio', '<=', 0.1, true],
+      // The default chance-level gate: the config gates no kappa.
+      ['agreement.kappa', '>=', 0.2, true],
     ]);
     expect(report.environment.node).toBe(process.version);
     expect(stdout).toContain('## ✅ distill-gate: pass');
@@ -97,7 +99,7 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(code).toBe(1);
     const report = await reportOf(out);
     expect(report.verdict).toBe('fail');
-    expect(report.gates.map((g) => g.status)).toEqual(['fail', 'pass']);
+    expect(report.gates.map((g) => g.status)).toEqual(['fail', 'pass', 'pass']);
     expect(stdout).toContain('**Failing gates:** size.ratio (<= 0.0001)');
   });
 
@@ -106,8 +108,9 @@ describe('distill-gate run (end to end on the bundled example)', () => {
       quickConfig({
         student: `  layers:\n    - { type: reshape, targetShape: [8, 8, 1] }\n    - { type: conv2d, filters: 2, kernelSize: 3, activation: relu${extra} }\n    - { type: maxPooling2d, poolSize: 2 }\n    - { type: flatten }\n    - { type: dense, units: 10 }`,
         distill: '{ epochs: 1, batchSize: 64, seed: 1 }',
-        gates: '  {}',
-      }).replace('gates:\n  {}', 'gates: {}');
+        // About the training path, not the student: one epoch may leave it near chance.
+        gates: '  agreement.kappa: ">= -1"',
+      });
     const fast = await runCli(await exampleWorkspace(conv('')));
     expect(fast.code).toBe(0);
     expect(fast.stderr).toMatch(/training: kernel step on wasm; inference on wasm/);
@@ -158,7 +161,8 @@ describe('distill-gate run (end to end on the bundled example)', () => {
   it("a budget bounds the whole run: a teacher's pass longer than the budget stops, and the run still ends in time with its report", async () => {
     // The teacher's pass alone takes well over the budget of 12 s here.
     const data = '  train: { x: data/train_x.npy }\n  eval:  { x: data/eval_x.npy }';
-    const dir = await slowTeacherWorkspace(quickConfig({ data, gates: '  size.ratio: "<= 10"' }), 60_000, 2048);
+    // No training happens: the untrained student is at chance, which the default gate would fail.
+    const dir = await slowTeacherWorkspace(quickConfig({ data, gates: '  size.ratio: "<= 10"\n  agreement.kappa: ">= -1"' }), 60_000, 2048);
     const { code, out, stderr } = await runCli(dir, '--budget', '0.2');
     const report = await reportOf(out);
     expect(report.status).toBe('incomplete');
