@@ -19,6 +19,7 @@ import { phaseProgress, type ProgressSink } from '../distill/progress.js';
 import { fileExists } from '../models/artifacts.js';
 import { describeClipped, exportArtifacts, exportPlan, quantizedBytes, saveToMemory, type ExportPlan } from '../models/export.js';
 import { firstLine, loadModel, wrapLayersModel, type LoadedModel } from '../models/model.js';
+import { measureOnnxStudent } from '../models/onnx-student.js';
 import { loadTeacher } from '../models/pair.js';
 import { predictLogits } from '../models/predict.js';
 import type { Report } from '../report/report.js';
@@ -86,7 +87,10 @@ export async function measureStudent(
   // A teacher's pass stopped early (a cancel, the budget) leaves nothing to agree with: agreement
   // on part of the eval split would be a different metric, so it is not measured at all.
   const teacherCoversEval = distillation.teacherEvalLogits.length === evalSet.size * teacher.outputWidth;
-  const studentEvalLogits = teacherCoversEval ? await predictLogits(tf, student, evalSet) : undefined;
+  const evalPass = phaseProgress('student on the eval split', evalSet.size, 'rows', sink);
+  const studentEvalLogits = teacherCoversEval
+    ? await predictLogits(tf, student, evalSet, evalSet.size, undefined, undefined, (done) => evalPass.update(done)).finally(() => evalPass.finish())
+    : undefined;
   const size = sizeMetrics(teacher, student);
   const pairedChecks = checks.filter(isPairedSpeedCheck);
   const baselineStudentPath = baseline && pairedChecks.length > 0 ? await findBaselineStudent(baselineStudent, baseline.path, baseline.report) : undefined;
@@ -126,7 +130,17 @@ export async function measureStudent(
   warnings.push(...(shipped?.warnings ?? []));
   for (const warning of warnings) log(`warning: ${warning}`);
   const diff = baseTeacher ? await diffTeachers(session, config, baseTeacher, distillation.teacherEvalLogits, studentEvalLogits, log) : undefined;
-  const metrics: Record<string, number> = { ...size, ...shipped?.size, ...speed.metrics, ...agreement?.metrics, ...shipped?.agreement, ...diff?.metrics };
+  // export.format onnx: student.onnx against the TF.js student in onnxruntime-node (onnx-student.ts).
+  const onnx = plan.format === 'onnx' ? await measureOnnxStudent(tf, student, evalSet, plan, [process.cwd(), config.dir], log) : undefined;
+  const metrics: Record<string, number> = {
+    ...size,
+    ...shipped?.size,
+    ...speed.metrics,
+    ...agreement?.metrics,
+    ...shipped?.agreement,
+    ...diff?.metrics,
+    ...onnx?.metrics,
+  };
   // The environment is what makes timings comparable between runs: the backend they were timed on.
   return {
     metrics,
@@ -135,7 +149,7 @@ export async function measureStudent(
     baselineStudentPath,
     environment: describeEnvironment(session.speedBackend ?? backend),
     ...(agreement ? { agreement: agreement.classes } : {}),
-    export: plan,
+    export: onnx ? { ...plan, onnx: onnx.check } : plan,
     ...(diff ? { teacherDiff: diff.report } : {}),
     ...(warnings.length > 0 ? { warnings } : {}),
   };
