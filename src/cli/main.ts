@@ -112,7 +112,9 @@ function addRun(program: Command, io: CliIo, done: (code: number) => void, cli: 
     .option('-q, --quiet', 'no progress on stderr and no report on stdout')
     .action(async (options: RunFlags) => {
       const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
-      const result = await runUnderClock(options, log, cli);
+      // A bar that redraws itself on a terminal; a log (CI, a file) gets periodic lines instead.
+      const bar = !options.quiet && process.stderr.isTTY ? (text: string) => io.stderr(text) : undefined;
+      const result = await runUnderClock(options, { log, bar }, cli);
       if (!options.quiet || result.writeError) io.stdout(result.markdown);
       // The report was printed above, so nothing is lost when the disk refused it.
       if (result.writeError) throw result.writeError;
@@ -142,7 +144,11 @@ interface RunFlags {
  * shell, npm: the runner's SIGTERM, which never reached us) ends the run at once, as a second
  * signal does.
  */
-async function runUnderClock(options: RunFlags, log: (line: string) => void, cli: CliOptions): Promise<RunResult> {
+async function runUnderClock(
+  options: RunFlags,
+  { log, bar }: { log: (line: string) => void; bar?: (text: string) => void },
+  cli: CliOptions,
+): Promise<RunResult> {
   const silence = announceSignals(log);
   const launcherEnded = new AbortController();
   const unwatch = watchLaunchers(cli.watchLaunchers ? findLaunchers(process.env) : [], (launcher) => {
@@ -159,7 +165,7 @@ async function runUnderClock(options: RunFlags, log: (line: string) => void, cli
         if (options.baseTeacher && !(await fileExists(options.baseTeacher)))
           throw new InputError('--base-teacher', `${options.baseTeacher} does not exist; give the base branch's teacher model.json (or ONNX file).`);
         const baseTeacher = options.baseTeacher ? { path: path.resolve(options.baseTeacher), source: `--base-teacher ${options.baseTeacher}` } : undefined;
-        return runPipeline(config, { outDir: options.out, clock, log, baseTeacher, requireGpu: options.requireGpu });
+        return runPipeline(config, { outDir: options.out, clock, log, progressBar: bar, baseTeacher, requireGpu: options.requireGpu });
       },
       { budgetMinutes: options.budget },
     );
