@@ -1,4 +1,6 @@
+import { chanceWarning } from '../measure/agreement.js';
 import { verdictOf, type GateResult } from './gates.js';
+import { acceptRegressions, type RegressionAcceptance } from './judge.js';
 
 /** How training ended, as far as the verdict cares. */
 export interface TrainingStop {
@@ -28,4 +30,36 @@ export function runVerdict(gates: GateResult[], failedOutright: boolean): 'pass'
  */
 export function failedOutright(report: { verdict: 'pass' | 'fail'; gates: ReadonlyArray<Pick<GateResult, 'status'>> }): boolean {
   return report.verdict === 'fail' && report.gates.every((g) => g.status !== 'fail');
+}
+
+/** Failing relative gates a PR's accept label turned into warnings: the label, who put it on, which gates. */
+export interface Override {
+  label: string;
+  by: string;
+  gates: string[];
+}
+
+/**
+ * The accept-regression label applied to judged gates (acceptRegressions), for a run and for a
+ * re-judged upload alike: the gates after it, and the override it records when it turned any gate
+ * into a warning. Without an acceptance, the gates as judged.
+ */
+export function withAcceptance(gates: GateResult[], acceptance: RegressionAcceptance | undefined): { gates: GateResult[]; override?: Override } {
+  if (!acceptance) return { gates };
+  const accepted = acceptRegressions(gates, acceptance);
+  return {
+    gates: accepted.gates,
+    ...(accepted.overridden.length > 0 ? { override: { label: acceptance.label, by: acceptance.by, gates: accepted.overridden } } : {}),
+  };
+}
+
+/**
+ * Adds the chance-level warning (chanceWarning) to `reasons` unless they hold it already: whatever
+ * the gates say, a top-1 agreement a constant student matches must not read as a good student. It
+ * is derived from the metrics, for a run and for a re-judged upload alike, never taken from (or
+ * dropped by) an upload.
+ */
+export function addChanceWarning(reasons: string[], metrics: Record<string, number>): void {
+  const warning = chanceWarning(metrics);
+  if (warning && !reasons.includes(warning)) reasons.push(warning);
 }

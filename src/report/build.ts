@@ -2,7 +2,8 @@ import path from 'node:path';
 import type { Config } from '../config/load.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
-import { SCHEMA_VERSION, type Environment, type Report } from './report.js';
+import { baseReport } from './base.js';
+import type { Environment, Report } from './report.js';
 
 /**
  * What buildReport needs of a run: the stages' results (src/stages/), as plain data. Spelled out
@@ -51,44 +52,22 @@ export interface RunRecord {
 export function buildReport({ config, session, distillation, measurement, judgement, studentDir, commit, createdAt }: RunRecord): Report {
   const { backend, teacher, student, train, evalSet, baseline } = session;
   const { training } = distillation;
-  return {
-    schemaVersion: SCHEMA_VERSION,
-    verdict: judgement.verdict,
-    status: judgement.status,
-    reasons: judgement.reasons,
+  return baseReport({
+    config,
+    outcome: { verdict: judgement.verdict, status: judgement.status, reasons: judgement.reasons, gates: judgement.gates, metrics: measurement.metrics },
     backend: backend.name,
-    metrics: measurement.metrics,
-    gates: judgement.gates,
+    environment: measurement.environment,
+    models: { teacher, student },
     training: {
-      epochs: training.epochsCompleted,
-      epochsPlanned: config.distill.epochs,
+      epochsCompleted: training.epochsCompleted,
       loss: training.loss,
       seconds: distillation.seconds,
       teacherSeconds: distillation.teacherSeconds,
       softTargets: distillation.softTargets,
-      trainSamples: train.size,
-      evalSamples: evalSet.size,
-      temperature: config.distill.temperature,
-      alpha: config.distill.alpha,
-      seed: config.distill.seed,
-      labels: Boolean(train.y ?? evalSet.y),
       ...(distillation.path ? { step: distillation.path } : {}),
     },
-    environment: measurement.environment,
-    teacher: {
-      path: config.teacher,
-      format: teacher.format,
-      output: teacher.output,
-      params: teacher.params,
-      bytes: teacher.bytes,
-      ...(teacher.runtime ? { runtime: teacher.runtime.label } : {}),
-    },
-    student: {
-      path: path.join(studentDir, 'model.json'),
-      params: student.params,
-      bytes: student.bytes,
-      from: 'model' in config.student ? config.student.model : 'layers',
-    },
+    samples: { train: train.size, eval: evalSet.size, labels: Boolean(train.y ?? evalSet.y) },
+    studentPath: path.join(studentDir, 'model.json'),
     baseline: baseline
       ? {
           path: baseline.path,
@@ -99,24 +78,15 @@ export function buildReport({ config, session, distillation, measurement, judgem
           student: measurement.baselineStudentPath,
         }
       : null,
-    speedComparison: measurement.speedComparison ?? null,
-    ...keptIntervals(measurement.speedIntervals),
-    ...(measurement.agreement ? { agreement: measurement.agreement } : {}),
-    ...(measurement.export ? { export: measurement.export } : {}),
-    ...(measurement.teacherDiff ? { teacherDiff: measurement.teacherDiff } : {}),
-    override: judgement.override ?? null,
+    speedComparison: measurement.speedComparison,
+    speedIntervals: measurement.speedIntervals,
+    agreement: measurement.agreement,
+    export: measurement.export,
+    teacherDiff: measurement.teacherDiff,
+    override: judgement.override,
     metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
-    ...(session.speedBackend ? { speedBackend: session.speedBackend.name } : {}),
-    config: config.file,
+    speedBackend: session.speedBackend?.name,
     createdAt,
-    ...(commit ? { commit } : {}),
-  };
-}
-
-/**
- * The speed intervals a report keeps: all of them, so that a re-judge decides each gate as the run
- * did. JSON writes an unbounded end (too few rounds) as null; readers turn it back into ±Infinity.
- */
-function keptIntervals(intervals: Record<string, MeasuredInterval> | undefined): Pick<Report, 'speedIntervals'> {
-  return intervals && Object.keys(intervals).length > 0 ? { speedIntervals: intervals } : {};
+    commit,
+  });
 }

@@ -9,6 +9,7 @@ import type { RegressionAcceptance } from '../gates/judge.js';
 import { rejudgeReport } from './rejudge.js';
 import { readUntrustedReport } from './read.js';
 import type { Report } from './report.js';
+import { withOutcome } from './base.js';
 import { outputFolder, writeOutputFile } from '../stages/write.js';
 
 export interface MergedReport {
@@ -203,9 +204,7 @@ function nameOf(file: string, report: Report): string {
  * where higher is better, e.g. agreement and speed-up; the highest otherwise, e.g. size ratio).
  */
 export function mergedAsReport(merged: MergedReport): Report {
-  const first = merged.reports[0].report;
-  return {
-    ...first,
+  return withOutcome(merged.reports[0].report, {
     verdict: merged.verdict,
     reasons: [...merged.reasons, ...merged.reports.flatMap(({ file, report }) => report.reasons.map((r) => `${nameOf(file, report)}: ${r}`))],
     gates: merged.reports.flatMap(({ file, report }) => report.gates.map((g) => ({ ...g, metric: `${nameOf(file, report)}: ${g.metric}` }))),
@@ -218,7 +217,7 @@ export function mergedAsReport(merged: MergedReport): Report {
         ),
       ]),
     ),
-  };
+  });
 }
 
 /**

@@ -4,7 +4,6 @@ import { InputError } from '../errors.js';
 import { withDefaultGates } from '../gates/defaults.js';
 import { parseGates, verdictOf, type GateCheck, type GateResult } from '../gates/gates.js';
 import {
-  acceptRegressions,
   intervalBound,
   isPairedSpeedCheck,
   judge,
@@ -13,11 +12,11 @@ import {
   type SpeedEnvironment,
   type TimedSpeed,
 } from '../gates/judge.js';
-import { failedOutright } from '../gates/verdict.js';
-import { chanceWarning } from '../measure/agreement.js';
+import { addChanceWarning, failedOutright, withAcceptance } from '../gates/verdict.js';
 import { intervalProblem, type MeasuredInterval } from '../measure/intervals.js';
 import { measuredMetrics, metricSpec } from '../measure/metrics.js';
 import { comparisonInterval, type SpeedComparison } from '../measure/paired-speed.js';
+import { withOutcome } from './base.js';
 import type { Report } from './report.js';
 
 export interface RejudgeOptions {
@@ -83,14 +82,13 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
       uploaded.gates,
     ),
   );
-  const accepted = acceptance ? acceptRegressions(rejudged, acceptance) : undefined;
-  const gates = accepted?.gates ?? rejudged;
+  const { gates, override } = withAcceptance(rejudged, acceptance);
 
   const claimed = uploaded.verdict;
   // Re-judging never turns a fail into a pass, with one exception: failing relative gates that the
   // PR's accept label (read live by the trusted job) turns into warnings. A run that failed
   // outright (cancelled, a non-finite loss) stays failed whatever its gates say.
-  const verdict = claimed === 'fail' && (!accepted || failedOutright(uploaded)) ? 'fail' : verdictOf(gates);
+  const verdict = claimed === 'fail' && (!acceptance || failedOutright(uploaded)) ? 'fail' : verdictOf(gates);
   const thresholdsFrom = trusted ? `the thresholds of the trusted ${path.basename(trusted.file)}` : 'its own thresholds';
   const reasons = [...uploaded.reasons];
   if (verdict !== claimed) {
@@ -104,20 +102,17 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
       'Relative gates were skipped: the upload names no baseline, and this job read none of its own (a baseline store, or a baseline input) to judge them against.',
     );
   }
-  // The chance-level warning is derived from the metrics, not taken from (or dropped by) the upload.
-  const chance = chanceWarning(uploaded.metrics);
-  if (chance && !reasons.includes(chance)) reasons.push(chance);
-  if (uploaded.override && !accepted) {
+  addChanceWarning(reasons, uploaded.metrics);
+  if (uploaded.override && !acceptance) {
     reasons.push(
       `The upload's accepted regression (label "${uploaded.override.label}" by ${uploaded.override.by}) was not applied: an override is only taken from a pull request's labels by the run that reads them, never from an upload.`,
     );
   }
-  return {
-    ...uploaded,
+  return withOutcome(uploaded, {
     verdict,
     gates,
     reasons,
-    override: accepted && acceptance && accepted.overridden.length > 0 ? { label: acceptance.label, by: acceptance.by, gates: accepted.overridden } : null,
+    override: override ?? null,
     baseline: stored
       ? {
           path: stored.path,
@@ -130,7 +125,7 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
         uploaded.baseline
         ? { ...withoutRunUrl(uploaded.baseline), environmentDiffers: judged.environmentDiffers }
         : null,
-  };
+  });
 }
 
 /**

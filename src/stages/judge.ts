@@ -2,9 +2,8 @@ import type { Config } from '../config/load.js';
 import { DEFAULT_QUANTIZED_AGREEMENT_DROP } from '../config/schema.js';
 import type { GateResult } from '../gates/gates.js';
 import { defaultGateBasis, withDefaultGates } from '../gates/defaults.js';
-import { acceptRegressions, judge, type RegressionAcceptance } from '../gates/judge.js';
-import { failsOutright, runVerdict } from '../gates/verdict.js';
-import { chanceWarning } from '../measure/agreement.js';
+import { judge, type RegressionAcceptance } from '../gates/judge.js';
+import { addChanceWarning, failsOutright, runVerdict, withAcceptance, type Override } from '../gates/verdict.js';
 import { formatPercent } from '../measure/metrics.js';
 import type { Distillation } from './distill.js';
 import type { Measurement } from './measure.js';
@@ -19,7 +18,7 @@ export interface Judgement {
   reasons: string[];
   environmentDiffers: boolean;
   /** Failing relative gates turned into warnings by the accept-regression label. */
-  override?: { label: string; by: string; gates: string[] };
+  override?: Override;
 }
 
 /** What judging needs beyond the stages' results. */
@@ -50,8 +49,7 @@ export function judgeRun(
     inconclusive: config.measure.inconclusive,
   });
   const defaulted = judged.gates.map((g, i) => (i < session.checks.length ? g : { ...g, note: defaultGateNote(g, config, metrics) }));
-  const accepted = acceptance ? acceptRegressions(defaulted, acceptance) : undefined;
-  const gates = accepted?.gates ?? defaulted;
+  const { gates, override } = withAcceptance(defaulted, acceptance);
   const reasons: string[] = [...training.notes];
   if (training.stoppedBecause)
     reasons.push(
@@ -61,9 +59,7 @@ export function judgeRun(
     reasons.push(`The run was cancelled while measuring (${cancelledWhileMeasuring}): its metrics are what the few seconds left gave.`);
   if (judged.environmentDiffers)
     reasons.push('The baseline ran on a different backend, TF.js version, CPU or GPU: speed deltas against it are shown but not gated.');
-  // Whatever the gates say: a top-1 agreement a constant student matches must not read as a good student.
-  const nearChance = chanceWarning(metrics);
-  if (nearChance) reasons.push(nearChance);
+  addChanceWarning(reasons, metrics);
   // Outputs that are not finite (the teacher's, the student's, the shipped student's), and weights clipped at export.
   reasons.push(...(measurement.warnings ?? []));
   const broken = shippedStudentWarning(config, metrics);
@@ -78,9 +74,7 @@ export function judgeRun(
     gates,
     reasons,
     environmentDiffers: judged.environmentDiffers,
-    ...(accepted && acceptance && accepted.overridden.length > 0
-      ? { override: { label: acceptance.label, by: acceptance.by, gates: accepted.overridden } }
-      : {}),
+    ...(override ? { override } : {}),
   };
 }
 
