@@ -260,12 +260,16 @@ const size = (shape: Shape) => shape[0] * shape[1] * shape[2];
 export class NetKernel {
   private readonly memory: WebAssembly.Memory;
   private readonly stepFunction: (net: number, ops: number, rows: number, rate: number, epsilon: number, beta1: number, beta2: number) => number;
+  private readonly predictFunction: (net: number, ops: number, rows: number) => number;
   private readonly netAddress: number;
   private readonly opsAddress: number;
   private readonly x: Float32Array;
   private readonly targets: Float32Array;
   private readonly params: Float32Array;
   private readonly offsets: Array<{ variable: Variable; offset: number }> = [];
+  private readonly inputSize: number;
+  private readonly classes: number;
+  private readonly maxRows: number;
   private steps = 0;
 
   constructor(
@@ -282,15 +286,22 @@ export class NetKernel {
   ) {
     compiled ??= new WebAssembly.Module(Buffer.from(NET_KD_WASM, 'base64'));
     const instance = new WebAssembly.Instance(compiled, { env: { exp: Math.exp, log: Math.log } });
-    const exports = instance.exports as { memory: WebAssembly.Memory; step: NetKernel['stepFunction']; __heap_base: WebAssembly.Global };
+    const exports = instance.exports as {
+      memory: WebAssembly.Memory;
+      step: NetKernel['stepFunction'];
+      predict: NetKernel['predictFunction'];
+      __heap_base: WebAssembly.Global;
+    };
     this.memory = exports.memory;
     this.stepFunction = exports.step;
+    this.predictFunction = exports.predict;
 
     const memory = new Layout(Number(exports.__heap_base.value), maxRows);
     this.netAddress = memory.take(NET.bytes / 4);
     this.opsAddress = memory.take((OP.bytes / 4) * ops.length);
     const inputSize = size(ops[0].input);
     const classes = ops[ops.length - 1].output[2];
+    [this.inputSize, this.classes, this.maxRows] = [inputSize, classes, maxRows];
     const largest = Math.max(inputSize, ...ops.map((op) => size(op.output)));
     const [xAddress, targetsAddress, scratchAddress] = [memory.take(maxRows * inputSize), memory.take(maxRows * classes), memory.take(classes * 2)];
     const { placed, trainableCount, total } = placeVariables(ops);
@@ -342,6 +353,29 @@ export class NetKernel {
     }
     this.steps = t;
     return loss;
+  }
+
+  /**
+   * The student's logits on `rows` rows of `x` ([rows, inputSize]), in inference mode (dropout off,
+   * batch normalisation on its moving statistics), from the weights the kernel is training: the
+   * per-epoch probe, with no copy of the weights into TF.js. Runs in batches of at most maxRows
+   * in the kernel's own buffers; changes no weight, moment or statistic.
+   */
+  predict(x: Float32Array, rows: number): Float32Array {
+    const { inputSize, classes, maxRows } = this;
+    const out = new Float32Array(rows * classes);
+    for (let start = 0; start < rows; start += maxRows) {
+      const count = Math.min(maxRows, rows - start);
+      this.x.set(x.subarray(start * inputSize, (start + count) * inputSize));
+      let at: number;
+      try {
+        at = this.predictFunction(this.netAddress, this.opsAddress, count);
+      } catch (error) {
+        throw new KernelTrap(error);
+      }
+      out.set(new Float32Array(this.memory.buffer, at, count * classes), start * classes);
+    }
+    return out;
   }
 
   /** Writes the kernel's weights and moving statistics into the student's variables. */

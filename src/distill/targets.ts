@@ -68,3 +68,47 @@ export function kdTargets(
   }
   return { targets, constant };
 }
+
+/** `kdTargets` for every row at once: per row, its targets and its share of the constant. */
+export interface KdRunTargets {
+  /** [rows, classes], row i's targets as `kdTargets` gives them. */
+  targets: Float32Array;
+  /** Per row, its term of `kdTargets`' constant; a batch's constant is their sum in batch order. */
+  constants: Float64Array;
+}
+
+/**
+ * The KD targets of every training row, computed once per run: they depend only on the teacher's
+ * logits, the labels, T and alpha, none of which change between epochs. Row for row the same
+ * floats as `kdTargets`, and `batchTargets` sums a batch's constant in the same order, so a run
+ * that reads them from here trains bit for bit as one that called `kdTargets` every batch.
+ */
+export function kdRunTargets(teacherLogits: Float32Array, labels: Int32Array | undefined, classes: number, weights: KdWeights): KdRunTargets {
+  const rows = teacherLogits.length / classes;
+  const targets = new Float32Array(rows * classes);
+  const constants = new Float64Array(rows);
+  const one = new Int32Array(1);
+  for (let row = 0; row < rows; row++) {
+    one[0] = row;
+    const batch = kdTargets(teacherLogits, labels, one, classes, weights);
+    targets.set(batch.targets, row * classes);
+    constants[row] = batch.constant;
+  }
+  return { targets, constants };
+}
+
+/**
+ * A batch's targets gathered from `kdRunTargets` into `into` (at least rows.length * classes
+ * floats); returns the batch's constant, summed in batch order as `kdTargets` sums it.
+ */
+export function batchTargets(run: KdRunTargets, rows: ArrayLike<number>, classes: number, into: Float32Array): number {
+  let constant = 0;
+  const { targets, constants } = run;
+  for (let i = 0; i < rows.length; i++) {
+    const from = rows[i] * classes;
+    const to = i * classes;
+    for (let c = 0; c < classes; c++) into[to + c] = targets[from + c];
+    constant += constants[rows[i]];
+  }
+  return constant;
+}

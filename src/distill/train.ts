@@ -1,14 +1,14 @@
 import type { LayersModel, Scalar, Tensor } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { DistillSettings } from '../config/schema.js';
-import { gatherRows, rowLength } from '../data/batches.js';
+import { rowLength } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/model.js';
 import { isOutOfMemory } from '../errors.js';
 import { nonFiniteRows } from '../measure/agreement.js';
 import { abortReason, eventLoopPauser } from '../run-control.js';
 import { permutation, seededRandom } from './random.js';
-import { kdTargets, kdTerms } from './targets.js';
+import { batchTargets, kdRunTargets, kdTerms } from './targets.js';
 import { KernelTrap } from './net-kernel.js';
 import { trainingStep, type TrainingStep } from './training-step.js';
 
@@ -28,8 +28,13 @@ export interface TrainOptions {
   /** Teacher logits (or log-probabilities) for every training row, computed once beforehand. */
   teacherLogits: Float32Array;
   onEpoch?: (progress: EpochProgress) => void;
-  /** Measures agreement (and kappa) after each epoch for progress lines; optional. */
-  probe?: () => Promise<number | { agreement: number; kappa: number }>;
+  /**
+   * Measures agreement (and kappa) after each epoch for progress lines; optional. With the kernel
+   * step it is given `predict`, the student's logits on rows of features straight from the
+   * kernel's memory (inference mode): the probe then needs no copy of the weights into TF.js and
+   * no TF.js inference. Without it, the student's variables are up to date for a TF.js pass.
+   */
+  probe?: (predict?: (x: Float32Array, rows: number) => Float32Array) => Promise<number | { agreement: number; kappa: number }>;
   /** Told after each step how many rows training has done, over every epoch, of how many. */
   onRows?: (done: number, total: number) => void;
   /** Aborts between batches (SIGTERM, a time budget); the epochs done so far are kept. */
@@ -99,6 +104,13 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   // Read before any step changes them: a NaN loss from weights that were never finite is not the learning rate's.
   const brokenWeight = firstNonFiniteWeight(model);
   let epochLoss: EpochLoss | undefined;
+  // The KD targets of every row, once per run: they do not change between epochs.
+  const runTargets = kdRunTargets(teacherLogits, train.y, classes, settings);
+  // The kernel copies a batch into its own memory at once, so one buffer serves every step; the
+  // TF.js steps get fresh arrays, which a backend may keep without copying.
+  const reuse = step.kind === 'kernel';
+  let x = new Float32Array(batchSize * width);
+  let targets = new Float32Array(batchSize * classes);
   try {
     const chunks = Math.ceil(train.size / train.chunkRows);
     for (let epoch = 1; epoch <= settings.epochs; epoch++) {
@@ -121,10 +133,12 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
           // Dropout layers draw their mask from their seed; a new seed per step keeps masks
           // different between steps and identical between runs.
           for (const layer of dropouts) layer.seed = settings.seed * 7919 + stepCount;
-          const batch = kdTargets(teacherLogits, train.y, global, classes, settings);
+          if (!reuse) [x, targets] = [new Float32Array(local.length * width), new Float32Array(local.length * classes)];
+          const constant = batchTargets(runTargets, global, classes, targets);
+          gather(features, width, local, x);
           let batchLoss: number | Scalar;
           try {
-            batchLoss = step.run(gatherRows(features, width, local), batch.targets, local.length);
+            batchLoss = step.run(x.subarray(0, local.length * width), targets.subarray(0, local.length * classes), local.length);
           } catch (error) {
             // A batch too large for the device: halve it and retry the same rows, down to a floor.
             if (error instanceof KernelTrap || !isOutOfMemory(error) || batchSize <= MIN_BATCH_SIZE) throw error;
@@ -133,7 +147,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
             batchSize = halved;
             continue;
           }
-          epochLoss.add(batchLoss, local.length, batch.constant);
+          epochLoss.add(batchLoss, local.length, constant);
           stepCount++;
           start += local.length;
           rowsDone += local.length;
@@ -142,9 +156,11 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
       }
       const loss = await epochLoss.read();
       losses.push(loss);
-      step.sync();
       if (!Number.isFinite(loss)) return done({ epochsCompleted: epoch, stopKind: 'loss', ...whyNotFinite(loss, epoch, teacherLogits, classes, brokenWeight) });
-      const probed = options.probe ? await options.probe() : undefined;
+      // The weights go back into TF.js once, in `finally` (at the end, or when training is cut
+      // short); a probe without the kernel's predict runs in TF.js and needs them now.
+      if (options.probe && !step.predict) step.sync();
+      const probed = options.probe ? await options.probe(step.predict) : undefined;
       const { agreement, kappa } = typeof probed === 'number' ? { agreement: probed, kappa: undefined } : (probed ?? {});
       options.onEpoch?.({ epoch, epochs: settings.epochs, loss, agreement, kappa, tensors: tf.memory().numTensors });
     }
@@ -152,8 +168,18 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   } finally {
     // An epoch cut short (a signal, an error) leaves its device-side sum behind.
     epochLoss?.dispose();
+    // Every way out (the last epoch, an abort, a non-finite loss, an error) leaves a usable student.
     step.sync();
     step.dispose();
+  }
+}
+
+/** Rows `rows` of `source` ([*, width]) into `into`, one after another. */
+function gather(source: Float32Array, width: number, rows: ArrayLike<number>, into: Float32Array): void {
+  for (let i = 0; i < rows.length; i++) {
+    const from = rows[i] * width;
+    const to = i * width;
+    for (let j = 0; j < width; j++) into[to + j] = source[from + j];
   }
 }
 
@@ -203,23 +229,22 @@ export function firstNonFiniteWeight(model: LayersModel): string | undefined {
  * teacher-only part (see kdTargets), in float64.
  */
 class EpochLoss {
-  private onDevice: Tensor;
+  /** Created by the first loss left on the device: a step that returns numbers needs no tensor. */
+  private onDevice?: Tensor;
   private onHost = 0;
 
   constructor(
     private readonly tf: Tf,
     private readonly rows: number,
-  ) {
-    this.onDevice = tf.scalar(0);
-  }
+  ) {}
 
   /** A batch of `count` rows: its loss, and its share of the teacher-only constant. */
   add(loss: number | Scalar, count: number, constant: number): void {
     if (typeof loss === 'number') {
       this.onHost += (loss * count) / this.rows;
     } else {
-      const sum = this.tf.tidy(() => this.tf.add(this.onDevice, this.tf.mul(loss, count / this.rows)));
-      this.onDevice.dispose();
+      const sum = this.tf.tidy(() => this.tf.add(this.onDevice ?? this.tf.scalar(0), this.tf.mul(loss, count / this.rows)));
+      this.onDevice?.dispose();
       loss.dispose();
       this.onDevice = sum;
     }
@@ -227,12 +252,13 @@ class EpochLoss {
   }
 
   async read(): Promise<number> {
-    const loss = (await this.onDevice.data())[0] + this.onHost;
+    const loss = (this.onDevice ? (await this.onDevice.data())[0] : 0) + this.onHost;
     this.dispose();
     return loss;
   }
 
   dispose(): void {
-    this.onDevice.dispose();
+    this.onDevice?.dispose();
+    this.onDevice = undefined;
   }
 }

@@ -37,6 +37,11 @@ export interface TrainingStep {
   run(x: Float32Array, targets: Float32Array, rows: number): number | Scalar;
   /** Brings the student's variables up to date (the kernel trains its own copy of the weights). */
   sync(): void;
+  /**
+   * The kernel step only: the student's logits on `rows` rows of x, in inference mode, from the
+   * weights being trained, without a sync (the per-epoch probe, NetKernel.predict).
+   */
+  predict?(x: Float32Array, rows: number): Float32Array;
   dispose(): void;
 }
 
@@ -94,7 +99,13 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
       if (!stack) throw new InputError('distill.batchSize', `${error.message}; lower distill.batchSize.`);
       return { ...trainingStep(tf, student, { ...settings, kind: stack ? 'dense' : 'autodiff' }), whyNotKernel: error.message };
     }
-    return { kind, run: (x, targets, rows) => kernel.run(x, targets, rows), sync: () => kernel.sync(), dispose: () => {} };
+    return {
+      kind,
+      run: (x, targets, rows) => kernel.run(x, targets, rows),
+      sync: () => kernel.sync(),
+      predict: (x, rows) => kernel.predict(x, rows),
+      dispose: () => {},
+    };
   }
   if (kind === 'dense' && stack) {
     const variables = stack!.layers.flatMap((l) => (l.bias ? [l.kernel, l.bias] : [l.kernel]));

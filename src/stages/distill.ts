@@ -70,6 +70,7 @@ export async function distillStudent(session: Session, config: Config, { clock, 
   if (targets.source === 'cache') log(`soft targets: cache hit (${targets.cacheFile}), the teacher is skipped`);
   const trainingStarted = performance.now();
   const probeRows = Math.min(evalSet.size, 256);
+  let probeX: Float32Array | undefined;
   let path: TrainingPath | undefined;
   const rows: Progress = phaseProgress('training', config.distill.epochs * train.size, 'rows', sink);
   const training = await onBackend(tf, session.trainingBackend, () =>
@@ -77,10 +78,11 @@ export async function distillStudent(session: Session, config: Config, { clock, 
       settings: config.distill,
       teacherLogits: targets.logits,
       signal: clock.stop,
-      probe: async () =>
+      // With the kernel, the probe rows are read once and run in its memory (no weights copied back).
+      probe: async (predict) =>
         top1AgreementAndKappa(
           evalTargets.logits.subarray(0, probeRows * teacher.outputWidth),
-          await predictLogits(tf, student, evalSet, probeRows),
+          predict ? predict((probeX ??= await evalSet.read(0, probeRows)), probeRows) : await predictLogits(tf, student, evalSet, probeRows),
           teacher.outputWidth,
         ),
       onRows: (done) => rows.update(done),

@@ -17,7 +17,7 @@ describe('the committed WebAssembly kernel', () => {
       WebAssembly.Module.exports(module)
         .map((e) => e.name)
         .sort(),
-    ).toEqual(['__heap_base', 'memory', 'step']);
+    ).toEqual(['__heap_base', 'memory', 'predict', 'step']);
     expect(
       WebAssembly.Module.imports(module)
         .map((i) => `${i.module}.${i.name}`)

@@ -177,6 +177,38 @@ describe('the WebAssembly kernel step', () => {
     });
   }
 
+  for (const [name, { input, layers }] of Object.entries(students)) {
+    it(`predicts ${name} as TF.js's inference does, and changes no training state in doing so`, async () => {
+      const width = input.reduce((a, b) => a * b, 1);
+      const x = randomArray(rows * width, 3, 2);
+      // More rows than the kernel's batch: predict runs them in batches of maxRows.
+      const probe = randomArray((2 * rows + 1) * width, 5, 2);
+      const student = await buildStudent(tf, { layers }, input, 5);
+      const step = trainingStep(tf, student, { learningRate: 0.01, terms: kdTerms(settings, true), sampleShape: input, maxRows: rows, kind: 'kernel', seed });
+      const batch = kdTargets(teacher, labels, everyRow, classes, settings);
+      const probed: Float32Array[] = [];
+      for (let t = 0; t < 3; t++) {
+        step.run(x, batch.targets, rows);
+        probed.push(step.predict!(probe, 2 * rows + 1));
+      }
+      step.sync();
+      step.dispose();
+      const expected = tf.tidy(() => {
+        const y = (student.layers as LayersModel).predict(tf.tensor(probe, [2 * rows + 1, ...input])) as Tensor;
+        return (layers[layers.length - 1].activation === 'softmax' ? y : tf.softmax(y)).dataSync();
+      });
+      const ours = tf.tidy(() => tf.softmax(tf.tensor2d(probed[2], [2 * rows + 1, classes])).dataSync());
+      let worst = 0;
+      for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i] - expected[i]));
+      expect(worst).toBeLessThan(1e-5);
+      // Training with predict between steps ends where training without it does, bit for bit.
+      const weights = (student.layers as LayersModel).getWeights().map((w) => Array.from(w.dataSync()));
+      student.dispose();
+      const plain = await kernelRun(input, layers, x, 3);
+      expect(plain.weights.map((w) => Array.from(w))).toEqual(weights);
+    });
+  }
+
   it('gives bit-identical weights for the same seed, and other dropout masks for another seed', async () => {
     const { input, layers } = students['dropout between Dense layers; batchNormalization of features'];
     const x = randomArray(rows * input.reduce((a, b) => a * b, 1), 3, 2);

@@ -1,5 +1,5 @@
 // The WebAssembly training kernel's interface with its host (net-kernel.ts): the program and
-// memory layout the host writes, the codes it uses, the functions it provides and the one it
+// memory layout the host writes, the codes it uses, the functions it provides and the ones it
 // calls. One knowledge-distillation training step of a Sequential student runs in one call:
 // forward through every op, the KD loss and its gradient from host-side targets, backward, and
 // Adam (step.c). scripts/build-kernel.mjs generates abi.ts from this file (op and activation
@@ -133,9 +133,11 @@ FIELD_AT(Op, aux, 23, 1);
 FIELD_AT(Op, stats, 24, 1);
 FIELD_AT(Op, scratch, 25, 1);
 
-// The one export: trains one step on `rows` rows of Net.x and returns the batch's KD loss
-// (without the teacher-only constant). Adam's bias corrections are folded into rate and epsilon
-// by the host.
+// The exports. step trains one step on `rows` rows of Net.x and returns the batch's KD loss
+// (without the teacher-only constant); Adam's bias corrections are folded into rate and epsilon
+// by the host. predict runs the student on `rows` rows of Net.x in inference mode and returns the
+// address of its logits ([rows, classes]); it changes no weight or statistic.
 float step(const Net *s, const Op *ops, u32 rows, float rate, float epsilon, float beta1, float beta2);
+const float *predict(const Net *s, const Op *ops, u32 rows);
 
 #endif

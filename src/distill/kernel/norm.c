@@ -51,6 +51,21 @@ void batchNormForward(const Op *op, float *params, const float *in, u32 rows) {
   normalise(L.aux, L.output, in, mean, inverse, gamma, beta, count, C);
 }
 
+// Inference (the per-epoch probe): the moving statistics, as Keras's layer outside training;
+// they are left as they are. stats holds 1/std, gamma and beta, as in training.
+void batchNormInfer(const Op *op, const float *params, const float *in, u32 rows) {
+  const Op L = *op;
+  const u32 C = L.inC, count = rows * L.inH * L.inW;
+  const float *mean = params + L.state, *variance = mean + C;
+  float *inverse = L.stats + C, *gamma = L.stats + 2 * C, *beta = L.stats + 3 * C;
+  for (u32 c = 0; c < C; c++) {
+    inverse[c] = 1.0f / __builtin_sqrtf(variance[c] + L.epsilon);
+    gamma[c] = L.hasWeight ? params[L.weight + c] : 1.0f;
+    beta[c] = L.hasBias ? params[L.bias + c] : 0.0f;
+  }
+  normalise(L.aux, L.output, in, mean, inverse, gamma, beta, count, C);
+}
+
 // dx = gamma / std * (dy - mean(dy) - x-hat * mean(dy * x-hat))
 static void batchNormInputGradient(float *__restrict dx, const float *__restrict d, const float *__restrict h, const float *__restrict scale, const float *__restrict meanD, const float *__restrict meanDH, u32 count, u32 C) {
   for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) dx[p * C + c] = scale[c] * (d[p * C + c] - meanD[c] - h[p * C + c] * meanDH[c]);

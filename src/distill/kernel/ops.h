@@ -36,6 +36,7 @@ void dropoutBackward(const Op *op, const float *dOut, float *dIn, u32 rows);
 
 // norm.c: BATCH_NORM (batch statistics per channel) and LAYER_NORM (per position).
 void batchNormForward(const Op *op, float *params, const float *in, u32 rows);
+void batchNormInfer(const Op *op, const float *params, const float *in, u32 rows);
 void batchNormBackward(const Op *op, const float *params, float *grads, const float *dOut, float *dIn, u32 rows);
 void layerNormForward(const Op *op, const float *params, const float *in, u32 rows);
 void layerNormBackward(const Op *op, const float *params, float *grads, const float *dOut, float *dIn, u32 rows);

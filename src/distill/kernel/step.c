@@ -1,4 +1,4 @@
-// The step driver, the module's one export: forward through every op, the KD loss and its
+// The step driver, the module's main export: forward through every op, the KD loss and its
 // gradient, backward through every op, and Adam, in one call. It exists because TF.js's wasm
 // backend lacks the gradient kernels of convolutions and pools (a conv student fell back to the
 // pure-JS cpu backend, 65x slower than PyTorch), and because on a small student every TF.js op
@@ -66,4 +66,22 @@ float step(const Net *s, const Op *ops, u32 rows, float rate, float epsilon, flo
   }
   adamUpdate(s, rate, epsilon, beta1, beta2);
   return loss;
+}
+
+// The student's logits on `rows` rows of Net.x, as the layers give them outside training (the
+// per-epoch probe, without copying the weights back to the host): dropout passes its input on,
+// batch normalisation uses the moving statistics. Returns where the logits are (the last op's
+// output, [rows, classes]). Weights, moments and moving statistics are left as they are; the
+// ops' scratch buffers are overwritten, which the next step's forward pass does anyway.
+__attribute__((export_name("predict")))
+const float *predict(const Net *s, const Op *ops, u32 rows) {
+  const float *input = s->x;
+  for (u32 l = 0; l < s->ops; l++) {
+    const Op *op = ops + l;
+    if (op->type == DROPOUT) continue;
+    if (op->type == BATCH_NORM) batchNormInfer(op, s->params, input, rows);
+    else forward(s, op, l, input, rows);
+    input = op->output;
+  }
+  return input;
 }
