@@ -159,6 +159,7 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
       studentDir,
       commit: options.commit,
       createdAt: new Date().toISOString(),
+      phases: progress.phases,
     });
     // The report phase as far as the footer can know it: judging, building and rendering.
     progress.phases.report = seconds();
@@ -206,6 +207,7 @@ async function writeCutShort(config: Config, options: RunOptions, progress: RunP
     samples: session ? { train: session.train.size, eval: session.evalSet.size, labels: Boolean(session.train.y ?? session.evalSet.y) } : undefined,
     commit: options.commit,
     createdAt: new Date().toISOString(),
+    phases: progress.phases,
   });
   const markdown = renderMarkdown(report, { history: options.history, phases: progress.phases });
   const writeError = await writeOutputs(undefined, undefined, options.outDir, report, markdown);

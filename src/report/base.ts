@@ -41,6 +41,8 @@ export interface ReportParts {
   override?: Report['override'];
   metricsComputedOn: string;
   speedBackend?: string;
+  /** Wall time of each phase the run finished, in seconds. */
+  phases?: Report['phases'];
   createdAt: string;
   commit?: string;
 }
@@ -110,6 +112,7 @@ export function baseReport(parts: ReportParts): Report {
     override: parts.override ?? null,
     metricsComputedOn: parts.metricsComputedOn,
     ...(parts.speedBackend ? { speedBackend: parts.speedBackend } : {}),
+    ...(parts.phases && Object.keys(parts.phases).length > 0 ? { phases: { ...parts.phases } } : {}),
     config: config.file,
     createdAt: parts.createdAt,
     ...(parts.commit ? { commit: parts.commit } : {}),

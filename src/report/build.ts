@@ -46,10 +46,12 @@ export interface RunRecord {
   studentDir: string;
   commit?: string;
   createdAt: string;
+  /** Wall time of each phase finished before the report was built. */
+  phases?: Report['phases'];
 }
 
 /** The report.json of a run, from its stages' results. Pure: no I/O, no clock, no tensors. */
-export function buildReport({ config, session, distillation, measurement, judgement, studentDir, commit, createdAt }: RunRecord): Report {
+export function buildReport({ config, session, distillation, measurement, judgement, studentDir, commit, createdAt, phases }: RunRecord): Report {
   const { backend, teacher, student, train, evalSet, baseline } = session;
   const { training } = distillation;
   return baseReport({
@@ -86,6 +88,7 @@ export function buildReport({ config, session, distillation, measurement, judgem
     override: judgement.override,
     metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
     speedBackend: session.speedBackend?.name,
+    phases,
     createdAt,
     commit,
   });

@@ -25,6 +25,8 @@ export interface CutShortRecord {
   samples?: ReportParts['samples'];
   createdAt: string;
   commit?: string;
+  /** Wall time of each phase finished before the end. */
+  phases?: Report['phases'];
 }
 
 /**
@@ -47,6 +49,7 @@ export function buildCutShortReport(record: CutShortRecord): Report {
     training: record.training,
     samples: record.samples,
     metricsComputedOn: 'nothing: the run was cut short before agreement was measured',
+    phases: record.phases,
     createdAt: record.createdAt,
     commit: record.commit,
   });

@@ -24,6 +24,8 @@ const measured = z
   .nullable()
   .transform((v) => v ?? NaN);
 const count = z.number().int().nonnegative();
+/** A phase's wall time (report.json's `phases`). */
+const seconds = z.number().nonnegative().optional();
 /** An interval's ends: JSON writes an unbounded one (too few rounds) as null. */
 const lowEnd = z
   .number()
@@ -157,6 +159,7 @@ function reportSchema(object: ObjectOf) {
     speedIntervals: z.record(z.string(), object({ value: measured, low: lowEnd, high: highEnd, rounds: count, confidence: z.number() })).optional(),
     metricsComputedOn: z.string(),
     speedBackend: z.string().optional(),
+    phases: object({ load: seconds, 'teacher pass': seconds, distillation: seconds, measuring: seconds, report: seconds }).optional(),
     override: object({ label: z.string(), by: z.string(), gates: z.array(z.string()) })
       .nullable()
       .optional(),

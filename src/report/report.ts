@@ -89,6 +89,8 @@ export interface Report {
   metricsComputedOn: string;
   /** The backend speed was timed on when `measure.backend` named one other than the run's. */
   speedBackend?: string;
+  /** Wall time of each phase the run finished before its report was built, in seconds. Absent in older reports. */
+  phases?: Partial<Record<'load' | 'teacher pass' | 'distillation' | 'measuring' | 'report', number>>;
   /** Failing relative gates turned into warnings by a PR label (an intended regression). */
   override?: { label: string; by: string; gates: string[] } | null;
   config: string;

@@ -156,4 +156,13 @@ describe('buildReport', () => {
     expect(JSON.stringify(buildReport(record()))).toBe(JSON.stringify(buildReport(record())));
     expect(renderMarkdown(buildReport(record()))).toContain('kernel training step on wasm');
   });
+
+  it("keeps each finished phase's seconds, which report.json readers take back", () => {
+    const phases = { load: 0.5, 'teacher pass': 1.25, distillation: 3.25, measuring: 2 };
+    const report = buildReport(record({ phases }));
+    expect(report.phases).toEqual(phases);
+    expect(parseReport(JSON.parse(JSON.stringify(report)), 'report.json', 'untrusted').phases).toEqual(phases);
+    expect('phases' in buildReport(record())).toBe(false);
+    expect(() => parseReport({ ...JSON.parse(JSON.stringify(report)), phases: { load: -1 } }, 'report.json', 'untrusted')).toThrow(/phases/);
+  });
 });
