@@ -17,7 +17,7 @@ import type { Report } from '../report/report.js';
 import { parseBudgetMinutes, withRunClock } from '../run-control.js';
 import { gatesFromMetrics, renderConfig, AGREEMENT_MARGIN, SIZE_HEADROOM, type ConfigDraft } from './init-config.js';
 import { EVAL_FRACTION, splitData, type DataSplit } from './init-split.js';
-import type { CliIo } from './main.js';
+import type { CliIo } from './io.js';
 import { proposeStudent, proposeTraining, STUDENT_RULE, teacherFirstWidth } from './propose-student.js';
 
 // `distill-gate init`: from a teacher and a data file to a config, a workflow and a .gitignore

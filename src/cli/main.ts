@@ -15,11 +15,7 @@ import { fileExists } from '../models/artifacts.js';
 import { announceSignals, endedAlso, RunCancelled, unlessForced } from './cancel.js';
 import { findLaunchers, launcherEndedReason, watchLaunchers } from './launchers.js';
 import { addInit } from './init.js';
-
-export interface CliIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
+import type { CliIo } from './io.js';
 
 const defaultIo: CliIo = {
   stdout: (text) => process.stdout.write(text),
