@@ -1,5 +1,7 @@
 // Lint rules for src/, test/, bench/, fixtures/ and scripts/ (npm run lint, part of npm test).
-// Formatting is Prettier's job (.prettierrc.json); ESLint only looks for mistakes.
+// Formatting is Prettier's job (.prettierrc.json); ESLint only looks for mistakes. src/ is also
+// linted with types (the rules a reviewer would otherwise have to catch by eye) and kept to files
+// a newcomer can read whole; import cycles are madge's job (npm run lint).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -30,6 +32,48 @@ export default tseslint.config(
     },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+    },
+  },
+  // Type-aware rules on src/ only: on test/ and bench/ they would double the time of npm run lint
+  // for little gain. A chosen subset of recommendedTypeChecked; its other rules (no-unsafe-*,
+  // restrict-template-expressions, no-base-to-string, require-await: 21 findings) are left for later.
+  {
+    files: ['src/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/no-unnecessary-type-assertion': 'error',
+      // A switch over a union names every member, or says with `default` what the others do.
+      '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
+      // A warning, not an error: most are after a has()/length check the type checker cannot follow;
+      // replace one with a check that says what is missing when you touch its code.
+      '@typescript-eslint/no-non-null-assertion': 'warn',
+      // A file a newcomer can read whole (400 lines of code, comments and blank lines not counted).
+      'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],
+    },
+  },
+  // The files above max-lines, each to be split rather than let grow: the ONNX teacher reader and
+  // the ONNX student export (each one protobuf format, read or written whole), and the report's
+  // markdown (one function per section of the report).
+  {
+    files: ['src/models/onnx.ts', 'src/models/onnx-student.ts', 'src/report/markdown.ts'],
+    rules: { 'max-lines': 'off' },
+  },
+  // src/distill/ is being changed by another piece of work: the type-aware rules and max-lines
+  // apply there once it lands (it would add 8 unnecessary assertions, 5 non-null assertions, 1
+  // base-to-string, 1 unbound method, and net-kernel.ts above 400 lines).
+  {
+    files: ['src/distill/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'off',
+      '@typescript-eslint/no-misused-promises': 'off',
+      '@typescript-eslint/await-thenable': 'off',
+      '@typescript-eslint/no-unnecessary-type-assertion': 'off',
+      '@typescript-eslint/switch-exhaustiveness-check': 'off',
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      'max-lines': 'off',
     },
   },
 );

@@ -104,7 +104,7 @@ async function initialise(name: ConcreteBackend, options: ResolveOptions, askedB
       );
     }
     const mod = found.module as { default?: Tf } & Tf;
-    const tf = (mod.default ?? mod) as Tf;
+    const tf = mod.default ?? mod;
     if (!(await tf.setBackend('tensorflow')) || tf.getBackend() !== 'tensorflow') {
       throw new Error(`${packageName} loaded from ${found.path} but its "tensorflow" backend did not initialise.`);
     }

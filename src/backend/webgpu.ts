@@ -190,7 +190,7 @@ export function describeAdapter(adapter: AdapterDescription): string {
  */
 export async function initialiseWebGpu(tf: Tf, dawn: DawnModule, gpu: GpuLike, featureLevel: string | undefined): Promise<void> {
   Object.assign(globalThis, dawn.globals);
-  const pinned = new Proxy(gpu as object, {
+  const pinned = new Proxy<object>(gpu, {
     get(target, key) {
       if (key === 'requestAdapter') return (options?: Record<string, unknown>) => gpu.requestAdapter({ ...options, ...(featureLevel ? { featureLevel } : {}) });
       const value = (target as Record<string | symbol, unknown>)[key];

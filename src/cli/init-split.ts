@@ -56,7 +56,7 @@ export async function splitData(spec: SplitSpec, dataset: Dataset, seed: number)
   const rows = splitRows(dataset.size, seed);
   const counts = { trainRows: rows.train.length, evalRows: rows.eval.length };
   if ('csv' in spec) {
-    const [header, ...body] = parse(await readFile(spec.csv, 'utf8'), { skip_empty_lines: true, trim: true }) as string[][];
+    const [header, ...body]: string[][] = parse(await readFile(spec.csv, 'utf8'), { skip_empty_lines: true, trim: true });
     const csv = (part: Int32Array) => Buffer.from([header, ...Array.from(part, (i) => body[i])].map(csvLine).join(''));
     const train = splitFileName(spec.csv, 'train');
     const evalFile = splitFileName(spec.csv, 'eval');

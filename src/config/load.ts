@@ -128,11 +128,11 @@ function mostSpecificIssue(issues: readonly Issue[]): Issue {
   if (issue.code !== 'invalid_union' || issue.errors.length === 0) return issue;
   const branches = issue.errors
     .filter((branch) => branch.length > 0)
-    .map((branch) => branch.map((nested) => ({ ...nested, path: [...issue.path, ...nested.path] }) as Issue));
+    .map((branch) => branch.map((nested) => ({ ...nested, path: [...issue.path, ...nested.path] })));
   // A branch whose first complaint is an unknown key usually means "wrong branch": prefer one
   // that accepted the keys and failed deeper, then the one with the fewest complaints.
   const unknownInEvery = branches.map((b) => b.find((i) => i.code === 'unrecognized_keys'));
-  if (unknownInEvery.every((i) => i !== undefined)) return unknownInEvery[0]!;
+  if (unknownInEvery.every((i) => i !== undefined)) return unknownInEvery[0];
   branches.sort((a, b) => score(a) - score(b));
   return branches.length > 0 ? mostSpecificIssue(branches[0]) : issue;
 }

@@ -150,7 +150,7 @@ async function readCsvSplit(file: string, labelColumn: string | undefined, optio
   const text = await readFile(file, 'utf8');
   let rows: string[][];
   try {
-    rows = parse(text, CSV_OPTIONS) as string[][];
+    rows = parse(text, CSV_OPTIONS);
   } catch (error) {
     throw new InputError(file, `is not valid CSV: ${(error as Error).message} (every row needs as many cells as the header).`);
   }

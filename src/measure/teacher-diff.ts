@@ -51,7 +51,7 @@ export function compareTeachers(
       'teacherDiff.agreement': metrics['agreement.top1'],
       'teacherDiff.kl': metrics.kl,
       ...(student ? { 'teacherDiff.studentVsBase': top1Agreement(base, student, classes) } : {}),
-    } as StageMetrics<'teacher diff'>,
+    },
     moved,
   };
 }

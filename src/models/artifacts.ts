@@ -132,7 +132,7 @@ export async function readModelArtifacts(modelJsonPath: string): Promise<LoadedA
     format,
     weightBytes: weightData.length,
     artifacts: {
-      modelTopology: json.modelTopology as ModelArtifacts['modelTopology'],
+      modelTopology: json.modelTopology,
       format: json.format,
       generatedBy: json.generatedBy,
       convertedBy: json.convertedBy ?? undefined,

@@ -133,7 +133,7 @@ export function withSoftmaxOutput(topology: io.ModelArtifacts['modelTopology']):
     model.config.layers.push({ ...layer, name: SOFTMAX_LAYER, inbound_nodes: [[[name, node, tensor, {}]]] });
     model.config.output_layers = [[SOFTMAX_LAYER, 0, 0]];
   }
-  return copy as io.ModelArtifacts['modelTopology'];
+  return copy;
 }
 
 /**

@@ -154,7 +154,7 @@ export function wrapLayersModel(model: LayersModel, bytes: number, teacher?: Tea
 }
 
 function wrapGraphModel(tf: Tf, model: GraphModel, loaded: LoadedArtifacts, where: string, options: TeacherOptions): LoadedModel {
-  const signature = loaded.artifacts.signature as GraphSignature | undefined;
+  const signature = loaded.artifacts.signature;
   const params = (loaded.artifacts.weightSpecs ?? []).reduce((sum, w) => sum + w.shape.reduce((a, b) => a * b, 1), 0);
   const input = graphInput(model, signature, where);
   const heads = graphHeads(model, signature);
@@ -197,7 +197,7 @@ function wrapGraphModel(tf: Tf, model: GraphModel, loaded: LoadedArtifacts, wher
   const name = tensorName(head);
   const predictHead = (x: Tensor): Tensor => {
     const result = model.execute(x, [name]);
-    return (Array.isArray(result) ? result[0] : result) as Tensor;
+    return Array.isArray(result) ? result[0] : result;
   };
   const lastOp = graphOutputOp(loaded.artifacts.modelTopology, name);
   return {

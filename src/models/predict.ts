@@ -93,7 +93,7 @@ export async function predictLogits(
       }
       throw error;
     }
-    out.set((await logits.data()) as Float32Array, start * model.outputWidth);
+    out.set(await logits.data(), start * model.outputWidth);
     logits.dispose();
     start += count;
     onRows?.(start);

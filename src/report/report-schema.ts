@@ -173,7 +173,7 @@ function reportSchema(object: ObjectOf) {
 const SCHEMAS: Record<ReportTrust, ReturnType<typeof reportSchema>> = {
   trusted: reportSchema(z.looseObject),
   untrusted: reportSchema(z.object).superRefine((report, ctx) => {
-    for (const { path, message } of impossibleValues(report as unknown as Report)) ctx.addIssue({ code: 'custom', path, message });
+    for (const { path, message } of impossibleValues(report)) ctx.addIssue({ code: 'custom', path, message });
   }),
 };
 
@@ -248,7 +248,7 @@ export function parseReport(value: unknown, file: string, trust: ReportTrust): R
   if (typeof value !== 'object' || value === null || Array.isArray(value) || !('schemaVersion' in value)) {
     throw new InputError(file, 'has no schemaVersion; expected a report.json written by distill-gate.');
   }
-  const version = (value as { schemaVersion: unknown }).schemaVersion;
+  const version = value.schemaVersion;
   if (version !== SCHEMA_VERSION) {
     throw new InputError(
       file,
@@ -265,5 +265,5 @@ export function parseReport(value: unknown, file: string, trust: ReportTrust): R
     );
   }
   // The schema checks every field the Report type requires; Report's extra optional fields are kept (trusted) or dropped (untrusted).
-  return parsed.data as unknown as Report;
+  return parsed.data;
 }
