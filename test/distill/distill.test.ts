@@ -178,6 +178,75 @@ describe('KD loop', () => {
   });
 });
 
+describe('the kernel step: probe in its memory, weights back into TF.js once', () => {
+  const { x, y } = synthetic(96, 5, 8, 4);
+  const train: Dataset = inMemoryDataset('mem', x, [8], { y, source: 'mem' });
+  const teacherLogits = new Float32Array(96 * 4).map((_, i) => (y[Math.floor(i / 4)] === i % 4 ? 3 : 0));
+  const settings = { temperature: 2, alpha: 0.5, epochs: 4, batchSize: 16, learningRate: 0.01, seed: 3 };
+  const layers = [
+    { type: 'dense' as const, units: 16, activation: 'relu' },
+    { type: 'dropout' as const, rate: 0.2 },
+    { type: 'batchNormalization' as const },
+    { type: 'dense' as const, units: 4 },
+  ];
+  const probeRows = 40;
+  const probeX = x.subarray(0, probeRows * 8);
+  const argmaxes = (logits: Float32Array) =>
+    Array.from({ length: probeRows }, (_, r) => {
+      const row = Array.from(logits.subarray(r * 4, r * 4 + 4));
+      return row.indexOf(Math.max(...row));
+    });
+  const weightsOf = (student: Awaited<ReturnType<typeof buildStudent>>) => student.layers!.getWeights().map((w) => Array.from(w.dataSync()));
+
+  it("answers the probe from the kernel as TF.js's inference does, and changes nothing in training", async () => {
+    const withPredict = await buildStudent(tf, { layers }, [8], 3);
+    const fromKernel: number[][] = [];
+    const fromTfjs: number[][] = [];
+    const ours = await distill(tf, withPredict, train, {
+      settings,
+      teacherLogits,
+      step: 'kernel',
+      probe: async (predict) => {
+        fromKernel.push(argmaxes(predict!(probeX, probeRows)));
+        return 0;
+      },
+    });
+    // TF.js's inference on the student as `epochs` epochs leave it, written back when training ends.
+    for (let epochs = 1; epochs <= settings.epochs; epochs++) {
+      const reference = await buildStudent(tf, { layers }, [8], 3);
+      const result = await distill(tf, reference, train, { settings: { ...settings, epochs }, teacherLogits, step: 'kernel' });
+      fromTfjs.push(argmaxes(tf.tidy(() => (reference.layers!.predict(tf.tensor2d(probeX, [probeRows, 8])) as Tensor).dataSync() as Float32Array)));
+      if (epochs === settings.epochs) {
+        expect(result.loss).toEqual(ours.loss);
+        expect(weightsOf(reference)).toEqual(weightsOf(withPredict));
+      }
+      reference.dispose();
+    }
+    expect(fromKernel).toEqual(fromTfjs);
+    withPredict.dispose();
+  });
+
+  it('writes the trained weights into the student when aborted, as after the same epochs run to the end', async () => {
+    const aborted = await buildStudent(tf, { layers }, [8], 3);
+    const initial = weightsOf(aborted);
+    const controller = new AbortController();
+    const result = await distill(tf, aborted, train, {
+      settings: { ...settings, epochs: 10 },
+      teacherLogits,
+      step: 'kernel',
+      signal: controller.signal,
+      onEpoch: (p) => p.epoch === 2 && controller.abort(new Error('received SIGTERM')),
+    });
+    expect(result.epochsCompleted).toBe(2);
+    const full = await buildStudent(tf, { layers }, [8], 3);
+    await distill(tf, full, train, { settings: { ...settings, epochs: 2 }, teacherLogits, step: 'kernel' });
+    expect(weightsOf(aborted)).toEqual(weightsOf(full));
+    expect(weightsOf(aborted)).not.toEqual(initial);
+    aborted.dispose();
+    full.dispose();
+  });
+});
+
 describe('out of memory', () => {
   const { x, y } = synthetic(64, 5, 8, 4);
   const train: Dataset = inMemoryDataset('mem', x, [8], { y, source: 'mem' });
