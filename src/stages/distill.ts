@@ -82,7 +82,7 @@ export async function distillStudent(session: Session, config: Config, { clock, 
       probe: async (predict) =>
         top1AgreementAndKappa(
           evalTargets.logits.subarray(0, probeRows * teacher.outputWidth),
-          predict ? predict((probeX ??= await evalSet.read(0, probeRows)), probeRows) : await predictLogits(tf, student, evalSet, probeRows),
+          predict && probeRows > 0 ? predict((probeX ??= await evalSet.read(0, probeRows)), probeRows) : await predictLogits(tf, student, evalSet, probeRows),
           teacher.outputWidth,
         ),
       onRows: (done) => rows.update(done),
