@@ -11,20 +11,18 @@
  *   node --import tsx bench/epoch-cost.ts --rounds 5
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { resolveBackend } from '../src/backend/resolve.js';
 import { parseConfig } from '../src/config/load.js';
-import { encodeNpy } from '../src/data/npy.js';
-import { writeModelArtifacts } from '../src/models/artifacts.js';
 import { buildStudent } from '../src/models/student.js';
 import { runPipeline } from '../src/pipeline.js';
 import { trainingStep } from '../src/distill/training-step.js';
 import { kdTerms } from '../src/distill/targets.js';
-import { synthetic } from '../fixtures/generate.js';
+import { referencePairWorkspace } from './reference-pair.js';
 import { median } from './medians.js';
 
 const here = fileURLToPath(import.meta.url);
@@ -36,41 +34,6 @@ const { values } = parseArgs({
   },
 });
 const EPOCHS = [30, 60];
-
-async function makeWorkspace(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-epoch-cost-'));
-  const { tf } = await resolveBackend('cpu');
-  const init = (seed: number) => tf.initializers.glorotUniform({ seed });
-  const teacher = tf.sequential({
-    layers: [
-      tf.layers.dense({ inputShape: [64], units: 512, activation: 'relu', kernelInitializer: init(1) }),
-      tf.layers.dense({ units: 512, activation: 'relu', kernelInitializer: init(2) }),
-      tf.layers.dense({ units: 10, kernelInitializer: init(3) }),
-    ],
-  });
-  await teacher.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      await writeModelArtifacts(path.join(dir, 'teacher'), artifacts);
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  const train = synthetic(1200, 1);
-  const evalSet = synthetic(400, 2);
-  await writeFile(path.join(dir, 'train_x.npy'), encodeNpy(train.x, [1200, 64]));
-  await writeFile(path.join(dir, 'train_y.npy'), encodeNpy(train.y, [1200]));
-  await writeFile(path.join(dir, 'eval_x.npy'), encodeNpy(evalSet.x, [400, 64]));
-  await writeFile(
-    path.join(dir, 'distill-gate.yml'),
-    [
-      'teacher: teacher/model.json',
-      'student: { layers: [ { type: dense, units: 32, activation: relu }, { type: dense, units: 10 } ] }',
-      'data: { train: { x: train_x.npy, y: train_y.npy }, eval: { x: eval_x.npy } }',
-      'distill: { temperature: 4, alpha: 0.9, epochs: 30, batchSize: 64, learningRate: 0.001, seed: 7 }',
-      'measure: { warmup: 3, rounds: 10 }',
-    ].join('\n'),
-  );
-  return dir;
-}
 
 interface ChildFigures {
   epochs: number;
@@ -150,7 +113,7 @@ function peer(workspace: string, epochs: number): PeerFigures | undefined {
 
 async function parent(): Promise<void> {
   const rounds = Number(values.rounds);
-  const workspace = await makeWorkspace();
+  const workspace = await referencePairWorkspace(30);
   console.log(
     `epoch cost: reference pair, 1,200 rows, batch 64, ${EPOCHS.join(' and ')} epochs, on ${os.cpus()[0]?.model} x${os.cpus().length}, Node ${process.version}; ${rounds} interleaved rounds`,
   );

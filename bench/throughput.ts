@@ -9,7 +9,6 @@
  * `auto` is what a CI job runs by default: its row is the time to verdict the issue's floors are about.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,10 +16,8 @@ import { parseArgs } from 'node:util';
 import { resolveBackend } from '../src/backend/resolve.js';
 import { parseConfig, withOverrides } from '../src/config/load.js';
 import type { BackendName } from '../src/config/schema.js';
-import { encodeNpy } from '../src/data/npy.js';
-import { writeModelArtifacts } from '../src/models/artifacts.js';
 import { runPipeline } from '../src/pipeline.js';
-import { synthetic } from '../fixtures/generate.js';
+import { referencePairWorkspace } from './reference-pair.js';
 import { median, medianOf } from './medians.js';
 
 const here = fileURLToPath(import.meta.url);
@@ -34,42 +31,6 @@ const { values } = parseArgs({
     workspace: { type: 'string' },
   },
 });
-
-/** Writes the reference teacher (random weights suffice for throughput) and data. */
-async function makeWorkspace(epochs: number): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-bench-'));
-  const { tf } = await resolveBackend('cpu');
-  const init = (seed: number) => tf.initializers.glorotUniform({ seed });
-  const teacher = tf.sequential({
-    layers: [
-      tf.layers.dense({ inputShape: [64], units: 512, activation: 'relu', kernelInitializer: init(1) }),
-      tf.layers.dense({ units: 512, activation: 'relu', kernelInitializer: init(2) }),
-      tf.layers.dense({ units: 10, kernelInitializer: init(3) }),
-    ],
-  });
-  await teacher.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      await writeModelArtifacts(path.join(dir, 'teacher'), artifacts);
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  const train = synthetic(1200, 1);
-  const evalSet = synthetic(400, 2);
-  await writeFile(path.join(dir, 'train_x.npy'), encodeNpy(train.x, [1200, 64]));
-  await writeFile(path.join(dir, 'train_y.npy'), encodeNpy(train.y, [1200]));
-  await writeFile(path.join(dir, 'eval_x.npy'), encodeNpy(evalSet.x, [400, 64]));
-  await writeFile(
-    path.join(dir, 'distill-gate.yml'),
-    [
-      'teacher: teacher/model.json',
-      'student: { layers: [ { type: dense, units: 32, activation: relu }, { type: dense, units: 10 } ] }',
-      'data: { train: { x: train_x.npy, y: train_y.npy }, eval: { x: eval_x.npy } }',
-      `distill: { temperature: 4, alpha: 0.9, epochs: ${epochs}, batchSize: 64, learningRate: 0.001, seed: 7 }`,
-      'measure: { warmup: 3, rounds: 10 }',
-    ].join('\n'),
-  );
-  return dir;
-}
 
 interface ChildFigures {
   requested: string;
@@ -155,7 +116,7 @@ async function naiveOnlineKd(workspace: string, epochs: number): Promise<void> {
 async function parent(): Promise<void> {
   const epochs = Number(values.epochs);
   const rounds = Number(values.rounds);
-  const workspace = await makeWorkspace(epochs);
+  const workspace = await referencePairWorkspace(epochs);
   const backends = values.backends!.split(',') as BackendName[];
   console.log(
     `distill-gate bench: reference pair, ${epochs} epochs of 1,200 samples, on ${os.cpus()[0]?.model} x${os.cpus().length}, Node ${process.version}; medians of ${rounds} interleaved rounds`,
