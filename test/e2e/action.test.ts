@@ -416,7 +416,13 @@ describe('baselines from the store branch, as the runner runs it', () => {
     expect(unchanged.stdout).toContain('baseline from distill-gate-data for main, with its student');
     expect(unchanged.code).toBe(0);
     const unchangedReport = JSON.parse(await readFile(path.join(unchanged.workspace, 'distill-report/report.json'), 'utf8'));
-    expect(unchangedReport.gates.map((g: { status: string }) => g.status)).toEqual(['pass', 'pass', 'pass']);
+    // The config's three bounds, and the default gate against chance (the config gates no kappa).
+    expect(unchangedReport.gates.map((g: { metric: string; op: string; status: string }) => `${g.metric} ${g.op} ${g.status}`)).toEqual([
+      'agreement.top1 >= pass',
+      'agreement.top1 maxDrop pass',
+      'size.studentBytes maxIncrease pass',
+      'agreement.kappa >= pass',
+    ]);
     expect(unchanged.summary).toContain('### Trend');
 
     const degradedDir = await exampleWorkspace(quickConfig({ gates }));
