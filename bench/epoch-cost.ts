@@ -22,7 +22,7 @@ import { buildStudent } from '../src/models/student.js';
 import { runPipeline } from '../src/pipeline.js';
 import { trainingStep } from '../src/distill/training-step.js';
 import { kdTerms } from '../src/distill/targets.js';
-import { referencePairWorkspace } from './reference-pair.js';
+import { pytorchPeer, referencePairWorkspace, type PeerFigures } from './reference-pair.js';
 import { median } from './medians.js';
 
 const here = fileURLToPath(import.meta.url);
@@ -93,24 +93,6 @@ async function child(epochs: number, workspace: string): Promise<void> {
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 }
 
-interface PeerFigures {
-  cached_seconds: number;
-  threads: number;
-  torch: string;
-}
-
-function peer(workspace: string, epochs: number): PeerFigures | undefined {
-  try {
-    const out = execFileSync('/usr/bin/python3', [path.join(path.dirname(here), 'peer', 'kd_torch.py'), workspace, String(epochs)], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    return JSON.parse(out.trim().split('\n').pop()!) as PeerFigures;
-  } catch {
-    return undefined;
-  }
-}
-
 async function parent(): Promise<void> {
   const rounds = Number(values.rounds);
   const workspace = await referencePairWorkspace(30);
@@ -126,7 +108,7 @@ async function parent(): Promise<void> {
         stdio: ['ignore', 'pipe', 'ignore'],
       });
       (ours[epochs] ??= []).push(JSON.parse(out.trim().split('\n').pop()!) as ChildFigures);
-      const p = peer(workspace, epochs);
+      const p = pytorchPeer(workspace, epochs);
       if (p) (theirs[epochs] ??= []).push(p);
     }
   }

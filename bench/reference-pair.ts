@@ -1,6 +1,8 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { resolveBackend } from '../src/backend/resolve.js';
 import { encodeNpy } from '../src/data/npy.js';
 import { writeModelArtifacts } from '../src/models/artifacts.js';
@@ -44,4 +46,27 @@ export async function referencePairWorkspace(epochs: number): Promise<string> {
     ].join('\n'),
   );
   return dir;
+}
+
+/** What bench/peer/kd_torch.py prints for the reference pair. */
+export interface PeerFigures {
+  torch: string;
+  threads: number;
+  online_samples_per_s: number;
+  cached_samples_per_s: number;
+  cached_seconds: number;
+  cold_cached_seconds: number;
+}
+
+/** bench/peer/kd_torch.py with Debian's python3-torch, when installed. */
+export function pytorchPeer(workspace: string, epochs: number): PeerFigures | undefined {
+  try {
+    const out = execFileSync('/usr/bin/python3', [path.join(path.dirname(fileURLToPath(import.meta.url)), 'peer', 'kd_torch.py'), workspace, String(epochs)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    return JSON.parse(out.trim().split('\n').pop()!) as PeerFigures;
+  } catch {
+    return undefined;
+  }
 }

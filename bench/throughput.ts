@@ -17,7 +17,7 @@ import { resolveBackend } from '../src/backend/resolve.js';
 import { parseConfig, withOverrides } from '../src/config/load.js';
 import type { BackendName } from '../src/config/schema.js';
 import { runPipeline } from '../src/pipeline.js';
-import { referencePairWorkspace } from './reference-pair.js';
+import { pytorchPeer, referencePairWorkspace, type PeerFigures } from './reference-pair.js';
 import { median, medianOf } from './medians.js';
 
 const here = fileURLToPath(import.meta.url);
@@ -202,28 +202,6 @@ async function parent(): Promise<void> {
     )}`,
   );
   console.log(`    / PyTorch's warm online-KD training run:                       ${ratio((r) => r.coldWallSeconds, onlineSeconds)}`);
-}
-
-interface PeerFigures {
-  torch: string;
-  threads: number;
-  online_samples_per_s: number;
-  cached_samples_per_s: number;
-  cached_seconds: number;
-  cold_cached_seconds: number;
-}
-
-/** bench/peer/kd_torch.py with Debian's python3-torch, when installed. */
-function pytorchPeer(workspace: string, epochs: number): PeerFigures | undefined {
-  try {
-    const out = execFileSync('/usr/bin/python3', [path.join(path.dirname(here), 'peer', 'kd_torch.py'), workspace, String(epochs)], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    return JSON.parse(out.trim().split('\n').pop()!) as PeerFigures;
-  } catch {
-    return undefined;
-  }
 }
 
 if (values.naive) await naiveOnlineKd(values.workspace!, Number(values.epochs));
