@@ -72,6 +72,13 @@ export function parseConfig(text: string, file: string): Config {
     throw new InputError(`${where(offset)} ${key}`, describeIssue(issue, keyPath));
   }
   checkGateThresholds(parsed.data.gates, doc, where);
+  // measure.runtime onnxruntime times student/student.onnx, which only export.format onnx writes.
+  if (parsed.data.measure.runtime === 'onnxruntime' && parsed.data.export.format !== 'onnx') {
+    throw new InputError(
+      `${where(valueOffset(doc, ['measure', 'runtime']))} measure.runtime`,
+      'onnxruntime times student/student.onnx, which only export.format onnx writes: set `export: { format: onnx }` (or drop measure.runtime to time the TF.js student).',
+    );
+  }
   const dir = path.dirname(file);
   const config: Config = { ...resolvePaths(parsed.data, dir), file, dir };
   // The gates are checked again against what the run measures, and the student's layers by TF.js:

@@ -59,6 +59,11 @@ const measure = z.strictObject({
   inconclusive: z.enum(['pass', 'fail']).default('pass'),
   /** The backend teacher and student are timed on (the one you deploy on); by default the run's. */
   backend: z.enum(BACKENDS).exclude(['auto']).optional(),
+  /**
+   * Where the student is timed: `tfjs` (the default, also when unset) or `onnxruntime`, which times
+   * student/student.onnx in onnxruntime-node (where it will run); it needs `export.format: onnx`.
+   */
+  runtime: z.enum(['tfjs', 'onnxruntime']).optional(),
 });
 
 /**

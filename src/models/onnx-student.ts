@@ -6,7 +6,15 @@ import { InputError } from '../errors.js';
 import type { StageMetrics } from '../measure/metrics.js';
 import type { LoadedModel, OutputKind } from './model.js';
 import type { StudentSource } from './student.js';
-import { availableCores, findOnnxRuntime, INSTALL_ONNXRUNTIME_CPU, openSession, type OnnxRuntime, type OrtSession } from './onnx-runtime.js';
+import {
+  availableCores,
+  findOnnxRuntime,
+  INSTALL_ONNXRUNTIME_CPU,
+  INSTALL_ONNXRUNTIME_CUDA,
+  openSession,
+  type OnnxRuntime,
+  type OrtSession,
+} from './onnx-runtime.js';
 import { DataType, writeModel, type Attribute, type InitializerSpec, type NodeSpec } from './onnx-writer.js';
 import { inferenceBatch } from './predict.js';
 
@@ -754,6 +762,24 @@ export async function onnxStudentModel(tf: Tf, runtime: OnnxRuntime, student: Lo
     runtime: ran,
     dispose: () => void session.release(),
   };
+}
+
+/**
+ * onnxruntime-node for `measure.runtime: onnxruntime`, which cannot time the student without it:
+ * missing or not loading, the run stops with the install command (exit 2, as an ONNX teacher's).
+ */
+export async function requireStudentRuntime(searchFrom: string[]): Promise<OnnxRuntime> {
+  const runtime = await findOnnxRuntime(searchFrom).catch((error: unknown) => {
+    throw new InputError('measure.runtime', `onnxruntime-node does not load here (${firstLine(error)}): the student cannot be timed in onnxruntime.`);
+  });
+  if (!runtime) {
+    throw new InputError(
+      'measure.runtime',
+      `onnxruntime times student/student.onnx in onnxruntime-node, which is not installed in ${searchFrom.join(' or ')}. ` +
+        `Install it in the workspace: \`${INSTALL_ONNXRUNTIME_CPU}\` (CPU), or on a GPU runner \`${INSTALL_ONNXRUNTIME_CUDA}\`; or drop measure.runtime.`,
+    );
+  }
+  return runtime;
 }
 
 /** `count` row indices evenly spaced over `size` rows (all of them when there are fewer). */

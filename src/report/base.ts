@@ -41,6 +41,8 @@ export interface ReportParts {
   override?: Report['override'];
   metricsComputedOn: string;
   speedBackend?: string;
+  /** `measure.runtime: onnxruntime`: the runtime the student was timed in. */
+  studentRuntime?: string;
   /** Wall time of each phase the run finished, in seconds. */
   phases?: Report['phases'];
   createdAt: string;
@@ -100,6 +102,7 @@ export function baseReport(parts: ReportParts): Report {
       params: models?.student.params ?? 0,
       bytes: models?.student.bytes ?? 0,
       from: 'model' in config.student ? config.student.model : 'layers',
+      ...(parts.studentRuntime ? { runtime: parts.studentRuntime } : {}),
     },
     baseline: parts.baseline ?? null,
     speedComparison: parts.speedComparison ?? null,

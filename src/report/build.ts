@@ -33,6 +33,8 @@ export interface RunRecord {
     speedComparison?: SpeedComparison;
     speedIntervals?: Record<string, MeasuredInterval>;
     baselineStudentPath?: string;
+    /** `measure.runtime: onnxruntime`: the runtime the student was timed in. */
+    studentRuntime?: string;
     environment: Environment;
     agreement?: Report['agreement'];
     export?: Report['export'];
@@ -88,6 +90,7 @@ export function buildReport({ config, session, distillation, measurement, judgem
     override: judgement.override,
     metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
     speedBackend: session.speedBackend?.name,
+    studentRuntime: measurement.studentRuntime,
     phases,
     createdAt,
     commit,

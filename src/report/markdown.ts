@@ -156,10 +156,14 @@ function speedSection(report: Report): string[] {
   const where = report.speedBackend ? ` on the ${esc(report.speedBackend)} backend (measure.backend)` : '';
   const confidence = Object.values(intervals)[0]?.confidence;
   const medians = confidence ? `medians over rounds, each with its ${formatConfidence(confidence)} confidence interval in brackets` : 'medians';
-  // A teacher outside TF.js (ONNX) is timed in its own runtime: each side's is named.
-  const runtimes = report.teacher.runtime
-    ? ` The teacher ran in ${esc(report.teacher.runtime)}, the student in TF.js on ${esc(report.speedBackend ?? report.environment.backend)}.`
-    : '';
+  // A teacher outside TF.js (ONNX), or a student timed as student.onnx (measure.runtime), runs in
+  // its own runtime: each side's is named.
+  const tfjs = `TF.js on ${esc(report.speedBackend ?? report.environment.backend)}`;
+  const studentIn = report.student.runtime ? `${esc(report.student.runtime)} (student.onnx, measure.runtime)` : tfjs;
+  const runtimes =
+    report.teacher.runtime || report.student.runtime
+      ? ` The teacher ran in ${report.teacher.runtime ? esc(report.teacher.runtime) : tfjs}, the student in ${studentIn}.`
+      : '';
   return ['### Speed', '', `Timed interleaved in one process after warm-up${where}; ${medians}.${runtimes}`, '', table, ''];
 }
 
@@ -400,7 +404,9 @@ function shippedSection(report: Report): string[] {
 function footer(report: Report, phases?: PhaseSeconds): string {
   const { environment: e, training: t } = report;
   const step = t.step ? `; ${esc(t.step.kind)} training step on ${esc(t.step.backend)}` : '';
-  const teacher = report.teacher.runtime ? `; teacher in ${esc(report.teacher.runtime)}` : '';
+  const teacher =
+    (report.teacher.runtime ? `; teacher in ${esc(report.teacher.runtime)}` : '') +
+    (report.student.runtime ? `; student timed in ${esc(report.student.runtime)}` : '');
   const timed = phases ? PHASES.filter((phase) => phases[phase] !== undefined) : [];
   // Every phase's time where the run gave them; a re-rendered report (merge, compare) has only
   // distillation's, from report.json.

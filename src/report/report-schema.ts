@@ -103,7 +103,7 @@ function reportSchema(object: ObjectOf) {
       backendNotes: z.array(z.string()),
     }),
     teacher: object({ path: z.string(), format: z.string(), output: z.string(), params: count, bytes: count, runtime: z.string().optional() }),
-    student: object({ path: z.string(), params: count, bytes: count, from: z.string() }),
+    student: object({ path: z.string(), params: count, bytes: count, from: z.string(), runtime: z.string().optional() }),
     baseline: object({
       path: z.string(),
       createdAt: z.string().optional(),

@@ -53,7 +53,8 @@ export interface Report {
   environment: Environment;
   /** `runtime`: where a teacher outside TF.js ran (its pass and its timing), e.g. "onnxruntime-node 1.30.0 (cpu, 2 threads)"; absent for TF.js teachers. */
   teacher: { path: string; format: string; output: string; params: number; bytes: number; runtime?: string };
-  student: { path: string; params: number; bytes: number; from: string };
+  /** `runtime`: where the student was timed when not in TF.js (`measure.runtime: onnxruntime`: student.onnx in onnxruntime-node); absent otherwise. */
+  student: { path: string; params: number; bytes: number; from: string; runtime?: string };
   /** The run compared with: where its report lay, when and at which commit it ran, and its workflow run when the baseline store recorded it. */
   baseline: { path: string; createdAt?: string; commit?: string; runUrl?: string; environmentDiffers: boolean; student?: string } | null;
   /** The new student timed against the baseline's in this run, when relative latency gates asked for it. */

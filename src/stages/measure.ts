@@ -19,7 +19,7 @@ import { phaseProgress, type ProgressSink } from '../distill/progress.js';
 import { fileExists } from '../models/artifacts.js';
 import { describeClipped, exportArtifacts, exportPlan, quantizedBytes, saveToMemory, type ExportPlan } from '../models/export.js';
 import { firstLine, loadModel, wrapLayersModel, type LoadedModel } from '../models/model.js';
-import { measureOnnxStudent } from '../models/onnx-student.js';
+import { measureOnnxStudent, onnxStudentModel, requireStudentRuntime } from '../models/onnx-student.js';
 import { loadTeacher } from '../models/pair.js';
 import { predictLogits } from '../models/predict.js';
 import type { Report } from '../report/report.js';
@@ -34,6 +34,8 @@ export interface Measurement {
   /** The new student timed against the baseline's, when relative latency gates asked for it. */
   speedComparison?: SpeedComparison;
   baselineStudentPath?: string;
+  /** `measure.runtime: onnxruntime`: the runtime student.onnx was timed in, e.g. "onnxruntime-node 1.30.0 (cpu, 16 threads)". */
+  studentRuntime?: string;
   environment: ReturnType<typeof describeEnvironment>;
   /** How teacher and student spread their top-1 answers over the classes; absent when agreement was not measured. */
   agreement?: ClassAgreement;
@@ -111,6 +113,8 @@ export async function measureStudent(
   });
   const bounds = checks.map(intervalBound).filter((bound): bound is MetricBound => bound !== undefined);
   let speed: SpeedResult;
+  // measure.runtime onnxruntime: the runtime the student was timed in, for the report.
+  const studentRuntime = timing.student.runtime?.label;
   const speedStarted = performance.now();
   try {
     speed = await timing.run(() => timeSpeed(timing, evalSet, config, { bounds, pairedChecks, baselineStudentPath, limits }, log));
@@ -147,6 +151,7 @@ export async function measureStudent(
     speedIntervals: speed.intervals,
     speedComparison: speed.comparison,
     baselineStudentPath,
+    ...(studentRuntime ? { studentRuntime } : {}),
     environment: describeEnvironment(session.speedBackend ?? backend),
     ...(agreement ? { agreement: agreement.classes } : {}),
     export: onnx ? { ...plan, onnx: onnx.check } : plan,
@@ -390,6 +395,23 @@ interface SpeedModels {
  * gets its own copies of both models.
  */
 async function speedModels(session: Session, config: Config, log: (line: string) => void): Promise<SpeedModels> {
+  const models = await tfjsSpeedModels(session, config, log);
+  if (config.measure.runtime !== 'onnxruntime') return models;
+  // measure.runtime onnxruntime: the student is timed as student.onnx in onnxruntime-node, where it
+  // will run, behind predictAsync as an ONNX teacher is; the teacher stays where it was.
+  try {
+    const runtime = await requireStudentRuntime([process.cwd(), config.dir]);
+    const student = await onnxStudentModel(models.tf, runtime, session.student, exportPlan(config.export, session.teacher.output));
+    log(`speed: student timed in ${student.runtime?.label ?? 'onnxruntime-node'} (measure.runtime)`);
+    return { ...models, student, dispose: () => (student.dispose(), models.dispose()) };
+  } catch (error) {
+    models.dispose();
+    throw error;
+  }
+}
+
+/** The session's models as TF.js (or the teacher's own runtime) runs them, on the speed backend. */
+async function tfjsSpeedModels(session: Session, config: Config, log: (line: string) => void): Promise<SpeedModels> {
   const { backend, teacher, student, speedBackend } = session;
   const target = speedBackend ?? backend;
   const run = <T>(work: () => Promise<T>) => onBackend(target.tf, target.engine, work);

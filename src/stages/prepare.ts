@@ -7,7 +7,7 @@ import { InputError } from '../errors.js';
 import { parseGates, type GateCheck } from '../gates/gates.js';
 import { measuredMetrics } from '../measure/metrics.js';
 import type { LoadedModel } from '../models/model.js';
-import { refuseUnexportable } from '../models/onnx-student.js';
+import { refuseUnexportable, requireStudentRuntime } from '../models/onnx-student.js';
 import { loadTeacherAndStudent } from '../models/pair.js';
 import type { Report } from '../report/report.js';
 import { readReport } from '../report/read.js';
@@ -52,8 +52,11 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
   };
   try {
     for (const note of teacher.notes ?? []) log(`teacher: ${note}`);
-    // export.format onnx: a layer the ONNX export cannot write fails the run now, not after training.
-    if (config.export.format === 'onnx') refuseUnexportable(student.layers!, config.student);
+    // export.format onnx (and measure.runtime onnxruntime, which times student.onnx): a layer the
+    // ONNX export cannot write fails the run now, not after training; so does a missing onnxruntime.
+    const timedInOnnx = config.measure.runtime === 'onnxruntime';
+    if (config.export.format === 'onnx' || timedInOnnx) refuseUnexportable(student.layers!, config.student);
+    if (timedInOnnx) await requireStudentRuntime([process.cwd(), config.dir]);
     // Inference stays on the chosen backend whatever path training must take: a student whose
     // step needs a gradient kernel the backend lacks trains on the cpu backend of the same engine.
     let trainingBackend = backend.engine;
