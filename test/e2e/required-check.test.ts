@@ -7,6 +7,7 @@
  * distil or are cancelled are checked in action.test.ts on the bundle.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -342,13 +343,27 @@ describe('everything before the pipeline runs under the run clock', () => {
     // A git whose fetch never ends (a remote that stops answering); every other command is git's own.
     const bin = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-fake-git-'));
     const realGit = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
-    await writeFile(path.join(bin, 'git'), `#!/bin/sh\nfor a in "$@"; do [ "$a" = fetch ] && exec sleep 300; done\nexec ${realGit} "$@"\n`);
+    // The fetch writes its own pid (the shell's, which exec hands to sleep) so the test watches that process, no other.
+    const pidFile = path.join(bin, 'fetch.pid');
+    await writeFile(
+      path.join(bin, 'git'),
+      `#!/bin/sh\nfor a in "$@"; do [ "$a" = fetch ] && echo $$ > '${pidFile}' && exec sleep 300; done\nexec ${realGit} "$@"\n`,
+    );
     await chmod(path.join(bin, 'git'), 0o755);
     const savedPath = process.env.PATH;
     process.env.PATH = `${bin}:${savedPath}`;
     try {
       const missingBase = 'd'.repeat(40);
-      const fetching = () => execFileSync('sh', ['-c', 'pgrep -f "slee[p] 300" || true'], { encoding: 'utf8' }).trim() !== '';
+      const fetchPid = () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : undefined);
+      const alive = (pid: number) => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const fetching = () => fetchPid() !== undefined && alive(fetchPid()!);
       const result = await cancelledWhen(fetching, 'pull_request', pullRequest(head, missingBase), {}, dir);
       expect(result.cancelled).toBe(true);
       expect(result.afterCancelMs).toBeLessThan(RUNNER_GRACE_MS);
