@@ -1,6 +1,6 @@
-import { access } from 'node:fs/promises';
 import * as core from '@actions/core';
 import { loadConfig } from '../../config/load.js';
+import { fileExists } from '../../models/artifacts.js';
 import { escapeMarkdown } from '../../report/escape.js';
 import type { RunClock } from '../../run-control.js';
 import { changedFilesFromGit, judgeChanges, relevantGlobs, skippedLine, unknownLine, type ChangeVerdict } from '../changes.js';
@@ -16,10 +16,7 @@ import type { ModeOutcome, Notice } from './outcome.js';
  * stays pending for the distilling job's verdict. The config is read when there is one (`auto`).
  */
 export async function checkChanges(step: Step, clock: RunClock): Promise<ModeOutcome> {
-  const config = await access(step.inputs.config).then(
-    () => loadConfig(step.inputs.config),
-    () => undefined,
-  );
+  const config = (await fileExists(step.inputs.config)) ? await loadConfig(step.inputs.config) : undefined;
   const changes = (await changesInCheckout(step, config, clock)) ?? { relevant: 'unknown', why: 'this run is not for a pull request, so the gate runs' };
   if (changes.relevant === false) return { notice: skipped(changes) };
   const line =

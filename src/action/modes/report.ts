@@ -1,9 +1,10 @@
-import { access, mkdtemp } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
 import { loadConfig, type Config } from '../../config/load.js';
 import { InputError } from '../../errors.js';
+import { fileExists } from '../../models/artifacts.js';
 import { escapeMarkdown } from '../../report/escape.js';
 import { renderMarkdown } from '../../report/markdown.js';
 import { readReport, readUntrustedReport } from '../../report/read.js';
@@ -33,7 +34,7 @@ export async function reportMode(step: Step, clock: RunClock): Promise<ModeOutco
   const pr = underWorkflowRun ? step.pr?.number : undefined;
   const changes = pr !== undefined ? await changesOfPullRequest(step, pr, trusted, clock) : undefined;
   if (changes?.relevant === false) return { notice: skipped(changes) };
-  if (underWorkflowRun && !(await exists(inputs.report))) return { notice: missingUpload(step, changes) };
+  if (underWorkflowRun && !(await fileExists(inputs.report))) return { notice: missingUpload(step, changes) };
   const uploaded = await readUntrustedReport(inputs.report);
   const stored = await trustedBaseline(step, clock);
   const acceptance = underWorkflowRun ? await regressionAcceptance(step, clock) : undefined;
@@ -48,12 +49,6 @@ export async function reportMode(step: Step, clock: RunClock): Promise<ModeOutco
   }
   return { result: { report, markdown: renderMarkdown(report), reportPath: inputs.report, studentPath: '' } };
 }
-
-const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
-  );
 
 /** The notice of a relevant change whose untrusted run uploaded no report (it crashed, was cancelled, or its workflow was edited). */
 function missingUpload({ inputs, context }: Step, changes: ChangeVerdict | undefined): Notice {
@@ -146,9 +141,7 @@ function refuseInsideUpload(inputs: Step['inputs'], file: string, culprit: strin
  * upload, so it is refused rather than obeyed.
  */
 async function trustedConfig(inputs: Step['inputs']): Promise<Config | undefined> {
-  try {
-    await access(inputs.config);
-  } catch {
+  if (!(await fileExists(inputs.config))) {
     core.info(`distill-gate: no config at ${inputs.config} in this checkout; re-judging the uploaded gates with their own thresholds`);
     return undefined;
   }
