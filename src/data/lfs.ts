@@ -29,22 +29,26 @@ export function assertNotLfsPointer(file: string, bytes: Uint8Array | string): v
   if (isLfsPointer(bytes)) throw lfsPointerError(file, bytes);
 }
 
+/** The first `bytes` bytes of a file, or undefined when it cannot be read (its reader then says why). */
+export async function readFileHead(file: string, bytes: number): Promise<Buffer | undefined> {
+  try {
+    const handle = await open(file, 'r');
+    try {
+      const { buffer, bytesRead } = await handle.read(Buffer.alloc(bytes), 0, bytes, 0);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The same check for a reader that streams its file: reads the first bytes. A file that cannot be
  * read passes, for the reader to report in its own words.
  */
 export async function assertFileNotLfsPointer(file: string): Promise<void> {
-  let head: Buffer;
-  try {
-    const handle = await open(file, 'r');
-    try {
-      const { buffer, bytesRead } = await handle.read(Buffer.alloc(1024), 0, 1024, 0);
-      head = buffer.subarray(0, bytesRead);
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    return;
-  }
-  assertNotLfsPointer(file, head);
+  const head = await readFileHead(file, 1024);
+  if (head) assertNotLfsPointer(file, head);
 }

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Tensor } from '@tensorflow/tfjs';
 import type { ResolveOptions, Tf } from '../backend/resolve.js';
 import type { Dataset } from '../data/dataset.js';
 import { InputError, isOutOfMemory } from '../errors.js';
-import { assertFileNotLfsPointer, assertNotLfsPointer } from '../data/lfs.js';
+import { assertFileNotLfsPointer, assertNotLfsPointer, readFileHead } from '../data/lfs.js';
 import { formatBytes } from '../measure/metrics.js';
 import {
   checkedWidth,
@@ -136,18 +136,8 @@ export interface OnnxLoadContext {
  * when it is neither. A file that cannot be read goes to the loader its name suggests.
  */
 export async function isOnnxFile(file: string): Promise<boolean> {
-  let head: Buffer;
-  try {
-    const handle = await open(file, 'r');
-    try {
-      const { buffer, bytesRead } = await handle.read(Buffer.alloc(64), 0, 64, 0);
-      head = buffer.subarray(0, bytesRead);
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    return path.extname(file).toLowerCase() === '.onnx';
-  }
+  const head = await readFileHead(file, 64);
+  if (!head) return path.extname(file).toLowerCase() === '.onnx';
   const first = head
     .toString('latin1')
     .replace(/^\xef\xbb\xbf/, '')
