@@ -10,8 +10,8 @@ import {
   onnxExportProblem,
   onnxStudentModel,
   sampleRows,
-  studentToOnnx,
 } from '../../src/models/onnx-student.js';
+import { studentToOnnx } from '../../src/models/onnx-student-convert.js';
 import { wrapLayersModel } from '../../src/models/model.js';
 import { readOnnxSummary } from '../../src/models/onnx-proto.js';
 import { randomArray } from '../helpers.js';
