@@ -1,5 +1,5 @@
 import type { LayerSpec, SplitSpec } from '../config/schema.js';
-import { formatMetric } from '../measure/metrics.js';
+import { formatMetric } from '../measure/metric-format.js';
 
 // The distill-gate.yml that `distill-gate init` writes: the teacher, the proposed student, the
 // data, the training settings, and gates set from what the calibration run measured, each with

@@ -1,5 +1,6 @@
 import { decide, formatConfidence, type Bound, type MeasuredInterval } from '../measure/intervals.js';
-import { formatMetric, isMachineDependent, metricSpec } from '../measure/metrics.js';
+import { isMachineDependent, metricSpec } from '../measure/metrics.js';
+import { formatMetric } from '../measure/metric-format.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
 import type { MetricBound } from '../measure/timing.js';
 import { evaluateGates, type GateCheck, type GateResult } from './gates.js';

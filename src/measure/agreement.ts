@@ -1,4 +1,6 @@
-import { formatMetric, formatPercent, topKAgreement, type StageMetrics } from './metrics.js';
+import { topKAgreement, type StageMetrics } from './metrics.js';
+import { formatMetric } from './metric-format.js';
+import { formatPercent } from '../format.js';
 
 /**
  * Agreement between teacher and student, computed in float64 on the host from the logits both

@@ -1,7 +1,7 @@
 // The other inputs of an ONNX teacher (masks, lengths, flags): each filled with its
 // `teacherInputFill` value, and the rows per call their tensors leave room for.
 import { InputError } from '../errors.js';
-import { formatBytes } from '../measure/metrics.js';
+import { formatBytes } from '../format.js';
 import { toFloat16 } from './float16.js';
 import type { OnnxSummary } from './onnx-proto.js';
 import { INFERENCE_BATCH } from './predict.js';

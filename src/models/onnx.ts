@@ -7,7 +7,7 @@ import type { ResolveOptions, Tf } from '../backend/resolve.js';
 import type { Dataset } from '../data/dataset.js';
 import { InputError, isOutOfMemory } from '../errors.js';
 import { assertFileNotLfsPointer, assertNotLfsPointer, readFileHead } from '../data/lfs.js';
-import { formatBytes } from '../measure/metrics.js';
+import { formatBytes } from '../format.js';
 import { checkedWidth, chooseHead, chosenHeadNote, firstLine, readHeadOutput, type Head, type LoadedModel, type TeacherOptions } from './model.js';
 import { fromFloat16 } from './float16.js';
 import { readOnnxSummary, type OnnxNode, type OnnxSummary } from './onnx-proto.js';

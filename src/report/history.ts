@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { markdownTable } from 'markdown-table';
 import { InputError } from '../errors.js';
 import type { Report } from './report.js';
-import { formatCompact, TREND_METRICS } from '../measure/metrics.js';
+import { TREND_METRICS } from '../measure/metrics.js';
+import { formatCompact } from '../measure/metric-format.js';
 import { escapeMarkdown as esc } from './escape.js';
 
 /** One run in a baseline store's history: enough to draw the trend and to audit overrides. */

@@ -1,15 +1,8 @@
 import { markdownTable } from 'markdown-table';
 import type { GateResult } from '../gates/gates.js';
-import {
-  formatBytes as bytes,
-  formatInteger as int,
-  formatMetric,
-  formatNumber as fmt,
-  formatPercent as pct,
-  metricSpec,
-  teacherCounterpart,
-  type MetricName,
-} from '../measure/metrics.js';
+import { metricSpec, teacherCounterpart, type MetricName } from '../measure/metrics.js';
+import { formatBytes as bytes, formatInteger as int, formatNumber as fmt, formatPercent as pct } from '../format.js';
+import { formatMetric } from '../measure/metric-format.js';
 import { argmax, chanceWarning, type ClassAgreement } from '../measure/agreement.js';
 import { formatConfidence } from '../measure/intervals.js';
 import { describeOnnxCheck } from '../models/onnx-student.js';

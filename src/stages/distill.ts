@@ -5,7 +5,7 @@ import { teacherLogits } from '../distill/teacher-logits.js';
 import { distill, type TrainingPath, type TrainResult } from '../distill/train.js';
 import { phaseProgress, type Progress, type ProgressSink } from '../distill/progress.js';
 import { top1AgreementAndKappa } from '../measure/agreement.js';
-import { formatMetric } from '../measure/metrics.js';
+import { formatMetric } from '../measure/metric-format.js';
 import { predictLogits } from '../models/predict.js';
 import { abortReason, type RunClock } from '../run-control.js';
 import type { Session } from './prepare.js';

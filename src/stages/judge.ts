@@ -4,7 +4,7 @@ import type { GateResult } from '../gates/gates.js';
 import { defaultGateBasis, withDefaultGates } from '../gates/defaults.js';
 import { judge, type RegressionAcceptance } from '../gates/judge.js';
 import { addChanceWarning, failsOutright, runVerdict, withAcceptance, type Override } from '../gates/verdict.js';
-import { formatPercent } from '../measure/metrics.js';
+import { formatPercent } from '../format.js';
 import type { Distillation } from './distill.js';
 import type { Measurement } from './measure.js';
 import type { Session } from './prepare.js';

@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  formatCompact,
-  formatMetric,
   HEADLINE_METRICS,
   inMetricRange,
   instanceName,
@@ -15,6 +13,7 @@ import {
   TREND_METRICS,
   worstOf,
 } from '../../src/measure/metrics.js';
+import { formatCompact, formatMetric } from '../../src/measure/metric-format.js';
 
 describe('the metric catalogue', () => {
   it('lists the metrics a run measures, in the order the stages produce them', () => {
