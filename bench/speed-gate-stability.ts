@@ -16,7 +16,7 @@ import { resolveBackend, type ConcreteBackend } from '../src/backend/resolve.js'
 import type { MeasureSettings } from '../src/config/schema.js';
 import { loadSplit } from '../src/data/dataset.js';
 import type { GateCheck } from '../src/gates/gates.js';
-import { intervalBound, judge } from '../src/gates/judge.js';
+import { intervalBound, judgeGates } from '../src/gates/baseline.js';
 import { formatConfidence, medianInterval } from '../src/measure/intervals.js';
 import { measureSpeed } from '../src/measure/speed.js';
 import { InterleavedTimer, type MetricBound, type Timed } from '../src/measure/timing.js';
@@ -71,7 +71,7 @@ for (const [label, candidate] of [
     const fixed = await measureSpeed(tf, teacher, candidate, evalSet, settings);
     const oldOutcome = fixed.metrics['speed.speedup'] >= median.value ? 'pass' : 'fail';
     const speed = await measureSpeed(tf, teacher, candidate, evalSet, settings, { bounds });
-    const [gate] = judge(checks, speed.metrics, environment, undefined, { intervals: speed.intervals, inconclusive: settings.inconclusive }).gates;
+    const [gate] = judgeGates(checks, speed.metrics, environment, undefined, { intervals: speed.intervals, inconclusive: settings.inconclusive }).gates;
     const { value, low, high, rounds } = speed.intervals['speed.speedup'];
     outcomes.push(gate.status);
     oldOutcomes.push(oldOutcome);

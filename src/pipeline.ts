@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Config } from './config/load.js';
 import { GPU_BACKENDS } from './config/schema.js';
-import type { RegressionAcceptance } from './gates/judge.js';
+import type { RegressionAcceptance } from './gates/baseline.js';
 import { buildReport } from './report/build.js';
 import type { HistoryEntry } from './report/history.js';
 import { renderMarkdown, type PhaseSeconds } from './report/markdown.js';

@@ -1,5 +1,5 @@
 import * as core from '@actions/core';
-import type { RegressionAcceptance } from '../gates/judge.js';
+import type { RegressionAcceptance } from '../gates/baseline.js';
 import { underClock, type RunClock } from '../run-control.js';
 import { explainFailure, GITHUB_CALL_DEADLINE_MS } from './github/index.js';
 import type { Step } from './inputs.js';

@@ -1,6 +1,6 @@
 import { chanceWarning } from '../measure/agreement.js';
 import { verdictOf, type GateResult } from './gates.js';
-import { acceptRegressions, type RegressionAcceptance } from './judge.js';
+import { acceptRegressions, type RegressionAcceptance } from './baseline.js';
 
 /** How training ended, as far as the verdict cares. */
 export interface TrainingStop {

@@ -1,6 +1,6 @@
 import type { GateSpec, MeasureSettings } from '../config/schema.js';
 import { parseGates, type GateCheck } from '../gates/gates.js';
-import { judge } from '../gates/judge.js';
+import { judgeGates } from '../gates/baseline.js';
 import { failedOutright, runVerdict } from '../gates/verdict.js';
 import { renderMarkdown } from './markdown.js';
 import type { Report } from './report.js';
@@ -20,7 +20,7 @@ export function compareReports(
     ? parseGates(gates, Object.keys(current.metrics))
     : current.gates.map(({ metric, op, threshold, relative, level }) => ({ metric, op, threshold, relative, level }));
   // Speed gates are judged on the intervals the run measured, as the run itself judged them.
-  const judged = judge(checks, current.metrics, current.environment, baseline, {
+  const judged = judgeGates(checks, current.metrics, current.environment, baseline, {
     ...(current.speedIntervals ? { intervals: current.speedIntervals } : {}),
     inconclusive: config?.measure.inconclusive ?? 'pass',
   });

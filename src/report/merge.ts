@@ -6,7 +6,7 @@ import { escapeMarkdown as esc } from './escape.js';
 import { HEADLINE_METRICS, worstOf } from '../measure/metrics.js';
 import { formatCompact } from '../measure/metric-format.js';
 import { renderMarkdown } from './markdown.js';
-import type { RegressionAcceptance } from '../gates/judge.js';
+import type { RegressionAcceptance } from '../gates/baseline.js';
 import { rejudgeReport } from './rejudge.js';
 import { readUntrustedReport } from './read.js';
 import type { Report } from './report.js';

@@ -6,12 +6,12 @@ import { parseGates, verdictOf, type GateCheck, type GateResult } from '../gates
 import {
   intervalBound,
   isPairedSpeedCheck,
-  judge,
+  judgeGates,
   type BaselineRun,
   type RegressionAcceptance,
   type SpeedEnvironment,
   type TimedSpeed,
-} from '../gates/judge.js';
+} from '../gates/baseline.js';
 import { addChanceWarning, failedOutright, withAcceptance } from '../gates/verdict.js';
 import { intervalProblem, type MeasuredInterval } from '../measure/intervals.js';
 import { measuredMetrics, metricSpec } from '../measure/metrics.js';
@@ -46,7 +46,7 @@ export type TrustedConfig = Pick<Config, 'gates' | 'measure' | 'file'> & Partial
 
 /**
  * Re-judges a report uploaded by a job that ran a pull request's code (mode report), believing
- * none of its conclusions: every gate's status is recomputed with the same judge() a run uses,
+ * none of its conclusions: every gate's status is recomputed with the same judgeGates() a run uses,
  * from the uploaded values and baseline values and from the thresholds of `trusted` (the trusted
  * workflow's config) when given, else of the uploaded gates; the verdict is derived from those.
  * Re-judging only ever makes a report worse: an uploaded `fail` (a failing gate, a cancelled run,
@@ -75,7 +75,7 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
   // The trusted store's baseline, when there is one, replaces whatever baseline the upload carried
   // (or left out): an upload could drop its baseline to skip every relative gate, or edit it.
   const baseline = stored ? { metrics: stored.report.metrics, environment: stored.report.environment } : baselineRun(uploaded, baselineValues);
-  const judged = judge(checks, uploaded.metrics, uploaded.environment, baseline, timed);
+  const judged = judgeGates(checks, uploaded.metrics, uploaded.environment, baseline, timed);
   const rejudged = judged.gates.map((gate) =>
     withUploadedStatus(
       judgedInFull(stored ? gate : unjudgeableWithoutBaseline(gate, uploaded, baselineValues), uploaded, timed, noBaseTeacher),
@@ -241,8 +241,8 @@ function uploadedBaselineValues(uploaded: Report, file: string): Map<string, num
 }
 
 /**
- * The baseline as judge() wants it. report.json records whether the baseline's environment
- * differed from the run's, not the baseline's environment itself; judge() only compares the two,
+ * The baseline as judgeGates() wants it. report.json records whether the baseline's environment
+ * differed from the run's, not the baseline's environment itself; judgeGates() only compares the two,
  * so one that differs in name stands for it.
  */
 function baselineRun(uploaded: Report, values: Map<string, number | null>): BaselineRun | undefined {

@@ -2,7 +2,7 @@ import type { Config } from '../config/load.js';
 import { DEFAULT_QUANTIZED_AGREEMENT_DROP } from '../config/schema.js';
 import type { GateResult } from '../gates/gates.js';
 import { defaultGateBasis, withDefaultGates } from '../gates/defaults.js';
-import { judge, type RegressionAcceptance } from '../gates/judge.js';
+import { judgeGates, type RegressionAcceptance } from '../gates/baseline.js';
 import { addChanceWarning, failsOutright, runVerdict, withAcceptance, type Override } from '../gates/verdict.js';
 import { formatPercent } from '../format.js';
 import type { Distillation } from './distill.js';
@@ -43,7 +43,7 @@ export function judgeRun(
   const { training, overBudget } = distillation;
   const { metrics, speedIntervals, speedComparison, environment } = measurement;
   const checks = withDefaultGates(session.checks, config, metrics);
-  const judged = judge(checks, metrics, environment, session.baseline?.report, {
+  const judged = judgeGates(checks, metrics, environment, session.baseline?.report, {
     intervals: speedIntervals,
     comparison: speedComparison,
     inconclusive: config.measure.inconclusive,

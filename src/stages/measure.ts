@@ -5,7 +5,7 @@ import type { Config } from '../config/load.js';
 import type { Dataset } from '../data/dataset.js';
 import { InputError } from '../errors.js';
 import type { GateCheck } from '../gates/gates.js';
-import { allowedRatio, intervalBound, isPairedSpeedCheck } from '../gates/judge.js';
+import { allowedRatio, intervalBound, isPairedSpeedCheck } from '../gates/baseline.js';
 import { measureAgreement, top1Agreement, type AgreementMeasurement, type ClassAgreement } from '../measure/agreement.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';

@@ -3,7 +3,7 @@ import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import type { MeasureSettings } from '../../src/config/schema.js';
 import { inMemoryDataset } from '../../src/data/dataset.js';
 import type { GateCheck, GateResult } from '../../src/gates/gates.js';
-import { intervalBound, judge, type SpeedEnvironment } from '../../src/gates/judge.js';
+import { intervalBound, judgeGates, type SpeedEnvironment } from '../../src/gates/baseline.js';
 import { MIN_BOUNDED_ROUNDS } from '../../src/measure/intervals.js';
 import { measureSpeed, type SpeedResult } from '../../src/measure/speed.js';
 import { speedLimits, type MetricBound } from '../../src/measure/timing.js';
@@ -46,7 +46,7 @@ async function timeRun(run: number, studentMs: number, checks: GateCheck[] = [],
 }
 
 function judged(speed: SpeedResult, checks: GateCheck[]): GateResult[] {
-  return judge(checks, speed.metrics, here, undefined, { intervals: speed.intervals, inconclusive: 'pass' }).gates;
+  return judgeGates(checks, speed.metrics, here, undefined, { intervals: speed.intervals, inconclusive: 'pass' }).gates;
 }
 
 describe('absolute speed gates', () => {
@@ -92,7 +92,7 @@ describe('absolute speed gates', () => {
   it('count an undecided interval as measure.inconclusive says, fail and warn alike', async () => {
     const checks = [gate('speed.speedup', '>=', 3), { ...gate('speed.speedup', '>=', 3), level: 'warn' as const }];
     const speed = await timeRun(1, 1, checks);
-    const gates = judge(checks, speed.metrics, here, undefined, { intervals: speed.intervals, inconclusive: 'fail' }).gates;
+    const gates = judgeGates(checks, speed.metrics, here, undefined, { intervals: speed.intervals, inconclusive: 'fail' }).gates;
     expect(gates.map((g) => [g.status, g.pass])).toEqual([
       ['fail', false],
       ['warn', false],

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/distill/random.js';
 import { decide, orderStatisticRank } from '../../src/measure/intervals.js';
 import { comparePairedSpeed, ratioInterval } from '../../src/measure/paired-speed.js';
-import { allowedRatio } from '../../src/gates/judge.js';
+import { allowedRatio } from '../../src/gates/baseline.js';
 import { FakeClock, fakeModel, noisyLatency } from './fake-timing.js';
 
 /** Latencies with shared per-round drift and heavy-tailed spikes, like a busy shared runner. */

@@ -4,12 +4,12 @@ import {
   acceptRegressions,
   intervalBound,
   isPairedSpeedCheck,
-  judge,
+  judgeGates,
   sameEnvironment,
   type BaselineRun,
   type TimedSpeed,
   type SpeedEnvironment,
-} from '../../src/gates/judge.js';
+} from '../../src/gates/baseline.js';
 import { failedOutright, failsOutright, runVerdict } from '../../src/gates/verdict.js';
 import type { SpeedComparison } from '../../src/measure/paired-speed.js';
 
@@ -25,9 +25,9 @@ const check = (metric: string, op: GateCheck['op'], threshold: number, extra: Pa
 const metrics = { 'agreement.top1': 0.9, 'speed.studentMs': 1.5, 'size.studentBytes': 1200 };
 const baseline = (environment = here): BaselineRun => ({ metrics: { 'agreement.top1': 0.95, 'speed.studentMs': 1.0, 'size.studentBytes': 1000 }, environment });
 
-describe('judge', () => {
+describe('judgeGates', () => {
   it('judges absolute bounds without a baseline, and skips relative ones', () => {
-    const { gates, environmentDiffers } = judge(
+    const { gates, environmentDiffers } = judgeGates(
       [check('agreement.top1', '>=', 0.93), check('size.studentBytes', 'maxIncrease', 0.1, { relative: true })],
       metrics,
       here,
@@ -40,7 +40,7 @@ describe('judge', () => {
   });
 
   it('judges relative bounds against the baseline on the same environment, speed included', () => {
-    const { gates, environmentDiffers } = judge(
+    const { gates, environmentDiffers } = judgeGates(
       [
         check('agreement.top1', 'maxDrop', 0.01),
         check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }),
@@ -65,7 +65,7 @@ describe('judge', () => {
       { ...here, cpu: 'cpu B' },
       { ...here, gpu: 'some GPU' },
     ]) {
-      const { gates, environmentDiffers } = judge(
+      const { gates, environmentDiffers } = judgeGates(
         [check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }), check('speed.studentMs', '<=', 1), check('agreement.top1', 'maxDrop', 0.01)],
         metrics,
         here,
@@ -82,7 +82,7 @@ describe('judge', () => {
   });
 
   it('fails a speed gate whose metric was not measured, even against a baseline from another environment', () => {
-    const { gates } = judge(
+    const { gates } = judgeGates(
       [check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }), check('speed.teacherMs', 'maxIncrease', 0.1, { relative: true })],
       { 'agreement.top1': 0.9, 'speed.teacherMs': NaN },
       here,
@@ -108,7 +108,7 @@ describe('judge', () => {
     });
     const checks = [check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }), check('size.studentBytes', 'maxIncrease', 0.1, { relative: true })];
     const run = (paired: TimedSpeed, level: GateCheck['level'] = 'error') =>
-      judge(
+      judgeGates(
         checks.map((c) => ({ ...c, level })),
         metrics,
         here,
@@ -143,7 +143,7 @@ describe('judge', () => {
     ];
     // The stored median (3.45) would pass ">= 3.4" on its own; the interval says it cannot tell.
     const timedMetrics = { ...metrics, 'speed.speedup': 3.45 };
-    const { gates } = judge(checks, timedMetrics, here, baseline(), { intervals, inconclusive: 'pass' });
+    const { gates } = judgeGates(checks, timedMetrics, here, baseline(), { intervals, inconclusive: 'pass' });
     expect(gates.map((g) => [g.status, g.pass, g.value])).toEqual([
       ['inconclusive', true, 3.41],
       ['pass', true, 3.41],
@@ -158,7 +158,7 @@ describe('judge', () => {
     expect(gates[4].note).toBeUndefined();
 
     // A report from before intervals (or a re-judge without them): the median decides, as it used to.
-    expect(judge(checks.slice(0, 1), timedMetrics, here).gates[0]).toMatchObject({ status: 'pass', value: 3.45 });
+    expect(judgeGates(checks.slice(0, 1), timedMetrics, here).gates[0]).toMatchObject({ status: 'pass', value: 3.45 });
   });
 
   it('knows which checks are judged on an interval', () => {

@@ -35,7 +35,7 @@ export function sameEnvironment(a: SpeedEnvironment, b: SpeedEnvironment): boole
  * the relative latency gate on the paired timing against the baseline's student. Speed measured on
  * another machine or backend is not evidence about this change: its deltas are shown but not gated.
  */
-export function judge(
+export function judgeGates(
   checks: GateCheck[],
   metrics: Record<string, number>,
   environment: SpeedEnvironment,
