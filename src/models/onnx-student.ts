@@ -239,21 +239,6 @@ export async function measureOnnxStudent(
 }
 
 /**
- * The report's sentence on student.onnx. `esc` makes the runtime's label and the note inert in
- * markdown (a report may come from an untrusted job); everything else is numbers and fixed words.
- */
-export function describeOnnxCheck(check: OnnxStudentCheck, esc: (text: string) => string): string {
-  const what = `\`student/${ONNX_STUDENT_FILE}\` (ONNX opset ${check.opset}, ${check.inputLayout === 'nhwc' ? 'NHWC input as the data comes' : 'input as the data comes'}, outputs ${check.output === 'probabilities' ? 'probabilities' : 'logits'})`;
-  if (check.status === 'checked') {
-    const diff = check.maxAbsDiff;
-    const shown = diff === undefined || !Number.isFinite(diff) ? 'not finite' : diff === 0 ? '0' : diff.toExponential(1);
-    return `${what} ran in ${esc(check.runtime ?? 'onnxruntime-node')} on ${check.rows} eval rows beside the TF.js student: the largest difference of their outputs is ${shown} (\`export.onnxMaxAbsDiff\`).`;
-  }
-  if (check.status === 'skipped') return `${what} was written but not checked: ${esc(check.note ?? 'onnxruntime-node is not installed')}.`;
-  return `${what} was written, but its check failed: ${esc(check.note ?? 'onnxruntime could not run it')}.`;
-}
-
-/**
  * The student as student.onnx in onnxruntime-node, as a LoadedModel whose `predictAsync` the
  * timing loop calls as it does an ONNX teacher's (for `measure.runtime: onnxruntime`, which times
  * the student where it will run): the session opens as a teacher's does (`openSession`: CUDA where

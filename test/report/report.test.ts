@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { escapeMarkdown } from '../../src/report/escape.js';
-import { lossChart, renderMarkdown } from '../../src/report/markdown.js';
+import { renderMarkdown } from '../../src/report/markdown.js';
+import { lossChart } from '../../src/report/markdown-details.js';
 import { failingSizeGate, fullSampleReport, sampleReport } from '../sample-report.js';
 
 describe('escaping untrusted text', () => {
