@@ -63,6 +63,10 @@ static void scatterPatch(const Op *op, float *dx, u32 oy, u32 ox, const float *p
 // pass, and kept for the weight gradient. A pointwise convolution (and a Dense layer) reads its
 // input as it is.
 void convForward(const Op *op, const float *params, const float *in, u32 rows) {
+  if (op->winograd) {
+    winogradForward(op, params, in, rows);
+    return;
+  }
   const Op L = *op;
   const u32 K = L.kh * L.kw * L.inC, N = L.outC;
   const u32 pixels = L.outH * L.outW, total = rows * pixels;
@@ -83,6 +87,10 @@ void convForward(const Op *op, const float *params, const float *in, u32 rows) {
 // of output pixels at a time: their patches' gradients dOut . W^T, added back into the input
 // pixels each window covered.
 void convBackward(const Op *op, const float *params, float *grads, const float *in, const float *dOut, float *dIn, u32 rows) {
+  if (op->winograd) {
+    winogradBackward(op, grads, dOut, dIn, rows);
+    return;
+  }
   const Op L = *op;
   const u32 K = L.kh * L.kw * L.inC, N = L.outC;
   const u32 pixels = L.outH * L.outW, total = rows * pixels;
