@@ -171,7 +171,7 @@ function convolution({ layer, config, shape, weights: [first, second, third], ba
 }
 
 /** Input channels from which Winograd F(2x2, 3x3) beats im2col, measured per layer shape (CHANGELOG, issue #26). */
-export const WINOGRAD_MIN_CHANNELS = 4;
+export const WINOGRAD_MIN_CHANNELS = 8;
 
 /**
  * Whether a convolution runs as Winograd F(2x2, 3x3) (kernel/winograd.c): 3x3, stride 1 (the

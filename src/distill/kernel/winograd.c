@@ -33,22 +33,22 @@ typedef v128_t V4;
 #define ADD wasm_f32x4_add
 #define SUB wasm_f32x4_sub
 
-// Four channels from c on, n of them real (a tail of fewer than 4 reads and writes only n).
+// Four channels from c on, n of them real: a tail of fewer than 4 reads and writes only n (the
+// rest read as 0), by lane loads and stores rather than a round trip through memory.
 static inline V4 load4(const float *p, u32 n) {
   if (n >= 4) return wasm_v128_load(p);
-  float t[4] = {0, 0, 0, 0};
-  for (u32 i = 0; i < n; i++) t[i] = p[i];
-  return wasm_v128_load(t);
+  if (n == 1) return wasm_v128_load32_zero(p);
+  const V4 two = wasm_v128_load64_zero(p);
+  return n == 2 ? two : wasm_v128_load32_lane(p + 2, two, 2);
 }
 
 static inline void store4(float *p, V4 v, u32 n) {
-  if (n >= 4) {
-    wasm_v128_store(p, v);
-    return;
+  if (n >= 4) wasm_v128_store(p, v);
+  else if (n == 1) wasm_v128_store32_lane(p, v, 0);
+  else {
+    wasm_v128_store64_lane(p, v, 0);
+    if (n == 3) wasm_v128_store32_lane(p + 2, v, 2);
   }
-  float t[4];
-  wasm_v128_store(t, v);
-  for (u32 i = 0; i < n; i++) p[i] = t[i];
 }
 
 static inline V4 half(V4 v) { return wasm_f32x4_mul(v, wasm_f32x4_splat(0.5f)); }
@@ -97,7 +97,7 @@ static void kernelTransform(const Op *op, const float *w, float *u) {
     }
 }
 
-// V = B^T d B for tiles [p0, p0 + count), into v as [16, count, inC].
+// V = B^T d B for tiles [p0, p0 + count), into v as [count, 16, inC].
 static void inputTransform(const Op *op, const float *in, u32 p0, u32 count, float *v) {
   const Op L = *op;
   const u32 C = L.inC;
@@ -118,13 +118,13 @@ static void inputTransform(const Op *op, const float *in, u32 p0, u32 count, flo
       for (int i = 0; i < 4; i++) {
         const V4 *r = m + 4 * i;
         const V4 row[4] = {SUB(r[0], r[2]), ADD(r[1], r[2]), SUB(r[2], r[1]), SUB(r[1], r[3])};
-        for (int j = 0; j < 4; j++) store4(v + ((i * 4 + j) * count + t) * C + c, row[j], n);
+        for (int j = 0; j < 4; j++) store4(v + (t * 16 + i * 4 + j) * C + c, row[j], n);
       }
     }
   }
 }
 
-// Y = A^T M A plus the bias, for tiles [p0, p0 + count) from m [16, count, outC]; output pixels
+// Y = A^T M A plus the bias, for tiles [p0, p0 + count) from m [count, 16, outC]; output pixels
 // past the edge are dropped.
 static void outputTransform(const Op *op, const float *bias, const float *m, u32 p0, u32 count) {
   const Op L = *op;
@@ -138,8 +138,9 @@ static void outputTransform(const Op *op, const float *bias, const float *m, u32
       V4 s[8];
       const V4 b = bias ? load4(bias + co, n) : wasm_f32x4_splat(0.0f);
       for (int j = 0; j < 4; j++) {
-        const V4 m0 = load4(m + (j * count + t) * N + co, n), m1 = load4(m + ((4 + j) * count + t) * N + co, n);
-        const V4 m2 = load4(m + ((8 + j) * count + t) * N + co, n), m3 = load4(m + ((12 + j) * count + t) * N + co, n);
+        const float *mt = m + t * 16 * N + co;
+        const V4 m0 = load4(mt + j * N, n), m1 = load4(mt + (4 + j) * N, n);
+        const V4 m2 = load4(mt + (8 + j) * N, n), m3 = load4(mt + (12 + j) * N, n);
         s[j] = ADD(ADD(m0, m1), m2);
         s[4 + j] = SUB(SUB(m1, m2), m3);
       }
@@ -154,7 +155,7 @@ static void outputTransform(const Op *op, const float *bias, const float *m, u32
   }
 }
 
-// dM = A dY A^T for tiles [p0, p0 + count), into dm [16, count, outC]; output pixels past the
+// dM = A dY A^T for tiles [p0, p0 + count), into dm [count, 16, outC]; output pixels past the
 // edge have no gradient.
 static void outputGradientTransform(const Op *op, const float *dOut, float *dm, u32 p0, u32 count) {
   const Op L = *op;
@@ -173,13 +174,13 @@ static void outputGradientTransform(const Op *op, const float *dOut, float *dm, 
       for (int i = 0; i < 4; i++) {
         const V4 e0 = e[2 * i], e1 = e[2 * i + 1];
         const V4 row[4] = {e0, ADD(e0, e1), SUB(e0, e1), SUB(zeros, e1)};
-        for (int j = 0; j < 4; j++) store4(dm + ((i * 4 + j) * count + t) * N + co, row[j], n);
+        for (int j = 0; j < 4; j++) store4(dm + (t * 16 + i * 4 + j) * N + co, row[j], n);
       }
     }
   }
 }
 
-// dd = B dV B^T added into dIn's 4x4 input pixels under each tile, from dv [16, count, inC].
+// dd = B dV B^T added into dIn's 4x4 input pixels under each tile, from dv [count, 16, inC].
 static void inputGradientTransform(const Op *op, const float *dv, float *dIn, u32 p0, u32 count) {
   const Op L = *op;
   const u32 C = L.inC;
@@ -190,7 +191,7 @@ static void inputGradientTransform(const Op *op, const float *dv, float *dIn, u3
     for (u32 c = 0; c < C; c += 4) {
       const u32 n = C - c;
       V4 g[16], f[16];
-      for (int k = 0; k < 16; k++) g[k] = load4(dv + (k * count + t) * C + c, n);
+      for (int k = 0; k < 16; k++) g[k] = load4(dv + (t * 16 + k) * C + c, n);
       for (int j = 0; j < 4; j++) {
         f[j] = g[j];
         f[4 + j] = ADD(SUB(g[4 + j], g[8 + j]), g[12 + j]);
@@ -244,7 +245,7 @@ void winogradForward(const Op *op, const float *params, const float *in, u32 row
     float *v = L.aux + p0 * 16 * C;
     inputTransform(op, in, p0, count, v);
     zero(m, 16 * count * N);
-    for (u32 k = 0; k < 16; k++) gemm(m + k * count * N, N, v + k * count * C, C, 1, u + k * C * N, N, count, N, C);
+    for (u32 k = 0; k < 16; k++) gemm(m + k * N, 16 * N, v + k * C, 16 * C, 1, u + k * C * N, N, count, N, C);
     outputTransform(op, L.hasBias ? params + L.bias : 0, m, p0, count);
   }
   activateAll(L.output, rows * outSize(&L), L.activation);
@@ -271,10 +272,10 @@ void winogradBackward(const Op *op, float *grads, const float *dOut, float *dIn,
     const u32 count = total - p0 < WINOGRAD_CHUNK ? total - p0 : WINOGRAD_CHUNK;
     const float *v = L.aux + p0 * 16 * C;
     outputGradientTransform(op, dOut, dm, p0, count);
-    for (u32 k = 0; k < 16; k++) gemm(du + k * C * N, N, v + k * count * C, 1, C, dm + k * count * N, N, C, N, count);
+    for (u32 k = 0; k < 16; k++) gemm(du + k * C * N, N, v + k * C, 1, 16 * C, dm + k * N, 16 * N, C, N, count);
     if (!dIn) continue;
     zero(dv, 16 * count * C);
-    for (u32 k = 0; k < 16; k++) gemm(dv + k * count * C, C, dm + k * count * N, N, 1, ut + k * N * C, C, count, C, N);
+    for (u32 k = 0; k < 16; k++) gemm(dv + k * C, 16 * C, dm + k * N, 16 * N, 1, ut + k * N * C, C, count, C, N);
     inputGradientTransform(op, dv, dIn, p0, count);
   }
   weightGradientTransform(op, du, grads + L.weight);
