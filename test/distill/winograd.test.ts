@@ -2,14 +2,16 @@
 // TF.js autodiff: forward outputs, input gradient and weight gradient of one step read from the
 // kernel's memory, then several training steps with tf.train.adam.
 //
-// Tolerance. Every coefficient of the F(2x2, 3x3) transforms is 0, +-1 or +-1/2: a transformed
-// value is a sum of at most 9 (kernel, input) or 4 (output gradient) terms, exact but for one
-// rounding each, and the output transform adds 9 products per channel pair. So each output or
-// gradient carries a few float32 roundings (2^-24 ~ 6e-8) per term more than a direct sum does,
-// times the terms' magnitudes; over the 16 * inC products a sum of n terms has error ~ n * 6e-8
-// * max |term| at worst, ~1e-6 of the largest value here (n <= 150). We compare the largest
-// difference to the largest magnitude (elementwise relative error means nothing where a sum
-// cancels to ~0) and allow 2e-5: 20x that bound, still 5 orders below what a wrong transform gives.
+// Tolerance. The F(2x2, 3x3) transforms' coefficients are 0, +-1 and +-1/2, exact in binary: a
+// transformed value sums at most 9 terms (|U| <= 2.25 max |g|, |V| <= 4 max |d|), and an output
+// sums 16 * inC products, then 9 transformed values. Each float32 addition rounds by at most
+// 2^-24 ~ 6e-8 of its result, and the transforms make the partial sums up to ~9x larger than a
+// direct sum's, so the worst case over n ~ 16 * inC + 9 roundings is ~n * 9 * 6e-8 ~ 1e-4 of the
+// largest value for inC = 16; rounding errors have random signs and grow as sqrt(n) in practice,
+// ~1e-6, which is what these cases show (im2col: ~1e-7). We compare the largest difference to the
+// largest magnitude (an elementwise relative error means nothing where a sum cancels to ~0) and
+// allow 2e-5: 20x what we see, inside the worst case, and 5 orders below the O(1) error of any
+// wrong coefficient (flipping one sign in a transform gives ~1).
 import type { LayersModel, Tensor, Variable } from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';

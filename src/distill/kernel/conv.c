@@ -2,7 +2,8 @@
 // matrix product (gemm.c): forward, patches . W; weight gradient, patches^T . dOut; input
 // gradient, dOut . W^T added back into the input pixels each window covered (col2im). The
 // patches a convolution sees are gathered once per step, in the forward pass (im2col), and kept
-// in Op.aux for the weight gradient.
+// in Op.aux for the weight gradient. A 3x3 stride-1 convolution with enough input channels runs
+// as Winograd F(2x2, 3x3) instead (winograd.c), where the host sets Op.winograd.
 
 #include "activation.h"
 #include "ops.h"
