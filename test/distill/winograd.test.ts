@@ -41,7 +41,7 @@ interface Conv {
 }
 
 /** Odd sizes (tiles overhang the right and bottom edges), channel counts off multiples of 4. */
-const cases: Record<string, { input: [number, number, number]; convs: [Conv, Conv] }> = {
+const cases: Record<string, { input: [number, number, number]; convs: [Conv, Conv]; adam?: false }> = {
   'valid then same, 7x9 input, 9 then 6 channels': {
     input: [7, 9, WINOGRAD_MIN_CHANNELS],
     convs: [
@@ -55,6 +55,19 @@ const cases: Record<string, { input: [number, number, number]; convs: [Conv, Con
       { filters: WINOGRAD_MIN_CHANNELS + 3, padding: 'same', activation: 'linear' },
       { filters: 3, padding: 'valid', activation: 'relu' },
     ],
+  },
+  'valid to one column then same, 4x3 input, 9 then 5 channels': {
+    input: [4, 3, WINOGRAD_MIN_CHANNELS],
+    convs: [
+      { filters: WINOGRAD_MIN_CHANNELS + 1, padding: 'valid', activation: 'linear' },
+      { filters: 5, padding: 'same', activation: 'relu' },
+    ],
+    // Not compared over Adam steps. On a 2x1 image, many taps' gradients are exactly 0 in TF.js
+    // by structure (they see only padding, or only outputs behind a dead relu); Winograd's
+    // transforms leave rounding noise there (~1e-8), which Adam, scale-free, turns into a step of
+    // ~lr / 10, and the trajectories part after 3 steps while each step's gradients still match
+    // autodiff to 1e-6 at the kernel's own weights (the one-step test; checked step by step).
+    adam: false,
   },
   'same both, 5x5 input, 16 channels': {
     input: [5, 5, 16],
@@ -150,7 +163,7 @@ describe('Winograd F(2x2, 3x3) convolutions in the WebAssembly kernel', () => {
     });
   }
 
-  for (const [name, { input, convs }] of Object.entries(cases)) {
+  for (const [name, { input, convs }] of Object.entries(cases).filter(([, c]) => c.adam !== false)) {
     it(`${name}: trains as autodiff with tf.train.adam does, step by step`, () => {
       const steps = 4;
       const x = randomArray(rows * input[0] * input[1] * input[2], 5, 2);
