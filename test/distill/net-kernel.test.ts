@@ -46,6 +46,15 @@ const students: Record<string, { input: number[]; layers: LayerSpec[] }> = {
       { type: 'dense', units: classes },
     ],
   },
+  'conv2d into a Winograd conv2d (3x3, stride 1, 8 input channels), odd size, same then valid': {
+    input: [7, 5, 2],
+    layers: [
+      { type: 'conv2d', filters: 8, kernelSize: 3, padding: 'same', activation: 'relu' },
+      { type: 'conv2d', filters: 5, kernelSize: 3, activation: 'tanh' },
+      { type: 'flatten' },
+      { type: 'dense', units: classes },
+    ],
+  },
   'depthwiseConv2d, multiplier 2, same; max pooling': {
     input: image,
     layers: [

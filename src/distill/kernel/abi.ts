@@ -26,6 +26,9 @@ export const OP_TYPE = {
 /** TILE in net_kd.h. */
 export const TILE = 32;
 
+/** WINOGRAD_CHUNK in net_kd.h. */
+export const WINOGRAD_CHUNK = 64;
+
 /** BATCH_NORM_STATS in net_kd.h. */
 export const BATCH_NORM_STATS = 6;
 
@@ -54,7 +57,7 @@ export const NET = {
 
 /** Op of net_kd.h: its size in bytes; per field, its offset in 4-byte words, its elements and their kind. */
 export const OP = {
-  bytes: 104,
+  bytes: 108,
   fields: {
     type: { word: 0, count: 1, kind: 'u32' },
     activation: { word: 1, count: 1, kind: 'u32' },
@@ -82,5 +85,6 @@ export const OP = {
     aux: { word: 23, count: 1, kind: 'ptr' },
     stats: { word: 24, count: 1, kind: 'ptr' },
     scratch: { word: 25, count: 1, kind: 'ptr' },
+    winograd: { word: 26, count: 1, kind: 'u32' },
   },
 } as const;

@@ -2,7 +2,8 @@
 // matrix product (gemm.c): forward, patches . W; weight gradient, patches^T . dOut; input
 // gradient, dOut . W^T added back into the input pixels each window covered (col2im). The
 // patches a convolution sees are gathered once per step, in the forward pass (im2col), and kept
-// in Op.aux for the weight gradient.
+// in Op.aux for the weight gradient. A 3x3 stride-1 convolution with enough input channels runs
+// as Winograd F(2x2, 3x3) instead (winograd.c), where the host sets Op.winograd.
 
 #include "activation.h"
 #include "ops.h"
@@ -63,6 +64,10 @@ static void scatterPatch(const Op *op, float *dx, u32 oy, u32 ox, const float *p
 // pass, and kept for the weight gradient. A pointwise convolution (and a Dense layer) reads its
 // input as it is.
 void convForward(const Op *op, const float *params, const float *in, u32 rows) {
+  if (op->winograd) {
+    winogradForward(op, params, in, rows);
+    return;
+  }
   const Op L = *op;
   const u32 K = L.kh * L.kw * L.inC, N = L.outC;
   const u32 pixels = L.outH * L.outW, total = rows * pixels;
@@ -83,6 +88,10 @@ void convForward(const Op *op, const float *params, const float *in, u32 rows) {
 // of output pixels at a time: their patches' gradients dOut . W^T, added back into the input
 // pixels each window covered.
 void convBackward(const Op *op, const float *params, float *grads, const float *in, const float *dOut, float *dIn, u32 rows) {
+  if (op->winograd) {
+    winogradBackward(op, grads, dOut, dIn, rows);
+    return;
+  }
   const Op L = *op;
   const u32 K = L.kh * L.kw * L.inC, N = L.outC;
   const u32 pixels = L.outH * L.outW, total = rows * pixels;

@@ -32,6 +32,9 @@ enum OpType { CONV = 0, DEPTHWISE = 1, MAX_POOL = 2, AVG_POOL = 3, GLOBAL_AVG = 
 // Output pixels whose patch gradients a convolution computes together before they are added back
 // into the input gradient (the tile stays in cache); the host sizes Op.scratch by it.
 #define TILE 32
+// Tiles a Winograd convolution (winograd.c) transforms and multiplies together; the host sizes
+// Op.scratch by it.
+#define WINOGRAD_CHUNK 64
 // Per-channel rows of BATCH_NORM's Op.stats: mean, 1/std, gamma, beta, sum of dOut, sum of
 // dOut * x-hat.
 #define BATCH_NORM_STATS 6
@@ -71,9 +74,10 @@ typedef struct {
   float epsilon;         // BATCH_NORM, LAYER_NORM
   float rate;            // DROPOUT
   float *output;         // [maxRows, outH * outW * outC]
-  float *aux;            // CONV: the batch's patches; norms: x-hat; DROPOUT: the scaled mask; max pools: argmax (as u32)
+  float *aux;            // CONV: the batch's patches (Winograd: its transformed input tiles); norms: x-hat; DROPOUT: the scaled mask; max pools: argmax (as u32)
   float *stats;          // BATCH_NORM: [BATCH_NORM_STATS, C] per-channel scratch; LAYER_NORM: 1/std per position
-  float *scratch;        // CONV: the kernel transposed, then TILE pixels' patch gradients
+  float *scratch;        // CONV: the kernel transposed, then TILE pixels' patch gradients (Winograd: see winograd.c)
+  u32 winograd;          // CONV: 1 for Winograd F(2x2, 3x3) (3x3, stride 1; the host chooses by shape), else 0
 } Op;
 
 // The host writes both structs through Uint32Array and Float32Array views of the memory, at the
@@ -105,7 +109,7 @@ FIELD_AT(Net, gradA, 15, 1);
 FIELD_AT(Net, gradB, 16, 1);
 FIELD_AT(Net, seed, 17, 1);
 
-_Static_assert(sizeof(Op) == 104, "sizeof(Op) is 104 bytes");
+_Static_assert(sizeof(Op) == 108, "sizeof(Op) is 108 bytes");
 FIELD_AT(Op, type, 0, 1);
 FIELD_AT(Op, activation, 1, 1);
 FIELD_AT(Op, inH, 2, 1);
@@ -132,6 +136,7 @@ FIELD_AT(Op, output, 22, 1);
 FIELD_AT(Op, aux, 23, 1);
 FIELD_AT(Op, stats, 24, 1);
 FIELD_AT(Op, scratch, 25, 1);
+FIELD_AT(Op, winograd, 26, 1);
 
 // The exports. step trains one step on `rows` rows of Net.x and returns the batch's KD loss
 // (without the teacher-only constant); Adam's bias corrections are folded into rate and epsilon

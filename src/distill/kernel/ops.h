@@ -20,6 +20,10 @@ void gemm(float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u3
 void convForward(const Op *op, const float *params, const float *in, u32 rows);
 void convBackward(const Op *op, const float *params, float *grads, const float *in, const float *dOut, float *dIn, u32 rows);
 
+// winograd.c: CONV by Winograd F(2x2, 3x3), where Op.winograd says so (conv.c hands over).
+void winogradForward(const Op *op, const float *params, const float *in, u32 rows);
+void winogradBackward(const Op *op, float *grads, const float *dOut, float *dIn, u32 rows);
+
 // depthwise.c: DEPTHWISE.
 void depthwiseForward(const Op *op, const float *params, const float *in, u32 rows);
 void depthwiseBackward(const Op *op, const float *params, float *grads, const float *in, const float *dOut, float *dIn, u32 rows);
