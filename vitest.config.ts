@@ -1,4 +1,10 @@
 import { defineConfig } from 'vitest/config';
+import { NET_KD_RELAXED_WASM } from './src/distill/kernel/net-kd-relaxed-wasm.js';
+
+// The kernel tests run both builds of the training kernel (src/distill/kernel-module.ts). Node 22
+// and later validate relaxed SIMD; Node 20 does only with this V8 flag, which the test processes
+// then get (test/distill/kernel-build.test.ts fails where they still cannot run it).
+const relaxedSimd = WebAssembly.validate(Buffer.from(NET_KD_RELAXED_WASM, 'base64')) ? [] : ['--experimental-wasm-relaxed-simd'];
 
 export default defineConfig({
   test: {
@@ -8,6 +14,6 @@ export default defineConfig({
     // TF.js keeps one global engine per process: files run in separate forks.
     pool: 'forks',
     // The memory tests collect garbage before sampling RSS, so that they see leaks, not GC timing.
-    execArgv: ['--expose-gc'],
+    execArgv: ['--expose-gc', ...relaxedSimd],
   },
 });

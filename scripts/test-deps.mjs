@@ -1,7 +1,8 @@
 // What the tests need beyond `npm ci`, installed by `npm test` (its pretest) where missing, each
 // step saying what it did, or what it skipped and why:
 // - Mesa's EGL, GLES and llvmpipe (Debian packages, through scripts/setup-test-deps.sh), on which
-//   Dawn's OpenGL ES backend gives the WebGPU tests a software adapter: only where apt-get exists.
+//   Dawn's OpenGL ES backend gives the WebGPU tests a software adapter, and clang, lld, clang-19 and
+//   lld-19, which build the WebAssembly kernel's two modules for its check: only where apt-get exists.
 // - onnxruntime-node, optional for users and found at run time, for the ONNX teacher tests:
 //   installed as users install it (--no-save, its CUDA download skipped).
 // Where the ONNX tests must not be skipped (DISTILL_GATE_REQUIRE_ONNXRUNTIME=1, which .ci/run
@@ -29,11 +30,11 @@ function mesa() {
   }
   const result = spawnSync('bash', [path.join(ROOT, 'scripts/setup-test-deps.sh')], { cwd: ROOT, stdio: 'inherit' });
   if (result.status === 0) {
-    say('Mesa (libegl1 libgles2 libgl1-mesa-dri), clang and lld (the kernel check): in place.');
+    say('Mesa (libegl1 libgles2 libgl1-mesa-dri), clang, lld, clang-19 and lld-19 (the kernel check): in place.');
     return true;
   }
   say(
-    `Mesa, clang and lld: scripts/setup-test-deps.sh failed (exit ${result.status ?? result.signal}); the WebGPU tests will fail without Mesa, and the kernel check is skipped without clang.`,
+    `Mesa, clang, lld, clang-19 and lld-19: scripts/setup-test-deps.sh failed (exit ${result.status ?? result.signal}); the WebGPU tests will fail without Mesa, and the kernel check is skipped without clang or clang-19.`,
   );
   return !strict;
 }

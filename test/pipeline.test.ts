@@ -28,7 +28,9 @@ describe('measure.backend', () => {
     // environment later runs compare timings with is the one speed was timed on.
     expect(tf.getBackend()).toBe('wasm');
     expect(result.report.environment.backend).toBe('cpu');
-    expect(log).toMatch(/training: kernel step on wasm; inference on wasm/);
+    // The relaxed SIMD kernel: Node 22 and later validate it, Node 20's test processes get the flag (vitest.config.ts).
+    expect(log).toMatch(/training: kernel step \(relaxed-simd module\) on wasm; inference on wasm/);
+    expect(result.report.training.step).toEqual({ kind: 'kernel', backend: 'wasm', kernelModule: 'relaxed-simd' });
     expect(log).toMatch(/speed: timed on cpu \(measure\.backend\)/);
     expect(result.report.metrics['speed.studentMs']).toBeGreaterThan(0);
   });
@@ -44,6 +46,32 @@ describe('measure.backend', () => {
     expect(error).toBeInstanceOf(InputError);
     expect((error as InputError).culprit).toBe('measure.backend');
     expect((error as Error).message).toMatch(/@tensorflow\/tfjs-node/);
+  });
+});
+
+describe('DISTILL_GATE_KERNEL', () => {
+  const withKernel = async <T>(value: string, body: () => Promise<T>): Promise<T> => {
+    const before = process.env.DISTILL_GATE_KERNEL;
+    process.env.DISTILL_GATE_KERNEL = value;
+    try {
+      return await body();
+    } finally {
+      if (before === undefined) delete process.env.DISTILL_GATE_KERNEL;
+      else process.env.DISTILL_GATE_KERNEL = before;
+    }
+  };
+
+  it('trains on the SIMD128 kernel when set to simd128, and the report says so', async () => {
+    const { result, log } = await withKernel('simd128', () => run('backend: wasm'));
+    expect(log).toMatch(/training: kernel step \(simd128 module\) on wasm/);
+    expect(result.report.training.step?.kernelModule).toBe('simd128');
+  });
+
+  it('fails before any training, naming the variable, on a value it does not know', async () => {
+    const error = await withKernel('fma', () => run('backend: wasm')).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).culprit).toBe('DISTILL_GATE_KERNEL');
+    expect((error as Error).message).toMatch(/"fma" is not a kernel module/);
   });
 });
 

@@ -2,7 +2,7 @@ import type { layers, LayersModel, Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import { correctedAdam } from './adam.js';
 import { ACTIVATION, BATCH_NORM_STATS, NET, OP, OP_TYPE, TILE, WINOGRAD_CHUNK } from './kernel/abi.js';
-import { NET_KD_WASM } from './kernel/net-kd-wasm.js';
+import { chooseKernelModule, compiledKernel, type KernelModuleName } from './kernel-module.js';
 import type { SoftmaxTerm } from './targets.js';
 
 const PAGE = 65536;
@@ -270,8 +270,6 @@ export class KernelTrap extends Error {
   }
 }
 
-let compiled: WebAssembly.Module | undefined;
-
 const size = (shape: Shape) => shape[0] * shape[1] * shape[2];
 
 /**
@@ -303,12 +301,13 @@ export class NetKernel {
     private readonly learningRate: number,
     /** Dropout masks of step t are drawn from seed * 7919 + t, as the autodiff step seeds them. */
     private readonly seed: number,
+    /** Which build of the kernel trains (kernel-module.ts): by default relaxed SIMD where the engine has it. */
+    readonly module: KernelModuleName = chooseKernelModule(),
     private readonly beta1 = 0.9,
     private readonly beta2 = 0.999,
     private readonly epsilon = tf.backend().epsilon(),
   ) {
-    compiled ??= new WebAssembly.Module(Buffer.from(NET_KD_WASM, 'base64'));
-    const instance = new WebAssembly.Instance(compiled, { env: { exp: Math.exp, log: Math.log } });
+    const instance = new WebAssembly.Instance(compiledKernel(module), { env: { exp: Math.exp, log: Math.log } });
     const exports = instance.exports as {
       memory: WebAssembly.Memory;
       step: NetKernel['stepFunction'];

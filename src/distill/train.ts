@@ -50,6 +50,8 @@ export interface TrainingPath {
   kind: TrainingStep['kind'];
   backend: string;
   whyNotKernel?: string;
+  /** The kernel step's module: relaxed-simd or simd128. */
+  kernelModule?: string;
 }
 
 export interface TrainResult {
@@ -89,7 +91,12 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
     kind: options.step,
     seed: settings.seed,
   });
-  options.onStep?.({ kind: step.kind, backend: tf.getBackend(), whyNotKernel: step.whyNotKernel });
+  options.onStep?.({
+    kind: step.kind,
+    backend: tf.getBackend(),
+    whyNotKernel: step.whyNotKernel,
+    ...(step.kernelModule ? { kernelModule: step.kernelModule } : {}),
+  });
   const random = seededRandom(settings.seed);
   const width = rowLength(train.sampleShape);
   const classes = student.outputWidth;

@@ -10,6 +10,7 @@ import { FlatAdam } from './adam.js';
 import { kdLoss, kdLossAndGradient } from './loss.js';
 import { kdTerms } from './targets.js';
 import { activationOf, appliedByAutodiffOnly, NetKernel, planKernel } from './net-kernel.js';
+import type { KernelModuleName } from './kernel-module.js';
 import type { SoftmaxTerm } from './targets.js';
 
 /**
@@ -27,6 +28,8 @@ import type { SoftmaxTerm } from './targets.js';
  */
 export interface TrainingStep {
   kind: 'kernel' | 'dense' | 'autodiff';
+  /** The kernel step only: which build of the kernel trains (kernel-module.ts). */
+  kernelModule?: KernelModuleName;
   /** Why the student did not get the WebAssembly kernel, when it did not. */
   whyNotKernel?: string;
   /**
@@ -55,6 +58,8 @@ export interface StepSettings {
   kind?: TrainingStep['kind'];
   /** Seeds the kernel's dropout masks (distill.seed); the autodiff step seeds Dropout layers itself. */
   seed?: number;
+  /** The kernel step's module; by default chooseKernelModule's (DISTILL_GATE_KERNEL, else what the engine validates). */
+  kernelModule?: KernelModuleName;
 }
 
 /** Activations whose derivative the dense step knows, in terms of the layer's output: the kernel's. */
@@ -90,7 +95,7 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
   if (kind === 'kernel' && 'ops' in plan) {
     let kernel: NetKernel;
     try {
-      kernel = new NetKernel(tf, plan.ops, terms, maxRows, learningRate, settings.seed ?? 0);
+      kernel = new NetKernel(tf, plan.ops, terms, maxRows, learningRate, settings.seed ?? 0, settings.kernelModule);
     } catch (error) {
       // A student too large for a 32-bit WebAssembly memory (4 GiB) trains in TF.js ops instead,
       // where those have every gradient it needs: a Dense stack. Any other student on this
@@ -101,6 +106,7 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
     }
     return {
       kind,
+      kernelModule: kernel.module,
       run: (x, targets, rows) => kernel.run(x, targets, rows),
       sync: () => kernel.sync(),
       predict: (x, rows) => kernel.predict(x, rows),

@@ -1,6 +1,6 @@
 import type { Config } from '../config/load.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
-import { SCHEMA_VERSION, type Environment, type Report } from './report.js';
+import { SCHEMA_VERSION, type Environment, type Report, type TrainingStepRecord } from './report.js';
 
 /**
  * Everything a report is built from, whichever way the run ended: the one shape that buildReport
@@ -27,7 +27,7 @@ export interface ReportParts {
     seconds: number;
     teacherSeconds: number;
     softTargets: 'computed' | 'cache';
-    step?: { kind: string; backend: string; whyNotKernel?: string };
+    step?: TrainingStepRecord;
   };
   samples?: { train: number; eval: number; labels: boolean };
   /** Where the student was written (its model.json); absent when none was (a run cut short). */
@@ -86,7 +86,7 @@ export function baseReport(parts: ReportParts): Report {
       alpha: config.distill.alpha,
       seed: config.distill.seed,
       labels: samples?.labels ?? false,
-      ...(training?.step ? { step: training.step } : {}),
+      ...(training?.step ? { step: stepRecord(training.step) } : {}),
     },
     environment: parts.environment ?? UNKNOWN_ENVIRONMENT,
     teacher: {
@@ -128,4 +128,9 @@ export function baseReport(parts: ReportParts): Report {
  */
 export function withOutcome(report: Report, outcome: Partial<Pick<Report, 'verdict' | 'reasons' | 'gates' | 'metrics' | 'override' | 'baseline'>>): Report {
   return { ...report, ...outcome };
+}
+
+/** report.training.step, its optional fields present only when set. */
+function stepRecord({ kind, backend, whyNotKernel, kernelModule }: TrainingStepRecord): TrainingStepRecord {
+  return { kind, backend, ...(whyNotKernel !== undefined ? { whyNotKernel } : {}), ...(kernelModule ? { kernelModule } : {}) };
 }

@@ -3,7 +3,7 @@ import type { Config } from '../config/load.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
 import { baseReport } from './base.js';
-import type { Environment, Report } from './report.js';
+import type { Environment, Report, TrainingStepRecord } from './report.js';
 
 /**
  * What buildReport needs of a run: the stages' results (src/stages/), as plain data. Spelled out
@@ -23,7 +23,7 @@ export interface RunRecord {
   };
   distillation: {
     training: { epochsCompleted: number; loss: number[] };
-    path?: { kind: string; backend: string; whyNotKernel?: string };
+    path?: TrainingStepRecord;
     seconds: number;
     teacherSeconds: number;
     softTargets: 'computed' | 'cache';

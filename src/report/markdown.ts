@@ -226,7 +226,8 @@ function chanceLevel(report: Report): string[] {
 
 function footer(report: Report, phases?: PhaseSeconds): string {
   const { environment: e, training: t } = report;
-  const step = t.step ? `; ${esc(t.step.kind)} training step on ${esc(t.step.backend)}` : '';
+  const module = t.step?.kernelModule ? ` (${esc(t.step.kernelModule)} module)` : '';
+  const step = t.step ? `; ${esc(t.step.kind)} training step${module} on ${esc(t.step.backend)}` : '';
   const teacher =
     (report.teacher.runtime ? `; teacher in ${esc(report.teacher.runtime)}` : '') +
     (report.student.runtime ? `; student timed in ${esc(report.student.runtime)}` : '');

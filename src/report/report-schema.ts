@@ -89,7 +89,7 @@ function reportSchema(object: ObjectOf) {
       alpha: z.number(),
       seed: z.number(),
       labels: z.boolean(),
-      step: object({ kind: z.string(), backend: z.string(), whyNotKernel: z.string().optional() }).optional(),
+      step: object({ kind: z.string(), backend: z.string(), whyNotKernel: z.string().optional(), kernelModule: z.string().optional() }).optional(),
     }),
     environment: object({
       backend: backendName,

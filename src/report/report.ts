@@ -8,6 +8,14 @@ import { InputError } from '../errors.js';
 /** report.json's format version; readers refuse others (report-schema.ts). Change it only when old readers would misread a new report. */
 export const SCHEMA_VERSION = 1;
 
+/** report.training.step: which step trained the student, where, and with which kernel build. */
+export interface TrainingStepRecord {
+  kind: string;
+  backend: string;
+  whyNotKernel?: string;
+  kernelModule?: string;
+}
+
 export interface Environment {
   backend: string;
   backendSource: string;
@@ -47,8 +55,12 @@ export interface Report {
     alpha: number;
     seed: number;
     labels: boolean;
-    /** How the student was trained: the step (kernel, dense, autodiff) and its backend; inference ran on `backend`. */
-    step?: { kind: string; backend: string; whyNotKernel?: string };
+    /**
+     * How the student was trained: the step (kernel, dense, autodiff) and its backend; inference ran
+     * on `backend`. `kernelModule`: the kernel step's build, relaxed-simd (fused multiply-adds where
+     * the engine has relaxed SIMD) or simd128; the two may differ in the last bits.
+     */
+    step?: TrainingStepRecord;
   };
   environment: Environment;
   /** `runtime`: where a teacher outside TF.js ran (its pass and its timing), e.g. "onnxruntime-node 1.30.0 (cpu, 2 threads)"; absent for TF.js teachers. */

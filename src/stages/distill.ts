@@ -98,7 +98,7 @@ export async function distillStudent(session: Session, config: Config, { clock, 
       onStep: (chosen) => {
         path = chosen;
         log(
-          `training: ${chosen.kind} step on ${chosen.backend}${chosen.whyNotKernel ? ` (not the WebAssembly kernel: ${chosen.whyNotKernel})` : ''}; inference on ${backend.name}`,
+          `training: ${chosen.kind} step${chosen.kernelModule ? ` (${chosen.kernelModule} module)` : ''} on ${chosen.backend}${chosen.whyNotKernel ? ` (not the WebAssembly kernel: ${chosen.whyNotKernel})` : ''}; inference on ${backend.name}`,
         );
       },
     }),

@@ -4,6 +4,7 @@ import { loadSplit, type Dataset } from '../data/dataset.js';
 import { probeTrainingStep } from '../distill/training-step.js';
 import { locatedCulprit } from '../config/locate.js';
 import { InputError } from '../errors.js';
+import { chooseKernelModule } from '../distill/kernel-module.js';
 import { parseGates, type GateCheck } from '../gates/gates.js';
 import { measuredMetrics } from '../measure/metrics.js';
 import type { LoadedModel } from '../models/model.js';
@@ -39,6 +40,8 @@ export interface PrepareOptions {
 /** Stage 1: backend, data, models, gates and baseline, everything that can fail on bad input, before any training. */
 export async function prepare(config: Config, { searchFrom, log }: PrepareOptions): Promise<Session> {
   const baseline = config.baseline ? { path: config.baseline, report: await readReport(config.baseline) } : undefined;
+  // A bad DISTILL_GATE_KERNEL fails here, not when training begins after the teacher's pass.
+  chooseKernelModule();
   let backend = await resolveBackend(config.backend, { searchFrom });
   log(describeChoice(backend));
 

@@ -157,6 +157,22 @@ describe('buildReport', () => {
     expect(renderMarkdown(buildReport(record()))).toContain('kernel training step on wasm');
   });
 
+  it('records which kernel module trained, through report.json and into the footer', () => {
+    const base = record();
+    const trained = (kernelModule: string) =>
+      buildReport({ ...base, distillation: { ...base.distillation, path: { kind: 'kernel', backend: 'wasm', kernelModule } } });
+    const report = trained('relaxed-simd');
+    expect(report.training.step).toEqual({ kind: 'kernel', backend: 'wasm', kernelModule: 'relaxed-simd' });
+    const read = parseReport(JSON.parse(JSON.stringify(report)), 'report.json', 'untrusted');
+    expect(read.training.step?.kernelModule).toBe('relaxed-simd');
+    expect(renderMarkdown(read)).toContain('kernel training step (relaxed-simd module) on wasm');
+    expect(renderMarkdown(trained('simd128'))).toContain('kernel training step (simd128 module) on wasm');
+    // Another step has no module, and says none.
+    expect('kernelModule' in buildReport(record()).training.step!).toBe(false);
+    // An uploaded report's module name is text like any other.
+    expect(renderMarkdown(trained('<img src=x>'))).not.toContain('<img');
+  });
+
   it("keeps each finished phase's seconds, which report.json readers take back", () => {
     const phases = { load: 0.5, 'teacher pass': 1.25, distillation: 3.25, measuring: 2 };
     const report = buildReport(record({ phases }));

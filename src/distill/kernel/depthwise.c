@@ -25,7 +25,7 @@ void depthwiseForward(const Op *op, const float *params, const float *in, u32 ro
             if (ix < 0 || ix >= (int)L.inW) continue;
             const float *xp = x + ((u32)iy * L.inW + (u32)ix) * C;
             const float *wp = w + (ky * L.kw + kx) * N;
-            if (m == 1) for (u32 c = 0; c < C; c++) o[c] += xp[c] * wp[c];
+            if (m == 1) maddSpan(o, xp, wp, C);
             else for (u32 c = 0; c < N; c++) o[c] += xp[c / m] * wp[c];
           }
         }
@@ -62,8 +62,8 @@ void depthwiseBackward(const Op *op, const float *params, float *grads, const fl
             if (ix < 0 || ix >= (int)L.inW) continue;
             const u32 at = ((u32)iy * L.inW + (u32)ix) * C, tap = (ky * L.kw + kx) * N;
             if (m == 1) {
-              for (u32 c = 0; c < C; c++) gw[tap + c] += x[at + c] * d[c];
-              if (dx) for (u32 c = 0; c < C; c++) dx[at + c] += w[tap + c] * d[c];
+              maddSpan(gw + tap, x + at, d, C);
+              if (dx) maddSpan(dx + at, w + tap, d, C);
             } else {
               for (u32 c = 0; c < N; c++) gw[tap + c] += x[at + c / m] * d[c];
               if (dx) for (u32 c = 0; c < N; c++) dx[at + c / m] += w[tap + c] * d[c];

@@ -1,10 +1,11 @@
 // Matrix products: every pass of a convolution, pointwise convolution or Dense layer is one
 // (conv.c): forward, patches . W; weight gradient, patches^T . dOut; input gradient, dOut . W^T.
-// A 4 x 8 register-blocked micro-kernel does the work.
+// A 4 x 8 register-blocked micro-kernel does the work, its multiply-adds MADD (vector.h).
 
 #include <wasm_simd128.h>
 
 #include "ops.h"
+#include "vector.h"
 
 // A micro-kernel keeps an RB x (4 * NV) block of out in registers while it walks K: per step, NV
 // loads of B are shared by RB rows. Always inlined with constant RB and NV, so the accumulators
@@ -18,7 +19,7 @@ static inline __attribute__((always_inline)) void microKernel(const int RB, cons
     for (int v = 0; v < NV; v++) row[v] = wasm_v128_load(b + i * bs + 4 * v);
     for (int r = 0; r < RB; r++) {
       const v128_t s = wasm_f32x4_splat(a[r * ar + i * ai]);
-      for (int v = 0; v < NV; v++) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_f32x4_mul(s, row[v]));
+      for (int v = 0; v < NV; v++) acc[r][v] = MADD(acc[r][v], s, row[v]);
     }
   }
   for (int r = 0; r < RB; r++)

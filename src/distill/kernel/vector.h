@@ -7,6 +7,16 @@
 
 #include "net_kd.h"
 
+// acc + a * b, four lanes. The kernel is built twice from the same source (scripts/build-kernel.mjs):
+// with SIMD128 alone, a multiply then an add, each rounded; with relaxed SIMD (-mrelaxed-simd),
+// f32x4.relaxed_madd, which the engine may fuse into one FMA, rounded once (x86 with FMA, arm64)
+// or not. The two modules may differ in the last bits; each is reproducible on its own.
+#ifdef __wasm_relaxed_simd__
+#define MADD(acc, a, b) wasm_f32x4_relaxed_madd((a), (b), (acc))
+#else
+#define MADD(acc, a, b) wasm_f32x4_add((acc), wasm_f32x4_mul((a), (b)))
+#endif
+
 static inline u32 inSize(const Op *op) { return op->inH * op->inW * op->inC; }
 static inline u32 outSize(const Op *op) { return op->outH * op->outW * op->outC; }
 
@@ -27,6 +37,13 @@ static inline void addSpan(float *__restrict to, const float *__restrict from, u
   u32 i = 0;
   for (; i + 4 <= n; i += 4) wasm_v128_store(to + i, wasm_f32x4_add(wasm_v128_load(to + i), wasm_v128_load(from + i)));
   for (; i < n; i++) to[i] += from[i];
+}
+
+// to += a * b, element by element.
+static inline void maddSpan(float *__restrict to, const float *__restrict a, const float *__restrict b, u32 n) {
+  u32 i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(to + i, MADD(wasm_v128_load(to + i), wasm_v128_load(a + i), wasm_v128_load(b + i)));
+  for (; i < n; i++) to[i] += a[i] * b[i];
 }
 
 // sums[c] += x[p][c] over [count, C] activations (a bias gradient, a channel mean); restrict-

@@ -1,0 +1,64 @@
+import { InputError } from '../errors.js';
+import { NET_KD_RELAXED_WASM } from './kernel/net-kd-relaxed-wasm.js';
+import { NET_KD_WASM } from './kernel/net-kd-wasm.js';
+
+/**
+ * The two builds of the training kernel (scripts/build-kernel.mjs), from the same C source:
+ * - 'relaxed-simd': its multiply-adds are f32x4.relaxed_madd, which the engine runs as one fused
+ *   multiply-add where the CPU has one (x86-64 with FMA3, arm64), else as a multiply and an add;
+ * - 'simd128': a multiply and an add, each rounded, everywhere.
+ * The two may differ in the last bits of the weights they train; each is reproducible on its own
+ * (on one kind of CPU for relaxed-simd).
+ */
+export const KERNEL_MODULES = ['relaxed-simd', 'simd128'] as const;
+export type KernelModuleName = (typeof KERNEL_MODULES)[number];
+
+/** The environment variable that picks the module: auto (the default), relaxed-simd or simd128. */
+export const KERNEL_VARIABLE = 'DISTILL_GATE_KERNEL';
+
+const BASE64: Record<KernelModuleName, string> = { 'relaxed-simd': NET_KD_RELAXED_WASM, simd128: NET_KD_WASM };
+const bytes = new Map<KernelModuleName, Uint8Array<ArrayBuffer>>();
+const compiled = new Map<KernelModuleName, WebAssembly.Module>();
+
+/** A module's bytes, decoded once. */
+export function kernelBytes(name: KernelModuleName): Uint8Array<ArrayBuffer> {
+  let decoded = bytes.get(name);
+  if (!decoded) bytes.set(name, (decoded = new Uint8Array(Buffer.from(BASE64[name], 'base64'))));
+  return decoded;
+}
+
+/** A module compiled once per process. */
+export function compiledKernel(name: KernelModuleName): WebAssembly.Module {
+  let module = compiled.get(name);
+  if (!module) compiled.set(name, (module = new WebAssembly.Module(kernelBytes(name))));
+  return module;
+}
+
+/**
+ * Which module trains: relaxed-simd where this engine validates it (Node 22 and later; Node 20
+ * only with --experimental-wasm-relaxed-simd), else simd128. `setting` (DISTILL_GATE_KERNEL)
+ * forces one: simd128 to reproduce results of the SIMD128 module (all releases before the relaxed
+ * one) on any engine; relaxed-simd fails where the engine lacks it rather than fall back.
+ */
+export function chooseKernelModule(
+  setting: string | undefined = process.env[KERNEL_VARIABLE],
+  validate: (bytes: Uint8Array<ArrayBuffer>) => boolean = (b) => WebAssembly.validate(b),
+): KernelModuleName {
+  const wanted = setting?.trim().toLowerCase() || 'auto';
+  if (wanted === 'simd128') return 'simd128';
+  if (wanted !== 'auto' && wanted !== 'relaxed-simd') {
+    throw new InputError(
+      KERNEL_VARIABLE,
+      `${JSON.stringify(String(setting).slice(0, 40))} is not a kernel module; set it to auto (the default), relaxed-simd or simd128.`,
+    );
+  }
+  if (validate(kernelBytes('relaxed-simd'))) return 'relaxed-simd';
+  if (wanted === 'relaxed-simd') {
+    throw new InputError(
+      KERNEL_VARIABLE,
+      `relaxed-simd was asked for, but this engine (Node ${process.versions.node}) does not validate WebAssembly relaxed SIMD: ` +
+        'run Node 22 or later, or Node 20 with --experimental-wasm-relaxed-simd, or set it to auto or simd128.',
+    );
+  }
+  return 'simd128';
+}
