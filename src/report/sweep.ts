@@ -4,6 +4,16 @@
  * the pipeline and merge build the candidates, `buildSweep` puts the report's `sweep` together.
  */
 
+import { metricSpec } from '../measure/metrics.js';
+
+/** The stages a candidate is measured in, and so the gates it is judged on: the others (quantized, ONNX, paired speed, teacher diff) concern the shipped student alone. */
+export const SWEPT_STAGES: ReadonlySet<string> = new Set(['size', 'speed', 'agreement']);
+
+/** A run's metrics of the stages a candidate is measured in. */
+export function sweptMetrics(metrics: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(metrics).filter(([name]) => SWEPT_STAGES.has(metricSpec(name)?.stage ?? '')));
+}
+
 /** The metrics the front is drawn on: bytes (smaller is better) against top-1 agreement (higher is better). */
 export const FRONT_SIZE = 'size.studentBytes';
 export const FRONT_AGREEMENT = 'agreement.top1';

@@ -9,13 +9,10 @@ import { measureSpeed } from '../measure/speed.js';
 import { speedLimits } from '../measure/timing.js';
 import { firstLine, type LoadedModel } from '../models/model.js';
 import { predictLogits } from '../models/predict.js';
-import type { SweepCandidate } from '../report/sweep.js';
+import { SWEPT_STAGES, sweptMetrics, type SweepCandidate } from '../report/sweep.js';
 import { abortReason, type RunClock } from '../run-control.js';
 import { trainStudent, type Distillation } from './distill.js';
 import type { Session } from './prepare.js';
-
-/** The stages a candidate is measured in, and so the gates it is judged on: the others (quantized, ONNX, paired speed, teacher diff) concern the shipped student alone. */
-const SWEPT_STAGES = new Set(['size', 'speed', 'agreement']);
 
 export interface SweepOptions {
   /** The run's clock: once `stop` has fired (the budget's training share, a cancel), the candidates left are not run. */
@@ -117,10 +114,6 @@ async function measureCandidate(session: Session, config: Config, model: LoadedM
 function judgeCandidate(session: Session, metrics: Record<string, number>): GateResult[] {
   const checks = session.checks.filter((check) => SWEPT_STAGES.has(metricSpec(check.metric)?.stage ?? ''));
   return evaluateGates(checks, metrics, session.baseline?.report.metrics);
-}
-
-function sweptMetrics(metrics: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(metrics).filter(([name]) => SWEPT_STAGES.has(metricSpec(name)?.stage ?? '')));
 }
 
 const base = (spec: SweepCandidateSpec) => ({ name: spec.name, from: 'model' in spec.source ? spec.source.model : 'layers' });
