@@ -130,6 +130,9 @@ export function baseReport(parts: ReportParts): Report {
  * A report derived from another (re-judged, merged): its judged outcome replaced, every other
  * field carried as the run wrote it, so that a field added to baseReport reaches these too.
  */
-export function withOutcome(report: Report, outcome: Partial<Pick<Report, 'verdict' | 'reasons' | 'gates' | 'metrics' | 'override' | 'baseline'>>): Report {
+export function withOutcome(
+  report: Report,
+  outcome: Partial<Pick<Report, 'verdict' | 'reasons' | 'gates' | 'metrics' | 'override' | 'baseline' | 'sweep'>>,
+): Report {
   return { ...report, ...outcome };
 }

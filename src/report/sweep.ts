@@ -4,6 +4,7 @@
  * the pipeline and merge build the candidates, `buildSweep` puts the report's `sweep` together.
  */
 
+import { evaluateGates, type GateCheck, type GateResult } from '../gates/gates.js';
 import { metricSpec } from '../measure/metrics.js';
 
 /** The stages a candidate is measured in, and so the gates it is judged on: the others (quantized, ONNX, paired speed, teacher diff) concern the shipped student alone. */
@@ -12,6 +13,36 @@ export const SWEPT_STAGES: ReadonlySet<string> = new Set(['size', 'speed', 'agre
 /** A run's metrics of the stages a candidate is measured in. */
 export function sweptMetrics(metrics: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(metrics).filter(([name]) => SWEPT_STAGES.has(metricSpec(name)?.stage ?? '')));
+}
+
+/** Whether a candidate passes every gate of `checks` on the stages it is measured in (relative ones against `baseline`), and the gates it fails. */
+export function judgeCandidate(
+  checks: readonly GateCheck[],
+  metrics: Record<string, number>,
+  baseline?: Record<string, number>,
+): Pick<SweepCandidate, 'passesGates' | 'failingGates'> {
+  const swept = checks.filter((check) => SWEPT_STAGES.has(metricSpec(check.metric)?.stage ?? ''));
+  return verdictOf(evaluateGates([...swept], metrics, baseline));
+}
+
+/** `passesGates` and `failingGates` from judged gates: a gate at level error that failed fails the candidate. */
+export function verdictOf(gates: readonly GateResult[]): Pick<SweepCandidate, 'passesGates' | 'failingGates'> {
+  const failing = gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
+  return { passesGates: failing.length === 0, ...(failing.length > 0 ? { failingGates: failing } : {}) };
+}
+
+/**
+ * An uploaded report's sweep, believing none of its conclusions: each candidate re-judged with the
+ * checks the report is re-judged with, the configured one by the re-judged gates, the front
+ * recomputed from the metrics. Candidates not measured stay as they are.
+ */
+export function rejudgeSweep(sweep: Sweep, checks: readonly GateCheck[], gates: readonly GateResult[], baseline?: Record<string, number>): Sweep {
+  return buildSweep(
+    sweep.candidates.map(({ onFront: _, failingGates: __, ...c }) =>
+      c.status !== 'measured' ? { ...c, passesGates: null } : { ...c, ...(c.configured ? verdictOf(gates) : judgeCandidate(checks, c.metrics, baseline)) },
+    ),
+    sweep.timedOn,
+  );
 }
 
 /** The metrics the front is drawn on: bytes (smaller is better) against top-1 agreement (higher is better). */

@@ -86,7 +86,8 @@ export async function distillStudent(session: Session, config: Config, { clock, 
     path,
     seconds,
     softTargets: targets.source,
-    trainLogits: targets.logits,
+    // Kept for the sweep only: a large transfer set's logits are not held through measuring otherwise.
+    ...(config.students ? { trainLogits: targets.logits } : {}),
     overBudget: clock.stop.aborted && !clock.hurry.aborted,
   };
 }

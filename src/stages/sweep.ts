@@ -1,15 +1,14 @@
 import type { Config } from '../config/load.js';
 import { CONFIGURED_NAME, type SweepCandidateSpec } from '../config/students.js';
 import type { ProgressSink } from '../distill/progress.js';
-import { evaluateGates, type GateResult } from '../gates/gates.js';
+import type { GateResult } from '../gates/gates.js';
 import { measureAgreement } from '../measure/agreement.js';
-import { metricSpec } from '../measure/metrics.js';
 import { sizeMetrics } from '../measure/size.js';
 import { measureSpeed } from '../measure/speed.js';
 import { speedLimits } from '../measure/timing.js';
 import { firstLine, type LoadedModel } from '../models/model.js';
 import { predictLogits } from '../models/predict.js';
-import { SWEPT_STAGES, sweptMetrics, type SweepCandidate } from '../report/sweep.js';
+import { judgeCandidate, sweptMetrics, verdictOf, type SweepCandidate } from '../report/sweep.js';
 import { abortReason, type RunClock } from '../run-control.js';
 import { trainStudent, type Distillation } from './distill.js';
 import type { Session } from './prepare.js';
@@ -58,15 +57,11 @@ export async function runSweep(
           );
         } else {
           const metrics = await measureCandidate(session, config, model, distillation.teacherEvalLogits, clock);
-          const failing = judgeCandidate(session, metrics)
-            .filter((g) => g.status === 'fail')
-            .map((g) => `${g.metric} (${g.expected})`);
           results[i] = {
             ...base(spec),
             status: 'measured',
             metrics,
-            passesGates: failing.length === 0,
-            ...(failing.length > 0 ? { failingGates: failing } : {}),
+            ...judgeCandidate(session.checks, metrics, session.baseline?.report.metrics),
             epochs: training.epochsCompleted,
             seconds: (performance.now() - started) / 1000,
             ...(training.stopKind === 'loss' ? { reason: training.stoppedBecause } : {}),
@@ -87,15 +82,13 @@ export async function runSweep(
 
 /** The configured student as a candidate of its own sweep: its measured metrics, and whether every gate passed. */
 export function configuredCandidate(config: Config, metrics: Record<string, number>, gates: GateResult[]): Omit<SweepCandidate, 'onFront'> {
-  const failing = gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
   return {
     name: CONFIGURED_NAME,
     from: 'model' in config.student ? config.student.model : 'layers',
     configured: true,
     status: 'measured',
     metrics: sweptMetrics(metrics),
-    passesGates: failing.length === 0,
-    ...(failing.length > 0 ? { failingGates: failing } : {}),
+    ...verdictOf(gates),
   };
 }
 
@@ -108,12 +101,6 @@ async function measureCandidate(session: Session, config: Config, model: LoadedM
   const limits = speedLimits(config.measure.speedBudgetSeconds, { speedBudgetMs: clock.measureMs(), signal: clock.hurry });
   const speed = await measureSpeed(tf, teacher, model, evalSet, config.measure, { limits });
   return sweptMetrics({ ...sizeMetrics(teacher, model), ...speed.metrics, ...agreement.metrics });
-}
-
-/** The config's gates on the metrics a candidate has, relative ones against the baseline's metrics. */
-function judgeCandidate(session: Session, metrics: Record<string, number>): GateResult[] {
-  const checks = session.checks.filter((check) => SWEPT_STAGES.has(metricSpec(check.metric)?.stage ?? ''));
-  return evaluateGates(checks, metrics, session.baseline?.report.metrics);
 }
 
 const base = (spec: SweepCandidateSpec) => ({ name: spec.name, from: 'model' in spec.source ? spec.source.model : 'layers' });

@@ -182,3 +182,25 @@ describe('merge builds the front from a matrix of legs', () => {
     expect(merged.markdown).not.toContain('### Sweep');
   });
 });
+
+describe('an uploaded sweep is re-judged, not believed', () => {
+  it("recomputes each candidate's gates with the report's thresholds and the front from the metrics", async () => {
+    const { rejudgeReport } = await import('../../src/report/rejudge.js');
+    const claimed = buildSweep([
+      measured('student', 800, 0.97, true, { configured: true }),
+      // Claims to pass at 50% agreement, beside the report's agreement.top1 >= 0.93 gate.
+      measured('liar', 100, 0.5, true),
+      measured('w16', 200, 0.96, true),
+    ]);
+    const forged = { ...claimed, front: ['w16'], candidates: claimed.candidates.map((c) => ({ ...c, onFront: c.name === 'w16' })) };
+    const upload = parseReport(JSON.parse(JSON.stringify(sampleReport({ sweep: forged }))), 'r.json', 'untrusted');
+    const sweep = rejudgeReport(upload, 'r.json').sweep!;
+    expect(sweep.candidates.map((c) => [c.name, c.passesGates, c.onFront])).toEqual([
+      ['student', true, true],
+      ['liar', false, true],
+      ['w16', true, true],
+    ]);
+    expect(sweep.candidates[1].failingGates).toEqual(['agreement.top1 (>= 0.93)']);
+    expect(sweep.front).toEqual(['liar', 'w16', 'student']);
+  });
+});
