@@ -18,6 +18,9 @@ import { judgeRun } from './stages/judge.js';
 import { measureStudent, type BaseTeacher } from './stages/measure.js';
 import { prepare, type Session } from './stages/prepare.js';
 import { writeOutputs } from './stages/write.js';
+import { configuredCandidate, runSweep } from './stages/sweep.js';
+import { buildSweep, type Sweep, type SweepCandidate } from './report/sweep.js';
+import type { GateResult } from './gates/gates.js';
 
 export type { RunResult } from './report/report.js';
 
@@ -95,9 +98,11 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
 
 /** What the stages have left so far, for a run forced to end before they finish. */
 interface RunProgress {
-  phase: 'preparing' | "running the teacher's pass" | 'distilling' | 'measuring' | 'writing the report';
+  phase: 'preparing' | "running the teacher's pass" | 'distilling' | 'measuring' | 'sweeping the candidates' | 'writing the report';
   session?: Session;
   distillation?: Distillation;
+  /** The sweep's candidates so far (the configured student first), those not reached as not run. */
+  sweep?: Array<Omit<SweepCandidate, 'onFront'>>;
   /** Each finished phase's wall time, for the report's footer. */
   phases: PhaseSeconds;
 }
@@ -149,6 +154,11 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
     // A cancel during training is in how training stopped; one after it is the judge's to know.
     const cancelledWhileMeasuring = clock.hurry.aborted && distillation.training.stopKind !== 'abort' ? abortReason(clock.hurry) : undefined;
     const judgement = judgeRun(session, config, distillation, measurement, { acceptance: options.acceptRegression, cancelledWhileMeasuring });
+    const sweep =
+      session.candidates.length > 0
+        ? await sweepCandidates(session, config, distillation, measurement.metrics, judgement.gates, clock, progress, options)
+        : undefined;
+    phaseStarted = performance.now();
     const studentDir = path.join(options.outDir, 'student');
     const report = buildReport({
       config,
@@ -160,6 +170,7 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
       commit: options.commit,
       createdAt: new Date().toISOString(),
       phases: progress.phases,
+      sweep,
     });
     // The report phase as far as the footer can know it: judging, building and rendering.
     progress.phases.report = seconds();
@@ -173,6 +184,36 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
   } finally {
     session.dispose();
   }
+}
+
+/**
+ * The sweep (config `students:`), after the configured student is measured and judged: each
+ * candidate from the same soft targets, within what is left of the run's time. Information only.
+ */
+async function sweepCandidates(
+  session: Session,
+  config: Config,
+  distillation: Distillation,
+  metrics: Record<string, number>,
+  gates: GateResult[],
+  clock: RunClock,
+  progress: RunProgress,
+  options: RunOptions,
+): Promise<Sweep> {
+  const log = options.log ?? (() => {});
+  const configured = configuredCandidate(config, metrics, gates);
+  progress.phase = 'sweeping the candidates';
+  const candidates = await runSweep(session, config, distillation, {
+    clock,
+    log,
+    progress: { log, bar: options.progressBar },
+    onCandidate: (sofar) => (progress.sweep = [configured, ...sofar]),
+  });
+  const timedOn = session.backend.name;
+  const sweep = buildSweep([configured, ...candidates], timedOn);
+  const best = sweep.front.length > 0 ? `front: ${sweep.front.map((name) => JSON.stringify(name)).join(', ')}` : 'no candidate measured';
+  log(`sweep: ${candidates.filter((c) => c.status === 'measured').length} of ${candidates.length} candidates measured; ${best}`);
+  return sweep;
 }
 
 /** Why a run that had to have a GPU backend ended: the backend it got, and why each GPU backend was passed over. */
@@ -208,6 +249,7 @@ async function writeCutShort(config: Config, options: RunOptions, progress: RunP
     commit: options.commit,
     createdAt: new Date().toISOString(),
     phases: progress.phases,
+    ...(progress.sweep ? { sweep: buildSweep(progress.sweep, session?.backend.name) } : {}),
   });
   const markdown = renderMarkdown(report, { history: options.history, phases: progress.phases });
   const writeError = await writeOutputs(undefined, undefined, options.outDir, report, markdown);

@@ -118,12 +118,13 @@ describe('example workflows', async () => {
   const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, unknown>; runs: { using: string; main: string } };
   const files = (await readdir(path.join(ROOT, 'examples/workflows'))).filter((f) => f.endsWith('.yml'));
 
-  it('there are examples for PRs (GPU and GitHub-hosted), main, nightly, release, a matrix and the fork-safe split', () => {
+  it('there are examples for PRs (GPU and GitHub-hosted), main, nightly, a nightly sweep, release, a matrix and the fork-safe split', () => {
     expect(files.sort()).toEqual([
       'fork-report.yml',
       'fork-untrusted.yml',
       'main.yml',
       'matrix.yml',
+      'nightly-sweep.yml',
       'nightly.yml',
       'pull-request-hosted.yml',
       'pull-request.yml',

@@ -6,6 +6,7 @@ import { InputError, didYouMean } from '../errors.js';
 import { GateSpecError, parseGate } from '../gates/gates.js';
 import { metricSpec } from '../measure/metrics.js';
 import { attachLocator, type Locator } from './locate.js';
+import { checkStudents } from './students.js';
 import { configSchema, KNOWN_KEYS, type BackendName, type RawConfig, type SplitSpec } from './schema.js';
 
 /** What a shell may override in a config: the CLI's --backend, --baseline, --cache-dir and the action's inputs. */
@@ -79,6 +80,7 @@ export function parseConfig(text: string, file: string): Config {
       'onnxruntime times student/student.onnx, which only export.format onnx writes: set `export: { format: onnx }` (or drop measure.runtime to time the TF.js student).',
     );
   }
+  if (parsed.data.students) checkStudents(parsed.data.students, (keyPath) => where(valueOffset(doc, keyPath.map(String))));
   const dir = path.dirname(file);
   const config: Config = { ...resolvePaths(parsed.data, dir), file, dir };
   // The gates are checked again against what the run measures, and the student's layers by TF.js:
@@ -91,6 +93,7 @@ export function parseConfig(text: string, file: string): Config {
     };
   attachLocator(config.gates, locate(['gates']));
   if ('layers' in config.student) attachLocator(config.student, locate(['student']));
+  config.students?.forEach((entry, i) => attachLocator(entry, locate(['students', String(i)])));
   return config;
 }
 
@@ -154,7 +157,8 @@ function describeIssue(issue: Issue, keyPath: string[]): string {
   const parent = keyPath.join('.');
   switch (issue.code) {
     case 'unrecognized_keys': {
-      const known = KNOWN_KEYS[parent] ?? [];
+      // A list's entries (students.0) accept the keys of the list's mapping (students).
+      const known = KNOWN_KEYS[parent] ?? KNOWN_KEYS[parent.replace(/\.\d+$/, '')] ?? [];
       const hint = didYouMean(issue.keys[0], known);
       return `unknown key.${hint}${known.length ? ` Known keys here: ${known.join(', ')}.` : ''}`;
     }
@@ -187,6 +191,7 @@ function resolvePaths(config: RawConfig, dir: string): RawConfig {
     ...config,
     teacher: at(config.teacher),
     student: 'model' in config.student ? { model: at(config.student.model) } : config.student,
+    ...(config.students ? { students: config.students.map((s) => ('model' in s ? { ...s, model: at(s.model) } : s)) } : {}),
     data: { ...config.data, train: split(config.data.train), eval: split(config.data.eval) },
     ...(config.baseline ? { baseline: at(config.baseline) } : {}),
     ...(config.cacheDir ? { cacheDir: at(config.cacheDir) } : {}),

@@ -34,6 +34,17 @@ const layerSpec = z
 
 const student = z.union([z.strictObject({ layers: z.array(layerSpec).min(1) }), z.strictObject({ model: path })]);
 
+/**
+ * A candidate of the sweep (`students:`): a name and a student as `student:` takes it, or a family
+ * of them: `widths` and a stack whose values `"{width}"` take each width in turn (names too).
+ * Placeholders, names and widths are checked by config/students.ts, where errors can be located.
+ */
+const candidateName = z.string().min(1).max(64);
+const candidate = z.union([
+  z.strictObject({ name: candidateName, layers: z.array(layerSpec).min(1), widths: z.array(positiveInt).min(1).max(64).optional() }),
+  z.strictObject({ name: candidateName, model: path }),
+]);
+
 const npySplit = z.strictObject({ x: path, y: path.optional() });
 const csvSplit = z.strictObject({ csv: path, label: z.string().min(1).optional() });
 const split = z.union([npySplit, csvSplit]);
@@ -117,6 +128,8 @@ export const configSchema = z.strictObject({
   /** ONNX teachers: the layout of a rank-4 input; auto reads it off the input's and the data's shapes (NCHW where they say so). */
   teacherLayout: z.enum(['auto', 'nchw', 'nhwc']).default('auto'),
   student,
+  /** Candidate students trained from the same soft targets and measured beside `student` (the sweep); information only, never gated. */
+  students: z.array(candidate).min(1).max(64).optional(),
   data: z.strictObject({
     train: split,
     eval: split,
@@ -135,6 +148,7 @@ export const configSchema = z.strictObject({
 
 export type RawConfig = z.infer<typeof configSchema>;
 export type LayerSpec = z.infer<typeof layerSpec>;
+export type CandidateSpec = z.infer<typeof candidate>;
 export type SplitSpec = z.infer<typeof split>;
 export type DistillSettings = z.infer<typeof distill>;
 export type MeasureSettings = z.infer<typeof measure>;
@@ -150,4 +164,5 @@ export const KNOWN_KEYS: Record<string, readonly string[]> = {
   'data.train': ['x', 'y', 'csv', 'label'],
   'data.eval': ['x', 'y', 'csv', 'label'],
   student: ['layers', 'model'],
+  students: ['name', 'layers', 'model', 'widths'],
 };

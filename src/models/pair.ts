@@ -6,7 +6,7 @@ import { InputError } from '../errors.js';
 import { loadModel, type LoadedModel, type TeacherOptions } from './model.js';
 import { checkOnnxFeed, isOnnxFile, isOnnxTeacher, loadOnnxTeacher, type OnnxLoadContext } from './onnx.js';
 import { inferenceBatch } from './predict.js';
-import { buildStudent } from './student.js';
+import { buildStudent, type StudentSource } from './student.js';
 
 /**
  * The configured teacher: its file, the head to distill and what that head outputs. A TF.js
@@ -73,7 +73,7 @@ export async function loadTeacherAndStudent(
     }
     const student = await buildStudent(tf, config.student, teacher.inputShape, config.distill.seed);
     try {
-      checkStudent(student, teacher, train, config);
+      checkStudent(student, teacher, train, config.student, 'student', config.teacher);
     } catch (error) {
       student.dispose();
       throw error;
@@ -130,11 +130,15 @@ export async function readFirstBatch(tf: Tf, teacher: LoadedModel, train: Datase
   return undefined;
 }
 
-function checkStudent(student: LoadedModel, teacher: LoadedModel, train: Dataset, config: Config): void {
+/**
+ * The student against the teacher and the data: its outputs, its input. `source` is how the config
+ * gave it and `key` its place there (`student`, or a sweep candidate's `students[2]`), for errors.
+ */
+export function checkStudent(student: LoadedModel, teacher: LoadedModel, train: Dataset, source: StudentSource, key: string, teacherFile: string): void {
   // A student given by layers: the last layer's units (or the first layer, for the input) in the config.
-  const layers = 'layers' in config.student ? config.student.layers.length : 0;
+  const layers = 'layers' in source ? source.layers.length : 0;
   const where = (keyPath: Array<string | number>, ...fallbacks: Array<Array<string | number>>) =>
-    'model' in config.student ? config.student.model : locatedCulprit(config.student, 'student.layers', keyPath, ...fallbacks);
+    'model' in source ? source.model : locatedCulprit(source, `${key}.layers`, keyPath, ...fallbacks);
   if (student.outputWidth !== teacher.outputWidth) {
     // A one-unit teacher is distilled as two classes: a units: 1 student must say why 2.
     const why =
@@ -146,7 +150,7 @@ function checkStudent(student: LoadedModel, teacher: LoadedModel, train: Dataset
         : '';
     throw new InputError(
       where(['layers', layers - 1, 'units'], ['layers', layers - 1]),
-      `the student has ${student.outputWidth} outputs but the teacher (${config.teacher}) has ${teacher.outputWidth}${why}; the last layer needs units: ${teacher.outputWidth}.`,
+      `the student has ${student.outputWidth} outputs but the teacher (${teacherFile}) has ${teacher.outputWidth}${why}; the last layer needs units: ${teacher.outputWidth}.`,
     );
   }
   const fits = student.inputShape.length === train.sampleShape.length && student.inputShape.every((d, i) => d === null || d === train.sampleShape[i]);

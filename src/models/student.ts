@@ -27,7 +27,8 @@ const SEEDABLE = [
 
 export type StudentSource = { layers: LayerSpec[] } | { model: string };
 
-export async function buildStudent(tf: Tf, source: StudentSource, teacherInputShape: (number | null)[], seed: number): Promise<LoadedModel> {
+/** `key` names the student in errors: `student`, or a sweep candidate's `students[2]`. */
+export async function buildStudent(tf: Tf, source: StudentSource, teacherInputShape: (number | null)[], seed: number, key = 'student'): Promise<LoadedModel> {
   if ('model' in source) return loadModel(tf, source.model, 'student');
   if (teacherInputShape.some((d) => d === null)) {
     throw new InputError(
@@ -40,9 +41,9 @@ export async function buildStudent(tf: Tf, source: StudentSource, teacherInputSh
     const { type, ...args } = spec;
     const layerArgs: Record<string, unknown> = { ...args };
     if (index === 0) layerArgs.inputShape = teacherInputShape;
-    for (const [k, key] of (INITIALISER_KEYS[type] ?? []).entries()) {
-      const where = locatedCulprit(source, `student.layers[${index}].${key}`, ['layers', index, key], ['layers', index]);
-      layerArgs[key] = seededInitialiser(tf, layerArgs[key] ?? 'glorotUniform', seed * 1000 + index * 10 + k, where);
+    for (const [k, initialiser] of (INITIALISER_KEYS[type] ?? []).entries()) {
+      const where = locatedCulprit(source, `${key}.layers[${index}].${initialiser}`, ['layers', index, initialiser], ['layers', index]);
+      layerArgs[initialiser] = seededInitialiser(tf, layerArgs[initialiser] ?? 'glorotUniform', seed * 1000 + index * 10 + k, where);
     }
     if (type === 'dropout' && layerArgs.seed === undefined) layerArgs.seed = seed * 1000 + index * 10;
     try {
@@ -50,7 +51,7 @@ export async function buildStudent(tf: Tf, source: StudentSource, teacherInputSh
       model.add(factory(layerArgs));
     } catch (error) {
       // Where the layer stands in the config, when it came from one: TF.js names no place.
-      throw new InputError(locatedCulprit(source, `student.layers[${index}] (${type})`, ['layers', index]), `${firstLine(error)}.`);
+      throw new InputError(locatedCulprit(source, `${key}.layers[${index}] (${type})`, ['layers', index]), `${firstLine(error)}.`);
     }
   });
   return wrapLayersModel(model, weightBytes(model));

@@ -1,6 +1,7 @@
 import type { Config } from '../config/load.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import { SCHEMA_VERSION, type Environment, type Report, type TrainingStepRecord } from './report.js';
+import type { Sweep } from './sweep.js';
 
 /**
  * Everything a report is built from, whichever way the run ended: the one shape that buildReport
@@ -39,6 +40,8 @@ export interface ReportParts {
   export?: Report['export'];
   teacherDiff?: Report['teacherDiff'];
   override?: Report['override'];
+  /** The sweep's candidates and front (buildSweep), when the config has `students:`. */
+  sweep?: Sweep;
   metricsComputedOn: string;
   speedBackend?: string;
   /** `measure.runtime: onnxruntime`: the runtime the student was timed in. */
@@ -112,6 +115,7 @@ export function baseReport(parts: ReportParts): Report {
     ...(parts.agreement ? { agreement: parts.agreement } : {}),
     ...(parts.export ? { export: parts.export } : {}),
     ...(parts.teacherDiff ? { teacherDiff: parts.teacherDiff } : {}),
+    ...(parts.sweep ? { sweep: parts.sweep } : {}),
     override: parts.override ?? null,
     metricsComputedOn: parts.metricsComputedOn,
     ...(parts.speedBackend ? { speedBackend: parts.speedBackend } : {}),
@@ -126,7 +130,10 @@ export function baseReport(parts: ReportParts): Report {
  * A report derived from another (re-judged, merged): its judged outcome replaced, every other
  * field carried as the run wrote it, so that a field added to baseReport reaches these too.
  */
-export function withOutcome(report: Report, outcome: Partial<Pick<Report, 'verdict' | 'reasons' | 'gates' | 'metrics' | 'override' | 'baseline'>>): Report {
+export function withOutcome(
+  report: Report,
+  outcome: Partial<Pick<Report, 'verdict' | 'reasons' | 'gates' | 'metrics' | 'override' | 'baseline' | 'sweep'>>,
+): Report {
   return { ...report, ...outcome };
 }
 

@@ -4,6 +4,7 @@ import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
 import { baseReport } from './base.js';
 import type { Environment, Report, TrainingStepRecord } from './report.js';
+import type { Sweep } from './sweep.js';
 
 /**
  * What buildReport needs of a run: the stages' results (src/stages/), as plain data. Spelled out
@@ -44,6 +45,8 @@ export interface RunRecord {
     environmentDiffers: boolean;
     override?: { label: string; by: string; gates: string[] };
   };
+  /** The sweep's candidates and front, when the config has `students:`. */
+  sweep?: Sweep;
   /** Where the student is written: `<outDir>/student`. */
   studentDir: string;
   commit?: string;
@@ -53,7 +56,7 @@ export interface RunRecord {
 }
 
 /** The report.json of a run, from its stages' results. Pure: no I/O, no clock, no tensors. */
-export function buildReport({ config, session, distillation, measurement, judgement, studentDir, commit, createdAt, phases }: RunRecord): Report {
+export function buildReport({ config, session, distillation, measurement, judgement, studentDir, commit, createdAt, phases, sweep }: RunRecord): Report {
   const { backend, teacher, student, train, evalSet, baseline } = session;
   const { training } = distillation;
   return baseReport({
@@ -88,6 +91,7 @@ export function buildReport({ config, session, distillation, measurement, judgem
     export: measurement.export,
     teacherDiff: measurement.teacherDiff,
     override: judgement.override,
+    sweep,
     metricsComputedOn: `logits from the ${backend.name} backend, compared on the host in float64`,
     speedBackend: session.speedBackend?.name,
     studentRuntime: measurement.studentRuntime,

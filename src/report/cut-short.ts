@@ -2,6 +2,7 @@ import type { Config } from '../config/load.js';
 import type { GateResult } from '../gates/gates.js';
 import { baseReport, type ReportParts } from './base.js';
 import type { Environment, Report } from './report.js';
+import type { Sweep } from './sweep.js';
 
 /**
  * What exists of a run that was forced to end (a second cancel signal, or the time budget's end)
@@ -25,6 +26,8 @@ export interface CutShortRecord {
   samples?: ReportParts['samples'];
   createdAt: string;
   commit?: string;
+  /** The sweep as far as it got: candidates not reached are `not run`. */
+  sweep?: Sweep;
   /** Wall time of each phase finished before the end. */
   phases?: Report['phases'];
 }
@@ -48,6 +51,7 @@ export function buildCutShortReport(record: CutShortRecord): Report {
     models: record.models,
     training: record.training,
     samples: record.samples,
+    sweep: record.sweep,
     metricsComputedOn: 'nothing: the run was cut short before agreement was measured',
     phases: record.phases,
     createdAt: record.createdAt,

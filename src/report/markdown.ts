@@ -6,6 +6,7 @@ import { formatMetric } from '../measure/metric-format.js';
 import { argmax, chanceWarning, type ClassAgreement } from '../measure/agreement.js';
 import { formatConfidence } from '../measure/intervals.js';
 import { lossChart, perClassSection, shippedSection, teacherChangeSection, value } from './markdown-details.js';
+import { sweepSection } from './sweep-markdown.js';
 import { escapeMarkdown as esc } from './escape.js';
 import { RUN_URL } from './report-schema.js';
 import type { Report } from './report.js';
@@ -39,6 +40,7 @@ export function renderMarkdown(report: Report, options: { history?: HistoryEntry
     perClassSection(report),
     teacherChangeSection(report),
     shippedSection(report),
+    report.sweep ? sweepSection(report.sweep) : [],
     report.training.loss.length > 1 ? ['### Training', '', lossChart(report.training.loss), ''] : [],
     trend ? ['### Trend', '', trend, ''] : [],
     [footer(report, options.phases)],

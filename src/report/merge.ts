@@ -11,6 +11,8 @@ import { rejudgeReport } from './rejudge.js';
 import { readUntrustedReport } from './read.js';
 import type { Report } from './report.js';
 import { withOutcome } from './base.js';
+import { buildSweep, sweptMetrics, type Sweep, type SweepCandidate } from './sweep.js';
+import { sweepSection } from './sweep-markdown.js';
 import { outputFolder, writeOutputFile } from '../stages/write.js';
 
 export interface MergedReport {
@@ -110,6 +112,8 @@ export function mergeReports(read: Array<{ file: string; report: Report }>, expe
     }),
     '',
   ];
+  const front = mergedSweep(reports);
+  if (front) lines.push(...sweepSection(front, { heading: '### Sweep: the legs side by side' }));
   for (const { file, report } of reports) {
     const body = renderMarkdown(report)
       .replace(/^## /, '### ')
@@ -117,6 +121,38 @@ export function mergeReports(read: Array<{ file: string; report: Report }>, expe
     lines.push('<details>', `<summary>${esc(nameOf(file, report))}: ${report.verdict}</summary>`, '', body, '</details>', '');
   }
   return { verdict, markdown: `${lines.join('\n')}\n`, reports, reasons: legs.reasons };
+}
+
+/**
+ * The legs of a matrix as the candidates of one sweep (one student each, say): each leg's student
+ * named by the leg, and every candidate of a leg's own sweep named `leg/candidate`, with the front
+ * of size against agreement over all of them (size and agreement are the machine's-independent
+ * figures; latencies of legs on different runners are shown but not compared). Whether each passes
+ * every gate comes from its leg's re-judged gates. Legs that all ran the same student (a matrix of
+ * runners) add only their own sweeps' candidates. Undefined with fewer than two candidates.
+ */
+export function mergedSweep(reports: Array<{ file: string; report: Report }>): Sweep | undefined {
+  // Legs that ran one student (a matrix of runners or backends) are not candidates of a sweep.
+  const students = new Set(reports.map(({ report: { student } }) => JSON.stringify([student.from, student.params, student.bytes])));
+  const legsDiffer = students.size >= 2;
+  const candidates = reports.flatMap(({ file, report }): Array<Omit<SweepCandidate, 'onFront'>> => {
+    const leg = nameOf(file, report);
+    const failing = report.gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
+    const own: Omit<SweepCandidate, 'onFront'> =
+      report.status === 'complete'
+        ? {
+            name: leg,
+            from: report.student.from,
+            status: 'measured',
+            metrics: sweptMetrics(report.metrics),
+            passesGates: failing.length === 0,
+            ...(failing.length > 0 ? { failingGates: failing } : {}),
+          }
+        : { name: leg, from: report.student.from, status: 'not run', reason: report.reasons[0] ?? 'its run is incomplete', metrics: {}, passesGates: null };
+    const swept = (report.sweep?.candidates ?? []).filter((c) => !c.configured).map(({ onFront: _, ...c }) => ({ ...c, name: `${leg}/${c.name}` }));
+    return legsDiffer ? [own, ...swept] : swept;
+  });
+  return candidates.length >= 2 ? buildSweep(candidates) : undefined;
 }
 
 /**

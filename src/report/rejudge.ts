@@ -17,6 +17,7 @@ import { intervalProblem, type MeasuredInterval } from '../measure/intervals.js'
 import { measuredMetrics, metricSpec } from '../measure/metrics.js';
 import { comparisonInterval, type SpeedComparison } from '../measure/paired-speed.js';
 import { withOutcome } from './base.js';
+import { rejudgeSweep } from './sweep.js';
 import type { Report } from './report.js';
 
 export interface RejudgeOptions {
@@ -111,6 +112,8 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
   return withOutcome(uploaded, {
     verdict,
     gates,
+    // The sweep is information, but what it says of each candidate is re-judged all the same.
+    ...(uploaded.sweep ? { sweep: rejudgeSweep(uploaded.sweep, checks, gates, baseline?.metrics) } : {}),
     reasons,
     override: override ?? null,
     baseline: stored

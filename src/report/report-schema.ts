@@ -156,6 +156,28 @@ function reportSchema(object: ObjectOf) {
       note: z.string().optional(),
       moved: z.array(object({ class: count, base: z.number(), head: z.number() })).optional(),
     }).optional(),
+    sweep: object({
+      candidates: z
+        .array(
+          object({
+            // User text, escaped wherever it is shown; bounded so an upload cannot fill the comment.
+            name: z.string().min(1).max(200),
+            from: z.string().max(1000),
+            configured: z.boolean().optional(),
+            status: z.enum(['measured', 'not run', 'failed']),
+            reason: z.string().max(2000).optional(),
+            metrics: z.record(z.string(), measured),
+            onFront: z.boolean(),
+            passesGates: z.boolean().nullable(),
+            failingGates: z.array(z.string().max(500)).max(100).optional(),
+            epochs: count.optional(),
+            seconds: seconds,
+          }),
+        )
+        .max(500),
+      front: z.array(z.string()),
+      timedOn: z.string().max(200).optional(),
+    }).optional(),
     speedIntervals: z.record(z.string(), object({ value: measured, low: lowEnd, high: highEnd, rounds: count, confidence: z.number() })).optional(),
     metricsComputedOn: z.string(),
     speedBackend: z.string().optional(),
@@ -222,6 +244,16 @@ function impossibleValues(report: Report): Array<{ path: PropertyKey[]; message:
   if (!(t.temperature > 0)) found.push({ path: ['training', 'temperature'], message: `${t.temperature} is not a temperature a run accepts (above 0)` });
   if (!(t.alpha >= 0 && t.alpha <= 1)) found.push({ path: ['training', 'alpha'], message: `${t.alpha} is not an alpha a run accepts (from 0 to 1)` });
   if (t.epochs > t.epochsPlanned) found.push({ path: ['training', 'epochs'], message: `${t.epochs} epochs are more than the ${t.epochsPlanned} planned` });
+  report.sweep?.candidates.forEach((candidate, i) => {
+    for (const [metric, value] of Object.entries(candidate.metrics)) {
+      if (!metricSpec(metric)) found.push({ path: ['sweep', 'candidates', i, 'metrics', metric], message: `names no metric distill-gate measures` });
+      else outOfRange(metric, value, ['sweep', 'candidates', i, 'metrics', metric]);
+    }
+  });
+  const names = new Set(report.sweep?.candidates.map((c) => c.name));
+  report.sweep?.front.forEach((name, i) => {
+    if (!names.has(name)) found.push({ path: ['sweep', 'front', i], message: 'names no candidate of the sweep' });
+  });
   report.teacherDiff?.moved?.forEach((moved, i) => {
     for (const side of ['base', 'head'] as const)
       if (!(moved[side] >= 0 && moved[side] <= 1))

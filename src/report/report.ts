@@ -5,6 +5,7 @@ import type { TeacherDiff } from '../measure/teacher-diff.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import type { SpeedComparison } from '../measure/paired-speed.js';
 import { InputError } from '../errors.js';
+import type { Sweep } from './sweep.js';
 /** report.json's format version; readers refuse others (report-schema.ts). Change it only when old readers would misread a new report. */
 export const SCHEMA_VERSION = 1;
 
@@ -98,6 +99,13 @@ export interface Report {
    * the `teacherDiff.*` metrics. Absent when no base teacher was asked for.
    */
   teacherDiff?: TeacherDiff;
+  /**
+   * The sweep (config `students:`): each candidate student trained from the same soft targets, its
+   * size, speed and agreement, and the names on the Pareto front of size against agreement. The
+   * configured student is among the candidates (`configured: true`). Information only: the gates
+   * judge the configured student alone. Absent when the config has no `students:`.
+   */
+  sweep?: Sweep;
   /** Where the agreement metrics were computed: logits from the run's backend, compared on the host in float64. */
   metricsComputedOn: string;
   /** The backend speed was timed on when `measure.backend` named one other than the run's. */

@@ -8,6 +8,7 @@ import { top1AgreementAndKappa } from '../measure/agreement.js';
 import { formatMetric } from '../measure/metric-format.js';
 import { predictLogits } from '../models/predict.js';
 import { abortReason, type RunClock } from '../run-control.js';
+import type { LoadedModel } from '../models/model.js';
 import type { Session } from './prepare.js';
 
 /** What distillation produced, beside the trained student (which stays in the session). */
@@ -21,6 +22,8 @@ export interface Distillation {
   seconds: number;
   teacherSeconds: number;
   softTargets: 'computed' | 'cache';
+  /** The teacher's logits on the training split (the soft targets), kept for the sweep's candidates; absent when its pass was stopped. */
+  trainLogits?: Float32Array;
   /** Training (or the teacher's pass) stopped because the run's own time budget ran out, not a cancellation. */
   overBudget: boolean;
 }
@@ -69,6 +72,45 @@ export async function distillStudent(session: Session, config: Config, { clock, 
   if ((targets.workers ?? 1) > 1) log(`soft targets: computed in ${targets.workers} worker threads`);
   if (targets.source === 'cache') log(`soft targets: cache hit (${targets.cacheFile}), the teacher is skipped`);
   const trainingStarted = performance.now();
+  const { training, path } = await trainStudent(
+    session,
+    config,
+    student,
+    { teacherLogits: targets.logits, teacherEvalLogits: evalTargets.logits },
+    { clock, log, progress: sink },
+  );
+  const seconds = teacherSeconds + (performance.now() - trainingStarted) / 1000;
+  return {
+    ...outcome,
+    training,
+    path,
+    seconds,
+    softTargets: targets.source,
+    // Kept for the sweep only: a large transfer set's logits are not held through measuring otherwise.
+    ...(config.students ? { trainLogits: targets.logits } : {}),
+    overBudget: clock.stop.aborted && !clock.hurry.aborted,
+  };
+}
+
+/** The teacher's logits a student is distilled from: the training split's (soft targets) and the eval split's (the probe's agreement). */
+export interface SoftTargets {
+  teacherLogits: Float32Array;
+  teacherEvalLogits: Float32Array;
+}
+
+/**
+ * The KD loop for one student from soft targets already computed: the configured student, and
+ * each candidate of the sweep from the same targets (the teacher runs once for all of them).
+ */
+export async function trainStudent(
+  session: Session,
+  config: Config,
+  student: LoadedModel,
+  targets: SoftTargets,
+  { clock, log, progress: sink }: Pick<DistillOptions, 'clock' | 'log' | 'progress'>,
+): Promise<{ training: TrainResult; path?: TrainingPath }> {
+  const { backend, teacher, train, evalSet } = session;
+  const { tf } = backend;
   const probeRows = Math.min(evalSet.size, 256);
   let probeX: Float32Array | undefined;
   let path: TrainingPath | undefined;
@@ -76,12 +118,12 @@ export async function distillStudent(session: Session, config: Config, { clock, 
   const training = await onBackend(tf, session.trainingBackend, () =>
     distill(tf, student, train, {
       settings: config.distill,
-      teacherLogits: targets.logits,
+      teacherLogits: targets.teacherLogits,
       signal: clock.stop,
       // With the kernel, the probe rows are read once and run in its memory (no weights copied back).
       probe: async (predict) =>
         top1AgreementAndKappa(
-          evalTargets.logits.subarray(0, probeRows * teacher.outputWidth),
+          targets.teacherEvalLogits.subarray(0, probeRows * teacher.outputWidth),
           predict && probeRows > 0 ? predict((probeX ??= await evalSet.read(0, probeRows)), probeRows) : await predictLogits(tf, student, evalSet, probeRows),
           teacher.outputWidth,
         ),
@@ -103,6 +145,5 @@ export async function distillStudent(session: Session, config: Config, { clock, 
       },
     }),
   ).finally(() => rows.finish());
-  const seconds = teacherSeconds + (performance.now() - trainingStarted) / 1000;
-  return { ...outcome, training, path, seconds, softTargets: targets.source, overBudget: clock.stop.aborted && !clock.hurry.aborted };
+  return { training, path };
 }

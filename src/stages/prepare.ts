@@ -9,9 +9,45 @@ import { parseGates, type GateCheck } from '../gates/gates.js';
 import { measuredMetrics } from '../measure/metrics.js';
 import type { LoadedModel } from '../models/model.js';
 import { refuseUnexportable, requireStudentRuntime } from '../models/onnx-student.js';
-import { loadTeacherAndStudent } from '../models/pair.js';
+import { checkStudent, loadTeacherAndStudent } from '../models/pair.js';
+import { buildStudent } from '../models/student.js';
+import { expandStudents, type SweepCandidateSpec } from '../config/students.js';
+import type { Tf } from '../backend/resolve.js';
 import type { Report } from '../report/report.js';
 import { readReport } from '../report/read.js';
+
+/** A candidate of the sweep, built and checked before any training; `model` is dropped once it is measured. */
+export interface Candidate {
+  spec: SweepCandidateSpec;
+  model?: LoadedModel;
+}
+
+/**
+ * Every candidate of `students:`, built (seeded as the student is) and checked against the teacher
+ * and the data in the prepare stage, so that a candidate that cannot work fails the run in seconds,
+ * naming its entry, before the teacher's pass.
+ */
+export async function buildCandidates(tf: Tf, config: Config, teacher: LoadedModel, train: Dataset): Promise<Candidate[]> {
+  const candidates: Candidate[] = [];
+  try {
+    for (const spec of expandStudents(config.students)) {
+      const model = await buildStudent(tf, spec.source, teacher.inputShape, config.distill.seed, spec.key);
+      candidates.push({ spec, model });
+      checkStudent(model, teacher, train, spec.source, spec.key, config.teacher);
+    }
+    return candidates;
+  } catch (error) {
+    disposeCandidates(candidates);
+    throw error;
+  }
+}
+
+export function disposeCandidates(candidates: Candidate[]): void {
+  for (const candidate of candidates) {
+    candidate.model?.dispose();
+    candidate.model = undefined;
+  }
+}
 
 /** Everything a run works on, loaded once; `dispose` frees the models' tensors. */
 export interface Session {
@@ -27,6 +63,8 @@ export interface Session {
   evalSet: Dataset;
   /** The gates, checked against the metrics this run will produce. */
   checks: GateCheck[];
+  /** The sweep's candidates (config `students:`), built and checked; empty without a sweep. */
+  candidates: Candidate[];
   baseline?: { path: string; report: Report };
   dispose(): void;
 }
@@ -49,11 +87,14 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
   const [train, evalSet] = await Promise.all([loadSplit(config.data.train, 'train', loading), loadSplit(config.data.eval, 'eval', loading)]);
   for (const split of [train, evalSet]) if (split.streamed) log(`data: streaming ${split.source} in chunks of ${split.chunkRows} rows`);
   const { teacher, student } = await loadTeacherAndStudent(backend.tf, config, train, evalSet, { searchFrom });
+  let candidates: Candidate[] = [];
   const dispose = () => {
     teacher.dispose();
     student.dispose();
+    disposeCandidates(candidates);
   };
   try {
+    candidates = await buildCandidates(backend.tf, config, teacher, train);
     for (const note of teacher.notes ?? []) log(`teacher: ${note}`);
     // export.format onnx (and measure.runtime onnxruntime, which times student.onnx): a layer the
     // ONNX export cannot write fails the run now, not after training; so does a missing onnxruntime.
@@ -99,7 +140,7 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
         onnx: config.export.format === 'onnx',
       }),
     );
-    return { backend, trainingBackend, speedBackend, teacher, student, train, evalSet, checks, baseline, dispose };
+    return { backend, trainingBackend, speedBackend, teacher, student, train, evalSet, checks, candidates, baseline, dispose };
   } catch (error) {
     dispose();
     throw error;

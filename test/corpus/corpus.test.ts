@@ -2,7 +2,10 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { captureIo, exampleWorkspace, quickConfig } from '../helpers.js';
-import { CASES } from './cases.js';
+import { CASES as BASE_CASES } from './cases.js';
+import { SWEEP_CASES } from './sweep-cases.js';
+
+const CASES = [...BASE_CASES, ...SWEEP_CASES];
 
 const passed: string[] = [];
 
