@@ -2,7 +2,10 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { captureIo, exampleWorkspace, quickConfig } from '../helpers.js';
-import { CASES } from './cases.js';
+import { CASES as FILE_CASES } from './cases.js';
+import { IMAGE_CASES } from './image-cases.js';
+
+const CASES = [...FILE_CASES, ...IMAGE_CASES];
 
 const passed: string[] = [];
 
