@@ -57,6 +57,20 @@ const normalize = z.strictObject({
   std: z.union([z.number().positive(), z.array(z.number().positive()).min(1)]).default(1),
 });
 
+/** Seeded augmentation of image-shaped training rows, drawn anew each epoch; the teacher answers the augmented rows. */
+const augment = z.strictObject({
+  /** Mirror left-right with probability 1/2. */
+  flip: z.boolean().default(false),
+  /** Shift by up to `padding` pixels each way, filling with 0 (a random crop of the zero-padded image). */
+  crop: z.strictObject({ padding: positiveInt }).optional(),
+  /** Add one value drawn from [-brightness, brightness] to every sample of the image. */
+  brightness: z.number().nonnegative().default(0),
+  /** Scale each channel's deviation from its mean by a factor drawn from [1 - contrast, 1 + contrast]. */
+  contrast: z.number().min(0).max(1).default(0),
+  /** By default distill.seed. */
+  seed: z.number().int().nonnegative().optional(),
+});
+
 const distill = z.strictObject({
   temperature: z.number().positive().default(4),
   alpha: z.number().min(0).max(1).default(0.9),
@@ -64,6 +78,7 @@ const distill = z.strictObject({
   batchSize: positiveInt.default(64),
   learningRate: z.number().positive().default(0.001),
   seed: z.number().int().nonnegative().default(7),
+  augment: augment.optional(),
 });
 
 const measure = z.strictObject({
@@ -164,6 +179,7 @@ export type DataSplitSpec = z.infer<typeof split>;
 export type ImageSplitSpec = z.infer<typeof imageSplit>;
 export type NormalizeSettings = z.infer<typeof normalize>;
 export type DistillSettings = z.infer<typeof distill>;
+export type AugmentSettings = z.infer<typeof augment>;
 export type MeasureSettings = z.infer<typeof measure>;
 export type ExportSettings = z.infer<typeof exportSettings>;
 
@@ -171,6 +187,8 @@ export type ExportSettings = z.infer<typeof exportSettings>;
 export const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': Object.keys(configSchema.shape),
   distill: Object.keys(distill.shape),
+  'distill.augment': Object.keys(augment.shape),
+  'distill.augment.crop': ['padding'],
   measure: Object.keys(measure.shape),
   export: Object.keys(exportSettings.shape),
   data: ['train', 'eval', 'streamAboveMB', 'classes', 'normalize'],

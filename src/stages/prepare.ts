@@ -2,6 +2,7 @@ import { describeChoice, onBackend, resolveBackend, type ResolvedBackend } from 
 import type { Config } from '../config/load.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadSplits } from '../data/splits.js';
+import { checkAugment } from '../distill/augment.js';
 import { probeTrainingStep } from '../distill/training-step.js';
 import { locatedCulprit } from '../config/locate.js';
 import { InputError } from '../errors.js';
@@ -45,6 +46,7 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
 
   const loading = { streamAboveBytes: config.data.streamAboveMB * 2 ** 20, tf: backend.tf, cacheDir: config.cacheDir, configFile: config.file, log };
   const { train, evalSet } = await loadSplits(config.data, loading);
+  if (config.distill.augment) checkAugment(train.sampleShape, `${config.file} distill.augment`);
   for (const split of [train, evalSet]) if (split.streamed) log(`data: streaming ${split.source} in chunks of ${split.chunkRows} rows`);
   const { teacher, student } = await loadTeacherAndStudent(backend.tf, config, train, evalSet, { searchFrom });
   const dispose = () => {
