@@ -52,6 +52,24 @@ export const IMAGE_CASES: CorpusCase[] = [
     message: /distill-gate\.yml:\d+:\d+ data\.normalize\.mean: has 2 values but data\.train\.channels is 3/,
   },
   {
+    area: 'config',
+    name: 'augment contrast above 1',
+    setup: images(replace('seed: 7 }', 'seed: 7, augment: { contrast: 1.5 } }')),
+    message: /distill-gate\.yml:\d+:\d+ distill\.augment\.contrast: must be <= 1 \(got 1\.5\)/,
+  },
+  {
+    area: 'config',
+    name: 'augment key misspelt',
+    setup: images(replace('seed: 7 }', 'seed: 7, augment: { flips: true } }')),
+    message: /distill\.augment\.flips: unknown key\. Did you mean "flip"\?/,
+  },
+  {
+    area: 'data',
+    name: 'augment on rows that are not images',
+    setup: (d) => writeFile(path.join(d, 'distill-gate.yml'), quickConfig({ distill: '{ epochs: 1, augment: { flip: true } }' })),
+    message: /distill-gate\.yml distill\.augment: needs image-shaped inputs \[N, height, width, channels\], but the train split's samples have shape \[64\]/,
+  },
+  {
     area: 'data',
     name: 'image glob that matches nothing',
     setup: images(replace('data/eval/**/*.{png,jpg}', 'data/evaluation/**/*.png')),
