@@ -10,9 +10,10 @@ import { CHUNK_BYTES, DEFAULT_STREAM_ABOVE, type Dataset } from './dataset.js';
 import { decodeImage, type DecodedImage } from './decode.js';
 
 /**
- * Bump when what an entry holds changes (decoding, resizing, normalising), so old entries stop
- * matching. The key hashes the files' contents, not their modification times: a fresh checkout
- * (every CI run) writes every file anew, and a key on mtime would never hit there.
+ * Bump when what an entry holds changes (decoding, resizing, normalising; an update of pngjs or
+ * jpeg-js that decodes differently), so old entries stop matching; TF.js's version, whose kernel
+ * resizes, is in the key. The key hashes the files' contents, not their modification times: a
+ * fresh checkout (every CI run) writes every file anew, and a key on mtime would never hit there.
  */
 const CACHE_FORMAT = 1;
 
@@ -131,10 +132,10 @@ async function readBytes(file: string): Promise<Buffer> {
 }
 
 /** The cache entry's name: the preprocessing settings and every file's bytes, in order. */
-async function cacheKey(listing: ImageListing, normalize: NormalizeSettings | undefined): Promise<string> {
+async function cacheKey(listing: ImageListing, normalize: NormalizeSettings | undefined, tfVersion: string): Promise<string> {
   const { size, channels } = listing.spec;
   const hash = createHash('sha256').update(
-    `distill-gate images v${CACHE_FORMAT}\n${size.join('x')}x${channels}\n${JSON.stringify(normalize ?? {})}\n${listing.files.length}\n`,
+    `distill-gate images v${CACHE_FORMAT}\n${tfVersion}\n${size.join('x')}x${channels}\n${JSON.stringify(normalize ?? {})}\n${listing.files.length}\n`,
   );
   for (const file of listing.files) {
     const bytes = await readBytes(file);
@@ -163,7 +164,7 @@ export async function loadImageSplit(listing: ImageListing, classes: string[], o
   const streamed = size * width * 4 > (options.streamAboveBytes ?? DEFAULT_STREAM_ABOVE);
   const chunkRows = streamed ? (options.chunkRows ?? Math.max(1, Math.floor(CHUNK_BYTES / (width * 4)))) : Math.max(size, 1);
   const log = (line: string) => options.log?.(`data: ${size} images for ${listing.name} (${line})`);
-  const entry = options.cacheDir ? path.join(options.cacheDir, `images-${await cacheKey(listing, options.normalize)}.f32`) : undefined;
+  const entry = options.cacheDir ? path.join(options.cacheDir, `images-${await cacheKey(listing, options.normalize, options.tf.version_core)}.f32`) : undefined;
   const bytes = size * width * 4;
   const cached = entry ? await open(entry, 'r').catch(() => undefined) : undefined;
   // A truncated entry (a job killed mid-write elsewhere) is ignored and rewritten.
