@@ -245,7 +245,9 @@ async function writeCutShort(config: Config, options: RunOptions, progress: RunP
       teacherSeconds: distillation.teacherSeconds,
       softTargets: distillation.softTargets,
     },
-    samples: session ? { train: session.train.size, eval: session.evalSet.size, labels: Boolean(session.train.y ?? session.evalSet.y) } : undefined,
+    samples: session
+      ? { train: session.train.size, eval: session.evalSet.size, labels: Boolean(session.train.y ?? session.evalSet.y), classes: session.train.classes }
+      : undefined,
     commit: options.commit,
     createdAt: new Date().toISOString(),
     phases: progress.phases,

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import picomatch from 'picomatch';
+import { convertPathToPattern } from 'tinyglobby';
 import type { Config } from '../config/load.js';
 import { ensureCommit, firstLine, isCommitId, type Git, type GitOptions } from './git.js';
 
@@ -27,11 +28,18 @@ export function configGlobs(config: Config, root: string): string[] {
     relative(config.file),
     folder(config.teacher),
     ...('model' in config.student ? [folder(config.student.model)] : []),
-    ...splits.flatMap((split) => ('csv' in split ? [split.csv] : [split.x, ...(split.y ? [split.y] : [])])).map(relative),
+    ...splits.flatMap((split) => ('csv' in split ? [split.csv] : 'images' in split ? [] : [split.x, ...(split.y ? [split.y] : [])])).map(relative),
+    // An image split's glob (absolute, its folder escaped) is itself the pattern, made relative.
+    ...splits.flatMap((split) => ('images' in split ? [relativePattern(split.images, root)] : [])),
     ...(config.baseline ? [relative(config.baseline)] : []),
   ];
   // A file outside the repository (an absolute path elsewhere) cannot change in a PR.
   return [...new Set(files.filter((glob) => !glob.startsWith('../') && glob !== '..' && !path.isAbsolute(glob)).map((g) => g.replace(/^\.\//, '')))];
+}
+
+function relativePattern(pattern: string, root: string): string {
+  const prefix = `${convertPathToPattern(root)}/`;
+  return pattern.startsWith(prefix) ? pattern.slice(prefix.length) : pattern;
 }
 
 /** The `paths` input with `auto` expanded against the config. */

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { convertPathToPattern } from 'tinyglobby';
 import { LineCounter, parseDocument, isMap, isNode, isScalar } from 'yaml';
 import type { z } from 'zod';
 import { InputError, didYouMean } from '../errors.js';
@@ -7,7 +8,7 @@ import { GateSpecError, parseGate } from '../gates/gates.js';
 import { metricSpec } from '../measure/metrics.js';
 import { attachLocator, type Locator } from './locate.js';
 import { checkStudents } from './students.js';
-import { configSchema, KNOWN_KEYS, type BackendName, type RawConfig, type SplitSpec } from './schema.js';
+import { configSchema, KNOWN_KEYS, type BackendName, type RawConfig, type DataSplitSpec } from './schema.js';
 
 /** What a shell may override in a config: the CLI's --backend, --baseline, --cache-dir and the action's inputs. */
 export interface ConfigOverrides {
@@ -81,6 +82,7 @@ export function parseConfig(text: string, file: string): Config {
     );
   }
   if (parsed.data.students) checkStudents(parsed.data.students, (keyPath) => where(valueOffset(doc, keyPath.map(String))));
+  checkImageData(parsed.data.data, doc, where);
   const dir = path.dirname(file);
   const config: Config = { ...resolvePaths(parsed.data, dir), file, dir };
   // The gates are checked again against what the run measures, and the student's layers by TF.js:
@@ -111,6 +113,35 @@ function checkGateThresholds(gates: RawConfig['gates'], doc: YamlDocument, where
       if (!(error instanceof GateSpecError)) throw error;
       const offset = valueOffset(doc, ['gates', metric, ...(error.key ? [error.key] : [])]);
       throw new InputError(`${where(offset)} ${error.culprit}`, error.reason);
+    }
+  }
+}
+
+/**
+ * `classes` and `normalize` describe image folders: set without one they are a mistake, and a
+ * per-channel list must have one value per channel of every image split.
+ */
+function checkImageData(data: RawConfig['data'], doc: YamlDocument, where: (offset: number | undefined) => string): void {
+  const imageSplits = (['train', 'eval'] as const).filter((name) => 'images' in data[name]);
+  for (const key of ['classes', 'normalize'] as const) {
+    if (data[key] !== undefined && imageSplits.length === 0) {
+      throw new InputError(
+        `${where(valueOffset(doc, ['data', key]))} data.${key}`,
+        'applies to image folders only (`images:` in data.train or data.eval); remove it.',
+      );
+    }
+  }
+  for (const key of ['mean', 'std'] as const) {
+    const values = data.normalize?.[key];
+    if (!Array.isArray(values) || values.length === 1) continue;
+    for (const name of imageSplits) {
+      const channels = (data[name] as { channels: number }).channels;
+      if (values.length !== channels) {
+        throw new InputError(
+          `${where(valueOffset(doc, ['data', 'normalize', key]))} data.normalize.${key}`,
+          `has ${values.length} values but data.${name}.channels is ${channels}: give one value per channel, or a single number for all.`,
+        );
+      }
     }
   }
 }
@@ -186,7 +217,10 @@ function describeValue(value: unknown): string {
 
 function resolvePaths(config: RawConfig, dir: string): RawConfig {
   const at = (p: string) => path.resolve(dir, p);
-  const split = (s: SplitSpec): SplitSpec => ('csv' in s ? { ...s, csv: at(s.csv) } : { x: at(s.x), ...(s.y ? { y: at(s.y) } : {}) });
+  // A glob is resolved as a pattern: the config's folder escaped, so that its (...) or [...] are not read as glob syntax.
+  const pattern = (p: string) => (path.isAbsolute(p) ? p : `${convertPathToPattern(dir)}/${p.replace(/^\.\//, '')}`);
+  const split = (s: DataSplitSpec): DataSplitSpec =>
+    'csv' in s ? { ...s, csv: at(s.csv) } : 'images' in s ? { ...s, images: pattern(s.images) } : { x: at(s.x), ...(s.y ? { y: at(s.y) } : {}) };
   return {
     ...config,
     teacher: at(config.teacher),

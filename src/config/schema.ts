@@ -47,7 +47,40 @@ const candidate = z.union([
 
 const npySplit = z.strictObject({ x: path, y: path.optional() });
 const csvSplit = z.strictObject({ csv: path, label: z.string().min(1).optional() });
-const split = z.union([npySplit, csvSplit]);
+/** A class-per-folder tree of PNG/JPEG files: the label is each file's parent folder. */
+const imageSplit = z.strictObject({
+  images: path,
+  /** [height, width] every image is resized to (bilinear, half-pixel centres). */
+  size: z.tuple([positiveInt, positiveInt]),
+  channels: z.literal([1, 3, 4]).default(3),
+});
+const fileSplit = z.union([npySplit, csvSplit]);
+const split = z.union([...fileSplit.options, imageSplit]);
+/** Per channel, or one value for every channel. */
+const perChannel = z.union([z.number(), z.array(z.number()).min(1)]);
+/** How image pixels (0..255) become the teacher's input: (pixel * scale - mean) / std, per channel. */
+const normalize = z.strictObject({
+  scale: z
+    .number()
+    .positive()
+    .default(1 / 255),
+  mean: perChannel.default(0),
+  std: z.union([z.number().positive(), z.array(z.number().positive()).min(1)]).default(1),
+});
+
+/** Seeded augmentation of image-shaped training rows, drawn anew each epoch; the teacher answers the augmented rows. */
+const augment = z.strictObject({
+  /** Mirror left-right with probability 1/2. */
+  flip: z.boolean().default(false),
+  /** Shift by up to `padding` pixels each way, filling with 0 (a random crop of the zero-padded image). */
+  crop: z.strictObject({ padding: positiveInt }).optional(),
+  /** Add one value drawn from [-brightness, brightness] to every sample of the image. */
+  brightness: z.number().nonnegative().default(0),
+  /** Scale each channel's deviation from its mean by a factor drawn from [1 - contrast, 1 + contrast]. */
+  contrast: z.number().min(0).max(1).default(0),
+  /** By default distill.seed. */
+  seed: z.number().int().nonnegative().optional(),
+});
 
 const distill = z.strictObject({
   temperature: z.number().positive().default(4),
@@ -56,6 +89,7 @@ const distill = z.strictObject({
   batchSize: positiveInt.default(64),
   learningRate: z.number().positive().default(0.001),
   seed: z.number().int().nonnegative().default(7),
+  augment: augment.optional(),
 });
 
 const measure = z.strictObject({
@@ -133,8 +167,11 @@ export const configSchema = z.strictObject({
   data: z.strictObject({
     train: split,
     eval: split,
-    /** Splits larger than this (MiB; .npy as float32, CSV at half its size) are read from disk a chunk at a time. */
+    /** Splits larger than this (MiB; .npy and images as float32, CSV at half its size) are read from disk a chunk at a time. */
     streamAboveMB: z.number().nonnegative().default(256),
+    /** Image folders: the class of each label folder, in the order of the teacher's outputs; `sorted` numbers them alphabetically. */
+    classes: z.union([z.array(z.string().min(1)).min(1), z.literal('sorted')]).optional(),
+    normalize: normalize.optional(),
   }),
   distill: distill.prefault({}),
   measure: measure.prefault({}),
@@ -149,8 +186,14 @@ export const configSchema = z.strictObject({
 export type RawConfig = z.infer<typeof configSchema>;
 export type LayerSpec = z.infer<typeof layerSpec>;
 export type CandidateSpec = z.infer<typeof candidate>;
-export type SplitSpec = z.infer<typeof split>;
+/** A split held in a data file (.npy or CSV). */
+export type SplitSpec = z.infer<typeof fileSplit>;
+/** A split as the config may give it: a data file or an image folder. */
+export type DataSplitSpec = z.infer<typeof split>;
+export type ImageSplitSpec = z.infer<typeof imageSplit>;
+export type NormalizeSettings = z.infer<typeof normalize>;
 export type DistillSettings = z.infer<typeof distill>;
+export type AugmentSettings = z.infer<typeof augment>;
 export type MeasureSettings = z.infer<typeof measure>;
 export type ExportSettings = z.infer<typeof exportSettings>;
 
@@ -158,11 +201,14 @@ export type ExportSettings = z.infer<typeof exportSettings>;
 export const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': Object.keys(configSchema.shape),
   distill: Object.keys(distill.shape),
+  'distill.augment': Object.keys(augment.shape),
+  'distill.augment.crop': ['padding'],
   measure: Object.keys(measure.shape),
   export: Object.keys(exportSettings.shape),
-  data: ['train', 'eval', 'streamAboveMB'],
-  'data.train': ['x', 'y', 'csv', 'label'],
-  'data.eval': ['x', 'y', 'csv', 'label'],
+  data: ['train', 'eval', 'streamAboveMB', 'classes', 'normalize'],
+  'data.train': ['x', 'y', 'csv', 'label', 'images', 'size', 'channels'],
+  'data.eval': ['x', 'y', 'csv', 'label', 'images', 'size', 'channels'],
+  'data.normalize': Object.keys(normalize.shape),
   student: ['layers', 'model'],
   students: ['name', 'layers', 'model', 'widths'],
 };

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { parse as parseStream } from 'csv-parse';
 import { parse } from 'csv-parse/sync';
-import type { SplitSpec } from '../config/schema.js';
+import type { DataSplitSpec } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { assertFileNotLfsPointer } from './lfs.js';
 import { openNpy, readNpy, readNpyElements, type NpyArray } from './npy.js';
@@ -25,6 +25,8 @@ export interface Dataset {
   /** Rows to hold at once when iterating: the whole split in memory, or one chunk of a streamed one. */
   chunkRows: number;
   streamed: boolean;
+  /** Image folders: the class names, in the order of the teacher's outputs (label i is classes[i]). */
+  classes?: string[];
 }
 
 export interface LoadOptions {
@@ -34,8 +36,8 @@ export interface LoadOptions {
   chunkRows?: number;
 }
 
-const DEFAULT_STREAM_ABOVE = 256 * 2 ** 20;
-const CHUNK_BYTES = 16 * 2 ** 20;
+export const DEFAULT_STREAM_ABOVE = 256 * 2 ** 20;
+export const CHUNK_BYTES = 16 * 2 ** 20;
 
 export function inMemoryDataset(source: string, x: Float32Array, sampleShape: number[], labels?: { y: Int32Array; source: string }): Dataset {
   const width = sampleShape.reduce((a, b) => a * b, 1);
@@ -51,7 +53,9 @@ export function inMemoryDataset(source: string, x: Float32Array, sampleShape: nu
   };
 }
 
-export async function loadSplit(spec: SplitSpec, name: string, options: LoadOptions = {}): Promise<Dataset> {
+/** A split held in a data file; image folders load through loadSplits (the splits share one class list). */
+export async function loadSplit(spec: DataSplitSpec, name: string, options: LoadOptions = {}): Promise<Dataset> {
+  if ('images' in spec) throw new Error(`the ${name} split is an image folder: load it with loadSplits`);
   const dataset = 'csv' in spec ? await readCsvSplit(spec.csv, spec.label, options) : await readNpySplit(spec.x, spec.y, name, options);
   assertNotEmpty(dataset.size, dataset.source, name);
   return dataset;
@@ -276,6 +280,12 @@ export function checkAgainstTeacher(dataset: Dataset, inputShape: (number | null
     throw new InputError(
       dataset.source,
       `samples have shape [${dataset.sampleShape.join(', ')}] but the teacher (${teacherFile}) takes [${inputShape.map((d) => d ?? 'any').join(', ')}].`,
+    );
+  }
+  if (dataset.classes && dataset.classes.length !== classes) {
+    throw new InputError(
+      'data.classes',
+      `names ${dataset.classes.length} classes (${dataset.classes.join(', ')}) but the teacher (${teacherFile}) has ${classes} outputs: list one class per output, in the order of its outputs.`,
     );
   }
   if (!dataset.y) return;

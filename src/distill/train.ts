@@ -9,6 +9,7 @@ import { nonFiniteRows } from '../measure/agreement.js';
 import { abortReason, eventLoopPauser } from '../run-control.js';
 import { permutation, seededRandom } from './random.js';
 import { batchTargets, kdRunTargets, kdTerms } from './targets.js';
+import type { EpochData } from './augment.js';
 import { KernelTrap } from './net-kernel.js';
 import { trainingStep, type TrainingStep } from './training-step.js';
 
@@ -43,6 +44,12 @@ export interface TrainOptions {
   step?: TrainingStep['kind'];
   /** Told once which step trains the student, on which backend, and why not the kernel if not. */
   onStep?: (path: TrainingPath) => void;
+  /**
+   * Each epoch's rows and the teacher's logits on them (distill.augment: rows augmented afresh);
+   * without it every epoch trains on `train` and `teacherLogits`. Logits for fewer rows than the
+   * split (a pass stopped by the signal) end training as an abort.
+   */
+  epochData?: (epoch: number) => Promise<EpochData>;
 }
 
 /** How the student is trained: for the log and the report. */
@@ -111,8 +118,11 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   // Read before any step changes them: a NaN loss from weights that were never finite is not the learning rate's.
   const brokenWeight = firstNonFiniteWeight(model);
   let epochLoss: EpochLoss | undefined;
-  // The KD targets of every row, once per run: they do not change between epochs.
-  const runTargets = kdRunTargets(teacherLogits, train.y, classes, settings);
+  // The KD targets of every row, once per run: they do not change between epochs, unless each
+  // epoch brings its own rows and teacher logits (augmentation), which recomputes them.
+  let runTargets = options.epochData ? undefined : kdRunTargets(teacherLogits, train.y, classes, settings);
+  let epochRows: Dataset = train;
+  let epochLogits = teacherLogits;
   // The kernel copies a batch into its own memory at once, so one buffer serves every step; the
   // TF.js steps get fresh arrays, which a backend may keep without copying.
   const reuse = step.kind === 'kernel';
@@ -121,6 +131,14 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   try {
     const chunks = Math.ceil(train.size / train.chunkRows);
     for (let epoch = 1; epoch <= settings.epochs; epoch++) {
+      if (options.epochData) {
+        ({ rows: epochRows, teacherLogits: epochLogits } = await options.epochData(epoch));
+        if (epochLogits.length < train.size * classes) {
+          const why = `the teacher's pass over epoch ${epoch}'s augmented rows stopped: ${options.signal ? abortReason(options.signal) : 'it was cut short'}`;
+          return done({ epochsCompleted: epoch - 1, stoppedBecause: why, stopKind: 'abort' });
+        }
+        runTargets = kdRunTargets(epochLogits, train.y, classes, settings);
+      }
       // Shuffled by chunk order, then within each chunk: a streamed split holds one chunk at a
       // time. An in-memory split is one chunk, so this is a plain permutation of every row.
       const chunkOrder = chunks > 1 ? permutation(chunks, random) : [0];
@@ -128,7 +146,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
       for (const chunk of chunkOrder) {
         const base = chunk * train.chunkRows;
         const rows = Math.min(train.chunkRows, train.size - base);
-        const features = await train.read(base, rows);
+        const features = await epochRows.read(base, rows);
         const order = permutation(rows, random);
         for (let start = 0; start < rows;) {
           await pause();
@@ -141,7 +159,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
           // different between steps and identical between runs.
           for (const layer of dropouts) layer.seed = settings.seed * 7919 + stepCount;
           if (!reuse) [x, targets] = [new Float32Array(local.length * width), new Float32Array(local.length * classes)];
-          const constant = batchTargets(runTargets, global, classes, targets);
+          const constant = batchTargets(runTargets!, global, classes, targets);
           gather(features, width, local, x);
           let batchLoss: number | Scalar;
           try {
@@ -163,7 +181,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
       }
       const loss = await epochLoss.read();
       losses.push(loss);
-      if (!Number.isFinite(loss)) return done({ epochsCompleted: epoch, stopKind: 'loss', ...whyNotFinite(loss, epoch, teacherLogits, classes, brokenWeight) });
+      if (!Number.isFinite(loss)) return done({ epochsCompleted: epoch, stopKind: 'loss', ...whyNotFinite(loss, epoch, epochLogits, classes, brokenWeight) });
       // The weights go back into TF.js once, in `finally` (at the end, or when training is cut
       // short); a probe without the kernel's predict runs in TF.js and needs them now.
       if (options.probe && !step.predict) step.sync();

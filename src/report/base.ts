@@ -30,7 +30,8 @@ export interface ReportParts {
     softTargets: 'computed' | 'cache';
     step?: TrainingStepRecord;
   };
-  samples?: { train: number; eval: number; labels: boolean };
+  /** `classes`: an image folder's class names, in the teacher's output order. */
+  samples?: { train: number; eval: number; labels: boolean; classes?: string[] };
   /** Where the student was written (its model.json); absent when none was (a run cut short). */
   studentPath?: string;
   baseline?: Report['baseline'];
@@ -89,6 +90,7 @@ export function baseReport(parts: ReportParts): Report {
       alpha: config.distill.alpha,
       seed: config.distill.seed,
       labels: samples?.labels ?? false,
+      ...(samples?.classes ? { classes: [...samples.classes] } : {}),
       ...(training?.step ? { step: stepRecord(training.step) } : {}),
     },
     environment: parts.environment ?? UNKNOWN_ENVIRONMENT,

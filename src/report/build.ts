@@ -18,7 +18,7 @@ export interface RunRecord {
     /** `runtime`: set for a teacher outside TF.js (ONNX), its label. */
     teacher: { format: string; output: string; params: number; bytes: number; runtime?: { label: string } };
     student: { params: number; bytes: number };
-    train: { size: number; y?: unknown };
+    train: { size: number; y?: unknown; classes?: string[] };
     evalSet: { size: number; y?: unknown };
     baseline?: { path: string; report: Pick<Report, 'createdAt' | 'commit' | 'runUrl'> };
   };
@@ -73,7 +73,7 @@ export function buildReport({ config, session, distillation, measurement, judgem
       softTargets: distillation.softTargets,
       ...(distillation.path ? { step: distillation.path } : {}),
     },
-    samples: { train: train.size, eval: evalSet.size, labels: Boolean(train.y ?? evalSet.y) },
+    samples: { train: train.size, eval: evalSet.size, labels: Boolean(train.y ?? evalSet.y), ...(train.classes ? { classes: train.classes } : {}) },
     studentPath: path.join(studentDir, 'model.json'),
     baseline: baseline
       ? {

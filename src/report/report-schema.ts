@@ -89,6 +89,7 @@ function reportSchema(object: ObjectOf) {
       alpha: z.number(),
       seed: z.number(),
       labels: z.boolean(),
+      classes: z.array(z.string().max(256)).max(100_000).optional(),
       step: object({ kind: z.string(), backend: z.string(), whyNotKernel: z.string().optional(), kernelModule: z.string().optional() }).optional(),
     }),
     environment: object({

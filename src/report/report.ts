@@ -56,6 +56,8 @@ export interface Report {
     alpha: number;
     seed: number;
     labels: boolean;
+    /** Image folders: the class names, in the order of the teacher's outputs (class i is classes[i]). */
+    classes?: string[];
     /**
      * How the student was trained: the step (kernel, dense, autodiff) and its backend; inference ran
      * on `backend`. `kernelModule`: the kernel step's build, relaxed-simd (fused multiply-adds where

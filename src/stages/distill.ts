@@ -1,6 +1,7 @@
 import type { Config } from '../config/load.js';
 import type { Dataset } from '../data/dataset.js';
 import { onBackend } from '../backend/resolve.js';
+import { augmentedEpochs } from '../distill/augment.js';
 import { teacherLogits } from '../distill/teacher-logits.js';
 import { distill, type TrainingPath, type TrainResult } from '../distill/train.js';
 import { phaseProgress, type Progress, type ProgressSink } from '../distill/progress.js';
@@ -115,10 +116,27 @@ export async function trainStudent(
   let probeX: Float32Array | undefined;
   let path: TrainingPath | undefined;
   const rows: Progress = phaseProgress('training', config.distill.epochs * train.size, 'rows', sink);
+  const { augment } = config.distill;
+  // distill.augment: each epoch's rows are drawn afresh and the teacher answers them, on the
+  // inference backend; the un-augmented pass above stays (cached, and the eval rows' targets).
+  if (augment) log(`augment: each epoch's ${train.size} training rows augmented (seed ${augment.seed ?? config.distill.seed}) and the teacher run on them`);
+  const epochData = augment
+    ? augmentedEpochs({
+        tf,
+        teacher,
+        train,
+        settings: augment,
+        seed: augment.seed ?? config.distill.seed,
+        engine: backend.engine,
+        backend: backend.name,
+        stop: clock.stop,
+      })
+    : undefined;
   const training = await onBackend(tf, session.trainingBackend, () =>
     distill(tf, student, train, {
       settings: config.distill,
       teacherLogits: targets.teacherLogits,
+      ...(epochData ? { epochData } : {}),
       signal: clock.stop,
       // With the kernel, the probe rows are read once and run in its memory (no weights copied back).
       probe: async (predict) =>

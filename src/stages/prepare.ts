@@ -1,6 +1,8 @@
 import { describeChoice, onBackend, resolveBackend, type ResolvedBackend } from '../backend/resolve.js';
 import type { Config } from '../config/load.js';
-import { loadSplit, type Dataset } from '../data/dataset.js';
+import type { Dataset } from '../data/dataset.js';
+import { loadSplits } from '../data/splits.js';
+import { checkAugment } from '../distill/augment.js';
 import { probeTrainingStep } from '../distill/training-step.js';
 import { locatedCulprit } from '../config/locate.js';
 import { InputError } from '../errors.js';
@@ -83,8 +85,9 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
   let backend = await resolveBackend(config.backend, { searchFrom });
   log(describeChoice(backend));
 
-  const loading = { streamAboveBytes: config.data.streamAboveMB * 2 ** 20 };
-  const [train, evalSet] = await Promise.all([loadSplit(config.data.train, 'train', loading), loadSplit(config.data.eval, 'eval', loading)]);
+  const loading = { streamAboveBytes: config.data.streamAboveMB * 2 ** 20, tf: backend.tf, cacheDir: config.cacheDir, configFile: config.file, log };
+  const { train, evalSet } = await loadSplits(config.data, loading);
+  if (config.distill.augment) checkAugment(train.sampleShape, `${config.file} distill.augment`);
   for (const split of [train, evalSet]) if (split.streamed) log(`data: streaming ${split.source} in chunks of ${split.chunkRows} rows`);
   const { teacher, student } = await loadTeacherAndStudent(backend.tf, config, train, evalSet, { searchFrom });
   let candidates: Candidate[] = [];

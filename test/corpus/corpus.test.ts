@@ -2,10 +2,11 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { captureIo, exampleWorkspace, quickConfig } from '../helpers.js';
-import { CASES as BASE_CASES } from './cases.js';
+import { CASES as FILE_CASES } from './cases.js';
+import { IMAGE_CASES } from './image-cases.js';
 import { SWEEP_CASES } from './sweep-cases.js';
 
-const CASES = [...BASE_CASES, ...SWEEP_CASES];
+const CASES = [...FILE_CASES, ...IMAGE_CASES, ...SWEEP_CASES];
 
 const passed: string[] = [];
 
