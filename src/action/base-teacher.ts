@@ -2,7 +2,7 @@ import { mkdir, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { InputError } from '../errors.js';
 import { fileExists } from '../models/artifacts.js';
-import type { BaseTeacher } from '../stages/measure.js';
+import type { BaseTeacher } from '../stages/measure/teacher-diff.js';
 import { ensureCommit, firstLine, isCommitId, runGit, writeBlobs, type Git } from './git.js';
 
 /**

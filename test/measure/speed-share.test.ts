@@ -1,6 +1,6 @@
 import type { Tensor } from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { describeSpeedPrecision } from '../../src/stages/measure.js';
+import { describeSpeedPrecision } from '../../src/stages/measure/speed.js';
 import {
   InterleavedTimer,
   SPEED_FLOOR_SECONDS,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { inMemoryDataset } from '../../src/data/dataset.js';
 import { measureAgreement } from '../../src/measure/agreement.js';
-import { nonFiniteWarnings } from '../../src/stages/measure.js';
+import { nonFiniteWarnings } from '../../src/stages/measure/non-finite.js';
 import { quickConfig } from '../helpers.js';
 
 describe('warnings about outputs that are not finite', () => {

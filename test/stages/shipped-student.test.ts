@@ -10,7 +10,7 @@ import { wrapLayersModel, type LoadedModel } from '../../src/models/model.js';
 import { predictLogits } from '../../src/models/predict.js';
 import type { Distillation } from '../../src/stages/distill.js';
 import { judgeRun } from '../../src/stages/judge.js';
-import { shippedStudentMetrics } from '../../src/stages/measure.js';
+import { shippedStudentMetrics } from '../../src/stages/measure/shipped.js';
 import { sampleEnvironment } from '../sample-report.js';
 import { readNpy } from '../../src/data/npy.js';
 import { argmax, measureAgreement } from '../../src/measure/agreement.js';

@@ -15,7 +15,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { inMemoryDataset } from '../../src/data/dataset.js';
 import { loadModel } from '../../src/models/model.js';
 import { predictLogits } from '../../src/models/predict.js';
-import { diffTeachers } from '../../src/stages/measure.js';
+import { diffTeachers } from '../../src/stages/measure/teacher-diff.js';
 import { captureIo, EXAMPLE, exampleWorkspace, quickConfig, randomArray } from '../helpers.js';
 
 const rowsOf = (...rows: number[][]) => Float32Array.from(rows.flat());
