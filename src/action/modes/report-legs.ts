@@ -39,7 +39,7 @@ export async function reportLegsMode(step: Step, clock: RunClock): Promise<ModeO
     );
   const fallback = await trustedConfig(inputs);
   const own = await ownConfigs(inputs, expected);
-  const configOf = (leg: string | undefined) => (leg !== undefined && own.get(leg)) || fallback;
+  const configOf = (leg: string | undefined) => (leg !== undefined ? own.get(leg)?.config : undefined) ?? fallback;
   const legNames = expected.names ?? [undefined];
   const underWorkflowRun = context.eventName === 'workflow_run';
   const pr = underWorkflowRun ? step.pr?.number : undefined;
@@ -55,15 +55,14 @@ export async function reportLegsMode(step: Step, clock: RunClock): Promise<ModeO
   const judges = new Map<string | undefined, LegJudge>();
   const needsFallback = legNames.some((leg) => leg === undefined || !own.has(leg));
   judges.set(undefined, { trusted: fallback, stored: needsFallback ? await trustedBaseline(step, clock) : undefined });
-  for (const leg of legNames) {
-    if (leg === undefined || !own.has(leg)) continue;
-    judges.set(leg, { trusted: own.get(leg), stored: await storedBaselineOfBase(step, expected.configs![leg], clock) });
-    core.info(`distill-gate: leg ${leg} is re-judged with the gates of ${own.get(leg)!.file}`);
+  for (const [leg, { config, key }] of own) {
+    judges.set(leg, { trusted: config, stored: await storedBaselineOfBase(step, key, clock) });
+    core.info(`distill-gate: leg ${leg} is re-judged with the gates of ${config.file}`);
   }
   const acceptance = underWorkflowRun ? await regressionAcceptance(step, clock) : undefined;
   const notes = underWorkflowRun ? untrustedThresholds(inputs, expected, own, fallback) : [];
   for (const note of notes) core.warning(note);
-  const merged = mergeReports(reports, expected, { acceptance, notes, judgeLeg: (leg) => judges.get(leg) ?? judges.get(undefined)! });
+  const merged = mergeReports(reports, expected, { acceptance, notes, judgeLeg: (leg) => judges.get(leg) ?? judges.get(undefined) ?? {} });
   const reportPath = await writeMergedMarkdown(inputs.outputDir, merged.markdown);
   // The PR to comment on is found from this event's head commit, never from a commit an upload names.
   const report = { ...mergedAsReport(merged), commit: context.payload.workflow_run?.head_sha };
@@ -71,12 +70,13 @@ export async function reportLegsMode(step: Step, clock: RunClock): Promise<ModeO
 }
 
 /**
- * The trusted configs that `expect: LEG=CONFIG` names, loaded, by leg. Each is a file the
- * workflow named on purpose, so it must exist in this checkout (and outside the uploads' folder).
+ * The trusted configs that `expect: LEG=CONFIG` names, loaded, by leg, each with its baseline
+ * store key (the path as written). Each is a file the workflow named on purpose, so it must exist
+ * in this checkout (and outside the uploads' folder).
  */
-async function ownConfigs(inputs: Step['inputs'], expected: ExpectedLegs): Promise<Map<string, Config>> {
+async function ownConfigs(inputs: Step['inputs'], expected: ExpectedLegs): Promise<Map<string, { config: Config; key: string }>> {
   const loaded = new Map<string, Config>();
-  const legs = new Map<string, Config>();
+  const legs = new Map<string, { config: Config; key: string }>();
   for (const [leg, written] of Object.entries(expected.configs ?? {})) {
     const file = path.resolve(inputs.workingDirectory, written);
     if (!(await fileExists(file)))
@@ -85,8 +85,9 @@ async function ownConfigs(inputs: Step['inputs'], expected: ExpectedLegs): Promi
         `${written}, the trusted config of leg ${leg}, is not at ${file}: check out the default branch's config of each leg (e.g. sparse-checkout) before this step.`,
       );
     refuseInsideUpload(inputs, file, `input expect (leg ${leg})`);
-    if (!loaded.has(file)) loaded.set(file, await loadConfig(file));
-    legs.set(leg, loaded.get(file)!);
+    const config = loaded.get(file) ?? (await loadConfig(file));
+    loaded.set(file, config);
+    legs.set(leg, { config, key: written });
   }
   return legs;
 }
@@ -96,7 +97,7 @@ async function ownConfigs(inputs: Step['inputs'], expected: ExpectedLegs): Promi
  * `config` input): their own thresholds, which the pull request chose, decided. A reviewer must see
  * that in the comment, not find it in the log.
  */
-function untrustedThresholds(inputs: Step['inputs'], expected: ExpectedLegs, own: Map<string, Config>, fallback: Config | undefined): string[] {
+function untrustedThresholds(inputs: Step['inputs'], expected: ExpectedLegs, own: Map<string, unknown>, fallback: Config | undefined): string[] {
   if (fallback) return [];
   const legs = expected.names ? expected.names.filter((leg) => !own.has(leg)) : [`all ${expected.count} legs`];
   if (legs.length === 0) return [];
