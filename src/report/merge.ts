@@ -16,7 +16,8 @@ import { outputFolder, writeOutputFile } from '../stages/write.js';
 export interface MergedReport {
   verdict: 'pass' | 'fail';
   markdown: string;
-  reports: Array<{ file: string; report: Report }>;
+  /** The re-judged reports, each with the name it is shown by (see MergeOptions.judgeLeg). */
+  reports: Array<{ file: string; report: Report; name: string }>;
   /** Why the merge fails beyond its runs' verdicts: legs expected but missing, reports not expected. */
   reasons: string[];
   /** What a reader must know that does not change the verdict (MergeOptions.notes). */
@@ -110,7 +111,8 @@ export interface MergeOptions {
   /**
    * What re-judges each report (mode report): the trusted config and baseline of the expected leg
    * it answers to (see legOf; undefined where it answers to none). Without it, each leg is
-   * re-judged with its own thresholds and baseline.
+   * re-judged with its own thresholds and baseline. With it, a report is shown by the name of that
+   * leg (the trusted job's), not by the config name the upload claims.
    */
   judgeLeg?: (leg: string | undefined) => Pick<RejudgeOptions, 'trusted' | 'stored'>;
   /** Notes shown above the table that do not change the verdict, e.g. legs re-judged without a trusted config. */
@@ -126,17 +128,21 @@ export interface MergeOptions {
  */
 export function mergeReports(read: Array<{ file: string; report: Report }>, expected?: ExpectedLegs, options: MergeOptions = {}): MergedReport {
   const { acceptance, noBaseTeacher, judgeLeg, notes = [] } = options;
-  const reports = read.map((leg) => ({
-    file: leg.file,
-    report: rejudgeReport(leg.report, leg.file, { acceptance, noBaseTeacher, ...judgeLeg?.(legOf(leg, expected)) }),
-  }));
+  const reports = read.map((leg) => {
+    const expectedLeg = legOf(leg, expected);
+    return {
+      file: leg.file,
+      report: rejudgeReport(leg.report, leg.file, { acceptance, noBaseTeacher, ...judgeLeg?.(expectedLeg) }),
+      name: (judgeLeg && expectedLeg) || nameOf(leg.file, leg.report),
+    };
+  });
   const legs = expected ? checkLegs(reports, expected) : { missing: [], reasons: duplicateReasons(legGroups(reports)) };
   const verdict = legs.reasons.length > 0 || reports.some(({ report }) => report.verdict === 'fail') ? 'fail' : 'pass';
-  const rows = reports.map(({ file, report }) => {
+  const rows = reports.map(({ name, report }) => {
     const m = report.metrics;
     const failing = report.gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
     return [
-      esc(nameOf(file, report)),
+      esc(name),
       report.verdict === 'pass' ? '✅ pass' : '❌ fail',
       ...HEADLINE_METRICS.map((spec) => formatCompact(spec.name, m[spec.name])),
       failing.length ? failing.join(', ') : '—',
@@ -153,11 +159,11 @@ export function mergeReports(read: Array<{ file: string; report: Report }>, expe
     }),
     '',
   ];
-  for (const { file, report } of reports) {
+  for (const { name, report } of reports) {
     const body = renderMarkdown(report)
       .replace(/^## /, '### ')
       .replace(/^### (?=[A-Z])/gm, '#### ');
-    lines.push('<details>', `<summary>${esc(nameOf(file, report))}: ${report.verdict}</summary>`, '', body, '</details>', '');
+    lines.push('<details>', `<summary>${esc(name)}: ${report.verdict}</summary>`, '', body, '</details>', '');
   }
   return { verdict, markdown: `${lines.join('\n')}\n`, reports, reasons: legs.reasons, notes };
 }
@@ -188,7 +194,10 @@ function checkLegs(reports: Array<{ file: string; report: Report }>, expected: E
     return { missing: [], reasons };
   }
   const missing = expected.names.filter((name) => !reports.some((r) => matches(name, r)));
-  const unexpected = reports.filter((r) => !expected.names!.some((name) => matches(name, r))).map(({ file, report }) => nameOf(file, report));
+  // Named with their folder too: the folder is where the trusted job put the artifact, the run name what the report claims.
+  const unexpected = reports
+    .filter((r) => !expected.names!.some((name) => matches(name, r)))
+    .map(({ file, report }) => (nameOf(file, report) === folderOf(file) ? folderOf(file) : `${nameOf(file, report)} (in ${folderOf(file)})`));
   const twice = expected.names.filter((name) => groups.filter((group) => group.some((r) => matches(name, r))).length > 1);
   if (missing.length > 0)
     reasons.push(
@@ -250,8 +259,12 @@ function duplicateReasons(groups: Array<Array<{ file: string; report: Report }>>
 /** A run's name: its config file, or the folder its report sits in when configs share a name. */
 function nameOf(file: string, report: Report): string {
   const config = report.config ? path.basename(report.config) : '';
-  const folder = path.basename(path.dirname(file));
-  return config && config !== 'distill-gate.yml' ? config : folder;
+  return config && config !== 'distill-gate.yml' ? config : folderOf(file);
+}
+
+/** The folder a report lies in (the artifact's name, when downloaded by pattern). */
+function folderOf(file: string): string {
+  return path.basename(path.dirname(file));
 }
 
 /**
@@ -262,8 +275,8 @@ function nameOf(file: string, report: Report): string {
 export function mergedAsReport(merged: MergedReport): Report {
   return withOutcome(merged.reports[0].report, {
     verdict: merged.verdict,
-    reasons: [...merged.reasons, ...merged.notes, ...merged.reports.flatMap(({ file, report }) => report.reasons.map((r) => `${nameOf(file, report)}: ${r}`))],
-    gates: merged.reports.flatMap(({ file, report }) => report.gates.map((g) => ({ ...g, metric: `${nameOf(file, report)}: ${g.metric}` }))),
+    reasons: [...merged.reasons, ...merged.notes, ...merged.reports.flatMap(({ name, report }) => report.reasons.map((r) => `${name}: ${r}`))],
+    gates: merged.reports.flatMap(({ name, report }) => report.gates.map((g) => ({ ...g, metric: `${name}: ${g.metric}` }))),
     metrics: Object.fromEntries(
       HEADLINE_METRICS.map(({ name }) => [
         name,

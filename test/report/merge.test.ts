@@ -121,7 +121,7 @@ describe('a merge that expects its legs', () => {
       '2 reports arrived where 1 were expected (distill-gate-small.yml, distill-gate-tiny.yml): a stale or duplicate report.json matches the pattern.',
     ]);
     expect(mergeReports(reports, { count: 1, names: ['distill-report-tiny'] }).reasons).toEqual([
-      'Not expected: distill-gate-small.yml; expect names distill-report-tiny.',
+      'Not expected: distill-gate-small.yml (in distill-report-small); expect names distill-report-tiny.',
     ]);
   });
 
