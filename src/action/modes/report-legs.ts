@@ -37,10 +37,12 @@ export async function reportLegsMode(step: Step, clock: RunClock): Promise<ModeO
       'input expect',
       "mode report with reports needs the legs that must arrive (e.g. expect: distill-report-tiny=distill-gate-tiny.yml distill-report-small=distill-gate-small.yml): a fork's run can drop a leg, and the merge of the others would pass.",
     );
-  const fallback = await trustedConfig(inputs);
   const own = await ownConfigs(inputs, expected);
-  const configOf = (leg: string | undefined) => (leg !== undefined ? own.get(leg)?.config : undefined) ?? fallback;
   const legNames = expected.names ?? [undefined];
+  // The `config` input judges the legs without a config of their own; read only when one needs it.
+  const needsFallback = legNames.some((leg) => leg === undefined || !own.has(leg));
+  const fallback = needsFallback ? await trustedConfig(inputs) : undefined;
+  const configOf = (leg: string | undefined) => (leg !== undefined ? own.get(leg)?.config : undefined) ?? fallback;
   const underWorkflowRun = context.eventName === 'workflow_run';
   const pr = underWorkflowRun ? step.pr?.number : undefined;
   const changes = pr !== undefined ? await changesOfPullRequest(step, pr, legNames.map(configOf), clock) : undefined;
@@ -53,7 +55,6 @@ export async function reportLegsMode(step: Step, clock: RunClock): Promise<ModeO
   // main.yml records it under); the others share the `baseline` input or the store's record under
   // comment-key, as mode report with one leg does.
   const judges = new Map<string | undefined, LegJudge>();
-  const needsFallback = legNames.some((leg) => leg === undefined || !own.has(leg));
   judges.set(undefined, { trusted: fallback, stored: needsFallback ? await trustedBaseline(step, clock) : undefined });
   for (const [leg, { config, key }] of own) {
     judges.set(leg, { trusted: config, stored: await storedBaselineOfBase(step, key, clock) });
