@@ -118,11 +118,13 @@ describe('example workflows', async () => {
   const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, unknown>; runs: { using: string; main: string } };
   const files = (await readdir(path.join(ROOT, 'examples/workflows'))).filter((f) => f.endsWith('.yml'));
 
-  it('there are examples for PRs (GPU and GitHub-hosted), main, nightly, a nightly sweep, release, a matrix and the fork-safe split', () => {
+  it('there are examples for PRs (GPU and GitHub-hosted), main, nightly, a nightly sweep, release, a matrix and the fork-safe split of each', () => {
     expect(files.sort()).toEqual([
       'fork-report.yml',
       'fork-untrusted.yml',
       'main.yml',
+      'matrix-fork-report.yml',
+      'matrix-fork-untrusted.yml',
       'matrix.yml',
       'nightly-sweep.yml',
       'nightly.yml',
@@ -148,7 +150,8 @@ describe('example workflows', async () => {
     expect(workflow.on.pull_request?.paths, 'a workflow skipped by a paths filter never reports').toBeUndefined();
     const ours = Object.values(workflow.jobs).flatMap((job) => job.steps.filter((s) => s.uses?.startsWith('distill-gate/distill-gate@')));
     // A job that runs the PR's code with a read-only token (a fork's) cannot set it, and needs not ask.
-    if (file !== 'fork-untrusted.yml') expect(workflow.permissions?.statuses).toBe('write');
+    if (!file.endsWith('fork-untrusted.yml')) expect(workflow.permissions?.statuses).toBe('write');
+    else expect(workflow.permissions).toEqual({ contents: 'read' });
     expect(ours.length).toBeGreaterThan(0);
   });
 
@@ -160,11 +163,30 @@ describe('example workflows', async () => {
     }
   });
 
-  it("accept-label events reach the fork's untrusted run, and a superseded matrix run posts no merge", async () => {
-    expect((await workflowOf('fork-untrusted.yml')).on.pull_request?.types).toEqual(expect.arrayContaining(['labeled', 'unlabeled']));
+  it("accept-label events reach the fork's untrusted runs, and a superseded matrix run posts no merge", async () => {
+    for (const file of ['fork-untrusted.yml', 'matrix-fork-untrusted.yml'])
+      expect((await workflowOf(file)).on.pull_request?.types, file).toEqual(expect.arrayContaining(['labeled', 'unlabeled']));
     const merge = (await workflowOf('matrix.yml')).jobs.merge;
     expect(merge.if).toMatch(/!cancelled\(\)/);
     expect(merge.if).not.toMatch(/always\(\)/);
+    expect((await workflowOf('matrix-fork-report.yml')).jobs.report.if).toMatch(/conclusion != 'cancelled'/);
+  });
+
+  it("a fork's matrix: the trusted job expects every leg the untrusted one uploads, each with the config that leg runs", async () => {
+    type Matrix = { strategy: { matrix: { student: string[] } } };
+    const untrusted = (await workflowOf('matrix-fork-untrusted.yml')).jobs.distill as unknown as Matrix & { steps: Step[] };
+    const legs = untrusted.strategy.matrix.student;
+    expect(untrusted.steps.find((s) => s.uses?.startsWith('actions/upload-artifact@'))?.with?.name).toBe('distill-report-${{ matrix.student }}');
+    const report = (await workflowOf('matrix-fork-report.yml')).jobs.report.steps;
+    const expected = String(report.find((s) => s.with?.mode === 'report')?.with?.expect)
+      .split(/\s+/)
+      .filter(Boolean);
+    expect(expected).toEqual(legs.map((student) => `distill-report-${student}=distill-gate-${student}.yml`));
+    expect(
+      String(report.find((s) => s.uses?.startsWith('actions/checkout@'))?.with?.['sparse-checkout'])
+        .split(/\s+/)
+        .filter(Boolean),
+    ).toEqual(legs.map((student) => `distill-gate-${student}.yml`));
   });
 
   it.each(files)('%s uses only inputs that action.yml declares', async (file) => {

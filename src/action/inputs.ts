@@ -13,9 +13,9 @@ export type Mode = (typeof MODES)[number];
 /** The action's inputs (action.yml), validated, with every path resolved against working-directory. */
 export interface ActionInputs {
   mode: Mode;
-  /** For mode merge: report.json paths or patterns. */
+  /** For mode merge, and mode report with several legs: report.json paths or patterns. */
   reports: string[];
-  /** For mode merge: how many reports (or which legs) must arrive; undefined when the input is empty. */
+  /** For mode merge and mode report: how many reports (or which legs, in mode report each with its trusted config) must arrive; undefined when the input is empty. */
   expect?: ExpectedLegs;
   config: string;
   report: string;
@@ -74,7 +74,7 @@ export function readInputs(): ActionInputs {
       .getMultilineInput('reports')
       .flatMap((line) => line.split(/\s+/))
       .filter(Boolean),
-    expect: parseExpected(core.getInput('expect'), 'input expect'),
+    expect: parseExpected(core.getInput('expect'), 'input expect', { configs: mode === 'report' }),
     config: path.resolve(workingDirectory, config),
     report: path.resolve(workingDirectory, core.getInput('report') || path.join(outputDir, 'report.json')),
     token: core.getInput('github-token'),

@@ -7,7 +7,7 @@ import { HEADLINE_METRICS, worstOf } from '../measure/metrics.js';
 import { formatCompact } from '../measure/metric-format.js';
 import { renderMarkdown } from './markdown.js';
 import type { RegressionAcceptance } from '../gates/baseline.js';
-import { rejudgeReport } from './rejudge.js';
+import { rejudgeReport, type RejudgeOptions } from './rejudge.js';
 import { readUntrustedReport } from './read.js';
 import type { Report } from './report.js';
 import { withOutcome } from './base.js';
@@ -18,9 +18,12 @@ import { outputFolder, writeOutputFile } from '../stages/write.js';
 export interface MergedReport {
   verdict: 'pass' | 'fail';
   markdown: string;
-  reports: Array<{ file: string; report: Report }>;
+  /** The re-judged reports, each with the name it is shown by (see MergeOptions.judgeLeg). */
+  reports: Array<{ file: string; report: Report; name: string }>;
   /** Why the merge fails beyond its runs' verdicts: legs expected but missing, reports not expected. */
   reasons: string[];
+  /** What a reader must know that does not change the verdict (MergeOptions.notes). */
+  notes: string[];
 }
 
 /**
@@ -31,13 +34,19 @@ export interface ExpectedLegs {
   count: number;
   /** Leg names: each matches a report whose run name (see nameOf) or folder is that name. */
   names?: string[];
+  /**
+   * The trusted config of a leg, by leg name, as written (`LEG=CONFIG`): mode report re-judges
+   * that leg's upload with it. Only where parseExpected was asked to allow them.
+   */
+  configs?: Record<string, string>;
 }
 
 /**
  * Reads `--expect` / the action's `expect` input: one whole number (how many reports), or leg
- * names separated by spaces or newlines (which ones; a missing one is then named). Empty: no expectation.
+ * names separated by spaces or newlines (which ones; a missing one is then named). Empty: no
+ * expectation. With `configs` (mode report), a name may be `LEG=CONFIG`: that leg's trusted config.
  */
-export function parseExpected(text: string, culprit: string): ExpectedLegs | undefined {
+export function parseExpected(text: string, culprit: string, { configs = false } = {}): ExpectedLegs | undefined {
   const words = text.split(/\s+/).filter(Boolean);
   if (words.length === 0) return undefined;
   if (words.length === 1 && /^[-+]?\d*\.?\d+$/.test(words[0])) {
@@ -46,9 +55,32 @@ export function parseExpected(text: string, culprit: string): ExpectedLegs | und
       throw new InputError(culprit, `"${words[0]}" is not a number of reports; give a whole number from 1 (e.g. 2), or the legs' names.`);
     return { count };
   }
-  const repeated = words.find((word, i) => words.indexOf(word) !== i);
+  const paired = words.filter((word) => word.includes('='));
+  if (paired.length > 0 && !configs)
+    throw new InputError(
+      culprit,
+      `"${paired[0]}" pairs a leg with a config, which only mode report does (it re-judges each leg's upload with the trusted config named); name the legs alone here.`,
+    );
+  const legs = words.map((word) => {
+    const at = word.indexOf('=');
+    const { name, config } = at < 0 ? { name: word, config: undefined } : { name: word.slice(0, at), config: word.slice(at + 1) };
+    if (!name || config === '')
+      throw new InputError(
+        culprit,
+        `"${word}" is not LEG=CONFIG: give the leg's name, then = and its trusted config (e.g. distill-report-tiny=distill-gate-tiny.yml).`,
+      );
+    return { name, config };
+  });
+  const names = legs.map((leg) => leg.name);
+  const repeated = names.find((name, i) => names.indexOf(name) !== i);
   if (repeated) throw new InputError(culprit, `names the leg "${repeated}" twice; name each leg once.`);
-  return { count: words.length, names: words };
+  const withConfig = legs.filter((leg): leg is { name: string; config: string } => leg.config !== undefined);
+  return { count: names.length, names, ...(withConfig.length > 0 ? { configs: Object.fromEntries(withConfig.map((leg) => [leg.name, leg.config])) } : {}) };
+}
+
+/** The files the patterns match, absolute and sorted; none is an empty list. */
+export async function reportFiles(patterns: string[], cwd = process.cwd()): Promise<string[]> {
+  return (await glob(patterns, { cwd, absolute: true, onlyFiles: true })).sort();
 }
 
 /**
@@ -57,7 +89,7 @@ export function parseExpected(text: string, culprit: string): ExpectedLegs | und
  * so each is validated as an upload is (readUntrustedReport); mergeReports re-judges them.
  */
 export async function readReports(patterns: string[], cwd = process.cwd(), expected?: ExpectedLegs): Promise<Array<{ file: string; report: Report }>> {
-  const files = (await glob(patterns, { cwd, absolute: true, onlyFiles: true })).sort();
+  const files = await reportFiles(patterns, cwd);
   if (files.length === 0) {
     const waitedFor = expected
       ? ` (${expected.count} expected${expected.names ? `: ${expected.names.join(', ')}` : ''}: every leg is missing, or the pattern is wrong)`
@@ -78,6 +110,15 @@ export interface MergeOptions {
   acceptance?: RegressionAcceptance;
   /** Why the legs had no base teacher, when the merging job knows it (see RejudgeOptions.noBaseTeacher). */
   noBaseTeacher?: string;
+  /**
+   * What re-judges each report (mode report): the trusted config and baseline of the expected leg
+   * it answers to (see legOf; undefined where it answers to none). Without it, each leg is
+   * re-judged with its own thresholds and baseline. With it, a report is shown by the name of that
+   * leg (the trusted job's), not by the config name the upload claims.
+   */
+  judgeLeg?: (leg: string | undefined) => Pick<RejudgeOptions, 'trusted' | 'stored'>;
+  /** Notes shown above the table that do not change the verdict, e.g. legs re-judged without a trusted config. */
+  notes?: string[];
 }
 
 /**
@@ -88,14 +129,22 @@ export interface MergeOptions {
  * `expected`, when a leg is missing, counted twice, or not expected.
  */
 export function mergeReports(read: Array<{ file: string; report: Report }>, expected?: ExpectedLegs, options: MergeOptions = {}): MergedReport {
-  const reports = read.map(({ file, report }) => ({ file, report: rejudgeReport(report, file, options) }));
+  const { acceptance, noBaseTeacher, judgeLeg, notes = [] } = options;
+  const reports = read.map((leg) => {
+    const expectedLeg = legOf(leg, expected);
+    return {
+      file: leg.file,
+      report: rejudgeReport(leg.report, leg.file, { acceptance, noBaseTeacher, ...judgeLeg?.(expectedLeg) }),
+      name: (judgeLeg && expectedLeg) || nameOf(leg.file, leg.report),
+    };
+  });
   const legs = expected ? checkLegs(reports, expected) : { missing: [], reasons: duplicateReasons(legGroups(reports)) };
   const verdict = legs.reasons.length > 0 || reports.some(({ report }) => report.verdict === 'fail') ? 'fail' : 'pass';
-  const rows = reports.map(({ file, report }) => {
+  const rows = reports.map(({ name, report }) => {
     const m = report.metrics;
     const failing = report.gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
     return [
-      esc(nameOf(file, report)),
+      esc(name),
       report.verdict === 'pass' ? '✅ pass' : '❌ fail',
       ...HEADLINE_METRICS.map((spec) => formatCompact(spec.name, m[spec.name])),
       failing.length ? failing.join(', ') : '—',
@@ -106,7 +155,7 @@ export function mergeReports(read: Array<{ file: string; report: Report }>, expe
   const lines = [
     `## ${verdict === 'pass' ? '✅' : '❌'} distill-gate: ${verdict} (${runs})`,
     '',
-    ...legs.reasons.flatMap((reason) => [`> **Note:** ${esc(reason)}`, '']),
+    ...[...legs.reasons, ...notes].flatMap((reason) => [`> **Note:** ${esc(reason)}`, '']),
     markdownTable([['Run', 'Verdict', ...HEADLINE_METRICS.map((spec) => spec.label), 'Failing gates'], ...rows, ...missingRows], {
       align: ['l', 'l', ...HEADLINE_METRICS.map(() => 'r' as const), 'l'],
     }),
@@ -114,13 +163,13 @@ export function mergeReports(read: Array<{ file: string; report: Report }>, expe
   ];
   const front = mergedSweep(reports);
   if (front) lines.push(...sweepSection(front, { heading: '### Sweep: the legs side by side' }));
-  for (const { file, report } of reports) {
+  for (const { name, report } of reports) {
     const body = renderMarkdown(report)
       .replace(/^## /, '### ')
       .replace(/^### (?=[A-Z])/gm, '#### ');
-    lines.push('<details>', `<summary>${esc(nameOf(file, report))}: ${report.verdict}</summary>`, '', body, '</details>', '');
+    lines.push('<details>', `<summary>${esc(name)}: ${report.verdict}</summary>`, '', body, '</details>', '');
   }
-  return { verdict, markdown: `${lines.join('\n')}\n`, reports, reasons: legs.reasons };
+  return { verdict, markdown: `${lines.join('\n')}\n`, reports, reasons: legs.reasons, notes };
 }
 
 /**
@@ -131,12 +180,13 @@ export function mergeReports(read: Array<{ file: string; report: Report }>, expe
  * every gate comes from its leg's re-judged gates. Legs that all ran the same student (a matrix of
  * runners) add only their own sweeps' candidates. Undefined with fewer than two candidates.
  */
-export function mergedSweep(reports: Array<{ file: string; report: Report }>): Sweep | undefined {
+export function mergedSweep(reports: Array<{ file: string; report: Report; name?: string }>): Sweep | undefined {
   // Legs that ran one student (a matrix of runners or backends) are not candidates of a sweep.
   const students = new Set(reports.map(({ report: { student } }) => JSON.stringify([student.from, student.params, student.bytes])));
   const legsDiffer = students.size >= 2;
-  const candidates = reports.flatMap(({ file, report }): Array<Omit<SweepCandidate, 'onFront'>> => {
-    const leg = nameOf(file, report);
+  const candidates = reports.flatMap(({ file, report, name }): Array<Omit<SweepCandidate, 'onFront'>> => {
+    // The trusted leg name where the merge gave one (never the name an upload claims).
+    const leg = name ?? nameOf(file, report);
     const failing = report.gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
     const own: Omit<SweepCandidate, 'onFront'> =
       report.status === 'complete'
@@ -180,10 +230,11 @@ function checkLegs(reports: Array<{ file: string; report: Report }>, expected: E
       );
     return { missing: [], reasons };
   }
-  const matches = (name: string, { file, report }: { file: string; report: Report }) =>
-    nameOf(file, report) === name || path.basename(path.dirname(file)) === name;
   const missing = expected.names.filter((name) => !reports.some((r) => matches(name, r)));
-  const unexpected = reports.filter((r) => !expected.names!.some((name) => matches(name, r))).map(({ file, report }) => nameOf(file, report));
+  // Named with their folder too: the folder is where the trusted job put the artifact, the run name what the report claims.
+  const unexpected = reports
+    .filter((r) => !expected.names!.some((name) => matches(name, r)))
+    .map(({ file, report }) => (nameOf(file, report) === folderOf(file) ? folderOf(file) : `${nameOf(file, report)} (in ${folderOf(file)})`));
   const twice = expected.names.filter((name) => groups.filter((group) => group.some((r) => matches(name, r))).length > 1);
   if (missing.length > 0)
     reasons.push(
@@ -200,6 +251,20 @@ function checkLegs(reports: Array<{ file: string; report: Report }>, expected: E
   if (unexpected.length > 0) reasons.push(`Not expected: ${listed(unexpected)}; expect names ${listed(expected.names)}.`);
   if (twice.length > 0) reasons.push(`More than one report for ${listed(twice)}: a stale or duplicate report.json matches the pattern.`);
   return { missing, reasons };
+}
+
+/** Whether a report answers to a leg's name: its run name (see nameOf) or the folder it lies in. */
+function matches(name: string, { file, report }: { file: string; report: Report }): boolean {
+  return nameOf(file, report) === name || path.basename(path.dirname(file)) === name;
+}
+
+/**
+ * The expected leg a report answers to, the first named that it matches; undefined where the legs
+ * are only counted or it matches none (it is then not expected, which fails the merge). A report
+ * that answers to two names fails it too: checkLegs finds one of them missing or reported twice.
+ */
+function legOf(leg: { file: string; report: Report }, expected: ExpectedLegs | undefined): string | undefined {
+  return expected?.names?.find((name) => matches(name, leg));
 }
 
 /**
@@ -231,8 +296,12 @@ function duplicateReasons(groups: Array<Array<{ file: string; report: Report }>>
 /** A run's name: its config file, or the folder its report sits in when configs share a name. */
 function nameOf(file: string, report: Report): string {
   const config = report.config ? path.basename(report.config) : '';
-  const folder = path.basename(path.dirname(file));
-  return config && config !== 'distill-gate.yml' ? config : folder;
+  return config && config !== 'distill-gate.yml' ? config : folderOf(file);
+}
+
+/** The folder a report lies in (the artifact's name, when downloaded by pattern). */
+function folderOf(file: string): string {
+  return path.basename(path.dirname(file));
 }
 
 /**
@@ -243,8 +312,8 @@ function nameOf(file: string, report: Report): string {
 export function mergedAsReport(merged: MergedReport): Report {
   return withOutcome(merged.reports[0].report, {
     verdict: merged.verdict,
-    reasons: [...merged.reasons, ...merged.reports.flatMap(({ file, report }) => report.reasons.map((r) => `${nameOf(file, report)}: ${r}`))],
-    gates: merged.reports.flatMap(({ file, report }) => report.gates.map((g) => ({ ...g, metric: `${nameOf(file, report)}: ${g.metric}` }))),
+    reasons: [...merged.reasons, ...merged.notes, ...merged.reports.flatMap(({ name, report }) => report.reasons.map((r) => `${name}: ${r}`))],
+    gates: merged.reports.flatMap(({ name, report }) => report.gates.map((g) => ({ ...g, metric: `${name}: ${g.metric}` }))),
     metrics: Object.fromEntries(
       HEADLINE_METRICS.map(({ name }) => [
         name,

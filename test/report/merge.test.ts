@@ -6,6 +6,7 @@ import { main } from '../../src/cli/main.js';
 import { mergedAsReport, mergeReports, parseExpected, readReports } from '../../src/report/merge.js';
 import { captureIo } from '../helpers.js';
 import type { Report } from '../../src/report/report.js';
+import type { TrustedConfig } from '../../src/report/rejudge.js';
 import { failingSizeGate, fullSampleReport, sampleReport } from '../sample-report.js';
 
 async function matrixReports(): Promise<string> {
@@ -88,6 +89,44 @@ describe('a merge that expects its legs', () => {
     expect(() => parseExpected('tiny tiny', '--expect')).toThrow('--expect: names the leg "tiny" twice; name each leg once.');
   });
 
+  it('reads LEG=CONFIG (a leg and its trusted config) only where asked to (mode report), refusing it elsewhere', () => {
+    expect(parseExpected('tiny=cfg/tiny.yml\nsmall', 'input expect', { configs: true })).toEqual({
+      count: 2,
+      names: ['tiny', 'small'],
+      configs: { tiny: 'cfg/tiny.yml' },
+    });
+    expect(parseExpected('tiny small', 'input expect', { configs: true })).toEqual({ count: 2, names: ['tiny', 'small'] });
+    expect(() => parseExpected('tiny=a.yml', '--expect')).toThrow('--expect: "tiny=a.yml" pairs a leg with a config, which only mode report does');
+    expect(() => parseExpected('=a.yml', 'input expect', { configs: true })).toThrow('input expect: "=a.yml" is not LEG=CONFIG');
+    expect(() => parseExpected('tiny=a.yml tiny=b.yml', 'input expect', { configs: true })).toThrow('names the leg "tiny" twice');
+  });
+
+  it("re-judges each report with what judgeLeg gives the leg it answers to, and shows it by that leg's name", () => {
+    const strict: TrustedConfig = {
+      gates: { 'agreement.top1': '>= 0.99' },
+      measure: { warmup: 1, rounds: 3, throughputBatch: 64, topK: 5, speedBudgetSeconds: 20, inconclusive: 'pass' },
+      file: '/trusted/strict.yml',
+    };
+    const reports = [
+      { file: '/r/distill-report-tiny/report.json', report: sampleReport({ config: '/fork/tiny.yml' }) },
+      { file: '/r/distill-report-small/report.json', report: sampleReport({ config: '/fork/small.yml' }) },
+    ];
+    const asked: Array<string | undefined> = [];
+    const merged = mergeReports(
+      reports,
+      { count: 2, names: ['distill-report-tiny', 'distill-report-small'] },
+      { judgeLeg: (leg) => (asked.push(leg), leg === 'distill-report-small' ? { trusted: strict } : {}), notes: ['a note'] },
+    );
+    expect(asked).toEqual(['distill-report-tiny', 'distill-report-small']);
+    expect(merged.reports.map(({ name, report }) => [name, report.verdict])).toEqual([
+      ['distill-report-tiny', 'pass'],
+      ['distill-report-small', 'fail'],
+    ]);
+    expect(merged).toMatchObject({ verdict: 'fail', reasons: [], notes: ['a note'] });
+    expect(merged.markdown).toContain('> **Note:** a note');
+    expect(mergedAsReport(merged).reasons).toContain('a note');
+  });
+
   it('fails when fewer reports arrive than expected, though every one that arrived passed', async () => {
     const merged = mergeReports(await readReports(['reports/*/report.json'], await oneLegArrived()), { count: 2 });
     expect(merged.verdict).toBe('fail');
@@ -121,7 +160,7 @@ describe('a merge that expects its legs', () => {
       '2 reports arrived where 1 were expected (distill-gate-small.yml, distill-gate-tiny.yml): a stale or duplicate report.json matches the pattern.',
     ]);
     expect(mergeReports(reports, { count: 1, names: ['distill-report-tiny'] }).reasons).toEqual([
-      'Not expected: distill-gate-small.yml; expect names distill-report-tiny.',
+      'Not expected: distill-gate-small.yml (in distill-report-small); expect names distill-report-tiny.',
     ]);
   });
 

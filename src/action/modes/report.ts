@@ -2,6 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as core from '@actions/core';
+import picomatch from 'picomatch';
 import { loadConfig, type Config } from '../../config/load.js';
 import { InputError } from '../../errors.js';
 import { fileExists } from '../../models/artifacts.js';
@@ -11,7 +12,7 @@ import { readReport, readUntrustedReport } from '../../report/read.js';
 import { rejudgeReport, type StoredBaseline } from '../../report/rejudge.js';
 import { underClock, type RunClock } from '../../run-control.js';
 import { regressionAcceptance } from '../acceptance.js';
-import { judgeChanges, relevantGlobs, unknownLine, type ChangeVerdict } from '../changes.js';
+import { AUTO, judgeChanges, relevantGlobs, unknownLine, type ChangeVerdict } from '../changes.js';
 import { explainFailure, GITHUB_CALL_DEADLINE_MS } from '../github/index.js';
 import type { Step } from '../inputs.js';
 import { readBaseline } from '../store.js';
@@ -29,12 +30,18 @@ import type { ModeOutcome, Notice } from './outcome.js';
  */
 export async function reportMode(step: Step, clock: RunClock): Promise<ModeOutcome> {
   const { inputs, context } = step;
+  if (inputs.expect)
+    throw new InputError(
+      'input expect',
+      "names the legs of a matrix, which mode report checks only with input reports (the legs' report.json files or patterns, e.g. reports/*/report.json); give reports, or drop expect.",
+    );
   const trusted = await trustedConfig(inputs);
   const underWorkflowRun = context.eventName === 'workflow_run';
   const pr = underWorkflowRun ? step.pr?.number : undefined;
-  const changes = pr !== undefined ? await changesOfPullRequest(step, pr, trusted, clock) : undefined;
+  const changes = pr !== undefined ? await changesOfPullRequest(step, pr, [trusted], clock) : undefined;
   if (changes?.relevant === false) return { notice: skipped(changes) };
-  if (underWorkflowRun && !(await fileExists(inputs.report))) return { notice: missingUpload(step, changes) };
+  if (underWorkflowRun && !(await fileExists(inputs.report)))
+    return { notice: missingUpload(step, changes, path.relative(inputs.workingDirectory, inputs.report) || inputs.report) };
   const uploaded = await readUntrustedReport(inputs.report);
   const stored = await trustedBaseline(step, clock);
   const acceptance = underWorkflowRun ? await regressionAcceptance(step, clock) : undefined;
@@ -50,8 +57,11 @@ export async function reportMode(step: Step, clock: RunClock): Promise<ModeOutco
   return { result: { report, markdown: renderMarkdown(report), reportPath: inputs.report, studentPath: '' } };
 }
 
-/** The notice of a relevant change whose untrusted run uploaded no report (it crashed, was cancelled, or its workflow was edited). */
-function missingUpload({ inputs, context }: Step, changes: ChangeVerdict | undefined): Notice {
+/**
+ * The notice of a relevant change whose untrusted run uploaded no report (it crashed, was
+ * cancelled, or its workflow was edited); `lookedFor` says where (plain text, escaped here).
+ */
+export function missingUpload({ context }: Step, changes: ChangeVerdict | undefined, lookedFor: string): Notice {
   const conclusion = context.payload.workflow_run?.conclusion;
   const why =
     changes?.relevant === true
@@ -64,7 +74,7 @@ function missingUpload({ inputs, context }: Step, changes: ChangeVerdict | undef
     state: 'failure',
     line: `no report.json was uploaded by the pull request's run (${conclusion ? `it ended: ${conclusion}` : 'its conclusion is unknown'}), and ${why}`,
     details: [
-      `Looked for ${escapeMarkdown(path.relative(inputs.workingDirectory, inputs.report) || inputs.report)}. Re-run the pull request's workflow; a run that fails before writing its report leaves nothing to judge, and the gate does not pass unseen.`,
+      `Looked for ${escapeMarkdown(lookedFor)}. Re-run the pull request's workflow; a run that fails before writing its report leaves nothing to judge, and the gate does not pass unseen.`,
       changes?.relevant === true ? fileList(changes.files) : '',
     ]
       .filter(Boolean)
@@ -73,10 +83,21 @@ function missingUpload({ inputs, context }: Step, changes: ChangeVerdict | undef
   };
 }
 
-/** The PR's changed files as GitHub lists them, judged against the trusted `paths`; unknown when they cannot be read or the globs are unknown. */
-async function changesOfPullRequest({ inputs, github }: Step, number: number, trusted: Config | undefined, clock: RunClock): Promise<ChangeVerdict> {
+/**
+ * The PR's changed files as GitHub lists them, judged against the trusted `paths`, `auto` standing
+ * for the files of every one of `trusted` (the configs of the legs; one without a config leaves
+ * `auto` unknown); unknown when they cannot be read or the globs are unknown.
+ */
+export async function changesOfPullRequest(
+  { inputs, github }: Step,
+  number: number,
+  trusted: Array<Config | undefined>,
+  clock: RunClock,
+): Promise<ChangeVerdict> {
   let verdict: ChangeVerdict;
-  const globs = relevantGlobs(inputs.paths, trusted, process.env.GITHUB_WORKSPACE ?? inputs.workingDirectory);
+  const root = process.env.GITHUB_WORKSPACE ?? inputs.workingDirectory;
+  const autoUnknown = inputs.paths.includes(AUTO) && trusted.some((config) => !config);
+  const globs = autoUnknown ? [] : [...new Set(trusted.flatMap((config) => relevantGlobs(inputs.paths, config, root)))];
   if (!github) verdict = { relevant: 'unknown', why: 'no github-token to list the changed files, so the gate runs' };
   else if (globs.length === 0) verdict = { relevant: 'unknown', why: 'no trusted config for `paths: auto` to name the relevant files, so the gate runs' };
   else {
@@ -99,16 +120,17 @@ async function changesOfPullRequest({ inputs, github }: Step, number: number, tr
  * upload's folder), else the baseline store's records of the PR's base branch, or the default
  * branch's when a fork's run names no PR.
  */
-async function trustedBaseline(step: Step, clock: RunClock): Promise<StoredBaseline | undefined> {
+export async function trustedBaseline(step: Step, clock: RunClock): Promise<StoredBaseline | undefined> {
   const { inputs } = step;
   if (inputs.baseline) {
     refuseInsideUpload(inputs, inputs.baseline, 'input baseline');
     return { report: await readReport(inputs.baseline), path: inputs.baseline };
   }
-  return storedBaselineOfBase(step, clock);
+  return storedBaselineOfBase(step, inputs.commentKey, clock);
 }
 
-async function storedBaselineOfBase({ inputs, context, github }: Step, clock: RunClock): Promise<StoredBaseline | undefined> {
+/** The baseline store's record under `key` (a config's path, as main.yml's run names it) for the PR's base branch, or the default branch. */
+export async function storedBaselineOfBase({ inputs, context, github }: Step, key: string, clock: RunClock): Promise<StoredBaseline | undefined> {
   if (!github || !inputs.baselineBranch) return undefined;
   let forBranch: string;
   try {
@@ -120,18 +142,32 @@ async function storedBaselineOfBase({ inputs, context, github }: Step, clock: Ru
     return undefined;
   }
   const dir = await mkdtemp(path.join(process.env.RUNNER_TEMP ?? os.tmpdir(), 'distill-gate-baseline-'));
-  const found = await readBaseline(github, { location: { branch: inputs.baselineBranch, key: inputs.commentKey, forBranch }, write: false }, dir, clock.stop);
+  const found = await readBaseline(github, { location: { branch: inputs.baselineBranch, key, forBranch }, write: false }, dir, clock.stop);
   return found?.reportPath ? { report: await readReport(found.reportPath), path: found.reportPath } : undefined;
 }
 
-/** A file the trusted job reads must not lie in the upload's folder: the upload could have put it there. */
-function refuseInsideUpload(inputs: Step['inputs'], file: string, culprit: string): void {
-  const uploadFolder = path.dirname(inputs.report);
-  if (path.relative(uploadFolder, file).split(path.sep)[0] !== '..')
+/**
+ * A file the trusted job reads must not lie in the upload's folder: the upload could have put it
+ * there. With several legs (input reports), that is the folder each pattern's artifacts go to:
+ * the part of the pattern before its first wildcard (`reports` for reports/*\/report.json).
+ */
+export function refuseInsideUpload(inputs: Step['inputs'], file: string, culprit: string): void {
+  const legs = inputs.reports.length > 0;
+  const folders = legs ? inputs.reports.map((pattern) => uploadFolderOf(inputs.workingDirectory, pattern)) : [path.dirname(inputs.report)];
+  const uploadFolder = folders.find((folder) => path.relative(folder, file).split(path.sep)[0] !== '..');
+  if (uploadFolder !== undefined)
     throw new InputError(
       culprit,
-      `${file} lies in ${uploadFolder}, the folder of the uploaded report, so the upload could have put it there. Download the artifact into a folder of its own and give a file of the trusted checkout.`,
+      legs
+        ? `${file} lies in ${uploadFolder}, where the uploaded reports are downloaded, so an upload could have put it there. Download the artifacts into a folder of their own (reports/ for reports/*/report.json) and give a file of the trusted checkout.`
+        : `${file} lies in ${uploadFolder}, the folder of the uploaded report, so the upload could have put it there. Download the artifact into a folder of its own and give a file of the trusted checkout.`,
     );
+}
+
+/** The folder a report pattern's files lie in: its part before the first wildcard, or the file's folder. */
+function uploadFolderOf(workingDirectory: string, pattern: string): string {
+  const scanned = picomatch.scan(pattern);
+  return path.resolve(workingDirectory, scanned.isGlob ? scanned.base : path.dirname(pattern));
 }
 
 /**
@@ -140,7 +176,7 @@ function refuseInsideUpload(inputs: Step['inputs'], file: string, culprit: strin
  * the workflow gave one. A config inside the uploaded report's folder could have come with the
  * upload, so it is refused rather than obeyed.
  */
-async function trustedConfig(inputs: Step['inputs']): Promise<Config | undefined> {
+export async function trustedConfig(inputs: Step['inputs']): Promise<Config | undefined> {
   if (!(await fileExists(inputs.config))) {
     core.info(`distill-gate: no config at ${inputs.config} in this checkout; re-judging the uploaded gates with their own thresholds`);
     return undefined;

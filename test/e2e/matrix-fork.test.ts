@@ -1,0 +1,195 @@
+/**
+ * The required check for a fork's matrix: the fork's legs ran with a read-only token and uploaded a
+ * report.json each (matrix-fork-untrusted.yml); the trusted workflow_run job (matrix-fork-report.yml,
+ * mode report with input reports) re-judges every leg with its own trusted config, merges them and
+ * sets one commit status on the PR's head commit. A forged leg, a missing leg or an extra one never
+ * turns it green. The action runs in-process (the source, not dist/) against the loopback GitHub.
+ */
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Report } from '../../src/report/report.js';
+import { exampleWorkspace, quickConfig } from '../helpers.js';
+import { sampleReport } from '../sample-report.js';
+import { FakeGitHub } from './github-server.js';
+import { captureActionLog, EVENTS, parseOutputs } from './runner-env.js';
+
+const api = await new FakeGitHub().start();
+const runnerDir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-matrix-fork-'));
+const files = { summary: path.join(runnerDir, 'summary.md'), output: path.join(runnerDir, 'output') };
+Object.assign(process.env, {
+  GITHUB_API_URL: api.url,
+  GITHUB_REPOSITORY: 'acme/models',
+  GITHUB_EVENT_NAME: 'workflow_run',
+  GITHUB_EVENT_PATH: path.join(EVENTS, 'workflow_run.json'),
+  GITHUB_STEP_SUMMARY: files.summary,
+  GITHUB_OUTPUT: files.output,
+  GITHUB_SERVER_URL: 'https://github.test',
+  GITHUB_RUN_ID: '42',
+});
+const github = await import('@actions/github');
+const { run } = await import('../../src/action/run.js');
+const context = github.context as unknown as { eventName: string; payload: Record<string, unknown>; sha: string };
+const log = captureActionLog(() => api.stop());
+
+const HEAD = 'c0ffee'.padEnd(40, '0');
+const workflowRun = (conclusion = 'success') => ({
+  workflow_run: { head_sha: HEAD, pull_requests: [], conclusion, event: 'pull_request', head_repository: { full_name: 'someone/models' } },
+  repository: { full_name: 'acme/models', default_branch: 'main' },
+});
+
+/** matrix-fork-report.yml's step: every leg's artifact under reports/, each leg with the default branch's config. */
+const inputs = {
+  mode: 'report',
+  reports: 'reports/*/report.json',
+  expect: 'distill-report-tiny=distill-gate-tiny.yml\ndistill-report-small=distill-gate-small.yml',
+};
+
+/**
+ * The trusted job's workspace: the default branch's two configs (tiny gates size, small gates
+ * agreement at 0.9), and what the fork's legs uploaded, by artifact name.
+ */
+async function trustedJob(uploads: Record<string, Report>, changed = ['models/teacher/group1-shard1of1.bin']) {
+  const dir = await exampleWorkspace(quickConfig());
+  await writeFile(path.join(dir, 'distill-gate-tiny.yml'), quickConfig({ gates: '  size.ratio: "<= 0.1"' }));
+  await writeFile(path.join(dir, 'distill-gate-small.yml'), quickConfig({ gates: '  agreement.top1: ">= 0.9"' }));
+  for (const [artifact, report] of Object.entries(uploads)) {
+    await mkdir(path.join(dir, 'reports', artifact), { recursive: true });
+    await writeFile(path.join(dir, 'reports', artifact, 'report.json'), JSON.stringify(report));
+  }
+  api.pullFiles.set(7, { files: changed, baseSha: 'b'.repeat(40) });
+  return dir;
+}
+
+/** A leg's honest report: its config, and the sample's metrics (size.ratio 0.05, agreement 0.95), which pass both configs. */
+const leg = (student: 'tiny' | 'small', overrides: Partial<Report> = {}) => sampleReport({ config: `/fork/distill-gate-${student}.yml`, ...overrides });
+
+async function act(payload: Record<string, unknown>, workspace: string) {
+  for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
+  Object.assign(process.env, {
+    GITHUB_WORKSPACE: workspace,
+    'INPUT_GITHUB-TOKEN': 'ghs_matrix_fork',
+    'INPUT_BASELINE-BRANCH': 'false',
+    ...Object.fromEntries(Object.entries(inputs).map(([name, value]) => [`INPUT_${name.toUpperCase()}`, value])),
+  });
+  Object.assign(context, { eventName: 'workflow_run', payload, sha: 'f'.repeat(40) });
+  await writeFile(files.summary, '');
+  await writeFile(files.output, '');
+  log.text = '';
+  process.exitCode = 0;
+  await run({ minTimeoutMs: 1, maxRetryTimeMs: 1000, retries: 1 });
+  return {
+    printed: log.text,
+    exitCode: process.exitCode ?? 0,
+    summary: await readFile(files.summary, 'utf8'),
+    outputs: parseOutputs(await readFile(files.output, 'utf8')),
+  };
+}
+
+/** The statuses on the head commit: pending first, then exactly one final one, which is returned. */
+function oneFinalStatus() {
+  const set = api.statuses.filter((s) => s.sha === HEAD);
+  expect(set.map((s) => s.context)).toEqual(set.map(() => 'distill-gate'));
+  expect(set[0].state).toBe('pending');
+  const finals = set.filter((s) => s.state !== 'pending');
+  expect(finals).toHaveLength(1);
+  expect(set.at(-1)).toBe(finals[0]);
+  return finals[0];
+}
+
+function reset() {
+  api.clearFaults();
+  api.statuses = [];
+  api.comments = [];
+  api.pulls = [{ number: 7, state: 'open', head: { sha: HEAD } }];
+  api.pullFiles = new Map();
+  api.labelsOn = new Map();
+  api.labelEvents = [];
+}
+
+describe("a fork's matrix, merged by the trusted workflow_run job", () => {
+  it('both legs honest and passing their trusted gates: one success, one comment with both legs', async () => {
+    reset();
+    const dir = await trustedJob({ 'distill-report-tiny': leg('tiny'), 'distill-report-small': leg('small') });
+    const result = await act(workflowRun(), dir);
+    expect(result.exitCode).toBe(0);
+    expect(oneFinalStatus()).toMatchObject({ state: 'success', description: 'pass: 2 gates pass' });
+    expect(result.printed).toContain(`leg distill-report-small is re-judged with the gates of ${path.join(dir, 'distill-gate-small.yml')}`);
+    expect(api.comments).toHaveLength(1);
+    expect(api.comments[0].body).toContain('distill-gate: pass (2 runs)');
+    expect(result.outputs['report-path']).toBe(path.join(dir, 'distill-report/report.md'));
+  });
+
+  it('a leg forged as pass with a metric its trusted config fails: failure, naming the leg and the gate', async () => {
+    reset();
+    const forged = leg('small', { verdict: 'pass', gates: [], metrics: { ...sampleReport().metrics, 'agreement.top1': 0.8 } });
+    const dir = await trustedJob({ 'distill-report-tiny': leg('tiny'), 'distill-report-small': forged });
+    const result = await act(workflowRun(), dir);
+    expect(result.exitCode).toBe(1);
+    expect(oneFinalStatus()).toMatchObject({ state: 'failure', description: 'fail: distill-report-small: agreement.top1 0.8 (>= 0.9)' });
+    expect(api.comments[0].body).toContain(
+      'The uploaded report claimed pass; re-judged from its values with the thresholds of the trusted distill-gate-small.yml: fail',
+    );
+  });
+
+  it("a leg re-judged with the other leg's laxer gates is not possible: each expected leg gets its own config, whatever the upload claims", async () => {
+    reset();
+    // The small leg's report says it ran tiny's config (whose gates ignore agreement); it lies in small's folder.
+    const claimsTiny = leg('tiny', {
+      gates: [],
+      metrics: { ...sampleReport().metrics, 'agreement.top1': 0.8 },
+      environment: { ...sampleReport().environment, cpu: 'other' },
+    });
+    const dir = await trustedJob({ 'distill-report-tiny': leg('tiny'), 'distill-report-small': claimsTiny });
+    await act(workflowRun(), dir);
+    // Shown by the leg's name, judged by the leg's config: the claimed config name counts for nothing.
+    expect(oneFinalStatus()).toMatchObject({ state: 'failure', description: 'fail: distill-report-small: agreement.top1 0.8 (>= 0.9)' });
+  });
+
+  it('a leg that uploaded nothing (the fork deleted it): failure, naming the leg', async () => {
+    reset();
+    const dir = await trustedJob({ 'distill-report-tiny': leg('tiny') });
+    const result = await act(workflowRun(), dir);
+    expect(result.exitCode).toBe(1);
+    expect(oneFinalStatus()).toMatchObject({ state: 'failure', description: expect.stringMatching(/^fail: Missing: distill-report-small/) });
+  });
+
+  it('a leg no one expects (an extra artifact matching the pattern): failure', async () => {
+    reset();
+    const dir = await trustedJob({
+      'distill-report-tiny': leg('tiny'),
+      'distill-report-small': leg('small'),
+      'distill-report-extra': leg('tiny', { environment: { ...sampleReport().environment, cpu: 'another' } }),
+    });
+    await act(workflowRun(), dir);
+    expect(oneFinalStatus()).toMatchObject({
+      state: 'failure',
+      description: expect.stringMatching(/^fail: Not expected: distill-gate-tiny\.yml \(in distill-report-extra\)/),
+    });
+  });
+
+  it('no leg uploaded anything (the run crashed, or its workflow was edited): failure, naming how the run ended', async () => {
+    reset();
+    const dir = await trustedJob({});
+    const result = await act(workflowRun('failure'), dir);
+    expect(result.exitCode).toBe(1);
+    expect(oneFinalStatus()).toMatchObject({
+      state: 'failure',
+      description: expect.stringMatching(/^no report\.json was uploaded by the pull request's run \(it ended: failure\)/),
+    });
+    expect(api.comments[0].body).toContain('distill-report-tiny, distill-report-small');
+  });
+
+  it("nothing either leg's config names changed: success as skipped, whatever was uploaded; a change to one leg's config alone is gated", async () => {
+    reset();
+    const uploads = { 'distill-report-tiny': leg('tiny', { verdict: 'fail' }) };
+    const unrelated = await trustedJob(uploads, ['README.md']);
+    await act(workflowRun(), unrelated);
+    expect(oneFinalStatus()).toMatchObject({ state: 'success', description: expect.stringMatching(/gate skipped$/) });
+    reset();
+    const smallOnly = await trustedJob(uploads, ['distill-gate-small.yml']);
+    await act(workflowRun(), smallOnly);
+    expect(oneFinalStatus().state).toBe('failure');
+  });
+});
