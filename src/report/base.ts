@@ -1,6 +1,7 @@
 import type { Config } from '../config/load.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
-import { SCHEMA_VERSION, type Environment, type Report, type TrainingStepRecord } from './report.js';
+import type { AugmentSettings } from '../config/schema.js';
+import { SCHEMA_VERSION, type AugmentRecord, type Environment, type Report, type TrainingStepRecord } from './report.js';
 import type { Sweep } from './sweep.js';
 
 /**
@@ -69,6 +70,7 @@ export const UNKNOWN_ENVIRONMENT: Environment = {
 /** report.json from its parts: the one place a Report is put together. Pure. */
 export function baseReport(parts: ReportParts): Report {
   const { config, outcome, models, training, samples } = parts;
+  const { augment } = config.distill;
   return {
     schemaVersion: SCHEMA_VERSION,
     verdict: outcome.verdict,
@@ -91,6 +93,7 @@ export function baseReport(parts: ReportParts): Report {
       seed: config.distill.seed,
       labels: samples?.labels ?? false,
       ...(samples?.classes ? { classes: [...samples.classes] } : {}),
+      ...(augment ? { augment: augmentRecord(augment, config.distill.seed) } : {}),
       ...(training?.step ? { step: stepRecord(training.step) } : {}),
     },
     environment: parts.environment ?? UNKNOWN_ENVIRONMENT,
@@ -142,4 +145,9 @@ export function withOutcome(
 /** report.training.step, its optional fields present only when set. */
 function stepRecord({ kind, backend, whyNotKernel, kernelModule }: TrainingStepRecord): TrainingStepRecord {
   return { kind, backend, ...(whyNotKernel !== undefined ? { whyNotKernel } : {}), ...(kernelModule ? { kernelModule } : {}) };
+}
+
+/** report.training.augment: the settings the run applied, its seed resolved (distill.seed by default). */
+function augmentRecord({ flip, crop, brightness, contrast, seed }: AugmentSettings, runSeed: number): AugmentRecord {
+  return { flip, ...(crop ? { cropPadding: crop.padding } : {}), brightness, contrast, seed: seed ?? runSeed };
 }

@@ -240,7 +240,7 @@ function footer(report: Report, phases?: PhaseSeconds): string {
     timed.length > 0
       ? `phase times: ${timed.map((phase) => `${phase} ${phaseSeconds(phases![phase]!)}`).join(', ')}${step}`
       : `distillation ${fmt(t.seconds, 1)} s (teacher soft targets ${fmt(t.teacherSeconds, 1)} s${step})`;
-  return `<sub>Backend ${esc(e.backend)} (${esc(e.backendSource)}), TF.js ${esc(e.tfjsVersion)}, Node ${esc(e.node)}, ${esc(e.cpu)} ×${e.cpus}${e.gpu ? `, GPU ${esc(e.gpu)}` : ''}${teacher}; ${times}${speedPrecision(report)}, T=${t.temperature}, alpha=${t.alpha}, seed ${t.seed}.</sub>`;
+  return `<sub>Backend ${esc(e.backend)} (${esc(e.backendSource)}), TF.js ${esc(e.tfjsVersion)}, Node ${esc(e.node)}, ${esc(e.cpu)} ×${e.cpus}${e.gpu ? `, GPU ${esc(e.gpu)}` : ''}${teacher}; ${times}${speedPrecision(report)}, T=${t.temperature}, alpha=${t.alpha}, seed ${t.seed}${describeAugment(t.augment)}${describeClasses(t.classes)}.</sub>`;
 }
 
 /** A phase's time for the footer: "9.6 s", "<0.1 s", "125 s". */
@@ -290,4 +290,27 @@ function baselineRunLink(runUrl: string | undefined): string {
 function relativeName(file: string): string {
   const parts = file.split(/[\\/]/);
   return parts.slice(-3).join('/');
+}
+
+/** "; augmented each epoch: flip, crop ±2 px, brightness ±0.1, contrast ±0.1 (seed 7)"; nothing without distill.augment. */
+function describeAugment(augment: Report['training']['augment']): string {
+  if (!augment) return '';
+  const parts = [
+    augment.flip ? 'flip' : '',
+    augment.cropPadding ? `crop ±${augment.cropPadding} px` : '',
+    augment.brightness > 0 ? `brightness ±${augment.brightness}` : '',
+    augment.contrast > 0 ? `contrast ±${augment.contrast}` : '',
+  ].filter(Boolean);
+  return `; augmented each epoch: ${parts.length > 0 ? parts.join(', ') : 'nothing (every transform off)'} (seed ${augment.seed})`;
+}
+
+/** Classes named in the footer before "and N more". */
+const FOOTER_CLASSES = 10;
+
+/** "; classes cat, dog" for image folders, in the teacher's output order; names escaped (they are folder names). */
+function describeClasses(classes: string[] | undefined): string {
+  if (!classes || classes.length === 0) return '';
+  const shown = classes.slice(0, FOOTER_CLASSES).map((name) => esc(name));
+  const more = classes.length > FOOTER_CLASSES ? ` and ${classes.length - FOOTER_CLASSES} more` : '';
+  return `; classes ${shown.join(', ')}${more}`;
 }

@@ -90,6 +90,13 @@ function reportSchema(object: ObjectOf) {
       seed: z.number(),
       labels: z.boolean(),
       classes: z.array(z.string().max(256)).max(100_000).optional(),
+      augment: object({
+        flip: z.boolean(),
+        cropPadding: count.optional(),
+        brightness: z.number().nonnegative(),
+        contrast: z.number().min(0).max(1),
+        seed: z.number(),
+      }).optional(),
       step: object({ kind: z.string(), backend: z.string(), whyNotKernel: z.string().optional(), kernelModule: z.string().optional() }).optional(),
     }),
     environment: object({

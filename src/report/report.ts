@@ -31,6 +31,16 @@ export interface Environment {
 }
 
 /** report.json: everything a reader, a later comparison or the GitHub shell needs. */
+/** report.training.augment: the transforms of each epoch's training rows. */
+export interface AugmentRecord {
+  flip: boolean;
+  /** Shift by up to this many pixels each way (a random crop of the zero-padded image); absent: no crop. */
+  cropPadding?: number;
+  brightness: number;
+  contrast: number;
+  seed: number;
+}
+
 export interface Report {
   schemaVersion: typeof SCHEMA_VERSION;
   verdict: 'pass' | 'fail';
@@ -58,6 +68,8 @@ export interface Report {
     labels: boolean;
     /** Image folders: the class names, in the order of the teacher's outputs (class i is classes[i]). */
     classes?: string[];
+    /** `distill.augment` as the run applied it (its seed resolved): the transfer set was drawn afresh each epoch and the teacher answered those rows. */
+    augment?: AugmentRecord;
     /**
      * How the student was trained: the step (kernel, dense, autodiff) and its backend; inference ran
      * on `backend`. `kernelModule`: the kernel step's build, relaxed-simd (fused multiply-adds where

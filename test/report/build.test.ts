@@ -173,6 +173,39 @@ describe('buildReport', () => {
     expect(renderMarkdown(trained('<img src=x>'))).not.toContain('<img');
   });
 
+  it('records distill.augment (its seed resolved) and the image classes, through report.json and into the footer', () => {
+    const base = record();
+    const augmented = (augment: Record<string, unknown>, classes?: string[]) =>
+      buildReport({
+        ...base,
+        config: { ...base.config, distill: { ...base.config.distill, augment } },
+        session: { ...base.session, train: { ...base.session.train, ...(classes ? { classes } : {}) } },
+      } as RunRecord);
+    const report = augmented({ flip: true, crop: { padding: 2 }, brightness: 0.1, contrast: 0 }, ['cat', 'dog']);
+    expect(report.training.augment).toEqual({ flip: true, cropPadding: 2, brightness: 0.1, contrast: 0, seed: 7 });
+    const read = parseReport(JSON.parse(JSON.stringify(report)), 'report.json', 'untrusted');
+    expect(read.training.augment).toEqual(report.training.augment);
+    expect(renderMarkdown(read)).toMatch(/seed 7; augmented each epoch: flip, crop ±2 px, brightness ±0\.1 \(seed 7\); classes cat, dog\./);
+    // Its own seed wins over distill.seed; every transform off still says the rows were redrawn.
+    expect(renderMarkdown(augmented({ flip: false, brightness: 0, contrast: 0, seed: 3 }))).toContain(
+      'augmented each epoch: nothing (every transform off) (seed 3)',
+    );
+    // Without augment, nothing is said; class names are folder names, so text like any other.
+    expect(renderMarkdown(buildReport(base))).not.toContain('augmented');
+    expect('augment' in buildReport(base).training).toBe(false);
+    const many = Array.from({ length: 12 }, (_, i) => (i === 0 ? '<img src=x>' : `c${i}`));
+    const footer = renderMarkdown(augmented({ flip: true, brightness: 0, contrast: 0 }, many));
+    expect(footer).not.toContain('<img');
+    expect(footer).toContain('c9 and 2 more');
+    expect(() =>
+      parseReport(
+        { ...JSON.parse(JSON.stringify(report)), training: { ...report.training, augment: { ...report.training.augment, contrast: 2 } } },
+        'report.json',
+        'untrusted',
+      ),
+    ).toThrow(/augment/);
+  });
+
   it("keeps each finished phase's seconds, which report.json readers take back", () => {
     const phases = { load: 0.5, 'teacher pass': 1.25, distillation: 3.25, measuring: 2 };
     const report = buildReport(record({ phases }));
