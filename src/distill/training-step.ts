@@ -9,7 +9,8 @@ import { InputError } from '../errors.js';
 import { FlatAdam } from './adam.js';
 import { kdLoss, kdLossAndGradient } from './loss.js';
 import { kdTerms } from './targets.js';
-import { activationOf, appliedByAutodiffOnly, NetKernel, planKernel } from './net-kernel.js';
+import { activationOf, appliedByAutodiffOnly, planKernel } from './kernel-plan.js';
+import { NetKernel } from './net-kernel.js';
 import type { KernelModuleName } from './kernel-module.js';
 import type { SoftmaxTerm } from './targets.js';
 
