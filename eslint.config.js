@@ -54,19 +54,4 @@ export default tseslint.config(
       'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],
     },
   },
-  // src/distill/ is being changed by another piece of work: the type-aware rules and max-lines
-  // apply there once it lands (it would add 8 unnecessary assertions, 5 non-null assertions, 1
-  // base-to-string, 1 unbound method, and net-kernel.ts above 400 lines).
-  {
-    files: ['src/distill/**/*.ts'],
-    rules: {
-      '@typescript-eslint/no-floating-promises': 'off',
-      '@typescript-eslint/no-misused-promises': 'off',
-      '@typescript-eslint/await-thenable': 'off',
-      '@typescript-eslint/no-unnecessary-type-assertion': 'off',
-      '@typescript-eslint/switch-exhaustiveness-check': 'off',
-      '@typescript-eslint/no-non-null-assertion': 'off',
-      'max-lines': 'off',
-    },
-  },
 );
