@@ -144,10 +144,11 @@ function checkLegs(reports: Array<{ file: string; report: Report }>, expected: E
       );
     return { missing: [], reasons };
   }
+  const names = expected.names; // narrowed above, which the callbacks below would not see
   const matches = (name: string, { file, report }: { file: string; report: Report }) =>
     nameOf(file, report) === name || path.basename(path.dirname(file)) === name;
   const missing = expected.names.filter((name) => !reports.some((r) => matches(name, r)));
-  const unexpected = reports.filter((r) => !expected.names!.some((name) => matches(name, r))).map(({ file, report }) => nameOf(file, report));
+  const unexpected = reports.filter((r) => !names.some((name) => matches(name, r))).map(({ file, report }) => nameOf(file, report));
   const twice = expected.names.filter((name) => groups.filter((group) => group.some((r) => matches(name, r))).length > 1);
   if (missing.length > 0)
     reasons.push(

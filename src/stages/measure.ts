@@ -18,7 +18,7 @@ import { PAIRED_ROUNDS } from '../measure/paired-speed.js';
 import { phaseProgress, type ProgressSink } from '../distill/progress.js';
 import { fileExists } from '../models/artifacts.js';
 import { describeClipped, exportArtifacts, exportPlan, quantizedBytes, saveToMemory, type ExportPlan } from '../models/export.js';
-import { firstLine, loadModel, wrapLayersModel, type LoadedModel } from '../models/model.js';
+import { firstLine, loadModel, studentLayers, wrapLayersModel, type LoadedModel } from '../models/model.js';
 import { measureOnnxStudent, onnxStudentModel, requireStudentRuntime } from '../models/onnx-student.js';
 import { loadTeacher } from '../models/pair.js';
 import { predictLogits } from '../models/predict.js';
@@ -294,7 +294,7 @@ export async function shippedStudentMetrics(
   teacherEvalLogits: Float32Array,
   studentEvalLogits: Float32Array | undefined,
 ): Promise<{ size: Partial<StageMetrics<'size'>>; agreement?: StageMetrics<'quantized'>; warnings: string[] }> {
-  const artifacts = await saveToMemory(tf, student.layers!);
+  const artifacts = await saveToMemory(tf, studentLayers(student));
   const shippedBytes = quantizedBytes(artifacts.weightSpecs ?? [], plan.quantize);
   // The size metrics of the student that ships, beside its float32 bytes.
   const size = { ...sizeMetrics(teacher, { params: student.params, bytes: shippedBytes }), 'size.studentFloatBytes': student.bytes };
@@ -418,8 +418,8 @@ async function tfjsSpeedModels(session: Session, config: Config, log: (line: str
   if (speedBackend) log(`speed: timed on ${speedBackend.name} (measure.backend)`);
   if (target.tf === backend.tf) return { tf: backend.tf, teacher, student, run, dispose: () => {} };
   const artifacts = await new Promise<io.ModelArtifacts>((resolve, reject) => {
-    student
-      .layers!.save(
+    studentLayers(student)
+      .save(
         backend.tf.io.withSaveHandler(async (saved) => {
           resolve(saved);
           return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
