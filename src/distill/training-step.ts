@@ -2,7 +2,7 @@ import type { LayersModel, Scalar, Tensor, Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { Config } from '../config/load.js';
 import type { Dataset } from '../data/dataset.js';
-import { firstLine, type LoadedModel } from '../models/model.js';
+import { firstLine, studentLayers, type LoadedModel } from '../models/model.js';
 import { buildStudent } from '../models/student.js';
 import { rowLength } from '../data/batches.js';
 import { InputError } from '../errors.js';
@@ -79,7 +79,7 @@ export interface DenseLayer {
  * ops; anything else, autodiff.
  */
 export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSettings): TrainingStep {
-  const model = student.layers as LayersModel;
+  const model = studentLayers(student);
   const { learningRate, terms, sampleShape, maxRows } = settings;
   const classes = student.outputWidth;
   const width = rowLength(sampleShape);
