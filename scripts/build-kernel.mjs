@@ -4,9 +4,9 @@
 //   optimised across files at link time), base64; built with Debian 12's clang 14.
 // - net-kd-relaxed-wasm.ts: the same sources with relaxed SIMD too (-mrelaxed-simd), where
 //   vector.h's MADD is f32x4.relaxed_madd (an FMA where the engine's CPU has one); built with
-//   clang 19 (clang 14 lacks the intrinsics). net-kernel.ts loads it where the engine validates
+//   clang 19 (clang 14 lacks the intrinsics). kernel-module.ts picks it where the engine validates
 //   it (Node 22 and later, Node 20 with --experimental-wasm-relaxed-simd), else the first.
-// - abi.ts: what net-kernel.ts needs from net_kd.h (enum codes, struct sizes, field offsets, the
+// - abi.ts: what the TypeScript host needs from net_kd.h (enum codes, struct sizes, field offsets, the
 //   integer defines). The names come from the header; the values from the compiler itself: a
 //   probe that includes net_kd.h is compiled for wasm32 and run, so abi.ts is the layout the
 //   kernel is built with. net_kd.h's _Static_asserts pin the same layout on the C side. Both

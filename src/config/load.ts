@@ -91,7 +91,7 @@ export function parseConfig(text: string, file: string): Config {
     (prefix: string[]): Locator =>
     (keyPath, at = 'value') => {
       const full = [...prefix, ...keyPath.map(String)];
-      return where(at === 'key' ? keyOffset(doc, full.slice(0, -1), full.at(-1)!) : valueOffset(doc, full));
+      return where(at === 'key' ? keyOffset(doc, full.slice(0, -1), full.at(-1)) : valueOffset(doc, full));
     };
   attachLocator(config.gates, locate(['gates']));
   if ('layers' in config.student) attachLocator(config.student, locate(['student']));
@@ -154,8 +154,8 @@ function valueOffset(doc: YamlDocument, keyPath: string[]): number | undefined {
   return isNode(node) ? node.range?.[0] : undefined;
 }
 
-/** Where an unknown key itself stands (not its value), so the column points at the typo. */
-function keyOffset(doc: YamlDocument, parentPath: string[], key: string): number | undefined {
+/** Where an unknown key itself stands (not its value), so the column points at the typo; undefined for no key (an empty path). */
+function keyOffset(doc: YamlDocument, parentPath: string[], key: string | undefined): number | undefined {
   const parent = parentPath.length ? doc.getIn(parentPath, true) : doc.contents;
   if (!isMap(parent)) return undefined;
   const pair = parent.items.find((item) => isScalar(item.key) && String(item.key.value) === key);

@@ -23,11 +23,11 @@ export function distillationLoss(
     const teacherLogP = tf.logSoftmax(tf.div(teacherLogits, T));
     const studentLogP = tf.logSoftmax(tf.div(studentLogits, T));
     const kl = tf.mean(tf.sum(tf.mul(tf.exp(teacherLogP), tf.sub(teacherLogP, studentLogP)), -1));
-    const soft = tf.mul(kl, T * T);
-    if (!labels) return soft as Scalar;
+    const soft = tf.mul<Scalar>(kl, T * T);
+    if (!labels) return soft;
     const classes = studentLogits.shape[studentLogits.shape.length - 1];
     const hard = tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(labels, classes), tf.logSoftmax(studentLogits)), -1)));
-    return tf.add(tf.mul(soft, alpha), tf.mul(hard, 1 - alpha)) as Scalar;
+    return tf.add<Scalar>(tf.mul(soft, alpha), tf.mul(hard, 1 - alpha));
   });
 }
 
@@ -53,7 +53,7 @@ export function kdLossAndGradient(tf: Tf, logits: Tensor, targets: Tensor, terms
   const exp = tf.exp(tf.sub(scaled, max));
   const total = tf.sum(exp, -1, true);
   const logSumExp = tf.add(tf.log(total), max);
-  const value = tf.div(
+  const value = tf.div<Scalar>(
     tf.sub(
       tf.sum(
         tf.mul(
@@ -67,7 +67,7 @@ export function kdLossAndGradient(tf: Tf, logits: Tensor, targets: Tensor, terms
       tf.sum(tf.mul(targets, logits)),
     ),
     rows,
-  ) as Scalar;
+  );
   const softmaxes = tf.mul(
     tf.div(exp, total),
     tf.tensor3d(
@@ -87,5 +87,5 @@ export function kdLoss(tf: Tf, logits: Tensor, targets: Tensor, terms: SoftmaxTe
     save([gradient]);
     return { value, gradFunc: (dy, [saved]) => tf.mul(saved, dy) };
   });
-  return loss(logits) as Scalar;
+  return loss(logits);
 }

@@ -43,7 +43,8 @@ export function phaseProgress(what: string, total: number, unit: string, sink?: 
   const clock = sink.clock ?? (() => performance.now());
   const started = clock();
   let shownAt: number | undefined;
-  let drawn = false;
+  // The terminal a bar was drawn on, for finish's newline; undefined until one is drawn.
+  let drawnOn: ProgressSink['bar'];
   const every = sink.bar ? BAR_EVERY_MS : LINE_EVERY_MS;
   return {
     update(done) {
@@ -53,12 +54,12 @@ export function phaseProgress(what: string, total: number, unit: string, sink?: 
       const text = describeProgress(what, done, total, unit, (now - started) / 1000);
       if (sink.bar) {
         sink.bar(`\r${bar(done, total)} ${text}\u001b[K`);
-        drawn = true;
+        drawnOn = sink.bar;
       } else sink.log(text);
     },
     finish() {
-      if (drawn) sink.bar!('\n');
-      drawn = false;
+      drawnOn?.('\n');
+      drawnOn = undefined;
     },
   };
 }

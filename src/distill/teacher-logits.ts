@@ -63,8 +63,8 @@ export async function teacherLogits(
   const batch = inferenceBatch(train.sampleShape, computedBy);
   // workersFor gives more than one only on the bundled backends (wasm, cpu).
   const logits =
-    workers > 1
-      ? await predictLogitsInWorkers(teacher, modelJson!, backend as BundledBackend, train, workers, batch, stop, onRows)
+    workers > 1 && modelJson
+      ? await predictLogitsInWorkers(teacher, modelJson, backend as BundledBackend, train, workers, batch, stop, onRows)
       : await predictLogits(tf, teacher, train, train.size, batch, stop, onRows);
   const rows = logits.length / teacher.outputWidth;
   if (cacheFile && rows === train.size) {

@@ -18,6 +18,7 @@ export interface TeacherJob {
   rows: Float32Array;
 }
 
+if (!parentPort) throw new Error('teacher-worker.ts has no parentPort: it runs only as a worker thread that teacher-workers.ts starts');
 const job = workerData as TeacherJob;
 const tf = await initialiseBundled(job.backend);
 const teacher = await loadModel(tf, job.modelJson, 'teacher', job.options);
@@ -25,4 +26,4 @@ teacher.output = job.output;
 const dataset = inMemoryDataset('worker', job.rows, job.sampleShape);
 const logits = await predictLogits(tf, teacher, dataset, dataset.size, job.batch);
 teacher.dispose();
-parentPort!.postMessage(logits, [logits.buffer as ArrayBuffer]);
+parentPort.postMessage(logits, [logits.buffer as ArrayBuffer]);

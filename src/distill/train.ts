@@ -120,7 +120,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   let epochLoss: EpochLoss | undefined;
   // The KD targets of every row, once per run: they do not change between epochs, unless each
   // epoch brings its own rows and teacher logits (augmentation), which recomputes them.
-  let runTargets = options.epochData ? undefined : kdRunTargets(teacherLogits, train.y, classes, settings);
+  const fixedTargets = options.epochData ? undefined : kdRunTargets(teacherLogits, train.y, classes, settings);
   let epochRows: Dataset = train;
   let epochLogits = teacherLogits;
   // The kernel copies a batch into its own memory at once, so one buffer serves every step; the
@@ -137,8 +137,8 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
           const why = `the teacher's pass over epoch ${epoch}'s augmented rows stopped: ${options.signal ? abortReason(options.signal) : 'it was cut short'}`;
           return done({ epochsCompleted: epoch - 1, stoppedBecause: why, stopKind: 'abort' });
         }
-        runTargets = kdRunTargets(epochLogits, train.y, classes, settings);
       }
+      const runTargets = fixedTargets ?? kdRunTargets(epochLogits, train.y, classes, settings);
       // Shuffled by chunk order, then within each chunk: a streamed split holds one chunk at a
       // time. An in-memory split is one chunk, so this is a plain permutation of every row.
       const chunkOrder = chunks > 1 ? permutation(chunks, random) : [0];
@@ -159,7 +159,7 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
           // different between steps and identical between runs.
           for (const layer of dropouts) layer.seed = settings.seed * 7919 + stepCount;
           if (!reuse) [x, targets] = [new Float32Array(local.length * width), new Float32Array(local.length * classes)];
-          const constant = batchTargets(runTargets!, global, classes, targets);
+          const constant = batchTargets(runTargets, global, classes, targets);
           gather(features, width, local, x);
           let batchLoss: number | Scalar;
           try {

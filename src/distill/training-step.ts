@@ -1,15 +1,16 @@
-import type { LayersModel, Scalar, Tensor, Tensor2D, Variable } from '@tensorflow/tfjs';
+import type { LayersModel, Scalar, Tensor, Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { Config } from '../config/load.js';
 import type { Dataset } from '../data/dataset.js';
-import { firstLine, type LoadedModel } from '../models/model.js';
+import { firstLine, studentLayers, type LoadedModel } from '../models/model.js';
 import { buildStudent } from '../models/student.js';
 import { rowLength } from '../data/batches.js';
 import { InputError } from '../errors.js';
 import { FlatAdam } from './adam.js';
 import { kdLoss, kdLossAndGradient } from './loss.js';
 import { kdTerms } from './targets.js';
-import { activationOf, appliedByAutodiffOnly, NetKernel, planKernel } from './net-kernel.js';
+import { activationOf, appliedByAutodiffOnly, planKernel } from './kernel-plan.js';
+import { NetKernel } from './net-kernel.js';
 import type { KernelModuleName } from './kernel-module.js';
 import type { SoftmaxTerm } from './targets.js';
 
@@ -78,7 +79,7 @@ export interface DenseLayer {
  * ops; anything else, autodiff.
  */
 export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSettings): TrainingStep {
-  const model = student.layers as LayersModel;
+  const model = studentLayers(student);
   const { learningRate, terms, sampleShape, maxRows } = settings;
   const classes = student.outputWidth;
   const width = rowLength(sampleShape);
@@ -114,7 +115,7 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
     };
   }
   if (kind === 'dense' && stack) {
-    const variables = stack!.layers.flatMap((l) => (l.bias ? [l.kernel, l.bias] : [l.kernel]));
+    const variables = stack.layers.flatMap((l) => (l.bias ? [l.kernel, l.bias] : [l.kernel]));
     const adam = new FlatAdam(tf, variables, learningRate);
     // The wasm backend's matmul with a transposed first operand is ~4x slower than transposing
     // first (185 vs 45 us for the reference student's 64x64 by 64x32); the cpu backend is the
@@ -141,7 +142,7 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
         // Weight regularisers (kernelRegularizer, biasRegularizer) join the loss, as in model.fit.
         const penalties = model.calculateLosses();
         const loss = kdLoss(tf, logits, targets, terms);
-        return penalties.length > 0 ? (tf.addN([loss, ...penalties]) as Scalar) : loss;
+        return penalties.length > 0 ? tf.addN<Scalar>([loss, ...penalties]) : loss;
       }, variables);
       // A variable the loss does not reach (a frozen branch) gets no gradient: it stays put.
       adam.apply(variables.map((v) => grads[v.name] ?? tf.zerosLike(v)));
@@ -190,8 +191,8 @@ function denseStep(
     inputs.push(activations);
     // tanh is not among the fused matmul's activations; the others fuse into one op.
     const fused = tf.fused.matMul({
-      a: activations as Tensor2D,
-      b: kernel as unknown as Tensor2D,
+      a: activations,
+      b: kernel,
       bias,
       activation: activation === 'tanh' ? 'linear' : activation,
     });

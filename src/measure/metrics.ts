@@ -275,7 +275,9 @@ export function measuredMetrics(context: MetricContext): string[] {
 
 /** `agreement.top${k}` for measure.topK = k. */
 export function topKAgreement(topK: number): `agreement.top${number}` {
-  return instanceName(specByName.get('agreement.top<k>')!, topK) as `agreement.top${number}`;
+  const spec = specByName.get('agreement.top<k>');
+  if (!spec) throw new Error('metrics.ts: the catalogue has no agreement.top<k> metric');
+  return instanceName(spec, topK) as `agreement.top${number}`;
 }
 
 /** The catalogue entry of a name (`agreement.top5` finds `agreement.top<k>`), or undefined for a name no run produces. */

@@ -264,15 +264,16 @@ export async function timeUntilDecided(pairs: readonly TimedMetrics[], { extendU
     await pair.timer.time(pair.rounds, () => pair.timer.rounds >= pair.minRounds && (cut() || enough(pair)), onRound);
   }
   // A look on an unbounded interval (too few rounds) cannot decide anything, so it is not counted.
-  const looks = new Map(pairs.map((pair) => [pair, pair.timer.rounds >= MIN_BOUNDED_ROUNDS ? 1 : 0]));
+  const looks = pairs.map((pair) => ({ pair, count: pair.timer.rounds >= MIN_BOUNDED_ROUNDS ? 1 : 0 }));
   for (;;) {
-    const pending = pairs.filter((pair) => looks.get(pair)! < MAX_LOOKS && pair.undecided());
-    for (const [i, pair] of pending.entries()) {
+    const pending = looks.filter(({ pair, count }) => count < MAX_LOOKS && pair.undecided());
+    for (const [i, look] of pending.entries()) {
+      const { pair } = look;
       const now = clock();
       if (cut() || now >= extendUntil) return;
       const shareEnds = now + (extendUntil - now) / (pending.length - i);
       await pair.timer.time(Math.max(pair.timer.rounds, MIN_BOUNDED_ROUNDS), () => cut() || clock() >= shareEnds, onRound);
-      if (pair.timer.rounds >= MIN_BOUNDED_ROUNDS) looks.set(pair, looks.get(pair)! + 1);
+      if (pair.timer.rounds >= MIN_BOUNDED_ROUNDS) look.count += 1;
     }
     if (pending.length === 0) return;
   }

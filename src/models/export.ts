@@ -44,7 +44,8 @@ export async function saveToMemory(tf: Tf, model: LayersModel): Promise<io.Model
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     }),
   );
-  return saved!;
+  if (!saved) throw new Error('model.save returned without handing its artifacts to the save handler');
+  return saved;
 }
 
 /**
@@ -244,7 +245,9 @@ export function dequantize(spec: WeightsManifestEntry, bytes: Uint8Array): Float
   const q = spec.quantization;
   if (!q) return new Float32Array(copyOf(bytes));
   if (q.dtype === 'float16') return fromFloat16(new Uint16Array(copyOf(bytes)));
+  const { scale, min } = q;
+  if (scale === undefined || min === undefined) throw new Error(`weight ${spec.name}: ${q.dtype} quantization without its scale and min`);
   const values = new Float32Array(bytes.length);
-  for (let i = 0; i < bytes.length; i++) values[i] = bytes[i] * q.scale! + q.min!;
+  for (let i = 0; i < bytes.length; i++) values[i] = bytes[i] * scale + min;
   return values;
 }

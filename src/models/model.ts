@@ -67,6 +67,15 @@ export interface LoadedModel {
 }
 
 /**
+ * The student's TF.js LayersModel. A student always has one (loadModel refuses a GraphModel
+ * student, and student.layers builds a Sequential): one without is a bug, named here.
+ */
+export function studentLayers(student: LoadedModel): LayersModel {
+  if (!student.layers) throw new Error(`the student (a ${student.format} model) has no TF.js LayersModel to train, save or export`);
+  return student.layers;
+}
+
+/**
  * Free input dimensions (other than the batch) are set to this for the one forward pass that finds
  * an output width the model.json does not give: image models with free height and width take 224.
  */

@@ -280,7 +280,7 @@ class GraphBuilder {
   private dense(layer: Layer, fold: Affine | undefined): void {
     this.toNhwc();
     const weights = weightsOf(layer);
-    const kernel = weights.get('kernel')!;
+    const kernel = weights.required('kernel');
     const [inputs, units] = kernel.shape;
     const bias = weights.get('bias')?.values ?? new Float32Array(units);
     const w = Float32Array.from(kernel.values);
@@ -310,7 +310,7 @@ class GraphBuilder {
     const [kh, kw] = kernelSize;
     if (kind === 'Conv2D') {
       // TF.js [kh, kw, in, out] -> ONNX [out, in, kh, kw].
-      const kernel = weights.get('kernel')!;
+      const kernel = weights.required('kernel');
       const out = kernel.shape[3];
       const bias = this.bias(weights.get('bias')?.values, out, fold);
       const w = new Float32Array(kernel.values.length);
@@ -324,7 +324,7 @@ class GraphBuilder {
     }
     // Depthwise: TF.js [kh, kw, in, multiplier] -> ONNX [in·multiplier, 1, kh, kw], group = in
     // (output channel c·multiplier + m, as TF.js orders them).
-    const depthwise = weights.get('depthwise_kernel')!;
+    const depthwise = weights.required('depthwise_kernel');
     const multiplier = depthwise.shape[3];
     const width = channels * multiplier;
     const separable = kind === 'SeparableConv2D';
@@ -345,7 +345,7 @@ class GraphBuilder {
     }
     this.emit('Conv', dwInputs, { ...attributes, group: channels });
     // Pointwise: TF.js [1, 1, in·multiplier, out] -> ONNX [out, in·multiplier, 1, 1].
-    const pointwise = weights.get('pointwise_kernel')!;
+    const pointwise = weights.required('pointwise_kernel');
     const out = pointwise.shape[3];
     const pw = new Float32Array(pointwise.values.length);
     for (let c = 0; c < width; c++) for (let o = 0; o < out; o++) pw[o * width + c] = pointwise.values[c * out + o] * (fold ? fold.scale[o] : 1);

@@ -50,11 +50,31 @@ export function activationOf(layer: Layer): string | undefined {
   return typeof config.activation === 'string' ? config.activation : undefined;
 }
 
+/** One weight of a layer, as float32 values. */
+export interface LayerWeight {
+  values: Float32Array;
+  shape: number[];
+}
+
+/** A layer's weights by their short name; `required` is for one the layer always has. */
+export class LayerWeights extends Map<string, LayerWeight> {
+  constructor(private readonly layer: string) {
+    super();
+  }
+
+  /** The weight `name` (kernel, moving_mean...); an OnnxExportError naming the layer and the weight where it lacks it. */
+  required(name: string): LayerWeight {
+    const weight = this.get(name);
+    if (!weight) throw new OnnxExportError(this.layer, `it has no ${name} weight (it has ${[...this.keys()].join(', ') || 'none'})`);
+    return weight;
+  }
+}
+
 /** A layer's weights by their short name (kernel, bias, depthwise_kernel, gamma, moving_mean, ...), as float32 values. */
-export function weightsOf(layer: Layer): Map<string, { values: Float32Array; shape: number[] }> {
-  const found = new Map<string, { values: Float32Array; shape: number[] }>();
+export function weightsOf(layer: Layer): LayerWeights {
+  const found = new LayerWeights(describe(layer));
   for (const w of layer.weights) {
-    const short = w.originalName.split('/').at(-1)!;
+    const short = w.originalName.slice(w.originalName.lastIndexOf('/') + 1);
     // read() hands back the variable itself: its values are copied, and nothing is disposed.
     found.set(short, { values: Float32Array.from(w.read().dataSync() as Float32Array), shape: w.shape.map((d) => d ?? 0) });
   }
@@ -101,12 +121,12 @@ export function batchNormParams(layer: Layer) {
     throw new OnnxExportError(describe(layer), 'a batch norm over an axis other than the last (the channels)');
   }
   const weights = weightsOf(layer);
-  const mean = weights.get('moving_mean')!.values;
+  const mean = weights.required('moving_mean').values;
   const channels = mean.length;
   return {
     channels,
     mean,
-    variance: weights.get('moving_variance')!.values,
+    variance: weights.required('moving_variance').values,
     gamma: weights.get('gamma')?.values ?? new Float32Array(channels).fill(1),
     beta: weights.get('beta')?.values ?? new Float32Array(channels),
     epsilon: Number(config.epsilon ?? 1e-3),

@@ -4,7 +4,7 @@ import type { Dataset } from '../data/dataset.js';
 import { locatedCulprit } from '../config/locate.js';
 import { InputError } from '../errors.js';
 import type { StageMetrics } from '../measure/metrics.js';
-import type { LoadedModel, OutputKind } from './model.js';
+import { studentLayers, type LoadedModel, type OutputKind } from './model.js';
 import type { StudentSource } from './student.js';
 import {
   availableCores,
@@ -108,6 +108,11 @@ export interface OnnxStudentCheck {
   note?: string;
 }
 
+/** checkOnnxStudent's answer: a check that ran has its rows, its difference and its runtime. */
+export type OnnxStudentCheckResult =
+  | (OnnxStudentCheck & Required<Pick<OnnxStudentCheck, 'rows' | 'maxAbsDiff' | 'runtime'>> & { status: 'checked' })
+  | (OnnxStudentCheck & { status: 'skipped' | 'failed' });
+
 /**
  * Runs student.onnx (its bytes) in onnxruntime-node on the CPU provider, and the TF.js student
  * on the run's backend, over ONNX_CHECK_ROWS eval rows, and returns the largest absolute
@@ -122,7 +127,7 @@ export async function checkOnnxStudent(
   evalSet: Dataset,
   runtime: OnnxRuntime | undefined,
   { output, appendSoftmax, searchedIn }: { output: OnnxOutput; appendSoftmax: boolean; searchedIn: string[] },
-): Promise<OnnxStudentCheck> {
+): Promise<OnnxStudentCheckResult> {
   const base = {
     file: ONNX_STUDENT_FILE,
     opset: ONNX_STUDENT_OPSET,
@@ -196,7 +201,7 @@ export async function checkOnnxStudent(
 
 /** student.onnx's bytes for the run's student and export plan: what student/ holds and the check runs. */
 export function onnxStudentBytes(student: LoadedModel, plan: { output: OutputKind }): Uint8Array {
-  return studentToOnnx(student.layers!, { appendSoftmax: appendsSoftmax(plan, student) });
+  return studentToOnnx(studentLayers(student), { appendSoftmax: appendsSoftmax(plan, student) });
 }
 
 /** As exportArtifacts decides for model.json: a softmax only when the plan wants probabilities and the student gives logits. */
@@ -226,13 +231,13 @@ export async function measureOnnxStudent(
   } catch (error) {
     broken = `onnxruntime-node is installed but does not load (${firstLine(error)}): student.onnx was written but not run`;
   }
-  const checked = await checkOnnxStudent(tf, student.layers!, onnxStudentBytes(student, plan), evalSet, runtime, options);
+  const checked = await checkOnnxStudent(tf, studentLayers(student), onnxStudentBytes(student, plan), evalSet, runtime, options);
   const check = broken ? { ...checked, note: broken } : checked;
   if (check.status === 'checked') {
     log(
-      `onnx student: ${check.file} in ${check.runtime} against TF.js on ${check.rows} eval rows: max abs difference ${check.maxAbsDiff!.toExponential(2)} (${check.output})`,
+      `onnx student: ${check.file} in ${check.runtime} against TF.js on ${check.rows} eval rows: max abs difference ${check.maxAbsDiff.toExponential(2)} (${check.output})`,
     );
-    return { metrics: { 'export.onnxMaxAbsDiff': check.maxAbsDiff! }, check };
+    return { metrics: { 'export.onnxMaxAbsDiff': check.maxAbsDiff }, check };
   }
   log(`onnx student: ${check.status === 'skipped' ? 'not checked' : 'check failed'}: ${check.note}`);
   return { metrics: check.status === 'failed' ? { 'export.onnxMaxAbsDiff': NaN } : {}, check };

@@ -18,7 +18,7 @@ export function escapeMarkdown(text: string): string {
     String(text)
       .replace(/[\r\n]+/g, ' ')
       .replace(/\t/g, ' ')
-      .replace(INVISIBLE, (c) => `[U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}]`)
+      .replace(INVISIBLE, (c) => codePointLabel(c))
       .replace(/&/g, '&amp;')
       .replace(/</g, '&lt;')
       .replace(/>/g, '&gt;')
@@ -30,4 +30,11 @@ export function escapeMarkdown(text: string): string {
       .replace(/:\/\//g, ':\u200b//')
       .replace(/\bwww\./gi, (www) => `${www.slice(0, 3)}\u200b.`)
   );
+}
+
+/** `[U+202E]`: an invisible character (one INVISIBLE matched) as its code point. */
+function codePointLabel(c: string): string {
+  const point = c.codePointAt(0);
+  if (point === undefined) throw new Error('escapeMarkdown: INVISIBLE matched an empty string');
+  return `[U+${point.toString(16).toUpperCase().padStart(4, '0')}]`;
 }

@@ -233,12 +233,15 @@ function footer(report: Report, phases?: PhaseSeconds): string {
   const teacher =
     (report.teacher.runtime ? `; teacher in ${esc(report.teacher.runtime)}` : '') +
     (report.student.runtime ? `; student timed in ${esc(report.student.runtime)}` : '');
-  const timed = phases ? PHASES.filter((phase) => phases[phase] !== undefined) : [];
+  const timed = PHASES.flatMap((phase) => {
+    const seconds = phases?.[phase];
+    return seconds === undefined ? [] : [`${phase} ${phaseSeconds(seconds)}`];
+  });
   // Every phase's time where the run gave them; a re-rendered report (merge, compare) has only
   // distillation's, from report.json.
   const times =
     timed.length > 0
-      ? `phase times: ${timed.map((phase) => `${phase} ${phaseSeconds(phases![phase]!)}`).join(', ')}${step}`
+      ? `phase times: ${timed.join(', ')}${step}`
       : `distillation ${fmt(t.seconds, 1)} s (teacher soft targets ${fmt(t.teacherSeconds, 1)} s${step})`;
   return `<sub>Backend ${esc(e.backend)} (${esc(e.backendSource)}), TF.js ${esc(e.tfjsVersion)}, Node ${esc(e.node)}, ${esc(e.cpu)} ×${e.cpus}${e.gpu ? `, GPU ${esc(e.gpu)}` : ''}${teacher}; ${times}${speedPrecision(report)}, T=${t.temperature}, alpha=${t.alpha}, seed ${t.seed}${describeAugment(t.augment)}${describeClasses(t.classes)}.</sub>`;
 }

@@ -230,10 +230,11 @@ function checkLegs(reports: Array<{ file: string; report: Report }>, expected: E
       );
     return { missing: [], reasons };
   }
+  const names = expected.names; // narrowed above, which the callbacks below would not see
   const missing = expected.names.filter((name) => !reports.some((r) => matches(name, r)));
   // Named with their folder too: the folder is where the trusted job put the artifact, the run name what the report claims.
   const unexpected = reports
-    .filter((r) => !expected.names!.some((name) => matches(name, r)))
+    .filter((r) => !names.some((name) => matches(name, r)))
     .map(({ file, report }) => (nameOf(file, report) === folderOf(file) ? folderOf(file) : `${nameOf(file, report)} (in ${folderOf(file)})`));
   const twice = expected.names.filter((name) => groups.filter((group) => group.some((r) => matches(name, r))).length > 1);
   if (missing.length > 0)

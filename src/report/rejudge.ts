@@ -59,7 +59,7 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
   // with the allowed ratio of the check being judged, never from the upload's own decision.
   // Absolute speed gates likewise, from the intervals the run measured (each must hold its median).
   const timed: TimedSpeed = {
-    ...(uploaded.speedComparison ? { comparison: checkedComparison(uploaded, file) } : {}),
+    ...(uploaded.speedComparison ? { comparison: checkedComparison(uploaded.speedComparison, uploaded, file) } : {}),
     ...(uploaded.speedIntervals ? { intervals: checkedIntervals(uploaded, file) } : {}),
     inconclusive: trusted?.measure.inconclusive ?? 'pass',
   };
@@ -156,8 +156,7 @@ function checkedIntervals(uploaded: Report, file: string): Record<string, Measur
  * The upload's timing of the new student against the baseline's, refused when its interval is not
  * one a run writes, or its ratio and baseline latency are not the metrics the run reported.
  */
-function checkedComparison(uploaded: Report, file: string): SpeedComparison {
-  const comparison = uploaded.speedComparison!;
+function checkedComparison(comparison: SpeedComparison, uploaded: Report, file: string): SpeedComparison {
   const problem = intervalProblem(comparisonInterval(comparison));
   if (problem) throw new InputError(`${file}: speedComparison.${problem.field === 'value' ? 'ratio' : problem.field}`, problem.message);
   for (const [field, metric] of [

@@ -9,7 +9,7 @@ import { InputError } from '../errors.js';
 import { chooseKernelModule } from '../distill/kernel-module.js';
 import { parseGates, type GateCheck } from '../gates/gates.js';
 import { measuredMetrics } from '../measure/metrics.js';
-import type { LoadedModel } from '../models/model.js';
+import { studentLayers, type LoadedModel } from '../models/model.js';
 import { refuseUnexportable, requireStudentRuntime } from '../models/onnx-student.js';
 import { checkStudent, loadTeacherAndStudent } from '../models/pair.js';
 import { buildStudent } from '../models/student.js';
@@ -102,7 +102,7 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
     // export.format onnx (and measure.runtime onnxruntime, which times student.onnx): a layer the
     // ONNX export cannot write fails the run now, not after training; so does a missing onnxruntime.
     const timedInOnnx = config.measure.runtime === 'onnxruntime';
-    if (config.export.format === 'onnx' || timedInOnnx) refuseUnexportable(student.layers!, config.student);
+    if (config.export.format === 'onnx' || timedInOnnx) refuseUnexportable(studentLayers(student), config.student);
     if (timedInOnnx) await requireStudentRuntime([process.cwd(), config.dir]);
     // Inference stays on the chosen backend whatever path training must take: a student whose
     // step needs a gradient kernel the backend lacks trains on the cpu backend of the same engine.

@@ -5,7 +5,7 @@ import type { Tf } from '../backend/resolve.js';
 import { InputError, isInputError } from '../errors.js';
 import { writeModelArtifacts } from '../models/artifacts.js';
 import { exportArtifacts, saveToMemory, type ExportPlan } from '../models/export.js';
-import type { LoadedModel } from '../models/model.js';
+import { studentLayers, type LoadedModel } from '../models/model.js';
 import { ONNX_STUDENT_FILE, onnxStudentBytes } from '../models/onnx-student.js';
 import type { Report } from '../report/report.js';
 
@@ -32,7 +32,7 @@ export async function writeOutputs(
     await writeOutputFile(path.join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     await writeOutputFile(path.join(outDir, 'report.md'), markdown);
     if (tf && student) {
-      const artifacts = await saveToMemory(tf, student.layers!);
+      const artifacts = await saveToMemory(tf, studentLayers(student));
       await replaceFolder(path.join(outDir, 'student'), async (dir) => {
         await writeModelArtifacts(dir, plan ? exportArtifacts(artifacts, plan, student.output) : artifacts);
         // export.format onnx: student.onnx beside model.json, the bytes the run checked.

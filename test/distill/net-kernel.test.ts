@@ -5,7 +5,7 @@ import type { LayerSpec } from '../../src/config/schema.js';
 import { distillationLoss } from '../../src/distill/loss.js';
 import { InputError } from '../../src/errors.js';
 import { KERNEL_MODULES, kernelBytes, type KernelModuleName } from '../../src/distill/kernel-module.js';
-import { planKernel, windowGeometry } from '../../src/distill/net-kernel.js';
+import { planKernel, windowGeometry } from '../../src/distill/kernel-plan.js';
 import { kdTargets, kdTerms } from '../../src/distill/targets.js';
 import { trainingStep } from '../../src/distill/training-step.js';
 import { buildStudent } from '../../src/models/student.js';

@@ -17,7 +17,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import { NET, OP } from '../../src/distill/kernel/abi.js';
 import { distillationLoss } from '../../src/distill/loss.js';
-import { NetKernel, planKernel, usesWinograd, WINOGRAD_MIN_CHANNELS } from '../../src/distill/net-kernel.js';
+import { planKernel, usesWinograd, WINOGRAD_MIN_CHANNELS } from '../../src/distill/kernel-plan.js';
+import { NetKernel } from '../../src/distill/net-kernel.js';
 import { kdTargets, kdTerms } from '../../src/distill/targets.js';
 import { maxRelativeError, randomArray } from '../helpers.js';
 

@@ -167,11 +167,13 @@ async function downloadStudent(api: Api, location: StoreLocation, folder: string
   const shards = groups.flatMap((group: { paths?: unknown }) => (Array.isArray(group?.paths) ? group.paths : [undefined]));
   if (!Array.isArray(manifest) || shards.some((shard) => typeof shard !== 'string' || !/^[A-Za-z0-9._-]+$/.test(shard) || /^\.\.?$/.test(shard)))
     throw new InputError(where('model.json'), 'has a weights manifest that is not a list of weight files in its own folder.');
-  const files = await Promise.all((shards as string[]).map(async (shard) => ({ shard, file: await read(shard) })));
-  const missing = files.find(({ file }) => !file);
-  if (missing) throw new InputError(where(missing.shard), 'is missing (model.json lists it).');
+  const fetched = await Promise.all((shards as string[]).map(async (shard) => ({ shard, file: await read(shard) })));
+  const files = fetched.map(({ shard, file }) => {
+    if (!file) throw new InputError(where(shard), 'is missing (model.json lists it).');
+    return { shard, bytes: file.bytes };
+  });
   await mkdir(studentDir, { recursive: true });
-  await Promise.all(files.map(({ shard, file }) => writeFile(path.join(studentDir, shard), file!.bytes)));
+  await Promise.all(files.map(({ shard, bytes }) => writeFile(path.join(studentDir, shard), bytes)));
   const studentPath = path.join(studentDir, 'model.json');
   await writeFile(studentPath, modelJson.bytes);
   try {

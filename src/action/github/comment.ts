@@ -129,7 +129,9 @@ export async function upsertStickyComment(
   markdown: string,
   serverUrl = process.env.GITHUB_SERVER_URL || 'https://github.com',
 ): Promise<StickyComment> {
-  return (await writeStickyComment(api, issueNumber, key, markdown, serverUrl, true))!;
+  const comment = await writeStickyComment(api, issueNumber, key, markdown, serverUrl, true);
+  if (!comment) throw new Error('writing the report comment with create on gave no comment');
+  return comment;
 }
 
 /** Updates the comment of this key that the token's account wrote; undefined, posting nothing, where there is none. */
@@ -207,6 +209,7 @@ async function writeStickyComment(
     if (landed.body !== body) return update(landed, true);
     return { url: urlOf(landed, landed.id), id: landed.id, created: true, truncated, notes };
   }
-  const id = data!.id;
-  return { url: urlOf(data, id), id, created: true, truncated, notes };
+  // Undefined only when a retry found the comment posted, handled above.
+  if (!data) throw new Error("creating the report comment: GitHub's answer has no comment and none was found posted");
+  return { url: urlOf(data, data.id), id: data.id, created: true, truncated, notes };
 }

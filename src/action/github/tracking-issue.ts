@@ -25,9 +25,9 @@ export async function syncTrackingIssue(api: Api, target: TrackingTarget, verdic
   const me = marked.length > 0 ? await tokenIdentity(api) : undefined;
   const existing = me && marked.find((issue) => writtenBy(issue.user, me));
   const others = me ? marked.filter((issue) => !writtenBy(issue.user, me)) : [];
-  if (others.length > 0)
+  if (me && others.length > 0)
     api.warn(
-      `distill-gate: ignored ${others.map((issue) => `${issue.html_url} by @${issue.user?.login ?? 'unknown'}`).join(', ')}: labelled ${label} with this key's marker, but not opened by the token's account (@${me!.login}). Left unchanged.`,
+      `distill-gate: ignored ${others.map((issue) => `${issue.html_url} by @${issue.user?.login ?? 'unknown'}`).join(', ')}: labelled ${label} with this key's marker, but not opened by the token's account (@${me.login}). Left unchanged.`,
     );
   if (verdict === 'pass') {
     if (!existing) return { action: 'none' };

@@ -1,6 +1,6 @@
-// The WebAssembly training kernel's interface with its host (net-kernel.ts): the program and
-// memory layout the host writes, the codes it uses, the functions it provides and the ones it
-// calls. One knowledge-distillation training step of a Sequential student runs in one call:
+// The WebAssembly training kernel's interface with its host (net-kernel.ts, kernel-memory.ts):
+// the program and memory layout the host writes, the codes it uses, the functions it provides and
+// the ones it calls. One knowledge-distillation training step of a Sequential student runs in one call:
 // forward through every op, the KD loss and its gradient from host-side targets, backward, and
 // Adam (step.c). scripts/build-kernel.mjs generates abi.ts from this file (op and activation
 // codes, struct sizes, field offsets, the defines below) with the compiler that builds the kernel,

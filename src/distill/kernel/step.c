@@ -3,7 +3,7 @@
 // backend lacks the gradient kernels of convolutions and pools (a conv student fell back to the
 // pure-JS cpu backend, 65x slower than PyTorch), and because on a small student every TF.js op
 // costs more in dispatch than in arithmetic. net_kd.h has the program and memory layout the host
-// writes; net-kernel.ts, which layers it takes. Each op family is in its own file (ops.h).
+// writes; kernel-plan.ts, which layers it takes. Each op family is in its own file (ops.h).
 
 #include "activation.h"
 #include "ops.h"

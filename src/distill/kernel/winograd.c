@@ -27,7 +27,7 @@
 // Op.aux keeps the batch's V [tiles, 16, inC] for the weight gradient. Op.scratch holds U
 // [16, inC, outC], U transposed [16, outC, inC], the weight gradient in the transformed domain
 // [16, inC, outC], a chunk's products or output gradients [chunk, 16, outC], and a chunk's
-// input-tile gradients [chunk, 16, inC]; the host sizes both (opBuffers in net-kernel.ts).
+// input-tile gradients [chunk, 16, inC]; the host sizes both (opBuffers in kernel-memory.ts).
 
 #include <wasm_simd128.h>
 

@@ -6,7 +6,7 @@ import { measureAgreement } from '../../measure/agreement.js';
 import type { StageMetrics } from '../../measure/metrics.js';
 import { sizeMetrics } from '../../measure/size.js';
 import { describeClipped, exportArtifacts, quantizedBytes, saveToMemory, type ExportPlan } from '../../models/export.js';
-import { wrapLayersModel } from '../../models/model.js';
+import { studentLayers, wrapLayersModel } from '../../models/model.js';
 import { predictLogits } from '../../models/predict.js';
 import type { Session } from '../prepare.js';
 import { nonFiniteWarnings } from './non-finite.js';
@@ -26,7 +26,7 @@ export async function shippedStudentMetrics(
   teacherEvalLogits: Float32Array,
   studentEvalLogits: Float32Array | undefined,
 ): Promise<{ size: Partial<StageMetrics<'size'>>; agreement?: StageMetrics<'quantized'>; warnings: string[] }> {
-  const artifacts = await saveToMemory(tf, student.layers!);
+  const artifacts = await saveToMemory(tf, studentLayers(student));
   const shippedBytes = quantizedBytes(artifacts.weightSpecs ?? [], plan.quantize);
   // The size metrics of the student that ships, beside its float32 bytes.
   const size = { ...sizeMetrics(teacher, { params: student.params, bytes: shippedBytes }), 'size.studentFloatBytes': student.bytes };

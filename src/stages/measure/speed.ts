@@ -14,7 +14,7 @@ import { measureSpeed, type SpeedResult } from '../../measure/speed.js';
 import { relativeHalfWidth, type MetricBound, type SpeedLimits } from '../../measure/timing.js';
 import { fileExists } from '../../models/artifacts.js';
 import { exportPlan } from '../../models/export.js';
-import { loadModel, wrapLayersModel, type LoadedModel } from '../../models/model.js';
+import { loadModel, studentLayers, wrapLayersModel, type LoadedModel } from '../../models/model.js';
 import { onnxStudentModel, requireStudentRuntime } from '../../models/onnx-student.js';
 import { loadTeacher } from '../../models/pair.js';
 import type { Report } from '../../report/report.js';
@@ -132,8 +132,8 @@ export async function tfjsSpeedModels(session: Session, config: Config, log: (li
   if (speedBackend) log(`speed: timed on ${speedBackend.name} (measure.backend)`);
   if (target.tf === backend.tf) return { tf: backend.tf, teacher, student, run, dispose: () => {} };
   const artifacts = await new Promise<io.ModelArtifacts>((resolve, reject) => {
-    student
-      .layers!.save(
+    studentLayers(student)
+      .save(
         backend.tf.io.withSaveHandler(async (saved) => {
           resolve(saved);
           return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };

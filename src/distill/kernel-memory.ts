@@ -1,0 +1,199 @@
+// Where the kernel's program lies in its WebAssembly memory: the Net and Op structs of
+// kernel/net_kd.h, the batch, the weights with their gradients and Adam's moments, and each op's
+// buffers; and writing those structs there. The ops come from kernel-plan.ts; net-kernel.ts runs them.
+import type { Variable } from '@tensorflow/tfjs';
+import { ACTIVATION, BATCH_NORM_STATS, NET, OP, OP_TYPE, TILE, WINOGRAD_CHUNK } from './kernel/abi.js';
+import type { KernelOp, Shape } from './kernel-plan.js';
+import type { SoftmaxTerm } from './targets.js';
+
+/** A WebAssembly page, in bytes. */
+export const PAGE = 65536;
+
+const size = (shape: Shape) => shape[0] * shape[1] * shape[2];
+
+/** The kernel's memory for one student at one batch size: every address and the structs to write there. */
+export interface KernelMemory {
+  /** The first byte past the last buffer: the memory must be at least this long. */
+  end: number;
+  /** Byte addresses of the Net struct, the first Op struct, the batch's inputs and targets, and the weights. */
+  net: number;
+  ops: number;
+  x: number;
+  targets: number;
+  params: number;
+  /** Floats per row of the batch's inputs; classes per row of its targets and of the logits. */
+  inputSize: number;
+  classes: number;
+  /** Every variable's float offset in params, and the floats they take together. */
+  variables: Array<{ variable: Variable; offset: number }>;
+  paramCount: number;
+  /** What the Net struct and each Op struct hold. */
+  netStruct: StructValues<typeof NET>;
+  opStructs: StructValues<typeof OP>[];
+}
+
+/**
+ * Lays out the kernel's memory for `ops` at up to `maxRows` rows a step, from the module's heap
+ * base up. Throws a RangeError when it would pass the kernel's 4 GiB.
+ */
+export function layOutKernelMemory(ops: KernelOp[], terms: SoftmaxTerm[], maxRows: number, heapBase: number): KernelMemory {
+  const memory = new Layout(heapBase, maxRows);
+  const net = memory.take(NET.bytes / 4);
+  const opsAddress = memory.take((OP.bytes / 4) * ops.length);
+  const inputSize = size(ops[0].input);
+  const classes = ops[ops.length - 1].output[2];
+  const largest = Math.max(inputSize, ...ops.map((op) => size(op.output)));
+  const [x, targets, scratch] = [memory.take(maxRows * inputSize), memory.take(maxRows * classes), memory.take(classes * 2)];
+  const { placed, trainableCount, total } = placeVariables(ops);
+  const [params, grads, moment1, moment2] = [memory.take(total), memory.take(trainableCount), memory.take(trainableCount), memory.take(trainableCount)];
+  const [gradA, gradB] = [memory.take(maxRows * largest), memory.take(maxRows * largest)];
+  const buffers = ops.map((op) => opBuffers(op, memory));
+  const netStruct = {
+    ops: ops.length,
+    inputSize,
+    terms: terms.length,
+    scale: [terms[0].scale, terms[1]?.scale ?? 0],
+    weight: [terms[0].weight, terms[1]?.weight ?? 0],
+    x,
+    targets,
+    params,
+    grads,
+    moment1,
+    moment2,
+    trainable: trainableCount,
+    scratch,
+    gradA,
+    gradB,
+    seed: 0,
+  };
+  return {
+    end: memory.end,
+    net,
+    ops: opsAddress,
+    x,
+    targets,
+    params,
+    inputSize,
+    classes,
+    variables: [...placed].map(([variable, offset]) => ({ variable, offset })),
+    paramCount: total,
+    netStruct,
+    opStructs: ops.map((op, i) => opFields(op, buffers[i], placed)),
+  };
+}
+
+/** Writes the Net struct and every Op struct where `memory` says they lie. */
+export function writeKernelStructs(buffer: ArrayBuffer, memory: KernelMemory): void {
+  writeStruct(buffer, memory.net, NET, memory.netStruct);
+  memory.opStructs.forEach((values, i) => writeStruct(buffer, memory.ops + i * OP.bytes, OP, values));
+}
+
+/** Hands out 16-byte aligned float buffers in the kernel's memory, from the heap base up. */
+class Layout {
+  end: number;
+  constructor(
+    heapBase: number,
+    readonly maxRows: number,
+  ) {
+    this.end = heapBase;
+  }
+
+  take(floats: number): number {
+    const at = Math.ceil(this.end / 16) * 16;
+    this.end = at + floats * 4;
+    if (this.end > 2 ** 32 - PAGE) throw new RangeError(`the student needs more than the kernel's 4 GiB of memory at batch size ${this.maxRows}`);
+    return at;
+  }
+}
+
+/** Float offsets in params: trainable variables first (Adam runs over them), then the moving statistics. */
+function placeVariables(ops: KernelOp[]): { placed: Map<Variable, number>; trainableCount: number; total: number } {
+  const trainable = ops.flatMap((op) => [op.weight, op.bias]).filter((v): v is Variable => v !== undefined);
+  const state = ops.flatMap((op) => op.state ?? []);
+  const placed = new Map<Variable, number>();
+  let total = 0;
+  for (const variable of [...trainable, ...state]) {
+    placed.set(variable, total);
+    total += variable.size;
+  }
+  return { placed, trainableCount: trainable.reduce((sum, v) => sum + v.size, 0), total };
+}
+
+interface OpBuffers {
+  output: number;
+  aux: number;
+  stats: number;
+  scratch: number;
+}
+
+/** An op's buffers, as net_kd.h's Op describes them; 0 where the op has none. */
+function opBuffers(op: KernelOp, memory: Layout): OpBuffers {
+  const { maxRows } = memory;
+  const [kh, kw] = op.window;
+  const channels = op.input[2];
+  const pixels = op.output[0] * op.output[1];
+  const patchWidth = kh * kw * channels;
+  const pointwise = kh === 1 && kw === 1 && op.strides[0] === 1 && op.strides[1] === 1 && op.padding[0] === 0 && op.padding[1] === 0;
+  // A convolution keeps its batch's patch matrix (Winograd: its transformed input tiles, 16
+  // values per 2x2 output pixels and input channel); the others their x-hat, mask or argmax.
+  const tiles = Math.ceil(op.output[0] / 2) * Math.ceil(op.output[1] / 2);
+  let aux = 0;
+  if (op.winograd) aux = memory.take(maxRows * tiles * 16 * channels);
+  else if (op.type === 'conv' && !pointwise) aux = memory.take(maxRows * pixels * patchWidth);
+  else if (['batchNorm', 'layerNorm', 'dropout', 'maxPool', 'globalMax'].includes(op.type))
+    aux = memory.take(maxRows * Math.max(size(op.output), size(op.input)));
+  const stats = op.type === 'batchNorm' ? memory.take(BATCH_NORM_STATS * channels) : op.type === 'layerNorm' ? memory.take(maxRows * pixels) : 0;
+  // The kernel transposed, a tile's patch gradients. Winograd: the transformed kernel, transposed,
+  // its gradient, and a chunk's products and input-tile gradients (kernel/winograd.c).
+  const filters = op.output[2];
+  let scratch = 0;
+  if (op.winograd) scratch = memory.take(16 * (3 * channels * filters + WINOGRAD_CHUNK * (filters + channels)));
+  else if (op.type === 'conv') scratch = memory.take(patchWidth * filters + TILE * patchWidth);
+  return { output: memory.take(maxRows * size(op.output)), aux, stats, scratch };
+}
+
+/** The fields of one Op struct of net_kd.h. */
+function opFields(op: KernelOp, buffers: OpBuffers, placed: Map<Variable, number>): StructValues<typeof OP> {
+  const offsetOf = (variable: Variable | undefined) => {
+    if (!variable) return 0;
+    const offset = placed.get(variable);
+    if (offset === undefined) throw new Error(`${op.layer}: variable ${variable.name} has no place among the kernel's parameters`);
+    return offset;
+  };
+  const [[inH, inW, inC], [outH, outW, outC], [kh, kw], [sh, sw], [padT, padL]] = [op.input, op.output, op.window, op.strides, op.padding];
+  return {
+    type: OP_TYPE[op.type],
+    activation: ACTIVATION[op.activation],
+    ...{ inH, inW, inC, outH, outW, outC, kh, kw, sh, sw, padT, padL },
+    weight: offsetOf(op.weight),
+    bias: offsetOf(op.bias),
+    hasWeight: op.weight ? 1 : 0,
+    hasBias: op.bias ? 1 : 0,
+    state: offsetOf(op.state?.[0]),
+    momentum: op.momentum,
+    epsilon: op.epsilon,
+    rate: op.rate,
+    winograd: op.winograd ? 1 : 0,
+    ...buffers,
+  };
+}
+
+/** A struct of net_kd.h as abi.ts describes it. */
+interface Struct {
+  bytes: number;
+  fields: Record<string, { word: number; count: number; kind: 'u32' | 'f32' | 'ptr' }>;
+}
+
+/** A value for every field of a struct: a number, or one per element of an array field. */
+type StructValues<S extends Struct> = { [K in keyof S['fields']]: S['fields'][K]['count'] extends 1 ? number : number[] };
+
+/** Writes every field of a struct at byte address `at`, where abi.ts says it lies, as a float or a 32-bit word. */
+function writeStruct<S extends Struct>(buffer: ArrayBuffer, at: number, struct: S, values: StructValues<S>): void {
+  const words = new Uint32Array(buffer, at, struct.bytes / 4);
+  const floats = new Float32Array(buffer, at, struct.bytes / 4);
+  for (const [name, field] of Object.entries(struct.fields)) {
+    const value = [values[name as keyof S['fields']]].flat();
+    if (value.length !== field.count) throw new Error(`${name}: ${value.length} values for ${field.count} elements`);
+    (field.kind === 'f32' ? floats : words).set(value, field.word);
+  }
+}
