@@ -4,7 +4,9 @@ import { NET_KD_RELAXED_WASM } from './src/distill/kernel/net-kd-relaxed-wasm.js
 // The kernel tests run both builds of the training kernel (src/distill/kernel-module.ts). Node 22
 // and later validate relaxed SIMD; Node 20 does only with this V8 flag, which the test processes
 // then get (test/distill/kernel-build.test.ts fails where they still cannot run it).
-const relaxedSimd = WebAssembly.validate(Buffer.from(NET_KD_RELAXED_WASM, 'base64')) ? [] : ['--experimental-wasm-relaxed-simd'];
+const relaxedSimd = WebAssembly.validate(Buffer.from(NET_KD_RELAXED_WASM, 'base64'))
+  ? []
+  : ['--experimental-wasm-relaxed-simd'];
 
 export default defineConfig({
   test: {

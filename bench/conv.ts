@@ -86,7 +86,14 @@ const CASES: Case[] = [
     shift: 1,
     noise: 1.1,
     teacherFeatures: (tf, init) => [
-      tf.layers.conv2d({ inputShape: [8, 8, 1], filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }),
+      tf.layers.conv2d({
+        inputShape: [8, 8, 1],
+        filters: 32,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: init(1),
+      }),
       tf.layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }),
       tf.layers.maxPooling2d({ poolSize: 2 }),
       tf.layers.flatten(),
@@ -106,7 +113,13 @@ const CASES: Case[] = [
     shift: 3,
     noise: 2.5,
     teacherFeatures: (tf, init) => [
-      tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu', kernelInitializer: init(1) }),
+      tf.layers.conv2d({
+        inputShape: [28, 28, 1],
+        filters: 32,
+        kernelSize: 3,
+        activation: 'relu',
+        kernelInitializer: init(1),
+      }),
       tf.layers.maxPooling2d({ poolSize: 2 }),
       tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu', kernelInitializer: init(2) }),
       tf.layers.maxPooling2d({ poolSize: 2 }),
@@ -128,7 +141,14 @@ const CASES: Case[] = [
     shift: 4,
     noise: 3.5,
     teacherFeatures: (tf, init) => [
-      tf.layers.conv2d({ inputShape: [32, 32, 3], filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }),
+      tf.layers.conv2d({
+        inputShape: [32, 32, 3],
+        filters: 32,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: init(1),
+      }),
       tf.layers.maxPooling2d({ poolSize: 2 }),
       tf.layers.conv2d({ filters: 64, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }),
       tf.layers.maxPooling2d({ poolSize: 2 }),
@@ -176,7 +196,8 @@ function prototypes([h, w, c]: Case['shape'], seed: number): Float32Array[] {
         const g = Math.cos((2 * Math.PI * frequency * (x * Math.cos(angle) + y * Math.sin(angle))) / w + phase);
         for (let ch = 0; ch < c; ch++) {
           let v = g * gratingColour[ch];
-          for (const b of blobs) v += 1.5 * b.sign * b.colour[ch] * Math.exp(-((y - b.y) ** 2 + (x - b.x) ** 2) / (2 * b.sigma ** 2));
+          for (const b of blobs)
+            v += 1.5 * b.sign * b.colour[ch] * Math.exp(-((y - b.y) ** 2 + (x - b.x) ** 2) / (2 * b.sigma ** 2));
           p[(y * w + x) * c + ch] = v;
         }
       }
@@ -216,7 +237,8 @@ function images(spec: Case, count: number, seed: number): { x: Float32Array; y: 
       const si = (((i - dy) % h) + h) % h;
       for (let j = 0; j < w; j++) {
         const sj = (((j - dx) % w) + w) % w;
-        for (let ch = 0; ch < c; ch++) x[n * size + (i * w + j) * c + ch] = amplitude * p[(si * w + sj) * c + ch] + offset + spec.noise * gaussian();
+        for (let ch = 0; ch < c; ch++)
+          x[n * size + (i * w + j) * c + ch] = amplitude * p[(si * w + sj) * c + ch] + offset + spec.noise * gaussian();
       }
     }
   }
@@ -264,12 +286,20 @@ async function workspaceFor(spec: Case, rows: number, evalRows: number): Promise
   const features = spec.teacherFeatures(tf, init);
   const headLayers = (inputWidth?: number) => [
     ...spec.teacherHead.map((units, i) =>
-      tf.layers.dense({ ...(i === 0 && inputWidth ? { inputShape: [inputWidth] } : {}), units, activation: 'relu', kernelInitializer: init(10 + i) }),
+      tf.layers.dense({
+        ...(i === 0 && inputWidth ? { inputShape: [inputWidth] } : {}),
+        units,
+        activation: 'relu',
+        kernelInitializer: init(10 + i),
+      }),
     ),
     tf.layers.dense({ units: CLASSES, kernelInitializer: init(20) }),
   ];
   const teacher = tf.sequential({ layers: [...features, ...headLayers()] });
-  const extractor = tf.model({ inputs: teacher.inputs, outputs: features[features.length - 1].output as SymbolicTensor });
+  const extractor = tf.model({
+    inputs: teacher.inputs,
+    outputs: features[features.length - 1].output as SymbolicTensor,
+  });
   const featureWidth = extractor.outputs[0].shape[1]!;
   const trainFeatures = predictRows(tf, extractor, train.x, [h, w, c], featureWidth);
   const evalFeatures = predictRows(tf, extractor, evalSet.x, [h, w, c], featureWidth);
@@ -277,7 +307,10 @@ async function workspaceFor(spec: Case, rows: number, evalRows: number): Promise
   const head = tf.sequential({ layers: headLayers(featureWidth) });
   // The teacher ends in logits: cross-entropy on logits (the 'sparseCategoricalCrossentropy'
   // string loss expects probabilities).
-  head.compile({ optimizer: tf.train.adam(0.002), loss: (yTrue: Tensor, yPred: Tensor) => tf.losses.softmaxCrossEntropy(yTrue, yPred) });
+  head.compile({
+    optimizer: tf.train.adam(0.002),
+    loss: (yTrue: Tensor, yPred: Tensor) => tf.losses.softmaxCrossEntropy(yTrue, yPred),
+  });
   // A few thousand rows and epochs are plenty for a head on fixed features, and keep this step
   // (~1 GFLOP/s in model.fit on wasm) under a minute.
   const headRows = Math.min(rows, HEAD_ROWS);
@@ -326,7 +359,9 @@ function predictRows(tf: Tf, model: LayersModel, x: Float32Array, sampleShape: n
   const out = new Float32Array(count * width);
   for (let start = 0; start < count; start += 256) {
     const rows = Math.min(256, count - start);
-    const y = tf.tidy(() => model.predict(tf.tensor(x.subarray(start * size, (start + rows) * size), [rows, ...sampleShape])) as Tensor);
+    const y = tf.tidy(
+      () => model.predict(tf.tensor(x.subarray(start * size, (start + rows) * size), [rows, ...sampleShape])) as Tensor,
+    );
     out.set(y.dataSync() as Float32Array, start * width);
     y.dispose();
   }
@@ -389,7 +424,10 @@ async function child(configFile: string, backend: BackendName): Promise<void> {
     if (!line.startsWith('backend: skipped')) process.stderr.write(`    dg | ${line}\n`);
   };
   const started = performance.now();
-  const { report } = await runPipeline(withOverrides(config, { backend }), { outDir: path.join(path.dirname(configFile), 'out-dg'), log });
+  const { report } = await runPipeline(withOverrides(config, { backend }), {
+    outDir: path.join(path.dirname(configFile), 'out-dg'),
+    log,
+  });
   const figures: DgFigures = {
     backend: report.backend,
     ...stepKind(report as unknown as Record<string, unknown>, lines),
@@ -413,7 +451,9 @@ function stepKind(report: Record<string, unknown>, lines: string[]): { step: str
   const step = training.step as { kind?: string; backend?: string } | string | undefined;
   const line = lines.find((l) => /^training:/.test(l));
   const fromLine = line?.match(/training:\s*([\w-]+) step(?: on ([\w-]+))?/);
-  const inference = line?.match(/inference on ([\w-]+)/)?.[1] ?? (typeof report.inferenceBackend === 'string' ? report.inferenceBackend : '-');
+  const inference =
+    line?.match(/inference on ([\w-]+)/)?.[1] ??
+    (typeof report.inferenceBackend === 'string' ? report.inferenceBackend : '-');
   if (typeof step === 'string') return { step, inference };
   if (step?.kind) return { step: `${step.kind} step${step.backend ? ` on ${step.backend}` : ''}`, inference };
   if (fromLine) return { step: `${fromLine[1]} step${fromLine[2] ? ` on ${fromLine[2]}` : ''}`, inference };
@@ -432,11 +472,15 @@ function runDg(yml: string): DgFigures {
 /** bench/peer/kd_conv_torch.py with Debian's python3-torch; undefined when torch is missing. */
 function runTorch(dir: string, peerConfig: string): TorchFigures | undefined {
   try {
-    const out = execFileSync('/usr/bin/python3', [path.join(path.dirname(here), 'peer', 'kd_conv_torch.py'), dir, peerConfig], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-      maxBuffer: 1 << 26,
-    });
+    const out = execFileSync(
+      '/usr/bin/python3',
+      [path.join(path.dirname(here), 'peer', 'kd_conv_torch.py'), dir, peerConfig],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+        maxBuffer: 1 << 26,
+      },
+    );
     return JSON.parse(out.trim().split('\n').pop()!) as TorchFigures;
   } catch (error) {
     process.stderr.write(`    torch | failed: ${(error as Error).message.split('\n')[0]}\n`);
@@ -448,7 +492,9 @@ function runTorch(dir: string, peerConfig: string): TorchFigures | undefined {
 
 async function parent(): Promise<void> {
   const rows = Number(values.rows);
-  const evalRows = values['eval-rows'] ? Number(values['eval-rows']) : Math.min(2000, Math.max(64, Math.round(rows / 5)));
+  const evalRows = values['eval-rows']
+    ? Number(values['eval-rows'])
+    : Math.min(2000, Math.max(64, Math.round(rows / 5)));
   const epochs = Number(values.epochs);
   const rounds = Number(values.rounds);
   const ids = values
@@ -502,16 +548,22 @@ async function parent(): Promise<void> {
     const dg = medianOf(dgs);
     const torch = torches.length === rounds ? medianOf(torches) : undefined;
     const ratios = torch ? perRound.map((r) => r[i].dg.seconds / r[i].torch!.seconds).sort((a, b) => a - b) : [];
-    const ratio = torch ? `${median(ratios).toFixed(2)}x${rounds > 1 ? ` (${ratios[0].toFixed(2)}-${ratios[ratios.length - 1].toFixed(2)})` : ''}` : 'n/a';
+    const ratio = torch
+      ? `${median(ratios).toFixed(2)}x${rounds > 1 ? ` (${ratios[0].toFixed(2)}-${ratios[ratios.length - 1].toFixed(2)})` : ''}`
+      : 'n/a';
     console.log(
       `| ${spec.id}: ${spec.title} | ${dg.seconds.toFixed(2)} (${dg.teacherSeconds.toFixed(2)}) | ${torch ? torch.seconds.toFixed(2) : 'n/a'} | ${ratio} | ${pct(dg.agreement)} / ${torch ? pct(torch.agreement) : 'n/a'} | ${dg.peakRssMiB.toFixed(0)} / ${torch ? torch.peak_rss_mib.toFixed(0) : 'n/a'} | ${dg.backend}; ${dg.step}; ${dg.inference} |`,
     );
-    notes.push(`case ${spec.id}: distill-gate whole run ${dg.wallSeconds.toFixed(2)} s; ${dg.backendLines.join('; ') || 'no backend lines logged'}`);
+    notes.push(
+      `case ${spec.id}: distill-gate whole run ${dg.wallSeconds.toFixed(2)} s; ${dg.backendLines.join('; ') || 'no backend lines logged'}`,
+    );
     if (torch) notes.push(`case ${spec.id}: PyTorch ${torch.torch}, ${torch.threads} thread(s)`);
   });
   console.log(`\n${notes.join('\n')}`);
   if (perRound.some((r) => r.some((c) => !c.torch)))
-    console.log('\nPyTorch peer missing in some runs: /usr/bin/python3 cannot import torch (apt-get install python3-torch), or it failed (see stderr).');
+    console.log(
+      '\nPyTorch peer missing in some runs: /usr/bin/python3 cannot import torch (apt-get install python3-torch), or it failed (see stderr).',
+    );
   console.log(
     '\ndistill-gate s: report.training.seconds, the distillation phase (teacher soft-target pass on the train split, then the KD loop with its per-epoch agreement probe); the teacher pass alone in parentheses. PyTorch s: its training loop from the stored teacher logits. Agreement: top-1 against the teacher on the eval split.',
   );

@@ -72,7 +72,14 @@ async function child(epochs: number, workspace: string): Promise<void> {
   // The kernel's own steps: 19 batches of 64 rows (the last 48), random data and targets.
   const { tf } = await resolveBackend('wasm');
   const student = await buildStudent(tf, base.student, [64], 7);
-  const kernel = trainingStep(tf, student, { learningRate: 1e-3, terms: kdTerms(base.distill, true), sampleShape: [64], maxRows: 64, kind: 'kernel', seed: 7 });
+  const kernel = trainingStep(tf, student, {
+    learningRate: 1e-3,
+    terms: kdTerms(base.distill, true),
+    sampleShape: [64],
+    maxRows: 64,
+    kind: 'kernel',
+    seed: 7,
+  });
   const x = Float32Array.from({ length: 64 * 64 }, (_, i) => Math.sin(i));
   const targets = Float32Array.from({ length: 64 * 10 }, (_, i) => (i % 10 === 3 ? 3.6 : 0.04));
   const epochMs: number[] = [];
@@ -103,10 +110,14 @@ async function parent(): Promise<void> {
   const theirs: Record<number, PeerFigures[]> = {};
   for (let round = 0; round < rounds; round++) {
     for (const epochs of EPOCHS) {
-      const out = execFileSync(process.execPath, ['--import', 'tsx', here, '--child', String(epochs), '--workspace', workspace], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-      });
+      const out = execFileSync(
+        process.execPath,
+        ['--import', 'tsx', here, '--child', String(epochs), '--workspace', workspace],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        },
+      );
       (ours[epochs] ??= []).push(JSON.parse(out.trim().split('\n').pop()!) as ChildFigures);
       const p = pytorchPeer(workspace, epochs);
       if (p) (theirs[epochs] ??= []).push(p);
@@ -127,7 +138,9 @@ async function parent(): Promise<void> {
   const kernelMs = med([...ours[short], ...ours[long]].map((f) => f.kernelEpochMs));
   const epochMs = med([...ours[short], ...ours[long]].map((f) => f.epochMs));
   const fixedMs = med([...ours[short], ...ours[long]].map((f) => f.training * 1000 - f.epochs * f.epochMs));
-  console.log(`\ntraining path: ${ours[short][0].step}; agreement ${EPOCHS.map((e) => `${(100 * ours[e][0].agreement).toFixed(1)}% at ${e}`).join(', ')}`);
+  console.log(
+    `\ntraining path: ${ours[short][0].step}; agreement ${EPOCHS.map((e) => `${(100 * ours[e][0].agreement).toFixed(1)}% at ${e}`).join(', ')}`,
+  );
   console.log('\n| | distill-gate | PyTorch (cached logits) |');
   console.log('| --- | ---: | ---: |');
   const p =
@@ -147,13 +160,20 @@ async function parent(): Promise<void> {
   console.log(`| of which the kernel's 19 steps alone (ms) | ${kernelMs.toFixed(2)} | |`);
   console.log(`| outside the kernel, per epoch (ms) | ${(epochMs - kernelMs).toFixed(2)} | |`);
   console.log(`| fixed per run (ms, training less epochs x interval) | ${fixedMs.toFixed(1)} | |`);
-  console.log(`| fixed per run (ms, intercept 30 -> 60 epochs) | ${o.fixed.toFixed(1)} | ${p ? p.fixed.toFixed(1) : 'n/a'} |`);
-  const ratios = ours[short].map((f, i) => (p ? f.training / theirs[short][i].cached_seconds : NaN)).sort((a, b) => a - b);
+  console.log(
+    `| fixed per run (ms, intercept 30 -> 60 epochs) | ${o.fixed.toFixed(1)} | ${p ? p.fixed.toFixed(1) : 'n/a'} |`,
+  );
+  const ratios = ours[short]
+    .map((f, i) => (p ? f.training / theirs[short][i].cached_seconds : NaN))
+    .sort((a, b) => a - b);
   if (p)
     console.log(
       `\nours / PyTorch at ${short} epochs, per round: median ${median(ratios).toFixed(2)}x (${ratios[0].toFixed(2)}-${ratios[ratios.length - 1].toFixed(2)}); PyTorch ${theirs[short][0].torch}, ${theirs[short][0].threads} thread(s)`,
     );
-  else console.log('\nPyTorch peer skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread).');
+  else
+    console.log(
+      '\nPyTorch peer skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread).',
+    );
   console.log(
     `per-round slopes ms: ours ${o.slopes.map((s) => s.toFixed(2)).join(', ')}${p ? `; PyTorch ${p.slopes.map((s) => s.toFixed(2)).join(', ')}` : ''}`,
   );

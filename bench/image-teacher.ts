@@ -23,12 +23,26 @@ await mkdir(dir, { recursive: true });
 const { tf } = await resolveBackend('wasm');
 const init = (seed: number) => tf.initializers.heNormal({ seed });
 const block = (filters: number, stride: number, seed: number) => [
-  tf.layers.depthwiseConv2d({ kernelSize: 3, strides: stride, padding: 'same', depthwiseInitializer: init(seed), activation: 'relu' }),
+  tf.layers.depthwiseConv2d({
+    kernelSize: 3,
+    strides: stride,
+    padding: 'same',
+    depthwiseInitializer: init(seed),
+    activation: 'relu',
+  }),
   tf.layers.conv2d({ filters, kernelSize: 1, activation: 'relu', kernelInitializer: init(seed + 1) }),
 ];
 const teacher = tf.sequential({
   layers: [
-    tf.layers.conv2d({ inputShape: [224, 224, 3], filters: 32, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: init(1) }),
+    tf.layers.conv2d({
+      inputShape: [224, 224, 3],
+      filters: 32,
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      activation: 'relu',
+      kernelInitializer: init(1),
+    }),
     ...block(64, 1, 2),
     ...block(128, 2, 4),
     ...block(128, 1, 6),
@@ -39,7 +53,9 @@ const teacher = tf.sequential({
     tf.layers.dense({ units: 10, kernelInitializer: init(20) }),
   ],
 });
-console.log(`teacher: 224x224x3, ${teacher.countParams().toLocaleString('en-US')} params; ${rows} rows (train and eval read from the same file)`);
+console.log(
+  `teacher: 224x224x3, ${teacher.countParams().toLocaleString('en-US')} params; ${rows} rows (train and eval read from the same file)`,
+);
 await teacher.save(
   tf.io.withSaveHandler(async (a) => {
     await writeModelArtifacts(path.join(dir, 'teacher'), a);
@@ -61,7 +77,10 @@ measure: { warmup: 2, rounds: 3, throughputBatch: 16 }
 // The data above was generated in this process: its peak so far is the generator's, not the run's.
 const before = process.resourceUsage().maxRSS / 1024;
 const t0 = performance.now();
-const { report, markdown } = await runPipeline(config, { outDir: path.join(dir, 'out'), log: (l) => console.log('  ', l) });
+const { report, markdown } = await runPipeline(config, {
+  outDir: path.join(dir, 'out'),
+  log: (l) => console.log('  ', l),
+});
 const peak = process.resourceUsage().maxRSS / 1024;
 console.log(
   `whole run ${((performance.now() - t0) / 1000).toFixed(1)} s, teacher pass on the train split ${report.training.teacherSeconds.toFixed(1)} s; ` +

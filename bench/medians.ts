@@ -10,7 +10,8 @@ export function median(sorted: number[]): number {
 export function medianOf<T extends object>(items: T[]): T {
   const out = { ...items[0] } as Record<string, unknown>;
   for (const [key, value] of Object.entries(items[0])) {
-    if (typeof value === 'number') out[key] = median(items.map((item) => (item as Record<string, number>)[key]).sort((a, b) => a - b));
+    if (typeof value === 'number')
+      out[key] = median(items.map((item) => (item as Record<string, number>)[key]).sort((a, b) => a - b));
   }
   return out as T;
 }

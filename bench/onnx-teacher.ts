@@ -21,7 +21,8 @@ import { seededRandom } from '../src/distill/random.js';
 import { teacherLogits } from '../src/distill/teacher-logits.js';
 import { workersFor } from '../src/distill/teacher-workers.js';
 import { writeModelArtifacts } from '../src/models/artifacts.js';
-import { loadModel, type LoadedModel } from '../src/models/model.js';
+import { loadModel } from '../src/models/model.js';
+import { type LoadedModel } from '../src/models/loaded-model.js';
 import { loadOnnxTeacher } from '../src/models/onnx.js';
 import { availableCores, INSTALL_ONNXRUNTIME_CPU } from '../src/models/onnx-runtime.js';
 import { mlpSpec, type DenseWeights } from '../fixtures/onnx-models.js';
@@ -59,10 +60,16 @@ function mlp(width: number): { tfjs: LayersModel; onnx: ModelSpec } {
   }));
   const tfjs = tf.sequential({
     layers: layers.map((l, i) =>
-      tf.layers.dense({ ...(i === 0 ? { inputShape: [64] } : {}), units: l.units, activation: i === layers.length - 1 ? 'softmax' : 'relu' }),
+      tf.layers.dense({
+        ...(i === 0 ? { inputShape: [64] } : {}),
+        units: l.units,
+        activation: i === layers.length - 1 ? 'softmax' : 'relu',
+      }),
     ),
   });
-  tf.tidy(() => tfjs.setWeights(layers.flatMap((l) => [tf.tensor2d(l.kernel, [l.inputs, l.units]), tf.tensor1d(l.bias)])));
+  tf.tidy(() =>
+    tfjs.setWeights(layers.flatMap((l) => [tf.tensor2d(l.kernel, [l.inputs, l.units]), tf.tensor1d(l.bias)])),
+  );
   return { tfjs, onnx: mlpSpec(layers) };
 }
 
@@ -83,7 +90,8 @@ function convNet(): { tfjs: LayersModel; onnx: ModelSpec } {
     const onnxKernel = weights(c.filters * c.inputs * 9, c.inputs * 9, c.filters * 9, random);
     const kernel = new Float32Array(onnxKernel.length);
     for (let o = 0; o < c.filters; o++)
-      for (let k = 0; k < c.inputs; k++) for (let p = 0; p < 9; p++) kernel[(p * c.inputs + k) * c.filters + o] = onnxKernel[(o * c.inputs + k) * 9 + p];
+      for (let k = 0; k < c.inputs; k++)
+        for (let p = 0; p < 9; p++) kernel[(p * c.inputs + k) * c.filters + o] = onnxKernel[(o * c.inputs + k) * 9 + p];
     const bias = weights(c.filters, c.inputs * 9, c.filters, random);
     initializers.push(
       { name: `conv${i}.weight`, dims: [c.filters, c.inputs, 3, 3], values: onnxKernel },
@@ -105,7 +113,12 @@ function convNet(): { tfjs: LayersModel; onnx: ModelSpec } {
     );
     x = `relu${i}`;
   });
-  const dense: DenseWeights = { kernel: weights(128 * 10, 128, 10, random), bias: weights(10, 128, 10, random), inputs: 128, units: 10 };
+  const dense: DenseWeights = {
+    kernel: weights(128 * 10, 128, 10, random),
+    bias: weights(10, 128, 10, random),
+    inputs: 128,
+    units: 10,
+  };
   const fc = mlpSpec([dense], { softmax: false, input: 'pooled', output: 'logits' });
   nodes.push(
     { op: 'GlobalAveragePool', inputs: [x], outputs: ['gap'] },
@@ -130,7 +143,10 @@ function convNet(): { tfjs: LayersModel; onnx: ModelSpec } {
   });
   tf.tidy(() =>
     tfjs.setWeights([
-      ...convs.flatMap((c, i) => [tf.tensor4d(tfjsWeights[2 * i], [3, 3, c.inputs, c.filters]), tf.tensor1d(tfjsWeights[2 * i + 1])]),
+      ...convs.flatMap((c, i) => [
+        tf.tensor4d(tfjsWeights[2 * i], [3, 3, c.inputs, c.filters]),
+        tf.tensor1d(tfjsWeights[2 * i + 1]),
+      ]),
       tf.tensor2d(dense.kernel, [128, 10]),
       tf.tensor1d(dense.bias),
     ]),
@@ -170,14 +186,19 @@ async function bench(title: string, net: { tfjs: LayersModel; onnx: ModelSpec },
         .catch(reject);
     })
   ).modelJson;
-  const context = (threads: number) => ({ data: { sampleShape: data.sampleShape, source: 'bench' }, searchFrom: [repo], threads });
+  const context = (threads: number) => ({
+    data: { sampleShape: data.sampleShape, source: 'bench' },
+    searchFrom: [repo],
+    threads,
+  });
   const cores = availableCores();
   const ortAll = await loadOnnxTeacher(tf, onnxFile, {}, context(cores));
   const ortOne = await loadOnnxTeacher(tf, onnxFile, {}, context(1));
   const tfjs = await loadModel(tf, modelJson, 'teacher');
   const workers = workersFor(data, 'wasm');
   // As the pipeline calls it: given the model.json, a TF.js teacher gets workers on large sets.
-  const run = (teacher: LoadedModel, json?: string) => async (d: Dataset) => (await teacherLogits(tf, teacher, d, 'wasm', undefined, json)).logits;
+  const run = (teacher: LoadedModel, json?: string) => async (d: Dataset) =>
+    (await teacherLogits(tf, teacher, d, 'wasm', undefined, json)).logits;
   const contenders: Contender[] = [
     { name: `onnxruntime-node ${ortAll.runtime?.version} cpu, ${cores} threads`, pass: run(ortAll) },
     { name: `onnxruntime-node ${ortOne.runtime?.version} cpu, 1 thread`, pass: run(ortOne) },
@@ -198,8 +219,11 @@ async function bench(title: string, net: { tfjs: LayersModel; onnx: ModelSpec },
   }
   // A loop, not Math.max(...array): hundreds of thousands of arguments overflow the stack.
   let worst = 0;
-  for (let i = 0; i < outputs[0].length; i++) worst = Math.max(worst, Math.abs(outputs[2][i] - outputs[0][i]) / Math.max(1, Math.abs(outputs[2][i])));
-  console.log(`\n${title}: ${data.size.toLocaleString('en-US')} rows of [${data.sampleShape.join(', ')}], median of ${rounds} passes`);
+  for (let i = 0; i < outputs[0].length; i++)
+    worst = Math.max(worst, Math.abs(outputs[2][i] - outputs[0][i]) / Math.max(1, Math.abs(outputs[2][i])));
+  console.log(
+    `\n${title}: ${data.size.toLocaleString('en-US')} rows of [${data.sampleShape.join(', ')}], median of ${rounds} passes`,
+  );
   const tfjsRate = data.size / median([...seconds[2]].sort((a, b) => a - b));
   for (const [i, c] of contenders.entries()) {
     const s = median([...seconds[i]].sort((a, b) => a - b));
@@ -212,7 +236,9 @@ async function bench(title: string, net: { tfjs: LayersModel; onnx: ModelSpec },
 }
 
 const cpus = os.cpus();
-console.log(`teacher pass, onnxruntime-node vs TF.js wasm; ${cpus.length} logical cores (${cpus[0]?.model.trim()}), Node ${process.version}`);
+console.log(
+  `teacher pass, onnxruntime-node vs TF.js wasm; ${cpus.length} logical cores (${cpus[0]?.model.trim()}), Node ${process.version}`,
+);
 try {
   const width = Number(values.width);
   const random = seededRandom(3);
@@ -237,6 +263,7 @@ try {
     ),
   );
 } catch (error) {
-  if (/onnxruntime-node; it is not installed/.test(String(error))) console.error(`onnxruntime-node is missing: ${INSTALL_ONNXRUNTIME_CPU}`);
+  if (/onnxruntime-node; it is not installed/.test(String(error)))
+    console.error(`onnxruntime-node is missing: ${INSTALL_ONNXRUNTIME_CPU}`);
   throw error;
 }

@@ -61,10 +61,14 @@ export interface PeerFigures {
 /** bench/peer/kd_torch.py with Debian's python3-torch, when installed. */
 export function pytorchPeer(workspace: string, epochs: number): PeerFigures | undefined {
   try {
-    const out = execFileSync('/usr/bin/python3', [path.join(path.dirname(fileURLToPath(import.meta.url)), 'peer', 'kd_torch.py'), workspace, String(epochs)], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
+    const out = execFileSync(
+      '/usr/bin/python3',
+      [path.join(path.dirname(fileURLToPath(import.meta.url)), 'peer', 'kd_torch.py'), workspace, String(epochs)],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
     return JSON.parse(out.trim().split('\n').pop()!) as PeerFigures;
   } catch {
     return undefined;

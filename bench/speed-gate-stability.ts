@@ -39,7 +39,14 @@ const teacher = await loadModel(tf, path.join(example, 'models/teacher/model.jso
 const student = await buildStudent(tf, REFERENCE_STUDENT, [64], 7);
 const evalSet = await loadSplit({ x: path.join(example, 'data/eval_x.npy') }, 'eval');
 // As `distill-gate run` times speed by default, with a smaller throughput batch to keep the bench short.
-const settings: MeasureSettings = { warmup: 100, rounds: 50, throughputBatch: 64, topK: 5, speedBudgetSeconds: Number(values.budget), inconclusive: 'pass' };
+const settings: MeasureSettings = {
+  warmup: 100,
+  rounds: 50,
+  throughputBatch: 64,
+  topK: 5,
+  speedBudgetSeconds: Number(values.budget),
+  inconclusive: 'pass',
+};
 const environment = { backend: name, tfjsVersion: tf.version.tfjs, cpu: '', gpu: null };
 
 const slower = await calibratedSlowerStudent(1.3);
@@ -49,7 +56,9 @@ const slower = await calibratedSlowerStudent(1.3);
 const undecidable: MetricBound = { metric: 'speed.speedup', op: '>=', threshold: NaN };
 const once = await measureSpeed(tf, teacher, student, evalSet, settings, { bounds: [undecidable] });
 const median = once.intervals['speed.speedup'];
-const checks: GateCheck[] = [{ metric: 'speed.speedup', op: '>=', threshold: median.value, relative: false, level: 'error' }];
+const checks: GateCheck[] = [
+  { metric: 'speed.speedup', op: '>=', threshold: median.value, relative: false, level: 'error' },
+];
 const bounds = checks.map(intervalBound).filter((bound): bound is MetricBound => bound !== undefined);
 console.log(
   `speed gate bench on ${name}: speed-up of the example's student measured once ${median.value.toFixed(4)} ` +
@@ -61,7 +70,9 @@ for (const [label, candidate] of [
   ['same student', student],
   ['~30% slower student', slower.model],
 ] as const) {
-  console.log(`| ${label} | old rule (median of ${settings.rounds} rounds) | median | ${formatConfidence(median.confidence)} CI | rounds | outcome |`);
+  console.log(
+    `| ${label} | old rule (median of ${settings.rounds} rounds) | median | ${formatConfidence(median.confidence)} CI | rounds | outcome |`,
+  );
   console.log('| ---: | --- | ---: | --- | ---: | --- |');
   const outcomes: string[] = [];
   const oldOutcomes: string[] = [];
@@ -71,7 +82,10 @@ for (const [label, candidate] of [
     const fixed = await measureSpeed(tf, teacher, candidate, evalSet, settings);
     const oldOutcome = fixed.metrics['speed.speedup'] >= median.value ? 'pass' : 'fail';
     const speed = await measureSpeed(tf, teacher, candidate, evalSet, settings, { bounds });
-    const [gate] = judgeGates(checks, speed.metrics, environment, undefined, { intervals: speed.intervals, inconclusive: settings.inconclusive }).gates;
+    const [gate] = judgeGates(checks, speed.metrics, environment, undefined, {
+      intervals: speed.intervals,
+      inconclusive: settings.inconclusive,
+    }).gates;
     const { value, low, high, rounds } = speed.intervals['speed.speedup'];
     outcomes.push(gate.status);
     oldOutcomes.push(oldOutcome);
@@ -85,7 +99,9 @@ for (const [label, candidate] of [
     `\n${label}: ${tally(outcomes)} (old rule: ${tally(oldOutcomes)}); rerun medians ${Math.min(...medians).toFixed(4)}-${Math.max(...medians).toFixed(4)}, a spread of ${(spread * 100).toFixed(1)}% of the gate\n`,
   );
 }
-console.log(`slower student: hidden width ${slower.width}, ${slower.ratio.toFixed(3)}x the student's batch-1 latency (median of per-round ratios)`);
+console.log(
+  `slower student: hidden width ${slower.width}, ${slower.ratio.toFixed(3)}x the student's batch-1 latency (median of per-round ratios)`,
+);
 teacher.dispose();
 student.dispose();
 slower.model.dispose();
@@ -95,11 +111,18 @@ slower.model.dispose();
  * `target` times the student's, timed interleaved with it: batch-1 latency of a small Dense stack
  * is mostly per-op overhead, so the width that costs 30% depends on the machine.
  */
-async function calibratedSlowerStudent(target: number): Promise<{ model: Timed & { dispose(): void }; width: number; ratio: number }> {
+async function calibratedSlowerStudent(
+  target: number,
+): Promise<{ model: Timed & { dispose(): void }; width: number; ratio: number }> {
   const input = tf.tensor(await evalSet.read(0, 1), [1, ...evalSet.sampleShape]);
   let best: { model: Timed & { dispose(): void }; width: number; ratio: number } | undefined;
   for (const width of [128, 256, 512, 768, 1024, 1536, 2048, 3072]) {
-    const wider = await buildStudent(tf, { layers: [{ ...REFERENCE_STUDENT.layers[0], units: width }, REFERENCE_STUDENT.layers[1]] }, [64], 7);
+    const wider = await buildStudent(
+      tf,
+      { layers: [{ ...REFERENCE_STUDENT.layers[0], units: width }, REFERENCE_STUDENT.layers[1]] },
+      [64],
+      7,
+    );
     const timer = new InterleavedTimer(student, wider, input);
     await timer.warmUp(300);
     await timer.time(1000);

@@ -13,7 +13,11 @@ import { buildStudent } from '../src/models/student.js';
 import { REFERENCE_STUDENT, tally, warmMedianMs } from './speed-helpers.js';
 
 const { values } = parseArgs({
-  options: { backend: { type: 'string', default: 'wasm' }, runs: { type: 'string', default: '10' }, budget: { type: 'string', default: '10' } },
+  options: {
+    backend: { type: 'string', default: 'wasm' },
+    runs: { type: 'string', default: '10' },
+    budget: { type: 'string', default: '10' },
+  },
 });
 const { tf, name } = await resolveBackend(values.backend as ConcreteBackend);
 // The reference student, built twice from one seed: two identical models.

@@ -15,7 +15,9 @@ import { seededRandom } from '../src/distill/random.js';
 import { writeModelArtifacts } from '../src/models/artifacts.js';
 import { runPipeline } from '../src/pipeline.js';
 
-const { values } = parseArgs({ options: { gb: { type: 'string', default: '2' }, backend: { type: 'string', default: 'wasm' } } });
+const { values } = parseArgs({
+  options: { gb: { type: 'string', default: '2' }, backend: { type: 'string', default: 'wasm' } },
+});
 const FEATURES = 64;
 const rows = Math.floor((Number(values.gb) * 1e9) / (FEATURES * 4));
 const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-stream-'));
@@ -42,7 +44,12 @@ try {
   );
 
   const { tf } = await resolveBackend('cpu');
-  const teacher = tf.sequential({ layers: [tf.layers.dense({ inputShape: [FEATURES], units: 128, activation: 'relu' }), tf.layers.dense({ units: 10 })] });
+  const teacher = tf.sequential({
+    layers: [
+      tf.layers.dense({ inputShape: [FEATURES], units: 128, activation: 'relu' }),
+      tf.layers.dense({ units: 10 }),
+    ],
+  });
   await teacher.save(
     tf.io.withSaveHandler(async (artifacts) => {
       await writeModelArtifacts(path.join(dir, 'teacher'), artifacts);
@@ -61,7 +68,9 @@ try {
     file,
   );
   const started = performance.now();
-  const { report } = await runPipeline(withOverrides(config, { backend: values.backend as 'wasm' }), { outDir: path.join(dir, 'out') });
+  const { report } = await runPipeline(withOverrides(config, { backend: values.backend as 'wasm' }), {
+    outDir: path.join(dir, 'out'),
+  });
   const seconds = (performance.now() - started) / 1000;
   const peak = process.resourceUsage().maxRSS / 1024;
   console.log(

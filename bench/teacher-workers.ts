@@ -16,7 +16,10 @@ import { predictLogits } from '../src/models/predict.js';
 import { synthetic } from '../fixtures/generate.js';
 
 const { values } = parseArgs({ options: { rows: { type: 'string', default: '200000' } } });
-const modelJson = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/example/models/teacher/model.json');
+const modelJson = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../fixtures/example/models/teacher/model.json',
+);
 const { tf } = await resolveBackend('wasm');
 const teacher = await loadModel(tf, modelJson, 'teacher');
 const rows = Number(values.rows);
@@ -29,7 +32,9 @@ started = performance.now();
 const parallel = await predictLogitsInWorkers(teacher, modelJson, 'wasm', dataset, workers);
 const inWorkers = (performance.now() - started) / 1000;
 const identical = Buffer.from(single.buffer).equals(Buffer.from(parallel.buffer));
-console.log(`teacher soft targets, ${rows.toLocaleString('en-US')} rows, bundled example teacher (216k params), wasm, ${os.cpus().length} logical cores:`);
+console.log(
+  `teacher soft targets, ${rows.toLocaleString('en-US')} rows, bundled example teacher (216k params), wasm, ${os.cpus().length} logical cores:`,
+);
 console.log(
   `  one thread ${oneThread.toFixed(2)} s; ${workers} workers ${inWorkers.toFixed(2)} s (worker start-up included): ${(oneThread / inWorkers).toFixed(2)}x; logits bit-identical: ${identical}`,
 );

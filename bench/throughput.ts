@@ -53,9 +53,13 @@ async function child(backend: BackendName, workspace: string): Promise<void> {
   const file = path.join(workspace, 'distill-gate.yml');
   const config = parseConfig(await (await import('node:fs/promises')).readFile(file, 'utf8'), file);
   const coldStart = performance.now();
-  const cold = (await runPipeline(withOverrides(config, { backend }), { outDir: path.join(workspace, `out-${backend}-cold`) })).report;
+  const cold = (
+    await runPipeline(withOverrides(config, { backend }), { outDir: path.join(workspace, `out-${backend}-cold`) })
+  ).report;
   const coldWallSeconds = (performance.now() - coldStart) / 1000;
-  const { report } = await runPipeline(withOverrides(config, { backend }), { outDir: path.join(workspace, `out-${backend}`) });
+  const { report } = await runPipeline(withOverrides(config, { backend }), {
+    outDir: path.join(workspace, `out-${backend}`),
+  });
   const figures: ChildFigures = {
     requested: backend,
     backend: report.backend,
@@ -92,7 +96,10 @@ async function naiveOnlineKd(workspace: string, epochs: number): Promise<void> {
     [64],
     7,
   );
-  const train = await loadSplit({ x: path.join(workspace, 'train_x.npy'), y: path.join(workspace, 'train_y.npy') }, 'train');
+  const train = await loadSplit(
+    { x: path.join(workspace, 'train_x.npy'), y: path.join(workspace, 'train_y.npy') },
+    'train',
+  );
   const features = await train.read(0, train.size);
   const optimizer = tf.train.adam(0.001);
   const started = performance.now();
@@ -104,7 +111,10 @@ async function naiveOnlineKd(workspace: string, epochs: number): Promise<void> {
         const labels = tf.tensor1d(train.y!.subarray(start, start + rows), 'int32');
         const teacherLogits = teacher.predict(x);
         optimizer.minimize(() =>
-          distillationLoss(tf, student.layers!.apply(x, { training: true }) as typeof x, teacherLogits, labels, { temperature: 4, alpha: 0.9 }),
+          distillationLoss(tf, student.layers!.apply(x, { training: true }) as typeof x, teacherLogits, labels, {
+            temperature: 4,
+            alpha: 0.9,
+          }),
         );
       });
     }
@@ -126,10 +136,14 @@ async function parent(): Promise<void> {
   const perRound: Array<{ results: ChildFigures[]; peer?: PeerFigures }> = [];
   for (let round = 0; round < rounds; round++) {
     const results = backends.map((backend) => {
-      const out = execFileSync(process.execPath, ['--import', 'tsx', here, '--child', backend, '--workspace', workspace], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore'],
-      });
+      const out = execFileSync(
+        process.execPath,
+        ['--import', 'tsx', here, '--child', backend, '--workspace', workspace],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        },
+      );
       return JSON.parse(out.trim().split('\n').pop()!) as ChildFigures;
     });
     perRound.push({ results, peer: pytorchPeer(workspace, epochs) });
@@ -142,10 +156,14 @@ async function parent(): Promise<void> {
   // The naive loop is slow: a quarter of the epochs, once, is plenty for its rate.
   const naiveEpochs = Math.max(1, Math.round(epochs / 4));
   const naive = JSON.parse(
-    execFileSync(process.execPath, ['--import', 'tsx', here, '--naive', 'cpu', '--workspace', workspace, '--epochs', String(naiveEpochs)], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'ignore'],
-    })
+    execFileSync(
+      process.execPath,
+      ['--import', 'tsx', here, '--naive', 'cpu', '--workspace', workspace, '--epochs', String(naiveEpochs)],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    )
       .trim()
       .split('\n')
       .pop()!,
@@ -167,7 +185,9 @@ async function parent(): Promise<void> {
     `\nNaive TF.js online KD on the cpu backend (teacher on every batch, ${naiveEpochs} epochs): ${n(naive.samplesPerSecond)} samples/s. distill-gate with ${label(auto)}: ${(auto.coldSamplesPerSecond / naive.samplesPerSecond).toFixed(1)}x cold, ${(auto.samplesPerSecond / naive.samplesPerSecond).toFixed(1)}x warm.`,
   );
   if (!peer) {
-    console.log('\nPyTorch peer skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread).');
+    console.log(
+      '\nPyTorch peer skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch libopenblas0-pthread).',
+    );
     return;
   }
   console.log(
@@ -188,7 +208,9 @@ async function parent(): Promise<void> {
   );
   // Issue #6's floor: the whole cold run (backend choice and start, loading, teacher,
   // distillation, measurement, report) against the PyTorch script's training time alone.
-  console.log(`  time to verdict, cold (${auto.coldWallSeconds.toFixed(2)} s: backend choice, loading, teacher, distillation, measurement, report)`);
+  console.log(
+    `  time to verdict, cold (${auto.coldWallSeconds.toFixed(2)} s: backend choice, loading, teacher, distillation, measurement, report)`,
+  );
   console.log(
     `    / PyTorch's first training run (what a CI job sees, like ours): ${ratio(
       (r) => r.coldWallSeconds,
@@ -201,7 +223,9 @@ async function parent(): Promise<void> {
       (p) => p.cached_seconds,
     )}`,
   );
-  console.log(`    / PyTorch's warm online-KD training run:                       ${ratio((r) => r.coldWallSeconds, onlineSeconds)}`);
+  console.log(
+    `    / PyTorch's warm online-KD training run:                       ${ratio((r) => r.coldWallSeconds, onlineSeconds)}`,
+  );
 }
 
 if (values.naive) await naiveOnlineKd(values.workspace!, Number(values.epochs));

@@ -28,7 +28,11 @@ console.log(`ms per training step, batch ${rows}, ${name} backend, Node ${proces
 console.log('| student | params | kernel | dense | autodiff | kernel vs dense | kernel vs autodiff |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
 for (const [input, units] of students) {
-  const layers = units.map((u, i) => ({ type: 'dense' as const, units: u, ...(i < units.length - 1 ? { activation: 'relu' } : {}) }));
+  const layers = units.map((u, i) => ({
+    type: 'dense' as const,
+    units: u,
+    ...(i < units.length - 1 ? { activation: 'relu' } : {}),
+  }));
   const x = Float32Array.from({ length: rows * input }, (_, i) => Math.sin(i));
   const targets = new Float32Array(rows * 10).fill(0.1);
   const ms: Record<string, number> = {};

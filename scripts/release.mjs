@@ -33,12 +33,14 @@ function parseArgs(argv) {
     else throw new Refusal(`one version only (got ${options.version} and ${arg})\n${USAGE}`, 2);
   }
   if (options.version === undefined) throw new Refusal(USAGE, 2);
-  if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(options.version)) throw new Refusal(`${options.version} is not a version like 1.2.0 (or 1.2.0-rc.1)`, 2);
+  if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(options.version))
+    throw new Refusal(`${options.version} is not a version like 1.2.0 (or 1.2.0-rc.1)`, 2);
   if (options.packDestination === '') throw new Refusal(`--pack-destination needs a folder\n${USAGE}`, 2);
   return options;
 }
 
-const run = (command, args, options = {}) => execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options }).trim();
+const run = (command, args, options = {}) =>
+  execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...options }).trim();
 const git = (...args) => run('git', args);
 const gitOk = (...args) => {
   try {
@@ -75,12 +77,15 @@ function release(options) {
   const manifest = JSON.parse(readFileSync('package.json', 'utf8'));
   if (gitOk('rev-parse', '-q', '--verify', `refs/tags/${tag}`)) throw new Refusal(`the tag ${tag} exists already`);
   // The same version as package.json's is allowed: bumped by hand, not tagged yet.
-  if (compareVersions(version, manifest.version) < 0) throw new Refusal(`${version} is before package.json's ${manifest.version}`, 2);
+  if (compareVersions(version, manifest.version) < 0)
+    throw new Refusal(`${version} is before package.json's ${manifest.version}`, 2);
 
   // 1. A clean tree: the release commit holds exactly what was reviewed, and nothing unstaged is packed.
   const dirty = git('status', '--porcelain');
   if (dirty) throw new Refusal(`the working tree is not clean; commit or stash first:\n${dirty}`);
-  console.log(`ok: the working tree is clean (${git('rev-parse', '--abbrev-ref', 'HEAD')} at ${git('rev-parse', '--short', 'HEAD')})`);
+  console.log(
+    `ok: the working tree is clean (${git('rev-parse', '--abbrev-ref', 'HEAD')} at ${git('rev-parse', '--short', 'HEAD')})`,
+  );
 
   // 2. dist/ as a fresh build makes it: the v1 tag's commit is what `uses: …@v1` runs.
   try {
@@ -90,7 +95,8 @@ function release(options) {
       `dist/ is not in sync with src/ (npm run check-dist):\n${(error.stderr || error.stdout || error.message).toString().trim()}\nRun \`npm run package\`, commit dist/, and release again.`,
     );
   }
-  if (!existsSync('dist/index.js')) throw new Refusal('dist/index.js is missing: the action runs it (npm run package builds it)');
+  if (!existsSync('dist/index.js'))
+    throw new Refusal('dist/index.js is missing: the action runs it (npm run package builds it)');
   console.log('ok: dist/ matches a fresh build (npm run check-dist)');
 
   // 3. The version, its commit and its tags.
@@ -104,11 +110,14 @@ function release(options) {
   if (!dryRun) {
     git('tag', '-a', tag, '-m', `distill-gate ${tag}`);
     git('tag', '-f', '-a', major, '-m', `distill-gate ${major}: ${tag}`, `${tag}^{commit}`);
-    if (!gitOk('cat-file', '-e', `${tag}:dist/index.js`)) throw new Refusal(`${tag} has no dist/index.js: the action could not run from it`);
+    if (!gitOk('cat-file', '-e', `${tag}:dist/index.js`))
+      throw new Refusal(`${tag} has no dist/index.js: the action could not run from it`);
   }
 
   // 4. The CLI's tarball for the GitHub release (npm pack runs `prepare`, which builds lib/).
-  const destination = path.resolve(options.packDestination ?? path.join(os.tmpdir(), `distill-gate-release-${version}`));
+  const destination = path.resolve(
+    options.packDestination ?? path.join(os.tmpdir(), `distill-gate-release-${version}`),
+  );
   const tarball = path.join(destination, `${manifest.name}-${version}.tgz`);
   say(`pack ${tarball}`);
   if (!dryRun) {
@@ -134,7 +143,8 @@ function release(options) {
     '--notes',
     `See CHANGELOG.md. CLI: npm install <this release's ${path.basename(tarball)} URL>`,
   ];
-  const shell = (argv) => argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
+  const shell = (argv) =>
+    argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
   if (!push) {
     console.log(`\nnot pushed (no --push). To publish ${tag}:`);
     for (const argv of [...pushes, publish]) console.log(`  ${shell(argv)}`);

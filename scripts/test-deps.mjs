@@ -65,7 +65,9 @@ function onnxRuntime() {
   const wanted = `${ONNXRUNTIME.name}@${ONNXRUNTIME.version}`;
   const version = installedVersion(ONNXRUNTIME.name);
   if (version) {
-    say(`${ONNXRUNTIME.name} ${version}: already installed${version === ONNXRUNTIME.version ? '' : ` (the tests expect ${ONNXRUNTIME.version})`}.`);
+    say(
+      `${ONNXRUNTIME.name} ${version}: already installed${version === ONNXRUNTIME.version ? '' : ` (the tests expect ${ONNXRUNTIME.version})`}.`,
+    );
     return true;
   }
   if (!existsSync(path.join(ROOT, 'node_modules'))) {

@@ -8,7 +8,9 @@ export function formatPercent(value: number | undefined): string {
 
 /** `digits` + 2 significant digits, trailing zeros dropped. */
 export function formatNumber(value: number | undefined, digits: number): string {
-  return value === undefined || !Number.isFinite(value) ? '—' : Number(value.toPrecision(Math.max(digits, 1) + 2)).toString();
+  return value === undefined || !Number.isFinite(value)
+    ? '—'
+    : Number(value.toPrecision(Math.max(digits, 1) + 2)).toString();
 }
 
 export function formatInteger(value: number | undefined): string {

@@ -77,7 +77,10 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
   // already writing its own report is let finish: two writers would interleave the files.
   const forced = new Promise<RunResult>((resolve, reject) => {
     const cutShort = () =>
-      (progress.phase === 'writing the report' ? stages : writeCutShort(config, options, progress, abortReason(clock.force))).then(resolve, reject);
+      (progress.phase === 'writing the report'
+        ? stages
+        : writeCutShort(config, options, progress, abortReason(clock.force))
+      ).then(resolve, reject);
     if (clock.force.aborted) void cutShort();
     else clock.force.addEventListener('abort', () => void cutShort(), { once: true });
   });
@@ -99,7 +102,13 @@ export async function runPipeline(config: Config, options: RunOptions): Promise<
 
 /** What the stages have left so far, for a run forced to end before they finish. */
 interface RunProgress {
-  phase: 'preparing' | "running the teacher's pass" | 'distilling' | 'measuring' | 'sweeping the candidates' | 'writing the report';
+  phase:
+    | 'preparing'
+    | "running the teacher's pass"
+    | 'distilling'
+    | 'measuring'
+    | 'sweeping the candidates'
+    | 'writing the report';
   session?: Session;
   distillation?: Distillation;
   /** The sweep's candidates so far (the configured student first), those not reached as not run. */
@@ -116,7 +125,12 @@ function failureCause(error: unknown): string {
     : `it failed (${message}); this is a bug in distill-gate, please report it`;
 }
 
-async function runStages(config: Config, options: RunOptions, clock: RunClock, progress: RunProgress): Promise<RunResult> {
+async function runStages(
+  config: Config,
+  options: RunOptions,
+  clock: RunClock,
+  progress: RunProgress,
+): Promise<RunResult> {
   const started = performance.now();
   const log = options.log ?? (() => {});
   let phaseStarted = performance.now();
@@ -125,7 +139,8 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
   progress.phases.load = seconds();
   try {
     progress.session = session;
-    if (options.requireGpu && !GPU_BACKENDS.includes(session.backend.name)) return await writeCutShort(config, options, progress, noGpu(session));
+    if (options.requireGpu && !GPU_BACKENDS.includes(session.backend.name))
+      return await writeCutShort(config, options, progress, noGpu(session));
     progress.phase = "running the teacher's pass";
     const distillation = await distillStudent(session, config, {
       clock,
@@ -153,11 +168,24 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
     progress.phases.measuring = seconds();
     phaseStarted = performance.now();
     // A cancel during training is in how training stopped; one after it is the judge's to know.
-    const cancelledWhileMeasuring = clock.hurry.aborted && distillation.training.stopKind !== 'abort' ? abortReason(clock.hurry) : undefined;
-    const judgement = judgeRun(session, config, distillation, measurement, { acceptance: options.acceptRegression, cancelledWhileMeasuring });
+    const cancelledWhileMeasuring =
+      clock.hurry.aborted && distillation.training.stopKind !== 'abort' ? abortReason(clock.hurry) : undefined;
+    const judgement = judgeRun(session, config, distillation, measurement, {
+      acceptance: options.acceptRegression,
+      cancelledWhileMeasuring,
+    });
     const sweep =
       session.candidates.length > 0
-        ? await sweepCandidates(session, config, distillation, measurement.metrics, judgement.gates, clock, progress, options)
+        ? await sweepCandidates(
+            session,
+            config,
+            distillation,
+            measurement.metrics,
+            judgement.gates,
+            clock,
+            progress,
+            options,
+          )
         : undefined;
     phaseStarted = performance.now();
     const studentDir = path.join(options.outDir, 'student');
@@ -176,11 +204,23 @@ async function runStages(config: Config, options: RunOptions, clock: RunClock, p
     // The report phase as far as the footer can know it: judging, building and rendering.
     progress.phases.report = seconds();
     const markdown = renderMarkdown(report, { history: options.history, phases: progress.phases });
-    const result = { report, markdown, reportPath: path.join(options.outDir, 'report.json'), studentPath: path.join(studentDir, 'model.json') };
+    const result = {
+      report,
+      markdown,
+      reportPath: path.join(options.outDir, 'report.json'),
+      studentPath: path.join(studentDir, 'model.json'),
+    };
     // A forced end has written its own report; this one must not overwrite it.
     if (clock.force.aborted) return result;
     progress.phase = 'writing the report';
-    const writeError = await writeOutputs(session.backend.tf, session.student, options.outDir, report, markdown, measurement.export);
+    const writeError = await writeOutputs(
+      session.backend.tf,
+      session.student,
+      options.outDir,
+      report,
+      markdown,
+      measurement.export,
+    );
     return { ...result, ...(writeError ? { writeError } : {}) };
   } finally {
     session.dispose();
@@ -212,8 +252,13 @@ async function sweepCandidates(
   });
   const timedOn = session.backend.name;
   const sweep = buildSweep([configured, ...candidates], timedOn);
-  const best = sweep.front.length > 0 ? `front: ${sweep.front.map((name) => JSON.stringify(name)).join(', ')}` : 'no candidate measured';
-  log(`sweep: ${candidates.filter((c) => c.status === 'measured').length} of ${candidates.length} candidates measured; ${best}`);
+  const best =
+    sweep.front.length > 0
+      ? `front: ${sweep.front.map((name) => JSON.stringify(name)).join(', ')}`
+      : 'no candidate measured';
+  log(
+    `sweep: ${candidates.filter((c) => c.status === 'measured').length} of ${candidates.length} candidates measured; ${best}`,
+  );
   return sweep;
 }
 
@@ -228,7 +273,12 @@ function noGpu({ backend }: Session): string {
 }
 
 /** The report of whatever the stages left, written at once: report.json and report.md, no student. */
-async function writeCutShort(config: Config, options: RunOptions, progress: RunProgress, reason: string): Promise<RunResult> {
+async function writeCutShort(
+  config: Config,
+  options: RunOptions,
+  progress: RunProgress,
+  reason: string,
+): Promise<RunResult> {
   const { session, distillation } = progress;
   const metrics: Record<string, number> = session ? sizeMetrics(session.teacher, session.student) : {};
   const report = buildCutShortReport({
@@ -247,7 +297,12 @@ async function writeCutShort(config: Config, options: RunOptions, progress: RunP
       softTargets: distillation.softTargets,
     },
     samples: session
-      ? { train: session.train.size, eval: session.evalSet.size, labels: Boolean(session.train.y ?? session.evalSet.y), classes: session.train.classes }
+      ? {
+          train: session.train.size,
+          eval: session.evalSet.size,
+          labels: Boolean(session.train.y ?? session.evalSet.y),
+          classes: session.train.classes,
+        }
       : undefined,
     commit: options.commit,
     createdAt: new Date().toISOString(),
@@ -256,5 +311,12 @@ async function writeCutShort(config: Config, options: RunOptions, progress: RunP
   });
   const markdown = renderMarkdown(report, { history: options.history, phases: progress.phases });
   const writeError = await writeOutputs(undefined, undefined, options.outDir, report, markdown);
-  return { report, markdown, reportPath: path.join(options.outDir, 'report.json'), studentPath: '', cutShort: true, ...(writeError ? { writeError } : {}) };
+  return {
+    report,
+    markdown,
+    reportPath: path.join(options.outDir, 'report.json'),
+    studentPath: '',
+    cutShort: true,
+    ...(writeError ? { writeError } : {}),
+  };
 }

@@ -82,7 +82,9 @@ export async function withRunClock<T>(work: (clock: RunClock) => Promise<T>, opt
       hurry.abort(why);
       if (!stop.signal.aborted) stop.abort(why);
     } else if (!force.signal.aborted) {
-      force.abort(new Error(`${reason(signal)} again, while the run was finishing: the report holds what existed then`));
+      force.abort(
+        new Error(`${reason(signal)} again, while the run was finishing: the report holds what existed then`),
+      );
     }
   };
   for (const signal of CANCEL_SIGNALS) source.on(signal, onSignal);
@@ -94,11 +96,18 @@ export async function withRunClock<T>(work: (clock: RunClock) => Promise<T>, opt
       setTimeout(() => {
         if (!stop.signal.aborted)
           stop.abort(
-            new Error(`the time budget of ${minutes} min was nearly spent (the teacher's pass and training get ${TRAINING_SHARE_OF_BUDGET * 100}% of it)`),
+            new Error(
+              `the time budget of ${minutes} min was nearly spent (the teacher's pass and training get ${TRAINING_SHARE_OF_BUDGET * 100}% of it)`,
+            ),
           );
       }, budgetMs * TRAINING_SHARE_OF_BUDGET),
       setTimeout(
-        () => force.abort(new Error(`the time budget of ${minutes} min ran out before the run finished: the report holds what existed then`)),
+        () =>
+          force.abort(
+            new Error(
+              `the time budget of ${minutes} min ran out before the run finished: the report holds what existed then`,
+            ),
+          ),
         budgetMs,
       ),
     );
@@ -170,7 +179,12 @@ export function parseBudgetMinutes(text: string): number | undefined {
  * call the job makes that can hang runs under the clock, so a hang ends in a report, never in the
  * runner's SIGKILL with nothing written.
  */
-export async function underClock<T>(work: Promise<T>, signal: AbortSignal, timeoutMs: number, doing: string): Promise<T> {
+export async function underClock<T>(
+  work: Promise<T>,
+  signal: AbortSignal,
+  timeoutMs: number,
+  doing: string,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   let onAbort = () => {};
   const stopped = new Promise<never>((_, reject) => {

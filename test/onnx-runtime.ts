@@ -14,7 +14,8 @@ export const onnxRuntime: OnnxRuntime | undefined = await findOnnxRuntime([REPO]
 
 if (!onnxRuntime) {
   const why = `onnxruntime-node is not installed in ${REPO}: the ONNX teacher tests are skipped. Install it with \`${INSTALL_ONNXRUNTIME_CPU}\`.`;
-  if (process.env.DISTILL_GATE_REQUIRE_ONNXRUNTIME === '1') throw new Error(`${why} (DISTILL_GATE_REQUIRE_ONNXRUNTIME=1 requires it)`);
+  if (process.env.DISTILL_GATE_REQUIRE_ONNXRUNTIME === '1')
+    throw new Error(`${why} (DISTILL_GATE_REQUIRE_ONNXRUNTIME=1 requires it)`);
   console.warn(why);
 }
 

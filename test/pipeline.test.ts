@@ -11,17 +11,26 @@ import { exampleWorkspace, quickConfig, slowTeacherWorkspace } from './helpers.j
 
 async function run(top: string) {
   const dir = await exampleWorkspace(
-    quickConfig({ top, distill: '{ epochs: 1, batchSize: 64, seed: 3 }' }).replace('measure: { warmup: 1, rounds: 3, throughputBatch: 64 }\n', ''),
+    quickConfig({ top, distill: '{ epochs: 1, batchSize: 64, seed: 3 }' }).replace(
+      'measure: { warmup: 1, rounds: 3, throughputBatch: 64 }\n',
+      '',
+    ),
   );
   const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
   const lines: string[] = [];
-  const result = await runPipeline(config, { outDir: path.join(dir, 'out'), searchFrom: [dir], log: (line) => lines.push(line) });
+  const result = await runPipeline(config, {
+    outDir: path.join(dir, 'out'),
+    searchFrom: [dir],
+    log: (line) => lines.push(line),
+  });
   return { result, log: lines.join('\n') };
 }
 
 describe('measure.backend', () => {
   it('times teacher and student on the named backend while the rest of the run stays on its own', async () => {
-    const { result, log } = await run('measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: cpu }\nbackend: wasm');
+    const { result, log } = await run(
+      'measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: cpu }\nbackend: wasm',
+    );
     expect(result.report.backend).toBe('wasm');
     expect(result.report.speedBackend).toBe('cpu');
     // Resolving cpu for timing did not move the rest of the run there: it ends on wasm, and the
@@ -36,13 +45,17 @@ describe('measure.backend', () => {
   });
 
   it("is left out of the report when it is the run's own backend", async () => {
-    const { result, log } = await run('measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: wasm }\nbackend: wasm');
+    const { result, log } = await run(
+      'measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: wasm }\nbackend: wasm',
+    );
     expect(result.report.speedBackend).toBeUndefined();
     expect(log).not.toMatch(/speed: timed on/);
   });
 
   it('fails before training, naming measure.backend, when that backend is not installed', async () => {
-    const error = await run('measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: tensorflow }\nbackend: wasm').catch((e: unknown) => e);
+    const error = await run(
+      'measure: { warmup: 1, rounds: 3, throughputBatch: 64, backend: tensorflow }\nbackend: wasm',
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InputError);
     expect((error as InputError).culprit).toBe('measure.backend');
     expect((error as Error).message).toMatch(/@tensorflow\/tfjs-node/);
@@ -84,7 +97,9 @@ describe('a student TF.js cannot train', () => {
       }),
     );
     const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
-    const error = await runPipeline(config, { outDir: path.join(dir, 'out'), searchFrom: [dir] }).catch((e: unknown) => e);
+    const error = await runPipeline(config, { outDir: path.join(dir, 'out'), searchFrom: [dir] }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(InputError);
     expect((error as InputError).culprit).toBe(`${path.join(dir, 'distill-gate.yml')}:5:5 student.layers`);
     expect((error as Error).message).toMatch(/cannot train this student on any backend \(.*dilation/);
@@ -109,7 +124,10 @@ describe('the run clock', () => {
   const noLabels = '  train: { x: data/train_x.npy }\n  eval:  { x: data/eval_x.npy }';
 
   it("a stop during the teacher's pass ends it, and the report says how far it got", async () => {
-    const dir = await slowTeacherWorkspace(quickConfig({ data: noLabels, gates: '  agreement.top1: ">= 0.5"\n  size.ratio: "<= 10"' }), 20_000);
+    const dir = await slowTeacherWorkspace(
+      quickConfig({ data: noLabels, gates: '  agreement.top1: ">= 0.5"\n  size.ratio: "<= 10"' }),
+      20_000,
+    );
     const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
     const control = manualClock();
     const lines: string[] = [];
@@ -150,7 +168,9 @@ describe('the run clock', () => {
       },
     });
     expect([report.training.epochs, report.verdict, report.status]).toEqual([3, 'fail', 'incomplete']);
-    expect(report.reasons).toContain('The run was cancelled while measuring (received SIGINT): its metrics are what the few seconds left gave.');
+    expect(report.reasons).toContain(
+      'The run was cancelled while measuring (received SIGINT): its metrics are what the few seconds left gave.',
+    );
   });
 
   it('a forced end writes the report of what exists at once: incomplete, failed, sizes measured, no student', async () => {

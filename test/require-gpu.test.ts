@@ -17,7 +17,12 @@ describe('runPipeline with requireGpu', () => {
     const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
     const lines: string[] = [];
     const outDir = path.join(dir, 'out');
-    const result = await runPipeline(config, { outDir, searchFrom: [dir], requireGpu: true, log: (line) => lines.push(line) });
+    const result = await runPipeline(config, {
+      outDir,
+      searchFrom: [dir],
+      requireGpu: true,
+      log: (line) => lines.push(line),
+    });
 
     expect(result.report).toMatchObject({ verdict: 'fail', status: 'incomplete' });
     expect(result.report.reasons).toHaveLength(1);
@@ -32,7 +37,10 @@ describe('runPipeline with requireGpu', () => {
     expect(result.report.training).toMatchObject({ epochs: 0, loss: [], seconds: 0 });
     expect(result.studentPath).toBe('');
     expect(existsSync(path.join(outDir, 'student'))).toBe(false);
-    expect(JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8'))).toMatchObject({ verdict: 'fail', reasons: [reason] });
+    expect(JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8'))).toMatchObject({
+      verdict: 'fail',
+      reasons: [reason],
+    });
     expect(await readFile(path.join(outDir, 'report.md'), 'utf8')).toContain('require-gpu is set');
     expect(lines.some((line) => line.startsWith('epoch'))).toBe(false);
   });

@@ -1,24 +1,34 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { MEASURE_AFTER_CANCEL_MS, parseBudgetMinutes, TRAINING_SHARE_OF_BUDGET, withRunClock, WRITE_RESERVE_MS } from '../src/run-control.js';
+import {
+  MEASURE_AFTER_CANCEL_MS,
+  parseBudgetMinutes,
+  TRAINING_SHARE_OF_BUDGET,
+  withRunClock,
+  WRITE_RESERVE_MS,
+} from '../src/run-control.js';
 
 /** Resolves with the abort reason once the signal aborts. */
-const aborted = (signal: AbortSignal) => new Promise<string>((resolve) => signal.addEventListener('abort', () => resolve((signal.reason as Error).message)));
+const aborted = (signal: AbortSignal) =>
+  new Promise<string>((resolve) => signal.addEventListener('abort', () => resolve((signal.reason as Error).message)));
 
 describe('withRunClock', () => {
-  it.each(['SIGINT', 'SIGTERM'] as const)('a first %s stops and hurries the run with a reason naming it, and does not force it', async (name) => {
-    const signals = new EventEmitter();
-    const clock = await withRunClock(
-      async (clock) => {
-        expect([clock.stop.aborted, clock.hurry.aborted, clock.force.aborted]).toEqual([false, false, false]);
-        signals.emit(name, name);
-        return clock;
-      },
-      { signals },
-    );
-    expect([clock.stop.aborted, clock.hurry.aborted, clock.force.aborted]).toEqual([true, true, false]);
-    expect((clock.stop.reason as Error).message).toBe(`received ${name}`);
-  });
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    'a first %s stops and hurries the run with a reason naming it, and does not force it',
+    async (name) => {
+      const signals = new EventEmitter();
+      const clock = await withRunClock(
+        async (clock) => {
+          expect([clock.stop.aborted, clock.hurry.aborted, clock.force.aborted]).toEqual([false, false, false]);
+          signals.emit(name, name);
+          return clock;
+        },
+        { signals },
+      );
+      expect([clock.stop.aborted, clock.hurry.aborted, clock.force.aborted]).toEqual([true, true, false]);
+      expect((clock.stop.reason as Error).message).toBe(`received ${name}`);
+    },
+  );
 
   it("the runner's sequence: SIGINT stops, SIGTERM forces, with reasons worded as the shell asks", async () => {
     const signals = new EventEmitter();
@@ -32,7 +42,9 @@ describe('withRunClock', () => {
       },
       { signals, reason: (name) => `the job was cancelled (${name})` },
     );
-    expect(forced).toBe('the job was cancelled (SIGTERM) again, while the run was finishing: the report holds what existed then');
+    expect(forced).toBe(
+      'the job was cancelled (SIGTERM) again, while the run was finishing: the report holds what existed then',
+    );
   });
 
   it('gives measuring what is left of the grace after a cancel, and of the budget less the writing reserve', async () => {
@@ -99,7 +111,10 @@ describe('withRunClock', () => {
   it('listens on the process by default', async () => {
     const before = [process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')];
     await withRunClock(async () => {
-      expect([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]).toEqual([before[0] + 1, before[1] + 1]);
+      expect([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]).toEqual([
+        before[0] + 1,
+        before[1] + 1,
+      ]);
     });
     expect([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]).toEqual(before);
   });

@@ -79,7 +79,13 @@ export function sampleReport(overrides: Partial<Report> = {}): Report {
       labels: false,
     },
     environment: { ...sampleEnvironment },
-    teacher: { path: '/repo/models/teacher/model.json', format: 'layers-model', output: 'logits', params: 250, bytes: 1000 },
+    teacher: {
+      path: '/repo/models/teacher/model.json',
+      format: 'layers-model',
+      output: 'logits',
+      params: 250,
+      bytes: 1000,
+    },
     student: { path: '/out/student/model.json', params: 12, bytes: 50, from: 'layers' },
     baseline: null,
     metricsComputedOn: 'host',
@@ -123,7 +129,9 @@ export function fullSampleReport(overrides: Partial<Report> = {}): Report {
   return sampleReport({
     verdict: 'fail',
     status: 'incomplete',
-    reasons: ['Training stopped after 3 of 5 epochs: the time budget of 1 min was nearly spent (training gets 85% of it).'],
+    reasons: [
+      'Training stopped after 3 of 5 epochs: the time budget of 1 min was nearly spent (training gets 85% of it).',
+    ],
     // In the order a run measures them.
     metrics: {
       'size.teacherBytes': 1000,

@@ -12,7 +12,10 @@ import type { Step } from './inputs.js';
  * workflow_run (a fork's upload) nothing is accepted then, since the upload's own claim is never
  * taken. Names are compared exactly.
  */
-export async function regressionAcceptance({ inputs, context, github, pr }: Step, clock: RunClock): Promise<RegressionAcceptance | undefined> {
+export async function regressionAcceptance(
+  { inputs, context, github, pr }: Step,
+  clock: RunClock,
+): Promise<RegressionAcceptance | undefined> {
   const number = pr?.number;
   if (!github || number === undefined) return undefined;
   const label = inputs.acceptLabel;
@@ -20,12 +23,23 @@ export async function regressionAcceptance({ inputs, context, github, pr }: Step
   const inPayload = !!payload && Array.isArray(payload.labels) && payload.labels.some((l) => l?.name === label);
   let labelled: boolean;
   try {
-    labelled = (await underClock(github.pullRequestLabels(number), clock.stop, GITHUB_CALL_DEADLINE_MS, "reading the PR's labels")).includes(label);
+    labelled = (
+      await underClock(github.pullRequestLabels(number), clock.stop, GITHUB_CALL_DEADLINE_MS, "reading the PR's labels")
+    ).includes(label);
     if (payload && labelled !== inPayload)
-      core.info(`distill-gate: label "${label}" was ${labelled ? 'put on' : 'taken off'} PR #${number} after this run's event; the PR's labels now decide`);
+      core.info(
+        `distill-gate: label "${label}" was ${labelled ? 'put on' : 'taken off'} PR #${number} after this run's event; the PR's labels now decide`,
+      );
   } catch (error) {
     if (!payload) {
-      core.warning(explainFailure(`Reading the labels of PR #${number}`, error, 'pull-requests: read', 'No accept label is applied.'));
+      core.warning(
+        explainFailure(
+          `Reading the labels of PR #${number}`,
+          error,
+          'pull-requests: read',
+          'No accept label is applied.',
+        ),
+      );
       return undefined;
     }
     labelled = inPayload;
@@ -33,7 +47,12 @@ export async function regressionAcceptance({ inputs, context, github, pr }: Step
     core.warning(explainFailure(`Reading the labels of PR #${number}`, error, 'pull-requests: read', fallback));
   }
   if (!labelled) return undefined;
-  const by = await underClock(github.labelledBy(number, label), clock.stop, GITHUB_CALL_DEADLINE_MS, 'reading who labelled the PR').catch(() => 'someone');
+  const by = await underClock(
+    github.labelledBy(number, label),
+    clock.stop,
+    GITHUB_CALL_DEADLINE_MS,
+    'reading who labelled the PR',
+  ).catch(() => 'someone');
   const what = payload ? 'failing relative gates' : `the failing relative gates of PR #${number}'s upload`;
   core.info(`distill-gate: label "${label}" (by ${by}) turns ${what} into warnings`);
   return { label, by };

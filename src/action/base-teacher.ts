@@ -27,7 +27,10 @@ export async function baseTeacherForRun(
 ): Promise<BaseTeacher | undefined> {
   if (input) {
     if (!(await fileExists(input)))
-      throw new InputError('base-teacher', `${input} does not exist; give the base branch's teacher model.json (or ONNX file), or leave the input empty.`);
+      throw new InputError(
+        'base-teacher',
+        `${input} does not exist; give the base branch's teacher model.json (or ONNX file), or leave the input empty.`,
+      );
     return { path: input, source: 'the base-teacher input' };
   }
   const { baseSha } = request;
@@ -51,7 +54,14 @@ export interface BaseTeacherRequest {
   git?: Git;
 }
 
-export async function baseTeacherFromGit({ baseSha, teacherPath, log, workDir, signal, git = runGit }: BaseTeacherRequest): Promise<BaseTeacher> {
+export async function baseTeacherFromGit({
+  baseSha,
+  teacherPath,
+  log,
+  workDir,
+  signal,
+  git = runGit,
+}: BaseTeacherRequest): Promise<BaseTeacher> {
   const short = baseSha.slice(0, 12);
   if (!isCommitId(baseSha)) return { unavailable: `the base commit "${short}" is not a commit id` };
   const teacherDir = path.dirname(teacherPath);
@@ -90,14 +100,16 @@ export async function baseTeacherFromGit({ baseSha, teacherPath, log, workDir, s
   for (const shard of shards) {
     const inFolder = path.posix.normalize(path.posix.join(folder, shard));
     // The same rule as reading any model: shards stay in the model's folder.
-    if (path.posix.relative(folder, inFolder).startsWith('..')) return { unavailable: `the base teacher's shard "${shard}" leaves its folder`, source };
+    if (path.posix.relative(folder, inFolder).startsWith('..'))
+      return { unavailable: `the base teacher's shard "${shard}" leaves its folder`, source };
     const file = path.join(out, ...shard.split('/'));
     await mkdir(path.dirname(file), { recursive: true });
     blobs.push({ path: inFolder, to: file });
   }
   try {
     const missing = await writeBlobs(root, baseSha, blobs, options);
-    if (missing.length > 0) return { unavailable: `the base teacher's weight shard ${missing[0]} is missing at ${short}`, source };
+    if (missing.length > 0)
+      return { unavailable: `the base teacher's weight shard ${missing[0]} is missing at ${short}`, source };
   } catch (error) {
     return { unavailable: `reading the base teacher's weight shards failed (${firstLine(error)})`, source };
   }

@@ -28,13 +28,23 @@ export function configGlobs(config: Config, root: string): string[] {
     relative(config.file),
     folder(config.teacher),
     ...('model' in config.student ? [folder(config.student.model)] : []),
-    ...splits.flatMap((split) => ('csv' in split ? [split.csv] : 'images' in split ? [] : [split.x, ...(split.y ? [split.y] : [])])).map(relative),
+    ...splits
+      .flatMap((split) =>
+        'csv' in split ? [split.csv] : 'images' in split ? [] : [split.x, ...(split.y ? [split.y] : [])],
+      )
+      .map(relative),
     // An image split's glob (absolute, its folder escaped) is itself the pattern, made relative.
     ...splits.flatMap((split) => ('images' in split ? [relativePattern(split.images, root)] : [])),
     ...(config.baseline ? [relative(config.baseline)] : []),
   ];
   // A file outside the repository (an absolute path elsewhere) cannot change in a PR.
-  return [...new Set(files.filter((glob) => !glob.startsWith('../') && glob !== '..' && !path.isAbsolute(glob)).map((g) => g.replace(/^\.\//, '')))];
+  return [
+    ...new Set(
+      files
+        .filter((glob) => !glob.startsWith('../') && glob !== '..' && !path.isAbsolute(glob))
+        .map((g) => g.replace(/^\.\//, '')),
+    ),
+  ];
 }
 
 function relativePattern(pattern: string, root: string): string {
@@ -44,7 +54,11 @@ function relativePattern(pattern: string, root: string): string {
 
 /** The `paths` input with `auto` expanded against the config. */
 export function relevantGlobs(patterns: string[], config: Config | undefined, root: string): string[] {
-  return [...new Set(patterns.flatMap((pattern) => (pattern === AUTO ? (config ? configGlobs(config, root) : []) : [pattern])))];
+  return [
+    ...new Set(
+      patterns.flatMap((pattern) => (pattern === AUTO ? (config ? configGlobs(config, root) : []) : [pattern])),
+    ),
+  ];
 }
 
 /** The changed files (repository-relative, `/`-separated) that match one of `globs`. */
@@ -64,7 +78,9 @@ export type ChangeVerdict =
 /** Judges a list of changed files against the globs. */
 export function judgeChanges(changed: string[], globs: string[], base: string): ChangeVerdict {
   const files = matchingFiles(changed, globs);
-  return files.length > 0 ? { relevant: true, files, changedCount: changed.length, base } : { relevant: false, changedCount: changed.length, base };
+  return files.length > 0
+    ? { relevant: true, files, changedCount: changed.length, base }
+    : { relevant: false, changedCount: changed.length, base };
 }
 
 /**
@@ -75,10 +91,18 @@ export function judgeChanges(changed: string[], globs: string[], base: string): 
  * checkout of anything else (the base branch, as pull_request_target checks out by default) would
  * show no change and skip the gate unseen, so it is refused.
  */
-export async function changedFilesFromGit(root: string, baseSha: string, headSha: string | undefined, git: Git, options: GitOptions = {}): Promise<string[]> {
+export async function changedFilesFromGit(
+  root: string,
+  baseSha: string,
+  headSha: string | undefined,
+  git: Git,
+  options: GitOptions = {},
+): Promise<string[]> {
   if (!isCommitId(baseSha)) throw new Error(`the base commit "${baseSha.slice(0, 40)}" is not a commit id`);
   const head = (await git(['rev-parse', 'HEAD'], root, options)).trim();
-  const parents = [...(await git(['cat-file', '-p', 'HEAD'], root, options)).matchAll(/^parent ([0-9a-f]{40})$/gm)].map((m) => m[1]);
+  const parents = [...(await git(['cat-file', '-p', 'HEAD'], root, options)).matchAll(/^parent ([0-9a-f]{40})$/gm)].map(
+    (m) => m[1],
+  );
   if (!headSha || (head !== headSha && !parents.includes(headSha)))
     throw new Error(
       `the checkout (${head.slice(0, 12)}) is neither the pull request's head commit ${headSha?.slice(0, 12) ?? '(unnamed)'} nor its merge commit`,
@@ -94,4 +118,5 @@ export function skippedLine(verdict: Extract<ChangeVerdict, { relevant: false }>
 }
 
 /** The one line that says why the changes were not read (the gate then runs). */
-export const unknownLine = (error: unknown) => `the changed files could not be read (${firstLine(error)}), so the gate runs`;
+export const unknownLine = (error: unknown) =>
+  `the changed files could not be read (${firstLine(error)}), so the gate runs`;

@@ -1,6 +1,13 @@
 import * as core from '@actions/core';
 import type { Report } from '../report/report.js';
-import { explainFailure, PULL_REQUEST_EVENTS, statusDescription, type CommitState, type EventContext, type GitHub } from './github/index.js';
+import {
+  explainFailure,
+  PULL_REQUEST_EVENTS,
+  statusDescription,
+  type CommitState,
+  type EventContext,
+  type GitHub,
+} from './github/index.js';
 import type { ActionInputs } from './inputs.js';
 
 /**
@@ -24,13 +31,17 @@ export interface CommitVerdict {
 }
 
 /** Where this step's verdict goes, or why it sets none (for the log). */
-export function statusTarget(inputs: Pick<ActionInputs, 'statusName' | 'mode'>, context: EventContext): { sha: string } | { none: string } {
+export function statusTarget(
+  inputs: Pick<ActionInputs, 'statusName' | 'mode'>,
+  context: EventContext,
+): { sha: string } | { none: string } {
   if (!inputs.statusName) return { none: 'input status-name is off' };
   const { pull_request: pr, workflow_run: run } = context.payload;
   if (inputs.mode === 'report' && context.eventName === 'workflow_run') {
     return run?.head_sha ? { sha: run.head_sha } : { none: 'the workflow_run event names no head commit' };
   }
-  if (!PULL_REQUEST_EVENTS.includes(context.eventName) || !pr) return { none: `a ${context.eventName} run has no pull request to gate` };
+  if (!PULL_REQUEST_EVENTS.includes(context.eventName) || !pr)
+    return { none: `a ${context.eventName} run has no pull request to gate` };
   const sha = pr.head?.sha;
   if (!sha) return { none: 'the event names no head commit for the PR' };
   const thisRepository = `${context.repo.owner}/${context.repo.repo}`.toLowerCase();
@@ -42,14 +53,20 @@ export function statusTarget(inputs: Pick<ActionInputs, 'statusName' | 'mode'>, 
 }
 
 /** The commit verdict of this step, or undefined when it sets none (logged once). */
-export function commitVerdict(inputs: Pick<ActionInputs, 'statusName' | 'mode'>, context: EventContext, github: GitHub | undefined): CommitVerdict | undefined {
+export function commitVerdict(
+  inputs: Pick<ActionInputs, 'statusName' | 'mode'>,
+  context: EventContext,
+  github: GitHub | undefined,
+): CommitVerdict | undefined {
   const target = statusTarget(inputs, context);
   if ('none' in target) {
     if (inputs.statusName) core.info(`distill-gate: no commit status ${inputs.statusName}: ${target.none}`);
     return undefined;
   }
   if (!github) {
-    core.warning(`No github-token: the commit status ${inputs.statusName} is not set on ${target.sha}, so a check requiring it waits.`);
+    core.warning(
+      `No github-token: the commit status ${inputs.statusName} is not set on ${target.sha}, so a check requiring it waits.`,
+    );
     return undefined;
   }
   const { sha } = target;
@@ -57,9 +74,13 @@ export function commitVerdict(inputs: Pick<ActionInputs, 'statusName' | 'mode'>,
   const set = async (state: CommitState, description: string) => {
     try {
       await github.setCommitStatus(sha, name, state, description);
-      core.info(`distill-gate: commit status ${name} on ${sha.slice(0, 12)}: ${state} (${statusDescription(description)})`);
+      core.info(
+        `distill-gate: commit status ${name} on ${sha.slice(0, 12)}: ${state} (${statusDescription(description)})`,
+      );
     } catch (error) {
-      core.warning(explainFailure(`Setting the commit status ${name} (${state}) on ${sha.slice(0, 12)}`, error, 'statuses: write'));
+      core.warning(
+        explainFailure(`Setting the commit status ${name} (${state}) on ${sha.slice(0, 12)}`, error, 'statuses: write'),
+      );
     }
   };
   let landed: Promise<void> = Promise.resolve();
@@ -87,7 +108,9 @@ export function stateOf(report: Pick<Report, 'verdict' | 'status'>): CommitState
  * an upload lose control and bidirectional-override characters, which could disguise the line.
  */
 export function verdictLine(report: Pick<Report, 'verdict' | 'status' | 'gates' | 'reasons'>): string {
-  const failing = report.gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} ${g.value ?? 'not measured'} (${g.expected})`);
+  const failing = report.gates
+    .filter((g) => g.status === 'fail')
+    .map((g) => `${g.metric} ${g.value ?? 'not measured'} (${g.expected})`);
   const passing = report.gates.filter((g) => g.status === 'pass').length;
   const warned = report.gates.filter((g) => g.status === 'warn').length;
   const text =

@@ -30,7 +30,11 @@ export const runGit: Git = (args, cwd, { signal, timeoutMs = GIT_TIMEOUT_MS, std
   const stop = signal ? AbortSignal.any([signal, deadline]) : deadline;
   return new Promise((resolve, reject) => {
     if (stop.aborted) return reject(new Error(why(stop, deadline, args, timeoutMs)));
-    const child = spawn('git', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
+    const child = spawn('git', args, {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
+    });
     const onStop = () => child.kill('SIGKILL');
     stop.addEventListener('abort', onStop, { once: true });
     let stdout = '';
@@ -45,7 +49,10 @@ export const runGit: Git = (args, cwd, { signal, timeoutMs = GIT_TIMEOUT_MS, std
     child.on('close', (code) => {
       stop.removeEventListener('abort', onStop);
       if (stop.aborted) return reject(new Error(why(stop, deadline, args, timeoutMs)));
-      written.then(() => (code === 0 ? resolve(stdout) : reject(new Error(stderr.trim() || `git ${args[0]} exited with ${code}`))), reject);
+      written.then(
+        () => (code === 0 ? resolve(stdout) : reject(new Error(stderr.trim() || `git ${args[0]} exited with ${code}`))),
+        reject,
+      );
     });
   });
 };
@@ -90,13 +97,22 @@ export function firstLine(error: unknown): string {
  * rejects on the abort signal or the deadline like runGit. Blobs are written one at a time as they
  * stream in, so memory holds at most one.
  */
-export function writeBlobs(root: string, rev: string, blobs: Array<{ path: string; to: string }>, options: GitOptions = {}): Promise<string[]> {
+export function writeBlobs(
+  root: string,
+  rev: string,
+  blobs: Array<{ path: string; to: string }>,
+  options: GitOptions = {},
+): Promise<string[]> {
   const { signal, timeoutMs = GIT_TIMEOUT_MS } = options;
   const deadline = AbortSignal.timeout(timeoutMs);
   const stop = signal ? AbortSignal.any([signal, deadline]) : deadline;
   return new Promise((resolve, reject) => {
     if (stop.aborted) return reject(new Error(why(stop, deadline, ['cat-file'], timeoutMs)));
-    const child = spawn('git', ['cat-file', '--batch'], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
+    const child = spawn('git', ['cat-file', '--batch'], {
+      cwd: root,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
+    });
     const onStop = () => child.kill('SIGKILL');
     stop.addEventListener('abort', onStop, { once: true });
     const missing: string[] = [];
@@ -152,7 +168,8 @@ export function writeBlobs(root: string, rev: string, blobs: Array<{ path: strin
       if (stop.aborted) return reject(new Error(why(stop, deadline, ['cat-file'], timeoutMs)));
       if (failure) return reject(failure);
       if (code !== 0) return reject(new Error(stderr.trim() || `git cat-file exited with ${code}`));
-      if (next !== blobs.length || blob) return reject(new Error(`git cat-file answered ${next} of ${blobs.length} paths`));
+      if (next !== blobs.length || blob)
+        return reject(new Error(`git cat-file answered ${next} of ${blobs.length} paths`));
       resolve(missing);
     });
     child.stdin.end(blobs.map((b) => `${rev}:${b.path}\n`).join(''));

@@ -64,10 +64,14 @@ export interface Step {
 export function readInputs(): ActionInputs {
   const mode = modeInput();
   const backend = backendInput();
-  const workingDirectory = path.resolve(process.env.GITHUB_WORKSPACE ?? process.cwd(), core.getInput('working-directory') || '.');
+  const workingDirectory = path.resolve(
+    process.env.GITHUB_WORKSPACE ?? process.cwd(),
+    core.getInput('working-directory') || '.',
+  );
   const config = configInput(workingDirectory, mode);
   const outputDir = path.resolve(workingDirectory, core.getInput('output-dir') || 'distill-report');
-  const optionalPath = (name: string) => (core.getInput(name) ? path.resolve(workingDirectory, core.getInput(name)) : undefined);
+  const optionalPath = (name: string) =>
+    core.getInput(name) ? path.resolve(workingDirectory, core.getInput(name)) : undefined;
   return {
     mode,
     reports: core
@@ -88,12 +92,16 @@ export function readInputs(): ActionInputs {
     issueOnFailure: booleanInput('issue-on-failure', false),
     issueLabel: core.getInput('issue-label') || 'distill-gate',
     budgetMinutes: budgetInput(),
-    baselineBranch: OFF.includes(core.getInput('baseline-branch').toLowerCase()) ? '' : core.getInput('baseline-branch') || 'distill-gate-data',
+    baselineBranch: OFF.includes(core.getInput('baseline-branch').toLowerCase())
+      ? ''
+      : core.getInput('baseline-branch') || 'distill-gate-data',
     acceptLabel: core.getInput('accept-label') || 'distill-gate:accept-regression',
     cacheDir: optionalPath('cache-dir'),
     baseTeacher: optionalPath('base-teacher'),
     requireGpu: requireGpuInput(backend),
-    statusName: OFF.includes(core.getInput('status-name').toLowerCase()) ? '' : core.getInput('status-name') || 'distill-gate',
+    statusName: OFF.includes(core.getInput('status-name').toLowerCase())
+      ? ''
+      : core.getInput('status-name') || 'distill-gate',
     paths: pathsInput(),
   };
 }
@@ -105,7 +113,11 @@ export function readInputs(): ActionInputs {
  */
 function configInput(workingDirectory: string, mode: Mode): string {
   const config = core.getInput('config') || DEFAULT_CONFIG;
-  if (config !== DEFAULT_CONFIG || existsSync(path.resolve(workingDirectory, config)) || !existsSync(path.resolve(workingDirectory, LEGACY_DEFAULT_CONFIG)))
+  if (
+    config !== DEFAULT_CONFIG ||
+    existsSync(path.resolve(workingDirectory, config)) ||
+    !existsSync(path.resolve(workingDirectory, LEGACY_DEFAULT_CONFIG))
+  )
     return config;
   // mode merge reads no config: only its comment key depends on this, and stays as it was.
   if (mode !== 'merge')
@@ -123,7 +135,11 @@ function pathsInput(): string[] {
     .flatMap((line) => line.split(/\s+/))
     .filter(Boolean);
   const negated = globs.find((glob) => glob.startsWith('!'));
-  if (negated) throw new InputError('input paths', `"${negated}" is a negated glob; list the files that count (e.g. auto, models/**, src/train/**) instead.`);
+  if (negated)
+    throw new InputError(
+      'input paths',
+      `"${negated}" is a negated glob; list the files that count (e.g. auto, models/**, src/train/**) instead.`,
+    );
   return globs.length > 0 ? globs : ['auto'];
 }
 
@@ -139,7 +155,8 @@ function requireGpuInput(backend: BackendName): boolean {
 
 function modeInput(): Mode {
   const mode = core.getInput('mode') || 'run';
-  if (!(MODES as readonly string[]).includes(mode)) throw new InputError('input mode', `"${mode}" is not a mode; use run, report, merge or changes.`);
+  if (!(MODES as readonly string[]).includes(mode))
+    throw new InputError('input mode', `"${mode}" is not a mode; use run, report, merge or changes.`);
   return mode as Mode;
 }
 
@@ -154,7 +171,11 @@ function budgetInput(): number | undefined {
   const value = core.getInput('budget');
   if (!value) return undefined;
   const minutes = parseBudgetMinutes(value);
-  if (minutes === undefined) throw new InputError('input budget', `"${value}" is not a number of minutes above 0 and at most ${MAX_BUDGET_MINUTES} (e.g. 45).`);
+  if (minutes === undefined)
+    throw new InputError(
+      'input budget',
+      `"${value}" is not a number of minutes above 0 and at most ${MAX_BUDGET_MINUTES} (e.g. 45).`,
+    );
   return minutes;
 }
 

@@ -16,7 +16,12 @@ import type { Notice } from './modes/index.js';
  * summary and API failures warn. GitHub comes last because it is the one part that can hang:
  * whatever it does, the rest is already out.
  */
-export async function publish(step: Step, result: RunResult, clock: Pick<RunClock, 'force'> = unlimitedClock(), verdict?: CommitVerdict): Promise<void> {
+export async function publish(
+  step: Step,
+  result: RunResult,
+  clock: Pick<RunClock, 'force'> = unlimitedClock(),
+  verdict?: CommitVerdict,
+): Promise<void> {
   const { report } = result;
   core.info(`distill-gate: verdict ${report.verdict} on backend ${report.backend}`);
   await writeSummary(result.markdown, result.reportPath);
@@ -26,7 +31,8 @@ export async function publish(step: Step, result: RunResult, clock: Pick<RunCloc
   else if (report.verdict === 'fail') failStep(report, step.inputs.failOnGate);
   const status = async () => {
     if (!verdict) return;
-    if (result.writeError) await verdict.final('error', `the report could not be written: ${result.writeError.message}`);
+    if (result.writeError)
+      await verdict.final('error', `the report could not be written: ${result.writeError.message}`);
     else await verdict.final(stateOf(report), verdictLine(report));
   };
   if (step.github) {
@@ -47,7 +53,12 @@ export async function publish(step: Step, result: RunResult, clock: Pick<RunCloc
  * places as a report, shorter. A skip updates the sticky comment only where one exists, so that a
  * PR that touches no model gets no comment but one whose model change was reverted is told.
  */
-export async function publishNotice(step: Step, notice: Notice, clock: Pick<RunClock, 'force'>, verdict?: CommitVerdict): Promise<void> {
+export async function publishNotice(
+  step: Step,
+  notice: Notice,
+  clock: Pick<RunClock, 'force'>,
+  verdict?: CommitVerdict,
+): Promise<void> {
   const icon = notice.state === 'pending' ? '⏳' : notice.verdict === 'pass' ? '⏭️' : '❌';
   const markdown = `## ${icon} distill-gate: ${escapeMarkdown(notice.line)}\n${notice.details ? `\n${notice.details}\n` : ''}`;
   core.info(`distill-gate: ${notice.line}`);
@@ -62,7 +73,8 @@ export async function publishNotice(step: Step, notice: Notice, clock: Pick<RunC
   await withinGrace(
     (async () => {
       await verdict?.final(notice.state, notice.line);
-      if (notice.state !== 'pending') await publishToGitHub(step, github, markdown, undefined, notice.comment === 'update');
+      if (notice.state !== 'pending')
+        await publishToGitHub(step, github, markdown, undefined, notice.comment === 'update');
     })(),
     clock.force,
     'posting to GitHub',
@@ -86,7 +98,9 @@ export async function withinGrace(work: Promise<void>, force: AbortSignal, doing
   });
   try {
     if ((await Promise.race([work, late])) === 'late')
-      core.warning(`The run was forced to end while ${doing}, which did not finish in time; the report is in the job summary and on disk.`);
+      core.warning(
+        `The run was forced to end while ${doing}, which did not finish in time; the report is in the job summary and on disk.`,
+      );
   } finally {
     clearTimeout(timer);
     force.removeEventListener('abort', onForce);
@@ -147,20 +161,29 @@ function annotate(report: Report): void {
 }
 
 /** Text cut to ANNOTATION_CHARS, saying so. */
-const cut = (text: string) => (text.length <= ANNOTATION_CHARS ? text : `${text.slice(0, ANNOTATION_CHARS - 40)}… (cut; the job summary has it whole)`);
+const cut = (text: string) =>
+  text.length <= ANNOTATION_CHARS
+    ? text
+    : `${text.slice(0, ANNOTATION_CHARS - 40)}… (cut; the job summary has it whole)`;
 
 /** At most ANNOTATIONS_PER_KIND annotations, each cut to ANNOTATION_CHARS; the last one counts what was left out. */
 function emit(annotations: Array<{ text: string; title: string }>, annotation: typeof core.warning): void {
-  const shown = annotations.length <= ANNOTATIONS_PER_KIND ? annotations : annotations.slice(0, ANNOTATIONS_PER_KIND - 1);
+  const shown =
+    annotations.length <= ANNOTATIONS_PER_KIND ? annotations : annotations.slice(0, ANNOTATIONS_PER_KIND - 1);
   for (const { text, title } of shown) annotation(cut(text), { title: cut(title) });
   const left = annotations.length - shown.length;
   if (left > 0)
-    annotation(`${left} more like these are in the job summary (GitHub shows ${ANNOTATIONS_PER_KIND} of a kind per step).`, { title: 'distill-gate' });
+    annotation(
+      `${left} more like these are in the job summary (GitHub shows ${ANNOTATIONS_PER_KIND} of a kind per step).`,
+      { title: 'distill-gate' },
+    );
 }
 
 function failStep(report: Report, failOnGate: boolean): void {
   const failing = report.gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
-  const message = cut(`distill-gate: ${failing.length ? `failing gates: ${failing.join(', ')}` : report.reasons.join(' ')}`);
+  const message = cut(
+    `distill-gate: ${failing.length ? `failing gates: ${failing.join(', ')}` : report.reasons.join(' ')}`,
+  );
   if (failOnGate) core.setFailed(message);
   else core.warning(`${message} (fail-on-gate is false, so the step passes)`);
 }
@@ -169,13 +192,23 @@ function failStep(report: Report, failOnGate: boolean): void {
  * PR runs (and mode report under workflow_run) comment; other runs may keep a tracking issue (of a
  * report: a notice has none). `updateOnly` leaves a PR with no sticky comment without one.
  */
-async function publishToGitHub({ inputs, context, pr }: Step, github: GitHub, markdown: string, report: Report | undefined, updateOnly = false): Promise<void> {
-  const isPullRequest = PULL_REQUEST_EVENTS.includes(context.eventName) || (inputs.mode === 'report' && context.eventName === 'workflow_run');
+async function publishToGitHub(
+  { inputs, context, pr }: Step,
+  github: GitHub,
+  markdown: string,
+  report: Report | undefined,
+  updateOnly = false,
+): Promise<void> {
+  const isPullRequest =
+    PULL_REQUEST_EVENTS.includes(context.eventName) ||
+    (inputs.mode === 'report' && context.eventName === 'workflow_run');
   if (isPullRequest && inputs.comment) {
     try {
       const { number: issueNumber, how } = pr ?? { number: undefined, how: 'the event names no PR' };
       if (issueNumber === undefined) {
-        core.warning(`No pull request found for this run (${how}), so no comment was posted. The report is in the job summary.`);
+        core.warning(
+          `No pull request found for this run (${how}), so no comment was posted. The report is in the job summary.`,
+        );
         return;
       }
       core.info(`distill-gate: reporting on PR #${issueNumber}, ${how}`);
@@ -183,7 +216,9 @@ async function publishToGitHub({ inputs, context, pr }: Step, github: GitHub, ma
         ? await github.updateStickyComment(issueNumber, inputs.commentKey, markdown)
         : await github.upsertStickyComment(issueNumber, inputs.commentKey, markdown);
       if (!comment) {
-        core.info(`distill-gate: PR #${issueNumber} has no report comment to bring up to date, and this run posts none`);
+        core.info(
+          `distill-gate: PR #${issueNumber} has no report comment to bring up to date, and this run posts none`,
+        );
         return;
       }
       core.setOutput('comment-url', comment.url);
@@ -197,7 +232,11 @@ async function publishToGitHub({ inputs, context, pr }: Step, github: GitHub, ma
   }
   if (inputs.issueOnFailure && !isPullRequest && report) {
     try {
-      const issue = await github.syncTrackingIssue({ key: inputs.commentKey, label: inputs.issueLabel }, report.verdict, markdown);
+      const issue = await github.syncTrackingIssue(
+        { key: inputs.commentKey, label: inputs.issueLabel },
+        report.verdict,
+        markdown,
+      );
       if (issue.action !== 'none') core.info(`distill-gate: tracking issue ${issue.action}: ${issue.url}`);
     } catch (error) {
       core.warning(explainFailure('Updating the tracking issue', error));

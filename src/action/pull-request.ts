@@ -1,6 +1,12 @@
 import * as core from '@actions/core';
 import { underClock, type RunClock } from '../run-control.js';
-import { explainFailure, GITHUB_CALL_DEADLINE_MS, pullRequestNumber, PULL_REQUEST_EVENTS, type PullRequestSearch } from './github/index.js';
+import {
+  explainFailure,
+  GITHUB_CALL_DEADLINE_MS,
+  pullRequestNumber,
+  PULL_REQUEST_EVENTS,
+  type PullRequestSearch,
+} from './github/index.js';
 import type { Step } from './inputs.js';
 
 /**
@@ -10,7 +16,10 @@ import type { Step } from './inputs.js';
  * holds this repository's PR for the run's head commit, else GitHub is asked which open PR has that
  * head (never a commit an upload names). Other runs have none.
  */
-export async function resolvePullRequest({ inputs, context, github }: Omit<Step, 'pr'>, clock: RunClock): Promise<PullRequestSearch | undefined> {
+export async function resolvePullRequest(
+  { inputs, context, github }: Omit<Step, 'pr'>,
+  clock: RunClock,
+): Promise<PullRequestSearch | undefined> {
   const forReport = inputs.mode === 'report' && context.eventName === 'workflow_run';
   if (!PULL_REQUEST_EVENTS.includes(context.eventName) && !forReport) return undefined;
   const named = pullRequestNumber(context);
@@ -19,7 +28,12 @@ export async function resolvePullRequest({ inputs, context, github }: Omit<Step,
   if (!headSha) return { number: undefined, how: 'the event names no PR, nor a commit to find one by' };
   if (!github) return { number: undefined, how: 'there is no github-token to find it with' };
   try {
-    return await underClock(github.findPullRequestBySha(headSha), clock.stop, GITHUB_CALL_DEADLINE_MS, 'finding the PR of the run');
+    return await underClock(
+      github.findPullRequestBySha(headSha),
+      clock.stop,
+      GITHUB_CALL_DEADLINE_MS,
+      'finding the PR of the run',
+    );
   } catch (error) {
     core.warning(
       explainFailure(

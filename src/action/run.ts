@@ -29,7 +29,11 @@ export async function run(retry: RetryOptions = {}, signals?: SignalSource): Pro
   }
   if (inputs.token) core.setSecret(inputs.token);
   const github = inputs.token
-    ? createGitHub(inputs.token, context, { onRetry: (message) => core.info(message), onWarning: (message) => core.warning(message), ...retry })
+    ? createGitHub(inputs.token, context, {
+        onRetry: (message) => core.info(message),
+        onWarning: (message) => core.warning(message),
+        ...retry,
+      })
     : undefined;
   const step: Step = { inputs, context, github };
   const verdict = commitVerdict(inputs, context, github);
@@ -43,13 +47,19 @@ export async function run(retry: RetryOptions = {}, signals?: SignalSource): Pro
         outcome = await modes[inputs.mode](step, clock);
       } catch (error) {
         fail(error);
-        if (verdict) await withinGrace(verdict.final('error', `could not run: ${firstLine(error)}`), clock.force, 'setting the commit status');
+        if (verdict)
+          await withinGrace(
+            verdict.final('error', `could not run: ${firstLine(error)}`),
+            clock.force,
+            'setting the commit status',
+          );
         return;
       }
       if ('notice' in outcome) return publishNotice(step, outcome.notice, clock, verdict);
       await publish(step, outcome.result, clock, verdict);
       // A cancelled run records nothing; otherwise the record gets no more time than the grace.
-      if (outcome.afterPublish && !clock.hurry.aborted) await withinGrace(outcome.afterPublish(), clock.force, 'recording the baseline');
+      if (outcome.afterPublish && !clock.hurry.aborted)
+        await withinGrace(outcome.afterPublish(), clock.force, 'recording the baseline');
     },
     { budgetMinutes: inputs.budgetMinutes, reason, signals },
   );
@@ -57,5 +67,8 @@ export async function run(retry: RetryOptions = {}, signals?: SignalSource): Pro
 
 function fail(error: unknown): void {
   if (isInputError(error)) core.setFailed(`distill-gate: ${error.message}`);
-  else core.setFailed(`distill-gate internal error (a bug, please report it): ${error instanceof Error ? error.stack : String(error)}`);
+  else
+    core.setFailed(
+      `distill-gate internal error (a bug, please report it): ${error instanceof Error ? error.stack : String(error)}`,
+    );
 }

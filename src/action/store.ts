@@ -39,7 +39,12 @@ export async function planStore(
   const branch = branchOf(context.ref ?? '');
   if (!branch || !STORING_EVENTS.includes(context.eventName)) return undefined;
   try {
-    const mainBranch = await underClock(github.defaultBranch(), signal, GITHUB_CALL_DEADLINE_MS, 'reading the default branch');
+    const mainBranch = await underClock(
+      github.defaultBranch(),
+      signal,
+      GITHUB_CALL_DEADLINE_MS,
+      'reading the default branch',
+    );
     return { location: { ...base, forBranch: branch }, write: branch === mainBranch };
   } catch (error) {
     core.warning(explainFailure('Finding the default branch for the baseline store', error));
@@ -52,15 +57,28 @@ export async function planStore(
  * with the PR's. Under the run's clock: a store that hangs leaves relative gates skipped, saying
  * why, instead of holding the run past its cancel.
  */
-export async function readBaseline(github: GitHub, plan: StorePlan, dir: string, signal: AbortSignal): Promise<StoredBaseline | undefined> {
+export async function readBaseline(
+  github: GitHub,
+  plan: StorePlan,
+  dir: string,
+  signal: AbortSignal,
+): Promise<StoredBaseline | undefined> {
   const { branch, forBranch } = plan.location;
   try {
-    const stored = await underClock(github.readStoredBaseline(plan.location, dir), signal, STORE_DEADLINE_MS, `reading the baseline store ${branch}`);
+    const stored = await underClock(
+      github.readStoredBaseline(plan.location, dir),
+      signal,
+      STORE_DEADLINE_MS,
+      `reading the baseline store ${branch}`,
+    );
     if (stored?.notKept)
       core.warning(
         `distill-gate: the baseline store ${branch} holds a run for ${forBranch} that is not a baseline: ${stored.notKept} (recorded before distill-gate kept complete, passing runs only). Relative gates are skipped until such a run there records one.`,
       );
-    else if (stored) core.info(`distill-gate: baseline from ${branch} for ${forBranch}${stored.studentPath ? ', with its student' : ''}`);
+    else if (stored)
+      core.info(
+        `distill-gate: baseline from ${branch} for ${forBranch}${stored.studentPath ? ', with its student' : ''}`,
+      );
     else core.info(`distill-gate: no baseline stored yet for ${forBranch} in ${branch}; relative gates are skipped`);
     return stored;
   } catch (error) {
@@ -82,7 +100,9 @@ export async function recordRun(github: GitHub, plan: StorePlan, result: RunResu
   const { branch } = plan.location;
   const unworthy = whyNotKept(result.report);
   if (unworthy) {
-    core.info(`distill-gate: not recording this run in ${branch}: it ${unworthy}; the baseline stays the last complete, passing run`);
+    core.info(
+      `distill-gate: not recording this run in ${branch}: it ${unworthy}; the baseline stays the last complete, passing run`,
+    );
     return;
   }
   try {

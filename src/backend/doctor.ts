@@ -15,7 +15,9 @@ const CUDA_LIBRARIES = ['libcudart.so.11.0', 'libcublas.so.11', 'libcudnn.so.8']
  * then whether onnxruntime-node (for ONNX teachers) is installed, its version, and whether its
  * CUDA execution provider loads. It changes nothing.
  */
-export async function doctor(options: ResolveOptions & { listLibraries?: () => Promise<string> } = {}): Promise<string> {
+export async function doctor(
+  options: ResolveOptions & { listLibraries?: () => Promise<string> } = {},
+): Promise<string> {
   const lines = ['distill-gate doctor', `node ${process.version} on ${process.platform}-${process.arch}`, ''];
   let chosen: string | undefined;
   let dawnLines: string[] = [];
@@ -51,14 +53,17 @@ export async function doctor(options: ResolveOptions & { listLibraries?: () => P
     lines.push('CUDA libraries for tensorflow-gpu: could not run ldconfig -p to look for them.');
   } else {
     lines.push('CUDA libraries for tensorflow-gpu (CUDA 11.2, cuDNN 8.1; see docs/backends.md, GPU runners):');
-    for (const library of CUDA_LIBRARIES) lines.push(`  ${listed.includes(library) ? 'found  ' : 'missing'}  ${library}`);
+    for (const library of CUDA_LIBRARIES)
+      lines.push(`  ${listed.includes(library) ? 'found  ' : 'missing'}  ${library}`);
   }
   lines.push('', ...(await describeOnnxRuntime(options.searchFrom ?? [process.cwd()], options.importPackage)));
   return `${lines.join('\n')}\n`;
 }
 
 /** doctor's webgpu row: the adapter the search found (a software one too, as `--backend webgpu` would use it), or why none. */
-async function describeWebGpu(options: ResolveOptions): Promise<{ line: string; usable: boolean; nativeLines: string[] }> {
+async function describeWebGpu(
+  options: ResolveOptions,
+): Promise<{ line: string; usable: boolean; nativeLines: string[] }> {
   const label = (status: string) => `  ${status.padEnd(8)} ${'webgpu'.padEnd(15)}`;
   let found: Awaited<ReturnType<typeof searchWebGpu>>;
   try {
@@ -67,9 +72,14 @@ async function describeWebGpu(options: ResolveOptions): Promise<{ line: string; 
     return { line: `${label('missing')} ${(error as Error).message}`, usable: false, nativeLines: [] };
   }
   const { adapter, notes, nativeLines } = found.search;
-  if (!adapter) return { line: `${label('missing')} no usable WebGPU adapter: ${notes.join('; ')}`, usable: false, nativeLines };
+  if (!adapter)
+    return { line: `${label('missing')} no usable WebGPU adapter: ${notes.join('; ')}`, usable: false, nativeLines };
   const software = adapter.software ? ' - a software adapter: auto skips it, --backend webgpu uses it' : '';
-  return { line: `${label('ok')} ${describeAdapter(adapter)} (TF.js ${tfVersion['tfjs-core']})${software}`, usable: !adapter.software, nativeLines };
+  return {
+    line: `${label('ok')} ${describeAdapter(adapter)} (TF.js ${tfVersion['tfjs-core']})${software}`,
+    usable: !adapter.software,
+    nativeLines,
+  };
 }
 
 async function listSharedLibraries(): Promise<string> {

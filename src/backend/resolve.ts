@@ -7,7 +7,14 @@ import { InputError } from '../errors.js';
 import { initialiseBundled } from './bundled.js';
 import type { BackendName } from '../config/schema.js';
 import type { Tf } from './tf.js';
-import { createGpu, describeAdapter, initialiseWebGpu, searchAdapterApart, type AdapterDescription, type AdapterSearch } from './webgpu.js';
+import {
+  createGpu,
+  describeAdapter,
+  initialiseWebGpu,
+  searchAdapterApart,
+  type AdapterDescription,
+  type AdapterSearch,
+} from './webgpu.js';
 
 export type { Tf } from './tf.js';
 export type ConcreteBackend = Exclude<BackendName, 'auto'>;
@@ -71,7 +78,10 @@ function searchFolders(options: ResolveOptions): string[] {
  * code, where nothing here can catch them, so Dawn creates nothing in this process until the child
  * found a usable adapter (searchAdapterApart). Throws when the package is not installed.
  */
-export async function searchWebGpu(options: ResolveOptions, allowSoftware: boolean): Promise<{ module: unknown; path: string; search: AdapterSearch }> {
+export async function searchWebGpu(
+  options: ResolveOptions,
+  allowSoftware: boolean,
+): Promise<{ module: unknown; path: string; search: AdapterSearch }> {
   const searchFrom = searchFolders(options);
   const found = await (options.importPackage ?? importFromFolders)('webgpu', searchFrom);
   if (!found)
@@ -81,7 +91,11 @@ export async function searchWebGpu(options: ResolveOptions, allowSoftware: boole
   return { ...found, search: await (options.searchAdapter ?? searchAdapterApart)(found.path, allowSoftware) };
 }
 
-async function initialise(name: ConcreteBackend, options: ResolveOptions, askedByName: boolean): Promise<Omit<ResolvedBackend, 'notes' | 'engine'>> {
+async function initialise(
+  name: ConcreteBackend,
+  options: ResolveOptions,
+  askedByName: boolean,
+): Promise<Omit<ResolvedBackend, 'notes' | 'engine'>> {
   const searchFrom = searchFolders(options);
   const importPackage = options.importPackage ?? importFromFolders;
   if (name === 'webgpu') {
@@ -91,7 +105,12 @@ async function initialise(name: ConcreteBackend, options: ResolveOptions, askedB
     if (!search.adapter || !search.dawnBackend) throw new Error(`no usable WebGPU adapter: ${search.notes.join('; ')}`);
     const dawn = found.module as Parameters<typeof createGpu>[0];
     await initialiseWebGpu(bundledTf, dawn, createGpu(dawn, search.dawnBackend), search.featureLevel);
-    return { tf: bundledTf, name, source: `${found.path} (${describeAdapter(search.adapter)})`, adapter: search.adapter };
+    return {
+      tf: bundledTf,
+      name,
+      source: `${found.path} (${describeAdapter(search.adapter)})`,
+      adapter: search.adapter,
+    };
   }
   if (name === 'tensorflow-gpu' || name === 'tensorflow') {
     const packageName = NATIVE_PACKAGES[name];
@@ -118,10 +137,15 @@ async function initialise(name: ConcreteBackend, options: ResolveOptions, askedB
  * workflow step can `npm install` them on the GPU runner. Also how an ONNX teacher finds
  * onnxruntime-node (models/onnx-runtime.ts).
  */
-export async function importFromFolders(name: string, folders: string[]): Promise<{ module: unknown; path: string } | undefined> {
+export async function importFromFolders(
+  name: string,
+  folders: string[],
+): Promise<{ module: unknown; path: string } | undefined> {
   // webpackIgnore keeps ncc from turning these into bundle-time lookups, which would never see a
   // package installed on the runner after the bundle was built.
-  const { createRequire: requireFrom } = (await import(/* webpackIgnore: true */ 'node:module')) as { createRequire: typeof createRequire };
+  const { createRequire: requireFrom } = (await import(/* webpackIgnore: true */ 'node:module')) as {
+    createRequire: typeof createRequire;
+  };
   for (const folder of folders) {
     let resolved: string;
     try {
@@ -163,7 +187,11 @@ export function describeEnvironment(backend: ResolvedBackend) {
     platform: `${process.platform}-${process.arch}`,
     cpu: cpus[0]?.model?.trim() ?? 'unknown',
     cpus: cpus.length,
-    gpu: backend.adapter ? describeAdapter(backend.adapter) : backend.name === 'tensorflow-gpu' ? 'CUDA device (tfjs-node-gpu)' : null,
+    gpu: backend.adapter
+      ? describeAdapter(backend.adapter)
+      : backend.name === 'tensorflow-gpu'
+        ? 'CUDA device (tfjs-node-gpu)'
+        : null,
     backendNotes: backend.notes,
   };
 }

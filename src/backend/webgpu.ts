@@ -48,19 +48,30 @@ export interface AdapterSearch extends AdapterProbe {
 interface ChildResult {
   name: AdapterDescription['dawnBackend'];
   error?: string;
-  adapter?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean } | null;
+  adapter?: {
+    vendor?: string;
+    architecture?: string;
+    device?: string;
+    description?: string;
+    isFallbackAdapter?: boolean;
+  } | null;
   deviceError?: string;
 }
 
 /** A Dawn adapter as distill-gate describes it, software or not. */
-function describeFound(name: AdapterDescription['dawnBackend'], info: NonNullable<ChildResult['adapter']>): AdapterDescription {
+function describeFound(
+  name: AdapterDescription['dawnBackend'],
+  info: NonNullable<ChildResult['adapter']>,
+): AdapterDescription {
   return {
     dawnBackend: name,
     vendor: info.vendor ?? '',
     architecture: info.architecture ?? '',
     device: info.device ?? '',
     description: info.description ?? '',
-    software: Boolean(info.isFallbackAdapter) || SOFTWARE.test(`${info.vendor} ${info.device} ${info.description} ${info.architecture}`),
+    software:
+      Boolean(info.isFallbackAdapter) ||
+      SOFTWARE.test(`${info.vendor} ${info.device} ${info.description} ${info.architecture}`),
   };
 }
 
@@ -120,28 +131,34 @@ if (dawn) {
  * usable adapter, and then only on that adapter's Dawn backend. A child that crashes or hangs
  * costs the run the webgpu backend, not the run.
  */
-export async function searchAdapterApart(modulePath: string, allowSoftware: boolean, options: { timeoutMs?: number } = {}): Promise<AdapterSearch> {
+export async function searchAdapterApart(
+  modulePath: string,
+  allowSoftware: boolean,
+  options: { timeoutMs?: number } = {},
+): Promise<AdapterSearch> {
   const timeoutMs = options.timeoutMs ?? 60_000;
-  const { stdout, stderr, failure } = await new Promise<{ stdout: string; stderr: string; failure?: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--input-type=module', '-e', CHILD_SCRIPT, modulePath, JSON.stringify(DAWN_BACKENDS)],
-      {
-        timeout: timeoutMs,
-        maxBuffer: 16 * 2 ** 20,
-        // Dawn's GL backend on a machine without a display needs a surfaceless EGL platform.
-        env: { ...process.env, EGL_PLATFORM: process.env.EGL_PLATFORM ?? 'surfaceless' },
-      },
-      (error, out, err) => {
-        const failure = !error
-          ? undefined
-          : error.killed
-            ? `the adapter search did not end within ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`}`
-            : `the adapter search ended with ${error.signal ? `signal ${error.signal}` : `exit code ${String(error.code)}`}`;
-        resolve({ stdout: String(out), stderr: String(err), failure });
-      },
-    );
-  });
+  const { stdout, stderr, failure } = await new Promise<{ stdout: string; stderr: string; failure?: string }>(
+    (resolve) => {
+      execFile(
+        process.execPath,
+        ['--input-type=module', '-e', CHILD_SCRIPT, modulePath, JSON.stringify(DAWN_BACKENDS)],
+        {
+          timeout: timeoutMs,
+          maxBuffer: 16 * 2 ** 20,
+          // Dawn's GL backend on a machine without a display needs a surfaceless EGL platform.
+          env: { ...process.env, EGL_PLATFORM: process.env.EGL_PLATFORM ?? 'surfaceless' },
+        },
+        (error, out, err) => {
+          const failure = !error
+            ? undefined
+            : error.killed
+              ? `the adapter search did not end within ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`}`
+              : `the adapter search ended with ${error.signal ? `signal ${error.signal}` : `exit code ${String(error.code)}`}`;
+          resolve({ stdout: String(out), stderr: String(err), failure });
+        },
+      );
+    },
+  );
   const nativeLines = stderr.split(/\r?\n/).filter((line) => line.trim() !== '');
   const marked = stdout
     .split('\n')
@@ -149,7 +166,10 @@ export async function searchAdapterApart(modulePath: string, allowSoftware: bool
     .find((line) => line.startsWith(CHILD_MARK));
   if (!marked) {
     const last = nativeLines.at(-1);
-    return { notes: [`${failure ?? 'the adapter search in a child process said nothing'}${last ? ` (${last.trim()})` : ''}`], nativeLines };
+    return {
+      notes: [`${failure ?? 'the adapter search in a child process said nothing'}${last ? ` (${last.trim()})` : ''}`],
+      nativeLines,
+    };
   }
   const report = JSON.parse(marked.slice(CHILD_MARK.length)) as { error?: string; results?: ChildResult[] };
   if (report.error !== undefined) return { notes: [`Dawn did not load: ${report.error}`], nativeLines };
@@ -188,16 +208,27 @@ export function describeAdapter(adapter: AdapterDescription): string {
  * reads `navigator.gpu` when it registers (so it is imported dynamically, after this). The
  * adapter request is pinned to the feature level that found the adapter.
  */
-export async function initialiseWebGpu(tf: Tf, dawn: DawnModule, gpu: GpuLike, featureLevel: string | undefined): Promise<void> {
+export async function initialiseWebGpu(
+  tf: Tf,
+  dawn: DawnModule,
+  gpu: GpuLike,
+  featureLevel: string | undefined,
+): Promise<void> {
   Object.assign(globalThis, dawn.globals);
   const pinned = new Proxy<object>(gpu, {
     get(target, key) {
-      if (key === 'requestAdapter') return (options?: Record<string, unknown>) => gpu.requestAdapter({ ...options, ...(featureLevel ? { featureLevel } : {}) });
+      if (key === 'requestAdapter')
+        return (options?: Record<string, unknown>) =>
+          gpu.requestAdapter({ ...options, ...(featureLevel ? { featureLevel } : {}) });
       const value = (target as Record<string | symbol, unknown>)[key];
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
-  Object.defineProperty(globalThis, 'navigator', { value: { ...(globalThis.navigator ?? {}), gpu: pinned }, configurable: true, writable: true });
+  Object.defineProperty(globalThis, 'navigator', {
+    value: { ...(globalThis.navigator ?? {}), gpu: pinned },
+    configurable: true,
+    writable: true,
+  });
   await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu')) || tf.getBackend() !== 'webgpu') {
     throw new Error("TF.js's WebGPU backend did not initialise on the adapter Dawn found.");

@@ -8,7 +8,9 @@ import { readFileSync } from 'node:fs';
  * compiled (lib/cli/), in this repository and in an installed package alike.
  */
 export function packageVersion(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version?: unknown;
+  };
   return typeof manifest.version === 'string' ? manifest.version : 'unknown';
 }
 
@@ -19,4 +21,5 @@ Exit codes: 0 pass, 1 a gate failed (or the run was cut short), 2 bad input, 3 a
 `;
 
 /** Printed before the help (on stderr) when the CLI is run without a command, which exits 2. */
-export const NO_COMMAND_HINT = 'distill-gate: no command given: run `distill-gate run` (reads ./distill-gate.yml), or `distill-gate <command> --help`.\n';
+export const NO_COMMAND_HINT =
+  'distill-gate: no command given: run `distill-gate run` (reads ./distill-gate.yml), or `distill-gate <command> --help`.\n';

@@ -2,7 +2,9 @@
 // Loading the library takes a second or two: a cancel in that time has nothing to report yet, but
 // must not kill the process without a word (Node's default for SIGINT and SIGTERM).
 const early = (signal: NodeJS.Signals) => {
-  process.stderr.write(`distill-gate: cancelled: received ${signal} while starting: nothing was run and no report was written\n`);
+  process.stderr.write(
+    `distill-gate: cancelled: received ${signal} while starting: nothing was run and no report was written\n`,
+  );
   process.exit(1);
 };
 process.once('SIGINT', early);

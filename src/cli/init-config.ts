@@ -105,7 +105,10 @@ export function renderConfig(draft: ConfigDraft): string {
     ...comment(`# ${draft.distill.why}`),
     `distill: ${flow({ epochs: draft.distill.epochs, batchSize: draft.distill.batchSize, seed: draft.distill.seed })}`,
     'gates:',
-    ...draft.gates.flatMap((gate) => [...gate.comment.map((line) => `  # ${line}`), `  ${gate.metric}: ${flow(gate.bounds)}`]),
+    ...draft.gates.flatMap((gate) => [
+      ...gate.comment.map((line) => `  # ${line}`),
+      `  ${gate.metric}: ${flow(gate.bounds)}`,
+    ]),
     '  # No absolute speed gate: CI machines vary in speed from run to run. To gate latency against',
     "  # the baseline's student, timed in the same run, add e.g.:",
     '  #   speed.studentMs: { maxIncrease: "20%" }',
@@ -138,6 +141,10 @@ function flow(value: object): string {
 /** A string as a YAML scalar: plain when it is a simple path or name, double-quoted (JSON) otherwise. */
 function scalar(value: string): string {
   // Not plain where YAML would read another type: true, null, ~, or a number (1e5, .5, .inf, -1).
-  const plain = /^[\w./-]+$/.test(value) && !/^(true|false|null|~)$/i.test(value) && !/^[-+]?(\d|\.\d|\.inf|\.nan)/i.test(value) && !value.startsWith('-');
+  const plain =
+    /^[\w./-]+$/.test(value) &&
+    !/^(true|false|null|~)$/i.test(value) &&
+    !/^[-+]?(\d|\.\d|\.inf|\.nan)/i.test(value) &&
+    !value.startsWith('-');
   return plain ? value : JSON.stringify(value);
 }

@@ -39,7 +39,11 @@ export function splitFileName(file: string, part: 'train' | 'eval'): string {
 
 /** Which rows go where: a seeded permutation's last EVAL_FRACTION to eval; each part in file order. */
 export function splitRows(rows: number, seed: number): { train: Int32Array; eval: Int32Array } {
-  if (rows < 2) throw new InputError('--data', `has ${rows} row; splitting it into train and eval needs at least 2 (or give --eval-data).`);
+  if (rows < 2)
+    throw new InputError(
+      '--data',
+      `has ${rows} row; splitting it into train and eval needs at least 2 (or give --eval-data).`,
+    );
   const evalRows = Math.max(1, Math.round(rows * EVAL_FRACTION));
   const order = permutation(rows, seededRandom(seed));
   const sorted = (part: Int32Array) => part.slice().sort();
@@ -56,7 +60,10 @@ export async function splitData(spec: SplitSpec, dataset: Dataset, seed: number)
   const rows = splitRows(dataset.size, seed);
   const counts = { trainRows: rows.train.length, evalRows: rows.eval.length };
   if ('csv' in spec) {
-    const [header, ...body]: string[][] = parse(await readFile(spec.csv, 'utf8'), { skip_empty_lines: true, trim: true });
+    const [header, ...body]: string[][] = parse(await readFile(spec.csv, 'utf8'), {
+      skip_empty_lines: true,
+      trim: true,
+    });
     const csv = (part: Int32Array) => Buffer.from([header, ...Array.from(part, (i) => body[i])].map(csvLine).join(''));
     const train = splitFileName(spec.csv, 'train');
     const evalFile = splitFileName(spec.csv, 'eval');
@@ -88,9 +95,15 @@ export async function splitData(spec: SplitSpec, dataset: Dataset, seed: number)
         Int32Array.from(part, (row) => y[row]),
         [part.length],
       );
-    files.push({ path: splitFileName(spec.y, 'train'), contents: labels(rows.train) }, { path: splitFileName(spec.y, 'eval'), contents: labels(rows.eval) });
+    files.push(
+      { path: splitFileName(spec.y, 'train'), contents: labels(rows.train) },
+      { path: splitFileName(spec.y, 'eval'), contents: labels(rows.eval) },
+    );
   }
-  const part = (name: 'train' | 'eval'): SplitSpec => ({ x: splitFileName(spec.x, name), ...(spec.y ? { y: splitFileName(spec.y, name) } : {}) });
+  const part = (name: 'train' | 'eval'): SplitSpec => ({
+    x: splitFileName(spec.x, name),
+    ...(spec.y ? { y: splitFileName(spec.y, name) } : {}),
+  });
   return { train: part('train'), eval: part('eval'), ...counts, files };
 }
 

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,13 +11,14 @@ import { ExitCode, InputError } from '../errors.js';
 import { formatBytes, formatInteger } from '../format.js';
 import { formatMetric } from '../measure/metric-format.js';
 import { fileExists } from '../models/artifacts.js';
-import type { LoadedModel } from '../models/model.js';
+import type { LoadedModel } from '../models/loaded-model.js';
 import { loadTeacher } from '../models/pair.js';
 import { runPipeline } from '../pipeline.js';
 import type { Report } from '../report/report.js';
 import { parseBudgetMinutes, withRunClock } from '../run-control.js';
 import { gatesFromMetrics, renderConfig, AGREEMENT_MARGIN, SIZE_HEADROOM, type ConfigDraft } from './init-config.js';
 import { EVAL_FRACTION, splitData, type DataSplit } from './init-split.js';
+import { addIgnoreLine, relative, refuseExisting, REPORT_DIR_LINE, repositoryRoot, workflowFor } from './init-files.js';
 import type { CliIo } from './io.js';
 import { proposeStudent, proposeTraining, STUDENT_RULE, teacherFirstWidth } from './propose-student.js';
 
@@ -30,7 +31,6 @@ import { proposeStudent, proposeTraining, STUDENT_RULE, teacherFirstWidth } from
 
 export const CONFIG_FILE = 'distill-gate.yml';
 export const WORKFLOW_FILE = '.github/workflows/distill-gate.yml';
-export const REPORT_DIR_LINE = 'distill-report/';
 /** The calibration run's default time budget (minutes): a big teacher cannot keep init running for ever. */
 export const DEFAULT_INIT_BUDGET_MINUTES = 10;
 /** The seed the split and the training use (distill.seed's default). */
@@ -62,7 +62,10 @@ export function addInit(program: Command, io: CliIo, done: (code: number) => voi
     .description(
       'look at a teacher and its data, propose a student, run it once and write distill-gate.yml (gates from what the run measured), the workflow and a .gitignore line',
     )
-    .requiredOption('-t, --teacher <file>', 'the teacher: a TF.js model.json (LayersModel or GraphModel) or an ONNX file')
+    .requiredOption(
+      '-t, --teacher <file>',
+      'the teacher: a TF.js model.json (LayersModel or GraphModel) or an ONNX file',
+    )
     .requiredOption('-d, --data <file>', 'features: a .npy file [N, ...features], or a CSV file with a header row')
     .option('--labels <file>', 'labels of --data, a .npy file [N] of class indices (optional: distillation needs none)')
     .option('--label-column <name>', "a CSV --data's label column (every other column is a feature)")
@@ -73,11 +76,18 @@ export function addInit(program: Command, io: CliIo, done: (code: number) => voi
     .option('--eval-labels <file>', 'labels of --eval-data (.npy)')
     .option('--teacher-head <name>', "the teacher's output to distill, when it has several (written as teacherHead)")
     .addOption(
-      new Option('--runner <kind>', 'the workflow to write: hosted (GitHub-hosted, CPU) or gpu (self-hosted GPU runner)')
+      new Option(
+        '--runner <kind>',
+        'the workflow to write: hosted (GitHub-hosted, CPU) or gpu (self-hosted GPU runner)',
+      )
         .choices(Object.keys(WORKFLOWS))
         .default('hosted'),
     )
-    .option('--dir <folder>', "where distill-gate.yml goes (the workflow and .gitignore go to the repository's root above it)", '.')
+    .option(
+      '--dir <folder>',
+      "where distill-gate.yml goes (the workflow and .gitignore go to the repository's root above it)",
+      '.',
+    )
     .option(
       '--budget <minutes>',
       'time budget of the calibration run; training stops in time to measure within it',
@@ -107,7 +117,8 @@ export function addInit(program: Command, io: CliIo, done: (code: number) => voi
 
 function parseInitBudget(value: string): number {
   const minutes = parseBudgetMinutes(value);
-  if (minutes === undefined) throw new InvalidArgumentError('give the calibration run a budget in minutes above 0 (e.g. 10 or 0.5).');
+  if (minutes === undefined)
+    throw new InvalidArgumentError('give the calibration run a budget in minutes above 0 (e.g. 10 or 0.5).');
   return minutes;
 }
 
@@ -134,12 +145,18 @@ async function init(flags: InitFlags, io: CliIo): Promise<void> {
     gitignore: path.join(root, '.gitignore'),
   };
   const trainSpec = dataSpec(flags.data, flags.labels, flags.labelColumn, '--data');
-  const evalSpec = flags.evalData ? dataSpec(flags.evalData, flags.evalLabels, flags.labelColumn, '--eval-data') : undefined;
-  if (!flags.evalData && flags.evalLabels) throw new InputError('--eval-labels', 'goes with --eval-data; give both, or neither to split --data.');
+  const evalSpec = flags.evalData
+    ? dataSpec(flags.evalData, flags.evalLabels, flags.labelColumn, '--eval-data')
+    : undefined;
+  if (!flags.evalData && flags.evalLabels)
+    throw new InputError('--eval-labels', 'goes with --eval-data; give both, or neither to split --data.');
   const teacherFile = path.resolve(flags.teacher);
-  if (!(await fileExists(teacherFile))) throw new InputError('--teacher', `${flags.teacher} does not exist; give the teacher's model.json or ONNX file.`);
+  if (!(await fileExists(teacherFile)))
+    throw new InputError('--teacher', `${flags.teacher} does not exist; give the teacher's model.json or ONNX file.`);
   const template = await readFile(path.join(EXAMPLES, WORKFLOWS[flags.runner]), 'utf8').catch((error: unknown) => {
-    throw new Error(`the example workflow ${WORKFLOWS[flags.runner]} is missing from ${EXAMPLES} (${(error as NodeJS.ErrnoException).code}): a packaging bug`);
+    throw new Error(
+      `the example workflow ${WORKFLOWS[flags.runner]} is missing from ${EXAMPLES} (${(error as NodeJS.ErrnoException).code}): a packaging bug`,
+    );
   });
   await refuseExisting([targets.config, targets.workflow], flags.force);
 
@@ -158,7 +175,15 @@ async function init(flags: InitFlags, io: CliIo): Promise<void> {
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-init-'));
   try {
     const searchFrom = [process.cwd(), dir];
-    const teacherInfo = await inspectTeacher(draft, trainSpec, evalSpec ?? trainSpec, targets.config, evalSet ? [train, evalSet] : [train], searchFrom, log);
+    const teacherInfo = await inspectTeacher(
+      draft,
+      trainSpec,
+      evalSpec ?? trainSpec,
+      targets.config,
+      evalSet ? [train, evalSet] : [train],
+      searchFrom,
+      log,
+    );
     say('distill-gate init');
     say();
     say(`Teacher  ${relative(process.cwd(), teacherFile)} (${formatName(teacherInfo.teacher)})`);
@@ -185,7 +210,9 @@ async function init(flags: InitFlags, io: CliIo): Promise<void> {
     say();
     say(`Student  ${student.layers.map(describeLayer).join(' -> ')}`);
     say(`  why          ${student.why}`);
-    say(`  training     ${training.epochs} epochs of batch ${training.batchSize} (ceil(20000 / ${trainRows} train rows), between 3 and 30)`);
+    say(
+      `  training     ${training.epochs} epochs of batch ${training.batchSize} (ceil(20000 / ${trainRows} train rows), between 3 and 30)`,
+    );
     teacherInfo.teacher.dispose();
 
     const configDraft: ConfigDraft = {
@@ -217,7 +244,8 @@ async function init(flags: InitFlags, io: CliIo): Promise<void> {
       };
     }
     for (const metric of ['agreement.top1', 'accuracy.student', 'size.ratio', 'speed.speedup'])
-      if (Number.isFinite(report.metrics[metric])) say(`  ${metric.padEnd(17)}${formatMetric(metric, report.metrics[metric])}`);
+      if (Number.isFinite(report.metrics[metric]))
+        say(`  ${metric.padEnd(17)}${formatMetric(metric, report.metrics[metric])}`);
     configDraft.gates = gatesFromMetrics(report.metrics);
     const text = renderConfig(configDraft);
     // What is written must load as any config does; a failure here is a bug in init, not the user's input.
@@ -264,32 +292,16 @@ async function init(flags: InitFlags, io: CliIo): Promise<void> {
 /** The split spec for a data file: .npy features (and labels), or a CSV (with its label column). */
 function dataSpec(file: string, labels: string | undefined, labelColumn: string | undefined, flag: string): SplitSpec {
   if (path.extname(file).toLowerCase() === '.csv') {
-    if (labels) throw new InputError(flag, `${file} is a CSV: its labels are a column (--label-column), not a --labels file.`);
+    if (labels)
+      throw new InputError(flag, `${file} is a CSV: its labels are a column (--label-column), not a --labels file.`);
     return { csv: path.resolve(file), ...(labelColumn ? { label: labelColumn } : {}) };
   }
-  if (labelColumn) throw new InputError('--label-column', `applies to CSV data; ${file} is not a .csv file (give --labels for .npy labels).`);
+  if (labelColumn)
+    throw new InputError(
+      '--label-column',
+      `applies to CSV data; ${file} is not a .csv file (give --labels for .npy labels).`,
+    );
   return { x: path.resolve(file), ...(labels ? { y: path.resolve(labels) } : {}) };
-}
-
-async function refuseExisting(files: string[], force: boolean | undefined): Promise<void> {
-  if (force) return;
-  for (const file of files)
-    if (await fileExists(file))
-      throw new InputError(relative(process.cwd(), file), 'exists; init overwrites nothing without --force (nothing was written or run).');
-}
-
-/** The nearest folder at or above `dir` holding .git (a folder or a worktree's file); `dir` when none does. */
-async function repositoryRoot(dir: string): Promise<string> {
-  for (let folder = dir; ; folder = path.dirname(folder)) {
-    if (
-      await stat(path.join(folder, '.git')).then(
-        () => true,
-        () => false,
-      )
-    )
-      return folder;
-    if (path.dirname(folder) === folder) return dir;
-  }
 }
 
 /** Loads the teacher as a run does (the pipeline's loader, on the backend a run resolves) to say what it is. */
@@ -317,7 +329,10 @@ async function inspectTeacher(
   const backend = await resolveBackend(config.backend, { searchFrom });
   log(`backend: using ${backend.name} (${backend.source})`);
   const [data] = datasets;
-  const teacher = await loadTeacher(backend.tf, config, { data: { sampleShape: data.sampleShape, source: data.source }, searchFrom });
+  const teacher = await loadTeacher(backend.tf, config, {
+    data: { sampleShape: data.sampleShape, source: data.source },
+    searchFrom,
+  });
   try {
     // As a run checks them, but before a student is proposed for data the teacher cannot take.
     for (const split of datasets) checkAgainstTeacher(split, teacher.inputShape, teacher.outputWidth, config.teacher);
@@ -357,7 +372,9 @@ async function calibrate(
     data = { ...data, train: stage(split.train), eval: stage(split.eval) };
   }
   const config: Config = { ...parsed, data, measure: { ...parsed.measure, warmup: 5, rounds: 5 } };
-  const result = await withRunClock((clock) => runPipeline(config, { outDir: path.join(scratch, 'out'), clock, log }), { budgetMinutes: budget });
+  const result = await withRunClock((clock) => runPipeline(config, { outDir: path.join(scratch, 'out'), clock, log }), {
+    budgetMinutes: budget,
+  });
   if (result.writeError) throw result.writeError;
   const { report } = result;
   if (!Number.isFinite(report.metrics['agreement.top1']) || report.training.epochs < 1)
@@ -368,30 +385,10 @@ async function calibrate(
   return report;
 }
 
-/** The example workflow with its config path pointing at the written config (relative to the repository's root). */
-export function workflowFor(template: string, configPath: string): string {
-  const header = `# Written by \`distill-gate init\` from examples/workflows; the config is ${configPath}.\n`;
-  return header + template.replace(/^(\s*config:\s*)distill-gate\.yml\b/gm, (_, key: string) => `${key}${configPath}`);
-}
-
-/** Appends the report folder to .gitignore (creating it) unless a line already ignores it; whether it wrote. */
-export async function addIgnoreLine(file: string): Promise<boolean> {
-  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return '';
-    throw error;
-  });
-  const ignored = text.split(/\r?\n/).some((line) => ['distill-report', 'distill-report/', '/distill-report', '/distill-report/'].includes(line.trim()));
-  if (ignored) return false;
-  await writeFile(file, `${text}${text && !text.endsWith('\n') ? '\n' : ''}${REPORT_DIR_LINE}\n`);
-  return true;
-}
-
-function relative(from: string, file: string): string {
-  return path.relative(from, file).split(path.sep).join('/') || '.';
-}
-
 function relativeSpec(dir: string, spec: SplitSpec): SplitSpec {
-  return 'csv' in spec ? { ...spec, csv: relative(dir, spec.csv) } : { x: relative(dir, spec.x), ...(spec.y ? { y: relative(dir, spec.y) } : {}) };
+  return 'csv' in spec
+    ? { ...spec, csv: relative(dir, spec.csv) }
+    : { x: relative(dir, spec.x), ...(spec.y ? { y: relative(dir, spec.y) } : {}) };
 }
 
 function formatName(teacher: LoadedModel): string {

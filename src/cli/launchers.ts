@@ -69,7 +69,11 @@ function isShellCommand(argv: string[]): boolean {
 }
 
 /** The processes to watch, nearest first (see Launcher). */
-export function findLaunchers(env: NodeJS.ProcessEnv, parent = process.ppid, table: ProcessTable = procTable): Launcher[] {
+export function findLaunchers(
+  env: NodeJS.ProcessEnv,
+  parent = process.ppid,
+  table: ProcessTable = procTable,
+): Launcher[] {
   const underActions = env.GITHUB_ACTIONS === 'true';
   const launchers: Launcher[] = [];
   const seen = new Set<number>();

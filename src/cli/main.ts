@@ -35,14 +35,17 @@ export interface CliOptions {
 function parseMinutes(value: string): number {
   const minutes = parseBudgetMinutes(value);
   if (minutes === undefined)
-    throw new InvalidArgumentError(`give the budget in plain decimal minutes, above 0 and at most ${MAX_BUDGET_MINUTES} (e.g. 30 or 0.5).`);
+    throw new InvalidArgumentError(
+      `give the budget in plain decimal minutes, above 0 and at most ${MAX_BUDGET_MINUTES} (e.g. 30 or 0.5).`,
+    );
   return minutes;
 }
 
 /** `history -n`: a whole number of runs from 1, written plainly (not `abc`, `-5`, `0x10` or `2.5`). */
 function parseRuns(value: string): number {
   const runs = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(runs) || runs < 1) throw new InvalidArgumentError('give a whole number of runs from 1 (e.g. 10).');
+  if (!Number.isSafeInteger(runs) || runs < 1)
+    throw new InvalidArgumentError('give a whole number of runs from 1 (e.g. 10).');
   return runs;
 }
 
@@ -57,7 +60,8 @@ export async function main(argv: string[], io: CliIo = defaultIo, options: CliOp
     .version(packageVersion(), '-V, --version', 'print the version of distill-gate')
     .addHelpText('after', COMMANDS_HELP_FOOTER);
 
-  for (const add of [addInit, addRun, addCompare, addMerge, addHistory, addDoctor]) add(program, io, (code) => (exitCode = code), options);
+  for (const add of [addInit, addRun, addCompare, addMerge, addHistory, addDoctor])
+    add(program, io, (code) => (exitCode = code), options);
 
   try {
     // Without a command, commander prints the help on stderr (exit 2): say why first.
@@ -97,14 +101,23 @@ function addRun(program: Command, io: CliIo, done: (code: number) => void, cli: 
       ).choices(BACKENDS),
     )
     .option('--baseline <report.json>', "an earlier run's report.json for relative gates (maxDrop, maxIncrease)")
-    .option('--cache-dir <dir>', "cache the teacher's soft targets here, keyed by teacher, data and backend; a hit skips the teacher")
-    .option('--base-teacher <model.json>', "the base branch's teacher (model.json or ONNX), compared with this one on the eval split (teacherDiff.*)")
+    .option(
+      '--cache-dir <dir>',
+      "cache the teacher's soft targets here, keyed by teacher, data and backend; a hit skips the teacher",
+    )
+    .option(
+      '--base-teacher <model.json>',
+      "the base branch's teacher (model.json or ONNX), compared with this one on the eval split (teacherDiff.*)",
+    )
     .option(
       '--budget <minutes>',
       "time budget of the whole run: the teacher's pass and training stop in time to measure and report within it (status incomplete)",
       parseMinutes,
     )
-    .option('--require-gpu', 'fail (incomplete, before the teacher runs) when no GPU backend loads, instead of running on CPU')
+    .option(
+      '--require-gpu',
+      'fail (incomplete, before the teacher runs) when no GPU backend loads, instead of running on CPU',
+    )
     .option('-q, --quiet', 'no progress on stderr and no report on stdout')
     .action(async (options: RunFlags) => {
       const log = options.quiet ? () => {} : (line: string) => io.stderr(`${line}\n`);
@@ -155,13 +168,33 @@ async function runUnderClock(
     return await withRunClock(
       async (runClock) => {
         const clock = endedAlso(runClock, launcherEnded.signal);
-        const loaded = await unlessForced(loadConfig(options.config), clock.force, `reading the config ${options.config}`);
-        const config = withOverrides(loaded, { backend: options.backend, baseline: options.baseline, cacheDir: options.cacheDir });
+        const loaded = await unlessForced(
+          loadConfig(options.config),
+          clock.force,
+          `reading the config ${options.config}`,
+        );
+        const config = withOverrides(loaded, {
+          backend: options.backend,
+          baseline: options.baseline,
+          cacheDir: options.cacheDir,
+        });
         // A path given by hand that is not there is a typo: exit 2 naming the flag, not a skipped comparison.
         if (options.baseTeacher && !(await fileExists(options.baseTeacher)))
-          throw new InputError('--base-teacher', `${options.baseTeacher} does not exist; give the base branch's teacher model.json (or ONNX file).`);
-        const baseTeacher = options.baseTeacher ? { path: path.resolve(options.baseTeacher), source: `--base-teacher ${options.baseTeacher}` } : undefined;
-        return runPipeline(config, { outDir: options.out, clock, log, progressBar: bar, baseTeacher, requireGpu: options.requireGpu });
+          throw new InputError(
+            '--base-teacher',
+            `${options.baseTeacher} does not exist; give the base branch's teacher model.json (or ONNX file).`,
+          );
+        const baseTeacher = options.baseTeacher
+          ? { path: path.resolve(options.baseTeacher), source: `--base-teacher ${options.baseTeacher}` }
+          : undefined;
+        return runPipeline(config, {
+          outDir: options.out,
+          clock,
+          log,
+          progressBar: bar,
+          baseTeacher,
+          requireGpu: options.requireGpu,
+        });
       },
       { budgetMinutes: options.budget },
     );
@@ -201,8 +234,10 @@ function addMerge(program: Command, io: CliIo, done: (code: number) => void): vo
     )
     .action(async (patterns: string[], options: { out?: string; expect?: string }) => {
       const expected = options.expect === undefined ? undefined : parseExpected(options.expect, '--expect');
-      if (options.expect !== undefined && !expected) throw new InputError('--expect', "is empty; give a number of reports (e.g. 2) or the legs' names.");
-      if (!expected) io.stderr('distill-gate: note: without --expect, a matrix leg that wrote no report.json goes unnoticed.\n');
+      if (options.expect !== undefined && !expected)
+        throw new InputError('--expect', "is empty; give a number of reports (e.g. 2) or the legs' names.");
+      if (!expected)
+        io.stderr('distill-gate: note: without --expect, a matrix leg that wrote no report.json goes unnoticed.\n');
       const merged = mergeReports(await readReports(patterns, process.cwd(), expected), expected);
       io.stdout(merged.markdown);
       if (options.out) await writeMergedMarkdown(options.out, merged.markdown);

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { LayerSpec } from '../config/schema.js';
 import { readModelArtifacts } from '../models/artifacts.js';
-import type { LoadedModel } from '../models/model.js';
+import type { LoadedModel } from '../models/loaded-model.js';
 import { readOnnxSummary } from '../models/onnx-proto.js';
 
 // `distill-gate init`'s proposal: a student and a training length from what the teacher and the
@@ -54,22 +54,42 @@ export interface StudentProposal {
  * The student for a teacher with this input shape (no batch dimension) and this many classes;
  * `firstWidth` is the teacher's first hidden width or filters where they could be read.
  */
-export function proposeStudent(inputShape: readonly number[], classes: number, firstWidth: number | undefined): StudentProposal {
+export function proposeStudent(
+  inputShape: readonly number[],
+  classes: number,
+  firstWidth: number | undefined,
+): StudentProposal {
   const output: LayerSpec = { type: 'dense', units: classes };
   if (inputShape.length === 3) {
     const [height, width] = inputShape;
-    const filters = firstWidth === undefined ? DEFAULT_CONV_FILTERS : Math.max(MIN_CONV_FILTERS, Math.round(firstWidth * WIDTH_FRACTION));
+    const filters =
+      firstWidth === undefined
+        ? DEFAULT_CONV_FILTERS
+        : Math.max(MIN_CONV_FILTERS, Math.round(firstWidth * WIDTH_FRACTION));
     const pool = Math.min(height, width) >= 4;
-    const conv = (n: number): LayerSpec => ({ type: 'conv2d', filters: n, kernelSize: 3, padding: 'same', activation: 'relu' });
+    const conv = (n: number): LayerSpec => ({
+      type: 'conv2d',
+      filters: n,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu',
+    });
     return {
-      layers: [conv(filters), ...(pool ? [{ type: 'maxPooling2d' as const, poolSize: 2 }] : []), conv(filters * 2), { type: 'globalAveragePooling2d' }, output],
+      layers: [
+        conv(filters),
+        ...(pool ? [{ type: 'maxPooling2d' as const, poolSize: 2 }] : []),
+        conv(filters * 2),
+        { type: 'globalAveragePooling2d' },
+        output,
+      ],
       why:
         firstWidth === undefined
           ? `image input: a small conv stack of ${filters} and ${filters * 2} filters (the teacher's first filters could not be read)`
           : `image input: a small conv stack of ${filters} and ${filters * 2} filters (${WIDTH_FRACTION * 100}% of the teacher's first ${firstWidth}, at least ${MIN_CONV_FILTERS})`,
     };
   }
-  const units = firstWidth === undefined ? DEFAULT_DENSE_UNITS : Math.max(MIN_DENSE_UNITS, Math.round(firstWidth * WIDTH_FRACTION));
+  const units =
+    firstWidth === undefined ? DEFAULT_DENSE_UNITS : Math.max(MIN_DENSE_UNITS, Math.round(firstWidth * WIDTH_FRACTION));
   const flatten: LayerSpec[] = inputShape.length === 1 ? [] : [{ type: 'flatten' }];
   return {
     layers: [...flatten, { type: 'dense', units, activation: 'relu' }, output],
@@ -96,7 +116,12 @@ export async function teacherFirstWidth(teacher: LoadedModel, file: string): Pro
   if (teacher.layers) {
     for (const layer of teacher.layers.layers) {
       const config = layer.getConfig() as { units?: unknown; filters?: unknown };
-      const width = typeof config.units === 'number' ? config.units : typeof config.filters === 'number' ? config.filters : undefined;
+      const width =
+        typeof config.units === 'number'
+          ? config.units
+          : typeof config.filters === 'number'
+            ? config.filters
+            : undefined;
       if (width !== undefined) return width;
     }
     return undefined;
@@ -114,7 +139,11 @@ export async function teacherFirstWidth(teacher: LoadedModel, file: string): Pro
  * kernel with its input channels as deep as an image's ([kh, kw, in, out] in TF.js, [out, in, kh,
  * kw] in ONNX: `layout`).
  */
-export function widthReadingInput(shapes: readonly (readonly number[])[], inputShape: readonly (number | null)[], layout: 'tfjs' | 'onnx'): number | undefined {
+export function widthReadingInput(
+  shapes: readonly (readonly number[])[],
+  inputShape: readonly (number | null)[],
+  layout: 'tfjs' | 'onnx',
+): number | undefined {
   const flat = inputShape.length === 1 ? inputShape[0] : undefined;
   const channels = inputShape.length === 3 ? inputShape[2] : undefined;
   for (const shape of shapes) {

@@ -63,14 +63,19 @@ export function parseConfig(text: string, file: string): Config {
   }
   const value: unknown = doc.toJS();
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new InputError(file, 'the config must be a mapping with at least teacher, student, data (see docs/configuration.md).');
+    throw new InputError(
+      file,
+      'the config must be a mapping with at least teacher, student, data (see docs/configuration.md).',
+    );
   }
   const parsed = configSchema.safeParse(value, { reportInput: true });
   if (!parsed.success) {
     const issue = mostSpecificIssue(parsed.error.issues);
     const keyPath = issue.path.map(String);
-    const offset = issue.code === 'unrecognized_keys' ? keyOffset(doc, keyPath, issue.keys[0]) : valueOffset(doc, keyPath);
-    const key = issue.code === 'unrecognized_keys' ? [...keyPath, issue.keys[0]].join('.') : keyPath.join('.') || '(top level)';
+    const offset =
+      issue.code === 'unrecognized_keys' ? keyOffset(doc, keyPath, issue.keys[0]) : valueOffset(doc, keyPath);
+    const key =
+      issue.code === 'unrecognized_keys' ? [...keyPath, issue.keys[0]].join('.') : keyPath.join('.') || '(top level)';
     throw new InputError(`${where(offset)} ${key}`, describeIssue(issue, keyPath));
   }
   checkGateThresholds(parsed.data.gates, doc, where);
@@ -81,7 +86,8 @@ export function parseConfig(text: string, file: string): Config {
       'onnxruntime times student/student.onnx, which only export.format onnx writes: set `export: { format: onnx }` (or drop measure.runtime to time the TF.js student).',
     );
   }
-  if (parsed.data.students) checkStudents(parsed.data.students, (keyPath) => where(valueOffset(doc, keyPath.map(String))));
+  if (parsed.data.students)
+    checkStudents(parsed.data.students, (keyPath) => where(valueOffset(doc, keyPath.map(String))));
   checkImageData(parsed.data.data, doc, where);
   const dir = path.dirname(file);
   const config: Config = { ...resolvePaths(parsed.data, dir), file, dir };
@@ -104,7 +110,11 @@ export function parseConfig(text: string, file: string): Config {
  * lies outside the metric's values (`agreement.top1: ">= 93"`), is refused here, at its line and
  * column. A gate on a metric this run does not measure is left to the run, which knows which it does.
  */
-function checkGateThresholds(gates: RawConfig['gates'], doc: YamlDocument, where: (offset: number | undefined) => string): void {
+function checkGateThresholds(
+  gates: RawConfig['gates'],
+  doc: YamlDocument,
+  where: (offset: number | undefined) => string,
+): void {
   for (const [metric, spec] of Object.entries(gates)) {
     if (!metricSpec(metric)) continue;
     try {
@@ -121,7 +131,11 @@ function checkGateThresholds(gates: RawConfig['gates'], doc: YamlDocument, where
  * `classes` and `normalize` describe image folders: set without one they are a mistake, and a
  * per-channel list must have one value per channel of every image split.
  */
-function checkImageData(data: RawConfig['data'], doc: YamlDocument, where: (offset: number | undefined) => string): void {
+function checkImageData(
+  data: RawConfig['data'],
+  doc: YamlDocument,
+  where: (offset: number | undefined) => string,
+): void {
   const imageSplits = (['train', 'eval'] as const).filter((name) => 'images' in data[name]);
   for (const key of ['classes', 'normalize'] as const) {
     if (data[key] !== undefined && imageSplits.length === 0) {
@@ -220,12 +234,18 @@ function resolvePaths(config: RawConfig, dir: string): RawConfig {
   // A glob is resolved as a pattern: the config's folder escaped, so that its (...) or [...] are not read as glob syntax.
   const pattern = (p: string) => (path.isAbsolute(p) ? p : `${convertPathToPattern(dir)}/${p.replace(/^\.\//, '')}`);
   const split = (s: DataSplitSpec): DataSplitSpec =>
-    'csv' in s ? { ...s, csv: at(s.csv) } : 'images' in s ? { ...s, images: pattern(s.images) } : { x: at(s.x), ...(s.y ? { y: at(s.y) } : {}) };
+    'csv' in s
+      ? { ...s, csv: at(s.csv) }
+      : 'images' in s
+        ? { ...s, images: pattern(s.images) }
+        : { x: at(s.x), ...(s.y ? { y: at(s.y) } : {}) };
   return {
     ...config,
     teacher: at(config.teacher),
     student: 'model' in config.student ? { model: at(config.student.model) } : config.student,
-    ...(config.students ? { students: config.students.map((s) => ('model' in s ? { ...s, model: at(s.model) } : s)) } : {}),
+    ...(config.students
+      ? { students: config.students.map((s) => ('model' in s ? { ...s, model: at(s.model) } : s)) }
+      : {}),
     data: { ...config.data, train: split(config.data.train), eval: split(config.data.eval) },
     ...(config.baseline ? { baseline: at(config.baseline) } : {}),
     ...(config.cacheDir ? { cacheDir: at(config.cacheDir) } : {}),

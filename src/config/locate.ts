@@ -28,7 +28,10 @@ export function locatorOf(target: object | undefined): Locator | undefined {
  * none is), so that a caller can fall back from a key to the mapping that holds it; undefined when
  * `target` carries no locator.
  */
-export function placeOf(target: object | undefined, ...keyPaths: Array<ReadonlyArray<string | number>>): string | undefined {
+export function placeOf(
+  target: object | undefined,
+  ...keyPaths: Array<ReadonlyArray<string | number>>
+): string | undefined {
   const locator = locatorOf(target);
   if (!locator || keyPaths.length === 0) return undefined;
   const places = keyPaths.map((keyPath) => locator(keyPath));
@@ -36,13 +39,21 @@ export function placeOf(target: object | undefined, ...keyPaths: Array<ReadonlyA
 }
 
 /** An error's culprit with the place it was written (`file:line:column gates.kl`), or the culprit alone. */
-export function locatedCulprit(target: object | undefined, culprit: string, ...keyPaths: Array<ReadonlyArray<string | number>>): string {
+export function locatedCulprit(
+  target: object | undefined,
+  culprit: string,
+  ...keyPaths: Array<ReadonlyArray<string | number>>
+): string {
   const place = placeOf(target, ...keyPaths);
   return place ? `${place} ${culprit}` : culprit;
 }
 
 /** As locatedCulprit, for a key itself (an unknown metric's name) rather than its value. */
-export function locatedKey(target: object | undefined, culprit: string, keyPath: ReadonlyArray<string | number>): string {
+export function locatedKey(
+  target: object | undefined,
+  culprit: string,
+  keyPath: ReadonlyArray<string | number>,
+): string {
   const locator = locatorOf(target);
   return locator ? `${locator(keyPath, 'key')} ${culprit}` : culprit;
 }

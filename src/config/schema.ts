@@ -41,7 +41,11 @@ const student = z.union([z.strictObject({ layers: z.array(layerSpec).min(1) }), 
  */
 const candidateName = z.string().min(1).max(64);
 const candidate = z.union([
-  z.strictObject({ name: candidateName, layers: z.array(layerSpec).min(1), widths: z.array(positiveInt).min(1).max(64).optional() }),
+  z.strictObject({
+    name: candidateName,
+    layers: z.array(layerSpec).min(1),
+    widths: z.array(positiveInt).min(1).max(64).optional(),
+  }),
   z.strictObject({ name: candidateName, model: path }),
 ]);
 
@@ -150,7 +154,9 @@ export const configSchema = z.strictObject({
   /** Which output of a multi-output teacher to distill: a signature key, node or tensor name, or an output layer's name. */
   teacherHead: z
     .string()
-    .refine((name) => name.length > 0, { message: "must name one of the teacher's outputs (a signature key, node name or output layer name)" })
+    .refine((name) => name.length > 0, {
+      message: "must name one of the teacher's outputs (a signature key, node name or output layer name)",
+    })
     .optional(),
   /** ONNX teachers with several inputs: the one the data feeds. */
   teacherInput: z

@@ -24,9 +24,13 @@ export interface SweepCandidateSpec {
  * and only as a whole value; names are unique, `student` is the configured student's. `where`
  * locates a key path in the config file.
  */
-export function checkStudents(students: readonly CandidateSpec[], where: (keyPath: Array<string | number>) => string): void {
+export function checkStudents(
+  students: readonly CandidateSpec[],
+  where: (keyPath: Array<string | number>) => string,
+): void {
   students.forEach((entry, i) => {
-    const at = (...keyPath: Array<string | number>) => `${where(['students', i, ...keyPath])} students[${i}].${keyPath.join('.')}`;
+    const at = (...keyPath: Array<string | number>) =>
+      `${where(['students', i, ...keyPath])} students[${i}].${keyPath.join('.')}`;
     if ('model' in entry) {
       if (entry.name.includes(WIDTH_PLACEHOLDER))
         throw new InputError(
@@ -62,7 +66,10 @@ export function checkStudents(students: readonly CandidateSpec[], where: (keyPat
         `"${WIDTH_PLACEHOLDER}" needs widths beside the layers (e.g. widths: [8, 16, 32]), or a number in its place.`,
       );
     } else if (entry.name.includes(WIDTH_PLACEHOLDER)) {
-      throw new InputError(at('name'), `${WIDTH_PLACEHOLDER} in a name needs widths beside the layers (e.g. widths: [8, 16, 32]).`);
+      throw new InputError(
+        at('name'),
+        `${WIDTH_PLACEHOLDER} in a name needs widths beside the layers (e.g. widths: [8, 16, 32]).`,
+      );
     }
   });
   const seen = new Map<string, string>([[CONFIGURED_NAME, 'the configured student (student:)']]);
@@ -103,16 +110,21 @@ export function expandStudents(students: readonly CandidateSpec[] | undefined): 
 }
 
 /** Every string in the layers that holds `{width` (a placeholder, or a misspelt one), and where. */
-function placeholders(value: unknown, keyPath: Array<string | number> = []): Array<{ value: string; keyPath: Array<string | number> }> {
+function placeholders(
+  value: unknown,
+  keyPath: Array<string | number> = [],
+): Array<{ value: string; keyPath: Array<string | number> }> {
   if (typeof value === 'string') return value.includes('{width') ? [{ value, keyPath }] : [];
   if (Array.isArray(value)) return value.flatMap((item, i) => placeholders(item, [...keyPath, i]));
-  if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => placeholders(v, [...keyPath, k]));
+  if (value && typeof value === 'object')
+    return Object.entries(value).flatMap(([k, v]) => placeholders(v, [...keyPath, k]));
   return [];
 }
 
 function withWidth(value: unknown, width: number): unknown {
   if (value === WIDTH_PLACEHOLDER) return width;
   if (Array.isArray(value)) return value.map((item) => withWidth(item, width));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withWidth(v, width)]));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withWidth(v, width)]));
   return value;
 }

@@ -39,7 +39,12 @@ export interface LoadOptions {
 export const DEFAULT_STREAM_ABOVE = 256 * 2 ** 20;
 export const CHUNK_BYTES = 16 * 2 ** 20;
 
-export function inMemoryDataset(source: string, x: Float32Array, sampleShape: number[], labels?: { y: Int32Array; source: string }): Dataset {
+export function inMemoryDataset(
+  source: string,
+  x: Float32Array,
+  sampleShape: number[],
+  labels?: { y: Int32Array; source: string },
+): Dataset {
   const width = sampleShape.reduce((a, b) => a * b, 1);
   const size = width === 0 ? 0 : x.length / width;
   return {
@@ -56,7 +61,10 @@ export function inMemoryDataset(source: string, x: Float32Array, sampleShape: nu
 /** A split held in a data file; image folders load through loadSplits (the splits share one class list). */
 export async function loadSplit(spec: DataSplitSpec, name: string, options: LoadOptions = {}): Promise<Dataset> {
   if ('images' in spec) throw new Error(`the ${name} split is an image folder: load it with loadSplits`);
-  const dataset = 'csv' in spec ? await readCsvSplit(spec.csv, spec.label, options) : await readNpySplit(spec.x, spec.y, name, options);
+  const dataset =
+    'csv' in spec
+      ? await readCsvSplit(spec.csv, spec.label, options)
+      : await readNpySplit(spec.x, spec.y, name, options);
   assertNotEmpty(dataset.size, dataset.source, name);
   return dataset;
 }
@@ -65,11 +73,19 @@ function assertNotEmpty(size: number, source: string, name: string): void {
   if (size === 0) throw new InputError(source, `the ${name} split is empty; it needs at least one sample.`);
 }
 
-async function readNpySplit(xFile: string, yFile: string | undefined, name: string, options: LoadOptions): Promise<Dataset> {
+async function readNpySplit(
+  xFile: string,
+  yFile: string | undefined,
+  name: string,
+  options: LoadOptions,
+): Promise<Dataset> {
   const { handle, header } = await openNpy(xFile);
   await handle.close();
   if (header.shape.length < 2) {
-    throw new InputError(xFile, `has shape [${header.shape.join(', ')}]; features need shape [N, ...features] (one row per sample).`);
+    throw new InputError(
+      xFile,
+      `has shape [${header.shape.join(', ')}]; features need shape [N, ...features] (one row per sample).`,
+    );
   }
   const [size, ...sampleShape] = header.shape;
   // Before the labels: an empty split is the problem to report, not a label count of 0.
@@ -88,7 +104,10 @@ async function readNpySplit(xFile: string, yFile: string | undefined, name: stri
     const read = await readNpy(yFile);
     const shape = read.header.shape;
     if (!(shape.length === 1 || (shape.length === 2 && shape[1] === 1)) || shape[0] !== size) {
-      throw new InputError(yFile, `has shape [${shape.join(', ')}]; labels need shape [${size}] (one class index per row of ${xFile}).`);
+      throw new InputError(
+        yFile,
+        `has shape [${shape.join(', ')}]; labels need shape [${size}] (one class index per row of ${xFile}).`,
+      );
     }
     labels = { y: toLabels(read.data, yFile), source: yFile };
   }
@@ -102,7 +121,15 @@ async function readNpySplit(xFile: string, yFile: string | undefined, name: stri
   for (let start = 0; start < size; start += chunkRows) {
     assertFinite(await readRows(start, Math.min(chunkRows, size - start)), width, xFile, start);
   }
-  return { source: xFile, sampleShape, size, ...(labels ? { y: labels.y, labelSource: labels.source } : {}), read: readRows, chunkRows, streamed: true };
+  return {
+    source: xFile,
+    sampleShape,
+    size,
+    ...(labels ? { y: labels.y, labelSource: labels.source } : {}),
+    read: readRows,
+    chunkRows,
+    streamed: true,
+  };
 }
 
 const CSV_OPTIONS = { skip_empty_lines: true, trim: true } as const;
@@ -127,13 +154,23 @@ function csvLayout(header: string[], file: string, labelColumn?: string): CsvLay
  * Writes one CSV record's features into `x` at `offset` and returns its label cell's value.
  * `line` is the record's line in the file (the header is line 1), for messages.
  */
-function parseCsvRecord(record: string[], layout: CsvLayout, file: string, line: number, x: Float32Array, offset: number): number {
+function parseCsvRecord(
+  record: string[],
+  layout: CsvLayout,
+  file: string,
+  line: number,
+  x: Float32Array,
+  offset: number,
+): number {
   let label = NaN;
   let f = 0;
   record.forEach((cell, c) => {
     const value = cell === '' ? NaN : Number(cell);
     if (Number.isNaN(value) && !/^nan$/i.test(cell)) {
-      throw new InputError(`${file}:${line}`, `column "${layout.header[c]}" holds ${JSON.stringify(cell.slice(0, 30))}, which is not a number.`);
+      throw new InputError(
+        `${file}:${line}`,
+        `column "${layout.header[c]}" holds ${JSON.stringify(cell.slice(0, 30))}, which is not a number.`,
+      );
     }
     if (c === layout.labelIndex) label = value;
     else x[offset + f++] = value;
@@ -156,7 +193,10 @@ async function readCsvSplit(file: string, labelColumn: string | undefined, optio
   try {
     rows = parse(text, CSV_OPTIONS);
   } catch (error) {
-    throw new InputError(file, `is not valid CSV: ${(error as Error).message} (every row needs as many cells as the header).`);
+    throw new InputError(
+      file,
+      `is not valid CSV: ${(error as Error).message} (every row needs as many cells as the header).`,
+    );
   }
   if (rows.length === 0) throw new InputError(file, 'is empty; expected a header row and one row per sample.');
   const [header, ...body] = rows;
@@ -170,7 +210,12 @@ async function readCsvSplit(file: string, labelColumn: string | undefined, optio
   // Row numbers in CSV messages are file lines (the header is line 1).
   assertFinite(x, layout.featureCount, file, 2);
   const labelSource = `${file} column "${labelColumn}"`;
-  return inMemoryDataset(file, x, [layout.featureCount], y ? { y: toLabels(y, labelSource, 2), source: labelSource } : undefined);
+  return inMemoryDataset(
+    file,
+    x,
+    [layout.featureCount],
+    y ? { y: toLabels(y, labelSource, 2), source: labelSource } : undefined,
+  );
 }
 
 /**
@@ -186,7 +231,9 @@ async function streamCsvSplit(file: string, labelColumn: string | undefined, opt
   let previousBytes = 0;
   let row = new Float32Array(0);
   try {
-    for await (const { record, info } of createReadStream(file).pipe(parseStream({ ...CSV_OPTIONS, info: true })) as AsyncIterable<{
+    for await (const { record, info } of createReadStream(file).pipe(
+      parseStream({ ...CSV_OPTIONS, info: true }),
+    ) as AsyncIterable<{
       record: string[];
       info: { bytes: number };
     }>) {
@@ -205,7 +252,10 @@ async function streamCsvSplit(file: string, labelColumn: string | undefined, opt
     }
   } catch (error) {
     if (error instanceof InputError) throw error;
-    throw new InputError(file, `is not valid CSV: ${(error as Error).message} (every row needs as many cells as the header).`);
+    throw new InputError(
+      file,
+      `is not valid CSV: ${(error as Error).message} (every row needs as many cells as the header).`,
+    );
   }
   if (!layout) throw new InputError(file, 'is empty; expected a header row and one row per sample.');
   const known = layout;
@@ -256,7 +306,10 @@ function assertFinite(values: Float32Array, rowLength: number, source: string, f
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i])) {
       const row = Math.floor(i / rowLength);
-      throw new InputError(`${source} row ${row + firstRow}`, `holds ${values[i]} at feature ${i % rowLength}; every feature must be a finite number.`);
+      throw new InputError(
+        `${source} row ${row + firstRow}`,
+        `holds ${values[i]} at feature ${i % rowLength}; every feature must be a finite number.`,
+      );
     }
   }
 }
@@ -266,7 +319,10 @@ function toLabels(data: ArrayLike<number | bigint>, source: string, firstRow = 0
   for (let i = 0; i < data.length; i++) {
     const value = Number(data[i]);
     if (!Number.isInteger(value) || value < 0) {
-      throw new InputError(`${source} row ${i + firstRow}`, `label ${value} is not a class index (a non-negative integer).`);
+      throw new InputError(
+        `${source} row ${i + firstRow}`,
+        `label ${value} is not a class index (a non-negative integer).`,
+      );
     }
     labels[i] = value;
   }
@@ -274,8 +330,15 @@ function toLabels(data: ArrayLike<number | bigint>, source: string, firstRow = 0
 }
 
 /** Checks the split against the teacher: feature shape and label range. */
-export function checkAgainstTeacher(dataset: Dataset, inputShape: (number | null)[], classes: number, teacherFile: string): void {
-  const fits = inputShape.length === dataset.sampleShape.length && inputShape.every((d, i) => d === null || d === dataset.sampleShape[i]);
+export function checkAgainstTeacher(
+  dataset: Dataset,
+  inputShape: (number | null)[],
+  classes: number,
+  teacherFile: string,
+): void {
+  const fits =
+    inputShape.length === dataset.sampleShape.length &&
+    inputShape.every((d, i) => d === null || d === dataset.sampleShape[i]);
   if (!fits) {
     throw new InputError(
       dataset.source,

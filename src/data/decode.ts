@@ -27,9 +27,15 @@ export function decodeImage(file: string, bytes: Uint8Array): DecodedImage {
     if (startsWith(bytes, PNG_MAGIC)) return decodePng(bytes);
     if (startsWith(bytes, JPEG_MAGIC)) return decodeJpeg(bytes);
   } catch (error) {
-    throw new InputError(file, `cannot be decoded (${(error as Error).message}); re-save it as PNG or JPEG, or remove it from the folder.`);
+    throw new InputError(
+      file,
+      `cannot be decoded (${(error as Error).message}); re-save it as PNG or JPEG, or remove it from the folder.`,
+    );
   }
-  throw new InputError(file, 'is neither a PNG nor a JPEG (by its first bytes); distill-gate reads those two image formats.');
+  throw new InputError(
+    file,
+    'is neither a PNG nor a JPEG (by its first bytes); distill-gate reads those two image formats.',
+  );
 }
 
 function decodePng(bytes: Uint8Array): DecodedImage {
@@ -37,7 +43,12 @@ function decodePng(bytes: Uint8Array): DecodedImage {
   const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   const meta = png as unknown as { color: boolean; alpha: boolean };
   const channels = (meta.color ? 3 : 1) + (meta.alpha ? 1 : 0);
-  return { width: png.width, height: png.height, channels, pixels: fromRgba(png.data, png.width * png.height, channels) };
+  return {
+    width: png.width,
+    height: png.height,
+    channels,
+    pixels: fromRgba(png.data, png.width * png.height, channels),
+  };
 }
 
 function decodeJpeg(bytes: Uint8Array): DecodedImage {

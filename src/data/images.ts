@@ -42,8 +42,14 @@ export interface ImageLoadOptions {
 
 const at = (configFile: string | undefined, key: string) => (configFile ? `${configFile} ${key}` : key);
 
-export async function listImages(name: 'train' | 'eval', spec: ImageSplitSpec, configFile?: string): Promise<ImageListing> {
-  const files = (await glob(spec.images, { absolute: true, onlyFiles: true, expandDirectories: false })).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+export async function listImages(
+  name: 'train' | 'eval',
+  spec: ImageSplitSpec,
+  configFile?: string,
+): Promise<ImageListing> {
+  const files = (await glob(spec.images, { absolute: true, onlyFiles: true, expandDirectories: false })).sort((a, b) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  );
   if (files.length === 0) {
     throw new InputError(
       at(configFile, `data.${name}.images`),
@@ -59,7 +65,11 @@ export async function listImages(name: 'train' | 'eval', spec: ImageSplitSpec, c
  * torchvision's ImageFolder number them). Never guessed: without `classes` the error lists the
  * folders found and how to write it; a folder the list does not name is an error.
  */
-export function resolveClasses(listings: ImageListing[], classes: string[] | 'sorted' | undefined, configFile?: string): string[] {
+export function resolveClasses(
+  listings: ImageListing[],
+  classes: string[] | 'sorted' | undefined,
+  configFile?: string,
+): string[] {
   const found = [...new Set(listings.flatMap((l) => l.folders))].sort();
   if (classes === undefined) {
     throw new InputError(
@@ -71,7 +81,10 @@ export function resolveClasses(listings: ImageListing[], classes: string[] | 'so
   if (classes === 'sorted') return found;
   const twice = classes.find((name, i) => classes.indexOf(name) !== i);
   if (twice !== undefined)
-    throw new InputError(at(configFile, 'data.classes'), `lists ${JSON.stringify(twice)} twice; each class once, in the order of the teacher's outputs.`);
+    throw new InputError(
+      at(configFile, 'data.classes'),
+      `lists ${JSON.stringify(twice)} twice; each class once, in the order of the teacher's outputs.`,
+    );
   for (const listing of listings) {
     const i = listing.folders.findIndex((folder) => !classes.includes(folder));
     if (i >= 0) {
@@ -88,7 +101,9 @@ export function resolveClasses(listings: ImageListing[], classes: string[] | 'so
 function normaliser(settings: NormalizeSettings | undefined, channels: number): (values: Float32Array) => Float32Array {
   const scale = settings?.scale ?? 1 / 255;
   const perChannel = (v: number | number[] | undefined, fallback: number) =>
-    Array.from({ length: channels }, (_, c) => (v === undefined ? fallback : typeof v === 'number' ? v : v.length === 1 ? v[0] : v[c]));
+    Array.from({ length: channels }, (_, c) =>
+      v === undefined ? fallback : typeof v === 'number' ? v : v.length === 1 ? v[0] : v[c],
+    );
   const mean = perChannel(settings?.mean, 0);
   const std = perChannel(settings?.std, 1);
   return (values) => {
@@ -132,7 +147,11 @@ async function readBytes(file: string): Promise<Buffer> {
 }
 
 /** The cache entry's name: the preprocessing settings and every file's bytes, in order. */
-async function cacheKey(listing: ImageListing, normalize: NormalizeSettings | undefined, tfVersion: string): Promise<string> {
+async function cacheKey(
+  listing: ImageListing,
+  normalize: NormalizeSettings | undefined,
+  tfVersion: string,
+): Promise<string> {
   const { size, channels } = listing.spec;
   const hash = createHash('sha256').update(
     `distill-gate images v${CACHE_FORMAT}\n${tfVersion}\n${size.join('x')}x${channels}\n${JSON.stringify(normalize ?? {})}\n${listing.files.length}\n`,
@@ -149,7 +168,11 @@ async function cacheKey(listing: ImageListing, normalize: NormalizeSettings | un
  * Decoded once: kept in memory, or (above `streamAboveBytes`) read a chunk at a time; with a
  * cache folder the decoded rows are stored there and a later run reads them instead of decoding.
  */
-export async function loadImageSplit(listing: ImageListing, classes: string[], options: ImageLoadOptions): Promise<Dataset> {
+export async function loadImageSplit(
+  listing: ImageListing,
+  classes: string[],
+  options: ImageLoadOptions,
+): Promise<Dataset> {
   const { spec, files } = listing;
   const sampleShape = [...spec.size, spec.channels];
   const width = sampleShape.reduce((a, b) => a * b, 1);
@@ -157,14 +180,19 @@ export async function loadImageSplit(listing: ImageListing, classes: string[], o
   const y = Int32Array.from(listing.folders, (folder) => classes.indexOf(folder));
   const normalise = normaliser(options.normalize, spec.channels);
   const decodeRows = async (start: number, count: number, out = new Float32Array(count * width)) => {
-    for (let i = 0; i < count; i++) out.set(imageRow(files[start + i], await readBytes(files[start + i]), listing, options, normalise), i * width);
+    for (let i = 0; i < count; i++)
+      out.set(imageRow(files[start + i], await readBytes(files[start + i]), listing, options, normalise), i * width);
     return out;
   };
   const base = { source: spec.images, sampleShape, size, y, labelSource: `data.${listing.name}.images`, classes };
   const streamed = size * width * 4 > (options.streamAboveBytes ?? DEFAULT_STREAM_ABOVE);
-  const chunkRows = streamed ? (options.chunkRows ?? Math.max(1, Math.floor(CHUNK_BYTES / (width * 4)))) : Math.max(size, 1);
+  const chunkRows = streamed
+    ? (options.chunkRows ?? Math.max(1, Math.floor(CHUNK_BYTES / (width * 4))))
+    : Math.max(size, 1);
   const log = (line: string) => options.log?.(`data: ${size} images for ${listing.name} (${line})`);
-  const entry = options.cacheDir ? path.join(options.cacheDir, `images-${await cacheKey(listing, options.normalize, options.tf.version_core)}.f32`) : undefined;
+  const entry = options.cacheDir
+    ? path.join(options.cacheDir, `images-${await cacheKey(listing, options.normalize, options.tf.version_core)}.f32`)
+    : undefined;
   const bytes = size * width * 4;
   const cached = entry ? await open(entry, 'r').catch(() => undefined) : undefined;
   // A truncated entry (a job killed mid-write elsewhere) is ignored and rewritten.
@@ -184,7 +212,12 @@ export async function loadImageSplit(listing: ImageListing, classes: string[], o
   log(hit ? `from the cache, ${entry}` : `decoded into the cache, ${entry}`);
   if (!streamed) {
     const data = await readFile(entry);
-    return { ...base, read: inMemory(new Float32Array(data.buffer, data.byteOffset, data.byteLength / 4), width), chunkRows, streamed };
+    return {
+      ...base,
+      read: inMemory(new Float32Array(data.buffer, data.byteOffset, data.byteLength / 4), width),
+      chunkRows,
+      streamed,
+    };
   }
   const readRows = async (start: number, count: number) => {
     const out = new Float32Array(count * width);
@@ -199,7 +232,8 @@ export async function loadImageSplit(listing: ImageListing, classes: string[], o
   return { ...base, read: readRows, chunkRows, streamed };
 }
 
-const inMemory = (x: Float32Array, width: number) => async (start: number, count: number) => x.subarray(start * width, (start + count) * width);
+const inMemory = (x: Float32Array, width: number) => async (start: number, count: number) =>
+  x.subarray(start * width, (start + count) * width);
 
 /** Decodes the split chunk by chunk into the entry: written then renamed, so readers never see half of one. */
 async function writeEntry(
@@ -215,7 +249,12 @@ async function writeEntry(
   try {
     for (let start = 0; start < size; start += chunkRows) {
       const rows = await decodeRows(start, Math.min(chunkRows, size - start));
-      await handle.write(new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength), 0, rows.byteLength, start * width * 4);
+      await handle.write(
+        new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength),
+        0,
+        rows.byteLength,
+        start * width * 4,
+      );
     }
   } catch (error) {
     await handle.close();

@@ -12,16 +12,25 @@ const LONGEST = Math.max(...POINTER_VERSIONS.map((v) => v.length));
 
 /** Whether the first bytes of a file are an LFS pointer's. */
 export function isLfsPointer(head: Uint8Array | string): boolean {
-  const text = typeof head === 'string' ? head.slice(0, LONGEST) : Buffer.from(head.buffer, head.byteOffset, Math.min(head.length, LONGEST)).toString('latin1');
+  const text =
+    typeof head === 'string'
+      ? head.slice(0, LONGEST)
+      : Buffer.from(head.buffer, head.byteOffset, Math.min(head.length, LONGEST)).toString('latin1');
   return POINTER_VERSIONS.some((version) => text === version);
 }
 
 /** The error every reader gives for a pointer in place of `file`, with the size of the file it points to. */
 export function lfsPointerError(file: string, pointer: Uint8Array | string): InputError {
-  const text = typeof pointer === 'string' ? pointer : Buffer.from(pointer.buffer, pointer.byteOffset, Math.min(pointer.length, 1024)).toString('latin1');
+  const text =
+    typeof pointer === 'string'
+      ? pointer
+      : Buffer.from(pointer.buffer, pointer.byteOffset, Math.min(pointer.length, 1024)).toString('latin1');
   const size = Number(/^size (\d+)\s*$/m.exec(text)?.[1]);
   const of = Number.isSafeInteger(size) ? ` (to a file of ${size} bytes)` : '';
-  return new InputError(file, `is a Git LFS pointer${of}, not the file: run \`git lfs pull\` (or actions/checkout with \`lfs: true\`).`);
+  return new InputError(
+    file,
+    `is a Git LFS pointer${of}, not the file: run \`git lfs pull\` (or actions/checkout with \`lfs: true\`).`,
+  );
 }
 
 /** Throws lfsPointerError when `bytes` (a file's contents, or its first bytes) are an LFS pointer. */

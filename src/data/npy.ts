@@ -2,7 +2,16 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 import { assertNotLfsPointer } from './lfs.js';
 
-export type NpyArray = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Int16Array | Uint16Array | BigInt64Array | BigUint64Array;
+export type NpyArray =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | Uint8Array
+  | Int8Array
+  | Int16Array
+  | Uint16Array
+  | BigInt64Array
+  | BigUint64Array;
 
 export interface NpyHeader {
   dtype: string;
@@ -46,7 +55,10 @@ export function parseNpyHeader(head: Buffer, file: string): NpyHeader {
     throw new InputError(file, `has a malformed .npy header: ${JSON.stringify(header.trim().slice(0, 120))}.`);
   }
   if (fortran === 'True') {
-    throw new InputError(file, 'is stored in Fortran order; save it in C order (numpy.save(path, numpy.ascontiguousarray(a))).');
+    throw new InputError(
+      file,
+      'is stored in Fortran order; save it in C order (numpy.save(path, numpy.ascontiguousarray(a))).',
+    );
   }
   const byteOrder = descr[0];
   const kind = descr.slice(1);
@@ -59,7 +71,8 @@ export function parseNpyHeader(head: Buffer, file: string): NpyHeader {
     .map((s) => s.trim())
     .filter(Boolean)
     .map(Number);
-  if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new InputError(file, `has an invalid shape (${shapeText}).`);
+  if (shape.some((d) => !Number.isInteger(d) || d < 0))
+    throw new InputError(file, `has an invalid shape (${shapeText}).`);
   return { dtype: kind, shape, dataOffset, bytesPerElement: dtype.bytes };
 }
 
@@ -98,7 +111,12 @@ export async function openNpy(file: string): Promise<{ handle: FileHandle; heade
 }
 
 /** Reads `count` elements starting at element `start`, in the file's dtype. */
-export async function readNpyElements(handle: FileHandle, header: NpyHeader, start: number, count: number): Promise<NpyArray> {
+export async function readNpyElements(
+  handle: FileHandle,
+  header: NpyHeader,
+  start: number,
+  count: number,
+): Promise<NpyArray> {
   const body = new ArrayBuffer(count * header.bytesPerElement);
   await handle.read(new Uint8Array(body), 0, body.byteLength, header.dataOffset + start * header.bytesPerElement);
   return DTYPES[header.dtype].make(body);
@@ -123,7 +141,10 @@ export async function readNpy(file: string): Promise<NpyData> {
 }
 
 /** Serialises a C-order array as .npy v1 (used by the fixture generator and tests). */
-export function encodeNpy(data: Float32Array | Int32Array | Float64Array | BigInt64Array | Uint8Array, shape: number[]): Buffer {
+export function encodeNpy(
+  data: Float32Array | Int32Array | Float64Array | BigInt64Array | Uint8Array,
+  shape: number[],
+): Buffer {
   const descr =
     data instanceof Float32Array
       ? '<f4'
@@ -143,5 +164,9 @@ export function encodeNpy(data: Float32Array | Int32Array | Float64Array | BigIn
   head[6] = 1;
   head[7] = 0;
   head.writeUInt16LE(header.length, 8);
-  return Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+  return Buffer.concat([
+    head,
+    Buffer.from(header, 'latin1'),
+    Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+  ]);
 }

@@ -6,7 +6,10 @@ import { listImages, loadImageSplit, resolveClasses, type ImageLoadOptions } fro
  * The train and eval splits of a config's `data`, each a data file (.npy, CSV) or an image folder.
  * Image folders are listed first, so that one class list (the teacher's outputs) numbers both.
  */
-export async function loadSplits(data: RawConfig['data'], options: LoadOptions & ImageLoadOptions): Promise<{ train: Dataset; evalSet: Dataset }> {
+export async function loadSplits(
+  data: RawConfig['data'],
+  options: LoadOptions & ImageLoadOptions,
+): Promise<{ train: Dataset; evalSet: Dataset }> {
   const names = ['train', 'eval'] as const;
   const listings = await Promise.all(
     names.map(async (name) => {
@@ -19,7 +22,9 @@ export async function loadSplits(data: RawConfig['data'], options: LoadOptions &
   const [train, evalSet] = await Promise.all(
     names.map((name, i) => {
       const listing = listings[i];
-      return listing ? loadImageSplit(listing, classes, { ...options, normalize: data.normalize }) : loadSplit(data[name], name, options);
+      return listing
+        ? loadImageSplit(listing, classes, { ...options, normalize: data.normalize })
+        : loadSplit(data[name], name, options);
     }),
   );
   return { train, evalSet };

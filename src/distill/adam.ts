@@ -2,7 +2,13 @@ import type { Tensor, Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 
 /** Adam's step size and epsilon for step `step` (from 1), bias corrections folded in (see FlatAdam). */
-export function correctedAdam(step: number, learningRate: number, beta1: number, beta2: number, epsilon: number): { rate: number; epsilon: number } {
+export function correctedAdam(
+  step: number,
+  learningRate: number,
+  beta1: number,
+  beta2: number,
+  epsilon: number,
+): { rate: number; epsilon: number } {
   const correction2 = Math.sqrt(1 - beta2 ** step);
   return { rate: (learningRate * correction2) / (1 - beta1 ** step), epsilon: epsilon * correction2 };
 }
@@ -33,7 +39,10 @@ export class FlatAdam {
     this.sizes = variables.map((v) => v.size);
     const total = this.sizes.reduce((a, b) => a + b, 0);
     // Inside tidy, so the zeros the variables are made from are released.
-    [this.firstMoment, this.secondMoment] = tf.tidy(() => [tf.variable(tf.zeros([total]), false), tf.variable(tf.zeros([total]), false)]);
+    [this.firstMoment, this.secondMoment] = tf.tidy(() => [
+      tf.variable(tf.zeros([total]), false),
+      tf.variable(tf.zeros([total]), false),
+    ]);
   }
 
   /** Applies one update; `gradients[i]` belongs to `variables[i]`. Call inside `tf.tidy`. */
@@ -42,7 +51,8 @@ export class FlatAdam {
     // Every new value is computed before any is assigned, and the step counted last: a step that
     // throws part-way (out of memory) leaves the optimiser as it was, to be retried.
     const step = this.step + 1;
-    const flat = gradients.length === 1 ? tf.reshape(gradients[0], [-1]) : tf.concat(gradients.map((g) => tf.reshape(g, [-1])));
+    const flat =
+      gradients.length === 1 ? tf.reshape(gradients[0], [-1]) : tf.concat(gradients.map((g) => tf.reshape(g, [-1])));
     const m = tf.add(tf.mul(this.firstMoment, beta1), tf.mul(flat, 1 - beta1));
     const v = tf.add(tf.mul(this.secondMoment, beta2), tf.mul(tf.square(flat), 1 - beta2));
     const { rate, epsilon } = correctedAdam(step, this.learningRate, beta1, beta2, this.epsilon);

@@ -3,7 +3,7 @@ import { onBackend } from '../backend/resolve.js';
 import type { AugmentSettings } from '../config/schema.js';
 import { inMemoryDataset, type Dataset } from '../data/dataset.js';
 import { InputError } from '../errors.js';
-import type { LoadedModel } from '../models/model.js';
+import type { LoadedModel } from '../models/loaded-model.js';
 import { inferenceBatch, predictLogits } from '../models/predict.js';
 import { seededRandom } from './random.js';
 
@@ -88,21 +88,41 @@ export function augmentRows(
   const out = Float32Array.from(x);
   const scratch = new Float32Array(width);
   for (let i = 0; i < out.length / width; i++) {
-    augmentRow(out.subarray(i * width, (i + 1) * width), sampleShape, settings, seededRandom(rowSeed(seed, epoch, first + i)), scratch);
+    augmentRow(
+      out.subarray(i * width, (i + 1) * width),
+      sampleShape,
+      settings,
+      seededRandom(rowSeed(seed, epoch, first + i)),
+      scratch,
+    );
   }
   return out;
 }
 
 /** The split as epoch `epoch` augments it: held whole when the split is, else augmented as each chunk is read. */
-export async function augmentedSplit(train: Dataset, epoch: number, settings: AugmentSettings, seed: number): Promise<Dataset> {
+export async function augmentedSplit(
+  train: Dataset,
+  epoch: number,
+  settings: AugmentSettings,
+  seed: number,
+): Promise<Dataset> {
   if (!train.streamed) {
     const x = augmentRows(await train.read(0, train.size), train.sampleShape, 0, epoch, settings, seed);
     return {
-      ...inMemoryDataset(train.source, x, train.sampleShape, train.y ? { y: train.y, source: train.labelSource ?? train.source } : undefined),
+      ...inMemoryDataset(
+        train.source,
+        x,
+        train.sampleShape,
+        train.y ? { y: train.y, source: train.labelSource ?? train.source } : undefined,
+      ),
       classes: train.classes,
     };
   }
-  return { ...train, read: async (start, count) => augmentRows(await train.read(start, count), train.sampleShape, start, epoch, settings, seed) };
+  return {
+    ...train,
+    read: async (start, count) =>
+      augmentRows(await train.read(start, count), train.sampleShape, start, epoch, settings, seed),
+  };
 }
 
 export interface AugmentPass {
@@ -122,7 +142,16 @@ export interface AugmentPass {
  * Each epoch's rows, augmented afresh, and the teacher's logits on them: one teacher pass per
  * epoch, never cached (the rows differ every epoch). A pass cut short by `stop` returns fewer logits.
  */
-export function augmentedEpochs({ tf, teacher, train, settings, seed, engine, backend, stop }: AugmentPass): (epoch: number) => Promise<EpochData> {
+export function augmentedEpochs({
+  tf,
+  teacher,
+  train,
+  settings,
+  seed,
+  engine,
+  backend,
+  stop,
+}: AugmentPass): (epoch: number) => Promise<EpochData> {
   return async (epoch) => {
     const rows = await augmentedSplit(train, epoch, settings, seed);
     const batch = inferenceBatch(train.sampleShape, teacher.runtime?.label ?? backend);

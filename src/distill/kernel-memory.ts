@@ -36,16 +36,30 @@ export interface KernelMemory {
  * Lays out the kernel's memory for `ops` at up to `maxRows` rows a step, from the module's heap
  * base up. Throws a RangeError when it would pass the kernel's 4 GiB.
  */
-export function layOutKernelMemory(ops: KernelOp[], terms: SoftmaxTerm[], maxRows: number, heapBase: number): KernelMemory {
+export function layOutKernelMemory(
+  ops: KernelOp[],
+  terms: SoftmaxTerm[],
+  maxRows: number,
+  heapBase: number,
+): KernelMemory {
   const memory = new Layout(heapBase, maxRows);
   const net = memory.take(NET.bytes / 4);
   const opsAddress = memory.take((OP.bytes / 4) * ops.length);
   const inputSize = size(ops[0].input);
   const classes = ops[ops.length - 1].output[2];
   const largest = Math.max(inputSize, ...ops.map((op) => size(op.output)));
-  const [x, targets, scratch] = [memory.take(maxRows * inputSize), memory.take(maxRows * classes), memory.take(classes * 2)];
+  const [x, targets, scratch] = [
+    memory.take(maxRows * inputSize),
+    memory.take(maxRows * classes),
+    memory.take(classes * 2),
+  ];
   const { placed, trainableCount, total } = placeVariables(ops);
-  const [params, grads, moment1, moment2] = [memory.take(total), memory.take(trainableCount), memory.take(trainableCount), memory.take(trainableCount)];
+  const [params, grads, moment1, moment2] = [
+    memory.take(total),
+    memory.take(trainableCount),
+    memory.take(trainableCount),
+    memory.take(trainableCount),
+  ];
   const [gradA, gradB] = [memory.take(maxRows * largest), memory.take(maxRows * largest)];
   const buffers = ops.map((op) => opBuffers(op, memory));
   const netStruct = {
@@ -101,7 +115,8 @@ class Layout {
   take(floats: number): number {
     const at = Math.ceil(this.end / 16) * 16;
     this.end = at + floats * 4;
-    if (this.end > 2 ** 32 - PAGE) throw new RangeError(`the student needs more than the kernel's 4 GiB of memory at batch size ${this.maxRows}`);
+    if (this.end > 2 ** 32 - PAGE)
+      throw new RangeError(`the student needs more than the kernel's 4 GiB of memory at batch size ${this.maxRows}`);
     return at;
   }
 }
@@ -133,7 +148,8 @@ function opBuffers(op: KernelOp, memory: Layout): OpBuffers {
   const channels = op.input[2];
   const pixels = op.output[0] * op.output[1];
   const patchWidth = kh * kw * channels;
-  const pointwise = kh === 1 && kw === 1 && op.strides[0] === 1 && op.strides[1] === 1 && op.padding[0] === 0 && op.padding[1] === 0;
+  const pointwise =
+    kh === 1 && kw === 1 && op.strides[0] === 1 && op.strides[1] === 1 && op.padding[0] === 0 && op.padding[1] === 0;
   // A convolution keeps its batch's patch matrix (Winograd: its transformed input tiles, 16
   // values per 2x2 output pixels and input channel); the others their x-hat, mask or argmax.
   const tiles = Math.ceil(op.output[0] / 2) * Math.ceil(op.output[1] / 2);
@@ -142,7 +158,12 @@ function opBuffers(op: KernelOp, memory: Layout): OpBuffers {
   else if (op.type === 'conv' && !pointwise) aux = memory.take(maxRows * pixels * patchWidth);
   else if (['batchNorm', 'layerNorm', 'dropout', 'maxPool', 'globalMax'].includes(op.type))
     aux = memory.take(maxRows * Math.max(size(op.output), size(op.input)));
-  const stats = op.type === 'batchNorm' ? memory.take(BATCH_NORM_STATS * channels) : op.type === 'layerNorm' ? memory.take(maxRows * pixels) : 0;
+  const stats =
+    op.type === 'batchNorm'
+      ? memory.take(BATCH_NORM_STATS * channels)
+      : op.type === 'layerNorm'
+        ? memory.take(maxRows * pixels)
+        : 0;
   // The kernel transposed, a tile's patch gradients. Winograd: the transformed kernel, transposed,
   // its gradient, and a chunk's products and input-tile gradients (kernel/winograd.c).
   const filters = op.output[2];
@@ -157,10 +178,17 @@ function opFields(op: KernelOp, buffers: OpBuffers, placed: Map<Variable, number
   const offsetOf = (variable: Variable | undefined) => {
     if (!variable) return 0;
     const offset = placed.get(variable);
-    if (offset === undefined) throw new Error(`${op.layer}: variable ${variable.name} has no place among the kernel's parameters`);
+    if (offset === undefined)
+      throw new Error(`${op.layer}: variable ${variable.name} has no place among the kernel's parameters`);
     return offset;
   };
-  const [[inH, inW, inC], [outH, outW, outC], [kh, kw], [sh, sw], [padT, padL]] = [op.input, op.output, op.window, op.strides, op.padding];
+  const [[inH, inW, inC], [outH, outW, outC], [kh, kw], [sh, sw], [padT, padL]] = [
+    op.input,
+    op.output,
+    op.window,
+    op.strides,
+    op.padding,
+  ];
   return {
     type: OP_TYPE[op.type],
     activation: ACTIVATION[op.activation],
@@ -185,7 +213,9 @@ interface Struct {
 }
 
 /** A value for every field of a struct: a number, or one per element of an array field. */
-type StructValues<S extends Struct> = { [K in keyof S['fields']]: S['fields'][K]['count'] extends 1 ? number : number[] };
+type StructValues<S extends Struct> = {
+  [K in keyof S['fields']]: S['fields'][K]['count'] extends 1 ? number : number[];
+};
 
 /** Writes every field of a struct at byte address `at`, where abi.ts says it lies, as a float or a 32-bit word. */
 function writeStruct<S extends Struct>(buffer: ArrayBuffer, at: number, struct: S, values: StructValues<S>): void {

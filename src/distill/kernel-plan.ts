@@ -38,7 +38,9 @@ export type KernelPlan = { ops: KernelOp[] } | { unsupported: string };
 
 /** Options that keep a layer off the kernel and the dense step: the autodiff step applies them, as model.fit does. */
 const AUTODIFF_ONLY_KEYS = ['Regularizer', 'Constraint']
-  .flatMap((kind) => ['kernel', 'bias', 'activity', 'depthwise', 'pointwise', 'beta', 'gamma'].map((weight) => `${weight}${kind}`))
+  .flatMap((kind) =>
+    ['kernel', 'bias', 'activity', 'depthwise', 'pointwise', 'beta', 'gamma'].map((weight) => `${weight}${kind}`),
+  )
   .filter((key) => key !== 'activityConstraint');
 
 /** What a layer's translation sees: the layer, its config, the shape coming in and the op fields every op shares. */
@@ -62,7 +64,9 @@ export function planKernel(model: LayersModel): KernelPlan {
   if (model.getClassName() !== 'Sequential') return { unsupported: 'the student is not a Sequential stack' };
   const inputShape = model.inputs[0].shape.slice(1);
   if (inputShape.some((d) => d === null) || inputShape.length === 0 || inputShape.length > 3) {
-    return { unsupported: `inputs of shape [${inputShape.join(', ')}] (the kernel takes fixed [features], [rows, features] or [height, width, channels])` };
+    return {
+      unsupported: `inputs of shape [${inputShape.join(', ')}] (the kernel takes fixed [features], [rows, features] or [height, width, channels])`,
+    };
   }
   let shape = [1, 1, 1, ...inputShape].slice(-3) as Shape;
   const ops: KernelOp[] = [];
@@ -76,11 +80,19 @@ export function planKernel(model: LayersModel): KernelPlan {
     shape = translation.shape;
   }
   const last = ops[ops.length - 1];
-  if (!last || last.output[0] * last.output[1] !== 1) return { unsupported: 'the stack does not end in one vector of class scores per row' };
+  if (!last || last.output[0] * last.output[1] !== 1)
+    return { unsupported: 'the stack does not end in one vector of class scores per row' };
   return { ops };
 }
 
-function translateLayer(layer: Layer, className: string, config: Record<string, unknown>, shape: Shape, isLast: boolean, name: string): Translation {
+function translateLayer(
+  layer: Layer,
+  className: string,
+  config: Record<string, unknown>,
+  shape: Shape,
+  isLast: boolean,
+  name: string,
+): Translation {
   if (!layer.trainable && layer.weights.length > 0) return 'frozen layers train through autodiff';
   if (appliedByAutodiffOnly(config)) return 'regularisers and constraints are applied by the autodiff step only';
   if (config.dataFormat != null && config.dataFormat !== 'channelsLast') return 'only channelsLast is supported';
@@ -108,7 +120,10 @@ const TRANSLATIONS: Record<string, (context: LayerContext) => Translation> = {
   // A Dense layer on [H, W, C] acts on every position's channels: a 1x1 convolution.
   Dense: ({ config, shape, weights: [kernel, bias], base }) => {
     const output: Shape = [shape[0], shape[1], config.units as number];
-    return { ops: [{ ...base, type: 'conv', output, weight: kernel, bias: config.useBias === false ? undefined : bias }], shape: output };
+    return {
+      ops: [{ ...base, type: 'conv', output, weight: kernel, bias: config.useBias === false ? undefined : bias }],
+      shape: output,
+    };
   },
   Conv2D: convolution,
   DepthwiseConv2D: convolution,
@@ -132,7 +147,10 @@ const TRANSLATIONS: Record<string, (context: LayerContext) => Translation> = {
   },
   BatchNormalization: normalization,
   LayerNormalization: normalization,
-  Activation: ({ shape, base }) => ({ ops: base.activation === 'linear' ? [] : [{ ...base, type: 'activation', output: shape }], shape }),
+  Activation: ({ shape, base }) => ({
+    ops: base.activation === 'linear' ? [] : [{ ...base, type: 'activation', output: shape }],
+    shape,
+  }),
 };
 
 function convolution({ layer, config, shape, weights: [first, second, third], base }: LayerContext): Translation {
@@ -146,13 +164,33 @@ function convolution({ layer, config, shape, weights: [first, second, third], ba
   if (className === 'Conv2D') {
     const out: Shape = [output[0], output[1], config.filters as number];
     const winograd = usesWinograd(shape, window, strides);
-    return { ops: [{ ...sliding, type: 'conv', output: out, weight: first, bias: config.useBias === false ? undefined : second, winograd }], shape: out };
+    return {
+      ops: [
+        {
+          ...sliding,
+          type: 'conv',
+          output: out,
+          weight: first,
+          bias: config.useBias === false ? undefined : second,
+          winograd,
+        },
+      ],
+      shape: out,
+    };
   }
   // From the kernel [kh, kw, in, multiplier]: SeparableConv2D's config does not carry it.
   const depthwise: Shape = [output[0], output[1], shape[2] * (first.shape[3] as number)];
   if (className === 'DepthwiseConv2D') {
     return {
-      ops: [{ ...sliding, type: 'depthwise', output: depthwise, weight: first, bias: config.useBias === false ? undefined : second }],
+      ops: [
+        {
+          ...sliding,
+          type: 'depthwise',
+          output: depthwise,
+          weight: first,
+          bias: config.useBias === false ? undefined : second,
+        },
+      ],
       shape: depthwise,
     };
   }
@@ -161,7 +199,14 @@ function convolution({ layer, config, shape, weights: [first, second, third], ba
   return {
     ops: [
       { ...sliding, type: 'depthwise', activation: 'linear', output: depthwise, weight: first },
-      { ...base, type: 'conv', input: depthwise, output: out, weight: second, bias: config.useBias === false ? undefined : third },
+      {
+        ...base,
+        type: 'conv',
+        input: depthwise,
+        output: out,
+        weight: second,
+        bias: config.useBias === false ? undefined : third,
+      },
     ],
     shape: out,
   };
@@ -183,7 +228,9 @@ export const WINOGRAD_MIN_CHANNELS = 8;
  * same way, bit for bit.
  */
 export function usesWinograd(input: Shape, window: Pair, strides: Pair): boolean {
-  return window[0] === 3 && window[1] === 3 && strides[0] === 1 && strides[1] === 1 && input[2] >= WINOGRAD_MIN_CHANNELS;
+  return (
+    window[0] === 3 && window[1] === 3 && strides[0] === 1 && strides[1] === 1 && input[2] >= WINOGRAD_MIN_CHANNELS
+  );
 }
 
 function pooling({ layer, config, shape, base }: LayerContext): Translation {
@@ -195,7 +242,12 @@ function pooling({ layer, config, shape, base }: LayerContext): Translation {
   return { ops: [{ ...base, type, activation: 'linear', output: out, window, strides, padding }], shape: out };
 }
 
-function globalPooling(type: 'globalAvg' | 'globalMax', config: Record<string, unknown>, shape: Shape, base: LayerContext['base']): Translation {
+function globalPooling(
+  type: 'globalAvg' | 'globalMax',
+  config: Record<string, unknown>,
+  shape: Shape,
+  base: LayerContext['base'],
+): Translation {
   if (config.keepDims === true) return 'keepDims is not supported';
   const out: Shape = [1, 1, shape[2]];
   return { ops: [{ ...base, type, activation: 'linear', output: out }], shape: out };
@@ -208,7 +260,15 @@ function normalization({ layer, config, shape, weights, base }: LayerContext): T
   const scale = config.scale !== false;
   const gamma = scale ? weights[0] : undefined;
   const beta = config.center !== false ? weights[scale ? 1 : 0] : undefined;
-  const op: KernelOp = { ...base, type: 'layerNorm', activation: 'linear', output: shape, weight: gamma, bias: beta, epsilon: config.epsilon as number };
+  const op: KernelOp = {
+    ...base,
+    type: 'layerNorm',
+    activation: 'linear',
+    output: shape,
+    weight: gamma,
+    bias: beta,
+    epsilon: config.epsilon as number,
+  };
   if (layer.getClassName() === 'BatchNormalization') {
     const [movingMean, movingVariance] = layer.nonTrainableWeights.map((w) => w.read() as Variable);
     Object.assign(op, { type: 'batchNorm', state: [movingMean, movingVariance], momentum: config.momentum as number });
@@ -233,7 +293,9 @@ export function activationOf(value: unknown, isLast: boolean): Activation | unde
 }
 
 function pair(value: unknown): [number, number] {
-  return Array.isArray(value) ? [value[0] as number, (value[1] ?? value[0]) as number] : [value as number, value as number];
+  return Array.isArray(value)
+    ? [value[0] as number, (value[1] ?? value[0]) as number]
+    : [value as number, value as number];
 }
 
 /** Output size and leading padding of a window sliding over [H, W], as TF computes them. */

@@ -37,7 +37,12 @@ export function distillationLoss(
  * small student is most of a training step. `targets` and `terms` come from `kdTargets`/`kdTerms`;
  * the value leaves out the teacher-only constant, which the caller adds on the host.
  */
-export function kdLossAndGradient(tf: Tf, logits: Tensor, targets: Tensor, terms: SoftmaxTerm[]): { value: Scalar; gradient: Tensor } {
+export function kdLossAndGradient(
+  tf: Tf,
+  logits: Tensor,
+  targets: Tensor,
+  terms: SoftmaxTerm[],
+): { value: Scalar; gradient: Tensor } {
   const rows = logits.shape[0];
   const perTerm: [number, number, number] = [terms.length, 1, 1];
   // Every term's softmax at once, stacked on a leading axis: the op count does not grow with terms.

@@ -17,7 +17,10 @@ import type { SoftmaxTerm } from './targets.js';
  */
 export class KernelTrap extends Error {
   constructor(cause: unknown) {
-    super(`the WebAssembly training kernel failed, a bug in distill-gate: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(
+      `the WebAssembly training kernel failed, a bug in distill-gate: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
     this.name = 'KernelTrap';
   }
 }
@@ -30,7 +33,15 @@ export class KernelTrap extends Error {
  */
 export class NetKernel {
   private readonly memory: WebAssembly.Memory;
-  private readonly stepFunction: (net: number, ops: number, rows: number, rate: number, epsilon: number, beta1: number, beta2: number) => number;
+  private readonly stepFunction: (
+    net: number,
+    ops: number,
+    rows: number,
+    rate: number,
+    epsilon: number,
+    beta1: number,
+    beta2: number,
+  ) => number;
   private readonly predictFunction: (net: number, ops: number, rows: number) => number;
   private readonly netAddress: number;
   private readonly opsAddress: number;
@@ -86,7 +97,8 @@ export class NetKernel {
     this.x.set(x);
     this.targets.set(targets);
     const t = this.steps + 1;
-    new Uint32Array(this.memory.buffer)[this.netAddress / 4 + NET.fields.seed.word] = (this.seed * 7919 + this.steps) >>> 0;
+    new Uint32Array(this.memory.buffer)[this.netAddress / 4 + NET.fields.seed.word] =
+      (this.seed * 7919 + this.steps) >>> 0;
     const { rate, epsilon } = correctedAdam(t, this.learningRate, this.beta1, this.beta2, this.epsilon);
     let loss: number;
     try {

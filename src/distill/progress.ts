@@ -65,14 +65,24 @@ export function phaseProgress(what: string, total: number, unit: string, sink?: 
 }
 
 /** "teacher's pass: 1,024/2,000 rows (51%), 12.3 rows/s, about 1 min 20 s left". */
-export function describeProgress(what: string, done: number, total: number, unit: string, elapsedSeconds: number): string {
+export function describeProgress(
+  what: string,
+  done: number,
+  total: number,
+  unit: string,
+  elapsedSeconds: number,
+): string {
   const rate = elapsedSeconds > 0 ? done / elapsedSeconds : 0;
   const left = rate > 0 ? (total - done) / rate : undefined;
   const share = total > 0 ? Math.floor((100 * done) / total) : 100;
   const count = (n: number) => Math.round(n).toLocaleString('en-US');
   return (
     `${what}: ${count(done)}/${count(total)} ${unit} (${share}%), ${rate >= 10 ? rate.toFixed(0) : rate.toPrecision(2)} ${unit}/s, ` +
-    (done >= total ? `done in ${duration(elapsedSeconds)}` : left === undefined ? 'time left unknown yet' : `about ${duration(left)} left`)
+    (done >= total
+      ? `done in ${duration(elapsedSeconds)}`
+      : left === undefined
+        ? 'time left unknown yet'
+        : `about ${duration(left)} left`)
   );
 }
 

@@ -83,7 +83,12 @@ export interface KdRunTargets {
  * floats as `kdTargets`, and `batchTargets` sums a batch's constant in the same order, so a run
  * that reads them from here trains bit for bit as one that called `kdTargets` every batch.
  */
-export function kdRunTargets(teacherLogits: Float32Array, labels: Int32Array | undefined, classes: number, weights: KdWeights): KdRunTargets {
+export function kdRunTargets(
+  teacherLogits: Float32Array,
+  labels: Int32Array | undefined,
+  classes: number,
+  weights: KdWeights,
+): KdRunTargets {
   const rows = teacherLogits.length / classes;
   const targets = new Float32Array(rows * classes);
   const constants = new Float64Array(rows);

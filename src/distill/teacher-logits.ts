@@ -5,7 +5,7 @@ import type { BundledBackend } from '../backend/bundled.js';
 import type { ConcreteBackend, Tf } from '../backend/resolve.js';
 import { predictLogitsInWorkers, workersFor } from './teacher-workers.js';
 import type { Dataset } from '../data/dataset.js';
-import type { LoadedModel } from '../models/model.js';
+import type { LoadedModel } from '../models/loaded-model.js';
 import { inferenceBatch, predictLogits } from '../models/predict.js';
 
 /**
@@ -48,7 +48,10 @@ export async function teacherLogits(
   // A teacher in its own runtime (ONNX) computes the same logits whatever the TF.js backend: its
   // runtime, version and execution provider are what the entry depends on.
   const computedBy = teacher.runtime?.label ?? backend;
-  const cacheFile = cacheDir && teacher.fingerprint ? path.join(cacheDir, `soft-targets-${await cacheKey(teacher, train, computedBy)}.f32`) : undefined;
+  const cacheFile =
+    cacheDir && teacher.fingerprint
+      ? path.join(cacheDir, `soft-targets-${await cacheKey(teacher, train, computedBy)}.f32`)
+      : undefined;
   if (cacheFile) {
     const cached = await readFile(cacheFile).catch(() => undefined);
     // A truncated entry (a job killed mid-write elsewhere) is ignored and rewritten.

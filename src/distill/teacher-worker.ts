@@ -3,7 +3,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { initialiseBundled, type BundledBackend } from '../backend/bundled.js';
 import { inMemoryDataset } from '../data/dataset.js';
-import { loadModel, type OutputKind, type TeacherOptions } from '../models/model.js';
+import { loadModel } from '../models/model.js';
+import { type OutputKind, type TeacherOptions } from '../models/loaded-model.js';
 import { predictLogits } from '../models/predict.js';
 
 export interface TeacherJob {
@@ -18,7 +19,10 @@ export interface TeacherJob {
   rows: Float32Array;
 }
 
-if (!parentPort) throw new Error('teacher-worker.ts has no parentPort: it runs only as a worker thread that teacher-workers.ts starts');
+if (!parentPort)
+  throw new Error(
+    'teacher-worker.ts has no parentPort: it runs only as a worker thread that teacher-workers.ts starts',
+  );
 const job = workerData as TeacherJob;
 const tf = await initialiseBundled(job.backend);
 const teacher = await loadModel(tf, job.modelJson, 'teacher', job.options);

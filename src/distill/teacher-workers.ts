@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { BundledBackend } from '../backend/bundled.js';
 import type { Dataset } from '../data/dataset.js';
-import type { LoadedModel } from '../models/model.js';
+import type { LoadedModel } from '../models/loaded-model.js';
 import { inferenceBatch } from '../models/predict.js';
 import type { TeacherJob } from './teacher-worker.js';
 
@@ -19,7 +19,13 @@ export const MIN_ROWS_FOR_WORKERS = 16_384;
  * run and the logits are bit-identical.
  */
 export function workersFor(dataset: Dataset, backend: string, cores = availableCores()): number {
-  if (dataset.streamed || (backend !== 'wasm' && backend !== 'cpu') || dataset.size < MIN_ROWS_FOR_WORKERS || !workerScript()) return 1;
+  if (
+    dataset.streamed ||
+    (backend !== 'wasm' && backend !== 'cpu') ||
+    dataset.size < MIN_ROWS_FOR_WORKERS ||
+    !workerScript()
+  )
+    return 1;
   return Math.max(1, Math.min(cores, 8, Math.floor(dataset.size / (MIN_ROWS_FOR_WORKERS / 2))));
 }
 
@@ -56,7 +62,8 @@ export async function predictLogitsInWorkers(
   onRows?: (done: number) => void,
 ): Promise<Float32Array> {
   const script = workerScript();
-  if (!script) throw new Error("the teacher worker script is missing beside distill-gate's code (a broken install or bundle)");
+  if (!script)
+    throw new Error("the teacher worker script is missing beside distill-gate's code (a broken install or bundle)");
   const rowsPerWorker = Math.ceil(Math.ceil(dataset.size / batch) / workers) * batch;
   const out = new Float32Array(dataset.size * teacher.outputWidth);
   const jobs: Array<Promise<void>> = [];
@@ -102,14 +109,21 @@ export async function predictLogitsInWorkers(
   return out;
 }
 
-function runWorker(script: { url: URL; typescript: boolean }, running: Set<Worker>, job: TeacherJob): Promise<Float32Array> {
+function runWorker(
+  script: { url: URL; typescript: boolean },
+  running: Set<Worker>,
+  job: TeacherJob,
+): Promise<Float32Array> {
   const options = { workerData: job, transferList: [job.rows.buffer as ArrayBuffer] };
   // Under tsx the worker is TypeScript: it registers tsx's loader itself, then imports the source.
   const worker = script.typescript
-    ? new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(script.url.href)}); });`, {
-        ...options,
-        eval: true,
-      })
+    ? new Worker(
+        `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(script.url.href)}); });`,
+        {
+          ...options,
+          eval: true,
+        },
+      )
     : new Worker(script.url, options);
   running.add(worker);
   worker.once('exit', () => running.delete(worker));

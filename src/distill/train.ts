@@ -3,7 +3,7 @@ import type { Tf } from '../backend/resolve.js';
 import type { DistillSettings } from '../config/schema.js';
 import { rowLength } from '../data/batches.js';
 import type { Dataset } from '../data/dataset.js';
-import type { LoadedModel } from '../models/model.js';
+import type { LoadedModel } from '../models/loaded-model.js';
 import { isOutOfMemory } from '../errors.js';
 import { nonFiniteRows } from '../measure/agreement.js';
 import { abortReason, eventLoopPauser } from '../run-control.js';
@@ -35,7 +35,9 @@ export interface TrainOptions {
    * kernel's memory (inference mode): the probe then needs no copy of the weights into TF.js and
    * no TF.js inference. Without it, the student's variables are up to date for a TF.js pass.
    */
-  probe?: (predict?: (x: Float32Array, rows: number) => Float32Array) => Promise<number | { agreement: number; kappa: number }>;
+  probe?: (
+    predict?: (x: Float32Array, rows: number) => Float32Array,
+  ) => Promise<number | { agreement: number; kappa: number }>;
   /** Told after each step how many rows training has done, over every epoch, of how many. */
   onRows?: (done: number, total: number) => void;
   /** Aborts between batches (SIGTERM, a time budget); the epochs done so far are kept. */
@@ -87,7 +89,12 @@ export const MIN_BATCH_SIZE = 8;
  * Math.random and reseeds nothing: this loop draws every permutation and dropout mask from the
  * config's seed, so the same config gives the same student.
  */
-export async function distill(tf: Tf, student: LoadedModel, train: Dataset, options: TrainOptions): Promise<TrainResult> {
+export async function distill(
+  tf: Tf,
+  student: LoadedModel,
+  train: Dataset,
+  options: TrainOptions,
+): Promise<TrainResult> {
   const { settings, teacherLogits } = options;
   const model = student.layers as LayersModel;
   const step = trainingStep(tf, student, {
@@ -114,7 +121,12 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
   let stepCount = 0;
   let rowsDone = 0;
   const pause = eventLoopPauser();
-  const done = (extra: Partial<TrainResult> & { epochsCompleted: number }): TrainResult => ({ loss: losses, batchSize, notes, ...extra });
+  const done = (extra: Partial<TrainResult> & { epochsCompleted: number }): TrainResult => ({
+    loss: losses,
+    batchSize,
+    notes,
+    ...extra,
+  });
   // Read before any step changes them: a NaN loss from weights that were never finite is not the learning rate's.
   const brokenWeight = firstNonFiniteWeight(model);
   let epochLoss: EpochLoss | undefined;
@@ -151,7 +163,11 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
         for (let start = 0; start < rows;) {
           await pause();
           if (options.signal?.aborted) {
-            return done({ epochsCompleted: epoch - 1, stoppedBecause: abortReason(options.signal, 'training was aborted'), stopKind: 'abort' });
+            return done({
+              epochsCompleted: epoch - 1,
+              stoppedBecause: abortReason(options.signal, 'training was aborted'),
+              stopKind: 'abort',
+            });
           }
           const local = order.subarray(start, Math.min(start + batchSize, rows));
           const global = base === 0 ? local : local.map((i) => i + base);
@@ -163,7 +179,11 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
           gather(features, width, local, x);
           let batchLoss: number | Scalar;
           try {
-            batchLoss = step.run(x.subarray(0, local.length * width), targets.subarray(0, local.length * classes), local.length);
+            batchLoss = step.run(
+              x.subarray(0, local.length * width),
+              targets.subarray(0, local.length * classes),
+              local.length,
+            );
           } catch (error) {
             // A batch too large for the device: halve it and retry the same rows, down to a floor.
             if (error instanceof KernelTrap || !isOutOfMemory(error) || batchSize <= MIN_BATCH_SIZE) throw error;
@@ -181,12 +201,18 @@ export async function distill(tf: Tf, student: LoadedModel, train: Dataset, opti
       }
       const loss = await epochLoss.read();
       losses.push(loss);
-      if (!Number.isFinite(loss)) return done({ epochsCompleted: epoch, stopKind: 'loss', ...whyNotFinite(loss, epoch, epochLogits, classes, brokenWeight) });
+      if (!Number.isFinite(loss))
+        return done({
+          epochsCompleted: epoch,
+          stopKind: 'loss',
+          ...whyNotFinite(loss, epoch, epochLogits, classes, brokenWeight),
+        });
       // The weights go back into TF.js once, in `finally` (at the end, or when training is cut
       // short); a probe without the kernel's predict runs in TF.js and needs them now.
       if (options.probe && !step.predict) step.sync();
       const probed = options.probe ? await options.probe(step.predict) : undefined;
-      const { agreement, kappa } = typeof probed === 'number' ? { agreement: probed, kappa: undefined } : (probed ?? {});
+      const { agreement, kappa } =
+        typeof probed === 'number' ? { agreement: probed, kappa: undefined } : (probed ?? {});
       options.onEpoch?.({ epoch, epochs: settings.epochs, loss, agreement, kappa, tensors: tf.memory().numTensors });
     }
     return done({ epochsCompleted: settings.epochs });
@@ -268,7 +294,9 @@ class EpochLoss {
     if (typeof loss === 'number') {
       this.onHost += (loss * count) / this.rows;
     } else {
-      const sum = this.tf.tidy(() => this.tf.add(this.onDevice ?? this.tf.scalar(0), this.tf.mul(loss, count / this.rows)));
+      const sum = this.tf.tidy(() =>
+        this.tf.add(this.onDevice ?? this.tf.scalar(0), this.tf.mul(loss, count / this.rows)),
+      );
       this.onDevice?.dispose();
       loss.dispose();
       this.onDevice = sum;

@@ -2,7 +2,8 @@ import type { LayersModel, Scalar, Tensor, Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { Config } from '../config/load.js';
 import type { Dataset } from '../data/dataset.js';
-import { firstLine, studentLayers, type LoadedModel } from '../models/model.js';
+import { firstLine, studentLayers } from '../models/model.js';
+import { type LoadedModel } from '../models/loaded-model.js';
 import { buildStudent } from '../models/student.js';
 import { rowLength } from '../data/batches.js';
 import { InputError } from '../errors.js';
@@ -88,10 +89,17 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
   const whyNotKernel = 'unsupported' in plan ? plan.unsupported : undefined;
   const bundled = ['wasm', 'cpu'].includes(tf.getBackend());
   const kind = settings.kind ?? (bundled && 'ops' in plan ? 'kernel' : stack ? 'dense' : 'autodiff');
-  if (kind === 'kernel' && 'unsupported' in plan) throw new Error(`the kernel step cannot train this student: ${plan.unsupported}`);
+  if (kind === 'kernel' && 'unsupported' in plan)
+    throw new Error(`the kernel step cannot train this student: ${plan.unsupported}`);
   if (kind === 'dense' && !stack) throw new Error('the dense step trains Dense stacks only');
-  const onDevice = (inner: (x: Tensor, targets: Tensor) => Scalar) => (x: Float32Array, targets: Float32Array, rows: number) =>
-    tf.tidy(() => inner(tf.tensor(x.subarray(0, rows * width), [rows, ...sampleShape]), tf.tensor2d(targets.subarray(0, rows * classes), [rows, classes])));
+  const onDevice =
+    (inner: (x: Tensor, targets: Tensor) => Scalar) => (x: Float32Array, targets: Float32Array, rows: number) =>
+      tf.tidy(() =>
+        inner(
+          tf.tensor(x.subarray(0, rows * width), [rows, ...sampleShape]),
+          tf.tensor2d(targets.subarray(0, rows * classes), [rows, classes]),
+        ),
+      );
 
   if (kind === 'kernel' && 'ops' in plan) {
     let kernel: NetKernel;
@@ -103,7 +111,10 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
       // backend needs the kernel, so the batch has to shrink.
       if (settings.kind || !(error instanceof RangeError)) throw error;
       if (!stack) throw new InputError('distill.batchSize', `${error.message}; lower distill.batchSize.`);
-      return { ...trainingStep(tf, student, { ...settings, kind: stack ? 'dense' : 'autodiff' }), whyNotKernel: error.message };
+      return {
+        ...trainingStep(tf, student, { ...settings, kind: stack ? 'dense' : 'autodiff' }),
+        whyNotKernel: error.message,
+      };
     }
     return {
       kind,
@@ -204,9 +215,12 @@ function denseStep(
   let upstream = gradient;
   for (let i = stack.layers.length - 1; i >= 0; i--) {
     const { kernel, bias, activation } = stack.layers[i];
-    const delta = activation === 'linear' ? upstream : tf.mul(upstream, activationDerivative(tf, activation, outputs[i]));
+    const delta =
+      activation === 'linear' ? upstream : tf.mul(upstream, activationDerivative(tf, activation, outputs[i]));
     if (bias) gradients.unshift(tf.sum(delta, 0));
-    gradients.unshift(transposeFirst ? tf.matMul(tf.transpose(inputs[i]), delta) : tf.matMul(inputs[i], delta, true, false));
+    gradients.unshift(
+      transposeFirst ? tf.matMul(tf.transpose(inputs[i]), delta) : tf.matMul(inputs[i], delta, true, false),
+    );
     if (i > 0) upstream = tf.matMul(delta, kernel, false, true);
   }
   adam.apply(gradients);

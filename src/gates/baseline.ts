@@ -49,7 +49,10 @@ export function judgeGates(
     const interval = bound && timed?.intervals?.[r.metric];
     if (bound && interval) return judgeTimed(r, interval, bound, timed.inconclusive);
     // A metric this run did not measure stays a failure: the baseline's environment does not excuse it.
-    return environmentDiffers && isMachineDependent(r.metric) && (r.op === 'maxDrop' || r.op === 'maxIncrease') && Number.isFinite(r.value ?? NaN)
+    return environmentDiffers &&
+      isMachineDependent(r.metric) &&
+      (r.op === 'maxDrop' || r.op === 'maxIncrease') &&
+      Number.isFinite(r.value ?? NaN)
       ? { ...r, pass: null, status: 'skipped', note: 'baseline from another environment' }
       : r;
   });
@@ -88,7 +91,11 @@ export function allowedRatio(check: GateCheck, baselineMs: number): number {
   return check.relative ? 1 + check.threshold : (baselineMs + check.threshold) / baselineMs;
 }
 
-function judgePaired(result: GateResult, comparison: SpeedComparison, inconclusive: TimedSpeed['inconclusive']): GateResult {
+function judgePaired(
+  result: GateResult,
+  comparison: SpeedComparison,
+  inconclusive: TimedSpeed['inconclusive'],
+): GateResult {
   const allowed = allowedRatio(result, comparison.baselineMs);
   const interval = `ratio ${comparison.ratio.toFixed(3)}, ${formatConfidence(comparison.confidence)} CI [${comparison.low.toFixed(3)}, ${comparison.high.toFixed(3)}] over ${comparison.rounds} paired rounds; allowed ${allowed.toFixed(3)}`;
   return judgeOnInterval(
@@ -101,8 +108,14 @@ function judgePaired(result: GateResult, comparison: SpeedComparison, inconclusi
   );
 }
 
-function judgeTimed(result: GateResult, interval: MeasuredInterval, bound: Bound, inconclusive: TimedSpeed['inconclusive']): GateResult {
-  const show = (value: number) => (metricSpec(result.metric)?.unit === 'ratio' ? value.toFixed(3) : formatMetric(result.metric, value));
+function judgeTimed(
+  result: GateResult,
+  interval: MeasuredInterval,
+  bound: Bound,
+  inconclusive: TimedSpeed['inconclusive'],
+): GateResult {
+  const show = (value: number) =>
+    metricSpec(result.metric)?.unit === 'ratio' ? value.toFixed(3) : formatMetric(result.metric, value);
   const spread = Number.isFinite(interval.low)
     ? `, ${formatConfidence(interval.confidence)} CI [${show(interval.low)}, ${show(interval.high)}] over ${interval.rounds} rounds`
     : ` over ${interval.rounds} rounds, too few for a ${formatConfidence(interval.confidence)} interval`;
@@ -136,7 +149,12 @@ function judgeOnInterval(
       return { ...result, pass: false, status: failed, note: context ? `${context}: ${description}` : description };
     case 'inconclusive': {
       const passes = inconclusive === 'pass';
-      return { ...result, pass: passes, status: passes ? 'inconclusive' : failed, note: `inconclusive (counted as ${inconclusive}): ${description}` };
+      return {
+        ...result,
+        pass: passes,
+        status: passes ? 'inconclusive' : failed,
+        note: `inconclusive (counted as ${inconclusive}): ${description}`,
+      };
     }
   }
 }
@@ -152,12 +170,19 @@ export interface RegressionAcceptance {
  * report and history say who accepted which. Absolute bounds still fail: a label can accept a
  * step back, not a student below the floor.
  */
-export function acceptRegressions(gates: GateResult[], acceptance: RegressionAcceptance): { gates: GateResult[]; overridden: string[] } {
+export function acceptRegressions(
+  gates: GateResult[],
+  acceptance: RegressionAcceptance,
+): { gates: GateResult[]; overridden: string[] } {
   const overridden: string[] = [];
   const result = gates.map((g): GateResult => {
     if (g.status !== 'fail' || (g.op !== 'maxDrop' && g.op !== 'maxIncrease')) return g;
     overridden.push(`${g.metric} ${g.expected}`);
-    return { ...g, status: 'warn', note: `accepted as an intended regression (label "${acceptance.label}" by ${acceptance.by})${g.note ? `; ${g.note}` : ''}` };
+    return {
+      ...g,
+      status: 'warn',
+      note: `accepted as an intended regression (label "${acceptance.label}" by ${acceptance.by})${g.note ? `; ${g.note}` : ''}`,
+    };
   });
   return { gates: result, overridden };
 }

@@ -28,12 +28,34 @@ export function withDefaultGates(
 ): GateCheck[] {
   const float = metrics['agreement.top1'];
   const gates = [...checks];
-  if (chanceGateApplies(checks, metrics)) gates.push({ metric: 'agreement.kappa', op: '>=', threshold: DEFAULT_KAPPA_FLOOR, relative: false, level: 'error' });
+  if (chanceGateApplies(checks, metrics))
+    gates.push({
+      metric: 'agreement.kappa',
+      op: '>=',
+      threshold: DEFAULT_KAPPA_FLOOR,
+      relative: false,
+      level: 'error',
+    });
   // An ONNX student that was checked (or whose check failed: the metric is then NaN and the gate
   // fails as not measured); one left unchecked for want of onnxruntime-node has no metric and no gate.
-  if (config.export.format === 'onnx' && 'export.onnxMaxAbsDiff' in metrics && !checks.some((c) => c.metric === 'export.onnxMaxAbsDiff'))
-    gates.push({ metric: 'export.onnxMaxAbsDiff', op: '<=', threshold: DEFAULT_ONNX_MAX_ABS_DIFF, relative: false, level: 'error' });
-  if (config.export.quantize === 'none' || checks.some((c) => c.metric.startsWith('quantized.')) || !Number.isFinite(float)) return gates;
+  if (
+    config.export.format === 'onnx' &&
+    'export.onnxMaxAbsDiff' in metrics &&
+    !checks.some((c) => c.metric === 'export.onnxMaxAbsDiff')
+  )
+    gates.push({
+      metric: 'export.onnxMaxAbsDiff',
+      op: '<=',
+      threshold: DEFAULT_ONNX_MAX_ABS_DIFF,
+      relative: false,
+      level: 'error',
+    });
+  if (
+    config.export.quantize === 'none' ||
+    checks.some((c) => c.metric.startsWith('quantized.')) ||
+    !Number.isFinite(float)
+  )
+    return gates;
   // Rounded down to 6 decimals, so that the threshold reads plainly and a shipped student exactly
   // 5 points below is not failed by the float rounding of the subtraction.
   const threshold = Math.max(0, Math.floor((float - DEFAULT_QUANTIZED_AGREEMENT_DROP) * 1e6 + 1e-6) / 1e6);
@@ -54,7 +76,11 @@ function chanceGateApplies(checks: readonly GateCheck[], metrics: Record<string,
 }
 
 /** Why a default gate is there, for its row in the report's Gates table. */
-export function defaultGateBasis(metric: string, config: { export: Pick<Config['export'], 'quantize'> }, metrics: Record<string, number>): string {
+export function defaultGateBasis(
+  metric: string,
+  config: { export: Pick<Config['export'], 'quantize'> },
+  metrics: Record<string, number>,
+): string {
   if (metric === 'export.onnxMaxAbsDiff') {
     return `default gate (export.format onnx): student.onnx in onnxruntime within ${DEFAULT_ONNX_MAX_ABS_DIFF} of the TF.js student on every output checked; gate export.onnxMaxAbsDiff to set your own`;
   }

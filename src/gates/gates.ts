@@ -65,7 +65,10 @@ export function parseGates(gates: Record<string, GateSpec>, knownMetrics: readon
     try {
       checks.push(...parseGate(metric, spec));
     } catch (error) {
-      const place = error instanceof GateSpecError ? placeOf(gates, [metric, ...(error.key ? [error.key] : [])], [metric]) : undefined;
+      const place =
+        error instanceof GateSpecError
+          ? placeOf(gates, [metric, ...(error.key ? [error.key] : [])], [metric])
+          : undefined;
       if (!place) throw error;
       throw new GateSpecError(metric, (error as GateSpecError).key, (error as GateSpecError).reason, place);
     }
@@ -82,12 +85,19 @@ export function parseGates(gates: Record<string, GateSpec>, knownMetrics: readon
  */
 export function parseGate(metric: string, spec: GateSpec): GateCheck[] {
   const checked = (check: GateCheck, key: string | undefined): GateCheck => {
-    const problem = thresholdProblem(check, key === undefined ? JSON.stringify(spec) : `${key}: ${JSON.stringify(spec[key as keyof typeof spec])}`);
+    const problem = thresholdProblem(
+      check,
+      key === undefined ? JSON.stringify(spec) : `${key}: ${JSON.stringify(spec[key as keyof typeof spec])}`,
+    );
     if (problem) throw new GateSpecError(metric, key, problem);
     return check;
   };
   if (typeof spec === 'number') {
-    throw new GateSpecError(metric, undefined, `a bare number (${spec}) is ambiguous; write a comparison such as ">= ${spec}", or { min: ${spec} }.`);
+    throw new GateSpecError(
+      metric,
+      undefined,
+      `a bare number (${spec}) is ambiguous; write a comparison such as ">= ${spec}", or { min: ${spec} }.`,
+    );
   }
   if (typeof spec === 'string') {
     const match = COMPARISON.exec(spec);
@@ -122,9 +132,12 @@ export function parseGate(metric: string, spec: GateSpec): GateCheck[] {
       );
     }
     const relative = match[2] === '%';
-    checks.push(checked({ metric, op, threshold: relative ? Number(match[1]) / 100 : Number(match[1]), relative, level }, op));
+    checks.push(
+      checked({ metric, op, threshold: relative ? Number(match[1]) / 100 : Number(match[1]), relative, level }, op),
+    );
   }
-  if (checks.length === 0) throw new GateSpecError(metric, undefined, 'names no bound; give at least one of min, max, maxDrop, maxIncrease.');
+  if (checks.length === 0)
+    throw new GateSpecError(metric, undefined, 'names no bound; give at least one of min, max, maxDrop, maxIncrease.');
   return checks;
 }
 
@@ -133,7 +146,12 @@ function boundValue(metric: string, key: 'min' | 'max', value: number | string):
   if (typeof value === 'number') return value;
   const written = `${key}: ${JSON.stringify(value)}`;
   const match = AMOUNT.exec(value);
-  if (!match) throw new GateSpecError(metric, key, `${written} does not parse; give a number, or a percentage such as "93%" on a metric that is a fraction.`);
+  if (!match)
+    throw new GateSpecError(
+      metric,
+      key,
+      `${written} does not parse; give a number, or a percentage such as "93%" on a metric that is a fraction.`,
+    );
   return absoluteBound(metric, key, Number(match[1]), match[2] === '%', written);
 }
 
@@ -153,16 +171,28 @@ const NOT_A_FRACTION: Partial<Record<MetricUnit, string>> = {
  * whose unit is a fraction (its catalogue entry says so), and refused on any other, where "10%"
  * usually means "at most 10% worse than the baseline": that is maxIncrease or maxDrop.
  */
-function absoluteBound(metric: string, key: string | undefined, amount: number, percent: boolean, written: string): number {
+function absoluteBound(
+  metric: string,
+  key: string | undefined,
+  amount: number,
+  percent: boolean,
+  written: string,
+): number {
   if (!percent) return amount;
   const spec = metricSpec(metric);
   if (spec?.unit === 'fraction') return amount / 100;
-  const what = spec ? `${metric} is ${NOT_A_FRACTION[spec.unit] ?? spec.unit}` : `${metric} is not a metric known to be a fraction`;
+  const what = spec
+    ? `${metric} is ${NOT_A_FRACTION[spec.unit] ?? spec.unit}`
+    : `${metric} is not a metric known to be a fraction`;
   const hint =
     spec?.unit === 'coefficient'
       ? ` Write the number itself, e.g. ${JSON.stringify(`>= ${+(amount / 100).toPrecision(6)}`)}.`
       : ` For a bound relative to the baseline's value write { ${spec?.better === 'higher' ? 'maxDrop' : 'maxIncrease'}: "${amount}%" }.`;
-  throw new GateSpecError(metric, key, `${written}: a percentage stands for a fraction (93% is 0.93), and ${what}, not a fraction.${hint}`);
+  throw new GateSpecError(
+    metric,
+    key,
+    `${written}: a percentage stands for a fraction (93% is 0.93), and ${what}, not a fraction.${hint}`,
+  );
 }
 
 /**
@@ -192,13 +222,15 @@ export function thresholdProblem(check: GateCheck, written: string): string | un
   if (threshold < range.min || threshold > range.max) {
     return `${written} lies outside the values ${metric} can take (${describeRange(metric)}), so this bound would ${satisfiable(op, threshold, range) ? 'always pass' : 'never pass'}.${hint}`;
   }
-  if (!satisfiable(op, threshold, range)) return `${written}: no value of ${metric} satisfies it (${values}), so this bound would never pass.`;
+  if (!satisfiable(op, threshold, range))
+    return `${written}: no value of ${metric} satisfies it (${values}), so this bound would never pass.`;
   return undefined;
 }
 
 /** Whether some value in `range` satisfies `op threshold`. */
 function satisfiable(op: GateOp, threshold: number, range: MetricRange): boolean {
-  const lowest = (inclusive: boolean) => (range.above ? threshold > range.min : inclusive ? threshold >= range.min : threshold > range.min);
+  const lowest = (inclusive: boolean) =>
+    range.above ? threshold > range.min : inclusive ? threshold >= range.min : threshold > range.min;
   switch (op) {
     case '>=':
       return threshold <= range.max;
@@ -220,7 +252,11 @@ function satisfiable(op: GateOp, threshold: number, range: MetricRange): boolean
  * A relative check without a baseline is skipped, never passed: the first PR that adds a gate
  * must not fail for lack of a baseline, and must not claim it held either.
  */
-export function evaluateGates(checks: GateCheck[], metrics: Record<string, number>, baseline?: Record<string, number>): GateResult[] {
+export function evaluateGates(
+  checks: GateCheck[],
+  metrics: Record<string, number>,
+  baseline?: Record<string, number>,
+): GateResult[] {
   return checks.map((check) => {
     const value = metrics[check.metric] ?? null;
     const base = baseline?.[check.metric] ?? null;
@@ -229,12 +265,29 @@ export function evaluateGates(checks: GateCheck[], metrics: Record<string, numbe
       // Comparing teachers needs the base branch's, which only a pull request has (and only when it
       // can be fetched): without it the gate is skipped, as a relative gate without a baseline is.
       if (metricSpec(check.metric)?.stage === 'teacher diff')
-        return { ...check, value, baseline: base, pass: null, status: 'skipped', expected, note: 'no base teacher to compare with' };
-      return { ...check, value, baseline: base, pass: false, status: check.level === 'warn' ? 'warn' : 'fail', expected, note: 'metric not measured' };
+        return {
+          ...check,
+          value,
+          baseline: base,
+          pass: null,
+          status: 'skipped',
+          expected,
+          note: 'no base teacher to compare with',
+        };
+      return {
+        ...check,
+        value,
+        baseline: base,
+        pass: false,
+        status: check.level === 'warn' ? 'warn' : 'fail',
+        expected,
+        note: 'metric not measured',
+      };
     }
     let pass: boolean | null;
     if (check.op === 'maxDrop' || check.op === 'maxIncrease') {
-      if (base === null) return { ...check, value, baseline: null, pass: null, status: 'skipped', expected, note: 'no baseline' };
+      if (base === null)
+        return { ...check, value, baseline: null, pass: null, status: 'skipped', expected, note: 'no baseline' };
       const allowed = check.relative ? Math.abs(base) * check.threshold : check.threshold;
       const change = check.op === 'maxDrop' ? base - value : value - base;
       pass = change <= allowed + 1e-12;

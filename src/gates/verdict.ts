@@ -28,7 +28,10 @@ export function runVerdict(gates: GateResult[], failedOutright: boolean): 'pass'
  * training stopped, so this is the verdict that `runVerdict` gave and its gates do not explain: a
  * fail with no failing gate. (A run that failed outright and on a gate reads as failed on its gates.)
  */
-export function failedOutright(report: { verdict: 'pass' | 'fail'; gates: ReadonlyArray<Pick<GateResult, 'status'>> }): boolean {
+export function failedOutright(report: {
+  verdict: 'pass' | 'fail';
+  gates: ReadonlyArray<Pick<GateResult, 'status'>>;
+}): boolean {
   return report.verdict === 'fail' && report.gates.every((g) => g.status !== 'fail');
 }
 
@@ -44,12 +47,17 @@ export interface Override {
  * re-judged upload alike: the gates after it, and the override it records when it turned any gate
  * into a warning. Without an acceptance, the gates as judged.
  */
-export function withAcceptance(gates: GateResult[], acceptance: RegressionAcceptance | undefined): { gates: GateResult[]; override?: Override } {
+export function withAcceptance(
+  gates: GateResult[],
+  acceptance: RegressionAcceptance | undefined,
+): { gates: GateResult[]; override?: Override } {
   if (!acceptance) return { gates };
   const accepted = acceptRegressions(gates, acceptance);
   return {
     gates: accepted.gates,
-    ...(accepted.overridden.length > 0 ? { override: { label: acceptance.label, by: acceptance.by, gates: accepted.overridden } } : {}),
+    ...(accepted.overridden.length > 0
+      ? { override: { label: acceptance.label, by: acceptance.by, gates: accepted.overridden } }
+      : {}),
   };
 }
 

@@ -82,7 +82,13 @@ export interface NonFiniteRows {
  * answer), counted in `nonFinite.student`: a student that outputs NaN must not score as one that
  * answers class 0.
  */
-export function measureAgreement(teacher: Float32Array, student: Float32Array, classes: number, topK: number, labels?: Int32Array): AgreementMeasurement {
+export function measureAgreement(
+  teacher: Float32Array,
+  student: Float32Array,
+  classes: number,
+  topK: number,
+  labels?: Int32Array,
+): AgreementMeasurement {
   const rows = teacher.length / classes;
   let top1 = 0;
   let topk = 0;
@@ -134,7 +140,8 @@ export function measureAgreement(teacher: Float32Array, student: Float32Array, c
     if (rankOf(studentLogP, t) < topK) topk++;
     let kl = 0;
     // A class the teacher gives probability 0 (a logit of -Infinity) adds nothing.
-    for (let c = 0; c < classes; c++) if (teacherLogP[c] !== -Infinity) kl += Math.exp(teacherLogP[c]) * (teacherLogP[c] - studentLogP[c]);
+    for (let c = 0; c < classes; c++)
+      if (teacherLogP[c] !== -Infinity) kl += Math.exp(teacherLogP[c]) * (teacherLogP[c] - studentLogP[c]);
     klSum += kl;
     if (labels) {
       if (labels[r] === t) teacherCorrect++;
@@ -169,7 +176,14 @@ export function measureAgreement(teacher: Float32Array, student: Float32Array, c
   };
   return {
     metrics: metrics as Record<string, number>,
-    classes: { teacherCounts, studentCounts, majorityClass, agreedCounts, confusions, minClassSamples: MIN_CLASS_SAMPLES },
+    classes: {
+      teacherCounts,
+      studentCounts,
+      majorityClass,
+      agreedCounts,
+      confusions,
+      minClassSamples: MIN_CLASS_SAMPLES,
+    },
     nonFinite,
   };
 }
@@ -178,7 +192,11 @@ export function measureAgreement(teacher: Float32Array, student: Float32Array, c
  * The lowest per-class agreement among classes the teacher answers at least `minSamples` times;
  * NaN when no class has that many (a gate on it then fails as not measured rather than passing).
  */
-export function worstClassAgreement(teacherCounts: readonly number[], agreedCounts: readonly number[], minSamples = MIN_CLASS_SAMPLES): number {
+export function worstClassAgreement(
+  teacherCounts: readonly number[],
+  agreedCounts: readonly number[],
+  minSamples = MIN_CLASS_SAMPLES,
+): number {
   let worst = NaN;
   for (let c = 0; c < teacherCounts.length; c++) {
     if (teacherCounts[c] < minSamples) continue;
@@ -277,7 +295,11 @@ export function chanceWarning(metrics: Record<string, number>): string | undefin
  * agreement beside a kappa of 0. Rows the teacher answers nothing on are left out, as in
  * measureAgreement; a student row that answers nothing counts as a disagreement.
  */
-export function top1AgreementAndKappa(teacher: Float32Array, student: Float32Array, classes: number): { agreement: number; kappa: number } {
+export function top1AgreementAndKappa(
+  teacher: Float32Array,
+  student: Float32Array,
+  classes: number,
+): { agreement: number; kappa: number } {
   const rows = Math.min(teacher.length, student.length) / classes;
   const teacherCounts = new Array<number>(classes + 1).fill(0);
   const studentCounts = new Array<number>(classes + 1).fill(0);
@@ -358,6 +380,7 @@ export function argmax(values: ArrayLike<number>): number {
 /** How many classes score strictly higher than `index` (0 for the top class). */
 function rankOf(values: Float64Array, index: number): number {
   let higher = 0;
-  for (let i = 0; i < values.length; i++) if (values[i] > values[index] || (values[i] === values[index] && i < index)) higher++;
+  for (let i = 0; i < values.length; i++)
+    if (values[i] > values[index] || (values[i] === values[index] && i < index)) higher++;
   return higher;
 }

@@ -85,11 +85,22 @@ export function isBounded(rounds: number, confidence: number): boolean {
  * or finite ends where they do not. `field` is the one at fault. A forged interval with open ends
  * and hundreds of rounds would otherwise make any gate on it inconclusive, which may count as a pass.
  */
-export function intervalProblem({ value, low, high, rounds, confidence }: MeasuredInterval): { field: keyof MeasuredInterval; message: string } | undefined {
+export function intervalProblem({
+  value,
+  low,
+  high,
+  rounds,
+  confidence,
+}: MeasuredInterval): { field: keyof MeasuredInterval; message: string } | undefined {
   if (!(confidence > 0 && confidence < 1))
-    return { field: 'confidence', message: `${confidence} is not a confidence level; a run writes one between 0 and 1 (${CONFIDENCE}).` };
-  if (!(Number.isInteger(rounds) && rounds >= 1)) return { field: 'rounds', message: `${rounds} is not a number of rounds; a run keeps at least one.` };
-  if (!Number.isFinite(value)) return { field: 'value', message: `the median over ${rounds} rounds is missing; a run with rounds has one.` };
+    return {
+      field: 'confidence',
+      message: `${confidence} is not a confidence level; a run writes one between 0 and 1 (${CONFIDENCE}).`,
+    };
+  if (!(Number.isInteger(rounds) && rounds >= 1))
+    return { field: 'rounds', message: `${rounds} is not a number of rounds; a run keeps at least one.` };
+  if (!Number.isFinite(value))
+    return { field: 'value', message: `the median over ${rounds} rounds is missing; a run with rounds has one.` };
   const shown = `[${low}, ${high}] around ${value}`;
   if (isBounded(rounds, confidence)) {
     if (!Number.isFinite(low) || !Number.isFinite(high)) {
@@ -142,7 +153,11 @@ export function decide({ low, high }: Pick<MeasuredInterval, 'low' | 'high'>, { 
     case '<':
       return high < threshold ? 'pass' : low >= threshold ? 'fail' : 'inconclusive';
     case '==':
-      return low === threshold && high === threshold ? 'pass' : low > threshold || high < threshold ? 'fail' : 'inconclusive';
+      return low === threshold && high === threshold
+        ? 'pass'
+        : low > threshold || high < threshold
+          ? 'fail'
+          : 'inconclusive';
   }
 }
 

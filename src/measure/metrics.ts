@@ -19,13 +19,21 @@ export type MetricStage = 'size' | 'speed' | 'agreement' | 'quantized' | 'teache
  * three decimals, `bytes` in B/KiB/MiB, counts with thousands separators, `difference` (an absolute
  * difference between two models' outputs, in the outputs' units) in significant digits.
  */
-export type MetricUnit = 'bytes' | 'parameters' | 'ms' | 'samples/s' | 'fraction' | 'ratio' | 'coefficient' | 'nats' | 'difference';
+export type MetricUnit =
+  'bytes' | 'parameters' | 'ms' | 'samples/s' | 'fraction' | 'ratio' | 'coefficient' | 'nats' | 'difference';
 
 /**
  * A metric measured only sometimes: with more classes than `measure.topK`, with labels, against a
  * baseline student, with a quantized export (and labels), or with the base branch's teacher.
  */
-export type MetricCondition = 'more classes than topK' | 'labels' | 'baseline student' | 'quantized' | 'quantized with labels' | 'base teacher' | 'onnx export';
+export type MetricCondition =
+  | 'more classes than topK'
+  | 'labels'
+  | 'baseline student'
+  | 'quantized'
+  | 'quantized with labels'
+  | 'base teacher'
+  | 'onnx export';
 
 /**
  * The values a metric can take: from `min` to `max` (`min` itself excluded when `above`), whole
@@ -91,7 +99,14 @@ const CATALOGUE = [
     trend: { order: 3, column: 'Student bytes', axis: 'KiB', scale: 1 / 1024 },
   },
   { name: 'size.teacherParams', label: 'Teacher parameters', unit: 'parameters', better: 'lower', stage: 'size' },
-  { name: 'size.studentParams', label: 'Student parameters', unit: 'parameters', better: 'lower', stage: 'size', teacher: 'size.teacherParams' },
+  {
+    name: 'size.studentParams',
+    label: 'Student parameters',
+    unit: 'parameters',
+    better: 'lower',
+    stage: 'size',
+    teacher: 'size.teacherParams',
+  },
   // The float32 student's bytes, beside size.studentBytes's shipped (quantized) ones.
   {
     name: 'size.studentFloatBytes',
@@ -122,9 +137,23 @@ const CATALOGUE = [
     teacher: 'speed.teacherMs',
     trend: { order: 2, column: 'Student ms', axis: 'ms', scale: 1 },
   },
-  { name: 'speed.speedup', label: 'Speed-up', unit: 'ratio', better: 'higher', stage: 'speed', headline: { output: 'speedup', order: 2 } },
+  {
+    name: 'speed.speedup',
+    label: 'Speed-up',
+    unit: 'ratio',
+    better: 'higher',
+    stage: 'speed',
+    headline: { output: 'speedup', order: 2 },
+  },
   { name: 'speed.teacherThroughput', label: 'Teacher throughput', unit: 'samples/s', better: 'higher', stage: 'speed' },
-  { name: 'speed.studentThroughput', label: 'Student throughput', unit: 'samples/s', better: 'higher', stage: 'speed', teacher: 'speed.teacherThroughput' },
+  {
+    name: 'speed.studentThroughput',
+    label: 'Student throughput',
+    unit: 'samples/s',
+    better: 'higher',
+    stage: 'speed',
+    teacher: 'speed.teacherThroughput',
+  },
   { name: 'speed.throughputSpeedup', label: 'Throughput speed-up', unit: 'ratio', better: 'higher', stage: 'speed' },
   {
     name: 'agreement.top1',
@@ -135,19 +164,60 @@ const CATALOGUE = [
     headline: { output: 'agreement', order: 1 },
     trend: { order: 1, column: 'Top-1 agreement', axis: '%', scale: 100 },
   },
-  { name: 'agreement.top<k>', label: 'Top-k agreement', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'more classes than topK' },
+  {
+    name: 'agreement.top<k>',
+    label: 'Top-k agreement',
+    unit: 'fraction',
+    better: 'higher',
+    stage: 'agreement',
+    when: 'more classes than topK',
+  },
   // Top-1 agreement corrected for chance: a student answering only the teacher's frequent class scores 0.
   { name: 'agreement.kappa', label: "Cohen's kappa", unit: 'coefficient', better: 'higher', stage: 'agreement' },
   // The worst class's agreement (teacher's class as reference, classes with MIN_CLASS_SAMPLES or more).
-  { name: 'agreement.minClass', label: 'Worst class agreement', unit: 'fraction', better: 'higher', stage: 'agreement' },
+  {
+    name: 'agreement.minClass',
+    label: 'Worst class agreement',
+    unit: 'fraction',
+    better: 'higher',
+    stage: 'agreement',
+  },
   // The chance level: what the best constant student scores in top-1 agreement. A property of the
   // teacher on the eval set, not of the student; lower means top-1 agreement says more.
-  { name: 'agreement.majority', label: 'Chance level (majority class)', unit: 'fraction', better: 'lower', stage: 'agreement' },
+  {
+    name: 'agreement.majority',
+    label: 'Chance level (majority class)',
+    unit: 'fraction',
+    better: 'lower',
+    stage: 'agreement',
+  },
   { name: 'kl', label: 'KL(teacher || student)', unit: 'nats', better: 'lower', stage: 'agreement' },
-  { name: 'accuracy.teacher', label: 'Teacher accuracy', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'labels' },
-  { name: 'accuracy.student', label: 'Student accuracy', unit: 'fraction', better: 'higher', stage: 'agreement', when: 'labels', teacher: 'accuracy.teacher' },
+  {
+    name: 'accuracy.teacher',
+    label: 'Teacher accuracy',
+    unit: 'fraction',
+    better: 'higher',
+    stage: 'agreement',
+    when: 'labels',
+  },
+  {
+    name: 'accuracy.student',
+    label: 'Student accuracy',
+    unit: 'fraction',
+    better: 'higher',
+    stage: 'agreement',
+    when: 'labels',
+    teacher: 'accuracy.teacher',
+  },
   // Expected calibration error (15 equal-width confidence bins, T = 1): 0 is perfectly calibrated.
-  { name: 'calibration.teacherEce', label: 'Teacher calibration error', unit: 'fraction', better: 'lower', stage: 'agreement', when: 'labels' },
+  {
+    name: 'calibration.teacherEce',
+    label: 'Teacher calibration error',
+    unit: 'fraction',
+    better: 'lower',
+    stage: 'agreement',
+    when: 'labels',
+  },
   {
     name: 'calibration.studentEce',
     label: 'Student calibration error',
@@ -158,8 +228,22 @@ const CATALOGUE = [
     teacher: 'calibration.teacherEce',
   },
   // The student as shipped: its weights quantized (export.quantize) and dequantized as TF.js loads them.
-  { name: 'quantized.agreement.top1', label: 'Top-1 agreement, quantized', unit: 'fraction', better: 'higher', stage: 'quantized', when: 'quantized' },
-  { name: 'quantized.kl', label: 'KL(teacher || quantized student)', unit: 'nats', better: 'lower', stage: 'quantized', when: 'quantized' },
+  {
+    name: 'quantized.agreement.top1',
+    label: 'Top-1 agreement, quantized',
+    unit: 'fraction',
+    better: 'higher',
+    stage: 'quantized',
+    when: 'quantized',
+  },
+  {
+    name: 'quantized.kl',
+    label: 'KL(teacher || quantized student)',
+    unit: 'nats',
+    better: 'lower',
+    stage: 'quantized',
+    when: 'quantized',
+  },
   {
     name: 'quantized.accuracy',
     label: 'Quantized student accuracy',
@@ -178,7 +262,14 @@ const CATALOGUE = [
     stage: 'teacher diff',
     when: 'base teacher',
   },
-  { name: 'teacherDiff.kl', label: 'KL(base teacher || head teacher)', unit: 'nats', better: 'lower', stage: 'teacher diff', when: 'base teacher' },
+  {
+    name: 'teacherDiff.kl',
+    label: 'KL(base teacher || head teacher)',
+    unit: 'nats',
+    better: 'lower',
+    stage: 'teacher diff',
+    when: 'base teacher',
+  },
   {
     name: 'teacherDiff.studentVsBase',
     label: "Student's top-1 agreement with the base teacher",
@@ -195,7 +286,14 @@ const CATALOGUE = [
     stage: 'paired speed',
     when: 'baseline student',
   },
-  { name: 'speed.vsBaseline', label: 'Latency against the baseline student', unit: 'ratio', better: 'lower', stage: 'paired speed', when: 'baseline student' },
+  {
+    name: 'speed.vsBaseline',
+    label: 'Latency against the baseline student',
+    unit: 'ratio',
+    better: 'lower',
+    stage: 'paired speed',
+    when: 'baseline student',
+  },
   // student.onnx (export.format: onnx) in onnxruntime against the TF.js student, on a sample of eval rows.
   {
     name: 'export.onnxMaxAbsDiff',
@@ -306,7 +404,12 @@ export function metricRange(name: string): MetricRange | undefined {
 export function describeRange(name: string): string {
   const range = metricRange(name);
   if (!range) return 'any number';
-  const kind = metricSpec(name)?.unit === 'fraction' && range.max === 1 ? 'a fraction' : range.integer ? 'a whole number' : 'a number';
+  const kind =
+    metricSpec(name)?.unit === 'fraction' && range.max === 1
+      ? 'a fraction'
+      : range.integer
+        ? 'a whole number'
+        : 'a number';
   if (range.max === Infinity) return `${kind} ${range.above ? 'above' : 'from'} ${range.min}`;
   return `${kind} from ${range.min} to ${range.max}`;
 }
@@ -327,9 +430,10 @@ export function inMetricRange(name: string, value: number): boolean {
 }
 
 /** Headline metrics in order: the action's outputs and the merged summary's columns. */
-export const HEADLINE_METRICS: ReadonlyArray<MetricSpec & { headline: NonNullable<MetricSpec['headline']> }> = METRICS.filter(
-  (spec): spec is MetricSpec & { headline: NonNullable<MetricSpec['headline']> } => spec.headline !== undefined,
-).sort((a, b) => a.headline.order - b.headline.order);
+export const HEADLINE_METRICS: ReadonlyArray<MetricSpec & { headline: NonNullable<MetricSpec['headline']> }> =
+  METRICS.filter(
+    (spec): spec is MetricSpec & { headline: NonNullable<MetricSpec['headline']> } => spec.headline !== undefined,
+  ).sort((a, b) => a.headline.order - b.headline.order);
 
 /** Trend metrics in order: the report's trend charts and `distill-gate history`'s columns. */
 export const TREND_METRICS: ReadonlyArray<MetricSpec & { trend: NonNullable<MetricSpec['trend']> }> = METRICS.filter(

@@ -1,6 +1,14 @@
 import type { Tensor } from '@tensorflow/tfjs';
 import { CONFIDENCE, decide, medianInterval, type MeasuredInterval, type SpeedVerdict } from './intervals.js';
-import { InterleavedTimer, LATENCY_SETTLE, speedLimits, timeUntilDecided, TimedMetrics, type Clock, type Timed } from './timing.js';
+import {
+  InterleavedTimer,
+  LATENCY_SETTLE,
+  speedLimits,
+  timeUntilDecided,
+  TimedMetrics,
+  type Clock,
+  type Timed,
+} from './timing.js';
 
 // The new student against the baseline's: both timed in the same process, interleaved round by
 // round, and judged on the interval of the median per-round ratio of their latencies. A round's
@@ -57,7 +65,12 @@ export interface PairedTimingOptions {
 }
 
 /** The new student (first) against the baseline's (second) on `input`, to time with the other speed pairs. */
-export function pairedTiming(current: Timed, baseline: Timed, input: Tensor, { allowedRatio, warmup, clock }: PairedTimingOptions): TimedMetrics {
+export function pairedTiming(
+  current: Timed,
+  baseline: Timed,
+  input: Tensor,
+  { allowedRatio, warmup, clock }: PairedTimingOptions,
+): TimedMetrics {
   return new TimedMetrics(
     new InterleavedTimer(current, baseline, input, clock),
     { [VS_BASELINE]: (currentMs, baselineMs) => currentMs / baselineMs, [BASELINE_MS]: (_, baselineMs) => baselineMs },
@@ -93,9 +106,18 @@ export interface PairedOptions {
 }
 
 /** Times `current` against `baseline` on `input` until the interval decides, or the budget runs out (bench:speed). */
-export async function comparePairedSpeed(current: Timed, baseline: Timed, input: Tensor, options: PairedOptions): Promise<SpeedComparison> {
+export async function comparePairedSpeed(
+  current: Timed,
+  baseline: Timed,
+  input: Tensor,
+  options: PairedOptions,
+): Promise<SpeedComparison> {
   const allowed = () => options.allowedRatio;
-  const timing = pairedTiming(current, baseline, input, { allowedRatio: allowed, warmup: options.warmup ?? 5, clock: options.clock });
+  const timing = pairedTiming(current, baseline, input, {
+    allowedRatio: allowed,
+    warmup: options.warmup ?? 5,
+    clock: options.clock,
+  });
   await timeUntilDecided([timing], speedLimits((options.budgetMs ?? 20_000) / 1000, { clock: options.clock }));
   return comparisonOf(timing, allowed);
 }

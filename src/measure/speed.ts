@@ -87,13 +87,25 @@ export async function measureSpeed(
       fixed,
     );
     const paired = baseline
-      ? pairedTiming(student, baseline.student, single, { allowedRatio: baseline.allowedRatio, warmup: settings.warmup, clock: limits.clock })
+      ? pairedTiming(student, baseline.student, single, {
+          allowedRatio: baseline.allowedRatio,
+          warmup: settings.warmup,
+          clock: limits.clock,
+        })
       : undefined;
     await timeUntilDecided(paired ? [latency, throughput, paired] : [latency, throughput], limits);
-    const intervals: Record<string, MeasuredInterval> = { ...latency.intervals(), ...throughput.intervals(), ...paired?.intervals() };
+    const intervals: Record<string, MeasuredInterval> = {
+      ...latency.intervals(),
+      ...throughput.intervals(),
+      ...paired?.intervals(),
+    };
     const timed = [...Object.keys(everyMetric), ...(paired?.metrics ?? [])];
     const metrics = Object.fromEntries(timed.map((name) => [name, intervals[name].value])) as SpeedResult['metrics'];
-    return { metrics, intervals, ...(paired && baseline ? { comparison: comparisonOf(paired, baseline.allowedRatio) } : {}) };
+    return {
+      metrics,
+      intervals,
+      ...(paired && baseline ? { comparison: comparisonOf(paired, baseline.allowedRatio) } : {}),
+    };
   } finally {
     single.dispose();
     batch.dispose();
@@ -105,7 +117,11 @@ export async function measureSpeed(
  * what the memory rule of every inference call allows (`inferenceBatch`, the teacher's pass's
  * rule): a 224x224x3 split gets 13 rows on wasm, where 64 rows overflowed its heap.
  */
-export function throughputRows(throughputBatch: number, data: Pick<Dataset, 'size' | 'sampleShape'>, backend: string): number {
+export function throughputRows(
+  throughputBatch: number,
+  data: Pick<Dataset, 'size' | 'sampleShape'>,
+  backend: string,
+): number {
   return Math.max(1, Math.min(throughputBatch, data.size, inferenceBatch(data.sampleShape, backend)));
 }
 

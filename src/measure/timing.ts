@@ -1,6 +1,13 @@
 import type { Tensor } from '@tensorflow/tfjs';
-import type { LoadedModel } from '../models/model.js';
-import { decide, MAX_LOOKS, medianInterval, MIN_BOUNDED_ROUNDS, type Bound, type MeasuredInterval } from './intervals.js';
+import type { LoadedModel } from '../models/loaded-model.js';
+import {
+  decide,
+  MAX_LOOKS,
+  medianInterval,
+  MIN_BOUNDED_ROUNDS,
+  type Bound,
+  type MeasuredInterval,
+} from './intervals.js';
 
 // Timing for speed intervals: two models timed interleaved round by round, and one loop that
 // times several such pairs, first their fixed rounds, then more rounds in doubling blocks for the
@@ -51,7 +58,8 @@ export class InterleavedTimer {
    */
   async warmUp(calls: number, stop: () => boolean = never, settle?: WarmupSettle): Promise<void> {
     const start = this.clock();
-    const enough = (done: number) => done >= calls && (!settle || calls === 0 || done >= settle.calls || this.clock() - start >= settle.ms);
+    const enough = (done: number) =>
+      done >= calls && (!settle || calls === 0 || done >= settle.calls || this.clock() - start >= settle.ms);
     for (let i = 0; !enough(i) && (i === 0 || !stop()); i++) {
       await timeOnce(this.a, this.input, this.clock);
       await timeOnce(this.b, this.input, this.clock);
@@ -135,7 +143,12 @@ export class TimedMetrics implements PairSchedule {
     /** Bounds on these metrics (others are ignored); a function, as a bound may depend on what was timed (a baseline's latency). */
     private readonly bounds: (timing: TimedMetrics) => readonly MetricBound[] = () => [],
   ) {
-    ({ warmup: this.warmup, rounds: this.rounds, minRounds: this.minRounds = MIN_BOUNDED_ROUNDS, settle: this.settle } = schedule);
+    ({
+      warmup: this.warmup,
+      rounds: this.rounds,
+      minRounds: this.minRounds = MIN_BOUNDED_ROUNDS,
+      settle: this.settle,
+    } = schedule);
   }
 
   /** The metrics these rounds give. */
@@ -163,7 +176,9 @@ export class TimedMetrics implements PairSchedule {
 
   /** Whether the interval of a bounded metric still straddles its bound, so that more rounds are worth their time. */
   undecided(): boolean {
-    return this.bounds(this).some((bound) => bound.metric in this.perRound && decide(this.interval(bound.metric), bound) === 'inconclusive');
+    return this.bounds(this).some(
+      (bound) => bound.metric in this.perRound && decide(this.interval(bound.metric), bound) === 'inconclusive',
+    );
   }
 }
 
@@ -240,7 +255,14 @@ export function speedLimits(
           until: start + Math.max(SPEED_FLOOR_SECONDS, SPEED_SHARE_OF_RUN * runSeconds) * 1000,
           precision: SPEED_PRECISION,
         };
-  return { extendUntil: start + Math.min(speedBudgetSeconds * 1000, speedBudgetMs), stopAt: start + speedBudgetMs, signal, clock, share, onRound };
+  return {
+    extendUntil: start + Math.min(speedBudgetSeconds * 1000, speedBudgetMs),
+    stopAt: start + speedBudgetMs,
+    signal,
+    clock,
+    share,
+    onRound,
+  };
 }
 
 /**
@@ -251,7 +273,10 @@ export function speedLimits(
  * the next round, each pair keeping at least its `minRounds`; a gate still undecided then is
  * judged inconclusive.
  */
-export async function timeUntilDecided(pairs: readonly TimedMetrics[], { extendUntil, stopAt, signal, clock, share, onRound }: SpeedLimits): Promise<void> {
+export async function timeUntilDecided(
+  pairs: readonly TimedMetrics[],
+  { extendUntil, stopAt, signal, clock, share, onRound }: SpeedLimits,
+): Promise<void> {
   const cut = () => signal?.aborted === true || clock() >= stopAt;
   // Past the floor, the fixed rounds stop at the share's end, or once precise enough.
   const enough = (pair: TimedMetrics) => {
@@ -272,7 +297,11 @@ export async function timeUntilDecided(pairs: readonly TimedMetrics[], { extendU
       const now = clock();
       if (cut() || now >= extendUntil) return;
       const shareEnds = now + (extendUntil - now) / (pending.length - i);
-      await pair.timer.time(Math.max(pair.timer.rounds, MIN_BOUNDED_ROUNDS), () => cut() || clock() >= shareEnds, onRound);
+      await pair.timer.time(
+        Math.max(pair.timer.rounds, MIN_BOUNDED_ROUNDS),
+        () => cut() || clock() >= shareEnds,
+        onRound,
+      );
       if (pair.timer.rounds >= MIN_BOUNDED_ROUNDS) look.count += 1;
     }
     if (pending.length === 0) return;

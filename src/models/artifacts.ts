@@ -81,7 +81,8 @@ export async function readModelArtifacts(modelJsonPath: string): Promise<LoadedA
   }
   const format = detectFormat(json);
   const manifest = json.weightsManifest ?? [];
-  if (!Array.isArray(manifest)) throw new InputError(`${modelJsonPath} weightsManifest`, 'must be a list of {paths, weights} groups.');
+  if (!Array.isArray(manifest))
+    throw new InputError(`${modelJsonPath} weightsManifest`, 'must be a list of {paths, weights} groups.');
   const dir = path.dirname(modelJsonPath);
   const buffers: Buffer[] = [];
   const weightSpecs: WeightsManifestEntry[] = [];
@@ -94,7 +95,10 @@ export async function readModelArtifacts(modelJsonPath: string): Promise<LoadedA
       const shardPath = path.resolve(dir, shard);
       // A shard path that climbs out of the model's folder is refused: model files come from PRs.
       if (path.relative(dir, shardPath).startsWith('..')) {
-        throw new InputError(`${modelJsonPath} weightsManifest[${groupIndex}]`, `shard path "${shard}" leaves the model's folder.`);
+        throw new InputError(
+          `${modelJsonPath} weightsManifest[${groupIndex}]`,
+          `shard path "${shard}" leaves the model's folder.`,
+        );
       }
       let bytes: Buffer;
       try {
@@ -153,7 +157,10 @@ export function detectFormat(json: ModelJson): ModelFormat {
 }
 
 /** Writes artifacts as model.json + one shard, the layout tf.loadLayersModel reads. */
-export async function writeModelArtifacts(dir: string, artifacts: ModelArtifacts): Promise<{ modelJson: string; bytes: number }> {
+export async function writeModelArtifacts(
+  dir: string,
+  artifacts: ModelArtifacts,
+): Promise<{ modelJson: string; bytes: number }> {
   await mkdir(dir, { recursive: true });
   const data = artifacts.weightData;
   const bytes = Buffer.concat((Array.isArray(data) ? data : data ? [data] : []).map((b) => Buffer.from(b)));

@@ -1,7 +1,7 @@
 import type { io, LayersModel } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { ExportSettings } from '../config/schema.js';
-import type { OutputKind } from './model.js';
+import type { OutputKind } from './loaded-model.js';
 import { fromFloat16, toFloat16 } from './float16.js';
 import type { OnnxStudentCheck } from './onnx-student.js';
 
@@ -27,7 +27,10 @@ export interface ExportPlan {
 }
 
 /** The export a config asks for: `output: auto` answers as the teacher does, so that swapping the student in changes no number the app reads. */
-export function exportPlan(settings: Pick<ExportSettings, 'quantize' | 'output' | 'format'>, teacherOutput: OutputKind): ExportPlan {
+export function exportPlan(
+  settings: Pick<ExportSettings, 'quantize' | 'output' | 'format'>,
+  teacherOutput: OutputKind,
+): ExportPlan {
   return {
     quantize: settings.quantize,
     output: settings.output === 'auto' ? teacherOutput : settings.output,
@@ -60,8 +63,15 @@ export function exportArtifacts(
   /** Told the weights that had to be clipped to fit the quantized format, when any had to. */
   onClipped?: (clipped: ClippedWeight[]) => void,
 ): io.ModelArtifacts {
-  const topology = plan.output === 'probabilities' && studentOutput === 'logits' ? withSoftmaxOutput(artifacts.modelTopology) : artifacts.modelTopology;
-  const { weightSpecs, weightData, clipped } = quantizeWeights(artifacts.weightSpecs ?? [], weightBytes(artifacts), plan.quantize);
+  const topology =
+    plan.output === 'probabilities' && studentOutput === 'logits'
+      ? withSoftmaxOutput(artifacts.modelTopology)
+      : artifacts.modelTopology;
+  const { weightSpecs, weightData, clipped } = quantizeWeights(
+    artifacts.weightSpecs ?? [],
+    weightBytes(artifacts),
+    plan.quantize,
+  );
   if (clipped.length > 0) onClipped?.(clipped);
   return { ...artifacts, modelTopology: topology, weightSpecs, weightData };
 }
@@ -121,15 +131,25 @@ export const SOFTMAX_LAYER = 'distill_gate_softmax';
  * (the layer has none), so the float32 and quantized manifests serve both topologies.
  */
 export function withSoftmaxOutput(topology: io.ModelArtifacts['modelTopology']): io.ModelArtifacts['modelTopology'] {
-  const copy = structuredClone(topology) as { class_name?: string; config?: Record<string, unknown> } & Record<string, unknown>;
+  const copy = structuredClone(topology) as { class_name?: string; config?: Record<string, unknown> } & Record<
+    string,
+    unknown
+  >;
   // model.save() nests the Keras model under model_config; hand-written topologies may not.
-  const model = (copy.model_config ?? copy) as { class_name: string; config: { layers: unknown[]; output_layers?: unknown[] } };
-  const layer = { class_name: 'Activation', config: { name: SOFTMAX_LAYER, trainable: false, dtype: 'float32', activation: 'softmax' } };
+  const model = (copy.model_config ?? copy) as {
+    class_name: string;
+    config: { layers: unknown[]; output_layers?: unknown[] };
+  };
+  const layer = {
+    class_name: 'Activation',
+    config: { name: SOFTMAX_LAYER, trainable: false, dtype: 'float32', activation: 'softmax' },
+  };
   if (model.class_name === 'Sequential') {
     model.config.layers.push(layer);
   } else {
     const outputs = model.config.output_layers as Array<[string, number, number]>;
-    if (!outputs || outputs.length !== 1) throw new Error('a student with several outputs cannot be given a softmax output');
+    if (!outputs || outputs.length !== 1)
+      throw new Error('a student with several outputs cannot be given a softmax output');
     const [name, node, tensor] = outputs[0];
     model.config.layers.push({ ...layer, name: SOFTMAX_LAYER, inbound_nodes: [[[name, node, tensor, {}]]] });
     model.config.output_layers = [[SOFTMAX_LAYER, 0, 0]];
@@ -212,7 +232,12 @@ function copyOf(bytes: Uint8Array): ArrayBuffer {
  * 0 after dequantizing (zero biases, padding). A constant tensor gets scale 1 and stores its value
  * as min. Values round to the nearest step; dequantized, each is `q * scale + min`.
  */
-export function quantizeAffineUint8(values: Float32Array): { quantized: Uint8Array; scale: number; min: number; clipped: number } {
+export function quantizeAffineUint8(values: Float32Array): {
+  quantized: Uint8Array;
+  scale: number;
+  min: number;
+  clipped: number;
+} {
   let low = Infinity;
   let high = -Infinity;
   for (const v of values) {
@@ -220,7 +245,8 @@ export function quantizeAffineUint8(values: Float32Array): { quantized: Uint8Arr
     if (v > high) high = v;
   }
   const quantized = new Uint8Array(values.length);
-  if (values.length === 0 || low === high) return { quantized, scale: 1, min: values.length === 0 ? 0 : low, clipped: 0 };
+  if (values.length === 0 || low === high)
+    return { quantized, scale: 1, min: values.length === 0 ? 0 : low, clipped: 0 };
   const scale = (high - low) / 255;
   const min = low <= 0 && 0 <= high ? Math.round(low / scale) * scale : low;
   // TF.js dequantizes q * scale + min in float64 and stores it in float32: where the range spans
@@ -246,7 +272,8 @@ export function dequantize(spec: WeightsManifestEntry, bytes: Uint8Array): Float
   if (!q) return new Float32Array(copyOf(bytes));
   if (q.dtype === 'float16') return fromFloat16(new Uint16Array(copyOf(bytes)));
   const { scale, min } = q;
-  if (scale === undefined || min === undefined) throw new Error(`weight ${spec.name}: ${q.dtype} quantization without its scale and min`);
+  if (scale === undefined || min === undefined)
+    throw new Error(`weight ${spec.name}: ${q.dtype} quantization without its scale and min`);
   const values = new Float32Array(bytes.length);
   for (let i = 0; i < bytes.length; i++) values[i] = bytes[i] * scale + min;
   return values;

@@ -2,76 +2,17 @@ import { createHash } from 'node:crypto';
 import type { DataType, GraphModel, LayersModel, Tensor } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import { InputError } from '../errors.js';
-import { readModelArtifacts, type LoadedArtifacts, type ModelFormat } from './artifacts.js';
-import type { TeacherRuntime } from './onnx-runtime.js';
+import { readModelArtifacts, type LoadedArtifacts } from './artifacts.js';
 
-export type OutputKind = 'logits' | 'probabilities';
-/** The `teacherOutput` setting: what the chosen head outputs, or `auto` to read it off its last op. */
-export type OutputSetting = 'auto' | OutputKind;
-
-/** How to read a teacher: which output to distill and what it holds (the `teacherHead` and `teacherOutput` keys). */
-export interface TeacherOptions {
-  /**
-   * The output to distill: for a GraphModel a signature key ("output_1"), node name ("Identity_1")
-   * or tensor name ("Identity_1:0"); for a LayersModel an output layer's name. Required when the
-   * model has several outputs.
-   */
-  head?: string;
-  /** What the chosen head outputs (default auto: a Softmax/Sigmoid last op or activation means probabilities). */
-  output?: OutputSetting;
-  /** ONNX teachers: the input the data feeds, when the model has several (`teacherInput`). */
-  input?: string;
-  /** ONNX teachers: the layout of a rank-4 input (`teacherLayout`); auto reads it off the input's and the data's shapes. */
-  layout?: LayoutSetting;
-  /** ONNX teachers: a value for each other input, filling its whole tensor (`teacherInputFill`). */
-  inputFill?: Record<string, number>;
-}
-
-/** The `teacherLayout` setting: NCHW (PyTorch) or NHWC (TF.js, the data) for a rank-4 ONNX input. */
-export type LayoutSetting = 'auto' | 'nchw' | 'nhwc';
-
-/** What the pipeline needs of a model, whichever format it was loaded from. */
-export interface LoadedModel {
-  format: ModelFormat | 'onnx';
-  /** Input shape without the batch dimension (null for a free dimension). */
-  inputShape: (number | null)[];
-  outputWidth: number;
-  output: OutputKind;
-  params: number;
-  bytes: number;
-  /** One forward pass on one batch, in inference mode. */
-  predict(x: Tensor): Tensor;
-  /**
-   * Set when the forward pass runs outside TF.js (an ONNX teacher in onnxruntime, whose runs are
-   * asynchronous): then it is the forward pass, and `predict` throws. Callers that can meet such a
-   * teacher (the soft-target pass, timing) use this when it is there.
-   */
-  predictAsync?(x: Tensor): Promise<Tensor>;
-  /** Set when the model runs outside TF.js: onnxruntime's version and execution provider. */
-  runtime?: TeacherRuntime;
-  /** Present for LayersModels, which the student always is. */
-  layers?: LayersModel;
-  /** sha256 of topology and weights, for content-addressed caches (set for models read from disk). */
-  fingerprint?: string;
-  /** Teachers: the output `predict` returns (a signature key, node or layer name). */
-  head?: string;
-  /** Teachers: the options they were loaded with, so a worker thread can load one the same way. */
-  teacherOptions?: TeacherOptions;
-  /** How the model was read, for the run's log: the head chosen, a width found by running it, a sigmoid read as two classes. */
-  notes?: string[];
-  /** Teachers: what the reader must know about the outputs (they look like probabilities read as logits); the run's report carries them. */
-  warnings?: string[];
-  /** Teachers whose head has one unit, widened to two classes: how that unit was read. */
-  oneUnit?: OutputKind;
-  dispose(): void;
-}
+import type { LoadedModel, OutputKind, OutputSetting, TeacherOptions } from './loaded-model.js';
 
 /**
  * The student's TF.js LayersModel. A student always has one (loadModel refuses a GraphModel
  * student, and student.layers builds a Sequential): one without is a bug, named here.
  */
 export function studentLayers(student: LoadedModel): LayersModel {
-  if (!student.layers) throw new Error(`the student (a ${student.format} model) has no TF.js LayersModel to train, save or export`);
+  if (!student.layers)
+    throw new Error(`the student (a ${student.format} model) has no TF.js LayersModel to train, save or export`);
   return student.layers;
 }
 
@@ -81,7 +22,12 @@ export function studentLayers(student: LoadedModel): LayersModel {
  */
 export const PROBE_FREE_DIM = 224;
 
-export async function loadModel(tf: Tf, modelJsonPath: string, role: 'teacher' | 'student', options: TeacherOptions = {}): Promise<LoadedModel> {
+export async function loadModel(
+  tf: Tf,
+  modelJsonPath: string,
+  role: 'teacher' | 'student',
+  options: TeacherOptions = {},
+): Promise<LoadedModel> {
   const loaded = await readModelArtifacts(modelJsonPath);
   if (role === 'student' && loaded.format === 'graph-model') {
     throw new InputError(
@@ -101,10 +47,13 @@ export async function loadModel(tf: Tf, modelJsonPath: string, role: 'teacher' |
     );
   }
   try {
-    if (loaded.format === 'graph-model') return { ...wrapGraphModel(tf, model as GraphModel, loaded, modelJsonPath, options), fingerprint };
+    if (loaded.format === 'graph-model')
+      return { ...wrapGraphModel(tf, model as GraphModel, loaded, modelJsonPath, options), fingerprint };
     const layers = model as LayersModel;
     const wrapped =
-      role === 'teacher' ? wrapLayersModel(layers, loaded.weightBytes, { tf, where: modelJsonPath, options }) : wrapLayersModel(layers, loaded.weightBytes);
+      role === 'teacher'
+        ? wrapLayersModel(layers, loaded.weightBytes, { tf, where: modelJsonPath, options })
+        : wrapLayersModel(layers, loaded.weightBytes);
     return { ...wrapped, fingerprint };
   } catch (error) {
     model.dispose();
@@ -136,7 +85,14 @@ interface TeacherContext {
  */
 export function wrapLayersModel(model: LayersModel, bytes: number, teacher?: TeacherContext): LoadedModel {
   const inputShape = model.inputs[0].shape.slice(1);
-  const base = { format: 'layers-model' as const, inputShape, params: model.countParams(), bytes, layers: model, dispose: () => model.dispose() };
+  const base = {
+    format: 'layers-model' as const,
+    inputShape,
+    params: model.countParams(),
+    bytes,
+    layers: model,
+    dispose: () => model.dispose(),
+  };
   if (!teacher) {
     const outputShape = model.outputs[0].shape;
     return {
@@ -146,7 +102,11 @@ export function wrapLayersModel(model: LayersModel, bytes: number, teacher?: Tea
       predict: (x) => model.predictOnBatch(x) as Tensor,
     };
   }
-  const heads: Head[] = model.outputs.map((output, i) => ({ key: model.outputNames[i], aliases: [output.name], shape: output.shape }));
+  const heads: Head[] = model.outputs.map((output, i) => ({
+    key: model.outputNames[i],
+    aliases: [output.name],
+    shape: output.shape,
+  }));
   const widths = () => heads.map(lastDimension);
   const index = chooseHead(heads, teacher.where, teacher.options.head, widths);
   const head = heads[index];
@@ -159,15 +119,27 @@ export function wrapLayersModel(model: LayersModel, bytes: number, teacher?: Tea
   };
   const lastOp = layerOutputOp(model.outputLayers[index]);
   const notes = heads.length > 1 ? [chosenHeadNote(head, width, heads, widths())] : [];
-  return { ...base, ...readHead(teacher, head.key, width, lastOp, predictHead, notes), head: head.key, teacherOptions: teacher.options };
+  return {
+    ...base,
+    ...readHead(teacher, head.key, width, lastOp, predictHead, notes),
+    head: head.key,
+    teacherOptions: teacher.options,
+  };
 }
 
-function wrapGraphModel(tf: Tf, model: GraphModel, loaded: LoadedArtifacts, where: string, options: TeacherOptions): LoadedModel {
+function wrapGraphModel(
+  tf: Tf,
+  model: GraphModel,
+  loaded: LoadedArtifacts,
+  where: string,
+  options: TeacherOptions,
+): LoadedModel {
   const signature = loaded.artifacts.signature;
   const params = (loaded.artifacts.weightSpecs ?? []).reduce((sum, w) => sum + w.shape.reduce((a, b) => a * b, 1), 0);
   const input = graphInput(model, signature, where);
   const heads = graphHeads(model, signature);
-  if (heads.length === 0) throw new InputError(where, 'has no output nodes: expected a GraphModel as written by tensorflowjs_converter.');
+  if (heads.length === 0)
+    throw new InputError(where, 'has no output nodes: expected a GraphModel as written by tensorflowjs_converter.');
   const notes: string[] = [];
   // tensorflowjs_converter does not record shapes on the Identity nodes a graph ends with, so the
   // width comes from the signature, or else from running the model once on a zero batch.
@@ -236,17 +208,37 @@ export interface HeadReading {
  * and a loss of 0, so it is distilled as two classes: a probability p becomes probabilities
  * [1 - p, p]; a logit z becomes logits [0, z], whose softmax is exactly [1 - sigmoid(z), sigmoid(z)].
  */
-export function readHeadOutput(setting: OutputSetting, key: string, width: number, lastOp: string | undefined, notes: string[]): HeadReading {
-  const detected: OutputKind = lastOp === 'softmax' || (lastOp === 'sigmoid' && width === 1) ? 'probabilities' : 'logits';
+export function readHeadOutput(
+  setting: OutputSetting,
+  key: string,
+  width: number,
+  lastOp: string | undefined,
+  notes: string[],
+): HeadReading {
+  const detected: OutputKind =
+    lastOp === 'softmax' || (lastOp === 'sigmoid' && width === 1) ? 'probabilities' : 'logits';
   const kind = setting === 'auto' ? detected : setting;
   if (width !== 1) {
     if (lastOp === 'sigmoid' && setting === 'auto')
-      notes.push(`head ${key} ends in a sigmoid over ${width} units (multi-label?); distilled as the logits of one ${width}-class softmax`);
+      notes.push(
+        `head ${key} ends in a sigmoid over ${width} units (multi-label?); distilled as the logits of one ${width}-class softmax`,
+      );
     return { outputWidth: width, output: kind };
   }
-  const why = setting !== 'auto' ? `teacherOutput: ${setting}` : lastOp === 'sigmoid' ? 'it ends in a sigmoid' : 'it does not end in a sigmoid';
-  if (kind === 'probabilities') notes.push(`head ${key} has one unit, read as a probability p (${why}): distilled as two classes, probabilities [1 - p, p]`);
-  else notes.push(`head ${key} has one unit, read as a logit z (${why}): distilled as two classes, logits [0, z] (probabilities [1 - sigmoid(z), sigmoid(z)])`);
+  const why =
+    setting !== 'auto'
+      ? `teacherOutput: ${setting}`
+      : lastOp === 'sigmoid'
+        ? 'it ends in a sigmoid'
+        : 'it does not end in a sigmoid';
+  if (kind === 'probabilities')
+    notes.push(
+      `head ${key} has one unit, read as a probability p (${why}): distilled as two classes, probabilities [1 - p, p]`,
+    );
+  else
+    notes.push(
+      `head ${key} has one unit, read as a logit z (${why}): distilled as two classes, logits [0, z] (probabilities [1 - sigmoid(z), sigmoid(z)])`,
+    );
   return { outputWidth: 2, output: kind, oneUnit: kind };
 }
 
@@ -276,7 +268,12 @@ function readHead(
 }
 
 /** Index of the head named `wanted`, or the only head; an InputError listing the heads otherwise. */
-export function chooseHead(heads: Head[], where: string, wanted: string | undefined, widths: () => (number | null)[]): number {
+export function chooseHead(
+  heads: Head[],
+  where: string,
+  wanted: string | undefined,
+  widths: () => (number | null)[],
+): number {
   if (wanted === undefined) {
     if (heads.length === 1) return 0;
     throw new InputError(
@@ -285,8 +282,14 @@ export function chooseHead(heads: Head[], where: string, wanted: string | undefi
     );
   }
   const bare = (name: string) => name.replace(/:0$/, '');
-  const index = heads.findIndex((h) => [h.key, ...h.aliases].some((name) => name === wanted || bare(name) === bare(wanted)));
-  if (index < 0) throw new InputError(`teacherHead "${wanted}"`, `is not an output of ${where}; its outputs: ${listHeads(heads, widths())}.`);
+  const index = heads.findIndex((h) =>
+    [h.key, ...h.aliases].some((name) => name === wanted || bare(name) === bare(wanted)),
+  );
+  if (index < 0)
+    throw new InputError(
+      `teacherHead "${wanted}"`,
+      `is not an output of ${where}; its outputs: ${listHeads(heads, widths())}.`,
+    );
   return index;
 }
 
@@ -318,7 +321,10 @@ export function checkedWidth(head: Head, width: number | null, where: string): n
     );
   }
   if (width === null || !(width > 0))
-    throw new InputError(where, `the width of head ${head.key} is unknown: its signature does not give it and running the teacher did not either.`);
+    throw new InputError(
+      where,
+      `the width of head ${head.key} is unknown: its signature does not give it and running the teacher did not either.`,
+    );
   return width;
 }
 
@@ -343,12 +349,21 @@ function signatureShape(info: GraphTensorInfo): (number | null)[] | undefined {
   });
 }
 
-function graphInput(model: GraphModel, signature: GraphSignature | undefined, where: string): { shape: (number | null)[]; dtype: DataType } {
-  const entries = Object.entries(signature?.inputs ?? {}).filter(([, info]) => info.resourceId === undefined || info.resourceId === null);
+function graphInput(
+  model: GraphModel,
+  signature: GraphSignature | undefined,
+  where: string,
+): { shape: (number | null)[]; dtype: DataType } {
+  const entries = Object.entries(signature?.inputs ?? {}).filter(
+    ([, info]) => info.resourceId === undefined || info.resourceId === null,
+  );
   const count = entries.length > 0 ? entries.length : model.inputs.length;
   if (count !== 1) {
     const names = entries.length > 0 ? entries.map(([key]) => key) : model.inputs.map((i) => i.name);
-    throw new InputError(where, `has ${count} inputs (${names.join(', ')}); distill-gate feeds a teacher one input tensor.`);
+    throw new InputError(
+      where,
+      `has ${count} inputs (${names.join(', ')}); distill-gate feeds a teacher one input tensor.`,
+    );
   }
   const fromSignature = entries.length === 1 ? signatureShape(entries[0][1]) : undefined;
   const fromGraph = model.inputs[0]?.shape?.map((d) => (d === -1 ? null : d));
@@ -365,7 +380,11 @@ function graphHeads(model: GraphModel, signature: GraphSignature | undefined): H
       return { key, aliases: [tensor, tensor.replace(/:0$/, '')], shape: signatureShape(info) };
     });
   }
-  return model.outputs.map((o) => ({ key: o.name, aliases: [`${o.name}:0`], shape: o.shape?.map((d) => (d === -1 ? null : d)) }));
+  return model.outputs.map((o) => ({
+    key: o.name,
+    aliases: [`${o.name}:0`],
+    shape: o.shape?.map((d) => (d === -1 ? null : d)),
+  }));
 }
 
 function tensorName(head: Head): string {
@@ -373,7 +392,13 @@ function tensorName(head: Head): string {
 }
 
 /** Shapes of every output after one forward pass on a zero batch of one row (all tensors disposed). */
-function probeGraph(tf: Tf, model: GraphModel, input: { shape: (number | null)[]; dtype: DataType }, names: string[], where: string): number[][] {
+function probeGraph(
+  tf: Tf,
+  model: GraphModel,
+  input: { shape: (number | null)[]; dtype: DataType },
+  names: string[],
+  where: string,
+): number[][] {
   try {
     return tf.tidy(() => {
       const x = tf.zeros([1, ...input.shape.map((d) => d ?? PROBE_FREE_DIM)], input.dtype);
@@ -407,7 +432,8 @@ function graphOutputOp(topology: unknown, outputName: string): string | undefine
   const nodes = (topology as { node?: Array<{ name: string; op: string; input?: string[] }> })?.node ?? [];
   const byName = new Map(nodes.map((n) => [n.name, n]));
   let node = byName.get(outputName.split(':')[0]);
-  for (let hops = 0; node && node.op === 'Identity' && hops < 8; hops++) node = byName.get((node.input?.[0] ?? '').split(':')[0]);
+  for (let hops = 0; node && node.op === 'Identity' && hops < 8; hops++)
+    node = byName.get((node.input?.[0] ?? '').split(':')[0]);
   if (node?.op === 'Softmax') return 'softmax';
   if (node?.op === 'Sigmoid') return 'sigmoid';
   return undefined;

@@ -1,7 +1,7 @@
 // How an ONNX teacher's data input is chosen and fed: its element type, its layout (NHWC as the
 // data comes, or NCHW as PyTorch exports), and the float32 rows converted to what the input takes.
 import { InputError } from '../errors.js';
-import type { LayoutSetting, TeacherOptions } from './model.js';
+import type { LayoutSetting, TeacherOptions } from './loaded-model.js';
 import { toFloat16 } from './float16.js';
 import type { OnnxSummary, OnnxValueInfo } from './onnx-proto.js';
 import type { OrtElementType, OrtSession } from './onnx-runtime.js';
@@ -67,7 +67,14 @@ export interface FedData {
 }
 
 /** The data input (`teacherInput`, or the only input), its layout and the dims it is fed with; InputErrors listing the inputs otherwise. */
-export function chooseFeed(summary: OnnxSummary, session: OrtSession, options: TeacherOptions, data: FedData, file: string, notes: string[]): OnnxFeed {
+export function chooseFeed(
+  summary: OnnxSummary,
+  session: OrtSession,
+  options: TeacherOptions,
+  data: FedData,
+  file: string,
+  notes: string[],
+): OnnxFeed {
   const info = (name: string) => summary.inputs.find((i) => i.name === name);
   const list = () => session.inputNames.map((n) => describeValue(info(n), n)).join(', ');
   let name: string;
@@ -86,20 +93,31 @@ export function chooseFeed(summary: OnnxSummary, session: OrtSession, options: T
   const declared = info(name);
   const type = ELEMENT_TYPES[declared?.elemType ?? 0];
   if (type === undefined || type === 'string') {
-    throw new InputError(file, `input ${describeValue(declared, name)} takes ${type ?? 'non-tensor values'}, which numeric data cannot feed.`);
+    throw new InputError(
+      file,
+      `input ${describeValue(declared, name)} takes ${type ?? 'non-tensor values'}, which numeric data cannot feed.`,
+    );
   }
   const shape = declared?.shape;
   if (!shape || shape.length < 2) {
-    throw new InputError(file, `input ${describeValue(declared, name)} has no batch dimension and features: distill-gate feeds [batch, ...features].`);
+    throw new InputError(
+      file,
+      `input ${describeValue(declared, name)} has no batch dimension and features: distill-gate feeds [batch, ...features].`,
+    );
   }
   const batch = shape[0];
   const fixedBatch = typeof batch === 'number' && batch > 0 ? batch : undefined;
-  const { layout, dims } = chooseLayout(shape.slice(1), data.sampleShape, options.layout ?? 'auto', { file, input: name, source: data.source });
+  const { layout, dims } = chooseLayout(shape.slice(1), data.sampleShape, options.layout ?? 'auto', {
+    file,
+    input: name,
+    source: data.source,
+  });
   if (layout === 'nchw') {
     notes.push(
       `input ${name} ${describeDims(shape)} is NCHW: fed the data's [${data.sampleShape.join(', ')}] samples transposed${options.layout === 'nchw' ? ' (teacherLayout: nchw)' : ''}`,
     );
-  } else if (layout === 'nhwc' && options.layout !== 'nhwc') notes.push(`input ${name} ${describeDims(shape)} is NHWC, as the data: fed as it is`);
+  } else if (layout === 'nhwc' && options.layout !== 'nhwc')
+    notes.push(`input ${name} ${describeDims(shape)} is NHWC, as the data: fed as it is`);
   if (fixedBatch !== undefined && fixedBatch > 1)
     notes.push(
       `input ${name} fixes the batch at ${fixedBatch}: every call is fed ${fixedBatch} rows (a shorter batch padded with zeros, whose outputs are dropped)`,
@@ -121,11 +139,15 @@ export function chooseLayout(
   setting: LayoutSetting,
   where: { file: string; input: string; source: string },
 ): { layout: OnnxFeed['layout']; dims: number[] } {
-  const fits = (want: readonly number[]) => want.length === dims.length && dims.every((d, i) => typeof d !== 'number' || d === want[i]);
+  const fits = (want: readonly number[]) =>
+    want.length === dims.length && dims.every((d, i) => typeof d !== 'number' || d === want[i]);
   const chw = sample.length === 3 ? [sample[2], sample[0], sample[1]] : undefined;
   const takes = `input ${where.input} takes [batch, ${dims.map((d) => d ?? '?').join(', ')}]`;
   if (setting !== 'auto' && dims.length !== 3) {
-    throw new InputError(`teacherLayout: ${setting}`, `applies to rank-4 (image) inputs; ${takes} in ${where.file}. Remove teacherLayout.`);
+    throw new InputError(
+      `teacherLayout: ${setting}`,
+      `applies to rank-4 (image) inputs; ${takes} in ${where.file}. Remove teacherLayout.`,
+    );
   }
   if (setting === 'nchw' || (setting === 'auto' && chw && fits(chw))) {
     if (chw && fits(chw)) return { layout: 'nchw', dims: chw };
@@ -135,13 +157,16 @@ export function chooseLayout(
     );
   }
   if (fits(sample)) return { layout: dims.length === 3 ? 'nhwc' : 'none', dims: [...sample] };
-  const values = (shape: ReadonlyArray<number | string | null>) => shape.reduce<number>((a, b) => a * (typeof b === 'number' ? b : NaN), 1);
+  const values = (shape: ReadonlyArray<number | string | null>) =>
+    shape.reduce<number>((a, b) => a * (typeof b === 'number' ? b : NaN), 1);
   const sameCount = values(dims) === values(sample);
   throw new InputError(
     where.file,
     `${takes} but samples have shape [${sample.join(', ')}] in ${where.source}` +
       (chw && dims.length === 3 ? ` (neither NCHW [${chw.join(', ')}] nor NHWC [${sample.join(', ')}])` : '') +
-      (sameCount ? `: the same ${values(sample)} values in another shape; reshape the data to the teacher's input` : ': the teacher and the data do not fit') +
+      (sameCount
+        ? `: the same ${values(sample)} values in another shape; reshape the data to the teacher's input`
+        : ': the teacher and the data do not fit') +
       (setting === 'nhwc' ? ' (teacherLayout: nhwc)' : '') +
       '.',
   );

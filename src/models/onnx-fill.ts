@@ -46,7 +46,13 @@ export interface FillInput {
   dims: Array<number | 'batch'>;
 }
 
-export function fillInputs(summary: OnnxSummary, session: OrtSession, feed: OnnxFeed, fill: Record<string, number>, file: string): FillInput[] {
+export function fillInputs(
+  summary: OnnxSummary,
+  session: OrtSession,
+  feed: OnnxFeed,
+  fill: Record<string, number>,
+  file: string,
+): FillInput[] {
   for (const key of Object.keys(fill)) {
     if (!session.inputNames.includes(key) || key === feed.name) {
       throw new InputError(
@@ -72,7 +78,11 @@ export function fillInputs(summary: OnnxSummary, session: OrtSession, feed: Onnx
       }
       const type = ELEMENT_TYPES[info?.elemType ?? 0];
       const range = INTEGER_RANGES[type];
-      if (type === undefined || type === 'string' || (range && !(Number.isInteger(value) && value >= range[0] && value <= range[1]))) {
+      if (
+        type === undefined ||
+        type === 'string' ||
+        (range && !(Number.isInteger(value) && value >= range[0] && value <= range[1]))
+      ) {
         throw new InputError(`teacherInputFill.${name}`, `${value} cannot fill input ${describeValue(info, name)}.`);
       }
       const dims = (info?.shape ?? []).map((d, i): number | 'batch' => {
@@ -98,7 +108,9 @@ export function fillBytesPerRow(fills: readonly FillInput[]): number {
 
 /** Bytes one filled input takes in a call of `rows` rows. */
 export function fillBytes(fill: FillInput, rows: number): number {
-  return fill.dims.reduce<number>((product, d) => product * (d === 'batch' ? rows : d), 1) * (ELEMENT_BYTES[fill.type] ?? 8);
+  return (
+    fill.dims.reduce<number>((product, d) => product * (d === 'batch' ? rows : d), 1) * (ELEMENT_BYTES[fill.type] ?? 8)
+  );
 }
 
 /**

@@ -12,7 +12,21 @@ import { InputError } from '../errors.js';
 // onnx/onnx.proto's.
 
 /** TensorProto.DataType: the element types onnxruntime-node gives names to, by their enum value. */
-export const ONNX_ELEMENT_BYTES: Record<number, number> = { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2 };
+export const ONNX_ELEMENT_BYTES: Record<number, number> = {
+  1: 4,
+  2: 1,
+  3: 1,
+  4: 2,
+  5: 2,
+  6: 4,
+  7: 8,
+  9: 1,
+  10: 2,
+  11: 8,
+  12: 4,
+  13: 8,
+  16: 2,
+};
 
 export interface OnnxNode {
   op: string;
@@ -109,9 +123,14 @@ function* fields(bytes: Uint8Array, start: number, end: number): Generator<Field
     }
     let size = wireType === 1 ? 8 : wireType === 5 ? 4 : -1;
     if (wireType === 2) [size, at] = readVarint(bytes, at, end);
-    if (size < 0) throw new Malformed(`byte ${keyAt} starts field ${number} with wire type ${wireType}, which ONNX files do not use`);
+    if (size < 0)
+      throw new Malformed(
+        `byte ${keyAt} starts field ${number} with wire type ${wireType}, which ONNX files do not use`,
+      );
     if (at + size > end) {
-      throw new Truncated(`field ${number} at byte ${keyAt} declares ${size} bytes but only ${end - at} remain${end === bytes.length ? ' in the file' : ''}`);
+      throw new Truncated(
+        `field ${number} at byte ${keyAt} declares ${size} bytes but only ${end - at} remain${end === bytes.length ? ' in the file' : ''}`,
+      );
     }
     yield { number, wireType, value: size, start: at, end: at + size };
     at += size;
@@ -135,7 +154,20 @@ function pushInts(bytes: Uint8Array, f: Field, into: number[]): void {
 // ModelProto fields and the wire type each must have: ir_version=1, producer_name=2,
 // producer_version=3, domain=4, model_version=5, doc_string=6, graph=7, opset_import=8,
 // metadata_props=14, training_info=20, functions=25, configuration=26.
-const MODEL_FIELDS: Record<number, number> = { 1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2 };
+const MODEL_FIELDS: Record<number, number> = {
+  1: 0,
+  2: 2,
+  3: 2,
+  4: 2,
+  5: 0,
+  6: 2,
+  7: 2,
+  8: 2,
+  14: 2,
+  20: 2,
+  25: 2,
+  26: 2,
+};
 
 /**
  * The parts of an ONNX ModelProto distill-gate reads, or an InputError naming `where`: "not an
@@ -148,7 +180,16 @@ export function readOnnxSummary(bytes: Uint8Array, where: string): OnnxSummary {
       where,
       `is not an ONNX model (${why}). Expected an ONNX ModelProto (.onnx, e.g. from torch.onnx.export, tf2onnx or onnxmltools) or a TF.js model.json.`,
     );
-  const summary: OnnxSummary = { irVersion: 0, producer: '', opset: 0, nodes: [], initializers: [], constants: [], inputs: [], outputs: [] };
+  const summary: OnnxSummary = {
+    irVersion: 0,
+    producer: '',
+    opset: 0,
+    nodes: [],
+    initializers: [],
+    constants: [],
+    inputs: [],
+    outputs: [],
+  };
   let graph: Field | undefined;
   let count = 0;
   try {
@@ -157,7 +198,8 @@ export function readOnnxSummary(bytes: Uint8Array, where: string): OnnxSummary {
       // The first field decides whether this is a ModelProto at all: exporters write ir_version
       // first; anything that is not a ModelProto field with its wire type means another format.
       if (count++ === 0 && expected !== f.wireType) throw notOnnx(`its first bytes are not a ModelProto field`);
-      if (expected !== undefined && expected !== f.wireType) throw notOnnx(`field ${f.number} at byte ${f.start} has the wrong wire type`);
+      if (expected !== undefined && expected !== f.wireType)
+        throw notOnnx(`field ${f.number} at byte ${f.start} has the wrong wire type`);
       if (f.number === 1) summary.irVersion = f.value;
       else if (f.number === 2) summary.producer = text(bytes, f);
       else if (f.number === 7) graph = f;
@@ -176,7 +218,10 @@ export function readOnnxSummary(bytes: Uint8Array, where: string): OnnxSummary {
     readGraph(bytes, graph, summary);
   } catch (error) {
     if (error instanceof Truncated) {
-      throw new InputError(where, `is truncated or corrupt: ${error.message} (${bytes.length} bytes read). Copy or export the ONNX file again.`);
+      throw new InputError(
+        where,
+        `is truncated or corrupt: ${error.message} (${bytes.length} bytes read). Copy or export the ONNX file again.`,
+      );
     }
     if (error instanceof Malformed) throw notOnnx(error.message);
     throw error;
@@ -220,7 +265,8 @@ function readNode(bytes: Uint8Array, field: Field, constants: OnnxInitializer[],
         else if (a.number === 5 || a.number === 10) constants.push(readTensor(bytes, a));
         else if ((a.number === 6 || a.number === 11) && depth < MAX_SUBGRAPH_DEPTH) graphs.push(a);
       }
-      for (const g of graphs) (node.subgraphs ??= []).push({ attribute, graph: readSubgraph(bytes, g, constants, depth + 1) });
+      for (const g of graphs)
+        (node.subgraphs ??= []).push({ attribute, graph: readSubgraph(bytes, g, constants, depth + 1) });
     }
   }
   return node;
@@ -242,7 +288,8 @@ function readValueInfo(bytes: Uint8Array, value: Field): OnnxValueInfo {
   // ValueInfoProto: name=1, type=2. TypeProto: tensor_type=1. TypeProto.Tensor: elem_type=1,
   // shape=2. TensorShapeProto: dim=1. Dimension: dim_value=1, dim_param=2.
   const info: OnnxValueInfo = { name: '', elemType: 0 };
-  const sub = (f: Field, number: number) => [...fields(bytes, f.start, f.end)].filter((x) => x.number === number && x.wireType === 2);
+  const sub = (f: Field, number: number) =>
+    [...fields(bytes, f.start, f.end)].filter((x) => x.number === number && x.wireType === 2);
   for (const v of fields(bytes, value.start, value.end)) {
     if (v.number === 1 && v.wireType === 2) info.name = text(bytes, v);
     if (v.number !== 2 || v.wireType !== 2) continue;

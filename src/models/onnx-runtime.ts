@@ -19,7 +19,19 @@ export const INSTALL_ONNXRUNTIME_CPU = `ONNXRUNTIME_NODE_INSTALL=skip npm instal
 export const INSTALL_ONNXRUNTIME_CUDA = `npm install --no-save onnxruntime-node@${ONNXRUNTIME_NODE_VERSION}`;
 
 export type OrtElementType =
-  'float32' | 'float64' | 'float16' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64' | 'bool' | 'string';
+  | 'float32'
+  | 'float64'
+  | 'float16'
+  | 'int8'
+  | 'uint8'
+  | 'int16'
+  | 'uint16'
+  | 'int32'
+  | 'uint32'
+  | 'int64'
+  | 'uint64'
+  | 'bool'
+  | 'string';
 
 export interface OrtTensor {
   readonly type: string;
@@ -75,7 +87,8 @@ export async function findOnnxRuntime(
   // The binding sits in bin/napi-v6/<platform>/<arch>/ of the package, beside dist/ where the entry point is.
   const binFolder = path.join(path.dirname(path.dirname(found.path)), 'bin', 'napi-v6', process.platform, process.arch);
   const cuda = ort.listSupportedBackends?.().find((b) => b.name === 'cuda');
-  const cudaLibrary = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+  const cudaLibrary =
+    process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
   const cudaInstalled = cuda !== undefined && (cuda.bundled || existsSync(path.join(binFolder, cudaLibrary)));
   return { ort, version, path: found.path, cudaInstalled };
 }
@@ -106,7 +119,11 @@ export interface OpenedSession {
  * `model` is the file's bytes, or its path when its weights are in external data files that
  * onnxruntime finds beside it. Errors are onnxruntime's (the caller names the file).
  */
-export async function openSession(runtime: OnnxRuntime, model: Uint8Array | string, threads = availableCores()): Promise<OpenedSession> {
+export async function openSession(
+  runtime: OnnxRuntime,
+  model: Uint8Array | string,
+  threads = availableCores(),
+): Promise<OpenedSession> {
   const options = {
     intraOpNumThreads: threads,
     graphOptimizationLevel: 'all',
@@ -118,8 +135,21 @@ export async function openSession(runtime: OnnxRuntime, model: Uint8Array | stri
     `onnxruntime-node ${runtime.version} (${provider === 'cpu' ? `cpu, ${threads} thread${threads === 1 ? '' : 's'}` : provider})`;
   if (runtime.cudaInstalled) {
     try {
-      const session = await runtime.ort.InferenceSession.create(model, { ...options, executionProviders: ['cuda', 'cpu'] });
-      return { session, runtime: { name: 'onnxruntime-node', version: runtime.version, provider: 'cuda', threads, label: label('cuda') }, notes };
+      const session = await runtime.ort.InferenceSession.create(model, {
+        ...options,
+        executionProviders: ['cuda', 'cpu'],
+      });
+      return {
+        session,
+        runtime: {
+          name: 'onnxruntime-node',
+          version: runtime.version,
+          provider: 'cuda',
+          threads,
+          label: label('cuda'),
+        },
+        notes,
+      };
     } catch (error) {
       const message = firstLine(error);
       // A model onnxruntime cannot read fails the same way on every provider: say so once.
@@ -132,17 +162,25 @@ export async function openSession(runtime: OnnxRuntime, model: Uint8Array | stri
     );
   }
   const session = await runtime.ort.InferenceSession.create(model, { ...options, executionProviders: ['cpu'] });
-  return { session, runtime: { name: 'onnxruntime-node', version: runtime.version, provider: 'cpu', threads, label: label('cpu') }, notes };
+  return {
+    session,
+    runtime: { name: 'onnxruntime-node', version: runtime.version, provider: 'cpu', threads, label: label('cpu') },
+    notes,
+  };
 }
 
 /**
  * A one-node ONNX model (y = Identity(x), x a float[1]) for `doctor` to try the CUDA provider on:
  * 90 bytes as src/models/onnx-writer.ts writes them (a test checks that the two agree).
  */
-export const PROBE_MODEL_BASE64 = 'CAcSE2Rpc3RpbGwtZ2F0ZSBkb2N0b3I6OwoQCgF4EgF5IghJZGVudGl0eRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAN';
+export const PROBE_MODEL_BASE64 =
+  'CAcSE2Rpc3RpbGwtZ2F0ZSBkb2N0b3I6OwoQCgF4EgF5IghJZGVudGl0eRIFcHJvYmVaDwoBeBIKCggIARIECgIIAWIPCgF5EgoKCAgBEgQKAggBQgQKABAN';
 
 /** doctor's lines on onnxruntime-node: present or not (with the install commands), version, and whether the CUDA provider loads. */
-export async function describeOnnxRuntime(searchFrom: string[], importPackage?: ResolveOptions['importPackage']): Promise<string[]> {
+export async function describeOnnxRuntime(
+  searchFrom: string[],
+  importPackage?: ResolveOptions['importPackage'],
+): Promise<string[]> {
   const lines = ['ONNX teachers (onnxruntime-node, an optional peer):'];
   let runtime: OnnxRuntime | undefined;
   try {
@@ -160,7 +198,9 @@ export async function describeOnnxRuntime(searchFrom: string[], importPackage?: 
   }
   lines.push(`  ok       onnxruntime-node   ${runtime.version} (${runtime.path})`);
   if (!runtime.cudaInstalled) {
-    lines.push(`  missing  cuda provider      not installed (installed with ONNXRUNTIME_NODE_INSTALL=skip, or not Linux x64): ONNX teachers run on cpu`);
+    lines.push(
+      `  missing  cuda provider      not installed (installed with ONNXRUNTIME_NODE_INSTALL=skip, or not Linux x64): ONNX teachers run on cpu`,
+    );
     return lines;
   }
   const probe = Uint8Array.from(Buffer.from(PROBE_MODEL_BASE64, 'base64'));

@@ -64,7 +64,8 @@ export function studentToOnnx(model: LayersModel, { appendSoftmax }: { appendSof
       const folded = graph.layer(layers[i], next?.getClassName() === 'BatchNormalization' ? next : undefined);
       if (folded) i++;
     } catch (error) {
-      if (error instanceof OnnxExportError && error.index === undefined) throw new OnnxExportError(error.layer, error.reason, i);
+      if (error instanceof OnnxExportError && error.index === undefined)
+        throw new OnnxExportError(error.layer, error.reason, i);
       throw error;
     }
   }
@@ -84,7 +85,20 @@ export function studentToOnnx(model: LayersModel, { appendSoftmax }: { appendSof
   });
 }
 
-const ACTIVATIONS = ['linear', 'relu', 'relu6', 'sigmoid', 'tanh', 'softmax', 'elu', 'selu', 'softplus', 'softsign', 'hardSigmoid', 'swish'];
+const ACTIVATIONS = [
+  'linear',
+  'relu',
+  'relu6',
+  'sigmoid',
+  'tanh',
+  'softmax',
+  'elu',
+  'selu',
+  'softplus',
+  'softsign',
+  'hardSigmoid',
+  'swish',
+];
 
 /** The graph as it is built: nodes, weights, the value the next node reads and its layout. */
 class GraphBuilder {
@@ -100,11 +114,19 @@ class GraphBuilder {
 
   constructor(readonly inputShape: number[]) {
     if (inputShape.some((d) => d < 0))
-      throw new OnnxExportError('input', `the student's input shape [${inputShape.join(', ')}] has a free dimension; the ONNX export needs a fixed one`);
+      throw new OnnxExportError(
+        'input',
+        `the student's input shape [${inputShape.join(', ')}] has a free dimension; the ONNX export needs a fixed one`,
+      );
     this.shape = [...inputShape];
   }
 
-  emit(op: string, inputs: string[], attributes: Record<string, number | number[] | string> = {}, output?: string): string {
+  emit(
+    op: string,
+    inputs: string[],
+    attributes: Record<string, number | number[] | string> = {},
+    output?: string,
+  ): string {
     const name = output ?? `${op.toLowerCase()}_${this.counter++}`;
     const attrs: Attribute[] = Object.entries(attributes).map(([key, value]) =>
       typeof value === 'string'
@@ -149,15 +171,23 @@ class GraphBuilder {
     const kind = layer.getClassName();
     const outputShape = (layer.outputShape as (number | null)[]).slice(1).map((d) => d ?? -1);
     if (config.dataFormat !== undefined && config.dataFormat !== 'channelsLast') {
-      throw new OnnxExportError(describe(layer), `dataFormat ${String(config.dataFormat)}: the ONNX export writes channelsLast students (TF.js's default)`);
+      throw new OnnxExportError(
+        describe(layer),
+        `dataFormat ${String(config.dataFormat)}: the ONNX export writes channelsLast students (TF.js's default)`,
+      );
     }
     const activation = activationOf(layer) ?? 'linear';
     if (!ACTIVATIONS.includes(activation)) {
-      throw new OnnxExportError(describe(layer), `activation ${activation} is not one the ONNX export writes (${ACTIVATIONS.join(', ')})`);
+      throw new OnnxExportError(
+        describe(layer),
+        `activation ${activation} is not one the ONNX export writes (${ACTIVATIONS.join(', ')})`,
+      );
     }
     // A batch norm after a layer with an activation normalizes the activation's output: not foldable.
     const fold =
-      batchNorm && activation === 'linear' && ['Dense', 'Conv2D', 'DepthwiseConv2D', 'SeparableConv2D'].includes(kind) ? foldable(batchNorm) : undefined;
+      batchNorm && activation === 'linear' && ['Dense', 'Conv2D', 'DepthwiseConv2D', 'SeparableConv2D'].includes(kind)
+        ? foldable(batchNorm)
+        : undefined;
     switch (kind) {
       case 'Dense':
         this.dense(layer, fold);
@@ -173,17 +203,25 @@ class GraphBuilder {
         const kernel = pair(config.poolSize, 2);
         const strides = pair(config.strides ?? config.poolSize, 2);
         const pads = spatialPads(config.padding, [this.shape[0], this.shape[1]], kernel, strides, [1, 1]);
-        this.emit(kind === 'MaxPooling2D' ? 'MaxPool' : 'AveragePool', [this.current], { kernel_shape: kernel, strides, pads });
+        this.emit(kind === 'MaxPooling2D' ? 'MaxPool' : 'AveragePool', [this.current], {
+          kernel_shape: kernel,
+          strides,
+          pads,
+        });
         break;
       }
       case 'GlobalAveragePooling2D':
       case 'GlobalMaxPooling2D':
-        if (config.keepDims === true) throw new OnnxExportError(describe(layer), 'keepDims is not written by the ONNX export');
+        if (config.keepDims === true)
+          throw new OnnxExportError(describe(layer), 'keepDims is not written by the ONNX export');
         if (this.layout === 'nchw') {
           this.emit(kind === 'GlobalAveragePooling2D' ? 'GlobalAveragePool' : 'GlobalMaxPool', [this.current]);
           this.emit('Flatten', [this.current], { axis: 1 });
         } else {
-          this.emit(kind === 'GlobalAveragePooling2D' ? 'ReduceMean' : 'ReduceMax', [this.current], { axes: [1, 2], keepdims: 0 });
+          this.emit(kind === 'GlobalAveragePooling2D' ? 'ReduceMean' : 'ReduceMax', [this.current], {
+            axes: [1, 2],
+            keepdims: 0,
+          });
         }
         this.layout = 'nhwc';
         break;
@@ -274,7 +312,11 @@ class GraphBuilder {
   }
 
   private clip(min: number, max: number): void {
-    this.emit('Clip', [this.current, this.weight('min', [], Float32Array.of(min)), this.weight('max', [], Float32Array.of(max))]);
+    this.emit('Clip', [
+      this.current,
+      this.weight('min', [], Float32Array.of(min)),
+      this.weight('max', [], Float32Array.of(max)),
+    ]);
   }
 
   private dense(layer: Layer, fold: Affine | undefined): void {
@@ -318,8 +360,13 @@ class GraphBuilder {
         for (let x = 0; x < kw; x++)
           for (let c = 0; c < channels; c++)
             for (let o = 0; o < out; o++)
-              w[((o * channels + c) * kh + y) * kw + x] = kernel.values[((y * kw + x) * channels + c) * out + o] * (fold ? fold.scale[o] : 1);
-      this.emit('Conv', [this.current, this.weight('kernel', [out, channels, kh, kw], w), this.weight('bias', [out], bias)], { ...attributes, group: 1 });
+              w[((o * channels + c) * kh + y) * kw + x] =
+                kernel.values[((y * kw + x) * channels + c) * out + o] * (fold ? fold.scale[o] : 1);
+      this.emit(
+        'Conv',
+        [this.current, this.weight('kernel', [out, channels, kh, kw], w), this.weight('bias', [out], bias)],
+        { ...attributes, group: 1 },
+      );
       return;
     }
     // Depthwise: TF.js [kh, kw, in, multiplier] -> ONNX [in·multiplier, 1, kh, kw], group = in
@@ -335,7 +382,8 @@ class GraphBuilder {
         for (let c = 0; c < channels; c++)
           for (let m = 0; m < multiplier; m++) {
             const o = c * multiplier + m;
-            dw[(o * kh + y) * kw + x] = depthwise.values[((y * kw + x) * channels + c) * multiplier + m] * (dwScale ? dwScale[o] : 1);
+            dw[(o * kh + y) * kw + x] =
+              depthwise.values[((y * kw + x) * channels + c) * multiplier + m] * (dwScale ? dwScale[o] : 1);
           }
     const dwInputs = [this.current, this.weight('depthwise_kernel', [width, 1, kh, kw], dw)];
     if (!separable) {
@@ -348,15 +396,20 @@ class GraphBuilder {
     const pointwise = weights.required('pointwise_kernel');
     const out = pointwise.shape[3];
     const pw = new Float32Array(pointwise.values.length);
-    for (let c = 0; c < width; c++) for (let o = 0; o < out; o++) pw[o * width + c] = pointwise.values[c * out + o] * (fold ? fold.scale[o] : 1);
+    for (let c = 0; c < width; c++)
+      for (let o = 0; o < out; o++) pw[o * width + c] = pointwise.values[c * out + o] * (fold ? fold.scale[o] : 1);
     const bias = this.bias(weights.get('bias')?.values, out, fold);
-    this.emit('Conv', [this.current, this.weight('pointwise_kernel', [out, width, 1, 1], pw), this.weight('bias', [out], bias)], {
-      kernel_shape: [1, 1],
-      strides: [1, 1],
-      dilations: [1, 1],
-      pads: [0, 0, 0, 0],
-      group: 1,
-    });
+    this.emit(
+      'Conv',
+      [this.current, this.weight('pointwise_kernel', [out, width, 1, 1], pw), this.weight('bias', [out], bias)],
+      {
+        kernel_shape: [1, 1],
+        strides: [1, 1],
+        dilations: [1, 1],
+        pads: [0, 0, 0, 0],
+        group: 1,
+      },
+    );
   }
 
   /** The bias, with a folded batch norm's shift: (b − μ)·scale + β, the mean already in `shift`. */

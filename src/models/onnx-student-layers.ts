@@ -27,9 +27,15 @@ export function chain(model: LayersModel): Layer[] {
   layers.forEach((layer, i) => {
     const inbound = layer.inboundNodes.flatMap((node) => node.inboundLayers);
     const previous = i === 0 ? undefined : layers[i - 1];
-    const fedByPrevious = previous ? inbound.length === 1 && inbound[0] === previous : inbound.every((l) => l.getClassName() === 'InputLayer');
+    const fedByPrevious = previous
+      ? inbound.length === 1 && inbound[0] === previous
+      : inbound.every((l) => l.getClassName() === 'InputLayer');
     if (layer.inboundNodes.length !== 1 || !fedByPrevious) {
-      throw new OnnxExportError(describe(layer), 'the ONNX export writes a chain of layers, each fed by the one before it (no branches, no shared layers)', i);
+      throw new OnnxExportError(
+        describe(layer),
+        'the ONNX export writes a chain of layers, each fed by the one before it (no branches, no shared layers)',
+        i,
+      );
     }
   });
   return layers;
@@ -65,7 +71,11 @@ export class LayerWeights extends Map<string, LayerWeight> {
   /** The weight `name` (kernel, moving_mean...); an OnnxExportError naming the layer and the weight where it lacks it. */
   required(name: string): LayerWeight {
     const weight = this.get(name);
-    if (!weight) throw new OnnxExportError(this.layer, `it has no ${name} weight (it has ${[...this.keys()].join(', ') || 'none'})`);
+    if (!weight)
+      throw new OnnxExportError(
+        this.layer,
+        `it has no ${name} weight (it has ${[...this.keys()].join(', ') || 'none'})`,
+      );
     return weight;
   }
 }
@@ -76,7 +86,10 @@ export function weightsOf(layer: Layer): LayerWeights {
   for (const w of layer.weights) {
     const short = w.originalName.slice(w.originalName.lastIndexOf('/') + 1);
     // read() hands back the variable itself: its values are copied, and nothing is disposed.
-    found.set(short, { values: Float32Array.from(w.read().dataSync() as Float32Array), shape: w.shape.map((d) => d ?? 0) });
+    found.set(short, {
+      values: Float32Array.from(w.read().dataSync() as Float32Array),
+      shape: w.shape.map((d) => d ?? 0),
+    });
   }
   return found;
 }
@@ -117,7 +130,11 @@ export function batchNormParams(layer: Layer) {
   const config = layer.getConfig() as LayerConfig;
   const axis = config.axis;
   const rank = (layer.outputShape as unknown[]).length;
-  if (axis !== -1 && axis !== rank - 1 && !(Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === rank - 1))) {
+  if (
+    axis !== -1 &&
+    axis !== rank - 1 &&
+    !(Array.isArray(axis) && axis.length === 1 && (axis[0] === -1 || axis[0] === rank - 1))
+  ) {
     throw new OnnxExportError(describe(layer), 'a batch norm over an axis other than the last (the channels)');
   }
   const weights = weightsOf(layer);

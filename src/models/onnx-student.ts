@@ -4,7 +4,8 @@ import type { Dataset } from '../data/dataset.js';
 import { locatedCulprit } from '../config/locate.js';
 import { InputError } from '../errors.js';
 import type { StageMetrics } from '../measure/metrics.js';
-import { studentLayers, type LoadedModel, type OutputKind } from './model.js';
+import { studentLayers } from './model.js';
+import { type LoadedModel, type OutputKind } from './loaded-model.js';
 import type { StudentSource } from './student.js';
 import {
   availableCores,
@@ -78,7 +79,12 @@ export function refuseUnexportable(student: LayersModel, source: StudentSource):
   if (!problem) return;
   const culprit =
     'layers' in source && problem.index !== undefined && problem.index < source.layers.length
-      ? locatedCulprit(source, `student.layers[${problem.index}] (${source.layers[problem.index].type})`, ['layers', problem.index], ['layers'])
+      ? locatedCulprit(
+          source,
+          `student.layers[${problem.index}] (${source.layers[problem.index].type})`,
+          ['layers', problem.index],
+          ['layers'],
+        )
       : 'model' in source
         ? source.model
         : `student ${problem.layer}`;
@@ -223,7 +229,11 @@ export async function measureOnnxStudent(
   searchFrom: string[],
   log: (line: string) => void,
 ): Promise<{ metrics: Partial<StageMetrics<'export'>>; check: OnnxStudentCheck }> {
-  const options = { output: onnxOutputKind(plan.output, student.output), appendSoftmax: appendsSoftmax(plan, student), searchedIn: searchFrom };
+  const options = {
+    output: onnxOutputKind(plan.output, student.output),
+    appendSoftmax: appendsSoftmax(plan, student),
+    searchedIn: searchFrom,
+  };
   let runtime: OnnxRuntime | undefined;
   let broken: string | undefined;
   try {
@@ -231,7 +241,14 @@ export async function measureOnnxStudent(
   } catch (error) {
     broken = `onnxruntime-node is installed but does not load (${firstLine(error)}): student.onnx was written but not run`;
   }
-  const checked = await checkOnnxStudent(tf, studentLayers(student), onnxStudentBytes(student, plan), evalSet, runtime, options);
+  const checked = await checkOnnxStudent(
+    tf,
+    studentLayers(student),
+    onnxStudentBytes(student, plan),
+    evalSet,
+    runtime,
+    options,
+  );
   const check = broken ? { ...checked, note: broken } : checked;
   if (check.status === 'checked') {
     log(
@@ -251,7 +268,12 @@ export async function measureOnnxStudent(
  * where `plan` appends a softmax). A timing loop feeds one tensor many times: its host copy is
  * made once. `dispose` releases the session.
  */
-export async function onnxStudentModel(tf: Tf, runtime: OnnxRuntime, student: LoadedModel, plan: { output: OutputKind }): Promise<LoadedModel> {
+export async function onnxStudentModel(
+  tf: Tf,
+  runtime: OnnxRuntime,
+  student: LoadedModel,
+  plan: { output: OutputKind },
+): Promise<LoadedModel> {
   const { session, runtime: ran } = await openSession(runtime, onnxStudentBytes(student, plan));
   const hostInputs = new WeakMap<Tensor, Float32Array>();
   const predictAsync = async (x: Tensor): Promise<Tensor> => {
@@ -283,7 +305,10 @@ export async function onnxStudentModel(tf: Tf, runtime: OnnxRuntime, student: Lo
  */
 export async function requireStudentRuntime(searchFrom: string[]): Promise<OnnxRuntime> {
   const runtime = await findOnnxRuntime(searchFrom).catch((error: unknown) => {
-    throw new InputError('measure.runtime', `onnxruntime-node does not load here (${firstLine(error)}): the student cannot be timed in onnxruntime.`);
+    throw new InputError(
+      'measure.runtime',
+      `onnxruntime-node does not load here (${firstLine(error)}): the student cannot be timed in onnxruntime.`,
+    );
   });
   if (!runtime) {
     throw new InputError(

@@ -8,12 +8,37 @@ import type { Dataset } from '../data/dataset.js';
 import { InputError, isOutOfMemory } from '../errors.js';
 import { assertFileNotLfsPointer, assertNotLfsPointer, readFileHead } from '../data/lfs.js';
 import { formatBytes } from '../format.js';
-import { checkedWidth, chooseHead, chosenHeadNote, firstLine, readHeadOutput, type Head, type LoadedModel, type TeacherOptions } from './model.js';
+import { checkedWidth, chooseHead, chosenHeadNote, firstLine, readHeadOutput, type Head } from './model.js';
+import { type LoadedModel, type TeacherOptions } from './loaded-model.js';
 import { fromFloat16 } from './float16.js';
 import { readOnnxSummary, type OnnxNode, type OnnxSummary } from './onnx-proto.js';
-import { chooseFeed, converted, ELEMENT_TYPES, INTEGER_RANGES, toNchw, type FedData, type OnnxFeed } from './onnx-feed.js';
-import { FILL_BUDGET_BYTES, FILL_LIMIT_BYTES, fillBytesPerRow, fillInputs, filledArray, rowsForFills, type FillInput } from './onnx-fill.js';
-import { findOnnxRuntime, missingRuntimeMessage, openSession, type OrtElementType, type OrtModule, type OrtSession, type OrtTensor } from './onnx-runtime.js';
+import {
+  chooseFeed,
+  converted,
+  ELEMENT_TYPES,
+  INTEGER_RANGES,
+  toNchw,
+  type FedData,
+  type OnnxFeed,
+} from './onnx-feed.js';
+import {
+  FILL_BUDGET_BYTES,
+  FILL_LIMIT_BYTES,
+  fillBytesPerRow,
+  fillInputs,
+  filledArray,
+  rowsForFills,
+  type FillInput,
+} from './onnx-fill.js';
+import {
+  findOnnxRuntime,
+  missingRuntimeMessage,
+  openSession,
+  type OrtElementType,
+  type OrtModule,
+  type OrtSession,
+  type OrtTensor,
+} from './onnx-runtime.js';
 
 // ONNX teachers: the forward pass runs in onnxruntime-node, the student trains in TF.js as with
 // any teacher. An OnnxTeacher is a LoadedModel whose predictAsync takes and returns TF.js tensors,
@@ -68,7 +93,12 @@ export async function isOnnxFile(file: string): Promise<boolean> {
  * layout (`teacherLayout`) and what the output holds (`teacherOutput`, or a Softmax at its end).
  * Every problem with the file, its inputs and outputs or the missing runtime is an InputError.
  */
-export async function loadOnnxTeacher(tf: Tf, file: string, options: TeacherOptions, context: OnnxLoadContext): Promise<OnnxTeacher> {
+export async function loadOnnxTeacher(
+  tf: Tf,
+  file: string,
+  options: TeacherOptions,
+  context: OnnxLoadContext,
+): Promise<OnnxTeacher> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(file);
@@ -94,9 +124,16 @@ export async function loadOnnxTeacher(tf: Tf, file: string, options: TeacherOpti
     const notes = [`runs in ${opened.runtime.label}`, ...opened.notes];
     const feed = chooseFeed(summary, session, options, context.data, file, notes);
     const fills = fillInputs(summary, session, feed, options.inputFill ?? {}, file);
-    feed.maxRows = rowsForFills(fills, feed, context.fillBytes ?? { budget: FILL_BUDGET_BYTES, limit: FILL_LIMIT_BYTES }, summary);
+    feed.maxRows = rowsForFills(
+      fills,
+      feed,
+      context.fillBytes ?? { budget: FILL_BUDGET_BYTES, limit: FILL_LIMIT_BYTES },
+      summary,
+    );
     if (feed.maxRows !== undefined)
-      notes.push(`inputs filled by teacherInputFill take ${formatBytes(fillBytesPerRow(fills))} a row: at most ${feed.maxRows} rows a call`);
+      notes.push(
+        `inputs filled by teacherInputFill take ${formatBytes(fillBytesPerRow(fills))} a row: at most ${feed.maxRows} rows a call`,
+      );
     const run = runner(runtime.ort, session, feed, fills, file);
     const { head, heads } = chooseOutput(summary, session, options.head, file);
     let width = lastKnown(head);
@@ -104,7 +141,9 @@ export async function loadOnnxTeacher(tf: Tf, file: string, options: TeacherOpti
       const probed = await run.raw(new Float32Array(feed.dims.reduce((a, b) => a * b, 1)), 1, head.key);
       width = probed.dims[probed.dims.length - 1] ?? null;
       head.shape = [null, ...probed.dims.slice(1)];
-      notes.push(`width of output ${head.key} found by running the teacher once on zeros (the model does not declare it)`);
+      notes.push(
+        `width of output ${head.key} found by running the teacher once on zeros (the model does not declare it)`,
+      );
     }
     const checked = checkedWidth(head, width, file);
     if (heads.length > 1) notes.unshift(chosenHeadNote(head, checked, heads, heads.map(lastKnown)));
@@ -145,7 +184,9 @@ export async function loadOnnxTeacher(tf: Tf, file: string, options: TeacherOpti
       ...(reading.oneUnit ? { oneUnit: reading.oneUnit } : {}),
       ...onnxWeights(summary),
       predict: () => {
-        throw new Error('an ONNX teacher runs in onnxruntime, asynchronously: call predictAsync (a bug in distill-gate)');
+        throw new Error(
+          'an ONNX teacher runs in onnxruntime, asynchronously: call predictAsync (a bug in distill-gate)',
+        );
       },
       predictAsync,
       runtime: opened.runtime,
@@ -170,20 +211,28 @@ export async function loadOnnxTeacher(tf: Tf, file: string, options: TeacherOpti
  */
 async function readExternalData(file: string, summary: OnnxSummary): Promise<{ files: string[]; digests: string[] }> {
   const dir = path.dirname(path.resolve(file));
-  const files = [...new Set(summary.initializers.flatMap((i) => (i.externalFile !== undefined ? [i.externalFile] : [])))];
+  const files = [
+    ...new Set(summary.initializers.flatMap((i) => (i.externalFile !== undefined ? [i.externalFile] : []))),
+  ];
   const digests: string[] = [];
   for (const location of files) {
     const resolved = path.resolve(dir, location);
     // Model files come from pull requests: a weight file outside the model's folder is refused.
     if (location === '' || path.relative(dir, resolved).startsWith('..') || path.isAbsolute(location)) {
-      throw new InputError(file, `an initializer's external data location "${location}" leaves the model's folder; keep weight files beside the .onnx file.`);
+      throw new InputError(
+        file,
+        `an initializer's external data location "${location}" leaves the model's folder; keep weight files beside the .onnx file.`,
+      );
     }
     // External weight files are what LFS tracks most: a pointer here is named, not fed to onnxruntime.
     await assertFileNotLfsPointer(resolved);
     try {
       digests.push(await hashFile(resolved));
     } catch (error) {
-      throw new InputError(resolved, `external weight data of ${path.basename(file)} cannot be read (${(error as NodeJS.ErrnoException).code ?? error}).`);
+      throw new InputError(
+        resolved,
+        `external weight data of ${path.basename(file)} cannot be read (${(error as NodeJS.ErrnoException).code ?? error}).`,
+      );
     }
   }
   return { files, digests };
@@ -196,7 +245,12 @@ async function hashFile(file: string): Promise<string> {
 }
 
 /** The teacher's outputs as heads, and the one `teacherHead` names (or the only one). */
-function chooseOutput(summary: OnnxSummary, session: OrtSession, wanted: string | undefined, file: string): { head: Head; heads: Head[] } {
+function chooseOutput(
+  summary: OnnxSummary,
+  session: OrtSession,
+  wanted: string | undefined,
+  file: string,
+): { head: Head; heads: Head[] } {
   const heads: Head[] = session.outputNames.map((name) => {
     const shape = summary.outputs.find((o) => o.name === name)?.shape;
     return { key: name, aliases: [], shape: shape?.map((d) => (typeof d === 'number' ? d : null)) };
@@ -214,10 +268,15 @@ function lastKnown(head: Head): number | null {
  * and subgraphs (paddle2onnx writes every weight as a Constant node). Parameters count floating
  * point tensors only (float32, float16, double, bfloat16); bytes count every tensor.
  */
-export function onnxWeights(summary: Pick<OnnxSummary, 'initializers' | 'constants'>): { params: number; bytes: number } {
+export function onnxWeights(summary: Pick<OnnxSummary, 'initializers' | 'constants'>): {
+  params: number;
+  bytes: number;
+} {
   const tensors = [...summary.initializers, ...summary.constants];
   return {
-    params: tensors.filter((i) => [1, 10, 11, 16].includes(i.dataType)).reduce((sum, i) => sum + i.dims.reduce((a, b) => a * b, 1), 0),
+    params: tensors
+      .filter((i) => [1, 10, 11, 16].includes(i.dataType))
+      .reduce((sum, i) => sum + i.dims.reduce((a, b) => a * b, 1), 0),
     bytes: tensors.reduce((sum, i) => sum + i.bytes, 0),
   };
 }
@@ -244,14 +303,17 @@ function graphOutputOp(nodes: OnnxNode[], output: string, depth: number): string
   if (node?.op === 'Sigmoid') return 'sigmoid';
   if (!node?.subgraphs || !['If', 'Loop', 'Scan'].includes(node.op)) return undefined;
   const place = node.outputs.indexOf(name) + (node.op === 'Loop' ? 1 : 0);
-  const ops = node.subgraphs.map(({ graph }) => (graph.outputs[place] === undefined ? undefined : graphOutputOp(graph.nodes, graph.outputs[place], depth + 1)));
+  const ops = node.subgraphs.map(({ graph }) =>
+    graph.outputs[place] === undefined ? undefined : graphOutputOp(graph.nodes, graph.outputs[place], depth + 1),
+  );
   return ops.length > 0 && ops.every((op) => op !== undefined && op === ops[0]) ? ops[0] : undefined;
 }
 
 /** Runs the session on rows of host data: the data input converted to its type, the fills, and a fixed batch padded to. */
 function runner(ort: OrtModule, session: OrtSession, feed: OnnxFeed, fills: FillInput[], file: string) {
   const rowSize = feed.dims.reduce((a, b) => a * b, 1);
-  const tensor = (type: OrtElementType, values: Float32Array, dims: number[]): OrtTensor => new ort.Tensor(type, converted(values, type), dims);
+  const tensor = (type: OrtElementType, values: Float32Array, dims: number[]): OrtTensor =>
+    new ort.Tensor(type, converted(values, type), dims);
   /** One session run on `rows` rows (exactly the fixed batch where there is one), returning the output tensor. */
   const raw = async (values: Float32Array, rows: number, output: string): Promise<OrtTensor> => {
     const feeds: Record<string, OrtTensor> = { [feed.name]: tensor(feed.type, values, [rows, ...feed.dims]) };
@@ -273,7 +335,10 @@ function runner(ort: OrtModule, session: OrtSession, feed: OnnxFeed, fills: Fill
     } catch (error) {
       // Out of memory is the caller's to retry with fewer rows.
       if (isOutOfMemory(error)) throw error;
-      throw new InputError(file, `onnxruntime failed to run it on a batch of [${rows}, ${feed.dims.join(', ')}] at input ${feed.name}: ${firstLine(error)}`);
+      throw new InputError(
+        file,
+        `onnxruntime failed to run it on a batch of [${rows}, ${feed.dims.join(', ')}] at input ${feed.name}: ${firstLine(error)}`,
+      );
     }
   };
   return {

@@ -3,7 +3,8 @@ import type { Config } from '../config/load.js';
 import { checkAgainstTeacher, type Dataset } from '../data/dataset.js';
 import { locatedCulprit } from '../config/locate.js';
 import { InputError } from '../errors.js';
-import { loadModel, type LoadedModel, type TeacherOptions } from './model.js';
+import { loadModel } from './model.js';
+import { type LoadedModel, type TeacherOptions } from './loaded-model.js';
 import { checkOnnxFeed, isOnnxFile, isOnnxTeacher, loadOnnxTeacher, type OnnxLoadContext } from './onnx.js';
 import { inferenceBatch } from './predict.js';
 import { buildStudent, type StudentSource } from './student.js';
@@ -23,10 +24,17 @@ export async function loadTeacher(tf: Tf, config: Config, onnx?: OnnxLoadContext
       teacherLayout: config.teacherLayout === 'auto' ? undefined : config.teacherLayout,
     };
     const set = Object.entries(onnxOnly).find(([, value]) => value !== undefined);
-    if (set) throw new InputError(set[0], `applies to ONNX teachers, and ${config.teacher} is a TF.js model.json; remove ${set[0]}.`);
+    if (set)
+      throw new InputError(
+        set[0],
+        `applies to ONNX teachers, and ${config.teacher} is a TF.js model.json; remove ${set[0]}.`,
+      );
     return loadModel(tf, config.teacher, 'teacher', options);
   }
-  if (!onnx) throw new Error("loading an ONNX teacher needs the data's sample shape and the folders to look for onnxruntime-node in (a bug in distill-gate)");
+  if (!onnx)
+    throw new Error(
+      "loading an ONNX teacher needs the data's sample shape and the folders to look for onnxruntime-node in (a bug in distill-gate)",
+    );
   return loadOnnxTeacher(
     tf,
     config.teacher,
@@ -46,7 +54,8 @@ export async function loadTeacherAndStudent(
   const onnx = { data: { sampleShape: train.sampleShape, source: train.source }, searchFrom };
   let teacher = await loadTeacher(tf, config, onnx);
   try {
-    for (const split of [train, evalSet]) checkAgainstTeacher(split, teacher.inputShape, teacher.outputWidth, config.teacher);
+    for (const split of [train, evalSet])
+      checkAgainstTeacher(split, teacher.inputShape, teacher.outputWidth, config.teacher);
     // Integer inputs (token ids) take whole numbers: checked on every row before any runs.
     if (isOnnxTeacher(teacher)) for (const split of [train, evalSet]) await checkOnnxFeed(teacher, split);
     const reading = await readFirstBatch(tf, teacher, train, config);
@@ -88,7 +97,8 @@ export async function loadTeacherAndStudent(
 /** Rows of the first batch the teacher's outputs are checked on. */
 export const FIRST_BATCH_ROWS = 32;
 
-const firstRows = (train: Dataset, backend: string) => Math.max(1, Math.min(FIRST_BATCH_ROWS, train.size, inferenceBatch(train.sampleShape, backend)));
+const firstRows = (train: Dataset, backend: string) =>
+  Math.max(1, Math.min(FIRST_BATCH_ROWS, train.size, inferenceBatch(train.sampleShape, backend)));
 
 /**
  * The teacher's head on the first training rows, for what its ops did not say (a sigmoid inside
@@ -97,7 +107,12 @@ const firstRows = (train: Dataset, backend: string) => Math.max(1, Math.min(FIRS
  * read as logits whose values all lie in [0, 1], or whose rows each sum to 1, gets the warning
  * returned. Undefined when nothing is amiss or the setting is explicit.
  */
-export async function readFirstBatch(tf: Tf, teacher: LoadedModel, train: Dataset, config: Pick<Config, 'teacherOutput'>): Promise<string | undefined> {
+export async function readFirstBatch(
+  tf: Tf,
+  teacher: LoadedModel,
+  train: Dataset,
+  config: Pick<Config, 'teacherOutput'>,
+): Promise<string | undefined> {
   if ((config.teacherOutput ?? 'auto') !== 'auto' || teacher.output !== 'logits' || train.size === 0) return undefined;
   const rows = firstRows(train, tf.getBackend());
   const x = tf.tensor(await train.read(0, rows), [rows, ...train.sampleShape]);
@@ -118,9 +133,9 @@ export async function readFirstBatch(tf: Tf, teacher: LoadedModel, train: Datase
   }
   const head = teacher.head ? `head ${teacher.head}` : 'head';
   if (values.every(inUnit)) {
-    const sumsToOne = Array.from({ length: rows }, (_, r) => values.subarray(r * width, (r + 1) * width).reduce((a, b) => a + b, 0)).every(
-      (sum) => Math.abs(sum - 1) <= 1e-3,
-    );
+    const sumsToOne = Array.from({ length: rows }, (_, r) =>
+      values.subarray(r * width, (r + 1) * width).reduce((a, b) => a + b, 0),
+    ).every((sum) => Math.abs(sum - 1) <= 1e-3);
     return (
       `The teacher's ${head} was read as logits (teacherOutput: auto saw no softmax or sigmoid at its end), but every value on the first ${rows} training rows lies in [0, 1]` +
       `${sumsToOne ? ' and each row sums to 1' : ''}: they look like probabilities. If they are, set teacherOutput: probabilities` +
@@ -134,7 +149,14 @@ export async function readFirstBatch(tf: Tf, teacher: LoadedModel, train: Datase
  * The student against the teacher and the data: its outputs, its input. `source` is how the config
  * gave it and `key` its place there (`student`, or a sweep candidate's `students[2]`), for errors.
  */
-export function checkStudent(student: LoadedModel, teacher: LoadedModel, train: Dataset, source: StudentSource, key: string, teacherFile: string): void {
+export function checkStudent(
+  student: LoadedModel,
+  teacher: LoadedModel,
+  train: Dataset,
+  source: StudentSource,
+  key: string,
+  teacherFile: string,
+): void {
   // A student given by layers: the last layer's units (or the first layer, for the input) in the config.
   const layers = 'layers' in source ? source.layers.length : 0;
   const where = (keyPath: Array<string | number>, ...fallbacks: Array<Array<string | number>>) =>
@@ -153,7 +175,9 @@ export function checkStudent(student: LoadedModel, teacher: LoadedModel, train: 
       `the student has ${student.outputWidth} outputs but the teacher (${teacherFile}) has ${teacher.outputWidth}${why}; the last layer needs units: ${teacher.outputWidth}.`,
     );
   }
-  const fits = student.inputShape.length === train.sampleShape.length && student.inputShape.every((d, i) => d === null || d === train.sampleShape[i]);
+  const fits =
+    student.inputShape.length === train.sampleShape.length &&
+    student.inputShape.every((d, i) => d === null || d === train.sampleShape[i]);
   if (!fits) {
     throw new InputError(
       where(['layers', 0]),

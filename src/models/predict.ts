@@ -3,7 +3,7 @@ import type { Tf } from '../backend/resolve.js';
 import type { Dataset } from '../data/dataset.js';
 import { isOutOfMemory } from '../errors.js';
 import { eventLoopPauser } from '../run-control.js';
-import type { LoadedModel } from './model.js';
+import type { LoadedModel } from './loaded-model.js';
 
 /** Largest inference batch: beyond this, call overhead is already amortised for any model. */
 export const INFERENCE_BATCH = 512;
@@ -105,7 +105,12 @@ export async function predictLogits(
  * The logits of one asynchronous forward pass (an ONNX teacher's), which tidy cannot wrap: the
  * input, the output and the log are each disposed here, whether the pass succeeds or not.
  */
-async function asLogits(tf: Tf, model: LoadedModel, predictAsync: (x: Tensor) => Promise<Tensor>, x: Tensor): Promise<Tensor> {
+async function asLogits(
+  tf: Tf,
+  model: LoadedModel,
+  predictAsync: (x: Tensor) => Promise<Tensor>,
+  x: Tensor,
+): Promise<Tensor> {
   let y: Tensor;
   try {
     y = await predictAsync(x);

@@ -3,7 +3,8 @@ import type { Tf } from '../backend/resolve.js';
 import type { LayerSpec } from '../config/schema.js';
 import { locatedCulprit } from '../config/locate.js';
 import { InputError } from '../errors.js';
-import { firstLine, loadModel, wrapLayersModel, type LoadedModel } from './model.js';
+import { firstLine, loadModel, wrapLayersModel } from './model.js';
+import { type LoadedModel } from './loaded-model.js';
 
 /** Initialiser arguments each layer type owns; each gets its own seed so runs repeat exactly. */
 const INITIALISER_KEYS: Record<string, string[]> = {
@@ -28,7 +29,13 @@ const SEEDABLE = [
 export type StudentSource = { layers: LayerSpec[] } | { model: string };
 
 /** `key` names the student in errors: `student`, or a sweep candidate's `students[2]`. */
-export async function buildStudent(tf: Tf, source: StudentSource, teacherInputShape: (number | null)[], seed: number, key = 'student'): Promise<LoadedModel> {
+export async function buildStudent(
+  tf: Tf,
+  source: StudentSource,
+  teacherInputShape: (number | null)[],
+  seed: number,
+  key = 'student',
+): Promise<LoadedModel> {
   if ('model' in source) return loadModel(tf, source.model, 'student');
   if (teacherInputShape.some((d) => d === null)) {
     throw new InputError(
@@ -42,8 +49,18 @@ export async function buildStudent(tf: Tf, source: StudentSource, teacherInputSh
     const layerArgs: Record<string, unknown> = { ...args };
     if (index === 0) layerArgs.inputShape = teacherInputShape;
     for (const [k, initialiser] of (INITIALISER_KEYS[type] ?? []).entries()) {
-      const where = locatedCulprit(source, `${key}.layers[${index}].${initialiser}`, ['layers', index, initialiser], ['layers', index]);
-      layerArgs[initialiser] = seededInitialiser(tf, layerArgs[initialiser] ?? 'glorotUniform', seed * 1000 + index * 10 + k, where);
+      const where = locatedCulprit(
+        source,
+        `${key}.layers[${index}].${initialiser}`,
+        ['layers', index, initialiser],
+        ['layers', index],
+      );
+      layerArgs[initialiser] = seededInitialiser(
+        tf,
+        layerArgs[initialiser] ?? 'glorotUniform',
+        seed * 1000 + index * 10 + k,
+        where,
+      );
     }
     if (type === 'dropout' && layerArgs.seed === undefined) layerArgs.seed = seed * 1000 + index * 10;
     try {
@@ -51,7 +68,10 @@ export async function buildStudent(tf: Tf, source: StudentSource, teacherInputSh
       model.add(factory(layerArgs));
     } catch (error) {
       // Where the layer stands in the config, when it came from one: TF.js names no place.
-      throw new InputError(locatedCulprit(source, `${key}.layers[${index}] (${type})`, ['layers', index]), `${firstLine(error)}.`);
+      throw new InputError(
+        locatedCulprit(source, `${key}.layers[${index}] (${type})`, ['layers', index]),
+        `${firstLine(error)}.`,
+      );
     }
   });
   return wrapLayersModel(model, weightBytes(model));
@@ -61,7 +81,10 @@ function seededInitialiser(tf: Tf, value: unknown, seed: number, where: string) 
   if (typeof value !== 'string') return value;
   if (!(SEEDABLE as readonly string[]).includes(value)) {
     if (value === 'zeros' || value === 'ones') return value;
-    throw new InputError(where, `initialiser "${value}" is not one distill-gate can seed; use one of ${SEEDABLE.join(', ')}, zeros, ones.`);
+    throw new InputError(
+      where,
+      `initialiser "${value}" is not one distill-gate can seed; use one of ${SEEDABLE.join(', ')}, zeros, ones.`,
+    );
   }
   const factory = tf.initializers[value as (typeof SEEDABLE)[number]] as (a: { seed: number }) => unknown;
   return factory({ seed });

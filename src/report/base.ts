@@ -1,7 +1,13 @@
 import type { Config } from '../config/load.js';
 import type { MeasuredInterval } from '../measure/intervals.js';
 import type { AugmentSettings } from '../config/schema.js';
-import { SCHEMA_VERSION, type AugmentRecord, type Environment, type Report, type TrainingStepRecord } from './report.js';
+import {
+  SCHEMA_VERSION,
+  type AugmentRecord,
+  type Environment,
+  type Report,
+  type TrainingStepRecord,
+} from './report.js';
 import type { Sweep } from './sweep.js';
 
 /**
@@ -116,7 +122,9 @@ export function baseReport(parts: ReportParts): Report {
     speedComparison: parts.speedComparison ?? null,
     // Every interval, so that a re-judge decides each gate as the run did. JSON writes an unbounded
     // end (too few rounds) as null; readers turn it back into ±Infinity.
-    ...(parts.speedIntervals && Object.keys(parts.speedIntervals).length > 0 ? { speedIntervals: parts.speedIntervals } : {}),
+    ...(parts.speedIntervals && Object.keys(parts.speedIntervals).length > 0
+      ? { speedIntervals: parts.speedIntervals }
+      : {}),
     ...(parts.agreement ? { agreement: parts.agreement } : {}),
     ...(parts.export ? { export: parts.export } : {}),
     ...(parts.teacherDiff ? { teacherDiff: parts.teacherDiff } : {}),
@@ -144,7 +152,12 @@ export function withOutcome(
 
 /** report.training.step, its optional fields present only when set. */
 function stepRecord({ kind, backend, whyNotKernel, kernelModule }: TrainingStepRecord): TrainingStepRecord {
-  return { kind, backend, ...(whyNotKernel !== undefined ? { whyNotKernel } : {}), ...(kernelModule ? { kernelModule } : {}) };
+  return {
+    kind,
+    backend,
+    ...(whyNotKernel !== undefined ? { whyNotKernel } : {}),
+    ...(kernelModule ? { kernelModule } : {}),
+  };
 }
 
 /** report.training.augment: the settings the run applied, its seed resolved (distill.seed by default). */

@@ -56,12 +56,29 @@ export interface RunRecord {
 }
 
 /** The report.json of a run, from its stages' results. Pure: no I/O, no clock, no tensors. */
-export function buildReport({ config, session, distillation, measurement, judgement, studentDir, commit, createdAt, phases, sweep }: RunRecord): Report {
+export function buildReport({
+  config,
+  session,
+  distillation,
+  measurement,
+  judgement,
+  studentDir,
+  commit,
+  createdAt,
+  phases,
+  sweep,
+}: RunRecord): Report {
   const { backend, teacher, student, train, evalSet, baseline } = session;
   const { training } = distillation;
   return baseReport({
     config,
-    outcome: { verdict: judgement.verdict, status: judgement.status, reasons: judgement.reasons, gates: judgement.gates, metrics: measurement.metrics },
+    outcome: {
+      verdict: judgement.verdict,
+      status: judgement.status,
+      reasons: judgement.reasons,
+      gates: judgement.gates,
+      metrics: measurement.metrics,
+    },
     backend: backend.name,
     environment: measurement.environment,
     models: { teacher, student },
@@ -73,7 +90,12 @@ export function buildReport({ config, session, distillation, measurement, judgem
       softTargets: distillation.softTargets,
       ...(distillation.path ? { step: distillation.path } : {}),
     },
-    samples: { train: train.size, eval: evalSet.size, labels: Boolean(train.y ?? evalSet.y), ...(train.classes ? { classes: train.classes } : {}) },
+    samples: {
+      train: train.size,
+      eval: evalSet.size,
+      labels: Boolean(train.y ?? evalSet.y),
+      ...(train.classes ? { classes: train.classes } : {}),
+    },
     studentPath: path.join(studentDir, 'model.json'),
     baseline: baseline
       ? {

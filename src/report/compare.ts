@@ -29,7 +29,12 @@ export function compareReports(
     ...current,
     gates: judged.gates,
     verdict: runVerdict(judged.gates, failedOutright(current)),
-    baseline: { path: baselinePath, createdAt: baseline.createdAt, commit: baseline.commit, environmentDiffers: judged.environmentDiffers },
+    baseline: {
+      path: baselinePath,
+      createdAt: baseline.createdAt,
+      commit: baseline.commit,
+      environmentDiffers: judged.environmentDiffers,
+    },
   };
   return { verdict: report.verdict, report, markdown: renderMarkdown(report) };
 }

@@ -43,17 +43,26 @@ export function parseHistory(text: string, source: string): HistoryEntry[] {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new InputError(source, `is not valid JSON (${(error as Error).message}); expected a distill-gate history file (a list of runs).`);
+    throw new InputError(
+      source,
+      `is not valid JSON (${(error as Error).message}); expected a distill-gate history file (a list of runs).`,
+    );
   }
-  if (!Array.isArray(parsed)) throw new InputError(source, 'is not a distill-gate history file: expected a list of runs, each with "metrics".');
+  if (!Array.isArray(parsed))
+    throw new InputError(source, 'is not a distill-gate history file: expected a list of runs, each with "metrics".');
   for (const [index, entry] of parsed.entries()) {
     const fault = entryFault(entry);
-    if (fault) throw new InputError(source, `is not a distill-gate history file: run ${index + 1} of ${parsed.length} ${fault}.`);
+    if (fault)
+      throw new InputError(
+        source,
+        `is not a distill-gate history file: run ${index + 1} of ${parsed.length} ${fault}.`,
+      );
   }
   return parsed as HistoryEntry[];
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * What is wrong with one run of a history, or undefined: every field the trend and the table read
@@ -70,7 +79,8 @@ function entryFault(entry: unknown): string | undefined {
   for (const key of ['commit', 'event', 'backend'] as const)
     if (entry[key] !== undefined && typeof entry[key] !== 'string') return `has a "${key}" that is not text`;
   const override = entry.override;
-  if (override !== undefined && override !== null && (!isRecord(override) || typeof override.by !== 'string')) return 'has an "override" without "by"';
+  if (override !== undefined && override !== null && (!isRecord(override) || typeof override.by !== 'string'))
+    return 'has an "override" without "by"';
   return undefined;
 }
 
@@ -89,11 +99,14 @@ export function trendCharts(history: HistoryEntry[], current?: Report): string {
   const runs = [...history, ...(current ? [historyEntry(current)] : [])].slice(-TREND_RUNS);
   if (runs.length < 2) return '';
   const labels = runs.map(
-    (r, i) => `"${i === runs.length - 1 && current ? 'this' : r.commit ? r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, '') : String(i + 1)}"`,
+    (r, i) =>
+      `"${i === runs.length - 1 && current ? 'this' : r.commit ? r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, '') : String(i + 1)}"`,
   );
   return TREND_METRICS.filter((s) => runs.some((r) => Number.isFinite(r.metrics[s.name])))
     .map((s) => {
-      const values = runs.map((r) => (Number.isFinite(r.metrics[s.name]) ? Number((r.metrics[s.name] * s.trend.scale).toPrecision(4)) : 0));
+      const values = runs.map((r) =>
+        Number.isFinite(r.metrics[s.name]) ? Number((r.metrics[s.name] * s.trend.scale).toPrecision(4)) : 0,
+      );
       return [
         '```mermaid',
         'xychart-beta',

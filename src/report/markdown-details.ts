@@ -44,8 +44,12 @@ export function perClassSection(report: Report): string[] {
   const minSamples = a.minClassSamples ?? 1;
   const share = (c: number) => agreedCounts[c] / teacherCounts[c];
   const answered = teacherCounts.map((_, c) => c).filter((c) => teacherCounts[c] > 0);
-  const gated = answered.filter((c) => teacherCounts[c] >= minSamples).sort((x, y) => share(x) - share(y) || teacherCounts[y] - teacherCounts[x] || x - y);
-  const few = answered.filter((c) => teacherCounts[c] < minSamples && agreedCounts[c] < teacherCounts[c]).sort((x, y) => share(x) - share(y) || x - y);
+  const gated = answered
+    .filter((c) => teacherCounts[c] >= minSamples)
+    .sort((x, y) => share(x) - share(y) || teacherCounts[y] - teacherCounts[x] || x - y);
+  const few = answered
+    .filter((c) => teacherCounts[c] < minSamples && agreedCounts[c] < teacherCounts[c])
+    .sort((x, y) => share(x) - share(y) || x - y);
   const rows = [...gated, ...few]
     .slice(0, WORST_CLASSES)
     .map((c) => [
@@ -58,7 +62,9 @@ export function perClassSection(report: Report): string[] {
   const lines = [
     `The teacher's top-1 class is the reference: of the eval samples the teacher answers with a class, the share the student answers the same way. \`agreement.minClass\` is the worst class among the ${int(gated.length)} with at least ${minSamples} samples; classes with fewer are listed but not gated, so that one stray sample cannot fail a gate.`,
     '',
-    markdownTable([['Class', "Teacher's samples", 'Student agrees', 'Gated'], ...rows], { align: ['l', 'r', 'r', 'l'] }),
+    markdownTable([['Class', "Teacher's samples", 'Student agrees', 'Gated'], ...rows], {
+      align: ['l', 'r', 'r', 'l'],
+    }),
     '',
   ];
   const charted = gated.slice(0, CHART_CLASSES);
@@ -77,15 +83,23 @@ export function perClassSection(report: Report): string[] {
   }
   const confusions = a.confusions ?? [];
   if (confusions.length > 0) {
-    const confusionRows = confusions.map((k) => [`class ${k.teacher} → class ${k.student}`, int(k.count), pct(k.count / teacherCounts[k.teacher])]);
+    const confusionRows = confusions.map((k) => [
+      `class ${k.teacher} → class ${k.student}`,
+      int(k.count),
+      pct(k.count / teacherCounts[k.teacher]),
+    ]);
     lines.push(
       'Largest confusions, teacher → student:',
       '',
-      markdownTable([['Teacher → student', 'Samples', "Share of the teacher's class"], ...confusionRows], { align: ['l', 'r', 'r'] }),
+      markdownTable([['Teacher → student', 'Samples', "Share of the teacher's class"], ...confusionRows], {
+        align: ['l', 'r', 'r'],
+      }),
       '',
     );
   }
-  const summary = Number.isFinite(worst) ? `worst class ${pct(worst)} (class ${gated[0]})` : `no class has ${minSamples} samples`;
+  const summary = Number.isFinite(worst)
+    ? `worst class ${pct(worst)} (class ${gated[0]})`
+    : `no class has ${minSamples} samples`;
   return section(report, 'Per-class agreement', summary, lines);
 }
 
@@ -132,7 +146,12 @@ export function teacherChangeSection(report: Report): string[] {
       '',
     );
   }
-  return section(report, 'Teacher change', `agreement with the base teacher ${pct(value(m, 'teacherDiff.agreement'))}`, lines);
+  return section(
+    report,
+    'Teacher change',
+    `agreement with the base teacher ${pct(value(m, 'teacherDiff.agreement'))}`,
+    lines,
+  );
 }
 
 /**
@@ -159,10 +178,16 @@ export function shippedSection(report: Report): string[] {
     const pairs: Array<[string, MetricName, MetricName]> = [
       ['Top-1 agreement', 'agreement.top1', 'quantized.agreement.top1'],
       ['KL(teacher ‖ student)', 'kl', 'quantized.kl'],
-      ...(Number.isFinite(value(m, 'quantized.accuracy')) ? [['Accuracy', 'accuracy.student', 'quantized.accuracy'] as [string, MetricName, MetricName]] : []),
+      ...(Number.isFinite(value(m, 'quantized.accuracy'))
+        ? [['Accuracy', 'accuracy.student', 'quantized.accuracy'] as [string, MetricName, MetricName]]
+        : []),
       ['Weight bytes', 'size.studentFloatBytes', 'size.studentBytes'],
     ];
-    const rows = pairs.map(([label, float, shipped]) => [label, formatMetric(float, value(m, float)), formatMetric(shipped, value(m, shipped))]);
+    const rows = pairs.map(([label, float, shipped]) => [
+      label,
+      formatMetric(float, value(m, float)),
+      formatMetric(shipped, value(m, shipped)),
+    ]);
     lines.push(
       markdownTable([['', 'float32 student', `Shipped (${plan.quantize})`], ...rows], { align: ['l', 'r', 'r'] }),
       '',
@@ -175,7 +200,10 @@ export function shippedSection(report: Report): string[] {
   const onnx = plan.onnx
     ? `; student.onnx ${plan.onnx.status === 'checked' ? `within ${formatMetric('export.onnxMaxAbsDiff', plan.onnx.maxAbsDiff)} of TF.js` : plan.onnx.status}`
     : '';
-  const summary = (plan.quantize !== 'none' ? `${plan.quantize}, top-1 agreement ${pct(value(m, 'quantized.agreement.top1'))}` : `${plan.output}`) + onnx;
+  const summary =
+    (plan.quantize !== 'none'
+      ? `${plan.quantize}, top-1 agreement ${pct(value(m, 'quantized.agreement.top1'))}`
+      : `${plan.output}`) + onnx;
   return section(report, 'Shipped student', summary, lines);
 }
 
@@ -212,9 +240,11 @@ function describeOnnxCheck(check: OnnxStudentCheck): string {
   const what = `\`student/${ONNX_STUDENT_FILE}\` (ONNX opset ${check.opset}, ${check.inputLayout === 'nhwc' ? 'NHWC input as the data comes' : 'input as the data comes'}, outputs ${check.output === 'probabilities' ? 'probabilities' : 'logits'})`;
   if (check.status === 'checked') {
     const diff = check.maxAbsDiff;
-    const shown = diff === undefined || !Number.isFinite(diff) ? 'not finite' : diff === 0 ? '0' : diff.toExponential(1);
+    const shown =
+      diff === undefined || !Number.isFinite(diff) ? 'not finite' : diff === 0 ? '0' : diff.toExponential(1);
     return `${what} ran in ${esc(check.runtime ?? 'onnxruntime-node')} on ${check.rows} eval rows beside the TF.js student: the largest difference of their outputs is ${shown} (\`export.onnxMaxAbsDiff\`).`;
   }
-  if (check.status === 'skipped') return `${what} was written but not checked: ${esc(check.note ?? 'onnxruntime-node is not installed')}.`;
+  if (check.status === 'skipped')
+    return `${what} was written but not checked: ${esc(check.note ?? 'onnxruntime-node is not installed')}.`;
   return `${what} was written, but its check failed: ${esc(check.note ?? 'onnxruntime could not run it')}.`;
 }

@@ -29,7 +29,10 @@ export type PhaseSeconds = Partial<Record<(typeof PHASES)[number], number>>;
 /** The phases of a run, as the footer names them. */
 export const PHASES = ['load', 'teacher pass', 'distillation', 'measuring', 'report'] as const;
 
-export function renderMarkdown(report: Report, options: { history?: HistoryEntry[]; phases?: PhaseSeconds } = {}): string {
+export function renderMarkdown(
+  report: Report,
+  options: { history?: HistoryEntry[]; phases?: PhaseSeconds } = {},
+): string {
   const trend = options.history ? trendCharts(options.history, report) : '';
   const sections = [
     headline(report),
@@ -59,7 +62,8 @@ function headline(report: Report): string[] {
     `Student distilled from ${esc(relativeName(report.teacher.path))} in ${report.training.epochs}/${report.training.epochsPlanned} epochs on **${esc(report.backend)}**: ` +
       `top-1 agreement ${pct(value(m, 'agreement.top1'))}, ${fmt(value(m, 'speed.speedup'), 2)}× faster, ${pct(value(m, 'size.ratio'))} of the teacher's size.`,
   ];
-  if (failing.length > 0) lines.push('', `**Failing gates:** ${failing.map((g) => `${g.metric} (${g.expected})`).join(', ')}`);
+  if (failing.length > 0)
+    lines.push('', `**Failing gates:** ${failing.map((g) => `${g.metric} (${g.expected})`).join(', ')}`);
   for (const reason of report.reasons) lines.push('', `> **Note:** ${esc(reason)}`);
   if (report.override) {
     lines.push(
@@ -91,7 +95,14 @@ function gatesSection(report: Report): string[] {
   // The Teacher column only where a gated metric has a teacher's value to show (speed, size,
   // accuracy, calibration); agreement metrics compare the two, and have none.
   const withTeacher = report.gates.some((g) => teacherCell(g.metric, report.metrics) !== '—');
-  const header = ['Metric', ...(withTeacher ? ['Teacher'] : []), 'Student', ...(withBaseline ? ['Baseline', 'Δ'] : []), 'Threshold', 'Status'];
+  const header = [
+    'Metric',
+    ...(withTeacher ? ['Teacher'] : []),
+    'Student',
+    ...(withBaseline ? ['Baseline', 'Δ'] : []),
+    'Threshold',
+    'Status',
+  ];
   const rows = report.gates.map((g) => [
     // Metric names were checked against the known metrics, so they are safe in a code span.
     `\`${g.metric}\``,
@@ -114,13 +125,34 @@ function sizeSection(report: Report): string[] {
   const table = markdownTable(
     [
       ['', 'Teacher', 'Student', 'Student / teacher'],
-      ['Parameters', int(v('size.teacherParams')), int(v('size.studentParams')), pct(v('size.studentParams') / v('size.teacherParams'))],
-      [shipped ? `Weight bytes, shipped (${quantize})` : 'Weight bytes', bytes(v('size.teacherBytes')), bytes(v('size.studentBytes')), pct(v('size.ratio'))],
-      ...(shipped ? [['Weight bytes, float32', bytes(v('size.teacherBytes')), bytes(floatBytes), pct(floatBytes / v('size.teacherBytes'))]] : []),
+      [
+        'Parameters',
+        int(v('size.teacherParams')),
+        int(v('size.studentParams')),
+        pct(v('size.studentParams') / v('size.teacherParams')),
+      ],
+      [
+        shipped ? `Weight bytes, shipped (${quantize})` : 'Weight bytes',
+        bytes(v('size.teacherBytes')),
+        bytes(v('size.studentBytes')),
+        pct(v('size.ratio')),
+      ],
+      ...(shipped
+        ? [
+            [
+              'Weight bytes, float32',
+              bytes(v('size.teacherBytes')),
+              bytes(floatBytes),
+              pct(floatBytes / v('size.teacherBytes')),
+            ],
+          ]
+        : []),
     ],
     { align: ['l', 'r', 'r', 'r'] },
   );
-  const note = shipped ? [`\`size.studentBytes\` and \`size.ratio\` count the bytes that ship: student/ holds ${quantize} weights.`, ''] : [];
+  const note = shipped
+    ? [`\`size.studentBytes\` and \`size.ratio\` count the bytes that ship: student/ holds ${quantize} weights.`, '']
+    : [];
   return ['### Size', '', table, '', ...note];
 }
 
@@ -140,14 +172,26 @@ function speedSection(report: Report): string[] {
   const table = markdownTable(
     [
       ['', 'Teacher', 'Student', 'Speed-up'],
-      ['Latency, batch 1 (ms)', cell('speed.teacherMs', ms), cell('speed.studentMs', ms), cell('speed.speedup', ratio, '×')],
-      ['Throughput (samples/s)', cell('speed.teacherThroughput', int), cell('speed.studentThroughput', int), cell('speed.throughputSpeedup', ratio, '×')],
+      [
+        'Latency, batch 1 (ms)',
+        cell('speed.teacherMs', ms),
+        cell('speed.studentMs', ms),
+        cell('speed.speedup', ratio, '×'),
+      ],
+      [
+        'Throughput (samples/s)',
+        cell('speed.teacherThroughput', int),
+        cell('speed.studentThroughput', int),
+        cell('speed.throughputSpeedup', ratio, '×'),
+      ],
     ],
     { align: ['l', 'r', 'r', 'r'] },
   );
   const where = report.speedBackend ? ` on the ${esc(report.speedBackend)} backend (measure.backend)` : '';
   const confidence = Object.values(intervals)[0]?.confidence;
-  const medians = confidence ? `medians over rounds, each with its ${formatConfidence(confidence)} confidence interval in brackets` : 'medians';
+  const medians = confidence
+    ? `medians over rounds, each with its ${formatConfidence(confidence)} confidence interval in brackets`
+    : 'medians';
   // A teacher outside TF.js (ONNX), or a student timed as student.onnx (measure.runtime), runs in
   // its own runtime: each side's is named.
   const tfjs = `TF.js on ${esc(report.speedBackend ?? report.environment.backend)}`;
@@ -156,7 +200,14 @@ function speedSection(report: Report): string[] {
     report.teacher.runtime || report.student.runtime
       ? ` The teacher ran in ${report.teacher.runtime ? esc(report.teacher.runtime) : tfjs}, the student in ${studentIn}.`
       : '';
-  return ['### Speed', '', `Timed interleaved in one process after warm-up${where}; ${medians}.${runtimes}`, '', table, ''];
+  return [
+    '### Speed',
+    '',
+    `Timed interleaved in one process after warm-up${where}; ${medians}.${runtimes}`,
+    '',
+    table,
+    '',
+  ];
 }
 
 function agreementSection(report: Report): string[] {
@@ -203,8 +254,14 @@ function classSpread({ teacherCounts, studentCounts }: ClassAgreement): string[]
   const rest = (counts: number[]) => counts.reduce((sum, count, c) => (shown.includes(c) ? sum : sum + count), 0);
   const rows = shown.map((c) => [`class ${c}`, cell(teacherCounts[c]), cell(studentCounts[c])]);
   const others = teacherCounts.length - shown.length;
-  if (others > 0 && rest(teacherCounts) + rest(studentCounts) > 0) rows.push([`${others} other classes`, cell(rest(teacherCounts)), cell(rest(studentCounts))]);
-  return ['Top-1 answers by class:', '', markdownTable([['', 'Teacher', 'Student'], ...rows], { align: ['l', 'r', 'r'] }), ''];
+  if (others > 0 && rest(teacherCounts) + rest(studentCounts) > 0)
+    rows.push([`${others} other classes`, cell(rest(teacherCounts)), cell(rest(studentCounts))]);
+  return [
+    'Top-1 answers by class:',
+    '',
+    markdownTable([['', 'Teacher', 'Student'], ...rows], { align: ['l', 'r', 'r'] }),
+    '',
+  ];
 }
 
 /** What a constant student scores, and a warning when top-1 agreement is not clear of it (chanceWarning's rule). */
@@ -259,14 +316,18 @@ function speedPrecision(report: Report): string {
     const found = metrics.map((m) => intervals[m]).filter((i) => i !== undefined);
     if (found.length === 0) return undefined;
     const width = Math.max(
-      ...found.map(({ value, low, high }) => (value !== 0 && Number.isFinite(high - low) ? Math.abs((high - low) / 2 / value) : Infinity)),
+      ...found.map(({ value, low, high }) =>
+        value !== 0 && Number.isFinite(high - low) ? Math.abs((high - low) / 2 / value) : Infinity,
+      ),
     );
     return { rounds: Math.min(...found.map((i) => i.rounds)), width };
   };
   const latency = widest('speed.teacherMs', 'speed.studentMs');
   const throughput = widest('speed.teacherThroughput', 'speed.studentThroughput');
   const say = (name: string, p: { rounds: number; width: number } | undefined) =>
-    p ? `${name} ${p.rounds} rounds, ${Number.isFinite(p.width) ? `±${(100 * p.width).toFixed(1)}%` : 'unbounded'}` : undefined;
+    p
+      ? `${name} ${p.rounds} rounds, ${Number.isFinite(p.width) ? `±${(100 * p.width).toFixed(1)}%` : 'unbounded'}`
+      : undefined;
   const parts = [say('latency', latency), say('throughput', throughput)].filter(Boolean);
   return parts.length > 0 ? `; speed timed to ${parts.join(', ')} (95% intervals of the medians)` : '';
 }
@@ -275,7 +336,8 @@ function delta(g: GateResult): string {
   if (g.value === null || g.baseline === null) return '—';
   const change = g.value - g.baseline;
   const arrow = change > 0 ? '▲' : change < 0 ? '▼' : '=';
-  const relative = g.baseline !== 0 ? ` (${change >= 0 ? '+' : ''}${((100 * change) / Math.abs(g.baseline)).toFixed(1)}%)` : '';
+  const relative =
+    g.baseline !== 0 ? ` (${change >= 0 ? '+' : ''}${((100 * change) / Math.abs(g.baseline)).toFixed(1)}%)` : '';
   return `${arrow} ${change >= 0 ? '+' : ''}${formatMetric(g.metric, change)}${relative}`;
 }
 

@@ -52,7 +52,10 @@ export function parseExpected(text: string, culprit: string, { configs = false }
   if (words.length === 1 && /^[-+]?\d*\.?\d+$/.test(words[0])) {
     const count = Number(words[0]);
     if (!Number.isInteger(count) || count < 1)
-      throw new InputError(culprit, `"${words[0]}" is not a number of reports; give a whole number from 1 (e.g. 2), or the legs' names.`);
+      throw new InputError(
+        culprit,
+        `"${words[0]}" is not a number of reports; give a whole number from 1 (e.g. 2), or the legs' names.`,
+      );
     return { count };
   }
   const paired = words.filter((word) => word.includes('='));
@@ -63,7 +66,8 @@ export function parseExpected(text: string, culprit: string, { configs = false }
     );
   const legs = words.map((word) => {
     const at = word.indexOf('=');
-    const { name, config } = at < 0 ? { name: word, config: undefined } : { name: word.slice(0, at), config: word.slice(at + 1) };
+    const { name, config } =
+      at < 0 ? { name: word, config: undefined } : { name: word.slice(0, at), config: word.slice(at + 1) };
     if (!name || config === '')
       throw new InputError(
         culprit,
@@ -75,7 +79,11 @@ export function parseExpected(text: string, culprit: string, { configs = false }
   const repeated = names.find((name, i) => names.indexOf(name) !== i);
   if (repeated) throw new InputError(culprit, `names the leg "${repeated}" twice; name each leg once.`);
   const withConfig = legs.filter((leg): leg is { name: string; config: string } => leg.config !== undefined);
-  return { count: names.length, names, ...(withConfig.length > 0 ? { configs: Object.fromEntries(withConfig.map((leg) => [leg.name, leg.config])) } : {}) };
+  return {
+    count: names.length,
+    names,
+    ...(withConfig.length > 0 ? { configs: Object.fromEntries(withConfig.map((leg) => [leg.name, leg.config])) } : {}),
+  };
 }
 
 /** The files the patterns match, absolute and sorted; none is an empty list. */
@@ -88,7 +96,11 @@ export async function reportFiles(patterns: string[], cwd = process.cwd()): Prom
  * Each leg's report was written by a job of its own (one that may have run a pull request's code),
  * so each is validated as an upload is (readUntrustedReport); mergeReports re-judges them.
  */
-export async function readReports(patterns: string[], cwd = process.cwd(), expected?: ExpectedLegs): Promise<Array<{ file: string; report: Report }>> {
+export async function readReports(
+  patterns: string[],
+  cwd = process.cwd(),
+  expected?: ExpectedLegs,
+): Promise<Array<{ file: string; report: Report }>> {
   const files = await reportFiles(patterns, cwd);
   if (files.length === 0) {
     const waitedFor = expected
@@ -128,7 +140,11 @@ export interface MergeOptions {
  * pass beside a failing gate fails. The merged run fails when any leg failed, and, given
  * `expected`, when a leg is missing, counted twice, or not expected.
  */
-export function mergeReports(read: Array<{ file: string; report: Report }>, expected?: ExpectedLegs, options: MergeOptions = {}): MergedReport {
+export function mergeReports(
+  read: Array<{ file: string; report: Report }>,
+  expected?: ExpectedLegs,
+  options: MergeOptions = {},
+): MergedReport {
   const { acceptance, noBaseTeacher, judgeLeg, notes = [] } = options;
   const reports = read.map((leg) => {
     const expectedLeg = legOf(leg, expected);
@@ -150,15 +166,26 @@ export function mergeReports(read: Array<{ file: string; report: Report }>, expe
       failing.length ? failing.join(', ') : '—',
     ];
   });
-  const missingRows = legs.missing.map((name) => [esc(name), '❌ missing', ...HEADLINE_METRICS.map(() => '—'), 'no report.json arrived']);
-  const runs = expected && expected.count !== reports.length ? `${reports.length} of ${expected.count} runs` : `${reports.length} runs`;
+  const missingRows = legs.missing.map((name) => [
+    esc(name),
+    '❌ missing',
+    ...HEADLINE_METRICS.map(() => '—'),
+    'no report.json arrived',
+  ]);
+  const runs =
+    expected && expected.count !== reports.length
+      ? `${reports.length} of ${expected.count} runs`
+      : `${reports.length} runs`;
   const lines = [
     `## ${verdict === 'pass' ? '✅' : '❌'} distill-gate: ${verdict} (${runs})`,
     '',
     ...[...legs.reasons, ...notes].flatMap((reason) => [`> **Note:** ${esc(reason)}`, '']),
-    markdownTable([['Run', 'Verdict', ...HEADLINE_METRICS.map((spec) => spec.label), 'Failing gates'], ...rows, ...missingRows], {
-      align: ['l', 'l', ...HEADLINE_METRICS.map(() => 'r' as const), 'l'],
-    }),
+    markdownTable(
+      [['Run', 'Verdict', ...HEADLINE_METRICS.map((spec) => spec.label), 'Failing gates'], ...rows, ...missingRows],
+      {
+        align: ['l', 'l', ...HEADLINE_METRICS.map(() => 'r' as const), 'l'],
+      },
+    ),
     '',
   ];
   const front = mergedSweep(reports);
@@ -182,7 +209,9 @@ export function mergeReports(read: Array<{ file: string; report: Report }>, expe
  */
 export function mergedSweep(reports: Array<{ file: string; report: Report; name?: string }>): Sweep | undefined {
   // Legs that ran one student (a matrix of runners or backends) are not candidates of a sweep.
-  const students = new Set(reports.map(({ report: { student } }) => JSON.stringify([student.from, student.params, student.bytes])));
+  const students = new Set(
+    reports.map(({ report: { student } }) => JSON.stringify([student.from, student.params, student.bytes])),
+  );
   const legsDiffer = students.size >= 2;
   const candidates = reports.flatMap(({ file, report, name }): Array<Omit<SweepCandidate, 'onFront'>> => {
     // The trusted leg name where the merge gave one (never the name an upload claims).
@@ -198,8 +227,17 @@ export function mergedSweep(reports: Array<{ file: string; report: Report; name?
             passesGates: failing.length === 0,
             ...(failing.length > 0 ? { failingGates: failing } : {}),
           }
-        : { name: leg, from: report.student.from, status: 'not run', reason: report.reasons[0] ?? 'its run is incomplete', metrics: {}, passesGates: null };
-    const swept = (report.sweep?.candidates ?? []).filter((c) => !c.configured).map(({ onFront: _, ...c }) => ({ ...c, name: `${leg}/${c.name}` }));
+        : {
+            name: leg,
+            from: report.student.from,
+            status: 'not run',
+            reason: report.reasons[0] ?? 'its run is incomplete',
+            metrics: {},
+            passesGates: null,
+          };
+    const swept = (report.sweep?.candidates ?? [])
+      .filter((c) => !c.configured)
+      .map(({ onFront: _, ...c }) => ({ ...c, name: `${leg}/${c.name}` }));
     return legsDiffer ? [own, ...swept] : swept;
   });
   return candidates.length >= 2 ? buildSweep(candidates) : undefined;
@@ -211,7 +249,10 @@ export function mergedSweep(reports: Array<{ file: string; report: Report; name?
  * a name no report answers to is missing and a report no name matches is unexpected (as is a
  * second leg for one name); with a count, too few or too many legs.
  */
-function checkLegs(reports: Array<{ file: string; report: Report }>, expected: ExpectedLegs): { missing: string[]; reasons: string[] } {
+function checkLegs(
+  reports: Array<{ file: string; report: Report }>,
+  expected: ExpectedLegs,
+): { missing: string[]; reasons: string[] } {
   const groups = legGroups(reports);
   const reasons = duplicateReasons(groups);
   const arrived = groups.map((group) => nameOf(group[0].file, group[0].report));
@@ -235,8 +276,12 @@ function checkLegs(reports: Array<{ file: string; report: Report }>, expected: E
   // Named with their folder too: the folder is where the trusted job put the artifact, the run name what the report claims.
   const unexpected = reports
     .filter((r) => !names.some((name) => matches(name, r)))
-    .map(({ file, report }) => (nameOf(file, report) === folderOf(file) ? folderOf(file) : `${nameOf(file, report)} (in ${folderOf(file)})`));
-  const twice = expected.names.filter((name) => groups.filter((group) => group.some((r) => matches(name, r))).length > 1);
+    .map(({ file, report }) =>
+      nameOf(file, report) === folderOf(file) ? folderOf(file) : `${nameOf(file, report)} (in ${folderOf(file)})`,
+    );
+  const twice = expected.names.filter(
+    (name) => groups.filter((group) => group.some((r) => matches(name, r))).length > 1,
+  );
   if (missing.length > 0)
     reasons.push(
       `Missing: ${listed(missing)} (${groups.length} of ${expected.count} expected reports arrived): a leg that crashed or was cancelled uploads no report.json.`,
@@ -249,8 +294,10 @@ function checkLegs(reports: Array<{ file: string; report: Report }>, expected: E
       `Missing: ${unaccounted} of ${listed(shared)} (${groups.length} of ${expected.count} expected legs arrived): their reports are copies of fewer legs.`,
     );
   }
-  if (unexpected.length > 0) reasons.push(`Not expected: ${listed(unexpected)}; expect names ${listed(expected.names)}.`);
-  if (twice.length > 0) reasons.push(`More than one report for ${listed(twice)}: a stale or duplicate report.json matches the pattern.`);
+  if (unexpected.length > 0)
+    reasons.push(`Not expected: ${listed(unexpected)}; expect names ${listed(expected.names)}.`);
+  if (twice.length > 0)
+    reasons.push(`More than one report for ${listed(twice)}: a stale or duplicate report.json matches the pattern.`);
   return { missing, reasons };
 }
 
@@ -313,8 +360,14 @@ function folderOf(file: string): string {
 export function mergedAsReport(merged: MergedReport): Report {
   return withOutcome(merged.reports[0].report, {
     verdict: merged.verdict,
-    reasons: [...merged.reasons, ...merged.notes, ...merged.reports.flatMap(({ name, report }) => report.reasons.map((r) => `${name}: ${r}`))],
-    gates: merged.reports.flatMap(({ name, report }) => report.gates.map((g) => ({ ...g, metric: `${name}: ${g.metric}` }))),
+    reasons: [
+      ...merged.reasons,
+      ...merged.notes,
+      ...merged.reports.flatMap(({ name, report }) => report.reasons.map((r) => `${name}: ${r}`)),
+    ],
+    gates: merged.reports.flatMap(({ name, report }) =>
+      report.gates.map((g) => ({ ...g, metric: `${name}: ${g.metric}` })),
+    ),
     metrics: Object.fromEntries(
       HEADLINE_METRICS.map(({ name }) => [
         name,

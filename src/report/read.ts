@@ -25,7 +25,10 @@ async function readReportAs(file: string, trust: ReportTrust): Promise<Report> {
   try {
     parsed = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
-    const reason = error instanceof SyntaxError ? `is not valid JSON (${error.message})` : `cannot be read (${(error as NodeJS.ErrnoException).code ?? error})`;
+    const reason =
+      error instanceof SyntaxError
+        ? `is not valid JSON (${error.message})`
+        : `cannot be read (${(error as NodeJS.ErrnoException).code ?? error})`;
     throw new InputError(file, `${reason}; expected a report.json written by distill-gate.`);
   }
   return parseReport(parsed, file, trust);

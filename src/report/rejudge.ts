@@ -54,7 +54,11 @@ export type TrustedConfig = Pick<Config, 'gates' | 'measure' | 'file'> & Partial
  * a non-finite loss) stays `fail`. What it cannot do is vouch for the numbers themselves, which
  * the untrusted job measured. Pure; `file` names the upload in errors.
  */
-export function rejudgeReport(uploaded: Report, file: string, { trusted, stored, acceptance, noBaseTeacher }: RejudgeOptions = {}): Report {
+export function rejudgeReport(
+  uploaded: Report,
+  file: string,
+  { trusted, stored, acceptance, noBaseTeacher }: RejudgeOptions = {},
+): Report {
   // The paired latency gate is re-decided from the interval the upload carries (speedComparison),
   // with the allowed ratio of the check being judged, never from the upload's own decision.
   // Absolute speed gates likewise, from the intervals the run measured (each must hold its median).
@@ -68,18 +72,33 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
   // judged by its own thresholds, for the export the upload says it made.
   const quantize = trusted ? (trusted.export?.quantize ?? 'none') : (uploaded.export?.quantize ?? 'none');
   const checks: GateCheck[] = withDefaultGates(
-    trusted ? trustedChecks(trusted) : uploaded.gates.map(({ metric, op, threshold, relative, level }) => ({ metric, op, threshold, relative, level })),
+    trusted
+      ? trustedChecks(trusted)
+      : uploaded.gates.map(({ metric, op, threshold, relative, level }) => ({
+          metric,
+          op,
+          threshold,
+          relative,
+          level,
+        })),
     { export: { quantize, format: trusted ? trusted.export?.format : uploaded.export?.format } },
     uploaded.metrics,
   );
   const baselineValues = uploadedBaselineValues(uploaded, file);
   // The trusted store's baseline, when there is one, replaces whatever baseline the upload carried
   // (or left out): an upload could drop its baseline to skip every relative gate, or edit it.
-  const baseline = stored ? { metrics: stored.report.metrics, environment: stored.report.environment } : baselineRun(uploaded, baselineValues);
+  const baseline = stored
+    ? { metrics: stored.report.metrics, environment: stored.report.environment }
+    : baselineRun(uploaded, baselineValues);
   const judged = judgeGates(checks, uploaded.metrics, uploaded.environment, baseline, timed);
   const rejudged = judged.gates.map((gate) =>
     withUploadedStatus(
-      judgedInFull(stored ? gate : unjudgeableWithoutBaseline(gate, uploaded, baselineValues), uploaded, timed, noBaseTeacher),
+      judgedInFull(
+        stored ? gate : unjudgeableWithoutBaseline(gate, uploaded, baselineValues),
+        uploaded,
+        timed,
+        noBaseTeacher,
+      ),
       uploaded.gates,
     ),
   );
@@ -90,13 +109,19 @@ export function rejudgeReport(uploaded: Report, file: string, { trusted, stored,
   // PR's accept label (read live by the trusted job) turns into warnings. A run that failed
   // outright (cancelled, a non-finite loss) stays failed whatever its gates say.
   const verdict = claimed === 'fail' && (!acceptance || failedOutright(uploaded)) ? 'fail' : verdictOf(gates);
-  const thresholdsFrom = trusted ? `the thresholds of the trusted ${path.basename(trusted.file)}` : 'its own thresholds';
+  const thresholdsFrom = trusted
+    ? `the thresholds of the trusted ${path.basename(trusted.file)}`
+    : 'its own thresholds';
   const reasons = [...uploaded.reasons];
   if (verdict !== claimed) {
     const failing = gates.filter((g) => g.status === 'fail').map((g) => `${g.metric} (${g.expected})`);
-    reasons.push(`The uploaded report claimed ${claimed}; re-judged from its values with ${thresholdsFrom}: ${verdict} (failing: ${failing.join(', ')}).`);
+    reasons.push(
+      `The uploaded report claimed ${claimed}; re-judged from its values with ${thresholdsFrom}: ${verdict} (failing: ${failing.join(', ')}).`,
+    );
   } else if (claimed === 'fail' && verdictOf(gates) === 'pass' && uploaded.gates.some((g) => g.status === 'fail')) {
-    reasons.push(`The uploaded report claimed fail; its gates re-judge as passing with ${thresholdsFrom}, but re-judging never turns a fail into a pass.`);
+    reasons.push(
+      `The uploaded report claimed fail; its gates re-judge as passing with ${thresholdsFrom}, but re-judging never turns a fail into a pass.`,
+    );
   }
   if (!stored && !uploaded.baseline && gates.some((g) => g.status === 'skipped' && g.note === 'no baseline')) {
     reasons.push(
@@ -158,7 +183,11 @@ function checkedIntervals(uploaded: Report, file: string): Record<string, Measur
  */
 function checkedComparison(comparison: SpeedComparison, uploaded: Report, file: string): SpeedComparison {
   const problem = intervalProblem(comparisonInterval(comparison));
-  if (problem) throw new InputError(`${file}: speedComparison.${problem.field === 'value' ? 'ratio' : problem.field}`, problem.message);
+  if (problem)
+    throw new InputError(
+      `${file}: speedComparison.${problem.field === 'value' ? 'ratio' : problem.field}`,
+      problem.message,
+    );
   for (const [field, metric] of [
     ['ratio', 'speed.vsBaseline'],
     ['baselineMs', 'speed.baselineStudentMs'],
@@ -182,7 +211,12 @@ function checkedComparison(comparison: SpeedComparison, uploaded: Report, file: 
  * interval a run writes for each: one the upload left out fails rather than being judged on the
  * bare median, which would pass what the interval leaves undecided.
  */
-function judgedInFull(gate: GateResult, uploaded: Report, timed: TimedSpeed, noBaseTeacher: string | undefined): GateResult {
+function judgedInFull(
+  gate: GateResult,
+  uploaded: Report,
+  timed: TimedSpeed,
+  noBaseTeacher: string | undefined,
+): GateResult {
   const failed = { pass: false, status: gate.level === 'warn' ? 'warn' : 'fail' } as const;
   if (gate.status === 'skipped' && !Number.isFinite(gate.value ?? NaN)) {
     if (noBaseTeacher !== undefined && metricSpec(gate.metric)?.stage === 'teacher diff')
@@ -194,7 +228,12 @@ function judgedInFull(gate: GateResult, uploaded: Report, timed: TimedSpeed, noB
     };
   }
   const paired = timed.comparison !== undefined && isPairedSpeedCheck(gate);
-  if (!paired && intervalBound(gate) && Number.isFinite(uploaded.metrics[gate.metric] ?? NaN) && !timed.intervals?.[gate.metric]) {
+  if (
+    !paired &&
+    intervalBound(gate) &&
+    Number.isFinite(uploaded.metrics[gate.metric] ?? NaN) &&
+    !timed.intervals?.[gate.metric]
+  ) {
     return {
       ...gate,
       ...failed,
@@ -212,10 +251,19 @@ function trustedChecks(trusted: TrustedConfig): GateCheck[] {
   try {
     return parseGates(
       trusted.gates,
-      measuredMetrics({ classes: Infinity, topK: trusted.measure.topK, labels: true, baselineStudent: true, quantized: true, baseTeacher: true, onnx: true }),
+      measuredMetrics({
+        classes: Infinity,
+        topK: trusted.measure.topK,
+        labels: true,
+        baselineStudent: true,
+        quantized: true,
+        baseTeacher: true,
+        onnx: true,
+      }),
     );
   } catch (error) {
-    if (error instanceof InputError) throw new InputError(`${trusted.file} ${error.culprit}`, error.message.slice(error.culprit.length + 2));
+    if (error instanceof InputError)
+      throw new InputError(`${trusted.file} ${error.culprit}`, error.message.slice(error.culprit.length + 2));
     throw error;
   }
 }
@@ -251,7 +299,10 @@ function baselineRun(uploaded: Report, values: Map<string, number | null>): Base
   if (!uploaded.baseline) return undefined;
   const here: SpeedEnvironment = uploaded.environment;
   const metrics = Object.fromEntries([...values].filter((entry): entry is [string, number] => entry[1] !== null));
-  return { metrics, environment: uploaded.baseline.environmentDiffers ? { ...here, backend: `${here.backend}, elsewhere` } : here };
+  return {
+    metrics,
+    environment: uploaded.baseline.environmentDiffers ? { ...here, backend: `${here.backend}, elsewhere` } : here,
+  };
 }
 
 /**
@@ -259,8 +310,13 @@ function baselineRun(uploaded: Report, values: Map<string, number | null>): Base
  * to be judged against although the run had a baseline: it fails (a warning at level warn)
  * instead of being skipped, since the upload left out what the gate needed.
  */
-function unjudgeableWithoutBaseline(gate: GateResult, uploaded: Report, values: Map<string, number | null>): GateResult {
-  if (gate.status !== 'skipped' || gate.note !== 'no baseline' || !uploaded.baseline || values.has(gate.metric)) return gate;
+function unjudgeableWithoutBaseline(
+  gate: GateResult,
+  uploaded: Report,
+  values: Map<string, number | null>,
+): GateResult {
+  if (gate.status !== 'skipped' || gate.note !== 'no baseline' || !uploaded.baseline || values.has(gate.metric))
+    return gate;
   return {
     ...gate,
     pass: false,
@@ -271,7 +327,9 @@ function unjudgeableWithoutBaseline(gate: GateResult, uploaded: Report, values: 
 
 /** Says so on a gate whose re-judged status differs from what the upload claimed for the same check. */
 function withUploadedStatus(gate: GateResult, uploadedGates: GateResult[]): GateResult {
-  const claimed = uploadedGates.find((g) => g.metric === gate.metric && g.op === gate.op && g.relative === gate.relative);
+  const claimed = uploadedGates.find(
+    (g) => g.metric === gate.metric && g.op === gate.op && g.relative === gate.relative,
+  );
   if (!claimed || claimed.status === gate.status) return gate;
   return { ...gate, note: `${gate.note ? `${gate.note}; ` : ''}uploaded as ${claimed.status}` };
 }

@@ -56,7 +56,9 @@ const GATE_STATUSES = ['pass', 'fail', 'warn', 'skipped', 'inconclusive'] as con
  */
 function reportSchema(object: ObjectOf) {
   const gate = object({
-    metric: z.string().refine((name) => metricSpec(name) !== undefined, { message: 'names no metric distill-gate measures' }),
+    metric: z
+      .string()
+      .refine((name) => metricSpec(name) !== undefined, { message: 'names no metric distill-gate measures' }),
     op: z.enum(GATE_OPS),
     threshold: z.number(),
     relative: z.boolean(),
@@ -97,7 +99,12 @@ function reportSchema(object: ObjectOf) {
         contrast: z.number().min(0).max(1),
         seed: z.number(),
       }).optional(),
-      step: object({ kind: z.string(), backend: z.string(), whyNotKernel: z.string().optional(), kernelModule: z.string().optional() }).optional(),
+      step: object({
+        kind: z.string(),
+        backend: z.string(),
+        whyNotKernel: z.string().optional(),
+        kernelModule: z.string().optional(),
+      }).optional(),
     }),
     environment: object({
       backend: backendName,
@@ -110,8 +117,21 @@ function reportSchema(object: ObjectOf) {
       gpu: z.string().nullable(),
       backendNotes: z.array(z.string()),
     }),
-    teacher: object({ path: z.string(), format: z.string(), output: z.string(), params: count, bytes: count, runtime: z.string().optional() }),
-    student: object({ path: z.string(), params: count, bytes: count, from: z.string(), runtime: z.string().optional() }),
+    teacher: object({
+      path: z.string(),
+      format: z.string(),
+      output: z.string(),
+      params: count,
+      bytes: count,
+      runtime: z.string().optional(),
+    }),
+    student: object({
+      path: z.string(),
+      params: count,
+      bytes: count,
+      from: z.string(),
+      runtime: z.string().optional(),
+    }),
     baseline: object({
       path: z.string(),
       createdAt: z.string().optional(),
@@ -186,10 +206,21 @@ function reportSchema(object: ObjectOf) {
       front: z.array(z.string()),
       timedOn: z.string().max(200).optional(),
     }).optional(),
-    speedIntervals: z.record(z.string(), object({ value: measured, low: lowEnd, high: highEnd, rounds: count, confidence: z.number() })).optional(),
+    speedIntervals: z
+      .record(
+        z.string(),
+        object({ value: measured, low: lowEnd, high: highEnd, rounds: count, confidence: z.number() }),
+      )
+      .optional(),
     metricsComputedOn: z.string(),
     speedBackend: z.string().optional(),
-    phases: object({ load: seconds, 'teacher pass': seconds, distillation: seconds, measuring: seconds, report: seconds }).optional(),
+    phases: object({
+      load: seconds,
+      'teacher pass': seconds,
+      distillation: seconds,
+      measuring: seconds,
+      report: seconds,
+    }).optional(),
     override: object({ label: z.string(), by: z.string(), gates: z.array(z.string()) })
       .nullable()
       .optional(),
@@ -218,7 +249,8 @@ const SCHEMAS: Record<ReportTrust, ReturnType<typeof reportSchema>> = {
 function impossibleValues(report: Report): Array<{ path: PropertyKey[]; message: string }> {
   const found: Array<{ path: PropertyKey[]; message: string }> = [];
   const outOfRange = (metric: string, value: number | null, path: PropertyKey[]) => {
-    if (value !== null && !inMetricRange(metric, value)) found.push({ path, message: `${value} is no value of ${metric} (${describeRange(metric)})` });
+    if (value !== null && !inMetricRange(metric, value))
+      found.push({ path, message: `${value} is no value of ${metric} (${describeRange(metric)})` });
   };
   for (const [metric, value] of Object.entries(report.metrics)) outOfRange(metric, value, ['metrics', metric]);
   report.gates.forEach((gate, i) => {
@@ -227,7 +259,10 @@ function impossibleValues(report: Report): Array<{ path: PropertyKey[]; message:
   });
   for (const [metric, interval] of Object.entries(report.speedIntervals ?? {})) {
     if (!isMachineDependent(metric)) {
-      found.push({ path: ['speedIntervals', metric], message: `${metric} is not a timed metric; a run keeps intervals of speed metrics only` });
+      found.push({
+        path: ['speedIntervals', metric],
+        message: `${metric} is not a timed metric; a run keeps intervals of speed metrics only`,
+      });
       continue;
     }
     const problem = intervalProblem(interval);
@@ -237,7 +272,11 @@ function impossibleValues(report: Report): Array<{ path: PropertyKey[]; message:
   const comparison = report.speedComparison;
   if (comparison) {
     const problem = intervalProblem(comparisonInterval(comparison));
-    if (problem) found.push({ path: ['speedComparison', problem.field === 'value' ? 'ratio' : problem.field], message: problem.message });
+    if (problem)
+      found.push({
+        path: ['speedComparison', problem.field === 'value' ? 'ratio' : problem.field],
+        message: problem.message,
+      });
     outOfRange('speed.vsBaseline', comparison.ratio, ['speedComparison', 'ratio']);
     outOfRange('speed.vsBaseline', comparison.allowedRatio, ['speedComparison', 'allowedRatio']);
     outOfRange('speed.baselineStudentMs', comparison.baselineMs, ['speedComparison', 'baselineMs']);
@@ -245,16 +284,30 @@ function impossibleValues(report: Report): Array<{ path: PropertyKey[]; message:
   }
   const t = report.training;
   const nonNegative = (value: number, field: string) => {
-    if (!(value >= 0)) found.push({ path: ['training', field], message: `${value} is below 0; a duration is never negative` });
+    if (!(value >= 0))
+      found.push({ path: ['training', field], message: `${value} is below 0; a duration is never negative` });
   };
   nonNegative(t.seconds, 'seconds');
   nonNegative(t.teacherSeconds, 'teacherSeconds');
-  if (!(t.temperature > 0)) found.push({ path: ['training', 'temperature'], message: `${t.temperature} is not a temperature a run accepts (above 0)` });
-  if (!(t.alpha >= 0 && t.alpha <= 1)) found.push({ path: ['training', 'alpha'], message: `${t.alpha} is not an alpha a run accepts (from 0 to 1)` });
-  if (t.epochs > t.epochsPlanned) found.push({ path: ['training', 'epochs'], message: `${t.epochs} epochs are more than the ${t.epochsPlanned} planned` });
+  if (!(t.temperature > 0))
+    found.push({
+      path: ['training', 'temperature'],
+      message: `${t.temperature} is not a temperature a run accepts (above 0)`,
+    });
+  if (!(t.alpha >= 0 && t.alpha <= 1))
+    found.push({ path: ['training', 'alpha'], message: `${t.alpha} is not an alpha a run accepts (from 0 to 1)` });
+  if (t.epochs > t.epochsPlanned)
+    found.push({
+      path: ['training', 'epochs'],
+      message: `${t.epochs} epochs are more than the ${t.epochsPlanned} planned`,
+    });
   report.sweep?.candidates.forEach((candidate, i) => {
     for (const [metric, value] of Object.entries(candidate.metrics)) {
-      if (!metricSpec(metric)) found.push({ path: ['sweep', 'candidates', i, 'metrics', metric], message: `names no metric distill-gate measures` });
+      if (!metricSpec(metric))
+        found.push({
+          path: ['sweep', 'candidates', i, 'metrics', metric],
+          message: `names no metric distill-gate measures`,
+        });
       else outOfRange(metric, value, ['sweep', 'candidates', i, 'metrics', metric]);
     }
   });
@@ -265,7 +318,10 @@ function impossibleValues(report: Report): Array<{ path: PropertyKey[]; message:
   report.teacherDiff?.moved?.forEach((moved, i) => {
     for (const side of ['base', 'head'] as const)
       if (!(moved[side] >= 0 && moved[side] <= 1))
-        found.push({ path: ['teacherDiff', 'moved', i, side], message: `${moved[side]} is no share of answers (a fraction from 0 to 1)` });
+        found.push({
+          path: ['teacherDiff', 'moved', i, side],
+          message: `${moved[side]} is no share of answers (a fraction from 0 to 1)`,
+        });
   });
   return found;
 }
@@ -274,7 +330,13 @@ function impossibleValues(report: Report): Array<{ path: PropertyKey[]; message:
 export function jsonPath(segments: ReadonlyArray<PropertyKey>): string {
   return (
     segments
-      .map((s) => (typeof s === 'number' ? `[${s}]` : /^[A-Za-z_$][\w$]*$/.test(String(s)) ? `.${String(s)}` : `[${JSON.stringify(String(s))}]`))
+      .map((s) =>
+        typeof s === 'number'
+          ? `[${s}]`
+          : /^[A-Za-z_$][\w$]*$/.test(String(s))
+            ? `.${String(s)}`
+            : `[${JSON.stringify(String(s))}]`,
+      )
       .join('')
       .replace(/^\./, '') || '(top level)'
   );

@@ -83,7 +83,14 @@ export interface Report {
   /** `runtime`: where the student was timed when not in TF.js (`measure.runtime: onnxruntime`: student.onnx in onnxruntime-node); absent otherwise. */
   student: { path: string; params: number; bytes: number; from: string; runtime?: string };
   /** The run compared with: where its report lay, when and at which commit it ran, and its workflow run when the baseline store recorded it. */
-  baseline: { path: string; createdAt?: string; commit?: string; runUrl?: string; environmentDiffers: boolean; student?: string } | null;
+  baseline: {
+    path: string;
+    createdAt?: string;
+    commit?: string;
+    runUrl?: string;
+    environmentDiffers: boolean;
+    student?: string;
+  } | null;
   /** The new student timed against the baseline's in this run, when relative latency gates asked for it. */
   speedComparison?: SpeedComparison | null;
   /**
@@ -106,7 +113,12 @@ export interface Report {
    * onnxruntime-node against the TF.js student on a sample of eval rows (the max abs difference is
    * the `export.onnxMaxAbsDiff` metric), or why it was skipped or failed.
    */
-  export?: { quantize: 'none' | 'float16' | 'uint8'; output: 'logits' | 'probabilities'; format?: 'onnx'; onnx?: OnnxStudentCheck };
+  export?: {
+    quantize: 'none' | 'float16' | 'uint8';
+    output: 'logits' | 'probabilities';
+    format?: 'onnx';
+    onnx?: OnnxStudentCheck;
+  };
   /**
    * The base branch's teacher against this one (`status` compared, unchanged or unavailable, where
    * it came from, why not, and the classes whose share of its answers moved most); the figures are

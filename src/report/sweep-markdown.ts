@@ -9,13 +9,17 @@ import { buildSweep, FRONT_AGREEMENT, FRONT_SIZE, smallestPassing, type Sweep, t
  * agreement against size with the front drawn as a line. Candidate names are user text: escaped
  * for markdown in the table and the sentence, reduced to plain characters in the chart.
  */
-export function sweepSection(reported: Sweep, { heading = '### Sweep: size against agreement' }: { heading?: string } = {}): string[] {
+export function sweepSection(
+  reported: Sweep,
+  { heading = '### Sweep: size against agreement' }: { heading?: string } = {},
+): string[] {
   // The front is recomputed from the metrics, never read: an uploaded report's claim is not shown.
   const sweep = buildSweep(reported.candidates, reported.timedOn);
   const configured = sweep.candidates.find((c) => c.configured);
   const best = smallestPassing(sweep);
   const lines = [heading, '', summarySentence(best, configured), ''];
-  const cell = (c: SweepCandidate, metric: string) => (c.status === 'measured' ? formatMetric(metric, c.metrics[metric]) : '—');
+  const cell = (c: SweepCandidate, metric: string) =>
+    c.status === 'measured' ? formatMetric(metric, c.metrics[metric]) : '—';
   const rows = sweep.candidates.map((c) => [
     `${esc(c.name)}${c.configured ? ' (configured)' : ''}`,
     cell(c, 'size.studentParams'),
@@ -23,15 +27,23 @@ export function sweepSection(reported: Sweep, { heading = '### Sweep: size again
     cell(c, 'speed.studentMs'),
     cell(c, FRONT_AGREEMENT),
     c.status !== 'measured' ? c.status : c.onFront ? '● yes' : 'no',
-    c.passesGates === null ? '—' : c.passesGates ? '✅ yes' : `❌ no${c.failingGates?.length ? ` (${esc(c.failingGates.join(', '))})` : ''}`,
+    c.passesGates === null
+      ? '—'
+      : c.passesGates
+        ? '✅ yes'
+        : `❌ no${c.failingGates?.length ? ` (${esc(c.failingGates.join(', '))})` : ''}`,
   ]);
   lines.push(
-    markdownTable([['Candidate', 'Params', 'Size', 'Latency', 'Agreement top-1', 'On the front', 'Passes every gate'], ...rows], {
-      align: ['l', 'r', 'r', 'r', 'r', 'l', 'l'],
-    }),
+    markdownTable(
+      [['Candidate', 'Params', 'Size', 'Latency', 'Agreement top-1', 'On the front', 'Passes every gate'], ...rows],
+      {
+        align: ['l', 'r', 'r', 'r', 'r', 'l', 'l'],
+      },
+    ),
     '',
   );
-  for (const c of sweep.candidates.filter((c) => c.status !== 'measured')) lines.push(`- ${esc(c.name)}: ${c.status}${c.reason ? `: ${esc(c.reason)}` : ''}`);
+  for (const c of sweep.candidates.filter((c) => c.status !== 'measured'))
+    lines.push(`- ${esc(c.name)}: ${c.status}${c.reason ? `: ${esc(c.reason)}` : ''}`);
   if (sweep.candidates.some((c) => c.status !== 'measured')) lines.push('');
   const chart = frontChart(sweep, configured, best);
   if (chart) lines.push(chart, '', chartLegend(sweep), '');
@@ -61,8 +73,16 @@ export function summarySentence(best: SweepCandidate | undefined, configured: Sw
  */
 export function frontChart(sweep: Sweep, configured?: SweepCandidate, best?: SweepCandidate): string | undefined {
   const measured = sweep.candidates
-    .filter((c) => c.status === 'measured' && Number.isFinite(c.metrics[FRONT_SIZE]) && Number.isFinite(c.metrics[FRONT_AGREEMENT]))
-    .sort((a, b) => a.metrics[FRONT_SIZE] - b.metrics[FRONT_SIZE] || b.metrics[FRONT_AGREEMENT] - a.metrics[FRONT_AGREEMENT]);
+    .filter(
+      (c) =>
+        c.status === 'measured' &&
+        Number.isFinite(c.metrics[FRONT_SIZE]) &&
+        Number.isFinite(c.metrics[FRONT_AGREEMENT]),
+    )
+    .sort(
+      (a, b) =>
+        a.metrics[FRONT_SIZE] - b.metrics[FRONT_SIZE] || b.metrics[FRONT_AGREEMENT] - a.metrics[FRONT_AGREEMENT],
+    );
   if (measured.length < 2) return undefined;
   const percent = (v: number) => Number((100 * v).toFixed(2));
   let envelope = -Infinity;

@@ -12,7 +12,9 @@ export const SWEPT_STAGES: ReadonlySet<string> = new Set(['size', 'speed', 'agre
 
 /** A run's metrics of the stages a candidate is measured in. */
 export function sweptMetrics(metrics: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(metrics).filter(([name]) => SWEPT_STAGES.has(metricSpec(name)?.stage ?? '')));
+  return Object.fromEntries(
+    Object.entries(metrics).filter(([name]) => SWEPT_STAGES.has(metricSpec(name)?.stage ?? '')),
+  );
 }
 
 /** Whether a candidate passes every gate of `checks` on the stages it is measured in (relative ones against `baseline`), and the gates it fails. */
@@ -36,10 +38,17 @@ export function verdictOf(gates: readonly GateResult[]): Pick<SweepCandidate, 'p
  * checks the report is re-judged with, the configured one by the re-judged gates, the front
  * recomputed from the metrics. Candidates not measured stay as they are.
  */
-export function rejudgeSweep(sweep: Sweep, checks: readonly GateCheck[], gates: readonly GateResult[], baseline?: Record<string, number>): Sweep {
+export function rejudgeSweep(
+  sweep: Sweep,
+  checks: readonly GateCheck[],
+  gates: readonly GateResult[],
+  baseline?: Record<string, number>,
+): Sweep {
   return buildSweep(
     sweep.candidates.map(({ onFront: _, failingGates: __, ...c }) =>
-      c.status !== 'measured' ? { ...c, passesGates: null } : { ...c, ...(c.configured ? verdictOf(gates) : judgeCandidate(checks, c.metrics, baseline)) },
+      c.status !== 'measured'
+        ? { ...c, passesGates: null }
+        : { ...c, ...(c.configured ? verdictOf(gates) : judgeCandidate(checks, c.metrics, baseline)) },
     ),
     sweep.timedOn,
   );
@@ -96,11 +105,13 @@ export interface FrontPoint {
  */
 export function paretoFront(points: readonly FrontPoint[]): FrontPoint[] {
   const valid = points.filter((p) => Number.isFinite(p.size) && Number.isFinite(p.agreement));
-  const dominates = (a: FrontPoint, b: FrontPoint) => a.size <= b.size && a.agreement >= b.agreement && (a.size < b.size || a.agreement > b.agreement);
+  const dominates = (a: FrontPoint, b: FrontPoint) =>
+    a.size <= b.size && a.agreement >= b.agreement && (a.size < b.size || a.agreement > b.agreement);
   return valid.filter((p) => !valid.some((q) => dominates(q, p))).sort(bySize);
 }
 
-const bySize = (a: FrontPoint, b: FrontPoint) => a.size - b.size || b.agreement - a.agreement || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+const bySize = (a: FrontPoint, b: FrontPoint) =>
+  a.size - b.size || b.agreement - a.agreement || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 const pointOf = (c: Pick<SweepCandidate, 'name' | 'metrics' | 'status'>): FrontPoint => ({
   name: c.name,

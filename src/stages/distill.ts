@@ -9,7 +9,7 @@ import { top1AgreementAndKappa } from '../measure/agreement.js';
 import { formatMetric } from '../measure/metric-format.js';
 import { predictLogits } from '../models/predict.js';
 import { abortReason, type RunClock } from '../run-control.js';
-import type { LoadedModel } from '../models/model.js';
+import type { LoadedModel } from '../models/loaded-model.js';
 import type { Session } from './prepare.js';
 
 /** What distillation produced, beside the trained student (which stays in the session). */
@@ -40,15 +40,23 @@ export interface DistillOptions {
 }
 
 /** Stage 2: the teacher's soft targets (computed or from the cache), then the KD loop. */
-export async function distillStudent(session: Session, config: Config, { clock, log, progress: sink, onTraining }: DistillOptions): Promise<Distillation> {
+export async function distillStudent(
+  session: Session,
+  config: Config,
+  { clock, log, progress: sink, onTraining }: DistillOptions,
+): Promise<Distillation> {
   const { backend, teacher, student, train, evalSet } = session;
   const { tf } = backend;
   const started = performance.now();
   // One progress over both splits: the eval rows first, then the training rows.
   const pass = phaseProgress("teacher's pass", evalSet.size + train.size, 'rows', sink);
   const passOver = (split: Dataset, before: number) =>
-    teacherLogits(tf, teacher, split, backend.name, config.cacheDir, config.teacher, clock.stop, (done) => pass.update(before + done));
-  log(`teacher's pass: ${evalSet.size} eval and ${train.size} training rows on ${teacher.runtime?.label ?? backend.name}`);
+    teacherLogits(tf, teacher, split, backend.name, config.cacheDir, config.teacher, clock.stop, (done) =>
+      pass.update(before + done),
+    );
+  log(
+    `teacher's pass: ${evalSet.size} eval and ${train.size} training rows on ${teacher.runtime?.label ?? backend.name}`,
+  );
   let evalTargets;
   let targets;
   try {
@@ -67,7 +75,14 @@ export async function distillStudent(session: Session, config: Config, { clock, 
     const size = targets ? train.size : evalSet.size;
     const why = `the teacher's pass stopped after ${done} of ${size} ${split} rows, before training began: ${abortReason(clock.stop)}`;
     log(why);
-    const training: TrainResult = { epochsCompleted: 0, loss: [], stoppedBecause: why, stopKind: 'abort', batchSize: config.distill.batchSize, notes: [] };
+    const training: TrainResult = {
+      epochsCompleted: 0,
+      loss: [],
+      stoppedBecause: why,
+      stopKind: 'abort',
+      batchSize: config.distill.batchSize,
+      notes: [],
+    };
     return { ...outcome, training, seconds: teacherSeconds, softTargets: 'computed' };
   }
   if ((targets.workers ?? 1) > 1) log(`soft targets: computed in ${targets.workers} worker threads`);
@@ -119,7 +134,10 @@ export async function trainStudent(
   const { augment } = config.distill;
   // distill.augment: each epoch's rows are drawn afresh and the teacher answers them, on the
   // inference backend; the un-augmented pass above stays (cached, and the eval rows' targets).
-  if (augment) log(`augment: each epoch's ${train.size} training rows augmented (seed ${augment.seed ?? config.distill.seed}) and the teacher run on them`);
+  if (augment)
+    log(
+      `augment: each epoch's ${train.size} training rows augmented (seed ${augment.seed ?? config.distill.seed}) and the teacher run on them`,
+    );
   const epochData = augment
     ? augmentedEpochs({
         tf,
@@ -142,7 +160,9 @@ export async function trainStudent(
       probe: async (predict) =>
         top1AgreementAndKappa(
           targets.teacherEvalLogits.subarray(0, probeRows * teacher.outputWidth),
-          predict && probeRows > 0 ? predict((probeX ??= await evalSet.read(0, probeRows)), probeRows) : await predictLogits(tf, student, evalSet, probeRows),
+          predict && probeRows > 0
+            ? predict((probeX ??= await evalSet.read(0, probeRows)), probeRows)
+            : await predictLogits(tf, student, evalSet, probeRows),
           teacher.outputWidth,
         ),
       onRows: (done) => rows.update(done),

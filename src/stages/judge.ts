@@ -48,7 +48,9 @@ export function judgeRun(
     comparison: speedComparison,
     inconclusive: config.measure.inconclusive,
   });
-  const defaulted = judged.gates.map((g, i) => (i < session.checks.length ? g : { ...g, note: defaultGateNote(g, config, metrics) }));
+  const defaulted = judged.gates.map((g, i) =>
+    i < session.checks.length ? g : { ...g, note: defaultGateNote(g, config, metrics) },
+  );
   const { gates, override } = withAcceptance(defaulted, acceptance);
   const reasons: string[] = [...training.notes];
   if (training.stoppedBecause)
@@ -56,9 +58,13 @@ export function judgeRun(
       `Training stopped after ${training.epochsCompleted} of ${config.distill.epochs} epochs: ${training.stoppedBecause}${culpritFile(training, config)}.`,
     );
   if (cancelledWhileMeasuring)
-    reasons.push(`The run was cancelled while measuring (${cancelledWhileMeasuring}): its metrics are what the few seconds left gave.`);
+    reasons.push(
+      `The run was cancelled while measuring (${cancelledWhileMeasuring}): its metrics are what the few seconds left gave.`,
+    );
   if (judged.environmentDiffers)
-    reasons.push('The baseline ran on a different backend, TF.js version, CPU or GPU: speed deltas against it are shown but not gated.');
+    reasons.push(
+      'The baseline ran on a different backend, TF.js version, CPU or GPU: speed deltas against it are shown but not gated.',
+    );
   addChanceWarning(reasons, metrics);
   // Outputs that are not finite (the teacher's, the student's, the shipped student's), and weights clipped at export.
   reasons.push(...(measurement.warnings ?? []));
@@ -69,7 +75,10 @@ export function judgeRun(
   return {
     // A budget stop is judged by the gates on what was reached; a non-finite loss or a
     // cancellation fails the run whatever the gates say.
-    verdict: runVerdict(gates, failsOutright({ stopKind: training.stopKind, overBudget }) || cancelledWhileMeasuring !== undefined),
+    verdict: runVerdict(
+      gates,
+      failsOutright({ stopKind: training.stopKind, overBudget }) || cancelledWhileMeasuring !== undefined,
+    ),
     status: training.stoppedBecause || cancelledWhileMeasuring ? 'incomplete' : 'complete',
     gates,
     reasons,
@@ -111,6 +120,8 @@ function shippedStudentWarning(config: Config, metrics: Record<string, number>):
   return (
     `The shipped student (export.quantize ${config.export.quantize}) agrees with the teacher on ${formatPercent(shipped)} of eval rows, ` +
     `${((float - shipped) * 100).toFixed(2)} points below the float32 student's ${formatPercent(float)}: quantization broke it. ` +
-    (config.export.quantize === 'uint8' ? 'Try export.quantize: float16, or ship float32 (none).' : 'Ship float32 (export.quantize: none).')
+    (config.export.quantize === 'uint8'
+      ? 'Try export.quantize: float16, or ship float32 (none).'
+      : 'Ship float32 (export.quantize: none).')
   );
 }

@@ -78,18 +78,25 @@ export async function measureStudent(
   const teacherCoversEval = distillation.teacherEvalLogits.length === evalSet.size * teacher.outputWidth;
   const evalPass = phaseProgress('student on the eval split', evalSet.size, 'rows', sink);
   const studentEvalLogits = teacherCoversEval
-    ? await predictLogits(tf, student, evalSet, evalSet.size, undefined, undefined, (done) => evalPass.update(done)).finally(() => evalPass.finish())
+    ? await predictLogits(tf, student, evalSet, evalSet.size, undefined, undefined, (done) =>
+        evalPass.update(done),
+      ).finally(() => evalPass.finish())
     : undefined;
   const size = sizeMetrics(teacher, student);
   const pairedChecks = checks.filter(isPairedSpeedCheck);
-  const baselineStudentPath = baseline && pairedChecks.length > 0 ? await findBaselineStudent(baselineStudent, baseline.path, baseline.report) : undefined;
+  const baselineStudentPath =
+    baseline && pairedChecks.length > 0
+      ? await findBaselineStudent(baselineStudent, baseline.path, baseline.report)
+      : undefined;
   // Speed, and the paired comparison with the baseline's student, on the speed backend.
   const timing = await speedModels(session, config, log);
   // The run's time left counts from this stage's start; the speed budget from the first timed call.
   // Progress in rounds: the fixed ones of each pair (latency, throughput, the baseline's), which
   // the time share or the precision reached may end early, and extra ones may follow.
   const planned =
-    config.measure.rounds + Math.max(3, Math.ceil(config.measure.rounds / 3)) + (pairedChecks.length > 0 && baselineStudentPath ? PAIRED_ROUNDS : 0);
+    config.measure.rounds +
+    Math.max(3, Math.ceil(config.measure.rounds / 3)) +
+    (pairedChecks.length > 0 && baselineStudentPath ? PAIRED_ROUNDS : 0);
   const rounds = phaseProgress('speed', planned, 'rounds', sink);
   let roundsDone = 0;
   const limits = speedLimits(config.measure.speedBudgetSeconds, {
@@ -104,25 +111,43 @@ export async function measureStudent(
   const studentRuntime = timing.student.runtime?.label;
   const speedStarted = performance.now();
   try {
-    speed = await timing.run(() => timeSpeed(timing, evalSet, config, { bounds, pairedChecks, baselineStudentPath, limits }, log));
+    speed = await timing.run(() =>
+      timeSpeed(timing, evalSet, config, { bounds, pairedChecks, baselineStudentPath, limits }, log),
+    );
   } finally {
     rounds.finish();
     timing.dispose();
   }
   log(describeSpeedPrecision(speed.intervals, (performance.now() - speedStarted) / 1000));
   const agreement = studentEvalLogits
-    ? measureAgreement(distillation.teacherEvalLogits, studentEvalLogits, teacher.outputWidth, config.measure.topK, evalSet.y)
+    ? measureAgreement(
+        distillation.teacherEvalLogits,
+        studentEvalLogits,
+        teacher.outputWidth,
+        config.measure.topK,
+        evalSet.y,
+      )
     : undefined;
   // What the teacher's first batch said about its outputs (probabilities read as logits) comes first.
-  const warnings = [...(teacher.warnings ?? []), ...(agreement ? nonFiniteWarnings(agreement.nonFinite, evalSet, config, 'student') : [])];
+  const warnings = [
+    ...(teacher.warnings ?? []),
+    ...(agreement ? nonFiniteWarnings(agreement.nonFinite, evalSet, config, 'student') : []),
+  ];
   const plan = exportPlan(config.export, teacher.output);
   const shipped =
-    plan.quantize === 'none' ? undefined : await shippedStudentMetrics(tf, session, plan, config, distillation.teacherEvalLogits, studentEvalLogits);
+    plan.quantize === 'none'
+      ? undefined
+      : await shippedStudentMetrics(tf, session, plan, config, distillation.teacherEvalLogits, studentEvalLogits);
   warnings.push(...(shipped?.warnings ?? []));
   for (const warning of warnings) log(`warning: ${warning}`);
-  const diff = baseTeacher ? await diffTeachers(session, config, baseTeacher, distillation.teacherEvalLogits, studentEvalLogits, log) : undefined;
+  const diff = baseTeacher
+    ? await diffTeachers(session, config, baseTeacher, distillation.teacherEvalLogits, studentEvalLogits, log)
+    : undefined;
   // export.format onnx: student.onnx against the TF.js student in onnxruntime-node (onnx-student.ts).
-  const onnx = plan.format === 'onnx' ? await measureOnnxStudent(tf, student, evalSet, plan, [process.cwd(), config.dir], log) : undefined;
+  const onnx =
+    plan.format === 'onnx'
+      ? await measureOnnxStudent(tf, student, evalSet, plan, [process.cwd(), config.dir], log)
+      : undefined;
   const metrics: Record<string, number> = {
     ...size,
     ...shipped?.size,

@@ -9,7 +9,8 @@ import { InputError } from '../errors.js';
 import { chooseKernelModule } from '../distill/kernel-module.js';
 import { parseGates, type GateCheck } from '../gates/gates.js';
 import { measuredMetrics } from '../measure/metrics.js';
-import { studentLayers, type LoadedModel } from '../models/model.js';
+import { studentLayers } from '../models/model.js';
+import { type LoadedModel } from '../models/loaded-model.js';
 import { refuseUnexportable, requireStudentRuntime } from '../models/onnx-student.js';
 import { checkStudent, loadTeacherAndStudent } from '../models/pair.js';
 import { buildStudent } from '../models/student.js';
@@ -29,7 +30,12 @@ export interface Candidate {
  * and the data in the prepare stage, so that a candidate that cannot work fails the run in seconds,
  * naming its entry, before the teacher's pass.
  */
-export async function buildCandidates(tf: Tf, config: Config, teacher: LoadedModel, train: Dataset): Promise<Candidate[]> {
+export async function buildCandidates(
+  tf: Tf,
+  config: Config,
+  teacher: LoadedModel,
+  train: Dataset,
+): Promise<Candidate[]> {
   const candidates: Candidate[] = [];
   try {
     for (const spec of expandStudents(config.students)) {
@@ -85,10 +91,17 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
   let backend = await resolveBackend(config.backend, { searchFrom });
   log(describeChoice(backend));
 
-  const loading = { streamAboveBytes: config.data.streamAboveMB * 2 ** 20, tf: backend.tf, cacheDir: config.cacheDir, configFile: config.file, log };
+  const loading = {
+    streamAboveBytes: config.data.streamAboveMB * 2 ** 20,
+    tf: backend.tf,
+    cacheDir: config.cacheDir,
+    configFile: config.file,
+    log,
+  };
   const { train, evalSet } = await loadSplits(config.data, loading);
   if (config.distill.augment) checkAugment(train.sampleShape, `${config.file} distill.augment`);
-  for (const split of [train, evalSet]) if (split.streamed) log(`data: streaming ${split.source} in chunks of ${split.chunkRows} rows`);
+  for (const split of [train, evalSet])
+    if (split.streamed) log(`data: streaming ${split.source} in chunks of ${split.chunkRows} rows`);
   const { teacher, student } = await loadTeacherAndStudent(backend.tf, config, train, evalSet, { searchFrom });
   let candidates: Candidate[] = [];
   const dispose = () => {
@@ -107,16 +120,25 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
     // Inference stays on the chosen backend whatever path training must take: a student whose
     // step needs a gradient kernel the backend lacks trains on the cpu backend of the same engine.
     let trainingBackend = backend.engine;
-    const stepFailure = config.backend === 'auto' ? await probeTrainingStep(backend.tf, config, teacher.inputShape, train) : undefined;
+    const stepFailure =
+      config.backend === 'auto' ? await probeTrainingStep(backend.tf, config, teacher.inputShape, train) : undefined;
     if (stepFailure !== undefined) {
       const reason = `${backend.name}: a training step of this student needs kernels the backend lacks (${stepFailure})`;
       // The cpu backend has every gradient TF.js has; what fails there too, TF.js cannot train
       // at all (a dilated convolution's gradient, say): the student's config is at fault.
       // Asked of the autodiff step on cpu, so that a kernel bug is not blamed on the config.
-      const cpuFailure = await onBackend(backend.tf, 'cpu', () => probeTrainingStep(backend.tf, config, teacher.inputShape, train, 'autodiff'));
+      const cpuFailure = await onBackend(backend.tf, 'cpu', () =>
+        probeTrainingStep(backend.tf, config, teacher.inputShape, train, 'autodiff'),
+      );
       if (cpuFailure !== undefined) {
-        const where = 'model' in config.student ? config.student.model : locatedCulprit(config.student, 'student.layers', ['layers']);
-        throw new InputError(where, `TF.js cannot train this student on any backend (${cpuFailure}); change the layer it names.`);
+        const where =
+          'model' in config.student
+            ? config.student.model
+            : locatedCulprit(config.student, 'student.layers', ['layers']);
+        throw new InputError(
+          where,
+          `TF.js cannot train this student on any backend (${cpuFailure}); change the layer it names.`,
+        );
       }
       log(`backend: ${reason}; training on cpu, inference stays on ${backend.name}`);
       trainingBackend = 'cpu';
@@ -143,7 +165,19 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
         onnx: config.export.format === 'onnx',
       }),
     );
-    return { backend, trainingBackend, speedBackend, teacher, student, train, evalSet, checks, candidates, baseline, dispose };
+    return {
+      backend,
+      trainingBackend,
+      speedBackend,
+      teacher,
+      student,
+      train,
+      evalSet,
+      checks,
+      candidates,
+      baseline,
+      dispose,
+    };
   } catch (error) {
     dispose();
     throw error;

@@ -6,7 +6,8 @@ import { measureAgreement } from '../measure/agreement.js';
 import { sizeMetrics } from '../measure/size.js';
 import { measureSpeed } from '../measure/speed.js';
 import { speedLimits } from '../measure/timing.js';
-import { firstLine, type LoadedModel } from '../models/model.js';
+import { firstLine } from '../models/model.js';
+import { type LoadedModel } from '../models/loaded-model.js';
 import { predictLogits } from '../models/predict.js';
 import { judgeCandidate, sweptMetrics, verdictOf, type SweepCandidate } from '../report/sweep.js';
 import { abortReason, type RunClock } from '../run-control.js';
@@ -35,13 +36,16 @@ export async function runSweep(
   { clock, log, progress, onCandidate }: SweepOptions,
 ): Promise<Array<Omit<SweepCandidate, 'onFront'>>> {
   const candidates = session.candidates;
-  const results: Array<Omit<SweepCandidate, 'onFront'>> = candidates.map(({ spec }) => notRun(spec, 'the run ended before it was reached'));
+  const results: Array<Omit<SweepCandidate, 'onFront'>> = candidates.map(({ spec }) =>
+    notRun(spec, 'the run ended before it was reached'),
+  );
   const { teacher, evalSet } = session;
   const covers = distillation.teacherEvalLogits.length === evalSet.size * teacher.outputWidth;
   onCandidate?.(results.slice());
   for (const [i, candidate] of candidates.entries()) {
     const { spec, model } = candidate;
-    if (!distillation.trainLogits || !covers) results[i] = notRun(spec, "the teacher's pass did not finish, so there are no soft targets to train it on");
+    if (!distillation.trainLogits || !covers)
+      results[i] = notRun(spec, "the teacher's pass did not finish, so there are no soft targets to train it on");
     else if (clock.stop.aborted) results[i] = notRun(spec, `the sweep stopped before it: ${abortReason(clock.stop)}`);
     else if (!model) results[i] = notRun(spec, 'its model was already disposed (a bug in distill-gate)');
     else {
@@ -49,7 +53,11 @@ export async function runSweep(
       const started = performance.now();
       try {
         const targets = { teacherLogits: distillation.trainLogits, teacherEvalLogits: distillation.teacherEvalLogits };
-        const { training } = await trainStudent(session, config, model, targets, { clock, log: (line) => log(`sweep ${spec.name}: ${line}`), progress });
+        const { training } = await trainStudent(session, config, model, targets, {
+          clock,
+          log: (line) => log(`sweep ${spec.name}: ${line}`),
+          progress,
+        });
         if (training.stopKind === 'abort') {
           results[i] = notRun(
             spec,
@@ -81,7 +89,11 @@ export async function runSweep(
 }
 
 /** The configured student as a candidate of its own sweep: its measured metrics, and whether every gate passed. */
-export function configuredCandidate(config: Config, metrics: Record<string, number>, gates: GateResult[]): Omit<SweepCandidate, 'onFront'> {
+export function configuredCandidate(
+  config: Config,
+  metrics: Record<string, number>,
+  gates: GateResult[],
+): Omit<SweepCandidate, 'onFront'> {
   return {
     name: CONFIGURED_NAME,
     from: 'model' in config.student ? config.student.model : 'layers',
@@ -93,17 +105,29 @@ export function configuredCandidate(config: Config, metrics: Record<string, numb
 }
 
 /** Size, speed (teacher and candidate interleaved, as the student is timed) and agreement of a trained candidate, on the inference backend. */
-async function measureCandidate(session: Session, config: Config, model: LoadedModel, teacherEvalLogits: Float32Array, clock: RunClock) {
+async function measureCandidate(
+  session: Session,
+  config: Config,
+  model: LoadedModel,
+  teacherEvalLogits: Float32Array,
+  clock: RunClock,
+) {
   const { backend, teacher, evalSet } = session;
   const { tf } = backend;
   const logits = await predictLogits(tf, model, evalSet, evalSet.size);
   const agreement = measureAgreement(teacherEvalLogits, logits, teacher.outputWidth, config.measure.topK, evalSet.y);
-  const limits = speedLimits(config.measure.speedBudgetSeconds, { speedBudgetMs: clock.measureMs(), signal: clock.hurry });
+  const limits = speedLimits(config.measure.speedBudgetSeconds, {
+    speedBudgetMs: clock.measureMs(),
+    signal: clock.hurry,
+  });
   const speed = await measureSpeed(tf, teacher, model, evalSet, config.measure, { limits });
   return sweptMetrics({ ...sizeMetrics(teacher, model), ...speed.metrics, ...agreement.metrics });
 }
 
-const base = (spec: SweepCandidateSpec) => ({ name: spec.name, from: 'model' in spec.source ? spec.source.model : 'layers' });
+const base = (spec: SweepCandidateSpec) => ({
+  name: spec.name,
+  from: 'model' in spec.source ? spec.source.model : 'layers',
+});
 
 function notRun(spec: SweepCandidateSpec, reason: string): Omit<SweepCandidate, 'onFront'> {
   return { ...base(spec), status: 'not run', reason, metrics: {}, passesGates: null };

@@ -5,7 +5,8 @@ import type { Tf } from '../backend/resolve.js';
 import { InputError, isInputError } from '../errors.js';
 import { writeModelArtifacts } from '../models/artifacts.js';
 import { exportArtifacts, saveToMemory, type ExportPlan } from '../models/export.js';
-import { studentLayers, type LoadedModel } from '../models/model.js';
+import { studentLayers } from '../models/model.js';
+import { type LoadedModel } from '../models/loaded-model.js';
 import { ONNX_STUDENT_FILE, onnxStudentBytes } from '../models/onnx-student.js';
 import type { Report } from '../report/report.js';
 
@@ -36,7 +37,8 @@ export async function writeOutputs(
       await replaceFolder(path.join(outDir, 'student'), async (dir) => {
         await writeModelArtifacts(dir, plan ? exportArtifacts(artifacts, plan, student.output) : artifacts);
         // export.format onnx: student.onnx beside model.json, the bytes the run checked.
-        if (plan?.format === 'onnx') await writeFile(path.join(dir, ONNX_STUDENT_FILE), onnxStudentBytes(student, plan));
+        if (plan?.format === 'onnx')
+          await writeFile(path.join(dir, ONNX_STUDENT_FILE), onnxStudentBytes(student, plan));
       });
     }
     return undefined;
@@ -61,14 +63,19 @@ export async function outputFolder(dir: string): Promise<void> {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     const found = await stat(dir).catch(() => undefined);
     if (found?.isDirectory()) return;
-    throw new InputError(dir, 'is a file, not a folder: name a folder for the output (it is made when missing), or remove the file.');
+    throw new InputError(
+      dir,
+      'is a file, not a folder: name a folder for the output (it is made when missing), or remove the file.',
+    );
   }
 }
 
 /** Writes a file of the output, refusing to follow a symbolic link in its place (O_NOFOLLOW). */
 export async function writeOutputFile(file: string, data: string): Promise<void> {
   try {
-    await writeFile(file, data, { flag: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW });
+    await writeFile(file, data, {
+      flag: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+    });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') throw symlinkRefused(file);

@@ -11,7 +11,11 @@ import { EXAMPLE } from '../helpers.js';
 // checked out as actions/checkout does for a pull request: one commit deep, the base not fetched.
 
 const git = (cwd: string, ...args: string[]) =>
-  execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args], { cwd, encoding: 'utf8' }).trim();
+  execFileSync(
+    'git',
+    ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args],
+    { cwd, encoding: 'utf8' },
+  ).trim();
 
 async function repository() {
   const origin = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-origin-'));
@@ -38,8 +42,15 @@ describe("the base branch's teacher from git", () => {
     const { checkout, base, baseShard, teacher } = await repository();
     expect(() => git(checkout, 'cat-file', '-e', `${base}^{commit}`)).toThrow();
     const lines: string[] = [];
-    const found = await baseTeacherFromGit({ baseSha: base, teacherPath: teacher, log: (line) => lines.push(line), workDir: await workDir() });
-    expect(found).toMatchObject({ source: `git: models/teacher/model.json at ${base.slice(0, 12)} (the base of the pull request)` });
+    const found = await baseTeacherFromGit({
+      baseSha: base,
+      teacherPath: teacher,
+      log: (line) => lines.push(line),
+      workDir: await workDir(),
+    });
+    expect(found).toMatchObject({
+      source: `git: models/teacher/model.json at ${base.slice(0, 12)} (the base of the pull request)`,
+    });
     const dir = path.dirname((found as { path: string }).path);
     expect(await readFile(path.join(dir, 'model.json'), 'utf8')).toBe(await readFile(teacher, 'utf8'));
     expect((await readFile(path.join(dir, 'group1-shard1of1.bin'))).equals(baseShard)).toBe(true);
@@ -50,22 +61,40 @@ describe("the base branch's teacher from git", () => {
   it('says why when the base cannot be had: a commit the remote lacks, a teacher absent at base, no git checkout', async () => {
     const { origin, base, teacher } = await repository();
     const log = () => {};
-    const unknown = await baseTeacherFromGit({ baseSha: 'f'.repeat(40), teacherPath: teacher, log, workDir: await workDir() });
-    expect(unknown).toMatchObject({ unavailable: expect.stringMatching(/^the base commit ffffffffffff could not be fetched/) });
+    const unknown = await baseTeacherFromGit({
+      baseSha: 'f'.repeat(40),
+      teacherPath: teacher,
+      log,
+      workDir: await workDir(),
+    });
+    expect(unknown).toMatchObject({
+      unavailable: expect.stringMatching(/^the base commit ffffffffffff could not be fetched/),
+    });
     // A teacher added by the PR: absent at base.
     await rm(path.join(origin, 'models'), { recursive: true });
     await writeFile(path.join(origin, 'README'), 'x');
     git(origin, 'add', '-A');
     git(origin, 'commit', '-q', '-m', 'no teacher');
     const without = git(origin, 'rev-parse', 'HEAD');
-    expect(await baseTeacherFromGit({ baseSha: without, teacherPath: teacher, log, workDir: await workDir() })).toMatchObject({
+    expect(
+      await baseTeacherFromGit({ baseSha: without, teacherPath: teacher, log, workDir: await workDir() }),
+    ).toMatchObject({
       unavailable: `the teacher models/teacher/model.json does not exist at the base commit ${without.slice(0, 12)}`,
     });
     const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-nogit-'));
-    expect(await baseTeacherFromGit({ baseSha: base, teacherPath: path.join(elsewhere, 'model.json'), log, workDir: await workDir() })).toMatchObject({
+    expect(
+      await baseTeacherFromGit({
+        baseSha: base,
+        teacherPath: path.join(elsewhere, 'model.json'),
+        log,
+        workDir: await workDir(),
+      }),
+    ).toMatchObject({
       unavailable: expect.stringMatching(/^the teacher's folder is not in a git checkout/),
     });
-    expect(await baseTeacherFromGit({ baseSha: 'main; rm -rf /', teacherPath: teacher, log, workDir: await workDir() })).toEqual({
+    expect(
+      await baseTeacherFromGit({ baseSha: 'main; rm -rf /', teacherPath: teacher, log, workDir: await workDir() }),
+    ).toEqual({
       unavailable: 'the base commit "main; rm -rf" is not a commit id',
     });
   });
@@ -89,9 +118,12 @@ describe("the base branch's teacher from git", () => {
       log: () => {},
       workDir: dir,
       signal: stop.signal,
-      git: async (args, cwd, options) => (args[0] === 'rev-parse' ? runGit(args, cwd, options) : hanging(args, cwd, options)),
+      git: async (args, cwd, options) =>
+        args[0] === 'rev-parse' ? runGit(args, cwd, options) : hanging(args, cwd, options),
     });
     setTimeout(() => stop.abort(new Error('cancelled')), 50);
-    expect(await pending).toMatchObject({ unavailable: expect.stringMatching(/could not be fetched \(git fetch was stopped: cancelled\)/) });
+    expect(await pending).toMatchObject({
+      unavailable: expect.stringMatching(/could not be fetched \(git fetch was stopped: cancelled\)/),
+    });
   });
 });

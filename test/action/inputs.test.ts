@@ -63,8 +63,13 @@ describe('readInputs', () => {
     it('falls back to the old default, .github/distill-gate.yml, with a warning and its comment key unchanged', async () => {
       const dir = await repository(['.github/distill-gate.yml']);
       const inputs = readInputs();
-      expect([inputs.config, inputs.commentKey]).toEqual([path.join(dir, '.github/distill-gate.yml'), '.github/distill-gate.yml']);
-      expect(toolkit.warnings()).toEqual([expect.stringMatching(/no distill-gate\.yml in .*, so \.github\/distill-gate\.yml is read/)]);
+      expect([inputs.config, inputs.commentKey]).toEqual([
+        path.join(dir, '.github/distill-gate.yml'),
+        '.github/distill-gate.yml',
+      ]);
+      expect(toolkit.warnings()).toEqual([
+        expect.stringMatching(/no distill-gate\.yml in .*, so \.github\/distill-gate\.yml is read/),
+      ]);
     });
 
     it('keeps a config the workflow names, and a missing default, as given', async () => {
@@ -97,7 +102,13 @@ describe('readInputs', () => {
   });
 
   it('resolves every path against working-directory, and the report against output-dir', () => {
-    toolkit.reset({ 'working-directory': 'ml', config: 'gate.yml', 'output-dir': 'out', baseline: 'base/report.json', 'cache-dir': '/cache' });
+    toolkit.reset({
+      'working-directory': 'ml',
+      config: 'gate.yml',
+      'output-dir': 'out',
+      baseline: 'base/report.json',
+      'cache-dir': '/cache',
+    });
     const inputs = readInputs();
     expect(inputs.workingDirectory).toBe(path.join(WORKSPACE, 'ml'));
     expect([inputs.config, inputs.outputDir, inputs.report, inputs.baseline, inputs.cacheDir]).toEqual([
@@ -121,7 +132,12 @@ describe('readInputs', () => {
       'baseline-branch': 'OFF',
     });
     const inputs = readInputs();
-    expect([inputs.comment, inputs.failOnGate, inputs.issueOnFailure, inputs.budgetMinutes]).toEqual([false, false, true, 0.5]);
+    expect([inputs.comment, inputs.failOnGate, inputs.issueOnFailure, inputs.budgetMinutes]).toEqual([
+      false,
+      false,
+      true,
+      0.5,
+    ]);
     expect(inputs.reports).toEqual(['a/report.json', 'b/report.json', 'c/*/report.json']);
     toolkit.reset({ expect: '2' });
     expect(readInputs().expect).toEqual({ count: 2 });
@@ -132,7 +148,10 @@ describe('readInputs', () => {
 
   it('reads the status name (false turns it off) and the paths, one glob per line or space', () => {
     toolkit.reset({ 'status-name': 'distill-gate / tiny', paths: 'auto models/**\nsrc/train/**' });
-    expect([readInputs().statusName, readInputs().paths]).toEqual(['distill-gate / tiny', ['auto', 'models/**', 'src/train/**']]);
+    expect([readInputs().statusName, readInputs().paths]).toEqual([
+      'distill-gate / tiny',
+      ['auto', 'models/**', 'src/train/**'],
+    ]);
     toolkit.reset({ 'status-name': 'false' });
     expect(readInputs().statusName).toBe('');
   });
@@ -147,7 +166,10 @@ describe('readInputs', () => {
       { paths: 'models/**\n!models/old/**' },
       'input paths: "!models/old/**" is a negated glob; list the files that count (e.g. auto, models/**, src/train/**) instead.',
     ],
-    [{ expect: '-1' }, 'input expect: "-1" is not a number of reports; give a whole number from 1 (e.g. 2), or the legs\' names.'],
+    [
+      { expect: '-1' },
+      'input expect: "-1" is not a number of reports; give a whole number from 1 (e.g. 2), or the legs\' names.',
+    ],
   ])('refuses %j', (inputs, message) => {
     toolkit.reset(inputs);
     expect(() => readInputs()).toThrow(message);

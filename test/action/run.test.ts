@@ -38,29 +38,48 @@ describe('run() with the toolkit mocked', () => {
     await run();
     expect(toolkit.failures()).toEqual([]);
     expect(toolkit.summaryState.lines[0]).toContain('## ✅ distill-gate: pass');
-    expect(toolkit.outputs()).toMatchObject({ verdict: 'pass', agreement: '0.95', speedup: '4', 'size-ratio': '0.05', 'comment-url': '' });
-    expect(toolkit.warnings()).toContain('No github-token: skipping the PR comment. The report is in the job summary and on disk.');
+    expect(toolkit.outputs()).toMatchObject({
+      verdict: 'pass',
+      agreement: '0.95',
+      speedup: '4',
+      'size-ratio': '0.05',
+      'comment-url': '',
+    });
+    expect(toolkit.warnings()).toContain(
+      'No github-token: skipping the PR comment. The report is in the job summary and on disk.',
+    );
     expect(createGitHub).not.toHaveBeenCalled();
   });
 
   it('fails the step on a failing gate, annotating it', async () => {
-    toolkit.reset({ mode: 'report', report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingSizeGate] })) });
+    toolkit.reset({
+      mode: 'report',
+      report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingSizeGate] })),
+    });
     await run();
     expect(toolkit.errors()).toEqual(['size.ratio = 0.05, expected <= 0.01']);
     expect(toolkit.failures()).toEqual(['distill-gate: failing gates: size.ratio (<= 0.01)']);
   });
 
   it('with fail-on-gate false, a failing gate warns and the step passes', async () => {
-    toolkit.reset({ mode: 'report', 'fail-on-gate': 'false', report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingSizeGate] })) });
+    toolkit.reset({
+      mode: 'report',
+      'fail-on-gate': 'false',
+      report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingSizeGate] })),
+    });
     await run();
     expect(toolkit.failures()).toEqual([]);
-    expect(toolkit.warnings()).toContain('distill-gate: failing gates: size.ratio (<= 0.01) (fail-on-gate is false, so the step passes)');
+    expect(toolkit.warnings()).toContain(
+      'distill-gate: failing gates: size.ratio (<= 0.01) (fail-on-gate is false, so the step passes)',
+    );
   });
 
   it('a summary that cannot be written warns, and outputs and the verdict still follow', async () => {
     toolkit.reset({
       mode: 'report',
-      report: await reportFile(sampleReport({ verdict: 'fail', reasons: ['Training stopped after 2 of 5 epochs: received SIGTERM.'] })),
+      report: await reportFile(
+        sampleReport({ verdict: 'fail', reasons: ['Training stopped after 2 of 5 epochs: received SIGTERM.'] }),
+      ),
     });
     toolkit.summaryState.failsWith = 'disk full';
     await run();
@@ -73,7 +92,10 @@ describe('run() with the toolkit mocked', () => {
     [{ backend: 'gpu' }, /input backend: "gpu" is not a backend; use one of auto, tensorflow-gpu/],
     [{ mode: 'both' }, /input mode: "both" is not a mode; use run, report, merge or changes/],
     [{ mode: 'merge' }, /input reports: mode merge needs the report\.json files to merge/],
-    [{ mode: 'merge', reports: '/nonexistent/*/report.json' }, /\/nonexistent\/\*\/report\.json: matches no report\.json files/],
+    [
+      { mode: 'merge', reports: '/nonexistent/*/report.json' },
+      /\/nonexistent\/\*\/report\.json: matches no report\.json files/,
+    ],
     [{ comment: 'maybe' }, /input comment: "maybe" is not a boolean/],
     [{ budget: '0' }, /input budget: "0" is not a number of minutes above 0/],
     [{ mode: 'report', report: '/nonexistent/report.json' }, /\/nonexistent\/report\.json: cannot be read \(ENOENT\)/],
@@ -98,7 +120,9 @@ describe('run() with the toolkit mocked', () => {
     });
     await run();
     expect(toolkit.failures()).toHaveLength(1);
-    expect(toolkit.failures()[0]).toMatch(/^distill-gate internal error \(a bug, please report it\): TypeError: boom\n\s+at /);
+    expect(toolkit.failures()[0]).toMatch(
+      /^distill-gate internal error \(a bug, please report it\): TypeError: boom\n\s+at /,
+    );
   });
 });
 
@@ -111,8 +135,12 @@ describe('run() within what GitHub shows', () => {
     const summary = toolkit.summaryState.lines.join('');
     expect(Buffer.byteLength(huge)).toBeGreaterThan(1_048_576);
     expect(Buffer.byteLength(summary)).toBeLessThanOrEqual(1_000_000);
-    expect(summary).toMatch(/> \*\*Report shortened\*\* to fit GitHub's 1 MiB job summary: the whole report is in .*report\.md\.\n$/);
-    const annotations = toolkit.warning.mock.calls.filter(([, properties]) => properties?.title === 'distill-gate').map(([text]) => String(text));
+    expect(summary).toMatch(
+      /> \*\*Report shortened\*\* to fit GitHub's 1 MiB job summary: the whole report is in .*report\.md\.\n$/,
+    );
+    const annotations = toolkit.warning.mock.calls
+      .filter(([, properties]) => properties?.title === 'distill-gate')
+      .map(([text]) => String(text));
     expect(annotations).toHaveLength(10);
     expect(annotations.every((text) => text.length <= 1000)).toBe(true);
     expect(annotations[0]).toMatch(/^The teacher said very .*… \(cut; the job summary has it whole\)$/);
@@ -139,9 +167,15 @@ describe('run() publishing through the GitHub facade', () => {
     expect(createGitHub).toHaveBeenCalledTimes(1);
     expect(vi.mocked(createGitHub).mock.calls[0][0]).toBe(TOKEN);
     expect(vi.mocked(createGitHub).mock.calls[0][2]).toMatchObject({ retries: 0 });
-    expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(7, 'distill-gate.yml', expect.stringContaining('## ✅ distill-gate: pass'));
+    expect(facade.current!.upsertStickyComment).toHaveBeenCalledWith(
+      7,
+      'distill-gate.yml',
+      expect.stringContaining('## ✅ distill-gate: pass'),
+    );
     expect(toolkit.outputs()['comment-url']).toBe('https://github.test/acme/models/pull/7#issuecomment-1');
-    expect(toolkit.infos()).toContain('distill-gate: posted the report comment https://github.test/acme/models/pull/7#issuecomment-1');
+    expect(toolkit.infos()).toContain(
+      'distill-gate: posted the report comment https://github.test/acme/models/pull/7#issuecomment-1',
+    );
     expect(toolkit.warnings()).toEqual([]);
     expect(facade.current!.syncTrackingIssue).not.toHaveBeenCalled();
   });
@@ -170,7 +204,10 @@ describe('run() publishing through the GitHub facade', () => {
     const foreign = [listed(3, 'someone'), listed(5, 'acme', '0ld5ha')];
     toolkit.reset(
       { mode: 'report', report: await reportFile(), 'github-token': TOKEN },
-      { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0', pull_requests: [...foreign, listed(9, 'Acme')] } } },
+      {
+        eventName: 'workflow_run',
+        payload: { workflow_run: { head_sha: 'f0f0f0', pull_requests: [...foreign, listed(9, 'Acme')] } },
+      },
     );
     await run();
     expect(facade.current!.findPullRequestBySha).not.toHaveBeenCalled();
@@ -191,21 +228,32 @@ describe('run() publishing through the GitHub facade', () => {
       { mode: 'report', report: await reportFile(), 'github-token': TOKEN },
       { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0' } } },
     );
-    const how = 'no open PR has head f0f0f0: GitHub links no open PR to commit f0f0f0, as with fork PRs, and none of the 3 open PRs has it';
+    const how =
+      'no open PR has head f0f0f0: GitHub links no open PR to commit f0f0f0, as with fork PRs, and none of the 3 open PRs has it';
     facade.current!.findPullRequestBySha.mockResolvedValue({ number: undefined, how });
     await run();
     expect(facade.current!.upsertStickyComment).not.toHaveBeenCalled();
-    expect(toolkit.warnings()).toContain(`No pull request found for this run (${how}), so no comment was posted. The report is in the job summary.`);
+    expect(toolkit.warnings()).toContain(
+      `No pull request found for this run (${how}), so no comment was posted. The report is in the job summary.`,
+    );
   });
 
   it('a comment GitHub refuses warns with the fix, and the failing verdict still fails the step', async () => {
     toolkit.reset(
-      { mode: 'report', report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingSizeGate] })), 'github-token': TOKEN },
+      {
+        mode: 'report',
+        report: await reportFile(sampleReport({ verdict: 'fail', gates: [failingSizeGate] })),
+        'github-token': TOKEN,
+      },
       { eventName: 'pull_request', payload: { pull_request: { number: 7 } } },
     );
-    facade.current!.upsertStickyComment.mockRejectedValue(Object.assign(new Error('Resource not accessible by integration'), { status: 403 }));
+    facade.current!.upsertStickyComment.mockRejectedValue(
+      Object.assign(new Error('Resource not accessible by integration'), { status: 403 }),
+    );
     await run();
-    expect(toolkit.warnings()).toEqual([expect.stringMatching(/^Posting the PR comment failed: HTTP 403 .*`permissions: pull-requests: write`/)]);
+    expect(toolkit.warnings()).toEqual([
+      expect.stringMatching(/^Posting the PR comment failed: HTTP 403 .*`permissions: pull-requests: write`/),
+    ]);
     expect(toolkit.outputs()['comment-url']).toBe('');
     expect(toolkit.failures()).toEqual(['distill-gate: failing gates: size.ratio (<= 0.01)']);
   });
@@ -222,7 +270,10 @@ describe('run() publishing through the GitHub facade', () => {
 
   it('on schedule with issue-on-failure, the tracking issue follows the verdict; without it, nothing is filed', async () => {
     const failing = await reportFile(sampleReport({ verdict: 'fail', gates: [failingSizeGate] }));
-    toolkit.reset({ mode: 'report', report: failing, 'github-token': TOKEN, 'issue-on-failure': 'true', 'issue-label': 'nightly' }, { eventName: 'schedule' });
+    toolkit.reset(
+      { mode: 'report', report: failing, 'github-token': TOKEN, 'issue-on-failure': 'true', 'issue-label': 'nightly' },
+      { eventName: 'schedule' },
+    );
     await run();
     expect(facade.current!.syncTrackingIssue).toHaveBeenCalledWith(
       { key: 'distill-gate.yml', label: 'nightly' },
@@ -244,17 +295,27 @@ describe('run() publishing through the GitHub facade', () => {
       { eventName: 'pull_request', payload: { pull_request: { number: 7, base: { ref: 'main' } } } },
     );
     await run();
-    expect(toolkit.failures()).toEqual([expect.stringMatching(/^distill-gate: .*missing\.yml: cannot read the config file \(ENOENT\)/)]);
+    expect(toolkit.failures()).toEqual([
+      expect.stringMatching(/^distill-gate: .*missing\.yml: cannot read the config file \(ENOENT\)/),
+    ]);
     for (const method of Object.values(facade.current!)) expect(method).not.toHaveBeenCalled();
   });
 
   it('records a default-branch run in the baseline store only after everything is published', async () => {
     const dir = await exampleWorkspace(quickConfig({ gates: '  size.ratio: "<= 10"' }));
-    toolkit.reset({ config: path.join(dir, 'distill-gate.yml'), 'output-dir': path.join(dir, 'out'), 'github-token': TOKEN, 'issue-on-failure': 'true' });
+    toolkit.reset({
+      config: path.join(dir, 'distill-gate.yml'),
+      'output-dir': path.join(dir, 'out'),
+      'github-token': TOKEN,
+      'issue-on-failure': 'true',
+    });
     await run();
     expect(toolkit.failures()).toEqual([]);
     const recorded = facade.current!.storeRun.mock.invocationCallOrder[0];
-    const lastPublished = Math.max(...toolkit.setOutput.mock.invocationCallOrder, ...facade.current!.syncTrackingIssue.mock.invocationCallOrder);
+    const lastPublished = Math.max(
+      ...toolkit.setOutput.mock.invocationCallOrder,
+      ...facade.current!.syncTrackingIssue.mock.invocationCallOrder,
+    );
     expect(recorded).toBeGreaterThan(lastPublished);
   });
 });

@@ -12,7 +12,9 @@ export const inputs: Record<string, string> = {};
 export const summaryState = { lines: [] as string[], failsWith: undefined as string | undefined };
 
 export const getInput = vi.fn<typeof Core.getInput>((name) => inputs[name] ?? '');
-export const getMultilineInput = vi.fn<typeof Core.getMultilineInput>((name) => (inputs[name] ?? '').split('\n').filter(Boolean));
+export const getMultilineInput = vi.fn<typeof Core.getMultilineInput>((name) =>
+  (inputs[name] ?? '').split('\n').filter(Boolean),
+);
 export const setOutput = vi.fn<typeof Core.setOutput>();
 export const setFailed = vi.fn<typeof Core.setFailed>();
 export const setSecret = vi.fn<typeof Core.setSecret>();
@@ -92,11 +94,21 @@ export function fakeGitHub(): { [K in keyof GitHubFacade]: Mock<GitHubFacade[K]>
       truncated: false,
       notes: [],
     })),
-    syncTrackingIssue: vi.fn<GitHubFacade['syncTrackingIssue']>(async () => ({ action: 'opened', url: 'https://github.test/acme/models/issues/3' })),
-    findPullRequestBySha: vi.fn<GitHubFacade['findPullRequestBySha']>(async () => ({ number: 12, how: 'found by its head commit f0f0f0' })),
+    syncTrackingIssue: vi.fn<GitHubFacade['syncTrackingIssue']>(async () => ({
+      action: 'opened',
+      url: 'https://github.test/acme/models/issues/3',
+    })),
+    findPullRequestBySha: vi.fn<GitHubFacade['findPullRequestBySha']>(async () => ({
+      number: 12,
+      how: 'found by its head commit f0f0f0',
+    })),
     pullRequestLabels: vi.fn<GitHubFacade['pullRequestLabels']>(async () => []),
     labelledBy: vi.fn<GitHubFacade['labelledBy']>(async () => '@alice'),
     setCommitStatus: vi.fn<GitHubFacade['setCommitStatus']>(async () => {}),
-    pullRequestFiles: vi.fn<GitHubFacade['pullRequestFiles']>(async () => ({ files: ['models/teacher/model.json'], baseSha: 'b'.repeat(40), complete: true })),
+    pullRequestFiles: vi.fn<GitHubFacade['pullRequestFiles']>(async () => ({
+      files: ['models/teacher/model.json'],
+      baseSha: 'b'.repeat(40),
+      complete: true,
+    })),
   };
 }

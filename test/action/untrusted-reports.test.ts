@@ -33,7 +33,10 @@ async function workspace(report: Report | Record<string, unknown>, trustedConfig
 
 /** What a forger uploads: a pass beside a gate that fails, and a path to a file it would like echoed. */
 const forged = () =>
-  sampleReport({ gates: [{ ...failingSizeGate, pass: true, status: 'pass' }], student: { path: '/etc/passwd', params: 1, bytes: 1, from: 'layers' } });
+  sampleReport({
+    gates: [{ ...failingSizeGate, pass: true, status: 'pass' }],
+    student: { path: '/etc/passwd', params: 1, bytes: 1, from: 'layers' },
+  });
 
 beforeEach(() => {
   toolkit.reset();
@@ -47,10 +50,16 @@ describe('mode report re-judges what an untrusted job uploaded', () => {
     toolkit.reset({ mode: 'report', report: 'upload/report.json' });
     await run();
     expect(toolkit.failures()).toEqual(['distill-gate: failing gates: size.ratio (<= 0.01)']);
-    expect(toolkit.outputs()).toMatchObject({ verdict: 'fail', 'student-path': '', 'report-path': path.join(dir, 'upload/report.json') });
+    expect(toolkit.outputs()).toMatchObject({
+      verdict: 'fail',
+      'student-path': '',
+      'report-path': path.join(dir, 'upload/report.json'),
+    });
     expect(JSON.stringify(toolkit.outputs())).not.toContain('/etc/passwd');
     expect(toolkit.summaryState.lines[0]).toContain('## ❌ distill-gate: fail');
-    expect(toolkit.summaryState.lines[0]).toContain('The uploaded report claimed pass; re-judged from its values with its own thresholds: fail');
+    expect(toolkit.summaryState.lines[0]).toContain(
+      'The uploaded report claimed pass; re-judged from its values with its own thresholds: fail',
+    );
     expect(toolkit.infos()).toContain(
       `distill-gate: no config at ${path.join(dir, 'distill-gate.yml')} in this checkout; re-judging the uploaded gates with their own thresholds`,
     );
@@ -58,10 +67,15 @@ describe('mode report re-judges what an untrusted job uploaded', () => {
 
   it("under workflow_run, a missing trusted config is said in the report: the PR's own thresholds decided", async () => {
     await workspace(sampleReport());
-    toolkit.reset({ mode: 'report', report: 'upload/report.json' }, { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0' } } });
+    toolkit.reset(
+      { mode: 'report', report: 'upload/report.json' },
+      { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0' } } },
+    );
     await run();
     expect(toolkit.warnings()).toContainEqual(
-      expect.stringMatching(/^No trusted config at .*: the uploaded report was re-judged with its own thresholds, which the pull request chose/),
+      expect.stringMatching(
+        /^No trusted config at .*: the uploaded report was re-judged with its own thresholds, which the pull request chose/,
+      ),
     );
     expect(toolkit.summaryState.lines[0]).toContain('re-judged with its own thresholds, which the pull request chose');
   });
@@ -70,7 +84,9 @@ describe('mode report re-judges what an untrusted job uploaded', () => {
     const dir = await workspace(sampleReport(), quickConfig({ gates: '  agreement.top1: ">= 0.99"' }));
     toolkit.reset({ mode: 'report', report: 'upload/report.json' });
     await run();
-    expect(toolkit.infos()).toContain(`distill-gate: re-judging the uploaded report with the gates of ${path.join(dir, 'distill-gate.yml')}`);
+    expect(toolkit.infos()).toContain(
+      `distill-gate: re-judging the uploaded report with the gates of ${path.join(dir, 'distill-gate.yml')}`,
+    );
     expect(toolkit.failures()).toEqual(['distill-gate: failing gates: agreement.top1 (>= 0.99)']);
   });
 
@@ -80,13 +96,17 @@ describe('mode report re-judges what an untrusted job uploaded', () => {
     toolkit.reset({ mode: 'report', report: 'upload/report.json', config: 'upload/distill-gate.yml' });
     await run();
     expect(toolkit.failures()).toEqual([
-      expect.stringMatching(/^distill-gate: input config: .*upload\/distill-gate\.yml lies in .*upload, the folder of the uploaded report/),
+      expect.stringMatching(
+        /^distill-gate: input config: .*upload\/distill-gate\.yml lies in .*upload, the folder of the uploaded report/,
+      ),
     ]);
     expect(toolkit.setOutput).not.toHaveBeenCalled();
   });
 
   it('a trusted teacherDiff gate on an upload that deleted teacherDiff fails as not measured, not skipped', async () => {
-    const upload: Record<string, unknown> = { ...fullSampleReport({ verdict: 'pass', status: 'complete', reasons: [], override: null, gates: [] }) };
+    const upload: Record<string, unknown> = {
+      ...fullSampleReport({ verdict: 'pass', status: 'complete', reasons: [], override: null, gates: [] }),
+    };
     delete upload.teacherDiff;
     const metrics = { ...(upload.metrics as Record<string, number>) };
     for (const name of ['teacherDiff.agreement', 'teacherDiff.kl', 'teacherDiff.studentVsBase']) delete metrics[name];
@@ -100,14 +120,28 @@ describe('mode report re-judges what an untrusted job uploaded', () => {
   it('refuses an upload whose speed interval is open over hundreds of rounds, naming its JSON path', async () => {
     await workspace(
       sampleReport({
-        gates: [{ ...sampleReport().gates[0], metric: 'speed.speedup', threshold: 5, value: 4, pass: null, status: 'inconclusive', expected: '>= 5' }],
-        speedIntervals: { 'speed.speedup': { value: 4, low: -Infinity, high: Infinity, rounds: 400, confidence: 0.999 } },
+        gates: [
+          {
+            ...sampleReport().gates[0],
+            metric: 'speed.speedup',
+            threshold: 5,
+            value: 4,
+            pass: null,
+            status: 'inconclusive',
+            expected: '>= 5',
+          },
+        ],
+        speedIntervals: {
+          'speed.speedup': { value: 4, low: -Infinity, high: Infinity, rounds: 400, confidence: 0.999 },
+        },
       }),
     );
     toolkit.reset({ mode: 'report', report: 'upload/report.json' });
     await run();
     expect(toolkit.failures()).toEqual([
-      expect.stringMatching(/upload\/report\.json: speedIntervals\["speed\.speedup"\]\.low: .* is open, but 400 rounds always bound/),
+      expect.stringMatching(
+        /upload\/report\.json: speedIntervals\["speed\.speedup"\]\.low: .* is open, but 400 rounds always bound/,
+      ),
     ]);
   });
 
@@ -116,7 +150,9 @@ describe('mode report re-judges what an untrusted job uploaded', () => {
     toolkit.reset({ mode: 'report', report: 'upload/report.json' });
     await run();
     expect(toolkit.failures()).toEqual([
-      expect.stringMatching(/upload\/report\.json: gates\[0\]\.status: Invalid option.*so the uploaded report is refused\.$/),
+      expect.stringMatching(
+        /upload\/report\.json: gates\[0\]\.status: Invalid option.*so the uploaded report is refused\.$/,
+      ),
     ]);
   });
 
@@ -149,7 +185,11 @@ describe('mode merge expects its legs', () => {
     const dir = await workspace(sampleReport());
     await mkdir(path.join(dir, 'reports/distill-report-tiny'), { recursive: true });
     await writeFile(path.join(dir, 'reports/distill-report-tiny/report.json'), JSON.stringify(sampleReport()));
-    toolkit.reset({ mode: 'merge', reports: 'reports/*/report.json', expect: 'distill-report-tiny distill-report-small' });
+    toolkit.reset({
+      mode: 'merge',
+      reports: 'reports/*/report.json',
+      expect: 'distill-report-tiny distill-report-small',
+    });
     await run();
     expect(toolkit.outputs().verdict).toBe('fail');
     expect(toolkit.failures()).toEqual([
@@ -167,24 +207,41 @@ describe('mode merge expects its legs', () => {
 
 describe('mode report judges relative gates against its own baseline store', () => {
   it("reads the base branch's stored baseline itself: an upload without one cannot skip a relative gate", async () => {
-    const dir = await workspace(sampleReport({ baseline: null, gates: [] }), quickConfig({ gates: '  agreement.top1: { maxDrop: 0.01 }' }));
+    const dir = await workspace(
+      sampleReport({ baseline: null, gates: [] }),
+      quickConfig({ gates: '  agreement.top1: { maxDrop: 0.01 }' }),
+    );
     const storedFile = path.join(dir, 'stored-report.json');
-    await writeFile(storedFile, JSON.stringify(sampleReport({ metrics: { ...sampleReport().metrics, 'agreement.top1': 0.99 }, commit: 'base123' })));
+    await writeFile(
+      storedFile,
+      JSON.stringify(
+        sampleReport({ metrics: { ...sampleReport().metrics, 'agreement.top1': 0.99 }, commit: 'base123' }),
+      ),
+    );
     facade.current!.readStoredBaseline.mockResolvedValue({ reportPath: storedFile, history: [] });
     toolkit.reset(
       { mode: 'report', report: 'upload/report.json', 'github-token': TOKEN },
       { eventName: 'workflow_run', payload: { workflow_run: { head_sha: 'f0f0f0', pull_requests: [] } } },
     );
     await run();
-    expect(facade.current!.readStoredBaseline).toHaveBeenCalledWith(expect.objectContaining({ forBranch: 'main' }), expect.any(String));
+    expect(facade.current!.readStoredBaseline).toHaveBeenCalledWith(
+      expect.objectContaining({ forBranch: 'main' }),
+      expect.any(String),
+    );
     expect(toolkit.failures()).toEqual(['distill-gate: failing gates: agreement.top1 (drop <= 0.01)']);
     expect(toolkit.summaryState.lines[0]).toContain('base123');
   });
 
   it("applies the PR's accept label, read live by this job, to the upload's failing relative gates", async () => {
-    const dir = await workspace(sampleReport({ baseline: null, gates: [] }), quickConfig({ gates: '  agreement.top1: { maxDrop: 0.01 }' }));
+    const dir = await workspace(
+      sampleReport({ baseline: null, gates: [] }),
+      quickConfig({ gates: '  agreement.top1: { maxDrop: 0.01 }' }),
+    );
     const storedFile = path.join(dir, 'stored-report.json');
-    await writeFile(storedFile, JSON.stringify(sampleReport({ metrics: { ...sampleReport().metrics, 'agreement.top1': 0.99 } })));
+    await writeFile(
+      storedFile,
+      JSON.stringify(sampleReport({ metrics: { ...sampleReport().metrics, 'agreement.top1': 0.99 } })),
+    );
     facade.current!.readStoredBaseline.mockResolvedValue({ reportPath: storedFile, history: [] });
     facade.current!.pullRequestLabels.mockResolvedValue(['distill-gate:accept-regression']);
     toolkit.reset(

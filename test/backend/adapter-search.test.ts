@@ -19,7 +19,10 @@ const VULKAN_WARNING =
 type Info = { vendor?: string; device?: string; description?: string; architecture?: string } | null;
 
 /** A stand-in for the `webgpu` package: prints to stderr as Dawn does, then answers per Dawn backend. */
-async function fakeDawn(adapters: Record<string, Info>, prelude = `process.stderr.write(${JSON.stringify(`${VULKAN_WARNING}\n`)});`): Promise<string> {
+async function fakeDawn(
+  adapters: Record<string, Info>,
+  prelude = `process.stderr.write(${JSON.stringify(`${VULKAN_WARNING}\n`)});`,
+): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'fake-dawn-'));
   const file = path.join(dir, 'index.mjs');
   await writeFile(
@@ -57,19 +60,30 @@ describe('the WebGPU adapter search, apart from the run', () => {
       expect.stringMatching(/^opengles: only a software adapter \(.*llvmpipe.*\), which auto never picks/),
     ]);
     const named = await searchAdapterApart(module, true);
-    expect(named).toMatchObject({ dawnBackend: 'opengles', featureLevel: 'compatibility', adapter: { software: true } });
+    expect(named).toMatchObject({
+      dawnBackend: 'opengles',
+      featureLevel: 'compatibility',
+      adapter: { software: true },
+    });
   });
 
   it('a child that crashes or hangs costs the webgpu backend, not the run', async () => {
     const crashing = await searchAdapterApart(
-      await fakeDawn({ vulkan: GPU }, 'process.stderr.write("Segmentation fault in dawn\\n"); process.kill(process.pid, "SIGSEGV");'),
+      await fakeDawn(
+        { vulkan: GPU },
+        'process.stderr.write("Segmentation fault in dawn\\n"); process.kill(process.pid, "SIGSEGV");',
+      ),
       false,
     );
     expect(crashing.adapter).toBeUndefined();
     expect(crashing.notes).toEqual(['the adapter search ended with signal SIGSEGV (Segmentation fault in dawn)']);
-    const hanging = await searchAdapterApart(await fakeDawn({ vulkan: GPU }, 'await new Promise(() => setInterval(() => {}, 1000));'), false, {
-      timeoutMs: 300,
-    });
+    const hanging = await searchAdapterApart(
+      await fakeDawn({ vulkan: GPU }, 'await new Promise(() => setInterval(() => {}, 1000));'),
+      false,
+      {
+        timeoutMs: 300,
+      },
+    );
     expect(hanging.adapter).toBeUndefined();
     expect(hanging.notes[0]).toMatch(/^the adapter search did not end within 300 ms$/);
   });
@@ -108,7 +122,13 @@ describe('the WebGPU adapter search, apart from the run', () => {
       'backend: using wasm (bundled); passed over tensorflow-gpu (not installed), webgpu (only a software adapter), tensorflow (not installed); `distill-gate doctor` says more',
     );
     // An installed package that fails to load is a fault to fix: its reason stays in the line.
-    expect(describeChoice({ name: 'wasm', source: 'bundled', notes: ['tensorflow-gpu: libcudart.so.11.0: cannot open shared object file'] })).toBe(
+    expect(
+      describeChoice({
+        name: 'wasm',
+        source: 'bundled',
+        notes: ['tensorflow-gpu: libcudart.so.11.0: cannot open shared object file'],
+      }),
+    ).toBe(
       'backend: using wasm (bundled); passed over tensorflow-gpu (did not load: libcudart.so.11.0: cannot open shared object file); `distill-gate doctor` says more',
     );
     expect(line.split('\n')).toHaveLength(1);
@@ -119,7 +139,9 @@ describe('the WebGPU adapter search, apart from the run', () => {
     const module = await fakeDawn({ vulkan: null, opengles: LLVMPIPE });
     const importPackage = async (name: string) => (name === 'webgpu' ? { module: {}, path: module } : undefined);
     const text = await doctor({ importPackage, listLibraries: async () => '' });
-    expect(text).toMatch(/ok\s+webgpu\s+mesa llvmpipe.* via Dawn opengles, software .*a software adapter: auto skips it/);
+    expect(text).toMatch(
+      /ok\s+webgpu\s+mesa llvmpipe.* via Dawn opengles, software .*a software adapter: auto skips it/,
+    );
     expect(text).toMatch(/auto picks: wasm/);
     expect(text).toContain(
       "Dawn (the webgpu package) printed this while looking for an adapter; runs keep it out of their log:\n  Warning: Couldn't load Vulkan",

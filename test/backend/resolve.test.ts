@@ -14,12 +14,16 @@ describe('backend resolution', () => {
     expect(backend.notes[0]).toMatch(
       /^tensorflow-gpu: @tensorflow\/tfjs-node-gpu is not installed in \/ws\. Install it .*npm install --no-save @tensorflow\/tfjs-node-gpu@4\.22\.0.*CUDA 11\.2/,
     );
-    expect(backend.notes[1]).toMatch(/^webgpu: the `webgpu` package \(Dawn\) is not installed in \/ws\. Install it .*npm install --no-save webgpu@0\.6\.2/);
+    expect(backend.notes[1]).toMatch(
+      /^webgpu: the `webgpu` package \(Dawn\) is not installed in \/ws\. Install it .*npm install --no-save webgpu@0\.6\.2/,
+    );
     expect(backend.notes[2]).toMatch(/^tensorflow: @tensorflow\/tfjs-node is not installed/);
   });
 
   it('a native backend asked for by name and missing is an input error with the install command', async () => {
-    const error = await resolveBackend('tensorflow-gpu', { importPackage: notInstalled, searchFrom: ['/ws'] }).catch((e) => e);
+    const error = await resolveBackend('tensorflow-gpu', { importPackage: notInstalled, searchFrom: ['/ws'] }).catch(
+      (e) => e,
+    );
     expect(error).toBeInstanceOf(InputError);
     expect(error.message).toMatch(/backend "tensorflow-gpu": .*npm install --no-save @tensorflow\/tfjs-node-gpu/);
   });
@@ -37,7 +41,9 @@ describe('backend resolution', () => {
     let backendSet = '';
     const fakeTf = { setBackend: async (name: string) => ((backendSet = name), true), getBackend: () => backendSet };
     const importPackage = async (name: string) =>
-      name === '@tensorflow/tfjs-node-gpu' ? { module: { default: fakeTf }, path: '/ws/node_modules/@tensorflow/tfjs-node-gpu/dist/index.js' } : undefined;
+      name === '@tensorflow/tfjs-node-gpu'
+        ? { module: { default: fakeTf }, path: '/ws/node_modules/@tensorflow/tfjs-node-gpu/dist/index.js' }
+        : undefined;
     const backend = await resolveBackend('auto', { importPackage });
     expect(backend.name).toBe('tensorflow-gpu');
     expect(backend.tf).toBe(fakeTf);

@@ -20,14 +20,20 @@ describe('webgpu backend (Dawn, software adapter)', () => {
   });
 
   it('distils the fixture to the same metrics as the cpu backend', async () => {
-    const dir = await exampleWorkspace(quickConfig({ distill: '{ temperature: 4, alpha: 0.9, epochs: 4, batchSize: 64, learningRate: 0.01, seed: 7 }' }));
+    const dir = await exampleWorkspace(
+      quickConfig({ distill: '{ temperature: 4, alpha: 0.9, epochs: 4, batchSize: 64, learningRate: 0.01, seed: 7 }' }),
+    );
     const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
-    const cpu = (await runPipeline(withOverrides(config, { backend: 'cpu' }), { outDir: path.join(dir, 'cpu') })).report;
-    const gpu = (await runPipeline(withOverrides(config, { backend: 'webgpu' }), { outDir: path.join(dir, 'webgpu') })).report;
+    const cpu = (await runPipeline(withOverrides(config, { backend: 'cpu' }), { outDir: path.join(dir, 'cpu') }))
+      .report;
+    const gpu = (await runPipeline(withOverrides(config, { backend: 'webgpu' }), { outDir: path.join(dir, 'webgpu') }))
+      .report;
     expect(gpu.backend).toBe('webgpu');
     expect(gpu.environment.gpu).toMatch(/via Dawn (opengles|vulkan)/);
     // float32 with other reduction orders: per-epoch losses agree to 1e-4 relative ...
-    gpu.training.loss.forEach((loss, epoch) => expect(Math.abs(loss - cpu.training.loss[epoch]) / cpu.training.loss[epoch]).toBeLessThan(1e-4));
+    gpu.training.loss.forEach((loss, epoch) =>
+      expect(Math.abs(loss - cpu.training.loss[epoch]) / cpu.training.loss[epoch]).toBeLessThan(1e-4),
+    );
     // ... and the gated metrics, computed on the host from each backend's logits, agree.
     expect(Math.abs(gpu.metrics['agreement.top1'] - cpu.metrics['agreement.top1'])).toBeLessThanOrEqual(0.005);
     expect(Math.abs(gpu.metrics.kl - cpu.metrics.kl)).toBeLessThan(1e-3);

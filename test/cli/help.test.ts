@@ -55,7 +55,8 @@ describe('distill-gate --version and --help', () => {
 
   it('--help lists every command with one line and says where each command lists its flags', async () => {
     const text = await help();
-    for (const command of ['run', 'compare', 'merge', 'history', 'doctor']) expect(text).toMatch(new RegExp(`^ {2}${command}\\b.* {2}\\S`, 'm'));
+    for (const command of ['run', 'compare', 'merge', 'history', 'doctor'])
+      expect(text).toMatch(new RegExp(`^ {2}${command}\\b.* {2}\\S`, 'm'));
     expect(text).toContain('-V, --version');
     expect(text).toContain("Each command's flags: distill-gate <command> --help");
   });
@@ -74,7 +75,9 @@ describe(`the CLI reference (${CLI_DOCS}) against commander's help`, () => {
   it('names no flag that the CLI does not have', async () => {
     const docs = await readFile(path.join(ROOT, CLI_DOCS), 'utf8');
     const commands = [...(await help()).matchAll(/^ {2}([a-z]+) /gm)].map((m) => m[1]).filter((c) => c !== 'help');
-    const known = new Set(flagsIn([await help(), ...(await Promise.all(commands.map((command) => help(command))))].join('\n')));
+    const known = new Set(
+      flagsIn([await help(), ...(await Promise.all(commands.map((command) => help(command))))].join('\n')),
+    );
     const documented = documentedFlags(docs);
     expect(documented.length).toBeGreaterThan(0);
     expect(documented.filter((flag) => !known.has(flag))).toEqual([]);

@@ -6,7 +6,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { evaluateGates, parseGates } from '../../src/gates/gates.js';
 import { gatesFromMetrics, renderConfig } from '../../src/cli/init-config.js';
 import { splitFileName, splitRows } from '../../src/cli/init-split.js';
-import { addIgnoreLine, workflowFor } from '../../src/cli/init.js';
+import { addIgnoreLine, workflowFor } from '../../src/cli/init-files.js';
 import { proposeStudent, proposeTraining, widthReadingInput } from '../../src/cli/propose-student.js';
 
 describe("init's student rule", () => {
@@ -27,7 +27,12 @@ describe("init's student rule", () => {
       ['globalAveragePooling2d', undefined],
       ['dense', 10],
     ]);
-    expect(proposeStudent([3, 3, 2], 4, undefined).layers.map((l) => l.type)).toEqual(['conv2d', 'conv2d', 'globalAveragePooling2d', 'dense']);
+    expect(proposeStudent([3, 3, 2], 4, undefined).layers.map((l) => l.type)).toEqual([
+      'conv2d',
+      'conv2d',
+      'globalAveragePooling2d',
+      'dense',
+    ]);
     expect(proposeStudent([8, 8, 3], 4, 16).layers[0]).toMatchObject({ filters: 8 });
   });
 
@@ -137,6 +142,8 @@ describe("init's files", () => {
 
   it("points the workflow's config inputs at the written config", () => {
     const template = 'jobs:\n  a:\n    with:\n      config: distill-gate.yml\n      budget: 25\n';
-    expect(workflowFor(template, 'ml/distill-gate.yml')).toContain('      config: ml/distill-gate.yml\n      budget: 25\n');
+    expect(workflowFor(template, 'ml/distill-gate.yml')).toContain(
+      '      config: ml/distill-gate.yml\n      budget: 25\n',
+    );
   });
 });

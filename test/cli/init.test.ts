@@ -61,7 +61,9 @@ describe('distill-gate init', () => {
 
     // One data file: a seeded 20% eval split written beside it, train and eval disjoint and whole.
     const [trainX, evalX, trainY, evalY, allY] = await Promise.all(
-      ['train_x.train', 'train_x.eval', 'train_y.train', 'train_y.eval', 'train_y'].map((name) => readNpy(at(`data/${name}.npy`))),
+      ['train_x.train', 'train_x.eval', 'train_y.train', 'train_y.eval', 'train_y'].map((name) =>
+        readNpy(at(`data/${name}.npy`)),
+      ),
     );
     expect(trainX.header.shape).toEqual([960, 64]);
     expect(evalX.header.shape).toEqual([240, 64]);
@@ -90,7 +92,9 @@ describe('distill-gate init', () => {
     const text = await readFile(at('distill-gate.yml'), 'utf8');
     expect(text).toMatch(/# Top-1 agreement with the teacher on the eval split: \d+\.\d\d% when init ran/);
     expect(text).toContain('# No absolute speed gate');
-    expect(text).toMatch(/# Cohen's kappa of the two top-1 answers \(agreement corrected for chance\): 0\.\d+ when init ran\./);
+    expect(text).toMatch(
+      /# Cohen's kappa of the two top-1 answers \(agreement corrected for chance\): 0\.\d+ when init ran\./,
+    );
 
     // The hosted workflow, as the example has it, and the report folder ignored.
     const workflow = await readFile(at('.github/workflows/distill-gate.yml'), 'utf8');
@@ -103,10 +107,22 @@ describe('distill-gate init', () => {
     expect(rerun.code, rerun.stderr).toBe(0);
     expect(rerun.report.verdict).toBe('pass');
     expect(rerun.report.metrics['agreement.top1']).toBeGreaterThanOrEqual(agreementGate.min);
-    expect(rerun.report.gates.filter((g) => g.status === 'pass').map((g) => g.metric)).toEqual(['agreement.top1', 'agreement.kappa', 'size.ratio']);
+    expect(rerun.report.gates.filter((g) => g.status === 'pass').map((g) => g.metric)).toEqual([
+      'agreement.top1',
+      'agreement.kappa',
+      'size.ratio',
+    ]);
 
     // A second init overwrites nothing: exit 2 naming the config, before anything runs.
-    const again = await cli('init', '--teacher', at('models/teacher/model.json'), '--data', at('data/train_x.npy'), '--dir', dir);
+    const again = await cli(
+      'init',
+      '--teacher',
+      at('models/teacher/model.json'),
+      '--data',
+      at('data/train_x.npy'),
+      '--dir',
+      dir,
+    );
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('distill-gate.yml: exists');
     expect(again.stderr).toContain('--force');
@@ -156,7 +172,9 @@ describe('distill-gate init', () => {
     const template = await readFile(path.join(WORKFLOWS, 'pull-request.yml'), 'utf8');
     expect(workflow).toContain('runs-on: [self-hosted, gpu]');
     expect(workflow).not.toMatch(/config: distill-gate\.yml/);
-    expect(workflow.match(/config: ml\/distill-gate\.yml/g)).toHaveLength(template.match(/config: distill-gate\.yml/g)!.length);
+    expect(workflow.match(/config: ml\/distill-gate\.yml/g)).toHaveLength(
+      template.match(/config: distill-gate\.yml/g)!.length,
+    );
     expect(existsSync(at('ml/.github'))).toBe(false);
     expect(await readFile(at('.gitignore'), 'utf8')).toBe('node_modules/\ndistill-report/');
 
@@ -173,7 +191,15 @@ describe('distill-gate init', () => {
     const at = (file: string) => path.join(dir, file);
     await mkdir(at('.github/workflows'), { recursive: true });
     await writeFile(at('.github/workflows/distill-gate.yml'), 'name: mine\n');
-    const init = await cli('init', '--teacher', at('models/teacher/model.json'), '--data', at('data/train_x.npy'), '--dir', dir);
+    const init = await cli(
+      'init',
+      '--teacher',
+      at('models/teacher/model.json'),
+      '--data',
+      at('data/train_x.npy'),
+      '--dir',
+      dir,
+    );
     expect(init.code).toBe(2);
     expect(init.stderr).toContain('.github/workflows/distill-gate.yml: exists');
     expect(existsSync(at('distill-gate.yml'))).toBe(false);
@@ -185,7 +211,15 @@ describe('distill-gate init', () => {
     const dir = await teacherAndData();
     const at = (file: string) => path.join(dir, file);
     await cp(path.join(EXAMPLE, '../graph-models/softmax'), at('models/graph'), { recursive: true });
-    const init = await cli('init', '--teacher', at('models/graph/model.json'), '--data', at('data/train_x.npy'), '--dir', dir);
+    const init = await cli(
+      'init',
+      '--teacher',
+      at('models/graph/model.json'),
+      '--data',
+      at('data/train_x.npy'),
+      '--dir',
+      dir,
+    );
     expect(init.code).toBe(2);
     expect(init.stderr).toContain('samples have shape [64] but the teacher');
     expect(init.stderr).toContain('takes [4]');
@@ -203,12 +237,25 @@ describe('distill-gate init', () => {
       [...Array.from((x.data as Float32Array).subarray(r * 64, (r + 1) * 64)), (y.data as Int32Array)[r]].join(','),
     );
     await writeFile(at('data/train.csv'), `${header}\n${rows.join('\n')}\n`);
-    const init = await cli('init', '--teacher', at('models/teacher/model.json'), '--data', at('data/train.csv'), '--label-column', 'label', '--dir', dir);
+    const init = await cli(
+      'init',
+      '--teacher',
+      at('models/teacher/model.json'),
+      '--data',
+      at('data/train.csv'),
+      '--label-column',
+      'label',
+      '--dir',
+      dir,
+    );
     expect(init.code, init.stderr).toBe(0);
     const config = await loadConfig(at('distill-gate.yml'));
     expect(config.data.train).toEqual({ csv: at('data/train.train.csv'), label: 'label' });
     expect(config.data.eval).toEqual({ csv: at('data/train.eval.csv'), label: 'label' });
-    const [train, evalText] = await Promise.all([readFile(at('data/train.train.csv'), 'utf8'), readFile(at('data/train.eval.csv'), 'utf8')]);
+    const [train, evalText] = await Promise.all([
+      readFile(at('data/train.train.csv'), 'utf8'),
+      readFile(at('data/train.eval.csv'), 'utf8'),
+    ]);
     expect(train.split('\n')[0]).toBe(header);
     expect(evalText.split('\n')[0]).toBe(header);
     const body = (text: string) => text.trim().split('\n').slice(1);
@@ -218,20 +265,33 @@ describe('distill-gate init', () => {
     expect(config.distill.epochs).toBe(30); // ceil(20000 / 240) capped at 30
   });
 
-  it.skipIf(withoutOnnxRuntime)('reads an ONNX teacher through the pipeline and writes a config that passes', async () => {
-    const dir = await teacherAndData();
-    const at = (file: string) => path.join(dir, file);
-    const init = await cli('init', '-t', at('models/teacher.onnx'), '-d', at('data/train_x.npy'), '--eval-data', at('data/eval_x.npy'), '--dir', dir);
-    expect(init.code, init.stderr).toBe(0);
-    expect(init.stdout).toMatch(/\(ONNX, onnxruntime-node/);
-    expect(init.stdout).toMatch(/classes +10/);
-    // The first width read off the ONNX initializers (fc1.weight [256, 64]).
-    expect(init.stdout).toContain("25% of the teacher's first hidden width 256");
-    const config = await loadConfig(at('distill-gate.yml'));
-    expect(config.teacher).toBe(at('models/teacher.onnx'));
-    expect(config.data.train).toEqual({ x: at('data/train_x.npy') });
-    const rerun = await run(at('distill-gate.yml'), at('out'));
-    expect(rerun.code, rerun.stderr).toBe(0);
-    expect(rerun.report.teacher.format).toBe('onnx');
-  });
+  it.skipIf(withoutOnnxRuntime)(
+    'reads an ONNX teacher through the pipeline and writes a config that passes',
+    async () => {
+      const dir = await teacherAndData();
+      const at = (file: string) => path.join(dir, file);
+      const init = await cli(
+        'init',
+        '-t',
+        at('models/teacher.onnx'),
+        '-d',
+        at('data/train_x.npy'),
+        '--eval-data',
+        at('data/eval_x.npy'),
+        '--dir',
+        dir,
+      );
+      expect(init.code, init.stderr).toBe(0);
+      expect(init.stdout).toMatch(/\(ONNX, onnxruntime-node/);
+      expect(init.stdout).toMatch(/classes +10/);
+      // The first width read off the ONNX initializers (fc1.weight [256, 64]).
+      expect(init.stdout).toContain("25% of the teacher's first hidden width 256");
+      const config = await loadConfig(at('distill-gate.yml'));
+      expect(config.teacher).toBe(at('models/teacher.onnx'));
+      expect(config.data.train).toEqual({ x: at('data/train_x.npy') });
+      const rerun = await run(at('distill-gate.yml'), at('out'));
+      expect(rerun.code, rerun.stderr).toBe(0);
+      expect(rerun.report.teacher.format).toBe('onnx');
+    },
+  );
 });

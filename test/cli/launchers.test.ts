@@ -1,10 +1,20 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { findLaunchers, procTable, stillRuns, watchLaunchers, type ProcessInfo, type ProcessTable } from '../../src/cli/launchers.js';
+import {
+  findLaunchers,
+  procTable,
+  stillRuns,
+  watchLaunchers,
+  type ProcessInfo,
+  type ProcessTable,
+} from '../../src/cli/launchers.js';
 
 /** A process table from a list: pid -> [ppid, argv]. */
 function tableOf(rows: Record<number, [number, string[]]>): ProcessTable {
-  return (pid) => (rows[pid] ? ({ ppid: rows[pid][0], argv: rows[pid][1], start: `t${pid}`, ended: false } satisfies ProcessInfo) : undefined);
+  return (pid) =>
+    rows[pid]
+      ? ({ ppid: rows[pid][0], argv: rows[pid][1], start: `t${pid}`, ended: false } satisfies ProcessInfo)
+      : undefined;
 }
 
 // The step of `run: npx distill-gate run` on a runner: Runner.Worker > bash > npm > sh -c > node.
@@ -32,7 +42,11 @@ describe('findLaunchers', () => {
   it("outside Actions: npm's wrappers only, not the shell that ran them (nohup npx ... & must outlive its terminal)", () => {
     expect(findLaunchers({}, 400, npxStep).map((l) => l.pid)).toEqual([400, 300]);
     // Started by a terminal's shell or any other program: nothing to watch.
-    const terminal = tableOf({ 50: [1, ['-zsh']], 60: [50, ['make', 'gate']], 70: [60, ['/bin/sh', '-c', 'distill-gate run &']] });
+    const terminal = tableOf({
+      50: [1, ['-zsh']],
+      60: [50, ['make', 'gate']],
+      70: [60, ['/bin/sh', '-c', 'distill-gate run &']],
+    });
     expect(findLaunchers({}, 50, terminal)).toEqual([]);
     expect(findLaunchers({}, 60, terminal)).toEqual([]);
     // A lone sh -c (make's recipe) may have started the CLI in the background and exited: not watched.
@@ -52,7 +66,9 @@ describe('findLaunchers', () => {
       ['/bin/bash', '-c', 'distill-gate run'],
       ['/bin/dash', '-ec', 'distill-gate run'],
     ])
-      expect(findLaunchers({}, 10, tableOf({ 10: [11, argv], 11: [1, ['npm run gate']] })).length, argv.join(' ')).toBe(2);
+      expect(findLaunchers({}, 10, tableOf({ 10: [11, argv], 11: [1, ['npm run gate']] })).length, argv.join(' ')).toBe(
+        2,
+      );
     for (const argv of [['/bin/bash', 'script.sh'], ['node', 'server.js'], ['npmish'], ['sh']])
       expect(findLaunchers({}, 10, tableOf({ 10: [1, argv] })), argv.join(' ')).toEqual([]);
   });
@@ -73,7 +89,9 @@ describe.skipIf(process.platform !== 'linux')('watching launchers on /proc', () 
     expect(stillRuns(launcher)).toBe(true);
     // The same pid started at another time is another process.
     expect(stillRuns({ ...launcher, start: '1' })).toBe(false);
-    const ended = new Promise<void>((resolve) => watchLaunchers([launcher], () => resolve(), { intervalMs: 10, ppid: () => launcher.pid }));
+    const ended = new Promise<void>((resolve) =>
+      watchLaunchers([launcher], () => resolve(), { intervalMs: 10, ppid: () => launcher.pid }),
+    );
     child.kill('SIGKILL');
     await ended;
     expect(stillRuns(launcher)).toBe(false);
@@ -83,7 +101,9 @@ describe.skipIf(process.platform !== 'linux')('watching launchers on /proc', () 
     const launchers = [{ pid: 10, command: 'sh -c x', start: 't10' }];
     const table = tableOf({ 10: [1, ['sh', '-c', 'x']] });
     let ppid = 10;
-    const gone = new Promise<number>((resolve) => watchLaunchers(launchers, (l) => resolve(l.pid), { intervalMs: 10, table, ppid: () => ppid }));
+    const gone = new Promise<number>((resolve) =>
+      watchLaunchers(launchers, (l) => resolve(l.pid), { intervalMs: 10, table, ppid: () => ppid }),
+    );
     ppid = 1;
     expect(await gone).toBe(10);
   });

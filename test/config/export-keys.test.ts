@@ -5,7 +5,10 @@ import { configErrorOf, quickConfig } from '../helpers.js';
 describe('the export keys', () => {
   it("default to float32 weights and the teacher's output kind", () => {
     expect(parseConfig(quickConfig(), '/cfg/distill-gate.yml').export).toEqual({ quantize: 'none', output: 'auto' });
-    expect(parseConfig(quickConfig({ top: 'export: { quantize: float16, output: logits }' }), '/cfg/distill-gate.yml').export).toEqual({
+    expect(
+      parseConfig(quickConfig({ top: 'export: { quantize: float16, output: logits }' }), '/cfg/distill-gate.yml')
+        .export,
+    ).toEqual({
       quantize: 'float16',
       output: 'logits',
     });
@@ -18,7 +21,9 @@ describe('the export keys', () => {
     expect(configErrorOf(quickConfig({ top: 'export: { quantise: uint8 }' }))).toMatch(
       /export\.quantise: unknown key\. Did you mean "quantize"\? Known keys here: quantize, output, format\./,
     );
-    expect(configErrorOf(quickConfig({ top: 'export: { output: softmax }' }))).toMatch(/export\.output: must be one of "auto", "logits", "probabilities"/);
+    expect(configErrorOf(quickConfig({ top: 'export: { output: softmax }' }))).toMatch(
+      /export\.output: must be one of "auto", "logits", "probabilities"/,
+    );
   });
 
   it('take format tfjs (the default, also when unset) or onnx, and refuse anything else at file:line:column', () => {
@@ -27,13 +32,17 @@ describe('the export keys', () => {
       output: 'auto',
       format: 'onnx',
     });
-    expect(parseConfig(quickConfig({ top: 'export: { format: tfjs }' }), '/cfg/distill-gate.yml').export.format).toBe('tfjs');
+    expect(parseConfig(quickConfig({ top: 'export: { format: tfjs }' }), '/cfg/distill-gate.yml').export.format).toBe(
+      'tfjs',
+    );
     expect(configErrorOf(quickConfig({ top: 'export: { format: onxx }' }))).toMatch(
       /^\/cfg\/distill-gate\.yml:2:19 export\.format: must be one of "tfjs", "onnx" \(got "onxx"\)\. Did you mean "onnx"\?/,
     );
     expect(configErrorOf(quickConfig({ top: 'export:\n  format: [onnx]' }))).toMatch(
       /^\/cfg\/distill-gate\.yml:3:11 export\.format: must be one of "tfjs", "onnx" \(got a list\)/,
     );
-    expect(configErrorOf(quickConfig({ top: 'export: { fromat: onnx }' }))).toMatch(/export\.fromat: unknown key\. Did you mean "format"\?/);
+    expect(configErrorOf(quickConfig({ top: 'export: { fromat: onnx }' }))).toMatch(
+      /export\.fromat: unknown key\. Did you mean "format"\?/,
+    );
   });
 });

@@ -58,9 +58,12 @@ describe('a percentage wherever a fraction is', () => {
   it('reads N% on an absolute gate of a fraction as N/100, in strings and in min/max', () => {
     const config = parseConfig(
       withGates(
-        ['  agreement.top1: ">= 93%"', '  size.ratio: "<= 10%"', '  accuracy.student: { min: "90%", max: 99.5% }', '  agreement.minClass: "> 12.5 %"'].join(
-          '\n',
-        ),
+        [
+          '  agreement.top1: ">= 93%"',
+          '  size.ratio: "<= 10%"',
+          '  accuracy.student: { min: "90%", max: 99.5% }',
+          '  agreement.minClass: "> 12.5 %"',
+        ].join('\n'),
       ),
       FILE,
     );
@@ -87,20 +90,31 @@ describe('a percentage wherever a fraction is', () => {
   });
 
   it('still refuses a percent-sized plain number on a fraction, now offering N% too, and a percentage past 100%', () => {
-    expect(configErrorOf(withGates('  agreement.top1: ">= 93"'))).toMatch(/Write ">= 0\.93" or ">= 93%" for 93%, not 93\.$/);
+    expect(configErrorOf(withGates('  agreement.top1: ">= 93"'))).toMatch(
+      /Write ">= 0\.93" or ">= 93%" for 93%, not 93\.$/,
+    );
     expect(configErrorOf(withGates('  agreement.top1: ">= 930%"'))).toBe(
       '/cfg/distill-gate.yml:5:19 gates.agreement.top1: ">= 930%" lies outside the values agreement.top1 can take (a fraction from 0 to 1), so this bound would never pass.',
     );
-    expect(configErrorOf(withGates('  agreement.top1: { min: "lots" }'))).toMatch(/:5:26 gates\.agreement\.top1\.min: min: "lots" does not parse/);
+    expect(configErrorOf(withGates('  agreement.top1: { min: "lots" }'))).toMatch(
+      /:5:26 gates\.agreement\.top1\.min: min: "lots" does not parse/,
+    );
   });
 });
 
 describe('a config with no gates', () => {
-  const finished = { training: { epochsCompleted: 3, loss: [1, 0.5, 0.25], batchSize: 64, notes: [] }, overBudget: false } as unknown as Distillation;
-  const oneHot = (rows: number, top: (r: number) => number) => Float32Array.from({ length: rows * 3 }, (_, i) => (i % 3 === top(Math.floor(i / 3)) ? 1 : 0));
+  const finished = {
+    training: { epochsCompleted: 3, loss: [1, 0.5, 0.25], batchSize: 64, notes: [] },
+    overBudget: false,
+  } as unknown as Distillation;
+  const oneHot = (rows: number, top: (r: number) => number) =>
+    Float32Array.from({ length: rows * 3 }, (_, i) => (i % 3 === top(Math.floor(i / 3)) ? 1 : 0));
   const judged = (gates: string) => {
     // quickConfig ends with its gates: without lines, the key goes too.
-    const config = parseConfig(gates ? quickConfig({ gates }) : quickConfig().replace(/gates:\n[\s\S]*$/, ''), '/repo/distill-gate.yml');
+    const config = parseConfig(
+      gates ? quickConfig({ gates }) : quickConfig().replace(/gates:\n[\s\S]*$/, ''),
+      '/repo/distill-gate.yml',
+    );
     const { metrics, classes } = measureAgreement(
       oneHot(90, (r) => r % 3),
       oneHot(90, (r) => r % 3),
@@ -109,7 +123,10 @@ describe('a config with no gates', () => {
     );
     const measurement: Measurement = { metrics, environment: sampleEnvironment, agreement: classes };
     return judgeRun(
-      { checks: parseGates(config.gates, measuredMetrics({ classes: 3, topK: 5, labels: false })), baseline: undefined },
+      {
+        checks: parseGates(config.gates, measuredMetrics({ classes: 3, topK: 5, labels: false })),
+        baseline: undefined,
+      },
       config,
       finished,
       measurement,
@@ -120,7 +137,9 @@ describe('a config with no gates', () => {
     const judgement = judged('');
     expect(judgement.verdict).toBe('pass');
     expect(judgement.reasons).toContain(NO_GATES);
-    expect(NO_GATES).toMatch(/^No gates: .*passes whatever it measures.*add gates, e\.g\. agreement\.top1 and agreement\.kappa\.$/);
+    expect(NO_GATES).toMatch(
+      /^No gates: .*passes whatever it measures.*add gates, e\.g\. agreement\.top1 and agreement\.kappa\.$/,
+    );
   });
 
   it('has no such warning once a gate is set', () => {
@@ -135,9 +154,9 @@ describe('errors raised after loading still name file:line:column', () => {
       /^\/cfg\/distill-gate\.yml:6:3 gates\.agreement\.top: no metric is named "agreement\.top"\. Did you mean "agreement\.top1"\?/,
     );
     const unlabelled = parseConfig(withGates('  accuracy.student: ">= 0.9"'), FILE);
-    expect(errorOf(() => parseGates(unlabelled.gates, measuredMetrics({ classes: 3, topK: 5, labels: false })))).toMatch(
-      /^\/cfg\/distill-gate\.yml:5:3 gates\.accuracy\.student: no metric is named "accuracy\.student"/,
-    );
+    expect(
+      errorOf(() => parseGates(unlabelled.gates, measuredMetrics({ classes: 3, topK: 5, labels: false }))),
+    ).toMatch(/^\/cfg\/distill-gate\.yml:5:3 gates\.accuracy\.student: no metric is named "accuracy\.student"/);
   });
 
   it('a gate spec refused by the run (not checked at load: a metric outside the catalogue), at its value', () => {
@@ -152,7 +171,9 @@ describe('errors raised after loading still name file:line:column', () => {
       `${base.replace('student: { layers: [ { type: dense, units: 3 } ] }', 'student:\n  layers:\n    - { type: dense, units: 8, activation: relu }\n    - { type: dense, units: 3, activation: sigmoidal }')}`,
       FILE,
     );
-    expect(await rejection(buildStudent(tf, config.student, [4], 1))).toMatch(/^\/cfg\/distill-gate\.yml:5:7 student\.layers\[1\] \(dense\): .*sigmoidal/);
+    expect(await rejection(buildStudent(tf, config.student, [4], 1))).toMatch(
+      /^\/cfg\/distill-gate\.yml:5:7 student\.layers\[1\] \(dense\): .*sigmoidal/,
+    );
     const seeded = parseConfig(base.replace('units: 3 }', 'units: 3, kernelInitializer: varianceScaling }'), FILE);
     expect(await rejection(buildStudent(tf, seeded.student, [4], 1))).toMatch(
       /^\/cfg\/distill-gate\.yml:2:66 student\.layers\[0\]\.kernelInitializer: initialiser "varianceScaling" is not one distill-gate can seed/,
@@ -161,10 +182,15 @@ describe('errors raised after loading still name file:line:column', () => {
 
   it("a student whose outputs do not match the teacher's, at the last layer's units", async () => {
     const dir = await exampleWorkspace(
-      quickConfig({ student: '  layers:\n    - { type: dense, units: 32, activation: relu }\n    - { type: dense, units: 7 }' }),
+      quickConfig({
+        student: '  layers:\n    - { type: dense, units: 32, activation: relu }\n    - { type: dense, units: 7 }',
+      }),
     );
     const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
-    const [train, evalSet] = await Promise.all([loadSplit(config.data.train, 'train'), loadSplit(config.data.eval, 'eval')]);
+    const [train, evalSet] = await Promise.all([
+      loadSplit(config.data.train, 'train'),
+      loadSplit(config.data.eval, 'eval'),
+    ]);
     expect(await rejection(loadTeacherAndStudent(tf, config, train, evalSet, { searchFrom: [dir] }))).toMatch(
       new RegExp(
         `^${path.join(dir, 'distill-gate.yml').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:6:29 student\\.layers: the student has 7 outputs but the teacher .* has 10`,
@@ -174,7 +200,8 @@ describe('errors raised after loading still name file:line:column', () => {
 });
 
 describe('a Git LFS pointer in place of a file', () => {
-  const pointer = (bytes: number) => `version https://git-lfs.github.com/spec/v1\noid sha256:${'4d7a'.repeat(16)}\nsize ${bytes}\n`;
+  const pointer = (bytes: number) =>
+    `version https://git-lfs.github.com/spec/v1\noid sha256:${'4d7a'.repeat(16)}\nsize ${bytes}\n`;
   const lfs = (file: string, bytes: number) =>
     `${file}: is a Git LFS pointer (to a file of ${bytes} bytes), not the file: run \`git lfs pull\` (or actions/checkout with \`lfs: true\`).`;
 

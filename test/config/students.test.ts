@@ -4,7 +4,11 @@ import { expandStudents } from '../../src/config/students.js';
 import { placeOf } from '../../src/config/locate.js';
 import { configErrorOf } from '../helpers.js';
 
-const base = ['teacher: t/model.json', 'student: { layers: [{ type: dense, units: 10 }] }', 'data: { train: { x: x.npy }, eval: { x: e.npy } }'].join('\n');
+const base = [
+  'teacher: t/model.json',
+  'student: { layers: [{ type: dense, units: 10 }] }',
+  'data: { train: { x: x.npy }, eval: { x: e.npy } }',
+].join('\n');
 
 describe('config students:', () => {
   it('parses named stacks, model.json candidates and families, each family expanded per width', () => {
@@ -50,21 +54,35 @@ describe('config students:', () => {
 
   it('puts the placeholder in nested values too (a kernel size list)', () => {
     const config = parseConfig(
-      [base, 'students:', '  - { name: "k{width}", layers: [{ type: conv2d, filters: 4, kernelSize: ["{width}", "{width}"] }], widths: [3] }'].join('\n'),
+      [
+        base,
+        'students:',
+        '  - { name: "k{width}", layers: [{ type: conv2d, filters: 4, kernelSize: ["{width}", "{width}"] }], widths: [3] }',
+      ].join('\n'),
       '/cfg/distill-gate.yml',
     );
-    expect(expandStudents(config.students)[0].source).toEqual({ layers: [{ type: 'conv2d', filters: 4, kernelSize: [3, 3] }] });
+    expect(expandStudents(config.students)[0].source).toEqual({
+      layers: [{ type: 'conv2d', filters: 4, kernelSize: [3, 3] }],
+    });
   });
 
   it('refuses an empty list, an empty name and empty widths, naming the field', () => {
     expect(configErrorOf(`${base}\nstudents: []`)).toMatch(/:4:11 students: must be >= 1 items/);
-    expect(configErrorOf(`${base}\nstudents: [{ name: "", layers: [{ type: dense, units: 10 }] }]`)).toMatch(/students\.0\.name: must be >= 1/);
-    expect(configErrorOf(`${base}\nstudents: [{ name: "w{width}", layers: [{ type: dense, units: "{width}" }], widths: [] }]`)).toMatch(
-      /students\.0\.widths: must be >= 1 items/,
+    expect(configErrorOf(`${base}\nstudents: [{ name: "", layers: [{ type: dense, units: 10 }] }]`)).toMatch(
+      /students\.0\.name: must be >= 1/,
     );
-    expect(configErrorOf(`${base}\nstudents: [{ name: "w{width}", model: m.json }]`)).toMatch(/students\[0\]\.name: \{width\} in a name needs a family/);
-    expect(configErrorOf(`${base}\nstudents: [{ name: "w{width}", layers: [{ type: dense, units: "{width}" }], widths: [8, 8] }]`)).toMatch(
-      /students\[0\]\.widths: lists 8 twice/,
+    expect(
+      configErrorOf(
+        `${base}\nstudents: [{ name: "w{width}", layers: [{ type: dense, units: "{width}" }], widths: [] }]`,
+      ),
+    ).toMatch(/students\.0\.widths: must be >= 1 items/);
+    expect(configErrorOf(`${base}\nstudents: [{ name: "w{width}", model: m.json }]`)).toMatch(
+      /students\[0\]\.name: \{width\} in a name needs a family/,
     );
+    expect(
+      configErrorOf(
+        `${base}\nstudents: [{ name: "w{width}", layers: [{ type: dense, units: "{width}" }], widths: [8, 8] }]`,
+      ),
+    ).toMatch(/students\[0\]\.widths: lists 8 twice/);
   });
 });

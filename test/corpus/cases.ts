@@ -37,13 +37,17 @@ const csvData = (train: string, label?: string) => async (dir: string) => {
   await writeFile(path.join(dir, 'data/train.csv'), train);
   await config(
     dir,
-    quickConfig({ data: `  train: { csv: data/train.csv${label ? `, label: ${label}` : ''} }\n  eval:  { x: data/eval_x.npy, y: data/eval_y.npy }` }),
+    quickConfig({
+      data: `  train: { csv: data/train.csv${label ? `, label: ${label}` : ''} }\n  eval:  { x: data/eval_x.npy, y: data/eval_y.npy }`,
+    }),
   );
 };
 /** A valid CSV header and rows for the 64-feature example, with `row` replaced where given. */
 const csvRows = (rows: number, broken?: { at: number; line: string }) => {
   const header = [...Array.from({ length: 64 }, (_, i) => `f${i}`), 'label'].join(',');
-  const lines = Array.from({ length: rows }, (_, r) => (broken?.at === r ? broken.line : [...Array(64).fill('0.5'), String(r % 10)].join(',')));
+  const lines = Array.from({ length: rows }, (_, r) =>
+    broken?.at === r ? broken.line : [...Array(64).fill('0.5'), String(r % 10)].join(','),
+  );
   return `${header}\n${lines.join('\n')}\n`;
 };
 
@@ -64,26 +68,96 @@ export const CASES: CorpusCase[] = [
     },
     message: /distill-gate\.yml: cannot read the config file \(ENOENT\)/,
   },
-  { area: 'config', name: 'empty config', setup: (d) => config(d, ''), message: /must be a mapping with at least teacher, student, data/ },
+  {
+    area: 'config',
+    name: 'empty config',
+    setup: (d) => config(d, ''),
+    message: /must be a mapping with at least teacher, student, data/,
+  },
   {
     area: 'config',
     name: 'unknown top-level key',
     setup: (d) => config(d, `${quickConfig()}distil: { epochs: 1 }\n`),
     message: /distil: unknown key\. Did you mean "distill"\?/,
   },
-  { area: 'config', name: 'unknown distill key', setup: withDistill('{ epoch: 3 }'), message: /distill\.epoch: unknown key\. Did you mean "epochs"\?/ },
-  { area: 'config', name: 'duplicate key', setup: (d) => config(d, `${quickConfig()}teacher: x.json\n`), message: /invalid YAML: Map keys must be unique/ },
-  { area: 'config', name: 'epochs of a wrong type', setup: withDistill('{ epochs: many }'), message: /distill\.epochs: expected number, got "many"/ },
-  { area: 'config', name: 'zero epochs', setup: withDistill('{ epochs: 0 }'), message: /distill\.epochs: must be > 0 \(got 0\)/ },
-  { area: 'config', name: 'negative epochs', setup: withDistill('{ epochs: -3 }'), message: /distill\.epochs: must be > 0 \(got -3\)/ },
-  { area: 'config', name: 'fractional epochs', setup: withDistill('{ epochs: 2.5 }'), message: /distill\.epochs: expected int/ },
-  { area: 'config', name: 'zero batch size', setup: withDistill('{ batchSize: 0 }'), message: /distill\.batchSize: must be > 0 \(got 0\)/ },
-  { area: 'config', name: 'negative batch size', setup: withDistill('{ batchSize: -64 }'), message: /distill\.batchSize: must be > 0 \(got -64\)/ },
-  { area: 'config', name: 'zero temperature', setup: withDistill('{ temperature: 0 }'), message: /distill\.temperature: must be > 0 \(got 0\)/ },
-  { area: 'config', name: 'negative temperature', setup: withDistill('{ temperature: -1 }'), message: /distill\.temperature: must be > 0 \(got -1\)/ },
-  { area: 'config', name: 'alpha above 1', setup: withDistill('{ alpha: 1.5 }'), message: /distill\.alpha: must be <= 1 \(got 1\.5\)/ },
-  { area: 'config', name: 'alpha below 0', setup: withDistill('{ alpha: -0.2 }'), message: /distill\.alpha: must be >= 0 \(got -0\.2\)/ },
-  { area: 'config', name: 'zero learning rate', setup: withDistill('{ learningRate: 0 }'), message: /distill\.learningRate: must be > 0/ },
+  {
+    area: 'config',
+    name: 'unknown distill key',
+    setup: withDistill('{ epoch: 3 }'),
+    message: /distill\.epoch: unknown key\. Did you mean "epochs"\?/,
+  },
+  {
+    area: 'config',
+    name: 'duplicate key',
+    setup: (d) => config(d, `${quickConfig()}teacher: x.json\n`),
+    message: /invalid YAML: Map keys must be unique/,
+  },
+  {
+    area: 'config',
+    name: 'epochs of a wrong type',
+    setup: withDistill('{ epochs: many }'),
+    message: /distill\.epochs: expected number, got "many"/,
+  },
+  {
+    area: 'config',
+    name: 'zero epochs',
+    setup: withDistill('{ epochs: 0 }'),
+    message: /distill\.epochs: must be > 0 \(got 0\)/,
+  },
+  {
+    area: 'config',
+    name: 'negative epochs',
+    setup: withDistill('{ epochs: -3 }'),
+    message: /distill\.epochs: must be > 0 \(got -3\)/,
+  },
+  {
+    area: 'config',
+    name: 'fractional epochs',
+    setup: withDistill('{ epochs: 2.5 }'),
+    message: /distill\.epochs: expected int/,
+  },
+  {
+    area: 'config',
+    name: 'zero batch size',
+    setup: withDistill('{ batchSize: 0 }'),
+    message: /distill\.batchSize: must be > 0 \(got 0\)/,
+  },
+  {
+    area: 'config',
+    name: 'negative batch size',
+    setup: withDistill('{ batchSize: -64 }'),
+    message: /distill\.batchSize: must be > 0 \(got -64\)/,
+  },
+  {
+    area: 'config',
+    name: 'zero temperature',
+    setup: withDistill('{ temperature: 0 }'),
+    message: /distill\.temperature: must be > 0 \(got 0\)/,
+  },
+  {
+    area: 'config',
+    name: 'negative temperature',
+    setup: withDistill('{ temperature: -1 }'),
+    message: /distill\.temperature: must be > 0 \(got -1\)/,
+  },
+  {
+    area: 'config',
+    name: 'alpha above 1',
+    setup: withDistill('{ alpha: 1.5 }'),
+    message: /distill\.alpha: must be <= 1 \(got 1\.5\)/,
+  },
+  {
+    area: 'config',
+    name: 'alpha below 0',
+    setup: withDistill('{ alpha: -0.2 }'),
+    message: /distill\.alpha: must be >= 0 \(got -0\.2\)/,
+  },
+  {
+    area: 'config',
+    name: 'zero learning rate',
+    setup: withDistill('{ learningRate: 0 }'),
+    message: /distill\.learningRate: must be > 0/,
+  },
   {
     area: 'config',
     name: 'unknown backend',
@@ -102,7 +176,12 @@ export const CASES: CorpusCase[] = [
     setup: withStudent('  layer: []'),
     message: /student\.layer: unknown key\. Did you mean "layers"\?/,
   },
-  { area: 'config', name: 'empty student layer list', setup: withStudent('  layers: []'), message: /student\.layers: must be >= 1 items/ },
+  {
+    area: 'config',
+    name: 'empty student layer list',
+    setup: withStudent('  layers: []'),
+    message: /student\.layers: must be >= 1 items/,
+  },
   {
     area: 'config',
     name: 'invalid student layer arguments',
@@ -126,7 +205,8 @@ export const CASES: CorpusCase[] = [
     area: 'gates',
     name: 'gate on an unknown metric',
     setup: withGates('  agreement.top3: ">= 0.9"'),
-    message: /gates\.agreement\.top3: no metric is named "agreement\.top3"\. Did you mean "agreement\.top1"\? Metrics this run measures: /,
+    message:
+      /gates\.agreement\.top3: no metric is named "agreement\.top3"\. Did you mean "agreement\.top1"\? Metrics this run measures: /,
   },
   {
     area: 'gates',
@@ -134,7 +214,12 @@ export const CASES: CorpusCase[] = [
     setup: withGates('  kl: "small"'),
     message: /gates\.kl: threshold "small" does not parse; write an operator and a number/,
   },
-  { area: 'gates', name: 'reversed operator', setup: withGates('  kl: "=< 0.1"'), message: /gates\.kl: threshold "=< 0\.1" does not parse/ },
+  {
+    area: 'gates',
+    name: 'reversed operator',
+    setup: withGates('  kl: "=< 0.1"'),
+    message: /gates\.kl: threshold "=< 0\.1" does not parse/,
+  },
   {
     area: 'gates',
     name: 'bare number threshold',
@@ -165,7 +250,10 @@ export const CASES: CorpusCase[] = [
     setup: (d) =>
       config(
         d,
-        quickConfig({ data: '  train: { x: data/train_x.npy, y: data/train_y.npy }\n  eval:  { x: data/eval_x.npy }', gates: '  accuracy.student: ">= 0.9"' }),
+        quickConfig({
+          data: '  train: { x: data/train_x.npy, y: data/train_y.npy }\n  eval:  { x: data/eval_x.npy }',
+          gates: '  accuracy.student: ">= 0.9"',
+        }),
       ),
     message: /gates\.accuracy\.student: no metric is named "accuracy\.student"/,
   },
@@ -194,7 +282,8 @@ export const CASES: CorpusCase[] = [
     setup: editTeacher((j) => {
       j.modelTopology.config.layers[1].class_name = 'FancyDense';
     }),
-    message: /model\.json: TF\.js could not build the teacher from it: .*FancyDense.*Check that every layer class is one TF\.js knows/,
+    message:
+      /model\.json: TF\.js could not build the teacher from it: .*FancyDense.*Check that every layer class is one TF\.js knows/,
   },
   {
     area: 'models',
@@ -211,7 +300,8 @@ export const CASES: CorpusCase[] = [
       const shard = path.join(d, 'models/teacher/group1-shard1of1.bin');
       await writeFile(shard, (await readFile(shard)).subarray(0, 4096));
     },
-    message: /group1-shard1of1\.bin: weight shards of group 0 hold 4096 bytes but the manifest's \d+ weights need \d+ \(a truncated or mismatched shard\?\)/,
+    message:
+      /group1-shard1of1\.bin: weight shards of group 0 hold 4096 bytes but the manifest's \d+ weights need \d+ \(a truncated or mismatched shard\?\)/,
   },
   {
     area: 'models',
@@ -234,7 +324,10 @@ export const CASES: CorpusCase[] = [
     name: 'GraphModel given as student',
     setup: async (d) => {
       await mkdir(path.join(d, 'graph'), { recursive: true });
-      await writeFile(path.join(d, 'graph/model.json'), JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }));
+      await writeFile(
+        path.join(d, 'graph/model.json'),
+        JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }),
+      );
       await config(d, quickConfig({ student: '  model: graph/model.json' }));
     },
     message: /graph\/model\.json: is a GraphModel, which cannot be trained: .*must be a LayersModel/,
@@ -246,13 +339,15 @@ export const CASES: CorpusCase[] = [
       await cp(path.join(GRAPH_MODELS, 'two-head'), path.join(d, 'models/two-head'), { recursive: true });
       await config(d, quickConfig().replace('models/teacher/model.json', 'models/two-head/model.json'));
     },
-    message: /two-head\/model\.json: has 2 outputs: output_0 \(Identity:0, 3 wide\), output_1 \(Identity_1:0, 1 wide\)\. Set teacherHead to the one to distill/,
+    message:
+      /two-head\/model\.json: has 2 outputs: output_0 \(Identity:0, 3 wide\), output_1 \(Identity_1:0, 1 wide\)\. Set teacherHead to the one to distill/,
   },
   {
     area: 'models',
     name: 'teacherHead naming no output of the teacher',
     setup: (d) => config(d, quickConfig({ top: 'teacherHead: logits' })),
-    message: /teacherHead "logits": is not an output of .*models\/teacher\/model\.json; its outputs: dense_Dense5 \([^)]*10 wide\)/,
+    message:
+      /teacherHead "logits": is not an output of .*models\/teacher\/model\.json; its outputs: dense_Dense5 \([^)]*10 wide\)/,
   },
   {
     area: 'models',
@@ -305,7 +400,8 @@ export const CASES: CorpusCase[] = [
   {
     area: 'data',
     name: 'eval file missing',
-    setup: (d) => config(d, quickConfig({ data: '  train: { x: data/train_x.npy }\n  eval: { x: data/missing_eval.npy }' })),
+    setup: (d) =>
+      config(d, quickConfig({ data: '  train: { x: data/train_x.npy }\n  eval: { x: data/missing_eval.npy }' })),
     message: /missing_eval\.npy: cannot read the data file \(ENOENT\)/,
   },
   {
@@ -326,7 +422,12 @@ export const CASES: CorpusCase[] = [
     setup: csvData(csvRows(80), 'target'),
     message: /train\.csv: has no label column "target"; its columns are: f0, f1/,
   },
-  { area: 'data', name: 'empty CSV', setup: csvData('', 'label'), message: /train\.csv: is empty; expected a header row and one row per sample/ },
+  {
+    area: 'data',
+    name: 'empty CSV',
+    setup: csvData('', 'label'),
+    message: /train\.csv: is empty; expected a header row and one row per sample/,
+  },
   {
     area: 'data',
     name: 'Inf in a CSV',
@@ -383,7 +484,8 @@ export const CASES: CorpusCase[] = [
     area: 'data',
     name: 'data set smaller than one batch',
     setup: withDistill('{ batchSize: 5000 }'),
-    message: /train_x\.npy \(distill\.batchSize\): the train split has 1200 samples, fewer than one batch of 5000; lower distill\.batchSize to at most 1200/,
+    message:
+      /train_x\.npy \(distill\.batchSize\): the train split has 1200 samples, fewer than one batch of 5000; lower distill\.batchSize to at most 1200/,
   },
   {
     area: 'data',

@@ -25,7 +25,10 @@ describe('bad-input corpus: exit 2 and one message naming the culprit', () => {
     const dir = await exampleWorkspace(quickConfig());
     await corpusCase.setup(dir);
     const capture = captureIo();
-    const code = await main(['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', path.join(dir, 'out'), '--quiet'], capture.io);
+    const code = await main(
+      ['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', path.join(dir, 'out'), '--quiet'],
+      capture.io,
+    );
     const stderr = capture.stderr();
     expect(stderr).toMatch(/^distill-gate: error: /);
     expect(stderr).toMatch(corpusCase.message);

@@ -42,7 +42,10 @@ export const IMAGE_CASES: CorpusCase[] = [
     area: 'config',
     name: 'classes without an image folder',
     setup: (d) =>
-      writeFile(path.join(d, 'distill-gate.yml'), quickConfig({ data: '  train: { x: data/train_x.npy }\n  eval: { x: data/eval_x.npy }\n  classes: [a, b]' })),
+      writeFile(
+        path.join(d, 'distill-gate.yml'),
+        quickConfig({ data: '  train: { x: data/train_x.npy }\n  eval: { x: data/eval_x.npy }\n  classes: [a, b]' }),
+      ),
     message: /distill-gate\.yml:\d+:\d+ data\.classes: applies to image folders only/,
   },
   {
@@ -66,8 +69,10 @@ export const IMAGE_CASES: CorpusCase[] = [
   {
     area: 'data',
     name: 'augment on rows that are not images',
-    setup: (d) => writeFile(path.join(d, 'distill-gate.yml'), quickConfig({ distill: '{ epochs: 1, augment: { flip: true } }' })),
-    message: /distill-gate\.yml distill\.augment: needs image-shaped inputs \[N, height, width, channels\], but the train split's samples have shape \[64\]/,
+    setup: (d) =>
+      writeFile(path.join(d, 'distill-gate.yml'), quickConfig({ distill: '{ epochs: 1, augment: { flip: true } }' })),
+    message:
+      /distill-gate\.yml distill\.augment: needs image-shaped inputs \[N, height, width, channels\], but the train split's samples have shape \[64\]/,
   },
   {
     area: 'data',
@@ -79,7 +84,8 @@ export const IMAGE_CASES: CorpusCase[] = [
     area: 'data',
     name: 'image folders without classes',
     setup: images(replace("  classes: [cat, dog]                    # the teacher's outputs, in order\n", '')),
-    message: /distill-gate\.yml data\.classes: is not set; the image folders name 2 classes: cat, dog\. .*`classes: \[cat, dog\]`/,
+    message:
+      /distill-gate\.yml data\.classes: is not set; the image folders name 2 classes: cat, dog\. .*`classes: \[cat, dog\]`/,
   },
   {
     area: 'data',
@@ -96,13 +102,17 @@ export const IMAGE_CASES: CorpusCase[] = [
   {
     area: 'data',
     name: 'image that does not decode',
-    setup: images(undefined, (d) => writeFile(path.join(d, 'data/train/cat/03.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2]))),
+    setup: images(undefined, (d) =>
+      writeFile(path.join(d, 'data/train/cat/03.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2])),
+    ),
     message: /data\/train\/cat\/03\.jpg: cannot be decoded \(.+\); re-save it as PNG or JPEG/,
   },
   {
     area: 'data',
     name: 'greyscale image in an RGB split',
-    setup: images(undefined, (d) => writeFile(path.join(d, 'data/eval/dog/02.png'), encodePng(noisyImage([9, 9, 9], 8, 8, 1), 8, 8, 0))),
+    setup: images(undefined, (d) =>
+      writeFile(path.join(d, 'data/eval/dog/02.png'), encodePng(noisyImage([9, 9, 9], 8, 8, 1), 8, 8, 0)),
+    ),
     message: /data\/eval\/dog\/02\.png: has 1 channel \(grey\) but data\.eval\.channels is 3/,
   },
   {

@@ -5,7 +5,8 @@ import { quickConfig } from '../helpers.js';
 import type { CorpusCase } from './cases.js';
 
 /** The quick config with `students:` set to `yaml` (a YAML list, indented by two). */
-const withStudents = (yaml: string) => (dir: string) => writeFile(path.join(dir, 'distill-gate.yml'), quickConfig({ top: `students:\n${yaml}` }));
+const withStudents = (yaml: string) => (dir: string) =>
+  writeFile(path.join(dir, 'distill-gate.yml'), quickConfig({ top: `students:\n${yaml}` }));
 
 const stack = (units: string) => `[{ type: dense, units: ${units}, activation: relu }, { type: dense, units: 10 }]`;
 
@@ -49,7 +50,9 @@ export const SWEEP_CASES: CorpusCase[] = [
   {
     area: 'config',
     name: 'students: two candidates of one name',
-    setup: withStudents(`  - { name: w8, layers: ${stack('8')} }\n  - { name: "w{width}", layers: ${stack('"{width}"')}, widths: [4, 8] }`),
+    setup: withStudents(
+      `  - { name: w8, layers: ${stack('8')} }\n  - { name: "w{width}", layers: ${stack('"{width}"')}, widths: [4, 8] }`,
+    ),
     message: /:4:\d+ students\[1\]\.widths: the name "w8" is taken by students\[0\]/,
   },
   {
@@ -68,12 +71,15 @@ export const SWEEP_CASES: CorpusCase[] = [
     area: 'models',
     name: "students: a candidate whose outputs differ from the teacher's",
     setup: withStudents(`  - { name: seven, layers: [{ type: dense, units: 7 }] }`),
-    message: /distill-gate\.yml:3:\d+ students\[0\]\.layers: the student has 7 outputs but the teacher .* has 10; the last layer needs units: 10/,
+    message:
+      /distill-gate\.yml:3:\d+ students\[0\]\.layers: the student has 7 outputs but the teacher .* has 10; the last layer needs units: 10/,
   },
   {
     area: 'models',
     name: 'students: a layer TF.js refuses in a family member',
-    setup: withStudents(`  - { name: "w{width}", layers: [{ type: dense, units: "{width}", activation: nope }, { type: dense, units: 10 }], widths: [4] }`),
+    setup: withStudents(
+      `  - { name: "w{width}", layers: [{ type: dense, units: "{width}", activation: nope }, { type: dense, units: 10 }], widths: [4] }`,
+    ),
     message: /students\[0\] \(width 4\)\.layers\[0\] \(dense\): /,
   },
 ];

@@ -39,7 +39,13 @@ describe('npy', () => {
     ['wrong magic', () => Buffer.from('not a numpy file at all'), /is not a \.npy file \(wrong magic bytes/],
     [
       'Fortran order',
-      () => Buffer.from(encodeNpy(new Float32Array(4), [2, 2]).toString('latin1').replace("'fortran_order': False", "'fortran_order': True "), 'latin1'),
+      () =>
+        Buffer.from(
+          encodeNpy(new Float32Array(4), [2, 2])
+            .toString('latin1')
+            .replace("'fortran_order': False", "'fortran_order': True "),
+          'latin1',
+        ),
       /Fortran order; save it in C order/,
     ],
     [
@@ -52,7 +58,11 @@ describe('npy', () => {
       () => encodeNpy(new Float32Array(6), [2, 3]).subarray(0, -5),
       /is truncated: shape \[2, 3\] of f4 needs 24 bytes of data, the file holds 19/,
     ],
-    ['big-endian', () => Buffer.from(encodeNpy(new Float32Array(4), [2, 2]).toString('latin1').replace("'<f4'", "'>f4'"), 'latin1'), /dtype ">f4"/],
+    [
+      'big-endian',
+      () => Buffer.from(encodeNpy(new Float32Array(4), [2, 2]).toString('latin1').replace("'<f4'", "'>f4'"), 'latin1'),
+      /dtype ">f4"/,
+    ],
   ])('refuses %s, naming the file', async (name, make, pattern) => {
     const target = await file(`${name}.npy`, make());
     await expect(readNpy(target)).rejects.toThrow(pattern);
@@ -69,7 +79,9 @@ describe('npy', () => {
   it('refuses non-integer and negative labels and a label count that differs from the rows', async () => {
     const x = await file('x2.npy', encodeNpy(new Float32Array(4), [2, 2]));
     const fractional = await file('yf.npy', encodeNpy(new Float32Array([0, 1.5]), [2]));
-    await expect(loadSplit({ x, y: fractional }, 'train')).rejects.toThrow(/yf\.npy row 1: label 1\.5 is not a class index/);
+    await expect(loadSplit({ x, y: fractional }, 'train')).rejects.toThrow(
+      /yf\.npy row 1: label 1\.5 is not a class index/,
+    );
     const short = await file('ys.npy', encodeNpy(new Int32Array([0]), [1]));
     await expect(loadSplit({ x, y: short }, 'train')).rejects.toThrow(/labels need shape \[2\]/);
   });
@@ -85,8 +97,12 @@ describe('npy', () => {
     const x = await file('x3.npy', encodeNpy(new Float32Array(6), [2, 3]));
     const y = await file('y3.npy', encodeNpy(new Int32Array([0, 4]), [2]));
     const split = await loadSplit({ x, y }, 'train');
-    expect(() => checkAgainstTeacher(split, [4], 5, 'teacher.json')).toThrow(/samples have shape \[3\] but the teacher \(teacher\.json\) takes \[4\]/);
-    expect(() => checkAgainstTeacher(split, [3], 4, 'teacher.json')).toThrow(/y3\.npy row 1: label 4 is out of range: .* \[0, 3\]/);
+    expect(() => checkAgainstTeacher(split, [4], 5, 'teacher.json')).toThrow(
+      /samples have shape \[3\] but the teacher \(teacher\.json\) takes \[4\]/,
+    );
+    expect(() => checkAgainstTeacher(split, [3], 4, 'teacher.json')).toThrow(
+      /y3\.npy row 1: label 4 is out of range: .* \[0, 3\]/,
+    );
     expect(() => checkAgainstTeacher(split, [null], 5, 'teacher.json')).not.toThrow();
   });
 });
@@ -128,12 +144,15 @@ describe('streamed .npy splits', () => {
     const values = new Float32Array(40 * 2);
     values[33 * 2 + 1] = NaN;
     const x = await file('stream_nan.npy', encodeNpy(values, [40, 2]));
-    await expect(loadSplit({ x }, 'train', { streamAboveBytes: 0, chunkRows: 8 })).rejects.toThrow(`${x} row 33: holds NaN at feature 1`);
+    await expect(loadSplit({ x }, 'train', { streamAboveBytes: 0, chunkRows: 8 })).rejects.toThrow(
+      `${x} row 33: holds NaN at feature 1`,
+    );
   });
 });
 
 describe('streamed CSV splits', () => {
-  const rows = (n: number) => `a,label,b\n${Array.from({ length: n }, (_, r) => `${r},${r % 3},${r / 2}`).join('\n')}\n`;
+  const rows = (n: number) =>
+    `a,label,b\n${Array.from({ length: n }, (_, r) => `${r},${r % 3},${r / 2}`).join('\n')}\n`;
 
   it('validates in one pass, then reads rows from the nearest chunk, as loading whole would', async () => {
     const csv = await file('stream.csv', rows(50));
@@ -147,12 +166,30 @@ describe('streamed CSV splits', () => {
   });
 
   it.each([
-    ['a non-numeric cell', (t: string) => t.replace('\n30,0,15\n', '\n30,0,x\n'), /stream\d\.csv:32: column "b" holds "x", which is not a number/],
-    ['Inf', (t: string) => t.replace('\n30,0,15\n', '\n30,0,Infinity\n'), /stream\d\.csv row 32: holds Infinity at feature 1/],
-    ['ragged rows', (t: string) => t.replace('\n30,0,15\n', '\n30,0\n'), /stream\d\.csv: is not valid CSV: .*every row needs as many cells as the header/],
-    ['a missing label column', (t: string) => t.replace('a,label,b', 'a,target,b'), /has no label column "label"; its columns are: a, target, b/],
+    [
+      'a non-numeric cell',
+      (t: string) => t.replace('\n30,0,15\n', '\n30,0,x\n'),
+      /stream\d\.csv:32: column "b" holds "x", which is not a number/,
+    ],
+    [
+      'Inf',
+      (t: string) => t.replace('\n30,0,15\n', '\n30,0,Infinity\n'),
+      /stream\d\.csv row 32: holds Infinity at feature 1/,
+    ],
+    [
+      'ragged rows',
+      (t: string) => t.replace('\n30,0,15\n', '\n30,0\n'),
+      /stream\d\.csv: is not valid CSV: .*every row needs as many cells as the header/,
+    ],
+    [
+      'a missing label column',
+      (t: string) => t.replace('a,label,b', 'a,target,b'),
+      /has no label column "label"; its columns are: a, target, b/,
+    ],
   ])('refuses %s in the validating pass', async (name, breakIt, pattern) => {
     const csv = await file(`stream${name.length % 10}.csv`, breakIt(rows(50)));
-    await expect(loadSplit({ csv, label: 'label' }, 'train', { streamAboveBytes: 0, chunkRows: 8 })).rejects.toThrow(pattern);
+    await expect(loadSplit({ csv, label: 'label' }, 'train', { streamAboveBytes: 0, chunkRows: 8 })).rejects.toThrow(
+      pattern,
+    );
   });
 });

@@ -18,7 +18,12 @@ beforeAll(async () => {
 const scratch = () => mkdtemp(path.join(os.tmpdir(), 'distill-gate-images-'));
 const glob = (dir: string, pattern: string) => `${convertPathToPattern(dir)}/${pattern}`;
 
-function dataOf(dir: string, extra: Partial<RawConfig['data']> = {}, size: [number, number] = [8, 8], channels: 1 | 3 | 4 = 3): RawConfig['data'] {
+function dataOf(
+  dir: string,
+  extra: Partial<RawConfig['data']> = {},
+  size: [number, number] = [8, 8],
+  channels: 1 | 3 | 4 = 3,
+): RawConfig['data'] {
   return {
     train: { images: glob(dir, 'train/**/*.{png,jpg}'), size, channels },
     eval: { images: glob(dir, 'eval/**/*.{png,jpg}'), size, channels },
@@ -30,7 +35,10 @@ function dataOf(dir: string, extra: Partial<RawConfig['data']> = {}, size: [numb
 
 /** A decoder that counts its calls. */
 function countingDecoder() {
-  const counter = { calls: 0, decode: (file: string, bytes: Uint8Array) => (counter.calls++, decodeImage(file, bytes)) };
+  const counter = {
+    calls: 0,
+    decode: (file: string, bytes: Uint8Array) => (counter.calls++, decodeImage(file, bytes)),
+  };
   return counter;
 }
 
@@ -135,7 +143,9 @@ describe('image folders: decoding and resizing', () => {
     const x = await rows(train);
     const expected = [r, g, b].map((v, c) => Math.fround((v / 255 - normalize.mean[c]) / normalize.std[c]));
     for (let i = 0; i < x.length; i++) expect(x[i]).toBe(expected[i % 3]);
-    const single = await loadSplits(dataOf(dir, { classes: ['cat'], normalize: { scale: 2, mean: 10, std: 4 } }), { tf });
+    const single = await loadSplits(dataOf(dir, { classes: ['cat'], normalize: { scale: 2, mean: 10, std: 4 } }), {
+      tf,
+    });
     expect(Array.from((await rows(single.train)).subarray(0, 3))).toEqual([r, g, b].map((v) => (v * 2 - 10) / 4));
   });
 
@@ -190,7 +200,8 @@ describe('image folders: the cache and streaming', () => {
       expect(streamed.train.streamed).toBe(true);
       expect(streamed.train.chunkRows).toBe(3);
       const read: number[] = [];
-      for (let start = 0; start < streamed.train.size; start += 3) read.push(...(await streamed.train.read(start, Math.min(3, streamed.train.size - start))));
+      for (let start = 0; start < streamed.train.size; start += 3)
+        read.push(...(await streamed.train.read(start, Math.min(3, streamed.train.size - start))));
       expect(read).toEqual(expected);
     }
   });
@@ -207,21 +218,30 @@ describe('image folders: errors name the culprit', () => {
   it('an empty glob names its pattern', async () => {
     const dir = await tree();
     const error = await errorOf(
-      loadSplits({ ...dataOf(dir), eval: { images: glob(dir, 'nowhere/**/*.png'), size: [8, 8], channels: 3 } }, { tf, configFile: 'cfg.yml' }),
+      loadSplits(
+        { ...dataOf(dir), eval: { images: glob(dir, 'nowhere/**/*.png'), size: [8, 8], channels: 3 } },
+        { tf, configFile: 'cfg.yml' },
+      ),
     );
-    expect(error.message).toMatch(/^cfg\.yml data\.eval\.images: the pattern ".*nowhere\/\*\*\/\*\.png" matches no files/);
+    expect(error.message).toMatch(
+      /^cfg\.yml data\.eval\.images: the pattern ".*nowhere\/\*\*\/\*\.png" matches no files/,
+    );
   });
 
   it('without classes, lists the folders found and how to write classes (never guesses an order)', async () => {
     const dir = await tree();
     const error = await errorOf(loadSplits(dataOf(dir, { classes: undefined }), { tf }));
-    expect(error.message).toMatch(/data\.classes: is not set; the image folders name 2 classes: cat, dog\. .*`classes: \[cat, dog\]`.*`classes: sorted`/);
+    expect(error.message).toMatch(
+      /data\.classes: is not set; the image folders name 2 classes: cat, dog\. .*`classes: \[cat, dog\]`.*`classes: sorted`/,
+    );
   });
 
   it('a folder the classes do not list names the file and the folder', async () => {
     const dir = await tree();
     const error = await errorOf(loadSplits(dataOf(dir, { classes: ['cat'] }), { tf }));
-    expect(error.message).toMatch(/train\/dog\/00\.png: is in folder "dog", which data\.classes does not list \(cat\); .* data\.train\.images/);
+    expect(error.message).toMatch(
+      /train\/dog\/00\.png: is in folder "dog", which data\.classes does not list \(cat\); .* data\.train\.images/,
+    );
   });
 
   it('a file that does not decode names the file', async () => {
@@ -230,7 +250,9 @@ describe('image folders: errors name the culprit', () => {
     const error = await errorOf(loadSplits(dataOf(dir), { tf }));
     expect(error.message).toMatch(/train\/cat\/00\.png: cannot be decoded \(.+\); re-save it as PNG or JPEG/);
     await writeFile(path.join(dir, 'train/cat/00.png'), 'not an image at all');
-    expect((await errorOf(loadSplits(dataOf(dir), { tf }))).message).toMatch(/train\/cat\/00\.png: is neither a PNG nor a JPEG/);
+    expect((await errorOf(loadSplits(dataOf(dir), { tf }))).message).toMatch(
+      /train\/cat\/00\.png: is neither a PNG nor a JPEG/,
+    );
   });
 
   it("an image whose channels are not the split's names the file and both counts", async () => {

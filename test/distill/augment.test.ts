@@ -91,13 +91,15 @@ describe('distill.augment: the transforms', () => {
     const contrast = augmentRows(x, SHAPE, 0, 1, { ...none, contrast: 0.5 }, 7);
     for (let r = 0; r < ROWS; r++) {
       const [before, after] = [row(x, r), row(contrast, r)];
-      const mean = (data: number[], c: number) => data.filter((_, i) => i % 2 === c).reduce((a, b) => a + b, 0) / (WIDTH / 2);
+      const mean = (data: number[], c: number) =>
+        data.filter((_, i) => i % 2 === c).reduce((a, b) => a + b, 0) / (WIDTH / 2);
       const factor = (after[0] - mean(after, 0)) / (before[0] - mean(before, 0));
       expect(factor).toBeGreaterThanOrEqual(0.5 - 1e-4);
       expect(factor).toBeLessThanOrEqual(1.5 + 1e-4);
       for (const c of [0, 1]) {
         expect(mean(after, c)).toBeCloseTo(mean(before, c), 5);
-        for (let i = c; i < WIDTH; i += 2) expect(after[i] - mean(after, c)).toBeCloseTo((before[i] - mean(before, c)) * factor, 4);
+        for (let i = c; i < WIDTH; i += 2)
+          expect(after[i] - mean(after, c)).toBeCloseTo((before[i] - mean(before, c)) * factor, 4);
       }
     }
   });
@@ -115,7 +117,8 @@ describe('distill.augment: the teacher and the loop', () => {
   const labels = Int32Array.from({ length: ROWS }, (_, i) => i % 3);
   const train: Dataset = inMemoryDataset('x', x, [...SHAPE], { y: labels, source: 'y' });
   const settings: AugmentSettings = { flip: true, crop: { padding: 1 }, brightness: 0.1, contrast: 0.1 };
-  const teacherOf = () => buildStudent(tf, { layers: [{ type: 'flatten' }, { type: 'dense', units: 3 }] }, [...SHAPE], 5);
+  const teacherOf = () =>
+    buildStudent(tf, { layers: [{ type: 'flatten' }, { type: 'dense', units: 3 }] }, [...SHAPE], 5);
 
   it("answers each epoch with the teacher's logits on that epoch's augmented rows", async () => {
     const teacher = await teacherOf();
@@ -126,7 +129,9 @@ describe('distill.augment: the teacher and the loop', () => {
       const augmented = await rows.read(0, ROWS);
       expect(Array.from(augmented)).toEqual(Array.from(augmentRows(x, SHAPE, 0, epoch, settings, 7)));
       expect(Array.from(rows.y!)).toEqual(Array.from(labels));
-      const expected = tf.tidy(() => (teacher.predict(tf.tensor(augmented, [ROWS, ...SHAPE])) as ReturnType<typeof tf.tensor>).dataSync().slice());
+      const expected = tf.tidy(() =>
+        (teacher.predict(tf.tensor(augmented, [ROWS, ...SHAPE])) as ReturnType<typeof tf.tensor>).dataSync().slice(),
+      );
       expect(Array.from(teacherLogits)).toEqual(Array.from(expected));
       expect(Array.from(teacherLogits)).not.toEqual(Array.from(plain));
     }
@@ -154,7 +159,15 @@ describe('distill.augment: the teacher and the loop', () => {
       const epochs = augmentedEpochs({ tf, teacher, train, settings, seed: 7, engine: 'cpu', backend: 'cpu' });
       const asked: number[] = [];
       const counts: number[] = [];
-      const distillSettings = { temperature: 2, alpha: 0.9, epochs: 6, batchSize: 8, learningRate: 0.01, seed: 7, augment: settings };
+      const distillSettings = {
+        temperature: 2,
+        alpha: 0.9,
+        epochs: 6,
+        batchSize: 8,
+        learningRate: 0.01,
+        seed: 7,
+        augment: settings,
+      };
       const result = await distill(tf, student, train, {
         settings: distillSettings,
         teacherLogits: await predictLogits(tf, teacher, train),
@@ -173,7 +186,11 @@ describe('distill.augment: the teacher and the loop', () => {
         [...SHAPE],
         1,
       );
-      const plain = await distill(tf, plainStudent, train, { settings: distillSettings, teacherLogits: await predictLogits(tf, teacher, train), step });
+      const plain = await distill(tf, plainStudent, train, {
+        settings: distillSettings,
+        teacherLogits: await predictLogits(tf, teacher, train),
+        step,
+      });
       expect(plain.loss).not.toEqual(result.loss);
       for (const model of [teacher, student, plainStudent]) model.dispose();
     });

@@ -39,7 +39,10 @@ describe('distillation loss', () => {
   const ce = (-Math.log(softmax(s[0])[0]) - Math.log(softmax(s[1])[2])) / 2;
 
   it('is alpha * T^2 * KL + (1 - alpha) * CE, alpha weighting the distillation term', () => {
-    const loss = distillationLoss(tf, tf.tensor2d(s), tf.tensor2d(t), tf.tensor1d([0, 2], 'int32'), { temperature: T, alpha: 0.7 });
+    const loss = distillationLoss(tf, tf.tensor2d(s), tf.tensor2d(t), tf.tensor1d([0, 2], 'int32'), {
+      temperature: T,
+      alpha: 0.7,
+    });
     expect(loss.dataSync()[0]).toBeCloseTo(0.7 * T * T * meanKl + 0.3 * ce, 5);
   });
 
@@ -196,7 +199,8 @@ describe('the kernel step: probe in its memory, weights back into TF.js once', (
       const row = Array.from(logits.subarray(r * 4, r * 4 + 4));
       return row.indexOf(Math.max(...row));
     });
-  const weightsOf = (student: Awaited<ReturnType<typeof buildStudent>>) => student.layers!.getWeights().map((w) => Array.from(w.dataSync()));
+  const weightsOf = (student: Awaited<ReturnType<typeof buildStudent>>) =>
+    student.layers!.getWeights().map((w) => Array.from(w.dataSync()));
 
   it("answers the probe from the kernel as TF.js's inference does, and changes nothing in training", async () => {
     const withPredict = await buildStudent(tf, { layers }, [8], 3);
@@ -214,8 +218,18 @@ describe('the kernel step: probe in its memory, weights back into TF.js once', (
     // TF.js's inference on the student as `epochs` epochs leave it, written back when training ends.
     for (let epochs = 1; epochs <= settings.epochs; epochs++) {
       const reference = await buildStudent(tf, { layers }, [8], 3);
-      const result = await distill(tf, reference, train, { settings: { ...settings, epochs }, teacherLogits, step: 'kernel' });
-      fromTfjs.push(argmaxes(tf.tidy(() => (reference.layers!.predict(tf.tensor2d(probeX, [probeRows, 8])) as Tensor).dataSync() as Float32Array)));
+      const result = await distill(tf, reference, train, {
+        settings: { ...settings, epochs },
+        teacherLogits,
+        step: 'kernel',
+      });
+      fromTfjs.push(
+        argmaxes(
+          tf.tidy(
+            () => (reference.layers!.predict(tf.tensor2d(probeX, [probeRows, 8])) as Tensor).dataSync() as Float32Array,
+          ),
+        ),
+      );
       if (epochs === settings.epochs) {
         expect(result.loss).toEqual(ours.loss);
         expect(weightsOf(reference)).toEqual(weightsOf(withPredict));
@@ -325,12 +339,18 @@ describe('out of memory', () => {
  * failing there. Returns the function that removes the spy.
  */
 function onStudentMatMul(tf: Tf, inputWidth: number, spy: (rows: number) => void): () => void {
-  const engine = tf.engine() as unknown as { runKernel: (name: string, inputs: Record<string, Tensor>, attrs: object) => unknown };
+  const engine = tf.engine() as unknown as {
+    runKernel: (name: string, inputs: Record<string, Tensor>, attrs: object) => unknown;
+  };
   const runKernel = engine.runKernel;
   engine.runKernel = function (name, inputs, attrs) {
     const a = inputs.a;
     // Matmul ops hand the kernel a as [batch, rows, columns].
-    if ((name === '_FusedMatMul' || name === 'BatchMatMul') && a?.shape.at(-1) === inputWidth && !(attrs as { transposeA?: boolean }).transposeA)
+    if (
+      (name === '_FusedMatMul' || name === 'BatchMatMul') &&
+      a?.shape.at(-1) === inputWidth &&
+      !(attrs as { transposeA?: boolean }).transposeA
+    )
       spy(a.shape.at(-2)!);
     return runKernel.call(this, name, inputs, attrs);
   };
@@ -350,7 +370,10 @@ describe('KD loop over a streamed split', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-stream-'));
     await writeFile(path.join(dir, 'x.npy'), encodeNpy(x, [100, 8]));
     await writeFile(path.join(dir, 'y.npy'), encodeNpy(y, [100]));
-    const train = await loadSplit({ x: path.join(dir, 'x.npy'), y: path.join(dir, 'y.npy') }, 'train', { streamAboveBytes: 0, chunkRows: 30 });
+    const train = await loadSplit({ x: path.join(dir, 'x.npy'), y: path.join(dir, 'y.npy') }, 'train', {
+      streamAboveBytes: 0,
+      chunkRows: 30,
+    });
     const teacherLogits = new Float32Array(100 * 4).map((_, i) => (y[Math.floor(i / 4)] === i % 4 ? 3 : 0));
     const run = async () => {
       const student = await buildStudent(

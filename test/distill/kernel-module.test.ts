@@ -44,7 +44,9 @@ describe('the choice of kernel module', () => {
     const unknown = thrown('fma', true);
     expect(unknown).toBeInstanceOf(InputError);
     expect((unknown as InputError).culprit).toBe(KERNEL_VARIABLE);
-    expect((unknown as Error).message).toMatch(/"fma" is not a kernel module; set it to auto \(the default\), relaxed-simd or simd128/);
+    expect((unknown as Error).message).toMatch(
+      /"fma" is not a kernel module; set it to auto \(the default\), relaxed-simd or simd128/,
+    );
     const missing = thrown('relaxed-simd', false);
     expect(missing).toBeInstanceOf(InputError);
     expect((missing as Error).message).toMatch(

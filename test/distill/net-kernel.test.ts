@@ -29,12 +29,24 @@ const image = [6, 6, 2];
 const students: Record<string, { input: number[]; layers: LayerSpec[] }> = {
   'conv2d, valid, relu': {
     input: image,
-    layers: [{ type: 'conv2d', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'flatten' }, { type: 'dense', units: classes }],
+    layers: [
+      { type: 'conv2d', filters: 4, kernelSize: 3, activation: 'relu' },
+      { type: 'flatten' },
+      { type: 'dense', units: classes },
+    ],
   },
   'conv2d, same, stride 2, no bias, tanh; global average pooling': {
     input: image,
     layers: [
-      { type: 'conv2d', filters: 5, kernelSize: [3, 2], strides: 2, padding: 'same', useBias: false, activation: 'tanh' },
+      {
+        type: 'conv2d',
+        filters: 5,
+        kernelSize: [3, 2],
+        strides: 2,
+        padding: 'same',
+        useBias: false,
+        activation: 'tanh',
+      },
       { type: 'globalAveragePooling2d' },
       { type: 'dense', units: classes },
     ],
@@ -67,7 +79,11 @@ const students: Record<string, { input: number[]; layers: LayerSpec[] }> = {
   },
   'depthwiseConv2d, multiplier 1, stride 2': {
     input: image,
-    layers: [{ type: 'depthwiseConv2d', kernelSize: 2, strides: 2, activation: 'sigmoid' }, { type: 'flatten' }, { type: 'dense', units: classes }],
+    layers: [
+      { type: 'depthwiseConv2d', kernelSize: 2, strides: 2, activation: 'sigmoid' },
+      { type: 'flatten' },
+      { type: 'dense', units: classes },
+    ],
   },
   'separableConv2d; average pooling, valid, stride 1': {
     input: image,
@@ -91,7 +107,12 @@ const students: Record<string, { input: number[]; layers: LayerSpec[] }> = {
   },
   'layerNormalization after a convolution; global max pooling': {
     input: image,
-    layers: [{ type: 'conv2d', filters: 4, kernelSize: 2 }, { type: 'layerNormalization' }, { type: 'globalMaxPooling2d' }, { type: 'dense', units: classes }],
+    layers: [
+      { type: 'conv2d', filters: 4, kernelSize: 2 },
+      { type: 'layerNormalization' },
+      { type: 'globalMaxPooling2d' },
+      { type: 'dense', units: classes },
+    ],
   },
   'dropout between Dense layers; batchNormalization of features': {
     input: [10],
@@ -130,14 +151,22 @@ async function referenceRun(input: number[], layers: LayerSpec[], x: Float32Arra
           if (layer.getClassName() === 'Dropout') {
             const op = plan.ops.findIndex((o) => o.layer.endsWith(layer.name));
             const rate = (layer.getConfig() as { rate: number }).rate;
-            const mask = Float32Array.from({ length: activations.size }, (_, i) => (dropoutUniform(seed * 7919 + t, op, i) < 1 - rate ? 1 / (1 - rate) : 0));
+            const mask = Float32Array.from({ length: activations.size }, (_, i) =>
+              dropoutUniform(seed * 7919 + t, op, i) < 1 - rate ? 1 / (1 - rate) : 0,
+            );
             activations = tf.mul(activations, tf.tensor(mask, activations.shape));
           } else {
             activations = layer.apply(activations, { training: true }) as Tensor;
           }
         }
         const logits = student.output === 'probabilities' ? tf.log(tf.maximum(activations, 1e-12)) : activations;
-        return distillationLoss(tf, logits, tf.tensor2d(teacher, [rows, classes]), tf.tensor1d(labels, 'int32'), settings);
+        return distillationLoss(
+          tf,
+          logits,
+          tf.tensor2d(teacher, [rows, classes]),
+          tf.tensor1d(labels, 'int32'),
+          settings,
+        );
       },
       true,
       model.trainableWeights.map((w) => w.read() as Variable),
@@ -151,7 +180,14 @@ async function referenceRun(input: number[], layers: LayerSpec[], x: Float32Arra
   return { losses, weights };
 }
 
-async function kernelRun(module: KernelModuleName, input: number[], layers: LayerSpec[], x: Float32Array, steps: number, stepSeed = seed) {
+async function kernelRun(
+  module: KernelModuleName,
+  input: number[],
+  layers: LayerSpec[],
+  x: Float32Array,
+  steps: number,
+  stepSeed = seed,
+) {
   const student = await buildStudent(tf, { layers }, input, 5);
   const step = trainingStep(tf, student, {
     kernelModule: module,
@@ -176,7 +212,9 @@ async function kernelRun(module: KernelModuleName, input: number[], layers: Laye
 // Both builds of the kernel (kernel-module.ts) against autodiff, where this engine runs relaxed
 // SIMD: vitest.config.ts gives Node 20's test processes the flag, and kernel-build.test.ts fails
 // where they still cannot.
-const modules = KERNEL_MODULES.filter((module) => module !== 'relaxed-simd' || WebAssembly.validate(kernelBytes('relaxed-simd')));
+const modules = KERNEL_MODULES.filter(
+  (module) => module !== 'relaxed-simd' || WebAssembly.validate(kernelBytes('relaxed-simd')),
+);
 
 for (const module of modules) {
   describe(`the WebAssembly kernel step, ${module} module`, () => {
@@ -190,7 +228,9 @@ for (const module of modules) {
         expect(tf.memory().numTensors).toBe(before);
         expect(maxRelativeError(ours.losses, reference.losses)).toBeLessThan(1e-4);
         expect(ours.weights).toHaveLength(reference.weights.length);
-        ours.weights.forEach((w, i) => expect(maxRelativeError(w, reference.weights[i]), `weight ${i}`).toBeLessThan(2e-3));
+        ours.weights.forEach((w, i) =>
+          expect(maxRelativeError(w, reference.weights[i]), `weight ${i}`).toBeLessThan(2e-3),
+        );
         expect(ours.losses[steps - 1]).toBeLessThan(ours.losses[0]);
       });
     }
@@ -238,7 +278,10 @@ for (const module of modules) {
     it('gives bit-identical weights for the same seed, and other dropout masks for another seed', async () => {
       const { input, layers } = students['dropout between Dense layers; batchNormalization of features'];
       const x = randomArray(rows * input.reduce((a, b) => a * b, 1), 3, 2);
-      const [first, again] = [await kernelRun(module, input, layers, x, 3), await kernelRun(module, input, layers, x, 3)];
+      const [first, again] = [
+        await kernelRun(module, input, layers, x, 3),
+        await kernelRun(module, input, layers, x, 3),
+      ];
       first.weights.forEach((w, i) => expect(Array.from(again.weights[i])).toEqual(Array.from(w)));
       const other = await kernelRun(module, input, layers, x, 3, seed + 1);
       expect(Array.from(other.weights[0])).not.toEqual(Array.from(first.weights[0]));
@@ -251,18 +294,34 @@ describe('the WebAssembly kernel step', () => {
   // each product-sum. Over a few Adam steps that stays far inside the autodiff tolerance above.
   it('trains to within the last bits of the SIMD128 module with the relaxed SIMD one', async () => {
     expect(modules).toEqual(KERNEL_MODULES);
-    for (const name of ['conv2d, same, 29 filters (every SIMD block width and a scalar tail)', 'depthwiseConv2d, multiplier 2, same; max pooling']) {
+    for (const name of [
+      'conv2d, same, 29 filters (every SIMD block width and a scalar tail)',
+      'depthwiseConv2d, multiplier 2, same; max pooling',
+    ]) {
       const { input, layers } = students[name];
       const x = randomArray(rows * input.reduce((a, b) => a * b, 1), 3, 2);
-      const [relaxed, plain] = [await kernelRun('relaxed-simd', input, layers, x, 4), await kernelRun('simd128', input, layers, x, 4)];
+      const [relaxed, plain] = [
+        await kernelRun('relaxed-simd', input, layers, x, 4),
+        await kernelRun('simd128', input, layers, x, 4),
+      ];
       expect(maxRelativeError(relaxed.losses, plain.losses), name).toBeLessThan(1e-5);
-      relaxed.weights.forEach((w, i) => expect(maxRelativeError(w, plain.weights[i]), `${name}, weight ${i}`).toBeLessThan(1e-4));
+      relaxed.weights.forEach((w, i) =>
+        expect(maxRelativeError(w, plain.weights[i]), `${name}, weight ${i}`).toBeLessThan(1e-4),
+      );
     }
   });
 
   it('refuses what it cannot do exactly, with the layer and the reason', async () => {
     const cases: Array<[number[], LayerSpec[], RegExp]> = [
-      [image, [{ type: 'conv2d', filters: 2, kernelSize: 3, dilationRate: 2 }, { type: 'flatten' }, { type: 'dense', units: classes }], /Conv2D.*dilated/],
+      [
+        image,
+        [
+          { type: 'conv2d', filters: 2, kernelSize: 3, dilationRate: 2 },
+          { type: 'flatten' },
+          { type: 'dense', units: classes },
+        ],
+        /Conv2D.*dilated/,
+      ],
       [
         [8],
         [
@@ -293,7 +352,12 @@ describe('the WebAssembly kernel step', () => {
       const student = await buildStudent(tf, { layers }, input, 1);
       const plan = planKernel(student.layers as LayersModel);
       expect('unsupported' in plan && plan.unsupported).toMatch(reason);
-      const step = trainingStep(tf, student, { learningRate: 0.01, terms: kdTerms(settings, true), sampleShape: input, maxRows: rows });
+      const step = trainingStep(tf, student, {
+        learningRate: 0.01,
+        terms: kdTerms(settings, true),
+        sampleShape: input,
+        maxRows: rows,
+      });
       expect(step.kind).toBe('autodiff');
       expect(step.whyNotKernel).toMatch(reason);
       step.dispose();

@@ -7,7 +7,16 @@ function sink(bar = false) {
   const clock = { now: 0 };
   const lines: string[] = [];
   const drawn: string[] = [];
-  return { clock, lines, drawn, sink: { log: (l: string) => lines.push(l), ...(bar ? { bar: (t: string) => drawn.push(t) } : {}), clock: () => clock.now } };
+  return {
+    clock,
+    lines,
+    drawn,
+    sink: {
+      log: (l: string) => lines.push(l),
+      ...(bar ? { bar: (t: string) => drawn.push(t) } : {}),
+      clock: () => clock.now,
+    },
+  };
 }
 
 describe('progress of a long phase', () => {
@@ -45,7 +54,10 @@ describe('progress of a long phase', () => {
     progress.update(50);
     progress.finish();
     expect(s.lines).toEqual([]);
-    expect(s.drawn).toEqual(['\r[############............] training: 50/100 rows (50%), 13 rows/s, about 4 s left\u001b[K', '\n']);
+    expect(s.drawn).toEqual([
+      '\r[############............] training: 50/100 rows (50%), 13 rows/s, about 4 s left\u001b[K',
+      '\n',
+    ]);
   });
 
   it('shows nothing without a sink (library use)', () => {
@@ -53,7 +65,9 @@ describe('progress of a long phase', () => {
   });
 
   it('words rates and times plainly', () => {
-    expect(describeProgress('speed', 3, 17, 'rounds', 12)).toBe('speed: 3/17 rounds (17%), 0.25 rounds/s, about 56 s left');
+    expect(describeProgress('speed', 3, 17, 'rounds', 12)).toBe(
+      'speed: 3/17 rounds (17%), 0.25 rounds/s, about 56 s left',
+    );
     expect(duration(3725)).toBe('1 h 02 min');
   });
 });

@@ -38,10 +38,16 @@ describe('KD loss from host-side targets', () => {
       const s = tf.tensor2d(student, [rows, classes]);
       const y = c.labels ? tf.tensor1d(c.labels, 'int32') : undefined;
       // The reference uses the teacher's logits, not log-probabilities: both give the same targets.
-      const reference = (logits: Tensor) => distillationLoss(tf, logits, tf.tensor2d(teacher, [rows, classes]), y, settings);
+      const reference = (logits: Tensor) =>
+        distillationLoss(tf, logits, tf.tensor2d(teacher, [rows, classes]), y, settings);
       const { value: expected, grad } = tf.valueAndGrad(reference)(s);
       const batch = kdTargets(c.teacher, c.labels, everyRow, classes, settings);
-      const { value, gradient } = kdLossAndGradient(tf, s, tf.tensor2d(batch.targets, [rows, classes]), kdTerms(settings, c.labels !== undefined));
+      const { value, gradient } = kdLossAndGradient(
+        tf,
+        s,
+        tf.tensor2d(batch.targets, [rows, classes]),
+        kdTerms(settings, c.labels !== undefined),
+      );
       expect(value.dataSync()[0] + batch.constant / rows).toBeCloseTo(expected.dataSync()[0], 4);
       expect(maxRelativeError(gradient.dataSync(), grad.dataSync())).toBeLessThan(1e-4);
     });
@@ -92,7 +98,8 @@ describe('FlatAdam', () => {
       tf.tidy(() => flat.apply(gradients));
       reference.applyGradients(theirs.map((v, i) => ({ name: v.name, tensor: gradients[i] })));
     }
-    for (let i = 0; i < shapes.length; i++) expect(maxRelativeError(ours[i].dataSync(), theirs[i].dataSync())).toBeLessThan(1e-4);
+    for (let i = 0; i < shapes.length; i++)
+      expect(maxRelativeError(ours[i].dataSync(), theirs[i].dataSync())).toBeLessThan(1e-4);
     // The weights did move: the comparison is not between two untouched copies.
     expect(maxRelativeError(ours[0].dataSync(), randomArray(12, 10))).toBeGreaterThan(1e-2);
     flat.dispose();
@@ -117,7 +124,11 @@ describe('training step', () => {
     ],
   };
   const otherStudents: Record<string, LayerSpec[]> = {
-    'batch normalisation': [{ type: 'dense', units: 6, activation: 'relu' }, { type: 'batchNormalization' }, { type: 'dense', units: classes }],
+    'batch normalisation': [
+      { type: 'dense', units: 6, activation: 'relu' },
+      { type: 'batchNormalization' },
+      { type: 'dense', units: classes },
+    ],
     'elu activation': [
       { type: 'dense', units: 6, activation: 'elu' },
       { type: 'dense', units: classes },
@@ -127,7 +138,12 @@ describe('training step', () => {
       { type: 'dense', units: classes },
     ],
     'an L2 kernel regulariser': [
-      { type: 'dense', units: 6, activation: 'relu', kernelRegularizer: { className: 'L1L2', config: { l1: 0, l2: 0.05 } } },
+      {
+        type: 'dense',
+        units: 6,
+        activation: 'relu',
+        kernelRegularizer: { className: 'L1L2', config: { l1: 0, l2: 0.05 } },
+      },
       { type: 'dense', units: classes },
     ],
   };
@@ -144,7 +160,13 @@ describe('training step', () => {
       const loss = optimizer.minimize(() => {
         const output = model.apply(tf.tensor2d(x, [rows, 8]), { training: true }) as Tensor;
         const logits = student.output === 'probabilities' ? tf.log(tf.maximum(output, 1e-12)) : output;
-        const loss = distillationLoss(tf, logits, tf.tensor2d(teacher, [rows, classes]), tf.tensor1d(labels, 'int32'), settings);
+        const loss = distillationLoss(
+          tf,
+          logits,
+          tf.tensor2d(teacher, [rows, classes]),
+          tf.tensor1d(labels, 'int32'),
+          settings,
+        );
         return tf.addN([loss, ...model.calculateLosses()]) as typeof loss;
       }, true);
       losses.push(loss!.dataSync()[0]);
@@ -154,7 +176,13 @@ describe('training step', () => {
 
   async function ourRun(layers: LayerSpec[], steps: number, kind?: TrainingStep['kind']) {
     const student = await buildStudent(tf, { layers }, [8], 5);
-    const step = trainingStep(tf, student, { learningRate: 0.01, terms: kdTerms(settings, true), sampleShape: [8], maxRows: rows, kind });
+    const step = trainingStep(tf, student, {
+      learningRate: 0.01,
+      terms: kdTerms(settings, true),
+      sampleShape: [8],
+      maxRows: rows,
+      kind,
+    });
     const batch = kdTargets(teacher, labels, everyRow, classes, settings);
     const losses: number[] = [];
     for (let i = 0; i < steps; i++) {
@@ -211,7 +239,13 @@ describe('training step', () => {
       [otherStudents['batch normalisation'], 'autodiff'],
     ] as const) {
       const student = await buildStudent(tf, { layers: [...layers] }, [8], 5);
-      const step = trainingStep(tf, student, { learningRate: 0.01, terms: kdTerms(settings, true), sampleShape: [8], maxRows: rows, kind });
+      const step = trainingStep(tf, student, {
+        learningRate: 0.01,
+        terms: kdTerms(settings, true),
+        sampleShape: [8],
+        maxRows: rows,
+        kind,
+      });
       const batch = kdTargets(teacher, labels, everyRow, classes, settings);
       const counts: number[] = [];
       for (let i = 0; i < 5; i++) {
@@ -238,7 +272,12 @@ describe('training step', () => {
       [8],
       5,
     );
-    const step = trainingStep(tf, student, { learningRate: 0.05, terms: kdTerms(settings, true), sampleShape: [8], maxRows: rows });
+    const step = trainingStep(tf, student, {
+      learningRate: 0.05,
+      terms: kdTerms(settings, true),
+      sampleShape: [8],
+      maxRows: rows,
+    });
     expect(step.kind).toBe('autodiff');
     const batch = kdTargets(teacher, labels, everyRow, classes, settings);
     for (let i = 0; i < 20; i++) (step.run(x, batch.targets, rows) as Tensor).dispose();
@@ -248,7 +287,12 @@ describe('training step', () => {
   });
 
   it('takes the dense step only for Sequential stacks of trainable Dense layers', async () => {
-    const withFlatten = await buildStudent(tf, { layers: [{ type: 'flatten' }, { type: 'dense', units: 3 }] }, [2, 4], 1);
+    const withFlatten = await buildStudent(
+      tf,
+      { layers: [{ type: 'flatten' }, { type: 'dense', units: 3 }] },
+      [2, 4],
+      1,
+    );
     expect(denseStack(withFlatten.layers as LayersModel)?.flatten).toBe(true);
     const frozen = await buildStudent(
       tf,
@@ -270,7 +314,8 @@ describe('training step', () => {
     );
     expect(denseStack(conv.layers as LayersModel)).toBeUndefined();
     const variables = denseStack(
-      (await buildStudent(tf, { layers: denseStudents['tanh and sigmoid, one layer without bias'] }, [8], 1)).layers as LayersModel,
+      (await buildStudent(tf, { layers: denseStudents['tanh and sigmoid, one layer without bias'] }, [8], 1))
+        .layers as LayersModel,
     )!.layers;
     expect(variables.map((l) => [l.activation, l.bias !== undefined])).toEqual([
       ['tanh', true],

@@ -84,7 +84,13 @@ function model(input: [number, number, number], convs: Conv[]): LayersModel {
   return tf.sequential({
     layers: [
       ...convs.map((c, i) =>
-        tf.layers.conv2d({ ...(i === 0 ? { inputShape: input } : {}), kernelSize: 3, ...c, kernelInitializer: init(i + 1), biasInitializer: init(i + 7) }),
+        tf.layers.conv2d({
+          ...(i === 0 ? { inputShape: input } : {}),
+          kernelSize: 3,
+          ...c,
+          kernelInitializer: init(i + 1),
+          biasInitializer: init(i + 7),
+        }),
       ),
       tf.layers.flatten(),
       tf.layers.dense({ units: classes, kernelInitializer: init(5) }),
@@ -92,24 +98,32 @@ function model(input: [number, number, number], convs: Conv[]): LayersModel {
   });
 }
 
-const loss = (logits: Tensor) => distillationLoss(tf, logits, tf.tensor2d(teacher, [rows, classes]), tf.tensor1d(labels, 'int32'), settings);
+const loss = (logits: Tensor) =>
+  distillationLoss(tf, logits, tf.tensor2d(teacher, [rows, classes]), tf.tensor1d(labels, 'int32'), settings);
 
 /** max |a - b| over max |b|: a Winograd error is relative to the sum's terms, not to an element that cancels. */
 function normalisedError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let [worst, largest] = [0, 0];
-  for (let i = 0; i < b.length; i++) [worst, largest] = [Math.max(worst, Math.abs(a[i] - b[i])), Math.max(largest, Math.abs(b[i]))];
+  for (let i = 0; i < b.length; i++)
+    [worst, largest] = [Math.max(worst, Math.abs(a[i] - b[i])), Math.max(largest, Math.abs(b[i]))];
   return worst / largest;
 }
 
 /** The kernel's memory, through its private fields: one step's activations and gradients stay there. */
 function kernelState(kernel: NetKernel) {
-  const k = kernel as unknown as { memory: WebAssembly.Memory; netAddress: number; opsAddress: number; offsets: Array<{ variable: Variable; offset: number }> };
+  const k = kernel as unknown as {
+    memory: WebAssembly.Memory;
+    netAddress: number;
+    opsAddress: number;
+    offsets: Array<{ variable: Variable; offset: number }>;
+  };
   const words = new Uint32Array(k.memory.buffer);
   const net = (field: keyof typeof NET.fields) => words[k.netAddress / 4 + NET.fields[field].word];
   const floats = (address: number, n: number) => new Float32Array(k.memory.buffer, address, n).slice();
   return {
     output: (op: number, n: number) => floats(words[(k.opsAddress + op * OP.bytes) / 4 + OP.fields.output.word], n),
-    gradient: (variable: Variable) => floats(net('grads') + 4 * k.offsets.find((o) => o.variable === variable)!.offset, variable.size),
+    gradient: (variable: Variable) =>
+      floats(net('grads') + 4 * k.offsets.find((o) => o.variable === variable)!.offset, variable.size),
     gradA: (n: number) => floats(net('gradA'), n),
   };
 }
@@ -156,7 +170,9 @@ describe('Winograd F(2x2, 3x3) convolutions in the WebAssembly kernel', () => {
       for (const layer of [first, second]) {
         for (const weight of layer.trainableWeights) {
           const variable = weight.read() as Variable;
-          expect(normalisedError(state.gradient(variable), reference.grads[variable.name]), weight.name).toBeLessThan(TOLERANCE);
+          expect(normalisedError(state.gradient(variable), reference.grads[variable.name]), weight.name).toBeLessThan(
+            TOLERANCE,
+          );
         }
       }
       expect(tf.memory().numTensors).toBe(before);

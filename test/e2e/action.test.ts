@@ -37,9 +37,18 @@ const REFS: Record<string, string> = {
 };
 
 /** Runs the built bundle the way the runner does: node, INPUT_* variables and the GITHUB_* files. */
-async function runAction(event: string, inputs: Record<string, string>, workspace?: string, eventFile = `${event}.json`): Promise<RunResult> {
+async function runAction(
+  event: string,
+  inputs: Record<string, string>,
+  workspace?: string,
+  eventFile = `${event}.json`,
+): Promise<RunResult> {
   const runner = await runnerFor(event, inputs, workspace, eventFile);
-  const result = await promisify(execFile)(process.execPath, [BUNDLE], { cwd: runner.dir, env: runner.env, maxBuffer: 16 << 20 }).then(
+  const result = await promisify(execFile)(process.execPath, [BUNDLE], {
+    cwd: runner.dir,
+    env: runner.env,
+    maxBuffer: 16 << 20,
+  }).then(
     ({ stdout }) => ({ code: 0, stdout }),
     (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
   );
@@ -47,7 +56,12 @@ async function runAction(event: string, inputs: Record<string, string>, workspac
 }
 
 /** The environment and files a runner gives the step, and what it reads back afterwards. */
-async function runnerFor(event: string, inputs: Record<string, string>, workspace?: string, eventFile = `${event}.json`) {
+async function runnerFor(
+  event: string,
+  inputs: Record<string, string>,
+  workspace?: string,
+  eventFile = `${event}.json`,
+) {
   const dir = workspace ?? (await exampleWorkspace(quickConfig()));
   const runnerFiles = path.join(dir, '.runner');
   await mkdir(runnerFiles, { recursive: true });
@@ -56,10 +70,29 @@ async function runnerFor(event: string, inputs: Record<string, string>, workspac
   await writeFile(outputFile, '');
   await writeFile(summaryFile, '');
   const env = runnerEnvironment(
-    { workspace: dir, event, eventFile, ref: REFS[event] ?? 'refs/heads/main', apiUrl: api.url, outputFile, summaryFile },
-    { config: 'distill-gate.yml', 'github-token': TOKEN, comment: 'true', 'fail-on-gate': 'true', backend: 'auto', ...inputs },
+    {
+      workspace: dir,
+      event,
+      eventFile,
+      ref: REFS[event] ?? 'refs/heads/main',
+      apiUrl: api.url,
+      outputFile,
+      summaryFile,
+    },
+    {
+      config: 'distill-gate.yml',
+      'github-token': TOKEN,
+      comment: 'true',
+      'fail-on-gate': 'true',
+      backend: 'auto',
+      ...inputs,
+    },
   );
-  const collect = async () => ({ outputs: parseOutputs(await readFile(outputFile, 'utf8')), summary: await readFile(summaryFile, 'utf8'), workspace: dir });
+  const collect = async () => ({
+    outputs: parseOutputs(await readFile(outputFile, 'utf8')),
+    summary: await readFile(summaryFile, 'utf8'),
+    workspace: dir,
+  });
   return { dir, env, collect };
 }
 
@@ -70,8 +103,16 @@ const commentsOn = (pr: number) => api.comments.filter((c) => c.issue_number ===
  * appears in its output, SIGTERM `graceMs` later (7.5 s on the runner) and SIGKILL 2.5 s after
  * that, each only if the process is still alive.
  */
-async function cancelLikeRunner(runner: Awaited<ReturnType<typeof runnerFor>>, trigger: RegExp, graceMs = RUNNER_GRACE_MS) {
-  const child = spawn(process.execPath, [BUNDLE], { cwd: runner.dir, env: runner.env, stdio: ['ignore', 'pipe', 'pipe'] });
+async function cancelLikeRunner(
+  runner: Awaited<ReturnType<typeof runnerFor>>,
+  trigger: RegExp,
+  graceMs = RUNNER_GRACE_MS,
+) {
+  const child = spawn(process.execPath, [BUNDLE], {
+    cwd: runner.dir,
+    env: runner.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const signalsSent: string[] = [];
   const timers: NodeJS.Timeout[] = [];
   let cancelledAt = 0;
@@ -132,15 +173,26 @@ describe('the bundled action, run as the runner runs it', () => {
 
   it('shows where the student disagrees, what the PR changed in the teacher (from git at the base commit) and the student as shipped', async () => {
     api.comments = [];
-    const gates = ['agreement.top1: ">= 0.5"', 'agreement.minClass: ">= 0"', 'quantized.agreement.top1: ">= 0.5"', 'teacherDiff.agreement: ">= 0"'];
-    const dir = await exampleWorkspace(quickConfig({ top: 'export: { quantize: uint8 }', gates: gates.map((g) => `  ${g}`).join('\n') }));
+    const gates = [
+      'agreement.top1: ">= 0.5"',
+      'agreement.minClass: ">= 0"',
+      'quantized.agreement.top1: ">= 0.5"',
+      'teacherDiff.agreement: ">= 0"',
+    ];
+    const dir = await exampleWorkspace(
+      quickConfig({ top: 'export: { quantize: uint8 }', gates: gates.map((g) => `  ${g}`).join('\n') }),
+    );
     // The workspace as a PR's checkout: the base commit has the example's teacher, the head moves
     // its last bias (the shard's last 10 floats) towards class 2.
     const git = (...args: string[]) =>
-      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args], {
-        cwd: dir,
-        encoding: 'utf8',
-      }).trim();
+      execFileSync(
+        'git',
+        ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args],
+        {
+          cwd: dir,
+          encoding: 'utf8',
+        },
+      ).trim();
     git('init', '-q');
     git('add', '.');
     git('commit', '-q', '-m', 'base');
@@ -188,7 +240,9 @@ describe('the bundled action, run as the runner runs it', () => {
     const dir = await exampleWorkspace(quickConfig({ gates: '  size.ratio: "<= 0.0001"\n  agreement.top1: ">= 0.5"' }));
     const run = await runAction('pull_request', {}, dir);
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(/::error title=distill-gate%3A size\.ratio failed::size\.ratio = [\d.e-]+, expected <= 0\.0001/);
+    expect(run.stdout).toMatch(
+      /::error title=distill-gate%3A size\.ratio failed::size\.ratio = [\d.e-]+, expected <= 0\.0001/,
+    );
     expect(run.stdout).toMatch(/::error::distill-gate: failing gates: size\.ratio \(<= 0\.0001\)/);
     expect(run.outputs.verdict).toBe('fail');
     expect(commentsOn(7)[0].body).toContain('❌ distill-gate: fail');
@@ -207,7 +261,9 @@ describe('the bundled action, run as the runner runs it', () => {
     api.fail('GET', /\/issues\/7\/comments$/, 403);
     const run = await runAction('pull_request', {});
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/::warning::Posting the PR comment failed: HTTP 403.*permissions: pull-requests: write.*workflow_run pattern/);
+    expect(run.stdout).toMatch(
+      /::warning::Posting the PR comment failed: HTTP 403.*permissions: pull-requests: write.*workflow_run pattern/,
+    );
     expect(run.summary).toContain('distill-gate: pass');
     expect(run.outputs.verdict).toBe('pass');
     expect(commentsOn(7)).toHaveLength(0);
@@ -229,7 +285,10 @@ describe('the bundled action, run as the runner runs it', () => {
     const dir = await exampleWorkspace();
     const hostile = 'x --> <script>alert(1)<img src=x onerror=alert(1)> @octocat `rm` |';
     await rename(path.join(dir, 'models/teacher'), path.join(dir, 'models', hostile));
-    await writeFile(path.join(dir, 'distill-gate.yml'), quickConfig().replace('models/teacher/model.json', `"models/${hostile}/model.json"`));
+    await writeFile(
+      path.join(dir, 'distill-gate.yml'),
+      quickConfig().replace('models/teacher/model.json', `"models/${hostile}/model.json"`),
+    );
     const run = await runAction('pull_request', {}, dir);
     expect(run.code).toBe(0);
     const body = commentsOn(7)[0].body;
@@ -286,7 +345,11 @@ describe('the bundled action, run as the runner runs it', () => {
     api.comments = [];
     api.pulls = [{ number: 12, state: 'open', head: { sha: 'f0f0f0' } }];
     const producer = await runAction('release', {});
-    const run = await runAction('workflow_run', { mode: 'report', report: 'distill-report/report.json' }, producer.workspace);
+    const run = await runAction(
+      'workflow_run',
+      { mode: 'report', report: 'distill-report/report.json' },
+      producer.workspace,
+    );
     expect(run.code).toBe(0);
     expect(run.stdout).not.toMatch(/epoch \d/);
     expect(commentsOn(12)).toHaveLength(1);
@@ -297,7 +360,9 @@ describe('the bundled action, run as the runner runs it', () => {
     api.comments = [];
     const run = await runAction('pull_request', { 'output-dir': '/dev/null/distill-report' });
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(/::error::distill-gate: \/dev\/null\/distill-report: cannot write the report and student there \(ENOTDIR\)/);
+    expect(run.stdout).toMatch(
+      /::error::distill-gate: \/dev\/null\/distill-report: cannot write the report and student there \(ENOTDIR\)/,
+    );
     expect(commentsOn(7)).toHaveLength(1);
     expect(run.summary).toContain('distill-gate: pass');
     expect(run.outputs.verdict).toBe('pass');
@@ -308,8 +373,14 @@ describe('the bundled action, run as the runner runs it', () => {
     // A tfjs-node-gpu whose native library cannot load, as on a runner with CUDA 12 only.
     const fakeGpu = path.join(dir, 'node_modules/@tensorflow/tfjs-node-gpu');
     await mkdir(fakeGpu, { recursive: true });
-    await writeFile(path.join(fakeGpu, 'package.json'), JSON.stringify({ name: '@tensorflow/tfjs-node-gpu', version: '4.22.0', main: 'index.js' }));
-    await writeFile(path.join(fakeGpu, 'index.js'), "throw new Error('libcudart.so.11.0: cannot open shared object file: No such file or directory');\n");
+    await writeFile(
+      path.join(fakeGpu, 'package.json'),
+      JSON.stringify({ name: '@tensorflow/tfjs-node-gpu', version: '4.22.0', main: 'index.js' }),
+    );
+    await writeFile(
+      path.join(fakeGpu, 'index.js'),
+      "throw new Error('libcudart.so.11.0: cannot open shared object file: No such file or directory');\n",
+    );
     await symlink(path.join(ROOT, 'node_modules/webgpu'), path.join(dir, 'node_modules/webgpu'));
     const auto = await runAction('release', {}, dir);
     // One line: the package that is there but failed keeps its reason, the software adapter a word.
@@ -318,14 +389,18 @@ describe('the bundled action, run as the runner runs it', () => {
     );
     expect(auto.stdout).not.toMatch(/Couldn't load Vulkan|backend: skipped/);
     const named = await runAction('release', { backend: 'webgpu' }, dir);
-    expect(named.stdout).toMatch(/backend: using webgpu \(.*node_modules\/webgpu\/index\.js \(.*via Dawn (opengles|vulkan)/);
+    expect(named.stdout).toMatch(
+      /backend: using webgpu \(.*node_modules\/webgpu\/index\.js \(.*via Dawn (opengles|vulkan)/,
+    );
     expect(named.code).toBe(0);
   });
 
   it("cancelled by the runner during the teacher's pass: exits inside the 7.5 s grace with the report written, summarised and commented", async () => {
     api.comments = [];
     api.statuses = [];
-    const dir = await slowTeacherWorkspace(quickConfig({ data: '  train: { x: data/train_x.npy }\n  eval:  { x: data/eval_x.npy }' }));
+    const dir = await slowTeacherWorkspace(
+      quickConfig({ data: '  train: { x: data/train_x.npy }\n  eval:  { x: data/eval_x.npy }' }),
+    );
     const run = await cancelLikeRunner(await runnerFor('pull_request', {}, dir), /teacher's pass: /);
     // It ended by itself after the SIGINT, before the runner had to send SIGTERM.
     expect(run.signalsSent).toEqual(['SIGINT']);
@@ -342,20 +417,30 @@ describe('the bundled action, run as the runner runs it', () => {
     expect(commentsOn(7)).toHaveLength(1);
     // A cancelled gate is no verdict: the status ends in error, once, inside the grace.
     expect(api.statuses.map((st) => st.state)).toEqual(['pending', 'error']);
-    expect(api.statuses[1].description).toMatch(/^incomplete: Training stopped after 0 of 3 epochs: the teacher's pass stopped/);
+    expect(api.statuses[1].description).toMatch(
+      /^incomplete: Training stopped after 0 of 3 epochs: the teacher's pass stopped/,
+    );
   });
 
   it('cancelled by the runner mid-training: stops training, still measures, and publishes inside the grace', async () => {
     api.comments = [];
-    const runner = await runnerFor('pull_request', {}, await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' })));
+    const runner = await runnerFor(
+      'pull_request',
+      {},
+      await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' })),
+    );
     const run = await cancelLikeRunner(runner, /epoch 2\//);
     expect(run.signalsSent).toEqual(['SIGINT']);
     expect(run.exit).toEqual({ code: 1, signal: null });
     const report = JSON.parse(await readFile(path.join(runner.dir, 'distill-report/report.json'), 'utf8'));
     expect([report.status, report.verdict]).toEqual(['incomplete', 'fail']);
-    expect(report.reasons.join(' ')).toMatch(/Training stopped after \d+ of 100000 epochs: the job was cancelled \(SIGINT\)/);
+    expect(report.reasons.join(' ')).toMatch(
+      /Training stopped after \d+ of 100000 epochs: the job was cancelled \(SIGINT\)/,
+    );
     expect(report.metrics['agreement.top1']).toBeGreaterThan(0);
-    expect(run.stdout).toMatch(/::warning title=distill-gate::Training stopped after \d+ of 100000 epochs: the job was cancelled \(SIGINT\)/);
+    expect(run.stdout).toMatch(
+      /::warning title=distill-gate::Training stopped after \d+ of 100000 epochs: the job was cancelled \(SIGINT\)/,
+    );
     expect(run.outputs.verdict).toBe('fail');
     expect(run.summary).toContain('distill-gate: fail');
     expect(commentsOn(7)).toHaveLength(1);
@@ -363,7 +448,11 @@ describe('the bundled action, run as the runner runs it', () => {
 
   it('a second signal writes the report of what exists at once, and the step still fails with it', async () => {
     api.comments = [];
-    const runner = await runnerFor('pull_request', {}, await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' })));
+    const runner = await runnerFor(
+      'pull_request',
+      {},
+      await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }' })),
+    );
     // SIGTERM right after SIGINT: the run has no time to finish measuring, so it is forced.
     const run = await cancelLikeRunner(runner, /epoch 2\//, 0);
     expect(run.signalsSent).toEqual(['SIGINT', 'SIGTERM']);
@@ -393,7 +482,8 @@ describe('baselines from the store branch, as the runner runs it', () => {
     const bytes = await readFile(shard);
     const weights = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
     const random = seededRandom(5);
-    for (let i = 0; i < weights.length; i++) weights[i] += 0.1 * Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random());
+    for (let i = 0; i < weights.length; i++)
+      weights[i] += 0.1 * Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random());
     await writeFile(shard, Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength));
   }
 
@@ -415,9 +505,15 @@ describe('baselines from the store branch, as the runner runs it', () => {
     const unchanged = await runAction('pull_request', {}, await exampleWorkspace(quickConfig({ gates })));
     expect(unchanged.stdout).toContain('baseline from distill-gate-data for main, with its student');
     expect(unchanged.code).toBe(0);
-    const unchangedReport = JSON.parse(await readFile(path.join(unchanged.workspace, 'distill-report/report.json'), 'utf8'));
+    const unchangedReport = JSON.parse(
+      await readFile(path.join(unchanged.workspace, 'distill-report/report.json'), 'utf8'),
+    );
     // The config's three bounds, and the default gate against chance (the config gates no kappa).
-    expect(unchangedReport.gates.map((g: { metric: string; op: string; status: string }) => `${g.metric} ${g.op} ${g.status}`)).toEqual([
+    expect(
+      unchangedReport.gates.map(
+        (g: { metric: string; op: string; status: string }) => `${g.metric} ${g.op} ${g.status}`,
+      ),
+    ).toEqual([
       'agreement.top1 >= pass',
       'agreement.top1 maxDrop pass',
       'size.studentBytes maxIncrease pass',
@@ -431,18 +527,32 @@ describe('baselines from the store branch, as the runner runs it', () => {
     expect(degraded.code).toBe(1);
     expect(degraded.stdout).toMatch(/::error::distill-gate: failing gates: agreement\.top1 \(drop <= 0\.02\)/);
 
-    api.labelEvents = [{ event: 'labeled', label: { name: 'distill-gate:accept-regression' }, actor: { login: 'alice' } }];
+    api.labelEvents = [
+      { event: 'labeled', label: { name: 'distill-gate:accept-regression' }, actor: { login: 'alice' } },
+    ];
     api.labelsOn.set(7, ['distill-gate:accept-regression']);
     const accepted = await runAction('pull_request', {}, degradedDir, 'pull_request_labelled.json');
     api.labelsOn.clear();
     expect(accepted.code).toBe(0);
-    expect(accepted.summary).toMatch(/Accepted regression:\*\* label "distill-gate:accept-regression" by @\u200balice turned 1 failing relative gate/);
-    const acceptedReport = JSON.parse(await readFile(path.join(accepted.workspace, 'distill-report/report.json'), 'utf8'));
-    expect(acceptedReport.override).toEqual({ label: 'distill-gate:accept-regression', by: '@alice', gates: ['agreement.top1 drop <= 0.02'] });
+    expect(accepted.summary).toMatch(
+      /Accepted regression:\*\* label "distill-gate:accept-regression" by @\u200balice turned 1 failing relative gate/,
+    );
+    const acceptedReport = JSON.parse(
+      await readFile(path.join(accepted.workspace, 'distill-report/report.json'), 'utf8'),
+    );
+    expect(acceptedReport.override).toEqual({
+      label: 'distill-gate:accept-regression',
+      by: '@alice',
+      gates: ['agreement.top1 drop <= 0.02'],
+    });
 
     // A second run on main extends the history that PRs draw their trend from.
     await runAction('push', {}, await exampleWorkspace(quickConfig({ gates })));
-    const history = JSON.parse(Buffer.from(api.files.get('distill-gate-data')!.get(`${folder}/history.json`)!.content, 'base64').toString('utf8'));
+    const history = JSON.parse(
+      Buffer.from(api.files.get('distill-gate-data')!.get(`${folder}/history.json`)!.content, 'base64').toString(
+        'utf8',
+      ),
+    );
     expect(history).toHaveLength(2);
   });
 
@@ -454,21 +564,30 @@ describe('baselines from the store branch, as the runner runs it', () => {
     api.fail('GET', /\/contents\//, 403, 99);
     const unreadable = await runAction('pull_request', {}, await exampleWorkspace(quickConfig({ gates })));
     expect(unreadable.code).toBe(0);
-    expect(unreadable.stdout).toMatch(/::warning::Reading the baseline from branch distill-gate-data failed: HTTP 403.*contents: read/);
+    expect(unreadable.stdout).toMatch(
+      /::warning::Reading the baseline from branch distill-gate-data failed: HTTP 403.*contents: read/,
+    );
     expect(commentsOn(7)).toHaveLength(1);
     api.clearFaults();
 
     api.fail('POST', /\/git\/refs$/, 403, 99);
     const unwritable = await runAction('push', {}, await exampleWorkspace(quickConfig({ gates })));
     expect(unwritable.code).toBe(0);
-    expect(unwritable.stdout).toMatch(/::warning::Recording the baseline in branch distill-gate-data failed: HTTP 403.*contents: write/);
+    expect(unwritable.stdout).toMatch(
+      /::warning::Recording the baseline in branch distill-gate-data failed: HTTP 403.*contents: write/,
+    );
     expect(unwritable.summary).toContain('distill-gate: pass');
     api.clearFaults();
 
     api.fail('GET', /\/issues\/7\/events$/, 404, 99);
     api.labelEvents = [];
     api.labelsOn.set(7, ['distill-gate:accept-regression']);
-    const labelled = await runAction('pull_request', {}, await exampleWorkspace(quickConfig({ gates })), 'pull_request_labelled.json');
+    const labelled = await runAction(
+      'pull_request',
+      {},
+      await exampleWorkspace(quickConfig({ gates })),
+      'pull_request_labelled.json',
+    );
     expect(labelled.code).toBe(0);
     expect(labelled.stdout).toContain('label "distill-gate:accept-regression" (by someone)');
     api.labelsOn.clear();
@@ -482,13 +601,17 @@ describe('baselines from the store branch, as the runner runs it', () => {
     expect((await runAction('push', {}, await exampleWorkspace(quickConfig({ gates })))).code).toBe(0);
     const degradedDir = await exampleWorkspace(quickConfig({ gates }));
     await degradeTeacher(degradedDir);
-    api.labelEvents = [{ event: 'labeled', label: { name: 'distill-gate:accept-regression' }, actor: { login: 'alice' } }];
+    api.labelEvents = [
+      { event: 'labeled', label: { name: 'distill-gate:accept-regression' }, actor: { login: 'alice' } },
+    ];
 
     // The re-run replays the `opened` payload, which has no labels; the PR has the label now.
     api.labelsOn.set(7, ['bug', 'distill-gate:accept-regression']);
     const rerun = await runAction('pull_request', {}, degradedDir, 'pull_request.json');
     expect(rerun.code).toBe(0);
-    expect(rerun.stdout).toContain(`label "distill-gate:accept-regression" was put on PR #7 after this run's event; the PR's labels now decide`);
+    expect(rerun.stdout).toContain(
+      `label "distill-gate:accept-regression" was put on PR #7 after this run's event; the PR's labels now decide`,
+    );
     expect(rerun.summary).toMatch(/Accepted regression:\*\* label "distill-gate:accept-regression" by @\u200balice/);
 
     // The `labeled` payload still lists the label; it was taken off since.
@@ -514,7 +637,11 @@ describe('verdicts from reports this run did not make, as the runner runs it', (
   it('mode report re-judges a forged report.json: a claimed pass beside a failing gate fails the step, and no uploaded path reaches the outputs', async () => {
     api.comments = [];
     api.pulls = [{ number: 12, state: 'open', head: { sha: 'f0f0f0' } }];
-    const producer = await runAction('release', { 'output-dir': 'upload' }, await exampleWorkspace(quickConfig({ gates: '  size.ratio: "<= 0.0001"' })));
+    const producer = await runAction(
+      'release',
+      { 'output-dir': 'upload' },
+      await exampleWorkspace(quickConfig({ gates: '  size.ratio: "<= 0.0001"' })),
+    );
     expect(producer.code).toBe(1);
     const file = path.join(producer.workspace, 'upload/report.json');
     const report = JSON.parse(await readFile(file, 'utf8'));
@@ -535,14 +662,19 @@ describe('verdicts from reports this run did not make, as the runner runs it', (
     expect(run.stdout).toMatch(/::error::distill-gate: failing gates: size\.ratio \(<= 0\.0001\)/);
     const body = commentsOn(12)[0].body;
     expect(body).toContain('## ❌ distill-gate: fail');
-    expect(body).toContain('The uploaded report claimed pass; re-judged from its values with the thresholds of the trusted distill-gate.yml: fail');
+    expect(body).toContain(
+      'The uploaded report claimed pass; re-judged from its values with the thresholds of the trusted distill-gate.yml: fail',
+    );
   });
 
   it('mode merge with expect fails naming the leg that uploaded nothing', async () => {
     api.comments = [];
     const producer = await runAction('release', {});
     await mkdir(path.join(producer.workspace, 'reports/distill-report-tiny'), { recursive: true });
-    await rename(path.join(producer.workspace, 'distill-report/report.json'), path.join(producer.workspace, 'reports/distill-report-tiny/report.json'));
+    await rename(
+      path.join(producer.workspace, 'distill-report/report.json'),
+      path.join(producer.workspace, 'reports/distill-report-tiny/report.json'),
+    );
     const run = await runAction(
       'release',
       { mode: 'merge', reports: 'reports/*/report.json', expect: 'distill-report-tiny\ndistill-report-small' },
@@ -550,7 +682,9 @@ describe('verdicts from reports this run did not make, as the runner runs it', (
     );
     expect(run.code).toBe(1);
     expect(run.outputs.verdict).toBe('fail');
-    expect(run.stdout).toContain('::error::distill-gate: Missing: distill-report-small (1 of 2 expected reports arrived)');
+    expect(run.stdout).toContain(
+      '::error::distill-gate: Missing: distill-report-small (1 of 2 expected reports arrived)',
+    );
     expect(run.summary).toMatch(/\| distill-report-small\s+\| ❌ missing \|/);
   });
 
@@ -561,15 +695,25 @@ describe('verdicts from reports this run did not make, as the runner runs it', (
     const gates = '  agreement.top1: { min: 0.5, maxDrop: 0.02 }';
     const passing = await runAction('push', {}, await exampleWorkspace(quickConfig({ gates })));
     expect(passing.stdout).toMatch(/recorded this run in distill-gate-data \(1 runs in the history\)/);
-    const failing = await runAction('push', {}, await exampleWorkspace(quickConfig({ gates: `${gates}\n  size.ratio: "<= 0.0001"` })));
+    const failing = await runAction(
+      'push',
+      {},
+      await exampleWorkspace(quickConfig({ gates: `${gates}\n  size.ratio: "<= 0.0001"` })),
+    );
     expect(failing.code).toBe(1);
-    expect(failing.stdout).toContain('distill-gate: not recording this run in distill-gate-data: it failed; the baseline stays the last complete, passing run');
+    expect(failing.stdout).toContain(
+      'distill-gate: not recording this run in distill-gate-data: it failed; the baseline stays the last complete, passing run',
+    );
     const folder = 'distill-gate/distill-gate.yml/main';
-    const stored = JSON.parse(Buffer.from(api.files.get('distill-gate-data')!.get(`${folder}/report.json`)!.content, 'base64').toString('utf8'));
+    const stored = JSON.parse(
+      Buffer.from(api.files.get('distill-gate-data')!.get(`${folder}/report.json`)!.content, 'base64').toString('utf8'),
+    );
     expect([stored.verdict, stored.runUrl]).toEqual(['pass', 'https://github.test/acme/models/actions/runs/42']);
 
     const pr = await runAction('pull_request', {}, await exampleWorkspace(quickConfig({ gates })));
     expect(pr.code).toBe(0);
-    expect(pr.summary).toMatch(/Baseline: commit abc123 from \d{4}-\d\d-\d\d \(\[its run\]\(https:\/\/github\.test\/acme\/models\/actions\/runs\/42\)\)\./);
+    expect(pr.summary).toMatch(
+      /Baseline: commit abc123 from \d{4}-\d\d-\d\d \(\[its run\]\(https:\/\/github\.test\/acme\/models\/actions\/runs\/42\)\)\./,
+    );
   });
 });

@@ -13,7 +13,15 @@ describe('distill-gate run on image folders (end to end)', () => {
     await cp(IMAGES_EXAMPLE, dir, { recursive: true });
     const run = async () => {
       const capture = captureIo();
-      const args = ['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', path.join(dir, 'out'), '--cache-dir', path.join(dir, 'cache')];
+      const args = [
+        'run',
+        '--config',
+        path.join(dir, 'distill-gate.yml'),
+        '--out',
+        path.join(dir, 'out'),
+        '--cache-dir',
+        path.join(dir, 'cache'),
+      ];
       const code = await main(args, capture.io);
       return { code, stderr: capture.stderr() };
     };
@@ -46,13 +54,22 @@ describe('distill-gate run on image folders (end to end)', () => {
       const augment = `augment: { flip: true, crop: { padding: 2 }, brightness: 0.1, contrast: 0.1, seed: ${seed} }`;
       await writeFile(path.join(dir, 'distill-gate.yml'), IMAGES_CONFIG.replace('seed: 7 }', `seed: 7, ${augment} }`));
       const capture = captureIo();
-      const code = await main(['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', path.join(dir, out)], capture.io);
-      const report = parseReport(JSON.parse(await readFile(path.join(dir, out, 'report.json'), 'utf8')), 'report.json', 'untrusted');
+      const code = await main(
+        ['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', path.join(dir, out)],
+        capture.io,
+      );
+      const report = parseReport(
+        JSON.parse(await readFile(path.join(dir, out, 'report.json'), 'utf8')),
+        'report.json',
+        'untrusted',
+      );
       return { code, stderr: capture.stderr(), loss: report.training.loss };
     };
     const first = await run(3, 'a');
     expect(first.code).toBe(0);
-    expect(first.stderr).toMatch(/augment: each epoch's 16 training rows augmented \(seed 3\) and the teacher run on them/);
+    expect(first.stderr).toMatch(
+      /augment: each epoch's 16 training rows augmented \(seed 3\) and the teacher run on them/,
+    );
     expect((await run(3, 'b')).loss).toEqual(first.loss);
     expect((await run(4, 'c')).loss).not.toEqual(first.loss);
   });

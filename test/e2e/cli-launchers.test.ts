@@ -37,10 +37,16 @@ async function npmProject(scripts: Record<string, string>): Promise<{ dir: strin
   );
   const tsx = pathToFileURL(path.join(ROOT, 'node_modules/tsx/dist/esm/api/index.mjs')).href;
   const cli = pathToFileURL(path.join(ROOT, 'src/cli/index.ts')).href;
-  await writeFile(path.join(pkg, 'bin.js'), `#!/usr/bin/env node\nconst { register } = await import('${tsx}');\nregister();\nawait import('${cli}');\n`);
+  await writeFile(
+    path.join(pkg, 'bin.js'),
+    `#!/usr/bin/env node\nconst { register } = await import('${tsx}');\nregister();\nawait import('${cli}');\n`,
+  );
   await chmod(path.join(pkg, 'bin.js'), 0o755);
   await symlink('../distill-gate/bin.js', path.join(dir, 'node_modules/.bin/distill-gate'));
-  await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'gate', version: '0.0.0', private: true, scripts }));
+  await writeFile(
+    path.join(dir, 'package.json'),
+    JSON.stringify({ name: 'gate', version: '0.0.0', private: true, scripts }),
+  );
   return { dir, config: path.join(dir, 'distill-gate.yml'), out: path.join(dir, 'out') };
 }
 
@@ -108,7 +114,10 @@ async function cancelStepLikeRunner(dir: string, script: string, trigger: RegExp
   };
   step.stdout.on('data', onData);
   step.stderr.on('data', onData);
-  const closed = Promise.all([new Promise((resolve) => step.stdout.on('close', resolve)), new Promise((resolve) => step.stderr.on('close', resolve))]);
+  const closed = Promise.all([
+    new Promise((resolve) => step.stdout.on('close', resolve)),
+    new Promise((resolve) => step.stderr.on('close', resolve)),
+  ]);
   const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     step.on('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -132,44 +141,66 @@ async function reportOf(out: string): Promise<Report> {
 
 describe.skipIf(process.platform !== 'linux')('the CLI under npm, cancelled as the runner cancels a step', () => {
   it.each([
-    ['npx distill-gate run', (p: { config: string; out: string }) => `npx distill-gate run --config ${p.config} --out ${p.out}`, {}],
-    ['exec npx distill-gate run', (p: { config: string; out: string }) => `exec npx distill-gate run --config ${p.config} --out ${p.out}`, {}],
+    [
+      'npx distill-gate run',
+      (p: { config: string; out: string }) => `npx distill-gate run --config ${p.config} --out ${p.out}`,
+      {},
+    ],
+    [
+      'exec npx distill-gate run',
+      (p: { config: string; out: string }) => `exec npx distill-gate run --config ${p.config} --out ${p.out}`,
+      {},
+    ],
     ['npm run gate', () => 'npm run gate', { gate: 'distill-gate run --config distill-gate.yml --out out' }],
-  ])("`%s`: the signals stop at bash or npm's sh, yet the report is written, cut short, and no node is left running", async (_, script, scripts) => {
-    const project = await npmProject(scripts);
-    const run = await cancelStepLikeRunner(project.dir, script(project), /epoch 2\//);
-    // The CLI ran under npm's sh, and the runner's SIGINT reached none of them: it took the SIGTERM.
-    expect(run.tree.map(({ command }) => command)).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^sh -c/), expect.stringMatching(/^node .*node_modules\/\.bin\/distill-gate run/)]),
-    );
-    expect(run.signalsSent).toEqual(['SIGINT', 'SIGTERM']);
-    // Everything below the step ended within the runner's wait for its output, leaving no orphan.
-    expect(run.left).toEqual([]);
-    expect(run.outputClosed).toBe(true);
-    expect(run.output).toMatch(/cancel: the process that started distill-gate ended/);
-    const report = await reportOf(project.out);
-    expect([report.status, report.verdict]).toEqual(['incomplete', 'fail']);
-    expect(report.reasons.join(' ')).toMatch(
-      /The run was cut short while (running the teacher's pass|distilling): the process that started distill-gate ended \((bash|npm|sh) .*pid \d+\)/,
-    );
-  });
+  ])(
+    "`%s`: the signals stop at bash or npm's sh, yet the report is written, cut short, and no node is left running",
+    async (_, script, scripts) => {
+      const project = await npmProject(scripts);
+      const run = await cancelStepLikeRunner(project.dir, script(project), /epoch 2\//);
+      // The CLI ran under npm's sh, and the runner's SIGINT reached none of them: it took the SIGTERM.
+      expect(run.tree.map(({ command }) => command)).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/^sh -c/),
+          expect.stringMatching(/^node .*node_modules\/\.bin\/distill-gate run/),
+        ]),
+      );
+      expect(run.signalsSent).toEqual(['SIGINT', 'SIGTERM']);
+      // Everything below the step ended within the runner's wait for its output, leaving no orphan.
+      expect(run.left).toEqual([]);
+      expect(run.outputClosed).toBe(true);
+      expect(run.output).toMatch(/cancel: the process that started distill-gate ended/);
+      const report = await reportOf(project.out);
+      expect([report.status, report.verdict]).toEqual(['incomplete', 'fail']);
+      expect(report.reasons.join(' ')).toMatch(
+        /The run was cut short while (running the teacher's pass|distilling): the process that started distill-gate ended \((bash|npm|sh) .*pid \d+\)/,
+      );
+    },
+  );
 
   it.each([
     [
       'exec npx --script-shell=bash distill-gate run',
-      (p: { config: string; out: string }) => `exec npx --script-shell=bash distill-gate run --config ${p.config} --out ${p.out}`,
+      (p: { config: string; out: string }) =>
+        `exec npx --script-shell=bash distill-gate run --config ${p.config} --out ${p.out}`,
       {},
     ],
-    ['exec npm run gate, the script exec-ing distill-gate', () => 'exec npm run gate', { gate: 'exec distill-gate run --config distill-gate.yml --out out' }],
-  ])("`%s`: the runner's SIGINT reaches the CLI, which stops training, measures and writes the report before SIGTERM", async (_, script, scripts) => {
-    const project = await npmProject(scripts);
-    const run = await cancelStepLikeRunner(project.dir, script(project), /epoch 2\//);
-    expect(run.signalsSent).toEqual(['SIGINT']);
-    expect(run.exit).toEqual({ code: 1, signal: null });
-    expect(run.left).toEqual([]);
-    const report = await reportOf(project.out);
-    expect([report.status, report.verdict]).toEqual(['incomplete', 'fail']);
-    expect(report.reasons.join(' ')).toMatch(/Training stopped after \d+ of 100000 epochs: received SIGINT/);
-    expect(existsSync(path.join(project.out, 'student/model.json'))).toBe(true);
-  });
+    [
+      'exec npm run gate, the script exec-ing distill-gate',
+      () => 'exec npm run gate',
+      { gate: 'exec distill-gate run --config distill-gate.yml --out out' },
+    ],
+  ])(
+    "`%s`: the runner's SIGINT reaches the CLI, which stops training, measures and writes the report before SIGTERM",
+    async (_, script, scripts) => {
+      const project = await npmProject(scripts);
+      const run = await cancelStepLikeRunner(project.dir, script(project), /epoch 2\//);
+      expect(run.signalsSent).toEqual(['SIGINT']);
+      expect(run.exit).toEqual({ code: 1, signal: null });
+      expect(run.left).toEqual([]);
+      const report = await reportOf(project.out);
+      expect([report.status, report.verdict]).toEqual(['incomplete', 'fail']);
+      expect(report.reasons.join(' ')).toMatch(/Training stopped after \d+ of 100000 epochs: received SIGINT/);
+      expect(existsSync(path.join(project.out, 'student/model.json'))).toBe(true);
+    },
+  );
 });

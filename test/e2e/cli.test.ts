@@ -58,7 +58,10 @@ describe('distill-gate run (end to end on the bundled example)', () => {
       expect(Number.isFinite(report.metrics[metric]), metric).toBe(true);
     }
     expect(report.metrics['size.studentParams']).toBe(64 * 32 + 32 + 32 * 10 + 10);
-    expect(report.metrics['size.ratio']).toBeCloseTo(report.metrics['size.studentBytes'] / report.metrics['size.teacherBytes'], 12);
+    expect(report.metrics['size.ratio']).toBeCloseTo(
+      report.metrics['size.studentBytes'] / report.metrics['size.teacherBytes'],
+      12,
+    );
     expect(report.teacher.output).toBe('probabilities');
     expect(report.gates.map((g) => [g.metric, g.op, g.threshold, g.pass])).toEqual([
       ['agreement.top1', '>=', 0.5, true],
@@ -80,21 +83,25 @@ describe('distill-gate run (end to end on the bundled example)', () => {
   it('gives identical metrics (timings aside) for the same config and seed on cpu', async () => {
     const dir = await exampleWorkspace(
       quickConfig({
-        student: '  layers:\n    - { type: dense, units: 16, activation: relu }\n    - { type: dropout, rate: 0.3 }\n    - { type: dense, units: 10 }',
+        student:
+          '  layers:\n    - { type: dense, units: 16, activation: relu }\n    - { type: dropout, rate: 0.3 }\n    - { type: dense, units: 10 }',
       }),
     );
     const first = await runCli(dir, '--backend', 'cpu', '--quiet');
     const a = await reportOf(first.out);
     const second = await runCli(dir, '--backend', 'cpu', '--quiet');
     const b = await reportOf(second.out);
-    const withoutTimings = (r: Report) => Object.fromEntries(Object.entries(r.metrics).filter(([k]) => !k.startsWith('speed.')));
+    const withoutTimings = (r: Report) =>
+      Object.fromEntries(Object.entries(r.metrics).filter(([k]) => !k.startsWith('speed.')));
     expect(withoutTimings(a)).toEqual(withoutTimings(b));
     expect(a.training.loss).toEqual(b.training.loss);
     expect(a.backend).toBe('cpu');
   });
 
   it('exits 1 with the failing gate named when a gate fails', async () => {
-    const dir = await exampleWorkspace(quickConfig({ gates: '  size.ratio: "<= 0.0001"\n  kl: { max: 100, level: warn }' }));
+    const dir = await exampleWorkspace(
+      quickConfig({ gates: '  size.ratio: "<= 0.0001"\n  kl: { max: 100, level: warn }' }),
+    );
     const { code, out, stdout } = await runCli(dir);
     expect(code).toBe(1);
     const report = await reportOf(out);
@@ -116,14 +123,19 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     // The relaxed SIMD build: this test process validates it (vitest.config.ts gives Node 20 the flag).
     expect(fast.stderr).toMatch(/training: kernel step \(relaxed-simd module\) on wasm; inference on wasm/);
     const fastReport = await reportOf(fast.out);
-    expect([fastReport.backend, fastReport.training.step]).toEqual(['wasm', { kind: 'kernel', backend: 'wasm', kernelModule: 'relaxed-simd' }]);
+    expect([fastReport.backend, fastReport.training.step]).toEqual([
+      'wasm',
+      { kind: 'kernel', backend: 'wasm', kernelModule: 'relaxed-simd' },
+    ]);
 
     // elu is not among the kernel's activations: autodiff, whose conv gradients wasm lacks.
     const slow = await runCli(await exampleWorkspace(conv('').replace('activation: relu', 'activation: elu')));
     expect(slow.stderr).toMatch(
       /backend: wasm: a training step of this student needs kernels the backend lacks \(.*Conv2DBackpropFilter.*\); training on cpu, inference stays on wasm/,
     );
-    expect(slow.stderr).toMatch(/training: autodiff step on cpu \(not the WebAssembly kernel: Conv2D layer .*activation "elu"/);
+    expect(slow.stderr).toMatch(
+      /training: autodiff step on cpu \(not the WebAssembly kernel: Conv2D layer .*activation "elu"/,
+    );
     expect(slow.code).toBe(0);
     const slowReport = await reportOf(slow.out);
     expect(slowReport.backend).toBe('wasm');
@@ -135,24 +147,33 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     const dir = await exampleWorkspace(quickConfig());
     const first = await runCli(dir, '--quiet');
     expect(first.code).toBe(0);
-    await writeFile(path.join(dir, 'distill-gate.yml'), quickConfig({ student: `  model: ${path.join(first.out, 'student/model.json')}` }));
+    await writeFile(
+      path.join(dir, 'distill-gate.yml'),
+      quickConfig({ student: `  model: ${path.join(first.out, 'student/model.json')}` }),
+    );
     const second = await runCli(dir, '--quiet');
     expect(second.code).toBe(0);
     const report = await reportOf(second.out);
     expect(report.student.from).toContain('student/model.json');
     // Starting from trained weights, agreement is already where the first run ended.
-    expect(report.metrics['agreement.top1']).toBeGreaterThanOrEqual((await reportOf(first.out)).metrics['agreement.top1'] - 0.05);
+    expect(report.metrics['agreement.top1']).toBeGreaterThanOrEqual(
+      (await reportOf(first.out)).metrics['agreement.top1'] - 0.05,
+    );
   });
 
   it('stops training within a time budget, still measures and reports, marked incomplete', async () => {
     // Student size alone is gated, so the verdict is known before training: pass.
-    const dir = await exampleWorkspace(quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }', gates: '  size.ratio: "<= 0.1"' }));
+    const dir = await exampleWorkspace(
+      quickConfig({ distill: '{ epochs: 100000, batchSize: 64, seed: 7 }', gates: '  size.ratio: "<= 0.1"' }),
+    );
     const { code, out, stdout } = await runCli(dir, '--budget', '0.05');
     const report = await reportOf(out);
     expect(report.status).toBe('incomplete');
     expect(report.training.epochs).toBeGreaterThan(0);
     expect(report.training.epochs).toBeLessThan(100000);
-    expect(report.reasons.join(' ')).toMatch(/Training stopped after \d+ of 100000 epochs: the time budget of 0\.05 min was nearly spent/);
+    expect(report.reasons.join(' ')).toMatch(
+      /Training stopped after \d+ of 100000 epochs: the time budget of 0\.05 min was nearly spent/,
+    );
     // A budget stop is judged by the gates on what was reached, not failed outright.
     expect(report.verdict).toBe('pass');
     expect(code).toBe(0);
@@ -163,7 +184,11 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     // The teacher's pass alone takes well over the budget of 12 s here.
     const data = '  train: { x: data/train_x.npy }\n  eval:  { x: data/eval_x.npy }';
     // No training happens: the untrained student is at chance, which the default gate would fail.
-    const dir = await slowTeacherWorkspace(quickConfig({ data, gates: '  size.ratio: "<= 10"\n  agreement.kappa: ">= -1"' }), 60_000, 2048);
+    const dir = await slowTeacherWorkspace(
+      quickConfig({ data, gates: '  size.ratio: "<= 10"\n  agreement.kappa: ">= -1"' }),
+      60_000,
+      2048,
+    );
     const { code, out, stderr } = await runCli(dir, '--budget', '0.2');
     const report = await reportOf(out);
     expect(report.status).toBe('incomplete');
@@ -192,7 +217,16 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     const out = path.join(dir, 'out');
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', path.join(ROOT, 'src/cli/index.ts'), 'run', '--config', path.join(dir, 'distill-gate.yml'), '--out', out],
+      [
+        '--import',
+        'tsx',
+        path.join(ROOT, 'src/cli/index.ts'),
+        'run',
+        '--config',
+        path.join(dir, 'distill-gate.yml'),
+        '--out',
+        out,
+      ],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';
@@ -212,7 +246,10 @@ describe('distill-gate run (end to end on the bundled example)', () => {
   it('an output folder that cannot be written: exit 2 naming it, the report still on stdout', async () => {
     const dir = await exampleWorkspace(quickConfig());
     const capture = captureIo();
-    const code = await main(['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', '/dev/null/report', '--quiet'], capture.io);
+    const code = await main(
+      ['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', '/dev/null/report', '--quiet'],
+      capture.io,
+    );
     expect(code).toBe(2);
     expect(capture.stderr()).toMatch(
       /^distill-gate: error: \/dev\/null\/report: cannot write the report and student there \(ENOTDIR\); choose a writable output folder/,
@@ -234,10 +271,17 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     // The second run writes to the same folder: keep the first report for compare below.
     const firstFile = path.join(dir, 'first-report.json');
     await writeFile(firstFile, JSON.stringify(firstReport));
-    expect(firstReport.gates.filter((g) => g.op !== '>=').map((g) => g.status)).toEqual(['skipped', 'skipped', 'skipped']);
+    expect(firstReport.gates.filter((g) => g.op !== '>=').map((g) => g.status)).toEqual([
+      'skipped',
+      'skipped',
+      'skipped',
+    ]);
     expect(first.code).toBe(0);
 
-    await writeFile(path.join(dir, 'distill-gate.yml'), (await readFile(path.join(dir, 'distill-gate.yml'), 'utf8')).replace('units: 32', 'units: 48'));
+    await writeFile(
+      path.join(dir, 'distill-gate.yml'),
+      (await readFile(path.join(dir, 'distill-gate.yml'), 'utf8')).replace('units: 32', 'units: 48'),
+    );
     const second = await runCli(dir, '--baseline', path.join(first.out, 'report.json'));
     const report = await reportOf(second.out);
     const byOp = Object.fromEntries(report.gates.map((g) => [`${g.metric} ${g.op}`, g]));
@@ -259,7 +303,12 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(compare.stdout()).toMatch(/\|\s*Baseline \|/);
     await writeFile(path.join(dir, 'strict.yml'), quickConfig({ gates: '  size.studentBytes: { maxIncrease: "1%" }' }));
     const strict = captureIo();
-    expect(await main(['compare', path.join(second.out, 'report.json'), firstFile, '--config', path.join(dir, 'strict.yml')], strict.io)).toBe(1);
+    expect(
+      await main(
+        ['compare', path.join(second.out, 'report.json'), firstFile, '--config', path.join(dir, 'strict.yml')],
+        strict.io,
+      ),
+    ).toBe(1);
     expect(strict.stdout()).toMatch(/\*\*Failing gates:\*\* size\.studentBytes \(increase <= 1%\)/);
   });
 
@@ -273,7 +322,9 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect((await readdir(cache)).filter((f) => f.endsWith('.f32'))).toHaveLength(2);
 
     const second = await runCli(dir, '--backend', 'cpu', '--cache-dir', cache);
-    expect(second.stderr).toMatch(/soft targets: cache hit \(.*soft-targets-[0-9a-f]{32}\.f32\), the teacher is skipped/);
+    expect(second.stderr).toMatch(
+      /soft targets: cache hit \(.*soft-targets-[0-9a-f]{32}\.f32\), the teacher is skipped/,
+    );
     const b = await reportOf(second.out);
     expect(b.training.softTargets).toBe('cache');
     expect(b.training.loss).toEqual(a.training.loss);
@@ -290,7 +341,9 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     const whole = await reportOf((await runCli(dir, '--backend', 'cpu', '--quiet')).out);
     await writeFile(
       path.join(dir, 'distill-gate.yml'),
-      quickConfig({ data: '  train: { x: data/train_x.npy, y: data/train_y.npy }\n  eval:  { x: data/eval_x.npy,  y: data/eval_y.npy }\n  streamAboveMB: 0' }),
+      quickConfig({
+        data: '  train: { x: data/train_x.npy, y: data/train_y.npy }\n  eval:  { x: data/eval_x.npy,  y: data/eval_y.npy }\n  streamAboveMB: 0',
+      }),
     );
     const run = await runCli(dir, '--backend', 'cpu');
     expect(run.stderr).toMatch(/data: streaming .*train_x\.npy in chunks of \d+ rows/);
@@ -303,69 +356,91 @@ describe('distill-gate run (end to end on the bundled example)', () => {
   it('documents every flag in --help', async () => {
     const capture = captureIo();
     expect(await main(['run', '--help'], capture.io)).toBe(0);
-    for (const flag of ['--config', '--out', '--backend', '--baseline', '--cache-dir', '--budget', '--quiet']) expect(capture.stdout()).toContain(flag);
+    for (const flag of ['--config', '--out', '--backend', '--baseline', '--cache-dir', '--budget', '--quiet'])
+      expect(capture.stdout()).toContain(flag);
     expect(await main(['--help'], capture.io)).toBe(0);
     expect(capture.stdout()).toMatch(/run[\s\S]*compare[\s\S]*doctor/);
   });
 
-  it.skipIf(withoutOnnxRuntime)("distils from the example's teacher as ONNX: its pass and its timing in onnxruntime-node, named in the report", async () => {
-    // The committed ONNX variant is the example's config with the ONNX teacher, and its speed gated
-    // at batch size (onnxruntime runs the teacher at batch 1 in about TF.js's cost of any call).
-    const variant = await loadConfig(path.join(EXAMPLE, 'distill-gate-onnx.yml'));
-    const original = await loadConfig(path.join(EXAMPLE, 'distill-gate.yml'));
-    const { 'speed.speedup': latencyGate, ...otherGates } = original.gates;
-    expect(latencyGate).toBe('>= 1.5');
-    expect({ ...variant, teacher: original.teacher, file: original.file }).toEqual({
-      ...original,
-      gates: { ...otherGates, 'speed.throughputSpeedup': '>= 1.5' },
-    });
-    expect(path.basename(variant.teacher)).toBe('teacher.onnx');
+  it.skipIf(withoutOnnxRuntime)(
+    "distils from the example's teacher as ONNX: its pass and its timing in onnxruntime-node, named in the report",
+    async () => {
+      // The committed ONNX variant is the example's config with the ONNX teacher, and its speed gated
+      // at batch size (onnxruntime runs the teacher at batch 1 in about TF.js's cost of any call).
+      const variant = await loadConfig(path.join(EXAMPLE, 'distill-gate-onnx.yml'));
+      const original = await loadConfig(path.join(EXAMPLE, 'distill-gate.yml'));
+      const { 'speed.speedup': latencyGate, ...otherGates } = original.gates;
+      expect(latencyGate).toBe('>= 1.5');
+      expect({ ...variant, teacher: original.teacher, file: original.file }).toEqual({
+        ...original,
+        gates: { ...otherGates, 'speed.throughputSpeedup': '>= 1.5' },
+      });
+      expect(path.basename(variant.teacher)).toBe('teacher.onnx');
 
-    const dir = await exampleWorkspace(quickConfig().replace('teacher: models/teacher/model.json', 'teacher: models/teacher.onnx'));
-    const cache = path.join(dir, 'cache');
-    const { code, out, stdout, stderr } = await runCli(dir, '--cache-dir', cache);
-    expect(stderr).toMatch(/teacher: runs in onnxruntime-node \d+\.\d+\.\d+ \(cpu, \d+ threads?\)/);
-    expect(stderr).toMatch(/teacher's pass: 400 eval and 1200 training rows on onnxruntime-node \d+\.\d+\.\d+ \(cpu/);
-    expect(code).toBe(0);
-    const report = await reportOf(out);
-    expect(report.teacher).toMatchObject({ format: 'onnx', output: 'probabilities', params: 216586, bytes: 866344 });
-    expect(report.teacher.runtime).toMatch(/^onnxruntime-node \d+\.\d+\.\d+ \(cpu, \d+ threads?\)$/);
-    expect(report.metrics['agreement.top1']).toBeGreaterThan(0.5);
-    expect(report.metrics['speed.teacherMs']).toBeGreaterThan(0);
-    expect(stdout).toMatch(/The teacher ran in onnxruntime-node .*, the student in TF\.js on (wasm|cpu)\./);
-    // The second run finds the ONNX teacher's soft targets in the cache.
-    const again = await runCli(dir, '--cache-dir', cache, '--quiet');
-    expect((await reportOf(again.out)).training.softTargets).toBe('cache');
-  });
+      const dir = await exampleWorkspace(
+        quickConfig().replace('teacher: models/teacher/model.json', 'teacher: models/teacher.onnx'),
+      );
+      const cache = path.join(dir, 'cache');
+      const { code, out, stdout, stderr } = await runCli(dir, '--cache-dir', cache);
+      expect(stderr).toMatch(/teacher: runs in onnxruntime-node \d+\.\d+\.\d+ \(cpu, \d+ threads?\)/);
+      expect(stderr).toMatch(/teacher's pass: 400 eval and 1200 training rows on onnxruntime-node \d+\.\d+\.\d+ \(cpu/);
+      expect(code).toBe(0);
+      const report = await reportOf(out);
+      expect(report.teacher).toMatchObject({ format: 'onnx', output: 'probabilities', params: 216586, bytes: 866344 });
+      expect(report.teacher.runtime).toMatch(/^onnxruntime-node \d+\.\d+\.\d+ \(cpu, \d+ threads?\)$/);
+      expect(report.metrics['agreement.top1']).toBeGreaterThan(0.5);
+      expect(report.metrics['speed.teacherMs']).toBeGreaterThan(0);
+      expect(stdout).toMatch(/The teacher ran in onnxruntime-node .*, the student in TF\.js on (wasm|cpu)\./);
+      // The second run finds the ONNX teacher's soft targets in the cache.
+      const again = await runCli(dir, '--cache-dir', cache, '--quiet');
+      expect((await reportOf(again.out)).training.softTargets).toBe('cache');
+    },
+  );
 
-  it.skipIf(withoutOnnxRuntime)('exits 2 naming the culprit for a truncated ONNX teacher, and for a student narrower than its output', async () => {
-    const dir = await exampleWorkspace(quickConfig().replace('teacher: models/teacher/model.json', 'teacher: models/teacher.onnx'));
-    const teacher = path.join(dir, 'models/teacher.onnx');
-    const bytes = await readFile(teacher);
-    await writeFile(teacher, bytes.subarray(0, 1000));
-    const truncated = await runCli(dir, '--quiet');
-    expect(truncated.code).toBe(2);
-    expect(truncated.stderr).toMatch(/^distill-gate: error: .*models\/teacher\.onnx: is truncated or corrupt: field 7 at byte \d+ declares \d+ bytes/);
+  it.skipIf(withoutOnnxRuntime)(
+    'exits 2 naming the culprit for a truncated ONNX teacher, and for a student narrower than its output',
+    async () => {
+      const dir = await exampleWorkspace(
+        quickConfig().replace('teacher: models/teacher/model.json', 'teacher: models/teacher.onnx'),
+      );
+      const teacher = path.join(dir, 'models/teacher.onnx');
+      const bytes = await readFile(teacher);
+      await writeFile(teacher, bytes.subarray(0, 1000));
+      const truncated = await runCli(dir, '--quiet');
+      expect(truncated.code).toBe(2);
+      expect(truncated.stderr).toMatch(
+        /^distill-gate: error: .*models\/teacher\.onnx: is truncated or corrupt: field 7 at byte \d+ declares \d+ bytes/,
+      );
 
-    await writeFile(teacher, bytes);
-    await writeFile(
-      path.join(dir, 'distill-gate.yml'),
-      quickConfig({ student: '  layers:\n    - { type: dense, units: 7 }' }).replace('teacher: models/teacher/model.json', 'teacher: models/teacher.onnx'),
-    );
-    const narrow = await runCli(dir, '--quiet');
-    expect(narrow.code).toBe(2);
-    expect(narrow.stderr).toMatch(/student\.layers: the student has 7 outputs but the teacher \(.*teacher\.onnx\) has 10; the last layer needs units: 10/);
-  });
+      await writeFile(teacher, bytes);
+      await writeFile(
+        path.join(dir, 'distill-gate.yml'),
+        quickConfig({ student: '  layers:\n    - { type: dense, units: 7 }' }).replace(
+          'teacher: models/teacher/model.json',
+          'teacher: models/teacher.onnx',
+        ),
+      );
+      const narrow = await runCli(dir, '--quiet');
+      expect(narrow.code).toBe(2);
+      expect(narrow.stderr).toMatch(
+        /student\.layers: the student has 7 outputs but the teacher \(.*teacher\.onnx\) has 10; the last layer needs units: 10/,
+      );
+    },
+  );
 
   it('exits 2 with the install command when the teacher is ONNX and onnxruntime-node is not installed', async () => {
-    const dir = await exampleWorkspace(quickConfig().replace('teacher: models/teacher/model.json', 'teacher: models/teacher.onnx'));
+    const dir = await exampleWorkspace(
+      quickConfig().replace('teacher: models/teacher/model.json', 'teacher: models/teacher.onnx'),
+    );
     // Packages are looked up from the working directory and the config's folder: neither has it.
     const cwd = process.cwd();
     process.chdir(dir);
     try {
       const { code, stderr } = await runCli(dir, '--quiet');
       expect(code).toBe(2);
-      expect(stderr).toContain(`${path.join(dir, 'models/teacher.onnx')}: is an ONNX model, which runs in onnxruntime-node; it is not installed in`);
+      expect(stderr).toContain(
+        `${path.join(dir, 'models/teacher.onnx')}: is an ONNX model, which runs in onnxruntime-node; it is not installed in`,
+      );
       expect(stderr).toContain('`ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node@1.30.0` (CPU)');
     } finally {
       process.chdir(cwd);
@@ -389,7 +464,9 @@ describe('distill-gate refuses bad flags and output paths with exit 2 naming the
     for (const runs of ['abc', '-5', '0', '2.5', '0x10', '']) {
       const capture = captureIo();
       expect(await main(['history', file, '-n', runs], capture.io), runs).toBe(2);
-      expect(capture.stderr()).toMatch(/option '-n, --last <runs>' argument '.*' is invalid\. give a whole number of runs from 1/);
+      expect(capture.stderr()).toMatch(
+        /option '-n, --last <runs>' argument '.*' is invalid\. give a whole number of runs from 1/,
+      );
       expect(capture.stdout()).toBe('');
     }
     const capture = captureIo();
@@ -400,7 +477,9 @@ describe('distill-gate refuses bad flags and output paths with exit 2 naming the
     for (const budget of ['0x10', '1e3', '0b1']) {
       const capture = captureIo();
       expect(await main(['run', '--config', 'nowhere.yml', '--budget', budget], capture.io), budget).toBe(2);
-      expect(capture.stderr()).toMatch(/option '--budget <minutes>' argument '.*' is invalid\. give the budget in plain decimal minutes/);
+      expect(capture.stderr()).toMatch(
+        /option '--budget <minutes>' argument '.*' is invalid\. give the budget in plain decimal minutes/,
+      );
     }
   });
 
@@ -409,7 +488,10 @@ describe('distill-gate refuses bad flags and output paths with exit 2 naming the
     const file = path.join(dir, 'out');
     await writeFile(file, 'not a folder');
     const capture = captureIo();
-    const code = await main(['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', file, '--quiet'], capture.io);
+    const code = await main(
+      ['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', file, '--quiet'],
+      capture.io,
+    );
     expect(code).toBe(2);
     expect(capture.stderr()).toBe(
       `distill-gate: error: ${file}: is a file, not a folder: name a folder for the output (it is made when missing), or remove the file.\n`,
@@ -427,7 +509,9 @@ describe('distill-gate refuses bad flags and output paths with exit 2 naming the
     await symlink(elsewhere, path.join(out, 'student'));
     const linked = await runCli(dir, '--quiet');
     expect(linked.code).toBe(2);
-    expect(linked.stderr).toContain(`${path.join(out, 'student')}: is a symbolic link; distill-gate never writes through a link in its output folder`);
+    expect(linked.stderr).toContain(
+      `${path.join(out, 'student')}: is a symbolic link; distill-gate never writes through a link in its output folder`,
+    );
     expect(await readdir(elsewhere)).toEqual([]);
     // The report was written before the student.
     expect((await reportOf(out)).verdict).toBe('pass');
@@ -452,7 +536,9 @@ describe('distill-gate refuses bad flags and output paths with exit 2 naming the
     await symlink(kept, path.join(out, 'report.json'));
     const report = await runCli(dir, '--quiet');
     expect(report.code).toBe(2);
-    expect(report.stderr).toContain(`${path.join(out, 'report.json')}: is a symbolic link; distill-gate never writes through a link`);
+    expect(report.stderr).toContain(
+      `${path.join(out, 'report.json')}: is a symbolic link; distill-gate never writes through a link`,
+    );
     expect(await readFile(kept, 'utf8')).toBe('keep me');
   });
 
@@ -463,7 +549,9 @@ describe('distill-gate refuses bad flags and output paths with exit 2 naming the
     const file = path.join(dir, 'merged');
     await writeFile(file, 'not a folder');
     const capture = captureIo();
-    expect(await main(['merge', path.join(dir, 'reports/*/report.json'), '--expect', '1', '--out', file], capture.io)).toBe(2);
+    expect(
+      await main(['merge', path.join(dir, 'reports/*/report.json'), '--expect', '1', '--out', file], capture.io),
+    ).toBe(2);
     expect(capture.stderr()).toContain(`distill-gate: error: ${file}: is a file, not a folder`);
     expect(capture.stderr()).not.toMatch(/internal error/);
 
@@ -473,12 +561,19 @@ describe('distill-gate refuses bad flags and output paths with exit 2 naming the
     await writeFile(kept, 'keep me');
     await symlink(kept, path.join(out, 'report.md'));
     const linked = captureIo();
-    expect(await main(['merge', path.join(dir, 'reports/*/report.json'), '--expect', '1', '--out', out], linked.io)).toBe(2);
+    expect(
+      await main(['merge', path.join(dir, 'reports/*/report.json'), '--expect', '1', '--out', out], linked.io),
+    ).toBe(2);
     expect(linked.stderr()).toContain(`${path.join(out, 'report.md')}: is a symbolic link`);
     expect(await readFile(kept, 'utf8')).toBe('keep me');
 
     const fine = captureIo();
-    expect(await main(['merge', path.join(dir, 'reports/*/report.json'), '--expect', '1', '--out', path.join(dir, 'new/merged')], fine.io)).toBe(0);
+    expect(
+      await main(
+        ['merge', path.join(dir, 'reports/*/report.json'), '--expect', '1', '--out', path.join(dir, 'new/merged')],
+        fine.io,
+      ),
+    ).toBe(0);
     expect(await readFile(path.join(dir, 'new/merged/report.md'), 'utf8')).toBe(fine.stdout());
   });
 });
@@ -491,10 +586,14 @@ describe.skipIf(process.platform === 'win32')('a cancel while the config is stil
     await rm(fifo);
     execFileSync('mkfifo', [fifo]);
     const out = path.join(dir, 'out');
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/index.ts'), 'run', '--config', fifo, '--out', out], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(ROOT, 'src/cli/index.ts'), 'run', '--config', fifo, '--out', out],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (chunk) => (stderr += chunk));
     const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>

@@ -32,7 +32,9 @@ describe('the bundled examples, as shipped', () => {
       const capture = captureIo();
       const code = await main(['run', '--config', config, '--out', out, '--quiet'], capture.io);
       const report = JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8')) as Report;
-      const failing = report.gates.filter((gate) => gate.status !== 'pass').map((gate) => `${gate.metric} ${gate.status}: ${gate.note ?? gate.value}`);
+      const failing = report.gates
+        .filter((gate) => gate.status !== 'pass')
+        .map((gate) => `${gate.metric} ${gate.status}: ${gate.note ?? gate.value}`);
       expect(failing).toEqual([]);
       expect([report.verdict, code]).toEqual(['pass', 0]);
       expect(report.training.epochs).toBe(loaded.distill.epochs);

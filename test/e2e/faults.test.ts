@@ -54,17 +54,37 @@ type Scenario = {
 };
 const SCENARIOS: Scenario[] = [
   { name: 'list PR comments', event: 'pull_request', verdict: 'pass', method: 'GET', path: /\/issues\/7\/comments$/ },
-  { name: 'create the PR comment', event: 'pull_request', verdict: 'pass', method: 'POST', path: /\/issues\/7\/comments$/ },
+  {
+    name: 'create the PR comment',
+    event: 'pull_request',
+    verdict: 'pass',
+    method: 'POST',
+    path: /\/issues\/7\/comments$/,
+  },
   {
     name: 'update the PR comment',
     event: 'pull_request',
     verdict: 'pass',
     method: 'PATCH',
     path: /\/issues\/comments\/\d+$/,
-    prepare: () => api.comments.push({ id: 1, issue_number: 7, body: '<!-- distill-gate:distill-gate.yml -->\nold', html_url: '' }),
+    prepare: () =>
+      api.comments.push({ id: 1, issue_number: 7, body: '<!-- distill-gate:distill-gate.yml -->\nold', html_url: '' }),
   },
-  { name: 'find the PR by commit', event: 'workflow_run', verdict: 'pass', method: 'GET', path: /\/commits\/[^/]+\/pulls$/ },
-  { name: 'list open PRs', event: 'workflow_run', verdict: 'pass', method: 'GET', path: /\/pulls$/, prepare: () => void (api.commitsListTheirPulls = false) },
+  {
+    name: 'find the PR by commit',
+    event: 'workflow_run',
+    verdict: 'pass',
+    method: 'GET',
+    path: /\/commits\/[^/]+\/pulls$/,
+  },
+  {
+    name: 'list open PRs',
+    event: 'workflow_run',
+    verdict: 'pass',
+    method: 'GET',
+    path: /\/pulls$/,
+    prepare: () => void (api.commitsListTheirPulls = false),
+  },
   { name: 'list tracking issues', event: 'schedule', verdict: 'fail', method: 'GET', path: /\/issues$/ },
   { name: 'open the tracking issue', event: 'schedule', verdict: 'fail', method: 'POST', path: /\/issues$/ },
   {
@@ -89,7 +109,9 @@ let injected = 0;
 let survived = 0;
 
 const log = captureActionLog(async () => {
-  console.log(`GitHub API faults: ${injected} injected, ${survived} survived (${SCENARIOS.length} calls x ${CODES.length} codes)`);
+  console.log(
+    `GitHub API faults: ${injected} injected, ${survived} survived (${SCENARIOS.length} calls x ${CODES.length} codes)`,
+  );
   await api.stop();
 });
 
@@ -166,6 +188,8 @@ describe('every API call survives every error code', () => {
     const started = performance.now();
     await runScenario(SCENARIOS[0], { status: 500, times: 99 });
     expect(performance.now() - started).toBeLessThan(5000);
-    expect(api.requests.filter((r) => r.method === 'GET' && /\/issues\/7\/comments$/.test(r.path)).length).toBeGreaterThanOrEqual(3);
+    expect(
+      api.requests.filter((r) => r.method === 'GET' && /\/issues\/7\/comments$/.test(r.path)).length,
+    ).toBeGreaterThanOrEqual(3);
   });
 });

@@ -107,7 +107,13 @@ export class FakeGitHub {
 
   /** A comment someone else wrote on `issue` (say a fork's author planting a marker). */
   plantComment(issue: number, body: string, user: Account): Comment {
-    const comment = { id: this.nextId++, body, issue_number: issue, html_url: `https://github.test/pr/${issue}#c${this.nextId}`, user };
+    const comment = {
+      id: this.nextId++,
+      body,
+      issue_number: issue,
+      html_url: `https://github.test/pr/${issue}#c${this.nextId}`,
+      user,
+    };
     this.comments.push(comment);
     return comment;
   }
@@ -128,7 +134,12 @@ export class FakeGitHub {
     /** A fault that lets the request be carried out and replaces only its answer. */
     let replaced: Fault | undefined;
     const send = (status: number, data: unknown, headers: Record<string, string> = {}) => {
-      if (replaced) [status, data, headers] = [replaced.status as number, { message: `injected ${replaced.status}` }, replaced.headers ?? {}];
+      if (replaced)
+        [status, data, headers] = [
+          replaced.status as number,
+          { message: `injected ${replaced.status}` },
+          replaced.headers ?? {},
+        ];
       res.writeHead(status, { 'content-type': 'application/json', ...headers });
       res.end(JSON.stringify(data));
     };
@@ -153,17 +164,21 @@ export class FakeGitHub {
       else return send(fault.status, { message: `injected ${fault.status}` }, fault.headers);
     }
     const caller = this.identityOf(req.headers.authorization);
-    const withUrl = <T extends { html_url: string }>(item: T) => (this.commentUrls ? item : { ...item, html_url: undefined });
+    const withUrl = <T extends { html_url: string }>(item: T) =>
+      this.commentUrls ? item : { ...item, html_url: undefined };
     // A comment or issue a test pushed without a user stands for one the action wrote in an earlier run.
     const authored = <T extends { user?: Account }>(item: T) => ({ ...item, user: item.user ?? this.defaultIdentity });
     if (url.pathname === '/graphql' && method === 'POST') {
       if (!this.graphqlAnswers) return send(404, { message: 'Not Found' });
-      if (!/\bviewer\b/.test(String(body.query))) return send(200, { errors: [{ message: 'the fake answers viewer only' }] });
+      if (!/\bviewer\b/.test(String(body.query)))
+        return send(200, { errors: [{ message: 'the fake answers viewer only' }] });
       return send(200, { data: { viewer: { login: caller.login } } });
     }
     if (url.pathname === '/user' && method === 'GET') {
       // Like GitHub, an installation token (a bot) may not ask who it is here.
-      return caller.type === 'Bot' ? send(403, { message: 'Resource not accessible by integration' }) : send(200, { login: caller.login, type: caller.type });
+      return caller.type === 'Bot'
+        ? send(403, { message: 'Resource not accessible by integration' })
+        : send(200, { login: caller.login, type: caller.type });
     }
     let m: RegExpExecArray | null;
     if ((m = /^\/repos\/[^/]+\/[^/]+\/contents\/(.+)$/.exec(url.pathname))) {
@@ -173,7 +188,13 @@ export class FakeGitHub {
         if (!entry) return send(404, { message: 'Not Found' });
         // Like GitHub, content is left out of files over 1 MB.
         const big = Buffer.from(entry.content, 'base64').length > 1_000_000;
-        return send(200, { type: 'file', path: file, sha: entry.sha, encoding: 'base64', content: big ? '' : entry.content });
+        return send(200, {
+          type: 'file',
+          path: file,
+          sha: entry.sha,
+          encoding: 'base64',
+          content: big ? '' : entry.content,
+        });
       }
       if (method === 'PUT') {
         if (!this.refs.has(body.branch)) return send(404, { message: 'Branch not found' });
@@ -189,11 +210,14 @@ export class FakeGitHub {
     }
     if ((m = /^\/repos\/[^/]+\/[^/]+\/git\/blobs\/([^/]+)$/.exec(url.pathname))) {
       for (const files of this.files.values())
-        for (const entry of files.values()) if (entry.sha === m[1]) return send(200, { sha: entry.sha, encoding: 'base64', content: entry.content });
+        for (const entry of files.values())
+          if (entry.sha === m[1]) return send(200, { sha: entry.sha, encoding: 'base64', content: entry.content });
       return send(404, { message: 'Not Found' });
     }
     if ((m = /^\/repos\/[^/]+\/[^/]+\/git\/ref\/heads\/(.+)$/.exec(url.pathname))) {
-      return this.refs.has(decodeURIComponent(m[1])) ? send(200, { ref: `refs/heads/${m[1]}` }) : send(404, { message: 'Not Found' });
+      return this.refs.has(decodeURIComponent(m[1]))
+        ? send(200, { ref: `refs/heads/${m[1]}` })
+        : send(404, { message: 'Not Found' });
     }
     if (/^\/repos\/[^/]+\/[^/]+\/git\/refs$/.test(url.pathname) && method === 'POST') {
       const name = String(body.ref).replace('refs/heads/', '');
@@ -203,12 +227,26 @@ export class FakeGitHub {
     }
     if (/^\/repos\/[^/]+\/[^/]+\/issues\/\d+\/events$/.test(url.pathname)) return send(200, this.labelEvents);
     if ((m = /^\/repos\/[^/]+\/[^/]+\/issues\/(\d+)\/labels$/.exec(url.pathname)) && method === 'GET')
-      return page((this.labelsOn.get(Number(m[1])) ?? []).map((name, i) => ({ id: i + 1, name, color: 'ededed', default: false })));
+      return page(
+        (this.labelsOn.get(Number(m[1])) ?? []).map((name, i) => ({
+          id: i + 1,
+          name,
+          color: 'ededed',
+          default: false,
+        })),
+      );
     if (/^\/repos\/[^/]+\/[^/]+$/.test(url.pathname)) return send(200, { default_branch: this.defaultBranch });
     if ((m = /^\/repos\/[^/]+\/[^/]+\/issues\/(\d+)\/comments$/.exec(url.pathname))) {
       const issue = Number(m[1]);
-      if (method === 'GET') return page(this.comments.filter((c) => c.issue_number === issue).map((c) => withUrl(authored(c))));
-      const comment = { id: this.nextId++, body: body.body, issue_number: issue, html_url: `https://github.test/pr/${issue}#c${this.nextId}`, user: caller };
+      if (method === 'GET')
+        return page(this.comments.filter((c) => c.issue_number === issue).map((c) => withUrl(authored(c))));
+      const comment = {
+        id: this.nextId++,
+        body: body.body,
+        issue_number: issue,
+        html_url: `https://github.test/pr/${issue}#c${this.nextId}`,
+        user: caller,
+      };
       this.comments.push(comment);
       return send(201, withUrl(comment));
     }
@@ -222,7 +260,12 @@ export class FakeGitHub {
       if (method === 'GET') {
         const label = url.searchParams.get('labels');
         const state = url.searchParams.get('state') ?? 'open';
-        return send(200, this.issues.filter((i) => i.state === state && (!label || i.labels.some((l) => l.name === label))).map(authored));
+        return send(
+          200,
+          this.issues
+            .filter((i) => i.state === state && (!label || i.labels.some((l) => l.name === label)))
+            .map(authored),
+        );
       }
       const issue = {
         number: this.nextId++,
@@ -244,8 +287,10 @@ export class FakeGitHub {
     }
     if ((m = /^\/repos\/[^/]+\/[^/]+\/statuses\/([0-9a-f]+)$/i.exec(url.pathname)) && method === 'POST') {
       const { context = 'default', state, description = '', target_url = '' } = body;
-      if (!['pending', 'success', 'failure', 'error'].includes(state)) return send(422, { message: `state ${state} is not valid` });
-      if (description.length > 140) return send(422, { message: 'description is too long (maximum is 140 characters)' });
+      if (!['pending', 'success', 'failure', 'error'].includes(state))
+        return send(422, { message: `state ${state} is not valid` });
+      if (description.length > 140)
+        return send(422, { message: 'description is too long (maximum is 140 characters)' });
       this.statuses.push({ sha: m[1], context, state, description, target_url });
       return send(201, { id: this.nextId++, state, context, description, target_url });
     }
@@ -258,7 +303,8 @@ export class FakeGitHub {
     if ((m = /^\/repos\/[^/]+\/[^/]+\/commits\/([^/]+)\/pulls$/.exec(url.pathname))) {
       return send(200, this.commitsListTheirPulls ? this.pulls.filter((p) => p.head.sha === m![1]) : []);
     }
-    if (/^\/repos\/[^/]+\/[^/]+\/pulls$/.test(url.pathname)) return page(this.pulls.filter((p) => p.state === (url.searchParams.get('state') ?? 'open')));
+    if (/^\/repos\/[^/]+\/[^/]+\/pulls$/.test(url.pathname))
+      return page(this.pulls.filter((p) => p.state === (url.searchParams.get('state') ?? 'open')));
     send(404, { message: `no route for ${method} ${url.pathname}` });
   }
 }

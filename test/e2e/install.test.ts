@@ -21,7 +21,11 @@ let files: string[];
 
 beforeAll(async () => {
   const packed = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-pack-'));
-  const name = execFileSync(npm, ['pack', '--silent', '--pack-destination', packed], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+  const name = execFileSync(npm, ['pack', '--silent', '--pack-destination', packed], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
     .trim()
     .split('\n')
     .pop()!;
@@ -31,16 +35,36 @@ beforeAll(async () => {
     .filter(Boolean)
     .map((file) => file.replace(/^package\//, ''));
   project = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-consumer-'));
-  await writeFile(path.join(project, 'package.json'), `${JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }, null, 2)}\n`);
-  execFileSync(npm, ['install', '--ignore-scripts=false', '--no-audit', '--no-fund', tarball], { cwd: project, stdio: ['ignore', 'ignore', 'inherit'] });
+  await writeFile(
+    path.join(project, 'package.json'),
+    `${JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }, null, 2)}\n`,
+  );
+  execFileSync(npm, ['install', '--ignore-scripts=false', '--no-audit', '--no-fund', tarball], {
+    cwd: project,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
 }, SET_UP_MS);
 
 describe('the CLI from its release tarball, in an empty project', () => {
   it('ships bin, the compiled lib with its type declarations, README, LICENSE and CHANGELOG; not the action bundle', async () => {
-    const manifest = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { types: string; bin: Record<string, string> };
-    for (const file of ['bin/distill-gate.js', 'lib/cli/index.js', 'lib/pipeline.js', manifest.types, 'README.md', 'LICENSE', 'CHANGELOG.md', 'package.json'])
+    const manifest = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+      types: string;
+      bin: Record<string, string>;
+    };
+    for (const file of [
+      'bin/distill-gate.js',
+      'lib/cli/index.js',
+      'lib/pipeline.js',
+      manifest.types,
+      'README.md',
+      'LICENSE',
+      'CHANGELOG.md',
+      'package.json',
+    ])
       expect(files, file).toContain(file.replace(/^\.\//, ''));
-    expect(files.filter((file) => file.startsWith('dist/') || file.startsWith('src/') || file.startsWith('test/'))).toEqual([]);
+    expect(
+      files.filter((file) => file.startsWith('dist/') || file.startsWith('src/') || file.startsWith('test/')),
+    ).toEqual([]);
     expect(manifest.bin['distill-gate']).toBe('bin/distill-gate.js');
   });
 
@@ -55,10 +79,14 @@ describe('the CLI from its release tarball, in an empty project', () => {
     const example = path.join(project, 'example');
     await cp(path.join(ROOT, 'fixtures/example'), example, { recursive: true });
     const out = path.join(project, 'distill-report');
-    const result = spawnSync(npx, ['--no-install', 'distill-gate', 'run', '--config', path.join(example, 'distill-gate.yml'), '--out', out], {
-      cwd: project,
-      encoding: 'utf8',
-    });
+    const result = spawnSync(
+      npx,
+      ['--no-install', 'distill-gate', 'run', '--config', path.join(example, 'distill-gate.yml'), '--out', out],
+      {
+        cwd: project,
+        encoding: 'utf8',
+      },
+    );
     expect(result.stderr).toMatch(/backend: using (wasm|cpu)/);
     expect(result.status, result.stderr).toBe(0);
     const report = JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8')) as Report;

@@ -35,7 +35,13 @@ const log = captureActionLog(() => api.stop());
 
 const HEAD = 'c0ffee'.padEnd(40, '0');
 const workflowRun = (conclusion = 'success') => ({
-  workflow_run: { head_sha: HEAD, pull_requests: [], conclusion, event: 'pull_request', head_repository: { full_name: 'someone/models' } },
+  workflow_run: {
+    head_sha: HEAD,
+    pull_requests: [],
+    conclusion,
+    event: 'pull_request',
+    head_repository: { full_name: 'someone/models' },
+  },
   repository: { full_name: 'acme/models', default_branch: 'main' },
 });
 
@@ -63,7 +69,8 @@ async function trustedJob(uploads: Record<string, Report>, changed = ['models/te
 }
 
 /** A leg's honest report: its config, and the sample's metrics (size.ratio 0.05, agreement 0.95), which pass both configs. */
-const leg = (student: 'tiny' | 'small', overrides: Partial<Report> = {}) => sampleReport({ config: `/fork/distill-gate-${student}.yml`, ...overrides });
+const leg = (student: 'tiny' | 'small', overrides: Partial<Report> = {}) =>
+  sampleReport({ config: `/fork/distill-gate-${student}.yml`, ...overrides });
 
 async function act(payload: Record<string, unknown>, workspace: string) {
   for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
@@ -115,7 +122,9 @@ describe("a fork's matrix, merged by the trusted workflow_run job", () => {
     const result = await act(workflowRun(), dir);
     expect(result.exitCode).toBe(0);
     expect(oneFinalStatus()).toMatchObject({ state: 'success', description: 'pass: 2 gates pass' });
-    expect(result.printed).toContain(`leg distill-report-small is re-judged with the gates of ${path.join(dir, 'distill-gate-small.yml')}`);
+    expect(result.printed).toContain(
+      `leg distill-report-small is re-judged with the gates of ${path.join(dir, 'distill-gate-small.yml')}`,
+    );
     expect(api.comments).toHaveLength(1);
     expect(api.comments[0].body).toContain('distill-gate: pass (2 runs)');
     expect(result.outputs['report-path']).toBe(path.join(dir, 'distill-report/report.md'));
@@ -123,11 +132,18 @@ describe("a fork's matrix, merged by the trusted workflow_run job", () => {
 
   it('a leg forged as pass with a metric its trusted config fails: failure, naming the leg and the gate', async () => {
     reset();
-    const forged = leg('small', { verdict: 'pass', gates: [], metrics: { ...sampleReport().metrics, 'agreement.top1': 0.8 } });
+    const forged = leg('small', {
+      verdict: 'pass',
+      gates: [],
+      metrics: { ...sampleReport().metrics, 'agreement.top1': 0.8 },
+    });
     const dir = await trustedJob({ 'distill-report-tiny': leg('tiny'), 'distill-report-small': forged });
     const result = await act(workflowRun(), dir);
     expect(result.exitCode).toBe(1);
-    expect(oneFinalStatus()).toMatchObject({ state: 'failure', description: 'fail: distill-report-small: agreement.top1 0.8 (>= 0.9)' });
+    expect(oneFinalStatus()).toMatchObject({
+      state: 'failure',
+      description: 'fail: distill-report-small: agreement.top1 0.8 (>= 0.9)',
+    });
     expect(api.comments[0].body).toContain(
       'The uploaded report claimed pass; re-judged from its values with the thresholds of the trusted distill-gate-small.yml: fail',
     );
@@ -144,7 +160,10 @@ describe("a fork's matrix, merged by the trusted workflow_run job", () => {
     const dir = await trustedJob({ 'distill-report-tiny': leg('tiny'), 'distill-report-small': claimsTiny });
     await act(workflowRun(), dir);
     // Shown by the leg's name, judged by the leg's config: the claimed config name counts for nothing.
-    expect(oneFinalStatus()).toMatchObject({ state: 'failure', description: 'fail: distill-report-small: agreement.top1 0.8 (>= 0.9)' });
+    expect(oneFinalStatus()).toMatchObject({
+      state: 'failure',
+      description: 'fail: distill-report-small: agreement.top1 0.8 (>= 0.9)',
+    });
   });
 
   it('a leg that uploaded nothing (the fork deleted it): failure, naming the leg', async () => {
@@ -152,7 +171,10 @@ describe("a fork's matrix, merged by the trusted workflow_run job", () => {
     const dir = await trustedJob({ 'distill-report-tiny': leg('tiny') });
     const result = await act(workflowRun(), dir);
     expect(result.exitCode).toBe(1);
-    expect(oneFinalStatus()).toMatchObject({ state: 'failure', description: expect.stringMatching(/^fail: Missing: distill-report-small/) });
+    expect(oneFinalStatus()).toMatchObject({
+      state: 'failure',
+      description: expect.stringMatching(/^fail: Missing: distill-report-small/),
+    });
   });
 
   it('a leg no one expects (an extra artifact matching the pattern): failure', async () => {
@@ -176,7 +198,9 @@ describe("a fork's matrix, merged by the trusted workflow_run job", () => {
     expect(result.exitCode).toBe(1);
     expect(oneFinalStatus()).toMatchObject({
       state: 'failure',
-      description: expect.stringMatching(/^no report\.json was uploaded by the pull request's run \(it ended: failure\)/),
+      description: expect.stringMatching(
+        /^no report\.json was uploaded by the pull request's run \(it ended: failure\)/,
+      ),
     });
     expect(api.comments[0].body).toContain('distill-report-tiny, distill-report-small');
   });

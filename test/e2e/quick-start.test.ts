@@ -55,14 +55,25 @@ async function readmeQuickStart(): Promise<{ config: string; workflow: string; g
 }
 
 const git = (cwd: string, ...args: string[]) =>
-  execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args], { cwd, encoding: 'utf8' }).trim();
+  execFileSync(
+    'git',
+    ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args],
+    { cwd, encoding: 'utf8' },
+  ).trim();
 
 /**
  * An empty repository laid out as the quick start says, as a PR's checkout: the base commit has
  * the workflow and a README, the head commit adds the config, the teacher and the data. The event
  * names both commits, as GitHub's does.
  */
-async function quickStartRepository(): Promise<{ dir: string; workflow: Workflow; gpuWorkflow: Workflow; eventFile: string; head: string; base: string }> {
+async function quickStartRepository(): Promise<{
+  dir: string;
+  workflow: Workflow;
+  gpuWorkflow: Workflow;
+  eventFile: string;
+  head: string;
+  base: string;
+}> {
   const { config, workflow, gpuWorkflow } = await readmeQuickStart();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-quick-start-'));
   await mkdir(path.join(dir, '.github/workflows'), { recursive: true });
@@ -74,15 +85,26 @@ async function quickStartRepository(): Promise<{ dir: string; workflow: Workflow
   const base = git(dir, 'rev-parse', 'HEAD');
   await writeFile(path.join(dir, 'distill-gate.yml'), config);
   await cp(path.join(EXAMPLE, 'models/teacher'), path.join(dir, 'models/teacher'), { recursive: true });
-  for (const file of ['train_x.npy', 'train_y.npy', 'eval_x.npy', 'eval_y.npy']) await cp(path.join(EXAMPLE, 'data', file), path.join(dir, 'data', file));
+  for (const file of ['train_x.npy', 'train_y.npy', 'eval_x.npy', 'eval_y.npy'])
+    await cp(path.join(EXAMPLE, 'data', file), path.join(dir, 'data', file));
   git(dir, 'add', '.');
   git(dir, 'commit', '-q', '-m', 'the teacher, its data and the config');
   const head = git(dir, 'rev-parse', 'HEAD');
   const event = JSON.parse(await readFile(path.join(EVENTS, 'pull_request.json'), 'utf8'));
-  Object.assign(event.pull_request, { head: { sha: head, repo: { full_name: 'acme/models' } }, base: { ref: 'main', sha: base } });
+  Object.assign(event.pull_request, {
+    head: { sha: head, repo: { full_name: 'acme/models' } },
+    base: { ref: 'main', sha: base },
+  });
   const eventFile = path.join(dir, '.git', 'event.json');
   await writeFile(eventFile, JSON.stringify(event));
-  return { dir, workflow: parse(workflow) as Workflow, gpuWorkflow: parse(gpuWorkflow) as Workflow, eventFile, head, base };
+  return {
+    dir,
+    workflow: parse(workflow) as Workflow,
+    gpuWorkflow: parse(gpuWorkflow) as Workflow,
+    eventFile,
+    head,
+    base,
+  };
 }
 
 /** The distill-gate steps of a workflow, in order. */
@@ -93,7 +115,9 @@ const ourSteps = (workflow: Workflow) =>
 
 /** The bundle run as the runner runs a step: every input of action.yml at its default unless the step's `with` sets it. */
 async function runStep(dir: string, withInputs: Record<string, string>, eventFile: string) {
-  const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, { default?: string }> };
+  const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as {
+    inputs: Record<string, { default?: string }>;
+  };
   const inputs = {
     ...Object.fromEntries(Object.entries(action.inputs).map(([name, input]) => [name, input.default ?? ''])),
     'github-token': TOKEN,
@@ -104,10 +128,22 @@ async function runStep(dir: string, withInputs: Record<string, string>, eventFil
   await writeFile(outputFile, '');
   await writeFile(summaryFile, '');
   const env = runnerEnvironment(
-    { workspace: dir, event: 'pull_request', eventFile: path.relative(EVENTS, eventFile), ref: 'refs/pull/7/merge', apiUrl: api.url, outputFile, summaryFile },
+    {
+      workspace: dir,
+      event: 'pull_request',
+      eventFile: path.relative(EVENTS, eventFile),
+      ref: 'refs/pull/7/merge',
+      apiUrl: api.url,
+      outputFile,
+      summaryFile,
+    },
     inputs,
   );
-  const { code, stdout } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'dist/index.js')], { cwd: dir, env, maxBuffer: 16 << 20 }).then(
+  const { code, stdout } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'dist/index.js')], {
+    cwd: dir,
+    env,
+    maxBuffer: 16 << 20,
+  }).then(
     ({ stdout }) => ({ code: 0, stdout }),
     (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
   );
@@ -121,43 +157,52 @@ describe("the README's quick start in a fresh repository", () => {
     expect((workflow as unknown as { permissions: Record<string, string> }).permissions.statuses).toBe('write');
   });
 
-  it("runs the built action with the workflow's inputs and passes, posting the sticky comment and the commit status", { timeout: 300_000 }, async () => {
-    const { dir, workflow, gpuWorkflow, eventFile, head } = await quickStartRepository();
-    const [step] = ourSteps(workflow);
-    expect(step.with).toMatchObject({ config: 'distill-gate.yml' });
+  it(
+    "runs the built action with the workflow's inputs and passes, posting the sticky comment and the commit status",
+    { timeout: 300_000 },
+    async () => {
+      const { dir, workflow, gpuWorkflow, eventFile, head } = await quickStartRepository();
+      const [step] = ourSteps(workflow);
+      expect(step.with).toMatchObject({ config: 'distill-gate.yml' });
 
-    // The GPU workflow's distilling step as copied, on this machine, which has no GPU: require-gpu
-    // stops the run at once, says why, and the status says so too.
-    api.comments = [];
-    api.statuses = [];
-    const gpuStep = ourSteps(gpuWorkflow).find((s) => (s.with?.mode ?? 'run') === 'run')!;
-    expect(gpuStep.with).toMatchObject({ config: 'distill-gate.yml', 'require-gpu': 'true' });
-    const onCpu = await runStep(dir, gpuStep.with!, eventFile);
-    expect(onCpu.code).toBe(1);
-    expect(onCpu.stdout).toContain('require-gpu is set, but the run resolved wasm (bundled), not a GPU backend');
-    expect(onCpu.stdout).not.toContain('cannot read');
-    expect(api.statuses.at(-1)).toMatchObject({
-      sha: head,
-      context: 'distill-gate',
-      state: 'error',
-      description: expect.stringMatching(/^incomplete: .*require-gpu is set/),
-    });
+      // The GPU workflow's distilling step as copied, on this machine, which has no GPU: require-gpu
+      // stops the run at once, says why, and the status says so too.
+      api.comments = [];
+      api.statuses = [];
+      const gpuStep = ourSteps(gpuWorkflow).find((s) => (s.with?.mode ?? 'run') === 'run')!;
+      expect(gpuStep.with).toMatchObject({ config: 'distill-gate.yml', 'require-gpu': 'true' });
+      const onCpu = await runStep(dir, gpuStep.with!, eventFile);
+      expect(onCpu.code).toBe(1);
+      expect(onCpu.stdout).toContain('require-gpu is set, but the run resolved wasm (bundled), not a GPU backend');
+      expect(onCpu.stdout).not.toContain('cannot read');
+      expect(api.statuses.at(-1)).toMatchObject({
+        sha: head,
+        context: 'distill-gate',
+        state: 'error',
+        description: expect.stringMatching(/^incomplete: .*require-gpu is set/),
+      });
 
-    // The quick start's workflow, on a GitHub-hosted runner.
-    api.comments = [];
-    api.statuses = [];
-    const run = await runStep(dir, step.with!, eventFile);
-    expect(run.stdout).not.toContain('::warning title=distill-gate%3A config location');
-    expect(run.code, run.stdout.slice(-3000)).toBe(0);
-    expect(run.output).toMatch(/^verdict<<\S+\npass\n/m);
-    expect(run.output).toMatch(/^changed<<\S+\ntrue\n/m);
-    const report = JSON.parse(await readFile(path.join(dir, 'distill-report/report.json'), 'utf8')) as { verdict: string; training: { epochs: number } };
-    expect(report).toMatchObject({ verdict: 'pass', training: { epochs: 30 } });
-    expect(api.comments.filter((c) => c.issue_number === 7).map((c) => c.body.split('\n')[0])).toEqual(['<!-- distill-gate:distill-gate.yml -->']);
-    expect(api.statuses.map((s) => [s.sha, s.state])).toEqual([
-      [head, 'pending'],
-      [head, 'success'],
-    ]);
-    expect(api.statuses[1].description).toMatch(/^pass: \d+ gates pass/);
-  });
+      // The quick start's workflow, on a GitHub-hosted runner.
+      api.comments = [];
+      api.statuses = [];
+      const run = await runStep(dir, step.with!, eventFile);
+      expect(run.stdout).not.toContain('::warning title=distill-gate%3A config location');
+      expect(run.code, run.stdout.slice(-3000)).toBe(0);
+      expect(run.output).toMatch(/^verdict<<\S+\npass\n/m);
+      expect(run.output).toMatch(/^changed<<\S+\ntrue\n/m);
+      const report = JSON.parse(await readFile(path.join(dir, 'distill-report/report.json'), 'utf8')) as {
+        verdict: string;
+        training: { epochs: number };
+      };
+      expect(report).toMatchObject({ verdict: 'pass', training: { epochs: 30 } });
+      expect(api.comments.filter((c) => c.issue_number === 7).map((c) => c.body.split('\n')[0])).toEqual([
+        '<!-- distill-gate:distill-gate.yml -->',
+      ]);
+      expect(api.statuses.map((s) => [s.sha, s.state])).toEqual([
+        [head, 'pending'],
+        [head, 'success'],
+      ]);
+      expect(api.statuses[1].description).toMatch(/^pass: \d+ gates pass/);
+    },
+  );
 });

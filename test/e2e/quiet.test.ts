@@ -17,7 +17,10 @@ const NATIVE_NOISE = /Vulkan|Dawn|BackendVk|node-webgpu|artificially reduced|^Wa
 
 function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   // cwd is the repository, whose node_modules holds the `webgpu` package: auto searches there.
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/index.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/index.ts'), ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -31,7 +34,9 @@ describe('quiet by default', () => {
     const run = await cli('run', '--config', path.join(dir, 'distill-gate.yml'), '--out', path.join(dir, 'out'));
     expect(run.code).toBe(0);
     expect(run.stderr).not.toMatch(NATIVE_NOISE);
-    expect(run.stderr).not.toMatch(/skipped (tensorflow-gpu|webgpu|tensorflow)|install tfjs-node|npm install --no-save/);
+    expect(run.stderr).not.toMatch(
+      /skipped (tensorflow-gpu|webgpu|tensorflow)|install tfjs-node|npm install --no-save/,
+    );
     const backendLines = run.stderr.split('\n').filter((line) => line.startsWith('backend:'));
     expect(backendLines).toHaveLength(1);
     expect(backendLines[0]).toMatch(
@@ -46,7 +51,14 @@ describe('quiet by default', () => {
       expect.stringMatching(/^tensorflow: @tensorflow\/tfjs-node is not installed/),
     ]);
 
-    const quiet = await cli('run', '--config', path.join(dir, 'distill-gate.yml'), '--out', path.join(dir, 'quiet'), '-q');
+    const quiet = await cli(
+      'run',
+      '--config',
+      path.join(dir, 'distill-gate.yml'),
+      '--out',
+      path.join(dir, 'quiet'),
+      '-q',
+    );
     expect(quiet.code).toBe(0);
     expect(quiet.stderr).toBe('');
   });
@@ -58,7 +70,8 @@ describe('quiet by default', () => {
     expect(stdout).toMatch(/webgpu/);
     // Whatever Dawn printed on this machine appears once, under doctor's heading (on a machine
     // without libvulkan1, "Couldn't load Vulkan").
-    const heading = 'Dawn (the webgpu package) printed this while looking for an adapter; runs keep it out of their log:';
+    const heading =
+      'Dawn (the webgpu package) printed this while looking for an adapter; runs keep it out of their log:';
     if (stdout.includes("Couldn't load Vulkan")) {
       expect(stdout.split(heading)).toHaveLength(2);
       expect(stdout.split("Couldn't load Vulkan")).toHaveLength(2);

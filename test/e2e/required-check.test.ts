@@ -39,7 +39,11 @@ const context = github.context as unknown as { eventName: string; payload: Recor
 const log = captureActionLog(() => api.stop());
 
 const git = (cwd: string, ...args: string[]) =>
-  execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args], { cwd, encoding: 'utf8' }).trim();
+  execFileSync(
+    'git',
+    ['-c', 'user.name=t', '-c', 'user.email=t@example.com', '-c', 'init.defaultBranch=main', ...args],
+    { cwd, encoding: 'utf8' },
+  ).trim();
 
 /** A PR's checkout of the example: the base commit, and a head commit that changes the README or the teacher's weights. */
 async function checkout(change: 'readme' | 'teacher', config = quickConfig()) {
@@ -67,12 +71,24 @@ const pullRequest = (head: string, base: string, repository = 'acme/models') => 
 
 const HEAD = 'c0ffee'.padEnd(40, '0');
 const workflowRun = (conclusion = 'success') => ({
-  workflow_run: { head_sha: HEAD, pull_requests: [], conclusion, event: 'pull_request', head_repository: { full_name: 'someone/models' } },
+  workflow_run: {
+    head_sha: HEAD,
+    pull_requests: [],
+    conclusion,
+    event: 'pull_request',
+    head_repository: { full_name: 'someone/models' },
+  },
   repository: { full_name: 'acme/models', default_branch: 'main' },
 });
 
 /** Runs the action in-process as the runner would for `event`, with these inputs, in `workspace`. */
-async function act(event: string, payload: Record<string, unknown>, inputs: Record<string, string>, workspace: string, signals?: SignalSource) {
+async function act(
+  event: string,
+  payload: Record<string, unknown>,
+  inputs: Record<string, string>,
+  workspace: string,
+  signals?: SignalSource,
+) {
   for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
   Object.assign(process.env, {
     GITHUB_WORKSPACE: workspace,
@@ -124,7 +140,10 @@ describe('a same-repository PR', () => {
     const result = await act('pull_request', pullRequest(head, base), {}, dir);
     expect(result.exitCode).toBe(0);
     const final = oneFinalStatus(head);
-    expect(final).toMatchObject({ state: 'success', description: `teacher, student, data and config unchanged since ${base.slice(0, 12)}: gate skipped` });
+    expect(final).toMatchObject({
+      state: 'success',
+      description: `teacher, student, data and config unchanged since ${base.slice(0, 12)}: gate skipped`,
+    });
     expect(result.outputs).toMatchObject({ verdict: 'pass', changed: 'false' });
     expect(result.summary).toContain('gate skipped');
     expect(api.comments).toEqual([]);
@@ -132,7 +151,10 @@ describe('a same-repository PR', () => {
 
     // A later push reverted the model change that an earlier run commented on: that comment says so now.
     reset();
-    const ours = api.plantComment(7, '<!-- distill-gate:distill-gate.yml -->\n## ❌ distill-gate: fail', { login: 'github-actions[bot]', type: 'Bot' });
+    const ours = api.plantComment(7, '<!-- distill-gate:distill-gate.yml -->\n## ❌ distill-gate: fail', {
+      login: 'github-actions[bot]',
+      type: 'Bot',
+    });
     await act('pull_request', pullRequest(head, base), {}, dir);
     expect(api.comments).toHaveLength(1);
     expect(ours.body).toContain('gate skipped');
@@ -141,14 +163,28 @@ describe('a same-repository PR', () => {
   it('mode changes in front of a GPU job: skipped passes at once, a relevant change stays pending for the GPU job and lists the files', async () => {
     reset();
     const unrelated = await checkout('readme');
-    const skippedRun = await act('pull_request', pullRequest(unrelated.head, unrelated.base), { mode: 'changes' }, unrelated.dir);
+    const skippedRun = await act(
+      'pull_request',
+      pullRequest(unrelated.head, unrelated.base),
+      { mode: 'changes' },
+      unrelated.dir,
+    );
     expect(oneFinalStatus(unrelated.head).state).toBe('success');
     expect(skippedRun.outputs.changed).toBe('false');
 
     const relevant = await checkout('teacher');
-    const gated = await act('pull_request', pullRequest(relevant.head, relevant.base), { mode: 'changes' }, relevant.dir);
+    const gated = await act(
+      'pull_request',
+      pullRequest(relevant.head, relevant.base),
+      { mode: 'changes' },
+      relevant.dir,
+    );
     expect(gated.exitCode).toBe(0);
-    expect(gated.outputs).toMatchObject({ changed: 'true', 'changed-files': 'models/teacher/group1-shard1of1.bin', verdict: '' });
+    expect(gated.outputs).toMatchObject({
+      changed: 'true',
+      'changed-files': 'models/teacher/group1-shard1of1.bin',
+      verdict: '',
+    });
     const set = api.statuses.filter((s) => s.sha === relevant.head);
     expect(set.map((s) => s.state)).toEqual(['pending', 'pending']);
     expect(set[1].description).toBe(`1 relevant file changed since ${relevant.base.slice(0, 12)}: the gate runs`);
@@ -157,7 +193,12 @@ describe('a same-repository PR', () => {
   it('paths names what counts beyond the config: a change to a listed folder is relevant, and ** always distils', async () => {
     reset();
     const { dir, base, head } = await checkout('readme');
-    const listed = await act('pull_request', pullRequest(head, base), { mode: 'changes', paths: 'auto\nREADME.md' }, dir);
+    const listed = await act(
+      'pull_request',
+      pullRequest(head, base),
+      { mode: 'changes', paths: 'auto\nREADME.md' },
+      dir,
+    );
     expect(listed.outputs).toMatchObject({ changed: 'true', 'changed-files': 'README.md' });
     const everything = await act('pull_request', pullRequest(head, base), { mode: 'changes', paths: '**' }, dir);
     expect(everything.outputs.changed).toBe('true');
@@ -178,9 +219,16 @@ describe('a same-repository PR', () => {
   it('mode changes with no config for `paths: auto` knows no relevant file: the gate runs rather than passing as skipped', async () => {
     reset();
     const { dir, base, head } = await checkout('readme');
-    const result = await act('pull_request', pullRequest(head, base), { mode: 'changes', config: 'elsewhere.yml' }, dir);
+    const result = await act(
+      'pull_request',
+      pullRequest(head, base),
+      { mode: 'changes', config: 'elsewhere.yml' },
+      dir,
+    );
     expect(result.outputs.changed).toBe('true');
-    expect(result.printed).toMatch(/no relevant files are known: `paths: auto` needs the config, and there is none at .*elsewhere\.yml/);
+    expect(result.printed).toMatch(
+      /no relevant files are known: `paths: auto` needs the config, and there is none at .*elsewhere\.yml/,
+    );
   });
 
   it('a config that cannot be read fails the step and ends the status in error, never leaving it pending', async () => {
@@ -188,7 +236,10 @@ describe('a same-repository PR', () => {
     const { dir, base, head } = await checkout('teacher', 'teacher: [');
     const result = await act('pull_request', pullRequest(head, base), {}, dir);
     expect(result.exitCode).toBe(1);
-    expect(oneFinalStatus(head)).toMatchObject({ state: 'error', description: expect.stringMatching(/^could not run: .*distill-gate\.yml/) });
+    expect(oneFinalStatus(head)).toMatchObject({
+      state: 'error',
+      description: expect.stringMatching(/^could not run: .*distill-gate\.yml/),
+    });
   });
 
   it('status-name false sets none; a token that may not set statuses warns naming statuses: write, and the verdict still decides', async () => {
@@ -199,7 +250,9 @@ describe('a same-repository PR', () => {
     api.fail('POST', /\/statuses\//, 403, 99);
     const refused = await act('pull_request', pullRequest(head, base), {}, dir);
     expect(refused.exitCode).toBe(0);
-    expect(refused.printed).toMatch(/::warning::Setting the commit status distill-gate \(success\) on [0-9a-f]{12} failed: HTTP 403.*statuses: write/);
+    expect(refused.printed).toMatch(
+      /::warning::Setting the commit status distill-gate \(success\) on [0-9a-f]{12} failed: HTTP 403.*statuses: write/,
+    );
   });
 });
 
@@ -224,7 +277,10 @@ describe("a fork's PR", () => {
 
   it('a forged upload claiming pass fails when the trusted config fails it: one failure on the head commit', async () => {
     reset();
-    const dir = await trustedJob({ gates: '  size.ratio: "<= 0.01"', upload: sampleReport({ verdict: 'pass', gates: [] }) });
+    const dir = await trustedJob({
+      gates: '  size.ratio: "<= 0.01"',
+      upload: sampleReport({ verdict: 'pass', gates: [] }),
+    });
     const result = await act('workflow_run', workflowRun(), reportInputs, dir);
     expect(result.exitCode).toBe(1);
     expect(oneFinalStatus(HEAD)).toMatchObject({ state: 'failure', description: 'fail: size.ratio 0.05 (<= 0.01)' });
@@ -232,7 +288,10 @@ describe("a fork's PR", () => {
 
   it('a PR that changes no relevant file passes as skipped whatever the upload says, from the files GitHub lists', async () => {
     reset();
-    const dir = await trustedJob({ upload: sampleReport({ verdict: 'fail', gates: [failingSizeGate] }), files: ['README.md', 'src/app.ts'] });
+    const dir = await trustedJob({
+      upload: sampleReport({ verdict: 'fail', gates: [failingSizeGate] }),
+      files: ['README.md', 'src/app.ts'],
+    });
     const result = await act('workflow_run', workflowRun(), reportInputs, dir);
     expect(result.exitCode).toBe(0);
     expect(oneFinalStatus(HEAD)).toMatchObject({
@@ -248,7 +307,9 @@ describe("a fork's PR", () => {
     expect(result.exitCode).toBe(1);
     expect(oneFinalStatus(HEAD)).toMatchObject({
       state: 'failure',
-      description: expect.stringMatching(/^no report\.json was uploaded by the pull request's run \(it ended: failure\)/),
+      description: expect.stringMatching(
+        /^no report\.json was uploaded by the pull request's run \(it ended: failure\)/,
+      ),
     });
     expect(api.comments).toHaveLength(1);
     expect(api.comments[0].body).toContain('models/teacher/group1-shard1of1.bin');
@@ -262,7 +323,10 @@ describe("a fork's PR", () => {
     await writeFile(path.join(dir, 'baseline.json'), JSON.stringify(sampleReport()));
     const inputs = { ...reportInputs, baseline: 'baseline.json' };
     await act('workflow_run', workflowRun(), inputs, dir);
-    expect(oneFinalStatus(HEAD)).toMatchObject({ state: 'failure', description: 'fail: agreement.top1 0.9 (drop <= 0.01)' });
+    expect(oneFinalStatus(HEAD)).toMatchObject({
+      state: 'failure',
+      description: 'fail: agreement.top1 0.9 (drop <= 0.01)',
+    });
     reset();
     api.labelsOn.set(7, ['distill-gate:accept-regression']);
     api.pullFiles.set(7, { files: ['models/teacher/model.json'], baseSha: 'b'.repeat(40) });
@@ -277,7 +341,10 @@ describe('a matrix merged on a same-repository PR', () => {
     reset();
     const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-merge-'));
     await mkdir(path.join(dir, 'reports/distill-report-tiny'), { recursive: true });
-    await writeFile(path.join(dir, 'reports/distill-report-tiny/report.json'), JSON.stringify(sampleReport({ config: '/repo/distill-gate-tiny.yml' })));
+    await writeFile(
+      path.join(dir, 'reports/distill-report-tiny/report.json'),
+      JSON.stringify(sampleReport({ config: '/repo/distill-gate-tiny.yml' })),
+    );
     const result = await act(
       'pull_request',
       pullRequest(HEAD, 'b'.repeat(40)),
@@ -291,7 +358,13 @@ describe('a matrix merged on a same-repository PR', () => {
 
 describe('everything before the pipeline runs under the run clock', () => {
   /** Runs the action and cancels it like the runner (SIGINT) as soon as `ready` holds; says how long it took after that. */
-  async function cancelledWhen(ready: () => boolean, event: string, payload: Record<string, unknown>, inputs: Record<string, string>, dir: string) {
+  async function cancelledWhen(
+    ready: () => boolean,
+    event: string,
+    payload: Record<string, unknown>,
+    inputs: Record<string, string>,
+    dir: string,
+  ) {
     const signals = new EventEmitter();
     let cancelledAt = 0;
     const poll = setInterval(() => {
@@ -308,17 +381,28 @@ describe('everything before the pipeline runs under the run clock', () => {
   }
 
   const incompleteReport = async (dir: string) =>
-    JSON.parse(await readFile(path.join(dir, 'distill-report/report.json'), 'utf8')) as { status: string; verdict: string };
+    JSON.parse(await readFile(path.join(dir, 'distill-report/report.json'), 'utf8')) as {
+      status: string;
+      verdict: string;
+    };
 
   it('a baseline store that never answers: a cancel ends the run inside the grace, with its report and the status in error', async () => {
     reset();
     const { dir, base, head } = await checkout('teacher');
     api.hang('GET', /\/(contents|git)\//, 99);
     const storeAsked = () => api.requests.some((r) => /\/(contents|git)\//.test(r.path));
-    const result = await cancelledWhen(storeAsked, 'pull_request', pullRequest(head, base), { 'baseline-branch': 'distill-gate-data' }, dir);
+    const result = await cancelledWhen(
+      storeAsked,
+      'pull_request',
+      pullRequest(head, base),
+      { 'baseline-branch': 'distill-gate-data' },
+      dir,
+    );
     expect(result.cancelled).toBe(true);
     expect(result.afterCancelMs).toBeLessThan(RUNNER_GRACE_MS);
-    expect(result.printed).toMatch(/::warning::Reading the baseline from branch distill-gate-data failed: .*was stopped: the job was cancelled \(SIGINT\)/);
+    expect(result.printed).toMatch(
+      /::warning::Reading the baseline from branch distill-gate-data failed: .*was stopped: the job was cancelled \(SIGINT\)/,
+    );
     expect(await incompleteReport(dir)).toMatchObject({ status: 'incomplete', verdict: 'fail' });
     expect(result.summary).toContain('distill-gate: fail');
     expect(oneFinalStatus(head)).toMatchObject({ state: 'error' });
@@ -329,10 +413,17 @@ describe('everything before the pipeline runs under the run clock', () => {
     const { dir, base, head } = await checkout('teacher');
     api.hang('GET', /\/(contents|git)\//, 99);
     const started = performance.now();
-    const result = await act('pull_request', pullRequest(head, base), { 'baseline-branch': 'distill-gate-data', budget: '0.05' }, dir);
+    const result = await act(
+      'pull_request',
+      pullRequest(head, base),
+      { 'baseline-branch': 'distill-gate-data', budget: '0.05' },
+      dir,
+    );
     // 3 s of budget; the store's deadline alone would be minutes.
     expect(performance.now() - started).toBeLessThan(20_000);
-    expect(result.printed).toMatch(/reading the baseline store distill-gate-data was stopped: the time budget of 0\.05 min/);
+    expect(result.printed).toMatch(
+      /reading the baseline store distill-gate-data was stopped: the time budget of 0\.05 min/,
+    );
     expect(await incompleteReport(dir)).toMatchObject({ status: 'incomplete' });
     expect(oneFinalStatus(head).state).toBe('error');
   });
@@ -367,7 +458,9 @@ describe('everything before the pipeline runs under the run clock', () => {
       const result = await cancelledWhen(fetching, 'pull_request', pullRequest(head, missingBase), {}, dir);
       expect(result.cancelled).toBe(true);
       expect(result.afterCancelMs).toBeLessThan(RUNNER_GRACE_MS);
-      expect(result.printed).toMatch(/the changed files could not be read \(git fetch was stopped: the job was cancelled \(SIGINT\)\), so the gate runs/);
+      expect(result.printed).toMatch(
+        /the changed files could not be read \(git fetch was stopped: the job was cancelled \(SIGINT\)\), so the gate runs/,
+      );
       expect(await incompleteReport(dir)).toMatchObject({ status: 'incomplete' });
       expect(oneFinalStatus(head).state).toBe('error');
       expect(fetching()).toBe(false);

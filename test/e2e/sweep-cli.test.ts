@@ -18,11 +18,22 @@ describe('distill-gate run with students: (the built CLI, end to end)', () => {
       '    widths: [4, 16]',
       '  - { name: "deep | <two>", layers: [{ type: dense, units: 16, activation: relu }, { type: dense, units: 16, activation: relu }, { type: dense, units: 10 }] }',
     ].join('\n');
-    const dir = await exampleWorkspace(quickConfig({ top: students, distill: '{ epochs: 2, batchSize: 64, learningRate: 0.01, seed: 7 }' }));
+    const dir = await exampleWorkspace(
+      quickConfig({ top: students, distill: '{ epochs: 2, batchSize: 64, learningRate: 0.01, seed: 7 }' }),
+    );
     const out = path.join(dir, 'out');
     const { stderr } = await promisify(execFile)(
       process.execPath,
-      [path.join(ROOT, 'bin/distill-gate.js'), 'run', '--config', path.join(dir, 'distill-gate.yml'), '--out', out, '--budget', '10'],
+      [
+        path.join(ROOT, 'bin/distill-gate.js'),
+        'run',
+        '--config',
+        path.join(dir, 'distill-gate.yml'),
+        '--out',
+        out,
+        '--budget',
+        '10',
+      ],
       { cwd: dir },
     );
     expect(stderr).toMatch(/sweep: 3 of 3 candidates measured; front: /);

@@ -23,7 +23,10 @@ const check = (metric: string, op: GateCheck['op'], threshold: number, extra: Pa
   ...extra,
 });
 const metrics = { 'agreement.top1': 0.9, 'speed.studentMs': 1.5, 'size.studentBytes': 1200 };
-const baseline = (environment = here): BaselineRun => ({ metrics: { 'agreement.top1': 0.95, 'speed.studentMs': 1.0, 'size.studentBytes': 1000 }, environment });
+const baseline = (environment = here): BaselineRun => ({
+  metrics: { 'agreement.top1': 0.95, 'speed.studentMs': 1.0, 'size.studentBytes': 1000 },
+  environment,
+});
 
 describe('judgeGates', () => {
   it('judges absolute bounds without a baseline, and skips relative ones', () => {
@@ -66,7 +69,11 @@ describe('judgeGates', () => {
       { ...here, gpu: 'some GPU' },
     ]) {
       const { gates, environmentDiffers } = judgeGates(
-        [check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }), check('speed.studentMs', '<=', 1), check('agreement.top1', 'maxDrop', 0.01)],
+        [
+          check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }),
+          check('speed.studentMs', '<=', 1),
+          check('agreement.top1', 'maxDrop', 0.01),
+        ],
         metrics,
         here,
         baseline(other),
@@ -83,7 +90,10 @@ describe('judgeGates', () => {
 
   it('fails a speed gate whose metric was not measured, even against a baseline from another environment', () => {
     const { gates } = judgeGates(
-      [check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }), check('speed.teacherMs', 'maxIncrease', 0.1, { relative: true })],
+      [
+        check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }),
+        check('speed.teacherMs', 'maxIncrease', 0.1, { relative: true }),
+      ],
       { 'agreement.top1': 0.9, 'speed.teacherMs': NaN },
       here,
       baseline({ ...here, cpu: 'cpu B' }),
@@ -106,7 +116,10 @@ describe('judgeGates', () => {
       currentMs: 1.05,
       confidence: 0.95,
     });
-    const checks = [check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }), check('size.studentBytes', 'maxIncrease', 0.1, { relative: true })];
+    const checks = [
+      check('speed.studentMs', 'maxIncrease', 0.1, { relative: true }),
+      check('size.studentBytes', 'maxIncrease', 0.1, { relative: true }),
+    ];
     const run = (paired: TimedSpeed, level: GateCheck['level'] = 'error') =>
       judgeGates(
         checks.map((c) => ({ ...c, level })),
@@ -124,16 +137,39 @@ describe('judgeGates', () => {
     );
     expect(pass[1]).toMatchObject({ status: 'fail', value: 1200, baseline: 1000 });
 
-    expect(run({ comparison: comparison(1.15, 1.3), inconclusive: 'pass' })[0]).toMatchObject({ status: 'fail', pass: false });
-    expect(run({ comparison: comparison(1.15, 1.3), inconclusive: 'pass' }, 'warn')[0]).toMatchObject({ status: 'warn', pass: false });
-    expect(run({ comparison: comparison(1.05, 1.2), inconclusive: 'pass' })[0]).toMatchObject({ status: 'inconclusive', pass: true });
-    expect(run({ comparison: comparison(1.05, 1.2), inconclusive: 'fail' })[0]).toMatchObject({ status: 'fail', pass: false });
-    expect(run({ comparison: comparison(1.05, 1.2), inconclusive: 'fail' })[0].note).toMatch(/^inconclusive \(counted as fail\): ratio 1\.125/);
+    expect(run({ comparison: comparison(1.15, 1.3), inconclusive: 'pass' })[0]).toMatchObject({
+      status: 'fail',
+      pass: false,
+    });
+    expect(run({ comparison: comparison(1.15, 1.3), inconclusive: 'pass' }, 'warn')[0]).toMatchObject({
+      status: 'warn',
+      pass: false,
+    });
+    expect(run({ comparison: comparison(1.05, 1.2), inconclusive: 'pass' })[0]).toMatchObject({
+      status: 'inconclusive',
+      pass: true,
+    });
+    expect(run({ comparison: comparison(1.05, 1.2), inconclusive: 'fail' })[0]).toMatchObject({
+      status: 'fail',
+      pass: false,
+    });
+    expect(run({ comparison: comparison(1.05, 1.2), inconclusive: 'fail' })[0].note).toMatch(
+      /^inconclusive \(counted as fail\): ratio 1\.125/,
+    );
   });
 
   it('judges absolute bounds on timed metrics on their interval, and every other gate as before', () => {
-    const interval = (value: number, low: number, high: number, rounds = 50) => ({ value, low, high, rounds, confidence: 0.999 });
-    const intervals = { 'speed.speedup': interval(3.41, 3.3, 3.52, 60), 'speed.studentMs': interval(0.5, -Infinity, Infinity, 5) };
+    const interval = (value: number, low: number, high: number, rounds = 50) => ({
+      value,
+      low,
+      high,
+      rounds,
+      confidence: 0.999,
+    });
+    const intervals = {
+      'speed.speedup': interval(3.41, 3.3, 3.52, 60),
+      'speed.studentMs': interval(0.5, -Infinity, Infinity, 5),
+    };
     const checks = [
       check('speed.speedup', '>=', 3.4),
       check('speed.speedup', '>=', 3),
@@ -152,9 +188,13 @@ describe('judgeGates', () => {
       ['skipped', null, 3.45],
       ['pass', true, 0.9],
     ]);
-    expect(gates[0].note).toBe('inconclusive (counted as pass): median 3.410, 99.9% CI [3.300, 3.520] over 60 rounds; needs >= 3.4');
+    expect(gates[0].note).toBe(
+      'inconclusive (counted as pass): median 3.410, 99.9% CI [3.300, 3.520] over 60 rounds; needs >= 3.4',
+    );
     expect(gates[1].note).toBe('median 3.410, 99.9% CI [3.300, 3.520] over 60 rounds; needs >= 3');
-    expect(gates[2].note).toBe('inconclusive (counted as pass): median 0.5 ms over 5 rounds, too few for a 99.9% interval; needs <= 1');
+    expect(gates[2].note).toBe(
+      'inconclusive (counted as pass): median 0.5 ms over 5 rounds, too few for a 99.9% interval; needs <= 1',
+    );
     expect(gates[4].note).toBeUndefined();
 
     // A report from before intervals (or a re-judge without them): the median decides, as it used to.
@@ -162,8 +202,16 @@ describe('judgeGates', () => {
   });
 
   it('knows which checks are judged on an interval', () => {
-    expect(intervalBound(check('speed.throughputSpeedup', '>', 2))).toEqual({ metric: 'speed.throughputSpeedup', op: '>', threshold: 2 });
-    expect(intervalBound(check('speed.teacherMs', '<', 9))).toEqual({ metric: 'speed.teacherMs', op: '<', threshold: 9 });
+    expect(intervalBound(check('speed.throughputSpeedup', '>', 2))).toEqual({
+      metric: 'speed.throughputSpeedup',
+      op: '>',
+      threshold: 2,
+    });
+    expect(intervalBound(check('speed.teacherMs', '<', 9))).toEqual({
+      metric: 'speed.teacherMs',
+      op: '<',
+      threshold: 9,
+    });
     expect(intervalBound(check('speed.studentMs', 'maxIncrease', 0.1))).toBeUndefined();
     expect(intervalBound(check('size.ratio', '<=', 0.1))).toBeUndefined();
   });
@@ -192,12 +240,17 @@ const failing = (metric: string, op: GateCheck['op'], note?: string): GateResult
 
 describe('acceptRegressions', () => {
   it('turns failing relative gates into warnings that name the label and who set it', () => {
-    const gates = [failing('agreement.top1', 'maxDrop'), failing('speed.studentMs', 'maxIncrease', 'timed against the baseline')];
+    const gates = [
+      failing('agreement.top1', 'maxDrop'),
+      failing('speed.studentMs', 'maxIncrease', 'timed against the baseline'),
+    ];
     const { gates: accepted, overridden } = acceptRegressions(gates, { label: 'accept-regression', by: 'octocat' });
     expect(accepted.map((g) => g.status)).toEqual(['warn', 'warn']);
     expect(accepted[0].note).toBe('accepted as an intended regression (label "accept-regression" by octocat)');
     // An earlier note is kept after the acceptance.
-    expect(accepted[1].note).toBe('accepted as an intended regression (label "accept-regression" by octocat); timed against the baseline');
+    expect(accepted[1].note).toBe(
+      'accepted as an intended regression (label "accept-regression" by octocat); timed against the baseline',
+    );
     expect(overridden).toEqual(['agreement.top1 maxDrop 0.01', 'speed.studentMs maxIncrease 0.01']);
     expect(accepted[0].pass).toBe(false);
   });

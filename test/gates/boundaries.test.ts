@@ -8,9 +8,19 @@ import { evaluateGates, type GateCheck } from '../../src/gates/gates.js';
 
 const below = (x: number) => x - Math.max(Math.abs(x) * Number.EPSILON, Number.MIN_VALUE) * 2;
 const above = (x: number) => x + Math.max(Math.abs(x) * Number.EPSILON, Number.MIN_VALUE) * 2;
-const check = (op: GateCheck['op'], threshold: number, relative = false): GateCheck => ({ metric: 'agreement.top1', op, threshold, relative, level: 'error' });
+const check = (op: GateCheck['op'], threshold: number, relative = false): GateCheck => ({
+  metric: 'agreement.top1',
+  op,
+  threshold,
+  relative,
+  level: 'error',
+});
 const passes = (gate: GateCheck, value: number, baseline?: number) =>
-  evaluateGates([gate], { 'agreement.top1': value }, baseline === undefined ? undefined : { 'agreement.top1': baseline })[0].pass;
+  evaluateGates(
+    [gate],
+    { 'agreement.top1': value },
+    baseline === undefined ? undefined : { 'agreement.top1': baseline },
+  )[0].pass;
 
 describe('absolute bounds at their threshold', () => {
   it.each([
@@ -34,7 +44,13 @@ describe('relative bounds at their allowance', () => {
   });
 
   it('maxIncrease as a share of the baseline: exactly 10% passes, 10.01% fails, a fall passes', () => {
-    const gate: GateCheck = { metric: 'speed.studentMs', op: 'maxIncrease', threshold: 0.1, relative: true, level: 'error' };
+    const gate: GateCheck = {
+      metric: 'speed.studentMs',
+      op: 'maxIncrease',
+      threshold: 0.1,
+      relative: true,
+      level: 'error',
+    };
     const at = (value: number) => evaluateGates([gate], { 'speed.studentMs': value }, { 'speed.studentMs': 2 })[0].pass;
     expect([at(2.2), at(2.2002), at(1.5)]).toEqual([true, false, true]);
   });

@@ -36,7 +36,9 @@ describe('gates', () => {
   it('refuses a bare number and an object without bounds', () => {
     expect(() => parseGates({ 'size.ratio': 0.1 }, known)).toThrow(/ambiguous/);
     expect(() => parseGates({ 'size.ratio': { level: 'warn' } }, known)).toThrow(/names no bound/);
-    expect(() => parseGates({ 'size.ratio': { maxDrop: 'lots' } }, known)).toThrow(/gates\.size\.ratio\.maxDrop: "lots" does not parse/);
+    expect(() => parseGates({ 'size.ratio': { maxDrop: 'lots' } }, known)).toThrow(
+      /gates\.size\.ratio\.maxDrop: "lots" does not parse/,
+    );
   });
 
   it('refuses a threshold outside the values its metric can take, naming the bound and hinting at the fraction meant', () => {
@@ -60,16 +62,27 @@ describe('gates', () => {
   });
 
   it('skips relative checks without a baseline and judges them against one', () => {
-    const checks = parseGates({ 'agreement.top1': { maxDrop: 0.01 }, 'speed.studentMs': { maxIncrease: '10%' } }, known);
+    const checks = parseGates(
+      { 'agreement.top1': { maxDrop: 0.01 }, 'speed.studentMs': { maxIncrease: '10%' } },
+      known,
+    );
     const skipped = evaluateGates(checks, { 'agreement.top1': 0.5, 'speed.studentMs': 9 });
     expect(skipped.map((r) => [r.status, r.pass])).toEqual([
       ['skipped', null],
       ['skipped', null],
     ]);
     expect(verdictOf(skipped)).toBe('pass');
-    const judged = evaluateGates(checks, { 'agreement.top1': 0.93, 'speed.studentMs': 1.05 }, { 'agreement.top1': 0.95, 'speed.studentMs': 1 });
+    const judged = evaluateGates(
+      checks,
+      { 'agreement.top1': 0.93, 'speed.studentMs': 1.05 },
+      { 'agreement.top1': 0.95, 'speed.studentMs': 1 },
+    );
     expect(judged.map((r) => r.status)).toEqual(['fail', 'pass']);
-    const slower = evaluateGates(checks, { 'agreement.top1': 0.945, 'speed.studentMs': 1.2 }, { 'agreement.top1': 0.95, 'speed.studentMs': 1 });
+    const slower = evaluateGates(
+      checks,
+      { 'agreement.top1': 0.945, 'speed.studentMs': 1.2 },
+      { 'agreement.top1': 0.95, 'speed.studentMs': 1 },
+    );
     expect(slower.map((r) => r.status)).toEqual(['pass', 'fail']);
   });
 

@@ -20,15 +20,33 @@ beforeAll(async () => {
 });
 
 const here: SpeedEnvironment = { backend: 'cpu', tfjsVersion: '4.22.0', cpu: 'cpu', gpu: null };
-const settings: MeasureSettings = { warmup: 5, rounds: 50, throughputBatch: 4, topK: 5, speedBudgetSeconds: 20, inconclusive: 'pass' };
-const gate = (metric: string, op: GateCheck['op'], threshold: number): GateCheck => ({ metric, op, threshold, relative: false, level: 'error' });
+const settings: MeasureSettings = {
+  warmup: 5,
+  rounds: 50,
+  throughputBatch: 4,
+  topK: 5,
+  speedBudgetSeconds: 20,
+  inconclusive: 'pass',
+};
+const gate = (metric: string, op: GateCheck['op'], threshold: number): GateCheck => ({
+  metric,
+  op,
+  threshold,
+  relative: false,
+  level: 'error',
+});
 
 /**
  * One run's speed phase: a 3 ms teacher against a student of `studentMs`, each rerun with its own
  * noise. Both draw their noise from one distribution, scaled, so the median per-round speed-up is
  * exactly 3 / studentMs.
  */
-async function timeRun(run: number, studentMs: number, checks: GateCheck[] = [], rounds = settings.rounds): Promise<SpeedResult> {
+async function timeRun(
+  run: number,
+  studentMs: number,
+  checks: GateCheck[] = [],
+  rounds = settings.rounds,
+): Promise<SpeedResult> {
   const clock = new FakeClock();
   const data = inMemoryDataset('eval', new Float32Array(8 * 2), [2]);
   const bounds = checks.map(intervalBound).filter((b): b is MetricBound => b !== undefined);
@@ -77,7 +95,11 @@ describe('absolute speed gates', () => {
   });
 
   it('judge on the interval, and say so: interval, rounds and bound in the note', async () => {
-    const checks = [gate('speed.speedup', '>=', 2), gate('speed.studentMs', '<=', 0.5), gate('speed.throughputSpeedup', '>=', 3)];
+    const checks = [
+      gate('speed.speedup', '>=', 2),
+      gate('speed.studentMs', '<=', 0.5),
+      gate('speed.throughputSpeedup', '>=', 3),
+    ];
     const speed = await timeRun(1, 1, checks);
     const [speedup, latency, throughput] = judged(speed, checks);
     expect(speedup).toMatchObject({ status: 'pass', pass: true, value: speed.intervals['speed.speedup'].value });
@@ -86,13 +108,18 @@ describe('absolute speed gates', () => {
     expect(latency.note).toMatch(/^median [\d.]+ ms, 99.9% CI \[[\d.]+ ms, [\d.]+ ms\] over 50 rounds; needs <= 0\.5$/);
     // The true throughput speed-up is 3: the interval never leaves it.
     expect(throughput).toMatchObject({ status: 'inconclusive', pass: true });
-    expect(throughput.note).toMatch(/^inconclusive \(counted as pass\): median [\d.]+, 99.9% CI \[[\d.]+, [\d.]+\] over \d+ rounds; needs >= 3$/);
+    expect(throughput.note).toMatch(
+      /^inconclusive \(counted as pass\): median [\d.]+, 99.9% CI \[[\d.]+, [\d.]+\] over \d+ rounds; needs >= 3$/,
+    );
   });
 
   it('count an undecided interval as measure.inconclusive says, fail and warn alike', async () => {
     const checks = [gate('speed.speedup', '>=', 3), { ...gate('speed.speedup', '>=', 3), level: 'warn' as const }];
     const speed = await timeRun(1, 1, checks);
-    const gates = judgeGates(checks, speed.metrics, here, undefined, { intervals: speed.intervals, inconclusive: 'fail' }).gates;
+    const gates = judgeGates(checks, speed.metrics, here, undefined, {
+      intervals: speed.intervals,
+      inconclusive: 'fail',
+    }).gates;
     expect(gates.map((g) => [g.status, g.pass])).toEqual([
       ['fail', false],
       ['warn', false],
@@ -104,13 +131,27 @@ describe('absolute speed gates', () => {
     const clock = new FakeClock();
     const cancelled = AbortSignal.abort();
     const data = inMemoryDataset('eval', new Float32Array(8 * 2), [2]);
-    const checks = [gate('speed.speedup', '>=', 0.5), gate('speed.speedup', '>=', 3), gate('speed.studentThroughput', '>=', 1)];
+    const checks = [
+      gate('speed.speedup', '>=', 0.5),
+      gate('speed.speedup', '>=', 3),
+      gate('speed.studentThroughput', '>=', 1),
+    ];
     const bounds = checks.map(intervalBound).filter((b): b is MetricBound => b !== undefined);
-    const speed = await measureSpeed(tf, fakeModel(clock, noisyLatency(3, 1)), fakeModel(clock, noisyLatency(1, 2)), data, settings, {
-      bounds,
-      limits: speedLimits(settings.speedBudgetSeconds, { clock: clock.read, signal: cancelled }),
-    });
-    expect([speed.intervals['speed.speedup'].rounds, speed.intervals['speed.studentThroughput'].rounds]).toEqual([MIN_BOUNDED_ROUNDS, 3]);
+    const speed = await measureSpeed(
+      tf,
+      fakeModel(clock, noisyLatency(3, 1)),
+      fakeModel(clock, noisyLatency(1, 2)),
+      data,
+      settings,
+      {
+        bounds,
+        limits: speedLimits(settings.speedBudgetSeconds, { clock: clock.read, signal: cancelled }),
+      },
+    );
+    expect([speed.intervals['speed.speedup'].rounds, speed.intervals['speed.studentThroughput'].rounds]).toEqual([
+      MIN_BOUNDED_ROUNDS,
+      3,
+    ]);
     expect(judged(speed, checks).map((g) => g.status)).toEqual(['pass', 'inconclusive', 'inconclusive']);
     expect(judged(speed, checks)[2].note).toMatch(/over 3 rounds, too few for a 99\.9% interval; needs >= 1$/);
   });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { chanceWarning, cohensKappa, measureAgreement, nonFiniteRows, top1Agreement } from '../../src/measure/agreement.js';
+import {
+  chanceWarning,
+  cohensKappa,
+  measureAgreement,
+  nonFiniteRows,
+  top1Agreement,
+} from '../../src/measure/agreement.js';
 import { evaluateGates, parseGates } from '../../src/gates/gates.js';
 import { measuredMetrics } from '../../src/measure/metrics.js';
 
@@ -86,7 +92,11 @@ describe('measureAgreement', () => {
 
   it("counts both models' top-1 answers per class, and the teacher's most frequent class (the lowest on a tie)", () => {
     // Teacher: classes 0, 2, 3 once each; student: 0 twice, 1 once.
-    expect(measureAgreement(teacher, student, 4, 2).classes).toMatchObject({ teacherCounts: [1, 0, 1, 1], studentCounts: [2, 1, 0, 0], majorityClass: 0 });
+    expect(measureAgreement(teacher, student, 4, 2).classes).toMatchObject({
+      teacherCounts: [1, 0, 1, 1],
+      studentCounts: [2, 1, 0, 0],
+      majorityClass: 0,
+    });
     const m = agreementMetrics(teacher, student, 4, 2);
     // po = 1/3, pe = 1/3 · 2/3: (1/3 - 2/9) / (1 - 2/9) = 1/7.
     expect(m['agreement.kappa']).toBeCloseTo(1 / 7, 12);
@@ -108,7 +118,11 @@ describe('agreement corrected for chance', () => {
     expect(constant.metrics['agreement.top1']).toBeCloseTo(271 / 280, 12);
     expect(constant.metrics['agreement.majority']).toBeCloseTo(271 / 280, 12);
     expect(constant.metrics['agreement.kappa']).toBe(0);
-    expect(constant.classes).toMatchObject({ teacherCounts: [271, 6, 3], studentCounts: [280, 0, 0], majorityClass: 0 });
+    expect(constant.classes).toMatchObject({
+      teacherCounts: [271, 6, 3],
+      studentCounts: [280, 0, 0],
+      majorityClass: 0,
+    });
   });
 
   it('lets an agreement.kappa gate fail the constant student that an agreement.top1 gate passes', () => {
@@ -118,12 +132,17 @@ describe('agreement corrected for chance', () => {
       3,
       5,
     );
-    const checks = parseGates({ 'agreement.top1': '>= 0.95', 'agreement.kappa': '>= 0.5' }, measuredMetrics({ classes: 3, topK: 5, labels: false }));
+    const checks = parseGates(
+      { 'agreement.top1': '>= 0.95', 'agreement.kappa': '>= 0.5' },
+      measuredMetrics({ classes: 3, topK: 5, labels: false }),
+    );
     expect(evaluateGates(checks, metrics).map((g) => [g.metric, g.status])).toEqual([
       ['agreement.top1', 'pass'],
       ['agreement.kappa', 'fail'],
     ]);
-    expect(chanceWarning(metrics)).toMatch(/^Top-1 agreement 96\.79% is within a point of the 96\.79% that a constant student scores/);
+    expect(chanceWarning(metrics)).toMatch(
+      /^Top-1 agreement 96\.79% is within a point of the 96\.79% that a constant student scores/,
+    );
   });
 
   it('sees through a student that is not constant but agrees no more than the majority share', () => {
@@ -141,7 +160,12 @@ describe('agreement corrected for chance', () => {
   it('matches the textbook (po - pe) / (1 - pe), and goes below 0 for a student worse than chance', () => {
     // 50 samples: both say class 0 on 20, teacher 0 / student 1 on 5, teacher 1 / student 0 on 10, both 1 on 15.
     // po = 0.7, pe = 0.5·0.6 + 0.5·0.4 = 0.5: kappa 0.4.
-    const pairs = [...Array(20).fill([0, 0]), ...Array(5).fill([0, 1]), ...Array(10).fill([1, 0]), ...Array(15).fill([1, 1])] as [number, number][];
+    const pairs = [
+      ...Array(20).fill([0, 0]),
+      ...Array(5).fill([0, 1]),
+      ...Array(10).fill([1, 0]),
+      ...Array(15).fill([1, 1]),
+    ] as [number, number][];
     const m = agreementMetrics(
       answering(2, 50, (r) => pairs[r][0]),
       answering(2, 50, (r) => pairs[r][1]),
@@ -160,13 +184,18 @@ describe('agreement corrected for chance', () => {
     expect(cohensKappa(270, [280, 0], [270, 10])).toBe(0);
     expect(cohensKappa(271, [271, 9], [280, 0])).toBe(0);
     const allOne = answering(3, 10, () => 1);
-    expect(agreementMetrics(allOne, allOne, 3, 5)).toMatchObject({ 'agreement.top1': 1, 'agreement.majority': 1, 'agreement.kappa': 0 });
+    expect(agreementMetrics(allOne, allOne, 3, 5)).toMatchObject({
+      'agreement.top1': 1,
+      'agreement.majority': 1,
+      'agreement.kappa': 0,
+    });
   });
 });
 
 describe('chanceWarning', () => {
   it('warns within one point of the majority share, at it, or below it; not beyond the point', () => {
-    const at = (top1: number, majority: number) => chanceWarning({ 'agreement.top1': top1, 'agreement.majority': majority, 'agreement.kappa': 0.2 });
+    const at = (top1: number, majority: number) =>
+      chanceWarning({ 'agreement.top1': top1, 'agreement.majority': majority, 'agreement.kappa': 0.2 });
     expect(at(0.728, 0.718)).toContain('is within a point of the 71.80% that a constant student scores');
     expect(at(0.718, 0.718)).toContain("Cohen's kappa, corrected for chance, is 0.200. Gate on agreement.kappa.");
     expect(at(0.6, 0.718)).toMatch(/^Top-1 agreement 60\.00% is below the 71\.80%/);
@@ -186,7 +215,13 @@ describe('rows of logits that are not finite', () => {
   const studentRows = logits([2, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]);
 
   it("leaves rows without a teacher answer out of every metric, instead of counting them as the teacher's class 0", () => {
-    const { metrics, classes, nonFinite } = measureAgreement(teacherRows, studentRows, 3, 2, Int32Array.from([0, 0, 0, 2]));
+    const { metrics, classes, nonFinite } = measureAgreement(
+      teacherRows,
+      studentRows,
+      3,
+      2,
+      Int32Array.from([0, 0, 0, 2]),
+    );
     expect(nonFinite.teacher).toEqual({ count: 2, first: 1 });
     expect(nonFinite.student).toEqual({ count: 0, first: -1 });
     // Two rows answered (classes 0 and 2), both agreed: not 2 of 4, nor a class 0 of 3 samples.

@@ -39,7 +39,9 @@ describe('medianInterval', () => {
   it('covers the true median at its confidence, on any distribution', () => {
     // Exponential latencies (skewed, like real ones): true median ln 2.
     const random = seededRandom(11);
-    const runs = Array.from({ length: 400 }, () => medianInterval(Array.from({ length: 50 }, () => -Math.log(1 - random()))));
+    const runs = Array.from({ length: 400 }, () =>
+      medianInterval(Array.from({ length: 50 }, () => -Math.log(1 - random()))),
+    );
     const covered = runs.filter((i) => i.low <= Math.LN2 && Math.LN2 <= i.high).length;
     expect(covered / runs.length).toBeGreaterThanOrEqual(0.99);
   });
@@ -61,13 +63,16 @@ describe('decide', () => {
     ['<', 'fail', 'inconclusive', 'pass'],
     ['==', 'fail', 'inconclusive', 'fail'],
   ];
-  it.each(cases)('%s 3: passes or fails only when the whole interval is on one side', (op, whenAbove, whenStraddling, whenBelow) => {
-    expect([decide(above, { op, threshold: 3 }), decide(straddling, { op, threshold: 3 }), decide(below, { op, threshold: 3 })]).toEqual([
-      whenAbove,
-      whenStraddling,
-      whenBelow,
-    ]);
-  });
+  it.each(cases)(
+    '%s 3: passes or fails only when the whole interval is on one side',
+    (op, whenAbove, whenStraddling, whenBelow) => {
+      expect([
+        decide(above, { op, threshold: 3 }),
+        decide(straddling, { op, threshold: 3 }),
+        decide(below, { op, threshold: 3 }),
+      ]).toEqual([whenAbove, whenStraddling, whenBelow]);
+    },
+  );
 
   it('treats an interval touching the threshold as the bound says', () => {
     expect(decide({ low: 3, high: 3.2 }, { op: '>=', threshold: 3 })).toBe('pass');
@@ -78,7 +83,8 @@ describe('decide', () => {
   });
 
   it('never decides on an unbounded interval', () => {
-    for (const op of ['>=', '>', '<=', '<', '=='] as const) expect(decide({ low: -Infinity, high: Infinity }, { op, threshold: 1 })).toBe('inconclusive');
+    for (const op of ['>=', '>', '<=', '<', '=='] as const)
+      expect(decide({ low: -Infinity, high: Infinity }, { op, threshold: 1 })).toBe('inconclusive');
   });
 });
 
@@ -86,12 +92,14 @@ describe('what an honest interval looks like', () => {
   it('is bounded exactly when the rounds give the order-statistic interval a rank', () => {
     for (const confidence of [0.5, 0.9, 0.95, 0.99, CONFIDENCE, 0.99999])
       for (let rounds = 0; rounds <= 80; rounds++)
-        expect(isBounded(rounds, confidence), `${rounds} at ${confidence}`).toBe(orderStatisticRank(rounds, confidence) > 0);
-    expect([isBounded(MIN_BOUNDED_ROUNDS - 1, CONFIDENCE), isBounded(MIN_BOUNDED_ROUNDS, CONFIDENCE), isBounded(1e15, CONFIDENCE)]).toEqual([
-      false,
-      true,
-      true,
-    ]);
+        expect(isBounded(rounds, confidence), `${rounds} at ${confidence}`).toBe(
+          orderStatisticRank(rounds, confidence) > 0,
+        );
+    expect([
+      isBounded(MIN_BOUNDED_ROUNDS - 1, CONFIDENCE),
+      isBounded(MIN_BOUNDED_ROUNDS, CONFIDENCE),
+      isBounded(1e15, CONFIDENCE),
+    ]).toEqual([false, true, true]);
   });
 
   it('accepts every interval medianInterval writes', () => {
@@ -116,7 +124,12 @@ describe('what an honest interval looks like', () => {
       'low',
       /10 rounds are too few to bound the 99\.9% interval of their median \(it takes 11\)/,
     ],
-    ['a median outside its interval', { value: 4, low: 4.1, high: 4.5, rounds: 60 }, 'low', /does not hold its own median/],
+    [
+      'a median outside its interval',
+      { value: 4, low: 4.1, high: 4.5, rounds: 60 },
+      'low',
+      /does not hold its own median/,
+    ],
     ['ends in the wrong order', { value: 4, low: 4.5, high: 3.5, rounds: 60 }, 'low', /does not hold its own median/],
     [
       'a confidence of 1, which no rounds can bound',
@@ -125,7 +138,12 @@ describe('what an honest interval looks like', () => {
       /is not a confidence level/,
     ],
     ['no rounds', { value: 4, low: -Infinity, high: Infinity, rounds: 0 }, 'rounds', /is not a number of rounds/],
-    ['no median', { value: NaN, low: -Infinity, high: Infinity, rounds: 3 }, 'value', /the median over 3 rounds is missing/],
+    [
+      'no median',
+      { value: NaN, low: -Infinity, high: Infinity, rounds: 3 },
+      'value',
+      /the median over 3 rounds is missing/,
+    ],
   ])('refuses %s', (_name, interval, field, message) => {
     const problem = intervalProblem({ confidence: CONFIDENCE, ...interval });
     expect(problem?.field).toBe(field);

@@ -40,7 +40,9 @@ describe('the metric catalogue', () => {
 
   it('measures top-k agreement only with more classes than k, accuracy only with labels, paired latency only against a baseline student', () => {
     const names = (context: Parameters<typeof measuredMetrics>[0]) =>
-      measuredMetrics(context).filter((n) => !n.startsWith('size.') && !/^speed\.(teacher|student|speedup|throughputSpeedup)/.test(n));
+      measuredMetrics(context).filter(
+        (n) => !n.startsWith('size.') && !/^speed\.(teacher|student|speedup|throughputSpeedup)/.test(n),
+      );
     const chance = ['agreement.kappa', 'agreement.minClass', 'agreement.majority'];
     const calibration = ['calibration.teacherEce', 'calibration.studentEce'];
     expect(names({ classes: 5, topK: 5, labels: false })).toEqual(['agreement.top1', ...chance, 'kl']);
@@ -61,12 +63,14 @@ describe('the metric catalogue', () => {
       'quantized.agreement.top1',
       'quantized.kl',
     ]);
-    expect(names({ classes: 5, topK: 5, labels: true, quantized: true }).filter((n) => n.startsWith('quantized.') || n === 'size.studentFloatBytes')).toEqual([
-      'quantized.agreement.top1',
-      'quantized.kl',
-      'quantized.accuracy',
-    ]);
-    expect(measuredMetrics({ classes: 5, topK: 5, labels: false, quantized: true })).toContain('size.studentFloatBytes');
+    expect(
+      names({ classes: 5, topK: 5, labels: true, quantized: true }).filter(
+        (n) => n.startsWith('quantized.') || n === 'size.studentFloatBytes',
+      ),
+    ).toEqual(['quantized.agreement.top1', 'quantized.kl', 'quantized.accuracy']);
+    expect(measuredMetrics({ classes: 5, topK: 5, labels: false, quantized: true })).toContain(
+      'size.studentFloatBytes',
+    );
     expect(measuredMetrics({ classes: 5, topK: 5, labels: false })).not.toContain('size.studentFloatBytes');
     expect(names({ classes: 5, topK: 5, labels: false, baseTeacher: true })).toEqual([
       'agreement.top1',
@@ -120,15 +124,28 @@ describe('the metric catalogue', () => {
 
   it('says which way is better', () => {
     const better = (name: string) => metricSpec(name)?.better;
-    expect(['agreement.top1', 'agreement.top5', 'agreement.kappa', 'accuracy.student', 'speed.speedup', 'speed.studentThroughput'].map(better)).toEqual(
-      Array(6).fill('higher'),
-    );
+    expect(
+      [
+        'agreement.top1',
+        'agreement.top5',
+        'agreement.kappa',
+        'accuracy.student',
+        'speed.speedup',
+        'speed.studentThroughput',
+      ].map(better),
+    ).toEqual(Array(6).fill('higher'));
     // A lower chance level is a teacher spreading its answers, where top-1 agreement says more.
-    expect(['kl', 'size.ratio', 'size.studentBytes', 'speed.studentMs', 'speed.vsBaseline', 'agreement.majority'].map(better)).toEqual(Array(6).fill('lower'));
+    expect(
+      ['kl', 'size.ratio', 'size.studentBytes', 'speed.studentMs', 'speed.vsBaseline', 'agreement.majority'].map(
+        better,
+      ),
+    ).toEqual(Array(6).fill('lower'));
   });
 
   it("marks the timed metrics as the ones another machine's baseline says nothing about", () => {
-    expect(METRICS.filter((m) => isMachineDependent(m.name)).map((m) => m.name)).toEqual(METRICS.filter((m) => m.name.startsWith('speed.')).map((m) => m.name));
+    expect(METRICS.filter((m) => isMachineDependent(m.name)).map((m) => m.name)).toEqual(
+      METRICS.filter((m) => m.name.startsWith('speed.')).map((m) => m.name),
+    );
     expect(isMachineDependent('agreement.top1')).toBe(false);
   });
 });
@@ -180,7 +197,11 @@ describe('headline and trend metrics', () => {
       ['speed.speedup', 'speedup', 'Speed-up'],
       ['size.ratio', 'size-ratio', 'Size ratio'],
     ]);
-    expect(metricOutputs({ 'agreement.top1': 0.95, 'speed.speedup': 4, kl: 1 })).toEqual({ agreement: '0.95', speedup: '4', 'size-ratio': '' });
+    expect(metricOutputs({ 'agreement.top1': 0.95, 'speed.speedup': 4, kl: 1 })).toEqual({
+      agreement: '0.95',
+      speedup: '4',
+      'size-ratio': '',
+    });
   });
 
   it('takes the worst value among runs, by which way is better', () => {

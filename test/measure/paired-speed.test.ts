@@ -23,7 +23,9 @@ const atMost = (threshold: number) => ({ op: '<=' as const, threshold });
 
 describe('paired speed verdict', () => {
   it('gives the same commit the same verdict, pass, on ten noisy runs', () => {
-    const verdicts = Array.from({ length: 10 }, (_, seed) => decide(ratioInterval(noisyTimings(seed, 1.0)), atMost(1.1)));
+    const verdicts = Array.from({ length: 10 }, (_, seed) =>
+      decide(ratioInterval(noisyTimings(seed, 1.0)), atMost(1.1)),
+    );
     expect(verdicts).toEqual(Array(10).fill('pass'));
   });
 
@@ -35,7 +37,10 @@ describe('paired speed verdict', () => {
 
   it('calls a change right at the threshold inconclusive rather than guessing', () => {
     // Thirty rounds whose ratios spread evenly around exactly the allowed 1.1.
-    const interval = ratioInterval({ current: Array.from({ length: 30 }, (_, i) => 1.1 + (i - 14.5) / 100), baseline: Array(30).fill(1) });
+    const interval = ratioInterval({
+      current: Array.from({ length: 30 }, (_, i) => 1.1 + (i - 14.5) / 100),
+      baseline: Array(30).fill(1),
+    });
     expect(interval.low).toBeLessThan(1.1);
     expect(interval.high).toBeGreaterThan(1.1);
     expect(decide(interval, atMost(1.1))).toBe('inconclusive');
@@ -51,15 +56,22 @@ describe('paired speed verdict', () => {
   });
 
   it('keeps its coverage: a true 10% slowdown lies inside the 95% interval in at least 90% of 200 noisy runs', () => {
-    const covered = Array.from({ length: 200 }, (_, seed) => ratioInterval(noisyTimings(1000 + seed, 1.1, 40, 0.4), 0.95)).filter(
-      (i) => i.low <= 1.1 && 1.1 <= i.high,
-    ).length;
+    const covered = Array.from({ length: 200 }, (_, seed) =>
+      ratioInterval(noisyTimings(1000 + seed, 1.1, 40, 0.4), 0.95),
+    ).filter((i) => i.low <= 1.1 && 1.1 <= i.high).length;
     expect(covered).toBeGreaterThanOrEqual(180);
   });
 
   it('turns relative and absolute bounds into an allowed ratio', () => {
-    expect(allowedRatio({ metric: 'speed.studentMs', op: 'maxIncrease', threshold: 0.1, relative: true, level: 'error' }, 2)).toBeCloseTo(1.1);
-    expect(allowedRatio({ metric: 'speed.studentMs', op: 'maxIncrease', threshold: 0.5, relative: false, level: 'error' }, 2)).toBeCloseTo(1.25);
+    expect(
+      allowedRatio({ metric: 'speed.studentMs', op: 'maxIncrease', threshold: 0.1, relative: true, level: 'error' }, 2),
+    ).toBeCloseTo(1.1);
+    expect(
+      allowedRatio(
+        { metric: 'speed.studentMs', op: 'maxIncrease', threshold: 0.5, relative: false, level: 'error' },
+        2,
+      ),
+    ).toBeCloseTo(1.25);
   });
 });
 
@@ -69,7 +81,11 @@ describe('comparePairedSpeed', () => {
     // A student 30% slower than the baseline's, with noise on both.
     const current = fakeModel(clock, noisyLatency(1.3, 1));
     const baseline = fakeModel(clock, noisyLatency(1, 2));
-    const comparison = await comparePairedSpeed(current, baseline, {} as never, { allowedRatio: 1.1, warmup: 2, clock: clock.read });
+    const comparison = await comparePairedSpeed(current, baseline, {} as never, {
+      allowedRatio: 1.1,
+      warmup: 2,
+      clock: clock.read,
+    });
     expect(comparison).toMatchObject({ verdict: 'fail', allowedRatio: 1.1, rounds: 40, confidence: 0.999 });
     expect(comparison.ratio).toBeGreaterThan(1.2);
     expect(comparison.low).toBeGreaterThan(1.1);

@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluateGates, parseGates } from '../../src/gates/gates.js';
-import { CalibrationBins, MIN_CLASS_SAMPLES, measureAgreement, TOP_CONFUSIONS, worstClassAgreement } from '../../src/measure/agreement.js';
+import {
+  CalibrationBins,
+  MIN_CLASS_SAMPLES,
+  measureAgreement,
+  TOP_CONFUSIONS,
+  worstClassAgreement,
+} from '../../src/measure/agreement.js';
 import { measuredMetrics } from '../../src/measure/metrics.js';
 import { randomArray } from '../helpers.js';
 
@@ -62,7 +68,10 @@ describe('per-class agreement', () => {
   });
 
   it('is gateable, absolutely and against a baseline', () => {
-    const checks = parseGates({ 'agreement.minClass': { min: 0.5, maxDrop: 0.05 } }, measuredMetrics({ classes: 4, topK: 5, labels: false }));
+    const checks = parseGates(
+      { 'agreement.minClass': { min: 0.5, maxDrop: 0.05 } },
+      measuredMetrics({ classes: 4, topK: 5, labels: false }),
+    );
     const gates = evaluateGates(checks, m.metrics, { 'agreement.minClass': 0.5 });
     expect(gates.map((g) => [g.metric, g.expected, g.status])).toEqual([
       ['agreement.minClass', '>= 0.5', 'fail'],

@@ -1,12 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_LOOKS, MIN_BOUNDED_ROUNDS } from '../../src/measure/intervals.js';
-import { InterleavedTimer, LATENCY_SETTLE, speedLimits, timeUntilDecided, TimedMetrics, type MetricBound } from '../../src/measure/timing.js';
+import {
+  InterleavedTimer,
+  LATENCY_SETTLE,
+  speedLimits,
+  timeUntilDecided,
+  TimedMetrics,
+  type MetricBound,
+} from '../../src/measure/timing.js';
 import { FakeClock, fakeModel, noisyLatency } from './fake-timing.js';
 
 const input = {} as never;
 
 /** Teacher (3 ms) against student (1 ms) on the fake clock, with the speed-up as their metric. */
-function speedupPair(clock: FakeClock, bounds: MetricBound[], { rounds = 50, seed = 1, onCall }: { rounds?: number; seed?: number; onCall?: () => void } = {}) {
+function speedupPair(
+  clock: FakeClock,
+  bounds: MetricBound[],
+  { rounds = 50, seed = 1, onCall }: { rounds?: number; seed?: number; onCall?: () => void } = {},
+) {
   const teacher = fakeModel(clock, noisyLatency(3, seed));
   const student = fakeModel(clock, noisyLatency(1, seed + 1000), onCall);
   return new TimedMetrics(
@@ -23,7 +34,9 @@ const MEDIAN_SPEEDUP = 3;
 describe('InterleavedTimer', () => {
   it('alternates which model goes first round by round, also across calls', async () => {
     const calls: string[] = [];
-    const fake = (name: string) => ({ predict: () => (calls.push(name), { data: async () => new Float32Array(1), dispose: () => {} }) as never });
+    const fake = (name: string) => ({
+      predict: () => (calls.push(name), { data: async () => new Float32Array(1), dispose: () => {} }) as never,
+    });
     const timer = new InterleavedTimer(fake('a'), fake('b'), input);
     await timer.warmUp(1);
     await timer.time(3);
@@ -141,7 +154,9 @@ describe('timeUntilDecided', () => {
     const cancel = new AbortController();
     let calls = 0;
     // Cancelled during the fixed rounds, at the student's 4th call after warm-up.
-    const pair = speedupPair(clock, [speedup('>=', MEDIAN_SPEEDUP)], { onCall: () => ++calls === 3 + 4 && cancel.abort() });
+    const pair = speedupPair(clock, [speedup('>=', MEDIAN_SPEEDUP)], {
+      onCall: () => ++calls === 3 + 4 && cancel.abort(),
+    });
     await timeUntilDecided([pair], speedLimits(20, { clock: clock.read, signal: cancel.signal }));
     expect(pair.timer.rounds).toBe(MIN_BOUNDED_ROUNDS);
     expect(Number.isFinite(pair.interval('speed.speedup').low)).toBe(true);
@@ -151,7 +166,9 @@ describe('timeUntilDecided', () => {
     const clock = new FakeClock();
     const cancel = new AbortController();
     let calls = 0;
-    const pair = speedupPair(clock, [speedup('>=', MEDIAN_SPEEDUP)], { onCall: () => ++calls === 3 + 60 && cancel.abort() });
+    const pair = speedupPair(clock, [speedup('>=', MEDIAN_SPEEDUP)], {
+      onCall: () => ++calls === 3 + 60 && cancel.abort(),
+    });
     await timeUntilDecided([pair], speedLimits(20, { clock: clock.read, signal: cancel.signal }));
     expect(pair.timer.rounds).toBe(60);
   });

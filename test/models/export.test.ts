@@ -52,7 +52,10 @@ describe('float16 weights', () => {
     ]);
     const halves = toFloat16(values);
     const mine = fromFloat16(halves);
-    const theirs = decodedByTf({ ...spec('w', values.length), quantization: { dtype: 'float16' } }, new Uint8Array(halves.buffer));
+    const theirs = decodedByTf(
+      { ...spec('w', values.length), quantization: { dtype: 'float16' } },
+      new Uint8Array(halves.buffer),
+    );
     expect(Array.from(mine)).toEqual(Array.from(theirs));
     const tail = Array.from(mine.slice(2000));
     expect(tail.slice(0, 7)).toEqual([0, -0, 1, 65504, Infinity, 2 ** -24, 0]);
@@ -89,10 +92,17 @@ describe('uint8 weights, affine per tensor', () => {
   });
 
   it('records the quantization in the manifest entries, leaves int32 weights alone, and shrinks the bytes 4x', () => {
-    const data = new Uint8Array([...new Uint8Array(Float32Array.from([0.5, -0.25, 1]).buffer), ...new Uint8Array(Int32Array.from([7]).buffer)]);
+    const data = new Uint8Array([
+      ...new Uint8Array(Float32Array.from([0.5, -0.25, 1]).buffer),
+      ...new Uint8Array(Int32Array.from([7]).buffer),
+    ]);
     const specs: tf.io.WeightsManifestEntry[] = [spec('w', 3), { name: 'step', shape: [1], dtype: 'int32' }];
     const { weightSpecs, weightData } = quantizeWeights(specs, data, 'uint8');
-    expect(weightSpecs[0].quantization).toMatchObject({ dtype: 'uint8', scale: expect.any(Number), min: expect.any(Number) });
+    expect(weightSpecs[0].quantization).toMatchObject({
+      dtype: 'uint8',
+      scale: expect.any(Number),
+      min: expect.any(Number),
+    });
     expect(weightSpecs[1]).toEqual(specs[1]);
     expect(weightData.byteLength).toBe(3 + 4);
     expect(quantizedBytes(specs, 'uint8')).toBe(7);
@@ -120,7 +130,11 @@ describe('weights that do not fit the shipped format', () => {
       "export.quantize float16: 2 weight values in dense/kernel (2) did not fit and were clipped to float16's largest value, ±65,504 (beyond it they would ship as Infinity and the student would output NaN).",
     );
     const reported: ClippedWeight[][] = [];
-    const artifacts = { modelTopology: {}, weightSpecs: [spec('dense/kernel', 5)], weightData: bytesOf(values).buffer as ArrayBuffer };
+    const artifacts = {
+      modelTopology: {},
+      weightSpecs: [spec('dense/kernel', 5)],
+      weightData: bytesOf(values).buffer as ArrayBuffer,
+    };
     exportArtifacts(artifacts, { quantize: 'float16', output: 'logits' }, 'logits', (c) => reported.push(c));
     expect(reported).toEqual([clipped]);
   });
@@ -143,8 +157,17 @@ describe('weights that do not fit the shipped format', () => {
 function student(): tf.LayersModel {
   return tf.sequential({
     layers: [
-      tf.layers.dense({ inputShape: [6], units: 8, activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
-      tf.layers.dense({ units: 4, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }), biasInitializer: tf.initializers.constant({ value: 0.1 }) }),
+      tf.layers.dense({
+        inputShape: [6],
+        units: 8,
+        activation: 'relu',
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+      }),
+      tf.layers.dense({
+        units: 4,
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+        biasInitializer: tf.initializers.constant({ value: 0.1 }),
+      }),
     ],
   });
 }
@@ -213,14 +236,24 @@ describe('the shipped student', () => {
     const model = student();
     const artifacts = await saveToMemory(tf, model);
     const lastLayer = (a: tf.io.ModelArtifacts) => {
-      const layers = (a.modelTopology as { config: { layers: Array<{ class_name: string; config: { name: string } }> } }).config.layers;
+      const layers = (
+        a.modelTopology as { config: { layers: Array<{ class_name: string; config: { name: string } }> } }
+      ).config.layers;
       return layers[layers.length - 1];
     };
-    expect(lastLayer(exportArtifacts(artifacts, { quantize: 'none', output: 'probabilities' }, 'logits')).config.name).toBe(SOFTMAX_LAYER);
-    expect(lastLayer(exportArtifacts(artifacts, { quantize: 'none', output: 'logits' }, 'logits')).class_name).toBe('Dense');
-    expect(lastLayer(exportArtifacts(artifacts, { quantize: 'none', output: 'probabilities' }, 'probabilities')).class_name).toBe('Dense');
+    expect(
+      lastLayer(exportArtifacts(artifacts, { quantize: 'none', output: 'probabilities' }, 'logits')).config.name,
+    ).toBe(SOFTMAX_LAYER);
+    expect(lastLayer(exportArtifacts(artifacts, { quantize: 'none', output: 'logits' }, 'logits')).class_name).toBe(
+      'Dense',
+    );
+    expect(
+      lastLayer(exportArtifacts(artifacts, { quantize: 'none', output: 'probabilities' }, 'probabilities')).class_name,
+    ).toBe('Dense');
     // float32 and logits: the trained student's own bytes.
-    expect(exportArtifacts(artifacts, { quantize: 'none', output: 'logits' }, 'logits').weightData).toEqual(artifacts.weightData);
+    expect(exportArtifacts(artifacts, { quantize: 'none', output: 'logits' }, 'logits').weightData).toEqual(
+      artifacts.weightData,
+    );
     model.dispose();
   });
 
@@ -229,7 +262,11 @@ describe('the shipped student', () => {
     const hidden = tf.layers.dense({ units: 5, activation: 'relu' }).apply(input) as tf.SymbolicTensor;
     const output = tf.layers.dense({ units: 3 }).apply(hidden) as tf.SymbolicTensor;
     const model = tf.model({ inputs: input, outputs: output });
-    const shipped = exportArtifacts(await saveToMemory(tf, model), { quantize: 'none', output: 'probabilities' }, 'logits');
+    const shipped = exportArtifacts(
+      await saveToMemory(tf, model),
+      { quantize: 'none', output: 'probabilities' },
+      'logits',
+    );
     const loaded = await tf.loadLayersModel(tf.io.fromMemory(shipped));
     const [got, expected] = tf.tidy(() => [
       (loaded.predict(x) as tf.Tensor).arraySync() as number[][],
@@ -241,8 +278,14 @@ describe('the shipped student', () => {
   });
 
   it("answers as the teacher does by default: probabilities for a softmax teacher, logits for a logits one; the config's output wins", () => {
-    expect(exportPlan({ quantize: 'none', output: 'auto' }, 'probabilities')).toEqual({ quantize: 'none', output: 'probabilities' });
-    expect(exportPlan({ quantize: 'uint8', output: 'auto' }, 'logits')).toEqual({ quantize: 'uint8', output: 'logits' });
+    expect(exportPlan({ quantize: 'none', output: 'auto' }, 'probabilities')).toEqual({
+      quantize: 'none',
+      output: 'probabilities',
+    });
+    expect(exportPlan({ quantize: 'uint8', output: 'auto' }, 'logits')).toEqual({
+      quantize: 'uint8',
+      output: 'logits',
+    });
     expect(exportPlan({ quantize: 'none', output: 'logits' }, 'probabilities').output).toBe('logits');
   });
 });

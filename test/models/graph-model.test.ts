@@ -8,7 +8,8 @@ import { inMemoryDataset } from '../../src/data/dataset.js';
 import { cacheKey } from '../../src/distill/teacher-logits.js';
 import { InputError } from '../../src/errors.js';
 import { readModelArtifacts } from '../../src/models/artifacts.js';
-import { loadModel, type LoadedModel, type TeacherOptions } from '../../src/models/model.js';
+import { loadModel } from '../../src/models/model.js';
+import { type LoadedModel, type TeacherOptions } from '../../src/models/loaded-model.js';
 import { predictLogits } from '../../src/models/predict.js';
 import { GRAPH_MODELS, graphModels } from '../../fixtures/graph-models.js';
 import { evaluate, readFixture, type ModelJson } from './graph-reference.js';
@@ -122,7 +123,9 @@ describe('loading a GraphModel teacher', () => {
     expect(teacher.outputWidth).toBe(3);
     expect(teacher.inputShape).toEqual([4]);
     expect(teacher.output).toBe('probabilities');
-    expect(teacher.notes?.join('\n')).toMatch(/width of head Identity found by running the teacher once on zeros of shape \[1, 4\]/);
+    expect(teacher.notes?.join('\n')).toMatch(
+      /width of head Identity found by running the teacher once on zeros of shape \[1, 4\]/,
+    );
     const fixture = await readFixture(dir('softmax'));
     expectRowsClose(
       run(teacher),
@@ -146,7 +149,9 @@ describe('loading a GraphModel teacher', () => {
     const image = await edited('softmax', (json) => {
       json.signature.outputs.output_0.tensorShape.dim = [{ size: '-1' }, { size: '2' }, { size: '2' }, { size: '3' }];
     });
-    expect(await loadError(image)).toMatch(/head output_0 has shape \[None, 2, 2, 3\]; distill-gate distills a \[batch, classes\] output/);
+    expect(await loadError(image)).toMatch(
+      /head output_0 has shape \[None, 2, 2, 3\]; distill-gate distills a \[batch, classes\] output/,
+    );
   });
 });
 
@@ -162,7 +167,9 @@ describe('teacherHead: picking one output of a multi-output teacher', () => {
       delete (json as Partial<ModelJson>).signature;
     });
     const before = tf.memory().numTensors;
-    expect(await loadError(bare)).toMatch(/has 2 outputs: Identity \(Identity:0, 3 wide\), Identity_1 \(Identity_1:0, 1 wide\)/);
+    expect(await loadError(bare)).toMatch(
+      /has 2 outputs: Identity \(Identity:0, 3 wide\), Identity_1 \(Identity_1:0, 1 wide\)/,
+    );
     expect(tf.memory().numTensors).toBe(before);
   });
 
@@ -243,7 +250,9 @@ describe('one-unit teachers are distilled as two classes', () => {
     });
     const teacher = await loadModel(tf, logit, 'teacher');
     expect([teacher.outputWidth, teacher.output]).toEqual([2, 'logits']);
-    expect(teacher.notes?.join('\n')).toMatch(/read as a logit z \(it does not end in a sigmoid\): distilled as two classes, logits \[0, z\]/);
+    expect(teacher.notes?.join('\n')).toMatch(
+      /read as a logit z \(it does not end in a sigmoid\): distilled as two classes, logits \[0, z\]/,
+    );
     const fixture = await readFixture(dir('sigmoid'));
     const z = ROWS.map((row) => evaluate(fixture, row, 'StatefulPartitionedCall/functional_1/dense_2/BiasAdd'));
     const out = run(teacher);

@@ -14,12 +14,17 @@ interface Node {
   attr?: Record<string, any>;
 }
 export interface ModelJson {
-  signature: { inputs: Record<string, { name: string }>; outputs: Record<string, { name: string; tensorShape: { dim: Array<{ size: string }> } }> };
+  signature: {
+    inputs: Record<string, { name: string }>;
+    outputs: Record<string, { name: string; tensorShape: { dim: Array<{ size: string }> } }>;
+  };
   modelTopology: { node: Node[] };
   weightsManifest: Array<{ paths: string[]; weights: Array<{ name: string; shape: number[]; dtype: string }> }>;
 }
 
-export async function readFixture(dir: string): Promise<{ json: ModelJson; weights: Map<string, { shape: number[]; values: Float32Array }> }> {
+export async function readFixture(
+  dir: string,
+): Promise<{ json: ModelJson; weights: Map<string, { shape: number[]; values: Float32Array }> }> {
   const json = JSON.parse(await readFile(path.join(dir, 'model.json'), 'utf8')) as ModelJson;
   const weights = new Map<string, { shape: number[]; values: Float32Array }>();
   for (const group of json.weightsManifest) {
@@ -27,7 +32,10 @@ export async function readFixture(dir: string): Promise<{ json: ModelJson; weigh
     let offset = 0;
     for (const w of group.weights) {
       const count = w.shape.reduce((a, b) => a * b, 1);
-      weights.set(w.name, { shape: w.shape, values: new Float32Array(data.buffer.slice(data.byteOffset + offset, data.byteOffset + offset + count * 4)) });
+      weights.set(w.name, {
+        shape: w.shape,
+        values: new Float32Array(data.buffer.slice(data.byteOffset + offset, data.byteOffset + offset + count * 4)),
+      });
       offset += count * 4;
     }
   }

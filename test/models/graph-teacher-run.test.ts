@@ -58,7 +58,9 @@ describe('distill-gate run with a converted GraphModel teacher', () => {
   it('distils a sigmoid teacher as two classes, with a loss above 0, and says so in the log', async () => {
     const { code, stderr, report } = await run(await workspace('sigmoid', '', 2));
     expect(code, stderr).toBe(0);
-    expect(stderr).toMatch(/teacher: head output_0 has one unit, read as a probability p \(it ends in a sigmoid\): distilled as two classes/);
+    expect(stderr).toMatch(
+      /teacher: head output_0 has one unit, read as a probability p \(it ends in a sigmoid\): distilled as two classes/,
+    );
     expect(report!.teacher.output).toBe('probabilities');
     expect(report!.training.loss.every((l) => l > 1e-4)).toBe(true);
     expect(report!.metrics['agreement.top1']).toBeGreaterThan(0.5);
@@ -74,6 +76,8 @@ describe('distill-gate run with a converted GraphModel teacher', () => {
   it('exits 2 on a multi-output teacher without teacherHead', async () => {
     const { code, stderr } = await run(await workspace('two-head', '', 3));
     expect(code).toBe(2);
-    expect(stderr).toMatch(/has 2 outputs: output_0 \(Identity:0, 3 wide\), output_1 \(Identity_1:0, 1 wide\)\. Set teacherHead/);
+    expect(stderr).toMatch(
+      /has 2 outputs: output_0 \(Identity:0, 3 wide\), output_1 \(Identity_1:0, 1 wide\)\. Set teacherHead/,
+    );
   });
 });

@@ -6,7 +6,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import { InputError } from '../../src/errors.js';
 import { writeModelArtifacts } from '../../src/models/artifacts.js';
-import { loadModel, type LoadedModel } from '../../src/models/model.js';
+import { loadModel } from '../../src/models/model.js';
+import { type LoadedModel } from '../../src/models/loaded-model.js';
 
 let tf: Tf;
 beforeAll(async () => {
@@ -37,8 +38,12 @@ const init = (seed: number) => tf.initializers.glorotUniform({ seed });
 function twoHeads(): LayersModel {
   const input = tf.input({ shape: [4] });
   const hidden = tf.layers.dense({ units: 8, activation: 'relu', kernelInitializer: init(1) }).apply(input);
-  const classes = tf.layers.dense({ units: 3, activation: 'softmax', name: 'classes', kernelInitializer: init(2) }).apply(hidden);
-  const flag = tf.layers.dense({ units: 1, activation: 'sigmoid', name: 'flag', kernelInitializer: init(3) }).apply(hidden);
+  const classes = tf.layers
+    .dense({ units: 3, activation: 'softmax', name: 'classes', kernelInitializer: init(2) })
+    .apply(hidden);
+  const flag = tf.layers
+    .dense({ units: 1, activation: 'sigmoid', name: 'flag', kernelInitializer: init(3) })
+    .apply(hidden);
   return tf.model({ inputs: input, outputs: [classes, flag] as ReturnType<typeof tf.input>[] });
 }
 
@@ -47,7 +52,9 @@ function run(model: LoadedModel): number[][] {
 }
 
 function reference(model: LayersModel, output: number): number[][] {
-  return tf.tidy(() => (model.predict(tf.tensor2d(ROWS)) as ReturnType<typeof tf.tensor>[])[output].arraySync() as number[][]);
+  return tf.tidy(
+    () => (model.predict(tf.tensor2d(ROWS)) as ReturnType<typeof tf.tensor>[])[output].arraySync() as number[][],
+  );
 }
 
 describe('LayersModel teachers', () => {
@@ -55,7 +62,9 @@ describe('LayersModel teachers', () => {
     const model = twoHeads();
     const file = await save(model);
     await expect(loadModel(tf, file, 'teacher')).rejects.toThrow(InputError);
-    await expect(loadModel(tf, file, 'teacher')).rejects.toThrow(/has 2 outputs: classes \([^)]*3 wide\), flag \([^)]*1 wide\)\. Set teacherHead/);
+    await expect(loadModel(tf, file, 'teacher')).rejects.toThrow(
+      /has 2 outputs: classes \([^)]*3 wide\), flag \([^)]*1 wide\)\. Set teacherHead/,
+    );
     await expect(loadModel(tf, file, 'teacher', { head: 'flags' })).rejects.toThrow(
       /teacherHead "flags": is not an output of .*model\.json; its outputs: classes/,
     );
@@ -94,11 +103,18 @@ describe('LayersModel teachers', () => {
       [tf.layers.dense({ units: 1, activation: 'sigmoid', kernelInitializer: init(5) })],
       [tf.layers.dense({ units: 1, kernelInitializer: init(5) }), tf.layers.activation({ activation: 'sigmoid' })],
     ]) {
-      const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [4], units: 8, activation: 'relu', kernelInitializer: init(4) }), ...last] });
+      const model = tf.sequential({
+        layers: [
+          tf.layers.dense({ inputShape: [4], units: 8, activation: 'relu', kernelInitializer: init(4) }),
+          ...last,
+        ],
+      });
       const teacher = await loadModel(tf, await save(model), 'teacher');
       expect([teacher.outputWidth, teacher.output]).toEqual([2, 'probabilities']);
       expect(teacher.notes?.join('\n')).toMatch(/has one unit, read as a probability p \(it ends in a sigmoid\)/);
-      const p = tf.tidy(() => (model.predict(tf.tensor2d(ROWS)) as ReturnType<typeof tf.tensor>).arraySync() as number[][]).map(([v]) => v);
+      const p = tf
+        .tidy(() => (model.predict(tf.tensor2d(ROWS)) as ReturnType<typeof tf.tensor>).arraySync() as number[][])
+        .map(([v]) => v);
       run(teacher).forEach((row, i) => expect(row).toEqual([expect.closeTo(1 - p[i], 6), expect.closeTo(p[i], 6)]));
       teacher.dispose();
       model.dispose();
@@ -106,17 +122,23 @@ describe('LayersModel teachers', () => {
   });
 
   it('reads a one-unit linear layer as a logit z: logits [0, z]', async () => {
-    const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [4], units: 1, kernelInitializer: init(6) })] });
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ inputShape: [4], units: 1, kernelInitializer: init(6) })],
+    });
     const teacher = await loadModel(tf, await save(model), 'teacher');
     expect([teacher.outputWidth, teacher.output]).toEqual([2, 'logits']);
-    const z = tf.tidy(() => (model.predict(tf.tensor2d(ROWS)) as ReturnType<typeof tf.tensor>).arraySync() as number[][]).map(([v]) => v);
+    const z = tf
+      .tidy(() => (model.predict(tf.tensor2d(ROWS)) as ReturnType<typeof tf.tensor>).arraySync() as number[][])
+      .map(([v]) => v);
     run(teacher).forEach((row, i) => expect(row).toEqual([0, expect.closeTo(z[i], 6)]));
     teacher.dispose();
     model.dispose();
   });
 
   it('leaves single-output many-class teachers and students as they were', async () => {
-    const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [4], units: 5, activation: 'softmax', kernelInitializer: init(7) })] });
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ inputShape: [4], units: 5, activation: 'softmax', kernelInitializer: init(7) })],
+    });
     const file = await save(model);
     const teacher = await loadModel(tf, file, 'teacher');
     expect([teacher.outputWidth, teacher.output, teacher.notes]).toEqual([5, 'probabilities', []]);

@@ -31,7 +31,9 @@ type LayerArgs = Record<string, unknown> & { type: string };
 function student(inputShape: number[], layers: LayerArgs[], seed = 1): LayersModel {
   const model = tf.sequential();
   layers.forEach(({ type, ...args }, i) => {
-    const factory = tf.layers[type as 'dense'] as unknown as (a: Record<string, unknown>) => ReturnType<typeof tf.layers.dense>;
+    const factory = tf.layers[type as 'dense'] as unknown as (
+      a: Record<string, unknown>,
+    ) => ReturnType<typeof tf.layers.dense>;
     model.add(factory({ ...args, ...(i === 0 ? { inputShape } : {}) }));
   });
   let s = seed;
@@ -108,7 +110,11 @@ const cases: Array<[string, number[], LayerArgs[]]> = [
   [
     'conv2d dilated',
     image,
-    [{ type: 'conv2d', filters: 4, kernelSize: 3, dilationRate: 2, padding: 'same', activation: 'relu' }, { type: 'flatten' }, { type: 'dense', units: 3 }],
+    [
+      { type: 'conv2d', filters: 4, kernelSize: 3, dilationRate: 2, padding: 'same', activation: 'relu' },
+      { type: 'flatten' },
+      { type: 'dense', units: 3 },
+    ],
   ],
   [
     'depthwise conv with a multiplier',
@@ -123,7 +129,15 @@ const cases: Array<[string, number[], LayerArgs[]]> = [
     'separable conv',
     image,
     [
-      { type: 'separableConv2d', filters: 6, kernelSize: 3, depthMultiplier: 2, strides: 2, padding: 'same', activation: 'relu' },
+      {
+        type: 'separableConv2d',
+        filters: 6,
+        kernelSize: 3,
+        depthMultiplier: 2,
+        strides: 2,
+        padding: 'same',
+        activation: 'relu',
+      },
       { type: 'globalMaxPooling2d' },
       { type: 'dense', units: 4 },
     ],
@@ -140,7 +154,11 @@ const cases: Array<[string, number[], LayerArgs[]]> = [
       { type: 'dense', units: 4 },
     ],
   ],
-  ['global pools on NHWC (no conv before them)', image, [{ type: 'globalAveragePooling2d' }, { type: 'dense', units: 4 }]],
+  [
+    'global pools on NHWC (no conv before them)',
+    image,
+    [{ type: 'globalAveragePooling2d' }, { type: 'dense', units: 4 }],
+  ],
   [
     'flatten, reshape and dropout',
     image,
@@ -197,7 +215,11 @@ const cases: Array<[string, number[], LayerArgs[]]> = [
       { type: 'dense', units: 4, activation: 'swish' },
     ],
   ],
-  ['a softmax over the channels of an NCHW conv', image, [{ type: 'conv2d', filters: 4, kernelSize: 3, activation: 'softmax' }, { type: 'flatten' }]],
+  [
+    'a softmax over the channels of an NCHW conv',
+    image,
+    [{ type: 'conv2d', filters: 4, kernelSize: 3, activation: 'softmax' }, { type: 'flatten' }],
+  ],
 ];
 
 describe.skipIf(withoutOnnxRuntime)('the ONNX student computes what the TF.js student does', () => {
@@ -220,7 +242,11 @@ describe.skipIf(withoutOnnxRuntime)('the ONNX student computes what the TF.js st
   });
 
   it('runs the student in onnxruntime behind predictAsync, for timing it where it will run', async () => {
-    const layers = student(image, [{ type: 'conv2d', filters: 4, kernelSize: 3, activation: 'relu' }, { type: 'flatten' }, { type: 'dense', units: 3 }]);
+    const layers = student(image, [
+      { type: 'conv2d', filters: 4, kernelSize: 3, activation: 'relu' },
+      { type: 'flatten' },
+      { type: 'dense', units: 3 },
+    ]);
     const model = wrapLayersModel(layers, 0);
     const onnx = await onnxStudentModel(tf, onnxRuntime!, model, { output: 'probabilities' });
     expect(onnx.output).toBe('probabilities');
@@ -240,8 +266,16 @@ describe.skipIf(withoutOnnxRuntime)('the ONNX student computes what the TF.js st
   });
 
   it('finds an export that is wrong: a kernel read in the wrong order differs by far more than the tolerance', async () => {
-    const model = student(image, [{ type: 'conv2d', filters: 4, kernelSize: 3 }, { type: 'flatten' }, { type: 'dense', units: 3 }]);
-    const other = student(image, [{ type: 'conv2d', filters: 4, kernelSize: 3 }, { type: 'flatten' }, { type: 'dense', units: 3 }], 7);
+    const model = student(image, [
+      { type: 'conv2d', filters: 4, kernelSize: 3 },
+      { type: 'flatten' },
+      { type: 'dense', units: 3 },
+    ]);
+    const other = student(
+      image,
+      [{ type: 'conv2d', filters: 4, kernelSize: 3 }, { type: 'flatten' }, { type: 'dense', units: 3 }],
+      7,
+    );
     const data = inMemoryDataset('rows.npy', randomArray(8 * 192, 3, 2), image);
     const check = await checkOnnxStudent(tf, model, studentToOnnx(other, { appendSoftmax: false }), data, onnxRuntime, {
       output: 'logits',
@@ -266,17 +300,34 @@ describe('what the ONNX export writes and refuses', () => {
     const proto = readOnnxSummary(studentToOnnx(model, { appendSoftmax: false }), 'student.onnx');
     expect(proto.opset).toBe(13);
     expect(proto.inputs).toEqual([{ name: 'input', elemType: 1, shape: ['batch', 8, 8, 3] }]);
-    expect(proto.nodes.map((n) => n.op)).toEqual(['Transpose', 'Conv', 'MaxPool', 'Conv', 'Transpose', 'Flatten', 'Gemm', 'Identity']);
+    expect(proto.nodes.map((n) => n.op)).toEqual([
+      'Transpose',
+      'Conv',
+      'MaxPool',
+      'Conv',
+      'Transpose',
+      'Flatten',
+      'Gemm',
+      'Identity',
+    ]);
     model.dispose();
   });
 
   it('folds a batch norm after a layer without an activation: no BatchNormalization node', () => {
-    const model = student([6], [{ type: 'dense', units: 4 }, { type: 'batchNormalization' }, { type: 'dense', units: 2 }]);
+    const model = student(
+      [6],
+      [{ type: 'dense', units: 4 }, { type: 'batchNormalization' }, { type: 'dense', units: 2 }],
+    );
     const ops = readOnnxSummary(studentToOnnx(model, { appendSoftmax: false }), 'student.onnx').nodes.map((n) => n.op);
     expect(ops).toEqual(['Gemm', 'Gemm', 'Identity']);
     model.dispose();
-    const unfoldable = student([6], [{ type: 'dense', units: 4, activation: 'relu' }, { type: 'batchNormalization' }, { type: 'dense', units: 2 }]);
-    const kept = readOnnxSummary(studentToOnnx(unfoldable, { appendSoftmax: false }), 'student.onnx').nodes.map((n) => n.op);
+    const unfoldable = student(
+      [6],
+      [{ type: 'dense', units: 4, activation: 'relu' }, { type: 'batchNormalization' }, { type: 'dense', units: 2 }],
+    );
+    const kept = readOnnxSummary(studentToOnnx(unfoldable, { appendSoftmax: false }), 'student.onnx').nodes.map(
+      (n) => n.op,
+    );
     expect(kept).toEqual(['Gemm', 'Relu', 'BatchNormalization', 'Gemm', 'Identity']);
     unfoldable.dispose();
   });
@@ -313,7 +364,11 @@ describe('what the ONNX export writes and refuses', () => {
     const bytes = studentToOnnx(model, { appendSoftmax: false });
     expect(bytes.length).toBeGreaterThan(0);
     const data = inMemoryDataset('rows.npy', randomArray(12, 1), [6]);
-    const check = await checkOnnxStudent(tf, model, bytes, data, undefined, { output: 'logits', appendSoftmax: false, searchedIn: ['/work'] });
+    const check = await checkOnnxStudent(tf, model, bytes, data, undefined, {
+      output: 'logits',
+      appendSoftmax: false,
+      searchedIn: ['/work'],
+    });
     expect(check.status).toBe('skipped');
     expect(check.note).toMatch(/onnxruntime-node is not installed in \/work.*npm install --no-save onnxruntime-node/);
     expect(check.maxAbsDiff).toBeUndefined();

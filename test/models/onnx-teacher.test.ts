@@ -9,14 +9,23 @@ import { InputError } from '../../src/errors.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { MeasureSettings } from '../../src/config/schema.js';
 import { measureSpeed } from '../../src/measure/speed.js';
-import { loadModel, wrapLayersModel, type TeacherOptions } from '../../src/models/model.js';
+import { loadModel, wrapLayersModel } from '../../src/models/model.js';
+import { type TeacherOptions } from '../../src/models/loaded-model.js';
 import { fromFloat16 as fromHalf, toFloat16 as toHalf } from '../../src/models/float16.js';
 import { checkOnnxFeed, isOnnxFile, loadOnnxTeacher, type OnnxTeacher } from '../../src/models/onnx.js';
 import { chooseLayout, toNchw } from '../../src/models/onnx-feed.js';
 import { PROBE_MODEL_BASE64 } from '../../src/models/onnx-runtime.js';
 import { loadTeacher } from '../../src/models/pair.js';
 import { predictLogits } from '../../src/models/predict.js';
-import { CONV, CONV_TEACHER_ONNX, convTeacher, EXAMPLE_TEACHER_JSON, EXAMPLE_TEACHER_ONNX, mlpSpec, type DenseWeights } from '../../fixtures/onnx-models.js';
+import {
+  CONV,
+  CONV_TEACHER_ONNX,
+  convTeacher,
+  EXAMPLE_TEACHER_JSON,
+  EXAMPLE_TEACHER_ONNX,
+  mlpSpec,
+  type DenseWeights,
+} from '../../fixtures/onnx-models.js';
 import { DataType, writeModel, type ModelSpec } from '../../src/models/onnx-writer.js';
 import { EXAMPLE, maxRelativeError, randomArray } from '../helpers.js';
 import { REPO, withoutOnnxRuntime } from '../onnx-runtime.js';
@@ -28,7 +37,10 @@ beforeAll(async () => {
   scratch = await mkdtemp(path.join(os.tmpdir(), 'onnx-teacher-'));
 });
 
-const context = (sampleShape: number[], searchFrom = [REPO]) => ({ data: { sampleShape, source: 'data/train_x.npy' }, searchFrom });
+const context = (sampleShape: number[], searchFrom = [REPO]) => ({
+  data: { sampleShape, source: 'data/train_x.npy' },
+  searchFrom,
+});
 
 /** Writes a model to the scratch folder and returns its path. */
 async function written(name: string, bytes: Uint8Array | string): Promise<string> {
@@ -37,7 +49,12 @@ async function written(name: string, bytes: Uint8Array | string): Promise<string
   return file;
 }
 
-async function loadError(file: string, sampleShape: number[], options: TeacherOptions = {}, searchFrom = [REPO]): Promise<InputError> {
+async function loadError(
+  file: string,
+  sampleShape: number[],
+  options: TeacherOptions = {},
+  searchFrom = [REPO],
+): Promise<InputError> {
   try {
     (await loadOnnxTeacher(tf, file, options, context(sampleShape, searchFrom))).dispose();
   } catch (error) {
@@ -75,8 +92,12 @@ describe('keys only ONNX teachers read', () => {
     await expect(loadTeacher(tf, config('teacherInput: pixels\n'))).rejects.toThrow(
       /^teacherInput: applies to ONNX teachers, and .*model\.json is a TF\.js model\.json; remove teacherInput\./,
     );
-    await expect(loadTeacher(tf, config('teacherLayout: nchw\n'))).rejects.toThrow(/^teacherLayout: applies to ONNX teachers/);
-    await expect(loadTeacher(tf, config('teacherInputFill: { mask: 1 }\n'))).rejects.toThrow(/^teacherInputFill: applies to ONNX teachers/);
+    await expect(loadTeacher(tf, config('teacherLayout: nchw\n'))).rejects.toThrow(
+      /^teacherLayout: applies to ONNX teachers/,
+    );
+    await expect(loadTeacher(tf, config('teacherInputFill: { mask: 1 }\n'))).rejects.toThrow(
+      /^teacherInputFill: applies to ONNX teachers/,
+    );
     (await loadTeacher(tf, config('teacherLayout: auto\n'))).dispose();
   });
 });
@@ -97,7 +118,10 @@ describe('choosing the layout of a rank-4 input', () => {
     expect(chooseLayout([3, 32, 32], [32, 32, 3], 'auto', where)).toEqual({ layout: 'nchw', dims: [3, 32, 32] });
     expect(chooseLayout([32, 32, 3], [32, 32, 3], 'auto', where)).toEqual({ layout: 'nhwc', dims: [32, 32, 3] });
     // Free height and width: the channels decide, and the data gives the sizes.
-    expect(chooseLayout([3, 'height', null], [24, 16, 3], 'auto', where)).toEqual({ layout: 'nchw', dims: [3, 24, 16] });
+    expect(chooseLayout([3, 'height', null], [24, 16, 3], 'auto', where)).toEqual({
+      layout: 'nchw',
+      dims: [3, 24, 16],
+    });
     expect(chooseLayout([1, 28, 28], [28, 28, 1], 'auto', where).layout).toBe('nchw');
     // Both fit (C = H = W): NCHW, unless the config says otherwise.
     expect(chooseLayout([4, 4, 4], [4, 4, 4], 'auto', where).layout).toBe('nchw');
@@ -110,10 +134,16 @@ describe('choosing the layout of a rank-4 input', () => {
       /teacher\.onnx: input pixels takes \[batch, 3, 32, 32\] but samples have shape \[28, 28, 1\] in train_x\.npy \(neither NCHW \[1, 28, 28\] nor NHWC \[28, 28, 1\]\)/,
     );
     expect(() => chooseLayout([3, 32, 32], [32, 32, 3], 'nhwc', where)).toThrow(/\(teacherLayout: nhwc\)/);
-    expect(() => chooseLayout([32, 32, 3], [32, 32, 3], 'nchw', where)).toThrow(/read as NCHW \(teacherLayout: nchw\), but samples have shape \[32, 32, 3\]/);
-    expect(() => chooseLayout([64], [64], 'nchw', where)).toThrow(/^teacherLayout: nchw: applies to rank-4 \(image\) inputs/);
+    expect(() => chooseLayout([32, 32, 3], [32, 32, 3], 'nchw', where)).toThrow(
+      /read as NCHW \(teacherLayout: nchw\), but samples have shape \[32, 32, 3\]/,
+    );
+    expect(() => chooseLayout([64], [64], 'nchw', where)).toThrow(
+      /^teacherLayout: nchw: applies to rank-4 \(image\) inputs/,
+    );
     // The same number of values in another shape: the message says to reshape.
-    expect(() => chooseLayout([784], [28, 28, 1], 'auto', where)).toThrow(/the same 784 values in another shape; reshape the data/);
+    expect(() => chooseLayout([784], [28, 28, 1], 'auto', where)).toThrow(
+      /the same 784 values in another shape; reshape the data/,
+    );
   });
 });
 
@@ -121,7 +151,9 @@ describe('half-precision conversion', () => {
   it('round-trips values float16 holds exactly, rounds the others to nearest, and keeps the specials', () => {
     const exact = Float32Array.from([0, -0, 1, -2.5, 65504, 2 ** -14, 2 ** -24, 0.333251953125]);
     expect(Array.from(fromHalf(toHalf(exact)))).toEqual(Array.from(exact));
-    expect(Array.from(toHalf(Float32Array.from([1, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 1e6, -1e6])))).toEqual([0x3c00, 0x3c00, 0x3c02, 0x7c00, 0xfc00]);
+    expect(Array.from(toHalf(Float32Array.from([1, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 1e6, -1e6])))).toEqual([
+      0x3c00, 0x3c00, 0x3c02, 0x7c00, 0xfc00,
+    ]);
     expect(fromHalf(toHalf(Float32Array.from([NaN])))[0]).toBeNaN();
   });
 });
@@ -139,7 +171,11 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
       expect(onnx.output).toBe('probabilities');
       expect([onnx.outputWidth, onnx.params, onnx.bytes]).toEqual([10, tfjs.params, tfjs.bytes]);
       expect(onnx.inputShape).toEqual([64]);
-      expect(onnx.runtime).toMatchObject({ name: 'onnxruntime-node', provider: 'cpu', threads: os.availableParallelism() });
+      expect(onnx.runtime).toMatchObject({
+        name: 'onnxruntime-node',
+        provider: 'cpu',
+        threads: os.availableParallelism(),
+      });
       expect(onnx.notes?.[0]).toMatch(/^runs in onnxruntime-node \d+\.\d+\.\d+ \(cpu, \d+ threads?\)$/);
       const tensors = tf.memory().numTensors;
       const fromOnnx = await predictLogits(tf, onnx, evalSplit);
@@ -149,7 +185,8 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
       expect(fromOnnx.length).toBe(400 * 10);
       // float32 carries ~7 digits: log-probabilities near -30 agree to 1e-5 of their size, those
       // within 1 of zero to 1e-5 absolutely; the probabilities themselves to 1e-5 absolutely.
-      const worst = (a: Float32Array, b: Float32Array, scale: (v: number) => number) => Math.max(...a.map((v, i) => Math.abs(v - b[i]) / scale(b[i])));
+      const worst = (a: Float32Array, b: Float32Array, scale: (v: number) => number) =>
+        Math.max(...a.map((v, i) => Math.abs(v - b[i]) / scale(b[i])));
       expect(worst(fromOnnx, fromTfjs, (v) => Math.max(1, Math.abs(v)))).toBeLessThan(1e-5);
       expect(worst(fromOnnx.map(Math.exp), fromTfjs.map(Math.exp), () => 1)).toBeLessThan(1e-5);
     } finally {
@@ -163,7 +200,13 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
     const { height, width, channels, filters, kernel, classes } = CONV;
     const reference = tf.sequential({
       layers: [
-        tf.layers.conv2d({ inputShape: [height, width, channels], filters, kernelSize: kernel, padding: 'same', activation: 'relu' }),
+        tf.layers.conv2d({
+          inputShape: [height, width, channels],
+          filters,
+          kernelSize: kernel,
+          padding: 'same',
+          activation: 'relu',
+        }),
         tf.layers.globalAveragePooling2d({}),
         tf.layers.dense({ units: classes }),
       ],
@@ -174,26 +217,34 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
       tf.tensor2d(weights.dense.kernel, [filters, classes]),
       tf.tensor1d(weights.dense.bias),
     ]);
-    const images = inMemoryDataset('images.npy', randomArray(6 * height * width * channels, 21), [height, width, channels]);
+    const images = inMemoryDataset('images.npy', randomArray(6 * height * width * channels, 21), [
+      height,
+      width,
+      channels,
+    ]);
     const teacher = await loadOnnxTeacher(tf, CONV_TEACHER_ONNX, {}, context([height, width, channels]));
     try {
       expect(teacher.feed).toMatchObject({ name: 'pixels', layout: 'nchw', dims: [channels, height, width] });
       expect(teacher.inputShape).toEqual([height, width, channels]);
       expect(teacher.output).toBe('logits');
-      expect(teacher.notes).toContain("input pixels [batch, 3, 8, 8] is NCHW: fed the data's [8, 8, 3] samples transposed");
+      expect(teacher.notes).toContain(
+        "input pixels [batch, 3, 8, 8] is NCHW: fed the data's [8, 8, 3] samples transposed",
+      );
       const onnx = await predictLogits(tf, teacher, images);
       const expected = tf.tidy(() =>
         (
-          reference.predict(tf.tensor4d(randomArray(6 * height * width * channels, 21), [6, height, width, channels])) as ReturnType<typeof tf.tensor>
+          reference.predict(
+            tf.tensor4d(randomArray(6 * height * width * channels, 21), [6, height, width, channels]),
+          ) as ReturnType<typeof tf.tensor>
         ).dataSync(),
       );
       expect(Math.max(...onnx.map((v, i) => Math.abs(v - expected[i])))).toBeLessThan(1e-5);
       // The same values reshaped instead of transposed give other logits: the transpose matters.
-      const reshaped = inMemoryDataset('images.npy', toNchw(randomArray(6 * height * width * channels, 21), 6, [height, width, channels]), [
-        height,
-        width,
-        channels,
-      ]);
+      const reshaped = inMemoryDataset(
+        'images.npy',
+        toNchw(randomArray(6 * height * width * channels, 21), 6, [height, width, channels]),
+        [height, width, channels],
+      );
       const wrong = await predictLogits(tf, teacher, reshaped);
       expect(Math.max(...wrong.map((v, i) => Math.abs(v - expected[i])))).toBeGreaterThan(1e-2);
     } finally {
@@ -206,7 +257,12 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
     // Two inputs (x, and a mask multiplying it) and two outputs (logits, and their softmax).
     const spec = mlpSpec([small], { softmax: false, input: 'x', output: 'logits' });
     spec.nodes.unshift({ op: 'Mul', inputs: ['features', 'mask'], outputs: ['x'] });
-    spec.nodes.push({ op: 'Softmax', inputs: ['logits'], outputs: ['probabilities'], attributes: [{ name: 'axis', int: -1 }] });
+    spec.nodes.push({
+      op: 'Softmax',
+      inputs: ['logits'],
+      outputs: ['probabilities'],
+      attributes: [{ name: 'axis', int: -1 }],
+    });
     spec.inputs = [
       { name: 'features', elemType: DataType.FLOAT, shape: ['batch', 4] },
       // Its batch dimension named otherwise: a free first dimension is the batch all the same.
@@ -229,12 +285,28 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
     expect((await loadError(file, [4], { input: 'features', inputFill: { mask: 1 }, head: 'prob' })).message).toMatch(
       /^teacherHead "prob": is not an output of .*; its outputs: logits \(3 wide\), probabilities \(3 wide\)/,
     );
-    expect((await loadError(file, [4], { input: 'features', inputFill: { masks: 1 } })).message).toMatch(/^teacherInputFill\.masks: is not another input/);
-    const plain = await loadOnnxTeacher(tf, await written('plain.onnx', writeModel(mlpSpec([small], { softmax: false }))), {}, context([4]));
+    expect((await loadError(file, [4], { input: 'features', inputFill: { masks: 1 } })).message).toMatch(
+      /^teacherInputFill\.masks: is not another input/,
+    );
+    const plain = await loadOnnxTeacher(
+      tf,
+      await written('plain.onnx', writeModel(mlpSpec([small], { softmax: false }))),
+      {},
+      context([4]),
+    );
     const fromHead = async (head: string, fill: number) => {
-      const teacher = await loadOnnxTeacher(tf, file, { input: 'features', inputFill: { mask: fill }, head }, context([4]));
+      const teacher = await loadOnnxTeacher(
+        tf,
+        file,
+        { input: 'features', inputFill: { mask: fill }, head },
+        context([4]),
+      );
       try {
-        return { output: teacher.output, logits: await predictLogits(tf, teacher, rows4), fingerprint: teacher.fingerprint };
+        return {
+          output: teacher.output,
+          logits: await predictLogits(tf, teacher, rows4),
+          fingerprint: teacher.fingerprint,
+        };
       } finally {
         teacher.dispose();
       }
@@ -260,13 +332,25 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
   });
 
   it('feeds a fixed batch dimension that batch size, padding the last call, with the logits of a free batch', async () => {
-    const free = await loadOnnxTeacher(tf, await written('free.onnx', writeModel(mlpSpec([small], { softmax: false }))), {}, context([4]));
-    const fixed = await loadOnnxTeacher(tf, await written('fixed.onnx', writeModel(mlpSpec([small], { softmax: false, batch: 4 }))), {}, context([4]));
+    const free = await loadOnnxTeacher(
+      tf,
+      await written('free.onnx', writeModel(mlpSpec([small], { softmax: false }))),
+      {},
+      context([4]),
+    );
+    const fixed = await loadOnnxTeacher(
+      tf,
+      await written('fixed.onnx', writeModel(mlpSpec([small], { softmax: false, batch: 4 }))),
+      {},
+      context([4]),
+    );
     try {
       expect(fixed.feed.fixedBatch).toBe(4);
       expect(fixed.notes?.join('\n')).toMatch(/input input fixes the batch at 4: every call is fed 4 rows/);
       // 10 rows in batches of 3: each call is cut into calls of 4, the last padded.
-      expect(Array.from(await predictLogits(tf, fixed, rows4, 10, 3))).toEqual(Array.from(await predictLogits(tf, free, rows4, 10)));
+      expect(Array.from(await predictLogits(tf, fixed, rows4, 10, 3))).toEqual(
+        Array.from(await predictLogits(tf, free, rows4, 10)),
+      );
     } finally {
       free.dispose();
       fixed.dispose();
@@ -279,7 +363,9 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
     const teacher = await loadOnnxTeacher(tf, await written('free-width.onnx', writeModel(spec)), {}, context([4]));
     try {
       expect(teacher.outputWidth).toBe(3);
-      expect(teacher.notes).toContain('width of output output found by running the teacher once on zeros (the model does not declare it)');
+      expect(teacher.notes).toContain(
+        'width of output output found by running the teacher once on zeros (the model does not declare it)',
+      );
     } finally {
       teacher.dispose();
     }
@@ -287,10 +373,20 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
 
   it('converts data for integer inputs, and refuses data that is not whole numbers, naming the row', async () => {
     const spec = mlpSpec([small], { softmax: false, input: 'x' });
-    spec.nodes.unshift({ op: 'Cast', inputs: ['ids'], outputs: ['x'], attributes: [{ name: 'to', int: DataType.FLOAT }] });
+    spec.nodes.unshift({
+      op: 'Cast',
+      inputs: ['ids'],
+      outputs: ['x'],
+      attributes: [{ name: 'to', int: DataType.FLOAT }],
+    });
     spec.inputs = [{ name: 'ids', elemType: DataType.INT64, shape: ['batch', 4] }];
     const teacher = await loadOnnxTeacher(tf, await written('ids.onnx', writeModel(spec)), {}, context([4]));
-    const plain = await loadOnnxTeacher(tf, await written('plain.onnx', writeModel(mlpSpec([small], { softmax: false }))), {}, context([4]));
+    const plain = await loadOnnxTeacher(
+      tf,
+      await written('plain.onnx', writeModel(mlpSpec([small], { softmax: false }))),
+      {},
+      context([4]),
+    );
     try {
       expect(teacher.feed.type).toBe('int64');
       const ids = inMemoryDataset(
@@ -299,7 +395,9 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
         [4],
       );
       await checkOnnxFeed(teacher, ids);
-      expect(Array.from(await predictLogits(tf, teacher, ids))).toEqual(Array.from(await predictLogits(tf, plain, ids)));
+      expect(Array.from(await predictLogits(tf, teacher, ids))).toEqual(
+        Array.from(await predictLogits(tf, plain, ids)),
+      );
       const fractional = inMemoryDataset(
         'ids.npy',
         Float32Array.from({ length: 40 }, (_, i) => (i === 13 ? 2.5 : 1)),
@@ -321,11 +419,21 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
     spec.initializers[0].externalFile = 'weights.bin';
     const weight = spec.initializers[0].values as Float32Array;
     await writeFile(path.join(folder, 'teacher.onnx'), writeModel(spec));
-    await writeFile(path.join(folder, 'weights.bin'), new Uint8Array(weight.buffer, weight.byteOffset, weight.byteLength));
+    await writeFile(
+      path.join(folder, 'weights.bin'),
+      new Uint8Array(weight.buffer, weight.byteOffset, weight.byteLength),
+    );
     const external = await loadOnnxTeacher(tf, path.join(folder, 'teacher.onnx'), {}, context([4]));
-    const inline = await loadOnnxTeacher(tf, await written('inline.onnx', writeModel(mlpSpec([small], { softmax: false }))), {}, context([4]));
+    const inline = await loadOnnxTeacher(
+      tf,
+      await written('inline.onnx', writeModel(mlpSpec([small], { softmax: false }))),
+      {},
+      context([4]),
+    );
     try {
-      expect(Array.from(await predictLogits(tf, external, rows4))).toEqual(Array.from(await predictLogits(tf, inline, rows4)));
+      expect(Array.from(await predictLogits(tf, external, rows4))).toEqual(
+        Array.from(await predictLogits(tf, inline, rows4)),
+      );
       expect(external.bytes).toBe(inline.bytes);
       // Other bytes in the weight file are another teacher for the cache.
       await writeFile(path.join(folder, 'weights.bin'), new Uint8Array(weight.map((w) => w + 1).buffer));
@@ -345,10 +453,20 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
 
   it('converts the data for a float16 input', async () => {
     const spec = mlpSpec([small], { softmax: false, input: 'x' });
-    spec.nodes.unshift({ op: 'Cast', inputs: ['half'], outputs: ['x'], attributes: [{ name: 'to', int: DataType.FLOAT }] });
+    spec.nodes.unshift({
+      op: 'Cast',
+      inputs: ['half'],
+      outputs: ['x'],
+      attributes: [{ name: 'to', int: DataType.FLOAT }],
+    });
     spec.inputs = [{ name: 'half', elemType: DataType.FLOAT16, shape: ['batch', 4] }];
     const teacher = await loadOnnxTeacher(tf, await written('half.onnx', writeModel(spec)), {}, context([4]));
-    const plain = await loadOnnxTeacher(tf, await written('plain.onnx', writeModel(mlpSpec([small], { softmax: false }))), {}, context([4]));
+    const plain = await loadOnnxTeacher(
+      tf,
+      await written('plain.onnx', writeModel(mlpSpec([small], { softmax: false }))),
+      {},
+      context([4]),
+    );
     try {
       expect(teacher.feed.type).toBe('float16');
       // Values float16 holds exactly (multiples of 1/64 below 2) give the float32 teacher's logits.
@@ -357,7 +475,9 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
         Float32Array.from({ length: 40 }, (_, i) => ((i * 37) % 128) / 64 - 1),
         [4],
       );
-      expect(maxRelativeError(await predictLogits(tf, teacher, exact), await predictLogits(tf, plain, exact))).toBeLessThan(1e-6);
+      expect(
+        maxRelativeError(await predictLogits(tf, teacher, exact), await predictLogits(tf, plain, exact)),
+      ).toBeLessThan(1e-6);
     } finally {
       teacher.dispose();
       plain.dispose();
@@ -365,15 +485,22 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
   });
 
   it('distills a one-unit sigmoid head as two classes, as for TF.js teachers', async () => {
-    const spec = mlpSpec([{ kernel: randomArray(4, 5), bias: randomArray(1, 6), inputs: 4, units: 1 }], { softmax: false, input: 'x', output: 'z' });
+    const spec = mlpSpec([{ kernel: randomArray(4, 5), bias: randomArray(1, 6), inputs: 4, units: 1 }], {
+      softmax: false,
+      input: 'x',
+      output: 'z',
+    });
     spec.nodes.push({ op: 'Sigmoid', inputs: ['z'], outputs: ['p'] });
     spec.outputs = [{ name: 'p', elemType: DataType.FLOAT, shape: ['batch', 1] }];
     const teacher = await loadOnnxTeacher(tf, await written('sigmoid.onnx', writeModel(spec)), {}, context([4]));
     try {
       expect([teacher.outputWidth, teacher.output]).toEqual([2, 'probabilities']);
-      expect(teacher.notes?.join('\n')).toMatch(/head p has one unit, read as a probability p \(it ends in a sigmoid\): distilled as two classes/);
+      expect(teacher.notes?.join('\n')).toMatch(
+        /head p has one unit, read as a probability p \(it ends in a sigmoid\): distilled as two classes/,
+      );
       const logits = await predictLogits(tf, teacher, rows4, 5);
-      for (let row = 0; row < 5; row++) expect(Math.exp(logits[2 * row]) + Math.exp(logits[2 * row + 1])).toBeCloseTo(1, 6);
+      for (let row = 0; row < 5; row++)
+        expect(Math.exp(logits[2 * row]) + Math.exp(logits[2 * row + 1])).toBeCloseTo(1, 6);
     } finally {
       teacher.dispose();
     }
@@ -382,13 +509,19 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
   it('keys cached soft targets on the ONNX bytes and the runtime, and never starts TF.js workers for it', async () => {
     const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'onnx-cache-'));
     const original = writeModel(mlpSpec([small], { softmax: false }));
-    const changed = writeModel(mlpSpec([{ ...small, bias: Float32Array.from([small.bias[0] + 1 / 64, small.bias[1], small.bias[2]]) }], { softmax: false }));
+    const changed = writeModel(
+      mlpSpec([{ ...small, bias: Float32Array.from([small.bias[0] + 1 / 64, small.bias[1], small.bias[2]]) }], {
+        softmax: false,
+      }),
+    );
     const [a, sameBytes, b] = await Promise.all(
       [
         ['a.onnx', original],
         ['a-copy.onnx', original],
         ['b.onnx', changed],
-      ].map(async ([name, bytes]) => loadOnnxTeacher(tf, await written(name as string, bytes as Uint8Array), {}, context([4]))),
+      ].map(async ([name, bytes]) =>
+        loadOnnxTeacher(tf, await written(name as string, bytes as Uint8Array), {}, context([4])),
+      ),
     );
     try {
       expect(a.fingerprint).toBe(sameBytes.fingerprint);
@@ -414,7 +547,14 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
     const student = wrapLayersModel(tf.sequential({ layers: [tf.layers.dense({ inputShape: [64], units: 10 })] }), 0);
     try {
       const tensors = tf.memory().numTensors;
-      const settings: MeasureSettings = { warmup: 2, rounds: 5, throughputBatch: 32, topK: 5, speedBudgetSeconds: 1, inconclusive: 'pass' };
+      const settings: MeasureSettings = {
+        warmup: 2,
+        rounds: 5,
+        throughputBatch: 32,
+        topK: 5,
+        speedBudgetSeconds: 1,
+        inconclusive: 'pass',
+      };
       const { metrics } = await measureSpeed(tf, teacher, student, evalSplit, settings);
       expect(metrics['speed.teacherMs']).toBeGreaterThan(0);
       expect(metrics['speed.teacherThroughput']).toBeGreaterThan(0);
@@ -431,9 +571,15 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
       const png = await written('teacher.onnx', Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'));
       const error = await loadError(png, [64]);
       expect(error.culprit).toBe(png);
-      expect(error.message).toMatch(/is not an ONNX model \(.*\)\. Expected an ONNX ModelProto \(\.onnx, e\.g\. from torch\.onnx\.export/);
-      expect((await loadError(await written('text.onnx', 'not a model at all\n'), [64])).message).toMatch(/is not an ONNX model/);
-      expect((await loadError(await written('empty.onnx', ''), [64])).message).toMatch(/is not an ONNX model \(the file is empty\)/);
+      expect(error.message).toMatch(
+        /is not an ONNX model \(.*\)\. Expected an ONNX ModelProto \(\.onnx, e\.g\. from torch\.onnx\.export/,
+      );
+      expect((await loadError(await written('text.onnx', 'not a model at all\n'), [64])).message).toMatch(
+        /is not an ONNX model/,
+      );
+      expect((await loadError(await written('empty.onnx', ''), [64])).message).toMatch(
+        /is not an ONNX model \(the file is empty\)/,
+      );
     });
 
     it('a truncated file', async () => {
@@ -441,20 +587,26 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
       const file = await written('truncated.onnx', bytes.subarray(0, bytes.length >> 1));
       const error = await loadError(file, [64]);
       expect(error.culprit).toBe(file);
-      expect(error.message).toMatch(/is truncated or corrupt: field 7 at byte \d+ declares \d+ bytes but only \d+ remain in the file \(433771 bytes read\)/);
+      expect(error.message).toMatch(
+        /is truncated or corrupt: field 7 at byte \d+ declares \d+ bytes but only \d+ remain in the file \(433771 bytes read\)/,
+      );
     });
 
     it('an input width that does not match the data', async () => {
       const error = await loadError(EXAMPLE_TEACHER_ONNX, [32]);
       expect(error.culprit).toBe(EXAMPLE_TEACHER_ONNX);
-      expect(error.message).toMatch(/input input takes \[batch, 64\] but samples have shape \[32\] in data\/train_x\.npy: the teacher and the data do not fit/);
+      expect(error.message).toMatch(
+        /input input takes \[batch, 64\] but samples have shape \[32\] in data\/train_x\.npy: the teacher and the data do not fit/,
+      );
     });
 
     it('an integer output, which holds no scores', async () => {
       const spec = mlpSpec([small], { softmax: false, output: 'logits' });
       spec.nodes.push({ op: 'ArgMax', inputs: ['logits'], outputs: ['class'], attributes: [{ name: 'axis', int: 1 }] });
       spec.outputs = [{ name: 'class', elemType: DataType.INT64, shape: ['batch', 1] }];
-      expect((await loadError(await written('argmax.onnx', writeModel(spec)), [4])).message).toMatch(/output class holds int64 values, not scores/);
+      expect((await loadError(await written('argmax.onnx', writeModel(spec)), [4])).message).toMatch(
+        /output class holds int64 values, not scores/,
+      );
     });
 
     it('a string input', async () => {
@@ -473,8 +625,12 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
       const empty = await mkdtemp(path.join(os.tmpdir(), 'no-onnxruntime-'));
       const error = await loadError(EXAMPLE_TEACHER_ONNX, [64], {}, [empty]);
       expect(error.culprit).toBe(EXAMPLE_TEACHER_ONNX);
-      expect(error.message).toContain(`is an ONNX model, which runs in onnxruntime-node; it is not installed in ${empty}.`);
-      expect(error.message).toContain('`ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node@1.30.0` (CPU)');
+      expect(error.message).toContain(
+        `is an ONNX model, which runs in onnxruntime-node; it is not installed in ${empty}.`,
+      );
+      expect(error.message).toContain(
+        '`ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node@1.30.0` (CPU)',
+      );
       expect(error.message).toContain('on a GPU runner `npm install --no-save onnxruntime-node@1.30.0`');
     });
   });
@@ -494,7 +650,11 @@ describe.skipIf(withoutOnnxRuntime)('ONNX teachers in onnxruntime-node', () => {
 
 describe.skipIf(withoutOnnxRuntime)('inputs filled by teacherInputFill, sized by memory', () => {
   /** The small teacher with a second input, `extra`, of `shape` and `elemType`, that teacherInputFill fills. */
-  async function withExtraInput(name: string, shape: Array<number | string>, elemType: number = DataType.FLOAT): Promise<string> {
+  async function withExtraInput(
+    name: string,
+    shape: Array<number | string>,
+    elemType: number = DataType.FLOAT,
+  ): Promise<string> {
     const spec = mlpSpec([small], { softmax: false, input: 'features', output: 'logits' });
     spec.inputs.push({ name: 'extra', elemType, shape });
     return written(name, writeModel(spec));
@@ -516,7 +676,12 @@ describe.skipIf(withoutOnnxRuntime)('inputs filled by teacherInputFill, sized by
 
   it('splits a batch into calls whose filled inputs stay within the budget, with the logits of one call', async () => {
     const file = await withExtraInput('wide-fill.onnx', ['batch', 1000]);
-    const plain = await loadOnnxTeacher(tf, await written('plain-fill.onnx', writeModel(mlpSpec([small], { softmax: false }))), {}, context([4]));
+    const plain = await loadOnnxTeacher(
+      tf,
+      await written('plain-fill.onnx', writeModel(mlpSpec([small], { softmax: false }))),
+      {},
+      context([4]),
+    );
     // 4,000 bytes a row against a 16,000-byte budget: 4 rows a call.
     const teacher = await loadOnnxTeacher(
       tf,
@@ -527,7 +692,9 @@ describe.skipIf(withoutOnnxRuntime)('inputs filled by teacherInputFill, sized by
     try {
       expect(teacher.feed.maxRows).toBe(4);
       expect(teacher.notes).toContain('inputs filled by teacherInputFill take 3.9 KiB a row: at most 4 rows a call');
-      expect(Array.from(await predictLogits(tf, teacher, rows4, 10, 10))).toEqual(Array.from(await predictLogits(tf, plain, rows4, 10)));
+      expect(Array.from(await predictLogits(tf, teacher, rows4, 10, 10))).toEqual(
+        Array.from(await predictLogits(tf, plain, rows4, 10)),
+      );
     } finally {
       teacher.dispose();
       plain.dispose();

@@ -2,7 +2,7 @@ import type { Tensor } from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import { inMemoryDataset } from '../../src/data/dataset.js';
-import type { LoadedModel } from '../../src/models/model.js';
+import type { LoadedModel } from '../../src/models/loaded-model.js';
 import { isOutOfMemory } from '../../src/errors.js';
 import { INFERENCE_BATCH, inferenceBatch, predictLogits } from '../../src/models/predict.js';
 

@@ -88,7 +88,13 @@ describe('buildReport', () => {
 
   it("keeps each speed metric's interval in report.json, unbounded ones read back as such, and the Speed table shows them beside the medians", () => {
     const base = record();
-    const interval = (value: number, low: number, high: number, rounds = 200) => ({ value, low, high, rounds, confidence: 0.999 });
+    const interval = (value: number, low: number, high: number, rounds = 200) => ({
+      value,
+      low,
+      high,
+      rounds,
+      confidence: 0.999,
+    });
     const speedIntervals = {
       'speed.teacherMs': interval(2, 1.9, 2.1),
       'speed.studentMs': interval(0.5, 0.48, 0.53),
@@ -96,7 +102,13 @@ describe('buildReport', () => {
       // Too few rounds to bound it: JSON writes its ends as null, and readers make them infinite again.
       'speed.throughputSpeedup': interval(9, -Infinity, Infinity, 7),
     };
-    const metrics = { ...base.measurement.metrics, 'speed.teacherMs': 2, 'speed.studentMs': 0.5, 'speed.speedup': 4, 'speed.throughputSpeedup': 9 };
+    const metrics = {
+      ...base.measurement.metrics,
+      'speed.teacherMs': 2,
+      'speed.studentMs': 0.5,
+      'speed.speedup': 4,
+      'speed.throughputSpeedup': 9,
+    };
     const comparison = {
       ratio: 1.02,
       low: 0.99,
@@ -108,14 +120,24 @@ describe('buildReport', () => {
       currentMs: 0.5,
       confidence: 0.999,
     };
-    const report = buildReport({ ...base, measurement: { ...base.measurement, metrics, speedIntervals, speedComparison: comparison } });
-    expect(Object.keys(report.speedIntervals!)).toEqual(['speed.teacherMs', 'speed.studentMs', 'speed.speedup', 'speed.throughputSpeedup']);
+    const report = buildReport({
+      ...base,
+      measurement: { ...base.measurement, metrics, speedIntervals, speedComparison: comparison },
+    });
+    expect(Object.keys(report.speedIntervals!)).toEqual([
+      'speed.teacherMs',
+      'speed.studentMs',
+      'speed.speedup',
+      'speed.throughputSpeedup',
+    ]);
     const readBack = parseReport(JSON.parse(JSON.stringify(report)), 'report.json', 'untrusted');
     expect(readBack.speedIntervals!['speed.speedup']).toEqual(interval(4, 3.81, 4.2));
     expect(readBack.speedIntervals!['speed.throughputSpeedup']).toEqual(interval(9, -Infinity, Infinity, 7));
     const md = renderMarkdown(report);
     expect(md).toContain('medians over rounds, each with its 99.9% confidence interval in brackets.');
-    expect(md).toMatch(/\| Latency, batch 1 \(ms\) +\| +2 \(1\.9–2\.1\) \| 0\.5 \(0\.48–0\.53\) \| +4× \(3\.81–4\.2\) \|/);
+    expect(md).toMatch(
+      /\| Latency, batch 1 \(ms\) +\| +2 \(1\.9–2\.1\) \| 0\.5 \(0\.48–0\.53\) \| +4× \(3\.81–4\.2\) \|/,
+    );
     expect(md).toMatch(/\| Throughput \(samples\/s\) +\| +— \| +— \| +9× \(too few rounds\) \|/);
     expect(md).toContain('ratio 1.020 (99.9% CI 0.990–1.050, 80 rounds)');
     expect('speedIntervals' in buildReport(base)).toBe(false);
@@ -127,11 +149,18 @@ describe('buildReport', () => {
     const runUrl = 'https://github.test/acme/models/actions/runs/41';
     const report = buildReport({
       ...base,
-      session: { ...base.session, baseline: { ...base.session.baseline!, report: { ...base.session.baseline!.report, runUrl } } },
+      session: {
+        ...base.session,
+        baseline: { ...base.session.baseline!, report: { ...base.session.baseline!.report, runUrl } },
+      },
     });
     expect(report.baseline?.runUrl).toBe(runUrl);
-    expect(renderMarkdown(report)).toContain(`Baseline: commit abc123 from 2026-11-01 ([its run](${runUrl})) (**another environment**`);
-    expect(renderMarkdown(buildReport(base))).toContain('Baseline: commit abc123 from 2026-11-01 (**another environment**');
+    expect(renderMarkdown(report)).toContain(
+      `Baseline: commit abc123 from 2026-11-01 ([its run](${runUrl})) (**another environment**`,
+    );
+    expect(renderMarkdown(buildReport(base))).toContain(
+      'Baseline: commit abc123 from 2026-11-01 (**another environment**',
+    );
     // Only a run's address is linked, whatever a report.json that skipped the schema holds.
     const hostile = { ...report, baseline: { ...report.baseline!, runUrl: 'javascript:alert(1)//x/y/actions/runs/1' } };
     expect(renderMarkdown(hostile)).toContain('Baseline: commit abc123 from 2026-11-01 (**another environment**');
@@ -160,7 +189,10 @@ describe('buildReport', () => {
   it('records which kernel module trained, through report.json and into the footer', () => {
     const base = record();
     const trained = (kernelModule: string) =>
-      buildReport({ ...base, distillation: { ...base.distillation, path: { kind: 'kernel', backend: 'wasm', kernelModule } } });
+      buildReport({
+        ...base,
+        distillation: { ...base.distillation, path: { kind: 'kernel', backend: 'wasm', kernelModule } },
+      });
     const report = trained('relaxed-simd');
     expect(report.training.step).toEqual({ kind: 'kernel', backend: 'wasm', kernelModule: 'relaxed-simd' });
     const read = parseReport(JSON.parse(JSON.stringify(report)), 'report.json', 'untrusted');
@@ -185,7 +217,9 @@ describe('buildReport', () => {
     expect(report.training.augment).toEqual({ flip: true, cropPadding: 2, brightness: 0.1, contrast: 0, seed: 7 });
     const read = parseReport(JSON.parse(JSON.stringify(report)), 'report.json', 'untrusted');
     expect(read.training.augment).toEqual(report.training.augment);
-    expect(renderMarkdown(read)).toMatch(/seed 7; augmented each epoch: flip, crop ±2 px, brightness ±0\.1 \(seed 7\); classes cat, dog\./);
+    expect(renderMarkdown(read)).toMatch(
+      /seed 7; augmented each epoch: flip, crop ±2 px, brightness ±0\.1 \(seed 7\); classes cat, dog\./,
+    );
     // Its own seed wins over distill.seed; every transform off still says the rows were redrawn.
     expect(renderMarkdown(augmented({ flip: false, brightness: 0, contrast: 0, seed: 3 }))).toContain(
       'augmented each epoch: nothing (every transform off) (seed 3)',
@@ -199,7 +233,10 @@ describe('buildReport', () => {
     expect(footer).toContain('c9 and 2 more');
     expect(() =>
       parseReport(
-        { ...JSON.parse(JSON.stringify(report)), training: { ...report.training, augment: { ...report.training.augment, contrast: 2 } } },
+        {
+          ...JSON.parse(JSON.stringify(report)),
+          training: { ...report.training, augment: { ...report.training.augment, contrast: 2 } },
+        },
         'report.json',
         'untrusted',
       ),
@@ -212,6 +249,8 @@ describe('buildReport', () => {
     expect(report.phases).toEqual(phases);
     expect(parseReport(JSON.parse(JSON.stringify(report)), 'report.json', 'untrusted').phases).toEqual(phases);
     expect('phases' in buildReport(record())).toBe(false);
-    expect(() => parseReport({ ...JSON.parse(JSON.stringify(report)), phases: { load: -1 } }, 'report.json', 'untrusted')).toThrow(/phases/);
+    expect(() =>
+      parseReport({ ...JSON.parse(JSON.stringify(report)), phases: { load: -1 } }, 'report.json', 'untrusted'),
+    ).toThrow(/phases/);
   });
 });

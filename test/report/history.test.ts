@@ -3,13 +3,23 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { appendHistory, historyEntry, HISTORY_LIMIT, historyTable, parseHistory, trendCharts } from '../../src/report/history.js';
+import {
+  appendHistory,
+  historyEntry,
+  HISTORY_LIMIT,
+  historyTable,
+  parseHistory,
+  trendCharts,
+} from '../../src/report/history.js';
 import { captureIo } from '../helpers.js';
 import { sampleReport } from '../sample-report.js';
 
 const runs = (n: number) =>
   Array.from({ length: n }, (_, i) =>
-    historyEntry(sampleReport({ commit: `c0ffee${i}`, metrics: { ...sampleReport().metrics, 'agreement.top1': 0.9 + i / 1000 } }), 'schedule'),
+    historyEntry(
+      sampleReport({ commit: `c0ffee${i}`, metrics: { ...sampleReport().metrics, 'agreement.top1': 0.9 + i / 1000 } }),
+      'schedule',
+    ),
   );
 
 describe('history and trend', () => {
@@ -45,16 +55,25 @@ describe('history and trend', () => {
   it('refuses, naming the run, a history whose runs would break the trend or the table', () => {
     const [first, second] = runs(2);
     const cases: Array<[unknown, RegExp]> = [
-      [{ ...second, commit: 42 }, /h\.json: is not a distill-gate history file: run 2 of 2 has a "commit" that is not text/],
+      [
+        { ...second, commit: 42 },
+        /h\.json: is not a distill-gate history file: run 2 of 2 has a "commit" that is not text/,
+      ],
       [{ ...second, createdAt: undefined }, /run 2 of 2 has no "createdAt" date/],
-      [{ ...second, metrics: { 'agreement.top1': '0.9' } }, /run 2 of 2 has a metric "agreement.top1" that is not a number/],
+      [
+        { ...second, metrics: { 'agreement.top1': '0.9' } },
+        /run 2 of 2 has a metric "agreement.top1" that is not a number/,
+      ],
       [{ ...second, verdict: 'maybe' }, /run 2 of 2 has a "verdict" other than pass or fail/],
       [{ ...second, override: { label: 'x' } }, /run 2 of 2 has an "override" without "by"/],
       [[], /run 2 of 2 is not an object/],
     ];
     for (const [bad, fault] of cases) expect(() => parseHistory(JSON.stringify([first, bad]), 'h.json')).toThrow(fault);
     // A metric that was not finite is stored as null, and drawn as a gap.
-    const withNull = parseHistory(JSON.stringify([first, { ...second, metrics: { ...second.metrics, 'agreement.top1': null } }]), 'h.json');
+    const withNull = parseHistory(
+      JSON.stringify([first, { ...second, metrics: { ...second.metrics, 'agreement.top1': null } }]),
+      'h.json',
+    );
     expect(withNull).toHaveLength(2);
     expect(() => [trendCharts(withNull, sampleReport()), historyTable(withNull)]).not.toThrow();
   });

@@ -12,7 +12,12 @@ const history = [0.93, 0.94, 0.955].map((top1, i) =>
     sampleReport({
       commit: `${i}abcdef0123`,
       createdAt: `2025-12-0${i + 1}T08:30:00.000Z`,
-      metrics: { ...sampleReport().metrics, 'agreement.top1': top1, 'speed.studentMs': 0.5 + i / 10, 'size.studentBytes': 40 + i * 5 },
+      metrics: {
+        ...sampleReport().metrics,
+        'agreement.top1': top1,
+        'speed.studentMs': 0.5 + i / 10,
+        'size.studentBytes': 40 + i * 5,
+      },
     }),
     'push',
   ),
@@ -32,9 +37,9 @@ describe('markdown snapshots', () => {
       { file: '/reports/tiny/report.json', report: sampleReport() },
       { file: '/reports/full/report.json', report: fullSampleReport({ config: '/repo/distill-gate-full.yml' }) },
     ]);
-    await expect(`${merged.markdown}\n---\n\n${historyTable([...history, historyEntry(fullSampleReport(), 'pull_request')])}`).toMatchFileSnapshot(
-      '__snapshots__/merged-and-history.md',
-    );
+    await expect(
+      `${merged.markdown}\n---\n\n${historyTable([...history, historyEntry(fullSampleReport(), 'pull_request')])}`,
+    ).toMatchFileSnapshot('__snapshots__/merged-and-history.md');
   });
 });
 
@@ -76,7 +81,12 @@ describe('the chance level', () => {
 
   // The issue's constant student: the teacher answers class 0 for 271 of 280 face crops, the student always does.
   const constantStudent = sampleReport({
-    metrics: { ...sampleReport().metrics, 'agreement.top1': 271 / 280, 'agreement.kappa': 0, 'agreement.majority': 271 / 280 },
+    metrics: {
+      ...sampleReport().metrics,
+      'agreement.top1': 271 / 280,
+      'agreement.kappa': 0,
+      'agreement.majority': 271 / 280,
+    },
     agreement: { teacherCounts: [271, 6, 3], studentCounts: [280, 0, 0], majorityClass: 0 },
     training: { ...sampleReport().training, evalSamples: 280 },
   });
@@ -96,7 +106,9 @@ describe('the chance level', () => {
 
   it('shows the chance level without a warning when top-1 agreement is clear of it', () => {
     const md = renderMarkdown(fullSampleReport());
-    expect(md).toContain("Chance level: a student that always answers the teacher's most frequent class (class 0) scores 62.00% top-1 agreement");
+    expect(md).toContain(
+      "Chance level: a student that always answers the teacher's most frequent class (class 0) scores 62.00% top-1 agreement",
+    );
     expect(md).not.toContain('⚠️ **Top-1 agreement');
   });
 
@@ -105,7 +117,15 @@ describe('the chance level', () => {
     const studentCounts = Array.from({ length: 1000 }, (_, c) => (c === 700 ? 1000 : 0));
     const md = renderMarkdown(sampleReport({ agreement: { teacherCounts, studentCounts, majorityClass: 0 } }));
     const rows = classRows(md);
-    expect(rows.map((cells) => cells[0])).toEqual(['class 0', 'class 1', 'class 2', 'class 3', 'class 4', 'class 700', '994 other classes']);
+    expect(rows.map((cells) => cells[0])).toEqual([
+      'class 0',
+      'class 1',
+      'class 2',
+      'class 3',
+      'class 4',
+      'class 700',
+      '994 other classes',
+    ]);
     expect(rows[5]).toEqual(['class 700', '0.00% (0)', '100.00% (1,000)']);
     expect(rows[6]).toEqual(['994 other classes', '99.00% (990)', '0.00% (0)']);
   });
@@ -113,7 +133,13 @@ describe('the chance level', () => {
 
 describe('per-class agreement and the shipped student', () => {
   const full = fullSampleReport();
-  const passing = fullSampleReport({ verdict: 'pass', status: 'complete', reasons: [], override: null, gates: full.gates.filter((g) => g.status === 'pass') });
+  const passing = fullSampleReport({
+    verdict: 'pass',
+    status: 'complete',
+    reasons: [],
+    override: null,
+    gates: full.gates.filter((g) => g.status === 'pass'),
+  });
 
   it('opens the per-class and shipped-student sections when a gate fails, and folds them into <details> when every gate passes', () => {
     const failing = renderMarkdown(full);
@@ -128,7 +154,9 @@ describe('per-class agreement and the shipped student', () => {
     expect(md.split('<details>').length).toBe(md.split('</details>').length);
     // Nothing in the new sections (the chart's axis included) reads as the end of an HTML comment.
     for (const text of [failing, md]) expect(text).not.toContain('-->');
-    expect(md).toMatch(/<details>[^]*```mermaid\nxychart-beta\n {2}title "Top-1 agreement by teacher's class[^]*<\/details>/);
+    expect(md).toMatch(
+      /<details>[^]*```mermaid\nxychart-beta\n {2}title "Top-1 agreement by teacher's class[^]*<\/details>/,
+    );
   });
 
   it('renders a passing report with the new sections folded', async () => {
@@ -141,7 +169,14 @@ describe('per-class agreement and the shipped student', () => {
     const agreedCounts = teacherCounts.map((n, c) => n - (c % 5));
     const confusions = Array.from({ length: 10 }, (_, i) => ({ teacher: 999 - i, student: i, count: 9 - i }));
     const report = fullSampleReport({
-      agreement: { teacherCounts, studentCounts: teacherCounts, majorityClass: 16, agreedCounts, confusions, minClassSamples: 5 },
+      agreement: {
+        teacherCounts,
+        studentCounts: teacherCounts,
+        majorityClass: 16,
+        agreedCounts,
+        confusions,
+        minClassSamples: 5,
+      },
     });
     const md = renderMarkdown(report, { history });
     const { truncated } = fitComment(`${commentMarker('distill-gate.yml')}\n${md}`);

@@ -47,18 +47,25 @@ describe('merging a matrix of reports', () => {
     const merged = mergeReports(await readReports(['reports/*/report.json'], dir));
     expect(merged.verdict).toBe('fail');
     expect(merged.markdown.split('\n')[0]).toBe('## ❌ distill-gate: fail (2 runs)');
-    expect(merged.markdown).toMatch(/\| distill-gate-small\.yml \| ❌ fail\s+\|\s+80\.00% \|.*\| agreement\.top1 \(>= 0\.93\)\s+\|/);
+    expect(merged.markdown).toMatch(
+      /\| distill-gate-small\.yml \| ❌ fail\s+\|\s+80\.00% \|.*\| agreement\.top1 \(>= 0\.93\)\s+\|/,
+    );
     expect(merged.markdown).toMatch(/\| distill-gate-tiny\.yml\s+\| ✅ pass\s+\|\s+95\.00% \|/);
     expect(merged.markdown.match(/<details>/g)).toHaveLength(2);
     const asReport = mergedAsReport(merged);
     expect(asReport.metrics).toEqual({ 'agreement.top1': 0.8, 'speed.speedup': 4, 'size.ratio': 0.2 });
-    expect(asReport.gates.map((g) => g.metric)).toEqual(['distill-gate-small.yml: agreement.top1', 'distill-gate-tiny.yml: agreement.top1']);
+    expect(asReport.gates.map((g) => g.metric)).toEqual([
+      'distill-gate-small.yml: agreement.top1',
+      'distill-gate-tiny.yml: agreement.top1',
+    ]);
   });
 
   it('distill-gate merge exits by the merged verdict, and 2 when nothing matches', async () => {
     const dir = await matrixReports();
     const capture = captureIo();
-    expect(await main(['merge', path.join(dir, 'reports/*/report.json'), '--out', path.join(dir, 'merged')], capture.io)).toBe(1);
+    expect(
+      await main(['merge', path.join(dir, 'reports/*/report.json'), '--out', path.join(dir, 'merged')], capture.io),
+    ).toBe(1);
     expect(capture.stdout()).toContain('(2 runs)');
     const none = captureIo();
     expect(await main(['merge', path.join(dir, 'nothing/*.json')], none.io)).toBe(2);
@@ -81,12 +88,17 @@ describe('a merge that expects its legs', () => {
   it('reads expect as a count or as leg names, and refuses what is neither', () => {
     expect(parseExpected('', 'input expect')).toBeUndefined();
     expect(parseExpected(' 2 ', 'input expect')).toEqual({ count: 2 });
-    expect(parseExpected('tiny\nsmall  large', 'input expect')).toEqual({ count: 3, names: ['tiny', 'small', 'large'] });
+    expect(parseExpected('tiny\nsmall  large', 'input expect')).toEqual({
+      count: 3,
+      names: ['tiny', 'small', 'large'],
+    });
     expect(() => parseExpected('0', 'input expect')).toThrow(
       'input expect: "0" is not a number of reports; give a whole number from 1 (e.g. 2), or the legs\' names.',
     );
     expect(() => parseExpected('2.5', '--expect')).toThrow('--expect: "2.5" is not a number of reports');
-    expect(() => parseExpected('tiny tiny', '--expect')).toThrow('--expect: names the leg "tiny" twice; name each leg once.');
+    expect(() => parseExpected('tiny tiny', '--expect')).toThrow(
+      '--expect: names the leg "tiny" twice; name each leg once.',
+    );
   });
 
   it('reads LEG=CONFIG (a leg and its trusted config) only where asked to (mode report), refusing it elsewhere', () => {
@@ -95,10 +107,19 @@ describe('a merge that expects its legs', () => {
       names: ['tiny', 'small'],
       configs: { tiny: 'cfg/tiny.yml' },
     });
-    expect(parseExpected('tiny small', 'input expect', { configs: true })).toEqual({ count: 2, names: ['tiny', 'small'] });
-    expect(() => parseExpected('tiny=a.yml', '--expect')).toThrow('--expect: "tiny=a.yml" pairs a leg with a config, which only mode report does');
-    expect(() => parseExpected('=a.yml', 'input expect', { configs: true })).toThrow('input expect: "=a.yml" is not LEG=CONFIG');
-    expect(() => parseExpected('tiny=a.yml tiny=b.yml', 'input expect', { configs: true })).toThrow('names the leg "tiny" twice');
+    expect(parseExpected('tiny small', 'input expect', { configs: true })).toEqual({
+      count: 2,
+      names: ['tiny', 'small'],
+    });
+    expect(() => parseExpected('tiny=a.yml', '--expect')).toThrow(
+      '--expect: "tiny=a.yml" pairs a leg with a config, which only mode report does',
+    );
+    expect(() => parseExpected('=a.yml', 'input expect', { configs: true })).toThrow(
+      'input expect: "=a.yml" is not LEG=CONFIG',
+    );
+    expect(() => parseExpected('tiny=a.yml tiny=b.yml', 'input expect', { configs: true })).toThrow(
+      'names the leg "tiny" twice',
+    );
   });
 
   it("re-judges each report with what judgeLeg gives the leg it answers to, and shows it by that leg's name", () => {
@@ -115,7 +136,10 @@ describe('a merge that expects its legs', () => {
     const merged = mergeReports(
       reports,
       { count: 2, names: ['distill-report-tiny', 'distill-report-small'] },
-      { judgeLeg: (leg) => (asked.push(leg), leg === 'distill-report-small' ? { trusted: strict } : {}), notes: ['a note'] },
+      {
+        judgeLeg: (leg) => (asked.push(leg), leg === 'distill-report-small' ? { trusted: strict } : {}),
+        notes: ['a note'],
+      },
     );
     expect(asked).toEqual(['distill-report-tiny', 'distill-report-small']);
     expect(merged.reports.map(({ name, report }) => [name, report.verdict])).toEqual([
@@ -148,7 +172,9 @@ describe('a merge that expects its legs', () => {
       expect(merged.reasons).toEqual([
         'Missing: distill-report-small (1 of 2 expected reports arrived): a leg that crashed or was cancelled uploads no report.json.',
       ]);
-      expect(merged.markdown).toMatch(/\| distill-report-small\s+\| ❌ missing \|\s+— \|\s+— \|\s+— \| no report\.json arrived \|/);
+      expect(merged.markdown).toMatch(
+        /\| distill-report-small\s+\| ❌ missing \|\s+— \|\s+— \|\s+— \| no report\.json arrived \|/,
+      );
       expect(merged.markdown).toContain('> **Note:** Missing: distill-report-small');
     }
   });
@@ -168,7 +194,9 @@ describe('a merge that expects its legs', () => {
     const dir = await oneLegArrived();
     const reports = await readReports(['reports/*/report.json'], dir);
     expect(mergeReports(reports, { count: 1 })).toMatchObject({ verdict: 'pass', reasons: [] });
-    expect(mergeReports(reports, { count: 1, names: ['distill-report-tiny'] }).markdown.split('\n')[0]).toBe('## ✅ distill-gate: pass (1 runs)');
+    expect(mergeReports(reports, { count: 1, names: ['distill-report-tiny'] }).markdown.split('\n')[0]).toBe(
+      '## ✅ distill-gate: pass (1 runs)',
+    );
   });
 
   it('distill-gate merge --expect exits 1 naming the missing leg, 2 on a bad --expect, and notes when it is not given', async () => {
@@ -256,7 +284,10 @@ describe('a merge judges each leg, never believes it', () => {
       ['distill-report-tiny', tiny],
       ['distill-report-small', tiny],
     ]);
-    const merged = mergeReports(await readReports(['reports/*/report.json'], dir), { count: 2, names: ['distill-report-tiny', 'distill-report-small'] });
+    const merged = mergeReports(await readReports(['reports/*/report.json'], dir), {
+      count: 2,
+      names: ['distill-report-tiny', 'distill-report-small'],
+    });
     expect(merged.verdict).toBe('fail');
     expect(merged.reasons).toEqual([
       'distill-gate-tiny.yml arrived 2 times (in distill-report-small, distill-report-tiny): the same config, commit and environment are one leg, which counts once.',
@@ -271,26 +302,40 @@ describe('a merge judges each leg, never believes it', () => {
     ]);
     expect(mergeReports(await readReports(['reports/*/report.json'], dir))).toMatchObject({
       verdict: 'fail',
-      reasons: ['distill-gate-tiny.yml arrived 2 times (in a, b): the same config, commit and environment are one leg, which counts once.'],
+      reasons: [
+        'distill-gate-tiny.yml arrived 2 times (in a, b): the same config, commit and environment are one leg, which counts once.',
+      ],
     });
-    const cpu = sampleReport({ config: tiny.config, backend: 'cpu', environment: { ...tiny.environment, backend: 'cpu' } });
+    const cpu = sampleReport({
+      config: tiny.config,
+      backend: 'cpu',
+      environment: { ...tiny.environment, backend: 'cpu' },
+    });
     const matrix = await legs([
       ['wasm', tiny],
       ['cpu', cpu],
     ]);
-    expect(mergeReports(await readReports(['reports/*/report.json'], matrix), { count: 2 })).toMatchObject({ verdict: 'pass', reasons: [] });
+    expect(mergeReports(await readReports(['reports/*/report.json'], matrix), { count: 2 })).toMatchObject({
+      verdict: 'pass',
+      reasons: [],
+    });
     const two = await legs([
       ['tiny', tiny],
       ['small', small],
     ]);
-    expect(mergeReports(await readReports(['reports/*/report.json'], two), { count: 2 })).toMatchObject({ verdict: 'pass', reasons: [] });
+    expect(mergeReports(await readReports(['reports/*/report.json'], two), { count: 2 })).toMatchObject({
+      verdict: 'pass',
+      reasons: [],
+    });
   });
 
   it('refuses a leg a run could not have written, naming its file and field (exit 2)', async () => {
     const forged = sampleReport({ metrics: { ...tiny.metrics, 'agreement.top1': 7.5 } });
     const dir = await legs([['distill-report-tiny', forged]]);
     const file = path.join(dir, 'reports/distill-report-tiny/report.json');
-    await expect(readReports(['reports/*/report.json'], dir)).rejects.toThrow(`${file}: metrics["agreement.top1"]: 7.5 is no value of agreement.top1`);
+    await expect(readReports(['reports/*/report.json'], dir)).rejects.toThrow(
+      `${file}: metrics["agreement.top1"]: 7.5 is no value of agreement.top1`,
+    );
     const capture = captureIo();
     expect(await main(['merge', path.join(dir, 'reports/*/report.json')], capture.io)).toBe(2);
     expect(capture.stderr()).toContain(`${file}: metrics["agreement.top1"]`);
@@ -298,11 +343,15 @@ describe('a merge judges each leg, never believes it', () => {
 
   it("does not apply a leg's own accepted regression, but applies the merging job's", () => {
     const leg = fullSampleReport({ verdict: 'pass', status: 'complete', reasons: [], speedIntervals: undefined });
-    const gates = leg.gates.filter((g) => g.metric !== 'speed.studentThroughput' && !(g.metric === 'agreement.top1' && g.op === 'maxDrop'));
+    const gates = leg.gates.filter(
+      (g) => g.metric !== 'speed.studentThroughput' && !(g.metric === 'agreement.top1' && g.op === 'maxDrop'),
+    );
     const report = { ...leg, gates };
     expect(mergeReports([{ file: '/r/full/report.json', report }]).verdict).toBe('fail');
-    expect(mergeReports([{ file: '/r/full/report.json', report }], undefined, { acceptance: { label: 'accept-regression', by: 'octocat' } }).verdict).toBe(
-      'pass',
-    );
+    expect(
+      mergeReports([{ file: '/r/full/report.json', report }], undefined, {
+        acceptance: { label: 'accept-regression', by: 'octocat' },
+      }).verdict,
+    ).toBe('pass');
   });
 });

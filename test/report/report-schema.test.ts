@@ -10,7 +10,11 @@ import { fullSampleReport, sampleReport } from '../sample-report.js';
 /** A report as report.json holds it: through JSON, so NaN and Infinity come back as null. */
 const asJson = (value: unknown): Record<string, unknown> => JSON.parse(JSON.stringify(value));
 /** The report with one field replaced at a path of keys and indices. */
-function edited(path: Array<string | number>, value: unknown, report: unknown = sampleReport()): Record<string, unknown> {
+function edited(
+  path: Array<string | number>,
+  value: unknown,
+  report: unknown = sampleReport(),
+): Record<string, unknown> {
   const copy = asJson(report);
   let at: Record<string | number, unknown> = copy;
   for (const key of path.slice(0, -1)) at = at[key] as Record<string | number, unknown>;
@@ -46,7 +50,11 @@ describe('the report.json schema', () => {
   it.each([
     [['verdict'], 'passed', 'report.json: verdict: Invalid option'],
     [['gates', 0, 'status'], 'ok', 'report.json: gates[0].status: Invalid option'],
-    [['gates', 0, 'threshold'], '0.93', 'report.json: gates[0].threshold: Invalid input: expected number, received string'],
+    [
+      ['gates', 0, 'threshold'],
+      '0.93',
+      'report.json: gates[0].threshold: Invalid input: expected number, received string',
+    ],
     [['gates', 0, 'metric'], '`x` <!-- -->', 'report.json: gates[0].metric: names no metric distill-gate measures'],
     [['metrics', 'agreement.top1'], '95%', 'report.json: metrics["agreement.top1"]: Invalid input: expected number'],
     // Printed unescaped in the markdown footer: a number or nothing.
@@ -60,7 +68,11 @@ describe('the report.json schema', () => {
 
   // The per-class table and the shipped-student section print these as numbers and fixed words.
   it.each([
-    [['agreement', 'confusions', 0, 'teacher'], '4 <img>', 'report.json: agreement.confusions[0].teacher: Invalid input: expected number'],
+    [
+      ['agreement', 'confusions', 0, 'teacher'],
+      '4 <img>',
+      'report.json: agreement.confusions[0].teacher: Invalid input: expected number',
+    ],
     [['agreement', 'agreedCounts', 4], -1, 'report.json: agreement.agreedCounts[4]: Too small'],
     [['export', 'quantize'], 'int4 <b>', 'report.json: export.quantize: Invalid option'],
   ])('refuses %j = %j in the per-class and export blocks', (at, value, message) => {
@@ -68,25 +80,63 @@ describe('the report.json schema', () => {
   });
 
   describe('an upload is validated as a whole: every number where a run can put it', () => {
-    const timed = fullSampleReport({ speedIntervals: { 'speed.speedup': { value: 4, low: 3.8, high: 4.3, rounds: 300, confidence: 0.999 } } });
+    const timed = fullSampleReport({
+      speedIntervals: { 'speed.speedup': { value: 4, low: 3.8, high: 4.3, rounds: 300, confidence: 0.999 } },
+    });
 
     it.each([
-      [['metrics', 'size.ratio'], -3, 'report.json: metrics["size.ratio"]: -3 is no value of size.ratio (a number from 0)'],
-      [['metrics', 'agreement.top1'], 7.5, 'report.json: metrics["agreement.top1"]: 7.5 is no value of agreement.top1 (a fraction from 0 to 1)'],
-      [['metrics', 'agreement.top5'], -0.2, 'report.json: metrics["agreement.top5"]: -0.2 is no value of agreement.top5'],
-      [['metrics', 'agreement.kappa'], 1.5, 'report.json: metrics["agreement.kappa"]: 1.5 is no value of agreement.kappa (a number from -1 to 1)'],
-      [['metrics', 'speed.studentMs'], 0, 'report.json: metrics["speed.studentMs"]: 0 is no value of speed.studentMs (a number above 0)'],
+      [
+        ['metrics', 'size.ratio'],
+        -3,
+        'report.json: metrics["size.ratio"]: -3 is no value of size.ratio (a number from 0)',
+      ],
+      [
+        ['metrics', 'agreement.top1'],
+        7.5,
+        'report.json: metrics["agreement.top1"]: 7.5 is no value of agreement.top1 (a fraction from 0 to 1)',
+      ],
+      [
+        ['metrics', 'agreement.top5'],
+        -0.2,
+        'report.json: metrics["agreement.top5"]: -0.2 is no value of agreement.top5',
+      ],
+      [
+        ['metrics', 'agreement.kappa'],
+        1.5,
+        'report.json: metrics["agreement.kappa"]: 1.5 is no value of agreement.kappa (a number from -1 to 1)',
+      ],
+      [
+        ['metrics', 'speed.studentMs'],
+        0,
+        'report.json: metrics["speed.studentMs"]: 0 is no value of speed.studentMs (a number above 0)',
+      ],
       [['metrics', 'speed.speedup'], -4, 'report.json: metrics["speed.speedup"]: -4 is no value of speed.speedup'],
-      [['metrics', 'size.studentBytes'], 12.5, 'report.json: metrics["size.studentBytes"]: 12.5 is no value of size.studentBytes (a whole number from 0)'],
+      [
+        ['metrics', 'size.studentBytes'],
+        12.5,
+        'report.json: metrics["size.studentBytes"]: 12.5 is no value of size.studentBytes (a whole number from 0)',
+      ],
       [['metrics', 'kl'], -1, 'report.json: metrics.kl: -1 is no value of kl (a number from 0)'],
       [['metrics', 'quantized.agreement.top1'], 93, 'report.json: metrics["quantized.agreement.top1"]: 93 is no value'],
       [['metrics', 'teacherDiff.agreement'], 2, 'report.json: metrics["teacherDiff.agreement"]: 2 is no value'],
       [['gates', 0, 'value'], 1.2, 'report.json: gates[0].value: 1.2 is no value of agreement.top1'],
       [['gates', 1, 'baseline'], -0.5, 'report.json: gates[1].baseline: -0.5 is no value of agreement.top1'],
-      [['speedComparison', 'baselineMs'], -0.48, 'report.json: speedComparison.baselineMs: -0.48 is no value of speed.baselineStudentMs'],
+      [
+        ['speedComparison', 'baselineMs'],
+        -0.48,
+        'report.json: speedComparison.baselineMs: -0.48 is no value of speed.baselineStudentMs',
+      ],
       [['speedComparison', 'confidence'], 1, 'report.json: speedComparison.confidence: 1 is not a confidence level'],
-      [['speedComparison', 'low'], null, 'report.json: speedComparison.low: [-Infinity, 1.08] around 1.0417 is open, but 60 rounds always bound'],
-      [['speedComparison', 'ratio'], 1.2, 'report.json: speedComparison.high: [1.01, 1.08] around 1.2 does not hold its own median'],
+      [
+        ['speedComparison', 'low'],
+        null,
+        'report.json: speedComparison.low: [-Infinity, 1.08] around 1.0417 is open, but 60 rounds always bound',
+      ],
+      [
+        ['speedComparison', 'ratio'],
+        1.2,
+        'report.json: speedComparison.high: [1.01, 1.08] around 1.2 does not hold its own median',
+      ],
       [
         ['speedIntervals', 'speed.speedup', 'high'],
         null,
@@ -113,7 +163,11 @@ describe('the report.json schema', () => {
     });
 
     it('an open interval over hundreds of rounds is refused whatever the rest says', () => {
-      const forged = edited(['speedIntervals', 'speed.speedup'], { value: 4, low: null, high: null, rounds: 400, confidence: 0.999 }, timed);
+      const forged = edited(
+        ['speedIntervals', 'speed.speedup'],
+        { value: 4, low: null, high: null, rounds: 400, confidence: 0.999 },
+        timed,
+      );
       expect(() => parseReport(forged, 'up/report.json', 'untrusted')).toThrow(
         /^up\/report\.json: speedIntervals\["speed\.speedup"\]\.low: \[-Infinity, Infinity\] around 4 is open, but 400 rounds always bound the 99\.9% interval of their median \(from 11 rounds on\)/,
       );
@@ -122,7 +176,9 @@ describe('the report.json schema', () => {
 
   // The log prints the backend as it is: a line break there could forge workflow commands.
   it.each([['backend'], ['environment', 'backend']])('refuses a %j that is not a backend name', (...at) => {
-    expect(() => parseReport(edited(at, 'cpu\n::stop-commands::x'), 'report.json', 'untrusted')).toThrow('is not the name of a backend');
+    expect(() => parseReport(edited(at, 'cpu\n::stop-commands::x'), 'report.json', 'untrusted')).toThrow(
+      'is not the name of a backend',
+    );
   });
 
   it('says an uploaded report is refused, and counts the further problems', () => {
@@ -133,9 +189,16 @@ describe('the report.json schema', () => {
   });
 
   it('keeps fields it does not know in a trusted report and drops them from an untrusted one', () => {
-    const report = { ...asJson(sampleReport()), futureBlock: { note: '<script>' }, training: { ...asJson(sampleReport().training), extra: 1 } };
+    const report = {
+      ...asJson(sampleReport()),
+      futureBlock: { note: '<script>' },
+      training: { ...asJson(sampleReport().training), extra: 1 },
+    };
     const trusted = parseReport(report, 'report.json', 'trusted') as unknown as Record<string, Record<string, unknown>>;
-    const untrusted = parseReport(report, 'report.json', 'untrusted') as unknown as Record<string, Record<string, unknown>>;
+    const untrusted = parseReport(report, 'report.json', 'untrusted') as unknown as Record<
+      string,
+      Record<string, unknown>
+    >;
     expect([trusted.futureBlock, trusted.training.extra]).toEqual([{ note: '<script>' }, 1]);
     expect([untrusted.futureBlock, untrusted.training.extra]).toEqual([undefined, undefined]);
   });

@@ -51,7 +51,12 @@ describe('escaping untrusted text', () => {
       gates: full.gates.map((g) => ({ ...g, note: `note ${hostile}` })),
       teacher: { ...full.teacher, path: `/t/${hostile}/model.json`, runtime: `rt ${hostile}` },
       student: { ...full.student, path: `/s/${hostile}/model.json` },
-      baseline: { ...full.baseline!, path: `/b/${hostile}/report.json`, commit: `c${hostile}`, createdAt: `2026${hostile}` },
+      baseline: {
+        ...full.baseline!,
+        path: `/b/${hostile}/report.json`,
+        commit: `c${hostile}`,
+        createdAt: `2026${hostile}`,
+      },
       environment: {
         ...full.environment,
         cpu: `cpu ${hostile}`,
@@ -88,10 +93,19 @@ describe('markdown report', () => {
 
   it("shows the teacher's value in the Gates table where the metric has a teacher counterpart", () => {
     const report = sampleReport();
-    const latency = { metric: 'speed.studentMs', op: '<=' as const, threshold: 1, relative: false, level: 'error' as const };
+    const latency = {
+      metric: 'speed.studentMs',
+      op: '<=' as const,
+      threshold: 1,
+      relative: false,
+      level: 'error' as const,
+    };
     const md = renderMarkdown({
       ...report,
-      gates: [...report.gates, { ...latency, value: 0.5, baseline: null, pass: true, status: 'pass', expected: '<= 1' }],
+      gates: [
+        ...report.gates,
+        { ...latency, value: 0.5, baseline: null, pass: true, status: 'pass', expected: '<= 1' },
+      ],
     });
     expect(md).toMatch(/\| Metric\s+\| Teacher \| Student \|/);
     expect(md).toMatch(/\| `speed\.studentMs`\s+\|\s+2 ms \|\s+0\.5 ms \|/);
@@ -109,7 +123,9 @@ describe('markdown report', () => {
       },
       { phases: { load: 1.25, 'teacher pass': 9.6, distillation: 1.7, measuring: 5.2, report: 0.006 } },
     );
-    expect(md).toMatch(/phase times: load 1\.3 s, teacher pass 9\.6 s, distillation 1\.7 s, measuring 5\.2 s, report <0\.1 s/);
+    expect(md).toMatch(
+      /phase times: load 1\.3 s, teacher pass 9\.6 s, distillation 1\.7 s, measuring 5\.2 s, report <0\.1 s/,
+    );
     expect(md).toMatch(/speed timed to latency 12 rounds, ±5\.0% \(95% intervals of the medians\)/);
   });
 
@@ -117,7 +133,13 @@ describe('markdown report', () => {
     const md = renderMarkdown(
       sampleReport({
         verdict: 'fail',
-        teacher: { path: '/x/<!-- -->@evil`|/model.json', format: 'layers-model', output: 'logits', params: 1, bytes: 1 },
+        teacher: {
+          path: '/x/<!-- -->@evil`|/model.json',
+          format: 'layers-model',
+          output: 'logits',
+          params: 1,
+          bytes: 1,
+        },
         gates: [failingSizeGate],
       }),
     );

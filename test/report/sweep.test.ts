@@ -15,7 +15,13 @@ const metrics = (bytes: number, agreement: number) => ({
   'speed.studentMs': 0.1,
   'agreement.top1': agreement,
 });
-const measured = (name: string, bytes: number, agreement: number, passesGates = true, extra: Partial<Input> = {}): Input => ({
+const measured = (
+  name: string,
+  bytes: number,
+  agreement: number,
+  passesGates = true,
+  extra: Partial<Input> = {},
+): Input => ({
   name,
   from: 'layers',
   status: 'measured',
@@ -54,7 +60,14 @@ describe('the Pareto front of size against agreement', () => {
     const sweep = buildSweep([
       measured('student', 800, 0.97, true, { configured: true }),
       measured('w8', 100, 0.9, false),
-      { name: 'w4', from: 'layers', status: 'not run', reason: 'the sweep stopped', metrics: metrics(10, 1), passesGates: null },
+      {
+        name: 'w4',
+        from: 'layers',
+        status: 'not run',
+        reason: 'the sweep stopped',
+        metrics: metrics(10, 1),
+        passesGates: null,
+      },
       { name: 'broken', from: 'layers', status: 'failed', reason: 'out of memory', metrics: {}, passesGates: null },
     ]);
     expect(sweep.front).toEqual(['w8', 'student']);
@@ -73,7 +86,9 @@ describe('the Pareto front of size against agreement', () => {
       '**w16-a**: 4.0x smaller than the configured student, agreement 96.00%, passes every gate.',
     );
     expect(summarySentence(undefined, sweep.candidates[0])).toBe('No candidate passes every gate.');
-    expect(summarySentence(sweep.candidates[0], sweep.candidates[0])).toMatch(/^The configured student is the smallest candidate that passes every gate/);
+    expect(summarySentence(sweep.candidates[0], sweep.candidates[0])).toMatch(
+      /^The configured student is the smallest candidate that passes every gate/,
+    );
   });
 });
 
@@ -83,7 +98,14 @@ describe('the sweep in report.md', () => {
     measured('student', 800, 0.97, true, { configured: true }),
     measured(hostile, 100, 0.9),
     measured('w16', 200, 0.96),
-    { name: '<b>late</b>', from: 'layers', status: 'not run', reason: 'the time budget of 1 min ran out <script>', metrics: {}, passesGates: null },
+    {
+      name: '<b>late</b>',
+      from: 'layers',
+      status: 'not run',
+      reason: 'the time budget of 1 min ran out <script>',
+      metrics: {},
+      passesGates: null,
+    },
   ]);
 
   it('escapes hostile names in the table, the sentence and the notes', () => {
@@ -134,7 +156,9 @@ describe('report.json carries the sweep', () => {
 
   it('refuses an upload whose front names no candidate, or whose candidate metric is out of range', () => {
     const badFront = JSON.parse(JSON.stringify(sampleReport({ sweep: { ...sweep, front: ['nobody'] } })));
-    expect(() => parseReport(badFront, 'r.json', 'untrusted')).toThrow(/r\.json: sweep\.front\[0\].*names no candidate of the sweep/);
+    expect(() => parseReport(badFront, 'r.json', 'untrusted')).toThrow(
+      /r\.json: sweep\.front\[0\].*names no candidate of the sweep/,
+    );
     const outOfRange = JSON.parse(JSON.stringify(sampleReport({ sweep })));
     outOfRange.sweep.candidates[1].metrics['agreement.top1'] = 7.5;
     expect(() => parseReport(outOfRange, 'r.json', 'untrusted')).toThrow(
@@ -156,7 +180,12 @@ describe('merge builds the front from a matrix of legs', () => {
     sampleReport({
       config: `/repo/${name}.yml`,
       student: { path: 'student/model.json', params, bytes, from: 'layers' },
-      metrics: { ...sampleReport().metrics, 'size.studentBytes': bytes, 'size.studentParams': params, 'agreement.top1': agreement },
+      metrics: {
+        ...sampleReport().metrics,
+        'size.studentBytes': bytes,
+        'size.studentParams': params,
+        'agreement.top1': agreement,
+      },
     });
 
   it('makes each leg that ran a different student a candidate, judged by its re-judged gates', async () => {
@@ -168,7 +197,9 @@ describe('merge builds the front from a matrix of legs', () => {
     const merged = mergeReports(await readReports(['reports/*/report.json'], dir));
     expect(merged.markdown).toContain('### Sweep: the legs side by side');
     // w8's agreement (90%) fails the sample's agreement.top1 >= 0.93 gate once re-judged.
-    expect(merged.markdown).toContain('**w32.yml**: the smallest candidate that passes every gate, agreement 97.00%, passes every gate.');
+    expect(merged.markdown).toContain(
+      '**w32.yml**: the smallest candidate that passes every gate, agreement 97.00%, passes every gate.',
+    );
     expect(merged.markdown).toMatch(/\| w64\.yml +\| +200 \| +800 B \| .* \| no +\|/);
     expect(merged.markdown).toMatch(/\| w8\.yml +\| +25 \| +100 B \| .* \| ● yes +\| ❌ no \(agreement\.top1/);
   });
@@ -192,7 +223,11 @@ describe('an uploaded sweep is re-judged, not believed', () => {
       measured('liar', 100, 0.5, true),
       measured('w16', 200, 0.96, true),
     ]);
-    const forged = { ...claimed, front: ['w16'], candidates: claimed.candidates.map((c) => ({ ...c, onFront: c.name === 'w16' })) };
+    const forged = {
+      ...claimed,
+      front: ['w16'],
+      candidates: claimed.candidates.map((c) => ({ ...c, onFront: c.name === 'w16' })),
+    };
     const upload = parseReport(JSON.parse(JSON.stringify(sampleReport({ sweep: forged }))), 'r.json', 'untrusted');
     const sweep = rejudgeReport(upload, 'r.json').sweep!;
     expect(sweep.candidates.map((c) => [c.name, c.passesGates, c.onFront])).toEqual([

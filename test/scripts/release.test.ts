@@ -24,7 +24,13 @@ const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd,
 
 async function repository({ checkDist = 'node -e 0' }: { checkDist?: string } = {}): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-release-'));
-  const manifest = { name: 'distill-gate', version: '1.2.2', type: 'module', files: ['dist'], scripts: { 'check-dist': checkDist } };
+  const manifest = {
+    name: 'distill-gate',
+    version: '1.2.2',
+    type: 'module',
+    files: ['dist'],
+    scripts: { 'check-dist': checkDist },
+  };
   await writeFile(path.join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   await mkdir(path.join(dir, 'dist'));
   await writeFile(path.join(dir, 'dist/index.js'), 'console.log("the action");\n');
@@ -41,7 +47,8 @@ function release(dir: string, ...args: string[]) {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-const version = async (dir: string) => (JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+const version = async (dir: string) =>
+  (JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
 
 describe('scripts/release.mjs', () => {
   it('--dry-run checks and says what it would do, and changes nothing', async () => {
@@ -54,7 +61,11 @@ describe('scripts/release.mjs', () => {
     expect(stdout).toContain("would: set package.json's version to 1.3.0 (was 1.2.2)");
     expect(stdout).toContain('would: tag v1.3.0, and move v1 to it');
     expect(stdout).toContain('not pushed (no --push)');
-    expect([git(dir, 'rev-parse', 'HEAD'), await version(dir), git(dir, 'tag', '--list')]).toEqual([head, '1.2.2', 'v1']);
+    expect([git(dir, 'rev-parse', 'HEAD'), await version(dir), git(dir, 'tag', '--list')]).toEqual([
+      head,
+      '1.2.2',
+      'v1',
+    ]);
     expect(existsSync(path.join(dir, 'out'))).toBe(false);
   });
 
@@ -71,7 +82,9 @@ describe('scripts/release.mjs', () => {
     expect(git(dir, 'rev-parse', 'v1^{commit}')).toBe(head);
     expect(git(dir, 'cat-file', '-e', 'v1:dist/index.js')).toBe('');
     expect(existsSync(path.join(out, 'distill-gate-1.3.0.tgz'))).toBe(true);
-    expect(stdout).toMatch(/not pushed \(no --push\)[\s\S]*git push origin HEAD v1\.3\.0[\s\S]*git push --force origin v1[\s\S]*gh release create v1\.3\.0/);
+    expect(stdout).toMatch(
+      /not pushed \(no --push\)[\s\S]*git push origin HEAD v1\.3\.0[\s\S]*git push --force origin v1[\s\S]*gh release create v1\.3\.0/,
+    );
     expect(git(dir, 'status', '--porcelain')).toBe('');
   });
 

@@ -11,7 +11,10 @@ import { sampleEnvironment } from '../sample-report.js';
 
 const environment: Measurement['environment'] = sampleEnvironment;
 /** A distillation that ran all its epochs: judgeRun reads only how training ended. */
-const finished = { training: { epochsCompleted: 3, loss: [1, 0.5, 0.25], batchSize: 64, notes: [] }, overBudget: false } as unknown as Distillation;
+const finished = {
+  training: { epochsCompleted: 3, loss: [1, 0.5, 0.25], batchSize: 64, notes: [] },
+  overBudget: false,
+} as unknown as Distillation;
 
 /** `rows` one-hot logit rows over `classes`, row r's class given by `top`. */
 const answering = (classes: number, rows: number, top: (row: number) => number) =>
@@ -39,7 +42,9 @@ describe('judgeRun on agreement near chance', () => {
       ['agreement.kappa', 'fail'],
     ]);
     expect(judgement.verdict).toBe('fail');
-    expect(judgement.reasons).toEqual([expect.stringMatching(/^Top-1 agreement 96\.79% is within a point of the 96\.79% that a constant student scores/)]);
+    expect(judgement.reasons).toEqual([
+      expect.stringMatching(/^Top-1 agreement 96\.79% is within a point of the 96\.79% that a constant student scores/),
+    ]);
   });
 
   it('fails the collapsed student by default when only agreement.top1 is gated (issue #24), with the default gate in the table', () => {
@@ -49,8 +54,12 @@ describe('judgeRun on agreement near chance', () => {
       ['agreement.top1', 'pass', '>= 0.95'],
       ['agreement.kappa', 'fail', '>= 0.2'],
     ]);
-    expect(judgement.gates[1].note).toMatch(/^default gate: a student at chance level fails .*gate agreement\.kappa to set your own, ">= -1" to turn it off$/);
-    expect(judgement.reasons.join(' ')).toContain("Cohen's kappa, corrected for chance, is 0.000. Gate on agreement.kappa.");
+    expect(judgement.gates[1].note).toMatch(
+      /^default gate: a student at chance level fails .*gate agreement\.kappa to set your own, ">= -1" to turn it off$/,
+    );
+    expect(judgement.reasons.join(' ')).toContain(
+      "Cohen's kappa, corrected for chance, is 0.000. Gate on agreement.kappa.",
+    );
   });
 
   it('leaves kappa to the config where it gates kappa itself, ">= -1" turning the default off', () => {
@@ -72,7 +81,9 @@ describe('judgeRun on a run cancelled after training', () => {
     const measurement: Measurement = { metrics: { 'size.ratio': 0.1 }, environment };
     const passing = judgeRun({ checks, baseline: undefined }, config, finished, measurement);
     expect([passing.verdict, passing.status]).toEqual(['pass', 'complete']);
-    const cancelled = judgeRun({ checks, baseline: undefined }, config, finished, measurement, { cancelledWhileMeasuring: 'the job was cancelled (SIGINT)' });
+    const cancelled = judgeRun({ checks, baseline: undefined }, config, finished, measurement, {
+      cancelledWhileMeasuring: 'the job was cancelled (SIGINT)',
+    });
     expect([cancelled.verdict, cancelled.status]).toEqual(['fail', 'incomplete']);
     expect(cancelled.gates.map((g) => g.status)).toEqual(['pass']);
     expect(cancelled.reasons).toEqual([
@@ -82,15 +93,29 @@ describe('judgeRun on a run cancelled after training', () => {
 });
 
 describe('judgeRun on a quantized export', () => {
-  const judgeShipped = (top: string, gates: string, shipped: Float32Array, measurementExtra: Partial<Measurement> = {}) => {
+  const judgeShipped = (
+    top: string,
+    gates: string,
+    shipped: Float32Array,
+    measurementExtra: Partial<Measurement> = {},
+  ) => {
     const config = parseConfig(quickConfig({ top, gates }), '/repo/distill-gate.yml');
     const checks = parseGates(config.gates, measuredMetrics({ classes: 3, topK: 5, labels: false, quantized: true }));
     // The teacher answers class 0 for 90 of 100 rows; the float32 student agrees on every row.
     const teacher = answering(3, 100, (r) => (r < 90 ? 0 : 1));
     const float = measureAgreement(teacher, teacher, 3, 5);
     const quantized = measureAgreement(teacher, shipped, 3, 5).metrics;
-    const metrics = { ...float.metrics, 'quantized.agreement.top1': quantized['agreement.top1'], 'quantized.kl': quantized.kl };
-    return judgeRun({ checks, baseline: undefined }, config, finished, { metrics, environment, agreement: float.classes, ...measurementExtra });
+    const metrics = {
+      ...float.metrics,
+      'quantized.agreement.top1': quantized['agreement.top1'],
+      'quantized.kl': quantized.kl,
+    };
+    return judgeRun({ checks, baseline: undefined }, config, finished, {
+      metrics,
+      environment,
+      agreement: float.classes,
+      ...measurementExtra,
+    });
   };
   const nanStudent = new Float32Array(300).fill(NaN);
 
@@ -148,7 +173,10 @@ describe('judgeRun on a loss that is not finite', () => {
     const reasonOf = (student: string, nonFiniteInput: 'teacher outputs' | 'student weights') => {
       const config = parseConfig(quickConfig({ gates: '  size.ratio: "<= 10"', student }), '/repo/distill-gate.yml');
       const checks = parseGates(config.gates, measuredMetrics({ classes: 3, topK: 5, labels: false }));
-      const judgement = judgeRun({ checks, baseline: undefined }, config, stopped(nonFiniteInput), { metrics: { 'size.ratio': 0.1 }, environment });
+      const judgement = judgeRun({ checks, baseline: undefined }, config, stopped(nonFiniteInput), {
+        metrics: { 'size.ratio': 0.1 },
+        environment,
+      });
       expect(judgement.verdict).toBe('fail');
       return judgement.reasons[0];
     };

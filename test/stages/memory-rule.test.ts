@@ -9,7 +9,7 @@ import { resolveBackend } from '../../src/backend/resolve.js';
 import { loadConfig } from '../../src/config/load.js';
 import { encodeNpy } from '../../src/data/npy.js';
 import { writeModelArtifacts } from '../../src/models/artifacts.js';
-import type { LoadedModel } from '../../src/models/model.js';
+import type { LoadedModel } from '../../src/models/loaded-model.js';
 import { INFERENCE_BUDGET_BYTES, inferenceBatch } from '../../src/models/predict.js';
 import { throughputRows } from '../../src/measure/speed.js';
 import { runPipeline } from '../../src/pipeline.js';
@@ -109,7 +109,11 @@ async function run(out: string) {
   );
   const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
   const lines: string[] = [];
-  const result = await runPipeline(config, { outDir: path.join(dir, out), searchFrom: [dir], log: (line) => lines.push(line) });
+  const result = await runPipeline(config, {
+    outDir: path.join(dir, out),
+    searchFrom: [dir],
+    log: (line) => lines.push(line),
+  });
   const written = JSON.parse(await readFile(path.join(dir, out, 'report.json'), 'utf8')) as Report;
   return { result, written, log: lines.join('\n') };
 }

@@ -32,16 +32,28 @@ afterEach(() => process.chdir(cwd));
 
 describe.skipIf(withoutOnnxRuntime)('export.format onnx in a run', () => {
   it('writes student.onnx beside model.json, checks it against TF.js, and reports and gates the difference', async () => {
-    const dir = await exampleWorkspace(quickConfig({ top: 'export: { format: onnx, output: probabilities }', student: STUDENT }));
+    const dir = await exampleWorkspace(
+      quickConfig({ top: 'export: { format: onnx, output: probabilities }', student: STUDENT }),
+    );
     const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
     const outDir = path.join(dir, 'out');
     const lines: string[] = [];
-    const { report, markdown } = await runPipeline(config, { outDir, searchFrom: [dir], log: (line) => lines.push(line) });
+    const { report, markdown } = await runPipeline(config, {
+      outDir,
+      searchFrom: [dir],
+      log: (line) => lines.push(line),
+    });
 
     const evalSet = await loadSplit(config.data.eval, 'eval');
     const rows = Math.min(evalSet.size, 256);
     expect(report.export).toMatchObject({ quantize: 'none', output: 'probabilities', format: 'onnx' });
-    expect(report.export?.onnx).toMatchObject({ file: 'student.onnx', opset: 13, output: 'probabilities', status: 'checked', rows });
+    expect(report.export?.onnx).toMatchObject({
+      file: 'student.onnx',
+      opset: 13,
+      output: 'probabilities',
+      status: 'checked',
+      rows,
+    });
     const diff = report.metrics['export.onnxMaxAbsDiff'];
     expect(diff).toBe(report.export?.onnx?.maxAbsDiff);
     expect(diff).toBeLessThanOrEqual(DEFAULT_ONNX_MAX_ABS_DIFF);
@@ -49,7 +61,11 @@ describe.skipIf(withoutOnnxRuntime)('export.format onnx in a run', () => {
     const gate = report.gates.find((g) => g.metric === 'export.onnxMaxAbsDiff');
     expect(gate).toMatchObject({ op: '<=', threshold: DEFAULT_ONNX_MAX_ABS_DIFF, status: 'pass' });
     expect(gate?.note).toMatch(/default gate \(export\.format onnx\)/);
-    expect(lines.some((line) => /^onnx student: student\.onnx in onnxruntime-node .* on \d+ eval rows: max abs difference/.test(line))).toBe(true);
+    expect(
+      lines.some((line) =>
+        /^onnx student: student\.onnx in onnxruntime-node .* on \d+ eval rows: max abs difference/.test(line),
+      ),
+    ).toBe(true);
     expect(markdown).toContain('`student/student.onnx` (ONNX opset 13');
     expect(markdown).toMatch(/on \d+ eval rows beside the TF\.js student: the largest difference of their outputs is/);
     const written = JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8'));
@@ -69,7 +85,9 @@ describe.skipIf(withoutOnnxRuntime)('export.format onnx in a run', () => {
     y.dispose();
     shipped.dispose();
     expect(Object.keys(out)).toEqual(['probabilities']);
-    expect(maxAbsDifference(expected, out.probabilities.data as Float32Array)).toBeLessThanOrEqual(DEFAULT_ONNX_MAX_ABS_DIFF);
+    expect(maxAbsDifference(expected, out.probabilities.data as Float32Array)).toBeLessThanOrEqual(
+      DEFAULT_ONNX_MAX_ABS_DIFF,
+    );
   });
 
   it('a gate on export.onnxMaxAbsDiff replaces the default one', async () => {
@@ -94,10 +112,14 @@ describe('export.format onnx without onnxruntime-node', () => {
     process.chdir(dir);
     const { report, markdown } = await runPipeline(config, { outDir, searchFrom: [dir] });
     expect(report.export?.onnx).toMatchObject({ status: 'skipped', file: 'student.onnx' });
-    expect(report.export?.onnx?.note).toMatch(/onnxruntime-node is not installed in .*: student\.onnx was written but not run\. Install it to check it/);
+    expect(report.export?.onnx?.note).toMatch(
+      /onnxruntime-node is not installed in .*: student\.onnx was written but not run\. Install it to check it/,
+    );
     expect(report.metrics['export.onnxMaxAbsDiff']).toBeUndefined();
     expect(report.gates.some((g) => g.metric === 'export.onnxMaxAbsDiff')).toBe(false);
-    expect(markdown).toMatch(/`student\/student\.onnx` .* was written but not checked: onnxruntime-node is not installed/);
+    expect(markdown).toMatch(
+      /`student\/student\.onnx` .* was written but not checked: onnxruntime-node is not installed/,
+    );
     expect(existsSync(path.join(outDir, 'student', 'student.onnx'))).toBe(true);
     expect(existsSync(path.join(outDir, 'student', 'model.json'))).toBe(true);
   });
@@ -108,7 +130,11 @@ describe('export.format onnx without onnxruntime-node', () => {
     const dir = await exampleWorkspace(quickConfig({ top: 'export: { format: onnx }', student }));
     const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
     const lines: string[] = [];
-    const error = await runPipeline(config, { outDir: path.join(dir, 'out'), searchFrom: [dir], log: (line) => lines.push(line) }).catch((e: unknown) => e);
+    const error = await runPipeline(config, {
+      outDir: path.join(dir, 'out'),
+      searchFrom: [dir],
+      log: (line) => lines.push(line),
+    }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InputError);
     expect((error as InputError).message).toMatch(
       /distill-gate\.yml:6:7 student\.layers\[1\] \(layerNormalization\): export\.format onnx cannot write this layer: the ONNX export writes dense, conv2d/,

@@ -14,7 +14,10 @@ import { withoutOnnxRuntime } from '../onnx-runtime.js';
 const QUICK_MEASURE = 'measure: { warmup: 1, rounds: 3, throughputBatch: 64 }';
 /** quickConfig with `measure.runtime: onnxruntime` and export.format onnx (or `exportTop` in its place). */
 const onnxTimedConfig = (exportTop = 'export: { format: onnx }') =>
-  quickConfig({ top: exportTop }).replace(QUICK_MEASURE, 'measure: { warmup: 1, rounds: 3, throughputBatch: 64, runtime: onnxruntime }');
+  quickConfig({ top: exportTop }).replace(
+    QUICK_MEASURE,
+    'measure: { warmup: 1, rounds: 3, throughputBatch: 64, runtime: onnxruntime }',
+  );
 
 const cwd = process.cwd();
 afterEach(() => process.chdir(cwd));
@@ -30,7 +33,9 @@ describe('the measure.runtime key', () => {
     expect(configErrorOf(onnxTimedConfig(''))).toMatch(
       /^\/cfg\/distill-gate\.yml:\d+:\d+ measure\.runtime: onnxruntime times student\/student\.onnx, which only export\.format onnx writes: set `export: \{ format: onnx \}`/,
     );
-    expect(configErrorOf(onnxTimedConfig('export: { format: tfjs }'))).toMatch(/measure\.runtime: .*set `export: \{ format: onnx \}`/);
+    expect(configErrorOf(onnxTimedConfig('export: { format: tfjs }'))).toMatch(
+      /measure\.runtime: .*set `export: \{ format: onnx \}`/,
+    );
   });
 });
 
@@ -40,7 +45,11 @@ describe.skipIf(withoutOnnxRuntime)('measure.runtime onnxruntime in a run', () =
     const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
     expect(config.measure.runtime).toBe('onnxruntime');
     const lines: string[] = [];
-    const { report, markdown } = await runPipeline(config, { outDir: path.join(dir, 'out'), searchFrom: [dir], log: (line) => lines.push(line) });
+    const { report, markdown } = await runPipeline(config, {
+      outDir: path.join(dir, 'out'),
+      searchFrom: [dir],
+      log: (line) => lines.push(line),
+    });
 
     expect(report.verdict).toBe('pass');
     for (const metric of ['speed.teacherMs', 'speed.studentMs', 'speed.speedup', 'speed.studentThroughput']) {
@@ -48,8 +57,12 @@ describe.skipIf(withoutOnnxRuntime)('measure.runtime onnxruntime in a run', () =
     }
     expect(report.student.runtime).toMatch(/^onnxruntime-node \d+\.\d+\.\d+ \((cpu|cuda)/);
     expect(report.teacher.runtime).toBeUndefined();
-    expect(lines.some((line) => /^speed: student timed in onnxruntime-node .* \(measure\.runtime\)$/.test(line))).toBe(true);
-    expect(markdown).toMatch(/The teacher ran in TF\.js on \w+, the student in onnxruntime-node \S+ \\\(.*\\\) \(student\.onnx, measure\.runtime\)\./);
+    expect(lines.some((line) => /^speed: student timed in onnxruntime-node .* \(measure\.runtime\)$/.test(line))).toBe(
+      true,
+    );
+    expect(markdown).toMatch(
+      /The teacher ran in TF\.js on \w+, the student in onnxruntime-node \S+ \\\(.*\\\) \(student\.onnx, measure\.runtime\)\./,
+    );
     expect(markdown).toMatch(/; student timed in onnxruntime-node /);
     // student.onnx is still checked against TF.js, as export.format onnx does.
     expect(report.export?.onnx?.status).toBe('checked');
@@ -63,7 +76,11 @@ describe('measure.runtime onnxruntime without onnxruntime-node', () => {
     // The run looks for onnxruntime-node in the working directory and the config's folder: neither has it here.
     process.chdir(dir);
     const lines: string[] = [];
-    const error = await runPipeline(config, { outDir: path.join(dir, 'out'), searchFrom: [dir], log: (line) => lines.push(line) }).catch((e: unknown) => e);
+    const error = await runPipeline(config, {
+      outDir: path.join(dir, 'out'),
+      searchFrom: [dir],
+      log: (line) => lines.push(line),
+    }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InputError);
     expect((error as InputError).message).toMatch(
       /^measure\.runtime: onnxruntime times student\/student\.onnx in onnxruntime-node, which is not installed in .*Install it in the workspace: `ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save onnxruntime-node@/,

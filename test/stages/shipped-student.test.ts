@@ -6,7 +6,8 @@ import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { inMemoryDataset } from '../../src/data/dataset.js';
 import { parseGates } from '../../src/gates/gates.js';
 import { measuredMetrics } from '../../src/measure/metrics.js';
-import { wrapLayersModel, type LoadedModel } from '../../src/models/model.js';
+import { wrapLayersModel } from '../../src/models/model.js';
+import { type LoadedModel } from '../../src/models/loaded-model.js';
 import { predictLogits } from '../../src/models/predict.js';
 import type { Distillation } from '../../src/stages/distill.js';
 import { judgeRun } from '../../src/stages/judge.js';
@@ -22,7 +23,9 @@ import { exampleWorkspace, quickConfig, randomArray } from '../helpers.js';
 // whatever the export, and student/ is what an app loads in the teacher's place.
 
 async function run(exportLine: string) {
-  const dir = await exampleWorkspace(quickConfig({ top: exportLine, distill: '{ epochs: 2, batchSize: 64, seed: 3, learningRate: 0.01 }' }));
+  const dir = await exampleWorkspace(
+    quickConfig({ top: exportLine, distill: '{ epochs: 2, batchSize: 64, seed: 3, learningRate: 0.01 }' }),
+  );
   const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
   const outDir = path.join(dir, 'out');
   const result = await runPipeline(config, { outDir, searchFrom: [dir] });
@@ -30,7 +33,10 @@ async function run(exportLine: string) {
 }
 
 /** student/ as stock TF.js loads it, run on the example's eval features. */
-async function shippedAnswers(outDir: string, evalX: tf.Tensor2D): Promise<{ rows: number[][]; json: { modelTopology: unknown } }> {
+async function shippedAnswers(
+  outDir: string,
+  evalX: tf.Tensor2D,
+): Promise<{ rows: number[][]; json: { modelTopology: unknown } }> {
   const dir = path.join(outDir, 'student');
   const json = JSON.parse(await readFile(path.join(dir, 'model.json'), 'utf8'));
   const shard = await readFile(path.join(dir, json.weightsManifest[0].paths[0]));
@@ -62,7 +68,8 @@ describe('the shipped student', () => {
     const x = await evalSet(probabilities.dir);
     const p = await shippedAnswers(probabilities.outDir, x);
     const l = await shippedAnswers(logits.outDir, x);
-    const layers = (json: { modelTopology: unknown }) => (json.modelTopology as { config: { layers: Array<{ config: { name: string } }> } }).config.layers;
+    const layers = (json: { modelTopology: unknown }) =>
+      (json.modelTopology as { config: { layers: Array<{ config: { name: string } }> } }).config.layers;
     expect(layers(p.json).at(-1)!.config.name).toBe(SOFTMAX_LAYER);
     expect(layers(l.json).at(-1)!.config.name).not.toBe(SOFTMAX_LAYER);
     const softmaxed = tf.tidy(() => tf.softmax(tf.tensor2d(l.rows)).arraySync());
@@ -77,7 +84,9 @@ describe('the shipped student', () => {
     expect(m['size.studentBytes']).toBe(shard.length);
     expect(m['size.studentFloatBytes']).toBe(4 * shard.length);
     expect(m['size.ratio']).toBeCloseTo(shard.length / m['size.teacherBytes'], 12);
-    expect(Object.keys(m)).toEqual(expect.arrayContaining(['quantized.agreement.top1', 'quantized.kl', 'quantized.accuracy']));
+    expect(Object.keys(m)).toEqual(
+      expect.arrayContaining(['quantized.agreement.top1', 'quantized.kl', 'quantized.accuracy']),
+    );
     // Recomputed from student/ as an app loads it, against the teacher's answers on the eval split.
     const x = await evalSet(dir);
     const teacher = await tf.loadLayersModel(
@@ -109,7 +118,9 @@ describe('a shipped student that quantization breaks', () => {
   it('clips float16 weights beyond 65,504 with a warning, and fails the default quantized gate when the shipped student answers otherwise', async () => {
     await tf.setBackend('cpu');
     // class 0 = 70000·x0, class 1 = 65504·x0 + 10000·x1: clipped to 65,504, class 0 loses to class 1 whenever x1 > 0.
-    const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 2, useBias: false, name: 'wide' })] });
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ inputShape: [2], units: 2, useBias: false, name: 'wide' })],
+    });
     const kernel = tf.tensor2d([
       [70000, 65504],
       [0, 10000],
@@ -118,7 +129,10 @@ describe('a shipped student that quantization breaks', () => {
     kernel.dispose();
     const student = wrapLayersModel(model, 16);
     const evalSet = inMemoryDataset('eval_x.npy', randomArray(400, 3), [2]);
-    const config = parseConfig(quickConfig({ top: 'export: { quantize: float16 }', gates: '  agreement.top1: ">= 0.5"' }), '/repo/distill-gate.yml');
+    const config = parseConfig(
+      quickConfig({ top: 'export: { quantize: float16 }', gates: '  agreement.top1: ">= 0.5"' }),
+      '/repo/distill-gate.yml',
+    );
     const floatLogits = await predictLogits(tf, student, evalSet);
     const before = tf.memory().numTensors;
     try {
@@ -141,8 +155,15 @@ describe('a shipped student that quantization breaks', () => {
       expect(Number.isFinite(shipped.agreement!['quantized.kl'])).toBe(true);
       const checks = parseGates(config.gates, measuredMetrics({ classes: 2, topK: 5, labels: false, quantized: true }));
       const metrics = { ...measureAgreement(floatLogits, floatLogits, 2, 5).metrics, ...shipped.agreement };
-      const finished = { training: { epochsCompleted: 3, loss: [1], batchSize: 64, notes: [] }, overBudget: false } as unknown as Distillation;
-      const judgement = judgeRun({ checks, baseline: undefined }, config, finished, { metrics, environment: sampleEnvironment, warnings: shipped.warnings });
+      const finished = {
+        training: { epochsCompleted: 3, loss: [1], batchSize: 64, notes: [] },
+        overBudget: false,
+      } as unknown as Distillation;
+      const judgement = judgeRun({ checks, baseline: undefined }, config, finished, {
+        metrics,
+        environment: sampleEnvironment,
+        warnings: shipped.warnings,
+      });
       expect(judgement.gates.map((g) => [g.metric, g.status])).toEqual([
         ['agreement.top1', 'pass'],
         ['quantized.agreement.top1', 'fail'],

@@ -23,7 +23,10 @@ const STUDENTS = [
   '  - { name: teacher-sized, model: models/teacher/model.json }',
 ].join('\n');
 
-async function sweepRun(control?: ReturnType<typeof manualClock>, onLog?: (line: string, control: ReturnType<typeof manualClock>) => void) {
+async function sweepRun(
+  control?: ReturnType<typeof manualClock>,
+  onLog?: (line: string, control: ReturnType<typeof manualClock>) => void,
+) {
   const dir = await exampleWorkspace(
     quickConfig({
       top: STUDENTS,
@@ -52,7 +55,11 @@ function manualClock() {
   const hurry = new AbortController();
   const force = new AbortController();
   const clock: RunClock = { stop: stop.signal, hurry: hurry.signal, force: force.signal, measureMs: () => Infinity };
-  return { clock, budgetStop: (why: string) => stop.abort(new Error(why)), force: (why: string) => force.abort(new Error(why)) };
+  return {
+    clock,
+    budgetStop: (why: string) => stop.abort(new Error(why)),
+    force: (why: string) => force.abort(new Error(why)),
+  };
 }
 
 describe('the sweep (students:)', () => {
@@ -114,7 +121,9 @@ describe('the sweep (students:)', () => {
       ['w16', 'not run'],
       ['teacher-sized', 'not run'],
     ]);
-    expect(sweep.candidates[2].reason).toMatch(/^its training stopped after 0 of 2 epochs: .*the time budget of 1 min was nearly spent/);
+    expect(sweep.candidates[2].reason).toMatch(
+      /^its training stopped after 0 of 2 epochs: .*the time budget of 1 min was nearly spent/,
+    );
     expect(sweep.candidates[3].reason).toBe('the sweep stopped before it: the time budget of 1 min was nearly spent');
     // The configured student was measured and judged before the sweep: the run is complete.
     expect(result.report.status).toBe('complete');

@@ -78,7 +78,10 @@ async function changedTeacher(dir: string, shift: number, towards: number): Prom
 async function runWith(dir: string, ...extra: string[]): Promise<{ code: number; report?: Report; err: string }> {
   const capture = captureIo();
   const out = path.join(dir, 'out');
-  const code = await main(['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', out, '--quiet', ...extra], capture.io);
+  const code = await main(
+    ['run', '--config', path.join(dir, 'distill-gate.yml'), '--out', out, '--quiet', ...extra],
+    capture.io,
+  );
   const report = code === 2 ? undefined : (JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8')) as Report);
   return { code, report, err: capture.stderr() };
 }
@@ -99,7 +102,10 @@ describe('distill-gate run --base-teacher', () => {
       const { artifacts } = await readModelArtifacts(file);
       const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
       const rows = tf.tidy(
-        () => (model.predict(tf.tensor2d(x.data as Float32Array, x.header.shape as [number, number])) as tf.Tensor).arraySync() as number[][],
+        () =>
+          (
+            model.predict(tf.tensor2d(x.data as Float32Array, x.header.shape as [number, number])) as tf.Tensor
+          ).arraySync() as number[][],
       );
       model.dispose();
       return rows.map(argmax);
@@ -139,7 +145,13 @@ describe('a base teacher that cannot run on the eval split', () => {
   async function denseTeacher(features: number): Promise<string> {
     await tf.setBackend('cpu');
     const model = tf.sequential({
-      layers: [tf.layers.dense({ inputShape: [features], units: 10, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) })],
+      layers: [
+        tf.layers.dense({
+          inputShape: [features],
+          units: 10,
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+        }),
+      ],
     });
     const out = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-base-teacher-'));
     await model.save(

@@ -21,21 +21,26 @@ describe('writeOutputs', () => {
     await writeFile(file, 'x');
     const error = await writeOutputs(undefined, undefined, file, sampleReport(), '');
     expect(error).toBeInstanceOf(InputError);
-    expect(error!.message).toBe(`${file}: is a file, not a folder: name a folder for the output (it is made when missing), or remove the file.`);
+    expect(error!.message).toBe(
+      `${file}: is a file, not a folder: name a folder for the output (it is made when missing), or remove the file.`,
+    );
     await expect(outputFolder(file)).rejects.toThrow(/is a file, not a folder/);
   });
 
-  it.each(['report.json', 'report.md'])('refuses %s as a symbolic link, leaving what it points at alone', async (name) => {
-    const dir = await scratch();
-    const out = path.join(dir, 'out');
-    await mkdir(out);
-    const target = path.join(dir, 'elsewhere');
-    await writeFile(target, 'keep me');
-    await symlink(target, path.join(out, name));
-    const error = await writeOutputs(undefined, undefined, out, sampleReport(), '# report\n');
-    expect(error?.message).toBe(
-      `${path.join(out, name)}: is a symbolic link; distill-gate never writes through a link in its output folder. Remove the link, or name another output folder.`,
-    );
-    expect(await readFile(target, 'utf8')).toBe('keep me');
-  });
+  it.each(['report.json', 'report.md'])(
+    'refuses %s as a symbolic link, leaving what it points at alone',
+    async (name) => {
+      const dir = await scratch();
+      const out = path.join(dir, 'out');
+      await mkdir(out);
+      const target = path.join(dir, 'elsewhere');
+      await writeFile(target, 'keep me');
+      await symlink(target, path.join(out, name));
+      const error = await writeOutputs(undefined, undefined, out, sampleReport(), '# report\n');
+      expect(error?.message).toBe(
+        `${path.join(out, name)}: is a symbolic link; distill-gate never writes through a link in its output folder. Remove the link, or name another output folder.`,
+      );
+      expect(await readFile(target, 'utf8')).toBe('keep me');
+    },
+  );
 });

@@ -37,20 +37,35 @@ export function connect(token: string, repository: { owner: string; repo: string
   const timeoutMs = retry.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const fetchWithDeadline: typeof fetch = (input, init = {}) => {
     const deadline = AbortSignal.timeout(timeoutMs);
-    return fetch(input, { ...init, signal: init.signal ? AbortSignal.any([init.signal, deadline]) : deadline }).catch((error: unknown) => {
-      if (!deadline.aborted) throw error;
-      // Named as the socket errors are, so that it is told apart from GitHub's own answers and retried.
-      throw Object.assign(new Error(`ETIMEDOUT: no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT', cause: error });
-    });
+    return fetch(input, { ...init, signal: init.signal ? AbortSignal.any([init.signal, deadline]) : deadline }).catch(
+      (error: unknown) => {
+        if (!deadline.aborted) throw error;
+        // Named as the socket errors are, so that it is told apart from GitHub's own answers and retried.
+        throw Object.assign(new Error(`ETIMEDOUT: no answer within ${timeoutMs / 1000} s`), {
+          code: 'ETIMEDOUT',
+          cause: error,
+        });
+      },
+    );
   };
-  const client = github.getOctokit(token, { log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} }, request: { fetch: fetchWithDeadline } });
+  const client = github.getOctokit(token, {
+    log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+    request: { fetch: fetchWithDeadline },
+  });
   const warn = retry.onWarning ?? retry.onRetry ?? (() => {});
-  return { client, ...repository, call: (what, request) => withRetry(what, request, retry), warn: (message) => warn(message) };
+  return {
+    client,
+    ...repository,
+    call: (what, request) => withRetry(what, request, retry),
+    warn: (message) => warn(message),
+  };
 }
 
 /** The socket errors of a request that never got an answer (Node's, and undici's UND_ERR_*). */
-const NETWORK_CODES = /^(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ECONNABORTED|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|UND_ERR_\w+)$/;
-const NETWORK_MESSAGES = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|socket hang up|other side closed|fetch failed/i;
+const NETWORK_CODES =
+  /^(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ECONNABORTED|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|UND_ERR_\w+)$/;
+const NETWORK_MESSAGES =
+  /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|socket hang up|other side closed|fetch failed/i;
 
 /**
  * Why a request got no HTTP answer at all ("getaddrinfo ENOTFOUND api.github.com"), or undefined
@@ -63,11 +78,18 @@ export function networkFailure(error: unknown): string | undefined {
   if (response) return undefined;
   let found: { code: string; message: string } | undefined;
   // The innermost coded cause is the system error itself; a cycle or a deep chain ends the walk.
-  for (let link: unknown = error, depth = 0; link && typeof link === 'object' && depth < 8; link = (link as HttpError).cause, depth++) {
+  for (
+    let link: unknown = error, depth = 0;
+    link && typeof link === 'object' && depth < 8;
+    link = (link as HttpError).cause, depth++
+  ) {
     const { code, message: text = '' } = link as { code?: unknown; message?: string };
     if (typeof code === 'string' && NETWORK_CODES.test(code)) found = { code, message: text };
   }
-  if (found) return found.message.includes(found.code) ? found.message : `${found.code}${found.message ? `: ${found.message}` : ''}`;
+  if (found)
+    return found.message.includes(found.code)
+      ? found.message
+      : `${found.code}${found.message ? `: ${found.message}` : ''}`;
   return NETWORK_MESSAGES.test(message) ? message.split('\n')[0] : undefined;
 }
 
@@ -112,7 +134,11 @@ export function rateLimit(error: unknown, now = Date.now()): RateLimit | undefin
   // A 429 or a Retry-After without the allowance spent is the secondary limit, whatever the message says.
   const secondary = !spent && (/secondary rate limit|abuse/i.test(message) || hasRetryAfter || status === 429);
   const reset = Number(headers['x-ratelimit-reset']);
-  const until = hasRetryAfter ? new Date(now + retryAfter * 1000) : spent && Number.isFinite(reset) && reset > 0 ? new Date(reset * 1000) : undefined;
+  const until = hasRetryAfter
+    ? new Date(now + retryAfter * 1000)
+    : spent && Number.isFinite(reset) && reset > 0
+      ? new Date(reset * 1000)
+      : undefined;
   return { kind: secondary ? 'secondary' : 'primary', ...(until ? { until } : {}) };
 }
 
@@ -189,7 +215,12 @@ export const REPORT_IS_SAFE = 'The report is in the job summary and on disk; the
  * the baseline store `contents: write` to record and `contents: read` to read. `outcome` says
  * what the step does without the call.
  */
-export function explainFailure(what: string, error: unknown, permission = 'pull-requests: write', outcome = REPORT_IS_SAFE): string {
+export function explainFailure(
+  what: string,
+  error: unknown,
+  permission = 'pull-requests: write',
+  outcome = REPORT_IS_SAFE,
+): string {
   const { status } = (error ?? {}) as HttpError;
   const base = `${what} failed: ${describeStatus(error)}.`;
   const limited = rateLimit(error);

@@ -44,7 +44,10 @@ export interface StoredBaseline {
 
 /** Why a run may not become a baseline (it failed, or it is incomplete); undefined for a complete pass. */
 export function whyNotKept(report: Pick<Report, 'verdict' | 'status'>): string | undefined {
-  const faults = [report.verdict === 'fail' ? 'failed' : '', report.status === 'incomplete' ? 'is incomplete' : ''].filter(Boolean);
+  const faults = [
+    report.verdict === 'fail' ? 'failed' : '',
+    report.status === 'incomplete' ? 'is incomplete' : '',
+  ].filter(Boolean);
   return faults.length > 0 ? faults.join(' and ') : undefined;
 }
 
@@ -61,16 +64,26 @@ function status(error: unknown): number | undefined {
 }
 
 /** A file's bytes and blob sha, or undefined when it (or the branch) does not exist. */
-async function getFile(api: Api, location: StoreLocation, file: string): Promise<{ bytes: Buffer; sha: string } | undefined> {
+async function getFile(
+  api: Api,
+  location: StoreLocation,
+  file: string,
+): Promise<{ bytes: Buffer; sha: string } | undefined> {
   const { client, owner, repo } = api;
   const { branch } = location;
   try {
-    const { data } = await api.call(`reading ${file} from ${branch}`, () => client.rest.repos.getContent({ owner, repo, path: file, ref: branch }));
+    const { data } = await api.call(`reading ${file} from ${branch}`, () =>
+      client.rest.repos.getContent({ owner, repo, path: file, ref: branch }),
+    );
     if (Array.isArray(data) || data.type !== 'file') return undefined;
     // Files over 1 MB come without content: fetch the blob itself.
     const content = data.content
       ? data.content
-      : (await api.call(`reading the blob of ${file}`, () => client.rest.git.getBlob({ owner, repo, file_sha: data.sha }))).data.content;
+      : (
+          await api.call(`reading the blob of ${file}`, () =>
+            client.rest.git.getBlob({ owner, repo, file_sha: data.sha }),
+          )
+        ).data.content;
     return { bytes: Buffer.from(content, 'base64'), sha: data.sha };
   } catch (error) {
     if (status(error) === 404) return undefined;
@@ -78,11 +91,26 @@ async function getFile(api: Api, location: StoreLocation, file: string): Promise
   }
 }
 
-async function putFile(api: Api, location: StoreLocation, file: string, bytes: Buffer, message: string, sha: string | undefined): Promise<void> {
+async function putFile(
+  api: Api,
+  location: StoreLocation,
+  file: string,
+  bytes: Buffer,
+  message: string,
+  sha: string | undefined,
+): Promise<void> {
   const { client, owner, repo } = api;
   const { branch } = location;
   await api.call(`writing ${file} to ${branch}`, () =>
-    client.rest.repos.createOrUpdateFileContents({ owner, repo, path: file, branch, message, content: bytes.toString('base64'), ...(sha ? { sha } : {}) }),
+    client.rest.repos.createOrUpdateFileContents({
+      owner,
+      repo,
+      path: file,
+      branch,
+      message,
+      content: bytes.toString('base64'),
+      ...(sha ? { sha } : {}),
+    }),
   );
 }
 
@@ -93,7 +121,11 @@ async function putFile(api: Api, location: StoreLocation, file: string, bytes: B
  * still the baseline. Only a report.json that cannot be read or is not a report means no baseline
  * (an error naming it).
  */
-export async function readStoredBaseline(api: Api, location: StoreLocation, dir: string): Promise<StoredBaseline | undefined> {
+export async function readStoredBaseline(
+  api: Api,
+  location: StoreLocation,
+  dir: string,
+): Promise<StoredBaseline | undefined> {
   const folder = storeFolder(location);
   const where = (file: string) => `${location.branch}:${folder}/${file}`;
   const damaged: string[] = [];
@@ -109,7 +141,8 @@ export async function readStoredBaseline(api: Api, location: StoreLocation, dir:
   const stored = storedReport(report.bytes, where('report.json'));
   let runs: HistoryEntry[] = [];
   const trendLost = 'The trend leaves it out; the baseline report is still used.';
-  if (history && 'error' in history) passOver(`${where('history.json')} could not be read (${describeStatus(history.error)}). ${trendLost}`);
+  if (history && 'error' in history)
+    passOver(`${where('history.json')} could not be read (${describeStatus(history.error)}). ${trendLost}`);
   else if (history) {
     try {
       runs = parseHistory(history.bytes.toString('utf8'), where('history.json'));
@@ -119,8 +152,14 @@ export async function readStoredBaseline(api: Api, location: StoreLocation, dir:
   }
   const unworthy = whyNotKept(stored);
   if (unworthy) {
-    const which = [stored.commit ? `commit ${stored.commit.slice(0, 12)}` : '', stored.createdAt.slice(0, 10)].filter(Boolean).join(', ');
-    return { history: runs, notKept: `its latest run (${which}) ${unworthy}`, ...(damaged.length > 0 ? { damaged } : {}) };
+    const which = [stored.commit ? `commit ${stored.commit.slice(0, 12)}` : '', stored.createdAt.slice(0, 10)]
+      .filter(Boolean)
+      .join(', ');
+    return {
+      history: runs,
+      notKept: `its latest run (${which}) ${unworthy}`,
+      ...(damaged.length > 0 ? { damaged } : {}),
+    };
   }
   await mkdir(dir, { recursive: true });
   const reportPath = path.join(dir, 'report.json');
@@ -129,14 +168,19 @@ export async function readStoredBaseline(api: Api, location: StoreLocation, dir:
   // be this run's own student: it names the downloaded student instead, present or not.
   // The file as stored, that one field aside (storedReport has parsed it already).
   const raw = JSON.parse(report.bytes.toString('utf8')) as { student: Record<string, unknown> };
-  await writeFile(reportPath, `${JSON.stringify({ ...raw, student: { ...raw.student, path: path.join(studentDir, 'model.json') } }, null, 2)}\n`);
+  await writeFile(
+    reportPath,
+    `${JSON.stringify({ ...raw, student: { ...raw.student, path: path.join(studentDir, 'model.json') } }, null, 2)}\n`,
+  );
   let studentPath: string | undefined;
   try {
     studentPath = await downloadStudent(api, location, folder, studentDir);
   } catch (error) {
     // Nothing of a damaged student stays where the baseline's student is looked for.
     await rm(studentDir, { recursive: true, force: true });
-    passOver(`${(error as Error).message} The student is left out (no paired timing with it); the baseline report is still used.`);
+    passOver(
+      `${(error as Error).message} The student is left out (no paired timing with it); the baseline report is still used.`,
+    );
   }
   return { reportPath, studentPath, history: runs, ...(damaged.length > 0 ? { damaged } : {}) };
 }
@@ -146,7 +190,12 @@ export async function readStoredBaseline(api: Api, location: StoreLocation, dir:
  * paths inside the folder, shard sizes against the manifest); undefined when none was stored.
  * Throws an error naming the file at fault when it is damaged, incomplete or cannot be read.
  */
-async function downloadStudent(api: Api, location: StoreLocation, folder: string, studentDir: string): Promise<string | undefined> {
+async function downloadStudent(
+  api: Api,
+  location: StoreLocation,
+  folder: string,
+  studentDir: string,
+): Promise<string | undefined> {
   const where = (file: string) => `${location.branch}:${folder}/student/${file}`;
   const read = async (file: string) => {
     try {
@@ -164,9 +213,17 @@ async function downloadStudent(api: Api, location: StoreLocation, folder: string
     throw new InputError(where('model.json'), `is not valid JSON (${(error as Error).message}).`);
   }
   const groups = Array.isArray(manifest) ? manifest : [];
-  const shards = groups.flatMap((group: { paths?: unknown }) => (Array.isArray(group?.paths) ? group.paths : [undefined]));
-  if (!Array.isArray(manifest) || shards.some((shard) => typeof shard !== 'string' || !/^[A-Za-z0-9._-]+$/.test(shard) || /^\.\.?$/.test(shard)))
-    throw new InputError(where('model.json'), 'has a weights manifest that is not a list of weight files in its own folder.');
+  const shards = groups.flatMap((group: { paths?: unknown }) =>
+    Array.isArray(group?.paths) ? group.paths : [undefined],
+  );
+  if (
+    !Array.isArray(manifest) ||
+    shards.some((shard) => typeof shard !== 'string' || !/^[A-Za-z0-9._-]+$/.test(shard) || /^\.\.?$/.test(shard))
+  )
+    throw new InputError(
+      where('model.json'),
+      'has a weights manifest that is not a list of weight files in its own folder.',
+    );
   const fetched = await Promise.all((shards as string[]).map(async (shard) => ({ shard, file: await read(shard) })));
   const files = fetched.map(({ shard, file }) => {
     if (!file) throw new InputError(where(shard), 'is missing (model.json lists it).');
@@ -180,7 +237,10 @@ async function downloadStudent(api: Api, location: StoreLocation, folder: string
     await readModelArtifacts(studentPath);
   } catch (error) {
     // Its message names the local copy: name the stored file instead.
-    throw new InputError(where('model.json'), `is not a usable model (${(error as Error).message.replaceAll(`${studentDir}${path.sep}`, '')}).`);
+    throw new InputError(
+      where('model.json'),
+      `is not a usable model (${(error as Error).message.replaceAll(`${studentDir}${path.sep}`, '')}).`,
+    );
   }
   return studentPath;
 }
@@ -191,7 +251,10 @@ function storedReport(bytes: Buffer, source: string): Report {
   try {
     value = JSON.parse(bytes.toString('utf8'));
   } catch (error) {
-    throw new InputError(source, `is not valid JSON (${(error as Error).message}); delete it, and the next complete, passing run records a new one.`);
+    throw new InputError(
+      source,
+      `is not valid JSON (${(error as Error).message}); delete it, and the next complete, passing run records a new one.`,
+    );
   }
   return parseReport(value, source, 'trusted');
 }
@@ -201,11 +264,15 @@ async function ensureBranch(api: Api, location: StoreLocation, fromSha: string):
   const { client, owner, repo } = api;
   const { branch } = location;
   try {
-    await api.call(`looking up branch ${branch}`, () => client.rest.git.getRef({ owner, repo, ref: `heads/${branch}` }));
+    await api.call(`looking up branch ${branch}`, () =>
+      client.rest.git.getRef({ owner, repo, ref: `heads/${branch}` }),
+    );
   } catch (error) {
     if (status(error) !== 404) throw error;
     try {
-      await api.call(`creating branch ${branch}`, () => client.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: fromSha }));
+      await api.call(`creating branch ${branch}`, () =>
+        client.rest.git.createRef({ owner, repo, ref: `refs/heads/${branch}`, sha: fromSha }),
+      );
     } catch (createError) {
       // Another run created it first.
       if (status(createError) !== 422) throw createError;
@@ -236,13 +303,22 @@ export async function storeRun(
     let earlier: HistoryEntry[] = [];
     rebuilt = undefined;
     try {
-      earlier = current ? parseHistory(current.bytes.toString('utf8'), `${location.branch}:${folder}/history.json`) : [];
+      earlier = current
+        ? parseHistory(current.bytes.toString('utf8'), `${location.branch}:${folder}/history.json`)
+        : [];
     } catch (error) {
       rebuilt = (error as Error).message;
     }
     history = appendHistory(earlier, historyEntry(report, origin.event));
     try {
-      await putFile(api, location, `${folder}/history.json`, Buffer.from(`${JSON.stringify(history, null, 1)}\n`), message, current?.sha);
+      await putFile(
+        api,
+        location,
+        `${folder}/history.json`,
+        Buffer.from(`${JSON.stringify(history, null, 1)}\n`),
+        message,
+        current?.sha,
+      );
       break;
     } catch (error) {
       // 409: the file changed since it was read; 422: it was created since. Read it again.
@@ -255,17 +331,35 @@ export async function storeRun(
     );
   // The stored report names the run that recorded it, so that a report compared with it can link that run.
   const stored: Report = origin.runUrl ? { ...report, runUrl: origin.runUrl } : report;
-  await replaceFile(api, location, `${folder}/report.json`, Buffer.from(`${JSON.stringify(stored, null, 2)}\n`), message);
+  await replaceFile(
+    api,
+    location,
+    `${folder}/report.json`,
+    Buffer.from(`${JSON.stringify(stored, null, 2)}\n`),
+    message,
+  );
   if (studentDir) {
     for (const name of await readdir(studentDir)) {
-      await replaceFile(api, location, `${folder}/student/${name}`, await readFile(path.join(studentDir, name)), message);
+      await replaceFile(
+        api,
+        location,
+        `${folder}/student/${name}`,
+        await readFile(path.join(studentDir, name)),
+        message,
+      );
     }
   }
   return history;
 }
 
 /** Last writer wins for the latest report and student; the sha is read fresh for each write. */
-async function replaceFile(api: Api, location: StoreLocation, file: string, bytes: Buffer, message: string): Promise<void> {
+async function replaceFile(
+  api: Api,
+  location: StoreLocation,
+  file: string,
+  bytes: Buffer,
+  message: string,
+): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     const current = await getFile(api, location, file);
     try {

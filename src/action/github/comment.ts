@@ -11,7 +11,8 @@ export function commentMarker(key: string): string {
 /** Shortens a body over GitHub's limit at a line break and says where the full report is. */
 export function fitComment(body: string, limit = COMMENT_LIMIT): { body: string; truncated: boolean } {
   if (body.length <= limit) return { body, truncated: false };
-  const note = "\n\n> **Report shortened** to fit GitHub's comment limit: the full report is in this run's job summary and in `report.md`.\n";
+  const note =
+    "\n\n> **Report shortened** to fit GitHub's comment limit: the full report is in this run's job summary and in `report.md`.\n";
   const fence = '\n```';
   const room = limit - note.length - fence.length;
   let cut = body.lastIndexOf('\n', room);
@@ -71,7 +72,8 @@ export function tokenIdentity(api: Api): Promise<TokenIdentity> {
 }
 
 async function askIdentity(api: Api): Promise<TokenIdentity> {
-  const named = (login: unknown) => (typeof login === 'string' && login ? { login, bot: BOT_SUFFIX.test(login) } : undefined);
+  const named = (login: unknown) =>
+    typeof login === 'string' && login ? { login, bot: BOT_SUFFIX.test(login) } : undefined;
   const failures: string[] = [];
   try {
     const answer = await api.call('asking GitHub which account the token is', () =>
@@ -84,7 +86,9 @@ async function askIdentity(api: Api): Promise<TokenIdentity> {
     failures.push(`GraphQL: ${describeStatus(error)}`);
   }
   try {
-    const { data } = await api.call('asking GitHub which user the token is', () => api.client.rest.users.getAuthenticated());
+    const { data } = await api.call('asking GitHub which user the token is', () =>
+      api.client.rest.users.getAuthenticated(),
+    );
     const identity = named(data?.login);
     if (identity) return { ...identity, bot: identity.bot || data.type === 'Bot' };
     failures.push('GET /user named no login');
@@ -176,7 +180,9 @@ async function writeStickyComment(
     if (marked.length === 0) return undefined;
     const me = await tokenIdentity(api);
     if (me.assumed && !reported)
-      note(`distill-gate: GitHub did not say which account the token is (${me.assumed}); taking it for ${me.login}, the workflow token's.`);
+      note(
+        `distill-gate: GitHub did not say which account the token is (${me.assumed}); taking it for ${me.login}, the workflow token's.`,
+      );
     const others = marked.filter((c) => !writtenBy(c.user, me));
     if (others.length > 0 && !reported) {
       const who = others.map((c) => `${urlOf(c, c.id)} by @${c.user?.login ?? 'unknown'}`).join(', ');
@@ -188,7 +194,9 @@ async function writeStickyComment(
     return marked.find((c) => writtenBy(c.user, me));
   };
   const update = async (comment: ListedComment, created: boolean): Promise<StickyComment> => {
-    const { data } = await api.call('updating the report comment', () => client.rest.issues.updateComment({ owner, repo, comment_id: comment.id, body }));
+    const { data } = await api.call('updating the report comment', () =>
+      client.rest.issues.updateComment({ owner, repo, comment_id: comment.id, body }),
+    );
     const id = typeof data?.id === 'number' ? data.id : comment.id;
     return { url: urlOf(data ?? comment, id), id, created, truncated, notes };
   };
@@ -204,7 +212,9 @@ async function writeStickyComment(
     return (await client.rest.issues.createComment({ owner, repo, issue_number: issueNumber, body })).data;
   });
   if (landed) {
-    note(`distill-gate: the report comment was posted although GitHub's answer failed (${urlOf(landed, landed.id)}); not posting it twice.`);
+    note(
+      `distill-gate: the report comment was posted although GitHub's answer failed (${urlOf(landed, landed.id)}); not posting it twice.`,
+    );
     // Another run of this key may have posted in between: this run's report replaces it.
     if (landed.body !== body) return update(landed, true);
     return { url: urlOf(landed, landed.id), id: landed.id, created: true, truncated, notes };

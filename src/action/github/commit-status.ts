@@ -44,13 +44,22 @@ export async function setCommitStatus(api: Api, sha: string, context: string, st
 export const PULL_REQUEST_FILES_LIMIT = 3000;
 
 /** The files a pull request changes, from GitHub (trusted: not from the PR's job), and its base commit. */
-export async function pullRequestFiles(api: Api, issueNumber: number): Promise<{ files: string[]; baseSha: string; complete: boolean }> {
+export async function pullRequestFiles(
+  api: Api,
+  issueNumber: number,
+): Promise<{ files: string[]; baseSha: string; complete: boolean }> {
   const { client, owner, repo } = api;
-  const { data: pull } = await api.call('reading the pull request', () => client.rest.pulls.get({ owner, repo, pull_number: issueNumber }));
+  const { data: pull } = await api.call('reading the pull request', () =>
+    client.rest.pulls.get({ owner, repo, pull_number: issueNumber }),
+  );
   const listed = await api.call("listing the pull request's files", () =>
     client.paginate(client.rest.pulls.listFiles, { owner, repo, pull_number: issueNumber, per_page: 100 }),
   );
   // A rename changes both names: the file that left a relevant folder matters as much as the one that came in.
   const files = listed.flatMap((file) => [file.filename, ...(file.previous_filename ? [file.previous_filename] : [])]);
-  return { files, baseSha: pull.base.sha, complete: listed.length < PULL_REQUEST_FILES_LIMIT && listed.length >= pull.changed_files };
+  return {
+    files,
+    baseSha: pull.base.sha,
+    complete: listed.length < PULL_REQUEST_FILES_LIMIT && listed.length >= pull.changed_files,
+  };
 }

@@ -15,7 +15,11 @@ export interface EventContext {
       head_sha?: string;
       /** How the untrusted run ended: success, failure, cancelled, ... */
       conclusion?: string | null;
-      pull_requests?: Array<{ number: number; head?: { sha?: string }; base?: { ref?: string; repo?: { url?: string } } }>;
+      pull_requests?: Array<{
+        number: number;
+        head?: { sha?: string };
+        base?: { ref?: string; repo?: { url?: string } };
+      }>;
     };
   };
   sha: string;
@@ -42,7 +46,8 @@ export function pullRequestNumber(context: EventContext): number | undefined {
   const thisRepository = `/repos/${context.repo.owner}/${context.repo.repo}`.toLowerCase();
   return run?.pull_requests?.find(
     (pr) =>
-      (!pr.head?.sha || !run.head_sha || pr.head.sha === run.head_sha) && (!pr.base?.repo?.url || pr.base.repo.url.toLowerCase().endsWith(thisRepository)),
+      (!pr.head?.sha || !run.head_sha || pr.head.sha === run.head_sha) &&
+      (!pr.base?.repo?.url || pr.base.repo.url.toLowerCase().endsWith(thisRepository)),
   )?.number;
 }
 
@@ -89,13 +94,17 @@ export async function findPullRequestBySha(api: Api, sha: string): Promise<PullR
     let pages = 0;
     listed = 0;
     capped = false;
-    return client.paginate(client.rest.pulls.list, { owner, repo, state: 'open', sort: 'updated', direction: 'desc', per_page: 100 }, (response, done) => {
-      listed += response.data.length;
-      const found = response.data.filter((pr) => pr.head.sha === sha);
-      capped = ++pages >= OPEN_PULL_REQUEST_PAGES && /rel="next"/.test(response.headers.link ?? '');
-      if (found.length > 0 || capped) done();
-      return found;
-    });
+    return client.paginate(
+      client.rest.pulls.list,
+      { owner, repo, state: 'open', sort: 'updated', direction: 'desc', per_page: 100 },
+      (response, done) => {
+        listed += response.data.length;
+        const found = response.data.filter((pr) => pr.head.sha === sha);
+        capped = ++pages >= OPEN_PULL_REQUEST_PAGES && /rel="next"/.test(response.headers.link ?? '');
+        if (found.length > 0 || capped) done();
+        return found;
+      },
+    );
   });
   if (matches.length > 0) return { number: matches[0].number, how: `found among the open PRs (${lookup})` };
   const scope = capped ? `the ${listed} most recently updated open PRs` : `the ${listed} open PRs`;
@@ -115,7 +124,9 @@ export async function pullRequestLabels(api: Api, issueNumber: number): Promise<
 export async function defaultBranch(api: Api, context: EventContext): Promise<string> {
   const fromPayload = context.payload.repository?.default_branch;
   if (fromPayload) return fromPayload;
-  const { data } = await api.call('reading the repository', () => api.client.rest.repos.get({ owner: api.owner, repo: api.repo }));
+  const { data } = await api.call('reading the repository', () =>
+    api.client.rest.repos.get({ owner: api.owner, repo: api.repo }),
+  );
   return data.default_branch;
 }
 
@@ -125,7 +136,9 @@ export async function labelledBy(api: Api, issueNumber: number, label: string): 
   const events = await api.call("reading the PR's label events", () =>
     client.paginate(client.rest.issues.listEvents, { owner, repo, issue_number: issueNumber, per_page: 100 }),
   );
-  const labelled = events.filter((e) => e.event === 'labeled' && (e as { label?: { name?: string } }).label?.name === label);
+  const labelled = events.filter(
+    (e) => e.event === 'labeled' && (e as { label?: { name?: string } }).label?.name === label,
+  );
   const actor = labelled[labelled.length - 1]?.actor?.login;
   return actor ? `@${actor}` : 'someone';
 }

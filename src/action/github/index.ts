@@ -9,14 +9,29 @@ import { connect, type RetryOptions } from './api.js';
 import { readStoredBaseline, storeRun, type StoredBaseline, type StoreLocation } from './baseline-store.js';
 import { updateStickyComment, upsertStickyComment, type StickyComment } from './comment.js';
 import { pullRequestFiles, setCommitStatus, type CommitState } from './commit-status.js';
-import { defaultBranch, findPullRequestBySha, labelledBy, pullRequestLabels, runUrl, type EventContext, type PullRequestSearch } from './event.js';
+import {
+  defaultBranch,
+  findPullRequestBySha,
+  labelledBy,
+  pullRequestLabels,
+  runUrl,
+  type EventContext,
+  type PullRequestSearch,
+} from './event.js';
 import { syncTrackingIssue, type TrackingResult } from './tracking-issue.js';
 
 export { explainFailure, REPORT_IS_SAFE, type RetryOptions } from './api.js';
 export { whyNotKept, type StoredBaseline, type StoreLocation } from './baseline-store.js';
 export type { StickyComment } from './comment.js';
 export { statusDescription, type CommitState } from './commit-status.js';
-export { branchOf, pullRequestNumber, PULL_REQUEST_EVENTS, STORING_EVENTS, type EventContext, type PullRequestSearch } from './event.js';
+export {
+  branchOf,
+  pullRequestNumber,
+  PULL_REQUEST_EVENTS,
+  STORING_EVENTS,
+  type EventContext,
+  type PullRequestSearch,
+} from './event.js';
 export type { TrackingResult } from './tracking-issue.js';
 
 /**
@@ -38,7 +53,11 @@ export interface GitHub {
   /** Updates that comment where it exists; undefined, posting nothing, where it does not. */
   updateStickyComment(issueNumber: number, key: string, markdown: string): Promise<StickyComment | undefined>;
   /** Opens, updates or closes the labelled tracking issue of `key`, linking this run. */
-  syncTrackingIssue(target: { key: string; label: string }, verdict: 'pass' | 'fail', markdown: string): Promise<TrackingResult>;
+  syncTrackingIssue(
+    target: { key: string; label: string },
+    verdict: 'pass' | 'fail',
+    markdown: string,
+  ): Promise<TrackingResult>;
   /** The open PR whose head is `sha` (the workflow_run pattern), if any, and how it was looked for. A step asks once (resolvePullRequest). */
   findPullRequestBySha(sha: string): Promise<PullRequestSearch>;
   /** The PR's labels now, from the API: not the event's, which a re-run replays unchanged. */
@@ -57,14 +76,22 @@ export function createGitHub(token: string, context: EventContext, retry: RetryO
     defaultBranch: () => defaultBranch(api, context),
     readStoredBaseline: (location, dir) => readStoredBaseline(api, location, dir),
     storeRun: (location, report, studentDir) =>
-      storeRun(api, location, report, studentDir, { fromSha: context.sha, event: context.eventName, runUrl: runUrl(context) }),
-    upsertStickyComment: (issueNumber, key, markdown) => upsertStickyComment(api, issueNumber, key, markdown, context.serverUrl),
-    updateStickyComment: (issueNumber, key, markdown) => updateStickyComment(api, issueNumber, key, markdown, context.serverUrl),
-    syncTrackingIssue: (target, verdict, markdown) => syncTrackingIssue(api, { ...target, runUrl: runUrl(context) }, verdict, markdown),
+      storeRun(api, location, report, studentDir, {
+        fromSha: context.sha,
+        event: context.eventName,
+        runUrl: runUrl(context),
+      }),
+    upsertStickyComment: (issueNumber, key, markdown) =>
+      upsertStickyComment(api, issueNumber, key, markdown, context.serverUrl),
+    updateStickyComment: (issueNumber, key, markdown) =>
+      updateStickyComment(api, issueNumber, key, markdown, context.serverUrl),
+    syncTrackingIssue: (target, verdict, markdown) =>
+      syncTrackingIssue(api, { ...target, runUrl: runUrl(context) }, verdict, markdown),
     findPullRequestBySha: (sha) => findPullRequestBySha(api, sha),
     pullRequestLabels: (issueNumber) => pullRequestLabels(api, issueNumber),
     labelledBy: (issueNumber, label) => labelledBy(api, issueNumber, label),
-    setCommitStatus: (sha, name, state, description) => setCommitStatus(api, sha, name, { state, description, targetUrl: runUrl(context) }),
+    setCommitStatus: (sha, name, state, description) =>
+      setCommitStatus(api, sha, name, { state, description, targetUrl: runUrl(context) }),
     pullRequestFiles: (issueNumber) => pullRequestFiles(api, issueNumber),
   };
 }

@@ -13,7 +13,12 @@ export type TrackingResult = { action: 'none' } | { action: 'closed' | 'updated'
  * Scheduled runs have no pull request to comment on: when their gates fail, one labelled issue is
  * opened (or updated), and closed again by the first run whose gates pass.
  */
-export async function syncTrackingIssue(api: Api, target: TrackingTarget, verdict: 'pass' | 'fail', markdown: string): Promise<TrackingResult> {
+export async function syncTrackingIssue(
+  api: Api,
+  target: TrackingTarget,
+  verdict: 'pass' | 'fail',
+  markdown: string,
+): Promise<TrackingResult> {
   const { client, owner, repo } = api;
   const { label } = target;
   const marker = commentMarker(`issue:${target.key}`);
@@ -32,20 +37,41 @@ export async function syncTrackingIssue(api: Api, target: TrackingTarget, verdic
   if (verdict === 'pass') {
     if (!existing) return { action: 'none' };
     await api.call('commenting on the tracking issue', () =>
-      client.rest.issues.createComment({ owner, repo, issue_number: existing.number, body: `Gates pass again in ${target.runUrl}; closing.` }),
+      client.rest.issues.createComment({
+        owner,
+        repo,
+        issue_number: existing.number,
+        body: `Gates pass again in ${target.runUrl}; closing.`,
+      }),
     );
     await api.call('closing the tracking issue', () =>
-      client.rest.issues.update({ owner, repo, issue_number: existing.number, state: 'closed', state_reason: 'completed' }),
+      client.rest.issues.update({
+        owner,
+        repo,
+        issue_number: existing.number,
+        state: 'closed',
+        state_reason: 'completed',
+      }),
     );
     return { action: 'closed', url: existing.html_url };
   }
-  const { body } = fitComment(`${marker}\nThe scheduled distill-gate run ${target.runUrl} failed its gates.\n\n${markdown}`);
+  const { body } = fitComment(
+    `${marker}\nThe scheduled distill-gate run ${target.runUrl} failed its gates.\n\n${markdown}`,
+  );
   if (existing) {
-    const { data } = await api.call('updating the tracking issue', () => client.rest.issues.update({ owner, repo, issue_number: existing.number, body }));
+    const { data } = await api.call('updating the tracking issue', () =>
+      client.rest.issues.update({ owner, repo, issue_number: existing.number, body }),
+    );
     return { action: 'updated', url: data.html_url };
   }
   const { data } = await api.call('opening the tracking issue', () =>
-    client.rest.issues.create({ owner, repo, title: `distill-gate: gates failing (${target.key})`, body, labels: [label] }),
+    client.rest.issues.create({
+      owner,
+      repo,
+      title: `distill-gate: gates failing (${target.key})`,
+      body,
+      labels: [label],
+    }),
   );
   return { action: 'opened', url: data.html_url };
 }

@@ -3,7 +3,14 @@ import { loadConfig } from '../../config/load.js';
 import { fileExists } from '../../models/artifacts.js';
 import { escapeMarkdown } from '../../report/escape.js';
 import type { RunClock } from '../../run-control.js';
-import { changedFilesFromGit, judgeChanges, relevantGlobs, skippedLine, unknownLine, type ChangeVerdict } from '../changes.js';
+import {
+  changedFilesFromGit,
+  judgeChanges,
+  relevantGlobs,
+  skippedLine,
+  unknownLine,
+  type ChangeVerdict,
+} from '../changes.js';
 import { runGit } from '../git.js';
 import { PULL_REQUEST_EVENTS } from '../github/index.js';
 import type { Step } from '../inputs.js';
@@ -17,7 +24,10 @@ import type { ModeOutcome, Notice } from './outcome.js';
  */
 export async function checkChanges(step: Step, clock: RunClock): Promise<ModeOutcome> {
   const config = (await fileExists(step.inputs.config)) ? await loadConfig(step.inputs.config) : undefined;
-  const changes = (await changesInCheckout(step, config, clock)) ?? { relevant: 'unknown', why: 'this run is not for a pull request, so the gate runs' };
+  const changes = (await changesInCheckout(step, config, clock)) ?? {
+    relevant: 'unknown',
+    why: 'this run is not for a pull request, so the gate runs',
+  };
   if (changes.relevant === false) return { notice: skipped(changes) };
   const line =
     changes.relevant === true
@@ -74,7 +84,10 @@ export async function changesInCheckout(
       const root = (await runGit(['rev-parse', '--show-toplevel'], inputs.workingDirectory, options)).trim();
       const globs = relevantGlobs(inputs.paths, config, root);
       // `auto` with no config to read names nothing: that must not read as "nothing relevant changed".
-      if (globs.length === 0) throw new Error(`no relevant files are known: \`paths: auto\` needs the config, and there is none at ${inputs.config}`);
+      if (globs.length === 0)
+        throw new Error(
+          `no relevant files are known: \`paths: auto\` needs the config, and there is none at ${inputs.config}`,
+        );
       const changed = await changedFilesFromGit(root, baseSha, pr.head?.sha, runGit, options);
       verdict = judgeChanges(changed, [...globs, ...runningWorkflow()], baseSha);
     } catch (error) {

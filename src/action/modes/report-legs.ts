@@ -3,14 +3,28 @@ import * as core from '@actions/core';
 import { loadConfig, type Config } from '../../config/load.js';
 import { InputError } from '../../errors.js';
 import { fileExists } from '../../models/artifacts.js';
-import { mergedAsReport, mergeReports, readReports, reportFiles, writeMergedMarkdown, type ExpectedLegs } from '../../report/merge.js';
+import {
+  mergedAsReport,
+  mergeReports,
+  readReports,
+  reportFiles,
+  writeMergedMarkdown,
+  type ExpectedLegs,
+} from '../../report/merge.js';
 import type { StoredBaseline } from '../../report/rejudge.js';
 import type { RunClock } from '../../run-control.js';
 import { regressionAcceptance } from '../acceptance.js';
 import type { Step } from '../inputs.js';
 import { skipped } from './changes.js';
 import type { ModeOutcome } from './outcome.js';
-import { changesOfPullRequest, missingUpload, refuseInsideUpload, storedBaselineOfBase, trustedBaseline, trustedConfig } from './report.js';
+import {
+  changesOfPullRequest,
+  missingUpload,
+  refuseInsideUpload,
+  storedBaselineOfBase,
+  trustedBaseline,
+  trustedConfig,
+} from './report.js';
 
 /** What re-judges one leg's upload: the trusted config (none: the upload's own thresholds) and the trusted baseline. */
 interface LegJudge {
@@ -48,7 +62,13 @@ export async function reportLegsMode(step: Step, clock: RunClock): Promise<ModeO
   const changes = pr !== undefined ? await changesOfPullRequest(step, pr, legNames.map(configOf), clock) : undefined;
   if (changes?.relevant === false) return { notice: skipped(changes) };
   if (underWorkflowRun && (await reportFiles(inputs.reports, inputs.workingDirectory)).length === 0)
-    return { notice: missingUpload(step, changes, `${inputs.reports.join(' ')}, one report.json for each of ${legsLine(expected)}`) };
+    return {
+      notice: missingUpload(
+        step,
+        changes,
+        `${inputs.reports.join(' ')}, one report.json for each of ${legsLine(expected)}`,
+      ),
+    };
   const reports = await readReports(inputs.reports, inputs.workingDirectory, expected);
 
   // The baseline of a leg with a config of its own is the store's record of that config (the key
@@ -63,7 +83,11 @@ export async function reportLegsMode(step: Step, clock: RunClock): Promise<ModeO
   const acceptance = underWorkflowRun ? await regressionAcceptance(step, clock) : undefined;
   const notes = underWorkflowRun ? untrustedThresholds(inputs, expected, own, fallback) : [];
   for (const note of notes) core.warning(note);
-  const merged = mergeReports(reports, expected, { acceptance, notes, judgeLeg: (leg) => judges.get(leg) ?? judges.get(undefined) ?? {} });
+  const merged = mergeReports(reports, expected, {
+    acceptance,
+    notes,
+    judgeLeg: (leg) => judges.get(leg) ?? judges.get(undefined) ?? {},
+  });
   const reportPath = await writeMergedMarkdown(inputs.outputDir, merged.markdown);
   // The PR to comment on is found from this event's head commit, never from a commit an upload names.
   const report = { ...mergedAsReport(merged), commit: context.payload.workflow_run?.head_sha };
@@ -75,7 +99,10 @@ export async function reportLegsMode(step: Step, clock: RunClock): Promise<ModeO
  * store key (the path as written). Each is a file the workflow named on purpose, so it must exist
  * in this checkout (and outside the uploads' folder).
  */
-async function ownConfigs(inputs: Step['inputs'], expected: ExpectedLegs): Promise<Map<string, { config: Config; key: string }>> {
+async function ownConfigs(
+  inputs: Step['inputs'],
+  expected: ExpectedLegs,
+): Promise<Map<string, { config: Config; key: string }>> {
   const loaded = new Map<string, Config>();
   const legs = new Map<string, { config: Config; key: string }>();
   for (const [leg, written] of Object.entries(expected.configs ?? {})) {
@@ -98,7 +125,12 @@ async function ownConfigs(inputs: Step['inputs'], expected: ExpectedLegs): Promi
  * `config` input): their own thresholds, which the pull request chose, decided. A reviewer must see
  * that in the comment, not find it in the log.
  */
-function untrustedThresholds(inputs: Step['inputs'], expected: ExpectedLegs, own: Map<string, unknown>, fallback: Config | undefined): string[] {
+function untrustedThresholds(
+  inputs: Step['inputs'],
+  expected: ExpectedLegs,
+  own: Map<string, unknown>,
+  fallback: Config | undefined,
+): string[] {
   if (fallback) return [];
   const legs = expected.names ? expected.names.filter((leg) => !own.has(leg)) : [`all ${expected.count} legs`];
   if (legs.length === 0) return [];

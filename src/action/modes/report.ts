@@ -41,12 +41,17 @@ export async function reportMode(step: Step, clock: RunClock): Promise<ModeOutco
   const changes = pr !== undefined ? await changesOfPullRequest(step, pr, [trusted], clock) : undefined;
   if (changes?.relevant === false) return { notice: skipped(changes) };
   if (underWorkflowRun && !(await fileExists(inputs.report)))
-    return { notice: missingUpload(step, changes, path.relative(inputs.workingDirectory, inputs.report) || inputs.report) };
+    return {
+      notice: missingUpload(step, changes, path.relative(inputs.workingDirectory, inputs.report) || inputs.report),
+    };
   const uploaded = await readUntrustedReport(inputs.report);
   const stored = await trustedBaseline(step, clock);
   const acceptance = underWorkflowRun ? await regressionAcceptance(step, clock) : undefined;
   // The PR to comment on is found from this event's head commit, never from a commit the upload names.
-  const report = { ...rejudgeReport(uploaded, inputs.report, { trusted, stored, acceptance }), commit: context.payload.workflow_run?.head_sha };
+  const report = {
+    ...rejudgeReport(uploaded, inputs.report, { trusted, stored, acceptance }),
+    commit: context.payload.workflow_run?.head_sha,
+  };
   if (!trusted && underWorkflowRun) {
     // Under workflow_run the upload is a pull request's: its own thresholds then decide, and a
     // reviewer must see that, not find it in the log.
@@ -99,10 +104,19 @@ export async function changesOfPullRequest(
   const autoUnknown = inputs.paths.includes(AUTO) && trusted.some((config) => !config);
   const globs = autoUnknown ? [] : [...new Set(trusted.flatMap((config) => relevantGlobs(inputs.paths, config, root)))];
   if (!github) verdict = { relevant: 'unknown', why: 'no github-token to list the changed files, so the gate runs' };
-  else if (globs.length === 0) verdict = { relevant: 'unknown', why: 'no trusted config for `paths: auto` to name the relevant files, so the gate runs' };
+  else if (globs.length === 0)
+    verdict = {
+      relevant: 'unknown',
+      why: 'no trusted config for `paths: auto` to name the relevant files, so the gate runs',
+    };
   else {
     try {
-      const listed = await underClock(github.pullRequestFiles(number), clock.stop, GITHUB_CALL_DEADLINE_MS, `listing the files of PR #${number}`);
+      const listed = await underClock(
+        github.pullRequestFiles(number),
+        clock.stop,
+        GITHUB_CALL_DEADLINE_MS,
+        `listing the files of PR #${number}`,
+      );
       verdict = listed.complete
         ? judgeChanges(listed.files, globs, listed.baseSha)
         : { relevant: 'unknown', why: `PR #${number} changes more files than GitHub lists, so the gate runs` };
@@ -130,7 +144,11 @@ export async function trustedBaseline(step: Step, clock: RunClock): Promise<Stor
 }
 
 /** The baseline store's record under `key` (a config's path, as main.yml's run names it) for the PR's base branch, or the default branch. */
-export async function storedBaselineOfBase({ inputs, context, github }: Step, key: string, clock: RunClock): Promise<StoredBaseline | undefined> {
+export async function storedBaselineOfBase(
+  { inputs, context, github }: Step,
+  key: string,
+  clock: RunClock,
+): Promise<StoredBaseline | undefined> {
   if (!github || !inputs.baselineBranch) return undefined;
   let forBranch: string;
   try {
@@ -142,7 +160,12 @@ export async function storedBaselineOfBase({ inputs, context, github }: Step, ke
     return undefined;
   }
   const dir = await mkdtemp(path.join(process.env.RUNNER_TEMP ?? os.tmpdir(), 'distill-gate-baseline-'));
-  const found = await readBaseline(github, { location: { branch: inputs.baselineBranch, key, forBranch }, write: false }, dir, clock.stop);
+  const found = await readBaseline(
+    github,
+    { location: { branch: inputs.baselineBranch, key, forBranch }, write: false },
+    dir,
+    clock.stop,
+  );
   return found?.reportPath ? { report: await readReport(found.reportPath), path: found.reportPath } : undefined;
 }
 
@@ -153,7 +176,9 @@ export async function storedBaselineOfBase({ inputs, context, github }: Step, ke
  */
 export function refuseInsideUpload(inputs: Step['inputs'], file: string, culprit: string): void {
   const legs = inputs.reports.length > 0;
-  const folders = legs ? inputs.reports.map((pattern) => uploadFolderOf(inputs.workingDirectory, pattern)) : [path.dirname(inputs.report)];
+  const folders = legs
+    ? inputs.reports.map((pattern) => uploadFolderOf(inputs.workingDirectory, pattern))
+    : [path.dirname(inputs.report)];
   const uploadFolder = folders.find((folder) => path.relative(folder, file).split(path.sep)[0] !== '..');
   if (uploadFolder !== undefined)
     throw new InputError(
@@ -178,7 +203,9 @@ function uploadFolderOf(workingDirectory: string, pattern: string): string {
  */
 export async function trustedConfig(inputs: Step['inputs']): Promise<Config | undefined> {
   if (!(await fileExists(inputs.config))) {
-    core.info(`distill-gate: no config at ${inputs.config} in this checkout; re-judging the uploaded gates with their own thresholds`);
+    core.info(
+      `distill-gate: no config at ${inputs.config} in this checkout; re-judging the uploaded gates with their own thresholds`,
+    );
     return undefined;
   }
   // Only a config that exists can have come with the upload; none at all is no risk.

@@ -26,7 +26,8 @@ export async function runMode(step: Step, clock: RunClock): Promise<ModeOutcome>
   let result: RunResult | undefined;
   try {
     const store = github ? await planStore(github, inputs, context, clock.stop) : undefined;
-    const stored = github && store && !inputs.baseline ? await readBaseline(github, store, workDir, clock.stop) : undefined;
+    const stored =
+      github && store && !inputs.baseline ? await readBaseline(github, store, workDir, clock.stop) : undefined;
     const config = withOverrides(loaded, {
       backend: inputs.backend === 'auto' ? undefined : inputs.backend,
       baseline: inputs.baseline ?? stored?.reportPath,

@@ -15,7 +15,8 @@ export function nonFiniteWarnings(
   config: Config,
   student: 'student' | Exclude<ExportPlan['quantize'], 'none'>,
 ): string[] {
-  const rows = (count: number, first: number) => `${count} of ${evalSet.size} eval rows (the first is row ${first} of ${evalSet.source})`;
+  const rows = (count: number, first: number) =>
+    `${count} of ${evalSet.size} eval rows (the first is row ${first} of ${evalSet.source})`;
   const warnings: string[] = [];
   const { teacher, student: answers } = nonFinite;
   if (student === 'student' && teacher.count > 0) {

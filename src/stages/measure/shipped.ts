@@ -5,7 +5,13 @@ import type { Config } from '../../config/load.js';
 import { measureAgreement } from '../../measure/agreement.js';
 import type { StageMetrics } from '../../measure/metrics.js';
 import { sizeMetrics } from '../../measure/size.js';
-import { describeClipped, exportArtifacts, quantizedBytes, saveToMemory, type ExportPlan } from '../../models/export.js';
+import {
+  describeClipped,
+  exportArtifacts,
+  quantizedBytes,
+  saveToMemory,
+  type ExportPlan,
+} from '../../models/export.js';
 import { studentLayers, wrapLayersModel } from '../../models/model.js';
 import { predictLogits } from '../../models/predict.js';
 import type { Session } from '../prepare.js';
@@ -29,11 +35,17 @@ export async function shippedStudentMetrics(
   const artifacts = await saveToMemory(tf, studentLayers(student));
   const shippedBytes = quantizedBytes(artifacts.weightSpecs ?? [], plan.quantize);
   // The size metrics of the student that ships, beside its float32 bytes.
-  const size = { ...sizeMetrics(teacher, { params: student.params, bytes: shippedBytes }), 'size.studentFloatBytes': student.bytes };
+  const size = {
+    ...sizeMetrics(teacher, { params: student.params, bytes: shippedBytes }),
+    'size.studentFloatBytes': student.bytes,
+  };
   // student/ is written from the same artifacts with the same clipping: said once, here.
   const warnings: string[] = [];
-  const quantized = exportArtifacts(artifacts, { quantize: plan.quantize, output: 'logits' }, student.output, (clipped) =>
-    warnings.push(describeClipped(clipped, plan.quantize)),
+  const quantized = exportArtifacts(
+    artifacts,
+    { quantize: plan.quantize, output: 'logits' },
+    student.output,
+    (clipped) => warnings.push(describeClipped(clipped, plan.quantize)),
   );
   if (!studentEvalLogits) return { size, warnings };
   const model = wrapLayersModel(await tf.loadLayersModel(tf.io.fromMemory(quantized)), shippedBytes);
@@ -43,8 +55,16 @@ export async function shippedStudentMetrics(
   } finally {
     model.dispose();
   }
-  const { metrics, nonFinite } = measureAgreement(teacherEvalLogits, logits, student.outputWidth, config.measure.topK, evalSet.y);
-  warnings.push(...nonFiniteWarnings(nonFinite, evalSet, config, plan.quantize as Exclude<ExportPlan['quantize'], 'none'>));
+  const { metrics, nonFinite } = measureAgreement(
+    teacherEvalLogits,
+    logits,
+    student.outputWidth,
+    config.measure.topK,
+    evalSet.y,
+  );
+  warnings.push(
+    ...nonFiniteWarnings(nonFinite, evalSet, config, plan.quantize as Exclude<ExportPlan['quantize'], 'none'>),
+  );
   return {
     size,
     warnings,

@@ -14,7 +14,8 @@ import { measureSpeed, type SpeedResult } from '../../measure/speed.js';
 import { relativeHalfWidth, type MetricBound, type SpeedLimits } from '../../measure/timing.js';
 import { fileExists } from '../../models/artifacts.js';
 import { exportPlan } from '../../models/export.js';
-import { loadModel, studentLayers, wrapLayersModel, type LoadedModel } from '../../models/model.js';
+import { loadModel, studentLayers, wrapLayersModel } from '../../models/model.js';
+import { type LoadedModel } from '../../models/loaded-model.js';
 import { onnxStudentModel, requireStudentRuntime } from '../../models/onnx-student.js';
 import { loadTeacher } from '../../models/pair.js';
 import type { Report } from '../../report/report.js';
@@ -31,19 +32,32 @@ export function describeSpeedPrecision(intervals: Record<string, MeasuredInterva
     return Number.isFinite(width) ? `±${(100 * width).toFixed(1)}%` : 'unbounded';
   };
   const pair = (name: string, teacher: string, student: string) =>
-    intervals[teacher] ? `${intervals[teacher].rounds} ${name} rounds (teacher ${pm(teacher)}, student ${pm(student)})` : undefined;
-  const pairs = [pair('latency', 'speed.teacherMs', 'speed.studentMs'), pair('throughput', 'speed.teacherThroughput', 'speed.studentThroughput')].filter(
-    Boolean,
-  );
+    intervals[teacher]
+      ? `${intervals[teacher].rounds} ${name} rounds (teacher ${pm(teacher)}, student ${pm(student)})`
+      : undefined;
+  const pairs = [
+    pair('latency', 'speed.teacherMs', 'speed.studentMs'),
+    pair('throughput', 'speed.teacherThroughput', 'speed.studentThroughput'),
+  ].filter(Boolean);
   return `speed: ${pairs.join(' and ')} in ${seconds.toFixed(1)} s (95% intervals of the medians)`;
 }
 
-export async function findBaselineStudent(explicit: string | undefined, baselinePath: string, baseline: Report): Promise<string | undefined> {
+export async function findBaselineStudent(
+  explicit: string | undefined,
+  baselinePath: string,
+  baseline: Report,
+): Promise<string | undefined> {
   const candidates = explicit
     ? [explicit]
-    : [path.join(path.dirname(baselinePath), 'student', 'model.json'), baseline.student?.path].filter((p): p is string => Boolean(p));
+    : [path.join(path.dirname(baselinePath), 'student', 'model.json'), baseline.student?.path].filter(
+        (p): p is string => Boolean(p),
+      );
   for (const candidate of candidates) if (await fileExists(candidate)) return candidate;
-  if (explicit) throw new InputError(explicit, "the baseline student cannot be read; give the model.json of the baseline run's student.");
+  if (explicit)
+    throw new InputError(
+      explicit,
+      "the baseline student cannot be read; give the model.json of the baseline run's student.",
+    );
   return undefined;
 }
 
@@ -80,7 +94,9 @@ export async function timeSpeed(
     });
     for (const metric of new Set(bounds.map((b) => b.metric))) {
       const { value, low, high, rounds } = speed.intervals[metric];
-      log(`speed: ${metric} ${value.toPrecision(4)} [${low.toPrecision(4)}, ${high.toPrecision(4)}] over ${rounds} rounds`);
+      log(
+        `speed: ${metric} ${value.toPrecision(4)} [${low.toPrecision(4)}, ${high.toPrecision(4)}] over ${rounds} rounds`,
+      );
     }
     const comparison = speed.comparison;
     if (comparison) {
@@ -115,7 +131,12 @@ export async function speedModels(session: Session, config: Config, log: (line: 
   // will run, behind predictAsync as an ONNX teacher is; the teacher stays where it was.
   try {
     const runtime = await requireStudentRuntime([process.cwd(), config.dir]);
-    const student = await onnxStudentModel(models.tf, runtime, session.student, exportPlan(config.export, session.teacher.output));
+    const student = await onnxStudentModel(
+      models.tf,
+      runtime,
+      session.student,
+      exportPlan(config.export, session.teacher.output),
+    );
     log(`speed: student timed in ${student.runtime?.label ?? 'onnxruntime-node'} (measure.runtime)`);
     return { ...models, student, dispose: () => (student.dispose(), models.dispose()) };
   } catch (error) {
@@ -125,7 +146,11 @@ export async function speedModels(session: Session, config: Config, log: (line: 
 }
 
 /** The session's models as TF.js (or the teacher's own runtime) runs them, on the speed backend. */
-export async function tfjsSpeedModels(session: Session, config: Config, log: (line: string) => void): Promise<SpeedModels> {
+export async function tfjsSpeedModels(
+  session: Session,
+  config: Config,
+  log: (line: string) => void,
+): Promise<SpeedModels> {
   const { backend, teacher, student, speedBackend } = session;
   const target = speedBackend ?? backend;
   const run = <T>(work: () => Promise<T>) => onBackend(target.tf, target.engine, work);
@@ -145,8 +170,17 @@ export async function tfjsSpeedModels(session: Session, config: Config, log: (li
   const theirTeacher = teacher.runtime ? teacher : await loadTeacher(target.tf, config);
   const disposeTeacher = () => theirTeacher !== teacher && theirTeacher.dispose();
   try {
-    const theirStudent = wrapLayersModel(await target.tf.loadLayersModel(target.tf.io.fromMemory(artifacts)), student.bytes);
-    return { tf: target.tf, teacher: theirTeacher, student: theirStudent, run, dispose: () => (disposeTeacher(), theirStudent.dispose()) };
+    const theirStudent = wrapLayersModel(
+      await target.tf.loadLayersModel(target.tf.io.fromMemory(artifacts)),
+      student.bytes,
+    );
+    return {
+      tf: target.tf,
+      teacher: theirTeacher,
+      student: theirStudent,
+      run,
+      dispose: () => (disposeTeacher(), theirStudent.dispose()),
+    };
   } catch (error) {
     disposeTeacher();
     throw error;

@@ -2,7 +2,8 @@
 import type { Config } from '../../config/load.js';
 import { top1Agreement } from '../../measure/agreement.js';
 import { compareTeachers, type TeacherDiff } from '../../measure/teacher-diff.js';
-import { firstLine, type LoadedModel } from '../../models/model.js';
+import { firstLine } from '../../models/model.js';
+import { type LoadedModel } from '../../models/loaded-model.js';
 import { loadTeacher } from '../../models/pair.js';
 import { predictLogits } from '../../models/predict.js';
 import type { Session } from '../prepare.js';
@@ -53,9 +54,13 @@ export async function diffTeachers(
         'teacherDiff.kl': 0,
         'teacherDiff.studentVsBase': top1Agreement(headLogits, studentLogits, teacher.outputWidth),
       };
-      return { metrics, report: { status: 'unchanged', source, note: 'the teacher is unchanged (same topology and weights)' } };
+      return {
+        metrics,
+        report: { status: 'unchanged', source, note: 'the teacher is unchanged (same topology and weights)' },
+      };
     }
-    if (base.outputWidth !== teacher.outputWidth) return unavailable(`the base teacher has ${base.outputWidth} classes and the head ${teacher.outputWidth}`);
+    if (base.outputWidth !== teacher.outputWidth)
+      return unavailable(`the base teacher has ${base.outputWidth} classes and the head ${teacher.outputWidth}`);
     // A base teacher of another input shape (the PR changed the features) cannot run on this eval
     // split: there is nothing to compare, which is news for the reviewer, not a crash.
     if (!takesSamples(base.inputShape, evalSet.sampleShape)) {
@@ -72,7 +77,9 @@ export async function diffTeachers(
       return unavailable(`the base teacher does not run on the eval split (${firstLine(error)})`);
     }
     const { metrics, moved } = compareTeachers(baseLogits, headLogits, studentLogits, teacher.outputWidth);
-    log(`teacher diff: base vs head top-1 agreement ${metrics['teacherDiff.agreement']?.toFixed(4)}, KL ${metrics['teacherDiff.kl']?.toPrecision(4)}`);
+    log(
+      `teacher diff: base vs head top-1 agreement ${metrics['teacherDiff.agreement']?.toFixed(4)}, KL ${metrics['teacherDiff.kl']?.toPrecision(4)}`,
+    );
     return { metrics, report: { status: 'compared', source, moved } };
   } finally {
     base.dispose();

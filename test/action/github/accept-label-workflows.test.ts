@@ -24,17 +24,22 @@ function evaluate(expression: string, context: Record<string, Value>): Value {
   const peek = () => tokens[at];
   const take = (expected?: string) => {
     const token = tokens[at++];
-    if (expected !== undefined && token !== expected) throw new Error(`expected ${expected} at ${at} in ${expression}, got ${token}`);
+    if (expected !== undefined && token !== expected)
+      throw new Error(`expected ${expected} at ${at} in ${expression}, got ${token}`);
     return token;
   };
   const truthy = (v: Value) => !(v === false || v === null || v === 0 || v === '' || Number.isNaN(v));
-  const equal = (a: Value, b: Value) => (typeof a === 'string' && typeof b === 'string' ? a.toLowerCase() === b.toLowerCase() : a === b);
+  const equal = (a: Value, b: Value) =>
+    typeof a === 'string' && typeof b === 'string' ? a.toLowerCase() === b.toLowerCase() : a === b;
   const functions: Record<string, (...args: Value[]) => Value> = {
     always: () => true,
     cancelled: () => false,
     contains: (haystack, needle) =>
-      Array.isArray(haystack) ? haystack.some((item) => equal(item, needle)) : String(haystack).toLowerCase().includes(String(needle).toLowerCase()),
-    format: (template, ...args) => String(template).replace(/\{(\d+)\}/g, (_, i: string) => String(args[Number(i)] ?? '')),
+      Array.isArray(haystack)
+        ? haystack.some((item) => equal(item, needle))
+        : String(haystack).toLowerCase().includes(String(needle).toLowerCase()),
+    format: (template, ...args) =>
+      String(template).replace(/\{(\d+)\}/g, (_, i: string) => String(args[Number(i)] ?? '')),
     fromJSON: (text) => JSON.parse(String(text)) as Value,
   };
   const primary = (): Value => {
@@ -59,7 +64,12 @@ function evaluate(expression: string, context: Record<string, Value>): Value {
       if (!functions[token]) throw new Error(`unknown function ${token}`);
       return functions[token](...args);
     }
-    return token.split('.').reduce<Value>((value, key) => (value && typeof value === 'object' && !Array.isArray(value) ? (value[key] ?? null) : null), context);
+    return token
+      .split('.')
+      .reduce<Value>(
+        (value, key) => (value && typeof value === 'object' && !Array.isArray(value) ? (value[key] ?? null) : null),
+        context,
+      );
   };
   const comparison = (): Value => {
     let left = primary();
@@ -93,7 +103,8 @@ function evaluate(expression: string, context: Record<string, Value>): Value {
 }
 
 /** A workflow string with ${{ }} templates filled in. */
-const interpolate = (text: string, context: Record<string, Value>) => text.replace(/\$\{\{(.*?)\}\}/g, (_, inner: string) => String(evaluate(inner, context)));
+const interpolate = (text: string, context: Record<string, Value>) =>
+  text.replace(/\$\{\{(.*?)\}\}/g, (_, inner: string) => String(evaluate(inner, context)));
 /** An `if:` as GitHub reads it: with or without ${{ }}. */
 const condition = (text: string | undefined, context: Record<string, Value>) =>
   text === undefined || !!evaluate(text.trim().replace(/^\$\{\{([\s\S]*)\}\}$/, '$1'), context);
@@ -101,12 +112,23 @@ const condition = (text: string | undefined, context: Record<string, Value>) =>
 interface Workflow {
   on: { pull_request: { types?: string[] } };
   concurrency?: { group: string; 'cancel-in-progress': boolean };
-  jobs: Record<string, { if?: string; name?: string; needs?: string | string[]; steps?: Array<{ uses?: string; with?: Record<string, string> }> }>;
+  jobs: Record<
+    string,
+    {
+      if?: string;
+      name?: string;
+      needs?: string | string[];
+      steps?: Array<{ uses?: string; with?: Record<string, string> }>;
+    }
+  >;
 }
 
-const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, { default?: string }> };
+const action = parse(await readFile(path.join(ROOT, 'action.yml'), 'utf8')) as {
+  inputs: Record<string, { default?: string }>;
+};
 const ACCEPT = action.inputs['accept-label'].default!;
-const read = async (file: string) => parse(await readFile(path.join(ROOT, 'examples/workflows', file), 'utf8')) as Workflow;
+const read = async (file: string) =>
+  parse(await readFile(path.join(ROOT, 'examples/workflows', file), 'utf8')) as Workflow;
 
 const REPOSITORY = 'acme/models';
 /**
@@ -118,7 +140,12 @@ const event = (action: string, label?: string, from = REPOSITORY, changed?: 'tru
     event_name: 'pull_request',
     repository: REPOSITORY,
     run_id: '4242',
-    event: { action, number: 7, pull_request: { number: 7, head: { repo: { full_name: from } } }, ...(label ? { label: { name: label } } : {}) },
+    event: {
+      action,
+      number: 7,
+      pull_request: { number: 7, head: { repo: { full_name: from } } },
+      ...(label ? { label: { name: label } } : {}),
+    },
   },
   needs: { changes: { outputs: (changed === undefined ? {} : { changed }) as Record<string, Value> } },
 });
@@ -130,7 +157,13 @@ describe.each([
   { file: 'matrix.yml', gpuJobs: ['distill', 'merge'] },
 ])('$file and the accept label', ({ file, gpuJobs }) => {
   it('runs on every push to the PR and on labels put on or taken off', async () => {
-    expect((await read(file)).on.pull_request.types).toEqual(['opened', 'synchronize', 'reopened', 'labeled', 'unlabeled']);
+    expect((await read(file)).on.pull_request.types).toEqual([
+      'opened',
+      'synchronize',
+      'reopened',
+      'labeled',
+      'unlabeled',
+    ]);
   });
 
   it.each([
@@ -171,10 +204,16 @@ describe.each([
   it('the verdict is the commit status: set by the job that judges, never by a matrix leg', async () => {
     const workflow = await read(file);
     const steps = Object.entries(workflow.jobs).flatMap(([name, job]) =>
-      (job.steps ?? []).filter((step) => step.uses?.startsWith('distill-gate/distill-gate@')).map((step) => ({ name, step })),
+      (job.steps ?? [])
+        .filter((step) => step.uses?.startsWith('distill-gate/distill-gate@'))
+        .map((step) => ({ name, step })),
     );
-    const setters = steps.filter(({ step }) => step.with?.['status-name'] !== 'false').map(({ name, step }) => `${name}:${step.with?.mode ?? 'run'}`);
-    expect(setters).toEqual(file === 'matrix.yml' ? ['changes:changes', 'merge:merge'] : ['changes:changes', 'distill:run']);
+    const setters = steps
+      .filter(({ step }) => step.with?.['status-name'] !== 'false')
+      .map(({ name, step }) => `${name}:${step.with?.mode ?? 'run'}`);
+    expect(setters).toEqual(
+      file === 'matrix.yml' ? ['changes:changes', 'merge:merge'] : ['changes:changes', 'distill:run'],
+    );
   });
 });
 
@@ -186,16 +225,21 @@ describe('forks never reach the self-hosted runner', () => {
     expect(Object.values(workflow.jobs).some(selfHosted)).toBe(true);
     for (const [action, label] of [['opened'], ['synchronize'], ['labeled', ACCEPT]] as const) {
       // The changes job's guard: forks never, the repository's own PRs always.
-      expect(condition(workflow.jobs.changes.if, event(action, label, FORK)), `${file} changes on ${action}`).toBe(false);
+      expect(condition(workflow.jobs.changes.if, event(action, label, FORK)), `${file} changes on ${action}`).toBe(
+        false,
+      );
       expect(condition(workflow.jobs.changes.if, event(action, label)), `${file} changes on ${action}`).toBe(true);
       // With the changes job skipped, no job behind it runs.
       for (const [name, job] of Object.entries(workflow.jobs))
-        if (name !== 'changes') expect(condition(job.if, event(action, label, FORK)), `${file} ${name} on ${action}`).toBe(false);
+        if (name !== 'changes')
+          expect(condition(job.if, event(action, label, FORK)), `${file} ${name} on ${action}`).toBe(false);
     }
   });
 
   it('fork-untrusted.yml runs forks only, on a GitHub-hosted runner, the accept label but no other', async () => {
-    const workflow = (await read('fork-untrusted.yml')) as Workflow & { jobs: Record<string, { if?: string; 'runs-on'?: unknown }> };
+    const workflow = (await read('fork-untrusted.yml')) as Workflow & {
+      jobs: Record<string, { if?: string; 'runs-on'?: unknown }>;
+    };
     const jobs = Object.values(workflow.jobs);
     expect(jobs.some(selfHosted)).toBe(false);
     for (const job of jobs) {
@@ -207,9 +251,14 @@ describe('forks never reach the self-hosted runner', () => {
   });
 
   it("fork-report.yml judges forks' runs only, on a GitHub-hosted runner, and not a run whose job was skipped", async () => {
-    const workflow = (await read('fork-report.yml')) as unknown as { jobs: Record<string, { if?: string; 'runs-on'?: unknown }> };
+    const workflow = (await read('fork-report.yml')) as unknown as {
+      jobs: Record<string, { if?: string; 'runs-on'?: unknown }>;
+    };
     const run = (headRepository: string, conclusion = 'success') => ({
-      github: { repository: REPOSITORY, event: { workflow_run: { event: 'pull_request', conclusion, head_repository: { full_name: headRepository } } } },
+      github: {
+        repository: REPOSITORY,
+        event: { workflow_run: { event: 'pull_request', conclusion, head_repository: { full_name: headRepository } } },
+      },
     });
     for (const job of Object.values(workflow.jobs)) {
       expect(selfHosted(job)).toBe(false);
@@ -224,8 +273,15 @@ describe('forks never reach the self-hosted runner', () => {
 });
 
 it("fork-report.yml may read the commit's PRs and the PR's files, and set the commit status", async () => {
-  const workflow = parse(await readFile(path.join(ROOT, 'examples/workflows/fork-report.yml'), 'utf8')) as { permissions: Record<string, string> };
-  expect(workflow.permissions).toMatchObject({ contents: 'read', 'pull-requests': 'write', actions: 'read', statuses: 'write' });
+  const workflow = parse(await readFile(path.join(ROOT, 'examples/workflows/fork-report.yml'), 'utf8')) as {
+    permissions: Record<string, string>;
+  };
+  expect(workflow.permissions).toMatchObject({
+    contents: 'read',
+    'pull-requests': 'write',
+    actions: 'read',
+    statuses: 'write',
+  });
 });
 
 describe('the expression subset the tests above rely on', () => {

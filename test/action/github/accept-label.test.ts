@@ -32,8 +32,16 @@ const workspace = await exampleWorkspace(quickConfig());
 /** One mode-run step on PR 7, whose `pull_request_labelled`-style payload carries `payloadLabels`. */
 async function runOnPullRequest(payloadLabels: string[]): Promise<RunOptions['acceptRegression']> {
   toolkit.reset(
-    { 'github-token': 'ghs_token', 'working-directory': workspace, config: 'distill-gate.yml', 'baseline-branch': 'false' },
-    { eventName: 'pull_request', payload: { pull_request: { number: 7, base: { ref: 'main' }, labels: payloadLabels.map((name) => ({ name })) } } },
+    {
+      'github-token': 'ghs_token',
+      'working-directory': workspace,
+      config: 'distill-gate.yml',
+      'baseline-branch': 'false',
+    },
+    {
+      eventName: 'pull_request',
+      payload: { pull_request: { number: 7, base: { ref: 'main' }, labels: payloadLabels.map((name) => ({ name })) } },
+    },
   );
   pipeline.options = [];
   await run();
@@ -52,7 +60,9 @@ describe('the accept-regression label, read live', () => {
     expect(await runOnPullRequest(['bug'])).toEqual({ label: ACCEPT, by: '@alice' });
     expect(facade.current!.pullRequestLabels).toHaveBeenCalledWith(7);
     expect(facade.current!.labelledBy).toHaveBeenCalledWith(7, ACCEPT);
-    expect(toolkit.infos()).toContain(`distill-gate: label "${ACCEPT}" was put on PR #7 after this run's event; the PR's labels now decide`);
+    expect(toolkit.infos()).toContain(
+      `distill-gate: label "${ACCEPT}" was put on PR #7 after this run's event; the PR's labels now decide`,
+    );
     expect(toolkit.warnings()).toEqual([]);
   });
 
@@ -60,7 +70,9 @@ describe('the accept-regression label, read live', () => {
     facade.current!.pullRequestLabels.mockResolvedValue(['bug']);
     expect(await runOnPullRequest([ACCEPT])).toBeUndefined();
     expect(facade.current!.labelledBy).not.toHaveBeenCalled();
-    expect(toolkit.infos()).toContain(`distill-gate: label "${ACCEPT}" was taken off PR #7 after this run's event; the PR's labels now decide`);
+    expect(toolkit.infos()).toContain(
+      `distill-gate: label "${ACCEPT}" was taken off PR #7 after this run's event; the PR's labels now decide`,
+    );
   });
 
   it('compares names exactly: a look-alike label accepts nothing', async () => {
@@ -69,7 +81,10 @@ describe('the accept-regression label, read live', () => {
   });
 
   it("falls back to the payload's labels, with a warning saying so, when the API cannot tell", async () => {
-    const forbidden = Object.assign(new Error('Resource not accessible by integration'), { status: 403, response: { headers: {} } });
+    const forbidden = Object.assign(new Error('Resource not accessible by integration'), {
+      status: 403,
+      response: { headers: {} },
+    });
     facade.current!.pullRequestLabels.mockRejectedValue(forbidden);
     expect(await runOnPullRequest([ACCEPT])).toEqual({ label: ACCEPT, by: '@alice' });
     expect(toolkit.warnings()).toEqual([
@@ -84,7 +99,12 @@ describe('the accept-regression label, read live', () => {
 
   it('a push asks GitHub for no labels', async () => {
     toolkit.reset(
-      { 'github-token': 'ghs_token', 'working-directory': workspace, config: 'distill-gate.yml', 'baseline-branch': 'false' },
+      {
+        'github-token': 'ghs_token',
+        'working-directory': workspace,
+        config: 'distill-gate.yml',
+        'baseline-branch': 'false',
+      },
       { eventName: 'push' },
     );
     pipeline.options = [];

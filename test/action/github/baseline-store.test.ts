@@ -31,7 +31,8 @@ const damage = (file: string, content: string | Buffer) => {
   const entry = api.files.get('distill-gate-data')!.get(`${folder}/${file}`)!;
   entry.content = Buffer.from(content).toString('base64');
 };
-const stored = (file: string) => Buffer.from(api.files.get('distill-gate-data')!.get(`${folder}/${file}`)!.content, 'base64');
+const stored = (file: string) =>
+  Buffer.from(api.files.get('distill-gate-data')!.get(`${folder}/${file}`)!.content, 'base64');
 const readDir = () => mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
 
 afterAll(() => api.stop());
@@ -47,7 +48,11 @@ async function studentDir(bytes: number): Promise<string> {
   const weights = [{ name: 'w', shape: [bytes / 4], dtype: 'float32' }];
   await writeFile(
     path.join(dir, 'model.json'),
-    JSON.stringify({ format: 'layers-model', modelTopology: { class_name: 'Sequential' }, weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights }] }),
+    JSON.stringify({
+      format: 'layers-model',
+      modelTopology: { class_name: 'Sequential' },
+      weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights }],
+    }),
   );
   await writeFile(path.join(dir, 'group1-shard1of1.bin'), Buffer.alloc(bytes, 7));
   return dir;
@@ -55,7 +60,9 @@ async function studentDir(bytes: number): Promise<string> {
 
 describe('baseline store', () => {
   it('keeps each config and branch in its own folder, with safe names only', () => {
-    expect(storeFolder({ key: '.github/distill-gate.yml', forBranch: 'main' })).toBe('distill-gate/_github_distill-gate.yml/main');
+    expect(storeFolder({ key: '.github/distill-gate.yml', forBranch: 'main' })).toBe(
+      'distill-gate/_github_distill-gate.yml/main',
+    );
     const hostile = storeFolder({ key: '../../etc', forBranch: 'feature/x' }).split('/');
     expect(hostile).toHaveLength(3);
     expect(hostile.every((segment) => segment !== '..' && /^[A-Za-z0-9._-]+$/.test(segment))).toBe(true);
@@ -80,12 +87,18 @@ describe('baseline store', () => {
     await github.storeRun(location, sampleReport({ commit: 'abc123def456' }), undefined);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
     const stored = await github.readStoredBaseline(location, dir);
-    expect(JSON.parse(await readFile(stored!.reportPath!, 'utf8')).runUrl).toBe('https://github.test/acme/models/actions/runs/1');
+    expect(JSON.parse(await readFile(stored!.reportPath!, 'utf8')).runUrl).toBe(
+      'https://github.test/acme/models/actions/runs/1',
+    );
   });
 
   it('does not compare with a failing or incomplete run an older store holds, nor fetch its student, and keeps the history', async () => {
     const github = gitHub('abc123');
-    await github.storeRun(location, sampleReport({ commit: 'abc123def456', verdict: 'fail', status: 'incomplete' }), await studentDir(12));
+    await github.storeRun(
+      location,
+      sampleReport({ commit: 'abc123def456', verdict: 'fail', status: 'incomplete' }),
+      await studentDir(12),
+    );
     const dir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-read-'));
     const stored = await github.readStoredBaseline(location, dir);
     expect(stored).toEqual({
@@ -139,7 +152,9 @@ describe('baseline store', () => {
       expect(baseline!.history).toEqual([]);
       expect(baseline!.damaged).toEqual([expect.stringMatching(fault)]);
       expect(baseline!.damaged![0]).toContain(`distill-gate-data:${folder}/history.json`);
-      expect(baseline!.damaged![0]).toMatch(/The trend leaves it out; the baseline report is still used\. The next recorded run starts the history afresh\.$/);
+      expect(baseline!.damaged![0]).toMatch(
+        /The trend leaves it out; the baseline report is still used\. The next recorded run starts the history afresh\.$/,
+      );
       expect(warnings).toEqual([`distill-gate: the baseline store's ${baseline!.damaged![0]}`]);
     }
   });
@@ -155,7 +170,12 @@ describe('baseline store', () => {
   });
 
   it.each([
-    ['model.json', 'not valid JSON', () => damage('student/model.json', '{"weightsManifest": '), /student\/model\.json: is not valid JSON/],
+    [
+      'model.json',
+      'not valid JSON',
+      () => damage('student/model.json', '{"weightsManifest": '),
+      /student\/model\.json: is not valid JSON/,
+    ],
     [
       'a shard',
       'truncated',
@@ -171,26 +191,35 @@ describe('baseline store', () => {
     [
       'model.json',
       'naming a file outside its folder',
-      () => damage('student/model.json', JSON.stringify({ modelTopology: {}, weightsManifest: [{ paths: ['../report.json'], weights: [] }] })),
+      () =>
+        damage(
+          'student/model.json',
+          JSON.stringify({ modelTopology: {}, weightsManifest: [{ paths: ['../report.json'], weights: [] }] }),
+        ),
       /student\/model\.json: has a weights manifest that is not a list of weight files in its own folder/,
     ],
-  ])('a stored student whose %s is %s loses only the student, named, and leaves none of it behind', async (_file, _how, breakIt, fault) => {
-    await gitHub().storeRun(location, sampleReport({ commit: 'abc123def456' }), await studentDir(16));
-    breakIt();
-    const warnings: string[] = [];
-    const dir = await readDir();
-    const baseline = await gitHub('abc123', warnings).readStoredBaseline(location, dir);
-    expect(JSON.parse(await readFile(baseline!.reportPath!, 'utf8')).commit).toBe('abc123def456');
-    expect(baseline!.history).toHaveLength(1);
-    expect(baseline!.studentPath).toBeUndefined();
-    expect(baseline!.damaged).toEqual([expect.stringMatching(fault)]);
-    expect(baseline!.damaged![0]).toMatch(
-      new RegExp(`^distill-gate-data:${folder}/student/.*The student is left out \\(no paired timing with it\\); the baseline report is still used\\.$`),
-    );
-    expect(warnings).toHaveLength(1);
-    // measure looks for the baseline's student beside its report.json: nothing of the damaged one may be found there.
-    expect(await readdir(dir)).toEqual(['report.json']);
-  });
+  ])(
+    'a stored student whose %s is %s loses only the student, named, and leaves none of it behind',
+    async (_file, _how, breakIt, fault) => {
+      await gitHub().storeRun(location, sampleReport({ commit: 'abc123def456' }), await studentDir(16));
+      breakIt();
+      const warnings: string[] = [];
+      const dir = await readDir();
+      const baseline = await gitHub('abc123', warnings).readStoredBaseline(location, dir);
+      expect(JSON.parse(await readFile(baseline!.reportPath!, 'utf8')).commit).toBe('abc123def456');
+      expect(baseline!.history).toHaveLength(1);
+      expect(baseline!.studentPath).toBeUndefined();
+      expect(baseline!.damaged).toEqual([expect.stringMatching(fault)]);
+      expect(baseline!.damaged![0]).toMatch(
+        new RegExp(
+          `^distill-gate-data:${folder}/student/.*The student is left out \\(no paired timing with it\\); the baseline report is still used\\.$`,
+        ),
+      );
+      expect(warnings).toHaveLength(1);
+      // measure looks for the baseline's student beside its report.json: nothing of the damaged one may be found there.
+      expect(await readdir(dir)).toEqual(['report.json']);
+    },
+  );
 
   it("points the downloaded report's student at the downloaded student, not at a path on the runner that recorded it", async () => {
     await gitHub().storeRun(location, sampleReport({ commit: 'abc123def456' }), undefined);
@@ -198,13 +227,17 @@ describe('baseline store', () => {
     const dir = await readDir();
     const baseline = await gitHub().readStoredBaseline(location, dir);
     expect([baseline!.studentPath, baseline!.damaged]).toEqual([undefined, undefined]);
-    expect(JSON.parse(await readFile(baseline!.reportPath!, 'utf8')).student.path).toBe(path.join(dir, 'student/model.json'));
+    expect(JSON.parse(await readFile(baseline!.reportPath!, 'utf8')).student.path).toBe(
+      path.join(dir, 'student/model.json'),
+    );
   });
 
   it('a damaged report.json is still no baseline, named', async () => {
     await gitHub().storeRun(location, sampleReport({ commit: 'abc123def456' }), undefined);
     damage('report.json', '{"schemaVersion": ');
-    await expect(gitHub().readStoredBaseline(location, await readDir())).rejects.toThrow(`distill-gate-data:${folder}/report.json: is not valid JSON`);
+    await expect(gitHub().readStoredBaseline(location, await readDir())).rejects.toThrow(
+      `distill-gate-data:${folder}/report.json: is not valid JSON`,
+    );
   });
 
   it('the next record rebuilds a damaged history, saying so, instead of failing', async () => {

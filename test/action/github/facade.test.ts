@@ -21,7 +21,15 @@ const context = (extra: Partial<EventContext> = {}): EventContext => ({
 afterAll(() => api.stop());
 beforeEach(() => {
   api.clearFaults();
-  Object.assign(api, { comments: [], issues: [], pulls: [], labelEvents: [], labelsOn: new Map(), requests: [], commitsListTheirPulls: true });
+  Object.assign(api, {
+    comments: [],
+    issues: [],
+    pulls: [],
+    labelEvents: [],
+    labelsOn: new Map(),
+    requests: [],
+    commitsListTheirPulls: true,
+  });
 });
 
 describe('the GitHub facade, built once', () => {
@@ -34,7 +42,9 @@ describe('the GitHub facade, built once', () => {
     api.fail('GET', /\/issues\/3\/comments$/, 502);
     await github.upsertStickyComment(3, 'k', 'report');
     expect(retries).toEqual([expect.stringMatching(/^listing PR comments: HTTP 502 .*retrying \(attempt 2\)$/)]);
-    expect(api.requests.every((r) => r.path.startsWith('/repos/octo/nets/') && r.authorization === 'token ghs_facade')).toBe(true);
+    expect(
+      api.requests.every((r) => r.path.startsWith('/repos/octo/nets/') && r.authorization === 'token ghs_facade'),
+    ).toBe(true);
   });
 
   it('keeps one sticky comment per key, updating it in place', async () => {
@@ -47,10 +57,16 @@ describe('the GitHub facade, built once', () => {
 
   it('links this run from the tracking issue, and closes it when the gates pass', async () => {
     const github = createGitHub('t', context());
-    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'fail', 'report')).toMatchObject({ action: 'opened' });
-    expect(api.issues[0].body).toContain('The scheduled distill-gate run https://github.test/acme/models/actions/runs/42 failed its gates.');
+    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'fail', 'report')).toMatchObject({
+      action: 'opened',
+    });
+    expect(api.issues[0].body).toContain(
+      'The scheduled distill-gate run https://github.test/acme/models/actions/runs/42 failed its gates.',
+    );
     expect(api.issues[0].labels).toEqual([{ name: 'nightly' }]);
-    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'pass', 'report')).toMatchObject({ action: 'closed' });
+    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'pass', 'report')).toMatchObject({
+      action: 'closed',
+    });
     expect(api.issues[0].state).toBe('closed');
     expect(api.comments[0].body).toBe('Gates pass again in https://github.test/acme/models/actions/runs/42; closing.');
   });
@@ -78,14 +94,20 @@ describe('the GitHub facade, built once', () => {
     ];
     api.fail('GET', /\/commits\/f0f0f0\/pulls$/, status, 99);
     const found = await createGitHub('t', context(), { retries: 1, minTimeoutMs: 1 }).findPullRequestBySha('f0f0f0');
-    expect(found).toEqual({ number: 12, how: `found among the open PRs (the commit's PR lookup failed: HTTP ${status} (injected ${status}))` });
+    expect(found).toEqual({
+      number: 12,
+      how: `found among the open PRs (the commit's PR lookup failed: HTTP ${status} (injected ${status}))`,
+    });
   });
 
   it('does not work around a network failure of the lookup: the listing would fail the same way', async () => {
     api.pulls = [{ number: 12, state: 'open', head: { sha: 'f0f0f0' } }];
     api.drop('GET', /\/commits\/f0f0f0\/pulls$/, 99);
     const github = createGitHub('t', context(), { retries: 1, minTimeoutMs: 1 });
-    await expect(github.findPullRequestBySha('f0f0f0')).rejects.toMatchObject({ status: 500, message: 'other side closed' });
+    await expect(github.findPullRequestBySha('f0f0f0')).rejects.toMatchObject({
+      status: 500,
+      message: 'other side closed',
+    });
     expect(api.requests.filter((r) => r.path.endsWith('/pulls')).map((r) => r.path)).toEqual([
       '/repos/acme/models/commits/f0f0f0/pulls',
       '/repos/acme/models/commits/f0f0f0/pulls',
@@ -94,7 +116,11 @@ describe('the GitHub facade, built once', () => {
 
   it('lists the open PRs page by page, stopping at the match or after 10 pages', async () => {
     api.commitsListTheirPulls = false;
-    api.pulls = Array.from({ length: 1050 }, (_, i) => ({ number: i + 1, state: 'open', head: { sha: `sha${i + 1}` } }));
+    api.pulls = Array.from({ length: 1050 }, (_, i) => ({
+      number: i + 1,
+      state: 'open',
+      head: { sha: `sha${i + 1}` },
+    }));
     const github = createGitHub('t', context());
     const listings = () => api.requests.filter((r) => r.path === '/repos/acme/models/pulls').length;
     expect((await github.findPullRequestBySha('sha150')).number).toBe(150);
@@ -112,7 +138,10 @@ describe('the GitHub facade, built once', () => {
     const labels = await createGitHub('t', context()).pullRequestLabels(7);
     expect(labels).toHaveLength(121);
     expect(labels.at(-1)).toBe('distill-gate:accept-regression');
-    expect(api.requests.map((r) => r.path)).toEqual(['/repos/acme/models/issues/7/labels', '/repos/acme/models/issues/7/labels']);
+    expect(api.requests.map((r) => r.path)).toEqual([
+      '/repos/acme/models/issues/7/labels',
+      '/repos/acme/models/issues/7/labels',
+    ]);
   });
 
   it('retries a dropped connection, naming it a network error', async () => {
@@ -130,7 +159,11 @@ describe('the GitHub facade, built once', () => {
     const retries: string[] = [];
     api.hang('GET', /\/issues\/7\/labels$/);
     api.labelsOn.set(7, ['x']);
-    const github = createGitHub('t', context(), { minTimeoutMs: 1, requestTimeoutMs: 300, onRetry: (message) => retries.push(message) });
+    const github = createGitHub('t', context(), {
+      minTimeoutMs: 1,
+      requestTimeoutMs: 300,
+      onRetry: (message) => retries.push(message),
+    });
     expect(await github.pullRequestLabels(7)).toEqual(['x']);
     expect(retries).toEqual([
       `reading the PR's labels: network error reaching ${new URL(api.url).host} (ETIMEDOUT: no answer within 0.3 s); retrying (attempt 2)`,
@@ -139,7 +172,9 @@ describe('the GitHub facade, built once', () => {
 
   it('reads the default branch from the payload, or asks the API when the payload lacks it', async () => {
     api.defaultBranch = 'trunk';
-    expect(await createGitHub('t', context({ payload: { repository: { default_branch: 'main' } } })).defaultBranch()).toBe('main');
+    expect(
+      await createGitHub('t', context({ payload: { repository: { default_branch: 'main' } } })).defaultBranch(),
+    ).toBe('main');
     expect(api.requests).toEqual([]);
     expect(await createGitHub('t', context()).defaultBranch()).toBe('trunk');
   });

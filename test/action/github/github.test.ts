@@ -30,7 +30,8 @@ describe('sticky comment body', () => {
 });
 
 describe('API failures', () => {
-  const error = (status: number, message = 'x', headers: Record<string, string> = {}) => Object.assign(new Error(message), { status, response: { headers } });
+  const error = (status: number, message = 'x', headers: Record<string, string> = {}) =>
+    Object.assign(new Error(message), { status, response: { headers } });
 
   it.each([
     [500, 'boom', {}, true],
@@ -102,9 +103,13 @@ describe('API failures', () => {
   it('asks a 403 for the permission the call needs, in the same words', () => {
     const forbidden = error(403, 'Resource not accessible by integration');
     const comment = explainFailure('Posting the PR comment', forbidden);
-    expect(comment).toContain('give the job `permissions: pull-requests: write` (and `issues: write` for tracking issues)');
+    expect(comment).toContain(
+      'give the job `permissions: pull-requests: write` (and `issues: write` for tracking issues)',
+    );
     expect(explainFailure('Recording the baseline', forbidden, 'contents: write')).toBe(
-      comment.replace('Posting the PR comment', 'Recording the baseline').replace('pull-requests: write', 'contents: write'),
+      comment
+        .replace('Posting the PR comment', 'Recording the baseline')
+        .replace('pull-requests: write', 'contents: write'),
     );
     expect(explainFailure('Reading', forbidden, 'contents: read')).toContain('`permissions: contents: read`');
     expect(explainFailure('Reading', error(404), 'contents: read')).not.toContain('permissions');
@@ -112,38 +117,57 @@ describe('API failures', () => {
 });
 
 describe('rate limits', () => {
-  const limited = (status: number, message: string, headers: Record<string, string>) => Object.assign(new Error(message), { status, response: { headers } });
+  const limited = (status: number, message: string, headers: Record<string, string>) =>
+    Object.assign(new Error(message), { status, response: { headers } });
   const inMinutes = (minutes: number) => String(Math.floor(Date.now() / 1000) + minutes * 60);
 
   it('explains a spent allowance (x-ratelimit-remaining 0) as a rate limit with its reset, not as a missing permission', () => {
     const reset = inMinutes(40);
-    const error = limited(403, 'API rate limit exceeded for installation ID 42.', { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': reset });
+    const error = limited(403, 'API rate limit exceeded for installation ID 42.', {
+      'x-ratelimit-remaining': '0',
+      'x-ratelimit-reset': reset,
+    });
     const text = explainFailure('Posting the PR comment', error);
     const clock = `${new Date(Number(reset) * 1000).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
     expect(text).toContain(`HTTP 403, rate limited until ${clock}`);
-    expect(text).toMatch(/rate limit for this token is used up \(not a missing permission\): it resets at .* UTC \(in about (39|40|41) min\)/);
+    expect(text).toMatch(
+      /rate limit for this token is used up \(not a missing permission\): it resets at .* UTC \(in about (39|40|41) min\)/,
+    );
     expect(text).not.toMatch(/permissions:|may not write/);
     expect(text).toMatch(/report is in the job summary and on disk/);
   });
 
   it('recognises the allowance spent from the header alone, and the secondary limit from its message or Retry-After', () => {
-    const bare = explainFailure('Reading', limited(403, 'Forbidden', { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': inMinutes(5) }), 'contents: read');
+    const bare = explainFailure(
+      'Reading',
+      limited(403, 'Forbidden', { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': inMinutes(5) }),
+      'contents: read',
+    );
     expect(bare).toMatch(/rate limit for this token is used up/);
     expect(bare).not.toContain('permissions: contents: read');
-    const secondary = explainFailure('Posting', limited(403, 'You have exceeded a secondary rate limit.', { 'retry-after': '60' }));
+    const secondary = explainFailure(
+      'Posting',
+      limited(403, 'You have exceeded a secondary rate limit.', { 'retry-after': '60' }),
+    );
     expect(secondary).toMatch(/secondary rate limit stopped this call .*: it lifts at .* UTC \(in about 1 min\)/);
     expect(secondary).not.toContain('may not write');
     expect(explainFailure('Posting', limited(429, 'Too many requests', {}))).toMatch(
       /secondary rate limit stopped this call \(too many requests at once; not a missing permission\)\. Fewer/,
     );
-    expect(explainFailure('Posting', limited(403, 'Resource not accessible by integration', { 'x-ratelimit-remaining': '4999' }))).toMatch(
-      /may not write here/,
-    );
+    expect(
+      explainFailure(
+        'Posting',
+        limited(403, 'Resource not accessible by integration', { 'x-ratelimit-remaining': '4999' }),
+      ),
+    ).toMatch(/may not write here/);
   });
 
   it('does not wait out an allowance that resets after the retry budget, and retries one that resets within it', async () => {
     let calls = 0;
-    const far = limited(403, 'API rate limit exceeded', { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': inMinutes(30) });
+    const far = limited(403, 'API rate limit exceeded', {
+      'x-ratelimit-remaining': '0',
+      'x-ratelimit-reset': inMinutes(30),
+    });
     await expect(
       withRetry(
         'x',
@@ -156,7 +180,10 @@ describe('rate limits', () => {
     ).rejects.toBe(far);
     expect(calls).toBe(1);
     calls = 0;
-    const spentJustNow = limited(403, 'Forbidden', { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) - 1) });
+    const spentJustNow = limited(403, 'Forbidden', {
+      'x-ratelimit-remaining': '0',
+      'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) - 1),
+    });
     const value = await withRetry(
       'x',
       async () => {
@@ -203,13 +230,17 @@ describe('network failures, as octokit reports them', () => {
   it('names a refused connection and a dropped one', async () => {
     const port = await closedPort();
     const refused = await failureAt(`http://127.0.0.1:${port}`);
-    expect(explainFailure('Reading', refused)).toContain(`failed: network error reaching 127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}).`);
+    expect(explainFailure('Reading', refused)).toContain(
+      `failed: network error reaching 127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}).`,
+    );
     const api = await new FakeGitHub().start();
     try {
       api.drop('GET', /^\/repos\/acme\/models$/);
       const dropped = await failureAt(api.url);
       expect(networkFailure(dropped)).toBe('UND_ERR_SOCKET: other side closed');
-      expect(explainFailure('Reading', dropped)).toContain(`failed: network error reaching ${new URL(api.url).host} (UND_ERR_SOCKET: other side closed).`);
+      expect(explainFailure('Reading', dropped)).toContain(
+        `failed: network error reaching ${new URL(api.url).host} (UND_ERR_SOCKET: other side closed).`,
+      );
       expect([isTransient(refused), isTransient(dropped)]).toEqual([true, true]);
     } finally {
       await api.stop();
@@ -222,15 +253,22 @@ describe('network failures, as octokit reports them', () => {
       api.fail('GET', /^\/repos\/acme\/models$/, 500);
       const error = await failureAt(api.url);
       expect(networkFailure(error)).toBeUndefined();
-      expect(explainFailure('Reading', error)).toMatch(/^Reading failed: HTTP 500 \(injected 500\)\. GitHub kept failing after retries\./);
+      expect(explainFailure('Reading', error)).toMatch(
+        /^Reading failed: HTTP 500 \(injected 500\)\. GitHub kept failing after retries\./,
+      );
     } finally {
       await api.stop();
     }
   });
 
   it('says what the step does instead, when the caller says it', () => {
-    const forbidden = Object.assign(new Error('Resource not accessible by integration'), { status: 403, response: { headers: {} } });
-    expect(explainFailure("Reading the PR's labels", forbidden, 'pull-requests: read', 'The event payload decides instead.')).toBe(
+    const forbidden = Object.assign(new Error('Resource not accessible by integration'), {
+      status: 403,
+      response: { headers: {} },
+    });
+    expect(
+      explainFailure("Reading the PR's labels", forbidden, 'pull-requests: read', 'The event payload decides instead.'),
+    ).toBe(
       "Reading the PR's labels failed: HTTP 403 (Resource not accessible by integration). The token may not read this: give the job `permissions: pull-requests: read`. The event payload decides instead.",
     );
   });

@@ -30,7 +30,14 @@ function facade(token = 'ghs_workflow') {
 afterAll(() => api.stop());
 beforeEach(() => {
   api.clearFaults();
-  Object.assign(api, { comments: [], issues: [], requests: [], identities: new Map(), graphqlAnswers: true, commentUrls: true });
+  Object.assign(api, {
+    comments: [],
+    issues: [],
+    requests: [],
+    identities: new Map(),
+    graphqlAnswers: true,
+    commentUrls: true,
+  });
 });
 
 describe('the sticky comment is only ever our own', () => {
@@ -60,7 +67,9 @@ describe('the sticky comment is only ever our own', () => {
     api.plantComment(7, `${marker}\npass`, { login: 'github-actions', type: 'User' });
     const { github, warnings } = facade();
     expect((await github.upsertStickyComment(7, 'k', 'report')).created).toBe(true);
-    expect(warnings).toEqual([expect.stringMatching(/ignored 2 comments .* by @evil-app\[bot\], .* by @github-actions\. Left unchanged/)]);
+    expect(warnings).toEqual([
+      expect.stringMatching(/ignored 2 comments .* by @evil-app\[bot\], .* by @github-actions\. Left unchanged/),
+    ]);
     expect(api.comments.map((c) => c.body)).toEqual([`${marker}\npass`, `${marker}\npass`, `${marker}\nreport`]);
   });
 
@@ -69,7 +78,10 @@ describe('the sticky comment is only ever our own', () => {
     const workflows = api.plantComment(7, `${marker}\nold`, { login: 'github-actions[bot]', type: 'Bot' });
     const { github } = facade('ghs_app');
     const first = await github.upsertStickyComment(7, 'k', 'one');
-    expect([first.created, first.notes]).toEqual([true, [expect.stringContaining(`${workflows.html_url} by @github-actions[bot]`)]]);
+    expect([first.created, first.notes]).toEqual([
+      true,
+      [expect.stringContaining(`${workflows.html_url} by @github-actions[bot]`)],
+    ]);
     const second = await github.upsertStickyComment(7, 'k', 'two');
     expect([second.created, second.id]).toEqual([false, first.id]);
     expect(api.comments.find((c) => c.id === workflows.id)!.body).toBe(`${marker}\nold`);
@@ -93,7 +105,9 @@ describe('the sticky comment is only ever our own', () => {
     const { github, warnings } = facade();
     expect((await github.upsertStickyComment(7, 'k', 'updated')).created).toBe(false);
     expect(warnings).toEqual([
-      expect.stringMatching(/did not say which account the token is \(GraphQL: HTTP 404 .*; GET \/user: HTTP 403 .*\); taking it for github-actions\[bot\]/),
+      expect.stringMatching(
+        /did not say which account the token is \(GraphQL: HTTP 404 .*; GET \/user: HTTP 403 .*\); taking it for github-actions\[bot\]/,
+      ),
     ]);
   });
 
@@ -116,7 +130,9 @@ describe('creating the sticky comment', () => {
     const comment = await github.upsertStickyComment(7, 'k', 'report');
     expect(api.comments.map((c) => c.body)).toEqual([`${marker}\nreport`]);
     expect([comment.created, comment.id]).toEqual([true, api.comments[0].id]);
-    expect(warnings).toEqual([expect.stringContaining("the report comment was posted although GitHub's answer failed")]);
+    expect(warnings).toEqual([
+      expect.stringContaining("the report comment was posted although GitHub's answer failed"),
+    ]);
     expect(api.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/comments'))).toHaveLength(1);
   });
 
@@ -141,11 +157,25 @@ describe('creating the sticky comment', () => {
 describe('the tracking issue is only ever our own', () => {
   it('neither updates nor closes a labelled issue with our marker that someone else opened', async () => {
     const body = '<!-- distill-gate:issue:k -->\nplanted';
-    api.issues.push({ number: 1, title: 't', body, state: 'open', labels: [{ name: 'nightly' }], html_url: 'https://github.test/issues/1', user: forkAuthor });
+    api.issues.push({
+      number: 1,
+      title: 't',
+      body,
+      state: 'open',
+      labels: [{ name: 'nightly' }],
+      html_url: 'https://github.test/issues/1',
+      user: forkAuthor,
+    });
     const { github, warnings } = facade();
-    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'pass', 'report')).toEqual({ action: 'none' });
-    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'fail', 'report')).toMatchObject({ action: 'opened' });
-    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'fail', 'again')).toMatchObject({ action: 'updated' });
+    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'pass', 'report')).toEqual({
+      action: 'none',
+    });
+    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'fail', 'report')).toMatchObject({
+      action: 'opened',
+    });
+    expect(await github.syncTrackingIssue({ key: 'k', label: 'nightly' }, 'fail', 'again')).toMatchObject({
+      action: 'updated',
+    });
     expect(api.issues.map((issue) => [issue.user?.login, issue.state, issue.body.endsWith('planted')])).toEqual([
       ['mallory', 'open', true],
       ['github-actions[bot]', 'open', false],
