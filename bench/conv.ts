@@ -442,20 +442,23 @@ async function child(configFile: string, backend: BackendName): Promise<void> {
 }
 
 /**
- * The training path (step kind and its backend) and the inference backend, where the report or
+ * The training path (step kind, the kernel's build, its backend) and the inference backend, where the report or
  * the log names them (report.training.step = { kind, backend }; the log's "training: ... step on
  * ...; inference on ..." line), else '-'.
  */
 function stepKind(report: Record<string, unknown>, lines: string[]): { step: string; inference: string } {
   const training = (report.training ?? {}) as Record<string, unknown>;
-  const step = training.step as { kind?: string; backend?: string } | string | undefined;
+  const step = training.step as { kind?: string; backend?: string; kernelModule?: string } | string | undefined;
   const line = lines.find((l) => /^training:/.test(l));
   const fromLine = line?.match(/training:\s*([\w-]+) step(?: on ([\w-]+))?/);
   const inference =
     line?.match(/inference on ([\w-]+)/)?.[1] ??
     (typeof report.inferenceBackend === 'string' ? report.inferenceBackend : '-');
   if (typeof step === 'string') return { step, inference };
-  if (step?.kind) return { step: `${step.kind} step${step.backend ? ` on ${step.backend}` : ''}`, inference };
+  if (step?.kind) {
+    const module = step.kernelModule ? ` (${step.kernelModule})` : '';
+    return { step: `${step.kind} step${module}${step.backend ? ` on ${step.backend}` : ''}`, inference };
+  }
   if (fromLine) return { step: `${fromLine[1]} step${fromLine[2] ? ` on ${fromLine[2]}` : ''}`, inference };
   return { step: '-', inference };
 }
