@@ -25,7 +25,7 @@
  * keyed by case and size, so reruns start at once.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -434,7 +434,7 @@ async function child(configFile: string, backend: BackendName): Promise<void> {
     seconds: report.training.seconds,
     teacherSeconds: report.training.teacherSeconds,
     agreement: report.metrics['agreement.top1'],
-    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+    peakRssMiB: peakRssMiB(),
     wallSeconds: (performance.now() - started) / 1000,
     backendLines: lines.filter((l) => /^backend: using|falling back|^training:|^soft targets:|^inference/.test(l)),
   };
@@ -574,3 +574,13 @@ async function parent(): Promise<void> {
 
 if (values.child) await child(values.config!, values.child as BackendName);
 else await parent();
+
+/**
+ * This process's peak resident set, MiB: VmHWM, which starts afresh at exec. Not
+ * resourceUsage().maxRSS: Linux keeps ru_maxrss across fork and exec, so every child of this
+ * bench would report at least the parent's own peak (both sides read ~418 MiB on 2026-12-05).
+ */
+function peakRssMiB(): number {
+  const hwm = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return hwm ? Number(hwm[1]) / 1024 : process.resourceUsage().maxRSS / 1024;
+}
