@@ -5,33 +5,16 @@
  * sets one commit status on the PR's head commit. A forged leg, a missing leg or an extra one never
  * turns it green. The action runs in-process (the source, not dist/) against the loopback GitHub.
  */
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Report } from '../../src/report/report.js';
 import { exampleWorkspace, quickConfig } from '../helpers.js';
 import { sampleReport } from '../sample-report.js';
-import { FakeGitHub } from './github-server.js';
-import { captureActionLog, EVENTS, parseOutputs } from './runner-env.js';
+import { inProcessAction } from './in-process-action.js';
+import { parseOutputs } from './runner-env.js';
 
-const api = await new FakeGitHub().start();
-const runnerDir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-matrix-fork-'));
-const files = { summary: path.join(runnerDir, 'summary.md'), output: path.join(runnerDir, 'output') };
-Object.assign(process.env, {
-  GITHUB_API_URL: api.url,
-  GITHUB_REPOSITORY: 'acme/models',
-  GITHUB_EVENT_NAME: 'workflow_run',
-  GITHUB_EVENT_PATH: path.join(EVENTS, 'workflow_run.json'),
-  GITHUB_STEP_SUMMARY: files.summary,
-  GITHUB_OUTPUT: files.output,
-  GITHUB_SERVER_URL: 'https://github.test',
-  GITHUB_RUN_ID: '42',
-});
-const github = await import('@actions/github');
-const { run } = await import('../../src/action/run.js');
-const context = github.context as unknown as { eventName: string; payload: Record<string, unknown>; sha: string };
-const log = captureActionLog(() => api.stop());
+const { api, files, run, context, log } = await inProcessAction('workflow_run', 'distill-gate-matrix-fork-');
 
 const HEAD = 'c0ffee'.padEnd(40, '0');
 const workflowRun = (conclusion = 'success') => ({

@@ -15,28 +15,11 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exampleWorkspace, quickConfig } from '../helpers.js';
 import { failingSizeGate, sampleReport } from '../sample-report.js';
-import { FakeGitHub } from './github-server.js';
-import { captureActionLog, EVENTS, parseOutputs } from './runner-env.js';
+import { inProcessAction } from './in-process-action.js';
+import { parseOutputs } from './runner-env.js';
 import { RUNNER_GRACE_MS, type SignalSource } from '../../src/run-control.js';
 
-const api = await new FakeGitHub().start();
-const runnerDir = await mkdtemp(path.join(os.tmpdir(), 'distill-gate-required-'));
-const files = { summary: path.join(runnerDir, 'summary.md'), output: path.join(runnerDir, 'output') };
-Object.assign(process.env, {
-  GITHUB_API_URL: api.url,
-  GITHUB_REPOSITORY: 'acme/models',
-  GITHUB_EVENT_NAME: 'pull_request',
-  GITHUB_EVENT_PATH: path.join(EVENTS, 'pull_request.json'),
-  GITHUB_STEP_SUMMARY: files.summary,
-  GITHUB_OUTPUT: files.output,
-  GITHUB_SERVER_URL: 'https://github.test',
-  GITHUB_RUN_ID: '42',
-});
-const github = await import('@actions/github');
-const { run } = await import('../../src/action/run.js');
-const context = github.context as unknown as { eventName: string; payload: Record<string, unknown>; sha: string };
-
-const log = captureActionLog(() => api.stop());
+const { api, files, run, context, log } = await inProcessAction('pull_request', 'distill-gate-required-');
 
 const git = (cwd: string, ...args: string[]) =>
   execFileSync(
