@@ -37,8 +37,8 @@ export function compiledKernel(name: KernelModuleName): WebAssembly.Module {
 /**
  * Which module trains: relaxed-simd where this engine validates it (Node 22 and later; Node 20
  * only with --experimental-wasm-relaxed-simd), else simd128. `setting` (DISTILL_GATE_KERNEL)
- * forces one: simd128 to reproduce results of the SIMD128 module (all releases before the relaxed
- * one) on any engine; relaxed-simd fails where the engine lacks it rather than fall back.
+ * forces one: simd128 to reproduce a Node 20 run's results on any engine; relaxed-simd fails where
+ * the engine lacks it rather than fall back.
  */
 export function chooseKernelModule(
   setting: string | undefined = process.env[KERNEL_VARIABLE],
