@@ -4,8 +4,12 @@
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
 import { FakeGitHub } from './github-server.js';
 import { captureActionLog, EVENTS } from './runner-env.js';
+
+/** PR 7's head commit in these tests: where the required check's status lands. */
+export const HEAD = 'c0ffee'.padEnd(40, '0');
 
 /** Starts the loopback GitHub, sets the runner's variables for `event`, and imports run(); call at a file's top level. */
 export async function inProcessAction(event: 'pull_request' | 'workflow_run', tempPrefix: string) {
@@ -27,5 +31,30 @@ export async function inProcessAction(event: 'pull_request' | 'workflow_run', te
   const { run } = await import('../../src/action/run.js');
   const context = github.context as unknown as { eventName: string; payload: Record<string, unknown>; sha: string };
   const log = captureActionLog(() => api.stop());
-  return { api, files, run, context, log };
+
+  /** A clean GitHub before each case: PR 7 open at HEAD, no statuses, comments, files or labels. */
+  function reset(): void {
+    api.clearFaults();
+    api.statuses = [];
+    api.comments = [];
+    api.pulls = [{ number: 7, state: 'open', head: { sha: HEAD } }];
+    api.pullFiles = new Map();
+    api.labelsOn = new Map();
+    api.labelEvents = [];
+  }
+
+  /** The statuses set on `sha`; the first is pending and exactly one after it is final, which is returned. */
+  function oneFinalStatus(sha: string = HEAD) {
+    const set = api.statuses.filter((s) => s.sha === sha);
+    expect(set.length).toBeGreaterThan(0);
+    expect(set.every((s) => s.context === 'distill-gate')).toBe(true);
+    expect(set[0].state).toBe('pending');
+    const finals = set.filter((s) => s.state !== 'pending');
+    expect(finals).toHaveLength(1);
+    expect(set.at(-1)).toBe(finals[0]);
+    expect(finals[0].target_url).toBe('https://github.test/acme/models/actions/runs/42');
+    return finals[0];
+  }
+
+  return { api, files, run, context, log, reset, oneFinalStatus };
 }

@@ -11,12 +11,14 @@ import { describe, expect, it } from 'vitest';
 import type { Report } from '../../src/report/report.js';
 import { exampleWorkspace, quickConfig } from '../helpers.js';
 import { sampleReport } from '../sample-report.js';
-import { inProcessAction } from './in-process-action.js';
+import { HEAD, inProcessAction } from './in-process-action.js';
 import { parseOutputs } from './runner-env.js';
 
-const { api, files, run, context, log } = await inProcessAction('workflow_run', 'distill-gate-matrix-fork-');
+const { api, files, run, context, log, reset, oneFinalStatus } = await inProcessAction(
+  'workflow_run',
+  'distill-gate-matrix-fork-',
+);
 
-const HEAD = 'c0ffee'.padEnd(40, '0');
 const workflowRun = (conclusion = 'success') => ({
   workflow_run: {
     head_sha: HEAD,
@@ -75,27 +77,6 @@ async function act(payload: Record<string, unknown>, workspace: string) {
     summary: await readFile(files.summary, 'utf8'),
     outputs: parseOutputs(await readFile(files.output, 'utf8')),
   };
-}
-
-/** The statuses on the head commit: pending first, then exactly one final one, which is returned. */
-function oneFinalStatus() {
-  const set = api.statuses.filter((s) => s.sha === HEAD);
-  expect(set.map((s) => s.context)).toEqual(set.map(() => 'distill-gate'));
-  expect(set[0].state).toBe('pending');
-  const finals = set.filter((s) => s.state !== 'pending');
-  expect(finals).toHaveLength(1);
-  expect(set.at(-1)).toBe(finals[0]);
-  return finals[0];
-}
-
-function reset() {
-  api.clearFaults();
-  api.statuses = [];
-  api.comments = [];
-  api.pulls = [{ number: 7, state: 'open', head: { sha: HEAD } }];
-  api.pullFiles = new Map();
-  api.labelsOn = new Map();
-  api.labelEvents = [];
 }
 
 describe("a fork's matrix, merged by the trusted workflow_run job", () => {

@@ -15,11 +15,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exampleWorkspace, quickConfig } from '../helpers.js';
 import { failingSizeGate, sampleReport } from '../sample-report.js';
-import { inProcessAction } from './in-process-action.js';
+import { HEAD, inProcessAction } from './in-process-action.js';
 import { parseOutputs } from './runner-env.js';
 import { RUNNER_GRACE_MS, type SignalSource } from '../../src/run-control.js';
 
-const { api, files, run, context, log } = await inProcessAction('pull_request', 'distill-gate-required-');
+const { api, files, run, context, log, reset, oneFinalStatus } = await inProcessAction(
+  'pull_request',
+  'distill-gate-required-',
+);
 
 const git = (cwd: string, ...args: string[]) =>
   execFileSync(
@@ -52,7 +55,6 @@ const pullRequest = (head: string, base: string, repository = 'acme/models') => 
   repository: { full_name: 'acme/models', default_branch: 'main' },
 });
 
-const HEAD = 'c0ffee'.padEnd(40, '0');
 const workflowRun = (conclusion = 'success') => ({
   workflow_run: {
     head_sha: HEAD,
@@ -91,29 +93,6 @@ async function act(
     summary: await readFile(files.summary, 'utf8'),
     outputs: parseOutputs(await readFile(files.output, 'utf8')),
   };
-}
-
-/** The statuses set on `sha`; the first is pending and exactly one after it is final, which is returned. */
-function oneFinalStatus(sha: string) {
-  const set = api.statuses.filter((s) => s.sha === sha);
-  expect(set.length).toBeGreaterThan(0);
-  expect(set.every((s) => s.context === 'distill-gate')).toBe(true);
-  expect(set[0].state).toBe('pending');
-  const finals = set.filter((s) => s.state !== 'pending');
-  expect(finals).toHaveLength(1);
-  expect(set.at(-1)).toBe(finals[0]);
-  expect(finals[0].target_url).toBe('https://github.test/acme/models/actions/runs/42');
-  return finals[0];
-}
-
-function reset() {
-  api.clearFaults();
-  api.statuses = [];
-  api.comments = [];
-  api.pulls = [{ number: 7, state: 'open', head: { sha: HEAD } }];
-  api.pullFiles = new Map();
-  api.labelsOn = new Map();
-  api.labelEvents = [];
 }
 
 describe('a same-repository PR', () => {
