@@ -2,12 +2,11 @@ import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/config/load.js';
 import { encodeNpy } from '../src/data/npy.js';
 import { InputError } from '../src/errors.js';
 import { seededRandom } from '../src/distill/random.js';
 import { writeModelArtifacts } from '../src/models/artifacts.js';
-import { runPipeline } from '../src/pipeline.js';
 
 export const EXAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/example');
 
@@ -101,23 +100,4 @@ export function configErrorOf(text: string): string {
     throw error;
   }
   throw new Error('expected an InputError');
-}
-
-/**
- * The message of the InputError that running the workspace's distill-gate.yml through the pipeline
- * gives; fails the test when the run does not throw one, or logs an epoch first (a refusal must
- * come before any training).
- */
-export async function refusalBeforeTraining(dir: string): Promise<string> {
-  const config = await loadConfig(path.join(dir, 'distill-gate.yml'));
-  const lines: string[] = [];
-  const error = await runPipeline(config, {
-    outDir: path.join(dir, 'out'),
-    searchFrom: [dir],
-    log: (line) => lines.push(line),
-  }).catch((e: unknown) => e);
-  if (!(error instanceof InputError)) throw new Error(`expected an InputError, got ${String(error)}`);
-  if (lines.some((line) => line.startsWith('epoch')))
-    throw new Error(`refused after training began:\n${lines.join('\n')}`);
-  return error.message;
 }

@@ -13,7 +13,8 @@ import { loadSplit } from '../../src/data/dataset.js';
 import { loadModel } from '../../src/models/model.js';
 import { DEFAULT_ONNX_MAX_ABS_DIFF, maxAbsDifference } from '../../src/models/onnx-student.js';
 import { runPipeline } from '../../src/pipeline.js';
-import { exampleWorkspace, quickConfig, refusalBeforeTraining } from '../helpers.js';
+import { exampleWorkspace, quickConfig } from '../helpers.js';
+import { refusalBeforeTraining } from './refusal.js';
 import { onnxRuntime, withoutOnnxRuntime } from '../onnx-runtime.js';
 
 /** A student with a batch norm to fold; the example's eval split has 64 features a row. */

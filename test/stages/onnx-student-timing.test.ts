@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { runPipeline } from '../../src/pipeline.js';
-import { configErrorOf, exampleWorkspace, quickConfig, refusalBeforeTraining } from '../helpers.js';
+import { configErrorOf, exampleWorkspace, quickConfig } from '../helpers.js';
+import { refusalBeforeTraining } from './refusal.js';
 import { withoutOnnxRuntime } from '../onnx-runtime.js';
 
 const QUICK_MEASURE = 'measure: { warmup: 1, rounds: 3, throughputBatch: 64 }';
