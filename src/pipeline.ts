@@ -295,6 +295,7 @@ async function writeCutShort(
       seconds: distillation.seconds,
       teacherSeconds: distillation.teacherSeconds,
       softTargets: distillation.softTargets,
+      ...(distillation.teacherPass ? { teacherPass: distillation.teacherPass } : {}),
     },
     samples: session
       ? {

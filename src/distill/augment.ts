@@ -4,7 +4,7 @@ import type { AugmentSettings } from '../config/schema.js';
 import { inMemoryDataset, type Dataset } from '../data/dataset.js';
 import { InputError } from '../errors.js';
 import type { LoadedModel } from '../models/loaded-model.js';
-import { inferenceBatch, predictLogits } from '../models/predict.js';
+import { passBatch, predictLogits } from '../models/predict.js';
 import { seededRandom } from './random.js';
 
 /** What one epoch trains on: its (augmented) rows and the teacher's logits on exactly those rows. */
@@ -154,7 +154,7 @@ export function augmentedEpochs({
 }: AugmentPass): (epoch: number) => Promise<EpochData> {
   return async (epoch) => {
     const rows = await augmentedSplit(train, epoch, settings, seed);
-    const batch = inferenceBatch(train.sampleShape, teacher.runtime?.label ?? backend);
+    const batch = passBatch(train.sampleShape, teacher.runtime?.label ?? backend);
     const teacherLogits = await onBackend(tf, engine, () => predictLogits(tf, teacher, rows, rows.size, batch, stop));
     return { rows, teacherLogits };
   };

@@ -34,13 +34,15 @@ export interface KernelMemory {
 
 /**
  * Lays out the kernel's memory for `ops` at up to `maxRows` rows a step, from the module's heap
- * base up. Throws a RangeError when it would pass the kernel's 4 GiB.
+ * base up. Throws a RangeError when it would pass the kernel's 4 GiB. `training` false lays out
+ * a forward pass only (`predict`): no gradients, no Adam moments.
  */
 export function layOutKernelMemory(
   ops: KernelOp[],
   terms: SoftmaxTerm[],
   maxRows: number,
   heapBase: number,
+  training = true,
 ): KernelMemory {
   const memory = new Layout(heapBase, maxRows);
   const net = memory.take(NET.bytes / 4);
@@ -54,13 +56,14 @@ export function layOutKernelMemory(
     memory.take(classes * 2),
   ];
   const { placed, trainableCount, total } = placeVariables(ops);
+  const backward = training ? 1 : 0;
   const [params, grads, moment1, moment2] = [
     memory.take(total),
-    memory.take(trainableCount),
-    memory.take(trainableCount),
-    memory.take(trainableCount),
+    memory.take(backward * trainableCount),
+    memory.take(backward * trainableCount),
+    memory.take(backward * trainableCount),
   ];
-  const [gradA, gradB] = [memory.take(maxRows * largest), memory.take(maxRows * largest)];
+  const [gradA, gradB] = [memory.take(backward * maxRows * largest), memory.take(backward * maxRows * largest)];
   const buffers = ops.map((op) => opBuffers(op, memory));
   const netStruct = {
     ops: ops.length,

@@ -49,8 +49,17 @@ interface LayerContext {
   config: Record<string, unknown>;
   shape: Shape;
   weights: Variable[];
+  /** BatchNormalization's moving mean and variance. */
+  state: Variable[];
   base: Omit<KernelOp, 'type' | 'output'>;
 }
+
+/**
+ * What the program is for: training a student (every op exactly as TF.js trains it), or a
+ * forward pass in inference mode (a teacher's soft targets, kernel-teacher.ts), where frozen
+ * layers, regularisers and constraints change nothing and so are taken.
+ */
+export type KernelPurpose = 'training' | 'inference';
 
 /** A layer's ops and the shape it hands on, or why the kernel cannot take it. */
 type Translation = { ops: KernelOp[]; shape: Shape } | string;
@@ -60,8 +69,8 @@ type Translation = { ops: KernelOp[]; shape: Shape } | string;
  * TF.js does (another activation, dilation, channels-first, regularisers, frozen layers, a
  * functional graph) is refused with the reason, and the student trains through autodiff.
  */
-export function planKernel(model: LayersModel): KernelPlan {
-  if (model.getClassName() !== 'Sequential') return { unsupported: 'the student is not a Sequential stack' };
+export function planKernel(model: LayersModel, purpose: KernelPurpose = 'training'): KernelPlan {
+  if (model.getClassName() !== 'Sequential') return { unsupported: 'the model is not a Sequential stack' };
   const inputShape = model.inputs[0].shape.slice(1);
   if (inputShape.some((d) => d === null) || inputShape.length === 0 || inputShape.length > 3) {
     return {
@@ -74,7 +83,8 @@ export function planKernel(model: LayersModel): KernelPlan {
     const className = layer.getClassName();
     const config = layer.getConfig() as Record<string, unknown>;
     const name = `${className} layer ${layer.name}`;
-    const translation = translateLayer(layer, className, config, shape, index === model.layers.length - 1, name);
+    const isLast = index === model.layers.length - 1;
+    const translation = translateLayer(layer, className, config, shape, isLast, name, purpose);
     if (typeof translation === 'string') return { unsupported: `${name}: ${translation}` };
     ops.push(...translation.ops);
     shape = translation.shape;
@@ -92,15 +102,23 @@ function translateLayer(
   shape: Shape,
   isLast: boolean,
   name: string,
+  purpose: KernelPurpose,
 ): Translation {
-  if (!layer.trainable && layer.weights.length > 0) return 'frozen layers train through autodiff';
-  if (appliedByAutodiffOnly(config)) return 'regularisers and constraints are applied by the autodiff step only';
+  if (purpose === 'training') {
+    if (!layer.trainable && layer.weights.length > 0) return 'frozen layers train through autodiff';
+    if (appliedByAutodiffOnly(config)) return 'regularisers and constraints are applied by the autodiff step only';
+  }
   if (config.dataFormat != null && config.dataFormat !== 'channelsLast') return 'only channelsLast is supported';
   const activation = activationOf(config.activation, isLast);
   if (activation === undefined) return `activation "${String(config.activation)}"`;
   const translate = TRANSLATIONS[className];
   if (!translate) return 'the kernel does not know this layer';
-  const weights = layer.trainableWeights.map((w) => w.read() as Variable);
+  // A frozen layer lists every weight as non-trainable; in TF.js's order the moving statistics
+  // (BatchNormalization's only non-trainable weights) come last, so they are split off by count.
+  const all = layer.weights.map((w) => w.read() as Variable);
+  const stateCount = className === 'BatchNormalization' ? 2 : 0;
+  const weights = all.slice(0, all.length - stateCount);
+  const state = all.slice(all.length - stateCount);
   const base = {
     activation,
     input: shape,
@@ -113,7 +131,7 @@ function translateLayer(
     winograd: false,
     layer: name,
   };
-  return translate({ layer, config, shape, weights, base });
+  return translate({ layer, config, shape, weights, state, base });
 }
 
 const TRANSLATIONS: Record<string, (context: LayerContext) => Translation> = {
@@ -253,7 +271,7 @@ function globalPooling(
   return { ops: [{ ...base, type, activation: 'linear', output: out }], shape: out };
 }
 
-function normalization({ layer, config, shape, weights, base }: LayerContext): Translation {
+function normalization({ layer, config, shape, weights, state, base }: LayerContext): Translation {
   const axes = [config.axis].flat();
   const lastAxis = (layer.input as unknown as { shape: unknown[] }).shape.length - 1;
   if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== lastAxis)) return 'only the last axis can be normalised';
@@ -270,7 +288,7 @@ function normalization({ layer, config, shape, weights, base }: LayerContext): T
     epsilon: config.epsilon as number,
   };
   if (layer.getClassName() === 'BatchNormalization') {
-    const [movingMean, movingVariance] = layer.nonTrainableWeights.map((w) => w.read() as Variable);
+    const [movingMean, movingVariance] = state;
     Object.assign(op, { type: 'batchNorm', state: [movingMean, movingVariance], momentum: config.momentum as number });
   }
   return { ops: [op], shape };

@@ -67,6 +67,8 @@ export class NetKernel {
     private readonly beta1 = 0.9,
     private readonly beta2 = 0.999,
     private readonly epsilon = tf.backend().epsilon(),
+    /** False for a kernel that only predicts (forInference): no memory for gradients or Adam's moments. */
+    private readonly training = true,
   ) {
     const instance = new WebAssembly.Instance(compiledKernel(module), { env: { exp: Math.exp, log: Math.log } });
     const exports = instance.exports as {
@@ -79,7 +81,7 @@ export class NetKernel {
     this.stepFunction = exports.step;
     this.predictFunction = exports.predict;
 
-    const memory = layOutKernelMemory(ops, terms, maxRows, Number(exports.__heap_base.value));
+    const memory = layOutKernelMemory(ops, terms, maxRows, Number(exports.__heap_base.value), training);
     const missing = memory.end - this.memory.buffer.byteLength;
     if (missing > 0) this.memory.grow(Math.ceil(missing / PAGE));
     writeKernelStructs(this.memory.buffer, memory);
@@ -92,8 +94,18 @@ export class NetKernel {
     for (const { variable, offset } of this.offsets) this.params.set(variable.dataSync(), offset);
   }
 
+  /**
+   * A kernel that only runs `predict`, in inference mode: a teacher's forward pass
+   * (kernel-teacher.ts). Its memory holds the weights and one batch's activations, nothing for
+   * training.
+   */
+  static forInference(tf: Tf, ops: KernelOp[], maxRows: number, module = chooseKernelModule()): NetKernel {
+    return new NetKernel(tf, ops, [{ scale: 1, weight: 1 }], maxRows, 0, 0, module, 0.9, 0.999, 1e-7, false);
+  }
+
   /** One step on `rows` rows; returns the batch's loss without the teacher-only constant. */
   run(x: Float32Array, targets: Float32Array, rows: number): number {
+    if (!this.training) throw new Error('NetKernel.run on a kernel made for inference only');
     this.x.set(x);
     this.targets.set(targets);
     const t = this.steps + 1;

@@ -6,7 +6,7 @@ import type { ConcreteBackend, Tf } from '../backend/resolve.js';
 import { predictLogitsInWorkers, workersFor } from './teacher-workers.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/loaded-model.js';
-import { inferenceBatch, predictLogits } from '../models/predict.js';
+import { passBatch, predictLogits } from '../models/predict.js';
 
 /**
  * Bump when the stored layout or what the logits mean changes, so old entries stop matching.
@@ -24,6 +24,8 @@ export interface TeacherLogits {
   cacheFile?: string;
   /** Rows the logits cover: fewer than the split's when `stop` ended the pass early. */
   rows: number;
+  /** What computed them: the TF.js backend, the training kernel ("kernel simd128") or the teacher's runtime. */
+  computedBy: string;
 }
 
 /**
@@ -45,9 +47,10 @@ export async function teacherLogits(
   onRows?: (done: number) => void,
 ): Promise<TeacherLogits> {
   const expectedLength = train.size * teacher.outputWidth;
-  // A teacher in its own runtime (ONNX) computes the same logits whatever the TF.js backend: its
-  // runtime, version and execution provider are what the entry depends on.
-  const computedBy = teacher.runtime?.label ?? backend;
+  // A teacher in its own runtime (ONNX), or in the training kernel, computes the same logits
+  // whatever the TF.js backend: its runtime (version, execution provider) or the kernel's build
+  // is what the entry depends on.
+  const computedBy = teacher.rowPass?.label ?? teacher.runtime?.label ?? backend;
   const cacheFile =
     cacheDir && teacher.fingerprint
       ? path.join(cacheDir, `soft-targets-${await cacheKey(teacher, train, computedBy)}.f32`)
@@ -57,13 +60,13 @@ export async function teacherLogits(
     // A truncated entry (a job killed mid-write elsewhere) is ignored and rewritten.
     if (cached && cached.length === expectedLength * 4) {
       const logits = new Float32Array(cached.buffer.slice(cached.byteOffset, cached.byteOffset + cached.byteLength));
-      return { logits, source: 'cache', cacheFile, rows: train.size };
+      return { logits, source: 'cache', cacheFile, rows: train.size, computedBy };
     }
   }
   // onnxruntime runs its own intra-op threads on every core: TF.js workers are for TF.js teachers.
   const workers = modelJson && !teacher.runtime ? workersFor(train, backend) : 1;
   // One batch size, from the sample size and the backend's memory, for this thread and the workers.
-  const batch = inferenceBatch(train.sampleShape, computedBy);
+  const batch = passBatch(train.sampleShape, computedBy);
   // workersFor gives more than one only on the bundled backends (wasm, cpu).
   const logits =
     workers > 1 && modelJson
@@ -77,7 +80,7 @@ export async function teacherLogits(
     await writeFile(partial, Buffer.from(logits.buffer, logits.byteOffset, logits.byteLength));
     await rename(partial, cacheFile);
   }
-  return { logits, source: 'computed', workers, rows, ...(cacheFile ? { cacheFile } : {}) };
+  return { logits, source: 'computed', workers, rows, computedBy, ...(cacheFile ? { cacheFile } : {}) };
 }
 
 /** The cache entry's name: the teacher (its fingerprint, head, width, output), what computed its logits (a TF.js backend, or the runtime), and the data. */

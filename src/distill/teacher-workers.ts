@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { BundledBackend } from '../backend/bundled.js';
 import type { Dataset } from '../data/dataset.js';
 import type { LoadedModel } from '../models/loaded-model.js';
-import { inferenceBatch } from '../models/predict.js';
+import { passBatch } from '../models/predict.js';
 import type { TeacherJob } from './teacher-worker.js';
 
 /** Below this many rows one thread finishes before workers would have loaded the teacher. */
@@ -56,7 +56,7 @@ export async function predictLogitsInWorkers(
   backend: BundledBackend,
   dataset: Dataset,
   workers: number,
-  batch = inferenceBatch(dataset.sampleShape, backend),
+  batch = passBatch(dataset.sampleShape, backend),
   stop?: AbortSignal,
   /** Told the rows done each time a worker finishes its range (progress). */
   onRows?: (done: number) => void,
@@ -83,6 +83,7 @@ export async function predictLogitsInWorkers(
           output: teacher.output,
           sampleShape: dataset.sampleShape,
           batch,
+          kernelPass: teacher.rowPass !== undefined,
           rows,
         });
         out.set(logits, start * teacher.outputWidth);

@@ -30,6 +30,14 @@ export interface TeacherOptions {
 /** The `teacherLayout` setting: NCHW (PyTorch) or NHWC (TF.js, the data) for a rank-4 ONNX input. */
 export type LayoutSetting = 'auto' | 'nchw' | 'nhwc';
 
+/** A forward pass on rows in a Float32Array, with no tensor: what `predict` returns, as an array. */
+export interface RowPass {
+  /** What runs it, for the log and the soft-target cache key: "kernel simd128". */
+  label: string;
+  /** `rows` rows of `x` ([rows, ...inputShape]) in; [rows, outputWidth] out, in inference mode. */
+  predict(x: Float32Array, rows: number): Float32Array;
+}
+
 /** What the pipeline needs of a model, whichever format it was loaded from. */
 export interface LoadedModel {
   format: ModelFormat | 'onnx';
@@ -47,6 +55,12 @@ export interface LoadedModel {
    * teacher (the soft-target pass, timing) use this when it is there.
    */
   predictAsync?(x: Tensor): Promise<Tensor>;
+  /**
+   * Set when a pass over many rows runs on plain arrays outside TF.js (a Sequential teacher the
+   * training kernel plans, distill/kernel-teacher.ts); `predict` and `predictAsync` stay TF.js's,
+   * for timing the model as shipped.
+   */
+  rowPass?: RowPass;
   /** Set when the model runs outside TF.js: onnxruntime's version and execution provider. */
   runtime?: TeacherRuntime;
   /** Present for LayersModels, which the student always is. */

@@ -46,6 +46,30 @@ export function inferenceBatch(sampleShape: readonly number[], backend: string, 
 }
 
 /**
+ * Bytes of activations per call at which a pass over many rows runs fastest on TF.js's wasm
+ * backend: XNNPACK's operators stream each activation through the cache, and a batch whose
+ * activations outgrow it runs 2x slower per row (`bench/RESULTS.md`, "inference batch": the
+ * 32x32x3 conv teacher of bench:conv at 512 rows 1.07 ms a row, at 16-32 rows 0.45 ms; the
+ * example MLP teacher at 512 rows 17 us, at 32-128 14.5 us). The cpu backend does not care
+ * (within 10% from 32 to 512 rows) and GPU backends want large batches: no cap there.
+ */
+export const PASS_CACHE_BYTES: Record<string, number> = { wasm: 4 * 2 ** 20 };
+/** Fewest rows per call of a cache-sized pass: below this TF.js's per-call cost shows. */
+export const PASS_MIN_BATCH = 16;
+
+/**
+ * Rows per call for a pass over a whole split (the teacher's soft targets, agreement): the
+ * memory rule's batch (`inferenceBatch`), cut on wasm to keep a call's activations in cache.
+ */
+export function passBatch(sampleShape: readonly number[], backend: string, bytesPerElement = 4): number {
+  const memoryBatch = inferenceBatch(sampleShape, backend, bytesPerElement);
+  const cache = PASS_CACHE_BYTES[backend];
+  if (cache === undefined) return memoryBatch;
+  const rowBytes = Math.max(1, sampleShape.reduce((a, b) => a * b, 1) * bytesPerElement);
+  return Math.min(memoryBatch, Math.max(PASS_MIN_BATCH, Math.floor(cache / (rowBytes * ACTIVATION_FACTOR))));
+}
+
+/**
  * Runs `model` over the first `limit` rows of `dataset`, one predict call per batch (never the
  * default batch of 32), and returns logits row-major. A softmax model's probabilities are turned
  * into log-probabilities, which every consumer treats as logits. The batch is chosen from the
@@ -53,14 +77,15 @@ export function inferenceBatch(sampleShape: readonly number[], backend: string, 
  * with half the rows, down to one, and the smaller batch is kept for the rest of the pass.
  * When `stop` aborts, the pass ends after the batch in flight and returns the rows done so far
  * (a shorter array): a large teacher's pass must not outlive a cancel or the time budget.
- * `onRows` is told the rows done after each batch (progress).
+ * `onRows` is told the rows done after each batch (progress). A model with a `rowPass` (a
+ * teacher the training kernel runs) is run through it, with no tensor at all.
  */
 export async function predictLogits(
   tf: Tf,
   model: LoadedModel,
   dataset: Dataset,
   limit = dataset.size,
-  batch = inferenceBatch(dataset.sampleShape, tf.getBackend()),
+  batch = passBatch(dataset.sampleShape, tf.getBackend()),
   stop?: AbortSignal,
   onRows?: (done: number) => void,
 ): Promise<Float32Array> {
@@ -76,6 +101,13 @@ export async function predictLogits(
     }
     const count = Math.min(size, total - start);
     const rows = await dataset.read(start, count);
+    if (model.rowPass) {
+      const y = model.rowPass.predict(rows, count);
+      out.set(model.output === 'probabilities' ? logOfProbabilities(y) : y, start * model.outputWidth);
+      start += count;
+      onRows?.(start);
+      continue;
+    }
     let logits;
     try {
       logits = model.predictAsync
@@ -123,4 +155,10 @@ async function asLogits(
   } finally {
     y.dispose();
   }
+}
+
+/** log(max(p, 1e-12)) in place, as the tensor path computes it for a softmax or sigmoid head. */
+function logOfProbabilities(p: Float32Array): Float32Array {
+  for (let i = 0; i < p.length; i++) p[i] = Math.log(Math.max(p[i], 1e-12));
+  return p;
 }

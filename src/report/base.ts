@@ -35,6 +35,7 @@ export interface ReportParts {
     seconds: number;
     teacherSeconds: number;
     softTargets: 'computed' | 'cache';
+    teacherPass?: string;
     step?: TrainingStepRecord;
   };
   /** `classes`: an image folder's class names, in the teacher's output order. */
@@ -92,6 +93,7 @@ export function baseReport(parts: ReportParts): Report {
       seconds: training?.seconds ?? 0,
       teacherSeconds: training?.teacherSeconds ?? 0,
       ...(training ? { softTargets: training.softTargets } : {}),
+      ...(training?.teacherPass ? { teacherPass: training.teacherPass } : {}),
       trainSamples: samples?.train ?? 0,
       evalSamples: samples?.eval ?? 0,
       temperature: config.distill.temperature,

@@ -28,6 +28,7 @@ export interface RunRecord {
     seconds: number;
     teacherSeconds: number;
     softTargets: 'computed' | 'cache';
+    teacherPass?: string;
   };
   measurement: {
     metrics: Record<string, number>;
@@ -88,6 +89,7 @@ export function buildReport({
       seconds: distillation.seconds,
       teacherSeconds: distillation.teacherSeconds,
       softTargets: distillation.softTargets,
+      ...(distillation.teacherPass ? { teacherPass: distillation.teacherPass } : {}),
       ...(distillation.path ? { step: distillation.path } : {}),
     },
     samples: {

@@ -85,6 +85,7 @@ function reportSchema(object: ObjectOf) {
       seconds: z.number(),
       teacherSeconds: z.number(),
       softTargets: z.enum(['computed', 'cache']).optional(),
+      teacherPass: z.string().max(200).optional(),
       trainSamples: count,
       evalSamples: count,
       temperature: z.number(),

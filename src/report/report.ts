@@ -60,6 +60,11 @@ export interface Report {
     teacherSeconds: number;
     /** Whether the teacher ran this time or its logits came from the cache. */
     softTargets?: 'computed' | 'cache';
+    /**
+     * What ran the teacher's pass when it ran: the TF.js backend ("wasm"), the training kernel
+     * ("kernel simd128", "kernel relaxed-simd"; kernel-teacher.ts) or the teacher's own runtime.
+     */
+    teacherPass?: string;
     trainSamples: number;
     evalSamples: number;
     temperature: number;

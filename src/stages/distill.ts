@@ -23,6 +23,8 @@ export interface Distillation {
   seconds: number;
   teacherSeconds: number;
   softTargets: 'computed' | 'cache';
+  /** What ran the teacher's pass, when it ran: the TF.js backend, "kernel simd128", or the teacher's runtime. */
+  teacherPass?: string;
   /** The teacher's logits on the training split (the soft targets), kept for the sweep's candidates; absent when its pass was stopped. */
   trainLogits?: Float32Array;
   /** Training (or the teacher's pass) stopped because the run's own time budget ran out, not a cancellation. */
@@ -55,7 +57,7 @@ export async function distillStudent(
       pass.update(before + done),
     );
   log(
-    `teacher's pass: ${evalSet.size} eval and ${train.size} training rows on ${teacher.runtime?.label ?? backend.name}`,
+    `teacher's pass: ${evalSet.size} eval and ${train.size} training rows on ${teacher.rowPass?.label ?? teacher.runtime?.label ?? backend.name}`,
   );
   let evalTargets;
   let targets;
@@ -102,6 +104,7 @@ export async function distillStudent(
     path,
     seconds,
     softTargets: targets.source,
+    ...(targets.source === 'computed' ? { teacherPass: targets.computedBy } : {}),
     // Kept for the sweep only: a large transfer set's logits are not held through measuring otherwise.
     ...(config.students ? { trainLogits: targets.logits } : {}),
     overBudget: clock.stop.aborted && !clock.hurry.aborted,

@@ -12,6 +12,7 @@ import { measuredMetrics } from '../measure/metrics.js';
 import { studentLayers } from '../models/model.js';
 import { type LoadedModel } from '../models/loaded-model.js';
 import { refuseUnexportable, requireStudentRuntime } from '../models/onnx-student.js';
+import { attachKernelPass } from '../distill/kernel-teacher.js';
 import { checkStudent, loadTeacherAndStudent } from '../models/pair.js';
 import { buildStudent } from '../models/student.js';
 import { expandStudents, type SweepCandidateSpec } from '../config/students.js';
@@ -112,6 +113,9 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
   try {
     candidates = await buildCandidates(backend.tf, config, teacher, train);
     for (const note of teacher.notes ?? []) log(`teacher: ${note}`);
+    const pass = attachKernelPass(backend.tf, teacher, backend.name);
+    if ('attached' in pass) log(`teacher's pass: ${pass.attached}`);
+    else if (teacher.layers && !teacher.runtime) log(`teacher's pass: on TF.js ${backend.name} (${pass.notAttached})`);
     // export.format onnx (and measure.runtime onnxruntime, which times student.onnx): a layer the
     // ONNX export cannot write fails the run now, not after training; so does a missing onnxruntime.
     const timedInOnnx = config.measure.runtime === 'onnxruntime';

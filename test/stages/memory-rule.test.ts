@@ -32,6 +32,8 @@ vi.mock('../../src/models/pair.js', async (importOriginal) => {
       const loaded = await original.loadTeacherAndStudent(...args);
       const teacher: LoadedModel = {
         ...loaded.teacher,
+        // Not a LayersModel as far as the run knows: its pass stays on TF.js, where this guard is.
+        layers: undefined,
         predict: (x: Tensor) => {
           const rows = x.shape[0];
           guard.largest = Math.max(guard.largest, rows);

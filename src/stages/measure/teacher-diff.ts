@@ -1,5 +1,6 @@
 // The base branch's teacher against the head's on the eval split (teacherDiff.*).
 import type { Config } from '../../config/load.js';
+import { attachKernelPass } from '../../distill/kernel-teacher.js';
 import { top1Agreement } from '../../measure/agreement.js';
 import { compareTeachers, type TeacherDiff } from '../../measure/teacher-diff.js';
 import { firstLine } from '../../models/model.js';
@@ -46,6 +47,8 @@ export async function diffTeachers(
   } catch (error) {
     return unavailable(`the base teacher does not load (${firstLine(error)})`);
   }
+  // Both teachers' logits computed the same way: in the kernel where the head's pass was.
+  if (teacher.rowPass) attachKernelPass(backend.tf, base, backend.name);
   try {
     if (base.fingerprint && base.fingerprint === teacher.fingerprint) {
       log('teacher diff: the base teacher is the same as the head one');
