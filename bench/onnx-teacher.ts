@@ -1,7 +1,8 @@
 /**
  * `npm run bench:onnx`: the teacher's soft-target pass of one and the same teacher in
- * onnxruntime-node (intra-op threads: every core, and one) and in TF.js on wasm (one thread, and
- * the worker threads distill-gate starts for a TF.js teacher on large in-memory sets), in
+ * onnxruntime-node (intra-op threads: every core, and one), in TF.js on wasm (one thread, and
+ * the worker threads distill-gate starts for a TF.js teacher on large in-memory sets) and, as
+ * the pipeline runs a TF.js teacher it can plan on wasm, in the training kernel, in
  * samples/s, measured in one run with the passes interleaved round by round. Two teachers: the bundled example's MLP scaled
  * up (64-1024-1024-1024-1024-10, softmax) and a small image teacher (32x32x3, three convolutions,
  * NCHW in ONNX as PyTorch exports it, so its pass includes the transpose from the NHWC data).
@@ -18,6 +19,7 @@ import type { LayersModel } from '@tensorflow/tfjs';
 import { resolveBackend } from '../src/backend/resolve.js';
 import { inMemoryDataset, type Dataset } from '../src/data/dataset.js';
 import { seededRandom } from '../src/distill/random.js';
+import { attachKernelPass } from '../src/distill/kernel-teacher.js';
 import { teacherLogits } from '../src/distill/teacher-logits.js';
 import { workersFor } from '../src/distill/teacher-workers.js';
 import { writeModelArtifacts } from '../src/models/artifacts.js';
@@ -195,6 +197,10 @@ async function bench(title: string, net: { tfjs: LayersModel; onnx: ModelSpec },
   const ortAll = await loadOnnxTeacher(tf, onnxFile, {}, context(cores));
   const ortOne = await loadOnnxTeacher(tf, onnxFile, {}, context(1));
   const tfjs = await loadModel(tf, modelJson, 'teacher');
+  // The same TF.js teacher as the pipeline runs it on wasm: its pass in the training kernel.
+  const kernel = await loadModel(tf, modelJson, 'teacher');
+  const choice = attachKernelPass(tf, kernel, 'wasm');
+  if (!('attached' in choice)) throw new Error(`the kernel pass was refused: ${choice.notAttached}`);
   const workers = workersFor(data, 'wasm');
   // As the pipeline calls it: given the model.json, a TF.js teacher gets workers on large sets.
   const run = (teacher: LoadedModel, json?: string) => async (d: Dataset) =>
@@ -204,6 +210,10 @@ async function bench(title: string, net: { tfjs: LayersModel; onnx: ModelSpec },
     { name: `onnxruntime-node ${ortOne.runtime?.version} cpu, 1 thread`, pass: run(ortOne) },
     { name: 'TF.js wasm, 1 thread', pass: run(tfjs) },
     ...(workers > 1 ? [{ name: `TF.js wasm, ${workers} worker threads`, pass: run(tfjs, modelJson) }] : []),
+    { name: `TF.js teacher in the kernel (${kernel.rowPass?.label}), 1 thread`, pass: run(kernel) },
+    ...(workers > 1
+      ? [{ name: `TF.js teacher in the kernel, ${workers} worker threads`, pass: run(kernel, modelJson) }]
+      : []),
   ];
   // Warm-up: each runtime's first call compiles and allocates.
   const warm = inMemoryDataset('warm-up', (await data.read(0, 64)).slice(), data.sampleShape);
@@ -232,7 +242,7 @@ async function bench(title: string, net: { tfjs: LayersModel; onnx: ModelSpec },
     );
   }
   console.log(`  onnxruntime and TF.js logits agree to ${worst.toExponential(1)} (relative, floor 1)`);
-  for (const t of [ortAll, ortOne, tfjs]) t.dispose();
+  for (const t of [ortAll, ortOne, tfjs, kernel]) t.dispose();
 }
 
 const cpus = os.cpus();
