@@ -114,8 +114,9 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
     candidates = await buildCandidates(backend.tf, config, teacher, train);
     for (const note of teacher.notes ?? []) log(`teacher: ${note}`);
     const pass = attachKernelPass(backend.tf, teacher, backend.name);
-    if ('attached' in pass) log(`teacher's pass: ${pass.attached}`);
-    else if (teacher.layers && !teacher.runtime) log(`teacher's pass: on TF.js ${backend.name} (${pass.notAttached})`);
+    if ('attached' in pass) log(`teacher: its passes run ${pass.attached}`);
+    else if (teacher.layers && !teacher.runtime)
+      log(`teacher: its passes run on TF.js ${backend.name} (${pass.notAttached})`);
     // export.format onnx (and measure.runtime onnxruntime, which times student.onnx): a layer the
     // ONNX export cannot write fails the run now, not after training; so does a missing onnxruntime.
     const timedInOnnx = config.measure.runtime === 'onnxruntime';
