@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
 import { InputError } from '../src/errors.js';
+import { kernelThreads } from '../src/distill/kernel-threads.js';
 import * as tf from '@tensorflow/tfjs';
 import { runPipeline } from '../src/pipeline.js';
 import type { RunClock } from '../src/run-control.js';
@@ -38,8 +39,17 @@ describe('measure.backend', () => {
     expect(tf.getBackend()).toBe('wasm');
     expect(result.report.environment.backend).toBe('cpu');
     // The relaxed SIMD kernel: Node 22 and later validate it, Node 20's test processes get the flag (vitest.config.ts).
-    expect(log).toMatch(/training: kernel step \(relaxed-simd module\) on wasm; inference on wasm/);
-    expect(result.report.training.step).toEqual({ kind: 'kernel', backend: 'wasm', kernelModule: 'relaxed-simd' });
+    // distill.threads unset: auto, this machine's cores up to one per 16 rows of a batch.
+    const threads = kernelThreads('auto', 64);
+    expect(log).toMatch(
+      new RegExp(`training: kernel step \\(relaxed-simd module, ${threads} threads?\\) on wasm; inference on wasm`),
+    );
+    expect(result.report.training.step).toEqual({
+      kind: 'kernel',
+      backend: 'wasm',
+      kernelModule: 'relaxed-simd',
+      threads,
+    });
     expect(log).toMatch(/speed: timed on cpu \(measure\.backend\)/);
     expect(result.report.metrics['speed.studentMs']).toBeGreaterThan(0);
   });
@@ -76,7 +86,7 @@ describe('DISTILL_GATE_KERNEL', () => {
 
   it('trains on the SIMD128 kernel when set to simd128, and the report says so', async () => {
     const { result, log } = await withKernel('simd128', () => run('backend: wasm'));
-    expect(log).toMatch(/training: kernel step \(simd128 module\) on wasm/);
+    expect(log).toMatch(/training: kernel step \(simd128 module, \d+ threads?\) on wasm/);
     expect(result.report.training.step?.kernelModule).toBe('simd128');
   });
 

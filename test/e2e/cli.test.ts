@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { main } from '../../src/cli/main.js';
 import { loadConfig } from '../../src/config/load.js';
+import { kernelThreads } from '../../src/distill/kernel-threads.js';
 import { readModelArtifacts } from '../../src/models/artifacts.js';
 import type { Report } from '../../src/report/report.js';
 import { captureIo, EXAMPLE, exampleWorkspace, quickConfig, slowTeacherWorkspace } from '../helpers.js';
@@ -121,11 +122,14 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     const fast = await runCli(await exampleWorkspace(conv('')));
     expect(fast.code).toBe(0);
     // The relaxed SIMD build: this test process validates it (vitest.config.ts gives Node 20 the flag).
-    expect(fast.stderr).toMatch(/training: kernel step \(relaxed-simd module\) on wasm; inference on wasm/);
+    const threads = kernelThreads('auto', 64);
+    expect(fast.stderr).toMatch(
+      new RegExp(`training: kernel step \\(relaxed-simd module, ${threads} threads?\\) on wasm; inference on wasm`),
+    );
     const fastReport = await reportOf(fast.out);
     expect([fastReport.backend, fastReport.training.step]).toEqual([
       'wasm',
-      { kind: 'kernel', backend: 'wasm', kernelModule: 'relaxed-simd' },
+      { kind: 'kernel', backend: 'wasm', kernelModule: 'relaxed-simd', threads },
     ]);
 
     // elu is not among the kernel's activations: autodiff, whose conv gradients wasm lacks.
