@@ -7,6 +7,7 @@
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { CONTROL } from './kernel/abi.js';
+import type { KernelOp } from './kernel-plan.js';
 
 /** Word indices of the Control block's fields the host and the workers use. */
 const WORDS = {
@@ -60,6 +61,12 @@ export interface WorkerProgram {
   stack: number;
 }
 
+/** Kernel workers of this process that have not exited yet: none once every NetKernel is disposed. */
+let running = 0;
+export function runningKernelWorkers(): number {
+  return running;
+}
+
 export class KernelThreads {
   private readonly words: Int32Array;
   private readonly workers: Worker[];
@@ -80,6 +87,8 @@ export class KernelThreads {
       });
       // A worker never keeps the process alive, even if its owner forgot to close it.
       worker.unref();
+      running++;
+      worker.once('exit', () => running--);
       return worker;
     });
     this.exited = Promise.all(
@@ -121,15 +130,44 @@ export class KernelThreads {
   }
 }
 
-/** Rows of a batch each thread gets at least under distill.threads: auto; fewer would not pay for the barriers. */
+/** Rows of a batch each thread gets at least under distill.threads: auto. */
 export const MIN_ROWS_PER_THREAD = 16;
+
+/**
+ * Multiply-adds of a step (forward and backward, about 3x the forward pass's) each thread gets
+ * at least under distill.threads: auto. A step over T threads pays for waking the workers and
+ * for its barriers, ~30-40 us on 2 threads here (measured: a 64-32-10 MLP at batch 64, ~0.45M
+ * multiply-adds a step, took 47 us on one thread and 80 on two); a million multiply-adds, 100-200
+ * us of work, keeps that cost a fraction of what a thread saves.
+ */
+export const MIN_WORK_PER_THREAD = 1_000_000;
+
+/** Multiply-adds of one row's forward pass through `ops`; elementwise ops count one per output. */
+export function forwardWork(ops: KernelOp[]): number {
+  const volume = ([h, w, c]: [number, number, number]) => h * w * c;
+  return ops.reduce((sum, op) => {
+    const [kh, kw] = op.window;
+    if (op.type === 'conv') return sum + volume(op.output) * kh * kw * op.input[2];
+    if (op.type === 'depthwise') return sum + volume(op.output) * kh * kw;
+    return sum + volume(op.output);
+  }, 0);
+}
 
 /**
  * The threads a kernel step runs on: distill.threads as set, or for 'auto' the machine's cores
  * (os.availableParallelism), capped so that each thread gets at least MIN_ROWS_PER_THREAD rows
- * of a `maxRows` batch.
+ * of a `maxRows` batch and MIN_WORK_PER_THREAD multiply-adds of its step.
  */
-export function kernelThreads(setting: number | 'auto', maxRows: number, cores = availableParallelism()): number {
+export function kernelThreads(
+  setting: number | 'auto',
+  maxRows: number,
+  ops: KernelOp[],
+  cores = availableParallelism(),
+): number {
   if (setting !== 'auto') return setting;
-  return Math.max(1, Math.min(cores, Math.floor(maxRows / MIN_ROWS_PER_THREAD)));
+  const work = 3 * maxRows * forwardWork(ops);
+  return Math.max(
+    1,
+    Math.min(cores, Math.floor(maxRows / MIN_ROWS_PER_THREAD), Math.floor(work / MIN_WORK_PER_THREAD)),
+  );
 }

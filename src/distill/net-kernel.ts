@@ -67,8 +67,8 @@ export class NetKernel {
   private readonly classes: number;
   /** Rows thread 0's buffers hold: predict's batch. */
   private readonly capacity: number;
-  /** Every thread's Net struct, as a word index (the seed is written into each). */
-  private readonly nets: number[];
+  /** Every thread's Net and first Op struct, byte addresses (the seed is written into each Net). */
+  private readonly programs: Array<{ net: number; ops: number }>;
   /** With threads: the Control block (its address, a word view) and the workers. */
   private readonly control?: { at: number; words: Uint32Array; floats: Float32Array; threads: KernelThreads };
   private steps = 0;
@@ -115,7 +115,7 @@ export class NetKernel {
     writeKernelStructs(buffer, memory);
     [this.netAddress, this.opsAddress, this.offsets] = [memory.net, memory.ops, memory.variables];
     [this.inputSize, this.classes, this.capacity] = [memory.inputSize, memory.classes, memory.rowsPerThread];
-    this.nets = memory.programs.map((p) => p.net / 4);
+    this.programs = memory.programs.map(({ net, ops }) => ({ net, ops }));
     this.x = new Float32Array(buffer, memory.x, maxRows * memory.inputSize);
     this.targets = new Float32Array(buffer, memory.targets, maxRows * memory.classes);
     this.params = new Float32Array(buffer, memory.params, memory.paramCount);
@@ -139,7 +139,7 @@ export class NetKernel {
     this.targets.set(targets);
     const t = this.steps + 1;
     const words = new Uint32Array(this.memory.buffer);
-    for (const net of this.nets) words[net + NET.fields.seed.word] = (this.seed * 7919 + this.steps) >>> 0;
+    for (const { net } of this.programs) words[net / 4 + NET.fields.seed.word] = (this.seed * 7919 + this.steps) >>> 0;
     const { rate, epsilon } = correctedAdam(t, this.learningRate, this.beta1, this.beta2, this.epsilon);
     let loss: number;
     if (this.control) {

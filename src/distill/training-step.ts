@@ -117,7 +117,7 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
         learningRate,
         settings.seed ?? 0,
         settings.kernelModule,
-        kernelThreads(settings.threads ?? 'auto', maxRows),
+        kernelThreads(settings.threads ?? 'auto', maxRows, plan.ops),
       );
     } catch (error) {
       // A student too large for a 32-bit WebAssembly memory (4 GiB) trains in TF.js ops instead,
