@@ -457,7 +457,8 @@ async function child(configFile: string, backend: BackendName): Promise<void> {
  */
 function stepKind(report: Record<string, unknown>, lines: string[]): { step: string; inference: string } {
   const training = (report.training ?? {}) as Record<string, unknown>;
-  const step = training.step as { kind?: string; backend?: string; kernelModule?: string } | string | undefined;
+  const step = training.step as
+    { kind?: string; backend?: string; kernelModule?: string; threads?: number } | string | undefined;
   const line = lines.find((l) => /^training:/.test(l));
   const fromLine = line?.match(/training:\s*([\w-]+) step(?: on ([\w-]+))?/);
   const inference =
@@ -465,7 +466,7 @@ function stepKind(report: Record<string, unknown>, lines: string[]): { step: str
     (typeof report.inferenceBackend === 'string' ? report.inferenceBackend : '-');
   if (typeof step === 'string') return { step, inference };
   if (step?.kind) {
-    const module = step.kernelModule ? ` (${step.kernelModule})` : '';
+    const module = step.kernelModule ? ` (${step.kernelModule}${step.threads ? `, ${step.threads} threads` : ''})` : '';
     return { step: `${step.kind} step${module}${step.backend ? ` on ${step.backend}` : ''}`, inference };
   }
   if (fromLine) return { step: `${fromLine[1]} step${fromLine[2] ? ` on ${fromLine[2]}` : ''}`, inference };
