@@ -141,7 +141,6 @@ function layOutControl(memory: Layout, ops: KernelOp[], programs: KernelMemory['
     beta2: 0,
     go: 0,
     stop: 0,
-    ready: 0,
     stride,
     partials,
     losses,

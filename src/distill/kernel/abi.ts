@@ -94,7 +94,7 @@ export const OP = {
 
 /** Control of net_kd.h: its size in bytes; per field, its offset in 4-byte words, its elements and their kind. */
 export const CONTROL = {
-  bytes: 64,
+  bytes: 60,
   fields: {
     threads: { word: 0, count: 1, kind: 'u32' },
     arrived: { word: 1, count: 1, kind: 'u32' },
@@ -107,10 +107,9 @@ export const CONTROL = {
     beta2: { word: 8, count: 1, kind: 'f32' },
     go: { word: 9, count: 1, kind: 'u32' },
     stop: { word: 10, count: 1, kind: 'u32' },
-    ready: { word: 11, count: 1, kind: 'u32' },
-    stride: { word: 12, count: 1, kind: 'u32' },
-    partials: { word: 13, count: 1, kind: 'ptr' },
-    losses: { word: 14, count: 1, kind: 'ptr' },
-    grads: { word: 15, count: 1, kind: 'ptr' },
+    stride: { word: 11, count: 1, kind: 'u32' },
+    partials: { word: 12, count: 1, kind: 'ptr' },
+    losses: { word: 13, count: 1, kind: 'ptr' },
+    grads: { word: 14, count: 1, kind: 'ptr' },
   },
 } as const;

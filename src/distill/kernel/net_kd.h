@@ -98,7 +98,6 @@ typedef struct {
   float beta2;
   u32 go;            // host: bumped once per step to start the workers
   u32 stop;          // host: set to stop the workers
-  u32 ready;         // host: workers that are instantiated and waiting
   u32 stride;        // floats per thread in each of partials' two halves
   float *partials;   // [2, T, stride]: per-thread BATCH_NORM sums, the halves used in turn
   double *losses;    // [T]: each thread's share of the loss
@@ -134,7 +133,7 @@ FIELD_AT(Net, gradA, 15, 1);
 FIELD_AT(Net, gradB, 16, 1);
 FIELD_AT(Net, seed, 17, 1);
 
-_Static_assert(sizeof(Control) == 64, "sizeof(Control) is 64 bytes");
+_Static_assert(sizeof(Control) == 60, "sizeof(Control) is 60 bytes");
 FIELD_AT(Control, threads, 0, 1);
 FIELD_AT(Control, arrived, 1, 1);
 FIELD_AT(Control, generation, 2, 1);
@@ -146,11 +145,10 @@ FIELD_AT(Control, beta1, 7, 1);
 FIELD_AT(Control, beta2, 8, 1);
 FIELD_AT(Control, go, 9, 1);
 FIELD_AT(Control, stop, 10, 1);
-FIELD_AT(Control, ready, 11, 1);
-FIELD_AT(Control, stride, 12, 1);
-FIELD_AT(Control, partials, 13, 1);
-FIELD_AT(Control, losses, 14, 1);
-FIELD_AT(Control, grads, 15, 1);
+FIELD_AT(Control, stride, 11, 1);
+FIELD_AT(Control, partials, 12, 1);
+FIELD_AT(Control, losses, 13, 1);
+FIELD_AT(Control, grads, 14, 1);
 
 _Static_assert(sizeof(Op) == 108, "sizeof(Op) is 108 bytes");
 FIELD_AT(Op, type, 0, 1);
