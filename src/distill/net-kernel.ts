@@ -77,7 +77,7 @@ export class NetKernel {
     private readonly tf: Tf,
     ops: KernelOp[],
     terms: SoftmaxTerm[],
-    private readonly maxRows: number,
+    maxRows: number,
     private readonly learningRate: number,
     /** Dropout masks of step t are drawn from seed * 7919 + t, as the autodiff step seeds them. */
     private readonly seed: number,
