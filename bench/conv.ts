@@ -11,6 +11,9 @@
  *   npm run bench:conv -- --cases a --rows 256 --epochs 1 # smoke test
  *   npm run bench:conv -- --rounds 3                      # medians of 3 interleaved rounds
  *   npm run bench:conv -- --rounds 0                      # only make (and cache) the workspaces
+ *   npm run bench:conv -- --threads 2                     # both sides on 2 threads: distill.threads
+ *                                                         # and PyTorch's torch.set_num_threads
+ *                                                         # (without it: auto, and PyTorch's default)
  *
  * Cases (synthetic, seeded, learnable: class-dependent gratings and blobs, shifted, scaled, noisy):
  *   a. 8x8x1, student conv8 3x3 / maxpool 2 / dense 10
@@ -53,8 +56,13 @@ const { values } = parseArgs({
     child: { type: 'string' },
     workspace: { type: 'string' },
     config: { type: 'string' },
+    threads: { type: 'string' },
   },
 });
+/** --threads N: distill.threads and the peer's torch.set_num_threads; undefined leaves both at their defaults. */
+const threads = values.threads === undefined ? undefined : Number(values.threads);
+if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1))
+  throw new Error(`--threads must be an integer >= 1, not "${values.threads}"`);
 
 /** Bumped whenever the data or the teacher changes, so that no stale workspace is reused. */
 const WORKSPACE_VERSION = 1;
@@ -376,9 +384,10 @@ function argmax(logits: Float32Array, row: number, width: number): number {
 
 /** The run's settings, as distill-gate's YAML and as JSON for the PyTorch peer: one source for both. */
 async function writeConfigs(spec: Case, dir: string, epochs: number): Promise<{ yml: string; peer: string }> {
-  const yml = path.join(dir, `distill-gate-e${epochs}.yml`);
-  const peer = path.join(dir, `peer-e${epochs}.json`);
-  const distill = { ...SETTINGS, epochs };
+  const suffix = `e${epochs}${threads ? `-t${threads}` : ''}`;
+  const yml = path.join(dir, `distill-gate-${suffix}.yml`);
+  const peer = path.join(dir, `peer-${suffix}.json`);
+  const distill = { ...SETTINGS, epochs, ...(threads ? { threads } : {}) };
   await writeFile(
     yml,
     [
@@ -448,7 +457,8 @@ async function child(configFile: string, backend: BackendName): Promise<void> {
  */
 function stepKind(report: Record<string, unknown>, lines: string[]): { step: string; inference: string } {
   const training = (report.training ?? {}) as Record<string, unknown>;
-  const step = training.step as { kind?: string; backend?: string; kernelModule?: string } | string | undefined;
+  const step = training.step as
+    { kind?: string; backend?: string; kernelModule?: string; threads?: number } | string | undefined;
   const line = lines.find((l) => /^training:/.test(l));
   const fromLine = line?.match(/training:\s*([\w-]+) step(?: on ([\w-]+))?/);
   const inference =
@@ -456,7 +466,7 @@ function stepKind(report: Record<string, unknown>, lines: string[]): { step: str
     (typeof report.inferenceBackend === 'string' ? report.inferenceBackend : '-');
   if (typeof step === 'string') return { step, inference };
   if (step?.kind) {
-    const module = step.kernelModule ? ` (${step.kernelModule})` : '';
+    const module = step.kernelModule ? ` (${step.kernelModule}${step.threads ? `, ${step.threads} threads` : ''})` : '';
     return { step: `${step.kind} step${module}${step.backend ? ` on ${step.backend}` : ''}`, inference };
   }
   if (fromLine) return { step: `${fromLine[1]} step${fromLine[2] ? ` on ${fromLine[2]}` : ''}`, inference };
@@ -510,7 +520,7 @@ async function parent(): Promise<void> {
     return spec;
   });
   console.log(
-    `distill-gate bench:conv: ${rows.toLocaleString('en-US')} train / ${evalRows.toLocaleString('en-US')} eval rows, ${epochs} epochs, batch ${SETTINGS.batchSize}, T = ${SETTINGS.temperature}, alpha ${SETTINGS.alpha}, Adam ${SETTINGS.learningRate}; backend ${values.backend}; on ${os.cpus()[0]?.model} x${os.cpus().length}, Node ${process.version}; medians of ${rounds} interleaved round(s)`,
+    `distill-gate bench:conv: ${rows.toLocaleString('en-US')} train / ${evalRows.toLocaleString('en-US')} eval rows, ${epochs} epochs, batch ${SETTINGS.batchSize}, T = ${SETTINGS.temperature}, alpha ${SETTINGS.alpha}, Adam ${SETTINGS.learningRate}; backend ${values.backend}; threads ${threads ?? 'auto (PyTorch: its default)'}; on ${os.cpus()[0]?.model} x${os.cpus().length}, Node ${process.version}; medians of ${rounds} interleaved round(s)`,
   );
 
   const prepared: Array<{ spec: Case; dir: string; meta: Meta; yml: string; peer: string }> = [];

@@ -119,7 +119,21 @@ try {
 async function buildModule(module, { clang, compiler }) {
   const out = path.join(scratch, `${module.constant}.wasm`);
   // -flto: the files are optimised together at link time, as one translation unit would be.
-  const flags = [...FLAGS, ...module.simd, '-flto', '-Wl,--export=__heap_base'];
+  // Threads: one shared memory, which the host creates (and sizes, up to 4 GiB), for every
+  // thread's instance; each worker's instance gets its own stack through __stack_pointer.
+  const stack = readFileSync(path.join(FOLDER, HEADER), 'utf8').match(/^#define THREAD_STACK (\d+)$/m)?.[1];
+  if (!stack) throw new Error(`${HEADER} has no #define THREAD_STACK`);
+  const threads = [
+    '-matomics',
+    '-mbulk-memory',
+    '-mmutable-globals',
+    '-Wl,--shared-memory',
+    '-Wl,--import-memory',
+    '-Wl,--max-memory=4294967296',
+    `-Wl,-z,stack-size=${stack}`,
+    '-Wl,--export=__stack_pointer',
+  ];
+  const flags = [...FLAGS, ...module.simd, ...threads, '-flto', '-Wl,--export=__heap_base'];
   run(clang, [...flags, '-o', out, ...sources], { cwd: FOLDER });
   const bytes = readFileSync(out);
   // Compiled only where this engine has relaxed SIMD (Node 20 does not without a flag).

@@ -38,8 +38,17 @@ describe('measure.backend', () => {
     expect(tf.getBackend()).toBe('wasm');
     expect(result.report.environment.backend).toBe('cpu');
     // The relaxed SIMD kernel: Node 22 and later validate it, Node 20's test processes get the flag (vitest.config.ts).
-    expect(log).toMatch(/training: kernel step \(relaxed-simd module\) on wasm; inference on wasm/);
-    expect(result.report.training.step).toEqual({ kind: 'kernel', backend: 'wasm', kernelModule: 'relaxed-simd' });
+    // distill.threads unset: auto, one thread for this small student (kernel-threads.test.ts).
+    const threads = 1;
+    expect(log).toMatch(
+      new RegExp(`training: kernel step \\(relaxed-simd module, ${threads} threads?\\) on wasm; inference on wasm`),
+    );
+    expect(result.report.training.step).toEqual({
+      kind: 'kernel',
+      backend: 'wasm',
+      kernelModule: 'relaxed-simd',
+      threads,
+    });
     expect(log).toMatch(/speed: timed on cpu \(measure\.backend\)/);
     expect(result.report.metrics['speed.studentMs']).toBeGreaterThan(0);
   });
@@ -76,7 +85,7 @@ describe('DISTILL_GATE_KERNEL', () => {
 
   it('trains on the SIMD128 kernel when set to simd128, and the report says so', async () => {
     const { result, log } = await withKernel('simd128', () => run('backend: wasm'));
-    expect(log).toMatch(/training: kernel step \(simd128 module\) on wasm/);
+    expect(log).toMatch(/training: kernel step \(simd128 module, \d+ threads?\) on wasm/);
     expect(result.report.training.step?.kernelModule).toBe('simd128');
   });
 

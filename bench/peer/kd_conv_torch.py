@@ -7,7 +7,8 @@ bench (teacher_train_logits.npy, teacher_eval_logits.npy).
     python3 kd_conv_torch.py WORKSPACE PEER_JSON      # prints one JSON line of figures
 
 PEER_JSON (written by bench/conv.ts): {layers, inputShape: [H, W, C], classes, temperature, alpha,
-batchSize, learningRate, seed, epochs}. Data is NHWC as TF.js has it, transposed to NCHW here.
+batchSize, learningRate, seed, epochs, and optionally threads: torch.set_num_threads, as
+distill.threads on distill-gate's side}. Data is NHWC as TF.js has it, transposed to NCHW here.
 Run with Debian's python3-torch.
 """
 import json
@@ -24,6 +25,8 @@ workspace, settings_file = sys.argv[1], sys.argv[2]
 with open(settings_file) as f:
     settings = json.load(f)
 torch.manual_seed(settings["seed"])
+if "threads" in settings:
+    torch.set_num_threads(int(settings["threads"]))
 T, alpha, batch = float(settings["temperature"]), float(settings["alpha"]), int(settings["batchSize"])
 epochs, lr = int(settings["epochs"]), float(settings["learningRate"])
 

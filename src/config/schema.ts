@@ -94,6 +94,17 @@ const distill = z.strictObject({
   learningRate: z.number().positive().default(0.001),
   seed: z.number().int().nonnegative().default(7),
   augment: augment.optional(),
+  /**
+   * Threads the WebAssembly kernel's training step runs on (a data-parallel step; the same bits
+   * on every run for a given count): `auto` takes the machine's cores, capped so that each thread
+   * has at least 16 rows of a batch; other training steps run on one. Unset means auto.
+   */
+  threads: z
+    .custom<'auto' | number>(
+      (value) => value === 'auto' || (Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 256),
+      { error: 'must be auto or a whole number of threads from 1 to 256' },
+    )
+    .optional(),
 });
 
 const measure = z.strictObject({

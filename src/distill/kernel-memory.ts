@@ -2,7 +2,17 @@
 // kernel/net_kd.h, the batch, the weights with their gradients and Adam's moments, and each op's
 // buffers; and writing those structs there. The ops come from kernel-plan.ts; net-kernel.ts runs them.
 import type { Variable } from '@tensorflow/tfjs';
-import { ACTIVATION, BATCH_NORM_STATS, NET, OP, OP_TYPE, TILE, WINOGRAD_CHUNK } from './kernel/abi.js';
+import {
+  ACTIVATION,
+  BATCH_NORM_STATS,
+  CONTROL,
+  NET,
+  OP,
+  OP_TYPE,
+  THREAD_STACK,
+  TILE,
+  WINOGRAD_CHUNK,
+} from './kernel/abi.js';
 import type { KernelOp, Shape } from './kernel-plan.js';
 import type { SoftmaxTerm } from './targets.js';
 
@@ -15,7 +25,7 @@ const size = (shape: Shape) => shape[0] * shape[1] * shape[2];
 export interface KernelMemory {
   /** The first byte past the last buffer: the memory must be at least this long. */
   end: number;
-  /** Byte addresses of the Net struct, the first Op struct, the batch's inputs and targets, and the weights. */
+  /** Byte addresses of thread 0's Net struct and first Op struct, the batch's inputs and targets, and the weights. */
   net: number;
   ops: number;
   x: number;
@@ -27,82 +37,140 @@ export interface KernelMemory {
   /** Every variable's float offset in params, and the floats they take together. */
   variables: Array<{ variable: Variable; offset: number }>;
   paramCount: number;
-  /** What the Net struct and each Op struct hold. */
+  /** What thread 0's Net struct and each of its Op structs hold. */
   netStruct: StructValues<typeof NET>;
   opStructs: StructValues<typeof OP>[];
+  /** Rows each thread's buffers hold: ceil(maxRows / threads); thread 0's predict runs that many at a time. */
+  rowsPerThread: number;
+  /** Every thread's program (thread 0's first): its Net struct and first Op struct, and what they hold. */
+  programs: Array<{
+    net: number;
+    ops: number;
+    netStruct: StructValues<typeof NET>;
+    opStructs: StructValues<typeof OP>[];
+  }>;
+  /** With more than one thread: the Control struct's address and fields, and each worker's stack top (threads 1..T-1). */
+  control?: { at: number; struct: StructValues<typeof CONTROL>; stacks: number[] };
 }
 
 /**
- * Lays out the kernel's memory for `ops` at up to `maxRows` rows a step, from the module's heap
- * base up. Throws a RangeError when it would pass the kernel's 4 GiB. `training` false lays out
- * a forward pass only (`predict`): no gradients, no Adam moments.
+ * Lays out the kernel's memory for `ops` at up to `maxRows` rows a step over `threads` threads,
+ * from the module's heap base up. Shared: the batch, the weights and Adam's moments. Per thread:
+ * a Net and ops of their own, with buffers for ceil(maxRows / threads) rows and its own
+ * gradients. With threads > 1, the Control block of net_kd.h, with the per-thread partial sums,
+ * losses and gradient addresses it points at, and a stack per worker. Throws a RangeError when it
+ * would pass the kernel's 4 GiB.
+ * `training` false lays out a forward pass only (`predict`): no gradients, no Adam moments.
  */
 export function layOutKernelMemory(
   ops: KernelOp[],
   terms: SoftmaxTerm[],
   maxRows: number,
   heapBase: number,
+  threads = 1,
   training = true,
 ): KernelMemory {
   const memory = new Layout(heapBase, maxRows);
-  const net = memory.take(NET.bytes / 4);
-  const opsAddress = memory.take((OP.bytes / 4) * ops.length);
   const inputSize = size(ops[0].input);
   const classes = ops[ops.length - 1].output[2];
   const largest = Math.max(inputSize, ...ops.map((op) => size(op.output)));
-  const [x, targets, scratch] = [
-    memory.take(maxRows * inputSize),
-    memory.take(maxRows * classes),
-    memory.take(classes * 2),
-  ];
-  const { placed, trainableCount, total } = placeVariables(ops);
+  const rowsPerThread = Math.ceil(maxRows / threads);
   const backward = training ? 1 : 0;
-  const [params, grads, moment1, moment2] = [
-    memory.take(total),
-    memory.take(backward * trainableCount),
-    memory.take(backward * trainableCount),
-    memory.take(backward * trainableCount),
-  ];
-  const [gradA, gradB] = [memory.take(backward * maxRows * largest), memory.take(backward * maxRows * largest)];
-  const buffers = ops.map((op) => opBuffers(op, memory));
-  const netStruct = {
-    ops: ops.length,
-    inputSize,
-    terms: terms.length,
-    scale: [terms[0].scale, terms[1]?.scale ?? 0],
-    weight: [terms[0].weight, terms[1]?.weight ?? 0],
-    x,
-    targets,
-    params,
-    grads,
-    moment1,
-    moment2,
-    trainable: trainableCount,
-    scratch,
-    gradA,
-    gradB,
-    seed: 0,
-  };
+  const { placed, trainableCount, total } = placeVariables(ops);
+  // Thread 0's structs and buffers interleave with the shared ones as in the single-threaded
+  // layout; the other threads' follow.
+  const programs = [];
+  const shared = { x: 0, targets: 0, params: 0, moment1: 0, moment2: 0 };
+  for (let thread = 0; thread < threads; thread++) {
+    const net = memory.take(NET.bytes / 4);
+    const opsAddress = memory.take((OP.bytes / 4) * ops.length);
+    if (thread === 0) [shared.x, shared.targets] = [memory.take(maxRows * inputSize), memory.take(maxRows * classes)];
+    const scratch = memory.take(classes * 2);
+    if (thread === 0) shared.params = memory.take(total);
+    const grads = memory.take(backward * trainableCount);
+    if (thread === 0)
+      [shared.moment1, shared.moment2] = [
+        memory.take(backward * trainableCount),
+        memory.take(backward * trainableCount),
+      ];
+    const [gradA, gradB] = [
+      memory.take(backward * rowsPerThread * largest),
+      memory.take(backward * rowsPerThread * largest),
+    ];
+    const buffers = ops.map((op) => opBuffers(op, memory, rowsPerThread));
+    const netStruct = {
+      ops: ops.length,
+      inputSize,
+      terms: terms.length,
+      scale: [terms[0].scale, terms[1]?.scale ?? 0],
+      weight: [terms[0].weight, terms[1]?.weight ?? 0],
+      ...shared,
+      grads,
+      trainable: trainableCount,
+      scratch,
+      gradA,
+      gradB,
+      seed: 0,
+    };
+    programs.push({ net, ops: opsAddress, netStruct, opStructs: ops.map((op, i) => opFields(op, buffers[i], placed)) });
+  }
   return {
-    end: memory.end,
-    net,
-    ops: opsAddress,
-    x,
-    targets,
-    params,
+    ...programs[0],
+    x: shared.x,
+    targets: shared.targets,
+    params: shared.params,
     inputSize,
     classes,
     variables: [...placed].map(([variable, offset]) => ({ variable, offset })),
     paramCount: total,
-    netStruct,
-    opStructs: ops.map((op, i) => opFields(op, buffers[i], placed)),
+    rowsPerThread,
+    programs,
+    control: threads > 1 ? layOutControl(memory, ops, programs) : undefined,
+    end: memory.end,
   };
 }
 
-/** Writes the Net struct and every Op struct where `memory` says they lie. */
-export function writeKernelStructs(buffer: ArrayBuffer, memory: KernelMemory): void {
-  writeStruct(buffer, memory.net, NET, memory.netStruct);
-  memory.opStructs.forEach((values, i) => writeStruct(buffer, memory.ops + i * OP.bytes, OP, values));
+/** The Control block of a data-parallel step and what it points at; a stack per worker. */
+function layOutControl(memory: Layout, ops: KernelOp[], programs: KernelMemory['programs']): KernelMemory['control'] {
+  const threads = programs.length;
+  // teamSum reduces 2C floats at most (a BATCH_NORM's two backward sums).
+  const channels = Math.max(0, ...ops.filter((op) => op.type === 'batchNorm').map((op) => op.input[2]));
+  const stride = Math.ceil((2 * channels) / 4) * 4 || 4;
+  const at = memory.take(CONTROL.bytes / 4);
+  const [partials, losses, grads] = [memory.take(2 * threads * stride), memory.take(2 * threads), memory.take(threads)];
+  const stacks = programs.slice(1).map(() => memory.take(THREAD_STACK / 4) + THREAD_STACK);
+  const struct = {
+    threads,
+    arrived: 0,
+    generation: 0,
+    abort: 0,
+    rows: 0,
+    rate: 0,
+    epsilon: 0,
+    beta1: 0,
+    beta2: 0,
+    go: 0,
+    stop: 0,
+    stride,
+    partials,
+    losses,
+    grads,
+  };
+  return { at, struct, stacks };
+}
+
+/** Writes every thread's Net and Op structs, and the Control block, where `memory` says they lie. */
+export function writeKernelStructs(buffer: ArrayBufferLike, memory: KernelMemory): void {
+  for (const program of memory.programs) {
+    writeStruct(buffer, program.net, NET, program.netStruct);
+    program.opStructs.forEach((values, i) => writeStruct(buffer, program.ops + i * OP.bytes, OP, values));
+  }
+  if (memory.control) {
+    writeStruct(buffer, memory.control.at, CONTROL, memory.control.struct);
+    new Uint32Array(buffer, memory.control.struct.grads, memory.programs.length).set(
+      memory.programs.map((p) => p.netStruct.grads),
+    );
+  }
 }
 
 /** Hands out 16-byte aligned float buffers in the kernel's memory, from the heap base up. */
@@ -145,8 +213,7 @@ interface OpBuffers {
 }
 
 /** An op's buffers, as net_kd.h's Op describes them; 0 where the op has none. */
-function opBuffers(op: KernelOp, memory: Layout): OpBuffers {
-  const { maxRows } = memory;
+function opBuffers(op: KernelOp, memory: Layout, maxRows: number): OpBuffers {
   const [kh, kw] = op.window;
   const channels = op.input[2];
   const pixels = op.output[0] * op.output[1];
@@ -221,7 +288,7 @@ type StructValues<S extends Struct> = {
 };
 
 /** Writes every field of a struct at byte address `at`, where abi.ts says it lies, as a float or a 32-bit word. */
-function writeStruct<S extends Struct>(buffer: ArrayBuffer, at: number, struct: S, values: StructValues<S>): void {
+function writeStruct<S extends Struct>(buffer: ArrayBufferLike, at: number, struct: S, values: StructValues<S>): void {
   const words = new Uint32Array(buffer, at, struct.bytes / 4);
   const floats = new Float32Array(buffer, at, struct.bytes / 4);
   for (const [name, field] of Object.entries(struct.fields)) {

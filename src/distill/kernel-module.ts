@@ -62,3 +62,52 @@ export function chooseKernelModule(
   }
   return 'simd128';
 }
+
+/**
+ * The smallest memory, in pages, a module's imported memory may have (its data and stack: the
+ * heap base lies within it), read from its import section: the host creates the shared memory
+ * before it can instantiate the module and ask.
+ */
+export function importedMemoryPages(bytes: Uint8Array): number {
+  let at = 8; // past the magic number and the version
+  const leb = () => {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      const byte = bytes[at++];
+      value += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return value;
+    }
+  };
+  const limits = () => {
+    const flags = bytes[at++];
+    const minimum = leb();
+    if (flags & 1) leb();
+    return minimum;
+  };
+  while (at < bytes.length) {
+    const id = bytes[at++];
+    const length = leb();
+    if (id !== 2) {
+      at += length;
+      continue;
+    }
+    for (let count = leb(); count > 0; count--) {
+      for (const _name of ['module', 'field']) {
+        const length = leb(); // (at += leb() would add to the offset before the length)
+        at += length;
+      }
+      const kind = bytes[at++];
+      if (kind === 2) return limits(); // memory
+      if (kind === 0) {
+        leb(); // function: its type
+      } else if (kind === 1) {
+        at++; // table: its element type, then its limits
+        limits();
+      } else {
+        at += 2; // global: its type, its mutability
+      }
+    }
+    break;
+  }
+  throw new Error('the kernel module imports no memory');
+}

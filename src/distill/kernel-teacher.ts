@@ -82,7 +82,8 @@ function kernelRowPass(kernel: NetKernel, softmax: boolean): RowPass {
 /** Rows per kernel call: as many as keep one call's activations within CACHE_BYTES, 1 to MAX_ROWS. */
 function passRows(ops: KernelOp[]): number {
   const terms = [{ scale: 1, weight: 1 }];
-  const perRow = layOutKernelMemory(ops, terms, 2, 0, false).end - layOutKernelMemory(ops, terms, 1, 0, false).end;
+  const perRow =
+    layOutKernelMemory(ops, terms, 2, 0, 1, false).end - layOutKernelMemory(ops, terms, 1, 0, 1, false).end;
   return Math.max(1, Math.min(MAX_ROWS, Math.floor(CACHE_BYTES / Math.max(1, perRow))));
 }
 

@@ -61,6 +61,8 @@ export interface TrainingPath {
   whyNotKernel?: string;
   /** The kernel step's module: relaxed-simd or simd128. */
   kernelModule?: string;
+  /** The kernel step's threads (distill.threads, resolved). */
+  threads?: number;
 }
 
 export interface TrainResult {
@@ -104,12 +106,14 @@ export async function distill(
     maxRows: settings.batchSize,
     kind: options.step,
     seed: settings.seed,
+    threads: settings.threads,
   });
   options.onStep?.({
     kind: step.kind,
     backend: tf.getBackend(),
     whyNotKernel: step.whyNotKernel,
     ...(step.kernelModule ? { kernelModule: step.kernelModule } : {}),
+    ...(step.threads ? { threads: step.threads } : {}),
   });
   const random = seededRandom(settings.seed);
   const width = rowLength(train.sampleShape);

@@ -12,6 +12,7 @@ import { kdLoss, kdLossAndGradient } from './loss.js';
 import { kdTerms } from './targets.js';
 import { activationOf, appliedByAutodiffOnly, planKernel } from './kernel-plan.js';
 import { NetKernel } from './net-kernel.js';
+import { kernelThreads } from './kernel-threads.js';
 import type { KernelModuleName } from './kernel-module.js';
 import type { SoftmaxTerm } from './targets.js';
 
@@ -32,6 +33,8 @@ export interface TrainingStep {
   kind: 'kernel' | 'dense' | 'autodiff';
   /** The kernel step only: which build of the kernel trains (kernel-module.ts). */
   kernelModule?: KernelModuleName;
+  /** The kernel step only: the threads a step runs on (distill.threads, resolved; kernel-threads.ts). */
+  threads?: number;
   /** Why the student did not get the WebAssembly kernel, when it did not. */
   whyNotKernel?: string;
   /**
@@ -62,6 +65,8 @@ export interface StepSettings {
   seed?: number;
   /** The kernel step's module; by default chooseKernelModule's (DISTILL_GATE_KERNEL, else what the engine validates). */
   kernelModule?: KernelModuleName;
+  /** distill.threads: the kernel step's threads, or 'auto' (the default; see kernelThreads). Other steps run on one. */
+  threads?: number | 'auto';
 }
 
 /** Activations whose derivative the dense step knows, in terms of the layer's output: the kernel's. */
@@ -104,7 +109,16 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
   if (kind === 'kernel' && 'ops' in plan) {
     let kernel: NetKernel;
     try {
-      kernel = new NetKernel(tf, plan.ops, terms, maxRows, learningRate, settings.seed ?? 0, settings.kernelModule);
+      kernel = new NetKernel(
+        tf,
+        plan.ops,
+        terms,
+        maxRows,
+        learningRate,
+        settings.seed ?? 0,
+        settings.kernelModule,
+        kernelThreads(settings.threads ?? 'auto', maxRows, plan.ops),
+      );
     } catch (error) {
       // A student too large for a 32-bit WebAssembly memory (4 GiB) trains in TF.js ops instead,
       // where those have every gradient it needs: a Dense stack. Any other student on this
@@ -119,10 +133,11 @@ export function trainingStep(tf: Tf, student: LoadedModel, settings: StepSetting
     return {
       kind,
       kernelModule: kernel.module,
+      threads: kernel.threads,
       run: (x, targets, rows) => kernel.run(x, targets, rows),
       sync: () => kernel.sync(),
       predict: (x, rows) => kernel.predict(x, rows),
-      dispose: () => {},
+      dispose: () => kernel.dispose(),
     };
   }
   if (kind === 'dense' && stack) {
@@ -261,6 +276,8 @@ export async function probeTrainingStep(
     sampleShape: train.sampleShape,
     maxRows: rows,
     kind,
+    // One thread: a two-row probe would not pay for starting workers.
+    threads: 1,
   });
   try {
     const loss = step.run(sample, new Float32Array(rows * probe.outputWidth), rows);

@@ -153,12 +153,13 @@ export function withOutcome(
 }
 
 /** report.training.step, its optional fields present only when set. */
-function stepRecord({ kind, backend, whyNotKernel, kernelModule }: TrainingStepRecord): TrainingStepRecord {
+function stepRecord({ kind, backend, whyNotKernel, kernelModule, threads }: TrainingStepRecord): TrainingStepRecord {
   return {
     kind,
     backend,
     ...(whyNotKernel !== undefined ? { whyNotKernel } : {}),
     ...(kernelModule ? { kernelModule } : {}),
+    ...(threads ? { threads } : {}),
   };
 }
 

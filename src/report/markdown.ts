@@ -283,9 +283,15 @@ function chanceLevel(report: Report): string[] {
   return lines;
 }
 
+function threadCount(threads: number): string {
+  return `${threads} thread${threads === 1 ? '' : 's'}`;
+}
+
 function footer(report: Report, phases?: PhaseSeconds): string {
   const { environment: e, training: t } = report;
-  const module = t.step?.kernelModule ? ` (${esc(t.step.kernelModule)} module)` : '';
+  const module = t.step?.kernelModule
+    ? ` (${esc(t.step.kernelModule)} module${t.step.threads ? `, ${threadCount(t.step.threads)}` : ''})`
+    : '';
   const step = t.step ? `; ${esc(t.step.kind)} training step${module} on ${esc(t.step.backend)}` : '';
   const teacher =
     (report.teacher.runtime ? `; teacher in ${esc(report.teacher.runtime)}` : '') +

@@ -105,6 +105,7 @@ function reportSchema(object: ObjectOf) {
         backend: z.string(),
         whyNotKernel: z.string().optional(),
         kernelModule: z.string().optional(),
+        threads: z.number().int().positive().optional(),
       }).optional(),
     }),
     environment: object({

@@ -15,6 +15,7 @@ export interface TrainingStepRecord {
   backend: string;
   whyNotKernel?: string;
   kernelModule?: string;
+  threads?: number;
 }
 
 export interface Environment {
@@ -78,7 +79,8 @@ export interface Report {
     /**
      * How the student was trained: the step (kernel, dense, autodiff) and its backend; inference ran
      * on `backend`. `kernelModule`: the kernel step's build, relaxed-simd (fused multiply-adds where
-     * the engine has relaxed SIMD) or simd128; the two may differ in the last bits.
+     * the engine has relaxed SIMD) or simd128; the two may differ in the last bits. `threads`: the
+     * kernel step's threads (distill.threads, resolved); results are reproducible per count.
      */
     step?: TrainingStepRecord;
   };

@@ -181,7 +181,7 @@ export async function trainStudent(
       onStep: (chosen) => {
         path = chosen;
         log(
-          `training: ${chosen.kind} step${chosen.kernelModule ? ` (${chosen.kernelModule} module)` : ''} on ${chosen.backend}${chosen.whyNotKernel ? ` (not the WebAssembly kernel: ${chosen.whyNotKernel})` : ''}; inference on ${backend.name}`,
+          `training: ${chosen.kind} step${chosen.kernelModule ? ` (${chosen.kernelModule} module${chosen.threads ? `, ${chosen.threads} thread${chosen.threads === 1 ? '' : 's'}` : ''})` : ''} on ${chosen.backend}${chosen.whyNotKernel ? ` (not the WebAssembly kernel: ${chosen.whyNotKernel})` : ''}; inference on ${backend.name}`,
         );
       },
     }),

@@ -130,6 +130,18 @@ export const CASES: CorpusCase[] = [
   },
   {
     area: 'config',
+    name: 'zero threads',
+    setup: withDistill('{ threads: 0 }'),
+    message: /distill\.threads: must be auto or a whole number of threads from 1 to 256 \(got 0\)/,
+  },
+  {
+    area: 'config',
+    name: 'threads as a word other than auto',
+    setup: withDistill('{ threads: all }'),
+    message: /distill\.threads: must be auto or a whole number of threads from 1 to 256 \(got "all"\)/,
+  },
+  {
+    area: 'config',
     name: 'zero temperature',
     setup: withDistill('{ temperature: 0 }'),
     message: /distill\.temperature: must be > 0 \(got 0\)/,

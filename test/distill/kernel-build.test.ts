@@ -2,8 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NET, OP } from '../../src/distill/kernel/abi.js';
-import { chooseKernelModule, KERNEL_MODULES, kernelBytes } from '../../src/distill/kernel-module.js';
+import { CONTROL, NET, OP } from '../../src/distill/kernel/abi.js';
+import {
+  chooseKernelModule,
+  importedMemoryPages,
+  KERNEL_MODULES,
+  kernelBytes,
+} from '../../src/distill/kernel-module.js';
 
 const BUILD = path.join(import.meta.dirname, '../../scripts/build-kernel.mjs');
 const KERNEL = path.join(import.meta.dirname, '../../src/distill/kernel');
@@ -23,18 +28,31 @@ describe('the committed WebAssembly kernel', () => {
   });
 
   for (const name of KERNEL_MODULES) {
-    it(`has a ${name} module with the step export and only the Math imports`, () => {
+    it(`has a ${name} module with the step exports, and only the Math imports and a shared memory`, () => {
       const module = new WebAssembly.Module(kernelBytes(name));
       expect(
         WebAssembly.Module.exports(module)
           .map((e) => e.name)
           .sort(),
-      ).toEqual(['__heap_base', 'memory', 'predict', 'step']);
+      ).toEqual(['__heap_base', '__stack_pointer', 'predict', 'step', 'step_thread']);
       expect(
         WebAssembly.Module.imports(module)
           .map((i) => `${i.module}.${i.name}`)
           .sort(),
-      ).toEqual(['env.exp', 'env.log']);
+      ).toEqual(['env.exp', 'env.log', 'env.memory']);
+      // The threads' instances share the memory the host creates: a shared one, at least the
+      // module's own minimum, which importedMemoryPages reads.
+      const pages = importedMemoryPages(kernelBytes(name));
+      const env = { exp: Math.exp, log: Math.log };
+      const memory = (initial: number, shared: boolean) =>
+        new WebAssembly.Memory({ initial, maximum: initial + 1, shared });
+      expect(() => new WebAssembly.Instance(module, { env: { ...env, memory: memory(pages, true) } })).not.toThrow();
+      expect(() => new WebAssembly.Instance(module, { env: { ...env, memory: memory(pages - 1, true) } })).toThrow(
+        /smaller than initial/,
+      );
+      expect(() => new WebAssembly.Instance(module, { env: { ...env, memory: memory(pages, false) } })).toThrow(
+        /shared/,
+      );
     });
   }
 
@@ -70,7 +88,7 @@ describe('the committed WebAssembly kernel', () => {
   });
 
   it('has an abi.ts of whole structs of 4-byte words, each field in its own', () => {
-    for (const struct of [NET, OP]) {
+    for (const struct of [NET, OP, CONTROL]) {
       const fields = Object.values(struct.fields);
       // Every field lies inside the struct, one after another, whole 4-byte words.
       expect(Math.max(...fields.map((f) => f.word + f.count)) * 4).toBe(struct.bytes);

@@ -121,11 +121,15 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     const fast = await runCli(await exampleWorkspace(conv('')));
     expect(fast.code).toBe(0);
     // The relaxed SIMD build: this test process validates it (vitest.config.ts gives Node 20 the flag).
-    expect(fast.stderr).toMatch(/training: kernel step \(relaxed-simd module\) on wasm; inference on wasm/);
+    // distill.threads unset: auto, one thread for this small a step (kernel-threads.test.ts).
+    const threads = 1;
+    expect(fast.stderr).toMatch(
+      new RegExp(`training: kernel step \\(relaxed-simd module, ${threads} threads?\\) on wasm; inference on wasm`),
+    );
     const fastReport = await reportOf(fast.out);
     expect([fastReport.backend, fastReport.training.step]).toEqual([
       'wasm',
-      { kind: 'kernel', backend: 'wasm', kernelModule: 'relaxed-simd' },
+      { kind: 'kernel', backend: 'wasm', kernelModule: 'relaxed-simd', threads },
     ]);
 
     // elu is not among the kernel's activations: autodiff, whose conv gradients wasm lacks.

@@ -199,6 +199,22 @@ describe('buildReport', () => {
     expect(read.training.step?.kernelModule).toBe('relaxed-simd');
     expect(renderMarkdown(read)).toContain('kernel training step (relaxed-simd module) on wasm');
     expect(renderMarkdown(trained('simd128'))).toContain('kernel training step (simd128 module) on wasm');
+    // The kernel's threads (distill.threads, resolved), beside the module.
+    const threaded = buildReport({
+      ...base,
+      distillation: {
+        ...base.distillation,
+        path: { kind: 'kernel', backend: 'wasm', kernelModule: 'simd128', threads: 2 },
+      },
+    });
+    const threadedRead = parseReport(JSON.parse(JSON.stringify(threaded)), 'report.json', 'untrusted');
+    expect(threadedRead.training.step).toEqual({
+      kind: 'kernel',
+      backend: 'wasm',
+      kernelModule: 'simd128',
+      threads: 2,
+    });
+    expect(renderMarkdown(threadedRead)).toContain('kernel training step (simd128 module, 2 threads) on wasm');
     // Another step has no module, and says none.
     expect('kernelModule' in buildReport(record()).training.step!).toBe(false);
     // An uploaded report's module name is text like any other.

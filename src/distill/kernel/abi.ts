@@ -29,6 +29,9 @@ export const TILE = 32;
 /** WINOGRAD_CHUNK in net_kd.h. */
 export const WINOGRAD_CHUNK = 64;
 
+/** THREAD_STACK in net_kd.h. */
+export const THREAD_STACK = 65536;
+
 /** BATCH_NORM_STATS in net_kd.h. */
 export const BATCH_NORM_STATS = 6;
 
@@ -86,5 +89,27 @@ export const OP = {
     stats: { word: 24, count: 1, kind: 'ptr' },
     scratch: { word: 25, count: 1, kind: 'ptr' },
     winograd: { word: 26, count: 1, kind: 'u32' },
+  },
+} as const;
+
+/** Control of net_kd.h: its size in bytes; per field, its offset in 4-byte words, its elements and their kind. */
+export const CONTROL = {
+  bytes: 60,
+  fields: {
+    threads: { word: 0, count: 1, kind: 'u32' },
+    arrived: { word: 1, count: 1, kind: 'u32' },
+    generation: { word: 2, count: 1, kind: 'u32' },
+    abort: { word: 3, count: 1, kind: 'u32' },
+    rows: { word: 4, count: 1, kind: 'u32' },
+    rate: { word: 5, count: 1, kind: 'f32' },
+    epsilon: { word: 6, count: 1, kind: 'f32' },
+    beta1: { word: 7, count: 1, kind: 'f32' },
+    beta2: { word: 8, count: 1, kind: 'f32' },
+    go: { word: 9, count: 1, kind: 'u32' },
+    stop: { word: 10, count: 1, kind: 'u32' },
+    stride: { word: 11, count: 1, kind: 'u32' },
+    partials: { word: 12, count: 1, kind: 'ptr' },
+    losses: { word: 13, count: 1, kind: 'ptr' },
+    grads: { word: 14, count: 1, kind: 'ptr' },
   },
 } as const;

@@ -1,12 +1,13 @@
-// The KD loss of the batch (without the teacher-only constant) and d loss / d logits: per row,
+// The KD loss of a batch's rows (without the teacher-only constant) and d loss / d logits: per row,
 // -sum(targets * logits) plus, per softmax term, weight * log-sum-exp(logits * scale). The host's
 // targets (kdTargets) fold the temperature, alpha and the hard labels into the terms.
 
 #include "ops.h"
 
-float kdLoss(const Net *s, const float *logits, u32 rows, u32 classes, float *delta) {
+double kdLoss(const Net *s, const float *logits, u32 rows, u32 classes, float *delta, u32 totalRows) {
   double value = 0.0;
-  const float inverseRows = 1.0f / (float)rows;
+  // The batch's rows, not this thread's: the gradient is the whole batch's mean.
+  const float inverseRows = 1.0f / (float)totalRows;
   for (u32 r = 0; r < rows; r++) {
     const float *z = logits + r * classes;
     const float *t = s->targets + r * classes;
@@ -27,5 +28,5 @@ float kdLoss(const Net *s, const float *logits, u32 rows, u32 classes, float *de
     }
     for (u32 c = 0; c < classes; c++) d[c] *= inverseRows;
   }
-  return (float)(value / (double)rows);
+  return value;
 }

@@ -35,6 +35,9 @@ enum OpType { CONV = 0, DEPTHWISE = 1, MAX_POOL = 2, AVG_POOL = 3, GLOBAL_AVG = 
 // Tiles a Winograd convolution (winograd.c) transforms and multiplies together; the host sizes
 // Op.scratch by it.
 #define WINOGRAD_CHUNK 64
+// Bytes of stack each worker thread's instance gets (the host places them; scripts/build-kernel.mjs
+// links the module, whose own stack thread 0 uses, with this much).
+#define THREAD_STACK 65536
 // Per-channel rows of BATCH_NORM's Op.stats: mean, 1/std, gamma, beta, sum of dOut, sum of
 // dOut * x-hat.
 #define BATCH_NORM_STATS 6
@@ -80,6 +83,27 @@ typedef struct {
   u32 winograd;          // CONV: 1 for Winograd F(2x2, 3x3) (3x3, stride 1; the host chooses by shape), else 0
 } Op;
 
+// A data-parallel step's shared state (step_thread), written by the host once, read and written by
+// every thread. Each thread has its own Net and ops (its rows' buffers and gradients); params,
+// Adam's moments, x and targets are shared.
+typedef struct {
+  u32 threads;       // T
+  u32 arrived;       // barrier: threads that reached the current barrier
+  u32 generation;    // barrier: bumped as each barrier opens; threads wait on it
+  u32 abort;         // set by the host when a thread failed: every waiting thread traps
+  u32 rows;          // this step: the batch's rows, thread t takes rows [t * ceil(rows / T), ...)
+  float rate;        // this step: Adam's corrected rate and epsilon, beta1 and beta2
+  float epsilon;
+  float beta1;
+  float beta2;
+  u32 go;            // host: bumped once per step to start the workers
+  u32 stop;          // host: set to stop the workers
+  u32 stride;        // floats per thread in each of partials' two halves
+  float *partials;   // [2, T, stride]: per-thread BATCH_NORM sums, the halves used in turn
+  double *losses;    // [T]: each thread's share of the loss
+  float **grads;     // [T]: each thread's Net.grads
+} Control;
+
 // The host writes both structs through Uint32Array and Float32Array views of the memory, at the
 // word offsets abi.ts gives: every field must be a 4-byte word (a u32, a float or a wasm32
 // pointer) or an array of them, with no padding. Each assert pins one field's word offset and
@@ -108,6 +132,23 @@ FIELD_AT(Net, scratch, 14, 1);
 FIELD_AT(Net, gradA, 15, 1);
 FIELD_AT(Net, gradB, 16, 1);
 FIELD_AT(Net, seed, 17, 1);
+
+_Static_assert(sizeof(Control) == 60, "sizeof(Control) is 60 bytes");
+FIELD_AT(Control, threads, 0, 1);
+FIELD_AT(Control, arrived, 1, 1);
+FIELD_AT(Control, generation, 2, 1);
+FIELD_AT(Control, abort, 3, 1);
+FIELD_AT(Control, rows, 4, 1);
+FIELD_AT(Control, rate, 5, 1);
+FIELD_AT(Control, epsilon, 6, 1);
+FIELD_AT(Control, beta1, 7, 1);
+FIELD_AT(Control, beta2, 8, 1);
+FIELD_AT(Control, go, 9, 1);
+FIELD_AT(Control, stop, 10, 1);
+FIELD_AT(Control, stride, 11, 1);
+FIELD_AT(Control, partials, 12, 1);
+FIELD_AT(Control, losses, 13, 1);
+FIELD_AT(Control, grads, 14, 1);
 
 _Static_assert(sizeof(Op) == 108, "sizeof(Op) is 108 bytes");
 FIELD_AT(Op, type, 0, 1);
@@ -138,11 +179,17 @@ FIELD_AT(Op, stats, 24, 1);
 FIELD_AT(Op, scratch, 25, 1);
 FIELD_AT(Op, winograd, 26, 1);
 
-// The exports. step trains one step on `rows` rows of Net.x and returns the batch's KD loss
+// The exports (and __heap_base and __stack_pointer: the host gives each worker thread's instance
+// its own stack). step trains one step on `rows` rows of Net.x and returns the batch's KD loss
 // (without the teacher-only constant); Adam's bias corrections are folded into rate and epsilon
 // by the host. predict runs the student on `rows` rows of Net.x in inference mode and returns the
 // address of its logits ([rows, classes]); it changes no weight or statistic.
 float step(const Net *s, const Op *ops, u32 rows, float rate, float epsilon, float beta1, float beta2);
 const float *predict(const Net *s, const Op *ops, u32 rows);
+// step_thread is thread `thread`'s part of a data-parallel step over Control.rows rows (the host
+// starts the others and runs thread 0's): forward and backward on its rows, with BATCH_NORM's
+// statistics and sums reduced across threads, then the summed gradients and Adam on its slice
+// of the weights. Thread 0's call returns the batch's loss once every thread is done.
+float step_thread(const Net *s, const Op *ops, Control *c, u32 thread);
 
 #endif

@@ -29,21 +29,33 @@ static void normalise(float *__restrict h, float *__restrict y, const float *__r
   }
 }
 
-void batchNormForward(const Op *op, float *params, const float *in, u32 rows) {
+// The batch's positions per channel: this thread's, or every thread's in a data-parallel step.
+static u32 batchCount(const Op *op, u32 rows, const Team *team) {
+  return (team ? team->totalRows : rows) * op->inH * op->inW;
+}
+
+// With a team, each sum is this thread's rows' and teamSum makes it the batch's (the same bits
+// in every thread); thread 0 alone moves the moving statistics.
+void batchNormForward(const Op *op, float *params, const float *in, u32 rows, Team *team) {
   const Op L = *op;
-  const u32 C = L.inC, count = rows * L.inH * L.inW;
+  const u32 C = L.inC, count = rows * L.inH * L.inW, batch = batchCount(&L, rows, team);
   // stats: mean, 1/std, then gamma and beta (ones and zeros where the layer has none).
   float *mean = L.stats, *inverse = L.stats + C, *gamma = L.stats + 2 * C, *beta = L.stats + 3 * C;
   zero(mean, 2 * C);
   addChannels(mean, in, count, C);
-  for (u32 c = 0; c < C; c++) mean[c] /= (float)count;
+  if (team) teamSum(team, mean, C);
+  for (u32 c = 0; c < C; c++) mean[c] /= (float)batch;
   addSquaredDeviations(inverse, in, mean, count, C);
+  if (team) teamSum(team, inverse, C);
+  const int moves = !team || team->thread == 0;
   float *movingMean = params + L.state, *movingVariance = movingMean + C;
   for (u32 c = 0; c < C; c++) {
-    const float variance = inverse[c] / (float)count;
+    const float variance = inverse[c] / (float)batch;
     // Keras: moving -= (moving - batch) * (1 - momentum), with the biased batch variance.
-    movingMean[c] -= (movingMean[c] - mean[c]) * (1.0f - L.momentum);
-    movingVariance[c] -= (movingVariance[c] - variance) * (1.0f - L.momentum);
+    if (moves) {
+      movingMean[c] -= (movingMean[c] - mean[c]) * (1.0f - L.momentum);
+      movingVariance[c] -= (movingVariance[c] - variance) * (1.0f - L.momentum);
+    }
     inverse[c] = 1.0f / __builtin_sqrtf(variance + L.epsilon);
     gamma[c] = L.hasWeight ? params[L.weight + c] : 1.0f;
     beta[c] = L.hasBias ? params[L.bias + c] : 0.0f;
@@ -71,9 +83,11 @@ static void batchNormInputGradient(float *__restrict dx, const float *__restrict
   for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) dx[p * C + c] = scale[c] * (d[p * C + c] - meanD[c] - h[p * C + c] * meanDH[c]);
 }
 
-void batchNormBackward(const Op *op, const float *params, float *grads, const float *dOut, float *dIn, u32 rows) {
+// With a team, the gamma and beta gradients are this thread's rows' (the step sums the threads'
+// gradients), and the input gradient takes the batch's sums (teamSum).
+void batchNormBackward(const Op *op, const float *params, float *grads, const float *dOut, float *dIn, u32 rows, Team *team) {
   const Op L = *op;
-  const u32 C = L.inC, count = rows * L.inH * L.inW;
+  const u32 C = L.inC, count = rows * L.inH * L.inW, batch = batchCount(&L, rows, team);
   float *inverse = L.stats + C, *gamma = L.stats + 2 * C, *sums = L.stats + 4 * C, *products = L.stats + 5 * C;
   // Per channel: sum of dOut and of dOut * x-hat (the beta and gamma gradients).
   zero(sums, 2 * C);
@@ -81,9 +95,11 @@ void batchNormBackward(const Op *op, const float *params, float *grads, const fl
   if (L.hasWeight) copy(grads + L.weight, products, C);
   if (L.hasBias) copy(grads + L.bias, sums, C);
   if (!dIn) return;
+  // sums and products lie one after the other: one reduction of 2C.
+  if (team) teamSum(team, sums, 2 * C);
   for (u32 c = 0; c < C; c++) {
-    sums[c] /= (float)count;
-    products[c] /= (float)count;
+    sums[c] /= (float)batch;
+    products[c] /= (float)batch;
     inverse[c] *= gamma[c];
   }
   batchNormInputGradient(dIn, dOut, L.aux, inverse, sums, products, count, C);

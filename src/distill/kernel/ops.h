@@ -13,6 +13,24 @@
 
 #include "net_kd.h"
 
+// One thread's view of a data-parallel step (step_thread in step.c; parallel.c): its control
+// block, its index, its first row in the batch and the batch's rows. The single-threaded step
+// passes 0 where a function takes a Team.
+typedef struct {
+  Control *control;
+  u32 thread;
+  u32 firstRow;
+  u32 totalRows;
+  u32 reductions;  // teamSum calls so far this step: they use partials' two halves in turn
+} Team;
+
+// parallel.c: a barrier of every thread; values[0..n) replaced by their sum over the threads, in
+// thread order 0..T-1, so that every thread gets the same bits (n at most Control.stride); the
+// threads' gradients summed in thread order into thread 0's, and Adam, over this thread's slice.
+void teamBarrier(Control *c);
+void teamSum(Team *team, float *values, u32 n);
+void teamAdam(const Net *s, Team *team);
+
 // gemm.c: out[M x N] (row stride os) += A . B, A[r][i] = a[r * ar + i * ai], B[i][c] = b[i * bs + c].
 void gemm(float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 M, u32 N, u32 K);
 
@@ -34,14 +52,16 @@ void poolBackward(const Op *op, const float *dOut, float *dIn, u32 rows);
 void globalPoolForward(const Op *op, const float *in, u32 rows);
 void globalPoolBackward(const Op *op, const float *dOut, float *dIn, u32 rows);
 
-// dropout.c: DROPOUT, its mask drawn from (seed, the op's index, the element).
-void dropoutForward(const Op *op, u32 index, u32 seed, const float *in, u32 rows);
+// dropout.c: DROPOUT, its mask drawn from (seed, the op's index, the element's index in the
+// batch); `first` is the index of in[0] (a thread's first row times the row's size).
+void dropoutForward(const Op *op, u32 index, u32 seed, const float *in, u32 rows, u32 first);
 void dropoutBackward(const Op *op, const float *dOut, float *dIn, u32 rows);
 
-// norm.c: BATCH_NORM (batch statistics per channel) and LAYER_NORM (per position).
-void batchNormForward(const Op *op, float *params, const float *in, u32 rows);
+// norm.c: BATCH_NORM (batch statistics per channel, over every thread's rows where team is not
+// 0) and LAYER_NORM (per position).
+void batchNormForward(const Op *op, float *params, const float *in, u32 rows, Team *team);
 void batchNormInfer(const Op *op, const float *params, const float *in, u32 rows);
-void batchNormBackward(const Op *op, const float *params, float *grads, const float *dOut, float *dIn, u32 rows);
+void batchNormBackward(const Op *op, const float *params, float *grads, const float *dOut, float *dIn, u32 rows, Team *team);
 void layerNormForward(const Op *op, const float *params, const float *in, u32 rows);
 void layerNormBackward(const Op *op, const float *params, float *grads, const float *dOut, float *dIn, u32 rows);
 
@@ -49,10 +69,13 @@ void layerNormBackward(const Op *op, const float *params, float *grads, const fl
 void activationForward(const Op *op, const float *in, u32 rows);
 void activationBackward(const Op *op, float *dOut, float *dIn, u32 rows);
 
-// kd_loss.c: the batch's KD loss (without the teacher-only constant); writes d loss / d logits into delta.
-float kdLoss(const Net *s, const float *logits, u32 rows, u32 classes, float *delta);
+// kd_loss.c: the KD loss of `rows` rows summed (without the teacher-only constant; the caller
+// divides by the batch's rows); writes d loss / d logits, for a batch of totalRows rows, into delta.
+double kdLoss(const Net *s, const float *logits, u32 rows, u32 classes, float *delta, u32 totalRows);
 
 // adam.c: one Adam update of the trainable params from grads.
 void adamUpdate(const Net *s, float rate, float epsilon, float beta1, float beta2);
+// adam.c: the same over trainable params [from, to) only.
+void adamSpan(const Net *s, u32 from, u32 to, float rate, float epsilon, float beta1, float beta2);
 
 #endif

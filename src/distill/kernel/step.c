@@ -9,7 +9,8 @@
 #include "ops.h"
 #include "vector.h"
 
-static void forward(const Net *s, const Op *op, u32 index, const float *in, u32 rows) {
+// team: 0 in the single-threaded step; in a data-parallel one, this thread's view (ops.h).
+static void forward(const Net *s, const Op *op, u32 index, const float *in, u32 rows, Team *team) {
   switch (op->type) {
     case CONV: convForward(op, s->params, in, rows); break;
     case DEPTHWISE: depthwiseForward(op, s->params, in, rows); break;
@@ -17,8 +18,8 @@ static void forward(const Net *s, const Op *op, u32 index, const float *in, u32 
     case AVG_POOL: poolForward(op, in, rows); break;
     case GLOBAL_AVG:
     case GLOBAL_MAX: globalPoolForward(op, in, rows); break;
-    case DROPOUT: dropoutForward(op, index, s->seed, in, rows); break;
-    case BATCH_NORM: batchNormForward(op, s->params, in, rows); break;
+    case DROPOUT: dropoutForward(op, index, s->seed, in, rows, team ? team->firstRow * inSize(op) : 0); break;
+    case BATCH_NORM: batchNormForward(op, s->params, in, rows, team); break;
     case LAYER_NORM: layerNormForward(op, s->params, in, rows); break;
     case ACTIVATION: activationForward(op, in, rows); break;
   }
@@ -26,7 +27,7 @@ static void forward(const Net *s, const Op *op, u32 index, const float *in, u32 
 
 // dOut: d loss / d this op's output, which this may overwrite; dIn: where d loss / d input goes,
 // or 0 for the first op, whose input gradient nobody needs.
-static void backward(const Net *s, const Op *op, const float *in, float *dOut, float *dIn, u32 rows) {
+static void backward(const Net *s, const Op *op, const float *in, float *dOut, float *dIn, u32 rows, Team *team) {
   const u32 n = rows * outSize(op);
   switch (op->type) {
     case CONV:
@@ -42,30 +43,62 @@ static void backward(const Net *s, const Op *op, const float *in, float *dOut, f
     case GLOBAL_AVG:
     case GLOBAL_MAX: if (dIn) globalPoolBackward(op, dOut, dIn, rows); break;
     case DROPOUT: if (dIn) dropoutBackward(op, dOut, dIn, rows); break;
-    case BATCH_NORM: batchNormBackward(op, s->params, s->grads, dOut, dIn, rows); break;
+    case BATCH_NORM: batchNormBackward(op, s->params, s->grads, dOut, dIn, rows, team); break;
     case LAYER_NORM: layerNormBackward(op, s->params, s->grads, dOut, dIn, rows); break;
     case ACTIVATION: activationBackward(op, dOut, dIn, rows); break;
   }
 }
 
-__attribute__((export_name("step")))
-float step(const Net *s, const Op *ops, u32 rows, float rate, float epsilon, float beta1, float beta2) {
+// Forward, the KD loss (summed over the rows; its gradient for a batch of totalRows rows) and
+// backward over `rows` rows of s->x, leaving the weight gradients in s->grads.
+static double forwardBackward(const Net *s, const Op *ops, u32 rows, u32 totalRows, Team *team) {
   const float *input = s->x;
   for (u32 l = 0; l < s->ops; l++) {
-    forward(s, ops + l, l, input, rows);
+    forward(s, ops + l, l, input, rows, team);
     input = ops[l].output;
   }
   const Op *last = ops + s->ops - 1;
   float *dOut = s->gradA, *dIn = s->gradB;
-  const float loss = kdLoss(s, last->output, rows, last->outC, dOut);
+  const double loss = kdLoss(s, last->output, rows, last->outC, dOut, totalRows);
   for (u32 l = s->ops; l-- > 0;) {
-    backward(s, ops + l, l == 0 ? s->x : ops[l - 1].output, dOut, l == 0 ? 0 : dIn, rows);
+    backward(s, ops + l, l == 0 ? s->x : ops[l - 1].output, dOut, l == 0 ? 0 : dIn, rows, team);
     float *t = dOut;
     dOut = dIn;
     dIn = t;
   }
-  adamUpdate(s, rate, epsilon, beta1, beta2);
   return loss;
+}
+
+__attribute__((export_name("step")))
+float step(const Net *s, const Op *ops, u32 rows, float rate, float epsilon, float beta1, float beta2) {
+  const double loss = forwardBackward(s, ops, rows, rows, 0);
+  adamUpdate(s, rate, epsilon, beta1, beta2);
+  return (float)(loss / (double)rows);
+}
+
+// A data-parallel step (net_kd.h): thread t takes rows [t * share, (t + 1) * share) of the batch
+// (fewer, or none, at the end), through its own Net (s: its x and targets point at the batch's
+// first row, its grads and buffers are its own) and ops. Every thread makes the same teamSum and
+// teamBarrier calls in the same order, whatever its rows.
+__attribute__((export_name("step_thread")))
+float step_thread(const Net *s, const Op *ops, Control *c, u32 thread) {
+  const u32 total = c->rows, share = (total + c->threads - 1) / c->threads;
+  const u32 first = thread * share < total ? thread * share : total;
+  const u32 rows = total - first < share ? total - first : share;
+  Net own = *s;
+  own.x += first * s->inputSize;
+  own.targets += first * ops[s->ops - 1].outC;
+  Team team = { c, thread, first, total, 0 };
+  c->losses[thread] = forwardBackward(&own, ops, rows, total, &team);
+  teamBarrier(c);
+  teamAdam(&own, &team);
+  teamBarrier(c);
+  // Thread 0's is the value the host reads; the others are done with Control (the host writes
+  // the next step's there once thread 0 returns).
+  if (thread != 0) return 0.0f;
+  double loss = 0.0;
+  for (u32 t = 0; t < c->threads; t++) loss += c->losses[t];
+  return (float)(loss / (double)total);
 }
 
 // The student's logits on `rows` rows of Net.x, as the layers give them outside training (the
@@ -80,7 +113,7 @@ const float *predict(const Net *s, const Op *ops, u32 rows) {
     const Op *op = ops + l;
     if (op->type == DROPOUT) continue;
     if (op->type == BATCH_NORM) batchNormInfer(op, s->params, input, rows);
-    else forward(s, op, l, input, rows);
+    else forward(s, op, l, input, rows, 0);
     input = op->output;
   }
   return input;
