@@ -97,7 +97,8 @@ const distill = z.strictObject({
   /**
    * Threads the WebAssembly kernel's training step runs on (a data-parallel step; the same bits
    * on every run for a given count): `auto` takes the machine's cores, capped so that each thread
-   * has at least 16 rows of a batch; other training steps run on one. Unset means auto.
+   * has at least 16 rows of a batch; other training steps run on one. A teacher's pass in the
+   * kernel (kernel-teacher.ts) splits its rows over as many. Unset means auto.
    */
   threads: z
     .custom<'auto' | number>(

@@ -9,6 +9,7 @@ import {
   NET,
   OP,
   OP_TYPE,
+  TASK,
   THREAD_STACK,
   TILE,
   WINOGRAD_CHUNK,
@@ -155,6 +156,7 @@ function layOutControl(memory: Layout, ops: KernelOp[], programs: KernelMemory['
     partials,
     losses,
     grads,
+    task: TASK.step,
   };
   return { at, struct, stacks };
 }

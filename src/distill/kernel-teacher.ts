@@ -5,6 +5,7 @@
 // and im2col code the student trains with, and no per-op cost. bench:conv's teachers run 1.5-3x
 // faster than on the wasm backend (bench/RESULTS.md, "The teacher's pass in the kernel"). GPU and
 // native backends keep the teacher on TF.js, and timing always measures the teacher as shipped.
+import { availableParallelism } from 'node:os';
 import type { LayersModel } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { LoadedModel, RowPass } from '../models/loaded-model.js';
@@ -12,6 +13,7 @@ import { inferenceBatch } from '../models/predict.js';
 import { layOutKernelMemory } from './kernel-memory.js';
 import type { KernelModuleName } from './kernel-module.js';
 import { planKernel, type KernelOp } from './kernel-plan.js';
+import { forwardWork, MIN_WORK_PER_THREAD } from './kernel-threads.js';
 import { NetKernel } from './net-kernel.js';
 
 /** The backends whose passes the kernel beats: TF.js's bundled ones, on this CPU. */
@@ -35,12 +37,15 @@ export type KernelPassChoice = { attached: string } | { notAttached: string };
  * Gives `model` a `rowPass` that runs in the training kernel when that is faster and exact: a
  * TF.js Sequential model on the wasm or cpu backend whose every layer the kernel plans, checked
  * on a few seeded rows against TF.js's own `predict`. Says what it chose and why, for the log.
+ * `threads` (distill.threads) splits each call's rows over the kernel's worker threads; the
+ * logits are the same bits whatever the count (rows are independent), so the soft-target cache
+ * does not key on it.
  */
 export function attachKernelPass(
   tf: Tf,
   model: LoadedModel,
   backend: string,
-  module?: KernelModuleName,
+  { threads: setting = 'auto', module }: { threads?: number | 'auto'; module?: KernelModuleName } = {},
 ): KernelPassChoice {
   if (!KERNEL_PASS_BACKENDS.has(backend) || model.runtime) {
     return { notAttached: `the teacher runs on ${model.runtime?.label ?? backend}` };
@@ -53,24 +58,47 @@ export function attachKernelPass(
   const classes = plan.ops[plan.ops.length - 1].output[2];
   if (classes !== model.outputWidth)
     return { notAttached: `its last layer has ${classes} units, the head ${model.outputWidth}` };
+  const rows = passRows(plan.ops);
+  const threads = setting === 'auto' ? passThreads(rows, plan.ops) : setting;
   let kernel: NetKernel;
   try {
-    kernel = NetKernel.forInference(tf, plan.ops, passRows(plan.ops), module);
+    // Each thread takes `rows` rows of a call: a cache-sized share.
+    kernel = NetKernel.forInference(tf, plan.ops, rows * threads, module, threads);
   } catch (error) {
     if (error instanceof RangeError) return { notAttached: error.message };
     throw error;
   }
   const rowPass = kernelRowPass(kernel, endsInSoftmax(model.layers));
   const mismatch = differenceFromTf(tf, model, rowPass, backend);
-  if (mismatch !== undefined) return { notAttached: mismatch };
+  if (mismatch !== undefined) {
+    kernel.dispose();
+    return { notAttached: mismatch };
+  }
   model.rowPass = rowPass;
-  return { attached: `in the training kernel (${kernel.module}, ${plan.ops.length} ops)` };
+  // The kernel's worker threads end with the teacher.
+  const dispose = model.dispose.bind(model);
+  model.dispose = () => {
+    kernel.dispose();
+    dispose();
+  };
+  const onThreads = threads > 1 ? `, ${threads} threads` : '';
+  return { attached: `in the training kernel (${kernel.module}${onThreads}, ${plan.ops.length} ops)` };
+}
+
+/**
+ * Threads of a pass under distill.threads: auto: the cores, as many as each get at least
+ * MIN_WORK_PER_THREAD multiply-adds of a call (waking them and the closing barrier cost tens of
+ * microseconds a call).
+ */
+function passThreads(rows: number, ops: KernelOp[], cores = availableParallelism()): number {
+  return Math.max(1, Math.min(cores, Math.floor((rows * forwardWork(ops)) / MIN_WORK_PER_THREAD)));
 }
 
 /** The pass: the kernel's predict, and the softmax planKernel leaves off the last layer (the loss never needs it; a teacher's output does). */
 function kernelRowPass(kernel: NetKernel, softmax: boolean): RowPass {
   return {
     label: `kernel ${kernel.module}`,
+    threads: kernel.threads,
     predict: (x, rows) => {
       const y = kernel.predict(x, rows);
       if (softmax) softmaxRows(y, y.length / rows);

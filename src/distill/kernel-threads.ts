@@ -6,15 +6,17 @@
 // once every thread has passed the step's last barrier.
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { CONTROL } from './kernel/abi.js';
+import { CONTROL, TASK } from './kernel/abi.js';
 import type { KernelOp } from './kernel-plan.js';
 
 /** Word indices of the Control block's fields the host and the workers use. */
 const WORDS = {
   abort: CONTROL.fields.abort.word,
+  arrived: CONTROL.fields.arrived.word,
   generation: CONTROL.fields.generation.word,
   go: CONTROL.fields.go.word,
   stop: CONTROL.fields.stop.word,
+  task: CONTROL.fields.task.word,
 } as const;
 
 /**
@@ -32,10 +34,12 @@ const fail = (error) => {
   Atomics.notify(words, W.generation);
 };
 let step;
+let predict;
 try {
   const instance = new WebAssembly.Instance(module, { env: { memory, exp: Math.exp, log: Math.log } });
   instance.exports.__stack_pointer.value = stack;
   step = instance.exports.step_thread;
+  predict = instance.exports.predict_thread;
 } catch (error) {
   fail(error);
 }
@@ -45,7 +49,7 @@ for (let seen = 0; step; ) {
   seen = go;
   if (Atomics.load(words, W.stop)) break;
   try {
-    step(net, ops, control, thread);
+    (Atomics.load(words, W.task) === ${TASK.predict} ? predict : step)(net, ops, control, thread);
   } catch (error) {
     fail(error);
     break;
@@ -101,6 +105,20 @@ export class KernelThreads {
     if (this.closed) throw new Error('the kernel threads were closed');
     Atomics.add(this.words, WORDS.go, 1);
     Atomics.notify(this.words, WORDS.go);
+  }
+
+  /**
+   * Blocks until `workers` workers have counted themselves done in Control.arrived (a
+   * predict_thread), then resets the count; throws when one failed (Control.abort).
+   */
+  awaitDone(workers: number): void {
+    const words = this.words;
+    for (let done = Atomics.load(words, WORDS.arrived); done < workers; done = Atomics.load(words, WORDS.arrived)) {
+      if (Atomics.load(words, WORDS.abort)) throw new Error('a kernel worker thread failed');
+      // Timed, so that a worker that failed (setting abort, not the count) is noticed.
+      Atomics.wait(words, WORDS.arrived, done, 100);
+    }
+    Atomics.store(words, WORDS.arrived, 0);
   }
 
   /**

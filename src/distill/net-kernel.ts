@@ -5,7 +5,7 @@
 import type { Variable } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import { correctedAdam } from './adam.js';
-import { CONTROL, NET } from './kernel/abi.js';
+import { CONTROL, NET, TASK } from './kernel/abi.js';
 import { layOutKernelMemory, PAGE, writeKernelStructs } from './kernel-memory.js';
 import {
   chooseKernelModule,
@@ -57,6 +57,7 @@ export class NetKernel {
   ) => number;
   private readonly stepThread: (net: number, ops: number, control: number, thread: number) => number;
   private readonly predictFunction: (net: number, ops: number, rows: number) => number;
+  private readonly predictThread: (net: number, ops: number, control: number, thread: number) => void;
   private readonly netAddress: number;
   private readonly opsAddress: number;
   private readonly x: Float32Array;
@@ -68,7 +69,7 @@ export class NetKernel {
   /** Rows thread 0's buffers hold: predict's batch. */
   private readonly capacity: number;
   /** Every thread's Net and first Op struct, byte addresses (the seed is written into each Net). */
-  private readonly programs: Array<{ net: number; ops: number }>;
+  private readonly programs: Array<{ net: number; ops: number; logits: number }>;
   /** With threads: the Control block (its address, a word view) and the workers. */
   private readonly control?: { at: number; words: Uint32Array; floats: Float32Array; threads: KernelThreads };
   private steps = 0;
@@ -106,18 +107,25 @@ export class NetKernel {
       step: NetKernel['stepFunction'];
       step_thread: NetKernel['stepThread'];
       predict: NetKernel['predictFunction'];
+      predict_thread: NetKernel['predictThread'];
       __heap_base: WebAssembly.Global;
     };
     if (Number(exports.__heap_base.value) > base) throw new Error('the kernel module has its heap past its memory');
     this.stepFunction = exports.step;
     this.stepThread = exports.step_thread;
     this.predictFunction = exports.predict;
+    this.predictThread = exports.predict_thread;
 
     const buffer = this.memory.buffer;
     writeKernelStructs(buffer, memory);
     [this.netAddress, this.opsAddress, this.offsets] = [memory.net, memory.ops, memory.variables];
     [this.inputSize, this.classes, this.capacity] = [memory.inputSize, memory.classes, memory.rowsPerThread];
-    this.programs = memory.programs.map(({ net, ops }) => ({ net, ops }));
+    // Each program's last op output: where its thread's share of predict_thread's logits lands.
+    this.programs = memory.programs.map(({ net, ops, opStructs }) => ({
+      net,
+      ops,
+      logits: opStructs[opStructs.length - 1].output,
+    }));
     this.x = new Float32Array(buffer, memory.x, maxRows * memory.inputSize);
     this.targets = new Float32Array(buffer, memory.targets, maxRows * memory.classes);
     this.params = new Float32Array(buffer, memory.params, memory.paramCount);
@@ -140,8 +148,8 @@ export class NetKernel {
    * (kernel-teacher.ts). Its memory holds the weights and one batch's activations, nothing for
    * training.
    */
-  static forInference(tf: Tf, ops: KernelOp[], maxRows: number, module = chooseKernelModule()): NetKernel {
-    return new NetKernel(tf, ops, [{ scale: 1, weight: 1 }], maxRows, 0, 0, module, 1, 0.9, 0.999, 1e-7, false);
+  static forInference(tf: Tf, ops: KernelOp[], maxRows: number, module = chooseKernelModule(), threads = 1): NetKernel {
+    return new NetKernel(tf, ops, [{ scale: 1, weight: 1 }], maxRows, 0, 0, module, threads, 0.9, 0.999, 1e-7, false);
   }
 
   /** One step on `rows` rows; returns the batch's loss without the teacher-only constant. */
@@ -168,15 +176,21 @@ export class NetKernel {
   }
 
   private runThreads(control: NonNullable<NetKernel['control']>, rows: number, rate: number, epsilon: number): number {
-    const { words, floats, threads } = control;
+    const { words, floats } = control;
     words[CONTROL.fields.rows.word] = rows;
     floats[CONTROL.fields.rate.word] = rate;
     floats[CONTROL.fields.epsilon.word] = epsilon;
     floats[CONTROL.fields.beta1.word] = this.beta1;
     floats[CONTROL.fields.beta2.word] = this.beta2;
+    return this.onThreads(control, () => this.stepThread(this.netAddress, this.opsAddress, control.at, 0));
+  }
+
+  /** Starts the workers on what the Control block says and runs thread 0's share (`share`) here. */
+  private onThreads<T>(control: NonNullable<NetKernel['control']>, share: () => T): T {
+    const { threads } = control;
     threads.go();
     try {
-      return this.stepThread(this.netAddress, this.opsAddress, control.at, 0);
+      return share();
     } catch (error) {
       // Every other thread traps at its next barrier; the kernel cannot go on.
       const said = threads.fail();
@@ -199,16 +213,22 @@ export class NetKernel {
   /**
    * The student's logits on `rows` rows of `x` ([rows, inputSize]), in inference mode (dropout off,
    * batch normalisation on its moving statistics), from the weights the kernel is training: the
-   * per-epoch probe, with no copy of the weights into TF.js. Runs on this thread, in batches of
-   * at most maxRows / threads (what thread 0's buffers hold) in the kernel's own buffers; changes
-   * no weight, moment or statistic.
+   * per-epoch probe, with no copy of the weights into TF.js; a teacher's pass (forInference).
+   * In the kernel's own buffers, in batches of what they hold: on this thread maxRows / threads
+   * rows, with threads maxRows rows split over them (predict_thread); rows are independent, so
+   * the logits do not depend on the split. Changes no weight, moment or statistic.
    */
   predict(x: Float32Array, rows: number): Float32Array {
-    const { inputSize, classes, capacity } = this;
+    const { inputSize, classes, capacity, control } = this;
+    const batch = control ? capacity * this.threads : capacity;
     const out = new Float32Array(rows * classes);
-    for (let start = 0; start < rows; start += capacity) {
-      const count = Math.min(capacity, rows - start);
+    for (let start = 0; start < rows; start += batch) {
+      const count = Math.min(batch, rows - start);
       this.x.set(x.subarray(start * inputSize, (start + count) * inputSize));
+      if (control) {
+        this.predictOnThreads(control, count, out.subarray(start * classes, (start + count) * classes));
+        continue;
+      }
       let at: number;
       try {
         at = this.predictFunction(this.netAddress, this.opsAddress, count);
@@ -218,6 +238,27 @@ export class NetKernel {
       out.set(new Float32Array(this.memory.buffer, at, count * classes), start * classes);
     }
     return out;
+  }
+
+  /** One batch of predict over every thread: thread t's rows are [t * share, (t + 1) * share), as predict_thread splits them. */
+  private predictOnThreads(control: NonNullable<NetKernel['control']>, rows: number, out: Float32Array): void {
+    const { words } = control;
+    words[CONTROL.fields.rows.word] = rows;
+    words[CONTROL.fields.task.word] = TASK.predict;
+    try {
+      this.onThreads(control, () => {
+        this.predictThread(this.netAddress, this.opsAddress, control.at, 0);
+        control.threads.awaitDone(this.threads - 1);
+      });
+    } finally {
+      words[CONTROL.fields.task.word] = TASK.step;
+    }
+    const share = Math.ceil(rows / this.threads);
+    for (const [thread, { logits }] of this.programs.entries()) {
+      const first = Math.min(thread * share, rows);
+      const count = Math.min(share, rows - first);
+      if (count > 0) out.set(new Float32Array(this.memory.buffer, logits, count * this.classes), first * this.classes);
+    }
   }
 
   /** Writes the kernel's weights and moving statistics into the student's variables. */

@@ -64,7 +64,9 @@ export async function teacherLogits(
     }
   }
   // onnxruntime runs its own intra-op threads on every core: TF.js workers are for TF.js teachers.
-  const workers = modelJson && !teacher.runtime ? workersFor(train, backend) : 1;
+  // A teacher in the kernel on several threads has its cores already.
+  const ownThreads = teacher.runtime || (teacher.rowPass?.threads ?? 1) > 1;
+  const workers = modelJson && !ownThreads ? workersFor(train, backend) : 1;
   // One batch size, from the sample size and the backend's memory, for this thread and the workers.
   const batch = passBatch(train.sampleShape, computedBy);
   // workersFor gives more than one only on the bundled backends (wasm, cpu).

@@ -32,7 +32,7 @@ const teacher = await loadModel(tf, job.modelJson, 'teacher', job.options);
 teacher.output = job.output;
 if (job.kernelPass) {
   // The main thread's pass ran in the kernel and its cache key says so: this range must too.
-  const pass = attachKernelPass(tf, teacher, job.backend);
+  const pass = attachKernelPass(tf, teacher, job.backend, { threads: 1 });
   if ('notAttached' in pass)
     throw new Error(`teacher worker: the kernel pass the main thread used is refused here (${pass.notAttached})`);
 }

@@ -36,6 +36,8 @@ export interface RowPass {
   label: string;
   /** `rows` rows of `x` ([rows, ...inputShape]) in; [rows, outputWidth] out, in inference mode. */
   predict(x: Float32Array, rows: number): Float32Array;
+  /** Threads it runs on: with more than one, the pass needs no worker threads of its own. */
+  threads: number;
 }
 
 /** What the pipeline needs of a model, whichever format it was loaded from. */

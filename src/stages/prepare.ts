@@ -113,7 +113,7 @@ export async function prepare(config: Config, { searchFrom, log }: PrepareOption
   try {
     candidates = await buildCandidates(backend.tf, config, teacher, train);
     for (const note of teacher.notes ?? []) log(`teacher: ${note}`);
-    const pass = attachKernelPass(backend.tf, teacher, backend.name);
+    const pass = attachKernelPass(backend.tf, teacher, backend.name, { threads: config.distill.threads });
     if ('attached' in pass) log(`teacher: its passes run ${pass.attached}`);
     else if (teacher.layers && !teacher.runtime)
       log(`teacher: its passes run on TF.js ${backend.name} (${pass.notAttached})`);

@@ -4,11 +4,12 @@
 // ulps of their magnitude: ~1e-6 of the largest, as the Winograd tests argue; 1e-4 is 100x that and
 // orders below a wrong layer (a missed activation or a transposed kernel differs by O(1)).
 import type { LayersModel } from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import path from 'node:path';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import { inMemoryDataset } from '../../src/data/dataset.js';
 import { attachKernelPass } from '../../src/distill/kernel-teacher.js';
+import { runningKernelWorkers } from '../../src/distill/kernel-threads.js';
 import { teacherLogits } from '../../src/distill/teacher-logits.js';
 import { MIN_ROWS_FOR_WORKERS, predictLogitsInWorkers } from '../../src/distill/teacher-workers.js';
 import { loadModel, wrapLayersModel } from '../../src/models/model.js';
@@ -92,7 +93,7 @@ describe("the teacher's pass in the training kernel", () => {
     async (head) => {
       const { choice, kernel, expected, actual } = await bothWays(convTeacher(head));
       expect(choice).toEqual({
-        attached: expect.stringMatching(/^in the training kernel \((simd128|relaxed-simd), 7 ops\)$/),
+        attached: expect.stringMatching(/^in the training kernel \((simd128|relaxed-simd)(, \d+ threads)?, 7 ops\)$/),
       });
       expect(kernel.rowPass?.label).toMatch(/^kernel (simd128|relaxed-simd)$/);
       if (head !== 'sigmoid') expect(kernel.output).toBe(head === 'linear' ? 'logits' : 'probabilities');
@@ -170,10 +171,32 @@ describe("the teacher's pass in the training kernel", () => {
     expect((await teacherLogits(tf, kernel, train, 'wasm', cacheDir)).source).toBe('cache');
   });
 
+  it.each([2, 3, 5])(
+    'splits each call over %i kernel threads: the same bits as one thread (rows are independent)',
+    async (threads) => {
+      const model = convTeacher('softmax');
+      const [one, many] = [asTeacher(model), asTeacher(model)];
+      expect(attachKernelPass(tf, one, 'wasm', { threads: 1 })).toHaveProperty('attached');
+      expect(attachKernelPass(tf, many, 'wasm', { threads })).toEqual({
+        attached: expect.stringContaining(`, ${threads} threads, 7 ops)`),
+      });
+      expect([one.rowPass?.threads, many.rowPass?.threads]).toEqual([1, threads]);
+      // 61 rows: calls of rows * threads rows, the last one short and split unevenly.
+      const dataset = inMemoryDataset('mem', randomArray(61 * 192, 12, 1), [8, 8, 3]);
+      const [a, b] = [await predictLogits(tf, one, dataset), await predictLogits(tf, many, dataset)];
+      expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
+      const before = runningKernelWorkers();
+      expect(before).toBeGreaterThanOrEqual(threads - 1);
+      many.dispose();
+      await vi.waitFor(() => expect(runningKernelWorkers()).toBe(before - (threads - 1)));
+    },
+  );
+
   it('gives logits in worker threads bit-identical to one thread', async () => {
     const modelJson = path.join(EXAMPLE, 'models/teacher/model.json');
     const teacher = await loadModel(tf, modelJson, 'teacher');
-    expect(attachKernelPass(tf, teacher, 'wasm')).toHaveProperty('attached');
+    // Workers of their own only when the kernel's pass runs on one thread.
+    expect(attachKernelPass(tf, teacher, 'wasm', { threads: 1 })).toHaveProperty('attached');
     const dataset = inMemoryDataset('mem', synthetic(MIN_ROWS_FOR_WORKERS + 300, 5).x, [64]);
     const single = await predictLogits(tf, teacher, dataset);
     const parallel = await predictLogitsInWorkers(teacher, modelJson, 'wasm', dataset, 2);

@@ -23,6 +23,12 @@ export const OP_TYPE = {
   activation: 9,
 } as const;
 
+/** enum Task of net_kd.h, by the host's names (the C names in camelCase). */
+export const TASK = {
+  step: 0,
+  predict: 1,
+} as const;
+
 /** TILE in net_kd.h. */
 export const TILE = 32;
 
@@ -94,7 +100,7 @@ export const OP = {
 
 /** Control of net_kd.h: its size in bytes; per field, its offset in 4-byte words, its elements and their kind. */
 export const CONTROL = {
-  bytes: 60,
+  bytes: 64,
   fields: {
     threads: { word: 0, count: 1, kind: 'u32' },
     arrived: { word: 1, count: 1, kind: 'u32' },
@@ -111,5 +117,6 @@ export const CONTROL = {
     partials: { word: 12, count: 1, kind: 'ptr' },
     losses: { word: 13, count: 1, kind: 'ptr' },
     grads: { word: 14, count: 1, kind: 'ptr' },
+    task: { word: 15, count: 1, kind: 'u32' },
   },
 } as const;

@@ -83,9 +83,13 @@ typedef struct {
   u32 winograd;          // CONV: 1 for Winograd F(2x2, 3x3) (3x3, stride 1; the host chooses by shape), else 0
 } Op;
 
-// A data-parallel step's shared state (step_thread), written by the host once, read and written by
-// every thread. Each thread has its own Net and ops (its rows' buffers and gradients); params,
-// Adam's moments, x and targets are shared.
+// What the workers run when the host bumps Control.go: a training step (step_thread) or a
+// forward pass in inference mode (predict_thread).
+enum Task { STEP = 0, PREDICT = 1 };
+
+// A data-parallel step's shared state (step_thread, predict_thread), written by the host once,
+// read and written by every thread. Each thread has its own Net and ops (its rows' buffers and
+// gradients); params, Adam's moments, x and targets are shared.
 typedef struct {
   u32 threads;       // T
   u32 arrived;       // barrier: threads that reached the current barrier
@@ -102,6 +106,7 @@ typedef struct {
   float *partials;   // [2, T, stride]: per-thread BATCH_NORM sums, the halves used in turn
   double *losses;    // [T]: each thread's share of the loss
   float **grads;     // [T]: each thread's Net.grads
+  u32 task;          // host: enum Task, what this go is for
 } Control;
 
 // The host writes both structs through Uint32Array and Float32Array views of the memory, at the
@@ -133,7 +138,7 @@ FIELD_AT(Net, gradA, 15, 1);
 FIELD_AT(Net, gradB, 16, 1);
 FIELD_AT(Net, seed, 17, 1);
 
-_Static_assert(sizeof(Control) == 60, "sizeof(Control) is 60 bytes");
+_Static_assert(sizeof(Control) == 64, "sizeof(Control) is 64 bytes");
 FIELD_AT(Control, threads, 0, 1);
 FIELD_AT(Control, arrived, 1, 1);
 FIELD_AT(Control, generation, 2, 1);
@@ -149,6 +154,7 @@ FIELD_AT(Control, stride, 11, 1);
 FIELD_AT(Control, partials, 12, 1);
 FIELD_AT(Control, losses, 13, 1);
 FIELD_AT(Control, grads, 14, 1);
+FIELD_AT(Control, task, 15, 1);
 
 _Static_assert(sizeof(Op) == 108, "sizeof(Op) is 108 bytes");
 FIELD_AT(Op, type, 0, 1);

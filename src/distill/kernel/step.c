@@ -118,3 +118,22 @@ const float *predict(const Net *s, const Op *ops, u32 rows) {
   }
   return input;
 }
+
+// Thread `thread`'s share of a forward pass in inference mode over Control.rows rows of the
+// shared x, into its own buffers (its last op's output): rows are independent, so the logits are
+// bit-identical to one thread's whatever the count. No barrier: each worker counts itself done in
+// Control.arrived, and the host, once its own share is done, waits for the count in JavaScript
+// (a main thread blocked in memory.atomic.wait here was never woken on Node 20's V8 with the
+// relaxed SIMD flag, though the count had reached it).
+__attribute__((export_name("predict_thread")))
+void predict_thread(const Net *s, const Op *ops, Control *c, u32 thread) {
+  const u32 total = c->rows, share = (total + c->threads - 1) / c->threads;
+  const u32 first = thread * share < total ? thread * share : total;
+  const u32 rows = total - first < share ? total - first : share;
+  Net own = *s;
+  own.x += first * s->inputSize;
+  if (rows > 0) predict(&own, ops, rows);
+  if (thread == 0) return;
+  __atomic_add_fetch(&c->arrived, 1, __ATOMIC_SEQ_CST);
+  __builtin_wasm_memory_atomic_notify((int *)&c->arrived, 1);
+}

@@ -48,7 +48,7 @@ export async function diffTeachers(
     return unavailable(`the base teacher does not load (${firstLine(error)})`);
   }
   // Both teachers' logits computed the same way: in the kernel where the head's pass was.
-  if (teacher.rowPass) attachKernelPass(backend.tf, base, backend.name);
+  if (teacher.rowPass) attachKernelPass(backend.tf, base, backend.name, { threads: config.distill.threads });
   try {
     if (base.fingerprint && base.fingerprint === teacher.fingerprint) {
       log('teacher diff: the base teacher is the same as the head one');
