@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { defineConfig } from 'vitest/config';
 import { NET_KD_RELAXED_WASM } from './src/distill/kernel/net-kd-relaxed-wasm.js';
 
@@ -15,6 +16,9 @@ export default defineConfig({
     hookTimeout: 120_000,
     // TF.js keeps one global engine per process: files run in separate forks.
     pool: 'forks',
+    // A fork per core. vitest's default keeps one core for its own process, which waits while the
+    // files run: on a 2-core runner that ran the files one at a time, one core idle.
+    maxWorkers: os.availableParallelism(),
     // The memory tests collect garbage before sampling RSS, so that they see leaks, not GC timing.
     execArgv: ['--expose-gc', ...relaxedSimd],
   },
