@@ -25,9 +25,8 @@ try {
   });
   if (stale.length > 0) {
     console.error(`dist/ is out of date (${stale.join(', ')}): run \`npm run package\` and commit dist/.`);
-    process.exit(1);
-  }
-  console.log(`dist/ matches a fresh build (${committed.length} files)`);
+    process.exitCode = 1;
+  } else console.log(`dist/ matches a fresh build (${committed.length} files)`);
 } finally {
   rmSync(fresh, { recursive: true, force: true });
 }
