@@ -1,9 +1,10 @@
 // Fails when the committed dist/ differs from a fresh `npm run package`: the action runs
 // dist/index.js (and its chunks and worker), so a src/ change without a rebuild would ship stale code.
-import { execSync } from 'node:child_process';
+// The fresh build is scripts/package.mjs's, as `npm run package` makes it, into a scratch folder.
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { packageInto } from './package.mjs';
 
 const files = (dir) =>
   readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -13,8 +14,7 @@ const files = (dir) =>
 
 const fresh = mkdtempSync(path.join(os.tmpdir(), 'distill-gate-dist-'));
 try {
-  const packageScript = JSON.parse(readFileSync('package.json', 'utf8')).scripts.package;
-  execSync(packageScript.replaceAll(' dist', ` ${fresh}`), { stdio: ['ignore', 'ignore', 'inherit'] });
+  await packageInto(fresh, { quiet: true });
   const committed = files('dist');
   const stale = [...new Set([...committed, ...files(fresh)])].filter((file) => {
     try {
@@ -25,9 +25,8 @@ try {
   });
   if (stale.length > 0) {
     console.error(`dist/ is out of date (${stale.join(', ')}): run \`npm run package\` and commit dist/.`);
-    process.exit(1);
-  }
-  console.log(`dist/ matches a fresh build (${committed.length} files)`);
+    process.exitCode = 1;
+  } else console.log(`dist/ matches a fresh build (${committed.length} files)`);
 } finally {
   rmSync(fresh, { recursive: true, force: true });
 }

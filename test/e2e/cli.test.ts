@@ -27,6 +27,26 @@ async function reportOf(out: string): Promise<Report> {
   return JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8')) as Report;
 }
 
+let quickCpu: ReturnType<typeof runQuickCpu> | undefined;
+async function runQuickCpu() {
+  const dir = await exampleWorkspace(quickConfig());
+  const cache = path.join(dir, 'cache');
+  const first = await runCli(dir, '--backend', 'cpu', '--cache-dir', cache);
+  return {
+    dir,
+    cache,
+    first,
+    a: await reportOf(first.out),
+    cachedFiles: (await readdir(cache)).filter((f) => f.endsWith('.f32')),
+  };
+}
+/**
+ * The quick config's run on cpu with an empty soft-target cache, shared: the cache case runs on
+ * from it, and the streaming case compares its student with this one, loaded whole. Its report and
+ * cache listing are read as the run left them.
+ */
+const quickCpuRun = () => (quickCpu ??= runQuickCpu());
+
 describe('distill-gate run (end to end on the bundled example)', () => {
   it('distils, measures, passes its gates and writes report.json, report.md and a loadable student', async () => {
     const dir = await exampleWorkspace(quickConfig());
@@ -317,13 +337,10 @@ describe('distill-gate run (end to end on the bundled example)', () => {
   });
 
   it("caches the teacher's soft targets by content: a hit skips the teacher and gives the same student", async () => {
-    const dir = await exampleWorkspace(quickConfig());
-    const cache = path.join(dir, 'cache');
-    const first = await runCli(dir, '--backend', 'cpu', '--cache-dir', cache);
+    const { dir, cache, first, a, cachedFiles } = await quickCpuRun();
     expect(first.stderr).not.toContain('cache hit');
-    const a = await reportOf(first.out);
     expect(a.training.softTargets).toBe('computed');
-    expect((await readdir(cache)).filter((f) => f.endsWith('.f32'))).toHaveLength(2);
+    expect(cachedFiles).toHaveLength(2);
 
     const second = await runCli(dir, '--backend', 'cpu', '--cache-dir', cache);
     expect(second.stderr).toMatch(
@@ -343,10 +360,8 @@ describe('distill-gate run (end to end on the bundled example)', () => {
   });
 
   it('streams .npy splits above data.streamAboveMB and reaches the same student as loading them whole', async () => {
-    const dir = await exampleWorkspace(quickConfig());
-    const whole = await reportOf((await runCli(dir, '--backend', 'cpu', '--quiet')).out);
-    await writeFile(
-      path.join(dir, 'distill-gate.yml'),
+    const whole = (await quickCpuRun()).a;
+    const dir = await exampleWorkspace(
       quickConfig({
         data: '  train: { x: data/train_x.npy, y: data/train_y.npy }\n  eval:  { x: data/eval_x.npy,  y: data/eval_y.npy }\n  streamAboveMB: 0',
       }),
