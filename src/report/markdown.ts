@@ -295,7 +295,9 @@ function footer(report: Report, phases?: PhaseSeconds): string {
   const step = t.step ? `; ${esc(t.step.kind)} training step${module} on ${esc(t.step.backend)}` : '';
   const teacher =
     (report.teacher.runtime ? `; teacher in ${esc(report.teacher.runtime)}` : '') +
-    (t.teacherPass?.startsWith('kernel ') ? `; teacher's pass in the training kernel (${esc(t.teacherPass.slice(7))})` : '') +
+    (t.teacherPass?.startsWith('kernel ')
+      ? `; teacher's pass in the training kernel (${esc(t.teacherPass.slice(7))})`
+      : '') +
     (report.student.runtime ? `; student timed in ${esc(report.student.runtime)}` : '');
   const timed = PHASES.flatMap((phase) => {
     const seconds = phases?.[phase];
