@@ -466,7 +466,9 @@ function stepKind(report: Record<string, unknown>, lines: string[]): { step: str
     (typeof report.inferenceBackend === 'string' ? report.inferenceBackend : '-');
   if (typeof step === 'string') return { step, inference };
   if (step?.kind) {
-    const module = step.kernelModule ? ` (${step.kernelModule}${step.threads ? `, ${step.threads} threads` : ''})` : '';
+    const module = step.kernelModule
+      ? ` (${step.kernelModule}${step.threads ? `, ${step.threads} thread${step.threads === 1 ? '' : 's'}` : ''})`
+      : '';
     return { step: `${step.kind} step${module}${step.backend ? ` on ${step.backend}` : ''}`, inference };
   }
   if (fromLine) return { step: `${fromLine[1]} step${fromLine[2] ? ` on ${fromLine[2]}` : ''}`, inference };
