@@ -87,7 +87,7 @@ export function attachKernelPass(
 
 /**
  * Threads of a pass under distill.threads: auto: the cores, as many as each get at least
- * MIN_WORK_PER_THREAD multiply-adds of a call (waking them and the closing barrier cost tens of
+ * MIN_WORK_PER_THREAD multiply-adds of a call (waking them and waiting for them cost tens of
  * microseconds a call).
  */
 function passThreads(rows: number, ops: KernelOp[], cores = availableParallelism()): number {
