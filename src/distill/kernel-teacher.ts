@@ -2,8 +2,9 @@
 // can plan (kernel-plan.ts, for inference) runs its passes over whole splits (the soft targets,
 // the eval split's logits, augmented epochs, the base teacher's diff) through NetKernel.predict
 // on plain arrays instead of TF.js's wasm or cpu backend: the same Winograd, fused multiply-add
-// and im2col code the student trains with, and no per-op cost. bench:conv's teachers run 1.5-3x
-// faster than on the wasm backend (bench/RESULTS.md, "The teacher's pass in the kernel"). GPU and
+// and im2col code the student trains with, and no per-op cost. Conv teachers run 1.2-2x faster
+// than on the wasm backend at its best batch (bench/RESULTS.md, "The teacher's pass in the
+// kernel"); stacks of dense layers stay on TF.js, whose matrix products are faster. GPU and
 // native backends keep the teacher on TF.js, and timing always measures the teacher as shipped.
 import { availableParallelism } from 'node:os';
 import type { LayersModel } from '@tensorflow/tfjs';
@@ -35,7 +36,8 @@ export type KernelPassChoice = { attached: string } | { notAttached: string };
 
 /**
  * Gives `model` a `rowPass` that runs in the training kernel when that is faster and exact: a
- * TF.js Sequential model on the wasm or cpu backend whose every layer the kernel plans, checked
+ * TF.js Sequential model on the wasm or cpu backend whose every layer the kernel plans, with at
+ * least one convolution over an image (see overAnImage), checked
  * on a few seeded rows against TF.js's own `predict`. Says what it chose and why, for the log.
  * `threads` (distill.threads) splits each call's rows over the kernel's worker threads; the
  * logits are the same bits whatever the count (rows are independent), so the soft-target cache
@@ -55,6 +57,11 @@ export function attachKernelPass(
   if (model.oneUnit) return { notAttached: 'its one-unit head is widened to two classes on TF.js' };
   const plan = planKernel(model.layers, 'inference');
   if ('unsupported' in plan) return { notAttached: `the kernel cannot run it: ${plan.unsupported}` };
+  if (!plan.ops.some(overAnImage))
+    return {
+      notAttached:
+        "a stack of dense layers, whose wide matrix products TF.js's XNNPACK runs faster (bench:onnx: 1.9x on a 1024-wide MLP)",
+    };
   const classes = plan.ops[plan.ops.length - 1].output[2];
   if (classes !== model.outputWidth)
     return { notAttached: `its last layer has ${classes} units, the head ${model.outputWidth}` };
@@ -105,6 +112,17 @@ function kernelRowPass(kernel: NetKernel, softmax: boolean): RowPass {
       return y;
     },
   };
+}
+
+/**
+ * A convolution over an image (more than one output position): where the kernel wins. Its
+ * matrix products stream the whole weight matrix for every 4 rows, which a dense layer's 1024x1024
+ * weights (4 MB) make slower than XNNPACK's cache-blocked ones; convolutions reuse small kernels
+ * over many positions, and Winograd does them in fewer multiplies. A rule on shapes only, so a
+ * teacher's soft targets always come from the same code.
+ */
+function overAnImage(op: KernelOp): boolean {
+  return (op.type === 'conv' || op.type === 'depthwise') && op.output[0] * op.output[1] > 1;
 }
 
 /** Rows per kernel call: as many as keep one call's activations within CACHE_BYTES, 1 to MAX_ROWS. */

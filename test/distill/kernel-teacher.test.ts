@@ -5,6 +5,8 @@
 // orders below a wrong layer (a missed activation or a transposed kernel differs by O(1)).
 import type { LayersModel } from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import { inMemoryDataset } from '../../src/data/dataset.js';
@@ -12,11 +14,11 @@ import { attachKernelPass } from '../../src/distill/kernel-teacher.js';
 import { runningKernelWorkers } from '../../src/distill/kernel-threads.js';
 import { teacherLogits } from '../../src/distill/teacher-logits.js';
 import { MIN_ROWS_FOR_WORKERS, predictLogitsInWorkers } from '../../src/distill/teacher-workers.js';
+import { writeModelArtifacts } from '../../src/models/artifacts.js';
 import { loadModel, wrapLayersModel } from '../../src/models/model.js';
 import type { LoadedModel } from '../../src/models/loaded-model.js';
 import { predictLogits } from '../../src/models/predict.js';
-import { synthetic } from '../../fixtures/generate.js';
-import { EXAMPLE, randomArray } from '../helpers.js';
+import { randomArray } from '../helpers.js';
 
 const TOLERANCE = 1e-4;
 
@@ -127,11 +129,17 @@ describe("the teacher's pass in the training kernel", () => {
     expect(attachKernelPass(tf, oneUnit, 'wasm')).toEqual({
       notAttached: 'its one-unit head is widened to two classes on TF.js',
     });
+    const mlp = asTeacher(
+      tf.sequential({ layers: [tf.layers.dense({ inputShape: [4], units: 3, activation: 'relu' })] }),
+    );
+    expect(attachKernelPass(tf, mlp, 'wasm')).toEqual({
+      notAttached: expect.stringMatching(/^a stack of dense layers/),
+    });
     const elu = asTeacher(
       tf.sequential({ layers: [tf.layers.dense({ inputShape: [4], units: 3, activation: 'elu' })] }),
     );
     expect(attachKernelPass(tf, elu, 'wasm')).toEqual({ notAttached: expect.stringContaining('activation "elu"') });
-    for (const model of [functional, sequential, oneUnit, elu]) expect(model.rowPass).toBeUndefined();
+    for (const model of [functional, sequential, oneUnit, mlp, elu]) expect(model.rowPass).toBeUndefined();
   });
 
   it('checks the kernel against TF.js before use, and stays on TF.js when they differ', () => {
@@ -193,11 +201,19 @@ describe("the teacher's pass in the training kernel", () => {
   );
 
   it('gives logits in worker threads bit-identical to one thread', async () => {
-    const modelJson = path.join(EXAMPLE, 'models/teacher/model.json');
+    const folder = await mkdtemp(path.join(os.tmpdir(), 'kernel-teacher-'));
+    const model = convTeacher('softmax');
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        await writeModelArtifacts(folder, artifacts);
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    const modelJson = path.join(folder, 'model.json');
     const teacher = await loadModel(tf, modelJson, 'teacher');
     // Workers of their own only when the kernel's pass runs on one thread.
     expect(attachKernelPass(tf, teacher, 'wasm', { threads: 1 })).toHaveProperty('attached');
-    const dataset = inMemoryDataset('mem', synthetic(MIN_ROWS_FOR_WORKERS + 300, 5).x, [64]);
+    const dataset = inMemoryDataset('mem', randomArray((MIN_ROWS_FOR_WORKERS + 300) * 192, 5, 1), [8, 8, 3]);
     const single = await predictLogits(tf, teacher, dataset);
     const parallel = await predictLogitsInWorkers(teacher, modelJson, 'wasm', dataset, 2);
     expect(Buffer.from(parallel.buffer).equals(Buffer.from(single.buffer))).toBe(true);

@@ -351,12 +351,12 @@ describe('distill-gate run (end to end on the bundled example)', () => {
     expect(b.training.loss).toEqual(a.training.loss);
     expect(b.metrics['agreement.top1']).toBe(a.metrics['agreement.top1']);
 
-    // The key names what computed the logits: the example's teacher runs in the training kernel
-    // on cpu and on wasm alike, so another TF.js backend finds the same entries.
-    expect(a.training.teacherPass).toMatch(/^kernel (simd128|relaxed-simd)$/);
+    // The key names what computed the logits: the example's MLP teacher runs on TF.js (a dense
+    // stack stays off the kernel), so another backend is another key.
+    expect(a.training.teacherPass).toBe('cpu');
     const third = await runCli(dir, '--backend', 'wasm', '--cache-dir', cache);
-    expect((await reportOf(third.out)).training.softTargets).toBe('cache');
-    expect((await readdir(cache)).filter((f) => f.endsWith('.f32'))).toHaveLength(2);
+    expect((await reportOf(third.out)).training.softTargets).toBe('computed');
+    expect((await readdir(cache)).filter((f) => f.endsWith('.f32'))).toHaveLength(4);
   });
 
   it('streams .npy splits above data.streamAboveMB and reaches the same student as loading them whole', async () => {
