@@ -76,15 +76,26 @@ float step(const Net *s, const Op *ops, u32 rows, float rate, float epsilon, flo
   return (float)(loss / (double)rows);
 }
 
+// Thread t's rows of Control.rows: [t * share, (t + 1) * share), fewer or none at the end.
+typedef struct {
+  u32 first, rows;
+} Share;
+
+static Share shareOf(const Control *c, u32 thread) {
+  const u32 total = c->rows, share = (total + c->threads - 1) / c->threads;
+  const u32 first = thread * share < total ? thread * share : total;
+  return (Share){ first, total - first < share ? total - first : share };
+}
+
 // A data-parallel step (net_kd.h): thread t takes rows [t * share, (t + 1) * share) of the batch
 // (fewer, or none, at the end), through its own Net (s: its x and targets point at the batch's
 // first row, its grads and buffers are its own) and ops. Every thread makes the same teamSum and
 // teamBarrier calls in the same order, whatever its rows.
 __attribute__((export_name("step_thread")))
 float step_thread(const Net *s, const Op *ops, Control *c, u32 thread) {
-  const u32 total = c->rows, share = (total + c->threads - 1) / c->threads;
-  const u32 first = thread * share < total ? thread * share : total;
-  const u32 rows = total - first < share ? total - first : share;
+  const u32 total = c->rows;
+  const Share mine = shareOf(c, thread);
+  const u32 first = mine.first, rows = mine.rows;
   Net own = *s;
   own.x += first * s->inputSize;
   own.targets += first * ops[s->ops - 1].outC;
@@ -127,12 +138,10 @@ const float *predict(const Net *s, const Op *ops, u32 rows) {
 // relaxed SIMD flag, though the count had reached it).
 __attribute__((export_name("predict_thread")))
 void predict_thread(const Net *s, const Op *ops, Control *c, u32 thread) {
-  const u32 total = c->rows, share = (total + c->threads - 1) / c->threads;
-  const u32 first = thread * share < total ? thread * share : total;
-  const u32 rows = total - first < share ? total - first : share;
+  const Share mine = shareOf(c, thread);
   Net own = *s;
-  own.x += first * s->inputSize;
-  if (rows > 0) predict(&own, ops, rows);
+  own.x += mine.first * s->inputSize;
+  if (mine.rows > 0) predict(&own, ops, mine.rows);
   if (thread == 0) return;
   __atomic_add_fetch(&c->arrived, 1, __ATOMIC_SEQ_CST);
   __builtin_wasm_memory_atomic_notify((int *)&c->arrived, 1);
