@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Config } from './config/load.js';
 import { GPU_BACKENDS } from './config/schema.js';
 import type { RegressionAcceptance } from './gates/baseline.js';
-import { buildReport } from './report/build.js';
+import { buildReport, samplesRecord, trainingRecord } from './report/build.js';
 import type { HistoryEntry } from './report/history.js';
 import { renderMarkdown, type PhaseSeconds } from './report/markdown.js';
 import type { RunResult } from './report/report.js';
@@ -289,22 +289,8 @@ async function writeCutShort(
     models: session ? { teacher: session.teacher, student: session.student } : undefined,
     metrics,
     gates: session ? evaluateGates(session.checks, metrics) : [],
-    training: distillation && {
-      epochsCompleted: distillation.training.epochsCompleted,
-      loss: distillation.training.loss,
-      seconds: distillation.seconds,
-      teacherSeconds: distillation.teacherSeconds,
-      softTargets: distillation.softTargets,
-      ...(distillation.teacherPass ? { teacherPass: distillation.teacherPass } : {}),
-    },
-    samples: session
-      ? {
-          train: session.train.size,
-          eval: session.evalSet.size,
-          labels: Boolean(session.train.y ?? session.evalSet.y),
-          classes: session.train.classes,
-        }
-      : undefined,
+    training: distillation && trainingRecord(distillation),
+    samples: session ? samplesRecord(session.train, session.evalSet) : undefined,
     commit: options.commit,
     createdAt: new Date().toISOString(),
     phases: progress.phases,

@@ -56,6 +56,28 @@ export interface RunRecord {
   phases?: Report['phases'];
 }
 
+/** What the report says of a distillation, finished or cut short (the step aside). */
+export function trainingRecord(distillation: RunRecord['distillation']) {
+  return {
+    epochsCompleted: distillation.training.epochsCompleted,
+    loss: distillation.training.loss,
+    seconds: distillation.seconds,
+    teacherSeconds: distillation.teacherSeconds,
+    softTargets: distillation.softTargets,
+    ...(distillation.teacherPass ? { teacherPass: distillation.teacherPass } : {}),
+  };
+}
+
+/** What the report says of a run's splits. */
+export function samplesRecord(train: RunRecord['session']['train'], evalSet: RunRecord['session']['evalSet']) {
+  return {
+    train: train.size,
+    eval: evalSet.size,
+    labels: Boolean(train.y ?? evalSet.y),
+    ...(train.classes ? { classes: train.classes } : {}),
+  };
+}
+
 /** The report.json of a run, from its stages' results. Pure: no I/O, no clock, no tensors. */
 export function buildReport({
   config,
@@ -70,7 +92,6 @@ export function buildReport({
   sweep,
 }: RunRecord): Report {
   const { backend, teacher, student, train, evalSet, baseline } = session;
-  const { training } = distillation;
   return baseReport({
     config,
     outcome: {
@@ -84,20 +105,10 @@ export function buildReport({
     environment: measurement.environment,
     models: { teacher, student },
     training: {
-      epochsCompleted: training.epochsCompleted,
-      loss: training.loss,
-      seconds: distillation.seconds,
-      teacherSeconds: distillation.teacherSeconds,
-      softTargets: distillation.softTargets,
-      ...(distillation.teacherPass ? { teacherPass: distillation.teacherPass } : {}),
+      ...trainingRecord(distillation),
       ...(distillation.path ? { step: distillation.path } : {}),
     },
-    samples: {
-      train: train.size,
-      eval: evalSet.size,
-      labels: Boolean(train.y ?? evalSet.y),
-      ...(train.classes ? { classes: train.classes } : {}),
-    },
+    samples: samplesRecord(train, evalSet),
     studentPath: path.join(studentDir, 'model.json'),
     baseline: baseline
       ? {
