@@ -34,7 +34,13 @@ export interface KernelOp {
 }
 
 /** A Sequential student as the kernel's program, or why the kernel cannot train it. */
-export type KernelPlan = { ops: KernelOp[] } | { unsupported: string };
+export type KernelPlan =
+  | {
+      ops: KernelOp[];
+      /** The last layer's softmax, which the ops leave off (see activationOf): a teacher's output needs it back. */
+      dropsSoftmax: boolean;
+    }
+  | { unsupported: string };
 
 /** Options that keep a layer off the kernel and the dense step: the autodiff step applies them, as model.fit does. */
 const AUTODIFF_ONLY_KEYS = ['Regularizer', 'Constraint']
@@ -79,11 +85,13 @@ export function planKernel(model: LayersModel, purpose: KernelPurpose = 'trainin
   }
   let shape = [1, 1, 1, ...inputShape].slice(-3) as Shape;
   const ops: KernelOp[] = [];
+  let dropsSoftmax = false;
   for (const [index, layer] of model.layers.entries()) {
     const className = layer.getClassName();
     const config = layer.getConfig() as Record<string, unknown>;
     const name = `${className} layer ${layer.name}`;
     const isLast = index === model.layers.length - 1;
+    dropsSoftmax = isLast && config.activation === 'softmax';
     const translation = translateLayer(layer, className, config, shape, isLast, name, purpose);
     if (typeof translation === 'string') return { unsupported: `${name}: ${translation}` };
     ops.push(...translation.ops);
@@ -92,7 +100,7 @@ export function planKernel(model: LayersModel, purpose: KernelPurpose = 'trainin
   const last = ops[ops.length - 1];
   if (!last || last.output[0] * last.output[1] !== 1)
     return { unsupported: 'the stack does not end in one vector of class scores per row' };
-  return { ops };
+  return { ops, dropsSoftmax };
 }
 
 function translateLayer(

@@ -7,7 +7,6 @@
 // kernel"); stacks of dense layers stay on TF.js, whose matrix products are faster. GPU and
 // native backends keep the teacher on TF.js, and timing always measures the teacher as shipped.
 import { availableParallelism } from 'node:os';
-import type { LayersModel } from '@tensorflow/tfjs';
 import type { Tf } from '../backend/resolve.js';
 import type { LoadedModel, RowPass } from '../models/loaded-model.js';
 import { inferenceBatch } from '../models/predict.js';
@@ -74,7 +73,7 @@ export function attachKernelPass(
     if (error instanceof RangeError) return { notAttached: error.message };
     throw error;
   }
-  const rowPass = kernelRowPass(kernel, endsInSoftmax(model.layers));
+  const rowPass = kernelRowPass(kernel, plan.dropsSoftmax);
   const mismatch = differenceFromTf(tf, model, rowPass, backend);
   if (mismatch !== undefined) {
     kernel.dispose();
@@ -130,11 +129,6 @@ function passRows(ops: KernelOp[]): number {
   const perRow =
     layOutKernelMemory(ops, terms, 2, 0, 1, false).end - layOutKernelMemory(ops, terms, 1, 0, 1, false).end;
   return Math.max(1, Math.min(MAX_ROWS, Math.floor(CACHE_BYTES / Math.max(1, perRow))));
-}
-
-function endsInSoftmax(model: LayersModel): boolean {
-  const last = model.layers[model.layers.length - 1];
-  return (last.getConfig() as { activation?: unknown }).activation === 'softmax';
 }
 
 /** Each row's softmax, in place, computed in double precision. */
