@@ -5,18 +5,18 @@
  * sets one commit status on the PR's head commit. A forged leg, a missing leg or an extra one never
  * turns it green. The action runs in-process (the source, not dist/) against the loopback GitHub.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Report } from '../../src/report/report.js';
 import { exampleWorkspace, quickConfig } from '../helpers.js';
 import { sampleReport } from '../sample-report.js';
 import { HEAD, inProcessAction } from './in-process-action.js';
-import { parseOutputs } from './runner-env.js';
 
-const { api, files, run, context, log, reset, oneFinalStatus } = await inProcessAction(
+const { api, act, reset, oneFinalStatus } = await inProcessAction(
   'workflow_run',
   'distill-gate-matrix-fork-',
+  'ghs_matrix_fork',
 );
 
 const workflowRun = (conclusion = 'success') => ({
@@ -57,33 +57,15 @@ async function trustedJob(uploads: Record<string, Report>, changed = ['models/te
 const leg = (student: 'tiny' | 'small', overrides: Partial<Report> = {}) =>
   sampleReport({ config: `/fork/distill-gate-${student}.yml`, ...overrides });
 
-async function act(payload: Record<string, unknown>, workspace: string) {
-  for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
-  Object.assign(process.env, {
-    GITHUB_WORKSPACE: workspace,
-    'INPUT_GITHUB-TOKEN': 'ghs_matrix_fork',
-    'INPUT_BASELINE-BRANCH': 'false',
-    ...Object.fromEntries(Object.entries(inputs).map(([name, value]) => [`INPUT_${name.toUpperCase()}`, value])),
-  });
-  Object.assign(context, { eventName: 'workflow_run', payload, sha: 'f'.repeat(40) });
-  await writeFile(files.summary, '');
-  await writeFile(files.output, '');
-  log.text = '';
-  process.exitCode = 0;
-  await run({ minTimeoutMs: 1, maxRetryTimeMs: 1000, retries: 1 });
-  return {
-    printed: log.text,
-    exitCode: process.exitCode ?? 0,
-    summary: await readFile(files.summary, 'utf8'),
-    outputs: parseOutputs(await readFile(files.output, 'utf8')),
-  };
-}
+/** The trusted job's run on the workflow_run event `payload`, with the matrix's inputs. */
+const actOnRun = (payload: Record<string, unknown>, workspace: string) =>
+  act('workflow_run', payload, inputs, workspace);
 
 describe("a fork's matrix, merged by the trusted workflow_run job", () => {
   it('both legs honest and passing their trusted gates: one success, one comment with both legs', async () => {
     reset();
     const dir = await trustedJob({ 'distill-report-tiny': leg('tiny'), 'distill-report-small': leg('small') });
-    const result = await act(workflowRun(), dir);
+    const result = await actOnRun(workflowRun(), dir);
     expect(result.exitCode).toBe(0);
     expect(oneFinalStatus()).toMatchObject({ state: 'success', description: 'pass: 2 gates pass' });
     expect(result.printed).toContain(
@@ -102,7 +84,7 @@ describe("a fork's matrix, merged by the trusted workflow_run job", () => {
       metrics: { ...sampleReport().metrics, 'agreement.top1': 0.8 },
     });
     const dir = await trustedJob({ 'distill-report-tiny': leg('tiny'), 'distill-report-small': forged });
-    const result = await act(workflowRun(), dir);
+    const result = await actOnRun(workflowRun(), dir);
     expect(result.exitCode).toBe(1);
     expect(oneFinalStatus()).toMatchObject({
       state: 'failure',
@@ -122,7 +104,7 @@ describe("a fork's matrix, merged by the trusted workflow_run job", () => {
       environment: { ...sampleReport().environment, cpu: 'other' },
     });
     const dir = await trustedJob({ 'distill-report-tiny': leg('tiny'), 'distill-report-small': claimsTiny });
-    await act(workflowRun(), dir);
+    await actOnRun(workflowRun(), dir);
     // Shown by the leg's name, judged by the leg's config: the claimed config name counts for nothing.
     expect(oneFinalStatus()).toMatchObject({
       state: 'failure',
@@ -133,7 +115,7 @@ describe("a fork's matrix, merged by the trusted workflow_run job", () => {
   it('a leg that uploaded nothing (the fork deleted it): failure, naming the leg', async () => {
     reset();
     const dir = await trustedJob({ 'distill-report-tiny': leg('tiny') });
-    const result = await act(workflowRun(), dir);
+    const result = await actOnRun(workflowRun(), dir);
     expect(result.exitCode).toBe(1);
     expect(oneFinalStatus()).toMatchObject({
       state: 'failure',
@@ -148,7 +130,7 @@ describe("a fork's matrix, merged by the trusted workflow_run job", () => {
       'distill-report-small': leg('small'),
       'distill-report-extra': leg('tiny', { environment: { ...sampleReport().environment, cpu: 'another' } }),
     });
-    await act(workflowRun(), dir);
+    await actOnRun(workflowRun(), dir);
     expect(oneFinalStatus()).toMatchObject({
       state: 'failure',
       description: expect.stringMatching(/^fail: Not expected: distill-gate-tiny\.yml \(in distill-report-extra\)/),
@@ -158,7 +140,7 @@ describe("a fork's matrix, merged by the trusted workflow_run job", () => {
   it('no leg uploaded anything (the run crashed, or its workflow was edited): failure, naming how the run ended', async () => {
     reset();
     const dir = await trustedJob({});
-    const result = await act(workflowRun('failure'), dir);
+    const result = await actOnRun(workflowRun('failure'), dir);
     expect(result.exitCode).toBe(1);
     expect(oneFinalStatus()).toMatchObject({
       state: 'failure',
@@ -173,11 +155,11 @@ describe("a fork's matrix, merged by the trusted workflow_run job", () => {
     reset();
     const uploads = { 'distill-report-tiny': leg('tiny', { verdict: 'fail' }) };
     const unrelated = await trustedJob(uploads, ['README.md']);
-    await act(workflowRun(), unrelated);
+    await actOnRun(workflowRun(), unrelated);
     expect(oneFinalStatus()).toMatchObject({ state: 'success', description: expect.stringMatching(/gate skipped$/) });
     reset();
     const smallOnly = await trustedJob(uploads, ['distill-gate-small.yml']);
-    await act(workflowRun(), smallOnly);
+    await actOnRun(workflowRun(), smallOnly);
     expect(oneFinalStatus().state).toBe('failure');
   });
 });

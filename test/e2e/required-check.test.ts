@@ -16,12 +16,12 @@ import { describe, expect, it } from 'vitest';
 import { exampleWorkspace, quickConfig } from '../helpers.js';
 import { failingSizeGate, sampleReport } from '../sample-report.js';
 import { HEAD, inProcessAction } from './in-process-action.js';
-import { parseOutputs } from './runner-env.js';
 import { RUNNER_GRACE_MS, type SignalSource } from '../../src/run-control.js';
 
-const { api, files, run, context, log, reset, oneFinalStatus } = await inProcessAction(
+const { api, act, reset, oneFinalStatus } = await inProcessAction(
   'pull_request',
   'distill-gate-required-',
+  'ghs_required_check',
 );
 
 const git = (cwd: string, ...args: string[]) =>
@@ -67,33 +67,6 @@ const workflowRun = (conclusion = 'success') => ({
 });
 
 /** Runs the action in-process as the runner would for `event`, with these inputs, in `workspace`. */
-async function act(
-  event: string,
-  payload: Record<string, unknown>,
-  inputs: Record<string, string>,
-  workspace: string,
-  signals?: SignalSource,
-) {
-  for (const key of Object.keys(process.env)) if (key.startsWith('INPUT_')) delete process.env[key];
-  Object.assign(process.env, {
-    GITHUB_WORKSPACE: workspace,
-    'INPUT_GITHUB-TOKEN': 'ghs_required_check',
-    'INPUT_BASELINE-BRANCH': 'false',
-    ...Object.fromEntries(Object.entries(inputs).map(([name, value]) => [`INPUT_${name.toUpperCase()}`, value])),
-  });
-  Object.assign(context, { eventName: event, payload, sha: 'f'.repeat(40) });
-  await writeFile(files.summary, '');
-  await writeFile(files.output, '');
-  log.text = '';
-  process.exitCode = 0;
-  await run({ minTimeoutMs: 1, maxRetryTimeMs: 1000, retries: 1 }, signals);
-  return {
-    printed: log.text,
-    exitCode: process.exitCode ?? 0,
-    summary: await readFile(files.summary, 'utf8'),
-    outputs: parseOutputs(await readFile(files.output, 'utf8')),
-  };
-}
 
 describe('a same-repository PR', () => {
   it('that changes no file the gate looks at passes as skipped, without distilling; an existing report comment is brought up to date, none is added', async () => {
