@@ -174,7 +174,8 @@ describe('training step', () => {
     return { losses, weights: model.getWeights().map((w) => w.dataSync()) };
   }
 
-  async function ourRun(layers: LayerSpec[], steps: number, kind?: TrainingStep['kind']) {
+  /** A seeded student of `layers` on [8] features and its training step of `kind` (default: the step's choice). */
+  async function studentAndStep(layers: LayerSpec[], kind?: TrainingStep['kind']) {
     const student = await buildStudent(tf, { layers }, [8], 5);
     const step = trainingStep(tf, student, {
       learningRate: 0.01,
@@ -183,6 +184,11 @@ describe('training step', () => {
       maxRows: rows,
       kind,
     });
+    return { student, step };
+  }
+
+  async function ourRun(layers: LayerSpec[], steps: number, kind?: TrainingStep['kind']) {
+    const { student, step } = await studentAndStep(layers, kind);
     const batch = kdTargets(teacher, labels, everyRow, classes, settings);
     const losses: number[] = [];
     for (let i = 0; i < steps; i++) {
@@ -238,14 +244,7 @@ describe('training step', () => {
       [denseStudents['relu stack'], 'dense'],
       [otherStudents['batch normalisation'], 'autodiff'],
     ] as const) {
-      const student = await buildStudent(tf, { layers: [...layers] }, [8], 5);
-      const step = trainingStep(tf, student, {
-        learningRate: 0.01,
-        terms: kdTerms(settings, true),
-        sampleShape: [8],
-        maxRows: rows,
-        kind,
-      });
+      const { student, step } = await studentAndStep([...layers], kind);
       const batch = kdTargets(teacher, labels, everyRow, classes, settings);
       const counts: number[] = [];
       for (let i = 0; i < 5; i++) {
