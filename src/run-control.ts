@@ -59,6 +59,11 @@ export interface ClockOptions {
   /** Defaults to the process. */
   signals?: SignalSource;
   now?: () => number;
+  /**
+   * Told what each signal does, from the handler that acts on it, so the line and the action
+   * can never disagree about which signal came first.
+   */
+  announce?: (line: string) => void;
 }
 
 /**
@@ -76,6 +81,11 @@ export async function withRunClock<T>(work: (clock: RunClock) => Promise<T>, opt
   const force = new AbortController();
   let cancelledAt: number | undefined;
   const onSignal = (signal: CancelSignal) => {
+    options.announce?.(
+      cancelledAt === undefined
+        ? `cancel: received ${signal}: stopping the teacher's pass and training, then measuring what fits and writing the report (a second signal writes it at once)`
+        : `cancel: received ${signal} again: writing the report of what exists now`,
+    );
     if (cancelledAt === undefined) {
       cancelledAt = now();
       const why = new Error(reason(signal));

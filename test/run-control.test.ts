@@ -47,6 +47,24 @@ describe('withRunClock', () => {
     );
   });
 
+  it('announces what each signal does, in the order its handler saw them', async () => {
+    const signals = new EventEmitter();
+    const lines: string[] = [];
+    await withRunClock(
+      (clock) => {
+        queueMicrotask(() => {
+          signals.emit('SIGTERM', 'SIGTERM');
+          signals.emit('SIGINT', 'SIGINT');
+        });
+        return aborted(clock.force);
+      },
+      { signals, announce: (line) => lines.push(line) },
+    );
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^cancel: received SIGTERM: stopping .* \(a second signal writes it at once\)$/);
+    expect(lines[1]).toBe('cancel: received SIGINT again: writing the report of what exists now');
+  });
+
   it('gives measuring what is left of the grace after a cancel, and of the budget less the writing reserve', async () => {
     const signals = new EventEmitter();
     let now = 1000;

@@ -61,7 +61,7 @@ export async function run(retry: RetryOptions = {}, signals?: SignalSource): Pro
       if (outcome.afterPublish && !clock.hurry.aborted)
         await withinGrace(outcome.afterPublish(), clock.force, 'recording the baseline');
     },
-    { budgetMinutes: inputs.budgetMinutes, reason, signals },
+    { budgetMinutes: inputs.budgetMinutes, reason, signals, announce: (line) => core.info(line) },
   );
 }
 

@@ -1,4 +1,4 @@
-import { abortReason, CANCEL_SIGNALS, type CancelSignal, type RunClock } from '../run-control.js';
+import { abortReason, type RunClock } from '../run-control.js';
 
 /**
  * A run that ended before it could write a report: cancelled while its config was still being
@@ -47,25 +47,4 @@ export async function unlessForced<T>(work: Promise<T>, force: AbortSignal, doin
   } finally {
     force.removeEventListener('abort', onAbort);
   }
-}
-
-/**
- * Says on stderr what a cancel signal does, as it arrives: the first stops the run and writes
- * its report, a second writes the report of what exists at once. Returns the function that
- * stops listening (the run clock's own listeners do the work).
- */
-export function announceSignals(log: (line: string) => void, target: NodeJS.Process = process): () => void {
-  let received = 0;
-  const announce = (signal: CancelSignal) => {
-    received += 1;
-    log(
-      received === 1
-        ? `cancel: received ${signal}: stopping the teacher's pass and training, then measuring what fits and writing the report (a second signal writes it at once)`
-        : `cancel: received ${signal} again: writing the report of what exists now`,
-    );
-  };
-  for (const signal of CANCEL_SIGNALS) target.on(signal, announce);
-  return () => {
-    for (const signal of CANCEL_SIGNALS) target.off(signal, announce);
-  };
 }

@@ -12,7 +12,7 @@ import { compareReports } from '../report/compare.js';
 import { doctor } from '../backend/doctor.js';
 import { MAX_BUDGET_MINUTES, parseBudgetMinutes, withRunClock } from '../run-control.js';
 import { fileExists } from '../models/artifacts.js';
-import { announceSignals, endedAlso, RunCancelled, unlessForced } from './cancel.js';
+import { endedAlso, RunCancelled, unlessForced } from './cancel.js';
 import { findLaunchers, launcherEndedReason, watchLaunchers } from './launchers.js';
 import { addInit } from './init.js';
 import type { CliIo } from './io.js';
@@ -158,7 +158,6 @@ async function runUnderClock(
   { log, bar }: { log: (line: string) => void; bar?: (text: string) => void },
   cli: CliOptions,
 ): Promise<RunResult> {
-  const silence = announceSignals(log);
   const launcherEnded = new AbortController();
   const unwatch = watchLaunchers(cli.watchLaunchers ? findLaunchers(process.env) : [], (launcher) => {
     log(`cancel: ${launcherEndedReason(launcher)}; writing the report of what exists now`);
@@ -196,11 +195,10 @@ async function runUnderClock(
           requireGpu: options.requireGpu,
         });
       },
-      { budgetMinutes: options.budget },
+      { budgetMinutes: options.budget, announce: log },
     );
   } finally {
     unwatch();
-    silence();
   }
 }
 
