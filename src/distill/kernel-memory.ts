@@ -13,6 +13,7 @@ import {
   THREAD_STACK,
   TILE,
   WINOGRAD_CHUNK,
+  WINOGRAD4_CHUNK,
 } from './kernel/abi.js';
 import type { KernelOp, Shape } from './kernel-plan.js';
 import type { SoftmaxTerm } from './targets.js';
@@ -222,11 +223,12 @@ function opBuffers(op: KernelOp, memory: Layout, maxRows: number): OpBuffers {
   const patchWidth = kh * kw * channels;
   const pointwise =
     kh === 1 && kw === 1 && op.strides[0] === 1 && op.strides[1] === 1 && op.padding[0] === 0 && op.padding[1] === 0;
-  // A convolution keeps its batch's patch matrix (Winograd: its transformed input tiles, 16
-  // values per 2x2 output pixels and input channel); the others their x-hat, mask or argmax.
+  // A convolution keeps its batch's patch matrix (Winograd F(2x2): its transformed input tiles,
+  // 16 values per 2x2 output pixels and input channel; F(4x4), inference only, keeps nothing);
+  // the others their x-hat, mask or argmax.
   const tiles = Math.ceil(op.output[0] / 2) * Math.ceil(op.output[1] / 2);
   let aux = 0;
-  if (op.winograd) aux = memory.take(maxRows * tiles * 16 * channels);
+  if (op.winograd === 2) aux = memory.take(maxRows * tiles * 16 * channels);
   else if (op.type === 'conv' && !pointwise) aux = memory.take(maxRows * pixels * patchWidth);
   else if (['batchNorm', 'layerNorm', 'dropout', 'maxPool', 'globalMax'].includes(op.type))
     aux = memory.take(maxRows * Math.max(size(op.output), size(op.input)));
@@ -236,11 +238,13 @@ function opBuffers(op: KernelOp, memory: Layout, maxRows: number): OpBuffers {
       : op.type === 'layerNorm'
         ? memory.take(maxRows * pixels)
         : 0;
-  // The kernel transposed, a tile's patch gradients. Winograd: the transformed kernel, transposed,
-  // its gradient, and a chunk's products and input-tile gradients (kernel/winograd.c).
+  // The kernel transposed, a tile's patch gradients. Winograd F(2x2): the transformed kernel,
+  // transposed, its gradient, and a chunk's products and input-tile gradients (kernel/winograd.c);
+  // F(4x4): the transformed kernel, a chunk's input tiles and products (kernel/winograd_4x4.c).
   const filters = op.output[2];
   let scratch = 0;
-  if (op.winograd) scratch = memory.take(16 * (3 * channels * filters + WINOGRAD_CHUNK * (filters + channels)));
+  if (op.winograd === 2) scratch = memory.take(16 * (3 * channels * filters + WINOGRAD_CHUNK * (filters + channels)));
+  else if (op.winograd === 4) scratch = memory.take(36 * (channels * filters + WINOGRAD4_CHUNK * (filters + channels)));
   else if (op.type === 'conv') scratch = memory.take(patchWidth * filters + TILE * patchWidth);
   return { output: memory.take(maxRows * size(op.output)), aux, stats, scratch };
 }
@@ -273,7 +277,7 @@ function opFields(op: KernelOp, buffers: OpBuffers, placed: Map<Variable, number
     momentum: op.momentum,
     epsilon: op.epsilon,
     rate: op.rate,
-    winograd: op.winograd ? 1 : 0,
+    winograd: op.winograd,
     ...buffers,
   };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { InputError } from '../errors.js';
 import { NET_KD_RELAXED_WASM } from './kernel/net-kd-relaxed-wasm.js';
 import { NET_KD_WASM } from './kernel/net-kd-wasm.js';
@@ -25,6 +26,11 @@ export function kernelBytes(name: KernelModuleName): Uint8Array<ArrayBuffer> {
   let decoded = bytes.get(name);
   if (!decoded) bytes.set(name, (decoded = new Uint8Array(Buffer.from(BASE64[name], 'base64'))));
   return decoded;
+}
+
+/** A module's build, for keys: the first 12 hex digits of its bytes' SHA-256. */
+export function kernelBuild(name: KernelModuleName): string {
+  return createHash('sha256').update(kernelBytes(name)).digest('hex').slice(0, 12);
 }
 
 /** A module compiled once per process. */

@@ -27,8 +27,11 @@ export interface KernelOp {
   momentum: number;
   epsilon: number;
   rate: number;
-  /** CONV: by Winograd F(2x2, 3x3) rather than im2col (kernel/winograd.c); see usesWinograd. */
-  winograd: boolean;
+  /**
+   * CONV: the side of Winograd's output tile, 2 for F(2x2, 3x3) (kernel/winograd.c), 4 for
+   * F(4x4, 3x3) (inference only, kernel/winograd_4x4.c), or 0 for im2col; see winogradTile.
+   */
+  winograd: 0 | 2 | 4;
   /** The layer it came from, for messages. */
   layer: string;
 }
@@ -58,6 +61,7 @@ interface LayerContext {
   /** BatchNormalization's moving mean and variance. */
   state: Variable[];
   base: Omit<KernelOp, 'type' | 'output'>;
+  purpose: KernelPurpose;
 }
 
 /**
@@ -136,10 +140,10 @@ function translateLayer(
     momentum: 0,
     epsilon: 0,
     rate: 0,
-    winograd: false,
+    winograd: 0 as const,
     layer: name,
   };
-  return translate({ layer, config, shape, weights, state, base });
+  return translate({ layer, config, shape, weights, state, base, purpose });
 }
 
 const TRANSLATIONS: Record<string, (context: LayerContext) => Translation> = {
@@ -179,7 +183,14 @@ const TRANSLATIONS: Record<string, (context: LayerContext) => Translation> = {
   }),
 };
 
-function convolution({ layer, config, shape, weights: [first, second, third], base }: LayerContext): Translation {
+function convolution({
+  layer,
+  config,
+  shape,
+  weights: [first, second, third],
+  base,
+  purpose,
+}: LayerContext): Translation {
   const className = layer.getClassName();
   const dilation = pair(config.dilationRate ?? 1);
   if (dilation[0] !== 1 || dilation[1] !== 1) return 'dilated convolutions train through autodiff';
@@ -189,7 +200,7 @@ function convolution({ layer, config, shape, weights: [first, second, third], ba
   const sliding = { ...base, window, strides, padding };
   if (className === 'Conv2D') {
     const out: Shape = [output[0], output[1], config.filters as number];
-    const winograd = usesWinograd(shape, window, strides);
+    const winograd = winogradTile(shape, out, window, strides, purpose);
     return {
       ops: [
         {
@@ -257,6 +268,26 @@ export function usesWinograd(input: Shape, window: Pair, strides: Pair): boolean
   return (
     window[0] === 3 && window[1] === 3 && strides[0] === 1 && strides[1] === 1 && input[2] >= WINOGRAD_MIN_CHANNELS
   );
+}
+
+/**
+ * The Winograd output tile a convolution runs with, by shape and purpose only (so a student
+ * always trains the same way, bit for bit): 0 (im2col) where usesWinograd says no; in training,
+ * 2; in inference, 4 (F(4x4, 3x3), 36 products per 4x4 tile against F(2x2)'s 4 x 16) wherever
+ * its tiles need fewer products than F(2x2)'s over the same output, which small outputs, where
+ * 4x4 tiles hang over the edge, may not (6x6: 4 tiles x 36 = 9 x 16).
+ */
+export function winogradTile(
+  input: Shape,
+  output: Shape,
+  window: Pair,
+  strides: Pair,
+  purpose: KernelPurpose,
+): KernelOp['winograd'] {
+  if (!usesWinograd(input, window, strides)) return 0;
+  if (purpose === 'training') return 2;
+  const tiles = (side: number) => Math.ceil(output[0] / side) * Math.ceil(output[1] / side);
+  return tiles(4) * 36 < tiles(2) * 16 ? 4 : 2;
 }
 
 function pooling({ layer, config, shape, base }: LayerContext): Translation {

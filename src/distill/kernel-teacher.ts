@@ -11,7 +11,7 @@ import type { Tf } from '../backend/resolve.js';
 import type { LoadedModel, RowPass } from '../models/loaded-model.js';
 import { inferenceBatch } from '../models/predict.js';
 import { layOutKernelMemory } from './kernel-memory.js';
-import type { KernelModuleName } from './kernel-module.js';
+import { kernelBuild, type KernelModuleName } from './kernel-module.js';
 import { planKernel, type KernelOp } from './kernel-plan.js';
 import { forwardWork, MIN_WORK_PER_THREAD } from './kernel-threads.js';
 import { NetKernel } from './net-kernel.js';
@@ -103,6 +103,7 @@ function passThreads(rows: number, ops: KernelOp[], cores = availableParallelism
 function kernelRowPass(kernel: NetKernel, softmax: boolean): RowPass {
   return {
     label: `kernel ${kernel.module}`,
+    build: kernelBuild(kernel.module),
     threads: kernel.threads,
     predict: (x, rows) => {
       const y = kernel.predict(x, rows);

@@ -108,6 +108,7 @@ export class NetKernel {
       step_thread: NetKernel['stepThread'];
       predict: NetKernel['predictFunction'];
       predict_thread: NetKernel['predictThread'];
+      prepare_inference: (net: number, ops: number) => void;
       __heap_base: WebAssembly.Global;
     };
     if (Number(exports.__heap_base.value) > base) throw new Error('the kernel module has its heap past its memory');
@@ -131,6 +132,8 @@ export class NetKernel {
     this.params = new Float32Array(buffer, memory.params, memory.paramCount);
     // Adam's moments start at zero: a fresh memory is zeroed.
     for (const { variable, offset } of this.offsets) this.params.set(variable.dataSync(), offset);
+    // Weights that never change: what predict can make of them once (F(4x4) kernels), it makes now.
+    if (!training) for (const { net, ops } of this.programs) exports.prepare_inference(net, ops);
     if (memory.control) {
       const { at, stacks } = memory.control;
       const workers = memory.programs.slice(1).map((p, i) => ({ net: p.net, ops: p.ops, stack: stacks[i] }));

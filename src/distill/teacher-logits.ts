@@ -53,7 +53,10 @@ export async function teacherLogits(
   const computedBy = teacher.rowPass?.label ?? teacher.runtime?.label ?? backend;
   const cacheFile =
     cacheDir && teacher.fingerprint
-      ? path.join(cacheDir, `soft-targets-${await cacheKey(teacher, train, computedBy)}.f32`)
+      ? path.join(
+          cacheDir,
+          `soft-targets-${await cacheKey(teacher, train, [computedBy, teacher.rowPass?.build].filter(Boolean).join(' '))}.f32`,
+        )
       : undefined;
   if (cacheFile) {
     const cached = await readFile(cacheFile).catch(() => undefined);

@@ -32,8 +32,14 @@ export type LayoutSetting = 'auto' | 'nchw' | 'nhwc';
 
 /** A forward pass on rows in a Float32Array, with no tensor: what `predict` returns, as an array. */
 export interface RowPass {
-  /** What runs it, for the log and the soft-target cache key: "kernel simd128". */
+  /** What runs it, for the log, the report and the soft-target cache key: "kernel simd128". */
   label: string;
+  /**
+   * What its bits depend on beyond the label, for the soft-target cache key only: the kernel
+   * build's hash, so that a release whose kernel computes differently (F(4x4) where F(2x2) was)
+   * never reuses the entries of another.
+   */
+  build?: string;
   /** `rows` rows of `x` ([rows, ...inputShape]) in; [rows, outputWidth] out, in inference mode. */
   predict(x: Float32Array, rows: number): Float32Array;
   /** Threads it runs on: with more than one, the pass needs no worker threads of its own. */

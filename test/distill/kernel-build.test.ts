@@ -34,7 +34,15 @@ describe('the committed WebAssembly kernel', () => {
         WebAssembly.Module.exports(module)
           .map((e) => e.name)
           .sort(),
-      ).toEqual(['__heap_base', '__stack_pointer', 'predict', 'predict_thread', 'step', 'step_thread']);
+      ).toEqual([
+        '__heap_base',
+        '__stack_pointer',
+        'predict',
+        'predict_thread',
+        'prepare_inference',
+        'step',
+        'step_thread',
+      ]);
       expect(
         WebAssembly.Module.imports(module)
           .map((i) => `${i.module}.${i.name}`)

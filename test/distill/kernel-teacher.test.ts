@@ -177,6 +177,12 @@ describe("the teacher's pass in the training kernel", () => {
     expect([a.computedBy, b.computedBy]).toEqual(['wasm', kernel.rowPass?.label]);
     expect(a.cacheFile).not.toBe(b.cacheFile);
     expect((await teacherLogits(tf, kernel, train, 'wasm', cacheDir)).source).toBe('cache');
+    // Another build of the kernel (a release that computes differently) does not reuse the entry.
+    expect(kernel.rowPass?.build).toMatch(/^[0-9a-f]{12}$/);
+    const rebuilt = { ...kernel, rowPass: { ...kernel.rowPass!, build: 'another' } };
+    const c = await teacherLogits(tf, rebuilt, train, 'wasm', cacheDir);
+    expect([c.source, c.computedBy]).toEqual(['computed', kernel.rowPass?.label]);
+    expect(c.cacheFile).not.toBe(b.cacheFile);
   });
 
   it.each([2, 3, 5])(

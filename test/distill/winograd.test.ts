@@ -17,7 +17,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import { NET, OP } from '../../src/distill/kernel/abi.js';
 import { distillationLoss } from '../../src/distill/loss.js';
-import { planKernel, usesWinograd, WINOGRAD_MIN_CHANNELS } from '../../src/distill/kernel-plan.js';
+import { planKernel, usesWinograd, WINOGRAD_MIN_CHANNELS, winogradTile } from '../../src/distill/kernel-plan.js';
 import { NetKernel } from '../../src/distill/net-kernel.js';
 import { kdTargets, kdTerms } from '../../src/distill/targets.js';
 import { maxRelativeError, randomArray } from '../helpers.js';
@@ -142,7 +142,7 @@ describe('Winograd F(2x2, 3x3) convolutions in the WebAssembly kernel', () => {
       const student = model(input, convs);
       const plan = planKernel(student);
       if (!('ops' in plan)) throw new Error(plan.unsupported);
-      expect(plan.ops.map((op) => op.winograd)).toEqual([true, true, false]);
+      expect(plan.ops.map((op) => op.winograd)).toEqual([2, 2, 0]);
       const x = randomArray(rows * input[0] * input[1] * input[2], 3, 2);
       const before = tf.memory().numTensors;
       const [first, second, dense] = student.layers.filter((l) => l.getClassName() !== 'Flatten');
@@ -206,6 +206,73 @@ describe('Winograd F(2x2, 3x3) convolutions in the WebAssembly kernel', () => {
       optimizer.dispose();
       ours.dispose();
       reference.dispose();
+    });
+  }
+});
+
+// F(4x4, 3x3), inference only (kernel/winograd_4x4.c). Its transforms have larger coefficients
+// (B up to 5, A up to 8, G's 1/6, 1/12 and 1/24, which binary does not hold exactly): a transformed
+// input sums up to 36 terms of magnitude ~(4 + 5 + 1) x 10 ~ 100x a pixel, an output adds 36
+// products, 6 of them times 8, so partial sums run ~100x larger than a direct sum's, an order of
+// magnitude beyond F(2x2)'s ~9x. With random-signed roundings over ~36 * inC + 36 additions that
+// is ~1e-5 of the largest output (Lavin & Gray report the same order); measured here 1.5e-6 to
+// 4.5e-6. The tolerance is 1e-4: 20x what we see, still 4 orders below any wrong coefficient's
+// O(1) error, and 10x inside the 1e-3 that kernel-teacher.ts checks a teacher's logits to.
+const TOLERANCE_4X4 = 1e-4;
+
+describe('Winograd F(4x4, 3x3) for inference in the WebAssembly kernel', () => {
+  const shape = (h: number, w: number, c: number): [number, number, number] => [h, w, c];
+  it('is planned for inference only, where its 4x4 tiles need fewer products than 2x2 ones', () => {
+    const tile = (out: number) => winogradTile(shape(out, out, 16), shape(out, out, 16), [3, 3], [1, 1], 'inference');
+    expect(tile(16)).toBe(4);
+    expect(tile(8)).toBe(4);
+    expect(tile(7)).toBe(4); // 4 x 36 against 16 x 16
+    expect(tile(6)).toBe(2); // 4 x 36 = 9 x 16: no gain
+    expect(tile(2)).toBe(2);
+    expect(winogradTile(shape(16, 16, 16), shape(16, 16, 16), [3, 3], [1, 1], 'training')).toBe(2);
+    expect(winogradTile(shape(16, 16, 3), shape(16, 16, 16), [3, 3], [1, 1], 'inference')).toBe(0);
+  });
+
+  const inferenceCases: Record<string, { input: [number, number, number]; convs: [Conv, Conv] }> = {
+    'same then valid, 9x11 input (tiles overhang both edges), 8 then 13 channels': {
+      input: [9, 11, WINOGRAD_MIN_CHANNELS],
+      convs: [
+        { filters: 13, padding: 'same', activation: 'relu' },
+        { filters: 6, padding: 'valid', activation: 'linear' },
+      ],
+    },
+    'same both, 16x16 input, 32 then 64 channels (a teacher layer)': {
+      input: [16, 16, 32],
+      convs: [
+        { filters: 64, padding: 'same', activation: 'relu' },
+        { filters: 10, padding: 'same', activation: 'linear' },
+      ],
+    },
+  };
+  for (const [name, { input, convs }] of Object.entries(inferenceCases)) {
+    it(`${name}: each convolution's outputs match TF.js's`, () => {
+      const net = model(input, convs);
+      const plan = planKernel(net, 'inference');
+      if (!('ops' in plan)) throw new Error(plan.unsupported);
+      expect(plan.ops.map((op) => op.winograd)).toEqual([4, 4, 0]);
+      const x = randomArray(rows * input[0] * input[1] * input[2], 9, 2);
+      const before = tf.memory().numTensors;
+      const [first, second, dense] = net.layers.filter((l) => l.getClassName() !== 'Flatten');
+      const reference = tf.tidy(() => {
+        const h1 = first.apply(tf.tensor(x, [rows, ...input])) as Tensor;
+        const h2 = second.apply(h1) as Tensor;
+        const logits = dense.apply(tf.layers.flatten().apply(h2)) as Tensor;
+        return { h1: h1.dataSync(), h2: h2.dataSync(), logits: logits.dataSync() };
+      });
+      const kernel = NetKernel.forInference(tf, plan.ops, rows);
+      const logits = kernel.predict(x, rows);
+      const state = kernelState(kernel);
+      expect(normalisedError(state.output(0, reference.h1.length), reference.h1)).toBeLessThan(TOLERANCE_4X4);
+      expect(normalisedError(state.output(1, reference.h2.length), reference.h2)).toBeLessThan(TOLERANCE_4X4);
+      expect(normalisedError(logits, reference.logits)).toBeLessThan(TOLERANCE_4X4);
+      kernel.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      net.dispose();
     });
   }
 });

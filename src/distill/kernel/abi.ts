@@ -35,6 +35,9 @@ export const TILE = 32;
 /** WINOGRAD_CHUNK in net_kd.h. */
 export const WINOGRAD_CHUNK = 64;
 
+/** WINOGRAD4_CHUNK in net_kd.h. */
+export const WINOGRAD4_CHUNK = 32;
+
 /** THREAD_STACK in net_kd.h. */
 export const THREAD_STACK = 65536;
 

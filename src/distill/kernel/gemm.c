@@ -7,13 +7,19 @@
 #include "ops.h"
 #include "vector.h"
 
+// gemmSet's start without a bias: never read (the accumulators start from zero), only told apart.
+static const float NO_BIAS[4] __attribute__((aligned(16)));
+
 // A micro-kernel keeps an RB x (4 * NV) block of out in registers while it walks K: per step, NV
 // loads of B are shared by RB rows. Always inlined with constant RB and NV, so the accumulators
-// are registers, not memory.
-static inline __attribute__((always_inline)) void microKernel(const int RB, const int NV, float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 K) {
+// are registers, not memory. The accumulators start from out (gemm), or from `start` in every
+// row, a bias or zeros (gemmSet): the same additions in the same order as copying it into out
+// first, without the pass over out that would cost.
+static inline __attribute__((always_inline)) void microKernel(const int RB, const int NV, float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 K, const float *start) {
   v128_t acc[4][2];
   for (int r = 0; r < RB; r++)
-    for (int v = 0; v < NV; v++) acc[r][v] = wasm_v128_load(out + r * os + 4 * v);
+    for (int v = 0; v < NV; v++)
+      acc[r][v] = start == NO_BIAS ? wasm_f32x4_splat(0.0f) : wasm_v128_load(start ? start + 4 * v : out + r * os + 4 * v);
   for (u32 i = 0; i < K; i++) {
     v128_t row[2];
     for (int v = 0; v < NV; v++) row[v] = wasm_v128_load(b + i * bs + 4 * v);
@@ -26,13 +32,16 @@ static inline __attribute__((always_inline)) void microKernel(const int RB, cons
     for (int v = 0; v < NV; v++) wasm_v128_store(out + r * os + 4 * v, acc[r][v]);
 }
 
-static inline __attribute__((always_inline)) void rowBlock(const int RB, float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 N, u32 K) {
+// Where column c's accumulators start: out (0), no bias (NO_BIAS), or the bias from c on.
+static inline const float *startAt(const float *start, u32 c) { return start == 0 || start == NO_BIAS ? start : start + c; }
+
+static inline __attribute__((always_inline)) void rowBlock(const int RB, float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 N, u32 K, const float *start) {
   u32 c = 0;
-  for (; c + 8 <= N; c += 8) microKernel(RB, 2, out + c, os, a, ar, ai, b + c, bs, K);
-  if (c + 4 <= N) { microKernel(RB, 1, out + c, os, a, ar, ai, b + c, bs, K); c += 4; }
+  for (; c + 8 <= N; c += 8) microKernel(RB, 2, out + c, os, a, ar, ai, b + c, bs, K, startAt(start, c));
+  if (c + 4 <= N) { microKernel(RB, 1, out + c, os, a, ar, ai, b + c, bs, K, startAt(start, c)); c += 4; }
   for (; c < N; c++)
     for (int r = 0; r < RB; r++) {
-      float s = out[r * os + c];
+      float s = start == NO_BIAS ? 0.0f : start ? start[c] : out[r * os + c];
       for (u32 i = 0; i < K; i++) s += a[r * ar + i * ai] * b[i * bs + c];
       out[r * os + c] = s;
     }
@@ -40,12 +49,20 @@ static inline __attribute__((always_inline)) void rowBlock(const int RB, float *
 
 // A is read through strides (A[r][i] = a[r * ar + i * ai]) so that the same code multiplies by a
 // transposed patch matrix.
-void gemm(float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 M, u32 N, u32 K) {
+static inline __attribute__((always_inline)) void product(float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 M, u32 N, u32 K, const float *start) {
   u32 r = 0;
-  for (; r + 4 <= M; r += 4) rowBlock(4, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K);
+  for (; r + 4 <= M; r += 4) rowBlock(4, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K, start);
   switch (M - r) {
-    case 3: rowBlock(3, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K); break;
-    case 2: rowBlock(2, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K); break;
-    case 1: rowBlock(1, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K); break;
+    case 3: rowBlock(3, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K, start); break;
+    case 2: rowBlock(2, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K, start); break;
+    case 1: rowBlock(1, out + r * os, os, a + r * ar, ar, ai, b, bs, N, K, start); break;
   }
+}
+
+void gemm(float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 M, u32 N, u32 K) {
+  product(out, os, a, ar, ai, b, bs, M, N, K, 0);
+}
+
+void gemmSet(float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 M, u32 N, u32 K, const float *bias) {
+  product(out, os, a, ar, ai, b, bs, M, N, K, bias ? bias : NO_BIAS);
 }

@@ -35,6 +35,8 @@ enum OpType { CONV = 0, DEPTHWISE = 1, MAX_POOL = 2, AVG_POOL = 3, GLOBAL_AVG = 
 // Tiles a Winograd convolution (winograd.c) transforms and multiplies together; the host sizes
 // Op.scratch by it.
 #define WINOGRAD_CHUNK 64
+// The same for F(4x4, 3x3) (winograd_4x4.c), whose tiles are 36 values each.
+#define WINOGRAD4_CHUNK 32
 // Bytes of stack each worker thread's instance gets (the host places them; scripts/build-kernel.mjs
 // links the module, whose own stack thread 0 uses, with this much).
 #define THREAD_STACK 65536
@@ -80,7 +82,7 @@ typedef struct {
   float *aux;            // CONV: the batch's patches (Winograd: its transformed input tiles); norms: x-hat; DROPOUT: the scaled mask; max pools: argmax (as u32)
   float *stats;          // BATCH_NORM: [BATCH_NORM_STATS, C] per-channel scratch; LAYER_NORM: 1/std per position
   float *scratch;        // CONV: the kernel transposed, then TILE pixels' patch gradients (Winograd: see winograd.c)
-  u32 winograd;          // CONV: 1 for Winograd F(2x2, 3x3) (3x3, stride 1; the host chooses by shape), else 0
+  u32 winograd;          // CONV: Winograd's output tile side, 2 for F(2x2, 3x3), 4 for F(4x4, 3x3) (inference only), 0 for im2col; the host chooses by shape
 } Op;
 
 // What the workers run when the host bumps Control.go: a training step (step_thread) or a
@@ -192,6 +194,9 @@ FIELD_AT(Op, winograd, 26, 1);
 // address of its logits ([rows, classes]); it changes no weight or statistic.
 float step(const Net *s, const Op *ops, u32 rows, float rate, float epsilon, float beta1, float beta2);
 const float *predict(const Net *s, const Op *ops, u32 rows);
+// prepare_inference readies a kernel made for inference (its weights written, never changed) for
+// predict: it transforms the kernels of F(4x4, 3x3) convolutions once (winograd_4x4.c).
+void prepare_inference(const Net *s, const Op *ops);
 // step_thread is thread `thread`'s part of a data-parallel step over Control.rows rows (the host
 // starts the others and runs thread 0's): forward and backward on its rows, with BATCH_NORM's
 // statistics and sums reduced across threads, then the summed gradients and Adam on its slice

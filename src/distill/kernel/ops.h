@@ -33,21 +33,27 @@ void teamAdam(const Net *s, Team *team);
 
 // gemm.c: out[M x N] (row stride os) += A . B, A[r][i] = a[r * ar + i * ai], B[i][c] = b[i * bs + c].
 void gemm(float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 M, u32 N, u32 K);
+// gemm.c: out = bias + A . B, the bias [N] in every row (zeros where bias is 0), without reading out.
+void gemmSet(float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 M, u32 N, u32 K, const float *bias);
 
 // conv.c: CONV, a convolution (im2col, gemm, col2im); a Dense layer is a 1x1 one of a 1x1 image.
 void convForward(const Op *op, const float *params, const float *in, u32 rows);
 void convBackward(const Op *op, const float *params, float *grads, const float *in, const float *dOut, float *dIn, u32 rows);
 
-// winograd.c: CONV by Winograd F(2x2, 3x3), where Op.winograd says so (conv.c hands over).
+// winograd.c: CONV by Winograd F(2x2, 3x3), where Op.winograd is 2 (conv.c hands over).
 void winogradForward(const Op *op, const float *params, const float *in, u32 rows);
 void winogradBackward(const Op *op, float *grads, const float *dOut, float *dIn, u32 rows);
+
+// winograd_4x4.c: CONV by Winograd F(4x4, 3x3), inference only, where Op.winograd is 4.
+void winograd4Forward(const Op *op, const float *params, const float *in, u32 rows);
 
 // depthwise.c: DEPTHWISE.
 void depthwiseForward(const Op *op, const float *params, const float *in, u32 rows);
 void depthwiseBackward(const Op *op, const float *params, float *grads, const float *in, const float *dOut, float *dIn, u32 rows);
 
 // pool.c: MAX_POOL and AVG_POOL; GLOBAL_MAX and GLOBAL_AVG.
-void poolForward(const Op *op, const float *in, u32 rows);
+// keep: 1 where a backward pass follows (a max pool keeps its argmax), 0 in inference.
+void poolForward(const Op *op, const float *in, u32 rows, int keep);
 void poolBackward(const Op *op, const float *dOut, float *dIn, u32 rows);
 void globalPoolForward(const Op *op, const float *in, u32 rows);
 void globalPoolBackward(const Op *op, const float *dOut, float *dIn, u32 rows);

@@ -7,9 +7,49 @@
 #include "ops.h"
 #include "vector.h"
 
+// The common max pool, 2x2 windows at stride 2 that all lie inside the input: the four taps of
+// a window at once, compared in the general loop's order (a later tap wins only where greater),
+// so the outputs and the argmax are the same bits. Inference (`keep` 0) skips the argmax.
+static int isHalving(const Op *op) {
+  return op->type == MAX_POOL && op->kh == 2 && op->kw == 2 && op->sh == 2 && op->sw == 2 && op->padT == 0 &&
+         op->padL == 0 && 2 * op->outH <= op->inH && 2 * op->outW <= op->inW && op->inC % 4 == 0;
+}
+
+static void halvingMaxPool(const Op *op, const float *in, u32 rows, int keep) {
+  const Op L = *op;
+  const u32 C = L.inC, rowStride = L.inW * C;
+  const v128_t lanes = wasm_i32x4_make(0, 1, 2, 3);
+  for (u32 r = 0; r < rows; r++) {
+    const float *x = in + r * inSize(&L);
+    float *y = L.output + r * outSize(&L);
+    u32 *argmax = (u32 *)L.aux + r * outSize(&L);
+    for (u32 oy = 0; oy < L.outH; oy++)
+      for (u32 ox = 0; ox < L.outW; ox++) {
+        const u32 at = (2 * oy * L.inW + 2 * ox) * C, taps[4] = {at, at + C, at + rowStride, at + rowStride + C};
+        float *yo = y + (oy * L.outW + ox) * C;
+        u32 *ao = argmax + (oy * L.outW + ox) * C;
+        for (u32 c = 0; c < C; c += 4) {
+          v128_t best = wasm_v128_load(x + taps[0] + c);
+          v128_t where = wasm_i32x4_add(wasm_i32x4_splat((int)(taps[0] + c)), lanes);
+          for (int t = 1; t < 4; t++) {
+            const v128_t v = wasm_v128_load(x + taps[t] + c), greater = wasm_f32x4_gt(v, best);
+            best = wasm_v128_bitselect(v, best, greater);
+            if (keep) where = wasm_v128_bitselect(wasm_i32x4_add(wasm_i32x4_splat((int)(taps[t] + c)), lanes), where, greater);
+          }
+          wasm_v128_store(yo + c, best);
+          if (keep) wasm_v128_store(ao + c, where);
+        }
+      }
+  }
+}
+
 // Per output pixel, the window's taps in turn, all channels of a tap at once (they are
 // contiguous): four lanes at a time, the max and where it was kept without branches.
-void poolForward(const Op *op, const float *in, u32 rows) {
+void poolForward(const Op *op, const float *in, u32 rows, int keep) {
+  if (isHalving(op)) {
+    halvingMaxPool(op, in, rows, keep);
+    return;
+  }
   const Op L = *op;
   const u32 C = L.inC;
   const int isMax = L.type == MAX_POOL;

@@ -10,12 +10,13 @@
 #include "vector.h"
 
 // team: 0 in the single-threaded step; in a data-parallel one, this thread's view (ops.h).
-static void forward(const Net *s, const Op *op, u32 index, const float *in, u32 rows, Team *team) {
+// training: 0 in predict, where nothing the backward pass needs is kept.
+static void forward(const Net *s, const Op *op, u32 index, const float *in, u32 rows, Team *team, int training) {
   switch (op->type) {
     case CONV: convForward(op, s->params, in, rows); break;
     case DEPTHWISE: depthwiseForward(op, s->params, in, rows); break;
     case MAX_POOL:
-    case AVG_POOL: poolForward(op, in, rows); break;
+    case AVG_POOL: poolForward(op, in, rows, training); break;
     case GLOBAL_AVG:
     case GLOBAL_MAX: globalPoolForward(op, in, rows); break;
     case DROPOUT: dropoutForward(op, index, s->seed, in, rows, team ? team->firstRow * inSize(op) : 0); break;
@@ -54,7 +55,7 @@ static void backward(const Net *s, const Op *op, const float *in, float *dOut, f
 static double forwardBackward(const Net *s, const Op *ops, u32 rows, u32 totalRows, Team *team) {
   const float *input = s->x;
   for (u32 l = 0; l < s->ops; l++) {
-    forward(s, ops + l, l, input, rows, team);
+    forward(s, ops + l, l, input, rows, team, 1);
     input = ops[l].output;
   }
   const Op *last = ops + s->ops - 1;
@@ -124,7 +125,7 @@ const float *predict(const Net *s, const Op *ops, u32 rows) {
     const Op *op = ops + l;
     if (op->type == DROPOUT) continue;
     if (op->type == BATCH_NORM) batchNormInfer(op, s->params, input, rows);
-    else forward(s, op, l, input, rows, 0);
+    else forward(s, op, l, input, rows, 0, 0);
     input = op->output;
   }
   return input;

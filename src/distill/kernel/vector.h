@@ -32,6 +32,24 @@ static inline void copy(float *__restrict to, const float *__restrict from, u32 
   for (; i < n; i++) to[i] = from[i];
 }
 
+// Four channels from c on, n of them real: a tail of fewer than 4 reads and writes only n (the
+// rest read as 0), by lane loads and stores rather than a round trip through memory.
+static inline v128_t load4(const float *p, u32 n) {
+  if (n >= 4) return wasm_v128_load(p);
+  if (n == 1) return wasm_v128_load32_zero(p);
+  const v128_t two = wasm_v128_load64_zero(p);
+  return n == 2 ? two : wasm_v128_load32_lane(p + 2, two, 2);
+}
+
+static inline void store4(float *p, v128_t v, u32 n) {
+  if (n >= 4) wasm_v128_store(p, v);
+  else if (n == 1) wasm_v128_store32_lane(p, v, 0);
+  else {
+    wasm_v128_store64_lane(p, v, 0);
+    if (n == 3) wasm_v128_store32_lane(p + 2, v, 2);
+  }
+}
+
 // to += from.
 static inline void addSpan(float *__restrict to, const float *__restrict from, u32 n) {
   u32 i = 0;

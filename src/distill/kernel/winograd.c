@@ -39,24 +39,6 @@ typedef v128_t V4;
 #define ADD wasm_f32x4_add
 #define SUB wasm_f32x4_sub
 
-// Four channels from c on, n of them real: a tail of fewer than 4 reads and writes only n (the
-// rest read as 0), by lane loads and stores rather than a round trip through memory.
-static inline V4 load4(const float *p, u32 n) {
-  if (n >= 4) return wasm_v128_load(p);
-  if (n == 1) return wasm_v128_load32_zero(p);
-  const V4 two = wasm_v128_load64_zero(p);
-  return n == 2 ? two : wasm_v128_load32_lane(p + 2, two, 2);
-}
-
-static inline void store4(float *p, V4 v, u32 n) {
-  if (n >= 4) wasm_v128_store(p, v);
-  else if (n == 1) wasm_v128_store32_lane(p, v, 0);
-  else {
-    wasm_v128_store64_lane(p, v, 0);
-    if (n == 3) wasm_v128_store32_lane(p + 2, v, 2);
-  }
-}
-
 static inline V4 half(V4 v) { return wasm_f32x4_mul(v, wasm_f32x4_splat(0.5f)); }
 
 // Where a tile lies: its image and its top-left output pixel.
@@ -250,8 +232,7 @@ void winogradForward(const Op *op, const float *params, const float *in, u32 row
     const u32 count = total - p0 < WINOGRAD_CHUNK ? total - p0 : WINOGRAD_CHUNK;
     float *v = L.aux + p0 * 16 * C;
     inputTransform(op, in, p0, count, v);
-    zero(m, 16 * count * N);
-    for (u32 k = 0; k < 16; k++) gemm(m + k * N, 16 * N, v + k * C, 16 * C, 1, u + k * C * N, N, count, N, C);
+    for (u32 k = 0; k < 16; k++) gemmSet(m + k * N, 16 * N, v + k * C, 16 * C, 1, u + k * C * N, N, count, N, C, 0);
     outputTransform(op, L.hasBias ? params + L.bias : 0, m, p0, count);
   }
   activateAll(L.output, rows * outSize(&L), L.activation);
@@ -280,8 +261,7 @@ void winogradBackward(const Op *op, float *grads, const float *dOut, float *dIn,
     outputGradientTransform(op, dOut, dm, p0, count);
     for (u32 k = 0; k < 16; k++) gemm(du + k * C * N, N, v + k * C, 1, 16 * C, dm + k * N, 16 * N, C, N, count);
     if (!dIn) continue;
-    zero(dv, 16 * count * C);
-    for (u32 k = 0; k < 16; k++) gemm(dv + k * C, 16 * C, dm + k * N, 16 * N, 1, ut + k * N * C, C, count, C, N);
+    for (u32 k = 0; k < 16; k++) gemmSet(dv + k * C, 16 * C, dm + k * N, 16 * N, 1, ut + k * N * C, C, count, C, N, 0);
     inputGradientTransform(op, dv, dIn, p0, count);
   }
   weightGradientTransform(op, du, grads + L.weight);
