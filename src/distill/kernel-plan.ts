@@ -98,13 +98,30 @@ export function planKernel(model: LayersModel, purpose: KernelPurpose = 'trainin
     dropsSoftmax = isLast && config.activation === 'softmax';
     const translation = translateLayer(layer, className, config, shape, isLast, name, purpose);
     if (typeof translation === 'string') return { unsupported: `${name}: ${translation}` };
-    ops.push(...translation.ops);
+    for (const op of translation.ops) pushFused(ops, op);
     shape = translation.shape;
   }
   const last = ops[ops.length - 1];
   if (!last || last.output[0] * last.output[1] !== 1)
     return { unsupported: 'the stack does not end in one vector of class scores per row' };
   return { ops, dropsSoftmax };
+}
+
+/** Ops whose kernel code applies Op.activation to its output (and its derivative first in backward). */
+const APPLIES_ACTIVATION = new Set<KernelOp['type']>(['conv', 'depthwise', 'batchNorm']);
+
+/**
+ * Appends `op`, or, for an Activation layer right after an op that applies its own activation and
+ * has none, gives the activation to that op: the same arithmetic (an activation of the op's
+ * output, its derivative on the way back) without a pass of its own and a buffer.
+ */
+function pushFused(ops: KernelOp[], op: KernelOp): void {
+  const previous = ops[ops.length - 1];
+  if (op.type === 'activation' && previous && APPLIES_ACTIVATION.has(previous.type) && previous.activation === 'linear') {
+    ops[ops.length - 1] = { ...previous, activation: op.activation, layer: `${previous.layer} + ${op.layer}` };
+    return;
+  }
+  ops.push(op);
 }
 
 function translateLayer(

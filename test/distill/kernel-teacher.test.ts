@@ -95,7 +95,7 @@ describe("the teacher's pass in the training kernel", () => {
     async (head) => {
       const { choice, kernel, expected, actual } = await bothWays(convTeacher(head));
       expect(choice).toEqual({
-        attached: expect.stringMatching(/^in the training kernel \((simd128|relaxed-simd)(, \d+ threads)?, 7 ops\)$/),
+        attached: expect.stringMatching(/^in the training kernel \((simd128|relaxed-simd)(, \d+ threads)?, 6 ops\)$/),
       });
       expect(kernel.rowPass?.label).toMatch(/^kernel (simd128|relaxed-simd)$/);
       if (head !== 'sigmoid') expect(kernel.output).toBe(head === 'linear' ? 'logits' : 'probabilities');
@@ -192,7 +192,7 @@ describe("the teacher's pass in the training kernel", () => {
       const [one, many] = [asTeacher(model), asTeacher(model)];
       expect(attachKernelPass(tf, one, 'wasm', { threads: 1 })).toHaveProperty('attached');
       expect(attachKernelPass(tf, many, 'wasm', { threads })).toEqual({
-        attached: expect.stringContaining(`, ${threads} threads, 7 ops)`),
+        attached: expect.stringContaining(`, ${threads} threads, 6 ops)`),
       });
       expect([one.rowPass?.threads, many.rowPass?.threads]).toEqual([1, threads]);
       // 61 rows: calls of rows * threads rows, the last one short and split unevenly.

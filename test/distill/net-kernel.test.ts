@@ -382,6 +382,36 @@ describe('the WebAssembly kernel step', () => {
     student.dispose();
   });
 
+  it('gives an Activation layer to the conv or batch normalisation before it, where that one has none', async () => {
+    const layers: LayerSpec[] = [
+      { type: 'conv2d', filters: 4, kernelSize: 3, useBias: false },
+      { type: 'batchNormalization' },
+      { type: 'activation', activation: 'relu' },
+      { type: 'conv2d', filters: 4, kernelSize: 3, activation: 'tanh' },
+      { type: 'activation', activation: 'relu' },
+      { type: 'maxPooling2d', poolSize: 2 },
+      { type: 'activation', activation: 'sigmoid' },
+      { type: 'flatten' },
+      { type: 'dense', units: 3 },
+      { type: 'activation', activation: 'tanh' },
+    ];
+    const student = await buildStudent(tf, { layers }, [8, 8, 2], 1);
+    const plan = planKernel(student.layers as LayersModel);
+    if (!('ops' in plan)) throw new Error(plan.unsupported);
+    // Fused: batchNorm + relu, the dense layer + tanh. Not: a conv's own tanh, then relu; a pool.
+    expect(plan.ops.map((op) => `${op.type}:${op.activation}`)).toEqual([
+      'conv:linear',
+      'batchNorm:relu',
+      'conv:tanh',
+      'activation:relu',
+      'maxPool:linear',
+      'activation:sigmoid',
+      'conv:tanh',
+    ]);
+    expect(plan.ops[1].layer).toMatch(/^BatchNormalization layer \S+ \+ Activation layer \S+$/);
+    student.dispose();
+  });
+
   it('computes window sizes and padding as TF does', () => {
     expect(windowGeometry([7, 8, 1], [3, 3], [2, 2], 'same')).toEqual({ output: [4, 4], padding: [1, 0] });
     expect(windowGeometry([7, 8, 1], [3, 3], [2, 2], 'valid')).toEqual({ output: [3, 3], padding: [0, 0] });

@@ -1,6 +1,7 @@
 // Normalisation: BATCH_NORM, batch statistics per channel (and Keras's moving statistics), and
 // LAYER_NORM, statistics per position over its channels. Both keep x-hat in Op.aux.
 
+#include "activation.h"
 #include "ops.h"
 #include "vector.h"
 
@@ -20,13 +21,28 @@ static void addProducts(float *__restrict sums, float *__restrict products, cons
   }
 }
 
-// h = (x - mean) * inverse; y = gamma * h + beta.
-static void normalise(float *__restrict h, float *__restrict y, const float *__restrict x, const float *__restrict mean, const float *__restrict inverse, const float *__restrict gamma, const float *__restrict beta, u32 count, u32 C) {
+// h = (x - mean) * inverse; y = activation(gamma * h + beta): an Activation layer after the
+// normalisation is fused into it (kernel-plan.ts), a relu in this same pass.
+static void normalise(float *__restrict h, float *__restrict y, const float *__restrict x, const float *__restrict mean, const float *__restrict inverse, const float *__restrict gamma, const float *__restrict beta, u32 count, u32 C, u32 activation) {
+  if (activation == RELU && C % 4 == 0) {
+    // The relu as activateAll does it (f32x4.max with zero), so the bits are those of an
+    // Activation op after the normalisation.
+    for (u32 p = 0; p < count; p++)
+      for (u32 c = 0; c < C; c += 4) {
+        const u32 at = p * C + c;
+        const v128_t v = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + at), wasm_v128_load(mean + c)), wasm_v128_load(inverse + c));
+        wasm_v128_store(h + at, v);
+        const v128_t out = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(gamma + c), v), wasm_v128_load(beta + c));
+        wasm_v128_store(y + at, wasm_f32x4_max(out, wasm_f32x4_splat(0.0f)));
+      }
+    return;
+  }
   for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) {
     const float v = (x[p * C + c] - mean[c]) * inverse[c];
     h[p * C + c] = v;
     y[p * C + c] = gamma[c] * v + beta[c];
   }
+  activateAll(y, count * C, activation);
 }
 
 // The batch's positions per channel: this thread's, or every thread's in a data-parallel step.
@@ -60,7 +76,7 @@ void batchNormForward(const Op *op, float *params, const float *in, u32 rows, Te
     gamma[c] = L.hasWeight ? params[L.weight + c] : 1.0f;
     beta[c] = L.hasBias ? params[L.bias + c] : 0.0f;
   }
-  normalise(L.aux, L.output, in, mean, inverse, gamma, beta, count, C);
+  normalise(L.aux, L.output, in, mean, inverse, gamma, beta, count, C, L.activation);
 }
 
 // Inference (the per-epoch probe): the moving statistics, as Keras's layer outside training;
@@ -75,10 +91,11 @@ void batchNormInfer(const Op *op, const float *params, const float *in, u32 rows
     gamma[c] = L.hasWeight ? params[L.weight + c] : 1.0f;
     beta[c] = L.hasBias ? params[L.bias + c] : 0.0f;
   }
-  normalise(L.aux, L.output, in, mean, inverse, gamma, beta, count, C);
+  normalise(L.aux, L.output, in, mean, inverse, gamma, beta, count, C, L.activation);
 }
 
-// dx = gamma / std * (dy - mean(dy) - x-hat * mean(dy * x-hat))
+// dx = gamma / std * (dy - mean(dy) - x-hat * mean(dy * x-hat)); dy is past the fused
+// activation's derivative (step.c applies it first).
 static void batchNormInputGradient(float *__restrict dx, const float *__restrict d, const float *__restrict h, const float *__restrict scale, const float *__restrict meanD, const float *__restrict meanDH, u32 count, u32 C) {
   for (u32 p = 0; p < count; p++) for (u32 c = 0; c < C; c++) dx[p * C + c] = scale[c] * (d[p * C + c] - meanD[c] - h[p * C + c] * meanDH[c]);
 }

@@ -44,7 +44,10 @@ static void backward(const Net *s, const Op *op, const float *in, float *dOut, f
     case GLOBAL_AVG:
     case GLOBAL_MAX: if (dIn) globalPoolBackward(op, dOut, dIn, rows); break;
     case DROPOUT: if (dIn) dropoutBackward(op, dOut, dIn, rows); break;
-    case BATCH_NORM: batchNormBackward(op, s->params, s->grads, dOut, dIn, rows, team); break;
+    case BATCH_NORM:
+      applyDerivative(dOut, op->output, n, op->activation);
+      batchNormBackward(op, s->params, s->grads, dOut, dIn, rows, team);
+      break;
     case LAYER_NORM: layerNormBackward(op, s->params, s->grads, dOut, dIn, rows); break;
     case ACTIVATION: activationBackward(op, dOut, dIn, rows); break;
   }
