@@ -32,6 +32,18 @@ static inline __attribute__((always_inline)) void microKernel(const int RB, cons
     for (int v = 0; v < NV; v++) wasm_v128_store(out + r * os + 4 * v, acc[r][v]);
 }
 
+// The last 1-3 columns (a Dense head of 10 classes has 2): one vector whose unused lanes load
+// zeros and are never stored, so they cost what 4 columns do rather than a scalar loop over K each.
+static inline __attribute__((always_inline)) void tailKernel(const int RB, float *out, u32 os, const float *a, u32 ar, u32 ai, const float *b, u32 bs, u32 K, const float *start, u32 n) {
+  v128_t acc[4];
+  for (int r = 0; r < RB; r++) acc[r] = start == NO_BIAS ? wasm_f32x4_splat(0.0f) : load4(start ? start : out + r * os, n);
+  for (u32 i = 0; i < K; i++) {
+    const v128_t row = load4(b + i * bs, n);
+    for (int r = 0; r < RB; r++) acc[r] = MADD(acc[r], wasm_f32x4_splat(a[r * ar + i * ai]), row);
+  }
+  for (int r = 0; r < RB; r++) store4(out + r * os, acc[r], n);
+}
+
 // Where column c's accumulators start: out (0), no bias (NO_BIAS), or the bias from c on.
 static inline const float *startAt(const float *start, u32 c) { return start == 0 || start == NO_BIAS ? start : start + c; }
 
@@ -39,12 +51,7 @@ static inline __attribute__((always_inline)) void rowBlock(const int RB, float *
   u32 c = 0;
   for (; c + 8 <= N; c += 8) microKernel(RB, 2, out + c, os, a, ar, ai, b + c, bs, K, startAt(start, c));
   if (c + 4 <= N) { microKernel(RB, 1, out + c, os, a, ar, ai, b + c, bs, K, startAt(start, c)); c += 4; }
-  for (; c < N; c++)
-    for (int r = 0; r < RB; r++) {
-      float s = start == NO_BIAS ? 0.0f : start ? start[c] : out[r * os + c];
-      for (u32 i = 0; i < K; i++) s += a[r * ar + i * ai] * b[i * bs + c];
-      out[r * os + c] = s;
-    }
+  if (c < N) tailKernel(RB, out + c, os, a, ar, ai, b + c, bs, K, startAt(start, c), N - c);
 }
 
 // A is read through strides (A[r][i] = a[r * ar + i * ai]) so that the same code multiplies by a
