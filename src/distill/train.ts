@@ -231,11 +231,8 @@ export async function distill(
 
 /** Rows `rows` of `source` ([*, width]) into `into`, one after another. */
 function gather(source: Float32Array, width: number, rows: ArrayLike<number>, into: Float32Array): void {
-  for (let i = 0; i < rows.length; i++) {
-    const from = rows[i] * width;
-    const to = i * width;
-    for (let j = 0; j < width; j++) into[to + j] = source[from + j];
-  }
+  // A row at a time by TypedArray.set (a memcpy): an element loop cost 2% of an image student's epoch.
+  for (let i = 0; i < rows.length; i++) into.set(source.subarray(rows[i] * width, (rows[i] + 1) * width), i * width);
 }
 
 /**
