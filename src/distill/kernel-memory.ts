@@ -132,6 +132,14 @@ export function layOutKernelMemory(
   };
 }
 
+/**
+ * Seconds a kernel thread waits for the others (at a step's barrier, or the host for a pass's
+ * workers) with none of them arriving, before it gives up: a worker that died without a word
+ * would otherwise hold the run, with the host's event loop blocked, until the CI job's timeout.
+ * Healthy threads have even shares and meet within milliseconds.
+ */
+export const KERNEL_PATIENCE_SECONDS = 120;
+
 /** The Control block of a data-parallel step and what it points at; a stack per worker. */
 function layOutControl(memory: Layout, ops: KernelOp[], programs: KernelMemory['programs']): KernelMemory['control'] {
   const threads = programs.length;
@@ -158,6 +166,7 @@ function layOutControl(memory: Layout, ops: KernelOp[], programs: KernelMemory['
     losses,
     grads,
     task: TASK.step,
+    patience: KERNEL_PATIENCE_SECONDS,
   };
   return { at, struct, stacks };
 }

@@ -117,7 +117,12 @@ const APPLIES_ACTIVATION = new Set<KernelOp['type']>(['conv', 'depthwise', 'batc
  */
 function pushFused(ops: KernelOp[], op: KernelOp): void {
   const previous = ops[ops.length - 1];
-  if (op.type === 'activation' && previous && APPLIES_ACTIVATION.has(previous.type) && previous.activation === 'linear') {
+  if (
+    op.type === 'activation' &&
+    previous &&
+    APPLIES_ACTIVATION.has(previous.type) &&
+    previous.activation === 'linear'
+  ) {
     ops[ops.length - 1] = { ...previous, activation: op.activation, layer: `${previous.layer} + ${op.layer}` };
     return;
   }

@@ -17,7 +17,14 @@ const WORDS = {
   go: CONTROL.fields.go.word,
   stop: CONTROL.fields.stop.word,
   task: CONTROL.fields.task.word,
+  patience: CONTROL.fields.patience.word,
 } as const;
+
+/** Control.abort's value when a thread gave up waiting at a barrier (kernel/parallel.c). */
+const ABORT_PATIENCE = 2;
+/** Why a wait for the other threads ended without them. */
+const stoppedWorker = (seconds: number) =>
+  `a kernel worker thread stopped without a word: none arrived where the others waited for ${seconds} s`;
 
 /**
  * A worker, as a CommonJS script (eval): nothing to bundle or resolve. A failure (instantiation,
@@ -109,12 +116,17 @@ export class KernelThreads {
 
   /**
    * Blocks until `workers` workers have counted themselves done in Control.arrived (a
-   * predict_thread), then resets the count; throws when one failed (Control.abort).
+   * predict_thread), then resets the count; throws when one failed (Control.abort), or when
+   * none has arrived for Control.patience seconds (a worker that died without a word).
    */
   awaitDone(workers: number): void {
     const words = this.words;
+    let [last, since] = [-1, performance.now()];
     for (let done = Atomics.load(words, WORDS.arrived); done < workers; done = Atomics.load(words, WORDS.arrived)) {
       if (Atomics.load(words, WORDS.abort)) throw new Error('a kernel worker thread failed');
+      if (done !== last) [last, since] = [done, performance.now()];
+      else if (performance.now() - since >= Atomics.load(words, WORDS.patience) * 1000)
+        throw new Error(stoppedWorker(Atomics.load(words, WORDS.patience)));
       // Timed, so that a worker that failed (setting abort, not the count) is noticed.
       Atomics.wait(words, WORDS.arrived, done, 100);
     }
@@ -126,6 +138,7 @@ export class KernelThreads {
    * at a barrier so that it traps too, and returns what the workers said, if anything.
    */
   fail(): string[] {
+    const gaveUp = Atomics.load(this.words, WORDS.abort) === ABORT_PATIENCE;
     Atomics.store(this.words, WORDS.abort, 1);
     Atomics.notify(this.words, WORDS.generation);
     const said: string[] = [];
@@ -133,7 +146,7 @@ export class KernelThreads {
       for (let message = receiveMessageOnPort(port); message; message = receiveMessageOnPort(port))
         said.push(String(message.message));
     }
-    return said;
+    return gaveUp ? [...said, stoppedWorker(Atomics.load(this.words, WORDS.patience))] : said;
   }
 
   /** Stops the workers and terminates them; idempotent. */

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
+import type { Worker } from 'node:worker_threads';
 import type { LayersModel } from '@tensorflow/tfjs';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { resolveBackend, type Tf } from '../../src/backend/resolve.js';
 import type { LayerSpec } from '../../src/config/schema.js';
 import { inMemoryDataset } from '../../src/data/dataset.js';
-import { OP } from '../../src/distill/kernel/abi.js';
+import { CONTROL, OP } from '../../src/distill/kernel/abi.js';
 import { planKernel } from '../../src/distill/kernel-plan.js';
 import {
   forwardWork,
@@ -219,6 +220,47 @@ describe('the kernel worker threads', () => {
       student.dispose();
     });
   }
+
+  it('give up on a worker that died without a word, after Control.patience seconds, rather than hang', async () => {
+    const { kernel, student, run } = await kernelOf(2);
+    run();
+    const inside = kernel as unknown as {
+      memory: WebAssembly.Memory;
+      control: { at: number; threads: { workers: Worker[] } };
+    };
+    // One second instead of the shipped 120, then the worker's isolate is ended under it, as an
+    // out-of-memory kill would: no catch runs, nothing is posted, no abort is set.
+    new Uint32Array(inside.memory.buffer)[inside.control.at / 4 + CONTROL.fields.patience.word] = 1;
+    await inside.control.threads.workers[0].terminate();
+    const started = performance.now();
+    let caught: unknown;
+    try {
+      run();
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(KernelTrap);
+    expect((caught as Error).message).toMatch(/stopped without a word: none arrived where the others waited for 1 s/);
+    expect(run).toThrow(/closed/);
+    expect(performance.now() - started).toBeLessThan(30_000);
+    kernel.dispose();
+    student.dispose();
+  });
+
+  it('say which wait gave up: a pass whose worker died without a word', async () => {
+    const { kernel, student } = await kernelOf(2);
+    const inside = kernel as unknown as {
+      memory: WebAssembly.Memory;
+      control: { at: number; threads: { workers: Worker[] } };
+    };
+    new Uint32Array(inside.memory.buffer)[inside.control.at / 4 + CONTROL.fields.patience.word] = 1;
+    await inside.control.threads.workers[0].terminate();
+    expect(() => kernel.predict(randomArray(8 * 72, 3, 2), 8)).toThrow(
+      /a kernel worker thread stopped without a word: none arrived where the others waited for 1 s/,
+    );
+    kernel.dispose();
+    student.dispose();
+  });
 
   it('are stopped when training is cancelled, and the run says how many threads trained', async () => {
     const rows = 96;

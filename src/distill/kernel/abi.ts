@@ -103,7 +103,7 @@ export const OP = {
 
 /** Control of net_kd.h: its size in bytes; per field, its offset in 4-byte words, its elements and their kind. */
 export const CONTROL = {
-  bytes: 64,
+  bytes: 68,
   fields: {
     threads: { word: 0, count: 1, kind: 'u32' },
     arrived: { word: 1, count: 1, kind: 'u32' },
@@ -121,5 +121,6 @@ export const CONTROL = {
     losses: { word: 13, count: 1, kind: 'ptr' },
     grads: { word: 14, count: 1, kind: 'ptr' },
     task: { word: 15, count: 1, kind: 'u32' },
+    patience: { word: 16, count: 1, kind: 'u32' },
   },
 } as const;

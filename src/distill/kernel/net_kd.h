@@ -96,7 +96,7 @@ typedef struct {
   u32 threads;       // T
   u32 arrived;       // barrier: threads that reached the current barrier
   u32 generation;    // barrier: bumped as each barrier opens; threads wait on it
-  u32 abort;         // set by the host when a thread failed: every waiting thread traps
+  u32 abort;         // 1: set by the host when a thread failed; 2: a thread ran out of patience; every waiting thread traps
   u32 rows;          // this step: the batch's rows, thread t takes rows [t * ceil(rows / T), ...)
   float rate;        // this step: Adam's corrected rate and epsilon, beta1 and beta2
   float epsilon;
@@ -109,6 +109,7 @@ typedef struct {
   double *losses;    // [T]: each thread's share of the loss
   float **grads;     // [T]: each thread's Net.grads
   u32 task;          // host: enum Task, what this go is for
+  u32 patience;      // host: seconds a thread waits at a barrier that no thread reaches before it traps
 } Control;
 
 // The host writes both structs through Uint32Array and Float32Array views of the memory, at the
@@ -140,7 +141,7 @@ FIELD_AT(Net, gradA, 15, 1);
 FIELD_AT(Net, gradB, 16, 1);
 FIELD_AT(Net, seed, 17, 1);
 
-_Static_assert(sizeof(Control) == 64, "sizeof(Control) is 64 bytes");
+_Static_assert(sizeof(Control) == 68, "sizeof(Control) is 68 bytes");
 FIELD_AT(Control, threads, 0, 1);
 FIELD_AT(Control, arrived, 1, 1);
 FIELD_AT(Control, generation, 2, 1);
@@ -157,6 +158,7 @@ FIELD_AT(Control, partials, 12, 1);
 FIELD_AT(Control, losses, 13, 1);
 FIELD_AT(Control, grads, 14, 1);
 FIELD_AT(Control, task, 15, 1);
+FIELD_AT(Control, patience, 16, 1);
 
 _Static_assert(sizeof(Op) == 108, "sizeof(Op) is 108 bytes");
 FIELD_AT(Op, type, 0, 1);

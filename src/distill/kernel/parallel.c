@@ -14,7 +14,10 @@
 // A generation barrier: the last thread to arrive resets the count and opens the barrier by
 // bumping the generation; the others wait for the bump. A thread that finds Control.abort set
 // (the host sets it, and wakes them, when a thread failed) traps rather than wait for a thread
-// that will not come.
+// that will not come. So does one that has waited Control.patience seconds with no other thread
+// arriving: a worker whose isolate died without reaching its catch (the host's event loop is
+// blocked here and cannot hear of it) would otherwise hold the run until the CI job's timeout.
+// The threads' shares are even, so a healthy barrier opens within milliseconds.
 void teamBarrier(Control *c) {
   const u32 generation = __atomic_load_n(&c->generation, __ATOMIC_SEQ_CST);
   if (__atomic_add_fetch(&c->arrived, 1, __ATOMIC_SEQ_CST) == c->threads) {
@@ -23,9 +26,21 @@ void teamBarrier(Control *c) {
     __builtin_wasm_memory_atomic_notify((int *)&c->generation, 0xffffffffU);
     return;
   }
+  u32 arrived = __atomic_load_n(&c->arrived, __ATOMIC_SEQ_CST), idle = 0;
   for (u32 spin = 0; __atomic_load_n(&c->generation, __ATOMIC_SEQ_CST) == generation; spin++) {
     if (__atomic_load_n(&c->abort, __ATOMIC_SEQ_CST)) __builtin_trap();
-    if (spin >= SPINS) __builtin_wasm_memory_atomic_wait32((int *)&c->generation, (int)generation, -1);
+    if (spin < SPINS) continue;
+    // 2: timed out after a second.
+    if (__builtin_wasm_memory_atomic_wait32((int *)&c->generation, (int)generation, 1000000000LL) != 2) continue;
+    const u32 now = __atomic_load_n(&c->arrived, __ATOMIC_SEQ_CST);
+    idle = now == arrived ? idle + 1 : 0;
+    arrived = now;
+    if (idle >= c->patience) {
+      // 2 tells the host why (kernel-threads.ts), and has any other waiting thread trap too.
+      __atomic_store_n(&c->abort, 2, __ATOMIC_SEQ_CST);
+      __builtin_wasm_memory_atomic_notify((int *)&c->generation, 0xffffffffU);
+      __builtin_trap();
+    }
   }
 }
 
