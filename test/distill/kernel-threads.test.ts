@@ -94,6 +94,16 @@ async function train(name: string, threads: number, maxRows: number, steps: numb
   return { losses, weights, predicted };
 }
 
+/** What `run` throws (undefined if it returns). */
+function thrown(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
 /** Polls until every kernel worker of this process has exited (their exit events are asynchronous). */
 async function workersGone(): Promise<number> {
   for (let i = 0; i < 200 && runningKernelWorkers() > 0; i++) await new Promise((r) => setTimeout(r, 25));
@@ -205,12 +215,7 @@ describe('the kernel worker threads', () => {
       const { kernel, student, run } = await kernelOf(2);
       run();
       breakProgram(kernel, thread);
-      let caught: unknown;
-      try {
-        run();
-      } catch (error) {
-        caught = error;
-      }
+      const caught = thrown(run);
       expect(caught).toBeInstanceOf(KernelTrap);
       if (thread === 1) expect((caught as Error).message).toMatch(/thread 1: .*memory access out of bounds/);
       else expect((caught as Error).message).toMatch(/memory access out of bounds/);
@@ -233,12 +238,7 @@ describe('the kernel worker threads', () => {
     new Uint32Array(inside.memory.buffer)[inside.control.at / 4 + CONTROL.fields.patience.word] = 1;
     await inside.control.threads.workers[0].terminate();
     const started = performance.now();
-    let caught: unknown;
-    try {
-      run();
-    } catch (error) {
-      caught = error;
-    }
+    const caught = thrown(run);
     expect(caught).toBeInstanceOf(KernelTrap);
     expect((caught as Error).message).toMatch(/stopped without a word: none arrived where the others waited for 1 s/);
     expect(run).toThrow(/closed/);

@@ -34,33 +34,13 @@
 #include "activation.h"
 #include "ops.h"
 #include "vector.h"
+#include "winograd.h"
 
 typedef v128_t V4;
 #define ADD wasm_f32x4_add
 #define SUB wasm_f32x4_sub
 
 static inline V4 half(V4 v) { return wasm_f32x4_mul(v, wasm_f32x4_splat(0.5f)); }
-
-// Where a tile lies: its image and its top-left output pixel.
-typedef struct {
-  u32 image, oy, ox;
-} Tile;
-
-static inline __attribute__((always_inline)) Tile tileAt(const Op *op, u32 p) {
-  const u32 across = (op->outW + 1) / 2, perImage = across * ((op->outH + 1) / 2), q = p % perImage;
-  return (Tile){p / perImage, 2 * (q / across), 2 * (q % across)};
-}
-
-// The 16 input pixels under a tile, row by row; 0 where they fall on the padding or past the edge.
-static inline __attribute__((always_inline)) void tileInputs(const Op *op, float *x, Tile t, float *at[16]) {
-  const int iy0 = (int)t.oy - (int)op->padT, ix0 = (int)t.ox - (int)op->padL;
-  for (int i = 0; i < 4; i++)
-    for (int j = 0; j < 4; j++) {
-      const int iy = iy0 + i, ix = ix0 + j;
-      const int inside = iy >= 0 && iy < (int)op->inH && ix >= 0 && ix < (int)op->inW;
-      at[i * 4 + j] = inside ? x + ((u32)iy * op->inW + (u32)ix) * op->inC : 0;
-    }
-}
 
 // U = G g G^T for every (input, output) channel pair, from the kernel [3, 3, inC, outC].
 static void kernelTransform(const Op *op, const float *w, float *u) {
@@ -90,9 +70,9 @@ static void inputTransform(const Op *op, const float *in, u32 p0, u32 count, flo
   const Op L = *op;
   const u32 C = L.inC;
   for (u32 t = 0; t < count; t++) {
-    const Tile tile = tileAt(&L, p0 + t);
+    const Tile tile = tileAt(&L, p0 + t, 2);
     float *at[16];
-    tileInputs(&L, (float *)in + tile.image * inSize(&L), tile, at);
+    tileInputs(&L, (float *)in + tile.image * inSize(&L), tile, 2, at);
     for (u32 c = 0; c < C; c += 4) {
       const u32 n = C - c;
       V4 d[16], m[16];
@@ -118,7 +98,7 @@ static void outputTransform(const Op *op, const float *bias, const float *m, u32
   const Op L = *op;
   const u32 N = L.outC;
   for (u32 t = 0; t < count; t++) {
-    const Tile tile = tileAt(&L, p0 + t);
+    const Tile tile = tileAt(&L, p0 + t, 2);
     float *y = L.output + tile.image * outSize(&L) + (tile.oy * L.outW + tile.ox) * N;
     const int down = tile.oy + 1 < L.outH, right = tile.ox + 1 < L.outW;
     for (u32 co = 0; co < N; co += 4) {
@@ -149,7 +129,7 @@ static void outputGradientTransform(const Op *op, const float *dOut, float *dm, 
   const Op L = *op;
   const u32 N = L.outC;
   for (u32 t = 0; t < count; t++) {
-    const Tile tile = tileAt(&L, p0 + t);
+    const Tile tile = tileAt(&L, p0 + t, 2);
     const float *y = dOut + tile.image * outSize(&L) + (tile.oy * L.outW + tile.ox) * N;
     const int down = tile.oy + 1 < L.outH, right = tile.ox + 1 < L.outW;
     for (u32 co = 0; co < N; co += 4) {
@@ -173,9 +153,9 @@ static void inputGradientTransform(const Op *op, const float *dv, float *dIn, u3
   const Op L = *op;
   const u32 C = L.inC;
   for (u32 t = 0; t < count; t++) {
-    const Tile tile = tileAt(&L, p0 + t);
+    const Tile tile = tileAt(&L, p0 + t, 2);
     float *at[16];
-    tileInputs(&L, dIn + tile.image * inSize(&L), tile, at);
+    tileInputs(&L, dIn + tile.image * inSize(&L), tile, 2, at);
     for (u32 c = 0; c < C; c += 4) {
       const u32 n = C - c;
       V4 g[16], f[16];

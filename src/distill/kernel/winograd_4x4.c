@@ -23,6 +23,7 @@
 #include "activation.h"
 #include "ops.h"
 #include "vector.h"
+#include "winograd.h"
 
 typedef v128_t V4;
 #define ADD wasm_f32x4_add
@@ -87,32 +88,15 @@ static void kernelTransform(const Op *op, const float *w, float *u) {
     }
 }
 
-// Where a tile lies: its image and its top-left output pixel.
-typedef struct {
-  u32 image, oy, ox;
-} Tile;
-
-static inline Tile tileAt(const Op *op, u32 p) {
-  const u32 across = (op->outW + 3) / 4, perImage = across * ((op->outH + 3) / 4), q = p % perImage;
-  return (Tile){p / perImage, 4 * (q / across), 4 * (q % across)};
-}
-
 // V = B^T d B for tiles [p0, p0 + count), into v [count, 36, inC]; pixels on the padding or past
 // the edge read as 0.
 static void inputTransform(const Op *op, const float *in, u32 p0, u32 count, float *v) {
   const Op L = *op;
   const u32 C = L.inC;
   for (u32 t = 0; t < count; t++) {
-    const Tile tile = tileAt(&L, p0 + t);
-    const float *x = in + tile.image * inSize(&L);
-    const float *at[36];
-    const int iy0 = (int)tile.oy - (int)L.padT, ix0 = (int)tile.ox - (int)L.padL;
-    for (int i = 0; i < 6; i++)
-      for (int j = 0; j < 6; j++) {
-        const int iy = iy0 + i, ix = ix0 + j;
-        const int inside = iy >= 0 && iy < (int)L.inH && ix >= 0 && ix < (int)L.inW;
-        at[i * 6 + j] = inside ? x + ((u32)iy * L.inW + (u32)ix) * C : 0;
-      }
+    const Tile tile = tileAt(&L, p0 + t, 4);
+    float *at[36];
+    tileInputs(&L, (float *)in + tile.image * inSize(&L), tile, 4, at);
     for (u32 c = 0; c < C; c += 4) {
       const u32 n = C - c;
       V4 m[36];
@@ -138,7 +122,7 @@ static void outputTransform(const Op *op, const float *bias, const float *m, u32
   const Op L = *op;
   const u32 N = L.outC;
   for (u32 t = 0; t < count; t++) {
-    const Tile tile = tileAt(&L, p0 + t);
+    const Tile tile = tileAt(&L, p0 + t, 4);
     float *y = L.output + tile.image * outSize(&L) + (tile.oy * L.outW + tile.ox) * N;
     const u32 down = L.outH - tile.oy < 4 ? L.outH - tile.oy : 4, right = L.outW - tile.ox < 4 ? L.outW - tile.ox : 4;
     for (u32 co = 0; co < N; co += 4) {
