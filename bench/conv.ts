@@ -7,7 +7,7 @@
  * learning rate and seed. Each side runs in its own child process so that peak RSS is its own.
  * Not a test: it prints figures and ratios.
  *
- *   npm run bench:conv                                    # cases a,b,c, 10,000 train rows, 5 epochs, 1 round
+ *   npm run bench:conv                                    # cases a,b,c,d, 10,000 train rows, 5 epochs, 1 round
  *   npm run bench:conv -- --cases a --rows 256 --epochs 1 # smoke test
  *   npm run bench:conv -- --rounds 3                      # medians of 3 interleaved rounds
  *   npm run bench:conv -- --rounds 0                      # only make (and cache) the workspaces
@@ -19,6 +19,9 @@
  *   a. 8x8x1, student conv8 3x3 / maxpool 2 / dense 10
  *   b. 28x28x1, student conv16 3x3 / conv32 3x3 / maxpool 2 / dense 10
  *   c. 32x32x3, student 2x [conv (16, 32) 3x3 same, batchnorm, relu, maxpool 2], dropout 0.25, dense 10
+ *   d. 32x32x3 (c's data and teacher), a mobile-style student: conv 3x3 stride 2 (16), then
+ *      depthwise 3x3 (stride 1, then 2) each followed by a 1x1 conv (32, 64), batchnorm and relu
+ *      after every convolution, global average pool, dense 10 (depthwise-separable, as MobileNet)
  * The teacher of each case is a bigger TF.js conv net (tf.layers, saved with writeModelArtifacts).
  * Its conv layers keep their seeded random weights and its Dense head is fitted on the labels
  * (model.fit, wasm backend): TF.js cannot fit the conv layers in reasonable time today (wasm lacks
@@ -47,7 +50,7 @@ import { median, medianOf } from './medians.js';
 const here = fileURLToPath(import.meta.url);
 const { values } = parseArgs({
   options: {
-    cases: { type: 'string', default: 'a,b,c' },
+    cases: { type: 'string', default: 'a,b,c,d' },
     rows: { type: 'string', default: '10000' },
     'eval-rows': { type: 'string' },
     epochs: { type: 'string', default: '5' },
@@ -85,6 +88,25 @@ interface Case {
   teacherHead: number[];
   student: LayerSpec[];
 }
+
+/** The teacher of the 32x32x3 cases (c and d): two 3x3 convolutions with pools. */
+const imageTeacher: Case['teacherFeatures'] = (tf, init) => [
+  tf.layers.conv2d({
+    inputShape: [32, 32, 3],
+    filters: 32,
+    kernelSize: 3,
+    padding: 'same',
+    activation: 'relu',
+    kernelInitializer: init(1),
+  }),
+  tf.layers.maxPooling2d({ poolSize: 2 }),
+  tf.layers.conv2d({ filters: 64, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }),
+  tf.layers.maxPooling2d({ poolSize: 2 }),
+  tf.layers.flatten(),
+];
+
+/** Batch normalisation then a relu, after each convolution of the mobile-style student (case d). */
+const normRelu: LayerSpec[] = [{ type: 'batchNormalization' }, { type: 'activation', activation: 'relu' }];
 
 const CASES: Case[] = [
   {
@@ -148,20 +170,7 @@ const CASES: Case[] = [
     shape: [32, 32, 3],
     shift: 4,
     noise: 3.5,
-    teacherFeatures: (tf, init) => [
-      tf.layers.conv2d({
-        inputShape: [32, 32, 3],
-        filters: 32,
-        kernelSize: 3,
-        padding: 'same',
-        activation: 'relu',
-        kernelInitializer: init(1),
-      }),
-      tf.layers.maxPooling2d({ poolSize: 2 }),
-      tf.layers.conv2d({ filters: 64, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }),
-      tf.layers.maxPooling2d({ poolSize: 2 }),
-      tf.layers.flatten(),
-    ],
+    teacherFeatures: imageTeacher,
     teacherHead: [128],
     student: [
       { type: 'conv2d', filters: 16, kernelSize: 3, padding: 'same' },
@@ -174,6 +183,30 @@ const CASES: Case[] = [
       { type: 'maxPooling2d', poolSize: 2 },
       { type: 'dropout', rate: 0.25 },
       { type: 'flatten' },
+      { type: 'dense', units: 10 },
+    ],
+  },
+  {
+    id: 'd',
+    title:
+      '32x32x3, mobile-style: conv 3x3/2 (16), 2x [depthwise 3x3 (/1, /2), conv 1x1 (32, 64)], BN + relu each, global average pool, dense 10',
+    shape: [32, 32, 3],
+    shift: 4,
+    noise: 3.5,
+    teacherFeatures: imageTeacher,
+    teacherHead: [128],
+    student: [
+      { type: 'conv2d', filters: 16, kernelSize: 3, strides: 2, padding: 'same' },
+      ...normRelu,
+      { type: 'depthwiseConv2d', kernelSize: 3, padding: 'same' },
+      ...normRelu,
+      { type: 'conv2d', filters: 32, kernelSize: 1 },
+      ...normRelu,
+      { type: 'depthwiseConv2d', kernelSize: 3, strides: 2, padding: 'same' },
+      ...normRelu,
+      { type: 'conv2d', filters: 64, kernelSize: 1 },
+      ...normRelu,
+      { type: 'globalAveragePooling2d' },
       { type: 'dense', units: 10 },
     ],
   },

@@ -106,6 +106,18 @@ def build_student(layers, input_shape):
             ops, shape = padded(conv, spec.get("padding", "valid"), shape, kernel, stride)
             modules += ops + [ACTIVATIONS[spec.get("activation")]()]
             channels = spec["filters"]
+        elif kind == "depthwiseConv2d":
+            kernel, stride = pair(spec["kernelSize"]), pair(spec.get("strides", 1))
+            out = channels * spec.get("depthMultiplier", 1)
+            conv = torch.nn.Conv2d(channels, out, kernel, stride, groups=channels, bias=spec.get("useBias", True))
+            # Keras's glorotUniform on [kh, kw, C, m] has fans kh*kw*C and kh*kw*m, torch's on
+            # [C*m, 1, kh, kw] kh*kw and kh*kw*C*m: the same bound where m is 1.
+            torch.nn.init.xavier_uniform_(conv.weight)
+            if conv.bias is not None:
+                torch.nn.init.zeros_(conv.bias)
+            ops, shape = padded(conv, spec.get("padding", "valid"), shape, kernel, stride)
+            modules += ops + [ACTIVATIONS[spec.get("activation")]()]
+            channels = out
         elif kind in ("maxPooling2d", "averagePooling2d"):
             kernel = pair(spec.get("poolSize", 2))
             stride = pair(spec.get("strides") or kernel)
