@@ -215,9 +215,9 @@ describe('Winograd F(2x2, 3x3) convolutions in the WebAssembly kernel', () => {
 // input sums up to 36 terms of magnitude ~(4 + 5 + 1) x 10 ~ 100x a pixel, an output adds 36
 // products, 6 of them times 8, so partial sums run ~100x larger than a direct sum's, an order of
 // magnitude beyond F(2x2)'s ~9x. With random-signed roundings over ~36 * inC + 36 additions that
-// is ~1e-5 of the largest output (Lavin & Gray report the same order); measured here 1.5e-6 to
-// 4.5e-6. The tolerance is 1e-4: 20x what we see, still 4 orders below any wrong coefficient's
-// O(1) error, and 10x inside the 1e-3 that kernel-teacher.ts checks a teacher's logits to.
+// is ~1e-5 of the largest output; measured here 1.5e-6 to 4.5e-6. The tolerance is 1e-4: 20x
+// what we see, still 4 orders below any wrong coefficient's O(1) error, and 10x inside the 1e-3
+// that kernel-teacher.ts checks a teacher's logits to.
 const TOLERANCE_4X4 = 1e-4;
 
 describe('Winograd F(4x4, 3x3) for inference in the WebAssembly kernel', () => {

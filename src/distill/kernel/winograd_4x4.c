@@ -6,10 +6,10 @@
 // multiplies per 16 outputs and channel pair, against F(2x2, 3x3)'s 64 and direct's 144.
 //
 // Training keeps F(2x2, 3x3) (winograd.c): this transform's larger coefficients (up to 5 in B, 8
-// in A, 1/24 in G) grow the rounding error by about an order of magnitude over F(2x2)'s (Lavin &
-// Gray's table: ~1e-5 against F(2x2)'s ~1e-6 relative in float), which a teacher's logits, checked
-// against TF.js's own to 1e-3 of their size before use, afford, and which gradients summed over
-// thousands of steps would carry. Measured on bench:conv's teachers: see bench/RESULTS.md.
+// in A, 1/24 in G) grow the rounding error several times over F(2x2)'s (measured: 1.5e-6 to
+// 4.5e-6 of the largest output against ~1e-6, test/distill/winograd.test.ts), which a teacher's
+// logits, checked against TF.js's own to 1e-3 of their size before use, afford, and which
+// gradients summed over thousands of steps would carry.
 //
 // Tiles go WINOGRAD4_CHUNK at a time: a chunk's transformed tiles [chunk, 36, inC] and products
 // [chunk, 36, outC] stay in cache; Op.aux is not used (no backward pass needs the tiles). Op.scratch
