@@ -293,11 +293,20 @@ export function usesWinograd(input: Shape, window: Pair, strides: Pair): boolean
 }
 
 /**
+ * Input channels from which F(4x4, 3x3) beats im2col in inference, where there is no backward
+ * pass to pay for: measured on bench:conv's teachers' first layers (one thread), 28x28x1 -> 32
+ * 10% slower than im2col (products of depth 1), 8x8x1 -> 32 even, 32x32x3 -> 32 faster (the
+ * whole pass 8% faster).
+ */
+export const WINOGRAD4_MIN_CHANNELS = 3;
+
+/**
  * The Winograd output tile a convolution runs with, by shape and purpose only (so a student
- * always trains the same way, bit for bit): 0 (im2col) where usesWinograd says no; in training,
- * 2; in inference, 4 (F(4x4, 3x3), 36 products per 4x4 tile against F(2x2)'s 4 x 16) wherever
- * its tiles need fewer products than F(2x2)'s over the same output, which small outputs, where
- * 4x4 tiles hang over the edge, may not (6x6: 4 tiles x 36 = 9 x 16).
+ * always trains the same way, bit for bit): in training, 2 where usesWinograd says so, else 0
+ * (im2col); in inference, 4 (F(4x4, 3x3), 36 products per 4x4 tile against F(2x2)'s 4 x 16) for
+ * 3x3 stride-1 convolutions of WINOGRAD4_MIN_CHANNELS input channels or more wherever its tiles
+ * need fewer products than F(2x2)'s over the same output, which small outputs, where 4x4 tiles
+ * hang over the edge, may not (6x6: 4 tiles x 36 = 9 x 16), else F(2x2) or im2col as in training.
  */
 export function winogradTile(
   input: Shape,
@@ -306,10 +315,12 @@ export function winogradTile(
   strides: Pair,
   purpose: KernelPurpose,
 ): KernelOp['winograd'] {
-  if (!usesWinograd(input, window, strides)) return 0;
-  if (purpose === 'training') return 2;
+  if (purpose === 'training') return usesWinograd(input, window, strides) ? 2 : 0;
+  if (window[0] !== 3 || window[1] !== 3 || strides[0] !== 1 || strides[1] !== 1) return 0;
+  if (input[2] < WINOGRAD4_MIN_CHANNELS) return 0;
   const tiles = (side: number) => Math.ceil(output[0] / side) * Math.ceil(output[1] / side);
-  return tiles(4) * 36 < tiles(2) * 16 ? 4 : 2;
+  if (tiles(4) * 36 < tiles(2) * 16) return 4;
+  return usesWinograd(input, window, strides) ? 2 : 0;
 }
 
 function pooling({ layer, config, shape, base }: LayerContext): Translation {

@@ -230,7 +230,12 @@ describe('Winograd F(4x4, 3x3) for inference in the WebAssembly kernel', () => {
     expect(tile(6)).toBe(2); // 4 x 36 = 9 x 16: no gain
     expect(tile(2)).toBe(2);
     expect(winogradTile(shape(16, 16, 16), shape(16, 16, 16), [3, 3], [1, 1], 'training')).toBe(2);
-    expect(winogradTile(shape(16, 16, 3), shape(16, 16, 16), [3, 3], [1, 1], 'inference')).toBe(0);
+    // Fewer input channels: F(4x4) from 3 on in inference (no backward pass to pay for), im2col below.
+    expect(winogradTile(shape(16, 16, 3), shape(16, 16, 16), [3, 3], [1, 1], 'inference')).toBe(4);
+    expect(winogradTile(shape(16, 16, 2), shape(16, 16, 16), [3, 3], [1, 1], 'inference')).toBe(0);
+    expect(winogradTile(shape(6, 6, 3), shape(6, 6, 16), [3, 3], [1, 1], 'inference')).toBe(0);
+    expect(winogradTile(shape(16, 16, 3), shape(16, 16, 16), [3, 3], [1, 1], 'training')).toBe(0);
+    expect(winogradTile(shape(16, 16, 16), shape(8, 8, 16), [3, 3], [2, 2], 'inference')).toBe(0);
   });
 
   const inferenceCases: Record<string, { input: [number, number, number]; convs: [Conv, Conv] }> = {
@@ -239,6 +244,13 @@ describe('Winograd F(4x4, 3x3) for inference in the WebAssembly kernel', () => {
       convs: [
         { filters: 13, padding: 'same', activation: 'relu' },
         { filters: 6, padding: 'valid', activation: 'linear' },
+      ],
+    },
+    'same then same, 10x9 input of 3 channels (an image), 8 then 5 channels': {
+      input: [10, 9, 3],
+      convs: [
+        { filters: 8, padding: 'same', activation: 'relu' },
+        { filters: 5, padding: 'same', activation: 'linear' },
       ],
     },
     'same both, 16x16 input, 32 then 64 channels (a teacher layer)': {
