@@ -6,14 +6,13 @@
 // than on the wasm backend at its best batch (bench/RESULTS.md, "The teacher's pass in the
 // kernel"); stacks of dense layers stay on TF.js, whose matrix products are faster. GPU and
 // native backends keep the teacher on TF.js, and timing always measures the teacher as shipped.
-import { availableParallelism } from 'node:os';
 import type { Tf } from '../backend/resolve.js';
 import type { LoadedModel, RowPass } from '../models/loaded-model.js';
 import { inferenceBatch } from '../models/predict.js';
 import { layOutKernelMemory } from './kernel-memory.js';
 import { kernelBuild, type KernelModuleName } from './kernel-module.js';
 import { planKernel, type KernelOp } from './kernel-plan.js';
-import { forwardWork, MIN_WORK_PER_THREAD } from './kernel-threads.js';
+import { passThreads } from './kernel-threads.js';
 import { NetKernel } from './net-kernel.js';
 
 /** The backends whose passes the kernel beats: TF.js's bundled ones, on this CPU. */
@@ -64,7 +63,7 @@ export function attachKernelPass(
   if (classes !== model.outputWidth)
     return { notAttached: `its last layer has ${classes} units, the head ${model.outputWidth}` };
   const rows = passRows(plan.ops);
-  const threads = setting === 'auto' ? passThreads(rows, plan.ops) : setting;
+  const threads = passThreads(setting, rows, plan.ops);
   let kernel: NetKernel;
   try {
     // Each thread takes `rows` rows of a call: a cache-sized share.
@@ -88,15 +87,6 @@ export function attachKernelPass(
   };
   const onThreads = threads > 1 ? `, ${threads} threads` : '';
   return { attached: `in the training kernel (${kernel.module}${onThreads}, ${plan.ops.length} ops)` };
-}
-
-/**
- * Threads of a pass under distill.threads: auto: the cores, as many as each get at least
- * MIN_WORK_PER_THREAD multiply-adds of a call (waking them and waiting for them cost tens of
- * microseconds a call).
- */
-function passThreads(rows: number, ops: KernelOp[], cores = availableParallelism()): number {
-  return Math.max(1, Math.min(cores, Math.floor((rows * forwardWork(ops)) / MIN_WORK_PER_THREAD)));
 }
 
 /** The pass: the kernel's predict, and the softmax planKernel leaves off the last layer (the loss never needs it; a teacher's output does). */

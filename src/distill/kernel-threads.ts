@@ -196,9 +196,24 @@ export function kernelThreads(
   cores = availableParallelism(),
 ): number {
   if (setting !== 'auto') return setting;
-  const work = 3 * maxRows * forwardWork(ops);
-  return Math.max(
-    1,
-    Math.min(cores, Math.floor(maxRows / MIN_ROWS_PER_THREAD), Math.floor(work / MIN_WORK_PER_THREAD)),
-  );
+  return threadsFor(3 * maxRows * forwardWork(ops), cores, Math.floor(maxRows / MIN_ROWS_PER_THREAD));
+}
+
+/**
+ * The threads a forward pass in the kernel runs on (a teacher's, kernel-teacher.ts): distill.threads
+ * as set, or for 'auto' the cores, as many as get MIN_WORK_PER_THREAD multiply-adds of a call of
+ * `rows` rows each. Rows are independent, so no rows cap: any split gives the same logits.
+ */
+export function passThreads(
+  setting: number | 'auto',
+  rows: number,
+  ops: KernelOp[],
+  cores = availableParallelism(),
+): number {
+  return setting === 'auto' ? threadsFor(rows * forwardWork(ops), cores) : setting;
+}
+
+/** The cores, capped at `cap` and at one thread per MIN_WORK_PER_THREAD multiply-adds of `work`; at least one. */
+function threadsFor(work: number, cores: number, cap = cores): number {
+  return Math.max(1, Math.min(cores, cap, Math.floor(work / MIN_WORK_PER_THREAD)));
 }

@@ -11,6 +11,7 @@ import {
   forwardWork,
   kernelThreads,
   MIN_WORK_PER_THREAD,
+  passThreads,
   runningKernelWorkers,
 } from '../../src/distill/kernel-threads.js';
 import { KernelTrap, NetKernel } from '../../src/distill/net-kernel.js';
@@ -322,5 +323,12 @@ describe('distill.threads: auto', () => {
     expect(kernelThreads('auto', 64, mlp, 4)).toBe(1);
     // A number is taken as it is.
     expect(kernelThreads(3, 64, mlp, 4)).toBe(3);
+    // A pass: no cap by rows (any split gives the same logits), only by the work of a call.
+    // 4 rows of the conv net, ~0.6M multiply-adds each, are work for 2 threads; 64 rows for all 16
+    // cores, where a step of 64 rows gets 4.
+    expect(passThreads('auto', 4, conv, 16)).toBe(2);
+    expect(passThreads('auto', 64, conv, 16)).toBe(16);
+    expect(passThreads('auto', 4, mlp, 4)).toBe(1);
+    expect(passThreads(3, 4, mlp, 4)).toBe(3);
   });
 });
