@@ -17,12 +17,16 @@ static inline float activate(float v, u32 activation) {
   return v;
 }
 
+// A relu of four lanes, f32x4.max with zero: kernels that apply a relu as they store their
+// outputs (a fused batch normalisation, F(4x4)'s output transform) use this, so their bits are
+// activateAll's.
+static inline v128_t relu4(v128_t v) { return wasm_f32x4_max(v, wasm_f32x4_splat(0.0f)); }
+
 static inline void activateAll(float *p, u32 n, u32 activation) {
   if (activation == LINEAR) return;
   if (activation == RELU) {
-    const v128_t zeros = wasm_f32x4_splat(0.0f);
     u32 i = 0;
-    for (; i + 4 <= n; i += 4) wasm_v128_store(p + i, wasm_f32x4_max(wasm_v128_load(p + i), zeros));
+    for (; i + 4 <= n; i += 4) wasm_v128_store(p + i, relu4(wasm_v128_load(p + i)));
     for (; i < n; i++) p[i] = p[i] > 0.0f ? p[i] : 0.0f;
     return;
   }

@@ -25,15 +25,14 @@ static void addProducts(float *__restrict sums, float *__restrict products, cons
 // normalisation is fused into it (kernel-plan.ts), a relu in this same pass.
 static void normalise(float *__restrict h, float *__restrict y, const float *__restrict x, const float *__restrict mean, const float *__restrict inverse, const float *__restrict gamma, const float *__restrict beta, u32 count, u32 C, u32 activation) {
   if (activation == RELU && C % 4 == 0) {
-    // The relu as activateAll does it (f32x4.max with zero), so the bits are those of an
-    // Activation op after the normalisation.
+    // The relu as activateAll does it (relu4), so the bits are an Activation op's after it.
     for (u32 p = 0; p < count; p++)
       for (u32 c = 0; c < C; c += 4) {
         const u32 at = p * C + c;
         const v128_t v = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + at), wasm_v128_load(mean + c)), wasm_v128_load(inverse + c));
         wasm_v128_store(h + at, v);
         const v128_t out = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(gamma + c), v), wasm_v128_load(beta + c));
-        wasm_v128_store(y + at, wasm_f32x4_max(out, wasm_f32x4_splat(0.0f)));
+        wasm_v128_store(y + at, relu4(out));
       }
     return;
   }

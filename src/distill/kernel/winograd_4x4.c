@@ -142,9 +142,8 @@ static void outputTransform(const Op *op, const float *bias, const float *m, u32
         outputColumn(s + 6 * i, o);
         float *row = y + i * L.outW * N + co;
         for (u32 j = 0; j < right; j++) {
-          V4 value = ADD(b, o[j]);
-          if (L.activation == RELU) value = wasm_f32x4_max(value, SPLAT(0.0f));
-          store4(row + j * N, value, n);
+          const V4 value = ADD(b, o[j]);
+          store4(row + j * N, L.activation == RELU ? relu4(value) : value, n);
         }
       }
     }
